@@ -1,0 +1,189 @@
+"""Loading a bundle: discover files, load YAML, validate, build, check across files, freeze.
+
+A bundle is a folder: `bundle.yaml` plus one folder per definition kind (`forms/`, `flows/`,
+`rules/`, `reports/`, `lists/`, `tests/`) and `templates/`. Every problem in every file is collected
+and reported together, sorted by file and line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from engine.bundle_meta import BUNDLE_SCHEMA, BundleMeta, build_meta
+from engine.errors import DefinitionError, Diagnostic, Diagnostics
+from engine.kinds import BuildContext
+from engine.registry import Registry
+from engine.schema import SchemaChecker, report_errors
+from engine.types import Span
+from engine.yamlsource import Document, load_yaml_file
+
+TEMPLATE_FOLDER = "templates"
+MAX_TEMPLATE_BYTES = 512 * 1024
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded, checked, immutable bundle; `hash` is its version identity."""
+
+    root: Path
+    meta: BundleMeta
+    hash: str
+    registry: Registry
+    definitions: Mapping[str, Mapping[str, Any]]
+    documents: Mapping[tuple[str, str], Document]
+    templates: Mapping[str, str]
+    warnings: tuple[Diagnostic, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+    @property
+    def version(self) -> str:
+        return self.meta.version
+
+    def all(self, kind: str) -> Mapping[str, Any]:
+        """Every definition of a kind, by name."""
+        return self.definitions.get(kind, MappingProxyType({}))
+
+    def get(self, kind: str, name: str) -> Any:
+        """One definition; KeyError if it does not exist."""
+        return self.all(kind)[name]
+
+
+@dataclass
+class _Loading:
+    root: Path
+    registry: Registry
+    diags: Diagnostics = field(default_factory=Diagnostics)
+    documents: dict[tuple[str, str], Document] = field(default_factory=dict)
+
+
+def display_path(path: Path) -> str:
+    """The path as shown in diagnostics: relative to the working directory when inside it."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def content_hash(root: Path) -> str:
+    """A hash of every file of the bundle: the bundle's version identity."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        if any(part.startswith(".") or part == "__pycache__" for part in rel.split("/")):
+            continue
+        digest.update(rel.encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _yaml_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in YAML_SUFFIXES)
+
+
+def _load_templates(root: Path, diags: Diagnostics) -> dict[str, str]:
+    folder = root / TEMPLATE_FOLDER
+    templates: dict[str, str] = {}
+    if not folder.is_dir():
+        return templates
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        shown = display_path(path)
+        if path.stat().st_size > MAX_TEMPLATE_BYTES:
+            diags.error(f"template is larger than {MAX_TEMPLATE_BYTES:,} bytes", Span(shown, 1, 1),
+                        code="template-too-large")
+            continue
+        try:
+            templates[path.relative_to(folder).as_posix()] = path.read_text("utf-8")
+        except UnicodeDecodeError:
+            diags.error("the template is not valid UTF-8", Span(shown, 1, 1), code="yaml-encoding")
+    return templates
+
+
+def validate_bundle(root: Path | str, registry: Registry) -> tuple[Bundle | None, list[Diagnostic]]:
+    """Load and check a bundle; returns (bundle or None, every diagnostic sorted)."""
+    root = Path(root)
+    state = _Loading(root, registry)
+    diags = state.diags
+    manifest = root / "bundle.yaml"
+    if not manifest.is_file():
+        where = display_path(manifest)
+        diags.error("no bundle.yaml: a bundle is a folder with bundle.yaml at its top",
+                    Span(where, 1, 1), code="no-bundle")
+        return None, diags.sorted()
+    checker = SchemaChecker(registry)
+    meta_doc = load_yaml_file(manifest, display_path(manifest), diags)
+    meta = None
+    if meta_doc is not None:
+        before = len(diags.errors)
+        from jsonschema import Draft202012Validator
+
+        report_errors(Draft202012Validator(BUNDLE_SCHEMA).iter_errors(meta_doc.data), meta_doc, (), diags)
+        if len(diags.errors) == before:
+            meta = build_meta(meta_doc, diags)
+
+    definitions: dict[str, dict[str, Any]] = {}
+    ctx = BuildContext(registry, diags, state.documents, definitions, meta)
+    kinds = sorted(registry.definition_kinds, key=lambda k: (k.order, k.name))
+    known_folders = {k.folder for k in kinds} | {TEMPLATE_FOLDER}
+    for child in sorted(root.iterdir()):
+        if child.is_dir() and not child.name.startswith(".") and child.name not in known_folders:
+            diags.warning(f"folder '{child.name}' is not a definition folder and is ignored",
+                          Span(display_path(child), 1, 1), code="unknown-folder",
+                          hint="definition folders: " + ", ".join(sorted(known_folders)))
+    for kind in kinds:
+        built = definitions.setdefault(kind.name, {})
+        origin: dict[str, str] = {}
+        for path in _yaml_files(root / kind.folder):
+            doc = load_yaml_file(path, display_path(path), diags)
+            if doc is None:
+                continue
+            if not checker.check(doc, kind, diags):
+                continue
+            name = doc.data[kind.key]
+            if name in built or name in origin:
+                ctx.error(doc, (kind.key,), f"{kind.name} '{name}' is already defined in {origin[name]}",
+                          code="duplicate-definition")
+                continue
+            origin[name] = doc.file
+            state.documents[(kind.name, name)] = doc
+            spec = kind.build(doc, ctx)
+            if spec is not None:
+                built[name] = spec
+    templates = _load_templates(root, diags)
+    if meta is None:
+        return None, diags.sorted()
+    bundle = Bundle(
+        root=root,
+        meta=meta,
+        hash=content_hash(root),
+        registry=registry,
+        definitions=MappingProxyType({k: MappingProxyType(v) for k, v in definitions.items()}),
+        documents=MappingProxyType(dict(state.documents)),
+        templates=MappingProxyType(templates),
+    )
+    for kind in kinds:
+        kind.check(bundle, ctx)
+    if diags.has_errors:
+        return None, diags.sorted()
+    warnings = tuple(d for d in diags.sorted() if d.severity == "warning")
+    return Bundle(**{**bundle.__dict__, "warnings": warnings}), diags.sorted()
+
+
+def load_bundle(root: Path | str, registry: Registry) -> Bundle:
+    """Load a bundle or raise `DefinitionError` carrying every diagnostic."""
+    bundle, diags = validate_bundle(root, registry)
+    if bundle is None:
+        raise DefinitionError([d for d in diags if d.severity == "error"])
+    return bundle

@@ -1,0 +1,172 @@
+"""Diagnostics: how every problem in a definition reaches an analyst.
+
+One formatter (`format_diagnostic`) prints `path:LINE:COL: error: MESSAGE [code]`; the web UI and
+the API return the same `Diagnostic` as JSON (`Diagnostic.to_json`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Literal
+
+from engine.types import Span, YamlPath
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem found in a definition, with where it is and what would fix it."""
+
+    message: str
+    span: Span | None = None
+    code: str = "invalid"
+    hint: str | None = None
+    yaml_path: YamlPath = ()
+    severity: Severity = "error"
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        if self.span is None:
+            return ("", 0, 0, self.message)
+        return (self.span.file, self.span.line, self.span.col, self.message)
+
+    def to_json(self) -> dict[str, object]:
+        """The diagnostic as plain data for the API and the web UI."""
+        return {
+            "severity": self.severity,
+            "message": self.message,
+            "code": self.code,
+            "hint": self.hint,
+            "file": self.span.file if self.span else None,
+            "line": self.span.line if self.span else None,
+            "col": self.span.col if self.span else None,
+            "path": format_yaml_path(self.yaml_path),
+            "text": format_diagnostic(self),
+        }
+
+
+def format_yaml_path(path: YamlPath) -> str:
+    """`nodes.accept.assign[0]` style rendering of a YAML path."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def format_diagnostic(diag: Diagnostic) -> str:
+    """THE formatter: `file:line:col: error: message [code]` plus an indented hint line."""
+    where = f"{diag.span}: " if diag.span else ""
+    path = f" (at {format_yaml_path(diag.yaml_path)})" if diag.yaml_path else ""
+    text = f"{where}{diag.severity}: {diag.message}{path} [{diag.code}]"
+    if diag.hint:
+        text += f"\n  hint: {diag.hint}"
+    return text
+
+
+@dataclass
+class Diagnostics:
+    """A collector: every stage adds what it finds, nothing stops at the first problem."""
+
+    items: list[Diagnostic] = field(default_factory=list)
+
+    def add(self, diag: Diagnostic) -> None:
+        self.items.append(diag)
+
+    def error(
+        self,
+        message: str,
+        span: Span | None = None,
+        *,
+        code: str = "invalid",
+        hint: str | None = None,
+        yaml_path: YamlPath = (),
+    ) -> None:
+        """Record an error."""
+        self.add(Diagnostic(message, span, code, hint, yaml_path, "error"))
+
+    def warning(
+        self,
+        message: str,
+        span: Span | None = None,
+        *,
+        code: str = "warning",
+        hint: str | None = None,
+        yaml_path: YamlPath = (),
+    ) -> None:
+        """Record a warning (reported, but the bundle still loads)."""
+        self.add(Diagnostic(message, span, code, hint, yaml_path, "warning"))
+
+    def extend(self, diags: Iterable[Diagnostic]) -> None:
+        self.items.extend(diags)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.items if d.severity == "error"]
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.severity == "error" for d in self.items)
+
+    def sorted(self) -> list[Diagnostic]:
+        """Unique diagnostics ordered by file, line and column."""
+        seen: set[Diagnostic] = set()
+        out = []
+        for d in sorted(self.items, key=Diagnostic.sort_key):
+            if d not in seen:
+                seen.add(d)
+                out.append(d)
+        return out
+
+    def __iter__(self) -> Iterator[Diagnostic]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class DocketError(Exception):
+    """Base of every error Docket raises on purpose."""
+
+
+class DefinitionError(DocketError):
+    """A bundle failed to load; carries every diagnostic found."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic]):
+        self.diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)
+        super().__init__("\n".join(format_diagnostic(d) for d in self.diagnostics))
+
+
+class ExpressionError(DocketError):
+    """An expression was refused at load or failed at run time; carries its position."""
+
+    def __init__(self, message: str, span: Span | None = None, *, source: str | None = None):
+        self.message = message
+        self.span = span
+        self.source = source
+        super().__init__(f"{span}: {message}" if span else message)
+
+
+class ConflictError(DocketError):
+    """A concurrent change won first: the caller should reload and try again."""
+
+
+class NotFoundError(DocketError):
+    """The thing asked for does not exist (or the caller may not know it exists)."""
+
+
+class ValidationFailed(DocketError):
+    """Submitted data broke the definition's rules; `errors` maps field -> messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {', '.join(v)}" for k, v in errors.items()))
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """A 'did you mean ...?' hint for a misspelt name, or None if nothing is close."""
+    matches = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"did you mean '{matches[0]}'?" if matches else None

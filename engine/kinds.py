@@ -1,0 +1,140 @@
+"""Definition kinds: what a file in `forms/`, `flows/`, `lists/`... is, and how it is built.
+
+`engine/` knows definitions only in general. Each engine package registers the kinds it owns
+(`registry.definition_kinds.add(FormKind())`), so the bundle loader stays generic: it finds files
+by folder, validates them against the kind's schema (plugin types chosen at `Dispatch` points),
+calls `build`, then `check` once every file of every kind is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterator, Protocol
+
+from engine.errors import Diagnostics, ExpressionError, did_you_mean
+from engine.types import Span, YamlPath
+from engine.yamlsource import Document
+
+if TYPE_CHECKING:
+    from engine.bundle import Bundle
+    from engine.registry import Registry
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """A place where a plugin type is chosen by a `type` key, e.g. every field of a form.
+
+    `path` may contain '*' for any mapping key or list index: ('fields', '*').
+    """
+
+    path: tuple[str, ...]
+    registry_kind: str
+    common_schema: dict[str, Any]
+    discriminator: str = "type"
+
+
+class DefinitionKind(Protocol):
+    """A kind of definition file: its folder, schema, and how it becomes a spec."""
+
+    name: str
+    aliases: tuple[str, ...]
+    folder: str
+    key: str
+    order: int
+    options_schema: dict[str, Any]
+    dispatch: tuple[Dispatch, ...]
+
+    def build(self, doc: Document, ctx: "BuildContext") -> Any | None:
+        """Turn a schema-valid document into a frozen spec; report problems to ctx."""
+
+    def check(self, bundle: "Bundle", ctx: "BuildContext") -> None:
+        """Cross-file checks, once every definition of every kind is built."""
+
+
+def walk_dispatch(data: Any, pattern: tuple[str, ...], prefix: YamlPath = ()) -> Iterator[tuple[YamlPath, Any]]:
+    """Every (path, value) in `data` matching a dispatch path with '*' wildcards."""
+    if not pattern:
+        yield prefix, data
+        return
+    head, rest = pattern[0], pattern[1:]
+    if head == "*":
+        if isinstance(data, dict):
+            for key, value in data.items():
+                yield from walk_dispatch(value, rest, prefix + (key,))
+        elif isinstance(data, list):
+            for index, value in enumerate(data):
+                yield from walk_dispatch(value, rest, prefix + (index,))
+    elif isinstance(data, dict) and head in data:
+        yield from walk_dispatch(data[head], rest, prefix + (head,))
+
+
+@dataclass
+class BuildContext:
+    """What a kind's build and check steps may use: the registry and the diagnostics."""
+
+    registry: "Registry"
+    diags: Diagnostics
+    documents: dict[tuple[str, str], Document] = field(default_factory=dict)
+    """(kind, name) -> the document it came from, for positions in cross-file checks."""
+    definitions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """kind -> name -> spec, filled kind by kind (lower `order` first) while loading."""
+    meta: Any = None
+    """The bundle's `BundleMeta` (roles, departments, calendar), None if bundle.yaml failed."""
+
+    def doc(self, kind: str, name: str) -> Document:
+        """The document a definition came from."""
+        return self.documents[(kind, name)]
+
+    def error(self, doc: Document, path: YamlPath, message: str, *, code: str = "invalid",
+              hint: str | None = None, at_key: bool = False) -> None:
+        """Report an error at the value (or key) found at `path` in `doc`."""
+        span = doc.source_map.key(path) if at_key else doc.source_map.value(path)
+        self.diags.error(message, span, code=code, hint=hint, yaml_path=path)
+
+    def warning(self, doc: Document, path: YamlPath, message: str, *, code: str = "warning",
+                hint: str | None = None) -> None:
+        self.diags.warning(message, doc.source_map.value(path), code=code, hint=hint,
+                           yaml_path=path)
+
+    def unknown(self, doc: Document, path: YamlPath, what: str, name: str,
+                known: Any, *, code: str = "unknown-reference") -> None:
+        """Report a reference to something that does not exist, with a did-you-mean hint."""
+        names = sorted(known)
+        hint = did_you_mean(name, names)
+        if hint is None and names:
+            shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+            hint = f"known {what}s: {shown}"
+        self.error(doc, path, f"unknown {what} '{name}'", code=code, hint=hint)
+
+    def expression(self, doc: Document, path: YamlPath, names: Any, *, source: str | None = None) -> Any:
+        """Compile the expression written at `path`; problems are reported with positions.
+
+        Returns the compiled `Expression`, or None when it has errors.
+        """
+        from engine.expr import Scope, check_expression, compile_expression
+
+        text = source if source is not None else _get(doc.data, path)
+        if not isinstance(text, str):
+            text = "true" if text is True else "false" if text is False else str(text)
+        scope = Scope(frozenset(names))
+        origin = Span(doc.file, 1, 1)
+        problems = check_expression(text, scope=scope, functions=self.registry.functions, span=origin)
+        if problems:
+            for diag in problems:
+                span = diag.span or origin
+                col = span.col - 1
+                self.diags.error(diag.message, doc.source_map.inside(path, span.line - 1, col),
+                                 code=diag.code, hint=diag.hint, yaml_path=path)
+            return None
+        try:
+            return compile_expression(text, scope=scope, functions=self.registry.functions,
+                                      span=doc.source_map.inside(path, 0, 0))
+        except ExpressionError as exc:  # check and compile must agree; report, never crash
+            self.diags.error(exc.message, exc.span, code="expr-invalid", yaml_path=path)
+            return None
+
+
+def _get(data: Any, path: YamlPath) -> Any:
+    for part in path:
+        data = data[part]
+    return data

@@ -1,0 +1,163 @@
+"""The plugin registry: one `Kind` per plugin kind, held by a `Registry` instance.
+
+Built-ins and third-party plugins register through the same call, `register(registry)`. There is
+no module-level registry: the composition root (cli.py, web.app) builds one and passes it down,
+so tests build fresh ones and never need to restore global state.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Callable, Generic, Iterator, Protocol, TypeVar, runtime_checkable
+
+from engine.errors import DocketError, did_you_mean
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "docket.plugins"
+
+
+@runtime_checkable
+class PluginType(Protocol):
+    """What every registered type declares about itself.
+
+    `name` is the word analysts write in YAML (`type: task`); `aliases` keep renamed types
+    working; `options_schema` is the JSON Schema fragment of the type's YAML options, merged
+    into the kind's schema so editors validate and complete plugin options like built-ins.
+    """
+
+    name: str
+    aliases: tuple[str, ...]
+    options_schema: dict[str, Any]
+
+
+class RegistryError(DocketError):
+    """A plugin could not be registered (duplicate name, missing attribute)."""
+
+
+T = TypeVar("T")
+
+
+class Kind(Generic[T]):
+    """The registered types of one plugin kind, looked up by name or alias."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._types: dict[str, T] = {}
+        self._sources: dict[str, str] = {}
+        self._aliases: dict[str, str] = {}
+
+    def add(self, plugin: T, *, source: str = "built-in") -> T:
+        """Register a type; a name or alias already taken is an error naming both sources."""
+        name = getattr(plugin, "name", None)
+        if not isinstance(name, str) or not name:
+            raise RegistryError(f"{self.kind} from {source} has no 'name'")
+        aliases = tuple(getattr(plugin, "aliases", ()) or ())
+        for word in (name, *aliases):
+            owner = self._aliases.get(word)
+            if owner is not None:
+                raise RegistryError(
+                    f"{self.kind} '{word}' from {source} is already registered by "
+                    f"{self._sources[owner]}"
+                )
+        self._types[name] = plugin
+        self._sources[name] = source
+        for word in (name, *aliases):
+            self._aliases[word] = name
+        return plugin
+
+    def get(self, name: str) -> T | None:
+        """The type registered under this name or alias, or None."""
+        canonical = self._aliases.get(name)
+        return None if canonical is None else self._types[canonical]
+
+    def canonical(self, name: str) -> str | None:
+        """The canonical name for a name or alias."""
+        return self._aliases.get(name)
+
+    def hint(self, name: str) -> str | None:
+        """A did-you-mean hint for an unknown name."""
+        return did_you_mean(name, self._aliases)
+
+    def names(self) -> list[str]:
+        """Canonical names, sorted."""
+        return sorted(self._types)
+
+    def source(self, name: str) -> str:
+        return self._sources[self._aliases[name]]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._aliases
+
+    def __iter__(self) -> Iterator[T]:
+        return iter([self._types[n] for n in self.names()])
+
+    def __len__(self) -> int:
+        return len(self._types)
+
+    def copy(self) -> "Kind[T]":
+        new: Kind[T] = Kind(self.kind)
+        new._types = dict(self._types)
+        new._sources = dict(self._sources)
+        new._aliases = dict(self._aliases)
+        return new
+
+
+@dataclass
+class Registry:
+    """One registry per plugin kind. Build it in a composition root; pass it down."""
+
+    field_types: Kind[Any] = field(default_factory=lambda: Kind("field type"))
+    node_types: Kind[Any] = field(default_factory=lambda: Kind("node type"))
+    actions: Kind[Any] = field(default_factory=lambda: Kind("action"))
+    functions: Kind[Any] = field(default_factory=lambda: Kind("function"))
+    chart_types: Kind[Any] = field(default_factory=lambda: Kind("chart type"))
+    channels: Kind[Any] = field(default_factory=lambda: Kind("channel"))
+    assignment_strategies: Kind[Any] = field(default_factory=lambda: Kind("assignment strategy"))
+    definition_kinds: Kind[Any] = field(default_factory=lambda: Kind("definition kind"))
+    problems: list[str] = field(default_factory=list)
+    """Plugins that failed to load, by name, with the reason. The others still load."""
+
+    def copy(self) -> "Registry":
+        """An independent copy (like jsonschema's `extend()`): add to it without touching this."""
+        return Registry(
+            **{
+                name: getattr(self, name).copy()
+                for name in (
+                    "field_types",
+                    "node_types",
+                    "actions",
+                    "functions",
+                    "chart_types",
+                    "channels",
+                    "assignment_strategies",
+                    "definition_kinds",
+                )
+            },
+            problems=list(self.problems),
+        )
+
+    def use(self, register: Callable[["Registry"], None], *, source: str) -> bool:
+        """Run one plugin's `register(registry)`; a failure is recorded, not raised."""
+        try:
+            register(self)
+        except Exception as exc:  # a broken plugin must not stop the others
+            self.problems.append(f"plugin {source}: {type(exc).__name__}: {exc}")
+            log.warning("plugin %s failed to register: %s", source, exc)
+            return False
+        return True
+
+    def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> list[str]:
+        """Register every installed plugin of the `docket.plugins` entry-point group."""
+        loaded = []
+        for ep in entry_points(group=group):
+            try:
+                register = ep.load()
+            except Exception as exc:
+                self.problems.append(f"plugin {ep.name} ({ep.value}): {type(exc).__name__}: {exc}")
+                continue
+            if self.use(register, source=f"{ep.name} ({ep.value})"):
+                loaded.append(ep.name)
+        return loaded

@@ -1,0 +1,66 @@
+"""Alembic migrations of the engine tables, run programmatically.
+
+`upgrade(engine)` brings the `dk_*` tables to the newest revision inside one write transaction
+(SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock), so several processes starting at once
+migrate exactly once. New revisions go in `versions/`; the test suite checks that the migrated
+schema matches `engine.storage.tables.metadata`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, text
+
+from engine.storage.db import read_transaction, transaction
+
+__all__ = ["VERSION_TABLE", "alembic_config", "current_revision", "head_revision",
+           "include_name", "upgrade"]
+
+VERSION_TABLE = "dk_alembic_version"
+_LOCK_KEY = 0x646F636B6574  # "docket": PostgreSQL advisory lock serialising migrations
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic filter: only engine tables (`dk_*`); record tables are not Alembic's business.
+
+    Alembic's own version table is left out too: it is not in the metadata, so autogenerate
+    would otherwise propose dropping it.
+    """
+    if type_ == "table":
+        return name is not None and name.startswith("dk_") and name != VERSION_TABLE
+    return True
+
+
+def alembic_config() -> Config:
+    """An Alembic Config built in code, pointing at this package."""
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).resolve().parent))
+    config.set_main_option("path_separator", "os")
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate the engine tables to `revision` (default: newest) in one transaction."""
+    config = alembic_config()
+    with transaction(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or None if the engine tables were never created."""
+    with read_transaction(engine) as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        return context.get_current_revision()
+
+
+def head_revision() -> str | None:
+    """The newest revision shipped with this version of Docket."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()

@@ -1,0 +1,16 @@
+"""The flow engine: node types, the flow definition kind, instances and tasks."""
+
+from __future__ import annotations
+
+from engine.registry import Registry
+from flows.kind import FlowKind
+from flows.nodes.basic import Decision, End, Start, Task
+
+BUILT_IN_NODE_TYPES = (Start, Task, Decision, End)
+
+
+def register(registry: Registry) -> None:
+    """Register the flow definition kind and the built-in node types."""
+    registry.definition_kinds.add(FlowKind())
+    for node_type in BUILT_IN_NODE_TYPES:
+        registry.node_types.add(node_type())

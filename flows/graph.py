@@ -1,0 +1,65 @@
+"""Graph checks of a flow: references, reachability, and that every path ends."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from engine.kinds import BuildContext
+from engine.yamlsource import Document
+from flows.spec import NodeSpec
+
+
+def edges(nodes: dict[str, NodeSpec], registry: Any) -> dict[str, list[str]]:
+    """node id -> ids it can lead to (only existing nodes)."""
+    out: dict[str, list[str]] = {}
+    for node_id, node in nodes.items():
+        ntype = registry.node_types.get(node.type)
+        out[node_id] = [t for _, t in ntype.targets(node) if t in nodes]
+    return out
+
+
+def check_graph(nodes: dict[str, NodeSpec], start: str, doc: Document, ctx: BuildContext) -> None:
+    """Report dangling references, unreachable nodes and nodes from which no end is reachable."""
+    registry = ctx.registry
+    for node_id, node in nodes.items():
+        ntype = registry.node_types.get(node.type)
+        for path, target in ntype.targets(node):
+            if target not in nodes:
+                ctx.unknown(doc, ("nodes", node_id) + path, "node", target, nodes)
+        if ntype.needs_next and not ntype.terminal and node.next is None:
+            ctx.error(doc, ("nodes", node_id), f"node '{node_id}' has no 'next': where does the flow go after it?",
+                      code="flow-no-next", at_key=True)
+    if start not in nodes:
+        return
+    graph = edges(nodes, registry)
+    reached = {start}
+    queue = deque([start])
+    while queue:
+        for target in graph[queue.popleft()]:
+            if target not in reached:
+                reached.add(target)
+                queue.append(target)
+    for node_id in nodes:
+        if node_id not in reached:
+            ctx.error(doc, ("nodes", node_id), f"node '{node_id}' is unreachable from the start '{start}'",
+                      code="flow-unreachable", at_key=True)
+    reverse: dict[str, list[str]] = {n: [] for n in nodes}
+    for source, targets in graph.items():
+        for target in targets:
+            reverse[target].append(source)
+    ending = {n for n, node in nodes.items() if registry.node_types.get(node.type).terminal}
+    queue = deque(ending)
+    while queue:
+        for source in reverse[queue.popleft()]:
+            if source not in ending:
+                ending.add(source)
+                queue.append(source)
+    if not any(registry.node_types.get(n.type).terminal for n in nodes.values()):
+        ctx.error(doc, ("nodes",), "the flow has no end node", code="flow-no-end",
+                  hint="add a node with 'type: end'", at_key=True)
+        return
+    for node_id in sorted(reached - ending, key=list(nodes).index):
+        ctx.error(doc, ("nodes", node_id),
+                  f"no path from node '{node_id}' reaches an end: records there could never finish",
+                  code="flow-never-ends", at_key=True)

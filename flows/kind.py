@@ -1,0 +1,82 @@
+"""`flows/*.yaml`: the flow definition kind."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+from engine.kinds import BuildContext, Dispatch
+from engine.schema import LABEL_SCHEMA, NAME_PATTERN
+from engine.yamlsource import Document
+from flows.graph import check_graph
+from flows.spec import FlowSpec, NodeSpec
+
+COMMON_NODE_SCHEMA: dict[str, Any] = {
+    "required": ["type"],
+    "properties": {
+        "type": {"type": "string", "description": "the node type"},
+        "label": LABEL_SCHEMA,
+        "description": LABEL_SCHEMA,
+        "next": {"type": "string", "description": "the node that follows"},
+    },
+}
+
+EXPRESSION_NAMES = frozenset({"user", "record", "query_no", "status", "created_at"})
+
+
+class FlowKind:
+    """`flow: name`, `form: form`, `start: node`, `nodes: {id: {type: ...}}`."""
+
+    name = "flow"
+    aliases: tuple[str, ...] = ()
+    folder = "flows"
+    key = "flow"
+    order = 20
+    dispatch = (Dispatch(("nodes", "*"), "node_types", COMMON_NODE_SCHEMA),)
+    options_schema: dict[str, Any] = {
+        "type": "object",
+        "required": ["flow", "form", "start", "nodes"],
+        "additionalProperties": False,
+        "properties": {
+            "flow": {"type": "string", "pattern": NAME_PATTERN},
+            "form": {"type": "string"},
+            "label": LABEL_SCHEMA,
+            "description": LABEL_SCHEMA,
+            "start": {"type": "string", "description": "the first node"},
+            "start_on_create": {"type": "boolean", "description": "start when a record is created (default true)"},
+            "nodes": {"type": "object", "minProperties": 1, "propertyNames": {"pattern": NAME_PATTERN},
+                      "additionalProperties": {"type": "object"}},
+        },
+    }
+
+    def build(self, doc: Document, ctx: BuildContext) -> FlowSpec | None:
+        data = doc.data
+        forms = ctx.definitions.get("form", {})
+        form = forms.get(data["form"])
+        if form is None:
+            ctx.unknown(doc, ("form",), "form", data["form"], forms)
+        scope = set(EXPRESSION_NAMES) | (set(form.fields) if form else set())
+        raw_nodes = data["nodes"]
+        nodes: dict[str, NodeSpec] = {}
+        for node_id, raw in raw_nodes.items():
+            options = {k: v for k, v in raw.items() if k not in COMMON_NODE_SCHEMA["properties"]}
+            nodes[node_id] = NodeSpec(node_id, ctx.registry.node_types.canonical(raw["type"]) or raw["type"],
+                                      raw.get("label", node_id), doc.source_map.key(("nodes", node_id)),
+                                      MappingProxyType(options), raw.get("next"))
+        if data["start"] not in nodes:
+            ctx.unknown(doc, ("start",), "node", data["start"], nodes)
+        check_graph(nodes, data["start"], doc, ctx)
+        if form is None:
+            return None
+        compiled_nodes = {}
+        for node_id, node in nodes.items():
+            ntype = ctx.registry.node_types.get(node.type)
+            compiled = ntype.compile(node, data, ctx, doc, ("nodes", node_id), scope)
+            compiled_nodes[node_id] = NodeSpec(node.id, node.type, node.label, node.span, node.options,
+                                               node.next, MappingProxyType(compiled or {}))
+        return FlowSpec(data["flow"], data["form"], data.get("label", data["flow"]), data["start"],
+                        MappingProxyType(compiled_nodes), doc.span(()),
+                        bool(data.get("start_on_create", True)))
+
+    def check(self, bundle: Any, ctx: BuildContext) -> None:
+        return None

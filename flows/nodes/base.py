@@ -1,0 +1,48 @@
+"""The node-type plugin contract: one class per type, describing itself completely."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
+
+from engine.kinds import BuildContext
+from engine.types import YamlPath
+from engine.yamlsource import Document
+from flows.spec import NodeSpec
+
+if TYPE_CHECKING:
+    from flows.runtime import NodeRun
+
+
+class NodeType:
+    """Base of every node type.
+
+    Load time: `options_schema` validates the node's own keys; `targets` names the nodes it can
+    lead to (for the graph checks); `compile` checks references and compiles expressions,
+    returning what the runtime needs. Run time: `enter` is called when a token arrives;
+    `on_task_completed` when one of the node's tasks is done.
+    """
+
+    name: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()
+    description: ClassVar[str] = ""
+    options_schema: ClassVar[dict[str, Any]] = {"properties": {}}
+    examples: ClassVar[tuple[str, ...]] = ()
+    terminal: ClassVar[bool] = False
+    """True for node types that end a path (no `next` needed)."""
+    needs_next: ClassVar[bool] = True
+
+    def targets(self, node: NodeSpec) -> Iterator[tuple[YamlPath, str]]:
+        """(path inside the node, target node id) for every outgoing edge."""
+        if node.next is not None:
+            yield ("next",), node.next
+
+    def compile(self, node: NodeSpec, flow: Any, ctx: BuildContext, doc: Document,
+                path: YamlPath, scope: set[str]) -> dict[str, Any]:
+        """Check the node against the rest of the bundle; return compiled parts."""
+        return {}
+
+    def enter(self, run: "NodeRun") -> None:
+        raise NotImplementedError
+
+    def on_task_completed(self, run: "NodeRun", task: Any, outcome: str | None) -> None:
+        run.move_to(run.node.next)

@@ -1,0 +1,141 @@
+"""The basic node types: start, task, decision, end."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from engine.kinds import BuildContext
+from engine.schema import LABEL_SCHEMA, NAME_PATTERN
+from engine.types import YamlPath
+from engine.yamlsource import Document
+from flows.nodes.base import NodeType
+from flows.spec import NodeSpec
+
+ASSIGN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "who does the task",
+    "properties": {
+        "role": {"type": "string"},
+        "user": {"type": "string"},
+        "department": {"type": "string"},
+        "expression": {"type": "string", "description": "an expression giving a username"},
+        "submitter": {"type": "boolean"},
+        "strategy": {"enum": ["claim", "round_robin", "least_loaded"]},
+    },
+}
+
+
+class Start(NodeType):
+    name = "start"
+    description = "Where the flow begins; moves on at once."
+    examples = ("begin:\n  type: start\n  next: accept\n",)
+
+    def enter(self, run: Any) -> None:
+        run.move_to(run.node.next)
+
+
+class Task(NodeType):
+    name = "task"
+    aliases = ("user_task",)
+    description = "A person fills in the fields allowed at this step, then the flow moves on."
+    options_schema = {"properties": {
+        "assign": ASSIGN_SCHEMA,
+        "fields": {"type": "array", "items": {"type": "string"},
+                   "description": "form fields this step may edit"},
+        "outcomes": {"type": "array", "items": {"type": "string", "pattern": NAME_PATTERN}},
+        "instructions": LABEL_SCHEMA,
+        "status": {"type": "string", "description": "record status while at this step"},
+    }}
+    examples = ("accept:\n  type: task\n  label: {zh-CN: 受理, en: Accept}\n  assign: {role: agent}\n"
+                "  fields: [urgency, category]\n  next: done\n",)
+
+    def compile(self, node: NodeSpec, flow: Any, ctx: BuildContext, doc: Document,
+                path: YamlPath, scope: set[str]) -> dict[str, Any]:
+        form = ctx.definitions.get("form", {}).get(flow["form"])
+        for i, name in enumerate(node.options.get("fields", [])):
+            if form is not None and name not in form.fields:
+                ctx.unknown(doc, path + ("fields", i), "field", name, form.fields)
+        assign = node.options.get("assign", {})
+        meta = ctx.meta
+        if meta is not None:
+            if "role" in assign and assign["role"] not in meta.roles:
+                ctx.unknown(doc, path + ("assign", "role"), "role", assign["role"], meta.roles)
+            if "department" in assign and assign["department"] not in meta.departments:
+                ctx.unknown(doc, path + ("assign", "department"), "department", assign["department"],
+                            meta.departments)
+        compiled: dict[str, Any] = {}
+        if "expression" in assign:
+            compiled["assignee"] = ctx.expression(doc, path + ("assign", "expression"), scope)
+        return compiled
+
+    def enter(self, run: Any) -> None:
+        run.create_task()
+
+
+class Decision(NodeType):
+    name = "decision"
+    aliases = ("gateway", "exclusive")
+    description = "Takes the first branch whose condition holds; `else` when none does."
+    needs_next = False
+    options_schema = {"required": ["branches"], "properties": {
+        "branches": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "additionalProperties": False,
+            "properties": {"when": {"type": ["string", "boolean"]}, "to": {"type": "string"},
+                           "else": {"type": "string"}, "label": LABEL_SCHEMA},
+        }},
+    }}
+    examples = ("route:\n  type: decision\n  branches:\n    - when: urgency == \"urgent\"\n"
+                "      to: exception_team\n    - else: handle\n",)
+
+    def targets(self, node: NodeSpec) -> Iterator[tuple[YamlPath, str]]:
+        for i, branch in enumerate(node.options.get("branches", [])):
+            for key in ("to", "else"):
+                if key in branch:
+                    yield ("branches", i, key), branch[key]
+
+    def compile(self, node: NodeSpec, flow: Any, ctx: BuildContext, doc: Document,
+                path: YamlPath, scope: set[str]) -> dict[str, Any]:
+        branches = node.options.get("branches", [])
+        conditions = []
+        for i, branch in enumerate(branches):
+            bpath = path + ("branches", i)
+            if "else" in branch:
+                if "when" in branch or "to" in branch:
+                    ctx.error(doc, bpath, "an else branch has only 'else: node'", code="decision")
+                if i != len(branches) - 1:
+                    ctx.error(doc, bpath + ("else",), "'else' must be the last branch", code="decision")
+                conditions.append((None, branch["else"]))
+                continue
+            if "when" not in branch or "to" not in branch:
+                ctx.error(doc, bpath, "a branch needs 'when: condition' and 'to: node'", code="decision")
+                continue
+            conditions.append((ctx.expression(doc, bpath + ("when",), scope), branch["to"]))
+        if not any(cond is None for cond, _ in conditions):
+            ctx.error(doc, path + ("branches",),
+                      "decision has no 'else' branch: a record matching no condition would be stuck",
+                      code="decision-no-else", hint="add '- else: <node>' as the last branch")
+        return {"branches": tuple(conditions)}
+
+    def enter(self, run: Any) -> None:
+        for condition, target in run.node.compiled["branches"]:
+            if condition is None or run.evaluate(condition):
+                run.move_to(target)
+                return
+        run.incident("no branch of the decision matched")
+
+
+class End(NodeType):
+    name = "end"
+    description = "Ends the flow with an outcome (resolved, rejected, withdrawn...)."
+    terminal = True
+    needs_next = False
+    options_schema = {"properties": {"outcome": {"type": "string", "pattern": NAME_PATTERN},
+                                     "status": {"type": "string"}}}
+    examples = ("closed:\n  type: end\n  outcome: resolved\n",)
+
+    def targets(self, node: NodeSpec) -> Iterator[tuple[YamlPath, str]]:
+        return iter(())
+
+    def enter(self, run: Any) -> None:
+        run.end(run.node.options.get("outcome", "completed"))

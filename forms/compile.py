@@ -1,0 +1,138 @@
+"""A form compiled once at load: its field types resolved, its record table, its validator."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from engine.errors import ExpressionError, ValidationFailed
+from engine.expr import EvalContext
+from engine.registry import Registry
+from engine.storage.records import ColumnSpec, RecordTableSpec
+from forms.fields.base import FieldType
+from forms.messages import FieldInvalid, message
+from forms.spec import FieldSpec, FormSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CompiledForm:
+    """Everything the runtime needs about one form, built once per bundle load."""
+
+    spec: FormSpec
+    types: Mapping[str, FieldType]
+    stored: tuple[str, ...]
+    table_spec: RecordTableSpec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def field(self, name: str) -> FieldSpec:
+        return self.spec.fields[name]
+
+    def validate(
+        self,
+        data: Mapping[str, Any],
+        *,
+        locale: str = "en",
+        existing: Mapping[str, Any] | None = None,
+        editable: set[str] | None = None,
+        extra_names: Mapping[str, Any] | None = None,
+        ctx: EvalContext | None = None,
+    ) -> dict[str, Any]:
+        """Check and convert submitted data; returns clean values or raises ValidationFailed.
+
+        `existing` is the stored record when updating (fields not sent keep their value);
+        `editable` limits which fields this caller may set (a flow node's permissions).
+        All problems are reported at once, per field, in `locale`.
+        """
+        errors: dict[str, list[str]] = {}
+        values: dict[str, Any] = dict(existing or {})
+        for key in data:
+            if key not in self.spec.fields or not self.types[key].stores_value:
+                errors.setdefault(key, []).append(message("unknown_field", locale))
+            elif editable is not None and key not in editable:
+                if data[key] != values.get(key) and not self.types[key].is_empty(data[key]):
+                    errors.setdefault(key, []).append(message("readonly", locale))
+        for name in self.stored:
+            if name not in data or (editable is not None and name not in editable):
+                if existing is None:
+                    values[name] = None
+                continue
+            spec, ftype = self.spec.fields[name], self.types[name]
+            raw = data[name]
+            if ftype.is_empty(raw):
+                values[name] = None
+                continue
+            try:
+                values[name] = ftype.parse(raw, spec)
+            except FieldInvalid as exc:
+                errors.setdefault(name, []).append(exc.text(locale))
+                values[name] = None
+        names = {**(extra_names or {}), **values}
+        for name in self.stored:
+            spec, ftype = self.spec.fields[name], self.types[name]
+            if spec.computed is not None:
+                values[name] = names[name] = self._evaluate(spec.computed, names, ctx, None)
+                continue
+            if not self._evaluate(spec.visible_if, names, ctx, True):
+                values[name] = names[name] = None
+                errors.pop(name, None)
+                continue
+            if ftype.is_empty(values.get(name)) and existing is None:
+                default = self._default(spec, ftype, names, ctx)
+                if default is not None:
+                    values[name] = names[name] = default
+            required = spec.required or bool(self._evaluate(spec.required_if, names, ctx, False))
+            if required and ftype.is_empty(values.get(name)) and name not in errors:
+                errors.setdefault(name, []).append(message("required", locale))
+        if errors:
+            raise ValidationFailed(errors)
+        return {name: values.get(name) for name in self.stored}
+
+    def _default(self, spec: FieldSpec, ftype: FieldType, names: Mapping[str, Any],
+                 ctx: EvalContext | None) -> Any:
+        if spec.default_expr is not None:
+            return self._evaluate(spec.default_expr, names, ctx, None)
+        if spec.default is not None:
+            return ftype.parse(spec.default, spec)
+        return None
+
+    @staticmethod
+    def _evaluate(expr: Any, names: Mapping[str, Any], ctx: EvalContext | None, fallback: Any) -> Any:
+        if expr is None:
+            return fallback
+        try:
+            return expr.evaluate(names, ctx)
+        except ExpressionError as exc:
+            # A broken condition must not block intake; the analyst sees it in the log with its position.
+            log.warning("expression failed, using %r: %s", fallback, exc)
+            return fallback
+
+    def to_json(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Field values as JSON."""
+        return {n: self.types[n].to_json(values.get(n), self.spec.fields[n]) for n in self.stored if n in values}
+
+    def display(self, name: str, value: Any, locale: str) -> str:
+        return self.types[name].display(value, self.spec.fields[name], locale)
+
+
+def compile_form(spec: FormSpec, registry: Registry) -> CompiledForm:
+    """Resolve field types and derive the record table's columns."""
+    types: dict[str, FieldType] = {}
+    columns = []
+    stored = []
+    for name, field in spec.fields.items():
+        ftype = registry.field_types.get(field.type)
+        types[name] = ftype
+        if not ftype.stores_value:
+            continue
+        column = ftype.column_type(field)
+        if column is None:
+            continue
+        stored.append(name)
+        columns.append(ColumnSpec(name, column, nullable=True, index=field.index, unique=field.unique))
+    return CompiledForm(spec, types, tuple(stored), RecordTableSpec(spec.name, tuple(columns)))

@@ -1,0 +1,174 @@
+"""Choice field types: select, radio, multiselect, cascade (tree), boolean."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import JSON, Boolean as SqlBoolean, String
+from sqlalchemy.types import TypeEngine
+
+from engine.schema import LABEL_SCHEMA
+from forms.fields.base import FieldType
+from forms.spec import FieldSpec
+
+OPTIONS_SCHEMA: dict[str, Any] = {
+    "description": "the name of a list in lists/, or the options written inline",
+    "anyOf": [
+        {"type": "string"},
+        {"type": "array", "minItems": 1, "items": {
+            "anyOf": [
+                {"type": ["string", "integer"]},
+                {"type": "object", "required": ["value"], "additionalProperties": False,
+                 "properties": {"value": {"type": ["string", "integer"]}, "label": LABEL_SCHEMA,
+                                "color": {"type": "string"}}},
+            ]}},
+    ],
+}
+
+
+class Select(FieldType):
+    name = "select"
+    aliases = ("dropdown",)
+    description = "One choice from an option list (a list in lists/ or inline options)."
+    options_schema = {"required": ["options"], "properties": {"options": OPTIONS_SCHEMA}}
+    examples = ("urgency:\n  type: select\n  label: {zh-CN: 紧急程度, en: Urgency}\n  options: urgency\n  required: true\n",)
+
+    def column_type(self, spec: FieldSpec) -> TypeEngine[Any]:
+        return String(64)
+
+    def leaf_only(self) -> bool:
+        return False
+
+    def allowed(self, spec: FieldSpec) -> set[str]:
+        if spec.choices is None:
+            return set()
+        if self.leaf_only():
+            return {o.value for _, o, _ in spec.choices.walk() if not o.children}
+        return {o.value for o in spec.choices.options}
+
+    def parse(self, raw: Any, spec: FieldSpec) -> Any:
+        if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+            raise self.invalid("not_choice")
+        value = str(raw).strip()
+        if value not in self.allowed(spec):
+            raise self.invalid("not_choice")
+        return value
+
+    def display(self, value: Any, spec: FieldSpec, locale: str) -> str:
+        if value is None or spec.choices is None:
+            return "" if value is None else str(value)
+        option = spec.choices.find(str(value))
+        return option.text(locale) if option else str(value)
+
+
+class Radio(Select):
+    name = "radio"
+    description = "One choice shown as radio buttons (best for 2-5 options)."
+    examples = ("channel:\n  type: radio\n  options: [phone, email, web]\n",)
+
+
+class Cascade(Select):
+    name = "cascade"
+    aliases = ("tree_select", "category_tree")
+    description = ("A choice from a tree (e.g. a three-level category tree in lists/); the leaf "
+                   "value is stored, its ancestors are derived from the list.")
+    options_schema = {"required": ["options"], "properties": {
+        "options": OPTIONS_SCHEMA,
+        "leaf_only": {"type": "boolean", "description": "only the last level may be chosen (default true)"},
+    }}
+    examples = ("category:\n  type: cascade\n  label: {zh-CN: 问题分类, en: Category}\n  options: complaint_category\n",)
+
+    def allowed(self, spec: FieldSpec) -> set[str]:
+        if spec.choices is None:
+            return set()
+        leaf_only = spec.opt("leaf_only", True)
+        return {o.value for _, o, _ in spec.choices.walk() if not (leaf_only and o.children)}
+
+    def path(self, value: str, spec: FieldSpec) -> tuple[str, ...]:
+        """The values from the root to `value`."""
+        for _, option, parents in spec.choices.walk():
+            if option.value == value:
+                return parents + (value,)
+        return (value,)
+
+    def display(self, value: Any, spec: FieldSpec, locale: str) -> str:
+        if value is None or spec.choices is None:
+            return ""
+        names = []
+        for part in self.path(str(value), spec):
+            option = spec.choices.find(part)
+            names.append(option.text(locale) if option else part)
+        return " / ".join(names)
+
+
+class MultiSelect(Select):
+    name = "multiselect"
+    aliases = ("multi_select", "checkboxes")
+    description = "Several choices from an option list; stored as a JSON list."
+    options_schema = {"required": ["options"], "properties": {
+        "options": OPTIONS_SCHEMA, "max_choices": {"type": "integer", "minimum": 1}}}
+    examples = ("waybill_issues:\n  type: multiselect\n  options: [late, damaged, lost]\n",)
+
+    def column_type(self, spec: FieldSpec) -> TypeEngine[Any]:
+        return JSON()
+
+    def is_empty(self, value: Any) -> bool:
+        return value in (None, "", [], ())
+
+    def parse(self, raw: Any, spec: FieldSpec) -> Any:
+        if isinstance(raw, str):
+            raw = [part for part in (p.strip() for p in raw.split(",")) if part]
+        if not isinstance(raw, (list, tuple)):
+            raise self.invalid("not_choices")
+        allowed = self.allowed(spec)
+        values = []
+        for item in raw:
+            if isinstance(item, bool) or not isinstance(item, (str, int)) or str(item) not in allowed:
+                raise self.invalid("not_choices")
+            if str(item) not in values:
+                values.append(str(item))
+        if spec.opt("max_choices") and len(values) > spec.opt("max_choices"):
+            raise self.invalid("too_many", max=spec.opt("max_choices"))
+        return values
+
+    def from_db(self, value: Any, spec: FieldSpec) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+    def display(self, value: Any, spec: FieldSpec, locale: str) -> str:
+        return ", ".join(Select.display(self, v, spec, locale) for v in value or [])
+
+
+_TRUE = {"true", "1", "yes", "on", "y", "是"}
+_FALSE = {"false", "0", "no", "off", "n", "否"}
+
+
+class Boolean(FieldType):
+    name = "boolean"
+    aliases = ("checkbox", "bool")
+    description = "Yes or no."
+    options_schema = {"properties": {}}
+    examples = ("fees_involved:\n  type: boolean\n  label: {zh-CN: 涉及费用, en: Fees involved}\n",)
+
+    def column_type(self, spec: FieldSpec) -> TypeEngine[Any]:
+        return SqlBoolean()
+
+    def is_empty(self, value: Any) -> bool:
+        return value is None or value == ""
+
+    def parse(self, raw: Any, spec: FieldSpec) -> Any:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise self.invalid("not_boolean")
+
+    def display(self, value: Any, spec: FieldSpec, locale: str) -> str:
+        if value is None:
+            return ""
+        if locale.startswith("zh"):
+            return "是" if value else "否"
+        return "Yes" if value else "No"

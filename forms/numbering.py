@@ -1,0 +1,84 @@
+"""Query numbers from a pattern: `TS{date:%Y%m%d}{seq:5}`, `C{random:8}`.
+
+`{seq:N}` counts per form and per the text before it (so a date prefix restarts the count each
+day), allocated by an atomic upsert on `dk_sequences` inside the submitting transaction: unique
+under concurrency on SQLite and PostgreSQL alike. `{random:N}` draws N characters from an
+alphabet without look-alikes, so numbers cannot be guessed by counting.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
+
+from engine.storage.tables import sequences as dk_sequences
+
+_TOKEN = re.compile(r"\{(?P<kind>\w+)(?::(?P<arg>[^}]*))?\}")
+RANDOM_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+
+def check_pattern(pattern: str) -> str | None:
+    """A message describing what is wrong with a numbering pattern, or None."""
+    kinds = []
+    for match in _TOKEN.finditer(pattern):
+        kind, arg = match["kind"], match["arg"]
+        kinds.append(kind)
+        if kind == "date":
+            try:
+                datetime(2024, 1, 2, 3, 4, 5).strftime(arg or "%Y%m%d")
+            except ValueError:
+                return f"bad date format '{arg}' in numbering"
+        elif kind in ("seq", "random"):
+            if not (arg or "").isdigit() or not 1 <= int(arg) <= 20:
+                return f"{{{kind}:N}} needs a width N from 1 to 20"
+        else:
+            return f"unknown numbering token '{{{kind}}}'; use {{date:FORMAT}}, {{seq:N}} or {{random:N}}"
+    if "seq" not in kinds and "random" not in kinds:
+        return "numbering needs {seq:N} or {random:N} so that numbers are unique"
+    if len(_TOKEN.sub("", pattern)) > 20:
+        return "numbering pattern has too much fixed text"
+    return None
+
+
+def next_sequence(conn: Connection, name: str) -> int:
+    """Atomically take the next value of a named counter (starting at 1)."""
+    row = conn.execute(
+        update(dk_sequences).where(dk_sequences.c.name == name)
+        .values(value=dk_sequences.c.value + 1).returning(dk_sequences.c.value)
+    ).first()
+    if row is not None:
+        return int(row[0])
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    stmt = insert(dk_sequences).values(name=name, value=1)
+    stmt = stmt.on_conflict_do_update(index_elements=["name"], set_={"value": dk_sequences.c.value + 1})
+    conn.execute(stmt)
+    return int(conn.execute(select(dk_sequences.c.value).where(dk_sequences.c.name == name)).scalar_one())
+
+
+def allocate(conn: Connection, form: str, pattern: str, now: datetime, timezone: str) -> str:
+    """A new number for `form` following `pattern`, at the instant `now` (UTC)."""
+    local = now.astimezone(ZoneInfo(timezone))
+    out: list[str] = []
+    pos = 0
+    for match in _TOKEN.finditer(pattern):
+        out.append(pattern[pos:match.start()])
+        kind, arg = match["kind"], match["arg"]
+        if kind == "date":
+            out.append(local.strftime(arg or "%Y%m%d"))
+        elif kind == "seq":
+            value = next_sequence(conn, f"{form}:{''.join(out)}")
+            out.append(str(value).zfill(int(arg)))
+        else:
+            out.append("".join(secrets.choice(RANDOM_ALPHABET) for _ in range(int(arg))))
+        pos = match.end()
+    out.append(pattern[pos:])
+    return "".join(out)

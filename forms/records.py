@@ -1,0 +1,223 @@
+"""Records of forms: submit, read, list, update. Each command is one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from sqlalchemy import MetaData, Table, func, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from engine.errors import ConflictError, NotFoundError, ValidationFailed
+from engine.events import Event
+from engine.expr import EvalContext
+from engine.runtime import Runtime
+from engine.storage.db import transaction
+from engine.storage.records import apply_additive, plan_migration, record_table
+from engine.storage.tables import history as dk_history
+from engine.storage.tables import idempotency as dk_idempotency
+from forms.compile import CompiledForm, compile_form
+from forms.messages import message
+from forms.numbering import allocate
+
+SYSTEM_COLUMNS = ("id", "query_no", "version", "status", "created_at", "updated_at", "created_by")
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """What a submission produced; `created` is False when an idempotent retry was answered."""
+
+    form: str
+    record_id: int
+    query_no: str | None
+    created: bool
+
+
+def request_hash(data: Mapping[str, Any]) -> str:
+    """A stable hash of a submission body, to tell a retry from a different request."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class FormService:
+    """The form engine at run time: compiled forms, their tables, and record commands."""
+
+    def __init__(self, rt: Runtime):
+        self.rt = rt
+        self.metadata = MetaData()
+        self.forms: dict[str, CompiledForm] = {
+            name: compile_form(spec, rt.bundle.registry) for name, spec in rt.bundle.all("form").items()
+        }
+        self.tables: dict[str, Table] = {
+            name: record_table(form.table_spec, self.metadata) for name, form in self.forms.items()
+        }
+        rt.services["forms"] = self
+
+    def ensure_tables(self) -> None:
+        """Create missing record tables and add new columns (additive only, never drops)."""
+        for form in self.forms.values():
+            apply_additive(self.rt.db, plan_migration(self.rt.db, form.table_spec))
+
+    def form(self, name: str) -> CompiledForm:
+        try:
+            return self.forms[name]
+        except KeyError:
+            raise NotFoundError(f"no form '{name}'") from None
+
+    def eval_context(self) -> EvalContext:
+        return EvalContext(now=self.rt.clock.now(), calendar=self.rt.bundle.meta.calendar,
+                           services=self.rt.services)
+
+    # -- commands ---------------------------------------------------------------------------
+    def submit(self, form_name: str, data: Mapping[str, Any], *, actor: str | None = None,
+               locale: str = "en", idempotency_key: str | None = None,
+               channel: str | None = None) -> SubmitResult:
+        """Validate and store a new record, publish `record.created` (which starts its flow)."""
+        form = self.form(form_name)
+        clean = form.validate(data, locale=locale, ctx=self.eval_context(),
+                              extra_names={"user": {"username": actor}})
+        body_hash = request_hash(data)
+        try:
+            with transaction(self.rt.db) as conn:
+                if idempotency_key:
+                    earlier = self._earlier(conn, form_name, idempotency_key, body_hash)
+                    if earlier is not None:
+                        return earlier
+                result = self._insert(conn, form, clean, actor, channel)
+                if idempotency_key:
+                    conn.execute(insert(dk_idempotency).values(
+                        key=idempotency_key, form=form_name, request_hash=body_hash,
+                        record_id=result.record_id, created_at=self.rt.clock.now()))
+                return result
+        except IntegrityError:
+            if idempotency_key:  # a concurrent retry with the same key won the race
+                with transaction(self.rt.db) as conn:
+                    earlier = self._earlier(conn, form_name, idempotency_key, body_hash)
+                    if earlier is not None:
+                        return earlier
+            self._raise_unique(form, clean, locale)
+            raise
+
+    def _earlier(self, conn: Connection, form: str, key: str, body_hash: str) -> SubmitResult | None:
+        row = conn.execute(select(dk_idempotency).where(dk_idempotency.c.key == key)).first()
+        if row is None:
+            return None
+        if row.form != form or row.request_hash != body_hash:
+            raise ConflictError("this submission key was already used for a different submission")
+        query_no = conn.execute(select(self.tables[form].c.query_no)
+                                .where(self.tables[form].c.id == row.record_id)).scalar()
+        return SubmitResult(form, row.record_id, query_no, created=False)
+
+    def _raise_unique(self, form: CompiledForm, clean: Mapping[str, Any], locale: str) -> None:
+        table = self.tables[form.name]
+        errors = {}
+        with self.rt.db.connect() as conn:
+            for name in form.stored:
+                if form.field(name).unique and clean.get(name) is not None:
+                    taken = conn.execute(select(func.count()).select_from(table)
+                                         .where(table.c[name] == clean[name])).scalar()
+                    if taken:
+                        errors[name] = [message("not_unique", locale)]
+        if errors:
+            raise ValidationFailed(errors)
+
+    def _insert(self, conn: Connection, form: CompiledForm, clean: Mapping[str, Any],
+                actor: str | None, channel: str | None) -> SubmitResult:
+        now = self.rt.clock.now()
+        table = self.tables[form.name]
+        query_no = None
+        if form.spec.numbering:
+            query_no = allocate(conn, form.name, form.spec.numbering, now, self.rt.bundle.meta.timezone)
+        record_id = conn.execute(insert(table).values(
+            **clean, query_no=query_no, version=1, status="new", created_at=now, updated_at=now,
+            created_by=actor, bundle_hash=self.rt.bundle.hash,
+        )).inserted_primary_key[0]
+        conn.execute(insert(dk_history).values(
+            form=form.name, record_id=record_id, kind="record.created", actor=actor, at=now,
+            data={"fields": form.to_json(clean), "channel": channel}))
+        self.rt.bus.publish(Event("record.created", now, form.name, record_id, actor,
+                                  {"values": dict(clean), "query_no": query_no}), conn)
+        return SubmitResult(form.name, int(record_id), query_no, created=True)
+
+    def update_fields(self, conn: Connection, form_name: str, record_id: int,
+                      values: Mapping[str, Any], *, actor: str | None,
+                      expected_version: int | None = None, status: str | None = None) -> dict[str, Any]:
+        """Write already-validated field values inside the caller's transaction.
+
+        Returns the field diff {name: [old, new]}. A stale `expected_version` is a ConflictError.
+        """
+        form = self.form(form_name)
+        table = self.tables[form_name]
+        before = self.read(conn, form_name, record_id)
+        diff = {n: [form.types[n].to_json(before.get(n), form.field(n)),
+                    form.types[n].to_json(v, form.field(n))]
+                for n, v in values.items() if before.get(n) != v}
+        changes: dict[str, Any] = {n: values[n] for n in diff}
+        if status is not None:
+            changes["status"] = status
+        if not changes:
+            return {}
+        stmt = update(table).where(table.c.id == record_id)
+        if expected_version is not None:
+            stmt = stmt.where(table.c.version == expected_version)
+        result = conn.execute(stmt.values(**changes, version=table.c.version + 1,
+                                          updated_at=self.rt.clock.now()))
+        if result.rowcount != 1:
+            raise ConflictError("the record was changed by someone else; reload it and try again")
+        if diff:
+            now = self.rt.clock.now()
+            self.rt.bus.publish(Event("record.updated", now, form_name, record_id, actor,
+                                      {"changes": diff}), conn)
+        return diff
+
+    # -- queries ----------------------------------------------------------------------------
+    def read(self, conn: Connection, form_name: str, record_id: int) -> dict[str, Any]:
+        """One record's values (fields and system columns); NotFoundError if absent."""
+        form = self.form(form_name)
+        table = self.tables[form_name]
+        row = conn.execute(select(table).where(table.c.id == record_id)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"no {form_name} record {record_id}")
+        out = {c: row[c] for c in SYSTEM_COLUMNS}
+        for name in form.stored:
+            out[name] = form.types[name].from_db(row[name], form.field(name))
+        return out
+
+    def get(self, form_name: str, record_id: int) -> dict[str, Any]:
+        with self.rt.db.connect() as conn:
+            return self.read(conn, form_name, record_id)
+
+    def find_by_query_no(self, form_name: str, query_no: str) -> dict[str, Any] | None:
+        table = self.tables[form_name]
+        with self.rt.db.connect() as conn:
+            record_id = conn.execute(select(table.c.id).where(table.c.query_no == query_no)).scalar()
+            return None if record_id is None else self.read(conn, form_name, record_id)
+
+    def list(self, form_name: str, *, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        """Newest records first."""
+        form = self.form(form_name)
+        table = self.tables[form_name]
+        with self.rt.db.connect() as conn:
+            rows = conn.execute(select(table).order_by(table.c.id.desc()).limit(limit).offset(offset)).mappings()
+            out = []
+            for row in rows:
+                item = {c: row[c] for c in SYSTEM_COLUMNS}
+                for name in form.stored:
+                    item[name] = form.types[name].from_db(row[name], form.field(name))
+                out.append(item)
+            return out
+
+    def count(self, form_name: str) -> int:
+        table = self.tables[form_name]
+        with self.rt.db.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+    def history(self, form_name: str, record_id: int) -> list[dict[str, Any]]:
+        """The record's timeline, oldest first."""
+        with self.rt.db.connect() as conn:
+            rows = conn.execute(select(dk_history).where(dk_history.c.form == form_name,
+                                                         dk_history.c.record_id == record_id)
+                                .order_by(dk_history.c.id)).mappings()
+            return [dict(r) for r in rows]

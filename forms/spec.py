@@ -1,0 +1,58 @@
+"""Frozen specs of forms and fields, each holding where it was written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from engine.types import Label, Span, label_text
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field of a form as the analyst wrote it (options are the type's own keys)."""
+
+    name: str
+    type: str
+    label: Label
+    span: Span
+    options: Mapping[str, Any]
+    required: bool = False
+    required_if: Any = None  # compiled Expression
+    visible_if: Any = None
+    readonly_if: Any = None
+    computed: Any = None
+    default: Any = None
+    default_expr: Any = None
+    unique: bool = False
+    public: bool = False
+    index: bool = False
+    help: Label | None = None
+    placeholder: Label | None = None
+    choices: Any = None  # engine.lists.OptionList for choice types, resolved at load
+    timezone: str = "UTC"  # the bundle's zone: naive dates and times are read in it
+
+    def text(self, locale: str = "en") -> str:
+        return label_text(self.label, locale, self.name)
+
+    def opt(self, key: str, default: Any = None) -> Any:
+        return self.options.get(key, default)
+
+
+@dataclass(frozen=True)
+class FormSpec:
+    """A form: its fields in order, its numbering, and how it appears."""
+
+    name: str
+    label: Label
+    fields: Mapping[str, FieldSpec]
+    span: Span
+    numbering: str | None = None
+    public: bool = False
+    title_field: str | None = None
+    list_fields: tuple[str, ...] = ()
+    description: Label | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def text(self, locale: str = "en") -> str:
+        return label_text(self.label, locale, self.name)

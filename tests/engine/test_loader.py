@@ -1,0 +1,329 @@
+"""The bundle loader: every malformed definition is reported at its file:line:col, all at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.bundle import load_bundle, validate_bundle
+from engine.errors import DefinitionError, format_diagnostic
+from tests.engine.bundle_kit import MINI, diagnostics, problems, write_bundle
+from web.system import build_registry
+
+
+def only(found: list[tuple[str, int, int, str]]) -> tuple[str, int, int, str]:
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_the_mini_bundle_is_valid(tmp_path: Path) -> None:
+    assert problems(tmp_path) == []
+
+
+def test_a_duplicate_key_names_both_lines(tmp_path: Path) -> None:
+    found = only(problems(tmp_path, {"forms/ticket.yaml": """\
+        form: ticket
+        fields:
+          title: {type: text}
+          title: {type: textarea}
+        """}))
+    assert found[:3] == ("forms/ticket.yaml", 4, 3)
+    assert "duplicate key 'title'" in found[3] and "line 3" in found[3]
+
+
+def test_a_wrong_indent_is_a_positioned_syntax_error(tmp_path: Path) -> None:
+    file, line, col, message = only(problems(tmp_path, {"forms/ticket.yaml": """\
+        form: ticket
+        fields:
+          title:
+            type: text
+           required: true
+        """}))
+    assert (file, line) == ("forms/ticket.yaml", 5)
+    assert col >= 1 and "indent" in message.lower() or "expected" in message.lower()
+
+
+def test_tab_indentation_is_reported_with_a_hint(tmp_path: Path) -> None:
+    diags = diagnostics(tmp_path, {"forms/ticket.yaml": "form: ticket\nfields:\n\ttitle: {type: text}\n"})
+    errors = [d for d in diags if d.severity == "error"]
+    assert len(errors) == 1
+    assert errors[0].span is not None and errors[0].span.line == 3
+    assert "tab" in (errors[0].message + (errors[0].hint or "")).lower()
+
+
+def test_an_unknown_field_type_suggests_the_nearest(tmp_path: Path) -> None:
+    diags = diagnostics(tmp_path, {"forms/ticket.yaml": """\
+        form: ticket
+        fields:
+          title:
+            type: txt
+        """})
+    (error,) = [d for d in diags if d.severity == "error"]
+    assert error.span is not None and (error.span.line, error.span.col) == (4, 11)
+    assert "unknown field type 'txt'" in error.message
+    assert error.hint is not None and "text" in error.hint
+
+
+def test_a_misspelt_key_is_reported_at_the_key_with_did_you_mean(tmp_path: Path) -> None:
+    diags = diagnostics(tmp_path, {"forms/ticket.yaml": """\
+        form: ticket
+        fields:
+          title:
+            type: text
+            requird: true
+        """})
+    (error,) = [d for d in diags if d.severity == "error"]
+    assert error.span is not None and (error.span.line, error.span.col) == (5, 5)
+    assert "unknown key 'requird'" in error.message
+    assert error.hint is not None and "required" in error.hint
+
+
+def test_a_missing_required_key_is_reported_on_its_mapping(tmp_path: Path) -> None:
+    file, line, col, message = only(problems(tmp_path, {"forms/ticket.yaml": "form: ticket\nlabel: T\n"}))
+    assert (file, line, col) == ("forms/ticket.yaml", 1, 1)
+    assert "'fields'" in message
+
+
+def test_an_unknown_node_type_is_reported_at_its_type(tmp_path: Path) -> None:
+    flow = MINI["flows/ticket_flow.yaml"].replace("type: task", "type: tusk")
+    diags = diagnostics(tmp_path, {"flows/ticket_flow.yaml": flow})
+    (error,) = [d for d in diags if d.severity == "error"]
+    assert error.span is not None and (error.span.line, error.span.col) == (8, 11)
+    assert "unknown node type 'tusk'" in error.message
+    assert error.hint is not None and "task" in error.hint
+
+
+def test_a_dangling_next_names_the_missing_node(tmp_path: Path) -> None:
+    flow = MINI["flows/ticket_flow.yaml"].replace("next: route", "next: rout")
+    diags = diagnostics(tmp_path, {"flows/ticket_flow.yaml": flow})
+    errors = [d for d in diags if d.severity == "error"]
+    dangling = [d for d in errors if "'rout'" in d.message]
+    assert len(dangling) == 1
+    assert dangling[0].span is not None and (dangling[0].span.line, dangling[0].span.col) == (11, 11)
+    assert dangling[0].hint is not None and "route" in dangling[0].hint
+
+
+def test_an_unknown_field_in_an_expression_points_inside_the_expression(tmp_path: Path) -> None:
+    form = MINI["forms/ticket.yaml"].replace('required_if: urgency == "high"',
+                                             'required_if: urgncy == "high"')
+    diags = diagnostics(tmp_path, {"forms/ticket.yaml": form})
+    (error,) = [d for d in diags if d.severity == "error"]
+    assert error.span is not None and (error.span.line, error.span.col) == (13, 18)
+    assert "urgncy" in error.message
+    assert error.hint is not None and "urgency" in error.hint
+
+
+def test_an_expression_in_a_flow_sees_the_forms_fields(tmp_path: Path) -> None:
+    flow = MINI["flows/ticket_flow.yaml"].replace('when: urgency == "high"', 'when: priority == "high"')
+    file, line, col, message = only(problems(tmp_path, {"flows/ticket_flow.yaml": flow}))
+    assert (file, line, col) == ("flows/ticket_flow.yaml", 16, 17)
+    assert "priority" in message
+
+
+def test_a_decision_without_else_is_refused(tmp_path: Path) -> None:
+    flow = MINI["flows/ticket_flow.yaml"].replace("              - else: done\n", "")
+    file, line, col, message = only(problems(tmp_path, {"flows/ticket_flow.yaml": flow}))
+    assert (file, line) == ("flows/ticket_flow.yaml", 15)
+    assert "no 'else'" in message
+
+
+def test_an_unreachable_node_is_reported(tmp_path: Path) -> None:
+    flow = MINI["flows/ticket_flow.yaml"] + "  orphan:\n    type: end\n"
+    file, line, col, message = only(problems(tmp_path, {"flows/ticket_flow.yaml": flow}))
+    assert (file, line, col) == ("flows/ticket_flow.yaml", 20, 3)
+    assert "unreachable" in message or "cannot be reached" in message
+
+
+def test_an_unknown_role_in_an_assignment_is_reported(tmp_path: Path) -> None:
+    flow = MINI["flows/ticket_flow.yaml"].replace("{role: agent}", "{role: agnet}")
+    file, line, col, message = only(problems(tmp_path, {"flows/ticket_flow.yaml": flow}))
+    assert (file, line, col) == ("flows/ticket_flow.yaml", 9, 21)
+    assert "unknown role 'agnet'" in message
+
+
+def test_an_unknown_option_list_is_reported(tmp_path: Path) -> None:
+    form = MINI["forms/ticket.yaml"].replace("options: urgency", "options: urgencies")
+    file, line, col, message = only(problems(tmp_path, {"forms/ticket.yaml": form}))
+    assert (file, line, col) == ("forms/ticket.yaml", 10, 14)
+    assert "unknown list 'urgencies'" in message
+
+
+def test_a_task_field_that_the_form_lacks_is_reported(tmp_path: Path) -> None:
+    flow = MINI["flows/ticket_flow.yaml"].replace("fields: [urgency]", "fields: [urgency, severity]")
+    file, line, col, message = only(problems(tmp_path, {"flows/ticket_flow.yaml": flow}))
+    assert (file, line, col) == ("flows/ticket_flow.yaml", 10, 25)
+    assert "unknown field 'severity'" in message
+
+
+def test_a_flow_over_an_unknown_form_is_reported(tmp_path: Path) -> None:
+    flow = MINI["flows/ticket_flow.yaml"].replace("form: ticket", "form: tickets")
+    found = problems(tmp_path, {"flows/ticket_flow.yaml": flow})
+    assert ("flows/ticket_flow.yaml", 2, 7, "unknown form 'tickets'") in found
+
+
+def test_a_number_where_text_is_expected_suggests_quoting(tmp_path: Path) -> None:
+    bundle = MINI["bundle.yaml"].replace('version: "1"', "version: 1.10")
+    diags = diagnostics(tmp_path, {"bundle.yaml": bundle})
+    (error,) = [d for d in diags if d.severity == "error"]
+    assert error.span is not None and (error.span.line, error.span.col) == (2, 10)
+    assert "expected string" in error.message
+    assert error.hint is not None and "quote" in error.hint
+
+
+def test_a_yaml11_boolean_word_in_a_text_option_suggests_quoting(tmp_path: Path) -> None:
+    form = MINI["forms/ticket.yaml"].replace("label: Ticket", "label: NO")
+    found = problems(tmp_path, {"forms/ticket.yaml": form})
+    assert found == []  # kept as the text "NO", never False
+
+
+def test_clock_times_and_octal_looking_numbers_stay_text(tmp_path: Path) -> None:
+    write_bundle(tmp_path, {"lists/slots.yaml": """\
+        list: slots
+        items:
+          - {value: 12:30}
+          - {value: 0755}
+          - {value: 0571-8888}
+          - {value: 2024-01-02}
+        """})
+    bundle = load_bundle(tmp_path, build_registry(plugins=False))
+    values = [o.value for o in bundle.get("list", "slots").options]
+    assert values == ["12:30", "0755", "0571-8888", "2024-01-02"]
+
+
+def test_a_python_tag_is_refused_and_nothing_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    found = problems(tmp_path, {"lists/evil.yaml": f"""\
+        list: evil
+        items:
+          - value: !!python/object/apply:os.system ['touch {marker}']
+        """})
+    assert [(f, l, c) for f, l, c, _ in found] == [("lists/evil.yaml", 3, 14)]
+    assert "tag" in found[0][3]
+    assert not marker.exists()
+
+
+def test_an_alias_bomb_is_refused_before_schema_validation(tmp_path: Path) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 9):
+        refs = ", ".join([f"*a{i - 1}"] * 9)
+        lines.append(f"a{i}: &a{i} [{refs}]")
+    bomb = "\n".join(lines) + "\nlist: bomb\nitems: *a8\n"
+    found = problems(tmp_path, {"lists/bomb.yaml": bomb})
+    assert len(found) == 1 and found[0][0] == "lists/bomb.yaml"
+    assert "alias" in found[0][3] or "too many" in found[0][3]
+
+
+def test_deep_nesting_is_refused_without_recursion_error(tmp_path: Path) -> None:
+    deep = "list: deep\nitems: " + "[" * 100_000 + "]" * 100_000 + "\n"
+    found = problems(tmp_path, {"lists/deep.yaml": deep})
+    assert len(found) == 1 and found[0][:2] == ("lists/deep.yaml", 2)
+    assert "deep" in found[0][3] or "nest" in found[0][3]
+
+
+def test_an_oversized_file_is_refused_without_reading_it(tmp_path: Path) -> None:
+    big = tmp_path / "lists" / "big.yaml"
+    big.parent.mkdir(parents=True)
+    with big.open("wb") as out:
+        out.truncate(50 * 1024 * 1024)  # sparse: 50 MB on paper, nothing on disk
+    found = problems(tmp_path)
+    assert [(f, l, c) for f, l, c, _ in found] == [("lists/big.yaml", 1, 1)]
+    assert "bytes" in found[0][3]
+
+
+def test_invalid_utf8_is_reported_at_its_line(tmp_path: Path) -> None:
+    found = problems(tmp_path, {"lists/bad.yaml": b"list: bad\nitems:\n  - {value: caf\xe9}\n"})
+    assert len(found) == 1 and found[0][:2] == ("lists/bad.yaml", 3)
+    assert "UTF-8" in found[0][3]
+
+
+def test_several_documents_in_one_file_are_refused(tmp_path: Path) -> None:
+    found = problems(tmp_path, {"lists/two.yaml": "list: a\nitems: [{value: x}]\n---\nlist: b\nitems: [{value: y}]\n"})
+    assert len(found) == 1 and found[0][:2] == ("lists/two.yaml", 3)
+
+
+def test_a_merge_key_is_refused(tmp_path: Path) -> None:
+    found = problems(tmp_path, {"lists/merge.yaml": """\
+        base: &base {value: x}
+        list: merge
+        items:
+          - <<: *base
+        """})
+    assert any(f == "lists/merge.yaml" and l == 4 and "merge" in m for f, l, _, m in found)
+
+
+def test_the_same_form_name_in_two_files_is_reported(tmp_path: Path) -> None:
+    found = problems(tmp_path, {"forms/ticket_copy.yaml": MINI["forms/ticket.yaml"]})
+    assert len(found) == 1
+    file, line, col, message = found[0]
+    assert (line, col) == (1, 7) and file in ("forms/ticket.yaml", "forms/ticket_copy.yaml")
+    assert "already defined" in message
+
+
+def test_a_bad_numbering_pattern_is_reported(tmp_path: Path) -> None:
+    form = MINI["forms/ticket.yaml"].replace("T{seq:4}", "T{sequence:4}")
+    file, line, col, message = only(problems(tmp_path, {"forms/ticket.yaml": form}))
+    assert (file, line, col) == ("forms/ticket.yaml", 3, 12)
+    assert "unknown numbering token" in message
+
+
+def test_a_duplicate_option_value_in_a_list_names_the_first(tmp_path: Path) -> None:
+    found = problems(tmp_path, {"lists/urgency.yaml": """\
+        list: urgency
+        items:
+          - {value: low}
+          - {value: low}
+        """})
+    assert [(f, l, c) for f, l, c, _ in found] == [("lists/urgency.yaml", 4, 14)]
+    assert "line 3" in found[0][3]
+
+
+def test_an_unknown_role_in_bundle_yaml_is_reported(tmp_path: Path) -> None:
+    bundle = MINI["bundle.yaml"] + "demo_users:\n  - {username: a, roles: [agnt]}\n"
+    file, line, col, message = only(problems(tmp_path, {"bundle.yaml": bundle}))
+    assert (file, line) == ("bundle.yaml", 8)
+    assert "unknown role 'agnt'" in message
+
+
+def test_a_missing_bundle_yaml_is_reported(tmp_path: Path) -> None:
+    found = problems(tmp_path, {"bundle.yaml": None})
+    assert [(f, l, c) for f, l, c, _ in found] == [("bundle.yaml", 1, 1)]
+
+
+def test_every_problem_of_every_file_is_reported_in_one_run(tmp_path: Path) -> None:
+    form = MINI["forms/ticket.yaml"].replace("type: text", "type: txt")
+    flow = MINI["flows/ticket_flow.yaml"].replace("{role: agent}", "{role: agnet}")
+    lists = "list: urgency\nitems:\n  - {value: low}\n  - {value: low}\n"
+    found = problems(tmp_path, {"forms/ticket.yaml": form, "flows/ticket_flow.yaml": flow,
+                                "lists/urgency.yaml": lists})
+    assert sorted({f for f, *_ in found}) == ["flows/ticket_flow.yaml", "forms/ticket.yaml",
+                                              "lists/urgency.yaml"]
+
+
+def test_an_unknown_folder_is_a_warning_not_an_error(tmp_path: Path) -> None:
+    diags = diagnostics(tmp_path, {"form/ticket.yaml": MINI["forms/ticket.yaml"]})
+    assert [d.severity for d in diags] == ["warning"]
+    assert "form" in diags[0].message and diags[0].hint and "forms" in diags[0].hint
+
+
+def test_load_bundle_raises_with_every_diagnostic(tmp_path: Path) -> None:
+    write_bundle(tmp_path, {"forms/ticket.yaml": "form: ticket\nfields:\n  a: {type: txt}\n  b: {type: nmber}\n"})
+    with pytest.raises(DefinitionError) as info:
+        load_bundle(tmp_path, build_registry(plugins=False))
+    assert len(info.value.diagnostics) == 2
+
+
+def test_diagnostics_print_as_file_line_col(tmp_path: Path) -> None:
+    diags = diagnostics(tmp_path, {"forms/ticket.yaml": "form: ticket\nfields:\n  a: {type: txt}\n"})
+    text = format_diagnostic([d for d in diags if d.severity == "error"][0])
+    assert text.split(": error: ")[0].endswith("forms/ticket.yaml:3:13")
+
+
+def test_the_bundle_hash_changes_with_any_file(tmp_path: Path) -> None:
+    write_bundle(tmp_path, {})
+    registry = build_registry(plugins=False)
+    first, _ = validate_bundle(tmp_path, registry)
+    (tmp_path / "lists" / "urgency.yaml").write_text(
+        (tmp_path / "lists" / "urgency.yaml").read_text() + "# a comment\n")
+    second, _ = validate_bundle(tmp_path, registry)
+    assert first is not None and second is not None and first.hash != second.hash

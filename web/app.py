@@ -1,0 +1,203 @@
+"""The HTTP application: a Starlette app over a booted `System`.
+
+This is the walking skeleton of the web issue: health, the record list page and the JSON
+submission API. Errors never show a stack trace: they are logged with a correlation id and the
+user sees a short message with that id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from engine.errors import ConflictError, NotFoundError, ValidationFailed
+from web.system import System
+
+log = logging.getLogger(__name__)
+
+MAX_JSON_BODY = 1024 * 1024
+"""Larger API bodies are refused before they are read into memory."""
+
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+                               "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "x-frame-options": "DENY",
+}
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response (pure ASGI: streaming stays streaming)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                for key, value in SECURITY_HEADERS.items():
+                    if key.encode() not in present:
+                        headers.append((key.encode(), value.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _templates() -> Environment:
+    return Environment(loader=PackageLoader("web", "templates"),
+                       autoescape=select_autoescape(default=True, default_for_string=True))
+
+
+def create_app(system: System) -> Starlette:
+    """The Starlette application serving one booted system."""
+    pages = _templates()
+    bundle = system.bundle
+
+    def locale_of(request: Request) -> str:
+        wanted = request.query_params.get("lang")
+        if wanted in bundle.meta.locales:
+            return wanted
+        accept = request.headers.get("accept-language", "")
+        for loc in bundle.meta.locales:
+            if loc.lower() in accept.lower():
+                return loc
+        return bundle.meta.default_locale
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "bundle": bundle.name, "version": bundle.version,
+                             "hash": bundle.hash})
+
+    async def submit(request: Request) -> JSONResponse:
+        form_name = request.path_params["form"]
+        system.forms.form(form_name)  # 404 before reading the body
+        data = await _json_body(request)
+        if not isinstance(data, dict):
+            return JSONResponse({"error": "the body must be a JSON object of field values"}, 400)
+        result = system.forms.submit(
+            form_name, data, actor=None, locale=locale_of(request),
+            idempotency_key=request.headers.get("idempotency-key"), channel="api")
+        body = {"id": result.record_id, "form": result.form, "query_no": result.query_no,
+                "created": result.created}
+        return JSONResponse(body, status_code=201 if result.created else 200)
+
+    async def list_records(request: Request) -> JSONResponse:
+        form_name = request.path_params["form"]
+        form = system.forms.form(form_name)
+        limit = _int_param(request, "limit", 50, 1, 500)
+        offset = _int_param(request, "offset", 0, 0, 10**9)
+        rows = system.forms.list(form_name, limit=limit, offset=offset)
+        items = [{"id": r["id"], "query_no": r["query_no"], "status": r["status"],
+                  "created_at": r["created_at"].isoformat(), **form.to_json(r)} for r in rows]
+        return JSONResponse({"items": items, "total": system.forms.count(form_name),
+                             "limit": limit, "offset": offset})
+
+    async def home(request: Request) -> HTMLResponse:
+        locale = locale_of(request)
+        forms_view = []
+        for name, form in system.forms.forms.items():
+            columns = list(form.spec.list_fields) or list(form.stored[:5])
+            rows = system.forms.list(name, limit=100)
+            forms_view.append({
+                "name": name, "title": form.spec.text(locale), "total": system.forms.count(name),
+                "columns": [(c, form.field(c).text(locale)) for c in columns],
+                "rows": [{"query_no": r["query_no"], "status": r["status"], "created_at": r["created_at"],
+                          "cells": [form.display(c, r.get(c), locale) for c in columns]} for r in rows],
+            })
+        html = pages.get_template("records.html").render(
+            bundle_title=bundle.meta.title(locale), locale=locale, locales=bundle.meta.locales,
+            forms=forms_view, version=bundle.version, hash=bundle.hash)
+        return HTMLResponse(html)
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ValidationFailed)
+        return JSONResponse({"error": "the submission has errors", "fields": exc.errors}, 422)
+
+    async def on_not_found(request: Request, exc: Exception) -> Response:
+        return _error(request, 404, str(exc))
+
+    async def on_conflict(request: Request, exc: Exception) -> Response:
+        return _error(request, 409, str(exc))
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return _error(request, exc.status_code, exc.detail)
+
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        ref = secrets.token_hex(6)
+        log.exception("unhandled error %s on %s %s", ref, request.method, request.url.path)
+        return _error(request, 500, f"something went wrong on our side (reference {ref})")
+
+    routes = [
+        Route("/", home),
+        Route("/healthz", healthz),
+        Route("/api/v1/forms/{form}/records", submit, methods=["POST"]),
+        Route("/api/v1/forms/{form}/records", list_records, methods=["GET"]),
+        Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={ValidationFailed: on_validation, NotFoundError: on_not_found,
+                            ConflictError: on_conflict, HTTPException: on_http, Exception: on_crash},
+    )
+    app.state.system = system
+    return app
+
+
+def _error(request: Request, status: int, message: str) -> Response:
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": message}, status_code=status)
+    return HTMLResponse(f"<!doctype html><title>{status}</title><h1>{status}</h1><p>"
+                        f"{_escape(message)}</p>", status_code=status)
+
+
+def _escape(text: str) -> str:
+    from markupsafe import escape
+
+    return str(escape(text))
+
+
+async def _json_body(request: Request) -> Any:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_JSON_BODY:
+        raise HTTPException(413, f"the body is larger than {MAX_JSON_BODY:,} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > MAX_JSON_BODY:
+            raise HTTPException(413, f"the body is larger than {MAX_JSON_BODY:,} bytes")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise HTTPException(400, "the body is not valid JSON") from None
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise HTTPException(400, f"'{name}' must be a whole number") from None
+    return max(low, min(high, value))

@@ -1,0 +1,73 @@
+"""The composition root: build the registry, load the bundle, open the database, start services.
+
+`cli.py` and `web.app` both start Docket through `boot`, so the command line and the server
+always run the same engines on the same bundle the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+import engine.expr
+import engine.lists
+import flows
+import forms
+from engine.bundle import Bundle, load_bundle
+from engine.clock import Clock, SystemClock
+from engine.directory import record_bundle_version, sync_directory
+from engine.registry import Registry
+from engine.runtime import Runtime
+from engine.storage.db import create_engine, database_url, transaction
+from engine.storage.migrations import upgrade
+from flows.runtime import FlowService
+from forms.records import FormService
+
+BUILT_IN_PACKAGES = (engine.lists.register, engine.expr.register, forms.register, flows.register)
+
+
+def build_registry(*, plugins: bool = True) -> Registry:
+    """A registry with every built-in plugin kind, plus installed `docket.plugins` entry points."""
+    registry = Registry()
+    for register in BUILT_IN_PACKAGES:
+        register(registry)  # a broken built-in is a bug in Docket: fail loudly
+    if plugins:
+        registry.load_entry_points()
+    return registry
+
+
+@dataclass
+class System:
+    """A running Docket: the runtime and the engine services over it."""
+
+    runtime: Runtime
+    forms: FormService
+    flows: FlowService
+
+    @property
+    def bundle(self) -> Bundle:
+        return self.runtime.bundle
+
+    @property
+    def db(self) -> Engine:
+        return self.runtime.db
+
+
+def boot(bundle_root: Path | str, *, db_url: str | None = None, clock: Clock | None = None,
+         registry: Registry | None = None, migrate: bool = True) -> System:
+    """Load and check the bundle (DefinitionError if invalid), migrate the database, start services."""
+    registry = registry or build_registry()
+    bundle = load_bundle(bundle_root, registry)
+    db = create_engine(database_url(db_url))
+    clock = clock or SystemClock()
+    if migrate:
+        upgrade(db)
+    with transaction(db) as conn:
+        record_bundle_version(conn, bundle, clock.now())
+        sync_directory(conn, bundle.meta, clock.now())
+    runtime = Runtime(bundle, db, clock)
+    form_service = FormService(runtime)
+    form_service.ensure_tables()
+    return System(runtime, form_service, FlowService(runtime))
