@@ -13,14 +13,15 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from engine.errors import ConflictError, DefinitionError, NotFoundError, ValidationFailed, format_diagnostic
+from engine.errors import (ConflictError, DefinitionError, Diagnostic, NotFoundError, ValidationFailed,
+                           format_diagnostic)
 
 DEFAULT_BUNDLE = "definitions/postal_complaints"
 
 
-def _print_diagnostics(diagnostics: Sequence[object], out: object = sys.stderr) -> None:
+def _print_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
     for diag in diagnostics:
-        print(format_diagnostic(diag), file=out)  # type: ignore[arg-type]
+        print(format_diagnostic(diag), file=sys.stderr)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -47,11 +48,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from engine.schema import write_schemas
+    from engine.bundle import write_bundle_schemas
     from web.system import build_registry
 
-    out = Path(args.out)
-    written = write_schemas(build_registry(), out)
+    written = write_bundle_schemas(build_registry(), Path(args.out))
     for path in written:
         print(path)
     return 0

@@ -147,9 +147,8 @@ def validate_bundle(root: Path | str, registry: Registry) -> tuple[Bundle | None
         origin: dict[str, str] = {}
         for path in _yaml_files(root / kind.folder):
             doc = load_yaml_file(path, display_path(path), diags)
-            if doc is None:
-                continue
-            if not checker.check(doc, kind, diags):
+            if doc is None or not checker.check(doc, kind, diags):
+                ctx.incomplete.add(kind.name)
                 continue
             name = doc.data[kind.key]
             if name in built or name in origin:
@@ -161,6 +160,8 @@ def validate_bundle(root: Path | str, registry: Registry) -> tuple[Bundle | None
             spec = kind.build(doc, ctx)
             if spec is not None:
                 built[name] = spec
+            else:
+                ctx.incomplete.add(kind.name)
     templates = _load_templates(root, diags)
     if meta is None:
         return None, diags.sorted()
@@ -187,3 +188,17 @@ def load_bundle(root: Path | str, registry: Registry) -> Bundle:
     if bundle is None:
         raise DefinitionError([d for d in diags if d.severity == "error"])
     return bundle
+
+
+def write_bundle_schemas(registry: Registry, out: Path) -> list[Path]:
+    """Write the JSON Schemas of bundle.yaml and of every definition kind into `out`."""
+    import json
+
+    from engine.schema import write_schemas
+
+    written = write_schemas(registry, out)
+    target = out / "bundle.schema.json"
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+              "title": "Docket bundle.yaml", **BUNDLE_SCHEMA}
+    target.write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return [target, *written]

@@ -80,6 +80,9 @@ class BuildContext:
     """kind -> name -> spec, filled kind by kind (lower `order` first) while loading."""
     meta: Any = None
     """The bundle's `BundleMeta` (roles, departments, calendar), None if bundle.yaml failed."""
+    incomplete: set[str] = field(default_factory=set)
+    """Kinds with a file that failed to load: a reference to one of their names may be defined
+    in the broken file, so "unknown" would be noise on top of the real error."""
 
     def doc(self, kind: str, name: str) -> Document:
         """The document a definition came from."""
@@ -99,6 +102,8 @@ class BuildContext:
     def unknown(self, doc: Document, path: YamlPath, what: str, name: str,
                 known: Any, *, code: str = "unknown-reference") -> None:
         """Report a reference to something that does not exist, with a did-you-mean hint."""
+        if what in self.incomplete:
+            return
         names = sorted(known)
         hint = did_you_mean(name, names)
         if hint is None and names:
@@ -109,8 +114,11 @@ class BuildContext:
     def expression(self, doc: Document, path: YamlPath, names: Any, *, source: str | None = None) -> Any:
         """Compile the expression written at `path`; problems are reported with positions.
 
-        Returns the compiled `Expression`, or None when it has errors.
+        Returns the compiled `Expression`, or None when it has errors. `names` None means the
+        names are unknown (the form failed to load): nothing is checked or compiled.
         """
+        if names is None:
+            return None
         from engine.expr import Scope, check_expression, compile_expression
 
         text = source if source is not None else _get(doc.data, path)

@@ -98,6 +98,10 @@ class ListKind:
         def option(raw: dict[str, Any], path: tuple[Any, ...]) -> Option:
             value = str(raw["value"])
             span = doc.source_map.value(path + ("value",))
+            if isinstance(raw["value"], float):
+                # JSON Schema counts 1e3 as an integer; stored it would read "1000.0".
+                ctx.error(doc, path + ("value",), f"option value {raw['value']!r} is a decimal number",
+                          code="invalid-type", hint="put it in quotes to keep it exactly as written")
             if value in seen:
                 ctx.error(doc, path + ("value",),
                           f"duplicate option value '{value}' (first at line {seen[value]})",

@@ -34,7 +34,7 @@ LABEL_SCHEMA: dict[str, Any] = {
 }
 """A label: plain text or a map of locale -> text. Reused by every kind."""
 
-NAME_PATTERN = "^[a-z][a-z0-9_]*$"
+NAME_PATTERN = "^[a-z][a-z0-9_]{0,50}$"
 """Identifiers analysts choose (form, field, node names): lower snake case."""
 
 _TYPE_NAMES = {
@@ -70,8 +70,14 @@ class SchemaChecker:
         return validator
 
     def check(self, doc: Document, kind: DefinitionKind, diags: Diagnostics) -> bool:
-        """Validate `doc` as a `kind`; report every problem; True when there are none."""
+        """Validate `doc` as a `kind` and report every problem.
+
+        True when the document can still be built: no problems, or only unknown plugin types
+        (the kind's build skips those items, so their neighbours are still cross-checked and
+        one typo does not hide the other problems of the file).
+        """
         before = len(diags.errors)
+        unknown_types = 0
         core = self._validator(("kind", kind.name), kind.options_schema)
         report_errors(core.iter_errors(doc.data), doc, (), diags)
         for dispatch in kind.dispatch:
@@ -90,11 +96,12 @@ class SchemaChecker:
                                 doc.source_map.value(path + (dispatch.discriminator,)),
                                 code="unknown-type", hint=hint,
                                 yaml_path=path + (dispatch.discriminator,))
+                    unknown_types += 1
                     continue
                 key = (dispatch.path, dispatch.registry_kind, kind_registry.canonical(type_name))
                 validator = self._validator(key, item_schema(dispatch, plugin))
                 report_errors(validator.iter_errors(item), doc, path, diags)
-        return len(diags.errors) == before
+        return len(diags.errors) - before == unknown_types
 
 
 def _describe(value: Any) -> str:

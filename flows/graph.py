@@ -7,14 +7,31 @@ from typing import Any
 
 from engine.kinds import BuildContext
 from engine.yamlsource import Document
+from flows.nodes.base import NodeType
 from flows.spec import NodeSpec
+
+
+class _UnknownType(NodeType):
+    """Stands in for a node whose type is unknown (already reported): its `next` still counts,
+    and it is treated as able to end, so one typo does not cascade into graph errors."""
+
+    terminal = True
+    needs_next = False
+
+
+_UNKNOWN = _UnknownType()
+
+
+def node_type(registry: Any, node: NodeSpec) -> NodeType:
+    """The node's registered type, or a lenient stand-in when the type is unknown."""
+    return registry.node_types.get(node.type) or _UNKNOWN
 
 
 def edges(nodes: dict[str, NodeSpec], registry: Any) -> dict[str, list[str]]:
     """node id -> ids it can lead to (only existing nodes)."""
     out: dict[str, list[str]] = {}
     for node_id, node in nodes.items():
-        ntype = registry.node_types.get(node.type)
+        ntype = node_type(registry, node)
         out[node_id] = [t for _, t in ntype.targets(node) if t in nodes]
     return out
 
@@ -23,7 +40,7 @@ def check_graph(nodes: dict[str, NodeSpec], start: str, doc: Document, ctx: Buil
     """Report dangling references, unreachable nodes and nodes from which no end is reachable."""
     registry = ctx.registry
     for node_id, node in nodes.items():
-        ntype = registry.node_types.get(node.type)
+        ntype = node_type(registry, node)
         for path, target in ntype.targets(node):
             if target not in nodes:
                 ctx.unknown(doc, ("nodes", node_id) + path, "node", target, nodes)
@@ -48,14 +65,15 @@ def check_graph(nodes: dict[str, NodeSpec], start: str, doc: Document, ctx: Buil
     for source, targets in graph.items():
         for target in targets:
             reverse[target].append(source)
-    ending = {n for n, node in nodes.items() if registry.node_types.get(node.type).terminal}
+    ending = {n for n, node in nodes.items() if node_type(registry, node).terminal}
     queue = deque(ending)
     while queue:
         for source in reverse[queue.popleft()]:
             if source not in ending:
                 ending.add(source)
                 queue.append(source)
-    if not any(registry.node_types.get(n.type).terminal for n in nodes.values()):
+    if not any(registry.node_types.get(n.type) is not None and registry.node_types.get(n.type).terminal
+               for n in nodes.values()) and all(registry.node_types.get(n.type) for n in nodes.values()):
         ctx.error(doc, ("nodes",), "the flow has no end node", code="flow-no-end",
                   hint="add a node with 'type: end'", at_key=True)
         return

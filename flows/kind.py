@@ -66,14 +66,21 @@ class FlowKind:
         if data["start"] not in nodes:
             ctx.unknown(doc, ("start",), "node", data["start"], nodes)
         check_graph(nodes, data["start"], doc, ctx)
-        if form is None:
-            return None
         compiled_nodes = {}
         for node_id, node in nodes.items():
+            # Without its form the nodes are still checked (roles, graph); expressions are not,
+            # since their names are the form's fields (scope None skips them).
             ntype = ctx.registry.node_types.get(node.type)
-            compiled = ntype.compile(node, data, ctx, doc, ("nodes", node_id), scope)
+            if ntype is None:  # reported by the schema check; the rest is still checked
+                compiled_nodes[node_id] = node
+                continue
+            compiled = ntype.compile(node, data, ctx, doc, ("nodes", node_id),
+                                     scope if form is not None else None)
             compiled_nodes[node_id] = NodeSpec(node.id, node.type, node.label, node.span, node.options,
                                                node.next, MappingProxyType(compiled or {}))
+        if form is None or len(compiled_nodes) != len(nodes) or any(
+                ctx.registry.node_types.get(n.type) is None for n in nodes.values()):
+            return None
         return FlowSpec(data["flow"], data["form"], data.get("label", data["flow"]), data["start"],
                         MappingProxyType(compiled_nodes), doc.span(()),
                         bool(data.get("start_on_create", True)))

@@ -19,7 +19,7 @@ from engine.errors import ConflictError, ExpressionError, NotFoundError
 from engine.events import Event
 from engine.expr import EvalContext
 from engine.runtime import Runtime
-from engine.storage.db import transaction
+from engine.storage.db import read_transaction, transaction
 from engine.storage.tables import flow_instances, history, incidents, tasks, users
 from flows.spec import FlowSpec, NodeSpec
 
@@ -211,7 +211,7 @@ class FlowService:
     def inbox(self, username: str, roles: Iterable[str] = ()) -> list[TaskView]:
         """Open tasks of a user: assigned to them, or open to one of their roles (claimable)."""
         roles = list(roles)
-        with self.rt.db.connect() as conn:
+        with read_transaction(self.rt.db) as conn:
             user_id = self.user_id(conn, username)
             rows = conn.execute(
                 select(tasks, flow_instances.c.flow).join(flow_instances)
@@ -234,7 +234,7 @@ class FlowService:
 
     def open_tasks(self, form: str, record_id: int) -> list[dict[str, Any]]:
         """The record's open tasks."""
-        with self.rt.db.connect() as conn:
+        with read_transaction(self.rt.db) as conn:
             rows = conn.execute(select(tasks).where(
                 tasks.c.form == form, tasks.c.record_id == record_id,
                 tasks.c.status.in_(("open", "claimed"))).order_by(tasks.c.id)).mappings()
@@ -242,7 +242,7 @@ class FlowService:
 
     def instances(self, form: str, record_id: int) -> list[dict[str, Any]]:
         """The record's flow instances, oldest first."""
-        with self.rt.db.connect() as conn:
+        with read_transaction(self.rt.db) as conn:
             rows = conn.execute(select(flow_instances).where(
                 flow_instances.c.form == form, flow_instances.c.record_id == record_id)
                 .order_by(flow_instances.c.id)).mappings()

@@ -78,6 +78,7 @@ class FormKind:
         names = set(data["fields"])
         scope = names | EXPRESSION_NAMES
         fields: dict[str, FieldSpec] = {}
+        unknown_types = False
         for name, raw in data["fields"].items():
             path = ("fields", name)
             if name in FORM_NAMES:
@@ -85,6 +86,9 @@ class FormKind:
                           code="reserved-name", at_key=True)
                 continue
             field_type = ctx.registry.field_types.get(raw["type"])
+            if field_type is None:  # reported by the schema check; the other fields are still checked
+                unknown_types = True
+                continue
             options = {k: v for k, v in raw.items() if k not in COMMON_FIELD_SCHEMA["properties"]}
             choices = self._choices(doc, path, raw, ctx)
             exprs = {key: ctx.expression(doc, path + (key,), scope)
@@ -119,6 +123,8 @@ class FormKind:
             problem = check_pattern(data["numbering"])
             if problem:
                 ctx.error(doc, ("numbering",), problem, code="numbering")
+        if unknown_types:
+            return None
         return FormSpec(
             name=data["form"], label=data.get("label", data["form"]),
             fields=MappingProxyType(fields), span=doc.span(()), numbering=data.get("numbering"),

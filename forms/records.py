@@ -15,7 +15,7 @@ from engine.errors import ConflictError, NotFoundError, ValidationFailed
 from engine.events import Event
 from engine.expr import EvalContext
 from engine.runtime import Runtime
-from engine.storage.db import transaction
+from engine.storage.db import read_transaction, transaction
 from engine.storage.records import apply_additive, plan_migration, record_table
 from engine.storage.tables import history as dk_history
 from engine.storage.tables import idempotency as dk_idempotency
@@ -113,7 +113,7 @@ class FormService:
     def _raise_unique(self, form: CompiledForm, clean: Mapping[str, Any], locale: str) -> None:
         table = self.tables[form.name]
         errors = {}
-        with self.rt.db.connect() as conn:
+        with read_transaction(self.rt.db) as conn:
             for name in form.stored:
                 if form.field(name).unique and clean.get(name) is not None:
                     taken = conn.execute(select(func.count()).select_from(table)
@@ -186,12 +186,12 @@ class FormService:
         return out
 
     def get(self, form_name: str, record_id: int) -> dict[str, Any]:
-        with self.rt.db.connect() as conn:
+        with read_transaction(self.rt.db) as conn:
             return self.read(conn, form_name, record_id)
 
     def find_by_query_no(self, form_name: str, query_no: str) -> dict[str, Any] | None:
         table = self.tables[form_name]
-        with self.rt.db.connect() as conn:
+        with read_transaction(self.rt.db) as conn:
             record_id = conn.execute(select(table.c.id).where(table.c.query_no == query_no)).scalar()
             return None if record_id is None else self.read(conn, form_name, record_id)
 
@@ -199,7 +199,7 @@ class FormService:
         """Newest records first."""
         form = self.form(form_name)
         table = self.tables[form_name]
-        with self.rt.db.connect() as conn:
+        with read_transaction(self.rt.db) as conn:
             rows = conn.execute(select(table).order_by(table.c.id.desc()).limit(limit).offset(offset)).mappings()
             out = []
             for row in rows:
@@ -211,12 +211,12 @@ class FormService:
 
     def count(self, form_name: str) -> int:
         table = self.tables[form_name]
-        with self.rt.db.connect() as conn:
+        with read_transaction(self.rt.db) as conn:
             return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
     def history(self, form_name: str, record_id: int) -> list[dict[str, Any]]:
         """The record's timeline, oldest first."""
-        with self.rt.db.connect() as conn:
+        with read_transaction(self.rt.db) as conn:
             rows = conn.execute(select(dk_history).where(dk_history.c.form == form_name,
                                                          dk_history.c.record_id == record_id)
                                 .order_by(dk_history.c.id)).mappings()

@@ -64,6 +64,7 @@ class Select(FieldType):
 
 class Radio(Select):
     name = "radio"
+    aliases = ()
     description = "One choice shown as radio buttons (best for 2-5 options)."
     examples = ("channel:\n  type: radio\n  options: [phone, email, web]\n",)
 

@@ -1,0 +1,435 @@
+"""The load-time check: parse once, then walk the AST against an allow-list.
+
+Everything an expression may do is decided here, before anything runs: which node types,
+operators, names, functions and methods appear, how large and deep the tree is. Each problem
+becomes a `Diagnostic` with a 1-based line and column relative to the expression text, so the
+bundle loader can point at `file:line:col`. The compiler only ever sees trees that passed.
+"""
+
+from __future__ import annotations
+
+import ast
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.durations import as_value
+from engine.errors import Diagnostic, did_you_mean
+from engine.expr import safe_ops
+from engine.expr.context import EvalFailure, Scope, arity_text
+from engine.expr.lexer import Positions, normalize_newlines, prescan
+from engine.expr.methods import METHODS
+from engine.registry import Kind
+from engine.types import Span
+
+__all__ = ["MAX_AST_NODES", "MAX_AST_DEPTH", "Checked", "check", "LITERAL_NAMES"]
+
+MAX_AST_NODES = 1000
+"""Most AST nodes in one expression."""
+MAX_AST_DEPTH = 48
+"""Deepest AST nesting (a chain of 45 `+` is already unreadable)."""
+
+LITERAL_NAMES: dict[str, Any] = {"true": True, "false": False, "null": None}
+"""YAML-style constants analysts write; they are constants, never names."""
+
+_INTERNAL_PREFIXES = ("func_", "gi_", "cr_", "ag_", "f_", "co_", "tb_", "im_")
+_INTERNAL_NAMES = frozenset({"mro"})
+
+_BIN_OPS: dict[type, str] = {
+    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//",
+    ast.Mod: "%", ast.Pow: "**",
+}
+_REFUSED_BIN_OPS: dict[type, str] = {
+    ast.LShift: "<<", ast.RShift: ">>", ast.BitOr: "|", ast.BitXor: "^", ast.BitAnd: "&",
+    ast.MatMult: "@",
+}
+_FOLDED_OPS: dict[type, Any] = {
+    ast.Add: safe_ops.add, ast.Sub: safe_ops.sub, ast.Mult: safe_ops.mul, ast.Pow: safe_ops.power,
+}
+_COMPREHENSION = ("comprehensions and generators (`for ... in ...`) are not allowed; "
+                  "use a registered function instead")
+_FORBIDDEN_NODES: dict[str, str] = {
+    "Lambda": "lambda functions are not allowed",
+    "ListComp": _COMPREHENSION, "SetComp": _COMPREHENSION, "DictComp": _COMPREHENSION,
+    "GeneratorExp": _COMPREHENSION,
+    "JoinedStr": "f-strings are not allowed; join text with +",
+    "FormattedValue": "f-strings are not allowed; join text with +",
+    "NamedExpr": "assignment (:=) is not allowed",
+    "Await": "'await' is not allowed", "Yield": "'yield' is not allowed",
+    "YieldFrom": "'yield' is not allowed",
+    "Starred": "unpacking with * is not allowed",
+    "Slice": "a slice is only allowed inside [ ]",
+}
+
+
+@dataclass
+class Checked:
+    """The outcome of checking: the tree (when it parsed), problems, and what it uses."""
+
+    source: str
+    tree: ast.Expression | None
+    problems: list[Diagnostic] = field(default_factory=list)
+    names_used: set[str] = field(default_factory=set)
+    functions_used: set[str] = field(default_factory=set)
+    constants: dict[ast.AST, Any] = field(default_factory=dict)
+    """Name nodes that stand for constants: duration placeholders and true/false/null."""
+
+
+def check(source: str, *, scope: Scope, functions: Kind[Any], file: str = "<expr>") -> Checked:
+    """Check `source` completely; never raises for any input text."""
+    if not isinstance(source, str):
+        return Checked(str(source), None, [Diagnostic(
+            f"an expression must be text, not {type(source).__name__}", Span(file, 1, 1),
+            code="expr-syntax")])
+    text = normalize_newlines(source)
+    scan = prescan(text)
+    result = Checked(source, None)
+    if scan.problems:
+        result.problems = [Diagnostic(p.message, Span(file, p.line, p.col), code=p.code, hint=p.hint)
+                           for p in scan.problems]
+        return result
+    positions = Positions(scan.text)
+    tree, problem = _parse(scan.text, positions, file, multiline=scan.balanced and "\n" in scan.text)
+    if problem is not None:
+        result.problems.append(problem)
+        return result
+    assert tree is not None
+    problem = _size_problem(tree, positions, file)
+    if problem is not None:
+        result.problems.append(problem)
+        return result
+    result.tree = tree
+    walker = _Walker(scope, functions, scan.durations, positions, file, result)
+    walker.visit(tree.body)
+    result.problems.sort(key=Diagnostic.sort_key)
+    return result
+
+
+def _parse(text: str, positions: Positions, file: str, *,
+           multiline: bool) -> tuple[ast.Expression | None, Diagnostic | None]:
+    """Parse one expression. Text spread over several lines (a YAML `|` block) is parsed
+    inside brackets, where Python allows line breaks; brackets are known to be balanced, so
+    the wrapping cannot join two fragments, and line numbers are moved back by one."""
+    if not text.strip():
+        return None, Diagnostic("the expression is empty", Span(file, 1, 1), code="expr-syntax")
+    if multiline:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                tree = ast.parse("(\n" + text + "\n)", mode="eval")
+            return ast.increment_lineno(tree, -1), None
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            pass  # parse it as written below, for the error as the analyst sees it
+    try:
+        with warnings.catch_warnings():
+            # Invalid escapes and `1if` only warn in Python; in an expression they are errors.
+            warnings.simplefilter("error")
+            return ast.parse(text, mode="eval"), None
+    except SyntaxError as exc:
+        line = exc.lineno or 1
+        col = exc.offset or 0
+        if col < 1:  # CPython reports 0 when the problem is the end of the text
+            lines = positions.lines
+            col = len(lines[line - 1]) + 1 if 1 <= line <= len(lines) else 1
+        message = f"syntax error: {exc.msg}"
+        return None, Diagnostic(message, Span(file, max(line, 1), col), code="expr-syntax",
+                                hint="expressions use Python syntax, e.g. amount > 1000 and "
+                                     "category == 'refund'")
+    except (ValueError, TypeError) as exc:  # e.g. NUL characters
+        return None, Diagnostic(f"syntax error: {exc}", Span(file, 1, 1), code="expr-syntax")
+    except (RecursionError, MemoryError):
+        return None, Diagnostic("expression is too complex to read", Span(file, 1, 1),
+                                code="expr-too-large")
+
+
+def _size_problem(tree: ast.Expression, positions: Positions, file: str) -> Diagnostic | None:
+    """Count nodes and measure depth without recursion."""
+    stack: list[tuple[ast.AST, int]] = [(tree, 1)]
+    count = 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_AST_NODES or depth > MAX_AST_DEPTH:
+            line, col = _node_pos(node, positions)
+            what = (f"has too many parts (more than {MAX_AST_NODES})" if count > MAX_AST_NODES
+                    else f"is nested too deeply (more than {MAX_AST_DEPTH} levels)")
+            return Diagnostic(f"expression {what}", Span(file, line, col), code="expr-too-large",
+                              hint="split it into computed fields or a registered function")
+        for child in ast.iter_child_nodes(node):
+            stack.append((child, depth + 1))
+    return None
+
+
+def _node_pos(node: ast.AST, positions: Positions) -> tuple[int, int]:
+    lineno = getattr(node, "lineno", None)
+    if lineno is None:
+        return 1, 1
+    return positions.of_bytes(lineno, getattr(node, "col_offset", 0))
+
+
+def attribute_problem(attr: str) -> str | None:
+    """Why an attribute or method name is refused, or None if its name is acceptable."""
+    if attr.startswith("_"):
+        return f"private/dunder names are not allowed ('{attr}')"
+    if attr.startswith(_INTERNAL_PREFIXES) or attr in _INTERNAL_NAMES:
+        return f"'{attr}' reaches interpreter internals and is not allowed"
+    return None
+
+
+class _Walker:
+    """Visits the parsed tree once, recording every problem and every name and function used."""
+
+    def __init__(self, scope: Scope, functions: Kind[Any], durations: dict[tuple[int, int], Any],
+                 positions: Positions, file: str, result: Checked):
+        self.scope = scope
+        self.functions = functions
+        self.durations = durations
+        self.positions = positions
+        self.file = file
+        self.result = result
+        self.folded: dict[ast.AST, Any] = {}
+
+    # ------------------------------------------------------------------ helpers
+
+    def problem(self, message: str, pos: tuple[int, int], code: str = "expr-forbidden",
+                hint: str | None = None) -> None:
+        self.result.problems.append(Diagnostic(message, Span(self.file, *pos), code=code, hint=hint))
+
+    def pos(self, node: ast.AST) -> tuple[int, int]:
+        return _node_pos(node, self.positions)
+
+    def attr_pos(self, node: ast.Attribute) -> tuple[int, int]:
+        """Where the attribute name itself starts (`x.__class__` -> the `_`)."""
+        end_line, end_col = getattr(node, "end_lineno", None), getattr(node, "end_col_offset", None)
+        if end_line is None or end_col is None:
+            return self.pos(node)
+        line, col = self.positions.of_bytes(end_line, end_col)
+        return line, max(col - len(node.attr), 1)
+
+    def operator_pos(self, node: ast.BinOp, symbol: str) -> tuple[int, int]:
+        """Where the operator symbol sits between the two operands."""
+        left, right = node.left, node.right
+        start = self.positions.of_bytes(left.end_lineno or left.lineno, left.end_col_offset or 0)
+        end = self.positions.of_bytes(right.lineno, right.col_offset)
+        lines = self.positions.lines
+        for line in range(start[0], end[0] + 1):
+            text = lines[line - 1] if line <= len(lines) else ""
+            lo = start[1] - 1 if line == start[0] else 0
+            hi = end[1] - 1 if line == end[0] else len(text)
+            found = text.find(symbol, lo, hi)
+            if found >= 0:
+                return line, found + 1
+        return self.pos(node)
+
+    def visit(self, node: ast.AST) -> None:
+        name = type(node).__name__
+        handler = getattr(self, f"visit_{name}", None)
+        if handler is None:
+            self.problem(_FORBIDDEN_NODES.get(name, f"'{name}' is not allowed in an expression"),
+                         self.pos(node))
+            return
+        handler(node)
+
+    # ------------------------------------------------------------------ leaves
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        value = node.value
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return
+        if isinstance(value, bytes):
+            message = "bytes literals are not allowed"
+        elif isinstance(value, complex):
+            message = "complex numbers are not allowed"
+        else:
+            message = f"{value!r} is not allowed"
+        self.problem(message, self.pos(node))
+
+    def visit_Name(self, node: ast.Name) -> None:
+        ident = node.id
+        pos = self.pos(node)
+        duration = self.durations.get(pos)
+        if duration is not None and set(ident) == {"_"}:
+            self.result.constants[node] = as_value(duration)
+            return
+        if ident in LITERAL_NAMES:
+            self.result.constants[node] = LITERAL_NAMES[ident]
+            return
+        if ident.startswith("_"):
+            self.problem(f"private/dunder names are not allowed ('{ident}')", pos)
+            return
+        if ident in self.scope.names:
+            self.result.names_used.add(ident)
+            return
+        if ident in self.functions:
+            self.problem(f"'{ident}' is a function: call it as {ident}(...)", pos,
+                         code="expr-unknown-name")
+            return
+        hint = did_you_mean(ident, [*self.scope.names, *LITERAL_NAMES])
+        if hint is None and self.scope.names:
+            known = sorted(self.scope.names)
+            hint = "known names: " + ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
+        self.problem(f"unknown name '{ident}'", pos, code="expr-unknown-name", hint=hint)
+
+    # ------------------------------------------------------------------ operators
+
+    def fold(self, node: ast.AST) -> tuple[bool, Any]:
+        """(True, value) for arithmetic on number literals, computed with the bounded operators;
+        raises what they raise."""
+        if node in self.folded:
+            return True, self.folded[node]
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            return True, node.value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            ok, value = self.fold(node.operand)
+            result = (safe_ops.neg if isinstance(node.op, ast.USub) else safe_ops.pos)(value) if ok else None
+        elif isinstance(node, ast.BinOp) and type(node.op) in _FOLDED_OPS:
+            ok, left = self.fold(node.left)
+            ok2, right = self.fold(node.right) if ok else (False, None)
+            ok = ok and ok2
+            result = _FOLDED_OPS[type(node.op)](left, right) if ok else None
+        else:
+            return False, None
+        if ok:
+            self.folded[node] = result
+        return ok, result
+
+    def visit_BinOp(self, node: ast.BinOp) -> None:
+        refused = _REFUSED_BIN_OPS.get(type(node.op))
+        if refused is None and isinstance(node.op, (ast.Pow, ast.Mult)):
+            try:  # `9**9**9` is refused at load, not at the first evaluation
+                self.fold(node)
+            except (EvalFailure, OverflowError) as exc:
+                if isinstance(exc, OverflowError) or "too large" in str(exc):
+                    reason = str(exc) if isinstance(exc, EvalFailure) else "the result would be too large"
+                    self.problem(reason, self.operator_pos(node, _BIN_OPS[type(node.op)]))
+            except ArithmeticError:
+                pass  # division by zero and the like are reported when evaluated
+        if refused is not None:
+            self.problem(f"the operator '{refused}' is not allowed", self.operator_pos(node, refused))
+        elif isinstance(node.op, ast.Mod) and isinstance(node.left, (ast.Constant, ast.JoinedStr)) \
+                and isinstance(getattr(node.left, "value", ""), str):
+            self.problem("'%' works on numbers only (formatting text with % is not allowed)",
+                         self.operator_pos(node, "%"))
+        self.visit(node.left)
+        self.visit(node.right)
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> None:
+        if isinstance(node.op, ast.Invert):
+            self.problem("the operator '~' is not allowed", self.pos(node))
+        self.visit(node.operand)
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> None:
+        for value in node.values:
+            self.visit(value)
+
+    def visit_Compare(self, node: ast.Compare) -> None:
+        self.visit(node.left)
+        for comparator in node.comparators:
+            self.visit(comparator)
+
+    def visit_IfExp(self, node: ast.IfExp) -> None:
+        self.visit(node.test)
+        self.visit(node.body)
+        self.visit(node.orelse)
+
+    # ------------------------------------------------------------------ containers
+
+    def visit_List(self, node: ast.List) -> None:
+        for elt in node.elts:
+            self.visit(elt)
+
+    visit_Tuple = visit_List  # type: ignore[assignment]
+    visit_Set = visit_List  # type: ignore[assignment]
+
+    def visit_Dict(self, node: ast.Dict) -> None:
+        for key, value in zip(node.keys, node.values):
+            if key is None:
+                self.problem("unpacking with ** is not allowed", self.pos(value))
+            else:
+                self.visit(key)
+            self.visit(value)
+
+    # ------------------------------------------------------------------ access
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        why = attribute_problem(node.attr)
+        if why is not None:
+            self.problem(why, self.attr_pos(node),
+                         hint=None if node.attr.startswith("_") else f"write x['{node.attr}'] to "
+                         "read a field with this name")
+        self.visit(node.value)
+
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        self.visit(node.value)
+        key = node.slice
+        if isinstance(key, ast.Slice):
+            for part in (key.lower, key.upper, key.step):
+                if part is not None:
+                    self.visit(part)
+            return
+        if isinstance(key, ast.Constant) and isinstance(key.value, str) and key.value.startswith("_"):
+            self.problem(f"private/dunder names are not allowed ('{key.value}')", self.pos(key))
+            return
+        self.visit(key)
+
+    # ------------------------------------------------------------------ calls
+
+    def visit_Call(self, node: ast.Call) -> None:
+        for keyword in node.keywords:
+            if keyword.arg is None:
+                self.problem("unpacking with ** is not allowed", self.pos(keyword))
+            else:
+                self.problem(f"keyword arguments are not allowed ('{keyword.arg}=')",
+                             self.pos(keyword), hint="pass arguments by position")
+        func = node.func
+        count = len(node.args)
+        if isinstance(func, ast.Name):
+            self._check_function(func, count)
+        elif isinstance(func, ast.Attribute):
+            self._check_method(func, count)
+            self.visit(func.value)
+        else:
+            self.problem("only registered functions and allowed methods can be called",
+                         self.pos(func))
+        for arg in node.args:
+            self.visit(arg)
+
+    def _check_function(self, func: ast.Name, count: int) -> None:
+        ident, pos = func.id, self.pos(func)
+        if pos in self.durations and set(ident) == {"_"}:
+            self.problem("a duration cannot be called like a function", pos, code="expr-syntax")
+            return
+        if ident.startswith("_"):
+            self.problem(f"private/dunder names are not allowed ('{ident}')", pos)
+            return
+        fn = self.functions.get(ident)
+        if fn is None:
+            if ident in self.scope.names:
+                self.problem(f"'{ident}' is a field, not a function", pos,
+                             code="expr-unknown-function")
+                return
+            hint = self.functions.hint(ident)
+            self.problem(f"unknown function '{ident}'", pos, code="expr-unknown-function",
+                         hint=hint)
+            return
+        self.result.functions_used.add(getattr(fn, "name", ident))
+        low, high = getattr(fn, "min_args", 0), getattr(fn, "max_args", None)
+        if count < low or (high is not None and count > high):
+            self.problem(f"function '{ident}' takes {arity_text(low, high)}, got {count}", pos,
+                         code="expr-arity")
+
+    def _check_method(self, func: ast.Attribute, count: int) -> None:
+        pos = self.attr_pos(func)
+        why = attribute_problem(func.attr)
+        if why is not None:
+            self.problem(why, pos)
+            return
+        method = METHODS.get(func.attr)
+        if method is None:
+            self.problem(f"the method '.{func.attr}()' is not allowed", pos,
+                         hint="allowed methods: " + ", ".join(sorted(METHODS)))
+            return
+        if not method.min_args <= count <= method.max_args:
+            self.problem(f"method '.{func.attr}()' takes "
+                         f"{arity_text(method.min_args, method.max_args)}, got {count}", pos,
+                         code="expr-arity")

@@ -1,0 +1,73 @@
+"""The small value types of the expression language: what an expression may name and call.
+
+They live apart from the compiler so that functions, safe operators and the checker can share
+them without importing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from engine.calendar import BusinessCalendar
+
+__all__ = ["Scope", "Function", "EvalContext", "EvalFailure"]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The top-level names an expression may use (field names, `record`, `user`, ...)."""
+
+    names: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Function:
+    """A registered pure function an expression may call.
+
+    `max_args=None` means variadic. With `needs_context=True` the function is called as
+    `fn(ctx, *args)`, where `ctx` is the `EvalContext` (or None when the caller gave none).
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    min_args: int
+    max_args: int | None
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+    options_schema: dict[str, Any] = field(default_factory=dict)
+    needs_context: bool = False
+    examples: tuple[str, ...] = ()
+
+    def arity_text(self) -> str:
+        """`takes 1 to 2 arguments` style wording of the accepted argument count."""
+        return arity_text(self.min_args, self.max_args)
+
+
+def arity_text(low: int, high: int | None) -> str:
+    """How many arguments something takes, in words."""
+    def plural(n: int) -> str:
+        return f"{n} argument" if n == 1 else f"{n} arguments"
+
+    if high is None:
+        return f"at least {plural(low)}"
+    if low == high:
+        return "no arguments" if low == 0 else plural(low)
+    return f"{low} to {high} arguments"
+
+
+@dataclass(frozen=True)
+class EvalContext:
+    """What an evaluation may know beyond its names: the instant, the calendar, services."""
+
+    now: datetime
+    calendar: "BusinessCalendar | None" = None
+    services: Mapping[str, Any] | None = None
+    locale: str = "en"
+
+
+class EvalFailure(Exception):
+    """Raised inside evaluation with a plain-English reason; `Expression.evaluate` turns it
+    into an `ExpressionError` carrying the expression's position."""

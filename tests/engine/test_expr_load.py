@@ -1,0 +1,167 @@
+"""Load-time behaviour: positions, names, functions, arity, literals and duration placeholders."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from engine.durations import Duration
+from engine.errors import ExpressionError
+from engine.expr import BUILTINS, Function, Scope
+from engine.registry import Kind, Registry, RegistryError
+from engine.types import Span
+from tests.engine.test_expr_support import compile_, diagnose, fresh_functions, run, where
+
+
+@pytest.fixture
+def functions() -> Kind[Any]:
+    return fresh_functions()
+
+
+# ---------------------------------------------------------------- positions
+
+
+def test_syntax_errors_are_positioned_in_characters(functions: Kind[Any]) -> None:
+    (diag,) = diagnose("'工作日' + )", functions)
+    assert (diag.span.line, diag.span.col, diag.code) == (1, 9, "expr-syntax")
+
+
+def test_syntax_error_at_the_end_points_after_the_last_character(functions: Kind[Any]) -> None:
+    (diag,) = diagnose("amount >", functions)
+    assert (diag.span.line, diag.span.col) == (1, 9)
+
+
+def test_problems_on_a_later_line_keep_their_line(functions: Kind[Any]) -> None:
+    assert where(diagnose("amount > 1 and\n  amout < 5", functions)) == [(2, 3, "expr-unknown-name")]
+
+
+def test_every_problem_is_reported_in_order(functions: Kind[Any]) -> None:
+    assert where(diagnose("foo(amout) + x.__dict__", functions)) == [
+        (1, 1, "expr-unknown-function"), (1, 5, "expr-unknown-name"), (1, 16, "expr-forbidden")]
+
+
+def test_compile_error_span_is_moved_into_the_file(functions: Kind[Any]) -> None:
+    with pytest.raises(ExpressionError) as info:
+        compile_("amount + amout", functions, span=Span("forms/claim.yaml", 10, 5))
+    assert info.value.span == Span("forms/claim.yaml", 10, 14)
+    assert info.value.message == "unknown name 'amout' (did you mean 'amount'?)"
+
+
+def test_check_spans_are_relative_to_the_text_but_name_the_file(functions: Kind[Any]) -> None:
+    (diag,) = diagnose("amout", functions)
+    assert diag.span == Span("<expr>", 1, 1)
+    from engine.expr import check_expression
+    (diag,) = check_expression("1 + amout", scope=Scope(frozenset({"amount"})),
+                               functions=functions, span=Span("flows/a.yaml", 7, 3))
+    assert diag.span == Span("flows/a.yaml", 1, 5)
+
+
+def test_crlf_line_breaks_count_as_one(functions: Kind[Any]) -> None:
+    assert where(diagnose("amount >\r\n  amout", functions)) == [(2, 3, "expr-unknown-name")]
+
+
+def test_invalid_escape_sequences_are_syntax_errors(functions: Kind[Any]) -> None:
+    (diag,) = diagnose("s == '\\d'", functions)
+    assert diag.code == "expr-syntax" and "escape" in diag.message
+
+
+@pytest.mark.parametrize("source", ["", "   ", "x = 1", "import os", "a; b", "x\x00"])
+def test_non_expressions_are_syntax_errors(functions: Kind[Any], source: str) -> None:
+    (diag,) = diagnose(source, functions)
+    assert diag.code == "expr-syntax"
+
+
+# ---------------------------------------------------------------- names and functions
+
+
+def test_unknown_name_gets_a_did_you_mean_hint(functions: Kind[Any]) -> None:
+    (diag,) = diagnose("categroy == 'refund'", functions)
+    assert (diag.code, diag.hint) == ("expr-unknown-name", "did you mean 'category'?")
+
+
+def test_unknown_name_without_a_close_match_lists_known_names(functions: Kind[Any]) -> None:
+    (diag,) = diagnose("zzz", functions, scope=Scope(frozenset({"amount", "user"})))
+    assert diag.hint == "known names: amount, user"
+
+
+def test_unknown_function_gets_a_did_you_mean_hint(functions: Kind[Any]) -> None:
+    (diag,) = diagnose("lenght(tags)", functions)
+    assert (diag.code, diag.message, diag.hint) == (
+        "expr-unknown-function", "unknown function 'lenght'", "did you mean 'len'?")
+
+
+def test_calling_a_field_says_it_is_a_field(functions: Kind[Any]) -> None:
+    (diag,) = diagnose("amount()", functions)
+    assert diag.message == "'amount' is a field, not a function"
+
+
+def test_a_bare_function_name_says_to_call_it(functions: Kind[Any]) -> None:
+    (diag,) = diagnose("now > due", functions)
+    assert diag.message == "'now' is a function: call it as now(...)"
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    ("round(1, 2, 3)", "function 'round' takes 1 to 2 arguments, got 3"),
+    ("now(1)", "function 'now' takes no arguments, got 1"),
+    ("len()", "function 'len' takes 1 argument, got 0"),
+    ("coalesce()", "function 'coalesce' takes at least 1 argument, got 0"),
+    ("s.lower(1)", "method '.lower()' takes no arguments, got 1"),
+])
+def test_arity_is_checked_at_load(functions: Kind[Any], source: str, message: str) -> None:
+    (diag,) = diagnose(source, functions)
+    assert (diag.code, diag.message) == ("expr-arity", message)
+
+
+def test_names_and_functions_used_are_recorded(functions: Kind[Any]) -> None:
+    expr = compile_("len(tags) > 2 and record.amount > max(1, x) and 24h > 0h", functions)
+    assert expr.names_used == frozenset({"tags", "record", "x"})
+    assert expr.functions_used == frozenset({"len", "max"})
+
+
+def test_a_plugin_function_registers_and_is_callable(functions: Kind[Any]) -> None:
+    functions.add(Function("double", lambda v: v * 2, 1, 1, "Twice the value.", aliases=("twice",)),
+                  source="plugin x")
+    assert run("double(21) + twice(1)", functions) == 44
+
+
+def test_builtins_have_descriptions_and_examples_and_cannot_be_registered_twice() -> None:
+    registry = Registry()
+    from engine.expr import register
+    register(registry)
+    assert {f.name for f in BUILTINS} <= set(registry.functions.names())
+    assert all(f.description and f.examples for f in BUILTINS)
+    with pytest.raises(RegistryError):
+        register(registry)
+
+
+# ---------------------------------------------------------------- literals
+
+
+def test_lowercase_yaml_constants_are_constants(functions: Kind[Any]) -> None:
+    assert run("[true, false, null]", functions) == [True, False, None]
+    assert run("flag == true and note == null", functions, {"flag": True}) is True
+    assert compile_("true or null", functions).names_used == frozenset()
+
+
+@pytest.mark.parametrize(("source", "value"), [
+    ("24h", timedelta(hours=24)),
+    ("30m", timedelta(minutes=30)),
+    ("1.5 hours", timedelta(hours=1.5)),
+    ("2 workdays", Duration(2.0, "workdays")),
+    ("2 工作日", Duration(2.0, "workdays")),
+])
+def test_duration_literals_evaluate_to_their_values(functions: Kind[Any], source: str, value: Any) -> None:
+    assert run(source, functions) == value
+
+
+def test_duration_literals_keep_the_columns_of_what_follows(functions: Kind[Any]) -> None:
+    assert where(diagnose("24h + amout", functions)) == [(1, 7, "expr-unknown-name")]
+    assert where(diagnose("2 workdays + amout", functions)) == [(1, 14, "expr-unknown-name")]
+    assert where(diagnose("2 工作日 + 金额x", functions)) == [(1, 9, "expr-unknown-name")]
+
+
+def test_duration_like_text_inside_strings_and_names_is_left_alone(functions: Kind[Any]) -> None:
+    assert run("'2h' + s", functions, {"s": " 30m"}) == "2h 30m"
+    assert where(diagnose("x2h", functions)) == [(1, 1, "expr-unknown-name")]

@@ -1,0 +1,122 @@
+"""Alembic migrations of the engine tables, run from code on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Iterator
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from engine.storage import tables
+from engine.storage.db import create_engine, read_transaction
+from engine.storage.migrations import (
+    VERSION_TABLE, current_revision, head_revision, include_name, upgrade,
+)
+
+ENGINE_TABLES = {
+    "dk_bundle_versions", "dk_users", "dk_roles", "dk_user_roles", "dk_departments",
+    "dk_flow_instances", "dk_tasks", "dk_history", "dk_timers", "dk_outbox", "dk_incidents",
+    "dk_sequences", "dk_idempotency", "dk_audit_log",
+}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def fresh_url(request: pytest.FixtureRequest) -> str:
+    """An empty database (a new SQLite file, or a new PostgreSQL schema)."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+@pytest.fixture
+def fresh_engine(fresh_url: str) -> Iterator[Engine]:
+    engine = create_engine(fresh_url)
+    yield engine
+    engine.dispose()
+
+
+def _table_names(engine: Engine) -> set[str]:
+    with read_transaction(engine) as conn:
+        return set(sa.inspect(conn).get_table_names())
+
+
+def test_metadata_declares_exactly_the_engine_tables() -> None:
+    assert set(tables.metadata.tables) == ENGINE_TABLES
+
+
+def test_upgrade_creates_every_engine_table(fresh_engine: Engine) -> None:
+    assert _table_names(fresh_engine) == set()
+    upgrade(fresh_engine)
+    assert _table_names(fresh_engine) == ENGINE_TABLES | {VERSION_TABLE}
+
+
+def test_migrated_schema_matches_the_metadata(fresh_engine: Engine) -> None:
+    upgrade(fresh_engine)
+    with read_transaction(fresh_engine) as conn:
+        context = MigrationContext.configure(conn, opts={
+            "include_name": include_name, "compare_type": True, "compare_server_default": True,
+            "version_table": VERSION_TABLE})
+        diffs = compare_metadata(context, tables.metadata)
+    assert diffs == []
+
+
+def test_record_tables_are_not_alembics_business() -> None:
+    assert include_name("dk_tasks", "table", {})
+    assert not include_name("rec_complaint", "table", {})
+    assert not include_name(VERSION_TABLE, "table", {})
+
+
+def test_revision_is_none_before_and_head_after_upgrade(fresh_engine: Engine) -> None:
+    assert head_revision() is not None
+    assert current_revision(fresh_engine) is None
+    upgrade(fresh_engine)
+    assert current_revision(fresh_engine) == head_revision()
+
+
+def test_second_upgrade_is_a_no_op(fresh_engine: Engine) -> None:
+    upgrade(fresh_engine)
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(fresh_engine, "before_cursor_execute", record)
+    try:
+        upgrade(fresh_engine)
+    finally:
+        event.remove(fresh_engine, "before_cursor_execute", record)
+    ddl = [s for s in statements if s.lstrip().upper().startswith(("CREATE", "ALTER", "DROP"))]
+    assert ddl == []
+    assert current_revision(fresh_engine) == head_revision()
+    assert _table_names(fresh_engine) == ENGINE_TABLES | {VERSION_TABLE}
+
+
+def test_processes_starting_together_migrate_once(fresh_url: str) -> None:
+    engines = [create_engine(fresh_url) for _ in range(4)]
+    barrier = threading.Barrier(len(engines))
+    errors: list[BaseException] = []
+
+    def start(engine: Engine) -> None:
+        barrier.wait()
+        try:
+            upgrade(engine)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(e,)) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    try:
+        assert errors == []
+        assert current_revision(engines[0]) == head_revision()
+        with read_transaction(engines[0]) as conn:
+            versions = conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").all()
+        assert len(versions) == 1
+    finally:
+        for engine in engines:
+            engine.dispose()

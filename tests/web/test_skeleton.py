@@ -1,0 +1,129 @@
+"""The walking skeleton over HTTP: health, submission API, record list page."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from engine.clock import ManualClock
+from web.app import create_app
+from web.system import System, boot
+
+ROOT = Path(__file__).resolve().parents[2]
+POSTAL = ROOT / "definitions" / "postal_complaints"
+COMPLAINT = {
+    "customer_name": "华东电子商务有限公司", "contact_name": "陈先生", "contact_phone": "13812345678",
+    "occurred_at": "2026-11-20T10:30:00+08:00", "category": "transport_late",
+    "description": "十票快件超时三天", "region": "east",
+}
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> System:
+    clock = ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
+    return boot(POSTAL, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock)
+
+
+@pytest.fixture
+def client(system: System) -> TestClient:
+    return TestClient(create_app(system), raise_server_exceptions=False)
+
+
+def test_healthz_names_the_bundle_and_its_hash(client: TestClient, system: System) -> None:
+    body = client.get("/healthz").json()
+    assert body == {"status": "ok", "bundle": "postal_complaints", "version": system.bundle.version,
+                    "hash": system.bundle.hash}
+
+
+def test_posting_a_complaint_returns_its_query_number(client: TestClient) -> None:
+    response = client.post("/api/v1/forms/complaint/records", json=COMPLAINT)
+    assert response.status_code == 201
+    assert response.json()["query_no"] == "TS2026112300001"
+
+
+def test_query_numbers_count_up_within_a_day(client: TestClient) -> None:
+    numbers = [client.post("/api/v1/forms/complaint/records", json=COMPLAINT).json()["query_no"]
+               for _ in range(3)]
+    assert numbers == ["TS2026112300001", "TS2026112300002", "TS2026112300003"]
+
+
+def test_a_retried_post_with_the_same_key_creates_one_record(client: TestClient) -> None:
+    headers = {"Idempotency-Key": "c0ffee-1"}
+    first = client.post("/api/v1/forms/complaint/records", json=COMPLAINT, headers=headers)
+    again = client.post("/api/v1/forms/complaint/records", json=COMPLAINT, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["query_no"] == again.json()["query_no"]
+    assert client.get("/api/v1/forms/complaint/records").json()["total"] == 1
+
+
+def test_the_same_key_with_a_different_body_is_a_conflict(client: TestClient) -> None:
+    headers = {"Idempotency-Key": "c0ffee-2"}
+    client.post("/api/v1/forms/complaint/records", json=COMPLAINT, headers=headers)
+    other = client.post("/api/v1/forms/complaint/records", json={**COMPLAINT, "region": "north"},
+                        headers=headers)
+    assert other.status_code == 409
+
+
+def test_an_invalid_complaint_gets_every_field_error_and_stores_nothing(client: TestClient) -> None:
+    response = client.post("/api/v1/forms/complaint/records", json={"contact_phone": "12345"})
+    assert response.status_code == 422
+    assert {"customer_name", "contact_phone", "category", "description"} <= set(response.json()["fields"])
+    assert client.get("/api/v1/forms/complaint/records").json()["total"] == 0
+
+
+def test_error_messages_follow_the_requested_language(client: TestClient) -> None:
+    response = client.post("/api/v1/forms/complaint/records?lang=zh-CN", json={})
+    assert response.status_code == 422
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in response.json()["fields"]["customer_name"][0])
+
+
+def test_an_unknown_form_is_404(client: TestClient) -> None:
+    assert client.post("/api/v1/forms/nope/records", json={}).status_code == 404
+
+
+def test_a_body_that_is_not_json_is_400(client: TestClient) -> None:
+    response = client.post("/api/v1/forms/complaint/records", content=b"{oops",
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 400 and "JSON" in response.json()["error"]
+
+
+def test_an_oversized_body_is_refused(client: TestClient) -> None:
+    response = client.post("/api/v1/forms/complaint/records", content=b"x" * (2 * 1024 * 1024))
+    assert response.status_code == 413
+
+
+def test_the_record_list_page_shows_submitted_complaints(client: TestClient) -> None:
+    client.post("/api/v1/forms/complaint/records", json=COMPLAINT)
+    page = client.get("/?lang=zh-CN")
+    assert page.status_code == 200
+    assert "TS2026112300001" in page.text and "华东电子商务有限公司" in page.text
+    assert "运输超时" in page.text  # the category's label, not its stored value
+
+
+def test_customer_text_is_escaped_on_the_page(client: TestClient) -> None:
+    client.post("/api/v1/forms/complaint/records",
+                json={**COMPLAINT, "customer_name": "<script>alert(1)</script>"})
+    page = client.get("/")
+    assert "<script>alert(1)</script>" not in page.text
+    assert "&lt;script&gt;" in page.text
+
+
+def test_responses_carry_security_headers(client: TestClient) -> None:
+    headers = client.get("/").headers
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_crash_shows_a_reference_not_a_stack_trace(system: System) -> None:
+    app = create_app(system)
+
+    def explode(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret internals")
+
+    system.forms.list = explode  # type: ignore[method-assign]
+    response = TestClient(app, raise_server_exceptions=False).get("/")
+    assert response.status_code == 500
+    assert "reference" in response.text and "secret internals" not in response.text
