@@ -319,14 +319,22 @@ class _Builder:
 
 
 def _syntax_hint(problem: str, text: str, mark: Any) -> str | None:
+    # LibYAML and PyYAML word their errors differently: look at the text itself where we can.
+    if mark is not None:
+        lines = text.splitlines()
+        if mark.line < len(lines):
+            line = lines[mark.line]
+            if "\t" in line[: mark.column + 1] and not line[: line.index("\t")].strip():
+                return "indent with spaces, not tabs"
     if "'\\t'" in problem or "\\t" in problem:
         return "indent with spaces, not tabs"
     if "mapping values are not allowed" in problem:
         return "check the indentation of this line against the line above, or quote a value containing ': '"
-    if "could not find expected ':'" in problem or "expected <block end>" in problem:
+    if ("could not find expected ':'" in problem or "expected <block end>" in problem
+            or "did not find expected key" in problem or "did not find expected '-'" in problem):
         return "check the indentation: keys of one mapping must start in the same column"
-    if "found undefined alias" in problem:
-        return None
+    if "expected ',' or ']'" in problem or "expected ',' or '}'" in problem:
+        return "a bracket opened here is not closed, or an item lacks its comma"
     return None
 
 
@@ -342,6 +350,11 @@ def _decode(data: bytes, file: str, diags: Diagnostics) -> str | None:
                     hint="save the file as UTF-8")
         return None
     return text.removeprefix("\ufeff")
+
+
+_EVENT_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""LibYAML's parser when PyYAML was built with it (~8x faster), else the pure-Python one; both
+give the same events and marks, and every resolution rule is ours, not the loader's."""
 
 
 def load_yaml(
@@ -365,7 +378,7 @@ def load_yaml(
         return None
     builder = _Builder(file, text, diags, max_nodes, max_depth)
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        for event in yaml.parse(text, Loader=_EVENT_LOADER):
             builder.feed(event)
     except _Refused:
         return None

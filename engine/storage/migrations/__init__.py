@@ -8,6 +8,7 @@ schema matches `engine.storage.tables.metadata`.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -23,6 +24,9 @@ __all__ = ["VERSION_TABLE", "alembic_config", "current_revision", "head_revision
 
 VERSION_TABLE = "dk_alembic_version"
 _LOCK_KEY = 0x646F636B6574  # "docket": PostgreSQL advisory lock serialising migrations
+_PROCESS_LOCK = threading.Lock()
+"""Alembic's `context` is a process-wide proxy: two threads migrating at once would swap each
+other's environment. Processes are serialised by the database lock, threads by this one."""
 
 
 def include_name(name: str | None, type_: str, parent_names: object) -> bool:
@@ -47,7 +51,7 @@ def alembic_config() -> Config:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Migrate the engine tables to `revision` (default: newest) in one transaction."""
     config = alembic_config()
-    with transaction(engine) as conn:
+    with _PROCESS_LOCK, transaction(engine) as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
         config.attributes["connection"] = conn
