@@ -70,6 +70,8 @@ HOSTILE: list[tuple[str, str]] = [
     ("'not '*10000 + '1'", "not " * 10000 + "1"),
     ("50,000 chained +", "+".join(["1"] * 50000)),
     ("100 KB of text", "x" * 100_000),
+    ("count ** 9**9 (a field: refused when evaluated)", "count ** 9**9"),
+    ("description * 10**9 (a field)", "description * 10**9"),
     ("31 nested brackets (under the cap)", "[" * 31 + "1" + "]" * 31),
     ("200 operators (at the cap)", "+".join(["1"] * 40) + " > 0 and " + " + ".join(["1"] * 150)),
 ]
