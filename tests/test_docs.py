@@ -47,3 +47,9 @@ def test_every_built_in_type_is_documented(kind: str, page: str) -> None:
     registry = build_registry(plugins=False)
     missing = [name for name in getattr(registry, kind).names() if f"| `{name}` |" not in text]
     assert missing == [], f"{page} lacks a row for: {', '.join(missing)}"
+
+
+def test_every_built_in_function_is_documented() -> None:
+    text = (DOCS / "expressions.md").read_text("utf-8")
+    missing = [name for name in build_registry(plugins=False).functions.names() if f"`{name}(" not in text]
+    assert missing == [], f"expressions.md lacks: {', '.join(missing)}"

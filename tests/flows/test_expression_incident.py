@@ -1,0 +1,56 @@
+"""A condition that fails while a flow runs puts the instance into an incident; nothing crashes."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from engine.clock import ManualClock
+from engine.storage.db import read_transaction
+from engine.storage.tables import incidents
+from tests.engine.bundle_kit import MINI, write_bundle
+from web.app import create_app
+from web.system import boot
+
+FAILING_ROUTE = MINI["flows/ticket_flow.yaml"].replace(
+    '''    handle:
+            type: task
+            assign: {role: agent}
+            fields: [urgency]
+            next: route''', '''    handle:
+            type: start
+            next: route''').replace('when: urgency == "high"', 'when: 100 / amount > 1')
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> TestClient:
+    root = write_bundle(tmp_path / "bundle", {"flows/ticket_flow.yaml": FAILING_ROUTE})
+    clock = ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
+    system = boot(root, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock)
+    app = create_app(system)
+    app.state.system = system
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def test_a_division_by_zero_in_a_decision_is_an_incident_not_a_500(client: TestClient) -> None:
+    response = client.post("/api/v1/forms/ticket/records", json={"title": "printer", "amount": "0"})
+    assert response.status_code == 201
+    system = client.app.state.system  # type: ignore[attr-defined]
+    (instance,) = system.flows.instances("ticket", response.json()["id"])
+    assert instance["status"] == "incident" and instance["current"] == ["route"]
+    with read_transaction(system.db) as conn:
+        (message,) = conn.execute(select(incidents.c.message)).scalars()
+    assert message.startswith("route: ")
+    assert "100 / amount > 1" in message and "ticket_flow.yaml:14:15:" in message
+
+
+def test_the_same_condition_with_a_value_moves_on(client: TestClient) -> None:
+    response = client.post("/api/v1/forms/ticket/records", json={"title": "printer", "amount": "10"})
+    system = client.app.state.system  # type: ignore[attr-defined]
+    (instance,) = system.flows.instances("ticket", response.json()["id"])
+    assert (instance["status"], instance["outcome"]) == ("completed", "completed")
