@@ -154,6 +154,10 @@ class ConflictError(DocketError):
     """A concurrent change won first: the caller should reload and try again."""
 
 
+class IdempotencyKeyReused(ConflictError):
+    """A retry key was sent again with a different request: the client has a bug."""
+
+
 class NotFoundError(DocketError):
     """The thing asked for does not exist (or the caller may not know it exists)."""
 

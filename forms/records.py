@@ -11,7 +11,7 @@ from sqlalchemy import MetaData, Table, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from engine.errors import ConflictError, NotFoundError, ValidationFailed
+from engine.errors import ConflictError, IdempotencyKeyReused, NotFoundError, ValidationFailed
 from engine.events import Event
 from engine.expr import EvalContext
 from engine.runtime import Runtime
@@ -105,7 +105,7 @@ class FormService:
         if row is None:
             return None
         if row.form != form or row.request_hash != body_hash:
-            raise ConflictError("this submission key was already used for a different submission")
+            raise IdempotencyKeyReused("this submission key was already used for a different submission")
         query_no = conn.execute(select(self.tables[form].c.query_no)
                                 .where(self.tables[form].c.id == row.record_id)).scalar()
         return SubmitResult(form, row.record_id, query_no, created=False)

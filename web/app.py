@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from typing import Any
+import time
+from typing import Any, Callable
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
@@ -22,13 +23,21 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.errors import ConflictError, NotFoundError, ValidationFailed
+from engine.bundle import Bundle
+from engine.errors import ConflictError, IdempotencyKeyReused, NotFoundError, ValidationFailed
+from web import public
+from web.antispam import TicketSigner
+from web.i18n import ui
+from web.ratelimit import Limit, RateLimiter, client_address, retry_after
+from web.settings import secret_key, trusted_proxies
 from web.system import System
 
 log = logging.getLogger(__name__)
 
 MAX_JSON_BODY = 1024 * 1024
 """Larger API bodies are refused before they are read into memory."""
+API_SUBMITS = Limit(60, 60)
+"""Anonymous API submissions per client per minute."""
 
 SECURITY_HEADERS = {
     "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
@@ -64,24 +73,61 @@ class SecurityHeaders:
 
 
 def _templates() -> Environment:
-    return Environment(loader=PackageLoader("web", "templates"),
-                       autoescape=select_autoescape(default=True, default_for_string=True))
+    env = Environment(loader=PackageLoader("web", "templates"),
+                      autoescape=select_autoescape(default=True, default_for_string=True))
+    return env
 
 
-def create_app(system: System) -> Starlette:
-    """The Starlette application serving one booted system."""
-    pages = _templates()
-    bundle = system.bundle
+class Web:
+    """What every page handler shares: the system, templates, signer, rate limiter, locale."""
 
-    def locale_of(request: Request) -> str:
+    def __init__(self, system: System, *, secret: str, proxies: tuple[str, ...] = (),
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.system = system
+        self.pages = _templates()
+        self.signer = TicketSigner(secret)
+        self.limiter = RateLimiter(monotonic)
+        self.proxies = proxies
+
+    @property
+    def bundle(self) -> Bundle:
+        return self.system.bundle
+
+    def locale_of(self, request: Request) -> str:
+        """`?lang=` if the bundle has it, else the first bundle locale the browser accepts."""
+        meta = self.bundle.meta
         wanted = request.query_params.get("lang")
-        if wanted in bundle.meta.locales:
+        if wanted in meta.locales:
             return wanted
-        accept = request.headers.get("accept-language", "")
-        for loc in bundle.meta.locales:
-            if loc.lower() in accept.lower():
-                return loc
-        return bundle.meta.default_locale
+        accept = request.headers.get("accept-language", "").lower()
+        for part in accept.split(","):
+            tag = part.split(";")[0].strip()
+            for loc in meta.locales:
+                if tag and (tag == loc.lower() or tag == loc.lower().split("-")[0]):
+                    return loc
+        return meta.default_locale
+
+    def limit(self, request: Request, bucket: str, limit: Limit) -> None:
+        """Count a request against a limit; 429 with Retry-After when over it."""
+        wait = self.limiter.hit(bucket, client_address(request, self.proxies), limit)
+        if wait is not None:
+            raise HTTPException(429, ui("too_many", self.locale_of(request)),
+                                headers={"Retry-After": retry_after(wait)})
+
+    def page(self, request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
+        """Render a page template with the common context (locale, titles, translations)."""
+        locale = self.locale_of(request)
+        html = self.pages.get_template(template).render(
+            locale=locale, locales=self.bundle.meta.locales, bundle_title=self.bundle.meta.title(locale),
+            t=lambda key: ui(key, locale), **context)
+        return HTMLResponse(html, status_code=status)
+
+
+def create_app(system: System, *, secret: str | None = None,
+               monotonic: Callable[[], float] = time.monotonic) -> Starlette:
+    """The Starlette application serving one booted system."""
+    web = Web(system, secret=secret or secret_key(), proxies=trusted_proxies(), monotonic=monotonic)
+    bundle = system.bundle
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "bundle": bundle.name, "version": bundle.version,
@@ -89,12 +135,16 @@ def create_app(system: System) -> Starlette:
 
     async def submit(request: Request) -> JSONResponse:
         form_name = request.path_params["form"]
-        system.forms.form(form_name)  # 404 before reading the body
+        form = system.forms.form(form_name)  # 404 before reading the body
+        if not form.spec.public:
+            # Signed-in API access arrives with the web issue; until then only public forms.
+            raise HTTPException(403, "this form accepts submissions from signed-in users only")
+        web.limit(request, "api-submit", API_SUBMITS)
         data = await _json_body(request)
         if not isinstance(data, dict):
             return JSONResponse({"error": "the body must be a JSON object of field values"}, 400)
         result = system.forms.submit(
-            form_name, data, actor=None, locale=locale_of(request),
+            form_name, data, actor=None, locale=web.locale_of(request),
             idempotency_key=request.headers.get("idempotency-key"), channel="api")
         body = {"id": result.record_id, "form": result.form, "query_no": result.query_no,
                 "created": result.created}
@@ -112,21 +162,20 @@ def create_app(system: System) -> Starlette:
                              "limit": limit, "offset": offset})
 
     async def home(request: Request) -> HTMLResponse:
-        locale = locale_of(request)
+        locale = web.locale_of(request)
         forms_view = []
         for name, form in system.forms.forms.items():
             columns = list(form.spec.list_fields) or list(form.stored[:5])
             rows = system.forms.list(name, limit=100)
             forms_view.append({
                 "name": name, "title": form.spec.text(locale), "total": system.forms.count(name),
+                "public": form.spec.public,
                 "columns": [(c, form.field(c).text(locale)) for c in columns],
                 "rows": [{"query_no": r["query_no"], "status": r["status"], "created_at": r["created_at"],
                           "cells": [form.display(c, r.get(c), locale) for c in columns]} for r in rows],
             })
-        html = pages.get_template("records.html").render(
-            bundle_title=bundle.meta.title(locale), locale=locale, locales=bundle.meta.locales,
-            forms=forms_view, version=bundle.version, hash=bundle.hash)
-        return HTMLResponse(html)
+        return web.page(request, "records.html", forms=forms_view, version=bundle.version,
+                        hash=bundle.hash)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ValidationFailed)
@@ -136,11 +185,16 @@ def create_app(system: System) -> Starlette:
         return _error(request, 404, str(exc))
 
     async def on_conflict(request: Request, exc: Exception) -> Response:
-        return _error(request, 409, str(exc))
+        # Reusing an idempotency key for a different body is a client error (IETF draft: 422).
+        status = 422 if isinstance(exc, IdempotencyKeyReused) else 409
+        return _error(request, status, str(exc))
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return _error(request, exc.status_code, exc.detail)
+        response = _error(request, exc.status_code, exc.detail)
+        for key, value in (exc.headers or {}).items():
+            response.headers[key] = value
+        return response
 
     async def on_crash(request: Request, exc: Exception) -> Response:
         ref = secrets.token_hex(6)
@@ -152,6 +206,7 @@ def create_app(system: System) -> Starlette:
         Route("/healthz", healthz),
         Route("/api/v1/forms/{form}/records", submit, methods=["POST"]),
         Route("/api/v1/forms/{form}/records", list_records, methods=["GET"]),
+        *public.routes(web),
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]
     app = Starlette(
@@ -161,6 +216,7 @@ def create_app(system: System) -> Starlette:
                             ConflictError: on_conflict, HTTPException: on_http, Exception: on_crash},
     )
     app.state.system = system
+    app.state.web = web
     return app
 
 

@@ -29,10 +29,12 @@ FAILING_ROUTE = MINI["flows/ticket_flow.yaml"].replace(
 
 @pytest.fixture
 def client(tmp_path: Path) -> TestClient:
-    root = write_bundle(tmp_path / "bundle", {"flows/ticket_flow.yaml": FAILING_ROUTE})
+    public_form = MINI["forms/ticket.yaml"].replace("label: Ticket", "label: Ticket\n        public: true")
+    root = write_bundle(tmp_path / "bundle", {"flows/ticket_flow.yaml": FAILING_ROUTE,
+                                              "forms/ticket.yaml": public_form})
     clock = ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
     system = boot(root, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock)
-    app = create_app(system)
+    app = create_app(system, secret="test-secret")
     app.state.system = system
     return TestClient(app, raise_server_exceptions=False)
 

@@ -29,7 +29,7 @@ def system(tmp_path: Path) -> System:
 
 @pytest.fixture
 def client(system: System) -> TestClient:
-    return TestClient(create_app(system), raise_server_exceptions=False)
+    return TestClient(create_app(system, secret="test-secret"), raise_server_exceptions=False)
 
 
 def test_healthz_names_the_bundle_and_its_hash(client: TestClient, system: System) -> None:
@@ -59,12 +59,13 @@ def test_a_retried_post_with_the_same_key_creates_one_record(client: TestClient)
     assert client.get("/api/v1/forms/complaint/records").json()["total"] == 1
 
 
-def test_the_same_key_with_a_different_body_is_a_conflict(client: TestClient) -> None:
+def test_the_same_key_with_a_different_body_is_refused_with_422(client: TestClient) -> None:
     headers = {"Idempotency-Key": "c0ffee-2"}
     client.post("/api/v1/forms/complaint/records", json=COMPLAINT, headers=headers)
     other = client.post("/api/v1/forms/complaint/records", json={**COMPLAINT, "region": "north"},
                         headers=headers)
-    assert other.status_code == 409
+    assert other.status_code == 422
+    assert "different submission" in other.json()["error"]
 
 
 def test_an_invalid_complaint_gets_every_field_error_and_stores_nothing(client: TestClient) -> None:
@@ -118,7 +119,7 @@ def test_responses_carry_security_headers(client: TestClient) -> None:
 
 
 def test_a_crash_shows_a_reference_not_a_stack_trace(system: System) -> None:
-    app = create_app(system)
+    app = create_app(system, secret="test-secret")
 
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internals")

@@ -1,0 +1,167 @@
+"""A form as the page shows it: widgets in order, grouped by sections, with values and errors.
+
+The page template (web/templates/form_fill.html) only loops over what `form_view` returns, so
+everything a widget needs (its kind, options, limits, labels in the user's locale) is decided
+here, next to the field types, and can be tested without a browser. `parse_form_post` turns an
+HTML form submission back into the JSON-like dict the validator takes, so pages, the API and
+imports all share one validator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from engine.types import label_text
+from forms.compile import CompiledForm
+from forms.spec import FieldSpec
+
+# field type name -> widget kind; a plugin type may set `widget` on its class instead.
+WIDGETS: dict[str, str] = {
+    "text": "text", "phone": "tel", "email": "email", "url": "url", "id_number": "text",
+    "user": "text", "textarea": "textarea", "rich_text": "textarea", "number": "number",
+    "integer": "number", "money": "number", "percent": "number", "rating": "rating",
+    "select": "select", "region": "select", "role": "select", "department": "select",
+    "reference": "number", "radio": "radio", "multiselect": "checkboxes",
+    "checkboxes": "checkboxes", "cascade": "select", "boolean": "checkbox", "date": "date",
+    "datetime": "datetime-local", "time": "time", "duration": "text", "section": "section",
+    "hidden": "hidden",
+}
+NOT_FILLED = frozenset({"computed", "auto_number"})
+"""Types whose value the system sets: never an input on a fill page."""
+
+STEP = {"integer": "1", "rating": "1", "money": "0.01", "percent": "0.01"}
+
+
+@dataclass
+class Choice:
+    value: str
+    label: str
+    depth: int = 0
+    selectable: bool = True
+    selected: bool = False
+
+
+@dataclass
+class Widget:
+    """One input (or section heading) of a rendered form."""
+
+    name: str
+    kind: str
+    label: str
+    required: bool = False
+    help: str | None = None
+    placeholder: str | None = None
+    value: Any = None
+    errors: list[str] = field(default_factory=list)
+    choices: list[Choice] = field(default_factory=list)
+    attrs: dict[str, str] = field(default_factory=dict)
+    conditional: bool = False
+    """Shown only under a condition (`visible_if`): the server decides, the page says so."""
+
+    @property
+    def input_id(self) -> str:
+        return f"f-{self.name}"
+
+
+@dataclass
+class Section:
+    """A group of widgets under an optional heading (a `section` field starts one)."""
+
+    title: str | None
+    widgets: list[Widget] = field(default_factory=list)
+
+
+def form_view(form: CompiledForm, locale: str, *, values: Mapping[str, Any] | None = None,
+              errors: Mapping[str, list[str]] | None = None,
+              only: Iterable[str] | None = None) -> list[Section]:
+    """The sections and widgets of `form` for a fill page in `locale`.
+
+    `values` are what the user typed (shown again after an error), `errors` the validator's
+    messages per field; `only` limits the page to the fields a flow step may edit.
+    """
+    values = values or {}
+    errors = errors or {}
+    allowed = set(only) if only is not None else None
+    sections = [Section(None)]
+    for name, spec in form.spec.fields.items():
+        ftype = form.types[name]
+        kind = getattr(ftype, "widget", None) or WIDGETS.get(ftype.name, "text")
+        if kind == "section":
+            sections.append(Section(spec.text(locale)))
+            continue
+        if ftype.name in NOT_FILLED or spec.computed is not None or not ftype.stores_value:
+            continue
+        if allowed is not None and name not in allowed:
+            continue
+        sections[-1].widgets.append(_widget(spec, ftype, kind, locale, values.get(name),
+                                            list(errors.get(name, ()))))
+    return [s for s in sections if s.widgets]
+
+
+def _widget(spec: FieldSpec, ftype: Any, kind: str, locale: str, value: Any,
+            errors: list[str]) -> Widget:
+    widget = Widget(
+        name=spec.name, kind=kind, label=spec.text(locale), required=spec.required,
+        help=label_text(spec.help, locale, "") or None if spec.help else None,
+        placeholder=label_text(spec.placeholder, locale, "") or None if spec.placeholder else None,
+        value=_shown(value), errors=errors,
+        conditional=spec.visible_if is not None or spec.required_if is not None,
+    )
+    if kind == "number":
+        widget.attrs["step"] = STEP.get(ftype.name, "any")
+        for key in ("min", "max"):
+            if spec.opt(key) is not None:
+                widget.attrs[key] = str(spec.opt(key))
+        widget.attrs["inputmode"] = "decimal"
+    if kind == "rating":
+        widget.choices = [Choice(str(n), "★" * n, selected=str(value) == str(n))
+                          for n in range(1, int(spec.opt("max", 5)) + 1)]
+    for key in ("max_length", "min_length"):
+        if spec.opt(key) is not None and kind in ("text", "tel", "email", "url", "textarea"):
+            widget.attrs[key.replace("_", "")] = str(spec.opt(key))
+    if spec.choices is not None and kind in ("select", "radio", "checkboxes"):
+        chosen = {str(v) for v in value} if isinstance(value, (list, tuple, set)) else {str(value)}
+        leaf_only = ftype.name == "cascade" and spec.opt("leaf_only", True)
+        widget.choices = [
+            Choice(option.value, option.text(locale), depth - 1,
+                   selectable=not (leaf_only and option.children), selected=option.value in chosen)
+            for depth, option, _ in spec.choices.walk()
+        ]
+    return widget
+
+
+def _shown(value: Any) -> Any:
+    """A value as an input shows it (datetimes as the datetime-local format)."""
+    if value is None:
+        return ""
+    if hasattr(value, "isoformat") and not isinstance(value, (list, dict)):
+        text = value.isoformat()
+        return text[:16] if "T" in text else text
+    return value
+
+
+def parse_form_post(form: CompiledForm, data: Any, *, only: Iterable[str] | None = None) -> dict[str, Any]:
+    """An HTML form post (a MultiDict with `getlist`) as the dict the validator takes.
+
+    Fields the page did not show are left out, so the validator applies defaults; an unchecked
+    checkbox sends nothing, which for a boolean means "no".
+    """
+    allowed = set(only) if only is not None else None
+    out: dict[str, Any] = {}
+    for name, spec in form.spec.fields.items():
+        ftype = form.types[name]
+        if not ftype.stores_value or ftype.name in NOT_FILLED or spec.computed is not None:
+            continue
+        if allowed is not None and name not in allowed:
+            continue
+        kind = getattr(ftype, "widget", None) or WIDGETS.get(ftype.name, "text")
+        if kind == "checkboxes":
+            picked = [v for v in data.getlist(name) if v != ""]
+            if picked:
+                out[name] = picked
+        elif kind == "checkbox":
+            out[name] = name in data
+        elif name in data:
+            out[name] = data[name]
+    return out

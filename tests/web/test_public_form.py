@@ -1,0 +1,170 @@
+"""The public complaint form: renders accessibly, submits once, resists spam and floods."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from engine.clock import ManualClock
+from web.app import create_app
+from web.system import System, boot
+
+ROOT = Path(__file__).resolve().parents[2]
+POSTAL = ROOT / "definitions" / "postal_complaints"
+FILLED = {
+    "customer_name": "华南物流客户", "contact_name": "黄小姐", "contact_phone": "020-88886666",
+    "occurred_at": "2026-11-20T09:15", "category": "delivery_late", "description": "派送延误两天",
+    "region": "south",
+}
+
+
+class Seconds:
+    """A fake monotonic clock for the rate limiter."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
+
+
+@pytest.fixture
+def seconds() -> Seconds:
+    return Seconds()
+
+
+@pytest.fixture
+def system(tmp_path: Path, clock: ManualClock) -> System:
+    return boot(POSTAL, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock)
+
+
+@pytest.fixture
+def client(system: System, seconds: Seconds) -> TestClient:
+    return TestClient(create_app(system, secret="test-secret", monotonic=seconds),
+                      raise_server_exceptions=False, follow_redirects=False)
+
+
+def ticket_of(html: str) -> str:
+    match = re.search(r'name="_ticket" value="([^"]+)"', html)
+    assert match, "the form has no ticket"
+    return match.group(1)
+
+
+def open_form(client: TestClient, clock: ManualClock, lang: str = "zh-CN") -> str:
+    """Load the form and let a human's few seconds pass; returns the ticket."""
+    page = client.get(f"/f/complaint?lang={lang}")
+    assert page.status_code == 200
+    clock.advance(timedelta(seconds=20))
+    return ticket_of(page.text)
+
+
+def test_the_public_form_shows_bilingual_labels_bound_to_inputs(client: TestClient) -> None:
+    zh = client.get("/f/complaint?lang=zh-CN").text
+    assert '<label for="f-customer_name">大客户名称' in zh and 'id="f-customer_name"' in zh
+    en = client.get("/f/complaint?lang=en").text
+    assert '<label for="f-customer_name">Key-account name' in en
+
+
+def test_the_category_tree_offers_only_its_leaves(client: TestClient) -> None:
+    html = client.get("/f/complaint?lang=en").text
+    assert re.search(r'<option value="transport" disabled>', html)
+    assert re.search(r'<option value="damage_goods">', html)
+
+
+def test_a_submission_shows_the_query_number(client: TestClient, clock: ManualClock, system: System) -> None:
+    ticket = open_form(client, clock)
+    response = client.post("/f/complaint?lang=zh-CN", data={**FILLED, "_ticket": ticket})
+    assert response.status_code == 303
+    done = client.get(response.headers["location"])
+    assert "TS2026112300001" in done.text and "查询编号" in done.text
+    assert system.forms.count("complaint") == 1
+
+
+def test_a_replayed_submission_creates_one_record(client: TestClient, clock: ManualClock, system: System) -> None:
+    ticket = open_form(client, clock)
+    first = client.post("/f/complaint", data={**FILLED, "_ticket": ticket})
+    again = client.post("/f/complaint", data={**FILLED, "_ticket": ticket})
+    assert first.headers["location"] == again.headers["location"]
+    assert system.forms.count("complaint") == 1
+
+
+def test_a_replayed_ticket_with_a_different_body_is_422(client: TestClient, clock: ManualClock) -> None:
+    ticket = open_form(client, clock)
+    client.post("/f/complaint", data={**FILLED, "_ticket": ticket})
+    other = client.post("/f/complaint", data={**FILLED, "region": "north", "_ticket": ticket})
+    assert other.status_code == 422
+
+
+def test_errors_appear_next_to_their_fields_and_input_is_kept(client: TestClient, clock: ManualClock,
+                                                              system: System) -> None:
+    ticket = open_form(client, clock, "en")
+    response = client.post("/f/complaint?lang=en", data={**FILLED, "contact_phone": "12", "_ticket": ticket})
+    assert response.status_code == 422
+    assert 'id="f-contact_phone-error">Enter a valid phone number.' in response.text
+    assert 'aria-invalid="true"' in response.text
+    assert 'value="华南物流客户"' in response.text
+    assert system.forms.count("complaint") == 0
+
+
+def test_a_form_sent_too_quickly_is_refused(client: TestClient) -> None:
+    ticket = ticket_of(client.get("/f/complaint").text)
+    response = client.post("/f/complaint", data={**FILLED, "_ticket": ticket})
+    assert response.status_code == 400 and "too quickly" in response.text
+
+
+def test_a_filled_honeypot_is_refused(client: TestClient, clock: ManualClock, system: System) -> None:
+    ticket = open_form(client, clock)
+    response = client.post("/f/complaint", data={**FILLED, "_ticket": ticket, "website": "http://spam"})
+    assert response.status_code == 400
+    assert system.forms.count("complaint") == 0
+
+
+def test_a_forged_ticket_is_refused(client: TestClient, clock: ManualClock) -> None:
+    ticket = open_form(client, clock)
+    forged = ticket.replace(ticket.split("|")[1], "1")
+    assert client.post("/f/complaint", data={**FILLED, "_ticket": forged}).status_code == 400
+    assert client.post("/f/complaint", data=FILLED).status_code == 400
+
+
+def test_customer_input_is_never_evaluated(client: TestClient, clock: ManualClock, system: System) -> None:
+    ticket = open_form(client, clock)
+    hostile = "{{7*7}} ${7*7} __import__('os').system('id')"
+    client.post("/f/complaint", data={**FILLED, "description": hostile, "_ticket": ticket})
+    (record,) = system.forms.list("complaint")
+    assert record["description"] == hostile
+
+
+def test_posting_too_often_is_throttled_with_retry_after(client: TestClient, seconds: Seconds) -> None:
+    statuses = [client.post("/f/complaint", data={}).status_code for _ in range(11)]
+    assert statuses[:10] == [400] * 10 and statuses[10] == 429
+    limited = client.post("/f/complaint", data={})
+    assert int(limited.headers["retry-after"]) >= 1
+    seconds.now += 61
+    assert client.post("/f/complaint", data={}).status_code == 400
+
+
+def test_a_forged_forwarded_for_header_does_not_reset_the_limit(client: TestClient) -> None:
+    for i in range(10):
+        client.post("/f/complaint", data={}, headers={"X-Forwarded-For": f"10.0.0.{i}"})
+    response = client.post("/f/complaint", data={}, headers={"X-Forwarded-For": "10.9.9.9"})
+    assert response.status_code == 429
+
+
+def test_a_post_with_too_many_fields_is_refused(client: TestClient) -> None:
+    body = "&".join(f"f{i}=x" for i in range(100_000))
+    response = client.post("/f/complaint", content=body,
+                           headers={"content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 400
+
+
+def test_a_form_that_is_not_public_is_not_found(client: TestClient, system: System) -> None:
+    assert client.get("/f/nope").status_code == 404

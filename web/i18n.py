@@ -1,0 +1,32 @@
+"""The words of the web pages themselves (bundle labels come from the bundle), zh-CN and en."""
+
+from __future__ import annotations
+
+UI: dict[str, dict[str, str]] = {
+    "language": {"en": "Language", "zh-CN": "语言"},
+    "submit": {"en": "Submit", "zh-CN": "提交"},
+    "required": {"en": "required", "zh-CN": "必填"},
+    "optional_when": {"en": "needed in some cases", "zh-CN": "视情况填写"},
+    "fix_errors": {"en": "Please correct the fields marked below.", "zh-CN": "请修改下面标出的内容。"},
+    "submitted_title": {"en": "Thank you, we have received it", "zh-CN": "提交成功，我们已受理"},
+    "query_no": {"en": "Query number", "zh-CN": "查询编号"},
+    "keep_query_no": {"en": "Keep this number to look up the progress.", "zh-CN": "请保存此编号，用于查询处理进度。"},
+    "submit_another": {"en": "Submit another", "zh-CN": "再提交一份"},
+    "choose": {"en": "Choose…", "zh-CN": "请选择…"},
+    "yes": {"en": "Yes", "zh-CN": "是"},
+    "no_records": {"en": "No records yet.", "zh-CN": "暂无记录。"},
+    "status": {"en": "Status", "zh-CN": "状态"},
+    "created": {"en": "Created", "zh-CN": "创建时间"},
+    "too_many": {"en": "Too many requests; please wait a moment and try again.",
+                 "zh-CN": "请求过于频繁，请稍后再试。"},
+    "honeypot": {"en": "Leave this empty", "zh-CN": "请勿填写"},
+    "not_public": {"en": "This form is not open to the public.", "zh-CN": "此表单不对外开放。"},
+}
+
+
+def ui(key: str, locale: str) -> str:
+    """The page text `key` in `locale` (English when missing)."""
+    table = UI.get(key)
+    if table is None:
+        return key
+    return table.get(locale) or table["en"]

@@ -1,0 +1,85 @@
+"""Public pages: a form anyone may fill in (no sign-in), and its acknowledgement.
+
+Public endpoints are rate-limited per client and protected by the anti-spam ticket; a retried
+post of the same page returns the first record (the ticket's key is the idempotency key).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from engine.errors import ValidationFailed
+from engine.types import label_text
+from forms.render import form_view, parse_form_post
+from web.antispam import HONEYPOT, TICKET, SpamSuspected
+from web.ratelimit import Limit
+
+if TYPE_CHECKING:
+    from web.app import Web
+
+FORM_VIEWS = Limit(120, 60)
+FORM_POSTS = Limit(10, 60)
+MAX_FORM_FIELDS = 500
+MAX_FORM_BYTES = 1024 * 1024
+
+
+def routes(web: "Web") -> list[Route]:
+    """The public routes of the application."""
+
+    def public_form(request: Request):  # type: ignore[no-untyped-def]
+        form = web.system.forms.form(request.path_params["form"])
+        if not form.spec.public:
+            raise HTTPException(404, "no such public form")
+        return form
+
+    def render(request: Request, form, *, values=None, errors=None, status: int = 200) -> HTMLResponse:  # type: ignore[no-untyped-def]
+        locale = web.locale_of(request)
+        ticket = web.signer.issue(form.name, web.system.runtime.clock.now())
+        return web.page(request, "form_fill.html", status=status,
+                        form_title=form.spec.text(locale),
+                        form_description=label_text(form.spec.description, locale, "") if form.spec.description else "",
+                        sections=form_view(form, locale, values=values, errors=errors),
+                        has_errors=bool(errors), ticket=ticket,
+                        action=f"/f/{form.name}?lang={locale}")
+
+    async def show(request: Request) -> Response:
+        web.limit(request, "form-view", FORM_VIEWS)
+        return render(request, public_form(request))
+
+    async def post(request: Request) -> Response:
+        web.limit(request, "form-post", FORM_POSTS)
+        form = public_form(request)
+        locale = web.locale_of(request)
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+            raise HTTPException(413, "the form is too large")
+        posted = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FORM_BYTES)
+        try:
+            ticket = web.signer.check(form.name, str(posted.get(TICKET, "")), web.system.runtime.clock.now(),
+                                      str(posted.get(HONEYPOT, "")))
+        except SpamSuspected as exc:
+            raise HTTPException(400, str(exc)) from None
+        data = parse_form_post(form, posted)
+        try:
+            result = web.system.forms.submit(form.name, data, actor=None, locale=locale,
+                                             idempotency_key=f"public:{ticket.key}", channel="web")
+        except ValidationFailed as exc:
+            return render(request, form, values=data, errors=exc.errors, status=422)
+        target = f"/f/{form.name}/submitted/{result.query_no or ''}?lang={locale}"
+        return RedirectResponse(target, status_code=303)
+
+    async def submitted(request: Request) -> Response:
+        form = public_form(request)
+        return web.page(request, "form_submitted.html", query_no=request.path_params["query_no"],
+                        again=f"/f/{form.name}?lang={web.locale_of(request)}")
+
+    return [
+        Route("/f/{form}", show, methods=["GET"]),
+        Route("/f/{form}", post, methods=["POST"]),
+        Route("/f/{form}/submitted/{query_no}", submitted, methods=["GET"]),
+    ]

@@ -1,0 +1,32 @@
+"""Deployment settings read from the environment, with safe defaults for a single server."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+SECRET_FILE = Path("var") / "secret_key"
+
+
+def secret_key() -> str:
+    """The key that signs cookies and form tickets: $DOCKET_SECRET_KEY, else a random key kept
+    in var/secret_key (created on first start, readable only by its owner), so restarts keep
+    sessions and forms valid."""
+    from_env = os.environ.get("DOCKET_SECRET_KEY")
+    if from_env:
+        return from_env
+    if SECRET_FILE.is_file():
+        return SECRET_FILE.read_text("utf-8").strip()
+    SECRET_FILE.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(key)
+    return key
+
+
+def trusted_proxies() -> tuple[str, ...]:
+    """Addresses whose X-Forwarded-For is believed ($DOCKET_TRUSTED_PROXIES, comma separated)."""
+    raw = os.environ.get("DOCKET_TRUSTED_PROXIES", "")
+    return tuple(p.strip() for p in raw.split(",") if p.strip())
