@@ -194,7 +194,7 @@ def _translate(error: ValidationError) -> list[tuple[YamlPath, bool, str, str | 
             return [(path, False, f"expected a label (text, or a map of locale to text), got {_describe(instance)}", None)]
         return _translate(best_match(error.context))
     if keyword in ("minItems", "minProperties"):
-        return [(path, False, f"must not be empty", None)]
+        return [(path, False, "must not be empty", None)]
     if keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         return [(path, False, f"{_describe(instance)} is out of range ({keyword} {error.validator_value})", None)]
     return [(path, False, error.message, None)]

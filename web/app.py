@@ -21,7 +21,6 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.bundle import Bundle
 from engine.errors import ConflictError, IdempotencyKeyReused, NotFoundError, ValidationFailed
@@ -29,7 +28,8 @@ from web import public
 from web.antispam import TicketSigner
 from web.i18n import ui
 from web.ratelimit import Limit, RateLimiter, client_address, retry_after
-from web.settings import secret_key, trusted_proxies
+from web.security import SecurityHeaders
+from web.settings import embed_origins, secret_key, trusted_proxies
 from web.system import System
 
 log = logging.getLogger(__name__)
@@ -38,39 +38,6 @@ MAX_JSON_BODY = 1024 * 1024
 """Larger API bodies are refused before they are read into memory."""
 API_SUBMITS = Limit(60, 60)
 """Anonymous API submissions per client per minute."""
-
-SECURITY_HEADERS = {
-    "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
-                               "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "same-origin",
-    "x-frame-options": "DENY",
-}
-
-
-class SecurityHeaders:
-    """Adds the security headers to every response (pure ASGI: streaming stays streaming)."""
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {k.lower() for k, _ in headers}
-                for key, value in SECURITY_HEADERS.items():
-                    if key.encode() not in present:
-                        headers.append((key.encode(), value.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
 
 def _templates() -> Environment:
     env = Environment(loader=PackageLoader("web", "templates"),
@@ -88,6 +55,7 @@ class Web:
         self.signer = TicketSigner(secret)
         self.limiter = RateLimiter(monotonic)
         self.proxies = proxies
+        self.embedders = embed_origins()
 
     @property
     def bundle(self) -> Bundle:

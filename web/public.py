@@ -6,6 +6,7 @@ post of the same page returns the first record (the ticket's key is the idempote
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from starlette.exceptions import HTTPException
@@ -18,6 +19,7 @@ from engine.types import label_text
 from forms.render import form_view, parse_form_post
 from web.antispam import HONEYPOT, TICKET, SpamSuspected
 from web.ratelimit import Limit
+from web.security import embeddable_csp
 
 if TYPE_CHECKING:
     from web.app import Web
@@ -26,6 +28,7 @@ FORM_VIEWS = Limit(120, 60)
 FORM_POSTS = Limit(10, 60)
 MAX_FORM_FIELDS = 500
 MAX_FORM_BYTES = 1024 * 1024
+QUERY_NO = re.compile(r"[A-Za-z0-9-]{0,64}")
 
 
 def routes(web: "Web") -> list[Route]:
@@ -49,7 +52,31 @@ def routes(web: "Web") -> list[Route]:
 
     async def show(request: Request) -> Response:
         web.limit(request, "form-view", FORM_VIEWS)
-        return render(request, public_form(request))
+        response = render(request, public_form(request))
+        response.headers["content-security-policy"] = embeddable_csp(web.embedders)
+        return response
+
+    def form_url(request: Request, form_name: str) -> str:
+        return str(request.base_url).rstrip("/") + f"/f/{form_name}"
+
+    async def share(request: Request) -> Response:
+        """The embed snippet and QR codes of a public form, for staff to copy."""
+        form = public_form(request)
+        url = form_url(request, form.name)
+        locale = web.locale_of(request)
+        snippet = (f'<iframe src="{url}?lang={locale}" title="{form.spec.text(locale)}" '
+                   'width="100%" height="900" style="border:0" loading="lazy"></iframe>')
+        return web.page(request, "form_share.html", form_title=form.spec.text(locale), url=url,
+                        snippet=snippet, qr_svg=f"/f/{form.name}/qr.svg", qr_png=f"/f/{form.name}/qr.png")
+
+    async def qr(request: Request) -> Response:
+        form = public_form(request)
+        kind = request.path_params["kind"]
+        if kind not in ("svg", "png"):
+            raise HTTPException(404, "QR codes come as .svg or .png")
+        return Response(qr_code(form_url(request, form.name), kind),
+                        media_type="image/svg+xml" if kind == "svg" else "image/png",
+                        headers={"cache-control": "public, max-age=3600"})
 
     async def post(request: Request) -> Response:
         web.limit(request, "form-post", FORM_POSTS)
@@ -75,6 +102,8 @@ def routes(web: "Web") -> list[Route]:
 
     async def submitted(request: Request) -> Response:
         form = public_form(request)
+        if not QUERY_NO.fullmatch(request.path_params["query_no"]):
+            raise HTTPException(404, "no such query number")
         return web.page(request, "form_submitted.html", query_no=request.path_params["query_no"],
                         again=f"/f/{form.name}?lang={web.locale_of(request)}")
 
@@ -82,4 +111,18 @@ def routes(web: "Web") -> list[Route]:
         Route("/f/{form}", show, methods=["GET"]),
         Route("/f/{form}", post, methods=["POST"]),
         Route("/f/{form}/submitted/{query_no}", submitted, methods=["GET"]),
+        Route("/f/{form}/share", share, methods=["GET"]),
+        Route("/f/{form}/qr.{kind}", qr, methods=["GET"]),
     ]
+
+
+def qr_code(url: str, kind: str) -> bytes:
+    """A QR code of `url` as SVG or PNG (segno: pure Python, no image library needed)."""
+    import io
+
+    import segno
+
+    out = io.BytesIO()
+    segno.make(url, error="m").save(out, kind=kind, scale=8 if kind == "png" else 4, border=2,
+                                    **({"title": url} if kind == "svg" else {}))
+    return out.getvalue()

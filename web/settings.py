@@ -30,3 +30,10 @@ def trusted_proxies() -> tuple[str, ...]:
     """Addresses whose X-Forwarded-For is believed ($DOCKET_TRUSTED_PROXIES, comma separated)."""
     raw = os.environ.get("DOCKET_TRUSTED_PROXIES", "")
     return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+
+def embed_origins() -> tuple[str, ...]:
+    """Sites allowed to show public forms in an iframe ($DOCKET_EMBED_ORIGINS, comma or space
+    separated, e.g. `https://www.example-post.cn`); the application's own origin always may."""
+    raw = os.environ.get("DOCKET_EMBED_ORIGINS", "")
+    return tuple(o for o in raw.replace(",", " ").split() if o.startswith(("https://", "http://")))

@@ -168,3 +168,27 @@ def test_a_post_with_too_many_fields_is_refused(client: TestClient) -> None:
 
 def test_a_form_that_is_not_public_is_not_found(client: TestClient, system: System) -> None:
     assert client.get("/f/nope").status_code == 404
+
+
+def test_the_public_form_may_be_framed_by_configured_sites_only(system: System, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKET_EMBED_ORIGINS", "https://www.example-post.cn")
+    client = TestClient(create_app(system, secret="test-secret"))
+    form = client.get("/f/complaint").headers
+    assert "frame-ancestors 'self' https://www.example-post.cn" in form["content-security-policy"]
+    assert "x-frame-options" not in form
+    home = client.get("/").headers
+    assert "frame-ancestors 'none'" in home["content-security-policy"] and home["x-frame-options"] == "DENY"
+
+
+def test_the_share_page_offers_an_iframe_snippet_and_qr_codes(client: TestClient) -> None:
+    page = client.get("/f/complaint/share?lang=en")
+    assert page.status_code == 200
+    assert "&lt;iframe src=&#34;http://testserver/f/complaint?lang=en&#34;" in page.text
+
+
+def test_qr_codes_encode_the_form_address_as_svg_and_png(client: TestClient) -> None:
+    svg = client.get("/f/complaint/qr.svg")
+    assert svg.headers["content-type"].startswith("image/svg+xml") and b"<svg" in svg.content
+    png = client.get("/f/complaint/qr.png")
+    assert png.headers["content-type"] == "image/png" and png.content.startswith(b"\x89PNG\r\n\x1a\n")
+    assert client.get("/f/complaint/qr.gif").status_code == 404
