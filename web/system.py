@@ -20,7 +20,7 @@ from engine.clock import Clock, SystemClock
 from engine.directory import record_bundle_version, sync_directory
 from engine.registry import Registry
 from engine.runtime import Runtime
-from engine.storage.db import create_engine, database_url, transaction
+from engine.storage.db import create_engine, database_url, serialize, transaction
 from engine.storage.migrations import upgrade
 from flows.runtime import FlowService
 from forms.records import FormService
@@ -65,6 +65,7 @@ def boot(bundle_root: Path | str, *, db_url: str | None = None, clock: Clock | N
     if migrate:
         upgrade(db)
     with transaction(db) as conn:
+        serialize(conn, "directory")  # processes starting together sync one at a time
         record_bundle_version(conn, bundle, clock.now())
         sync_directory(conn, bundle.meta, clock.now())
     runtime = Runtime(bundle, db, clock)

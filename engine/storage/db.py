@@ -10,6 +10,7 @@ up front, waiting up to busy_timeout); read-only work can opt out with `read_tra
 from __future__ import annotations
 
 import os
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -22,7 +23,7 @@ from sqlalchemy.pool import StaticPool
 from engine.errors import ConflictError
 
 __all__ = ["BUSY_TIMEOUT_MS", "DEFAULT_URL", "create_engine", "database_url",
-           "read_transaction", "transaction", "update_versioned"]
+           "read_transaction", "serialize", "transaction", "update_versioned"]
 
 DEFAULT_URL = "sqlite:///var/docket.db"
 BUSY_TIMEOUT_MS = 10_000
@@ -105,6 +106,18 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
         conn.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
         with conn.begin():
             yield conn
+
+
+def serialize(conn: Connection, name: str) -> None:
+    """Hold a lock named `name` until the transaction ends, so processes doing the same
+    start-up work (migrations, syncing the bundle) take turns.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: nothing to do, the write
+    transaction already holds the database's only write lock (BEGIN IMMEDIATE).
+    """
+    if conn.dialect.name == "postgresql":
+        key = zlib.crc32(f"docket:{name}".encode())
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def update_versioned(

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Union
@@ -28,7 +27,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.types import TypeEngine
 
-from engine.storage.db import read_transaction, transaction
+from engine.storage.db import read_transaction, serialize, transaction
 from engine.storage.types import UTCDateTime
 
 __all__ = ["SYSTEM_COLUMNS", "TABLE_PREFIX", "ColumnSpec", "MigrationPlan", "RecordTableSpec",
@@ -351,9 +350,7 @@ def apply_additive(bind: Engine, plan: MigrationPlan) -> MigrationPlan:
         return plan
     table = record_table(plan.spec)
     with transaction(bind) as conn:
-        if conn.dialect.name == "postgresql":
-            key = zlib.crc32(f"docket:{table.name}".encode())
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        serialize(conn, table.name)
         fresh = _plan(conn, plan.spec)
         if fresh.create_table:
             table.create(conn)

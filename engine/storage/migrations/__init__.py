@@ -15,15 +15,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from engine.storage.db import read_transaction, transaction
+from engine.storage.db import read_transaction, serialize, transaction
 
 __all__ = ["VERSION_TABLE", "alembic_config", "current_revision", "head_revision",
            "include_name", "upgrade"]
 
 VERSION_TABLE = "dk_alembic_version"
-_LOCK_KEY = 0x646F636B6574  # "docket": PostgreSQL advisory lock serialising migrations
 _PROCESS_LOCK = threading.Lock()
 """Alembic's `context` is a process-wide proxy: two threads migrating at once would swap each
 other's environment. Processes are serialised by the database lock, threads by this one."""
@@ -52,8 +51,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Migrate the engine tables to `revision` (default: newest) in one transaction."""
     config = alembic_config()
     with _PROCESS_LOCK, transaction(engine) as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        serialize(conn, "migrations")
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
 
