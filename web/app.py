@@ -29,15 +29,13 @@ from web.antispam import TicketSigner
 from web.i18n import ui
 from web.ratelimit import Limit, RateLimiter, client_address, retry_after
 from web.security import SecurityHeaders
-from web.settings import embed_origins, secret_key, trusted_proxies
+from web.settings import api_submits_per_minute, embed_origins, secret_key, trusted_proxies
 from web.system import System
 
 log = logging.getLogger(__name__)
 
 MAX_JSON_BODY = 1024 * 1024
 """Larger API bodies are refused before they are read into memory."""
-API_SUBMITS = Limit(60, 60)
-"""Anonymous API submissions per client per minute."""
 
 def _templates() -> Environment:
     env = Environment(loader=PackageLoader("web", "templates"),
@@ -56,6 +54,7 @@ class Web:
         self.limiter = RateLimiter(monotonic)
         self.proxies = proxies
         self.embedders = embed_origins()
+        self.api_submits = Limit(api_submits_per_minute(), 60)
 
     @property
     def bundle(self) -> Bundle:
@@ -107,7 +106,7 @@ def create_app(system: System, *, secret: str | None = None,
         if not form.spec.public:
             # Signed-in API access arrives with the web issue; until then only public forms.
             raise HTTPException(403, "this form accepts submissions from signed-in users only")
-        web.limit(request, "api-submit", API_SUBMITS)
+        web.limit(request, "api-submit", web.api_submits)
         data = await _json_body(request)
         if not isinstance(data, dict):
             return JSONResponse({"error": "the body must be a JSON object of field values"}, 400)

@@ -37,3 +37,10 @@ def embed_origins() -> tuple[str, ...]:
     separated, e.g. `https://www.example-post.cn`); the application's own origin always may."""
     raw = os.environ.get("DOCKET_EMBED_ORIGINS", "")
     return tuple(o for o in raw.replace(",", " ").split() if o.startswith(("https://", "http://")))
+
+
+def api_submits_per_minute() -> int:
+    """Anonymous API submissions allowed per client per minute ($DOCKET_API_SUBMITS_PER_MINUTE,
+    default 60); integrations that send more use API tokens."""
+    raw = os.environ.get("DOCKET_API_SUBMITS_PER_MINUTE", "60")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else 60

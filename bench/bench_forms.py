@@ -1,0 +1,239 @@
+"""Benchmark: form validation and submission (issue 4 point 8, PERFORMANCE.md section 3).
+
+One run reports:
+1. validation alone, records/s: Docket's compiled form vs the peer, jsonschema's
+   Draft202012Validator built once and reused (`list(iter_errors(r))`, format checker on), on
+   the same 22-field workload (bench/workloads/complaint20), 1,000 valid and 1,000 invalid
+   records with exactly 3 errors each (bad phone, negative amount, missing description);
+2. validated-and-stored submissions/s through the Python API on SQLite (one transaction each);
+3. the same over HTTP: uvicorn with one worker, 8 client threads with keep-alive.
+Goals: >= 100,000 validations/s and >= 10x jsonschema; >= 5,000/s in-process; >= 1,000/s HTTP.
+
+Run: .venv/bin/python bench/bench_forms.py [--records N] [--submits N] [--http N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from jsonschema import Draft202012Validator  # noqa: E402
+
+from engine.clock import ManualClock  # noqa: E402
+from engine.errors import ValidationFailed  # noqa: E402
+from web.system import boot  # noqa: E402
+
+WORKLOAD = ROOT / "bench" / "workloads" / "complaint20"
+REGIONS = [f"r{i:02d}" for i in range(30)]
+
+PEER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["customer_name", "contact_name", "contact_phone", "waybill", "order_no", "description",
+                 "address", "channel", "category", "priority", "region", "resolution", "amount",
+                 "weight_kg", "pieces", "satisfaction", "key_account", "email", "ship_date", "occurred_at"],
+    "properties": {
+        "customer_name": {"type": "string", "minLength": 2, "maxLength": 100},
+        "contact_name": {"type": "string", "maxLength": 50},
+        "contact_phone": {"type": "string", "pattern": r"^1[3-9]\d{9}$"},
+        "waybill": {"type": "string", "pattern": r"^[A-Z]{2}\d{9}[A-Z]{2}$"},
+        "order_no": {"type": "string", "pattern": r"^ORD-\d{6,10}$"},
+        "description": {"type": "string", "minLength": 5, "maxLength": 2000},
+        "expected": {"type": "string", "maxLength": 1000},
+        "address": {"type": "string", "maxLength": 200},
+        "remark": {"type": "string", "maxLength": 200},
+        "channel": {"enum": ["phone", "email", "web", "visit", "api"]},
+        "category": {"enum": ["pickup", "transport", "delivery", "billing", "service", "delay", "damage", "loss"]},
+        "priority": {"enum": ["urgent", "important", "normal"]},
+        "region": {"enum": REGIONS},
+        "resolution": {"enum": ["pending", "refund", "resend", "compensate", "explain"]},
+        "amount": {"type": "number", "minimum": 0, "maximum": 100000},
+        "weight_kg": {"type": "number", "minimum": 0, "maximum": 1000},
+        "pieces": {"type": "integer", "minimum": 1, "maximum": 999},
+        "satisfaction": {"type": "integer", "minimum": 1, "maximum": 5},
+        "key_account": {"type": "boolean"},
+        "email": {"type": "string", "format": "email"},
+        "ship_date": {"type": "string", "format": "date"},
+        "occurred_at": {"type": "string", "format": "date-time"},
+    },
+}
+
+
+def records(n: int, seed: int = 7) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """`n` valid records and `n` invalid ones with exactly three errors each."""
+    rnd = random.Random(seed)
+    valid = []
+    for i in range(n):
+        day = date(2026, 1, 1) + timedelta(days=rnd.randrange(300))
+        valid.append({
+            "customer_name": f"客户{i:05d}有限公司", "contact_name": f"联系人{i}",
+            "contact_phone": f"1{rnd.choice('3456789')}{rnd.randrange(10**9):09d}",
+            "waybill": f"EA{rnd.randrange(10**9):09d}CN", "order_no": f"ORD-{rnd.randrange(10**8):08d}",
+            "description": "货物在运输途中破损，需要赔偿" * rnd.randint(1, 3), "expected": "尽快处理",
+            "address": "上海市浦东新区世纪大道100号", "remark": "",
+            "channel": rnd.choice(["phone", "email", "web", "visit", "api"]),
+            "category": rnd.choice(["pickup", "transport", "delivery", "billing", "service", "delay", "damage", "loss"]),
+            "priority": rnd.choice(["urgent", "important", "normal"]), "region": rnd.choice(REGIONS),
+            "resolution": rnd.choice(["pending", "refund", "resend", "compensate", "explain"]),
+            "amount": round(rnd.uniform(0, 5000), 2), "weight_kg": round(rnd.uniform(0.1, 50), 1),
+            "pieces": rnd.randint(1, 20), "satisfaction": rnd.randint(1, 5), "key_account": rnd.random() < 0.5,
+            "email": f"user{i}@example.com", "ship_date": day.isoformat(),
+            "occurred_at": f"{day.isoformat()}T{rnd.randrange(24):02d}:{rnd.randrange(60):02d}:00+08:00",
+        })
+    invalid = []
+    for record in valid:
+        bad = dict(record, contact_phone="12345", amount=-5)
+        del bad["description"]
+        invalid.append(bad)
+    return valid, invalid
+
+
+def rate(fn: Callable[[], None], items: int, repeat: int = 5) -> float:
+    """Median items/s over `repeat` runs of `fn` (which processes `items` items)."""
+    runs = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        runs.append(items / (time.perf_counter() - start))
+    return statistics.median(runs)
+
+
+def bench_validation(n: int) -> list[tuple[str, float, float]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        system = boot(WORKLOAD, db_url=f"sqlite:///{tmp}/v.db", clock=ManualClock(datetime(2026, 11, 23, tzinfo=timezone.utc)))
+        form = system.forms.form("complaint20")
+        system.db.dispose()
+    valid, invalid = records(n)
+    for r in invalid[:3]:
+        try:
+            form.validate(r)
+        except ValidationFailed as exc:
+            assert len(exc.errors) == 3, exc.errors
+    peer = Draft202012Validator(PEER_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    assert all(len(list(peer.iter_errors(r))) == 3 for r in invalid[:3])
+
+    def docket_valid() -> None:
+        for r in valid:
+            form.validate(r)
+
+    def docket_invalid() -> None:
+        for r in invalid:
+            try:
+                form.validate(r)
+            except ValidationFailed:
+                pass
+
+    def peer_valid() -> None:
+        for r in valid:
+            list(peer.iter_errors(r))
+
+    def peer_invalid() -> None:
+        for r in invalid:
+            list(peer.iter_errors(r))
+
+    return [("Docket compiled form", rate(docket_valid, n), rate(docket_invalid, n)),
+            ("peer: jsonschema Draft202012Validator reused", rate(peer_valid, n), rate(peer_invalid, n))]
+
+
+def bench_submit(n: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        system = boot(WORKLOAD, db_url=f"sqlite:///{tmp}/s.db", clock=ManualClock(datetime(2026, 11, 23, tzinfo=timezone.utc)))
+        valid, _ = records(n, seed=11)
+        start = time.perf_counter()
+        for r in valid:
+            system.forms.submit("complaint20", r)
+        elapsed = time.perf_counter() - start
+        assert system.forms.count("complaint20") == n
+        system.db.dispose()
+        return n / elapsed
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_http(n: int, threads: int = 8) -> float:
+    import httpx
+
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        # The benchmark form is not public: serve a public copy of it.
+        bundle = Path(tmp) / "bundle"
+        subprocess.run(["cp", "-r", str(WORKLOAD), str(bundle)], check=True)
+        form_file = bundle / "forms" / "complaint20.yaml"
+        form_file.write_text(form_file.read_text().replace("form: complaint20\n", "form: complaint20\npublic: true\n"))
+        env = {**os.environ, "DOCKET_SECRET_KEY": "bench", "DOCKET_API_SUBMITS_PER_MINUTE": "100000000"}
+        server = subprocess.Popen(
+            [sys.executable, str(ROOT / "cli.py"), "serve", str(bundle), "--db", f"sqlite:///{tmp}/h.db",
+             "--port", str(port), "--log-level", "warning"],
+            cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            for _ in range(100):
+                try:
+                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            valid, _ = records(n, seed=13)
+            chunks = [valid[i::threads] for i in range(threads)]
+            errors: list[str] = []
+
+            def worker(chunk: list[dict[str, Any]], index: int) -> None:
+                with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+                    for r in chunk:
+                        response = client.post("/api/v1/forms/complaint20/records", json=r)
+                        if response.status_code != 201:
+                            errors.append(f"{response.status_code} {response.text[:100]}")
+
+            start = time.perf_counter()
+            pool = [threading.Thread(target=worker, args=(c, i)) for i, c in enumerate(chunks)]
+            for t in pool:
+                t.start()
+            for t in pool:
+                t.join()
+            elapsed = time.perf_counter() - start
+            if errors:
+                print(f"HTTP errors: {len(errors)}; first: {errors[0]}")
+            return (n - len(errors)) / elapsed
+        finally:
+            server.terminate()
+            server.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=1000)
+    parser.add_argument("--submits", type=int, default=3000)
+    parser.add_argument("--http", type=int, default=2000)
+    args = parser.parse_args()
+    print(f"machine: {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPUs\n")
+    rows = bench_validation(args.records)
+    print("| validator | valid rec/s | invalid (3 errors) rec/s |")
+    print("| --- | ---: | ---: |")
+    for name, ok, bad in rows:
+        print(f"| {name} | {ok:,.0f} | {bad:,.0f} |")
+    print(f"\nratio Docket / jsonschema: valid {rows[0][1] / rows[1][1]:.1f}x, invalid {rows[0][2] / rows[1][2]:.1f}x\n")
+    print(f"submissions through the Python API on SQLite: {bench_submit(args.submits):,.0f}/s "
+          f"({args.submits} records, one transaction each)")
+    print(f"submissions over HTTP (uvicorn, 1 worker, 8 client threads): {bench_http(args.http):,.0f}/s")
+
+
+if __name__ == "__main__":
+    main()
