@@ -94,7 +94,8 @@ def form_view(form: CompiledForm, locale: str, *, values: Mapping[str, Any] | No
             continue
         if allowed is not None and name not in allowed:
             continue
-        sections[-1].widgets.append(_widget(spec, ftype, kind, locale, values.get(name),
+        value = values.get(name) if name in values or errors else spec.default
+        sections[-1].widgets.append(_widget(spec, ftype, kind, locale, value,
                                             list(errors.get(name, ()))))
     return [s for s in sections if s.widgets]
 

@@ -1,0 +1,59 @@
+"""A customer fills in the public complaint form in a real browser, on a desktop and a phone."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import SCREENSHOTS, LiveServer
+
+VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+
+def fill_complaint(page: Any) -> None:
+    page.get_by_label("大客户名称").fill("华东电子商务有限公司")
+    page.get_by_label("联系人").fill("陈先生")
+    page.get_by_label("联系电话").fill("13812345678")
+    page.get_by_label("投诉发生时间").fill("2026-11-20T10:30")
+    page.get_by_label("问题分类").select_option("damage_goods")
+    page.get_by_label("问题详细描述").fill("三箱货物内件破损，外包装有明显挤压痕迹。")
+    page.get_by_label("索赔金额").fill("1200")
+
+
+@pytest.mark.parametrize("viewport", ["desktop", "phone"])
+def test_a_customer_submits_the_public_form_and_sees_the_query_number(
+        browser: Any, live_server: LiveServer, viewport: str) -> None:
+    context = browser.new_context(viewport=VIEWPORTS[viewport], locale="zh-CN")
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"{live_server.url}/f/complaint?lang=zh-CN")
+    page.screenshot(path=str(SCREENSHOTS / f"public-form-{viewport}.png"))
+    fill_complaint(page)
+    live_server.clock.advance(timedelta(seconds=30))
+    with page.expect_navigation():
+        page.get_by_role("button", name="提交").click()
+    assert page.locator("#query-no").count() == 1, page.inner_text("main")[:3000]
+    assert page.inner_text("#query-no").startswith("TS20261123")
+    page.screenshot(path=str(SCREENSHOTS / f"public-form-submitted-{viewport}.png"))
+    assert dialogs == []
+    assert live_server.system.forms.count("complaint") == 1
+    context.close()
+
+
+def test_errors_show_next_to_the_fields_in_english(browser: Any, live_server: LiveServer) -> None:
+    context = browser.new_context(viewport=VIEWPORTS["desktop"], locale="en-US")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/f/complaint?lang=en")
+    page.get_by_label("Key-account name").fill("<img src=x onerror=alert(1)>")
+    page.get_by_label("Contact phone").fill("12")
+    live_server.clock.advance(timedelta(seconds=30))
+    page.get_by_role("button", name="Submit").click()
+    page.wait_for_selector("#form-errors")
+    assert page.inner_text("#f-contact_phone-error") == "Enter a valid phone number."
+    assert page.get_by_label("Key-account name").input_value() == "<img src=x onerror=alert(1)>"
+    page.screenshot(path=str(SCREENSHOTS / "public-form-errors-en.png"), full_page=True)
+    assert live_server.system.forms.count("complaint") == 0
+    context.close()
