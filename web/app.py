@@ -28,7 +28,7 @@ from web import public
 from web.antispam import TicketSigner
 from web.i18n import ui
 from web.ratelimit import Limit, RateLimiter, client_address, retry_after
-from web.security import SecurityHeaders
+from web.security import BodySizeLimit, SecurityHeaders
 from web.settings import api_submits_per_minute, embed_origins, secret_key, trusted_proxies
 from web.system import System
 
@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 MAX_JSON_BODY = 1024 * 1024
 """Larger API bodies are refused before they are read into memory."""
+MAX_REQUEST_BODY = 2 * 1024 * 1024
+"""Any request body (forms, JSON) is cut off at this size while it streams in."""
+MAX_UPLOAD_BODY = 110 * 1024 * 1024
+"""Uploads may be larger; each field type sets its own, smaller limit."""
 
 def _templates() -> Environment:
     env = Environment(loader=PackageLoader("web", "templates"),
@@ -178,7 +182,8 @@ def create_app(system: System, *, secret: str | None = None,
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[Middleware(SecurityHeaders),
+                    Middleware(BodySizeLimit, default=MAX_REQUEST_BODY, overrides={"/api/v1/uploads": MAX_UPLOAD_BODY})],
         exception_handlers={ValidationFailed: on_validation, NotFoundError: on_not_found,
                             ConflictError: on_conflict, HTTPException: on_http, Exception: on_crash},
     )

@@ -45,3 +45,55 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class BodySizeLimit:
+    """Refuses request bodies larger than a limit while they stream in (413), whether or not
+    a Content-Length was sent, so no handler ever buffers an oversized body.
+
+    `overrides` maps path prefixes to their own limits (uploads need more than forms).
+    """
+
+    def __init__(self, app: ASGIApp, *, default: int, overrides: dict[str, int] | None = None):
+        self.app = app
+        self.default = default
+        self.overrides = sorted((overrides or {}).items(), key=lambda kv: -len(kv[0]))
+
+    def limit_for(self, path: str) -> int:
+        for prefix, limit in self.overrides:
+            if path.startswith(prefix):
+                return limit
+        return self.default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from starlette.exceptions import HTTPException
+
+        limit = self.limit_for(scope.get("path", ""))
+        for key, value in scope.get("headers", []):
+            if key == b"content-length" and value.isdigit() and int(value) > limit:
+                await _too_large(send, limit)
+                return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise HTTPException(413, f"the request body is larger than {limit:,} bytes")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = f'{{"error": "the request body is larger than {limit:,} bytes"}}'.encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})

@@ -192,3 +192,30 @@ def test_qr_codes_encode_the_form_address_as_svg_and_png(client: TestClient) -> 
     png = client.get("/f/complaint/qr.png")
     assert png.headers["content-type"] == "image/png" and png.content.startswith(b"\x89PNG\r\n\x1a\n")
     assert client.get("/f/complaint/qr.gif").status_code == 404
+
+
+def test_a_multipart_post_with_too_many_fields_is_refused(client: TestClient) -> None:
+    boundary = "x" * 20
+    parts = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\nx\r\n'
+                    for i in range(20_000))
+    body = (parts + f"--{boundary}--\r\n").encode()
+    response = client.post("/f/complaint", content=body,
+                           headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert response.status_code in (400, 413)
+
+
+def test_a_huge_text_field_is_refused_before_it_is_read(client: TestClient) -> None:
+    response = client.post("/f/complaint", content=b"description=" + b"x" * (50 * 1024 * 1024),
+                           headers={"content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 413
+
+
+def test_a_huge_body_without_a_length_is_cut_off_while_streaming(client: TestClient) -> None:
+    def chunks():  # type: ignore[no-untyped-def]
+        yield b"description="
+        for _ in range(64):
+            yield b"x" * (64 * 1024)
+
+    response = client.post("/f/complaint", content=chunks(),
+                           headers={"content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 413
