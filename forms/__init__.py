@@ -3,14 +3,39 @@
 from __future__ import annotations
 
 from engine.registry import Registry
-from forms.fields.choice import Boolean, Cascade, MultiSelect, Radio, Select
-from forms.fields.number import Integer, Money, Number
-from forms.fields.temporal import Date, DateTime, Section
-from forms.fields.text import Email, Phone, Text, Textarea
+from forms.fields.choice import Boolean, Cascade, Checkboxes, MultiSelect, Radio, Region, Select
+from forms.fields.display import Divider, HelpText
+from forms.fields.identifiers import IdNumber
+from forms.fields.location import Location
+from forms.fields.number import Integer, Money, Number, Percent, Rating
+from forms.fields.people import Department, Role, User
+from forms.fields.reference import Reference
+from forms.fields.rich import RichText
+from forms.fields.signature import Signature
+from forms.fields.subtable import Subtable
+from forms.fields.system import AutoNumber, Computed
+from forms.fields.temporal import Date, DateTime, Duration, Section, Time
+from forms.fields.text import Email, Hidden, Phone, Text, Textarea, Url
 from forms.kind import FormKind
 
-BUILT_IN_FIELD_TYPES = (Text, Textarea, Phone, Email, Number, Integer, Money, Select, Radio,
-                        Cascade, MultiSelect, Boolean, Date, DateTime, Section)
+BUILT_IN_FIELD_TYPES = (
+    # text
+    Text, Textarea, RichText, Hidden, Phone, Email, Url, IdNumber,
+    # numbers
+    Number, Integer, Money, Percent, Rating,
+    # choices
+    Select, Radio, MultiSelect, Checkboxes, Cascade, Region, Boolean,
+    # time
+    Date, DateTime, Time, Duration,
+    # people and records
+    User, Role, Department, Reference,
+    # composite values
+    Location, Signature, Subtable,
+    # set by the system
+    AutoNumber, Computed,
+    # layout, storing nothing
+    Section, HelpText, Divider,
+)
 
 
 def register(registry: Registry) -> None:

@@ -70,17 +70,20 @@ class CompiledForm:
             try:
                 values[name] = ftype.parse(raw, spec)
             except FieldInvalid as exc:
-                errors.setdefault(name, []).append(exc.text(locale))
+                for key, text in exc.messages(name, locale).items():  # sub-table cells too
+                    errors.setdefault(key, []).append(text)
                 values[name] = None
         names = {**(extra_names or {}), **values}
         for name in self.stored:
             spec, ftype = self.spec.fields[name], self.types[name]
             if spec.computed is not None:
-                values[name] = names[name] = self._evaluate(spec.computed, names, ctx, None)
+                value = ftype.coerce(self._evaluate(spec.computed, names, ctx, None), spec)
+                values[name] = names[name] = value
                 continue
             if not self._evaluate(spec.visible_if, names, ctx, True):
                 values[name] = names[name] = None
-                errors.pop(name, None)
+                for key in [k for k in errors if k == name or k.startswith(name + "[")]:
+                    del errors[key]
                 continue
             if ftype.is_empty(values.get(name)) and existing is None:
                 default = self._default(spec, ftype, names, ctx)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
 from engine.kinds import BuildContext, Dispatch
 from engine.lists import Option, OptionList
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
+from engine.types import YamlPath
 from engine.yamlsource import Document
 from forms.messages import FieldInvalid
 from forms.numbering import check_pattern
@@ -41,6 +43,10 @@ FORM_NAMES = {"id", "query_no", "status", "created_at", "updated_at", "created_b
 
 EXPRESSION_NAMES = frozenset({"user", "record", "query_no", "status", "created_at"})
 
+COLUMN_EXCLUDED = ("required_if", "visible_if", "readonly_if", "computed", "default_expr", "unique",
+                   "public", "index")
+"""Common keys that mean nothing inside a sub-table row."""
+
 
 class FormKind:
     """`form: complaint` with `fields:` (each field's `type` picks a field-type plugin)."""
@@ -50,7 +56,9 @@ class FormKind:
     folder = "forms"
     key = "form"
     order = 10
-    dispatch = (Dispatch(("fields", "*"), "field_types", COMMON_FIELD_SCHEMA),)
+    dispatch = (Dispatch(("fields", "*"), "field_types", COMMON_FIELD_SCHEMA),
+                Dispatch(("fields", "*", "columns", "*"), "field_types", COMMON_FIELD_SCHEMA))
+    """Every field picks its type; so does every column of a sub-table."""
     options_schema: dict[str, Any] = {
         "type": "object",
         "required": ["form", "fields"],
@@ -74,7 +82,6 @@ class FormKind:
 
     def build(self, doc: Document, ctx: BuildContext) -> FormSpec | None:
         data = doc.data
-        timezone = ctx.meta.timezone if ctx.meta else "UTC"
         names = set(data["fields"])
         scope = names | EXPRESSION_NAMES
         fields: dict[str, FieldSpec] = {}
@@ -85,34 +92,11 @@ class FormKind:
                 ctx.error(doc, path, f"'{name}' is a reserved name; choose another field name",
                           code="reserved-name", at_key=True)
                 continue
-            field_type = ctx.registry.field_types.get(raw["type"])
-            if field_type is None:  # reported by the schema check; the other fields are still checked
+            built = self.build_field(doc, path, name, raw, ctx, scope)
+            if built is None:  # an unknown type, reported by the schema check
                 unknown_types = True
                 continue
-            options = {k: v for k, v in raw.items() if k not in COMMON_FIELD_SCHEMA["properties"]}
-            choices = self._choices(doc, path, raw, ctx)
-            exprs = {key: ctx.expression(doc, path + (key,), scope)
-                     for key in ("required_if", "visible_if", "readonly_if", "computed", "default_expr")
-                     if key in raw}
-            spec = FieldSpec(
-                name=name, type=field_type.name, label=raw.get("label", name),
-                span=doc.source_map.key(path), options=MappingProxyType(options),
-                required=bool(raw.get("required", False)), unique=bool(raw.get("unique", False)),
-                public=bool(raw.get("public", False)), index=bool(raw.get("index", False)),
-                help=raw.get("help"), placeholder=raw.get("placeholder"), choices=choices,
-                timezone=timezone, default=raw.get("default"),
-                required_if=exprs.get("required_if"), visible_if=exprs.get("visible_if"),
-                readonly_if=exprs.get("readonly_if"), computed=exprs.get("computed"),
-                default_expr=exprs.get("default_expr"),
-            )
-            if spec.default is not None:
-                try:
-                    field_type.parse(spec.default, spec)
-                except FieldInvalid as exc:
-                    ctx.error(doc, path + ("default",), f"default is not valid for this field: {exc.text()}",
-                              code="invalid-default")
-            field_type.check(spec, ctx, doc, path)
-            fields[name] = spec
+            fields[name] = built[1]
         for key in ("title",):
             if data.get(key) and data[key] not in names:
                 ctx.unknown(doc, (key,), "field", data[key], names)
@@ -131,6 +115,71 @@ class FormKind:
             public=bool(data.get("public", False)), title_field=data.get("title"),
             list_fields=tuple(data.get("list", ())), description=data.get("description"),
         )
+
+    def build_field(self, doc: Document, path: YamlPath, name: str, raw: dict[str, Any],
+                    ctx: BuildContext, scope: set[str] | None) -> tuple[Any, FieldSpec] | None:
+        """One field (or sub-table column, `scope` None: no expressions) as (type, spec).
+
+        None when the type is unknown (the schema check has reported it). Problems with the
+        field's options are reported to ctx; the spec is still returned so neighbours are checked.
+        """
+        field_type = ctx.registry.field_types.get(raw["type"])
+        if field_type is None:
+            return None
+        timezone = ctx.meta.timezone if ctx.meta else "UTC"
+        options = {k: v for k, v in raw.items() if k not in COMMON_FIELD_SCHEMA["properties"]}
+        choices = field_type.load_choices(raw, ctx, doc, path)
+        if choices is None:
+            choices = self._choices(doc, path, raw, ctx)
+        exprs = {key: ctx.expression(doc, path + (key,), scope)
+                 for key in ("required_if", "visible_if", "readonly_if", "computed", "default_expr")
+                 if key in raw and scope is not None}
+        own = field_type.expression_option
+        if own and own in raw and scope is not None:
+            if "computed" in raw:
+                ctx.error(doc, path + (own,), f"write the expression once: `{own}` or `computed`",
+                          code="invalid-option")
+            exprs["computed"] = ctx.expression(doc, path + (own,), scope)
+        spec = FieldSpec(
+            name=name, type=field_type.name, label=raw.get("label", name),
+            span=doc.source_map.key(path), options=MappingProxyType(options),
+            required=bool(raw.get("required", False)), unique=bool(raw.get("unique", False)),
+            public=bool(raw.get("public", False)), index=bool(raw.get("index", False)),
+            help=raw.get("help"), placeholder=raw.get("placeholder"), choices=choices,
+            timezone=timezone, default=raw.get("default"),
+            required_if=exprs.get("required_if"), visible_if=exprs.get("visible_if"),
+            readonly_if=exprs.get("readonly_if"), computed=exprs.get("computed"),
+            default_expr=exprs.get("default_expr"),
+        )
+        before = len(ctx.diags.errors)
+        compiled = field_type.prepare(spec, ctx, doc, path)
+        if compiled is not None:
+            spec = replace(spec, compiled=compiled)
+        if spec.default is not None and len(ctx.diags.errors) == before:
+            try:
+                field_type.parse(spec.default, spec)
+            except FieldInvalid as exc:
+                ctx.error(doc, path + ("default",), f"default is not valid for this field: {exc.text()}",
+                          code="invalid-default")
+        field_type.check(spec, ctx, doc, path)
+        return field_type, spec
+
+    def build_column(self, doc: Document, path: YamlPath, name: str, raw: dict[str, Any],
+                     ctx: BuildContext) -> tuple[Any, FieldSpec] | None:
+        """A column of a sub-table: a stored field without expressions or record-level keys."""
+        field_type = ctx.registry.field_types.get(raw.get("type", ""))
+        if field_type is None:
+            return None
+        if not (field_type.stores_value and field_type.in_subtable):
+            ctx.error(doc, path + ("type",), f"a '{field_type.name}' field cannot be a column of a sub-table",
+                      code="invalid-column",
+                      hint="columns hold stored values: text, number, money, date, select, id_number, ...")
+            return None
+        for key in COLUMN_EXCLUDED:
+            if key in raw:
+                ctx.error(doc, path + (key,), f"'{key}' is not available in a sub-table column",
+                          code="invalid-column", at_key=True)
+        return self.build_field(doc, path, name, raw, ctx, None)
 
     def _choices(self, doc: Document, path: tuple[Any, ...], raw: dict[str, Any],
                  ctx: BuildContext) -> OptionList | None:
@@ -159,6 +208,12 @@ class FormKind:
         return OptionList(path[-1], raw.get("label", path[-1]), tuple(items), doc.source_map.value(path))
 
     def check(self, bundle: Any, ctx: BuildContext) -> None:
-        return None
+        """Checks of fields that need the whole bundle (a reference to another form)."""
+        for form_name, form in bundle.all("form").items():
+            doc = ctx.doc("form", form_name)
+            for name, spec in form.fields.items():
+                field_type = ctx.registry.field_types.get(spec.type)
+                if field_type is not None:
+                    field_type.check_bundle(spec, bundle, ctx, doc, ("fields", name))
 
 

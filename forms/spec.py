@@ -31,6 +31,7 @@ class FieldSpec:
     placeholder: Label | None = None
     choices: Any = None  # engine.lists.OptionList for choice types, resolved at load
     timezone: str = "UTC"  # the bundle's zone: naive dates and times are read in it
+    compiled: Any = None  # the type's state built once at load (FieldType.prepare): a regex, columns
 
     def text(self, locale: str = "en") -> str:
         return label_text(self.label, locale, self.name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 from sqlalchemy.types import TypeEngine
 
@@ -13,11 +13,27 @@ from forms.spec import FieldSpec
 class FieldType:
     """Base of every field type. Subclasses set the class attributes and override hooks.
 
+    Load time (once per bundle load, in this order):
     - `options_schema`: JSON Schema of the type's own YAML keys (merged with the common keys).
+    - `load_choices`: the option list of a choice type when it does not come from `options:`
+      (roles and departments come from bundle.yaml).
+    - `prepare`: build the spec's compiled state (a regex, the columns of a sub-table), kept in
+      `spec.compiled`, and report bad options with their position.
+    - `check`: further checks of the field's own options.
+    - `check_bundle`: checks that need every definition of the bundle (a referenced form).
+
+    Run time:
     - `parse`: turn raw input (JSON value or the text of an HTML form) into the stored value,
-      raising `FieldInvalid` with a message key.
+      raising `FieldInvalid` with a message key. Empty input is handled by the caller.
+    - `coerce`: turn the value of an expression (a computed field) into the stored value.
+    - `check_stored`: checks that need the database (the referenced record exists), run by the
+      caller inside the submitting transaction.
     - `column_type`: the SQL column of the form's record table (None: not stored).
-    - `examples`: YAML snippets used in the docs and tested by the docs test.
+    - `to_json`, `from_db`, `display`: the value in the API, as read back, as a person reads it.
+    - `examples`: YAML snippets used in the docs and loaded by the tests.
+
+    Hints for renderers: `widget` (empty: the renderer decides by type name) and `read_only`
+    (the system sets the value: never an input).
     """
 
     name: ClassVar[str] = ""
@@ -26,12 +42,30 @@ class FieldType:
     options_schema: ClassVar[dict[str, Any]] = {"properties": {}}
     examples: ClassVar[tuple[str, ...]] = ()
     stores_value: ClassVar[bool] = True
+    widget: ClassVar[str] = ""
+    read_only: ClassVar[bool] = False
+    in_subtable: ClassVar[bool] = True
+    """May be a column of a `subtable` (only stored types that need no expression or insert hook)."""
+    expression_option: ClassVar[str | None] = None
+    """An own option holding an expression compiled like the common `computed` key."""
 
     def column_type(self, spec: FieldSpec) -> TypeEngine[Any] | None:
         raise NotImplementedError
 
+    def load_choices(self, raw: Mapping[str, Any], ctx: Any, doc: Any, path: tuple[Any, ...]) -> Any:
+        """The field's OptionList when it is not written as `options:`; None to use `options:`."""
+        return None
+
+    def prepare(self, spec: FieldSpec, ctx: Any, doc: Any, path: tuple[Any, ...]) -> Any:
+        """Compiled state for `spec.compiled` (None: nothing); report bad options to ctx."""
+        return None
+
     def check(self, spec: FieldSpec, ctx: Any, doc: Any, path: tuple[Any, ...]) -> None:
         """Cross-file checks of the field's options (option lists exist, ...)."""
+        return None
+
+    def check_bundle(self, spec: FieldSpec, bundle: Any, ctx: Any, doc: Any, path: tuple[Any, ...]) -> None:
+        """Checks run once every definition of the bundle is built (e.g. a referenced form)."""
         return None
 
     def is_empty(self, value: Any) -> bool:
@@ -40,6 +74,14 @@ class FieldType:
     def parse(self, raw: Any, spec: FieldSpec) -> Any:
         """Convert and check one value; raise FieldInvalid. Empty input is handled by the caller."""
         raise NotImplementedError
+
+    def coerce(self, value: Any, spec: FieldSpec) -> Any:
+        """The value of an expression as this field stores it; never raises (None if impossible)."""
+        return value
+
+    def check_stored(self, conn: Any, value: Any, spec: FieldSpec, tables: Mapping[str, Any]) -> None:
+        """Checks against the database (`tables`: record tables by form name); raise FieldInvalid."""
+        return None
 
     def to_json(self, value: Any, spec: FieldSpec) -> Any:
         """The value as JSON (API answers, history diffs)."""

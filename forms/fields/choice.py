@@ -1,4 +1,4 @@
-"""Choice field types: select, radio, multiselect, cascade (tree), boolean."""
+"""Choice field types: select, radio, multiselect, checkboxes, cascade (tree), region, boolean."""
 
 from __future__ import annotations
 
@@ -80,10 +80,12 @@ class Cascade(Select):
     }}
     examples = ("category:\n  type: cascade\n  label: {zh-CN: 问题分类, en: Category}\n  options: complaint_category\n",)
 
+    leaf_only_default = True
+
     def allowed(self, spec: FieldSpec) -> set[str]:
         if spec.choices is None:
             return set()
-        leaf_only = spec.opt("leaf_only", True)
+        leaf_only = spec.opt("leaf_only", self.leaf_only_default)
         return {o.value for _, o, _ in spec.choices.walk() if not (leaf_only and o.children)}
 
     def path(self, value: str, spec: FieldSpec) -> tuple[str, ...]:
@@ -103,9 +105,22 @@ class Cascade(Select):
         return " / ".join(names)
 
 
+class Region(Cascade):
+    name = "region"
+    aliases = ("area",)
+    description = ("A place from a list or a tree of regions (province / city / district); any "
+                   "level may be chosen unless `leaf_only: true`.")
+    options_schema = {"required": ["options"], "properties": {
+        "options": OPTIONS_SCHEMA,
+        "leaf_only": {"type": "boolean", "description": "only the last level may be chosen (default false)"},
+    }}
+    examples = ("service_region:\n  type: region\n  label: {zh-CN: 所属区域, en: Region}\n  options: region\n",)
+    leaf_only_default = False
+
+
 class MultiSelect(Select):
     name = "multiselect"
-    aliases = ("multi_select", "checkboxes")
+    aliases = ("multi_select",)
     description = "Several choices from an option list; stored as a JSON list."
     options_schema = {"required": ["options"], "properties": {
         "options": OPTIONS_SCHEMA, "max_choices": {"type": "integer", "minimum": 1}}}
@@ -138,6 +153,19 @@ class MultiSelect(Select):
 
     def display(self, value: Any, spec: FieldSpec, locale: str) -> str:
         return ", ".join(Select.display(self, v, spec, locale) for v in value or [])
+
+
+class Checkboxes(MultiSelect):
+    name = "checkboxes"
+    aliases = ("check_boxes",)
+    description = "Several choices from a short option list, every option shown as a checkbox; stored as a JSON list."
+    options_schema = {"required": ["options"], "properties": {
+        "options": OPTIONS_SCHEMA, "max_choices": {"type": "integer", "minimum": 1}}}
+    examples = ("contact_times:\n  type: checkboxes\n  label: {zh-CN: 方便联系时段, en: Best times to call}\n"
+                "  options:\n    - {value: morning, label: {zh-CN: 上午, en: Morning}}\n"
+                "    - {value: afternoon, label: {zh-CN: 下午, en: Afternoon}}\n"
+                "    - {value: evening, label: {zh-CN: 晚上, en: Evening}}\n",)
+    widget = "checkboxes"
 
 
 _TRUE = {"true", "1", "yes", "on", "y", "是"}

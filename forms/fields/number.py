@@ -1,11 +1,11 @@
-"""Numeric field types: number, integer, money."""
+"""Numeric field types: number, integer, money, percent, rating."""
 
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, Numeric
+from sqlalchemy import BigInteger, Float, Integer as SqlInteger, Numeric
 from sqlalchemy.types import TypeEngine
 
 from forms.fields.base import FieldType
@@ -62,7 +62,8 @@ class Integer(FieldType):
             raw = int(raw)
         if isinstance(raw, str):
             text = raw.replace(",", "").strip()
-            if not text.lstrip("+-").isdigit() or len(text) > 18:
+            digits = text[1:] if text[:1] in "+-" else text
+            if not (digits.isascii() and digits.isdigit()) or len(text) > 18:
                 raise self.invalid("not_integer")
             raw = int(text)
         if not isinstance(raw, int) or abs(raw) >= 2**63:
@@ -111,3 +112,97 @@ class Money(FieldType):
             return ""
         symbol = {"CNY": "¥", "USD": "$", "EUR": "€"}.get(spec.opt("currency", "CNY"), "")
         return f"{symbol}{value:,.{spec.opt('places', 2)}f}"
+
+
+def _decimal(raw: Any, field: FieldType, *, strip: str = "") -> Decimal:
+    """A finite Decimal from a number or its text (thousands separators and `strip` removed)."""
+    if isinstance(raw, bool) or raw is None or isinstance(raw, (list, dict)):
+        raise field.invalid("not_number")
+    if isinstance(raw, float):
+        raw = repr(raw)
+    text = str(raw).replace(",", "").strip()
+    for ch in strip:
+        text = text.rstrip().removesuffix(ch)
+    if len(text) > 40:
+        raise field.invalid("not_number")
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise field.invalid("not_number") from None
+    if not value.is_finite():
+        raise field.invalid("not_number")
+    return value
+
+
+class Percent(FieldType):
+    name = "percent"
+    aliases = ("percentage",)
+    description = "A percentage kept exactly as a decimal; 0 to 100 unless `min`/`max` say otherwise."
+    options_schema = {"properties": {**_BOUNDS, "places": {"type": "integer", "minimum": 0, "maximum": 4}}}
+    examples = ("on_time_rate:\n  type: percent\n  label: {zh-CN: 准时率, en: On-time rate}\n  places: 1\n",)
+
+    def column_type(self, spec: FieldSpec) -> TypeEngine[Any]:
+        return Numeric(12, spec.opt("places", 2), asdecimal=True)
+
+    def parse(self, raw: Any, spec: FieldSpec) -> Any:
+        value = _decimal(raw, self, strip="%％")
+        places = spec.opt("places", 2)
+        if abs(value) >= Decimal(10) ** 9:
+            raise self.invalid("not_number")
+        if value.as_tuple().exponent < -places:  # type: ignore[operator]
+            raise self.invalid("decimals", places=places)
+        low, high = spec.opt("min", 0), spec.opt("max", 100)
+        if value < Decimal(str(low)):
+            raise self.invalid("too_small", min=low)
+        if value > Decimal(str(high)):
+            raise self.invalid("too_large", max=high)
+        return value.quantize(Decimal(1).scaleb(-places))
+
+    def to_json(self, value: Any, spec: FieldSpec) -> Any:
+        return None if value is None else str(value)
+
+    def from_db(self, value: Any, spec: FieldSpec) -> Any:
+        if value is None:
+            return None
+        return Decimal(str(value)).quantize(Decimal(1).scaleb(-spec.opt("places", 2)))
+
+    def display(self, value: Any, spec: FieldSpec, locale: str) -> str:
+        if value is None:
+            return ""
+        text = f"{value:f}"
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return f"{text}%"
+
+
+_RATING_TEXT = frozenset(str(n) for n in range(1, 11))
+
+
+class Rating(FieldType):
+    name = "rating"
+    aliases = ("stars", "score")
+    description = "A whole-number rating from 1 to `max` (5 by default), e.g. customer satisfaction."
+    options_schema = {"properties": {"max": {"type": "integer", "minimum": 2, "maximum": 10,
+                                             "description": "the highest rating (default 5)"}}}
+    examples = ("satisfaction:\n  type: rating\n  label: {zh-CN: 满意度, en: Satisfaction}\n  max: 5\n",)
+
+    def column_type(self, spec: FieldSpec) -> TypeEngine[Any]:
+        return SqlInteger()
+
+    def parse(self, raw: Any, spec: FieldSpec) -> Any:
+        top = spec.opt("max", 5)
+        if isinstance(raw, bool):
+            raise self.invalid("not_rating", max=top)
+        if isinstance(raw, float) and raw.is_integer():
+            raw = int(raw)
+        if isinstance(raw, str) and raw.strip() in _RATING_TEXT:
+            raw = int(raw.strip())
+        if not isinstance(raw, int) or not 1 <= raw <= top:
+            raise self.invalid("not_rating", max=top)
+        return raw
+
+    def display(self, value: Any, spec: FieldSpec, locale: str) -> str:
+        if value is None:
+            return ""
+        top = spec.opt("max", 5)
+        return f"{'★' * value}{'☆' * (top - value)} {value}/{top}"

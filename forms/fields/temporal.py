@@ -1,15 +1,18 @@
-"""Date and time field types; everything is stored in UTC, read in the bundle's zone."""
+"""Date and time field types; instants are stored in UTC, read in the bundle's zone."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+import re
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date as SqlDate, DateTime as SqlDateTime
+from sqlalchemy import BigInteger, Date as SqlDate, DateTime as SqlDateTime, Time as SqlTime
 from sqlalchemy.types import TypeEngine
 
+from engine.durations import DURATION_PATTERN, parse_duration
 from forms.fields.base import FieldType
+from forms.messages import FieldInvalid
 from forms.spec import FieldSpec
 
 _NOT_FUTURE = {"not_future": {"type": "boolean", "description": "refuse values later than now"}}
@@ -97,9 +100,175 @@ class Section(FieldType):
     options_schema = {"properties": {}}
     examples = ("contact_section:\n  type: section\n  label: {zh-CN: 联系人信息, en: Contact}\n",)
     stores_value = False
+    in_subtable = False
 
     def column_type(self, spec: FieldSpec) -> TypeEngine[Any] | None:
         return None
 
     def parse(self, raw: Any, spec: FieldSpec) -> Any:
         return None
+
+
+_CLOCK = re.compile(r"([01]?[0-9]|2[0-3])[:：]([0-5][0-9])(?:[:：]([0-5][0-9]))?")
+_CLOCK_OPTION = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$",
+                 "description": "a time of day as HH:MM (quote it)"}
+
+
+def _clock(text: str) -> time | None:
+    match = _CLOCK.fullmatch(text.strip())
+    if match is None:
+        return None
+    return time(int(match[1]), int(match[2]), int(match[3] or 0))
+
+
+class Time(FieldType):
+    name = "time"
+    aliases = ("time_of_day",)
+    description = "A time of day (HH:MM), without a date or a time zone: opening hours, a pickup slot."
+    options_schema = {"properties": {"min": _CLOCK_OPTION, "max": _CLOCK_OPTION}}
+    examples = ('pickup_time:\n  type: time\n  label: {zh-CN: 预约揽收时间, en: Pickup time}\n  min: "08:00"\n  max: "20:00"\n',)
+    widget = "time"
+
+    def column_type(self, spec: FieldSpec) -> TypeEngine[Any]:
+        return SqlTime()
+
+    def parse(self, raw: Any, spec: FieldSpec) -> Any:
+        if isinstance(raw, datetime):
+            raise self.invalid("not_time")
+        if isinstance(raw, time):
+            value: time | None = raw.replace(microsecond=0, tzinfo=None)
+        elif isinstance(raw, str) and len(raw) <= 16:
+            value = _clock(raw)
+        else:
+            value = None
+        if value is None:
+            raise self.invalid("not_time")
+        low, high = spec.opt("min"), spec.opt("max")
+        if low is not None and value < _clock(low):  # type: ignore[operator]
+            raise self.invalid("too_small", min=low)
+        if high is not None and value > _clock(high):  # type: ignore[operator]
+            raise self.invalid("too_large", max=high)
+        return value
+
+    def to_json(self, value: Any, spec: FieldSpec) -> Any:
+        if value is None:
+            return None
+        return value.strftime("%H:%M:%S" if value.second else "%H:%M")
+
+    def from_db(self, value: Any, spec: FieldSpec) -> Any:
+        if isinstance(value, str):
+            return time.fromisoformat(value)
+        return value
+
+    def display(self, value: Any, spec: FieldSpec, locale: str) -> str:
+        return "" if value is None else self.to_json(value, spec)
+
+
+MAX_DURATION_SECONDS = 100 * 366 * 86400
+_DURATION_OPTION = {"type": ["string", "integer"], "description": "a duration such as 30m or 8h (or seconds)"}
+_CLOCK_DURATION = re.compile(r"(\d{1,6}):([0-5]\d)(?::([0-5]\d))?")
+
+
+def duration_seconds(raw: Any) -> int:
+    """Seconds of a wall-clock duration: 5400, "90m", "1.5 hours", "1h 30m", "1:30".
+
+    Raises ValueError, or LookupError for working-time units that need a calendar.
+    """
+    if isinstance(raw, bool):
+        raise ValueError("not a duration")
+    if isinstance(raw, timedelta):
+        total = raw.total_seconds()
+    elif isinstance(raw, (int, float)):
+        if not -1 < raw <= MAX_DURATION_SECONDS:  # also keeps float() away from huge integers
+            raise ValueError("out of range")
+        total = float(raw)
+    elif isinstance(raw, str) and len(raw) <= 64:
+        text = raw.strip().lower()
+        clock = _CLOCK_DURATION.fullmatch(text)
+        if text.isascii() and text.isdigit():
+            total = float(text)
+        elif clock:
+            total = int(clock[1]) * 3600 + int(clock[2]) * 60 + int(clock[3] or 0)
+        else:
+            total = _literal_seconds(text)
+    else:
+        raise ValueError("not a duration")
+    if total != total or not 0 <= total <= MAX_DURATION_SECONDS:
+        raise ValueError("out of range")
+    return int(round(total))
+
+
+_UNIT_THEN_DIGIT = re.compile(r"(?<=[a-z\u4e00-\u9fff])(?=\d)")
+
+
+def _literal_seconds(text: str) -> float:
+    text = _UNIT_THEN_DIGIT.sub(" ", text)  # 1h30m -> 1h 30m
+    pos, total, found = 0, 0.0, False
+    for match in DURATION_PATTERN.finditer(text):
+        if text[pos:match.start()].strip(" ,") or len(match[0]) > 40:
+            raise ValueError("not a duration")
+        duration = parse_duration(match[0])
+        if duration.business:
+            raise LookupError(duration.unit)
+        total += duration.to_timedelta().total_seconds()
+        pos, found = match.end(), True
+    if not found or text[pos:].strip(" ,"):
+        raise ValueError("not a duration")
+    return total
+
+
+def _format_duration(seconds: int, locale: str) -> str:
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    zh = locale.startswith("zh")
+    units = (("天", " d"), ("小时", " h"), ("分钟", " min"), ("秒", " s"))
+    parts = [f"{n}{units[i][0] if zh else units[i][1]}" for i, n in enumerate((days, hours, minutes, secs)) if n]
+    if not parts:
+        return "0分钟" if zh else "0 min"
+    return ("" if zh else " ").join(parts)
+
+
+class Duration(FieldType):
+    name = "duration"
+    aliases = ("time_span",)
+    description = ("A length of wall-clock time, stored as whole seconds; entered as 30m, 2h, "
+                   "1.5 hours, 1h 30m or 1:30 (working-time units such as workdays are refused).")
+    options_schema = {"properties": {"min": _DURATION_OPTION, "max": _DURATION_OPTION}}
+    examples = ("delay:\n  type: duration\n  label: {zh-CN: 延误时长, en: Delay}\n  max: 30d\n",)
+
+    def column_type(self, spec: FieldSpec) -> TypeEngine[Any]:
+        return BigInteger()
+
+    def prepare(self, spec: FieldSpec, ctx: Any, doc: Any, path: tuple[Any, ...]) -> Any:
+        for key in ("min", "max"):
+            if spec.opt(key) is None:
+                continue
+            try:
+                duration_seconds(spec.opt(key))
+            except LookupError:
+                ctx.error(doc, path + (key,), f"{key} of a duration field must be in wall-clock units, not working time",
+                          code="invalid-option", hint="write minutes, hours or days, e.g. 8h or 3d")
+            except ValueError:
+                ctx.error(doc, path + (key,), f"'{spec.opt(key)}' is not a duration", code="invalid-option",
+                          hint="write a number and a unit, e.g. 30m, 8h or 3d")
+        return None
+
+    def parse(self, raw: Any, spec: FieldSpec) -> Any:
+        try:
+            value = duration_seconds(raw)
+        except LookupError:
+            raise self.invalid("business_duration") from None
+        except ValueError:
+            raise self.invalid("not_duration") from None
+        for key, message in (("min", "too_small"), ("max", "too_large")):
+            bound = spec.opt(key)
+            if bound is None:
+                continue
+            limit = duration_seconds(bound)
+            if (value < limit) if key == "min" else (value > limit):
+                raise FieldInvalid(message, **{key: bound})
+        return value
+
+    def display(self, value: Any, spec: FieldSpec, locale: str) -> str:
+        return "" if value is None else _format_duration(value, locale)

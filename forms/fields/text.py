@@ -1,23 +1,49 @@
-"""Text-like field types: text, textarea, phone, email."""
+"""Text-like field types: text, textarea, hidden, phone, email, url."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import String
 from sqlalchemy import Text as SqlText
 from sqlalchemy.types import TypeEngine
 
 from forms.fields.base import FieldType
+from forms.fields.patterns import PATTERN_INPUT_CAP, full_match, pattern_problem
 from forms.spec import FieldSpec
 
 _LENGTH_OPTIONS = {
     "min_length": {"type": "integer", "minimum": 0},
     "max_length": {"type": "integer", "minimum": 1, "maximum": 100000},
     "pattern": {"type": "string", "description": "a regular expression the whole value must match"},
-    "pattern_message": {"description": "message shown when the pattern does not match"},
+    "pattern_message": {"description": "message shown when the pattern does not match (a label)",
+                        "anyOf": [{"type": "string"}, {"type": "object", "additionalProperties": {"type": "string"}}]},
 }
+
+
+def check_pattern_option(field: FieldType, spec: FieldSpec, ctx: Any, doc: Any, path: tuple[Any, ...]) -> None:
+    """Compile the field's `pattern` at load; a bad or dangerous one is an error at its position."""
+    pattern = spec.opt("pattern")
+    if pattern is None:
+        return
+    problem = pattern_problem(pattern)
+    if problem:
+        ctx.error(doc, path + ("pattern",), problem, code="bad-pattern",
+                  hint="patterns use Python's regular expressions and must match the whole value")
+
+
+def match_pattern(field: FieldType, value: str, spec: FieldSpec) -> None:
+    """Raise FieldInvalid unless `value` matches the field's pattern (length-capped)."""
+    pattern = spec.opt("pattern")
+    if not pattern:
+        return
+    if len(value) > PATTERN_INPUT_CAP:
+        raise field.invalid("too_long", max=PATTERN_INPUT_CAP)
+    if not full_match(pattern, value):
+        raise field.invalid("pattern", custom=spec.opt("pattern_message"))
 
 
 class Text(FieldType):
@@ -31,6 +57,10 @@ class Text(FieldType):
     def column_type(self, spec: FieldSpec) -> TypeEngine[Any]:
         return String(spec.opt("max_length", self.default_max))
 
+    def prepare(self, spec: FieldSpec, ctx: Any, doc: Any, path: tuple[Any, ...]) -> Any:
+        check_pattern_option(self, spec, ctx, doc, path)
+        return None
+
     def parse(self, raw: Any, spec: FieldSpec) -> Any:
         if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
             raise self.invalid("not_text")
@@ -40,9 +70,7 @@ class Text(FieldType):
             raise self.invalid("too_long", max=max_length)
         if len(value) < spec.opt("min_length", 0):
             raise self.invalid("too_short", min=spec.opt("min_length"))
-        pattern = spec.opt("pattern")
-        if pattern and not re.fullmatch(pattern, value):
-            raise self.invalid("pattern")
+        match_pattern(self, value, spec)
         return value
 
 
@@ -60,6 +88,13 @@ class Textarea(Text):
         value = super().parse(raw, spec)
         return value.replace("\r\n", "\n")
 
+
+class Hidden(Text):
+    name = "hidden"
+    aliases = ("hidden_text",)
+    description = "A line of text kept with the record but not shown on the form (a source tag, a campaign code)."
+    examples = ("source_campaign:\n  type: hidden\n  label: {zh-CN: 来源活动, en: Campaign}\n  default: qr_poster\n",)
+    widget = "hidden"
 
 
 _MOBILE_CN = re.compile(r"1[3-9]\d{9}")
@@ -115,3 +150,53 @@ class Email(FieldType):
         if not isinstance(raw, str) or len(raw) > 254 or not _EMAIL.fullmatch(raw.strip()):
             raise self.invalid("not_email")
         return raw.strip()
+
+
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    labels = ascii_host.rstrip(".").split(".")
+    return 0 < len(ascii_host) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
+
+
+class Url(FieldType):
+    name = "url"
+    aliases = ("link", "website")
+    description = "A web address (http or https only), e.g. the customer's tracking page."
+    options_schema = {"properties": {"max_length": {"type": "integer", "minimum": 10, "maximum": 8000}}}
+    examples = ("tracking_page:\n  type: url\n  label: {zh-CN: 查询链接, en: Tracking page}\n  max_length: 500\n",)
+    widget = "url"
+    default_max = 2000
+
+    def column_type(self, spec: FieldSpec) -> TypeEngine[Any]:
+        return String(spec.opt("max_length", self.default_max))
+
+    def parse(self, raw: Any, spec: FieldSpec) -> Any:
+        if not isinstance(raw, str):
+            raise self.invalid("not_url")
+        value = raw.strip()
+        max_length = spec.opt("max_length", self.default_max)
+        if len(value) > max_length:
+            raise self.invalid("too_long", max=max_length)
+        if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise self.invalid("not_url")
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            raise self.invalid("not_url") from None
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+            raise self.invalid("not_url")
+        if "@" in parts.netloc or not parts.hostname or not _valid_host(parts.hostname):
+            raise self.invalid("not_url")  # user:password@ hides the real host from readers
+        return value

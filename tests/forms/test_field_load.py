@@ -1,0 +1,170 @@
+"""Bad field options are refused when the bundle loads, each at its file:line:col."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.bundle import validate_bundle
+from tests.engine.bundle_kit import Problem, problems, write_bundle
+from web.system import build_registry
+
+
+def bad_form(tmp_path: Path, fields: str) -> list[Problem]:
+    """The problems of MINI plus forms/bad.yaml with `fields` (indented four spaces)."""
+    return problems(tmp_path, {"forms/bad.yaml": "form: bad\nfields:\n" + fields})
+
+
+def test_a_reference_to_an_unknown_form_is_an_error_at_its_name(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  customer:\n    type: reference\n    form: custmer\n")
+    assert found == [("forms/bad.yaml", 5, 11, "unknown form 'custmer'")]
+
+
+def test_a_reference_may_name_a_form_that_loads_after_it(tmp_path: Path) -> None:
+    files = {"forms/aaa.yaml": "form: aaa\nfields:\n  z: {type: reference, form: zzz}\n",
+             "forms/zzz.yaml": "form: zzz\nfields:\n  x: {type: text}\n"}
+    assert problems(tmp_path, files) == []
+
+
+def test_a_reference_showing_an_unknown_field_is_an_error(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  t:\n    type: reference\n    form: ticket\n    show: titel\n")
+    assert found == [("forms/bad.yaml", 6, 11, "unknown field 'titel'")]
+
+
+def test_an_invalid_regular_expression_is_an_error_at_the_pattern(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  code:\n    type: text\n    pattern: '[A-Z'\n")
+    assert [(f, line, col) for f, line, col, _ in found] == [("forms/bad.yaml", 5, 14)]
+    assert "not a valid regular expression" in found[0][3]
+
+
+def test_a_pattern_that_nests_repetitions_is_refused(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  code:\n    type: text\n    pattern: '(\\w+\\s?)*'\n")
+    assert [(f, line, col) for f, line, col, _ in found] == [("forms/bad.yaml", 5, 14)]
+    assert "exponential" in found[0][3]
+
+
+def test_an_id_number_pattern_is_checked_like_a_text_pattern(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  code:\n    type: id_number\n    pattern: '(a+)+'\n")
+    assert [(f, line, col) for f, line, col, _ in found] == [("forms/bad.yaml", 5, 14)]
+
+
+def test_a_custom_id_number_without_a_pattern_is_an_error(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  code:\n    type: id_number\n    kind: custom\n")
+    assert found == [("forms/bad.yaml", 5, 11, "kind: custom needs a `pattern`")]
+
+
+def test_a_subtable_column_of_an_unknown_type_is_an_error_at_its_type(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  rows:\n    type: subtable\n    columns:\n      number: {type: wybill}\n")
+    assert found == [("forms/bad.yaml", 6, 22, "unknown field type 'wybill'")]
+
+
+def test_a_subtable_column_with_an_unknown_key_is_an_error_at_the_key(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  rows:\n    type: subtable\n    columns:\n      x: {type: text, lable: X}\n")
+    assert found == [("forms/bad.yaml", 6, 23, "unknown key 'lable'")]
+
+
+def test_a_subtable_inside_a_subtable_is_refused(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  rows:\n    type: subtable\n    columns:\n      inner:\n        type: subtable\n"
+                               "        columns:\n          x: {type: text}\n")
+    assert found == [("forms/bad.yaml", 7, 15, "a 'subtable' field cannot be a column of a sub-table")]
+
+
+@pytest.mark.parametrize("column", ["{type: section}", "{type: auto_number, pattern: 'A{seq:3}'}"])
+def test_a_column_that_stores_nothing_or_is_set_by_the_system_is_refused(tmp_path: Path, column: str) -> None:
+    found = bad_form(tmp_path, f"  rows:\n    type: subtable\n    columns:\n      x: {column}\n")
+    assert [(line, message.endswith("cannot be a column of a sub-table")) for _, line, _, message in found] == [(6, True)]
+
+
+def test_an_expression_in_a_subtable_column_is_refused_at_its_key(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  rows:\n    type: subtable\n    columns:\n      x: {type: text, visible_if: 'true'}\n")
+    assert found == [("forms/bad.yaml", 6, 23, "'visible_if' is not available in a sub-table column")]
+
+
+def test_more_minimum_rows_than_maximum_rows_is_an_error(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  rows:\n    type: subtable\n    min_rows: 5\n    max_rows: 2\n"
+                               "    columns:\n      x: {type: text}\n")
+    assert found == [("forms/bad.yaml", 5, 15, "min_rows (5) is more than max_rows (2)")]
+
+
+def test_more_than_two_hundred_rows_cannot_be_allowed(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  rows:\n    type: subtable\n    max_rows: 500\n    columns:\n      x: {type: text}\n")
+    assert [(line, col) for _, line, col, _ in found] == [(5, 15)]
+
+
+def test_an_auto_number_with_a_bad_pattern_is_an_error_at_the_pattern(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  no:\n    type: auto_number\n    pattern: CP{seq}\n")
+    assert found == [("forms/bad.yaml", 5, 14, "{seq:N} needs a width N from 1 to 20")]
+
+
+def test_a_duration_limit_in_working_time_is_an_error(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  d:\n    type: duration\n    max: 2 workdays\n")
+    assert [(f, line, col) for f, line, col, _ in found] == [("forms/bad.yaml", 5, 10)]
+
+
+def test_a_user_field_naming_an_unknown_role_is_an_error(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  d:\n    type: user\n    role: agnet\n")
+    assert found == [("forms/bad.yaml", 5, 11, "unknown role 'agnet'")]
+
+
+def test_a_role_field_offering_an_unknown_role_is_an_error(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  r:\n    type: role\n    only: [agent, pilot]\n")
+    assert found == [("forms/bad.yaml", 5, 19, "unknown role 'pilot'")]
+
+
+def test_a_department_field_offering_an_unknown_department_is_an_error(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  d:\n    type: department\n    only: [sales]\n")
+    assert found == [("forms/bad.yaml", 5, 12, "unknown department 'sales'")]
+
+
+def test_a_computed_field_needs_an_expression(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  d:\n    type: computed\n    result: number\n")
+    assert found == [("forms/bad.yaml", 3, 3, "missing required key 'expression'")]
+
+
+def test_a_computed_field_with_two_expressions_is_an_error(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  a: {type: number}\n  d:\n    type: computed\n    expression: a * 2\n    computed: a * 3\n")
+    assert found == [("forms/bad.yaml", 6, 17, "write the expression once: `expression` or `computed`")]
+
+
+def test_a_computed_expression_is_checked_against_the_forms_fields(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  d:\n    type: computed\n    expression: b * 2\n")
+    assert found == [("forms/bad.yaml", 5, 17, "unknown name 'b'")]
+
+
+def test_a_default_that_the_field_would_refuse_is_an_error(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  r:\n    type: rating\n    default: 7\n")
+    assert found == [("forms/bad.yaml", 5, 14, "default is not valid for this field: Choose a rating from 1 to 5.")]
+
+
+def test_a_time_limit_must_be_written_as_hours_and_minutes(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  t:\n    type: time\n    min: '8 am'\n")
+    assert [(f, line, col) for f, line, col, _ in found] == [("forms/bad.yaml", 5, 10)]
+
+
+def test_a_reference_in_a_subtable_column_is_checked_like_a_field(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  rows:\n    type: subtable\n    columns:\n      t: {type: reference, form: tiket}\n")
+    assert found == [("forms/bad.yaml", 6, 34, "unknown form 'tiket'")]
+
+
+def test_a_computed_field_may_use_the_common_computed_key(tmp_path: Path) -> None:
+    assert bad_form(tmp_path, "  a: {type: number}\n  d: {type: computed, computed: a * 2}\n") == []
+
+
+def choices(tmp_path: Path, field: str, files: dict[str, str] | None = None) -> list[str]:
+    """The values a field of forms/bad.yaml offers, once the bundle has loaded."""
+    root = write_bundle(tmp_path, {**(files or {}), "forms/bad.yaml": "form: bad\nfields:\n" + field})
+    bundle, diags = validate_bundle(root, build_registry(plugins=False))
+    assert bundle is not None, diags
+    spec = next(iter(bundle.get("form", "bad").fields.values()))
+    return [option.value for _, option, _ in spec.choices.walk()]
+
+
+def test_a_role_field_offers_the_roles_of_bundle_yaml(tmp_path: Path) -> None:
+    assert choices(tmp_path, "  r: {type: role}\n") == ["agent"]
+
+
+def test_a_department_field_offers_only_the_departments_it_lists(tmp_path: Path) -> None:
+    files = {"bundle.yaml": "bundle: b\nversion: '1'\nroles: {agent: {}}\ndepartments:\n"
+                            "  service: {}\n  hotline: {parent: service}\n  finance: {}\n"}
+    assert choices(tmp_path, "  d: {type: department, only: [service]}\n", files) == ["service", "hotline"]
