@@ -14,8 +14,8 @@ from engine.storage.types import UTCDateTime
 
 __all__ = ["NAMING_CONVENTION", "metadata", "bundle_versions", "users", "roles", "user_roles",
            "departments", "flow_instances", "tasks", "history", "timers", "outbox", "incidents",
-           "sequences", "idempotency", "audit_log", "INSTANCE_STATUSES", "TASK_STATUSES",
-           "TIMER_STATUSES"]
+           "sequences", "idempotency", "audit_log", "attachments", "INSTANCE_STATUSES",
+           "TASK_STATUSES", "TIMER_STATUSES", "ATTACHMENT_STATUSES"]
 
 # Deterministic constraint names, so later migrations (and SQLite batch mode) can name them.
 NAMING_CONVENTION = {
@@ -30,6 +30,7 @@ metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 INSTANCE_STATUSES = ("running", "completed", "withdrawn", "incident")
 TASK_STATUSES = ("open", "claimed", "completed", "cancelled")
 TIMER_STATUSES = ("pending", "claimed", "done", "failed", "cancelled")
+ATTACHMENT_STATUSES = ("pending", "linked")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> CheckConstraint:
@@ -215,4 +216,23 @@ audit_log = Table(
     Column("target", String(255)),
     Column("detail", JSON),
     Column("ip", String(45)),
+)
+
+attachments = Table(
+    # Metadata of uploaded files; the bytes live outside the database, content-addressed by
+    # sha256 (forms.attachments.store, ADR 0004). `id` is a random token, so ids cannot be guessed.
+    "dk_attachments", metadata,
+    Column("id", String(32), primary_key=True),  # secrets.token_urlsafe(24)
+    Column("sha256", String(64), nullable=False, index=True),
+    Column("size", sa.BigInteger, nullable=False),
+    Column("media_type", String(100), nullable=False),
+    Column("original_name", String(255), nullable=False),  # sanitised, for display only
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(150)),
+    Column("form", String(100)),  # set when linked to a record
+    Column("record_id", Integer),
+    Column("field", String(100)),
+    Column("status", String(20), nullable=False),
+    _one_of("status", ATTACHMENT_STATUSES),
+    Index(None, "form", "record_id"),
 )

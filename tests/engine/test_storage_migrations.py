@@ -21,7 +21,7 @@ from engine.storage.migrations import (
 ENGINE_TABLES = {
     "dk_bundle_versions", "dk_users", "dk_roles", "dk_user_roles", "dk_departments",
     "dk_flow_instances", "dk_tasks", "dk_history", "dk_timers", "dk_outbox", "dk_incidents",
-    "dk_sequences", "dk_idempotency", "dk_audit_log",
+    "dk_sequences", "dk_idempotency", "dk_audit_log", "dk_attachments",
 }
 
 
