@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine.registry import Registry
 from forms.fields.choice import Boolean, Cascade, Checkboxes, MultiSelect, Radio, Region, Select
 from forms.fields.display import Divider, HelpText
+from forms.fields.files import Attachment, Image
 from forms.fields.identifiers import IdNumber
 from forms.fields.location import Location
 from forms.fields.number import Integer, Money, Number, Percent, Rating
@@ -31,6 +32,8 @@ BUILT_IN_FIELD_TYPES = (
     User, Role, Department, Reference,
     # composite values
     Location, Signature, Subtable,
+    # files, stored outside the database
+    Attachment, Image,
     # set by the system
     AutoNumber, Computed,
     # layout, storing nothing

@@ -25,7 +25,7 @@ WIDGETS: dict[str, str] = {
     "reference": "number", "radio": "radio", "multiselect": "checkboxes",
     "checkboxes": "checkboxes", "cascade": "select", "boolean": "checkbox", "date": "date",
     "datetime": "datetime-local", "time": "time", "duration": "text", "section": "section",
-    "hidden": "hidden",
+    "hidden": "hidden", "attachment": "file", "image": "file",
 }
 NOT_FILLED = frozenset({"computed", "auto_number"})
 """Types whose value the system sets: never an input on a fill page."""
@@ -121,6 +121,11 @@ def _widget(spec: FieldSpec, ftype: Any, kind: str, locale: str, value: Any,
     for key in ("max_length", "min_length"):
         if spec.opt(key) is not None and kind in ("text", "tel", "email", "url", "textarea"):
             widget.attrs[key.replace("_", "")] = str(spec.opt(key))
+    if kind == "file":
+        widget.value = ""
+        widget.attrs["multiple"] = "multiple"
+        if ftype.name == "image":
+            widget.attrs["accept"] = "image/jpeg,image/png,image/gif,image/webp"
     if spec.choices is not None and kind in ("select", "radio", "checkboxes"):
         chosen = {str(v) for v in value} if isinstance(value, (list, tuple, set)) else {str(value)}
         leaf_only = ftype.name == "cascade" and spec.opt("leaf_only", True)
@@ -157,6 +162,8 @@ def parse_form_post(form: CompiledForm, data: Any, *, only: Iterable[str] | None
         if allowed is not None and name not in allowed:
             continue
         kind = getattr(ftype, "widget", None) or WIDGETS.get(ftype.name, "text")
+        if kind == "file":
+            continue  # files are uploaded by the page handler, then passed as ids
         if kind == "checkboxes":
             picked = [v for v in data.getlist(name) if v != ""]
             if picked:

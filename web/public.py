@@ -7,7 +7,9 @@ post of the same page returns the first record (the ticket's key is the idempote
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -27,7 +29,8 @@ if TYPE_CHECKING:
 FORM_VIEWS = Limit(120, 60)
 FORM_POSTS = Limit(10, 60)
 MAX_FORM_FIELDS = 500
-MAX_FORM_BYTES = 1024 * 1024
+MAX_FORM_FILES = 10
+MAX_FORM_BYTES = 20 * 1024 * 1024
 QUERY_NO = re.compile(r"[A-Za-z0-9-]{0,64}")
 
 
@@ -85,13 +88,17 @@ def routes(web: "Web") -> list[Route]:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
             raise HTTPException(413, "the form is too large")
-        posted = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FORM_BYTES)
+        posted = await request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS,
+                                    max_part_size=MAX_FORM_BYTES)
         try:
             ticket = web.signer.check(form.name, str(posted.get(TICKET, "")), web.system.runtime.clock.now(),
                                       str(posted.get(HONEYPOT, "")))
         except SpamSuspected as exc:
             raise HTTPException(400, str(exc)) from None
         data = parse_form_post(form, posted)
+        file_errors = await _store_files(web, form, posted, data, locale)
+        if file_errors:
+            return render(request, form, values=data, errors=file_errors, status=422)
         try:
             result = web.system.forms.submit(form.name, data, actor=None, locale=locale,
                                              idempotency_key=f"public:{ticket.key}", channel="web")
@@ -126,3 +133,36 @@ def qr_code(url: str, kind: str) -> bytes:
     segno.make(url, error="m").save(out, kind=kind, scale=8 if kind == "png" else 4, border=2,
                                     **({"title": url} if kind == "svg" else {}))
     return out.getvalue()
+
+
+async def _store_files(web: "Web", form: Any, posted: Any, data: dict[str, Any],
+                       locale: str) -> dict[str, list[str]]:
+    """Store the files posted for attachment fields; put their ids into `data`.
+
+    Returns errors per field (a refused type, a file too large); stored files stay pending
+    until a record links them, so a failed submission leaves nothing attached to anything.
+    """
+    from starlette.datastructures import UploadFile
+
+    from forms.attachments.errors import UploadRefused
+
+    service = web.system.runtime.services["attachments"]
+    errors: dict[str, list[str]] = {}
+    for name, ftype in form.types.items():
+        if not getattr(ftype, "holds_attachments", False):
+            continue
+        files = [f for f in posted.getlist(name) if isinstance(f, UploadFile) and f.filename]
+        if not files:
+            continue
+        limits = service.limits_for(form.name, name)
+        ids = []
+        for upload in files:
+            try:
+                stored = await run_in_threadpool(service.upload, upload.file, upload.filename,
+                                                 upload.content_type, actor=None, limits=limits)
+            except UploadRefused as exc:
+                errors.setdefault(name, []).append(f"{upload.filename}: {exc.text(locale)}")
+                continue
+            ids.append(stored["id"])
+        data[name] = ids
+    return errors

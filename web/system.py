@@ -6,10 +6,11 @@ always run the same engines on the same bundle the same way.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 import engine.expr
 import engine.lists
@@ -23,6 +24,8 @@ from engine.runtime import Runtime
 from engine.storage.db import create_engine, database_url, serialize, transaction
 from engine.storage.migrations import upgrade
 from flows.runtime import FlowService
+from forms.attachments.service import AttachmentService
+from forms.attachments.store import FileStore
 from forms.records import FormService
 
 BUILT_IN_PACKAGES = (engine.lists.register, engine.expr.register, forms.register, flows.register)
@@ -55,12 +58,25 @@ class System:
         return self.runtime.db
 
 
+def files_dir(db_url: str) -> Path:
+    """Where uploaded files live: $DOCKET_FILES_DIR, else `files/` beside a SQLite database,
+    else var/files. Several processes must share it."""
+    explicit = os.environ.get("DOCKET_FILES_DIR")
+    if explicit:
+        return Path(explicit)
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return Path(url.database).resolve().parent / "files"
+    return Path("var") / "files"
+
+
 def boot(bundle_root: Path | str, *, db_url: str | None = None, clock: Clock | None = None,
          registry: Registry | None = None, migrate: bool = True) -> System:
     """Load and check the bundle (DefinitionError if invalid), migrate the database, start services."""
     registry = registry or build_registry()
     bundle = load_bundle(bundle_root, registry)
-    db = create_engine(database_url(db_url))
+    url = database_url(db_url)
+    db = create_engine(url)
     clock = clock or SystemClock()
     if migrate:
         upgrade(db)
@@ -69,6 +85,7 @@ def boot(bundle_root: Path | str, *, db_url: str | None = None, clock: Clock | N
         record_bundle_version(conn, bundle, clock.now())
         sync_directory(conn, bundle.meta, clock.now())
     runtime = Runtime(bundle, db, clock)
+    AttachmentService(runtime, FileStore(files_dir(url)))
     form_service = FormService(runtime)
     form_service.ensure_tables()
     return System(runtime, form_service, FlowService(runtime))

@@ -219,3 +219,29 @@ def test_a_huge_body_without_a_length_is_cut_off_while_streaming(client: TestCli
     response = client.post("/f/complaint", content=chunks(),
                            headers={"content-type": "application/x-www-form-urlencoded"})
     assert response.status_code == 413
+
+
+PNG_1X1 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000100e221bc330000000049454e44ae426082")
+
+
+def test_photos_sent_with_the_form_are_stored_and_linked(client: TestClient, clock: ManualClock,
+                                                         system: System) -> None:
+    ticket = open_form(client, clock)
+    response = client.post("/f/complaint", data={**FILLED, "_ticket": ticket},
+                           files=[("photos", ("破损.png", PNG_1X1, "image/png"))])
+    assert response.status_code == 303
+    (record,) = system.forms.list("complaint")
+    (photo,) = record["photos"]
+    assert photo["name"] == "破损.png" and photo["type"] == "png" and photo["size"] == len(PNG_1X1)
+
+
+def test_a_disguised_html_photo_is_refused_next_to_its_field(client: TestClient, clock: ManualClock,
+                                                             system: System) -> None:
+    ticket = open_form(client, clock, "en")
+    response = client.post("/f/complaint?lang=en", data={**FILLED, "_ticket": ticket},
+                           files=[("photos", ("x.png", b"<html><script>alert(1)</script></html>", "image/png"))])
+    assert response.status_code == 422
+    assert 'id="f-photos-error">x.png: ' in response.text
+    assert system.forms.count("complaint") == 0
