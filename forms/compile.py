@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Mapping
+from functools import cached_property
+from typing import Any, Callable, Mapping
 
 from engine.errors import ExpressionError, ValidationFailed
 from engine.expr import EvalContext
@@ -15,6 +16,22 @@ from forms.messages import FieldInvalid, message
 from forms.spec import FieldSpec, FormSpec
 
 log = logging.getLogger(__name__)
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class FieldPlan:
+    """One stored field as the validator walks it: everything looked up once, at load."""
+
+    name: str
+    spec: FieldSpec
+    ftype: FieldType
+    parse: Callable[[Any], Any]
+    is_empty: Callable[[Any], bool]
+    conditional: bool
+    """Has a computed value, a condition or a default: handled in the second pass."""
+    custom_empty: bool = True
+    """False for types using the base `is_empty`: a non-empty string then needs no call."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +42,9 @@ class CompiledForm:
     types: Mapping[str, FieldType]
     stored: tuple[str, ...]
     table_spec: RecordTableSpec
+    plans: tuple[FieldPlan, ...] = ()
+    accepted: frozenset[str] = frozenset()
+    """Field names a submission may carry (stored fields)."""
 
     @property
     def name(self) -> str:
@@ -50,32 +70,67 @@ class CompiledForm:
         All problems are reported at once, per field, in `locale`.
         """
         errors: dict[str, list[str]] = {}
-        values: dict[str, Any] = dict(existing or {})
-        for key in data:
-            if key not in self.spec.fields or not self.types[key].stores_value:
+        values: dict[str, Any] = dict(existing) if existing else {}
+        accepted = self.accepted
+        for key in (() if editable is None and accepted.issuperset(data) else data):
+            if key not in accepted:
                 errors.setdefault(key, []).append(message("unknown_field", locale))
             elif editable is not None and key not in editable:
                 if data[key] != values.get(key) and not self.types[key].is_empty(data[key]):
                     errors.setdefault(key, []).append(message("readonly", locale))
-        for name in self.stored:
-            if name not in data or (editable is not None and name not in editable):
+        # First pass: parse what was sent; plain required fields are checked here too.
+        get = data.get
+        for name, parse, is_empty, custom_empty in self.steps:
+            raw = get(name, _MISSING)
+            if raw is _MISSING or (editable is not None and name not in editable):
                 if existing is None:
                     values[name] = None
                 continue
-            spec, ftype = self.spec.fields[name], self.types[name]
-            raw = data[name]
-            if ftype.is_empty(raw):
+            if raw is None or raw == "" or ((custom_empty or raw.__class__ is not str) and is_empty(raw)):
                 values[name] = None
                 continue
             try:
-                values[name] = ftype.parse(raw, spec)
+                values[name] = parse(raw)
             except FieldInvalid as exc:
                 for key, text in exc.messages(name, locale).items():  # sub-table cells too
                     errors.setdefault(key, []).append(text)
                 values[name] = None
+        for name, _parse, is_empty, custom_empty in self.required_steps:
+            value = values.get(name)
+            if (value is None or value == "" or ((custom_empty or value.__class__ in (list, dict))
+                                                 and is_empty(value))) and name not in errors:
+                errors.setdefault(name, []).append(message("required", locale))
+        if self.conditional:
+            self._conditions(values, errors, existing, extra_names, ctx, locale)
+        if errors:
+            raise ValidationFailed(errors)
+        if existing is None:
+            return values  # exactly the stored fields, each set by the first pass
+        return {name: values.get(name) for name in self.stored}
+
+    @cached_property
+    def steps(self) -> tuple[tuple[str, Callable[[Any], Any], Callable[[Any], bool], bool], ...]:
+        """The plans as plain tuples: the parsing loop unpacks them instead of reading attributes."""
+        return tuple((p.name, p.parse, p.is_empty, p.custom_empty) for p in self.plans)
+
+    @cached_property
+    def conditional(self) -> bool:
+        return any(plan.conditional for plan in self.plans)
+
+    @cached_property
+    def required_steps(self) -> tuple[tuple[str, Callable[[Any], Any], Callable[[Any], bool], bool], ...]:
+        """Required fields without conditions: checked right after parsing."""
+        return tuple(step for step, p in zip(self.steps, self.plans) if p.spec.required and not p.conditional)
+
+    def _conditions(self, values: dict[str, Any], errors: dict[str, list[str]],
+                    existing: Mapping[str, Any] | None, extra_names: Mapping[str, Any] | None,
+                    ctx: EvalContext | None, locale: str) -> None:
+        """Second pass, in field order: computed values, visibility, defaults, required_if."""
         names = {**(extra_names or {}), **values}
-        for name in self.stored:
-            spec, ftype = self.spec.fields[name], self.types[name]
+        for plan in self.plans:
+            if not plan.conditional:
+                continue
+            name, spec, ftype = plan.name, plan.spec, plan.ftype
             if spec.computed is not None:
                 value = ftype.coerce(self._evaluate(spec.computed, names, ctx, None), spec)
                 values[name] = names[name] = value
@@ -92,9 +147,6 @@ class CompiledForm:
             required = spec.required or bool(self._evaluate(spec.required_if, names, ctx, False))
             if required and ftype.is_empty(values.get(name)) and name not in errors:
                 errors.setdefault(name, []).append(message("required", locale))
-        if errors:
-            raise ValidationFailed(errors)
-        return {name: values.get(name) for name in self.stored}
 
     def _default(self, spec: FieldSpec, ftype: FieldType, names: Mapping[str, Any],
                  ctx: EvalContext | None) -> Any:
@@ -138,4 +190,15 @@ def compile_form(spec: FormSpec, registry: Registry) -> CompiledForm:
             continue
         stored.append(name)
         columns.append(ColumnSpec(name, column, nullable=True, index=field.index, unique=field.unique))
-    return CompiledForm(spec, types, tuple(stored), RecordTableSpec(spec.name, tuple(columns)))
+    plans = tuple(
+        FieldPlan(name, spec.fields[name], types[name], types[name].parser(spec.fields[name]),
+                  types[name].is_empty, _is_conditional(spec.fields[name]),
+                  type(types[name]).is_empty is not FieldType.is_empty)
+        for name in stored)
+    return CompiledForm(spec, types, tuple(stored), RecordTableSpec(spec.name, tuple(columns)),
+                        plans, frozenset(stored))
+
+
+def _is_conditional(spec: FieldSpec) -> bool:
+    return (spec.computed is not None or spec.visible_if is not None or spec.required_if is not None
+            or spec.default is not None or spec.default_expr is not None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import JSON, Boolean as SqlBoolean, String
 from sqlalchemy.types import TypeEngine
@@ -54,6 +54,25 @@ class Select(FieldType):
         if value not in self.allowed(spec):
             raise self.invalid("not_choice")
         return value
+
+    def parser(self, spec: FieldSpec) -> Callable[[Any], Any]:
+        if type(self).parse is not Select.parse:
+            return super().parser(spec)
+        allowed = frozenset(self.allowed(spec))  # the option tree is walked once, at load
+        invalid = self.invalid
+
+        def parse_choice(raw: Any) -> Any:
+            if type(raw) is str:
+                value = raw.strip()
+            elif isinstance(raw, bool) or not isinstance(raw, (str, int)):
+                raise invalid("not_choice")
+            else:
+                value = str(raw).strip()
+            if value not in allowed:
+                raise invalid("not_choice")
+            return value
+
+        return parse_choice
 
     def display(self, value: Any, spec: FieldSpec, locale: str) -> str:
         if value is None or spec.choices is None:
@@ -194,6 +213,16 @@ class Boolean(FieldType):
         if text in _FALSE:
             return False
         raise self.invalid("not_boolean")
+
+    def parser(self, spec: FieldSpec) -> Callable[[Any], Any]:
+        if type(self).parse is not Boolean.parse:
+            return super().parser(spec)
+        slow = self.parse
+
+        def parse_boolean(raw: Any) -> Any:
+            return raw if raw is True or raw is False else slow(raw, spec)
+
+        return parse_boolean
 
     def display(self, value: Any, spec: FieldSpec, locale: str) -> str:
         if value is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import BigInteger, Float, Integer as SqlInteger, Numeric
 from sqlalchemy.types import TypeEngine
@@ -20,6 +20,29 @@ def _bounds(value: Any, spec: FieldSpec, field: FieldType) -> None:
         raise field.invalid("too_small", min=low)
     if high is not None and value > high:
         raise field.invalid("too_large", max=high)
+
+
+def _bounded(field: FieldType, spec: FieldSpec, kind: type) -> Callable[[Any], Any]:
+    """A parser with the bounds looked up once; values already of `kind` skip the slow path."""
+    low, high = spec.opt("min"), spec.opt("max")
+    invalid = field.invalid
+    slow = field.parse
+
+    def parse_number(raw: Any) -> Any:
+        if type(raw) is not kind or (kind is float and (raw != raw or raw in (_INF, -_INF))):
+            return slow(raw, spec)  # conversions and refusals exactly as `parse` does them
+        if kind is int and abs(raw) >= 2**63:
+            raise invalid("not_integer")
+        if low is not None and raw < low:
+            raise invalid("too_small", min=low)
+        if high is not None and raw > high:
+            raise invalid("too_large", max=high)
+        return raw
+
+    return parse_number
+
+
+_INF = float("inf")
 
 
 class Number(FieldType):
@@ -43,6 +66,11 @@ class Number(FieldType):
             raise self.invalid("not_number")
         _bounds(value, spec, self)
         return value
+
+    def parser(self, spec: FieldSpec) -> Callable[[Any], Any]:
+        if type(self).parse is not Number.parse:
+            return super().parser(spec)
+        return _bounded(self, spec, float)
 
 
 class Integer(FieldType):
@@ -70,6 +98,11 @@ class Integer(FieldType):
             raise self.invalid("not_integer")
         _bounds(raw, spec, self)
         return raw
+
+    def parser(self, spec: FieldSpec) -> Callable[[Any], Any]:
+        if type(self).parse is not Integer.parse:
+            return super().parser(spec)
+        return _bounded(self, spec, int)
 
 
 class Money(FieldType):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, Date as SqlDate, DateTime as SqlDateTime, Time as SqlTime
@@ -74,6 +74,27 @@ class DateTime(FieldType):
         if spec.opt("not_future") and value > datetime.now(timezone.utc):
             raise self.invalid("future")
         return value
+
+    def parser(self, spec: FieldSpec) -> Callable[[Any], Any]:
+        if type(self).parse is not DateTime.parse or spec.opt("not_future"):
+            return super().parser(spec)
+        zone = ZoneInfo(spec.timezone)
+        slow = self.parse
+        fromiso = datetime.fromisoformat
+
+        def parse_datetime(raw: Any) -> Any:
+            # Python 3.11 reads "2026-11-20T10:30:00+08:00" and "...Z" directly.
+            if type(raw) is not str:
+                return slow(raw, spec)
+            try:
+                value = fromiso(raw.strip())
+            except ValueError:
+                return slow(raw, spec)
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=zone)
+            return value.astimezone(timezone.utc)
+
+        return parse_datetime
 
     def to_json(self, value: Any, spec: FieldSpec) -> Any:
         return None if value is None else value.isoformat()

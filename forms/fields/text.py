@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from sqlalchemy import String
@@ -12,7 +12,7 @@ from sqlalchemy import Text as SqlText
 from sqlalchemy.types import TypeEngine
 
 from forms.fields.base import FieldType
-from forms.fields.patterns import PATTERN_INPUT_CAP, full_match, pattern_problem
+from forms.fields.patterns import PATTERN_INPUT_CAP, compile_pattern, full_match, pattern_problem
 from forms.spec import FieldSpec
 
 _LENGTH_OPTIONS = {
@@ -73,6 +73,40 @@ class Text(FieldType):
         match_pattern(self, value, spec)
         return value
 
+    def parser(self, spec: FieldSpec) -> Callable[[Any], Any]:
+        if type(self).parse is not Text.parse:
+            return super().parser(spec)
+        return self._text_parser(spec)
+
+    def _text_parser(self, spec: FieldSpec) -> Callable[[Any], Any]:
+        """Text.parse with the options looked up once."""
+        max_length = spec.opt("max_length", self.default_max)
+        min_length = spec.opt("min_length", 0)
+        pattern = spec.opt("pattern")
+        compiled = compile_pattern(pattern) if pattern else None
+        pattern_message = spec.opt("pattern_message")
+        invalid = self.invalid
+
+        def parse_text(raw: Any) -> Any:
+            if type(raw) is str:
+                value = raw.strip()
+            elif isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+                raise invalid("not_text")
+            else:
+                value = str(raw).strip()
+            if len(value) > max_length:
+                raise invalid("too_long", max=max_length)
+            if len(value) < min_length:
+                raise invalid("too_short", min=min_length)
+            if compiled is not None:
+                if len(value) > PATTERN_INPUT_CAP:
+                    raise invalid("too_long", max=PATTERN_INPUT_CAP)
+                if compiled.fullmatch(value) is None:
+                    raise invalid("pattern", custom=pattern_message)
+            return value
+
+        return parse_text
+
 
 class Textarea(Text):
     name = "textarea"
@@ -87,6 +121,16 @@ class Textarea(Text):
     def parse(self, raw: Any, spec: FieldSpec) -> Any:
         value = super().parse(raw, spec)
         return value.replace("\r\n", "\n")
+
+    def parser(self, spec: FieldSpec) -> Callable[[Any], Any]:
+        if type(self).parse is not Textarea.parse:
+            return FieldType.parser(self, spec)
+        text = self._text_parser(spec)
+
+        def parse_textarea(raw: Any) -> Any:
+            return text(raw).replace("\r\n", "\n")
+
+        return parse_textarea
 
 
 class Hidden(Text):
