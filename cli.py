@@ -92,6 +92,47 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from forms.exchange import export_records
+    from web.system import boot
+
+    fmt = args.format or Path(args.out).suffix.lower().lstrip(".")
+    if fmt not in ("csv", "xlsx"):
+        print(f"{args.out}: give --format csv or xlsx (or name the file .csv or .xlsx)", file=sys.stderr)
+        return 1
+    system = boot(args.bundle, db_url=args.db)
+    target = Path(args.out)
+    partial = target.with_name(target.name + ".part")
+    try:
+        with partial.open("wb") as out:
+            count = export_records(system.forms, args.form, fmt, out, locale=args.locale)
+        partial.replace(target)  # a reader never sees half a file
+    finally:
+        partial.unlink(missing_ok=True)
+    print(f"{count} record(s) of {args.form} written to {args.out}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from forms.exchange import import_records
+    from web.system import boot
+
+    try:
+        data = Path(args.file).open("rb")
+    except OSError as exc:
+        print(f"{args.file}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    system = boot(args.bundle, db_url=args.db)
+    with data:
+        report = import_records(system.forms, args.form, args.format, data, actor=args.user,
+                                locale=args.locale, mode="valid_rows" if args.valid_rows else "all_or_nothing")
+    *problems, summary = report.lines(args.locale)
+    for line in problems:
+        print(f"{args.file}: {line}", file=sys.stderr)
+    print(f"{args.file}: {summary}", file=sys.stdout if report.ok else sys.stderr)
+    return 0 if report.ok else 1
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -151,6 +192,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--locale", default="en", help="language of error messages (en, zh-CN)")
     p.add_argument("--key", help="idempotency key: a retry with the same key returns the first record")
     p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("export", help="write a form's records to a CSV or XLSX file",
+                       description="Export every record of a form, headed by the form's labels.")
+    p.add_argument("bundle", help="bundle folder")
+    p.add_argument("form", help="form name")
+    p.add_argument("--format", choices=["csv", "xlsx"], help="file format (default: from --out's extension)")
+    p.add_argument("--out", required=True, help="file to write")
+    p.add_argument("--db", help="database URL")
+    p.add_argument("--locale", default="en", help="language of the headers and labels (en, zh-CN)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="create records from a CSV or XLSX file",
+                       description="Validate every row like a submission; store all rows, or none "
+                                   "if any row is invalid (unless --valid-rows). Prints each error "
+                                   "with its row and column; exits 1 unless every row was stored.")
+    p.add_argument("bundle", help="bundle folder")
+    p.add_argument("form", help="form name")
+    p.add_argument("file", help="CSV or XLSX file; headers are field labels (any language) or names")
+    p.add_argument("--format", choices=["auto", "csv", "xlsx"], default="auto", help="file format (default: %(default)s)")
+    p.add_argument("--valid-rows", action="store_true", help="store the valid rows even if others have errors")
+    p.add_argument("--db", help="database URL")
+    p.add_argument("--user", help="importing username (recorded as the records' creator)")
+    p.add_argument("--locale", default="en", help="language of error messages (en, zh-CN)")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("schema", help="write JSON Schemas of every definition kind for editors",
                        description="Write one JSON Schema (Draft 2020-12) per definition kind.")

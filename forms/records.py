@@ -20,7 +20,7 @@ from engine.storage.records import apply_additive, plan_migration, record_table
 from engine.storage.tables import history as dk_history
 from engine.storage.tables import idempotency as dk_idempotency
 from forms.compile import CompiledForm, compile_form
-from forms.messages import message
+from forms.messages import FieldInvalid, message
 from forms.numbering import allocate
 
 SYSTEM_COLUMNS = ("id", "query_no", "version", "status", "created_at", "updated_at", "created_by")
@@ -85,7 +85,8 @@ class FormService:
                     earlier = self._earlier(conn, form_name, idempotency_key, body_hash)
                     if earlier is not None:
                         return earlier
-                result = self._insert(conn, form, clean, actor, channel)
+                result = self.insert_validated(conn, form_name, clean, actor=actor, channel=channel,
+                                               locale=locale)
                 if idempotency_key:
                     conn.execute(insert(dk_idempotency).values(
                         key=idempotency_key, form=form_name, request_hash=body_hash,
@@ -123,8 +124,18 @@ class FormService:
         if errors:
             raise ValidationFailed(errors)
 
-    def _insert(self, conn: Connection, form: CompiledForm, clean: Mapping[str, Any],
-                actor: str | None, channel: str | None) -> SubmitResult:
+    def insert_validated(self, conn: Connection, form_name: str, clean: Mapping[str, Any], *,
+                         actor: str | None = None, channel: str | None = None,
+                         locale: str = "en") -> SubmitResult:
+        """Store values that `CompiledForm.validate` returned, inside the caller's transaction.
+
+        The one way a record comes into being, whatever the channel (page, API, command line,
+        import): the field types' database checks, a query number, the `record.created` history
+        entry and the `record.created` event (which starts the form's flow), all in the caller's
+        transaction. A failed database check raises ValidationFailed before anything is written.
+        """
+        form = self.form(form_name)
+        self._check_stored(conn, form, clean, locale)
         now = self.rt.clock.now()
         table = self.tables[form.name]
         query_no = None
@@ -140,6 +151,21 @@ class FormService:
         self.rt.bus.publish(Event("record.created", now, form.name, record_id, actor,
                                   {"values": dict(clean), "query_no": query_no}), conn)
         return SubmitResult(form.name, int(record_id), query_no, created=True)
+
+    def _check_stored(self, conn: Connection, form: CompiledForm, clean: Mapping[str, Any],
+                      locale: str) -> None:
+        errors: dict[str, list[str]] = {}
+        for name in form.stored:
+            check = getattr(form.types[name], "check_stored", None)
+            if check is None or clean.get(name) is None:
+                continue
+            try:
+                check(conn, clean[name], form.field(name), self.tables)
+            except FieldInvalid as exc:
+                for key, text in exc.messages(name, locale).items():  # sub-table cells too
+                    errors.setdefault(key, []).append(text)
+        if errors:
+            raise ValidationFailed(errors)
 
     def update_fields(self, conn: Connection, form_name: str, record_id: int,
                       values: Mapping[str, Any], *, actor: str | None,
