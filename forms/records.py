@@ -19,10 +19,12 @@ from engine.storage.db import read_transaction, transaction
 from engine.storage.records import apply_additive, plan_migration, record_table
 from engine.storage.tables import history as dk_history
 from engine.storage.tables import idempotency as dk_idempotency
+from forms.fields.base import FieldType
 from forms.compile import CompiledForm, compile_form
 from forms.messages import FieldInvalid, message
 from forms.numbering import allocate
 
+_INSERT_HISTORY = insert(dk_history)
 SYSTEM_COLUMNS = ("id", "query_no", "version", "status", "created_at", "updated_at", "created_by")
 
 
@@ -54,6 +56,10 @@ class FormService:
             name: record_table(form.table_spec, self.metadata) for name, form in self.forms.items()
         }
         rt.services["forms"] = self
+        self._insert_record = {name: insert(table) for name, table in self.tables.items()}
+        self._checked = {name: tuple(n for n in form.stored
+                                     if type(form.types[n]).check_stored is not FieldType.check_stored)
+                         for name, form in self.forms.items()}
 
     def ensure_tables(self) -> None:
         """Create missing record tables and add new columns (additive only, never drops)."""
@@ -137,27 +143,39 @@ class FormService:
         form = self.form(form_name)
         self._check_stored(conn, form, clean, locale)
         now = self.rt.clock.now()
-        table = self.tables[form.name]
+        timezone = self.rt.bundle.meta.timezone
+        values = dict(clean)
+        for name in self._auto_numbered(form):
+            values[name] = form.types[name].on_insert(conn, form.field(name), form.name, now, timezone)
         query_no = None
         if form.spec.numbering:
-            query_no = allocate(conn, form.name, form.spec.numbering, now, self.rt.bundle.meta.timezone)
-        record_id = conn.execute(insert(table).values(
-            **clean, query_no=query_no, version=1, status="new", created_at=now, updated_at=now,
-            created_by=actor, bundle_hash=self.rt.bundle.hash,
-        )).inserted_primary_key[0]
-        conn.execute(insert(dk_history).values(
-            form=form.name, record_id=record_id, kind="record.created", actor=actor, at=now,
-            data={"fields": form.to_json(clean), "channel": channel}))
+            query_no = allocate(conn, form.name, form.spec.numbering, now, timezone)
+        # Statements are built once and executed with parameters, so SQLAlchemy reuses their
+        # compiled form instead of building a new VALUES clause for every record.
+        record_id = conn.execute(self._insert_record[form.name], {
+            **values, "query_no": query_no, "version": 1, "status": "new", "created_at": now,
+            "updated_at": now, "created_by": actor, "bundle_hash": self.rt.bundle.hash,
+        }).inserted_primary_key[0]
+        attachments = self.rt.services.get("attachments")
+        if attachments is not None:
+            attachments.link_record(conn, form, values, int(record_id), locale=locale)
+        conn.execute(_INSERT_HISTORY, {
+            "form": form.name, "record_id": record_id, "kind": "record.created", "actor": actor,
+            "at": now, "data": {"fields": form.to_json(values), "channel": channel}})
+        clean = values
         self.rt.bus.publish(Event("record.created", now, form.name, record_id, actor,
                                   {"values": dict(clean), "query_no": query_no}), conn)
         return SubmitResult(form.name, int(record_id), query_no, created=True)
 
+    def _auto_numbered(self, form: CompiledForm) -> tuple[str, ...]:
+        return tuple(n for n in form.stored if hasattr(form.types[n], "on_insert"))
+
     def _check_stored(self, conn: Connection, form: CompiledForm, clean: Mapping[str, Any],
                       locale: str) -> None:
         errors: dict[str, list[str]] = {}
-        for name in form.stored:
-            check = getattr(form.types[name], "check_stored", None)
-            if check is None or clean.get(name) is None:
+        for name in self._checked[form.name]:
+            check = form.types[name].check_stored
+            if clean.get(name) is None:
                 continue
             try:
                 check(conn, clean[name], form.field(name), self.tables)

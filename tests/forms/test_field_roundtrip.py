@@ -3,6 +3,8 @@ engine into the form's SQLite record table -> read back -> the same value."""
 
 from __future__ import annotations
 
+import re
+
 from decimal import Decimal
 from typing import Any
 
@@ -83,17 +85,24 @@ def test_an_auto_number_follows_its_pattern_and_counts_up(system: System, form: 
     ftype, spec = form.types["auto_number"], form.field("auto_number")
     with transaction(system.db) as conn:
         numbers = [ftype.on_insert(conn, spec, "gallery", NOW, "Asia/Shanghai") for _ in range(2)]
-    assert numbers == ["CP000001", "CP000002"]
+    assert all(re.fullmatch(r"CP\d{6}", n) for n in numbers)
+    assert int(numbers[1][2:]) == int(numbers[0][2:]) + 1
+
+
+def test_a_submitted_record_gets_its_auto_number(system: System) -> None:
+    record = stored(system, {"text": "numbered"})
+    assert re.fullmatch(r"CP\d{6}", record["auto_number"])
 
 
 def test_an_auto_number_is_counted_apart_from_the_query_number(system: System, form: CompiledForm) -> None:
     ftype, spec = form.types["auto_number"], form.field("auto_number")
     with transaction(system.db) as conn:
         before = ftype.on_insert(conn, spec, "gallery", NOW, "Asia/Shanghai")
-    system.forms.submit("gallery", {"text": "x"})  # takes a query number G....
+    result = system.forms.submit("gallery", {"text": "x"})  # one auto number, one query number
     with transaction(system.db) as conn:
         after = ftype.on_insert(conn, spec, "gallery", NOW, "Asia/Shanghai")
-    assert int(after[2:]) == int(before[2:]) + 1
+    assert int(after[2:]) == int(before[2:]) + 2
+    assert result.query_no is not None and not result.query_no.startswith("CP")
 
 
 def test_an_auto_number_reads_back_after_it_is_stored(system: System, form: CompiledForm) -> None:
@@ -113,8 +122,8 @@ def test_every_stored_type_has_a_column_and_display_only_types_none(system: Syst
 
 def test_an_empty_record_reads_back_empty_for_every_type(system: System, form: CompiledForm) -> None:
     record = stored(system, {})
-    assert {n: record[n] for n in form.stored if n != "computed"} == {
-        n: None for n in form.stored if n != "computed"}
+    assert {n: record[n] for n in form.stored if n not in ("computed", "auto_number")} == {
+        n: None for n in form.stored if n not in ("computed", "auto_number")}
 
 
 @pytest.mark.parametrize("field, raw", ROUNDTRIP, ids=[r[0] for r in ROUNDTRIP])
