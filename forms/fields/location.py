@@ -44,7 +44,7 @@ class Location(FieldType):
 
     def parse(self, raw: Any, spec: FieldSpec) -> Any:
         if isinstance(raw, str):
-            raw = {"address": raw}
+            raw = _from_text(raw)
         if not isinstance(raw, dict) or not set(raw) <= _KEYS:
             raise self.invalid("not_location")
         address = raw.get("address")
@@ -85,3 +85,16 @@ class Location(FieldType):
         if value.get("lat") is not None:
             parts.append(f"({value['lat']:.6f}, {value['lng']:.6f})")
         return " ".join(parts)
+
+
+def _from_text(text: str) -> Any:
+    """A location typed or exported as text: a JSON object (as exports write it) or an address."""
+    stripped = text.strip()
+    if stripped.startswith("{") and len(stripped) <= 4 * MAX_ADDRESS:
+        try:
+            value = json.loads(stripped)
+        except ValueError:
+            return {"address": text}
+        if isinstance(value, dict):
+            return value
+    return {"address": text}
