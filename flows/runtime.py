@@ -25,6 +25,7 @@ from flows.spec import FlowSpec, NodeSpec
 
 log = logging.getLogger(__name__)
 
+_INSERT_HISTORY = insert(history)
 MAX_STEPS_PER_COMMAND = 200
 """A flow that moves through more nodes than this in one command has a loop without a task."""
 
@@ -253,15 +254,17 @@ class FlowService:
 
     # -- internals --------------------------------------------------------------------------
     def _advance(self, conn: Connection, instance_id: int, node_id: str, actor: str | None) -> None:
-        instance = self._instance(conn, instance_id)
+        instance = dict(self._instance(conn, instance_id))
         flow = self._flow(instance)
         for _ in range(MAX_STEPS_PER_COMMAND):
             node = flow.nodes[node_id]
             self._set_current(conn, instance, [node_id])
-            instance = self._instance(conn, instance_id)
-            conn.execute(insert(history).values(
-                instance_id=instance_id, form=flow.form, record_id=instance["record_id"],
-                kind="flow.entered", node=node_id, actor=actor, at=self.rt.clock.now(), data=None))
+            # The row changed only as written: keep the copy in step instead of reading it back.
+            instance.update(current=[node_id], version=instance["version"] + 1)
+            conn.execute(_INSERT_HISTORY, {
+                "instance_id": instance_id, "form": flow.form, "record_id": instance["record_id"],
+                "kind": "flow.entered", "node": node_id, "actor": actor, "at": self.rt.clock.now(),
+                "data": None})
             status = node.options.get("status")
             if status:
                 self.forms.update_fields(conn, flow.form, instance["record_id"], {}, actor=actor,

@@ -194,6 +194,11 @@ class FormService:
         """
         form = self.form(form_name)
         table = self.tables[form_name]
+        if not values and status is not None and expected_version is None:
+            # A status change alone (a flow entering a node): no field diff to compute.
+            conn.execute(update(table).where(table.c.id == record_id).values(
+                status=status, version=table.c.version + 1, updated_at=self.rt.clock.now()))
+            return {}
         before = self.read(conn, form_name, record_id)
         diff = {n: [form.types[n].to_json(before.get(n), form.field(n)),
                     form.types[n].to_json(v, form.field(n))]
