@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from engine.errors import ConflictError, ExpressionError, NotFoundError
@@ -25,7 +25,12 @@ from flows.spec import FlowSpec, NodeSpec
 
 log = logging.getLogger(__name__)
 
+# Built once and executed with parameters: SQLAlchemy then reuses their compiled form.
 _INSERT_HISTORY = insert(history)
+_INSERT_TASK = insert(tasks)
+_INSERT_INSTANCE = insert(flow_instances)
+_SET_CURRENT = (update(flow_instances).where(flow_instances.c.id == bindparam("iid"))
+                .values(current=bindparam("current"), version=flow_instances.c.version + 1))
 MAX_STEPS_PER_COMMAND = 200
 """A flow that moves through more nodes than this in one command has a loop without a task."""
 
@@ -87,7 +92,7 @@ class NodeRun:
         if username:
             assignee = self.service.user_id(self.conn, str(username))
         now = self.service.rt.clock.now()
-        task_id = self.conn.execute(insert(tasks).values(
+        task_id = self.conn.execute(_INSERT_TASK, dict(
             instance_id=self.instance["id"], node=self.node.id, form=self.flow.form,
             record_id=self.instance["record_id"], status="claimed" if assignee else "open",
             assignee_user=assignee, candidate_roles=[assign["role"]] if "role" in assign else None,
@@ -144,11 +149,11 @@ class FlowService:
     def start(self, conn: Connection, flow: FlowSpec, record_id: int, *, actor: str | None) -> int:
         """Start `flow` on a record inside the caller's transaction; returns the instance id."""
         now = self.rt.clock.now()
-        instance_id = conn.execute(insert(flow_instances).values(
+        instance_id = conn.execute(_INSERT_INSTANCE, dict(
             flow=flow.name, form=flow.form, record_id=record_id, bundle_hash=self.rt.bundle.hash,
             status="running", current=[flow.start], variables={}, started_at=now,
         )).inserted_primary_key[0]
-        conn.execute(insert(history).values(
+        conn.execute(_INSERT_HISTORY, dict(
             instance_id=instance_id, form=flow.form, record_id=record_id, kind="flow.started",
             node=flow.start, actor=actor, at=now, data={"flow": flow.name}))
         self._advance(conn, int(instance_id), flow.start, actor)
@@ -315,8 +320,7 @@ class FlowService:
             kind="incident", node=node.id, actor="system", at=now, data={"message": message}))
 
     def _set_current(self, conn: Connection, instance: Mapping[str, Any], current: list[str]) -> None:
-        conn.execute(update(flow_instances).where(flow_instances.c.id == instance["id"])
-                     .values(current=current, version=flow_instances.c.version + 1))
+        conn.execute(_SET_CURRENT, {"iid": instance["id"], "current": current})
 
     def _flow(self, instance: Mapping[str, Any]) -> FlowSpec:
         flow = self.flows.get(instance["flow"])

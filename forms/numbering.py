@@ -13,13 +13,15 @@ import secrets
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from engine.storage.tables import sequences as dk_sequences
 
 _TOKEN = re.compile(r"\{(?P<kind>\w+)(?::(?P<arg>[^}]*))?\}")
 RANDOM_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+_NEXT = (update(dk_sequences).where(dk_sequences.c.name == bindparam("counter"))
+         .values(value=dk_sequences.c.value + 1).returning(dk_sequences.c.value))
 
 
 def check_pattern(pattern: str) -> str | None:
@@ -47,10 +49,7 @@ def check_pattern(pattern: str) -> str | None:
 
 def next_sequence(conn: Connection, name: str) -> int:
     """Atomically take the next value of a named counter (starting at 1)."""
-    row = conn.execute(
-        update(dk_sequences).where(dk_sequences.c.name == name)
-        .values(value=dk_sequences.c.value + 1).returning(dk_sequences.c.value)
-    ).first()
+    row = conn.execute(_NEXT, {"counter": name}).first()
     if row is not None:
         return int(row[0])
     dialect = conn.dialect.name
