@@ -49,3 +49,12 @@ def label_text(label: Any, locale: str = "en", fallback: str = "") -> str:
             if isinstance(value, str):
                 return value
     return fallback
+
+
+def translate(catalog: Mapping[str, Mapping[str, str]], key: str, locale: str = "en", **params: Any) -> str:
+    """THE lookup of a built-in message: `catalog[key]` in `locale` (falling back like
+    `label_text`), with `params` filled in; an unknown key comes back as itself."""
+    table = catalog.get(key)
+    if table is None:
+        return key
+    return label_text(table, locale, key).format(**params)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from engine.types import label_text
+from engine.types import label_text, translate
 
 MESSAGES: dict[str, dict[str, str]] = {
     "required": {"en": "This field is required.", "zh-CN": "此项为必填项。"},
@@ -64,11 +64,7 @@ MESSAGES: dict[str, dict[str, str]] = {
 
 def message(key: str, locale: str = "en", **params: Any) -> str:
     """The message for `key` in `locale` (falling back to English), with params filled in."""
-    table = MESSAGES.get(key)
-    if table is None:
-        return key
-    text = table.get(locale) or table.get(locale.split("-")[0]) or table["en"]
-    return text.format(**params)
+    return translate(MESSAGES, key, locale, **params)
 
 
 class FieldInvalid(Exception):

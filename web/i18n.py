@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from engine.types import translate
+
 UI: dict[str, dict[str, str]] = {
     "language": {"en": "Language", "zh-CN": "语言"},
     "submit": {"en": "Submit", "zh-CN": "提交"},
@@ -26,7 +28,4 @@ UI: dict[str, dict[str, str]] = {
 
 def ui(key: str, locale: str) -> str:
     """The page text `key` in `locale` (English when missing)."""
-    table = UI.get(key)
-    if table is None:
-        return key
-    return table.get(locale) or table["en"]
+    return translate(UI, key, locale)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.types import translate
+
 __all__ = ["MESSAGES", "UploadRefused"]
 
 MESSAGES: dict[str, dict[str, str]] = {
@@ -47,8 +49,4 @@ class UploadRefused(Exception):
         return STATUS.get(self.code, 400)
 
     def text(self, locale: str = "en") -> str:
-        table = MESSAGES.get(self.code)
-        if table is None:
-            return self.code
-        text = table.get(locale) or table.get(locale.split("-")[0]) or table["en"]
-        return text.format(**self.params)
+        return translate(MESSAGES, self.code, locale, **self.params)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.types import translate
+
 MESSAGES: dict[str, dict[str, str]] = {
     "unknown_column": {
         "en": "Unknown column: the form has no field called '{header}'.",
@@ -81,9 +83,7 @@ MESSAGES: dict[str, dict[str, str]] = {
 
 def text(key: str, locale: str = "en", **params: Any) -> str:
     """The message for `key` in `locale` (falling back to English), with params filled in."""
-    table = MESSAGES[key]
-    chosen = table.get(locale) or table.get(locale.split("-")[0]) or table["en"]
-    return chosen.format(**params)
+    return translate(MESSAGES, key, locale, **params)
 
 
 class FileRefused(Exception):
