@@ -9,9 +9,11 @@ imports all share one validator.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from engine.expr.client import client_condition
 from engine.types import label_text
 from forms.compile import CompiledForm
 from forms.spec import FieldSpec
@@ -58,6 +60,8 @@ class Widget:
     attrs: dict[str, str] = field(default_factory=dict)
     conditional: bool = False
     """Shown only under a condition (`visible_if`): the server decides, the page says so."""
+    visible_if: str | None = None
+    """The `visible_if` condition as JSON for the page's script, when a browser can evaluate it."""
 
     @property
     def input_id(self) -> str:
@@ -109,6 +113,9 @@ def _widget(spec: FieldSpec, ftype: Any, kind: str, locale: str, value: Any,
         value=_shown(value), errors=errors,
         conditional=spec.visible_if is not None or spec.required_if is not None,
     )
+    if spec.visible_if is not None:
+        tree = client_condition(spec.visible_if.source)
+        widget.visible_if = json.dumps(tree, ensure_ascii=False) if tree is not None else None
     if kind == "number":
         widget.attrs["step"] = STEP.get(ftype.name, "any")
         for key in ("min", "max"):

@@ -57,3 +57,16 @@ def test_errors_show_next_to_the_fields_in_english(browser: Any, live_server: Li
     page.screenshot(path=str(SCREENSHOTS / "public-form-errors-en.png"), full_page=True)
     assert live_server.system.forms.count("complaint") == 0
     context.close()
+
+
+def test_the_claim_amount_appears_only_for_damage_loss_and_fees(browser: Any, live_server: LiveServer) -> None:
+    context = browser.new_context(viewport=VIEWPORTS["desktop"], locale="en-US")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/f/complaint?lang=en")
+    amount = page.locator("[data-field=amount_claimed]")
+    assert amount.is_hidden()
+    page.get_by_label("Category").select_option("damage_goods")
+    assert amount.is_visible()
+    page.get_by_label("Category").select_option("delivery_late")
+    assert amount.is_hidden()
+    context.close()
