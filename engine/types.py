@@ -57,4 +57,5 @@ def translate(catalog: Mapping[str, Mapping[str, str]], key: str, locale: str = 
     table = catalog.get(key)
     if table is None:
         return key
-    return label_text(table, locale, key).format(**params)
+    text = label_text(table, locale, key)
+    return text.format(**params) if params else text

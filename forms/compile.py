@@ -114,6 +114,11 @@ class CompiledForm:
         return tuple((p.name, p.parse, p.is_empty, p.custom_empty) for p in self.plans)
 
     @cached_property
+    def public_fields(self) -> set[str]:
+        """Stored fields anyone may fill in (all but `staff_only` ones)."""
+        return {name for name in self.stored if not self.spec.fields[name].staff_only}
+
+    @cached_property
     def conditional(self) -> bool:
         return any(plan.conditional for plan in self.plans)
 

@@ -34,6 +34,7 @@ COMMON_FIELD_SCHEMA: dict[str, Any] = {
         "unique": {"type": "boolean", "description": "no two records may share a value"},
         "public": {"type": "boolean", "description": "shown to the customer in the public progress lookup"},
         "index": {"type": "boolean", "description": "index the column for reports and filters"},
+        "staff_only": {"type": "boolean", "description": "filled in by staff: not on the public form, refused from anonymous submitters"},
     },
 }
 
@@ -71,6 +72,7 @@ class FormKind:
             "public": {"type": "boolean", "description": "customers may submit it without signing in"},
             "title": {"type": "string", "description": "the field that names a record in lists"},
             "list": {"type": "array", "items": {"type": "string"}, "description": "fields shown in record lists"},
+            "wizard": {"type": "boolean", "description": "fill the form one section at a time"},
             "fields": {
                 "type": "object",
                 "minProperties": 1,
@@ -114,6 +116,7 @@ class FormKind:
             fields=MappingProxyType(fields), span=doc.span(()), numbering=data.get("numbering"),
             public=bool(data.get("public", False)), title_field=data.get("title"),
             list_fields=tuple(data.get("list", ())), description=data.get("description"),
+            wizard=bool(data.get("wizard", False)),
         )
 
     def build_field(self, doc: Document, path: YamlPath, name: str, raw: dict[str, Any],
@@ -145,6 +148,7 @@ class FormKind:
             span=doc.source_map.key(path), options=MappingProxyType(options),
             required=bool(raw.get("required", False)), unique=bool(raw.get("unique", False)),
             public=bool(raw.get("public", False)), index=bool(raw.get("index", False)),
+            staff_only=bool(raw.get("staff_only", False)),
             help=raw.get("help"), placeholder=raw.get("placeholder"), choices=choices,
             timezone=timezone, default=raw.get("default"),
             required_if=exprs.get("required_if"), visible_if=exprs.get("visible_if"),

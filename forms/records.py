@@ -79,10 +79,15 @@ class FormService:
     # -- commands ---------------------------------------------------------------------------
     def submit(self, form_name: str, data: Mapping[str, Any], *, actor: str | None = None,
                locale: str = "en", idempotency_key: str | None = None,
-               channel: str | None = None) -> SubmitResult:
-        """Validate and store a new record, publish `record.created` (which starts its flow)."""
+               channel: str | None = None, anonymous: bool = False) -> SubmitResult:
+        """Validate and store a new record, publish `record.created` (which starts its flow).
+
+        `anonymous` submitters (the public form, the unauthenticated API) may not set fields
+        marked `staff_only`.
+        """
         form = self.form(form_name)
         clean = form.validate(data, locale=locale, ctx=self.eval_context(),
+                              editable=form.public_fields if anonymous else None,
                               extra_names={"user": {"username": actor}})
         body_hash = request_hash(data)
         try:

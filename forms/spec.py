@@ -27,6 +27,7 @@ class FieldSpec:
     unique: bool = False
     public: bool = False
     index: bool = False
+    staff_only: bool = False
     help: Label | None = None
     placeholder: Label | None = None
     choices: Any = None  # engine.lists.OptionList for choice types, resolved at load
@@ -54,6 +55,8 @@ class FormSpec:
     list_fields: tuple[str, ...] = ()
     description: Label | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    wizard: bool = False
+    """Pages show one section at a time, with Back and Next (all sections without script)."""
 
     def text(self, locale: str = "en") -> str:
         return label_text(self.label, locale, self.name)

@@ -116,7 +116,7 @@ def create_app(system: System, *, secret: str | None = None,
             return JSONResponse({"error": "the body must be a JSON object of field values"}, 400)
         result = system.forms.submit(
             form_name, data, actor=None, locale=web.locale_of(request),
-            idempotency_key=request.headers.get("idempotency-key"), channel="api")
+            idempotency_key=request.headers.get("idempotency-key"), channel="api", anonymous=True)
         body = {"id": result.record_id, "form": result.form, "query_no": result.query_no,
                 "created": result.created}
         return JSONResponse(body, status_code=201 if result.created else 200)

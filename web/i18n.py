@@ -7,6 +7,9 @@ from engine.types import translate
 UI: dict[str, dict[str, str]] = {
     "language": {"en": "Language", "zh-CN": "语言"},
     "submit": {"en": "Submit", "zh-CN": "提交"},
+    "back": {"en": "Back", "zh-CN": "上一步"},
+    "next": {"en": "Next", "zh-CN": "下一步"},
+    "step": {"en": "Step {n} of {total}", "zh-CN": "第 {n} 步，共 {total} 步"},
     "required": {"en": "required", "zh-CN": "必填"},
     "optional_when": {"en": "needed in some cases", "zh-CN": "视情况填写"},
     "fix_errors": {"en": "Please correct the fields marked below.", "zh-CN": "请修改下面标出的内容。"},

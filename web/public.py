@@ -49,8 +49,9 @@ def routes(web: "Web") -> list[Route]:
         return web.page(request, "form_fill.html", status=status,
                         form_title=form.spec.text(locale),
                         form_description=label_text(form.spec.description, locale, "") if form.spec.description else "",
-                        sections=form_view(form, locale, values=values, errors=errors),
-                        has_errors=bool(errors), ticket=ticket,
+                        sections=form_view(form, locale, values=values, errors=errors,
+                                           only=form.public_fields),
+                        has_errors=bool(errors), ticket=ticket, wizard=form.spec.wizard,
                         action=f"/f/{form.name}?lang={locale}")
 
     async def show(request: Request) -> Response:
@@ -95,13 +96,14 @@ def routes(web: "Web") -> list[Route]:
                                       str(posted.get(HONEYPOT, "")))
         except SpamSuspected as exc:
             raise HTTPException(400, str(exc)) from None
-        data = parse_form_post(form, posted)
+        data = parse_form_post(form, posted, only=form.public_fields)
         file_errors = await _store_files(web, form, posted, data, locale)
         if file_errors:
             return render(request, form, values=data, errors=file_errors, status=422)
         try:
             result = web.system.forms.submit(form.name, data, actor=None, locale=locale,
-                                             idempotency_key=f"public:{ticket.key}", channel="web")
+                                             idempotency_key=f"public:{ticket.key}", channel="web",
+                                             anonymous=True)
         except ValidationFailed as exc:
             return render(request, form, values=data, errors=exc.errors, status=422)
         target = f"/f/{form.name}/submitted/{result.query_no or ''}?lang={locale}"

@@ -16,6 +16,7 @@ def fill_complaint(page: Any) -> None:
     page.get_by_label("大客户名称").fill("华东电子商务有限公司")
     page.get_by_label("联系人").fill("陈先生")
     page.get_by_label("联系电话").fill("13812345678")
+    page.get_by_role("button", name="下一步").click()
     page.get_by_label("投诉发生时间").fill("2026-11-20T10:30")
     page.get_by_label("问题分类").select_option("damage_goods")
     page.get_by_label("问题详细描述").fill("三箱货物内件破损，外包装有明显挤压痕迹。")
@@ -48,11 +49,17 @@ def test_errors_show_next_to_the_fields_in_english(browser: Any, live_server: Li
     page = context.new_page()
     page.goto(f"{live_server.url}/f/complaint?lang=en")
     page.get_by_label("Key-account name").fill("<img src=x onerror=alert(1)>")
+    page.get_by_label("Contact person").fill("Chen")
     page.get_by_label("Contact phone").fill("12")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("When it happened").fill("2026-11-20T10:30")
+    page.get_by_label("Category").select_option("delivery_late")
+    page.get_by_label("What happened").fill("Late by two days")
     live_server.clock.advance(timedelta(seconds=30))
     page.get_by_role("button", name="Submit").click()
     page.wait_for_selector("#form-errors")
     assert page.inner_text("#f-contact_phone-error") == "Enter a valid phone number."
+    assert page.get_by_label("Contact phone").is_visible()  # the step with the error opens first
     assert page.get_by_label("Key-account name").input_value() == "<img src=x onerror=alert(1)>"
     page.screenshot(path=str(SCREENSHOTS / "public-form-errors-en.png"), full_page=True)
     assert live_server.system.forms.count("complaint") == 0
@@ -64,9 +71,25 @@ def test_the_claim_amount_appears_only_for_damage_loss_and_fees(browser: Any, li
     page = context.new_page()
     page.goto(f"{live_server.url}/f/complaint?lang=en")
     amount = page.locator("[data-field=amount_claimed]")
+    page.get_by_label("Key-account name").fill("ACME")
+    page.get_by_label("Contact person").fill("Chen")
+    page.get_by_label("Contact phone").fill("13812345678")
+    page.get_by_role("button", name="Next").click()
     assert amount.is_hidden()
     page.get_by_label("Category").select_option("damage_goods")
     assert amount.is_visible()
     page.get_by_label("Category").select_option("delivery_late")
     assert amount.is_hidden()
+    context.close()
+
+
+def test_the_wizard_will_not_move_on_with_a_required_field_empty(browser: Any, live_server: LiveServer) -> None:
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="en-US")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/f/complaint?lang=en")
+    assert page.inner_text(".wizard-step") == "Step 1 of 2"
+    page.get_by_role("button", name="Next").click()
+    assert page.inner_text(".wizard-step") == "Step 1 of 2"
+    assert page.get_by_label("Key-account name").get_attribute("aria-invalid") == "true"
+    assert page.get_by_role("button", name="Submit").is_hidden()
     context.close()

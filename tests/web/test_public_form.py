@@ -245,3 +245,17 @@ def test_a_disguised_html_photo_is_refused_next_to_its_field(client: TestClient,
     assert response.status_code == 422
     assert 'id="f-photos-error">x.png: ' in response.text
     assert system.forms.count("complaint") == 0
+
+
+def test_staff_only_fields_are_not_on_the_public_form(client: TestClient) -> None:
+    html = client.get("/f/complaint?lang=en").text
+    assert 'name="urgency"' not in html and 'name="satisfaction"' not in html
+    assert 'name="customer_name"' in html
+
+
+def test_an_anonymous_submission_cannot_set_a_staff_only_field(client: TestClient, clock: ManualClock,
+                                                               system: System) -> None:
+    response = client.post("/api/v1/forms/complaint/records",
+                           json={**{k: v for k, v in FILLED.items()}, "urgency": "urgent"})
+    assert response.status_code == 422 and "urgency" in response.json()["fields"]
+    assert system.forms.count("complaint") == 0

@@ -66,3 +66,56 @@
   form.addEventListener("change", refresh);
   refresh();
 }());
+
+// Wizard: one section (fieldset) at a time, with Back / Next. Without this script every section
+// shows at once and the form still works. A step with errors from the server opens first.
+(function () {
+  "use strict";
+  var form = document.querySelector("form[data-wizard]");
+  if (!form) { return; }
+  var steps = Array.prototype.filter.call(form.children, function (el) { return el.tagName === "FIELDSET"; });
+  if (steps.length < 2) { return; }
+  var submit = form.querySelector("button[type=submit]");
+  var nav = document.createElement("div");
+  nav.className = "wizard-nav";
+  var status = document.createElement("p");
+  status.className = "wizard-step";
+  status.setAttribute("aria-live", "polite");
+  var back = document.createElement("button");
+  back.type = "button"; back.className = "secondary"; back.textContent = form.getAttribute("data-back");
+  var next = document.createElement("button");
+  next.type = "button"; next.textContent = form.getAttribute("data-next");
+  nav.appendChild(back); nav.appendChild(next);
+  form.insertBefore(status, steps[0]);
+  form.insertBefore(nav, submit);
+  var current = 0;
+  steps.forEach(function (step, i) { if (step.querySelector(".invalid") && current === 0) { current = i; } });
+
+  function missing(step) {
+    return Array.prototype.filter.call(step.querySelectorAll("[aria-required=true]"), function (input) {
+      var field = input.closest("[data-field]");
+      return !(field && field.hidden) && !input.value;
+    });
+  }
+
+  function show(index) {
+    current = index;
+    steps.forEach(function (step, i) { step.hidden = i !== index; });
+    back.hidden = index === 0;
+    next.hidden = index === steps.length - 1;
+    submit.hidden = index !== steps.length - 1;
+    status.textContent = form.getAttribute("data-step")
+      .replace("{n}", String(index + 1)).replace("{total}", String(steps.length));
+  }
+
+  back.addEventListener("click", function () { show(Math.max(0, current - 1)); });
+  next.addEventListener("click", function () {
+    var empty = missing(steps[current]);
+    empty.forEach(function (input) { input.setAttribute("aria-invalid", "true"); });
+    if (empty.length) { empty[0].focus(); return; }
+    show(Math.min(steps.length - 1, current + 1));
+    var first = steps[current].querySelector("input, select, textarea");
+    if (first) { first.focus(); }
+  });
+  show(current);
+}());
