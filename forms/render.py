@@ -27,10 +27,14 @@ WIDGETS: dict[str, str] = {
     "reference": "number", "radio": "radio", "multiselect": "checkboxes",
     "checkboxes": "checkboxes", "cascade": "select", "boolean": "checkbox", "date": "date",
     "datetime": "datetime-local", "time": "time", "duration": "text", "section": "section",
-    "hidden": "hidden", "attachment": "file", "image": "file",
+    "hidden": "hidden", "attachment": "file", "image": "file", "subtable": "table",
 }
 NOT_FILLED = frozenset({"computed", "auto_number"})
 """Types whose value the system sets: never an input on a fill page."""
+
+TABLE_BLANK_ROWS = 2
+"""Blank rows a table widget offers below the filled ones (blank rows are ignored on submit)."""
+MAX_TABLE_ROWS = 200
 
 STEP = {"integer": "1", "rating": "1", "money": "0.01", "percent": "0.01"}
 
@@ -60,6 +64,10 @@ class Widget:
     attrs: dict[str, str] = field(default_factory=dict)
     conditional: bool = False
     """Shown only under a condition (`visible_if`): the server decides, the page says so."""
+    columns: list[tuple[str, str, str]] = field(default_factory=list)
+    """For a table widget: (column name, label, input kind) of each column."""
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    """For a table widget: the rows shown (values so far, then blank rows to fill in)."""
     visible_if: str | None = None
     """The `visible_if` condition as JSON for the page's script, when a browser can evaluate it."""
 
@@ -99,8 +107,11 @@ def form_view(form: CompiledForm, locale: str, *, values: Mapping[str, Any] | No
         if allowed is not None and name not in allowed:
             continue
         value = values.get(name) if name in values or errors else spec.default
-        sections[-1].widgets.append(_widget(spec, ftype, kind, locale, value,
-                                            list(errors.get(name, ()))))
+        messages = list(errors.get(name, ()))
+        if kind == "table":  # cell errors are keyed like waybills[2].number
+            messages += [f"{_cell_label(ftype, spec, key[len(name):], locale)}: {text}"
+                         for key, texts in errors.items() if key.startswith(name + "[") for text in texts]
+        sections[-1].widgets.append(_widget(spec, ftype, kind, locale, value, messages))
     return [s for s in sections if s.widgets]
 
 
@@ -133,6 +144,15 @@ def _widget(spec: FieldSpec, ftype: Any, kind: str, locale: str, value: Any,
         widget.attrs["multiple"] = "multiple"
         if ftype.name == "image":
             widget.attrs["accept"] = "image/jpeg,image/png,image/gif,image/webp"
+    if kind == "table":
+        columns = ftype.columns(spec)
+        widget.columns = [(col, column.spec.text(locale), WIDGETS.get(column.type.name, "text"))
+                          for col, column in columns.items()]
+        rows = [dict(r) for r in value] if isinstance(value, list) else []
+        blank = max(TABLE_BLANK_ROWS, int(spec.opt("min_rows", 0)) - len(rows))
+        limit = int(spec.opt("max_rows", 20))
+        widget.rows = (rows + [{} for _ in range(blank)])[:max(limit, len(rows))]
+        widget.value = ""
     if spec.choices is not None and kind in ("select", "radio", "checkboxes"):
         chosen = {str(v) for v in value} if isinstance(value, (list, tuple, set)) else {str(value)}
         leaf_only = ftype.name == "cascade" and spec.opt("leaf_only", True)
@@ -171,6 +191,11 @@ def parse_form_post(form: CompiledForm, data: Any, *, only: Iterable[str] | None
         kind = getattr(ftype, "widget", None) or WIDGETS.get(ftype.name, "text")
         if kind == "file":
             continue  # files are uploaded by the page handler, then passed as ids
+        if kind == "table":
+            rows = _table_rows(name, data)
+            if rows:
+                out[name] = rows
+            continue
         if kind == "checkboxes":
             picked = [v for v in data.getlist(name) if v != ""]
             if picked:
@@ -180,3 +205,26 @@ def parse_form_post(form: CompiledForm, data: Any, *, only: Iterable[str] | None
         elif name in data:
             out[name] = data[name]
     return out
+
+
+def _table_rows(name: str, data: Any) -> list[dict[str, Any]]:
+    """Rows posted as `name.INDEX.COLUMN` inputs, in index order."""
+    rows: dict[int, dict[str, Any]] = {}
+    prefix = name + "."
+    for key in data.keys():
+        if not key.startswith(prefix):
+            continue
+        index, _, column = key[len(prefix):].partition(".")
+        if index.isdigit() and column and int(index) < MAX_TABLE_ROWS:
+            rows.setdefault(int(index), {})[column] = data[key]
+    return [rows[i] for i in sorted(rows)]
+
+
+def _cell_label(ftype: Any, spec: FieldSpec, where: str, locale: str) -> str:
+    """`[2].number` as the user reads it: row 3, the column's label."""
+    index, _, column = where.lstrip("[").partition("]")
+    column = column.lstrip(".")
+    columns = ftype.columns(spec)
+    label = columns[column].spec.text(locale) if column in columns else column
+    row = int(index) + 1 if index.isdigit() else index
+    return f"{'第' + str(row) + '行' if locale.startswith('zh') else 'Row ' + str(row)} {label}".strip()

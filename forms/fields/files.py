@@ -211,7 +211,7 @@ class Image(Attachment):
     }}
     examples = ("damage_photos:\n  type: image\n  label: {zh-CN: 破损照片, en: Damage photos}\n"
                 "  max_size_mb: 10\n  max_files: 9\n",)
-    widget = "image"
+    widget = "file"
 
 
 FILE_FIELD_TYPES = (Attachment, Image)

@@ -46,7 +46,7 @@ class Subtable(FieldType):
                 "  columns:\n    number:\n      type: id_number\n      kind: waybill\n"
                 "      label: {zh-CN: 运单号, en: Waybill number}\n      required: true\n"
                 "    note:\n      type: text\n      label: {zh-CN: 备注, en: Note}\n      max_length: 200\n",)
-    widget = "textarea"  # one row per line fills the first column, until a table widget exists
+    widget = "table"
     in_subtable = False
 
     def column_type(self, spec: FieldSpec) -> TypeEngine[Any]:

@@ -259,3 +259,25 @@ def test_an_anonymous_submission_cannot_set_a_staff_only_field(client: TestClien
                            json={**{k: v for k, v in FILLED.items()}, "urgency": "urgent"})
     assert response.status_code == 422 and "urgency" in response.json()["fields"]
     assert system.forms.count("complaint") == 0
+
+
+def test_waybill_rows_are_posted_as_a_table_and_blank_rows_ignored(client: TestClient, clock: ManualClock,
+                                                                   system: System) -> None:
+    html = client.get("/f/complaint?lang=en").text
+    assert 'name="waybills.0.number"' in html and 'name="waybills.1.note"' in html
+    ticket = open_form(client, clock)
+    rows = {"waybills.0.number": "EA123456789CN", "waybills.0.note": "三箱之一",
+            "waybills.1.number": "", "waybills.1.note": ""}
+    response = client.post("/f/complaint", data={**FILLED, **rows, "_ticket": ticket})
+    assert response.status_code == 303
+    (record,) = system.forms.list("complaint")
+    assert record["waybills"] == [{"number": "EA123456789CN", "note": "三箱之一"}]
+
+
+def test_a_bad_waybill_cell_is_reported_with_its_row_and_column(client: TestClient, clock: ManualClock) -> None:
+    ticket = open_form(client, clock, "en")
+    response = client.post("/f/complaint?lang=en", data={**FILLED, "waybills.0.number": "EA123456789CN",
+                                                         "waybills.1.number": "??", "_ticket": ticket})
+    assert response.status_code == 422
+    assert "Row 2 Waybill number: " in response.text
+    assert 'value="EA123456789CN"' in response.text
