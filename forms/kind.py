@@ -73,6 +73,15 @@ class FormKind:
             "title": {"type": "string", "description": "the field that names a record in lists"},
             "list": {"type": "array", "items": {"type": "string"}, "description": "fields shown in record lists"},
             "wizard": {"type": "boolean", "description": "fill the form one section at a time"},
+            "lookup": {
+                "type": "object", "additionalProperties": False, "required": ["verify"],
+                "description": "customers look up progress by query number plus the end of this field",
+                "properties": {
+                    "verify": {"type": "string", "description": "the field whose last characters the customer types"},
+                    "digits": {"type": "integer", "minimum": 4, "maximum": 8},
+                    "statuses": {"type": "string", "description": "a list in lists/ naming statuses for customers"},
+                },
+            },
             "fields": {
                 "type": "object",
                 "minProperties": 1,
@@ -109,6 +118,16 @@ class FormKind:
             problem = check_pattern(data["numbering"])
             if problem:
                 ctx.error(doc, ("numbering",), problem, code="numbering")
+        lookup = data.get("lookup")
+        if lookup is not None:
+            if lookup["verify"] not in names:
+                ctx.unknown(doc, ("lookup", "verify"), "field", lookup["verify"], names)
+            lists = ctx.definitions.get("list", {})
+            if "statuses" in lookup and lookup["statuses"] not in lists:
+                ctx.unknown(doc, ("lookup", "statuses"), "list", lookup["statuses"], lists)
+            if not data.get("numbering"):
+                ctx.error(doc, ("lookup",), "a progress lookup needs query numbers: add 'numbering'",
+                          code="lookup-needs-numbering", at_key=True)
         if unknown_types:
             return None
         return FormSpec(
@@ -117,6 +136,7 @@ class FormKind:
             public=bool(data.get("public", False)), title_field=data.get("title"),
             list_fields=tuple(data.get("list", ())), description=data.get("description"),
             wizard=bool(data.get("wizard", False)),
+            lookup=MappingProxyType(dict(lookup)) if lookup else None,
         )
 
     def build_field(self, doc: Document, path: YamlPath, name: str, raw: dict[str, Any],

@@ -55,6 +55,8 @@ class FormSpec:
     list_fields: tuple[str, ...] = ()
     description: Label | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    lookup: Mapping[str, Any] | None = None
+    """Progress lookup: `verify` field, `digits` the customer types, `statuses` list name."""
     wizard: bool = False
     """Pages show one section at a time, with Back and Next (all sections without script)."""
 

@@ -24,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 
 from engine.bundle import Bundle
 from engine.errors import ConflictError, IdempotencyKeyReused, NotFoundError, ValidationFailed
-from web import public, uploads
+from web import lookup, public, uploads
 from web.antispam import TicketSigner
 from web.i18n import ui
 from web.ratelimit import Limit, RateLimiter, client_address, retry_after
@@ -179,6 +179,7 @@ def create_app(system: System, *, secret: str | None = None,
         Route("/api/v1/forms/{form}/records", list_records, methods=["GET"]),
         *public.routes(web),
         *uploads.routes(web),
+        *lookup.routes(web),
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]
     app = Starlette(

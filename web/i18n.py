@@ -7,6 +7,11 @@ from engine.types import translate
 UI: dict[str, dict[str, str]] = {
     "language": {"en": "Language", "zh-CN": "语言"},
     "submit": {"en": "Submit", "zh-CN": "提交"},
+    "lookup_title": {"en": "Look up progress", "zh-CN": "查询处理进度"},
+    "verify_digits": {"en": "Last {n} digits of the contact phone", "zh-CN": "联系电话后 {n} 位"},
+    "look_up": {"en": "Look up", "zh-CN": "查询"},
+    "lookup_failed": {"en": "No complaint matches this query number and these digits. Check both and try again.",
+                      "zh-CN": "查询编号与电话号码不匹配或不存在，请核对后重试。"},
     "back": {"en": "Back", "zh-CN": "上一步"},
     "next": {"en": "Next", "zh-CN": "下一步"},
     "step": {"en": "Step {n} of {total}", "zh-CN": "第 {n} 步，共 {total} 步"},

@@ -1,0 +1,77 @@
+"""Public progress lookup: query number plus phone digits, public fields only, no enumeration."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from engine.clock import ManualClock
+from web.app import create_app
+from web.system import System, boot
+
+ROOT = Path(__file__).resolve().parents[2]
+POSTAL = ROOT / "definitions" / "postal_complaints"
+COMPLAINT = {
+    "customer_name": "华东电子商务有限公司", "contact_name": "陈先生", "contact_phone": "13812345678",
+    "occurred_at": "2026-11-20T10:30:00+08:00", "category": "transport_late",
+    "description": "内部备注：客户情绪激动", "region": "east",
+}
+
+
+class Seconds:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> System:
+    clock = ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
+    return boot(POSTAL, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock)
+
+
+@pytest.fixture
+def client(system: System) -> TestClient:
+    return TestClient(create_app(system, secret="t", monotonic=Seconds()), raise_server_exceptions=False)
+
+
+@pytest.fixture
+def query_no(system: System) -> str:
+    return system.forms.submit("complaint", COMPLAINT).query_no or ""
+
+
+def test_the_right_digits_show_the_status_in_the_customers_words(client: TestClient, query_no: str) -> None:
+    page = client.post("/track?lang=zh-CN", data={"query_no": query_no, "verify": "5678"})
+    assert page.status_code == 200
+    assert 'id="lookup-status">已受理<' in page.text and query_no in page.text
+
+
+def test_only_public_fields_are_shown(client: TestClient, query_no: str) -> None:
+    page = client.post("/track?lang=en", data={"query_no": query_no, "verify": "5678"})
+    assert "Late in transit" in page.text  # the category is public
+    assert "客户情绪激动" not in page.text and "13812345678" not in page.text
+
+
+def test_wrong_digits_and_unknown_numbers_get_the_same_answer(client: TestClient, query_no: str) -> None:
+    wrong = client.post("/track?lang=en", data={"query_no": query_no, "verify": "0000"})
+    unknown = client.post("/track?lang=en", data={"query_no": "TS2026112399999", "verify": "5678"})
+    assert wrong.status_code == unknown.status_code == 200
+    strip = lambda html, number: html.replace(number, "")  # noqa: E731 - the typed number is echoed
+    assert strip(wrong.text, query_no) == strip(unknown.text, "TS2026112399999")
+    assert 'id="lookup-failed"' in wrong.text and 'id="lookup-status"' not in wrong.text
+
+
+def test_lookups_are_rate_limited_per_client(client: TestClient, query_no: str) -> None:
+    statuses = [client.post("/track", data={"query_no": f"TS20261123{n:05d}", "verify": "1234"}).status_code
+                for n in range(21)]
+    assert statuses[:20] == [200] * 20 and statuses[20] == 429
+
+
+def test_the_acknowledgement_links_to_the_lookup(client: TestClient) -> None:
+    page = client.get("/f/complaint/submitted/TS2026112300001?lang=en")
+    assert 'href="/track?lang=en"' in page.text
