@@ -93,3 +93,20 @@ def test_the_wizard_will_not_move_on_with_a_required_field_empty(browser: Any, l
     assert page.get_by_label("Key-account name").get_attribute("aria-invalid") == "true"
     assert page.get_by_role("button", name="Submit").is_hidden()
     context.close()
+
+
+def test_a_customer_looks_up_progress_with_the_query_number(browser: Any, live_server: LiveServer) -> None:
+    number = live_server.system.forms.submit("complaint", {
+        "customer_name": "华东电子商务有限公司", "contact_name": "陈先生", "contact_phone": "13812345678",
+        "occurred_at": "2026-11-20T10:30:00+08:00", "category": "transport_late", "description": "延误",
+    }).query_no
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/track?lang=zh-CN")
+    page.get_by_label("查询编号").fill(number or "")
+    page.get_by_label("联系电话后 4 位").fill("5678")
+    with page.expect_navigation():
+        page.get_by_role("button", name="查询").click()
+    assert page.inner_text("#lookup-status") == "已受理"
+    page.screenshot(path=str(SCREENSHOTS / "progress-lookup-phone.png"))
+    context.close()
