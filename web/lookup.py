@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from zoneinfo import ZoneInfo
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -75,7 +76,8 @@ def routes(web: "Web") -> list[Route]:
                  for name, spec in form.spec.fields.items()
                  if spec.public and name in form.stored and record.get(name) not in (None, "", [])]
         result = {"form": form.spec.text(locale), "query_no": record["query_no"], "status": status,
-                  "created_at": record["created_at"], "fields": shown,
+                  "created_at": record["created_at"].astimezone(ZoneInfo(web.system.bundle.meta.timezone)),
+                  "fields": shown,
                   "timezone": web.system.bundle.meta.timezone}
         return web.page(request, "lookup.html", digits=digits_wanted(), result=result, failed=False,
                         query_no=query_no, label_text=label_text)
