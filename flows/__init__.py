@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from engine.registry import Registry
 from flows.kind import FlowKind
+from flows.nodes.approval import Approval
 from flows.nodes.basic import Decision, End, Start, Task
+from flows.nodes.countersign import Countersign
+from flows.nodes.parallel import Join, Parallel
 
-BUILT_IN_NODE_TYPES = (Start, Task, Decision, End)
+BUILT_IN_NODE_TYPES = (Start, Task, Decision, End, Approval, Parallel, Join, Countersign)
 
 
 def register(registry: Registry) -> None:

@@ -21,7 +21,9 @@ COMMON_NODE_SCHEMA: dict[str, Any] = {
     },
 }
 
-EXPRESSION_NAMES = frozenset({"user", "record", "query_no", "status", "created_at"})
+EXPRESSION_NAMES = frozenset({"user", "record", "query_no", "status", "created_at", "flow"})
+"""Besides the form's fields: `flow` holds the instance variables nodes write, e.g.
+`flow.assess.outcome == "approved"` after the countersign node `assess`."""
 
 
 class FlowKind:

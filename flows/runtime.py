@@ -8,19 +8,20 @@ uses exactly the calls a built-in does.
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Connection
 
 from engine.errors import ConflictError, ExpressionError, NotFoundError
 from engine.events import Event
 from engine.expr import EvalContext
 from engine.runtime import Runtime
-from engine.storage.db import read_transaction, transaction
-from engine.storage.tables import flow_instances, history, incidents, tasks, users
+from engine.storage.db import read_transaction, transaction, update_versioned
+from engine.storage.tables import flow_instances, history, incidents, tasks, user_roles, users
 from flows.spec import FlowSpec, NodeSpec
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,6 @@ log = logging.getLogger(__name__)
 _INSERT_HISTORY = insert(history)
 _INSERT_TASK = insert(tasks)
 _INSERT_INSTANCE = insert(flow_instances)
-_SET_CURRENT = (update(flow_instances).where(flow_instances.c.id == bindparam("iid"))
-                .values(current=bindparam("current"), version=flow_instances.c.version + 1))
 MAX_STEPS_PER_COMMAND = 200
 """A flow that moves through more nodes than this in one command has a loop without a task."""
 
@@ -53,9 +52,15 @@ class TaskView:
 
 
 class NodeRun:
-    """One token at one node, inside one command's transaction."""
+    """One token at one node, inside one command's transaction.
 
-    def __init__(self, service: "FlowService", conn: Connection, instance: Mapping[str, Any],
+    A node type says where the token goes next by calling exactly one of `move_to` (the token
+    moves on), `fork` (one token per branch), `consume` (this branch ends here, the instance
+    goes on), `end` (the branch ends with an outcome; the instance ends with its last token), or
+    nothing (the token waits here for a task, a timer or an event).
+    """
+
+    def __init__(self, service: "FlowService", conn: Connection, instance: dict[str, Any],
                  flow: FlowSpec, node: NodeSpec, actor: str | None):
         self.service = service
         self.conn = conn
@@ -64,7 +69,18 @@ class NodeRun:
         self.node = node
         self.actor = actor
         self.moved_to: str | None = None
+        self.forked: list[str] | None = None
+        self.consumed = False
         self.ended: str | None = None
+        self.comment: str | None = None
+        """The comment of the task being completed (in `on_task_completed`)."""
+        self.return_to: str | None = None
+        """The node the completing user chose to send the record back to, if any."""
+
+    @property
+    def variables(self) -> dict[str, Any]:
+        """The instance's variables (JSON), saved with the instance at the end of the command."""
+        return self.instance["variables"]  # type: ignore[no-any-return]
 
     @property
     def record(self) -> dict[str, Any]:
@@ -72,31 +88,46 @@ class NodeRun:
         return self.service.forms.read(self.conn, self.flow.form, self.instance["record_id"])
 
     def names(self) -> dict[str, Any]:
-        """Names an expression in this flow sees: the record's fields and `record` itself."""
+        """Names an expression in this flow sees: the record's fields, `record` itself, the
+        acting `user`, and `flow`: the instance variables (e.g. `flow.assess.outcome`)."""
         values = self.record
-        return {**values, "record": values, "user": {"username": self.actor}}
+        return {**values, "record": values, "user": {"username": self.actor}, "flow": self.variables}
 
     def evaluate(self, expression: Any) -> Any:
         """Evaluate a compiled expression over the record; failures raise ExpressionError."""
         return expression.evaluate(self.names(), self.service.eval_context())
 
-    def create_task(self) -> int:
-        """Open a task for this node, assigned as the node's `assign` says."""
-        assign = self.node.options.get("assign", {})
+    def history(self, kind: str, data: Mapping[str, Any] | None = None) -> None:
+        """Add an entry to the record's history, at this node."""
+        self.conn.execute(_INSERT_HISTORY, {
+            "instance_id": self.instance["id"], "form": self.flow.form,
+            "record_id": self.instance["record_id"], "kind": kind, "node": self.node.id,
+            "actor": self.actor, "at": self.service.rt.clock.now(),
+            "data": dict(data) if data is not None else None})
+
+    def create_task(self, assign: Mapping[str, Any] | None = None) -> int:
+        """Open a task for this node, assigned as `assign` (default: the node's `assign`) says.
+
+        Keys: `user`, `role`, `department`, `submitter`, and `candidates` (usernames who may
+        claim it); the compiled `assignee` expression applies to the node's own `assign` only.
+        """
+        own = assign is None
+        assign = self.node.options.get("assign", {}) if assign is None else assign
         assignee = None
         username = assign.get("user")
-        if "assignee" in self.node.compiled and self.node.compiled["assignee"] is not None:
+        if own and self.node.compiled.get("assignee") is not None:
             username = self.evaluate(self.node.compiled["assignee"])
         if assign.get("submitter"):
             username = self.record.get("created_by")
         if username:
             assignee = self.service.user_id(self.conn, str(username))
+        candidates = [str(username)] if username else list(assign.get("candidates") or []) or None
         now = self.service.rt.clock.now()
         task_id = self.conn.execute(_INSERT_TASK, dict(
             instance_id=self.instance["id"], node=self.node.id, form=self.flow.form,
             record_id=self.instance["record_id"], status="claimed" if assignee else "open",
             assignee_user=assignee, candidate_roles=[assign["role"]] if "role" in assign else None,
-            candidate_users=[username] if username else None,
+            candidate_users=candidates,
             candidate_department=assign.get("department"), created_at=now,
             claimed_at=now if assignee else None,
         )).inserted_primary_key[0]
@@ -105,14 +136,44 @@ class NodeRun:
                                     self.conn)
         return int(task_id)
 
+    def cancel_open_tasks(self) -> int:
+        """Cancel this node's open tasks in this instance (e.g. once a countersign is decided)."""
+        result = self.conn.execute(
+            update(tasks).where(tasks.c.instance_id == self.instance["id"], tasks.c.node == self.node.id,
+                                tasks.c.status.in_(("open", "claimed")))
+            .values(status="cancelled", completed_at=self.service.rt.clock.now(),
+                    version=tasks.c.version + 1))
+        return int(result.rowcount)
+
+    def users_with_role(self, role: str) -> list[str]:
+        """Usernames of the active users holding `role`, in a stable order."""
+        rows = self.conn.execute(
+            select(users.c.username).join(user_roles, users.c.id == user_roles.c.user_id)
+            .where(user_roles.c.role == role, users.c.is_active.is_(True)).order_by(users.c.username))
+        return [r[0] for r in rows]
+
+    def users_in_department(self, department: str) -> list[str]:
+        """Usernames of the active users of `department`, in a stable order."""
+        rows = self.conn.execute(select(users.c.username).where(
+            users.c.department == department, users.c.is_active.is_(True)).order_by(users.c.username))
+        return [r[0] for r in rows]
+
     def move_to(self, node_id: str | None) -> None:
         """Leave this node for `node_id` (the caller returns; the service enters the next one)."""
         if node_id is None:
             raise RuntimeError(f"node '{self.node.id}' has no next node")
         self.moved_to = node_id
 
+    def fork(self, node_ids: Iterable[str]) -> None:
+        """Replace this token with one token per node of `node_ids` (a parallel split)."""
+        self.forked = list(node_ids)
+
+    def consume(self) -> None:
+        """End this token here without ending the instance (e.g. a branch waiting at a join)."""
+        self.consumed = True
+
     def end(self, outcome: str) -> None:
-        """End the instance with `outcome`."""
+        """End this token with `outcome`; the instance ends when its last token ends."""
         self.ended = outcome
 
     def incident(self, message: str) -> None:
@@ -149,15 +210,19 @@ class FlowService:
     def start(self, conn: Connection, flow: FlowSpec, record_id: int, *, actor: str | None) -> int:
         """Start `flow` on a record inside the caller's transaction; returns the instance id."""
         now = self.rt.clock.now()
-        instance_id = conn.execute(_INSERT_INSTANCE, dict(
+        instance_id = int(conn.execute(_INSERT_INSTANCE, dict(
             flow=flow.name, form=flow.form, record_id=record_id, bundle_hash=self.rt.bundle.hash,
-            status="running", current=[flow.start], variables={}, started_at=now,
-        )).inserted_primary_key[0]
+            status="running", current=[flow.start], variables={}, started_at=now, version=1,
+        )).inserted_primary_key[0])
         conn.execute(_INSERT_HISTORY, dict(
             instance_id=instance_id, form=flow.form, record_id=record_id, kind="flow.started",
             node=flow.start, actor=actor, at=now, data={"flow": flow.name}))
-        self._advance(conn, int(instance_id), flow.start, actor)
-        return int(instance_id)
+        state = {"id": instance_id, "flow": flow.name, "form": flow.form, "record_id": record_id,
+                 "status": "running", "current": [flow.start], "variables": {}, "outcome": None,
+                 "ended_at": None, "version": 1}
+        self._run(conn, state, flow, [flow.start], actor)
+        self._save(conn, state)
+        return instance_id
 
     def claim(self, task_id: int, username: str) -> None:
         """Take an open task; a task someone else holds is a ConflictError."""
@@ -173,21 +238,27 @@ class FlowService:
 
     def complete(self, task_id: int, username: str | None, *, values: Mapping[str, Any] | None = None,
                  outcome: str | None = None, comment: str | None = None,
-                 expected_version: int | None = None, locale: str = "en") -> None:
+                 expected_version: int | None = None, locale: str = "en",
+                 return_to: str | None = None) -> None:
         """Finish a task: write the node's fields, record history, move the token on.
 
         Two people completing one task at once: the first wins, the second gets ConflictError.
+        The instance row is read locked (FOR UPDATE; SQLite's BEGIN IMMEDIATE already holds the
+        write lock) and written back with its version checked, so tokens of parallel branches
+        completing at once never lose each other's update. `return_to` picks the node an
+        approval's `return` outcome sends the record back to.
         """
         with transaction(self.rt.db) as conn:
             task = self._task(conn, task_id)
             if task["status"] not in ("open", "claimed"):
                 raise ConflictError(f"task {task_id} is already {task['status']}")
-            instance = self._instance(conn, task["instance_id"])
-            flow = self._flow(instance)
+            state = self._load(conn, task["instance_id"])
+            if state["status"] != "running":
+                raise ConflictError(f"the flow of task {task_id} is {state['status']}")
+            flow = self._flow(state)
             node = flow.nodes[task["node"]]
-            outcomes = node.options.get("outcomes")
-            if outcomes and outcome not in outcomes:
-                raise ConflictError(f"choose one of: {', '.join(outcomes)}")
+            ntype = self.rt.bundle.registry.node_types.get(node.type)
+            ntype.check_completion(node, outcome, comment, return_to)
             diff: dict[str, Any] = {}
             if values:
                 form = self.forms.form(flow.form)
@@ -204,14 +275,50 @@ class FlowService:
                               outcome=outcome, comment=comment, completed_at=now,
                               completed_by=self.user_id(conn, username) if username else None)
             conn.execute(insert(history).values(
-                instance_id=instance["id"], form=flow.form, record_id=task["record_id"],
+                instance_id=state["id"], form=flow.form, record_id=task["record_id"],
                 kind="task.completed", node=node.id, actor=username, at=now,
                 data={"task_id": task_id, "outcome": outcome, "comment": comment, "changes": diff}))
             self.rt.bus.publish(Event("task.completed", now, flow.form, task["record_id"], username,
                                       {"task_id": task_id, "node": node.id, "outcome": outcome}), conn)
-            run = NodeRun(self, conn, instance, flow, node, username)
-            self.rt.bundle.registry.node_types.get(node.type).on_task_completed(run, task, outcome)
-            self._follow(conn, instance, run, username)
+            run = NodeRun(self, conn, state, flow, node, username)
+            run.comment, run.return_to = comment, return_to
+            ntype.on_task_completed(run, task, outcome)
+            pending: list[str] = []
+            self._apply(conn, state, run, pending, username)
+            self._run(conn, state, flow, pending, username)
+            self._save(conn, state)
+
+    def reopen(self, form: str, record_id: int, *, at: str, actor: str | None = None,
+               comment: str | None = None) -> int:
+        """Start the record's ended flow instance again at node `at`; returns the instance id.
+
+        The instance keeps its variables and history; a `flow.reopened` entry records who
+        reopened it, where, and the outcome it had.
+        """
+        with transaction(self.rt.db) as conn:
+            instance_id = conn.execute(
+                select(flow_instances.c.id).where(flow_instances.c.form == form,
+                                                  flow_instances.c.record_id == record_id)
+                .order_by(flow_instances.c.id.desc()).limit(1)).scalar()
+            if instance_id is None:
+                raise NotFoundError(f"{form} {record_id} has no flow to reopen")
+            state = self._load(conn, instance_id)
+            if state["status"] not in ("completed", "withdrawn"):
+                raise ConflictError(f"the flow of {form} {record_id} is {state['status']}, not ended")
+            flow = self._flow(state)
+            if at not in flow.nodes:
+                raise NotFoundError(f"flow '{flow.name}' has no node '{at}'")
+            now = self.rt.clock.now()
+            previous = state["outcome"]
+            state.update(status="running", outcome=None, ended_at=None, current=[at])
+            conn.execute(_INSERT_HISTORY, dict(
+                instance_id=state["id"], form=form, record_id=record_id, kind="flow.reopened",
+                node=at, actor=actor, at=now, data={"previous_outcome": previous, "comment": comment}))
+            self.rt.bus.publish(Event("flow.reopened", now, form, record_id, actor,
+                                      {"flow": flow.name, "node": at}), conn)
+            self._run(conn, state, flow, [at], actor)
+            self._save(conn, state)
+            return int(state["id"])
 
     # -- queries ----------------------------------------------------------------------------
     def inbox(self, username: str, roles: Iterable[str] = ()) -> list[TaskView]:
@@ -258,69 +365,92 @@ class FlowService:
         return conn.execute(select(users.c.id).where(users.c.username == username)).scalar()
 
     # -- internals --------------------------------------------------------------------------
-    def _advance(self, conn: Connection, instance_id: int, node_id: str, actor: str | None) -> None:
-        instance = dict(self._instance(conn, instance_id))
-        flow = self._flow(instance)
-        for _ in range(MAX_STEPS_PER_COMMAND):
+    def _run(self, conn: Connection, state: dict[str, Any], flow: FlowSpec, pending: list[str],
+             actor: str | None) -> None:
+        """Enter each node of `pending` (each holds a token already) until every token waits."""
+        steps = 0
+        while pending and state["status"] == "running":
+            node_id = pending.pop(0)
             node = flow.nodes[node_id]
-            self._set_current(conn, instance, [node_id])
-            # The row changed only as written: keep the copy in step instead of reading it back.
-            instance.update(current=[node_id], version=instance["version"] + 1)
+            steps += 1
+            if steps > MAX_STEPS_PER_COMMAND:
+                self._incident(conn, state, node,
+                               f"the flow passed {MAX_STEPS_PER_COMMAND} nodes without waiting: a loop?")
+                return
             conn.execute(_INSERT_HISTORY, {
-                "instance_id": instance_id, "form": flow.form, "record_id": instance["record_id"],
+                "instance_id": state["id"], "form": flow.form, "record_id": state["record_id"],
                 "kind": "flow.entered", "node": node_id, "actor": actor, "at": self.rt.clock.now(),
                 "data": None})
             status = node.options.get("status")
             if status:
-                self.forms.update_fields(conn, flow.form, instance["record_id"], {}, actor=actor,
+                self.forms.update_fields(conn, flow.form, state["record_id"], {}, actor=actor,
                                          status=status)
-            run = NodeRun(self, conn, instance, flow, node, actor)
+            run = NodeRun(self, conn, state, flow, node, actor)
             try:
                 self.rt.bundle.registry.node_types.get(node.type).enter(run)
             except (FlowIncident, ExpressionError) as exc:
-                self._incident(conn, instance, node, str(exc))
+                self._incident(conn, state, node, str(exc))
                 return
-            if run.ended is not None:
-                self._end(conn, instance, run.ended, actor)
-                return
-            if run.moved_to is None:
-                return  # waiting (a task, a timer, an event)
-            node_id = run.moved_to
-        self._incident(conn, instance, flow.nodes[node_id],
-                       f"the flow passed {MAX_STEPS_PER_COMMAND} nodes without waiting: a loop?")
+            self._apply(conn, state, run, pending, actor)
 
-    def _follow(self, conn: Connection, instance: Mapping[str, Any], run: NodeRun,
-                actor: str | None) -> None:
-        if run.ended is not None:
-            self._end(conn, instance, run.ended, actor)
+    def _apply(self, conn: Connection, state: dict[str, Any], run: NodeRun, pending: list[str],
+               actor: str | None) -> None:
+        """Move the token at `run.node` as the node type asked; new tokens join `pending`."""
+        current: list[str] = state["current"]
+        node_id = run.node.id
+        if run.forked is not None:
+            new = run.forked
         elif run.moved_to is not None:
-            self._advance(conn, instance["id"], run.moved_to, actor)
+            new = [run.moved_to]
+        elif run.ended is not None or run.consumed:
+            new = []
+        else:
+            return  # the token waits here
+        if node_id in current:
+            i = current.index(node_id)
+            current[i:i + 1] = new
+        else:
+            current.extend(new)
+        pending.extend(new)
+        if run.ended is not None and not current:
+            self._end(conn, state, run.ended, actor)
 
-    def _end(self, conn: Connection, instance: Mapping[str, Any], outcome: str, actor: str | None) -> None:
+    def _end(self, conn: Connection, state: dict[str, Any], outcome: str, actor: str | None) -> None:
         now = self.rt.clock.now()
-        conn.execute(update(flow_instances).where(flow_instances.c.id == instance["id"])
-                     .values(status="completed", outcome=outcome, ended_at=now, current=[],
-                             version=flow_instances.c.version + 1))
+        state.update(status="completed", outcome=outcome, ended_at=now, current=[])
         conn.execute(insert(history).values(
-            instance_id=instance["id"], form=instance["form"], record_id=instance["record_id"],
+            instance_id=state["id"], form=state["form"], record_id=state["record_id"],
             kind="flow.ended", actor=actor, at=now, data={"outcome": outcome}))
-        self.rt.bus.publish(Event("flow.ended", now, instance["form"], instance["record_id"], actor,
-                                  {"flow": instance["flow"], "outcome": outcome}), conn)
+        self.rt.bus.publish(Event("flow.ended", now, state["form"], state["record_id"], actor,
+                                  {"flow": state["flow"], "outcome": outcome}), conn)
 
-    def _incident(self, conn: Connection, instance: Mapping[str, Any], node: NodeSpec, message: str) -> None:
-        log.warning("flow incident on %s %s at %s: %s", instance["form"], instance["record_id"],
+    def _incident(self, conn: Connection, state: dict[str, Any], node: NodeSpec, message: str) -> None:
+        log.warning("flow incident on %s %s at %s: %s", state["form"], state["record_id"],
                     node.id, message)
         now = self.rt.clock.now()
-        conn.execute(update(flow_instances).where(flow_instances.c.id == instance["id"])
-                     .values(status="incident", version=flow_instances.c.version + 1))
-        conn.execute(insert(incidents).values(kind="flow", ref=f"instance:{instance['id']}",
+        state["status"] = "incident"
+        conn.execute(insert(incidents).values(kind="flow", ref=f"instance:{state['id']}",
                                               message=f"{node.id}: {message}", created_at=now))
         conn.execute(insert(history).values(
-            instance_id=instance["id"], form=instance["form"], record_id=instance["record_id"],
+            instance_id=state["id"], form=state["form"], record_id=state["record_id"],
             kind="incident", node=node.id, actor="system", at=now, data={"message": message}))
 
-    def _set_current(self, conn: Connection, instance: Mapping[str, Any], current: list[str]) -> None:
-        conn.execute(_SET_CURRENT, {"iid": instance["id"], "current": current})
+    def _load(self, conn: Connection, instance_id: int) -> dict[str, Any]:
+        """The instance row, locked for this transaction, as a mutable state for `_save`."""
+        row = conn.execute(select(flow_instances).where(flow_instances.c.id == instance_id)
+                           .with_for_update()).mappings().first()
+        if row is None:
+            raise NotFoundError(f"no flow instance {instance_id}")
+        state = dict(row)
+        state["current"] = list(row["current"] or [])
+        state["variables"] = copy.deepcopy(row["variables"] or {})
+        return state
+
+    def _save(self, conn: Connection, state: dict[str, Any]) -> None:
+        """Write the state back once per command; a version that moved meanwhile is a conflict."""
+        state["version"] = update_versioned(conn, flow_instances, state["id"], state["version"], {
+            "status": state["status"], "current": state["current"], "variables": state["variables"],
+            "outcome": state["outcome"], "ended_at": state["ended_at"]})
 
     def _flow(self, instance: Mapping[str, Any]) -> FlowSpec:
         flow = self.flows.get(instance["flow"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
+from engine.errors import ConflictError
 from engine.kinds import BuildContext
 from engine.types import YamlPath
 from engine.yamlsource import Document
@@ -19,7 +20,7 @@ class NodeType:
     Load time: `options_schema` validates the node's own keys; `targets` names the nodes it can
     lead to (for the graph checks); `compile` checks references and compiles expressions,
     returning what the runtime needs. Run time: `enter` is called when a token arrives;
-    `on_task_completed` when one of the node's tasks is done.
+    `check_completion` before one of the node's tasks is completed, `on_task_completed` after.
     """
 
     name: ClassVar[str] = ""
@@ -43,6 +44,14 @@ class NodeType:
 
     def enter(self, run: "NodeRun") -> None:
         raise NotImplementedError
+
+    def check_completion(self, node: NodeSpec, outcome: str | None, comment: str | None,
+                         return_to: str | None) -> None:
+        """Refuse a completion the node cannot take (ConflictError / ValidationFailed), before
+        anything is written. By default the outcome must be one of the node's `outcomes`."""
+        outcomes = node.options.get("outcomes")
+        if outcomes and outcome not in outcomes:
+            raise ConflictError(f"choose one of: {', '.join(outcomes)}")
 
     def on_task_completed(self, run: "NodeRun", task: Any, outcome: str | None) -> None:
         run.move_to(run.node.next)

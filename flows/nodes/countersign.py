@@ -1,0 +1,106 @@
+"""`countersign` (会签): one task per assignee; all, any, or "N of M" of them must approve."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from engine.errors import ConflictError
+from engine.kinds import BuildContext
+from engine.schema import LABEL_SCHEMA
+from engine.types import YamlPath
+from engine.yamlsource import Document
+from flows.nodes.base import NodeType
+from flows.spec import NodeSpec
+
+N_OF_M = re.compile(r"^([1-9][0-9]*) of ([1-9][0-9]*)$")
+
+
+class Countersign(NodeType):
+    name = "countersign"
+    description = ("One task per assignee (users, a role's users, or departments); decided once "
+                   "`complete_when` (all | any | \"N of M\") approvals are in, or can no longer be; "
+                   "open tasks are then cancelled and `flow.<node>` holds the outcome.")
+    options_schema = {"required": ["assign"], "properties": {
+        "assign": {"type": "object", "additionalProperties": False, "minProperties": 1, "maxProperties": 1,
+                   "description": "one task per user, per user of the role, or per department",
+                   "properties": {
+                       "users": {"type": "array", "minItems": 1, "uniqueItems": True,
+                                 "items": {"type": "string"}},
+                       "role": {"type": "string"},
+                       "departments": {"type": "array", "minItems": 1, "uniqueItems": True,
+                                       "items": {"type": "string"}},
+                   }},
+        "complete_when": {"type": "string", "pattern": r"^(all|any|[1-9][0-9]* of [1-9][0-9]*)$",
+                          "description": "all (default), any, or \"N of M\" approvals"},
+        "fields": {"type": "array", "items": {"type": "string"}},
+        "instructions": LABEL_SCHEMA,
+        "status": {"type": "string", "description": "record status while at this step"},
+    }}
+    examples = ("assess:\n  type: countersign\n  assign: {departments: [marketing, operations, finance]}\n"
+                "  complete_when: 2 of 3\n  next: decide\n",)
+
+    def compile(self, node: NodeSpec, flow: Any, ctx: BuildContext, doc: Document,
+                path: YamlPath, scope: set[str]) -> dict[str, Any]:
+        form = ctx.definitions.get("form", {}).get(flow["form"])
+        for i, name in enumerate(node.options.get("fields", [])):
+            if form is not None and name not in form.fields:
+                ctx.unknown(doc, path + ("fields", i), "field", name, form.fields)
+        assign = node.options.get("assign", {})
+        meta = ctx.meta
+        if meta is not None:
+            if "role" in assign and assign["role"] not in meta.roles:
+                ctx.unknown(doc, path + ("assign", "role"), "role", assign["role"], meta.roles)
+            for i, dep in enumerate(assign.get("departments", [])):
+                if dep not in meta.departments:
+                    ctx.unknown(doc, path + ("assign", "departments", i), "department", dep, meta.departments)
+        rule = str(node.options.get("complete_when", "all"))
+        match = N_OF_M.match(rule)
+        if match:
+            n, m = int(match[1]), int(match[2])
+            listed = len(assign.get("users") or assign.get("departments") or []) or None
+            if n > m:
+                ctx.error(doc, path + ("complete_when",), f"'{rule}': N cannot be more than M",
+                          code="countersign")
+            elif listed is not None and listed != m:
+                ctx.error(doc, path + ("complete_when",),
+                          f"'{rule}' but {listed} assignees are listed", code="countersign")
+            return {"need": n}
+        return {"need": rule}
+
+    def enter(self, run: Any) -> None:
+        assign = run.node.options["assign"]
+        if "departments" in assign:
+            tasks = [{"department": dep, "candidates": run.users_in_department(dep)}
+                     for dep in assign["departments"]]
+        else:
+            people = assign.get("users") or run.users_with_role(assign["role"])
+            tasks = [{"user": username} for username in people]
+        total = len(tasks)
+        need = run.node.compiled["need"]
+        need = total if need == "all" else 1 if need == "any" else need
+        if total == 0 or need > total:
+            run.incident(f"{need} approvals are needed but only {total} can countersign")
+        for task in tasks:
+            run.create_task(task)
+        run.variables[run.node.id] = {"approved": 0, "rejected": 0, "total": total, "needed": need,
+                                      "outcome": None}
+
+    def check_completion(self, node: NodeSpec, outcome: str | None, comment: str | None,
+                         return_to: str | None) -> None:
+        if outcome not in ("approve", "reject"):
+            raise ConflictError("choose one of: approve, reject")
+
+    def on_task_completed(self, run: Any, task: Any, outcome: str | None) -> None:
+        tally = dict(run.variables[run.node.id])
+        tally["approved" if outcome == "approve" else "rejected"] += 1
+        if tally["approved"] >= tally["needed"]:
+            tally["outcome"] = "approved"
+        elif tally["rejected"] > tally["total"] - tally["needed"]:
+            tally["outcome"] = "rejected"
+        run.variables[run.node.id] = tally
+        if tally["outcome"] is None:
+            return  # the token waits for more votes
+        cancelled = run.cancel_open_tasks()
+        run.history("countersign.decided", {**tally, "cancelled": cancelled})
+        run.move_to(run.node.next)
