@@ -1,0 +1,132 @@
+"""Plugins are found through the `docket.plugins` entry point; broken ones are reported by name."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+import pytest
+
+from engine.registry import ENTRY_POINT_GROUP
+from tests.plugins.conftest import SAMPLE_SRC, InstallPlugin, sample_entry_points
+from web.system import build_registry
+
+RAISES = "def register(registry):\n    raise RuntimeError('the licence file is missing')\n"
+CLASHES = """\
+from flows.nodes.base import NodeType
+
+
+class MyTask(NodeType):
+    name = "task"
+
+    def enter(self, run):
+        run.create_task()
+
+
+def register(registry):
+    registry.node_types.add(MyTask(), source="docket-clash")
+"""
+
+
+def test_the_sample_plugin_declares_its_register_function() -> None:
+    assert sample_entry_points() == {"sample": "docket_sample_plugin:register"}
+
+
+def test_without_the_plugin_installed_there_is_no_random_audit() -> None:
+    registry = build_registry(plugins=True)
+    assert registry.node_types.get("random_audit") is None
+    assert registry.functions.get("mask_phone") is None
+
+
+def test_an_installed_plugin_is_found_through_its_entry_point(install_sample: None) -> None:
+    (ep,) = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == "sample"]
+    assert ep.dist is not None and ep.dist.name == "docket-sample-plugin"
+    registry = build_registry(plugins=True)
+    assert registry.problems == []
+    audit = registry.node_types.get("random_audit")
+    assert audit is not None and registry.node_types.get("spot_check") is audit
+    assert registry.node_types.source("random_audit") == "docket-sample-plugin"
+    assert registry.functions.get("mask_phone") is not None
+    assert registry.node_types.get("task") is not None  # the built-ins are all still there
+
+
+def test_build_registry_without_plugins_ignores_installed_ones(install_sample: None) -> None:
+    registry = build_registry(plugins=False)
+    assert registry.node_types.get("random_audit") is None and registry.problems == []
+
+
+def test_broken_plugins_are_reported_by_name_and_the_others_still_load(
+        install_plugin: InstallPlugin) -> None:
+    install_plugin("docket-sample-plugin", sample_entry_points(), source_dir=SAMPLE_SRC)
+    install_plugin("docket-raises", {"raises": "docket_raises_plugin:register"},
+                   modules={"docket_raises_plugin.py": RAISES})
+    install_plugin("docket-missing", {"missing": "docket_not_installed_anywhere:register"})
+    install_plugin("docket-typo", {"typo": "docket_typo_plugin:regster"},
+                   modules={"docket_typo_plugin.py": "def register(registry):\n    pass\n"})
+    registry = build_registry(plugins=True)
+    problems = sorted(registry.problems)
+    assert len(problems) == 3, problems
+    missing, raises, typo = problems
+    assert missing.startswith("plugin missing (docket_not_installed_anywhere:register): ModuleNotFoundError")
+    assert raises == ("plugin raises (docket_raises_plugin:register): "
+                      "RuntimeError: the licence file is missing")
+    assert typo.startswith("plugin typo (docket_typo_plugin:regster): AttributeError")
+    assert registry.node_types.get("random_audit") is not None
+
+
+def test_a_plugin_taking_a_built_in_name_is_reported(install_plugin: InstallPlugin) -> None:
+    install_plugin("docket-clash", {"clash": "docket_clash_plugin:register"},
+                   modules={"docket_clash_plugin.py": CLASHES})
+    install_plugin("docket-sample-plugin", sample_entry_points(), source_dir=SAMPLE_SRC)
+    registry = build_registry(plugins=True)
+    assert registry.problems == [
+        "plugin clash (docket_clash_plugin:register): RegistryError: node type 'task' from "
+        "docket-clash is already registered by built-in"]
+    assert type(registry.node_types.get("task")).__module__ == "flows.nodes.basic"
+    assert registry.node_types.get("random_audit") is not None
+
+
+def test_registering_the_sample_twice_is_reported_not_raised(install_sample: None) -> None:
+    import docket_sample_plugin
+
+    registry = build_registry(plugins=True)
+    assert registry.use(docket_sample_plugin.register, source="again") is False
+    assert registry.problems == [
+        "plugin again: RegistryError: node type 'random_audit' from docket-sample-plugin is "
+        "already registered by docket-sample-plugin"]
+
+
+def test_docket_validate_warns_about_a_broken_plugin_and_still_validates(
+        install_plugin: InstallPlugin, capsys: pytest.CaptureFixture[str]) -> None:
+    from cli import main
+    from tests.plugins.conftest import BUNDLE
+
+    install_plugin("docket-sample-plugin", sample_entry_points(), source_dir=SAMPLE_SRC)
+    install_plugin("docket-raises", {"raises": "docket_raises_plugin:register"},
+                   modules={"docket_raises_plugin.py": RAISES})
+    assert main(["validate", str(BUNDLE)]) == 0
+    out, err = capsys.readouterr()
+    assert ("warning: plugin raises (docket_raises_plugin:register): RuntimeError: "
+            "the licence file is missing") in err
+    assert "valid" in out
+
+
+def test_editor_schemas_include_the_plugin_options(plugin_registry: object) -> None:
+    from engine.schema import export_schema
+    from flows.kind import FlowKind
+
+    schema = export_schema(FlowKind(), plugin_registry)  # type: ignore[arg-type]
+    node = schema["properties"]["nodes"]["additionalProperties"]
+    assert "random_audit" in node["properties"]["type"]["enum"]
+    (branch,) = [b for b in node["allOf"] if "random_audit" in b["if"]["properties"]["type"]["enum"]]
+    assert branch["then"]["properties"]["share"] == {
+        "type": "number", "minimum": 0, "maximum": 1,
+        "description": "the share of records audited, 0 to 1 (0.1 is one in ten)"}
+    assert branch["then"]["required"] == ["audit", "share", "type"]
+
+
+@pytest.mark.parametrize("module", ["docket_sample_plugin", "docket_raises_plugin"])
+def test_plugin_modules_do_not_leak_between_tests(module: str) -> None:
+    import sys
+
+    assert module not in sys.modules
+    assert not any(str(SAMPLE_SRC) == p for p in sys.path)
