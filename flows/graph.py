@@ -49,6 +49,8 @@ def check_graph(nodes: dict[str, NodeSpec], start: str, doc: Document, ctx: Buil
                       code="flow-no-next", at_key=True)
     if start not in nodes:
         return
+    if any(registry.node_types.get(n.type) is None for n in nodes.values()):
+        return  # a node of unknown type has unknown edges: reachability would only be noise
     graph = edges(nodes, registry)
     reached = {start}
     queue = deque([start])

@@ -6,6 +6,7 @@ always run the same engines on the same bundle the same way.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ from flows.runtime import FlowService
 from forms.attachments.service import AttachmentService
 from forms.attachments.store import FileStore
 from forms.records import FormService
+
+log = logging.getLogger(__name__)
 
 BUILT_IN_PACKAGES = (engine.lists.register, engine.expr.register, forms.register, flows.register)
 
@@ -74,6 +77,8 @@ def boot(bundle_root: Path | str, *, db_url: str | None = None, clock: Clock | N
          registry: Registry | None = None, migrate: bool = True) -> System:
     """Load and check the bundle (DefinitionError if invalid), migrate the database, start services."""
     registry = registry or build_registry()
+    for problem in registry.problems:  # a broken plugin must not go unnoticed on a server
+        log.warning("%s", problem)
     bundle = load_bundle(bundle_root, registry)
     url = database_url(db_url)
     db = create_engine(url)
