@@ -202,3 +202,19 @@ def write_bundle_schemas(registry: Registry, out: Path) -> list[Path]:
               "title": "Docket bundle.yaml", **BUNDLE_SCHEMA}
     target.write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return [target, *written]
+
+
+def load_bundle_files(files: Mapping[str, str], registry: Registry) -> Bundle:
+    """Load a bundle from its files' text ({relative path: text}), e.g. a version kept in the
+    database so that instances started on it can go on running after a newer one is deployed."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="docket-bundle-") as tmp:
+        root = Path(tmp)
+        for rel, text in files.items():
+            target = (root / rel).resolve()
+            if root.resolve() not in target.parents:
+                raise DefinitionError([Diagnostic(f"stored bundle file '{rel}' is outside the bundle")])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        return load_bundle(root, registry)

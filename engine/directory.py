@@ -54,6 +54,13 @@ def _source_of(bundle: Bundle) -> dict[str, str]:
     return source
 
 
+def bundle_files(conn: Connection, bundle_hash: str) -> dict[str, str] | None:
+    """The files of a recorded bundle version, or None when it was recorded without them."""
+    source = conn.execute(select(bundle_versions.c.source)
+                          .where(bundle_versions.c.hash == bundle_hash)).scalar()
+    return dict(source) if source else None
+
+
 def sync_directory(conn: Connection, meta: BundleMeta, now: datetime) -> None:
     """Upsert the bundle's roles, departments and demo users (without passwords)."""
     for role in meta.roles.values():

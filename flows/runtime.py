@@ -16,6 +16,8 @@ from typing import Any, Iterable, Mapping
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Connection
 
+from engine.bundle import load_bundle_files
+from engine.directory import bundle_files
 from engine.errors import ConflictError, ExpressionError, NotFoundError
 from engine.events import Event
 from engine.expr import EvalContext
@@ -192,6 +194,7 @@ class FlowService:
         self.rt = rt
         self.forms = rt.services["forms"]
         self.flows: dict[str, FlowSpec] = dict(rt.bundle.all("flow"))
+        self._versions: dict[str, dict[str, FlowSpec]] = {}
         rt.services["flows"] = self
         rt.bus.subscribe("record.created", self._on_record_created)
 
@@ -453,10 +456,25 @@ class FlowService:
             "outcome": state["outcome"], "ended_at": state["ended_at"]})
 
     def _flow(self, instance: Mapping[str, Any]) -> FlowSpec:
-        flow = self.flows.get(instance["flow"])
+        """The definition an instance runs on: the bundle version it started on (pinned)."""
+        version = instance.get("bundle_hash")
+        flows = self.flows if version in (None, self.rt.bundle.hash) else self._flows_of(version)
+        flow = flows.get(instance["flow"])
         if flow is None:
-            raise NotFoundError(f"flow '{instance['flow']}' is not in the loaded bundle")
+            raise NotFoundError(f"flow '{instance['flow']}' is not in bundle version {version}")
         return flow
+
+    def _flows_of(self, version: str) -> Mapping[str, FlowSpec]:
+        """The flows of an earlier bundle version, rebuilt once from its recorded files."""
+        cached = self._versions.get(version)
+        if cached is None:
+            with read_transaction(self.rt.db) as conn:
+                files = bundle_files(conn, version)
+            if files is None:
+                raise NotFoundError(f"bundle version {version} was recorded without its files; "
+                                    "migrate its running instances to the current version")
+            cached = self._versions[version] = dict(load_bundle_files(files, self.rt.bundle.registry).all("flow"))
+        return cached
 
     @staticmethod
     def _instance(conn: Connection, instance_id: int) -> Mapping[str, Any]:
