@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from engine.bundle import load_bundle_files
@@ -121,6 +121,8 @@ class NodeRun:
             username = self.evaluate(self.node.compiled["assignee"])
         if assign.get("submitter"):
             username = self.record.get("created_by")
+        if not username and assign.get("strategy") in ("round_robin", "least_loaded"):
+            username = self.pick(assign)
         if username:
             assignee = self.service.user_id(self.conn, str(username))
         candidates = [str(username)] if username else list(assign.get("candidates") or []) or None
@@ -137,6 +139,39 @@ class NodeRun:
                                           self.actor, {"task_id": task_id, "node": self.node.id}),
                                     self.conn)
         return int(task_id)
+
+    def pick(self, assign: Mapping[str, Any]) -> str | None:
+        """One person of the role or department, by the `strategy` of `assign`.
+
+        `least_loaded`: whoever has the fewest open tasks now (ties: alphabetical).
+        `round_robin`: the one after whoever got this node's previous task, in name order.
+        None when nobody holds the role (the task then stays open for claiming).
+        """
+        if "role" in assign:
+            pool = self.users_with_role(assign["role"])
+        elif "department" in assign:
+            pool = self.users_in_department(assign["department"])
+        else:
+            return None
+        if not pool:
+            return None
+        if assign.get("strategy") == "least_loaded":
+            rows = self.conn.execute(
+                select(users.c.username, func.count(tasks.c.id))
+                .join(tasks, tasks.c.assignee_user == users.c.id)
+                .where(users.c.username.in_(pool), tasks.c.status.in_(("open", "claimed")))
+                .group_by(users.c.username)).all()
+            load = {name: count for name, count in rows}
+            return min(pool, key=lambda name: (load.get(name, 0), name))
+        last = self.conn.execute(
+            select(users.c.username).join(tasks, tasks.c.assignee_user == users.c.id)
+            .join(flow_instances, flow_instances.c.id == tasks.c.instance_id)
+            .where(flow_instances.c.flow == self.flow.name, tasks.c.node == self.node.id,
+                   users.c.username.in_(pool))
+            .order_by(tasks.c.id.desc()).limit(1)).scalar()
+        if last is None:
+            return pool[0]
+        return pool[(pool.index(last) + 1) % len(pool)]
 
     def cancel_open_tasks(self) -> int:
         """Cancel this node's open tasks in this instance (e.g. once a countersign is decided)."""

@@ -1,0 +1,55 @@
+"""Who gets a task: claimable by a role, or handed out round robin or to the least loaded."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from engine.clock import ManualClock
+from tests.engine.bundle_kit import MINI, write_bundle
+from web.system import System, boot
+
+PEOPLE = MINI["bundle.yaml"].rstrip() + """
+        demo_users:
+          - {username: ann, roles: [agent]}
+          - {username: bob, roles: [agent]}
+          - {username: cat, roles: [agent]}
+        """
+
+
+def system_with(tmp_path: Path, strategy: str | None) -> System:
+    assign = "{role: agent}" if strategy is None else f"{{role: agent, strategy: {strategy}}}"
+    flow = MINI["flows/ticket_flow.yaml"].replace("{role: agent}", assign)
+    root = write_bundle(tmp_path / "bundle", {"bundle.yaml": PEOPLE, "flows/ticket_flow.yaml": flow})
+    clock = ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
+    return boot(root, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock)
+
+
+def assignees(system: System, count: int) -> list[str | None]:
+    out = []
+    for i in range(count):
+        record_id = system.forms.submit("ticket", {"title": f"t{i}"}).record_id
+        (task,) = system.flows.open_tasks("ticket", record_id)
+        inbox = [t for name in ("ann", "bob", "cat") for t in system.flows.inbox(name) if t.id == task["id"]]
+        out.append(inbox[0].assignee if inbox and task["assignee_user"] else None)
+    return out
+
+
+def test_without_a_strategy_the_task_waits_for_someone_of_the_role_to_claim_it(tmp_path: Path) -> None:
+    system = system_with(tmp_path, None)
+    assert assignees(system, 2) == [None, None]
+    assert len(system.flows.inbox("bob", roles=["agent"])) == 2
+
+
+def test_round_robin_hands_tasks_out_in_turn(tmp_path: Path) -> None:
+    system = system_with(tmp_path, "round_robin")
+    assert assignees(system, 4) == ["ann", "bob", "cat", "ann"]
+
+
+def test_least_loaded_gives_the_task_to_whoever_has_the_fewest_open(tmp_path: Path) -> None:
+    system = system_with(tmp_path, "least_loaded")
+    first = assignees(system, 3)
+    assert sorted(first) == ["ann", "bob", "cat"]
+    ann_task = next(t for t in system.flows.inbox("ann"))
+    system.flows.complete(ann_task.id, "ann", values={"urgency": "low"})
+    assert assignees(system, 1) == ["ann"]
