@@ -138,6 +138,13 @@ class NodeRun:
         self.service.rt.bus.publish(Event("task.created", now, self.flow.form, self.instance["record_id"],
                                           self.actor, {"task_id": task_id, "node": self.node.id}),
                                     self.conn)
+        cc = assign.get("cc")
+        if cc:
+            watchers = sorted({*cc.get("users", []), *(u for r in cc.get("roles", []) for u in self.users_with_role(r))})
+            self.history("task.copied", {"task_id": int(task_id), "to": watchers})
+            self.service.rt.bus.publish(Event("task.copied", now, self.flow.form, self.instance["record_id"],
+                                              self.actor, {"task_id": task_id, "node": self.node.id,
+                                                           "to": watchers}), self.conn)
         return int(task_id)
 
     def pick(self, assign: Mapping[str, Any]) -> str | None:
@@ -273,6 +280,39 @@ class FlowService:
                 raise ConflictError(f"task {task_id} is already {task['status']}")
             self._update_task(conn, task, status="claimed", assignee_user=user_id,
                               claimed_at=self.rt.clock.now())
+
+    def release(self, task_id: int, username: str) -> None:
+        """Give back a claimed task so others of the role may claim it."""
+        with transaction(self.rt.db) as conn:
+            task = self._task(conn, task_id)
+            if task["status"] != "claimed" or task["assignee_user"] != self.user_id(conn, username):
+                raise ConflictError(f"task {task_id} is not held by {username}")
+            self._update_task(conn, task, status="open", assignee_user=None, claimed_at=None)
+            self._task_history(conn, task, "task.released", username, {})
+
+    def reassign(self, task_id: int, to_user: str, *, by: str, comment: str | None = None,
+                 delegate: bool = False) -> None:
+        """Hand an open or claimed task to someone else (`delegate`: on the holder's behalf)."""
+        with transaction(self.rt.db) as conn:
+            task = self._task(conn, task_id)
+            if task["status"] not in ("open", "claimed"):
+                raise ConflictError(f"task {task_id} is already {task['status']}")
+            target = self.user_id(conn, to_user)
+            if target is None:
+                raise NotFoundError(f"no user '{to_user}'")
+            self._update_task(conn, task, status="claimed", assignee_user=target,
+                              claimed_at=self.rt.clock.now())
+            kind = "task.delegated" if delegate else "task.reassigned"
+            self._task_history(conn, task, kind, by, {"to": to_user, "comment": comment})
+            self.rt.bus.publish(Event(kind, self.rt.clock.now(), task["form"], task["record_id"], by,
+                                      {"task_id": task_id, "node": task["node"], "to": to_user}), conn)
+
+    def _task_history(self, conn: Connection, task: Mapping[str, Any], kind: str, actor: str | None,
+                      data: Mapping[str, Any]) -> None:
+        conn.execute(_INSERT_HISTORY, {
+            "instance_id": task["instance_id"], "form": task["form"], "record_id": task["record_id"],
+            "kind": kind, "node": task["node"], "actor": actor, "at": self.rt.clock.now(),
+            "data": {"task_id": task["id"], **data}})
 
     def complete(self, task_id: int, username: str | None, *, values: Mapping[str, Any] | None = None,
                  outcome: str | None = None, comment: str | None = None,

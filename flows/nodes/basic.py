@@ -22,6 +22,10 @@ ASSIGN_SCHEMA: dict[str, Any] = {
         "expression": {"type": "string", "description": "an expression giving a username"},
         "submitter": {"type": "boolean"},
         "strategy": {"enum": ["claim", "round_robin", "least_loaded"]},
+        "cc": {"type": "object", "additionalProperties": False,
+               "description": "watchers told about the task (抄送), e.g. the account manager",
+               "properties": {"roles": {"type": "array", "items": {"type": "string"}},
+                              "users": {"type": "array", "items": {"type": "string"}}}},
     },
 }
 
@@ -61,6 +65,9 @@ class Task(NodeType):
         if meta is not None:
             if "role" in assign and assign["role"] not in meta.roles:
                 ctx.unknown(doc, path + ("assign", "role"), "role", assign["role"], meta.roles)
+            for i, role in enumerate((assign.get("cc") or {}).get("roles", [])):
+                if role not in meta.roles:
+                    ctx.unknown(doc, path + ("assign", "cc", "roles", i), "role", role, meta.roles)
             if "department" in assign and assign["department"] not in meta.departments:
                 ctx.unknown(doc, path + ("assign", "department"), "department", assign["department"],
                             meta.departments)

@@ -347,3 +347,9 @@ def test_the_bundle_hash_changes_with_any_file(tmp_path: Path) -> None:
         (tmp_path / "lists" / "urgency.yaml").read_text() + "# a comment\n")
     second, _ = validate_bundle(tmp_path, registry)
     assert first is not None and second is not None and first.hash != second.hash
+
+
+def test_an_unknown_role_among_the_watchers_is_reported(tmp_path: Path) -> None:
+    flow = MINI["flows/ticket_flow.yaml"].replace("{role: agent}", "{role: agent, cc: {roles: [agnet]}}")
+    file, line, col, message = only(problems(tmp_path, {"flows/ticket_flow.yaml": flow}))
+    assert (file, line) == ("flows/ticket_flow.yaml", 10) and "unknown role 'agnet'" in message

@@ -53,3 +53,32 @@ def test_least_loaded_gives_the_task_to_whoever_has_the_fewest_open(tmp_path: Pa
     ann_task = next(t for t in system.flows.inbox("ann"))
     system.flows.complete(ann_task.id, "ann", values={"urgency": "low"})
     assert assignees(system, 1) == ["ann"]
+
+
+def test_a_claimed_task_can_be_released_for_others(tmp_path: Path) -> None:
+    system = system_with(tmp_path, None)
+    record_id = system.forms.submit("ticket", {"title": "t"}).record_id
+    (task,) = system.flows.open_tasks("ticket", record_id)
+    system.flows.claim(task["id"], "ann")
+    system.flows.release(task["id"], "ann")
+    assert [t.status for t in system.flows.inbox("bob", roles=["agent"])] == ["open"]
+
+
+def test_reassigning_moves_the_task_and_leaves_a_trace(tmp_path: Path) -> None:
+    system = system_with(tmp_path, "round_robin")
+    record_id = system.forms.submit("ticket", {"title": "t"}).record_id
+    (task,) = system.flows.open_tasks("ticket", record_id)
+    system.flows.reassign(task["id"], "cat", by="ann", comment="on leave", delegate=True)
+    assert [t.id for t in system.flows.inbox("cat")] == [task["id"]] and system.flows.inbox("ann") == []
+    (entry,) = [h for h in system.forms.history("ticket", record_id) if h["kind"] == "task.delegated"]
+    assert entry["actor"] == "ann" and entry["data"]["to"] == "cat"
+
+
+def test_watchers_are_copied_when_the_task_opens(tmp_path: Path) -> None:
+    flow = MINI["flows/ticket_flow.yaml"].replace("{role: agent}", "{role: agent, cc: {users: [cat]}}")
+    root = write_bundle(tmp_path / "bundle", {"bundle.yaml": PEOPLE, "flows/ticket_flow.yaml": flow})
+    system = boot(root, db_url=f"sqlite:///{tmp_path / 'docket.db'}",
+                  clock=ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)))
+    record_id = system.forms.submit("ticket", {"title": "t"}).record_id
+    (entry,) = [h for h in system.forms.history("ticket", record_id) if h["kind"] == "task.copied"]
+    assert entry["data"]["to"] == ["cat"]
