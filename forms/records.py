@@ -57,6 +57,8 @@ class FormService:
         }
         rt.services["forms"] = self
         self._insert_record = {name: insert(table) for name, table in self.tables.items()}
+        self._auto_numbered = {name: tuple(n for n in form.stored if hasattr(form.types[n], "on_insert"))
+                               for name, form in self.forms.items()}
         self._checked = {name: tuple(n for n in form.stored
                                      if type(form.types[n]).check_stored is not FieldType.check_stored)
                          for name, form in self.forms.items()}
@@ -150,7 +152,7 @@ class FormService:
         now = self.rt.clock.now()
         timezone = self.rt.bundle.meta.timezone
         values = dict(clean)
-        for name in self._auto_numbered(form):
+        for name in self._auto_numbered[form.name]:
             values[name] = form.types[name].on_insert(conn, form.field(name), form.name, now, timezone)
         query_no = None
         if form.spec.numbering:
@@ -171,9 +173,6 @@ class FormService:
         self.rt.bus.publish(Event("record.created", now, form.name, record_id, actor,
                                   {"values": dict(clean), "query_no": query_no}), conn)
         return SubmitResult(form.name, int(record_id), query_no, created=True)
-
-    def _auto_numbered(self, form: CompiledForm) -> tuple[str, ...]:
-        return tuple(n for n in form.stored if hasattr(form.types[n], "on_insert"))
 
     def _check_stored(self, conn: Connection, form: CompiledForm, clean: Mapping[str, Any],
                       locale: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.durations import Duration, as_value, parse_duration
 from engine.expr.context import EvalContext, EvalFailure, Function
-from engine.expr.safe_ops import (DECIMAL_CONTEXT, MAX_BUSINESS_DAYS, MAX_CALENDAR_SPAN, kind,
+from engine.expr.safe_ops import (DECIMAL_CONTEXT, contains, MAX_BUSINESS_DAYS, MAX_CALENDAR_SPAN, kind,
                                    place_business)
 from engine.registry import Registry
 
@@ -255,18 +255,8 @@ def _upper(value: Any) -> Any:
 
 
 def _contains(haystack: Any, needle: Any) -> bool:
-    if haystack is None:
-        return False
-    if isinstance(haystack, str):
-        if not isinstance(needle, str):
-            raise EvalFailure(f"contains() looks for text inside text, got {kind(needle)}")
-        return needle in haystack
-    if isinstance(haystack, (list, tuple, set, frozenset, Mapping)):
-        try:
-            return needle in haystack
-        except TypeError:
-            raise EvalFailure(f"{kind(needle)} cannot be looked up in {kind(haystack)}") from None
-    raise EvalFailure(f"contains() needs text or a list, got {kind(haystack)}")
+    """contains(a, b) is `b in a`, and False for an empty field."""
+    return False if haystack is None else contains(needle, haystack)
 
 
 def _text_test(name: str) -> Any:

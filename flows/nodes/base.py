@@ -55,3 +55,28 @@ class NodeType:
 
     def on_task_completed(self, run: "NodeRun", task: Any, outcome: str | None) -> None:
         run.move_to(run.node.next)
+
+
+def check_people_and_fields(node: NodeSpec, flow: Any, ctx: BuildContext, doc: Document,
+                            path: YamlPath) -> None:
+    """The load checks every node that gives people work shares: its `fields` exist on the form,
+    and the roles and departments its `assign` names (including watchers) exist in bundle.yaml."""
+    form = ctx.definitions.get("form", {}).get(flow["form"])
+    for i, name in enumerate(node.options.get("fields", [])):
+        if form is not None and name not in form.fields:
+            ctx.unknown(doc, path + ("fields", i), "field", name, form.fields)
+    meta = ctx.meta
+    if meta is None:
+        return
+    assign = node.options.get("assign", {})
+    apath = path + ("assign",)
+    roles = [(apath + ("role",), assign["role"])] if "role" in assign else []
+    roles += [(apath + ("cc", "roles", i), r) for i, r in enumerate((assign.get("cc") or {}).get("roles", []))]
+    departments = [(apath + ("department",), assign["department"])] if "department" in assign else []
+    departments += [(apath + ("departments", i), d) for i, d in enumerate(assign.get("departments", []))]
+    for where, role in roles:
+        if role not in meta.roles:
+            ctx.unknown(doc, where, "role", role, meta.roles)
+    for where, dep in departments:
+        if dep not in meta.departments:
+            ctx.unknown(doc, where, "department", dep, meta.departments)

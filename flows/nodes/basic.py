@@ -8,7 +8,7 @@ from engine.kinds import BuildContext
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.types import YamlPath
 from engine.yamlsource import Document
-from flows.nodes.base import NodeType
+from flows.nodes.base import NodeType, check_people_and_fields
 from flows.spec import NodeSpec
 
 ASSIGN_SCHEMA: dict[str, Any] = {
@@ -56,21 +56,8 @@ class Task(NodeType):
 
     def compile(self, node: NodeSpec, flow: Any, ctx: BuildContext, doc: Document,
                 path: YamlPath, scope: set[str]) -> dict[str, Any]:
-        form = ctx.definitions.get("form", {}).get(flow["form"])
-        for i, name in enumerate(node.options.get("fields", [])):
-            if form is not None and name not in form.fields:
-                ctx.unknown(doc, path + ("fields", i), "field", name, form.fields)
+        check_people_and_fields(node, flow, ctx, doc, path)
         assign = node.options.get("assign", {})
-        meta = ctx.meta
-        if meta is not None:
-            if "role" in assign and assign["role"] not in meta.roles:
-                ctx.unknown(doc, path + ("assign", "role"), "role", assign["role"], meta.roles)
-            for i, role in enumerate((assign.get("cc") or {}).get("roles", [])):
-                if role not in meta.roles:
-                    ctx.unknown(doc, path + ("assign", "cc", "roles", i), "role", role, meta.roles)
-            if "department" in assign and assign["department"] not in meta.departments:
-                ctx.unknown(doc, path + ("assign", "department"), "department", assign["department"],
-                            meta.departments)
         compiled: dict[str, Any] = {}
         if "expression" in assign:
             compiled["assignee"] = ctx.expression(doc, path + ("assign", "expression"), scope)

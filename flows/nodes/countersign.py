@@ -10,7 +10,7 @@ from engine.kinds import BuildContext
 from engine.schema import LABEL_SCHEMA
 from engine.types import YamlPath
 from engine.yamlsource import Document
-from flows.nodes.base import NodeType
+from flows.nodes.base import NodeType, check_people_and_fields
 from flows.spec import NodeSpec
 
 N_OF_M = re.compile(r"^([1-9][0-9]*) of ([1-9][0-9]*)$")
@@ -42,18 +42,8 @@ class Countersign(NodeType):
 
     def compile(self, node: NodeSpec, flow: Any, ctx: BuildContext, doc: Document,
                 path: YamlPath, scope: set[str]) -> dict[str, Any]:
-        form = ctx.definitions.get("form", {}).get(flow["form"])
-        for i, name in enumerate(node.options.get("fields", [])):
-            if form is not None and name not in form.fields:
-                ctx.unknown(doc, path + ("fields", i), "field", name, form.fields)
+        check_people_and_fields(node, flow, ctx, doc, path)
         assign = node.options.get("assign", {})
-        meta = ctx.meta
-        if meta is not None:
-            if "role" in assign and assign["role"] not in meta.roles:
-                ctx.unknown(doc, path + ("assign", "role"), "role", assign["role"], meta.roles)
-            for i, dep in enumerate(assign.get("departments", [])):
-                if dep not in meta.departments:
-                    ctx.unknown(doc, path + ("assign", "departments", i), "department", dep, meta.departments)
         rule = str(node.options.get("complete_when", "all"))
         match = N_OF_M.match(rule)
         if match:
