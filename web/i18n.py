@@ -31,6 +31,9 @@ UI: dict[str, dict[str, str]] = {
                  "zh-CN": "请求过于频繁，请稍后再试。"},
     "honeypot": {"en": "Leave this empty", "zh-CN": "请勿填写"},
     "not_public": {"en": "This form is not open to the public.", "zh-CN": "此表单不对外开放。"},
+    "sign_here": {"en": "Sign in the box with a finger, pen or mouse", "zh-CN": "请用手指、触控笔或鼠标在框内签名"},
+    "sign_by_typing": {"en": "Or type your name to sign", "zh-CN": "或输入姓名作为签名"},
+    "clear_signature": {"en": "Clear signature", "zh-CN": "清除签名"},
 }
 
 

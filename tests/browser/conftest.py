@@ -12,6 +12,7 @@ import shutil
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -49,12 +50,13 @@ class LiveServer:
         self.url = url
 
 
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+@contextmanager
+def serving(bundle: Path, tmp_path: Path) -> Iterator[LiveServer]:
+    """A live server over `bundle` on a fresh SQLite file in `tmp_path`, for one test."""
     import uvicorn
 
     clock = ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
-    system = boot(POSTAL, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock)
+    system = boot(bundle, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -66,7 +68,16 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
-    yield LiveServer(system, clock, f"http://127.0.0.1:{port}")
-    server.should_exit = True
-    thread.join(10)
-    system.db.dispose()
+    try:
+        yield LiveServer(system, clock, f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        system.db.dispose()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """The postal bundle served live."""
+    with serving(POSTAL, tmp_path) as server:
+        yield server
