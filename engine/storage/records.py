@@ -30,7 +30,8 @@ from sqlalchemy.types import TypeEngine
 from engine.storage.db import read_transaction, serialize, transaction
 from engine.storage.types import UTCDateTime
 
-__all__ = ["SYSTEM_COLUMNS", "TABLE_PREFIX", "ColumnSpec", "MigrationPlan", "RecordTableSpec",
+__all__ = ["ARCHIVE_PREFIX", "SYSTEM_COLUMNS", "TABLE_PREFIX", "ColumnSpec", "ExplicitChange", "MigrationPlan",
+           "RecordTableSpec",
            "apply_additive", "plan_migration", "record_table", "table_name"]
 
 log = logging.getLogger(__name__)
@@ -189,6 +190,23 @@ def record_table(spec: RecordTableSpec, metadata: sa.MetaData | None = None) -> 
     return _build_table(spec, metadata)
 
 
+ARCHIVE_PREFIX = "_removed_"
+"""Columns renamed out of the way by `docket migrate` keep their data under this prefix."""
+
+
+@dataclass(frozen=True)
+class ExplicitChange:
+    """One change of a plan that only an explicit `docket migrate` applies.
+
+    `kind`: `retype` (the form declares another column type), `removed` (the column is no
+    longer in the form), `add_unique`, `drop_unique`, `not_null` (report only).
+    """
+
+    kind: str
+    column: str
+    text: str
+
+
 @dataclass(frozen=True)
 class MigrationPlan:
     """What it takes to bring one record table in line with its spec.
@@ -202,6 +220,8 @@ class MigrationPlan:
     add_columns: list[str] = field(default_factory=list)
     add_indexes: list[str] = field(default_factory=list)
     destructive: list[str] = field(default_factory=list)
+    explicit: list[ExplicitChange] = field(default_factory=list)
+    """`destructive` as structured changes, for `docket migrate`."""
 
     @property
     def table_name(self) -> str:
@@ -259,31 +279,35 @@ def _plan(conn: Connection, spec: RecordTableSpec) -> MigrationPlan:
     dialect = conn.dialect
     live_columns = {c["name"]: c for c in inspector.get_columns(name)}
     add_columns: list[str] = []
-    destructive: list[str] = []
+    explicit: list[ExplicitChange] = []
+
+    def needs(kind: str, column_name: str, text: str) -> None:
+        explicit.append(ExplicitChange(kind, column_name, text))
+
     for column in table.columns:
         live = live_columns.get(column.name)
         wanted = column.type.compile(dialect=dialect)
         if live is None:
             add_columns.append(column.name)
             if not column.nullable and column.server_default is None:
-                destructive.append(f"column {column.name} is declared NOT NULL but is added as "
-                                   f"nullable (existing rows have no value); to enforce it {_EXPLICIT}")
+                needs("not_null", column.name, f"column {column.name} is declared NOT NULL but is added as "
+                                               f"nullable (existing rows have no value); to enforce it {_EXPLICIT}")
             continue
         if impl.compare_type(sa.Column(column.name, live["type"]), column):
-            destructive.append(
+            needs("retype", column.name,
                 f"column {column.name} is {live['type']} in the database but the form now "
                 f"declares {wanted}; the column and its data are left unchanged. To convert "
                 f"the stored values {_EXPLICIT}")
         if not column.primary_key and bool(live["nullable"]) != column.nullable:
             if column.nullable:
-                destructive.append(f"column {column.name} is NOT NULL in the database but the "
-                                   f"form allows it to be empty; to relax it {_EXPLICIT}")
+                needs("not_null", column.name, f"column {column.name} is NOT NULL in the database but the "
+                                               f"form allows it to be empty; to relax it {_EXPLICIT}")
             else:
-                destructive.append(f"column {column.name} allows empty values in the database "
-                                   f"but is declared NOT NULL; to enforce it {_EXPLICIT}")
+                needs("not_null", column.name, f"column {column.name} allows empty values in the database "
+                                               f"but is declared NOT NULL; to enforce it {_EXPLICIT}")
     for column_name in live_columns:
-        if column_name not in table.columns:
-            destructive.append(
+        if column_name not in table.columns and not column_name.startswith(ARCHIVE_PREFIX):
+            needs("removed", column_name,
                 f"column {column_name} is no longer in the form; it is kept with its data "
                 f"(new records leave it empty). To drop or rename it {_EXPLICIT}")
 
@@ -298,7 +322,7 @@ def _plan(conn: Connection, spec: RecordTableSpec) -> MigrationPlan:
             if column.name in adding:  # a new column is empty: a unique index cannot fail
                 add_indexes.append(str(index.name))
             else:
-                destructive.append(
+                needs("add_unique", column.name,
                     f"column {column.name} is declared unique but the database does not enforce "
                     f"it; existing rows may hold duplicates. To add the unique index {_EXPLICIT}")
         elif column.name not in indexed:
@@ -307,11 +331,11 @@ def _plan(conn: Connection, spec: RecordTableSpec) -> MigrationPlan:
     declared_unique |= {c.name for c in table.primary_key.columns}
     for column_name in sorted(unique - declared_unique):
         if column_name in table.columns:
-            destructive.append(
+            needs("drop_unique", column_name,
                 f"column {column_name} is no longer declared unique but the database still "
                 f"enforces it; to drop the unique index {_EXPLICIT}")
     return MigrationPlan(spec, add_columns=add_columns, add_indexes=add_indexes,
-                         destructive=destructive)
+                         destructive=[c.text for c in explicit], explicit=explicit)
 
 
 def _live_single_column_indexes(inspector: sa.Inspector, name: str) -> tuple[set[str], set[str]]:

@@ -1,0 +1,244 @@
+"""Explicit record-table migrations: what `docket migrate` plans, checks and applies.
+
+Start-up only ever adds (tables, nullable columns, indexes). Everything else a changed form can
+ask for waits here, shown as a plan first and applied only on request, in one transaction per
+form, and never losing data:
+
+- a **renamed** field (`--rename form.old=new`) or a **retyped** one moves its values into the
+  column the form now declares, each value converted by the field type's own parser (a value
+  that does not convert blocks the whole step, listing the records); the old column is kept,
+  renamed to `_removed_<name>`, so nothing is dropped;
+- a field **removed** from the form keeps its data under `_removed_<name>` too, which frees the
+  name for a new field;
+- a field that became **unique** gets its unique index once no two records share a value (the
+  plan lists the duplicates otherwise); one that is no longer unique loses the index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.storage.db import read_transaction, serialize, transaction
+from engine.storage.records import ARCHIVE_PREFIX, apply_additive, plan_migration, record_table
+from engine.storage.tables import audit_log
+from forms.messages import FieldInvalid
+
+SHOWN = 10
+"""How many blocking records a step lists before it just counts them."""
+
+
+@dataclass
+class Step:
+    """One change to one form's table; `blocked` says why it cannot be applied yet."""
+
+    kind: str
+    """`move` (rename or retype: values move to the declared column), `archive`, `add_unique`,
+    `drop_unique`, or `note` (reported, nothing to apply)."""
+    form: str
+    column: str
+    text: str
+    target: str | None = None
+    blocked: list[str] = field(default_factory=list)
+    converted: dict[int, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        lines = [f"{self.form}: {self.text}"]
+        lines += [f"{self.form}:   blocked: {reason}" for reason in self.blocked]
+        return "\n".join(lines)
+
+
+class MigrationBlocked(Exception):
+    """Some step cannot be applied; nothing was changed."""
+
+
+def plan_form(service: Any, form_name: str, renames: Mapping[str, str] | None = None) -> list[Step]:
+    """The explicit steps `form_name` needs, each checked against the data (nothing changes).
+
+    `renames` maps an old column name to the field that replaces it.
+    """
+    renames = dict(renames or {})
+    form = service.form(form_name)
+    spec = form.table_spec
+    plan = plan_migration(service.rt.db, spec)
+    table = record_table(spec)
+    steps: list[Step] = []
+    with read_transaction(service.rt.db) as conn:
+        live = _live_table(conn, table.name)
+        for old, new in renames.items():
+            if live is None or old not in live.c:
+                steps.append(Step("note", form_name, old, f"cannot rename {old}: the table has no column {old}",
+                                  blocked=[f"no column {old} in {table.name}"]))
+                continue
+            if new not in form.stored:
+                steps.append(Step("note", form_name, old, f"cannot rename {old} to {new}: the form has no field {new}",
+                                  blocked=[f"add the field {new} to the form first"]))
+                continue
+            steps.append(_move(conn, form, live, old, new, f"move the values of {old} into field {new}"))
+        for change in plan.explicit:
+            if change.column in renames or change.column in renames.values():
+                continue
+            if change.kind == "retype":
+                steps.append(_move(conn, form, live, change.column, change.column,
+                                   f"convert {change.column} to {table.c[change.column].type.compile(conn.dialect)}"))
+            elif change.kind == "removed":
+                steps.append(Step("archive", form_name, change.column,
+                                  f"keep the data of {change.column} (no longer in the form) as "
+                                  f"{ARCHIVE_PREFIX}{change.column}"))
+            elif change.kind == "add_unique":
+                steps.append(_add_unique(conn, form_name, table.name, change.column))
+            elif change.kind == "drop_unique":
+                steps.append(Step("drop_unique", form_name, change.column,
+                                  f"stop enforcing unique values of {change.column}"))
+            else:
+                steps.append(Step("note", form_name, change.column, change.text))
+    return steps
+
+
+def apply_form(service: Any, form_name: str, steps: list[Step], *, actor: str = "docket migrate") -> list[str]:
+    """Apply the planned steps of one form in one transaction; MigrationBlocked if any is blocked.
+
+    Returns what was done, in words. Additive changes (new columns, indexes) follow.
+    """
+    blocked = [s for s in steps if s.blocked]
+    if blocked:
+        raise MigrationBlocked("\n".join(s.describe() for s in blocked))
+    form = service.form(form_name)
+    table = record_table(form.table_spec)
+    done: list[str] = []
+    with transaction(service.rt.db) as conn:
+        serialize(conn, table.name)
+        for step in steps:
+            if step.kind == "archive":
+                done.append(f"{form_name}: {step.column} kept as {_archive(conn, table.name, step.column)}")
+            elif step.kind == "move":
+                done.append(_apply_move(conn, table, step))
+            elif step.kind == "add_unique":
+                _drop_indexes(conn, table.name, step.column)
+                for index in table.indexes:
+                    if index.unique and step.column in index.columns:
+                        index.create(conn)
+                done.append(f"{form_name}: {step.column} is now unique")
+            elif step.kind == "drop_unique":
+                _drop_indexes(conn, table.name, step.column)
+                for index in table.indexes:
+                    if step.column in index.columns:
+                        index.create(conn)
+                done.append(f"{form_name}: {step.column} no longer unique")
+        if done:
+            conn.execute(sa.insert(audit_log).values(at=service.rt.clock.now(), actor=actor,
+                                                     action="records.migrated", target=table.name,
+                                                     detail={"steps": done}))
+    apply_additive(service.rt.db, plan_migration(service.rt.db, form.table_spec))
+    return done
+
+
+# -- steps ---------------------------------------------------------------------------------
+def _live_table(conn: Connection, name: str) -> sa.Table | None:
+    if not sa.inspect(conn).has_table(name):
+        return None
+    return sa.Table(name, sa.MetaData(), autoload_with=conn)
+
+
+def _move(conn: Connection, form: Any, live: sa.Table | None, old: str, new: str, text: str) -> Step:
+    """Check that every stored value of `old` converts to field `new`'s type."""
+    step = Step("move", form.name, old, text, target=new)
+    if live is None:
+        return step
+    if new != old and new in live.c:
+        filled = conn.execute(sa.select(sa.func.count()).where(live.c[new].is_not(None))).scalar()
+        if filled:
+            step.blocked.append(f"column {new} already holds {filled} value(s); nothing can move into it")
+            return step
+    ftype, spec = form.types[new], form.field(new)
+    failures: list[str] = []
+    rows = conn.execute(sa.select(live.c.id, live.c[old]).where(live.c[old].is_not(None)).order_by(live.c.id))
+    for record_id, value in rows:
+        try:
+            step.converted[record_id] = _convert(ftype, spec, value)
+        except FieldInvalid as exc:
+            failures.append(f"record {record_id}: {value!r}: {exc.text('en')}")
+    if failures:
+        shown = failures[:SHOWN]
+        more = len(failures) - len(shown)
+        step.blocked += shown + ([f"... and {more} more"] if more else [])
+        step.blocked.append("correct these values (or empty them), then run the migration again")
+    else:
+        step.text += f" ({len(step.converted)} value(s))"
+    return step
+
+
+def _convert(ftype: Any, spec: Any, value: Any) -> Any:
+    """A stored value as the field's type parses it: as it is first, then as text."""
+    try:
+        return ftype.parse(value, spec)
+    except FieldInvalid:
+        if isinstance(value, str):
+            raise
+    text = format(value, "f") if isinstance(value, Decimal) else str(value)
+    return ftype.parse(text, spec)
+
+
+def _apply_move(conn: Connection, table: sa.Table, step: Step) -> str:
+    assert step.target is not None
+    archived = _archive(conn, table.name, step.column)
+    live_columns = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+    if step.target not in live_columns:
+        column = table.c[step.target]
+        ops = _operations(conn)
+        ops.add_column(table.name, sa.Column(column.name, column.type, nullable=True))
+    if step.converted:
+        target = sa.table(table.name, sa.column("id"), sa.column(step.target, table.c[step.target].type))
+        conn.execute(sa.update(target).where(target.c.id == sa.bindparam("rid"))
+                     .values({step.target: sa.bindparam("value")}),
+                     [{"rid": rid, "value": value} for rid, value in step.converted.items()])
+    return (f"{step.form}: {len(step.converted)} value(s) of {step.column} moved into {step.target}; "
+            f"the old column is kept as {archived}")
+
+
+def _add_unique(conn: Connection, form_name: str, table_name: str, column: str) -> Step:
+    step = Step("add_unique", form_name, column, f"enforce unique values of {column}")
+    live = _live_table(conn, table_name)
+    if live is None or column not in live.c:
+        return step
+    dupes = conn.execute(sa.select(live.c[column], sa.func.count()).where(live.c[column].is_not(None))
+                         .group_by(live.c[column]).having(sa.func.count() > 1)
+                         .order_by(sa.func.count().desc()).limit(SHOWN + 1)).all()
+    if dupes:
+        step.blocked += [f"{value!r} is used by {count} records" for value, count in dupes[:SHOWN]]
+        step.blocked.append("make these values unique (or empty them), then run the migration again")
+    return step
+
+
+def _archive(conn: Connection, table_name: str, column: str) -> str:
+    """Rename `column` out of the way (its indexes dropped first); the new name."""
+    existing = {c["name"] for c in sa.inspect(conn).get_columns(table_name)}
+    name, n = f"{ARCHIVE_PREFIX}{column}", 2
+    while name in existing:
+        name, n = f"{ARCHIVE_PREFIX}{column}_{n}", n + 1
+    _drop_indexes(conn, table_name, column)
+    quote = conn.dialect.identifier_preparer.quote
+    conn.exec_driver_sql(f"ALTER TABLE {quote(table_name)} RENAME COLUMN {quote(column)} TO {quote(name)}")
+    return name
+
+
+def _drop_indexes(conn: Connection, table_name: str, column: str) -> None:
+    inspector = sa.inspect(conn)
+    quote = conn.dialect.identifier_preparer.quote
+    for index in inspector.get_indexes(table_name):
+        if index.get("column_names") == [column] and index.get("name"):
+            conn.exec_driver_sql(f"DROP INDEX {quote(index['name'])}")
+    for constraint in inspector.get_unique_constraints(table_name):
+        if constraint.get("column_names") == [column] and constraint.get("name"):
+            conn.exec_driver_sql(f"ALTER TABLE {quote(table_name)} DROP CONSTRAINT {quote(constraint['name'])}")
+
+
+def _operations(conn: Connection) -> Any:
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
+    return Operations(MigrationContext.configure(conn))

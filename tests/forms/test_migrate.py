@@ -1,0 +1,144 @@
+"""`docket migrate`: changes start-up never makes alone, planned first, applied without data loss."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from cli import main
+from engine.clock import ManualClock
+from engine.storage.db import read_transaction
+from forms.migrate import MigrationBlocked, apply_form, plan_form
+from tests.engine.bundle_kit import write_bundle
+from web.system import System, boot
+
+V1 = """\
+form: ticket
+label: Ticket
+fields:
+  title: {type: text, required: true}
+  code: {type: text}
+  note: {type: text}
+  ref: {type: text}
+"""
+
+
+def v2(*, code: str = "integer", unique_title: bool = False, ref: str = "ref", note: bool = True) -> str:
+    lines = ["form: ticket", "label: Ticket", "fields:",
+             f"  title: {{type: text, required: true{', unique: true' if unique_title else ''}}}",
+             f"  code: {{type: {code}}}", f"  {ref}: {{type: text}}"]
+    if note:
+        lines.append("  note: {type: text}")
+    return "\n".join(lines) + "\n"
+
+
+def start(tmp_path: Path, form: str, db_url: str | None = None) -> System:
+    root = write_bundle(tmp_path / "bundle", {"forms/ticket.yaml": form, "flows/ticket_flow.yaml": None})
+    url = db_url or f"sqlite:///{tmp_path / 'docket.db'}"
+    return boot(root, db_url=url, clock=ManualClock(datetime(2026, 11, 23, 2, tzinfo=timezone.utc)))
+
+
+def columns(system: System) -> set[str]:
+    with read_transaction(system.db) as conn:
+        return {c["name"] for c in sa.inspect(conn).get_columns("rec_ticket")}
+
+
+def seeded(tmp_path: Path, values: list[dict], db_url: str | None = None) -> None:
+    system = start(tmp_path, V1, db_url)
+    for row in values:
+        system.forms.submit("ticket", row)
+    system.db.dispose()
+
+
+def test_a_retyped_field_converts_every_value_and_keeps_the_old_column(tmp_path: Path) -> None:
+    seeded(tmp_path, [{"title": "a", "code": "12"}, {"title": "b", "code": " 7 "}, {"title": "c"}])
+    system = start(tmp_path, v2())
+    steps = plan_form(system.forms, "ticket")
+    assert [s.kind for s in steps] == ["move"] and not steps[0].blocked
+    apply_form(system.forms, "ticket", steps)
+    assert sorted((r["title"], r["code"]) for r in system.forms.list("ticket")) == [("a", 12), ("b", 7), ("c", None)]
+    assert "_removed_code" in columns(system)
+
+
+def test_a_value_that_does_not_convert_blocks_the_step_and_names_the_record(tmp_path: Path) -> None:
+    seeded(tmp_path, [{"title": "a", "code": "12"}, {"title": "b", "code": "twelve"}])
+    system = start(tmp_path, v2())
+    (step,) = plan_form(system.forms, "ticket")
+    assert step.blocked[0].startswith("record 2: 'twelve'")
+    with pytest.raises(MigrationBlocked):
+        apply_form(system.forms, "ticket", [step])
+    assert "_removed_code" not in columns(system)
+
+
+def test_a_renamed_field_moves_its_values(tmp_path: Path) -> None:
+    seeded(tmp_path, [{"title": "a", "ref": "EA1"}])
+    system = start(tmp_path, v2(code="text", ref="reference"))
+    steps = plan_form(system.forms, "ticket", {"ref": "reference"})
+    assert [s.kind for s in steps] == ["move"]
+    apply_form(system.forms, "ticket", steps)
+    (record,) = system.forms.list("ticket")
+    assert record["reference"] == "EA1" and "_removed_ref" in columns(system) and "ref" not in columns(system)
+
+
+def test_a_removed_field_keeps_its_data_under_an_archive_name(tmp_path: Path) -> None:
+    seeded(tmp_path, [{"title": "a", "note": "keep me"}])
+    system = start(tmp_path, v2(code="text", note=False))
+    steps = plan_form(system.forms, "ticket")
+    assert [s.kind for s in steps] == ["archive"]
+    apply_form(system.forms, "ticket", steps)
+    with read_transaction(system.db) as conn:
+        assert conn.exec_driver_sql("SELECT _removed_note FROM rec_ticket").scalar() == "keep me"
+    assert plan_form(system.forms, "ticket") == []
+
+
+def test_a_field_made_unique_is_blocked_by_duplicates_and_then_enforced(tmp_path: Path) -> None:
+    seeded(tmp_path, [{"title": "same"}, {"title": "same"}])
+    system = start(tmp_path, v2(code="text", unique_title=True))
+    (step,) = plan_form(system.forms, "ticket")
+    assert step.kind == "add_unique" and step.blocked[0] == "'same' is used by 2 records"
+    with system.db.begin() as conn:
+        conn.exec_driver_sql("UPDATE rec_ticket SET title = 'other' WHERE id = 2")
+    apply_form(system.forms, "ticket", plan_form(system.forms, "ticket"))
+    with pytest.raises(Exception):
+        system.forms.submit("ticket", {"title": "same"})
+    assert plan_form(system.forms, "ticket") == []
+
+
+def test_every_migration_is_written_to_the_audit_log(tmp_path: Path) -> None:
+    seeded(tmp_path, [{"title": "a", "code": "1"}])
+    system = start(tmp_path, v2())
+    apply_form(system.forms, "ticket", plan_form(system.forms, "ticket"), actor="ops")
+    with read_transaction(system.db) as conn:
+        row = conn.exec_driver_sql("SELECT actor, action, target FROM dk_audit_log").one()
+    assert tuple(row) == ("ops", "records.migrated", "rec_ticket")
+
+
+def test_the_command_shows_the_plan_and_changes_nothing_without_apply(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    seeded(tmp_path, [{"title": "a", "code": "12"}])
+    root = write_bundle(tmp_path / "bundle", {"forms/ticket.yaml": v2(), "flows/ticket_flow.yaml": None})
+    db = f"sqlite:///{tmp_path / 'docket.db'}"
+    assert main(["migrate", str(root), "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "ticket: convert code to BIGINT (1 value(s))" in out and "--apply" in out
+    assert main(["migrate", str(root), "--db", db, "--apply"]) == 0
+    assert "done: ticket: 1 value(s) of code moved into code" in capsys.readouterr().out
+
+
+def test_the_command_refuses_a_malformed_rename(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = write_bundle(tmp_path / "bundle", {"forms/ticket.yaml": V1, "flows/ticket_flow.yaml": None})
+    assert main(["migrate", str(root), "--db", f"sqlite:///{tmp_path / 'd.db'}", "--rename", "ticket.ref"]) == 2
+    assert "FORM.OLD=NEW" in capsys.readouterr().err
+
+
+@pytest.mark.postgres
+def test_a_retype_and_a_rename_apply_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    seeded(tmp_path, [{"title": "a", "code": "12", "ref": "EA1"}], postgres_url)
+    system = start(tmp_path, v2(ref="reference"), postgres_url)
+    steps = plan_form(system.forms, "ticket", {"ref": "reference"})
+    apply_form(system.forms, "ticket", steps)
+    (record,) = system.forms.list("ticket")
+    assert (record["code"], record["reference"]) == (12, "EA1")
+    system.db.dispose()
