@@ -131,7 +131,7 @@ def validate_bundle(root: Path | str, registry: Registry) -> tuple[Bundle | None
 
         report_errors(Draft202012Validator(BUNDLE_SCHEMA).iter_errors(meta_doc.data), meta_doc, (), diags)
         if len(diags.errors) == before:
-            meta = build_meta(meta_doc, diags)
+            meta = build_meta(meta_doc, diags, registry)
 
     definitions: dict[str, dict[str, Any]] = {}
     ctx = BuildContext(registry, diags, state.documents, definitions, meta)

@@ -1,14 +1,20 @@
-"""`bundle.yaml`: the bundle's name, version, languages, time zone, calendar, roles, departments."""
+"""`bundle.yaml`: the bundle's name, version, languages, time zone, calendar, roles, departments,
+notification channels."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
+from engine.channels.base import ENV_NAME_PATTERN, ENV_SUFFIX, ChannelConfig
 from engine.errors import Diagnostics
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.types import Label, label_text
 from engine.yamlsource import Document
+
+if TYPE_CHECKING:
+    from engine.registry import Registry
 
 _NAMED = {"type": "object", "propertyNames": {"pattern": NAME_PATTERN}}
 
@@ -48,6 +54,18 @@ BUNDLE_SCHEMA: dict[str, Any] = {
                 "additionalProperties": False,
                 "properties": {"label": LABEL_SCHEMA, "parent": {"type": "string"},
                                "description": LABEL_SCHEMA},
+            },
+        },
+        "channels": {
+            **_NAMED,
+            "description": "notification channels by name; secrets come from environment "
+                           "variables named by <setting>_env keys (docs/reference/channels.md)",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {"type": {"type": "string", "description": "channel type: log, email, "
+                                        "webhook, wecom, dingtalk or a plugin's"},
+                               "label": LABEL_SCHEMA},
             },
         },
         "demo_users": {
@@ -113,12 +131,14 @@ class BundleMeta:
     roles: Mapping[str, Role] = field(default_factory=dict)
     departments: Mapping[str, Department] = field(default_factory=dict)
     demo_users: tuple[DemoUser, ...] = ()
+    channels: Mapping[str, ChannelConfig] = field(default_factory=dict)
+    """Notification channels by name (engine/outbox.py sends through them)."""
 
     def title(self, locale: str) -> str:
         return label_text(self.label, locale, self.name)
 
 
-def build_meta(doc: Document, diags: Diagnostics) -> BundleMeta:
+def build_meta(doc: Document, diags: Diagnostics, registry: "Registry | None" = None) -> BundleMeta:
     """Build the bundle's meta from a schema-valid bundle.yaml, checking its own references."""
     data = doc.data
     smap = doc.source_map
@@ -157,8 +177,52 @@ def build_meta(doc: Document, diags: Diagnostics) -> BundleMeta:
                     smap.value(("default_locale",)), code="invalid")
     timezone = data.get("timezone", "UTC")
     calendar = _calendar(doc, timezone, diags)
+    channels = _channels(doc, registry, diags)
     return BundleMeta(data["bundle"], str(data["version"]), data.get("label", data["bundle"]),
-                      locales, default_locale, timezone, calendar, roles, departments, tuple(users))
+                      locales, default_locale, timezone, calendar, roles, departments, tuple(users),
+                      channels)
+
+
+# Settings that are secrets: written as `<name>_env: VARIABLE`, never as literal values.
+_SECRET_WORDS = ("password", "secret", "token", "access_token", "api_key", "key", "url")
+
+
+def _channels(doc: Document, registry: "Registry | None", diags: Diagnostics) -> dict[str, ChannelConfig]:
+    """Check each channel's type and settings against the type's options schema."""
+    from jsonschema import Draft202012Validator
+
+    from engine.schema import report_errors
+
+    smap = doc.source_map
+    out: dict[str, ChannelConfig] = {}
+    for name, raw in (doc.data.get("channels") or {}).items():
+        settings = {k: v for k, v in raw.items() if k not in ("type", "label")}
+        channel_type = registry.channels.get(raw["type"]) if registry is not None else None
+        if registry is not None and channel_type is None:
+            hint = registry.channels.hint(raw["type"])
+            diags.error(f"unknown channel type '{raw['type']}'", smap.value(("channels", name, "type")),
+                        code="unknown-channel-type",
+                        hint=hint or f"channel types: {', '.join(registry.channels.names())}")
+            continue
+        if channel_type is not None:
+            props = channel_type.options_schema.get("properties", {})
+            for key in settings:
+                if key in _SECRET_WORDS and f"{key}{ENV_SUFFIX}" in props:
+                    diags.error(f"channel '{name}': '{key}' is a secret and must not be written in "
+                                "bundle.yaml", smap.key(("channels", name, key)), code="literal-secret",
+                                hint=f"name an environment variable instead: {key}{ENV_SUFFIX}: "
+                                     f"DOCKET_{name.upper()}_{key.upper()}")
+            if any(k in _SECRET_WORDS and f"{k}{ENV_SUFFIX}" in props for k in settings):
+                continue
+            errors = Draft202012Validator(channel_type.options_schema).iter_errors(settings)
+            report_errors(errors, doc, ("channels", name), diags)
+        for key, value in settings.items():
+            if key.endswith(ENV_SUFFIX) and not (isinstance(value, str) and re.match(ENV_NAME_PATTERN, value)):
+                diags.error(f"channel '{name}': {key} must name an environment variable "
+                            "(capital letters, digits and _)", smap.value(("channels", name, key)),
+                            code="invalid")
+        out[name] = ChannelConfig(name, channel_type.name if channel_type else raw["type"], settings)
+    return out
 
 
 def _calendar(doc: Document, timezone: str, diags: Diagnostics) -> Any:

@@ -33,16 +33,17 @@ _OUTBOX_STATUSES = "status IN ('pending', 'sending', 'sent', 'dead')"
 
 def upgrade() -> None:
     conn = op.get_bind()
-    # Rows written under 0001's vocabulary (nothing wrote them, but be exact): done -> fired,
-    # cancelled rows are dropped (cancelling now deletes).
+    # Rows written under 0001's vocabulary (nothing wrote them, but be exact): cancelled rows are
+    # dropped (cancelling now deletes), done becomes fired once the old CHECK is gone.
     conn.execute(sa.text("DELETE FROM dk_timers WHERE status = 'cancelled'"))
-    conn.execute(sa.text("UPDATE dk_timers SET status = 'fired' WHERE status = 'done'"))
     with op.batch_alter_table('dk_timers') as batch_op:
         batch_op.drop_constraint('ck_dk_timers_status_valid', type_='check')
         batch_op.add_column(sa.Column('subject', sa.String(length=255), server_default=sa.text("''"), nullable=False))
         batch_op.add_column(sa.Column('open_key', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('created_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('fired_at', sa.DateTime(timezone=True), nullable=True))
+    conn.execute(sa.text("UPDATE dk_timers SET status = 'fired' WHERE status = 'done'"))
+    with op.batch_alter_table('dk_timers') as batch_op:
         batch_op.create_check_constraint('ck_dk_timers_status_valid', _NEW_TIMER_STATUSES)
         batch_op.create_unique_constraint('uq_dk_timers_open_key', ['open_key'])
         batch_op.create_index('ix_dk_timers_status_lease_until', ['status', 'lease_until'], unique=False)
@@ -70,8 +71,6 @@ def downgrade() -> None:
         batch_op.drop_column('claimed_by')
         batch_op.drop_column('message_id')
     conn = op.get_bind()
-    conn.execute(sa.text("UPDATE dk_timers SET status = 'done' WHERE status = 'fired'"))
-    conn.execute(sa.text("UPDATE dk_timers SET status = 'failed' WHERE status = 'incident'"))
     with op.batch_alter_table('dk_timers') as batch_op:
         batch_op.drop_constraint('ck_dk_timers_status_valid', type_='check')
         batch_op.drop_index('ix_dk_timers_subject_kind')
@@ -81,4 +80,7 @@ def downgrade() -> None:
         batch_op.drop_column('created_at')
         batch_op.drop_column('open_key')
         batch_op.drop_column('subject')
+    conn.execute(sa.text("UPDATE dk_timers SET status = 'done' WHERE status = 'fired'"))
+    conn.execute(sa.text("UPDATE dk_timers SET status = 'failed' WHERE status = 'incident'"))
+    with op.batch_alter_table('dk_timers') as batch_op:
         batch_op.create_check_constraint('ck_dk_timers_status_valid', _OLD_TIMER_STATUSES)
