@@ -1,0 +1,149 @@
+"""Actions that send: `notify` (a templated message through a channel) and `webhook` (the
+record as JSON to a configured webhook channel). Both only queue on the outbox, inside the
+caller's transaction: a rolled-back change sends nothing, and delivery retries happen later."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from engine.actions import ActionContext, ActionError, ActionScope, BaseAction
+from engine.kinds import BuildContext
+from engine.types import YamlPath
+from engine.yamlsource import Document
+from rules.actions.common import (RECIPIENT_SCHEMA, add_history, check_recipients, json_safe,
+                                  resolve_recipients)
+
+TEMPLATE_NAMES = frozenset({"record", "event", "rule", "form", "now", "tags", "link", "sla"})
+"""Names a message template may use besides the record's fields."""
+
+
+def channel_types(meta: Any) -> dict[str, str]:
+    """Channel name -> channel type, as the outbox will know them (`log` is always there)."""
+    from engine.outbox import configured_channels
+
+    return {name: config.type for name, config in configured_channels(meta).items()}
+
+
+def check_channel(name: str, ctx: BuildContext, doc: Document, path: YamlPath,
+                  want: str | None = None) -> None:
+    if ctx.meta is None:
+        return
+    known = channel_types(ctx.meta)
+    if name not in known:
+        ctx.unknown(doc, path, "channel", name, known, code="unknown-channel")
+    elif want is not None and known[name] != want:
+        ctx.error(doc, path, f"channel '{name}' is a {known[name]} channel, not a {want} one",
+                  code="action")
+
+
+def template_context(act: ActionContext) -> dict[str, Any]:
+    """What a message template sees: the record's fields, `record`, `event`, `now`, `tags`."""
+    names = dict(act.names or act.record)
+    event = act.event
+    names.update({
+        "record": act.record, "now": act.runtime.clock.now(), "form": act.form,
+        "rule": act.source,
+        "event": {"name": event.name, **dict(event.data)} if event is not None else {},
+        "sla": dict(event.data) if event is not None and event.name.startswith("sla.") else {},
+    })
+    names.setdefault("tags", [])
+    names.setdefault("link", f"/records/{act.form}/{act.record_id}" if act.record_id else "")
+    return names
+
+
+class Notify(BaseAction):
+    name = "notify"
+    aliases = ("send",)
+    description = ("Queues a message on the outbox to people (assignee, superior, submitter, a "
+                   "role, a user, a field holding an address): subject and body are sandboxed "
+                   "Jinja2 templates over the record.")
+    options_schema = {"required": ["to", "body"], "properties": {
+        "channel": {"type": "string", "description": "a channel of bundle.yaml (default log)"},
+        "to": {"anyOf": [RECIPIENT_SCHEMA, {"type": "array", "minItems": 1, "items": RECIPIENT_SCHEMA}]},
+        "subject": {"type": "string"},
+        "body": {"type": "string"},
+        "once": {"type": "boolean", "description": "at most once per record and rule (default false)"},
+    }}
+    needs_record = False
+    examples = ("- action: notify\n  channel: log\n  to: [assignee, superior]\n"
+                "  subject: \"Ticket {{ query_no }} is due soon\"\n"
+                "  body: \"{{ subject }}: {{ sla.target }} is due at {{ sla.due_at }}\"\n",)
+
+    def compile(self, options: Mapping[str, Any], ctx: BuildContext, doc: Document,
+                path: YamlPath, scope: ActionScope) -> Any:
+        from engine.templating import compile_in_document
+
+        channel = options.get("channel", "log")
+        if "channel" in options:
+            check_channel(channel, ctx, doc, path + ("channel",))
+        to = check_recipients(options["to"], ctx, doc, path + ("to",), scope.form)
+        names = None if scope.names is None else scope.names | TEMPLATE_NAMES
+        subject = (compile_in_document(ctx, doc, path + ("subject",), html=False, names=names)
+                   if "subject" in options else None)
+        body = compile_in_document(ctx, doc, path + ("body",), html=False, names=names)
+        return {"channel": channel, "to": to, "subject": subject, "body": body,
+                "once": bool(options.get("once"))}
+
+    def run(self, act: ActionContext, compiled: Any) -> None:
+        outbox = act.service("outbox")
+        kind = channel_types(act.runtime.bundle.meta).get(compiled["channel"], compiled["channel"])
+        recipients = resolve_recipients(act, compiled["to"], kind)
+        if not recipients:
+            add_history(act, "notify.skipped", {"channel": compiled["channel"],
+                                                "reason": "no recipient has an address on this channel"})
+            return
+        context = template_context(act)
+        subject = compiled["subject"].render(context) if compiled["subject"] is not None else ""
+        body = compiled["body"].render(context)
+        key = None
+        if compiled["once"] and act.record_id is not None:
+            key = f"{act.source}:{act.form}:{act.record_id}"
+        message_id = outbox.enqueue(act.conn, channel=compiled["channel"], to=recipients,
+                                    subject=" ".join(subject.split()), body=body,
+                                    data={"form": act.form, "record_id": act.record_id,
+                                          "by": act.source}, key=key)
+        add_history(act, "notified", {"channel": compiled["channel"], "to": recipients,
+                                      "subject": subject[:200], "outbox_id": message_id})
+
+
+class Webhook(BaseAction):
+    name = "webhook"
+    description = ("Queues the record (its fields, query number, status and the event) as JSON "
+                   "for a webhook channel of bundle.yaml, e.g. an ERP or CRM.")
+    options_schema = {"required": ["channel"], "properties": {
+        "channel": {"type": "string", "description": "a channel of type webhook"},
+        "fields": {"type": "array", "items": {"type": "string"},
+                   "description": "the fields sent (default: all)"},
+    }}
+    needs_record = False
+    examples = ("- action: webhook\n  channel: erp_hook\n  fields: [subject, cost]\n",)
+
+    def compile(self, options: Mapping[str, Any], ctx: BuildContext, doc: Document,
+                path: YamlPath, scope: ActionScope) -> Any:
+        check_channel(options["channel"], ctx, doc, path + ("channel",), want="webhook")
+        form = ctx.definitions.get("form", {}).get(scope.form) if scope.form else None
+        for i, name in enumerate(options.get("fields", [])):
+            if form is not None and name not in form.fields:
+                ctx.unknown(doc, path + ("fields", i), "field", name, form.fields)
+        return {"channel": options["channel"], "fields": options.get("fields")}
+
+    def run(self, act: ActionContext, compiled: Any) -> None:
+        outbox = act.service("outbox")
+        record = act.record
+        if compiled["fields"]:
+            record = {k: record.get(k) for k in compiled["fields"]}
+        event = act.event
+        data = {
+            "form": act.form, "record_id": act.record_id, "query_no": act.record.get("query_no"),
+            "status": act.record.get("status"), "fields": json_safe(record),
+            "event": {"name": event.name, "at": event.at.isoformat(), **json_safe(dict(event.data))}
+            if event is not None else None,
+            "by": act.source,
+        }
+        try:
+            message_id = outbox.enqueue(act.conn, channel=compiled["channel"], to=["webhook"],
+                                        subject=event.name if event is not None else "docket",
+                                        body="", data=data)
+        except Exception as exc:  # an unknown channel at run time: a clear failure
+            raise ActionError(str(exc)) from exc
+        add_history(act, "webhook.queued", {"channel": compiled["channel"], "outbox_id": message_id})

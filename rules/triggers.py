@@ -1,0 +1,107 @@
+"""`on:` of a rule (and `starts:`/`stops:` of an SLA target): which events start it.
+
+Written as one event, a mapping of one event to its filter, or a list of either:
+
+    on: record.created
+    on: {record.updated: [urgency, amount_claimed]}   # any of these fields changed
+    on: {flow.entered: resolve}                       # a node id (or a list)
+    on: {schedule: "0 9 * * mon-fri"}                 # cron, in the bundle's time zone
+    on: [record.created, {record.updated: [amount_claimed]}]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.kinds import BuildContext
+from engine.types import YamlPath
+from engine.yamlsource import Document
+from rules.spec import Trigger
+
+EVENTS: dict[str, str] = {
+    "record.created": "",
+    "record.updated": "field",
+    "task.created": "node",
+    "task.completed": "node",
+    "task.escalated": "node",
+    "flow.entered": "node",
+    "flow.ended": "outcome",
+    "sla.warning": "target",
+    "sla.breached": "target",
+    "sla.escalated": "target",
+    "schedule": "cron",
+}
+"""Event name -> what its filter names."""
+
+TRIGGER_SCHEMA: dict[str, Any] = {
+    "description": "an event, {event: filter}, or a list of them",
+    "anyOf": [
+        {"type": "string"},
+        {"type": "object", "minProperties": 1, "maxProperties": 1},
+        {"type": "array", "minItems": 1, "items": {"anyOf": [
+            {"type": "string"}, {"type": "object", "minProperties": 1, "maxProperties": 1}]}},
+    ],
+}
+
+
+def parse_triggers(raw: Any, ctx: BuildContext, doc: Document, path: YamlPath, *,
+                   form: Any, node_ids: set[str] | None, allowed: tuple[str, ...] = tuple(EVENTS)) -> tuple[Trigger, ...]:
+    """The triggers written at `path`; unknown events, fields and nodes are reported."""
+    items = raw if isinstance(raw, list) else [raw]
+    out = []
+    for i, item in enumerate(items):
+        ipath = path + (i,) if isinstance(raw, list) else path
+        if isinstance(item, str):
+            name, only, fpath = item, None, ipath
+        elif isinstance(item, dict) and len(item) == 1:
+            (name, only), = item.items()
+            fpath = ipath + (name,)
+        else:
+            ctx.error(doc, ipath, "write an event name, or one event with its filter", code="trigger")
+            continue
+        if name not in allowed:
+            ctx.unknown(doc, ipath, "event", name, allowed, code="unknown-event")
+            continue
+        what = EVENTS[name]
+        if name == "schedule":
+            cron = _cron(only, ctx, doc, fpath)
+            if cron is not None:
+                out.append(Trigger("schedule", frozenset(), cron, doc.source_map.value(ipath)))
+            continue
+        values: list[Any] = [] if only is None else only if isinstance(only, list) else [only]
+        if only is not None and not what:
+            ctx.error(doc, fpath, f"'{name}' takes no filter", code="trigger")
+        for j, value in enumerate(values):
+            vpath = fpath + (j,) if isinstance(only, list) else fpath
+            if not isinstance(value, str):
+                ctx.error(doc, vpath, f"expected a {what} name", code="trigger")
+            elif what == "field" and form is not None and value not in form.fields:
+                ctx.unknown(doc, vpath, "field", value, form.fields)
+            elif what == "node" and node_ids is not None and value not in node_ids:
+                ctx.unknown(doc, vpath, "node", value, node_ids)
+        out.append(Trigger(name, frozenset(str(v) for v in values), None, doc.source_map.value(ipath)))
+    return tuple(out)
+
+
+def _cron(value: Any, ctx: BuildContext, doc: Document, path: YamlPath) -> str | None:
+    if not isinstance(value, str):
+        ctx.error(doc, path, "write the schedule as a cron line, e.g. \"0 9 * * mon-fri\"",
+                  code="cron")
+        return None
+    try:
+        from apscheduler.triggers.cron import CronTrigger
+
+        CronTrigger.from_crontab(value, timezone="UTC")
+    except (ValueError, TypeError) as exc:
+        ctx.error(doc, path, f"'{value}' is not a valid cron line: {exc}", code="cron",
+                  hint="five fields: minute hour day month weekday, e.g. \"0 9 * * mon-fri\"")
+        return None
+    return value
+
+
+def flow_nodes(ctx: BuildContext, form: str | None) -> set[str] | None:
+    """Every node id of the flows over `form` (None when a flow failed to load)."""
+    if "flow" in ctx.incomplete:
+        return None
+    return {node for flow in ctx.definitions.get("flow", {}).values() if flow.form == form
+            for node in flow.nodes}
