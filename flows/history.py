@@ -88,6 +88,7 @@ def steps_from_history(rows: Iterable[Mapping[str, Any]], now: datetime, calenda
                 close((instance, source), at)
             elif pending:
                 close(pending[-1], at)
+            close((instance, node), at)  # a join entered by a second branch: one stay at a time
             step = {"instance_id": instance, "node": node, "entered_at": at, "left_at": None,
                     "completed_by": None, "outcome": None, "comment": None, "changes": {}}
             open_steps[(instance, node)] = step

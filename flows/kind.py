@@ -88,4 +88,10 @@ class FlowKind:
                         bool(data.get("start_on_create", True)))
 
     def check(self, bundle: Any, ctx: BuildContext) -> None:
-        return None
+        """Checks across flows, e.g. that a subflow node names an existing flow."""
+        for name, flow in bundle.all("flow").items():
+            doc = ctx.doc("flow", name)
+            for node_id, node in flow.nodes.items():
+                ntype = ctx.registry.node_types.get(node.type)
+                if ntype is not None:
+                    ntype.check_bundle(node, flow, bundle, ctx, doc, ("nodes", node_id))

@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import copy
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from engine.bundle import load_bundle_files
 from engine.directory import bundle_files
-from engine.errors import ConflictError, ExpressionError, NotFoundError
+from engine.errors import ConflictError, ExpressionError, NotFoundError, ValidationFailed
 from engine.events import Event
 from engine.expr import EvalContext
 from engine.runtime import Runtime
-from engine.storage.db import read_transaction, transaction, update_versioned
+from engine.storage.db import read_transaction, transaction
 from engine.storage.tables import flow_instances, history, incidents, tasks, user_roles, users
 from flows.spec import FlowSpec, NodeSpec
 
@@ -32,6 +33,20 @@ log = logging.getLogger(__name__)
 _INSERT_HISTORY = insert(history)
 _INSERT_TASK = insert(tasks)
 _INSERT_INSTANCE = insert(flow_instances)
+_SELECT_TASK = select(tasks).where(tasks.c.id == bindparam("task_id"))
+_SELECT_USER_ID = select(users.c.id).where(users.c.username == bindparam("username"))
+_SAVE_INSTANCE = (  # the one write of an instance per command, version-checked
+    update(flow_instances)
+    .where(flow_instances.c.id == bindparam("b_id"), flow_instances.c.version == bindparam("b_version"))
+    .values(status=bindparam("b_status"), current=bindparam("b_current", type_=flow_instances.c.current.type),
+            variables=bindparam("b_variables", type_=flow_instances.c.variables.type),
+            outcome=bindparam("b_outcome"), ended_at=bindparam("b_ended_at", type_=flow_instances.c.ended_at.type),
+            version=bindparam("b_new")))
+_LOAD_INSTANCE = select(flow_instances).where(flow_instances.c.id == bindparam("instance_id")).with_for_update()
+WAIT_TIMER = "flow.wait"
+PARENT_KEY = "_parent"
+"""The variable of a subflow's instance naming its parent: {instance_id, node}."""
+"""The timer kind of `wait` nodes (TimerService, engine/timers.py)."""
 MAX_STEPS_PER_COMMAND = 200
 """A flow that moves through more nodes than this in one command has a loop without a task."""
 
@@ -51,6 +66,7 @@ class TaskView:
     assignee: str | None
     created_at: Any
     version: int
+    escalation_level: int = 0
 
 
 class NodeRun:
@@ -78,6 +94,7 @@ class NodeRun:
         """The comment of the task being completed (in `on_task_completed`)."""
         self.return_to: str | None = None
         """The node the completing user chose to send the record back to, if any."""
+        self._record: dict[str, Any] | None = None
 
     @property
     def variables(self) -> dict[str, Any]:
@@ -86,8 +103,11 @@ class NodeRun:
 
     @property
     def record(self) -> dict[str, Any]:
-        """The record's current values (read inside this transaction)."""
-        return self.service.forms.read(self.conn, self.flow.form, self.instance["record_id"])
+        """The record's current values (read inside this transaction, once per node entry;
+        publishing an event forgets them, since a rule may have changed the record)."""
+        if self._record is None:
+            self._record = self.service.forms.read(self.conn, self.flow.form, self.instance["record_id"])
+        return self._record
 
     def names(self) -> dict[str, Any]:
         """Names an expression in this flow sees: the record's fields, `record` itself, the
@@ -107,45 +127,126 @@ class NodeRun:
             "actor": self.actor, "at": self.service.rt.clock.now(),
             "data": dict(data) if data is not None else None})
 
-    def create_task(self, assign: Mapping[str, Any] | None = None) -> int:
+    def create_task(self, assign: Mapping[str, Any] | None = None,
+                    compiled: Mapping[str, Any] | None = None) -> int:
         """Open a task for this node, assigned as `assign` (default: the node's `assign`) says.
 
-        Keys: `user`, `role`, `department`, `submitter`, and `candidates` (usernames who may
-        claim it); the compiled `assignee` expression applies to the node's own `assign` only.
+        Keys: `user`, `role`, `department`, `expression`, `submitter`, `assignee_of`,
+        `manager_of`, `strategy`, `cc`, and `candidates` (usernames who may claim it).
+        `compiled` holds the compiled expressions of `assign` (default: the node's own).
         """
         own = assign is None
-        assign = self.node.options.get("assign", {}) if assign is None else assign
-        assignee = None
-        username = assign.get("user")
-        if own and self.node.compiled.get("assignee") is not None:
-            username = self.evaluate(self.node.compiled["assignee"])
-        if assign.get("submitter"):
-            username = self.record.get("created_by")
-        if not username and assign.get("strategy") in ("round_robin", "least_loaded"):
-            username = self.pick(assign)
-        if username:
-            assignee = self.service.user_id(self.conn, str(username))
-        candidates = [str(username)] if username else list(assign.get("candidates") or []) or None
+        if own:
+            assign = self.node.options.get("assign", {})
+            compiled = self.node.compiled.get("assign", {})
+        assert assign is not None
+        target = self.resolve(assign, compiled or {})
         now = self.service.rt.clock.now()
-        task_id = self.conn.execute(_INSERT_TASK, dict(
+        assignee = self.service.user_id(self.conn, target["user"]) if target["user"] else None
+        task_id = int(self.conn.execute(_INSERT_TASK, dict(
             instance_id=self.instance["id"], node=self.node.id, form=self.flow.form,
             record_id=self.instance["record_id"], status="claimed" if assignee else "open",
-            assignee_user=assignee, candidate_roles=[assign["role"]] if "role" in assign else None,
-            candidate_users=candidates,
-            candidate_department=assign.get("department"), created_at=now,
+            assignee_user=assignee, candidate_roles=target["roles"], candidate_users=target["candidates"],
+            candidate_department=target["department"], created_at=now,
             claimed_at=now if assignee else None,
-        )).inserted_primary_key[0]
+        )).inserted_primary_key[0])
         self.service.rt.bus.publish(Event("task.created", now, self.flow.form, self.instance["record_id"],
                                           self.actor, {"task_id": task_id, "node": self.node.id}),
                                     self.conn)
-        cc = assign.get("cc")
-        if cc:
-            watchers = sorted({*cc.get("users", []), *(u for r in cc.get("roles", []) for u in self.users_with_role(r))})
-            self.history("task.copied", {"task_id": int(task_id), "to": watchers})
-            self.service.rt.bus.publish(Event("task.copied", now, self.flow.form, self.instance["record_id"],
-                                              self.actor, {"task_id": task_id, "node": self.node.id,
-                                                           "to": watchers}), self.conn)
-        return int(task_id)
+        self._record = None
+        if assign.get("cc"):
+            self.copy(task_id, assign["cc"], (compiled or {}).get("cc"))
+        if own:
+            # Graded response decided by the record itself (e.g. a major dispute goes straight to
+            # the quality committee): the highest level whose `when` holds applies at once.
+            levels = self.node.compiled.get("escalation") or {}
+            due = [level for level, entry in sorted(levels.items()) if self._holds(entry.get("when"))]
+            if due:
+                task = self.conn.execute(select(tasks).where(tasks.c.id == task_id)).mappings().one()
+                self.service._escalate(self, task, due[-1], reason="condition")
+        return task_id
+
+    def _holds(self, condition: Any) -> bool:
+        """A `when:` that is absent (None), a boolean, or a compiled expression."""
+        if condition is None or isinstance(condition, bool):
+            return bool(condition)
+        return bool(self.evaluate(condition))
+
+    def resolve(self, assign: Mapping[str, Any], compiled: Mapping[str, Any]) -> dict[str, Any]:
+        """Who `assign` names: {"user": username or None, "roles", "candidates", "department"}.
+
+        A named person (user, expression, submitter, assignee_of, manager_of, or one picked by
+        the strategy) gets the task; otherwise it is open to the role, department or candidates.
+        An expression giving nothing (e.g. an empty account-manager field) falls back to them.
+        """
+        username = assign.get("user")
+        if compiled.get("expression") is not None:
+            username = self.evaluate(compiled["expression"]) or username
+        if assign.get("submitter"):
+            username = self.record.get("created_by")
+        if assign.get("assignee_of"):
+            username = self.assignee_of(assign["assignee_of"]) or username
+        if compiled.get("manager_of") is not None:
+            subject = self.subject_of(compiled["manager_of"])
+            manager = self.manager_of(subject) if subject else None
+            if manager is None and not ("role" in assign or "department" in assign):
+                self.incident(f"nobody to assign: {subject or 'the person'} has no manager in bundle.yaml"
+                              if subject else f"nobody to assign: no {assign['manager_of']} to ask the manager of")
+            username = manager or username
+        if not username and assign.get("strategy") in ("round_robin", "least_loaded"):
+            username = self.pick(assign)
+        candidates = [str(username)] if username else list(assign.get("candidates") or []) or None
+        return {"user": str(username) if username else None,
+                "roles": [assign["role"]] if "role" in assign else None,
+                "candidates": candidates, "department": assign.get("department")}
+
+    def subject_of(self, what: tuple[Any, ...]) -> str | None:
+        """The person a `manager_of` names: the submitter, a node's assignee, or an expression."""
+        if what[0] == "submitter":
+            return self.record.get("created_by")  # type: ignore[no-any-return]
+        if what[0] == "assignee_of":
+            return self.assignee_of(what[1])
+        value = self.evaluate(what[1])
+        return str(value) if value else None
+
+    def assignee_of(self, node_id: str) -> str | None:
+        """Who completed (or else holds) the latest task of `node_id` in this instance."""
+        done = users.alias("done")
+        held = users.alias("held")
+        row = self.conn.execute(
+            select(done.c.username, held.c.username)
+            .select_from(tasks.outerjoin(done, done.c.id == tasks.c.completed_by)
+                         .outerjoin(held, held.c.id == tasks.c.assignee_user))
+            .where(tasks.c.instance_id == self.instance["id"], tasks.c.node == node_id,
+                   tasks.c.status != "cancelled")
+            .order_by(tasks.c.id.desc()).limit(1)).first()
+        if row is None:
+            return None
+        return row[0] or row[1]
+
+    def manager_of(self, username: str) -> str | None:
+        """The manager (bundle.yaml `manager`) of `username`, if the account has one and is active."""
+        person = users.alias("person")
+        return self.conn.execute(  # type: ignore[no-any-return]
+            select(users.c.username).join(person, person.c.manager_id == users.c.id)
+            .where(person.c.username == username, users.c.is_active.is_(True))).scalar()
+
+    def copy(self, task_id: int, cc: Mapping[str, Any], expression: Any = None) -> list[str]:
+        """Tell watchers (抄送) about a task: history `task.copied` and the event of that name."""
+        named: list[Any] = []
+        if expression is not None:
+            value = self.evaluate(expression)
+            named = list(value) if isinstance(value, (list, tuple)) else [value]
+        watchers = sorted({*cc.get("users", []), *(str(v) for v in named if v),
+                           *(u for r in cc.get("roles", []) for u in self.users_with_role(r))})
+        if not watchers:
+            return []
+        self.history("task.copied", {"task_id": int(task_id), "to": watchers})
+        self.service.rt.bus.publish(Event("task.copied", self.service.rt.clock.now(), self.flow.form,
+                                          self.instance["record_id"], self.actor,
+                                          {"task_id": task_id, "node": self.node.id, "to": watchers}),
+                                    self.conn)
+        return watchers
 
     def pick(self, assign: Mapping[str, Any]) -> str | None:
         """One person of the role or department, by the `strategy` of `assign`.
@@ -202,6 +303,45 @@ class NodeRun:
             users.c.department == department, users.c.is_active.is_(True)).order_by(users.c.username))
         return [r[0] for r in rows]
 
+    @property
+    def now(self) -> Any:
+        return self.service.rt.clock.now()
+
+    def schedule_wait(self, due_at: Any) -> None:
+        """Arm the durable timer that moves this token on at `due_at` (re-armed if one exists)."""
+        timers = self.service.rt.services.get("timers")
+        if timers is None:
+            self.incident("timers are not running: a wait node needs the timer service")
+        timers.schedule(self.conn, kind=WAIT_TIMER, subject=f"instance:{self.instance['id']}",
+                        key=self.node.id, due_at=due_at,
+                        payload={"instance_id": self.instance["id"], "node": self.node.id,
+                                 "due_at": due_at.isoformat()})
+
+    def create_record(self, form: str, values: Mapping[str, Any], *, starting: str | None = None) -> int:
+        """Validate and store a new record of `form` in this command's transaction; returns its id.
+
+        `starting`: a flow the caller starts itself, so the record's creation does not start it."""
+        forms = self.service.forms
+        clean = forms.form(form).validate(dict(values), ctx=self.service.eval_context(),
+                                          extra_names={"user": {"username": self.actor}})
+        previous = self.conn.info.get("docket_subflow_start")
+        self.conn.info["docket_subflow_start"] = starting
+        try:
+            return int(forms.insert_validated(self.conn, form, clean, actor=self.actor).record_id)
+        finally:
+            self.conn.info["docket_subflow_start"] = previous
+
+    def start_child(self, flow: FlowSpec, record_id: int) -> dict[str, Any]:
+        """Start `flow` on a record as this node's subflow (same bundle version); its state."""
+        try:
+            self.service.forms.read(self.conn, flow.form, record_id)
+        except NotFoundError:
+            self.incident(f"no {flow.form} record {record_id} to run '{flow.name}' on")
+        return self.service._start(self.conn, flow, record_id, actor=self.actor,
+                                   bundle_hash=self.instance.get("bundle_hash"),
+                                   variables={PARENT_KEY: {"instance_id": self.instance["id"],
+                                                           "node": self.node.id}})
+
     def move_to(self, node_id: str | None) -> None:
         """Leave this node for `node_id` (the caller returns; the service enters the next one)."""
         if node_id is None:
@@ -237,8 +377,15 @@ class FlowService:
         self.forms = rt.services["forms"]
         self.flows: dict[str, FlowSpec] = dict(rt.bundle.all("flow"))
         self._versions: dict[str, dict[str, FlowSpec]] = {}
+        self._user_ids: dict[str, int] = {}
         rt.services["flows"] = self
         rt.bus.subscribe("record.created", self._on_record_created)
+        timers = rt.services.get("timers")
+        if timers is not None:
+            timers.on(WAIT_TIMER, self._on_wait_timer)
+        for name in sorted({str(n.options["event"]) for f in self.flows.values() for n in f.nodes.values()
+                            if n.type == "wait" and n.options.get("event")}):
+            rt.bus.subscribe(name, self._on_event)
 
     def eval_context(self) -> EvalContext:
         return EvalContext(now=self.rt.clock.now(), calendar=self.rt.bundle.meta.calendar,
@@ -249,25 +396,35 @@ class FlowService:
 
     # -- commands ---------------------------------------------------------------------------
     def _on_record_created(self, event: Event, conn: Connection) -> None:
+        starting = conn.info.get("docket_subflow_start")  # a subflow node starts its own flow
         for flow in self.flows_for(event.form or ""):
-            self.start(conn, flow, int(event.record_id or 0), actor=event.actor)
+            if flow.name != starting:
+                self.start(conn, flow, int(event.record_id or 0), actor=event.actor)
 
     def start(self, conn: Connection, flow: FlowSpec, record_id: int, *, actor: str | None) -> int:
         """Start `flow` on a record inside the caller's transaction; returns the instance id."""
+        return int(self._start(conn, flow, record_id, actor=actor)["id"])
+
+    def _start(self, conn: Connection, flow: FlowSpec, record_id: int, *, actor: str | None,
+               bundle_hash: str | None = None, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Start an instance (on `bundle_hash`, default the current version); returns its state."""
         now = self.rt.clock.now()
+        variables = dict(variables or {})
         instance_id = int(conn.execute(_INSERT_INSTANCE, dict(
-            flow=flow.name, form=flow.form, record_id=record_id, bundle_hash=self.rt.bundle.hash,
-            status="running", current=[flow.start], variables={}, started_at=now, version=1,
+            flow=flow.name, form=flow.form, record_id=record_id,
+            bundle_hash=bundle_hash or self.rt.bundle.hash, status="running", current=[flow.start],
+            variables=variables, started_at=now, version=1,
         )).inserted_primary_key[0])
         conn.execute(_INSERT_HISTORY, dict(
             instance_id=instance_id, form=flow.form, record_id=record_id, kind="flow.started",
             node=flow.start, actor=actor, at=now, data={"flow": flow.name}))
         state = {"id": instance_id, "flow": flow.name, "form": flow.form, "record_id": record_id,
-                 "status": "running", "current": [flow.start], "variables": {}, "outcome": None,
-                 "ended_at": None, "version": 1}
-        self._run(conn, state, flow, [flow.start], actor)
-        self._save(conn, state)
-        return instance_id
+                 "status": "running", "current": [flow.start], "variables": variables, "outcome": None,
+                 "ended_at": None, "version": 1, "bundle_hash": bundle_hash or self.rt.bundle.hash}
+        with self._active(conn, instance_id):
+            self._run(conn, state, flow, [flow.start], actor)
+            self._save(conn, state)
+        return state
 
     def claim(self, task_id: int, username: str) -> None:
         """Take an open task; a task someone else holds is a ConflictError."""
@@ -307,6 +464,71 @@ class FlowService:
             self.rt.bus.publish(Event(kind, self.rt.clock.now(), task["form"], task["record_id"], by,
                                       {"task_id": task_id, "node": task["node"], "to": to_user}), conn)
 
+    def escalate(self, conn: Connection, task_id: int, level: int, actor: str | None) -> None:
+        """Raise an open task to escalation `level` (1-3) inside the caller's transaction.
+
+        Applies the node's `escalation:` entry for that level (a new `assign`, keeping or
+        replacing the assignees; `cc` watchers; a record `status`), writes `task.escalated` to
+        the history and publishes the event of that name. A task that is no longer open, or is
+        already at this level or higher, is left alone: an SLA timer firing as the task is
+        completed must never escalate a finished step (RELIABILITY 30).
+        """
+        if level not in (1, 2, 3):
+            raise ValueError(f"escalation level must be 1, 2 or 3, not {level!r}")
+        task = conn.execute(select(tasks).where(tasks.c.id == task_id)).mappings().first()
+        if task is None:
+            raise NotFoundError(f"no task {task_id}")
+        if task["status"] not in ("open", "claimed") or level <= task["escalation_level"]:
+            return
+        state = self._load(conn, task["instance_id"])  # serializes with a completion of the task
+        if state["status"] != "running":
+            return
+        flow = self._flow(state)
+        run = NodeRun(self, conn, state, flow, flow.nodes[task["node"]], actor)
+        try:
+            self._escalate(run, task, level, reason="manual" if actor not in (None, "system") else "system")
+        except FlowIncident as exc:
+            raise ConflictError(f"task {task_id} cannot be escalated to level {level}: {exc}") from exc
+
+    def escalate_task(self, task_id: int, level: int, *, by: str | None) -> None:
+        """`escalate` in a transaction of its own (for a person raising a task by hand)."""
+        with transaction(self.rt.db) as conn:
+            self.escalate(conn, task_id, level, by)
+
+    def _escalate(self, run: NodeRun, task: Mapping[str, Any], level: int, *, reason: str) -> None:
+        conn = run.conn
+        entry = (run.node.compiled.get("escalation") or {}).get(level) or {}
+        values: dict[str, Any] = {"escalation_level": level}
+        data: dict[str, Any] = {"task_id": int(task["id"]), "level": level,
+                                "from_level": int(task["escalation_level"]), "reason": reason}
+        if entry.get("assign"):
+            target = run.resolve(entry["assign"], entry.get("compiled") or {})
+            new_user = self.user_id(conn, target["user"]) if target["user"] else None
+            if entry.get("keep"):
+                # The holder keeps the task; the new people may take it too (they see it in
+                # their inbox because it is escalated, even while it is claimed).
+                # A named person replaces the fallback role (`manager_of: ..., role: manager`).
+                values["candidate_roles"] = _merged(task["candidate_roles"],
+                                                    None if target["user"] else target["roles"])
+                values["candidate_users"] = _merged(task["candidate_users"], target["candidates"])
+            else:
+                values.update(status="claimed" if new_user else "open", assignee_user=new_user,
+                              candidate_roles=target["roles"], candidate_users=target["candidates"],
+                              candidate_department=target["department"],
+                              claimed_at=self.rt.clock.now() if new_user else None)
+            data.update(assignee=target["user"], roles=target["roles"], keep=bool(entry.get("keep")))
+        self._update_task(conn, task, **values)
+        run.history("task.escalated", data)
+        if entry.get("cc"):
+            run.copy(int(task["id"]), entry["cc"], (entry.get("cc_compiled") or {}).get("cc"))
+        if entry.get("status"):
+            self.forms.update_fields(conn, run.flow.form, run.instance["record_id"], {},
+                                     actor=run.actor, status=entry["status"])
+        self.rt.bus.publish(Event("task.escalated", self.rt.clock.now(), run.flow.form,
+                                  run.instance["record_id"], run.actor,
+                                  {"task_id": int(task["id"]), "node": run.node.id, "level": level,
+                                   "from_level": data["from_level"]}), conn)
+
     def _task_history(self, conn: Connection, task: Mapping[str, Any], kind: str, actor: str | None,
                       data: Mapping[str, Any]) -> None:
         conn.execute(_INSERT_HISTORY, {
@@ -317,54 +539,81 @@ class FlowService:
     def complete(self, task_id: int, username: str | None, *, values: Mapping[str, Any] | None = None,
                  outcome: str | None = None, comment: str | None = None,
                  expected_version: int | None = None, locale: str = "en",
-                 return_to: str | None = None) -> None:
+                 return_to: str | None = None, attachments: Iterable[str] = ()) -> None:
         """Finish a task: write the node's fields, record history, move the token on.
 
         Two people completing one task at once: the first wins, the second gets ConflictError.
         The instance row is read locked (FOR UPDATE; SQLite's BEGIN IMMEDIATE already holds the
         write lock) and written back with its version checked, so tokens of parallel branches
         completing at once never lose each other's update. `return_to` picks the node an
-        approval's `return` outcome sends the record back to.
+        approval's `return` outcome sends the record back to; `attachments` are ids of uploaded
+        files kept with this step in the history.
         """
         with transaction(self.rt.db) as conn:
             task = self._task(conn, task_id)
             if task["status"] not in ("open", "claimed"):
                 raise ConflictError(f"task {task_id} is already {task['status']}")
             state = self._load(conn, task["instance_id"])
+            if conn.dialect.name != "sqlite":
+                # Read again under the instance lock: a completion that committed while this one
+                # waited for the lock is seen here, not overwritten. (SQLite's BEGIN IMMEDIATE
+                # took the database's write lock before the first read.)
+                task = self._task(conn, task_id)
+                if task["status"] not in ("open", "claimed"):
+                    raise ConflictError(f"task {task_id} is already {task['status']}")
             if state["status"] != "running":
                 raise ConflictError(f"the flow of task {task_id} is {state['status']}")
-            flow = self._flow(state)
-            node = flow.nodes[task["node"]]
-            ntype = self.rt.bundle.registry.node_types.get(node.type)
-            ntype.check_completion(node, outcome, comment, return_to)
-            diff: dict[str, Any] = {}
-            if values:
-                form = self.forms.form(flow.form)
-                existing = self.forms.read(conn, flow.form, task["record_id"])
-                editable = set(node.options.get("fields", []))
-                clean = form.validate(values, locale=locale, existing=existing, editable=editable,
-                                      ctx=self.eval_context(),
-                                      extra_names={"user": {"username": username}})
-                diff = self.forms.update_fields(conn, flow.form, task["record_id"],
-                                                {k: clean[k] for k in editable if k in clean},
-                                                actor=username)
-            now = self.rt.clock.now()
-            self._update_task(conn, task, expected_version=expected_version, status="completed",
-                              outcome=outcome, comment=comment, completed_at=now,
-                              completed_by=self.user_id(conn, username) if username else None)
-            conn.execute(insert(history).values(
-                instance_id=state["id"], form=flow.form, record_id=task["record_id"],
-                kind="task.completed", node=node.id, actor=username, at=now,
-                data={"task_id": task_id, "outcome": outcome, "comment": comment, "changes": diff}))
-            self.rt.bus.publish(Event("task.completed", now, flow.form, task["record_id"], username,
-                                      {"task_id": task_id, "node": node.id, "outcome": outcome}), conn)
-            run = NodeRun(self, conn, state, flow, node, username)
-            run.comment, run.return_to = comment, return_to
-            ntype.on_task_completed(run, task, outcome)
-            pending: list[str] = []
-            self._apply(conn, state, run, pending, username)
-            self._run(conn, state, flow, pending, username)
-            self._save(conn, state)
+            with self._active(conn, state["id"]):
+                self._complete(conn, task, state, username, values=values, outcome=outcome,
+                               comment=comment, expected_version=expected_version, locale=locale,
+                               return_to=return_to, attachments=list(attachments))
+
+    def _complete(self, conn: Connection, task: Mapping[str, Any], state: dict[str, Any],
+                  username: str | None, *, values: Mapping[str, Any] | None, outcome: str | None,
+                  comment: str | None, expected_version: int | None, locale: str,
+                  return_to: str | None, attachments: list[str]) -> None:
+        flow = self._flow(state)
+        node = flow.nodes[task["node"]]
+        ntype = self.rt.bundle.registry.node_types.get(node.type)
+        ntype.check_completion(node, outcome, comment, return_to)
+        if expected_version is not None and expected_version != task["version"]:
+            raise ConflictError(f"task {task['id']} was changed by someone else; reload and try again")
+        diff: dict[str, Any] = {}
+        if values:
+            form = self.forms.form(flow.form)
+            existing = self.forms.read(conn, flow.form, task["record_id"])
+            editable = set(node.options.get("fields", []))
+            clean = form.validate(values, locale=locale, existing=existing, editable=editable,
+                                  ctx=self.eval_context(),
+                                  extra_names={"user": {"username": username}})
+            diff = self.forms.update_fields(conn, flow.form, task["record_id"],
+                                            {k: clean[k] for k in editable if k in clean},
+                                            actor=username)
+            # A rule reacting to the change may have touched the task (e.g. escalated it) in
+            # this same transaction: complete the task as it is now.
+            task = self._task(conn, task["id"])
+            if task["status"] not in ("open", "claimed"):
+                raise ConflictError(f"task {task['id']} was {task['status']} while it was being completed")
+        now = self.rt.clock.now()
+        self._update_task(conn, task, status="completed",
+                          outcome=outcome, comment=comment, completed_at=now,
+                          completed_by=self.user_id(conn, username) if username else None)
+        data: dict[str, Any] = {"task_id": task["id"], "outcome": outcome, "comment": comment,
+                                "changes": diff}
+        if attachments:
+            data["attachments"] = self._link_files(conn, flow.form, task["record_id"], attachments, locale)
+        conn.execute(_INSERT_HISTORY, dict(
+            instance_id=state["id"], form=flow.form, record_id=task["record_id"],
+            kind="task.completed", node=node.id, actor=username, at=now, data=data))
+        self.rt.bus.publish(Event("task.completed", now, flow.form, task["record_id"], username,
+                                  {"task_id": task["id"], "node": node.id, "outcome": outcome}), conn)
+        run = NodeRun(self, conn, state, flow, node, username)
+        run.comment, run.return_to = comment, return_to
+        ntype.on_task_completed(run, task, outcome)
+        pending: list[Any] = []
+        self._apply(conn, state, run, pending, username)
+        self._run(conn, state, flow, pending, username)
+        self._save(conn, state)
 
     def reopen(self, form: str, record_id: int, *, at: str, actor: str | None = None,
                comment: str | None = None) -> int:
@@ -394,9 +643,170 @@ class FlowService:
                 node=at, actor=actor, at=now, data={"previous_outcome": previous, "comment": comment}))
             self.rt.bus.publish(Event("flow.reopened", now, form, record_id, actor,
                                       {"flow": flow.name, "node": at}), conn)
-            self._run(conn, state, flow, [at], actor)
+            with self._active(conn, state["id"]):
+                self._run(conn, state, flow, [at], actor)
+                self._save(conn, state)
+            return int(state["id"])
+
+    def withdraw(self, form: str, record_id: int, *, actor: str, comment: str | None = None,
+                 override: bool = False) -> int:
+        """The submitter takes the record back: its running flow ends with outcome `withdrawn`.
+
+        Open tasks are cancelled and pending wait timers dropped, in one transaction. Only the
+        user who created the record may withdraw it, unless `override` (an administrator).
+        Returns the instance id.
+        """
+        with transaction(self.rt.db) as conn:
+            record = self.forms.read(conn, form, record_id)
+            if not override and record.get("created_by") != actor:
+                raise ConflictError(f"only the submitter ({record.get('created_by') or 'unknown'}) "
+                                    f"may withdraw {form} {record_id}")
+            instance_id = conn.execute(
+                select(flow_instances.c.id).where(flow_instances.c.form == form,
+                                                  flow_instances.c.record_id == record_id,
+                                                  flow_instances.c.status.in_(("running", "incident")))
+                .order_by(flow_instances.c.id.desc()).limit(1)).scalar()
+            if instance_id is None:
+                raise ConflictError(f"{form} {record_id} has no running flow to withdraw")
+            state = self._load(conn, instance_id)
+            now = self.rt.clock.now()
+            conn.execute(_INSERT_HISTORY, dict(
+                instance_id=state["id"], form=form, record_id=record_id, kind="flow.withdrawn",
+                node=None, actor=actor, at=now, data={"comment": comment, "at": list(state["current"])}))
+            self._cancel_waiting(conn, state)
+            self._end(conn, state, "withdrawn", actor, status="withdrawn")
+            self.forms.update_fields(conn, form, record_id, {}, actor=actor, status="withdrawn")
             self._save(conn, state)
             return int(state["id"])
+
+    def comment(self, form: str, record_id: int, *, actor: str | None, text: str = "",
+                attachments: Iterable[str] = (), task_id: int | None = None,
+                locale: str = "en") -> int:
+        """Add a comment and/or files to a record's trail, at a task's step or the current one.
+
+        Returns the history entry's id. `attachments` are ids of files uploaded beforehand.
+        """
+        text = (text or "").strip()
+        files = list(attachments)
+        if not text and not files:
+            raise ValidationFailed({"comment": ["write a comment or attach a file"]})
+        with transaction(self.rt.db) as conn:
+            self.forms.read(conn, form, record_id)  # NotFoundError for an unknown record
+            node, instance_id = None, None
+            if task_id is not None:
+                task = self._task(conn, task_id)
+                if (task["form"], task["record_id"]) != (form, record_id):
+                    raise ConflictError(f"task {task_id} belongs to another record")
+                node, instance_id = task["node"], task["instance_id"]
+            else:
+                row = conn.execute(select(flow_instances.c.id, flow_instances.c.current).where(
+                    flow_instances.c.form == form, flow_instances.c.record_id == record_id)
+                    .order_by(flow_instances.c.id.desc()).limit(1)).first()
+                if row is not None:
+                    instance_id, node = row[0], (row[1] or [None])[0]
+            data: dict[str, Any] = {"text": text, "task_id": task_id}
+            if files:
+                data["attachments"] = self._link_files(conn, form, record_id, files, locale)
+            now = self.rt.clock.now()
+            entry = int(conn.execute(_INSERT_HISTORY, dict(
+                instance_id=instance_id, form=form, record_id=record_id, kind="comment.added",
+                node=node, actor=actor, at=now, data=data)).inserted_primary_key[0])
+            self.rt.bus.publish(Event("comment.added", now, form, record_id, actor,
+                                      {"node": node, "task_id": task_id, "history_id": entry}), conn)
+            return entry
+
+    def signal(self, form: str, record_id: int, event: str, *, actor: str | None = None,
+               data: Mapping[str, Any] | None = None) -> None:
+        """Publish `event` for a record in a transaction of its own, e.g. `customer.replied`
+        from a web hook; `wait` nodes waiting for that event on the record move on."""
+        with transaction(self.rt.db) as conn:
+            self.forms.read(conn, form, record_id)
+            self.rt.bus.publish(Event(event, self.rt.clock.now(), form, record_id, actor, dict(data or {})),
+                                conn)
+
+    def _link_files(self, conn: Connection, form: str, record_id: int, ids: list[str],
+                    locale: str) -> list[dict[str, Any]]:
+        service = self.rt.services.get("attachments")
+        if service is None:
+            raise ConflictError("file uploads are not enabled")
+        return service.link(conn, ids, form, record_id, "_history", locale=locale)  # type: ignore[no-any-return]
+
+    # -- resuming waiting tokens ------------------------------------------------------------
+    @contextmanager
+    def _active(self, conn: Connection, instance_id: int) -> Iterator[None]:
+        """Mark an instance as being moved by this connection's command: an event it publishes
+        must not resume it again from the database (its state lives in memory until saved)."""
+        active: set[int] = conn.info.setdefault("docket_active_instances", set())
+        fresh = instance_id not in active
+        active.add(instance_id)
+        try:
+            yield
+        finally:
+            if fresh:
+                active.discard(instance_id)
+
+    def _advance(self, conn: Connection, instance_id: int, node_id: str, actor: str | None,
+                 act: Callable[[NodeRun], None]) -> bool:
+        """Move a token waiting at `node_id` (a wait or subflow node): `act` says where to.
+
+        False (and nothing written) when the token is no longer there: a stale timer or event.
+        """
+        if instance_id in conn.info.get("docket_active_instances", ()):
+            return False
+        state = self._load(conn, instance_id)
+        if state["status"] != "running" or node_id not in state["current"]:
+            return False
+        flow = self._flow(state)
+        with self._active(conn, instance_id):
+            run = NodeRun(self, conn, state, flow, flow.nodes[node_id], actor)
+            act(run)
+            pending: list[Any] = []
+            self._apply(conn, state, run, pending, actor)
+            self._run(conn, state, flow, pending, actor)
+            self._save(conn, state)
+        return True
+
+    def _on_wait_timer(self, conn: Connection, timer: Any) -> None:
+        """The `flow.wait` timer came due: the token at its wait node moves on."""
+        payload = timer.payload or {}
+
+        def resume(run: NodeRun) -> None:
+            run.history("wait.resumed", {"by": "timer", "due_at": payload.get("due_at")})
+            run.move_to(run.node.next)
+
+        self._advance(conn, int(payload["instance_id"]), str(payload["node"]), "system", resume)
+
+    def _on_event(self, event: Event, conn: Connection) -> None:
+        """An event a `wait` node names was published for a record: its waiting tokens move on."""
+        if not event.form or event.record_id is None:
+            return
+        rows = conn.execute(select(flow_instances.c.id, flow_instances.c.current, flow_instances.c.flow,
+                                   flow_instances.c.bundle_hash)
+                            .where(flow_instances.c.form == event.form,
+                                   flow_instances.c.record_id == event.record_id,
+                                   flow_instances.c.status == "running")).all()
+        for instance_id, current, flow_name, version in rows:
+            flow = self._flow({"flow": flow_name, "bundle_hash": version})
+            for node_id in current or []:
+                node = flow.nodes.get(node_id)
+                if node is None or node.type != "wait" or node.options.get("event") != event.name:
+                    continue
+
+                def resume(run: NodeRun) -> None:
+                    run.history("wait.resumed", {"by": "event", "event": event.name})
+                    run.move_to(run.node.next)
+
+                self._advance(conn, int(instance_id), node_id, event.actor, resume)
+
+    def _cancel_waiting(self, conn: Connection, state: dict[str, Any]) -> None:
+        """Cancel an ending instance's open tasks and pending wait timers."""
+        conn.execute(update(tasks).where(tasks.c.instance_id == state["id"],
+                                         tasks.c.status.in_(("open", "claimed")))
+                     .values(status="cancelled", completed_at=self.rt.clock.now(),
+                             version=tasks.c.version + 1))
+        timers = self.rt.services.get("timers")
+        if timers is not None:
+            timers.cancel(conn, kind=WAIT_TIMER, subject=f"instance:{state['id']}")
 
     # -- queries ----------------------------------------------------------------------------
     def inbox(self, username: str, roles: Iterable[str] = ()) -> list[TaskView]:
@@ -410,7 +820,9 @@ class FlowService:
                 .order_by(tasks.c.created_at, tasks.c.id)).mappings().all()
         out = []
         for row in rows:
-            claimable = row["status"] == "open" and (
+            # Candidates see an open task (to claim it) and an escalated one (they were added to
+            # it, e.g. the department manager at level 2, while its holder keeps it).
+            claimable = (row["status"] == "open" or row["escalation_level"] > 0) and (
                 any(r in roles for r in row["candidate_roles"] or [])
                 or username in (row["candidate_users"] or []))
             if (user_id is not None and row["assignee_user"] == user_id) or claimable:
@@ -420,7 +832,7 @@ class FlowService:
                                     node.text() if node else row["node"], row["form"],
                                     row["record_id"], row["status"],
                                     username if row["assignee_user"] == user_id else None,
-                                    row["created_at"], row["version"]))
+                                    row["created_at"], row["version"], row["escalation_level"]))
         return out
 
     def open_tasks(self, form: str, record_id: int) -> list[dict[str, Any]]:
@@ -440,15 +852,26 @@ class FlowService:
             return [dict(r) for r in rows]
 
     def user_id(self, conn: Connection, username: str) -> int | None:
-        return conn.execute(select(users.c.id).where(users.c.username == username)).scalar()
+        """The id of an account (ids never change, so known ones are remembered)."""
+        known = self._user_ids.get(username)
+        if known is None:
+            known = conn.execute(_SELECT_USER_ID, {"username": username}).scalar()
+            if known is not None:
+                self._user_ids[username] = known
+        return known
 
     # -- internals --------------------------------------------------------------------------
-    def _run(self, conn: Connection, state: dict[str, Any], flow: FlowSpec, pending: list[str],
-             actor: str | None) -> None:
-        """Enter each node of `pending` (each holds a token already) until every token waits."""
+    def _run(self, conn: Connection, state: dict[str, Any], flow: FlowSpec,
+             pending: list[tuple[str, str | None]] | list[str], actor: str | None) -> None:
+        """Enter each node of `pending` (each holds a token already) until every token waits.
+
+        Items are node ids, or (node id, the node the token came from): `flow.entered` records
+        where it came from, so the timeline closes the right stay when branches run in parallel.
+        """
         steps = 0
         while pending and state["status"] == "running":
-            node_id = pending.pop(0)
+            item = pending.pop(0)
+            node_id, source = item if isinstance(item, tuple) else (item, None)
             node = flow.nodes[node_id]
             steps += 1
             if steps > MAX_STEPS_PER_COMMAND:
@@ -458,7 +881,7 @@ class FlowService:
             conn.execute(_INSERT_HISTORY, {
                 "instance_id": state["id"], "form": flow.form, "record_id": state["record_id"],
                 "kind": "flow.entered", "node": node_id, "actor": actor, "at": self.rt.clock.now(),
-                "data": None})
+                "data": {"from": source} if source else None})
             status = node.options.get("status")
             if status:
                 self.forms.update_fields(conn, flow.form, state["record_id"], {}, actor=actor,
@@ -471,7 +894,7 @@ class FlowService:
                 return
             self._apply(conn, state, run, pending, actor)
 
-    def _apply(self, conn: Connection, state: dict[str, Any], run: NodeRun, pending: list[str],
+    def _apply(self, conn: Connection, state: dict[str, Any], run: NodeRun, pending: list[Any],
                actor: str | None) -> None:
         """Move the token at `run.node` as the node type asked; new tokens join `pending`."""
         current: list[str] = state["current"]
@@ -489,18 +912,29 @@ class FlowService:
             current[i:i + 1] = new
         else:
             current.extend(new)
-        pending.extend(new)
+        pending.extend((target, node_id) for target in new)
         if run.ended is not None and not current:
             self._end(conn, state, run.ended, actor)
 
-    def _end(self, conn: Connection, state: dict[str, Any], outcome: str, actor: str | None) -> None:
+    def _end(self, conn: Connection, state: dict[str, Any], outcome: str, actor: str | None,
+             *, status: str = "completed") -> None:
         now = self.rt.clock.now()
-        state.update(status="completed", outcome=outcome, ended_at=now, current=[])
-        conn.execute(insert(history).values(
+        state.update(status=status, outcome=outcome, ended_at=now, current=[])
+        conn.execute(_INSERT_HISTORY, dict(
             instance_id=state["id"], form=state["form"], record_id=state["record_id"],
-            kind="flow.ended", actor=actor, at=now, data={"outcome": outcome}))
+            kind="flow.ended", node=None, actor=actor, at=now, data={"outcome": outcome}))
         self.rt.bus.publish(Event("flow.ended", now, state["form"], state["record_id"], actor,
                                   {"flow": state["flow"], "outcome": outcome}), conn)
+        parent = state["variables"].get(PARENT_KEY)
+        if parent:
+            # A subflow ended: its parent's token moves on, unless the parent is the very command
+            # that started it (its subflow node then sees the outcome directly).
+            def resume(run: NodeRun) -> None:
+                run.variables[run.node.id] = {**run.variables.get(run.node.id, {}), "outcome": outcome}
+                run.history("subflow.ended", {"instance_id": state["id"], "outcome": outcome})
+                run.move_to(run.node.next)
+
+            self._advance(conn, int(parent["instance_id"]), str(parent["node"]), actor, resume)
 
     def _incident(self, conn: Connection, state: dict[str, Any], node: NodeSpec, message: str) -> None:
         log.warning("flow incident on %s %s at %s: %s", state["form"], state["record_id"],
@@ -515,8 +949,7 @@ class FlowService:
 
     def _load(self, conn: Connection, instance_id: int) -> dict[str, Any]:
         """The instance row, locked for this transaction, as a mutable state for `_save`."""
-        row = conn.execute(select(flow_instances).where(flow_instances.c.id == instance_id)
-                           .with_for_update()).mappings().first()
+        row = conn.execute(_LOAD_INSTANCE, {"instance_id": instance_id}).mappings().first()
         if row is None:
             raise NotFoundError(f"no flow instance {instance_id}")
         state = dict(row)
@@ -526,9 +959,14 @@ class FlowService:
 
     def _save(self, conn: Connection, state: dict[str, Any]) -> None:
         """Write the state back once per command; a version that moved meanwhile is a conflict."""
-        state["version"] = update_versioned(conn, flow_instances, state["id"], state["version"], {
-            "status": state["status"], "current": state["current"], "variables": state["variables"],
-            "outcome": state["outcome"], "ended_at": state["ended_at"]})
+        result = conn.execute(_SAVE_INSTANCE, {
+            "b_id": state["id"], "b_version": state["version"], "b_new": state["version"] + 1,
+            "b_status": state["status"], "b_current": state["current"], "b_variables": state["variables"],
+            "b_outcome": state["outcome"], "b_ended_at": state["ended_at"]})
+        if result.rowcount != 1:
+            raise ConflictError(f"{flow_instances.name} {state['id']} was changed by someone else "
+                                f"(expected version {state['version']}); reload and try again")
+        state["version"] += 1
 
     def _flow(self, instance: Mapping[str, Any]) -> FlowSpec:
         """The definition an instance runs on: the bundle version it started on (pinned)."""
@@ -538,6 +976,10 @@ class FlowService:
         if flow is None:
             raise NotFoundError(f"flow '{instance['flow']}' is not in bundle version {version}")
         return flow
+
+    def flow_named(self, name: str, instance: Mapping[str, Any]) -> FlowSpec:
+        """Flow `name` of the bundle version `instance` runs on."""
+        return self._flow({"flow": name, "bundle_hash": instance.get("bundle_hash")})
 
     def _flows_of(self, version: str) -> Mapping[str, FlowSpec]:
         """The flows of an earlier bundle version, rebuilt once from its recorded files."""
@@ -560,7 +1002,7 @@ class FlowService:
 
     @staticmethod
     def _task(conn: Connection, task_id: int) -> Mapping[str, Any]:
-        row = conn.execute(select(tasks).where(tasks.c.id == task_id)).mappings().first()
+        row = conn.execute(_SELECT_TASK, {"task_id": task_id}).mappings().first()
         if row is None:
             raise NotFoundError(f"no task {task_id}")
         return row
@@ -573,6 +1015,12 @@ class FlowService:
                               .values(**values, version=version + 1))
         if result.rowcount != 1:
             raise ConflictError(f"task {task['id']} was changed by someone else; reload and try again")
+
+
+def _merged(old: list[str] | None, new: list[str] | None) -> list[str] | None:
+    """Two candidate lists as one, in order, without repeats (None when both are empty)."""
+    out = list(dict.fromkeys([*(old or []), *(new or [])]))
+    return out or None
 
 
 __all__ = ["FlowService", "FlowIncident", "NodeRun", "TaskView"]

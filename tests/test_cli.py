@@ -38,7 +38,7 @@ def broken_postal_copy(tmp_path: Path) -> Path:
     flow = copy / "flows" / "complaint_handling.yaml"
     text = flow.read_text("utf-8")
     text = text.replace("    type: decision\n", "    type: decisoin\n")
-    text = text.replace("    next: closed\n  resolve:", "    next: close\n  resolve:")
+    text = text.replace("    next: satisfied\n", "    next: close\n")
     flow.write_text(text, "utf-8")
     lists = copy / "lists" / "urgency.yaml"
     lists.write_text(lists.read_text("utf-8").replace("  - {value: normal", "   - {value: normal"), "utf-8")

@@ -17,6 +17,8 @@ SAMPLE = {
     "customer_name": "华东电子商务有限公司", "contact_name": "陈先生", "contact_phone": "13812345678",
     "category": "damage_goods", "urgency": "urgent", "region": "east", "channel": "hotline",
     "amount_claimed": Decimal("1200.00"), "description": "破损", "resolution": None,
+    "response_level": "2", "compensation": Decimal("6000.00"), "customer_confirmed": False, "satisfaction": 2,
+    "account_manager": "accounts",
     "occurred_at": datetime(2026, 11, 20, 2, 30, tzinfo=timezone.utc),
 }
 
@@ -43,8 +45,8 @@ def expressions(value: Any, seen: set[int] | None = None) -> Iterator[Expression
 def test_the_postal_bundle_loads_without_warnings() -> None:
     bundle = load_bundle(POSTAL, build_registry(plugins=False))
     assert bundle.warnings == ()
-    assert set(bundle.all("form")) == {"complaint"}
-    assert set(bundle.all("flow")) == {"complaint_handling"}
+    assert "complaint" in bundle.all("form")
+    assert "complaint_handling" in bundle.all("flow")
 
 
 def test_every_label_of_the_postal_bundle_is_bilingual() -> None:
@@ -55,6 +57,10 @@ def test_every_label_of_the_postal_bundle_is_bilingual() -> None:
         labels += [form.label] + [f.label for f in form.fields.values()]
     for lst in bundle.all("list").values():
         labels += [lst.label] + [o.label for _, o, _ in lst.walk()]
+    flow = bundle.all("flow")["complaint_handling"]
+    labels += [flow.label] + [node.label for node in flow.nodes.values() if node.type != "end" or node.label != node.id]
+    labels += [b["label"] for node in flow.nodes.values() for b in node.options.get("branches", [])
+               if isinstance(b, Mapping) and "label" in b]
     not_bilingual = [label for label in labels
                      if not (isinstance(label, Mapping) and {"zh-CN", "en"} <= set(label))]
     assert not_bilingual == []
@@ -64,7 +70,7 @@ def test_every_postal_expression_gives_the_same_result_for_the_same_inputs_and_c
     bundle = load_bundle(POSTAL, build_registry(plugins=False))
     found = [e for kind in ("form", "flow") for spec in bundle.all(kind).values() for e in expressions(spec)]
     assert len(found) >= 2
-    names = {**SAMPLE, "record": SAMPLE, "user": {"username": "agent"}}
+    names = {**SAMPLE, "record": SAMPLE, "user": {"username": "agent"}, "flow": {"manager_review": {}}}
     ctx = EvalContext(now=datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc), calendar=bundle.meta.calendar)
     first = [e.evaluate(names, ctx) for e in found]
     again = [e.evaluate(dict(names), EvalContext(now=ctx.now, calendar=bundle.meta.calendar)) for e in found]

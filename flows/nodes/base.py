@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping
 
 from engine.errors import ConflictError
 from engine.kinds import BuildContext
+from engine.schema import LABEL_SCHEMA
 from engine.types import YamlPath
 from engine.yamlsource import Document
 from flows.spec import NodeSpec
@@ -42,6 +43,11 @@ class NodeType:
         """Check the node against the rest of the bundle; return compiled parts."""
         return {}
 
+    def check_bundle(self, node: NodeSpec, flow: Any, bundle: Any, ctx: BuildContext, doc: Document,
+                     path: YamlPath) -> None:
+        """Checks against other definitions once the whole bundle is built (e.g. another flow)."""
+        return None
+
     def enter(self, run: "NodeRun") -> None:
         raise NotImplementedError
 
@@ -57,26 +63,143 @@ class NodeType:
         run.move_to(run.node.next)
 
 
+HIDDEN_FIELDS_SCHEMA: dict[str, Any] = {
+    "type": "array", "items": {"type": "string"},
+    "description": "form fields the people working at this step may not see (server-enforced on "
+                   "pages, lists, exports and prints), e.g. the compensation amount for frontline staff"}
+
+
 def check_people_and_fields(node: NodeSpec, flow: Any, ctx: BuildContext, doc: Document,
                             path: YamlPath) -> None:
     """The load checks every node that gives people work shares: its `fields` exist on the form,
     and the roles and departments its `assign` names (including watchers) exist in bundle.yaml."""
     form = ctx.definitions.get("form", {}).get(flow["form"])
-    for i, name in enumerate(node.options.get("fields", [])):
-        if form is not None and name not in form.fields:
-            ctx.unknown(doc, path + ("fields", i), "field", name, form.fields)
+    for key in ("fields", "hidden_fields"):
+        for i, name in enumerate(node.options.get(key, [])):
+            if form is not None and name not in form.fields:
+                ctx.unknown(doc, path + (key, i), "field", name, form.fields)
+    _check_roles_and_departments(node.options.get("assign", {}), ctx, doc, path + ("assign",))
+
+
+ASSIGN_PROPERTIES: dict[str, Any] = {
+    "role": {"type": "string"},
+    "user": {"type": "string"},
+    "department": {"type": "string"},
+    "expression": {"type": "string", "description": "an expression giving a username, e.g. account_manager"},
+    "submitter": {"type": "boolean", "description": "the user who created the record"},
+    "assignee_of": {"type": "string", "description": "whoever did (or holds) the task of that node"},
+    "manager_of": {"type": "string",
+                   "description": "the manager (bundle.yaml `manager`) of: `submitter`, "
+                                  "`assignee_of: <node>`, or an expression giving a username"},
+    "strategy": {"enum": ["claim", "round_robin", "least_loaded"]},
+    "cc": {"type": "object", "additionalProperties": False,
+           "description": "watchers told about the task (抄送), e.g. the account manager",
+           "properties": {"roles": {"type": "array", "items": {"type": "string"}},
+                          "users": {"type": "array", "items": {"type": "string"}},
+                          "expression": {"type": "string",
+                                         "description": "an expression giving a username or a list"}}},
+}
+ASSIGN_SCHEMA: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "description": "who does the task",
+    "properties": ASSIGN_PROPERTIES,
+}
+
+ESCALATION_SCHEMA: dict[str, Any] = {
+    "type": "array", "minItems": 1, "maxItems": 3,
+    "description": "graded response (分级响应): what escalating the task to level 1-3 changes",
+    "items": {
+        "type": "object", "required": ["level"], "additionalProperties": False,
+        "properties": {
+            "level": {"enum": [1, 2, 3]},
+            "label": LABEL_SCHEMA,
+            "when": {"type": ["string", "boolean"],
+                     "description": "escalate to this level at once when the task opens and this holds"},
+            "assign": ASSIGN_SCHEMA,
+            "keep_assignees": {"type": "boolean",
+                               "description": "add the new people to the task instead of replacing its assignees"},
+            "cc": ASSIGN_PROPERTIES["cc"],
+            "status": {"type": "string", "description": "record status once escalated to this level"},
+        },
+    },
+}
+
+
+def compile_assign(assign: Mapping[str, Any], flow: Any, ctx: BuildContext, doc: Document,
+                   path: YamlPath, scope: set[str] | None) -> dict[str, Any]:
+    """Check an `assign:` mapping and compile its expressions.
+
+    Returns {"expression": Expression, "manager_of": ("submitter",) | ("assignee_of", node) |
+    ("expression", Expression), "cc": Expression} for the keys present.
+    """
+    compiled: dict[str, Any] = {}
+    nodes = flow.get("nodes") or {}
+    if "expression" in assign:
+        compiled["expression"] = ctx.expression(doc, path + ("expression",), scope)
+    if "assignee_of" in assign and assign["assignee_of"] not in nodes:
+        ctx.unknown(doc, path + ("assignee_of",), "node", assign["assignee_of"], nodes)
+    if "manager_of" in assign:
+        text = str(assign["manager_of"]).strip()
+        if text == "submitter":
+            compiled["manager_of"] = ("submitter",)
+        elif text.startswith("assignee_of:"):
+            target = text.split(":", 1)[1].strip()
+            if target not in nodes:
+                ctx.unknown(doc, path + ("manager_of",), "node", target, nodes)
+            compiled["manager_of"] = ("assignee_of", target)
+        else:
+            compiled["manager_of"] = ("expression", ctx.expression(doc, path + ("manager_of",), scope))
+    cc = assign.get("cc") or {}
+    if "expression" in cc:
+        compiled["cc"] = ctx.expression(doc, path + ("cc", "expression"), scope)
+    return compiled
+
+
+def _check_roles_and_departments(assign: Mapping[str, Any], ctx: BuildContext, doc: Document,
+                                 path: YamlPath) -> None:
     meta = ctx.meta
     if meta is None:
         return
-    assign = node.options.get("assign", {})
-    apath = path + ("assign",)
-    roles = [(apath + ("role",), assign["role"])] if "role" in assign else []
-    roles += [(apath + ("cc", "roles", i), r) for i, r in enumerate((assign.get("cc") or {}).get("roles", []))]
-    departments = [(apath + ("department",), assign["department"])] if "department" in assign else []
-    departments += [(apath + ("departments", i), d) for i, d in enumerate(assign.get("departments", []))]
+    roles = [(path + ("role",), assign["role"])] if "role" in assign else []
+    roles += [(path + ("cc", "roles", i), r) for i, r in enumerate((assign.get("cc") or {}).get("roles", []))]
+    departments = [(path + ("department",), assign["department"])] if "department" in assign else []
+    departments += [(path + ("departments", i), d) for i, d in enumerate(assign.get("departments", []))]
     for where, role in roles:
         if role not in meta.roles:
             ctx.unknown(doc, where, "role", role, meta.roles)
     for where, dep in departments:
         if dep not in meta.departments:
             ctx.unknown(doc, where, "department", dep, meta.departments)
+    users = {u.username for u in meta.demo_users}
+    named = [(path + ("user",), assign["user"])] if "user" in assign else []
+    named += [(path + ("cc", "users", i), u) for i, u in enumerate((assign.get("cc") or {}).get("users", []))]
+    for where, user in named:
+        if users and user not in users:
+            ctx.warning(doc, where, f"user '{user}' is not among bundle.yaml's users; "
+                        "make sure the account exists", code="unknown-user")
+
+
+def compile_escalation(node: NodeSpec, flow: Any, ctx: BuildContext, doc: Document, path: YamlPath,
+                       scope: set[str] | None) -> dict[int, dict[str, Any]]:
+    """Compile a node's `escalation:` levels: {level: {"assign", "compiled", "when", ...}}."""
+    levels: dict[int, dict[str, Any]] = {}
+    for i, raw in enumerate(node.options.get("escalation") or []):
+        where = path + ("escalation", i)
+        level = int(raw["level"])
+        if level in levels:
+            ctx.error(doc, where + ("level",), f"escalation level {level} is defined twice",
+                      code="escalation")
+            continue
+        when = raw.get("when")
+        entry = {
+            "level": level, "label": raw.get("label"), "assign": raw.get("assign"),
+            "keep": bool(raw.get("keep_assignees", False)), "cc": raw.get("cc"),
+            "status": raw.get("status"),
+            "when": ctx.expression(doc, where + ("when",), scope) if isinstance(when, str) else when,
+            "compiled": compile_assign(raw.get("assign") or {}, flow, ctx, doc, where + ("assign",), scope),
+        }
+        _check_roles_and_departments(raw.get("assign") or {}, ctx, doc, where + ("assign",))
+        if raw.get("cc"):
+            entry["cc_compiled"] = compile_assign({"cc": raw["cc"]}, flow, ctx, doc, where, scope)
+            _check_roles_and_departments({"cc": raw["cc"]}, ctx, doc, where)
+        levels[level] = entry
+    return levels

@@ -8,27 +8,10 @@ from engine.kinds import BuildContext
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.types import YamlPath
 from engine.yamlsource import Document
-from flows.nodes.base import NodeType, check_people_and_fields
+from flows.nodes.base import (ASSIGN_SCHEMA, ESCALATION_SCHEMA, HIDDEN_FIELDS_SCHEMA, NodeType,
+                              check_people_and_fields,
+                              compile_assign, compile_escalation)
 from flows.spec import NodeSpec
-
-ASSIGN_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "description": "who does the task",
-    "properties": {
-        "role": {"type": "string"},
-        "user": {"type": "string"},
-        "department": {"type": "string"},
-        "expression": {"type": "string", "description": "an expression giving a username"},
-        "submitter": {"type": "boolean"},
-        "strategy": {"enum": ["claim", "round_robin", "least_loaded"]},
-        "cc": {"type": "object", "additionalProperties": False,
-               "description": "watchers told about the task (抄送), e.g. the account manager",
-               "properties": {"roles": {"type": "array", "items": {"type": "string"}},
-                              "users": {"type": "array", "items": {"type": "string"}}}},
-    },
-}
-
 
 class Start(NodeType):
     name = "start"
@@ -47,9 +30,11 @@ class Task(NodeType):
         "assign": ASSIGN_SCHEMA,
         "fields": {"type": "array", "items": {"type": "string"},
                    "description": "form fields this step may edit"},
+        "hidden_fields": HIDDEN_FIELDS_SCHEMA,
         "outcomes": {"type": "array", "items": {"type": "string", "pattern": NAME_PATTERN}},
         "instructions": LABEL_SCHEMA,
         "status": {"type": "string", "description": "record status while at this step"},
+        "escalation": ESCALATION_SCHEMA,
     }}
     examples = ("accept:\n  type: task\n  label: {zh-CN: 受理, en: Accept}\n  assign: {role: agent}\n"
                 "  fields: [urgency, category]\n  next: done\n",)
@@ -57,14 +42,20 @@ class Task(NodeType):
     def compile(self, node: NodeSpec, flow: Any, ctx: BuildContext, doc: Document,
                 path: YamlPath, scope: set[str]) -> dict[str, Any]:
         check_people_and_fields(node, flow, ctx, doc, path)
-        assign = node.options.get("assign", {})
-        compiled: dict[str, Any] = {}
-        if "expression" in assign:
-            compiled["assignee"] = ctx.expression(doc, path + ("assign", "expression"), scope)
+        compiled: dict[str, Any] = {
+            "assign": compile_assign(node.options.get("assign", {}), flow, ctx, doc, path + ("assign",), scope),
+        }
+        if node.options.get("escalation"):
+            compiled["escalation"] = compile_escalation(node, flow, ctx, doc, path, scope)
         return compiled
 
     def enter(self, run: Any) -> None:
         run.create_task()
+
+    def on_task_completed(self, run: Any, task: Any, outcome: str | None) -> None:
+        # `flow.<node>` tells later nodes what happened here (e.g. `"manager_review" in flow`).
+        run.variables[run.node.id] = {"outcome": outcome, "by": run.actor}
+        run.move_to(run.node.next)
 
 
 class Decision(NodeType):

@@ -66,11 +66,16 @@ def test_the_age_of_an_open_record_keeps_growing_in_working_time(system: System,
 
 def test_a_finished_record_has_no_current_node_and_closed_steps(system: System, clock: ManualClock) -> None:
     record_id = system.forms.submit("complaint", COMPLAINT).record_id
-    for values in ({"urgency": "normal"}, {"resolution": "已补发"}):
+    steps = [("accept", "agent", {"urgency": "normal"}), ("marketing_review", "marketing", {}),
+             ("operations_review", "operations", {}), ("propose", "agent", {"compensation": "0"}),
+             ("reply", "agent", {"resolution": "已补发"}),
+             ("confirm", "agent", {"customer_confirmed": True, "satisfaction": 5})]
+    for node, user, values in steps:
         clock.advance(timedelta(hours=1))
-        (task,) = system.flows.open_tasks("complaint", record_id)
-        system.flows.complete(task["id"], "agent", values=values)
+        (task,) = [t for t in system.flows.open_tasks("complaint", record_id) if t["node"] == node]
+        system.flows.complete(task["id"], user, values=values)
     line = timeline(system, record_id)
     assert line.current == () and all(not s.open for s in line.steps)
     dwell = line.dwell()
-    assert dwell["resolve"][0] == timedelta(hours=1)
+    assert dwell["reply"][0] == timedelta(hours=1)
+    assert dwell["operations_review"][0] == timedelta(hours=2)  # opened with marketing's, done an hour later

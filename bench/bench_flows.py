@@ -1,0 +1,262 @@
+"""Benchmark: the flow engine (issue 5, PERFORMANCE.md section 1).
+
+One run reports, on SQLite and on PostgreSQL (a fresh schema):
+1. full postal-flow instances completed per second: a complaint submitted, then every task of
+   REQUIREMENTS section 2 completed through the Python API, each command its own transaction
+   (every step persisted), with the bundle's rules, SLA policies and notifications running as in
+   production. Mix: 2 of 3 are delay complaints (submit, accept, marketing, operations, proposal,
+   reply, confirmation: 7 commands); 1 of 3 are damage claims of 8000 (finance joins the
+   assessment, the auto_grade rule makes it a level-2 case for the department manager, the
+   finance director approves: 10 commands). Goal >= 300/s on SQLite.
+2. a 3-step process (accept -> amount > 5000 ? finance approval : handle -> end): Docket
+   beside SpiffWorkflow 3 persisted to SQLite after each step (deserialize -> run the task ->
+   serialize -> UPDATE, one transaction per step, WAL + synchronous=NORMAL like Docket), same
+   instances, half of them above 5000. Goal: Docket >= 10x SpiffWorkflow.
+
+Run: .venv/bin/python bench/bench_flows.py [--postal N] [--three N] [--pg URL | --no-pg] [--profile]
+(SpiffWorkflow comes with the `bench` extra: pip install -e '.[bench]'.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import itertools
+import json
+import pstats
+import sqlite3
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.clock import ManualClock  # noqa: E402
+from web.system import System, boot  # noqa: E402
+
+POSTAL = ROOT / "definitions" / "postal_complaints"
+THREE = ROOT / "bench" / "workloads" / "three_step"
+START = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
+DELAY = {
+    "customer_name": "华中物流客户", "contact_name": "刘女士", "contact_phone": "027-88886666",
+    "occurred_at": "2026-11-19T09:00:00+08:00", "category": "delivery_late", "description": "延误三天",
+}
+DAMAGE = {**DELAY, "category": "damage_goods", "description": "设备破损", "amount_claimed": "8000"}
+PG_SCHEMA = "bench_flows"
+SERIAL = itertools.count()
+"""Instance numbers, unique across runs: a customer name repeated 3 times in 30 days would make
+the repeat-customer rule raise the level."""
+
+
+# -- Docket --------------------------------------------------------------------------------------
+def open_task(system: System, form: str, record_id: int, node: str) -> int:
+    for task in system.flows.open_tasks(form, record_id):
+        if task["node"] == node:
+            return int(task["id"])
+    raise AssertionError(f"{form} {record_id}: no open task at {node}")
+
+
+def postal_instance(system: System, i: int) -> int:
+    """One complaint from submission to closure; returns the number of commands."""
+    damage = i % 3 == 2
+    flows = system.flows
+    values = {**(DAMAGE if damage else DELAY), "customer_name": f"客户{i:06d}"}  # no repeat-customer rule
+    record_id = system.forms.submit("complaint", values, actor="accounts").record_id
+    steps: list[tuple[str, str, dict[str, Any] | None, dict[str, Any]]] = [
+        ("accept", "agent", {"urgency": "normal"}, {}),
+        ("marketing_review", "marketing", {"marketing_assessment": "影响续约"}, {}),
+        ("operations_review", "operations", {"operations_finding": "中转延误"}, {}),
+    ]
+    if damage:
+        steps.append(("finance_review", "finance", {"finance_assessment": "保价内"}, {}))
+        steps.append(("manager_review", "manager", {"review_opinion": "同意"}, {}))
+    steps.append(("propose", "agent", {"compensation": "8000" if damage else "300"}, {}))
+    if damage:
+        steps.append(("director_approval", "director", None, {"outcome": "approve"}))
+    steps += [("reply", "agent", {"resolution": "已赔付"}, {}),
+              ("confirm", "agent", {"customer_confirmed": True, "satisfaction": 5}, {})]
+    # Every open task of a record is read once, then completed: what an inbox client does.
+    for node, user, values, extra in steps:
+        flows.complete(open_task(system, "complaint", record_id, node), user, values=values, **extra)
+    state = flows.instances("complaint", record_id)[-1]
+    assert state["outcome"] == "resolved", state
+    return 1 + len(steps)
+
+
+def three_step_instance(system: System, i: int) -> int:
+    amount = 8000 if i % 2 else 1200
+    flows = system.flows
+    record_id = system.forms.submit("claim", {"customer": f"c{i}", "amount": str(amount)}, actor="agent").record_id
+    (task,) = flows.open_tasks("claim", record_id)
+    flows.complete(task["id"], "agent")
+    (task,) = flows.open_tasks("claim", record_id)
+    if amount > 5000:
+        flows.complete(task["id"], "finance", outcome="approve")
+    else:
+        flows.complete(task["id"], "agent")
+    return 3
+
+
+def rate(system: System, instance: Callable[[System, int], int], n: int, warm: int = 20) -> tuple[float, float]:
+    """(instances/s, commands/s) over `n` instances after `warm` unmeasured ones."""
+    for _ in range(warm):
+        instance(system, next(SERIAL))
+    commands = 0
+    t = time.perf_counter()
+    for _ in range(n):
+        commands += instance(system, next(SERIAL))
+    elapsed = time.perf_counter() - t
+    return n / elapsed, commands / elapsed
+
+
+# -- SpiffWorkflow ---------------------------------------------------------------------------
+class SpiffPeer:
+    """The same 3-step process in SpiffWorkflow, its JSON in SQLite after every step."""
+
+    def __init__(self, db_path: Path):
+        from SpiffWorkflow.bpmn.parser import BpmnParser
+        from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+
+        parser = BpmnParser()
+        parser.add_bpmn_file(str(THREE / "claim.bpmn"))
+        self.spec = parser.get_spec("claim")
+        self.serializer = BpmnWorkflowSerializer()
+        self.db = sqlite3.connect(db_path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS workflow (id INTEGER PRIMARY KEY, state TEXT NOT NULL)")
+
+    def step(self, workflow_id: int, data: dict[str, Any]) -> str | None:
+        """Load, complete the ready user task, store; returns the task's name."""
+        from SpiffWorkflow.util.task import TaskState
+
+        self.db.execute("BEGIN IMMEDIATE")
+        (state,) = self.db.execute("SELECT state FROM workflow WHERE id = ?", (workflow_id,)).fetchone()
+        wf = self.serializer.deserialize_json(state)
+        task = wf.get_next_task(state=TaskState.READY, manual=True)
+        name = task.task_spec.name
+        task.data.update(data)
+        task.run()
+        wf.do_engine_steps()
+        self.db.execute("UPDATE workflow SET state = ? WHERE id = ?", (self.serializer.serialize_json(wf), workflow_id))
+        self.db.execute("COMMIT")
+        return name
+
+    def instance(self, i: int) -> int:
+        from SpiffWorkflow.bpmn import BpmnWorkflow
+
+        amount = 8000 if i % 2 else 1200
+        wf = BpmnWorkflow(self.spec)
+        wf.do_engine_steps()
+        self.db.execute("BEGIN IMMEDIATE")
+        workflow_id = self.db.execute("INSERT INTO workflow (state) VALUES (?)",
+                                      (self.serializer.serialize_json(wf),)).lastrowid
+        self.db.execute("COMMIT")
+        assert self.step(workflow_id, {"amount": amount}) == "accept"
+        second = self.step(workflow_id, {"approved": True})
+        assert second == ("finance_approval" if amount > 5000 else "handle"), second
+        return 3
+
+    def rate(self, n: int, warm: int = 20) -> float:
+        for i in range(warm):
+            self.instance(i)
+        t = time.perf_counter()
+        for i in range(warm, warm + n):
+            self.instance(i)
+        return n / (time.perf_counter() - t)
+
+
+# -- databases ---------------------------------------------------------------------------------
+def sqlite_system(bundle: Path, folder: Path) -> System:
+    folder.mkdir(parents=True, exist_ok=True)
+    return boot(bundle, db_url=f"sqlite:///{folder / 'docket.db'}", clock=ManualClock(START))
+
+
+def pg_system(bundle: Path, url: str) -> System:
+    import psycopg
+    import sqlalchemy as sa
+
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as con:
+        con.execute(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE")
+        con.execute(f"CREATE SCHEMA {PG_SCHEMA}")
+    engine_url = sa.engine.make_url(url).update_query_dict({"options": f"-csearch_path={PG_SCHEMA}"})
+    return boot(bundle, db_url=engine_url.render_as_string(hide_password=False), clock=ManualClock(START))
+
+
+def drop_pg(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as con:
+        con.execute(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE")
+
+
+def profile(system: System, instance: Callable[[System, int], int], n: int, top: int = 18) -> str:
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(n):
+        instance(system, next(SERIAL))
+    prof.disable()
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
+def best(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    """The median run (by instances/s) of several."""
+    return sorted(runs)[len(runs) // 2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--postal", type=int, default=300, help="postal instances per measured run")
+    parser.add_argument("--three", type=int, default=500, help="3-step instances per measured run")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--no-pg", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="print where the time goes (SQLite)")
+    args = parser.parse_args(argv)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        postal = sqlite_system(POSTAL, folder / "postal")
+        results["postal_sqlite"] = best([rate(postal, postal_instance, args.postal) for _ in range(args.runs)])
+        three = sqlite_system(THREE, folder / "three")
+        results["three_sqlite"] = best([rate(three, three_step_instance, args.three) for _ in range(args.runs)])
+        spiff = SpiffPeer(folder / "spiff.db")
+        results["spiff_sqlite"] = sorted(spiff.rate(args.three) for _ in range(args.runs))[args.runs // 2]
+        if args.profile:
+            print(profile(postal, postal_instance, 100))
+            print(profile(three, three_step_instance, 300))
+    if not args.no_pg:
+        try:
+            results["postal_pg"] = best([rate(pg_system(POSTAL, args.pg), postal_instance, args.postal)
+                                         for _ in range(1)])
+            results["three_pg"] = best([rate(pg_system(THREE, args.pg), three_step_instance, args.three)
+                                        for _ in range(1)])
+        finally:
+            drop_pg(args.pg)
+    print("| workload | database | instances/s | commands/s |")
+    print("| --- | --- | ---: | ---: |")
+    for key, label in (("postal_sqlite", "postal flow, full (7-10 commands)"), ("postal_pg", "postal flow, full"),
+                       ("three_sqlite", "3-step, Docket"), ("three_pg", "3-step, Docket")):
+        if key in results:
+            db = "SQLite" if key.endswith("sqlite") else "PostgreSQL"
+            inst, cmds = results[key]
+            print(f"| {label} | {db} | {inst:,.0f} | {cmds:,.0f} |")
+    spiff_rate = results["spiff_sqlite"]
+    print(f"| 3-step, SpiffWorkflow + JSON in SQLite per step | SQLite | {spiff_rate:,.0f} | {3 * spiff_rate:,.0f} |")
+    ratio = results["three_sqlite"][0] / spiff_rate
+    print(f"\nDocket / SpiffWorkflow (3-step, SQLite): {ratio:.2f}x (goal >= 10x)")
+    print(f"postal flow on SQLite: {results['postal_sqlite'][0]:.0f} instances/s (goal >= 300/s)")
+    print(json.dumps({k: v for k, v in results.items()}, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""`docket validate` reports a flow's structural mistakes as errors with file:line:col."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cli import main
+from tests.engine.bundle_kit import problems, write_bundle
+
+GOOD = """\
+    flow: ticket_flow
+    form: ticket
+    start: begin
+    nodes:
+      begin:
+        type: start
+        next: split
+      split:
+        type: parallel
+        branches: [a, b]
+      a:
+        type: task
+        assign: {role: agent}
+        next: joined
+      b:
+        type: task
+        assign: {role: agent}
+        next: joined
+      joined:
+        type: join
+        split: split
+        next: route
+      route:
+        type: decision
+        branches:
+          - when: urgency == "high"
+            to: done
+          - else: done
+      done:
+        type: end
+    """.rstrip(" ")
+
+
+def errors(tmp_path: Path, flow: str) -> list[tuple[str, int, int, str]]:
+    return problems(tmp_path, {"flows/ticket_flow.yaml": flow})
+
+
+def test_the_good_flow_has_no_errors(tmp_path: Path) -> None:
+    assert errors(tmp_path, GOOD) == []
+
+
+def test_an_unreachable_node_is_an_error_at_its_key(tmp_path: Path) -> None:
+    flow = GOOD + "      orphan:\n        type: task\n        assign: {role: agent}\n        next: done\n"
+    assert ("flows/ticket_flow.yaml", 31, 3, "node 'orphan' is unreachable from the start 'begin'") \
+        in errors(tmp_path, flow)
+
+
+def test_a_path_that_never_ends_is_an_error_at_each_node_on_it(tmp_path: Path) -> None:
+    flow = GOOD.replace("          - else: done", "          - else: loop") + (
+        "      loop:\n        type: task\n        assign: {role: agent}\n        next: again\n"
+        "      again:\n        type: task\n        assign: {role: agent}\n        next: loop\n")
+    found = errors(tmp_path, flow)
+    assert ("flows/ticket_flow.yaml", 31, 3,
+            "no path from node 'loop' reaches an end: records there could never finish") in found
+    assert ("flows/ticket_flow.yaml", 35, 3,
+            "no path from node 'again' reaches an end: records there could never finish") in found
+
+
+def test_a_join_without_its_split_is_an_error_at_split(tmp_path: Path) -> None:
+    flow = GOOD.replace("        split: split", "        split: spilt")
+    found = errors(tmp_path, flow)
+    assert ("flows/ticket_flow.yaml", 21, 12, "unknown node 'spilt'") in found
+
+
+def test_a_join_naming_a_node_that_is_not_a_split_is_an_error(tmp_path: Path) -> None:
+    flow = GOOD.replace("        split: split", "        split: a")
+    assert ("flows/ticket_flow.yaml", 21, 12, "join 'joined' must name a parallel split; 'a' is a task node") \
+        in errors(tmp_path, flow)
+
+
+def test_a_decision_without_else_is_an_error_at_its_branches(tmp_path: Path) -> None:
+    flow = GOOD.replace("          - else: done\n", "          - when: urgency == \"low\"\n            to: done\n")
+    found = errors(tmp_path, flow)
+    assert ("flows/ticket_flow.yaml", 26, 7,
+            "decision has no 'else' branch: a record matching no condition would be stuck") in found
+
+
+@pytest.mark.parametrize("defect, message", [
+    ("      orphan:\n        type: end\n", "node 'orphan' is unreachable"),
+])
+def test_the_command_line_prints_the_position(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                              defect: str, message: str) -> None:
+    root = write_bundle(tmp_path / "b", {"flows/ticket_flow.yaml": GOOD + defect})
+    assert main(["validate", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert f"ticket_flow.yaml:31:3: error: {message}" in err
