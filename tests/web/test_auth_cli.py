@@ -1,0 +1,126 @@
+"""`docket users ...` and the demo users' password printed by `docket serve`."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+import cli
+from engine.storage.db import create_engine, read_transaction
+from engine.storage.tables import audit_log, users
+from web.auth import demo_mode, verify_password
+
+from tests.web.auth_kit import POSTAL
+
+
+def password_hash(url: str, username: str) -> str | None:
+    engine = create_engine(url)
+    try:
+        with read_transaction(engine) as conn:
+            return conn.execute(select(users.c.password_hash).where(users.c.username == username)).scalar()
+    finally:
+        engine.dispose()
+
+
+def run(monkeypatch: pytest.MonkeyPatch, argv: list[str], stdin: str = "") -> int:
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    return cli.main(argv)
+
+
+def test_users_add_creates_a_user_with_roles_and_a_password(
+        monkeypatch: pytest.MonkeyPatch, sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(monkeypatch, ["users", "add", "liu", "--name", "刘客服", "--role", "agent", "--department", "service",
+                             "--password-stdin", "--bundle", str(POSTAL), "--db", sqlite_url],
+               "a long enough passphrase\n")
+    assert code == 0
+    assert verify_password(password_hash(sqlite_url, "liu"), "a long enough passphrase")
+    assert run(monkeypatch, ["users", "list", "--bundle", str(POSTAL), "--db", sqlite_url]) == 0
+    listed = capsys.readouterr().out
+    assert any(line.startswith("liu ") and "agent" in line and "password set" in line for line in listed.splitlines())
+
+
+def test_users_add_refuses_an_unknown_role_saying_which_exist(
+        monkeypatch: pytest.MonkeyPatch, sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(monkeypatch, ["users", "add", "liu", "--role", "emperor", "--no-password",
+                             "--bundle", str(POSTAL), "--db", sqlite_url])
+    assert code == 1
+    assert "unknown role 'emperor' (roles: agent, " in capsys.readouterr().err
+
+
+def test_set_password_sets_it_and_audits_it(monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> None:
+    code = run(monkeypatch, ["users", "set-password", "supervisor", "--password-stdin",
+                             "--bundle", str(POSTAL), "--db", sqlite_url], "another long passphrase\n")
+    assert code == 0
+    assert verify_password(password_hash(sqlite_url, "supervisor"), "another long passphrase")
+    engine = create_engine(sqlite_url)
+    with read_transaction(engine) as conn:
+        actions = [tuple(r) for r in conn.execute(select(audit_log.c.actor, audit_log.c.action, audit_log.c.target))]
+    engine.dispose()
+    assert ("cli", "user.password", "supervisor") in actions
+
+
+def test_set_password_refuses_a_short_one(monkeypatch: pytest.MonkeyPatch, sqlite_url: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(monkeypatch, ["users", "set-password", "supervisor", "--password-stdin",
+                             "--bundle", str(POSTAL), "--db", sqlite_url], "short\n")
+    assert code == 1 and "at least 12 characters" in capsys.readouterr().err
+
+
+def test_set_password_of_an_unknown_user_fails_clearly(monkeypatch: pytest.MonkeyPatch, sqlite_url: str,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(monkeypatch, ["users", "set-password", "nobody", "--password-stdin",
+                             "--bundle", str(POSTAL), "--db", sqlite_url], "a long enough passphrase\n")
+    assert code == 1 and "no user 'nobody'" in capsys.readouterr().err
+
+
+# -- demo mode ---------------------------------------------------------------------------------
+
+def test_demo_mode_is_on_for_the_quick_start_database_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DOCKET_DEMO", raising=False)
+    assert demo_mode(None, "sqlite:///var/docket.db", True)
+    assert not demo_mode(None, "sqlite:///var/docket.db", False)
+    assert not demo_mode(None, f"sqlite:///{tmp_path / 'elsewhere.db'}", True)
+    assert not demo_mode(None, "postgresql+psycopg://u@db/docket", True)
+    assert demo_mode(True, "postgresql+psycopg://u@db/docket", True)
+    assert not demo_mode(False, "sqlite:///var/docket.db", True)
+    monkeypatch.setenv("DOCKET_DEMO", "0")
+    assert not demo_mode(None, "sqlite:///var/docket.db", True)
+    monkeypatch.setenv("DOCKET_DEMO", "1")
+    assert demo_mode(None, "postgresql+psycopg://u@db/docket", True)
+
+
+def test_serve_gives_passwordless_demo_users_the_printed_password(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from web.system import boot
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DOCKET_DEMO", raising=False)
+    url = "sqlite:///var/docket.db"
+    (tmp_path / "var").mkdir()
+    system = boot(POSTAL, db_url=url)
+    cli._print_demo_users(system, url, None)
+    out = capsys.readouterr().out
+    password = (tmp_path / "var" / "demo_password").read_text("utf-8")
+    assert f"password: {password}" in out and "    agent " in out
+    assert (tmp_path / "var" / "demo_password").stat().st_mode & 0o077 == 0
+    assert verify_password(password_hash(url, "agent"), password)
+    cli._print_demo_users(system, url, None)  # a restart prints the same password
+    assert f"password: {password}" in capsys.readouterr().out
+    system.db.dispose()
+
+
+def test_serve_outside_demo_mode_gives_no_password(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from web.system import boot
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DOCKET_DEMO", raising=False)
+    system = boot(POSTAL, db_url=sqlite_url)
+    cli._print_demo_users(system, sqlite_url, None)
+    assert "no password until" in capsys.readouterr().out
+    assert password_hash(sqlite_url, "agent") is None
+    system.db.dispose()

@@ -1,0 +1,327 @@
+"""CSRF, sign-in throttling, forwarded addresses, headers, cookie flags and error pages
+(RELIABILITY 41, 44, 46, 54, 55)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from engine.clock import ManualClock
+from web.app import create_app
+from web.auth import DEVICE_COOKIE, SESSION_COOKIE, require_principal
+from web.system import System, boot
+
+from tests.web.auth_kit import PASSWORD, POSTAL, Seconds, csrf_of, give_password, new_clock, sign_in
+
+COMPLAINT = {
+    "customer_name": "华东电子商务有限公司", "contact_name": "陈先生", "contact_phone": "13812345678",
+    "occurred_at": "2026-11-20T10:30:00+08:00", "category": "transport_late",
+    "description": "十票快件超时三天", "region": "east",
+}
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return new_clock()
+
+
+@pytest.fixture
+def seconds() -> Seconds:
+    return Seconds()
+
+
+@pytest.fixture
+def system(tmp_path: Path, clock: ManualClock) -> System:
+    system = boot(POSTAL, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock)
+    give_password(system, "agent")
+    return system
+
+
+@pytest.fixture
+def client(system: System, seconds: Seconds) -> TestClient:
+    return TestClient(create_app(system, secret="test-secret", monotonic=seconds), raise_server_exceptions=False)
+
+
+def signed_in(client: TestClient) -> str:
+    """Sign the client in as agent; returns a CSRF token of the session."""
+    assert sign_in(client, "agent").status_code == 303
+    return csrf_of(client.get("/signout").text)
+
+
+def is_signed_in(client: TestClient) -> bool:
+    return 'id="user-name"' in client.get("/signout").text
+
+
+# -- CSRF (41) ---------------------------------------------------------------------------------
+
+def test_a_post_without_the_token_is_refused(client: TestClient) -> None:
+    signed_in(client)
+    response = client.post("/signout", data={}, follow_redirects=False)
+    assert response.status_code == 403
+    assert is_signed_in(client)
+
+
+def test_sign_in_itself_needs_the_token(client: TestClient) -> None:
+    client.get("/signin")
+    response = client.post("/signin", data={"username": "agent", "password": PASSWORD}, follow_redirects=False)
+    assert response.status_code == 403 and not is_signed_in(client)
+
+
+def test_a_token_from_another_session_is_refused(client: TestClient, system: System, seconds: Seconds) -> None:
+    other = TestClient(client.app)
+    foreign_token = signed_in(other)
+    signed_in(client)
+    response = client.post("/signout", data={"csrf_token": foreign_token}, follow_redirects=False)
+    assert response.status_code == 403 and is_signed_in(client)
+
+
+def test_a_foreign_origin_is_refused_even_with_the_token(client: TestClient) -> None:
+    token = signed_in(client)
+    response = client.post("/signout", data={"csrf_token": token}, headers={"Origin": "https://evil.example"},
+                           follow_redirects=False)
+    assert response.status_code == 403 and is_signed_in(client)
+
+
+def test_an_opaque_origin_is_refused(client: TestClient) -> None:
+    token = signed_in(client)
+    response = client.post("/signout", data={"csrf_token": token}, headers={"Origin": "null"},
+                           follow_redirects=False)
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+def test_sec_fetch_site_from_elsewhere_is_refused(client: TestClient, site: str) -> None:
+    token = signed_in(client)
+    response = client.post("/signout", data={"csrf_token": token}, headers={"Sec-Fetch-Site": site},
+                           follow_redirects=False)
+    assert response.status_code == 403 and is_signed_in(client)
+
+
+def test_a_same_origin_post_with_the_token_goes_through(client: TestClient) -> None:
+    token = signed_in(client)
+    response = client.post("/signout", data={"csrf_token": token},
+                           headers={"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"},
+                           follow_redirects=False)
+    assert response.status_code == 303 and not is_signed_in(client)
+
+
+def test_a_multipart_post_carries_the_token_in_its_fields(client: TestClient) -> None:
+    token = signed_in(client)
+    response = client.post("/signout", data={"csrf_token": token}, files={"note": ("n.txt", b"x", "text/plain")},
+                           follow_redirects=False)
+    assert response.status_code == 303 and not is_signed_in(client)
+
+
+def test_the_api_with_a_session_cookie_needs_the_header(client: TestClient) -> None:
+    token = signed_in(client)
+    refused = client.post("/api/v1/forms/complaint/records", json=COMPLAINT)
+    assert refused.status_code == 403 and "error" in refused.json()
+    accepted = client.post("/api/v1/forms/complaint/records", json=COMPLAINT, headers={"X-CSRF-Token": token})
+    assert accepted.status_code == 201
+
+
+def test_the_api_with_a_bearer_token_is_not_subject_to_csrf(client: TestClient) -> None:
+    signed_in(client)
+    response = client.post("/api/v1/forms/complaint/records", json=COMPLAINT,
+                           headers={"Authorization": "Bearer integration-token"})
+    assert response.status_code != 403
+
+
+def test_the_public_form_keeps_working_for_a_signed_in_browser(client: TestClient, clock: ManualClock) -> None:
+    signed_in(client)
+    page = client.get("/f/complaint")
+    ticket = re.search(r'name="_ticket" value="([^"]+)"', page.text)
+    assert ticket
+    clock.advance(timedelta(seconds=10))
+    data = {**COMPLAINT, "occurred_at": "2026-11-20T10:30", "_ticket": ticket.group(1), "website": ""}
+    response = client.post("/f/complaint", data=data, follow_redirects=False)
+    assert response.status_code == 303
+
+
+def test_get_requests_never_change_state(client: TestClient, system: System) -> None:
+    signed_in(client)
+    for path in ("/signout", "/signin", "/admin/users", "/admin/reload"):
+        client.get(path)
+    assert is_signed_in(client)
+
+
+# -- sign-in throttling (44) and forwarded addresses (46) -------------------------------------
+
+@pytest.fixture
+def behind_proxy(monkeypatch: pytest.MonkeyPatch, system: System, seconds: Seconds) -> TestClient:
+    """The TestClient peer is a trusted proxy, so X-Forwarded-For names the client."""
+    monkeypatch.setenv("DOCKET_TRUSTED_PROXIES", "testclient")
+    return TestClient(create_app(system, secret="test-secret", monotonic=seconds), raise_server_exceptions=False)
+
+
+def attack(client: TestClient, addresses: list[str]) -> list[int]:
+    token = csrf_of(client.get("/signin").text)
+    statuses = []
+    for address in addresses:
+        response = client.post("/signin", data={"username": "agent", "password": "guess-guess-guess",
+                                                "csrf_token": token},
+                               headers={"X-Forwarded-For": address}, follow_redirects=False)
+        if response.status_code == 429:
+            assert int(response.headers["retry-after"]) >= 1
+        statuses.append(response.status_code)
+    return statuses
+
+
+def test_guessing_one_account_from_many_addresses_is_throttled(behind_proxy: TestClient) -> None:
+    statuses = attack(behind_proxy, [f"203.0.113.{i}" for i in range(100)])
+    assert statuses.count(401) == 20 and statuses.count(429) == 80
+
+
+def test_guessing_from_one_address_is_throttled(behind_proxy: TestClient) -> None:
+    statuses = attack(behind_proxy, ["198.51.100.7"] * 100)
+    assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}
+
+
+def test_the_real_user_signs_in_from_their_browser_during_an_attack(behind_proxy: TestClient) -> None:
+    real = TestClient(behind_proxy.app, raise_server_exceptions=False)
+    assert sign_in(real, "agent", **{"X-Forwarded-For": "192.0.2.10"}).status_code == 303
+    assert real.cookies.get(DEVICE_COOKIE)
+    attack(behind_proxy, [f"203.0.113.{i}" for i in range(100)])
+    attack(behind_proxy, ["198.51.100.7"] * 100)
+    assert sign_in(real, "agent", **{"X-Forwarded-For": "192.0.2.10"}).status_code == 303
+
+
+def test_a_new_browser_of_the_real_user_is_not_blocked_by_a_single_address_attack(behind_proxy: TestClient) -> None:
+    attack(behind_proxy, ["198.51.100.7"] * 100)
+    fresh = TestClient(behind_proxy.app, raise_server_exceptions=False)
+    assert sign_in(fresh, "agent", **{"X-Forwarded-For": "192.0.2.99"}).status_code == 303
+
+
+def test_unknown_accounts_are_throttled_like_real_ones(behind_proxy: TestClient) -> None:
+    token = csrf_of(behind_proxy.get("/signin").text)
+    statuses = [behind_proxy.post("/signin", data={"username": "ghost", "password": "guess-guess-guess",
+                                                   "csrf_token": token},
+                                  headers={"X-Forwarded-For": "198.51.100.8"}).status_code for _ in range(7)]
+    assert statuses == [401] * 5 + [429] * 2
+
+
+def test_the_throttle_lifts_after_its_window(behind_proxy: TestClient, seconds: Seconds) -> None:
+    attack(behind_proxy, ["198.51.100.7"] * 6)
+    seconds.now += 15 * 60 + 1
+    assert attack(behind_proxy, ["198.51.100.7"]) == [401]
+
+
+def test_a_forged_forwarded_for_from_a_non_proxy_does_not_reset_the_counter(client: TestClient) -> None:
+    token = csrf_of(client.get("/signin").text)
+    statuses = [client.post("/signin", data={"username": f"user{i}", "password": "guess-guess-guess",
+                                             "csrf_token": token},
+                            headers={"X-Forwarded-For": f"10.9.{i}.1"}).status_code for i in range(31)]
+    assert statuses[-1] == 429 and statuses[:30].count(429) == 0
+
+
+# -- headers and cookies (55) ------------------------------------------------------------------
+
+PATHS = ["/", "/signin", "/track", "/healthz", "/static/docket.css", "/no-such-page",
+         "/api/v1/forms/complaint/records", "/admin", "/admin/users"]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_every_response_carries_the_security_headers(client: TestClient, path: str) -> None:
+    response = client.get(path, follow_redirects=False)
+    csp = response.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp and "script-src 'self'" in csp
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"]
+
+
+def test_the_embeddable_form_may_be_framed_only_by_configured_sites(
+        monkeypatch: pytest.MonkeyPatch, system: System) -> None:
+    monkeypatch.setenv("DOCKET_EMBED_ORIGINS", "https://www.example-post.cn")
+    client = TestClient(create_app(system, secret="test-secret"))
+    csp = client.get("/f/complaint").headers["content-security-policy"]
+    assert "frame-ancestors 'self' https://www.example-post.cn" in csp
+    assert "x-frame-options" not in client.get("/f/complaint").headers
+
+
+def _session_cookie_header(response: Response) -> str:
+    found = [v for v in response.headers.get_list("set-cookie") if v.startswith(SESSION_COOKIE + "=")]
+    assert found, "no session cookie was set"
+    return found[0]
+
+
+def test_the_session_cookie_is_httponly_lax_and_secure_over_https(system: System) -> None:
+    client = TestClient(create_app(system, secret="test-secret"), base_url="https://testserver")
+    header = _session_cookie_header(sign_in(client, "agent"))
+    assert "HttpOnly" in header and "SameSite=Lax" in header and "Secure" in header
+
+
+def test_secure_cookies_can_be_forced_behind_a_tls_proxy(monkeypatch: pytest.MonkeyPatch, system: System) -> None:
+    monkeypatch.setenv("DOCKET_SECURE_COOKIES", "1")
+    client = TestClient(create_app(system, secret="test-secret"))
+    assert "Secure" in _session_cookie_header(client.get("/signin"))
+
+
+def test_plain_http_cookies_are_still_httponly_and_lax(client: TestClient) -> None:
+    header = _session_cookie_header(sign_in(client, "agent"))
+    assert "HttpOnly" in header and "SameSite=Lax" in header and "Secure" not in header
+
+
+def test_the_sign_in_page_is_not_cached(client: TestClient) -> None:
+    assert client.get("/signin").headers["cache-control"] == "no-store"
+
+
+# -- errors (54) -------------------------------------------------------------------------------
+
+def test_a_crash_in_a_signed_in_page_shows_a_reference_and_logs_the_traceback(
+        system: System, caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(system, secret="test-secret")
+
+    async def broken(request: Request) -> Response:
+        require_principal(request)
+        raise RuntimeError("database exploded: secret detail")
+
+    app.router.routes.insert(0, Route("/broken", broken))
+    client = TestClient(app, raise_server_exceptions=False)
+    sign_in(client, "agent")
+    with caplog.at_level(logging.ERROR):
+        response = client.get("/broken")
+    assert response.status_code == 500
+    assert "secret detail" not in response.text and "Traceback" not in response.text
+    reference = re.search(r"reference ([0-9a-f]{12})", response.text)
+    assert reference, response.text
+    logged = [r for r in caplog.records if reference.group(1) in r.getMessage()]
+    assert logged and logged[0].exc_info and "database exploded" in str(logged[0].exc_info[1])
+    assert response.headers["content-security-policy"]
+
+
+def test_anonymous_visitors_of_a_signed_in_page_are_sent_to_sign_in(system: System) -> None:
+    app = create_app(system, secret="test-secret")
+
+    async def private(request: Request) -> Response:
+        require_principal(request)
+        return Response("secret")
+
+    app.router.routes.insert(0, Route("/private", private))
+    response = TestClient(app).get("/private?x=1", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/signin?next=%2Fprivate%3Fx%3D1"
+
+
+def test_attempts_are_counted_before_the_password_check_so_parallel_guesses_cannot_slip_through() -> None:
+    from web.auth import SignInThrottle
+
+    seconds = Seconds()
+    throttle = SignInThrottle(seconds)
+    in_flight = [throttle.attempt("agent", "198.51.100.7", False) for _ in range(6)]  # none finished yet
+    assert in_flight[:5] == [None] * 5 and in_flight[5] is not None and in_flight[5] > 0
+
+
+def test_a_right_password_does_not_count_against_the_account() -> None:
+    from web.auth import SignInThrottle
+
+    throttle = SignInThrottle(Seconds())
+    for i in range(40):
+        assert throttle.attempt("agent", f"192.0.2.{i}", False) is None
+        throttle.succeeded("agent", f"192.0.2.{i}", False)
