@@ -1,0 +1,342 @@
+"""Record pages: the detail page with its timeline and the current task's actions, comments,
+files, a new record, and who may see what (RELIABILITY 47)."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from engine.clock import ManualClock
+from engine.storage.db import read_transaction
+from engine.storage.tables import history
+from tests.web.staff_kit import (START, boot_helpdesk, client_for, csrf_of, open_task, post,
+                                 submit)
+from web.system import System
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+@pytest.fixture
+def system(tmp_path: Path, clock: ManualClock) -> System:
+    return boot_helpdesk(tmp_path, clock)
+
+
+def claimed(system: System, record: int, username: str = "ann") -> dict:
+    task = open_task(system, record)
+    system.flows.claim(task["id"], username)
+    return open_task(system, record)
+
+
+def complete(client, record: int, task: dict, data: dict):  # type: ignore[no-untyped-def]
+    page = f"/records/ticket/{record}"
+    return post(client, f"{page}/tasks/{task['id']}/complete", {"version": str(task["version"]), **data},
+                page=page)
+
+
+# -- seeing a record ---------------------------------------------------------------------------
+def test_the_record_page_shows_fields_current_step_and_who_may_take_it(system: System) -> None:
+    record = submit(system, subject="Printer jams", details="Paper stuck in tray 2")
+    html = client_for(system, "ann").get(f"/records/ticket/{record}?lang=en").text
+    assert 'id="record-query-no">HD0001<' in html
+    assert "Paper stuck in tray 2" in html
+    assert re.search(r'id="record-current">Triage<', html)
+    assert 'action="/tasks/1/claim"' in html
+
+
+def test_the_diagram_highlights_the_current_step(system: System) -> None:
+    record = submit(system)
+    html = client_for(system, "ann").get(f"/records/ticket/{record}?lang=en").text
+    assert re.search(r'<g class="fd-node fd-box fd-current" data-node="triage" aria-current="step">', html)
+    assert 'data-node="solve" aria-current' not in html
+
+
+def test_a_record_outside_your_scope_is_not_found(system: System) -> None:
+    record = submit(system)
+    assert client_for(system, "nils").get(f"/records/ticket/{record}").status_code == 404
+    assert client_for(system, "carl").get(f"/records/ticket/{record}").status_code == 404
+    assert client_for(system, "max").get(f"/records/ticket/{record}").status_code == 200
+
+
+def test_an_unknown_record_and_an_unknown_form_are_not_found(system: System) -> None:
+    client = client_for(system, "max")
+    assert client.get("/records/ticket/999").status_code == 404
+    assert client.get("/records/nope/1").status_code == 404
+
+
+def test_signed_out_visitors_are_sent_to_sign_in(system: System) -> None:
+    record = submit(system)
+    assert client_for(system).get(f"/records/ticket/{record}").status_code == 303
+
+
+# -- handling the current task -----------------------------------------------------------------
+def test_only_the_holder_gets_the_step_form_with_the_fields_the_step_allows(system: System) -> None:
+    record = submit(system)
+    claimed(system, record, "ann")
+    mine = client_for(system, "ann").get(f"/records/ticket/{record}").text
+    other = client_for(system, "bob").get(f"/records/ticket/{record}").text
+    assert 'name="urgency"' in mine and 'name="internal_note"' in mine and 'name="answer"' not in mine
+    assert "/complete" not in other and 'name="urgency"' not in other
+
+
+def test_completing_a_step_saves_its_fields_and_moves_the_record_on(system: System) -> None:
+    record = submit(system)
+    task = claimed(system, record)
+    response = complete(client_for(system, "ann"), record, task, {"urgency": "low", "area": "printer"})
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/records/ticket/{record}?notice=completed"
+    values = system.forms.get("ticket", record)
+    assert (values["urgency"], values["area"]) == ("low", "printer")
+    assert open_task(system, record)["node"] == "solve"
+
+
+def test_invalid_values_come_back_next_to_their_field_with_what_was_typed(system: System) -> None:
+    record = submit(system)
+    task = claimed(system, record)
+    response = complete(client_for(system, "ann"), record, task,
+                        {"urgency": "extreme", "internal_note": "kept text"})
+    assert response.status_code == 422
+    assert re.search(r'<p class="error" id="f-urgency-error">', response.text)
+    assert "kept text</textarea>" in response.text
+    assert open_task(system, record)["node"] == "triage"
+
+
+def test_rejecting_without_the_required_comment_is_refused_next_to_the_comment(system: System) -> None:
+    record = submit(system)
+    complete(client_for(system, "ann"), record, claimed(system, record), {"urgency": "high"})
+    task = claimed(system, record, "max")
+    response = complete(client_for(system, "max"), record, task, {"outcome": "reject"})
+    assert response.status_code == 422
+    assert 'id="task-2-comment-error"' in response.text
+    assert open_task(system, record)["node"] == "approve"
+
+
+def test_an_approval_offers_approve_reject_and_return(system: System) -> None:
+    record = submit(system)
+    complete(client_for(system, "ann"), record, claimed(system, record), {"urgency": "high"})
+    claimed(system, record, "max")
+    html = client_for(system, "max").get(f"/records/ticket/{record}?lang=en").text
+    assert [v for v in re.findall(r'name="outcome" value="([a-z]*)"', html)] == ["approve", "reject", "return"]
+    assert '<option value="triage">Triage</option>' in html
+
+
+def test_returning_sends_the_record_back_with_the_comment_in_the_timeline(system: System) -> None:
+    record = submit(system)
+    complete(client_for(system, "ann"), record, claimed(system, record), {"urgency": "high"})
+    task = claimed(system, record, "max")
+    response = complete(client_for(system, "max"), record, task,
+                        {"outcome": "return", "return_to": "triage", "comment": "Which printer?"})
+    assert response.status_code == 303
+    assert open_task(system, record)["node"] == "triage"
+    html = client_for(system, "max").get(f"/records/ticket/{record}?lang=en").text
+    assert '<p class="ev-comment">Which printer?</p>' in html
+    assert "returned to" in html
+
+
+def test_a_step_someone_else_completed_first_shows_a_clear_message(system: System) -> None:
+    record = submit(system)
+    task = claimed(system, record)
+    client = client_for(system, "ann")
+    page = client.get(f"/records/ticket/{record}").text
+    system.flows.complete(task["id"], "ann", values={"urgency": "low"})  # e.g. another tab
+    response = client.post(f"/records/ticket/{record}/tasks/{task['id']}/complete",
+                           data={"urgency": "high", "version": str(task["version"]),
+                                 "csrf_token": csrf_of(page)})
+    assert response.status_code == 409
+    assert 'id="record-alert"' in response.text and "Traceback" not in response.text
+
+
+def test_a_stale_version_of_the_task_is_a_conflict_not_a_lost_update(system: System) -> None:
+    record = submit(system)
+    task = claimed(system, record)
+    response = complete(client_for(system, "ann"), record, {**task, "version": task["version"] - 1},
+                        {"urgency": "low"})
+    assert response.status_code == 409
+    assert open_task(system, record)["node"] == "triage"
+
+
+def test_someone_who_does_not_hold_the_task_cannot_complete_it(system: System) -> None:
+    record = submit(system)
+    task = claimed(system, record, "ann")
+    response = complete(client_for(system, "bob"), record, task, {"urgency": "low"})
+    assert response.status_code == 409
+    assert open_task(system, record)["node"] == "triage"
+
+
+def test_the_timeline_shows_who_changed_what(system: System, clock: ManualClock) -> None:
+    record = submit(system)
+    task = claimed(system, record)
+    clock.advance(timedelta(hours=2))
+    complete(client_for(system, "ann"), record, task, {"urgency": "low", "comment": "routine"})
+    html = client_for(system, "ann").get(f"/records/ticket/{record}?lang=en").text
+    assert re.search(r"<th scope=\"row\">Urgency</th><td><del>—</del></td><td><ins>Low</ins></td>", html)
+    assert '<p class="ev-comment">routine</p>' in html
+    # Triage lasted two hours (Monday 10:00-12:00 in Shanghai): wall and working time alike.
+    assert re.search(r"<td>Triage</td><td>2026-11-23 10:00</td><td>2026-11-23 12:00</td>\s*<td>2h</td><td>2h</td>", html)
+
+
+def test_delegating_hands_the_task_to_a_colleague(system: System) -> None:
+    record = submit(system)
+    task = claimed(system, record, "ann")
+    page = f"/records/ticket/{record}"
+    response = post(client_for(system, "ann"), f"{page}/tasks/{task['id']}/reassign",
+                    {"to": "bob", "comment": "on leave"}, page=page)
+    assert response.status_code == 303
+    assert "/complete" in client_for(system, "bob").get(page).text
+    with read_transaction(system.db) as conn:
+        kinds = [r[0] for r in conn.execute(select(history.c.kind).where(history.c.record_id == record))]
+    assert "task.delegated" in kinds
+
+
+def test_a_task_cannot_be_handed_to_someone_outside_its_people(system: System) -> None:
+    record = submit(system)
+    task = claimed(system, record, "ann")
+    page = f"/records/ticket/{record}"
+    response = post(client_for(system, "ann"), f"{page}/tasks/{task['id']}/reassign", {"to": "nils"}, page=page)
+    assert response.status_code == 400
+
+
+# -- comments ------------------------------------------------------------------------------------
+def test_a_comment_becomes_a_history_entry(system: System) -> None:
+    record = submit(system)
+    page = f"/records/ticket/{record}"
+    response = post(client_for(system, "ann"), f"{page}/comment", {"comment": "Called the customer"}, page=page)
+    assert response.status_code == 303
+    with read_transaction(system.db) as conn:
+        row = conn.execute(select(history).where(history.c.kind == "comment")).mappings().one()
+    assert (row["actor"], row["data"]) == ("ann", {"text": "Called the customer"})
+    assert "Called the customer" in client_for(system, "ann").get(page).text
+
+
+def test_an_empty_comment_is_refused_next_to_the_box(system: System) -> None:
+    record = submit(system)
+    page = f"/records/ticket/{record}"
+    response = post(client_for(system, "ann"), f"{page}/comment", {"comment": "  "}, page=page)
+    assert response.status_code == 422 and 'id="new-comment-error"' in response.text
+
+
+def test_someone_who_may_not_see_the_record_cannot_comment(system: System) -> None:
+    record = submit(system)
+    response = post(client_for(system, "nils"), f"/records/ticket/{record}/comment", {"comment": "hi"})
+    assert response.status_code == 404
+
+
+# -- new record ----------------------------------------------------------------------------------
+def test_the_new_record_page_offers_staff_only_fields(system: System) -> None:
+    html = client_for(system, "ann").get("/records/ticket/new").text
+    assert 'name="internal_note"' in html and 'name="_key"' in html
+
+
+def test_a_double_submitted_new_record_creates_one_record(system: System) -> None:
+    client = client_for(system, "ann")
+    html = client.get("/records/ticket/new").text
+    key = re.search(r'name="_key" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+    data = {"subject": "Phone line dead", "urgency": "high", "_key": key, "csrf_token": csrf_of(html)}
+    first = client.post("/records/ticket/new", data=data)
+    again = client.post("/records/ticket/new", data=data)
+    assert first.status_code == again.status_code == 303
+    assert first.headers["location"] == again.headers["location"] == "/records/ticket/1?notice=created"
+    assert system.forms.count("ticket") == 1
+    assert system.forms.get("ticket", 1)["created_by"] == "ann"
+
+
+def test_a_new_record_with_errors_keeps_what_was_typed(system: System) -> None:
+    client = client_for(system, "ann")
+    html = client.get("/records/ticket/new").text
+    key = re.search(r'name="_key" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+    response = client.post("/records/ticket/new", data={"details": "no subject", "_key": key,
+                                                        "csrf_token": csrf_of(html)})
+    assert response.status_code == 422
+    assert 'id="f-subject-error"' in response.text and "no subject</textarea>" in response.text
+    assert f'value="{key}"' in response.text  # the same key: a retry still creates one record
+
+
+# -- the list ------------------------------------------------------------------------------------
+def test_the_list_searches_filters_and_keeps_row_level_scope(system: System) -> None:
+    submit(system, subject="Printer jams", area="printer")
+    submit(system, subject="Laptop broken", area="laptop")
+    submit(system, subject="Mail down", area="software")
+    client = client_for(system, "max")
+    rows = lambda url: re.findall(r'<td><a href="/records/ticket/\d+">(HD\d+)</a></td>', client.get(url).text)  # noqa: E731
+    assert rows("/records/ticket") == ["HD0003", "HD0002", "HD0001"]
+    assert rows("/records/ticket?q=laptop") == ["HD0002"]
+    assert rows("/records/ticket?area=hardware") == ["HD0002", "HD0001"]  # a parent takes its children
+    assert rows("/records/ticket?area=not-an-option") == ["HD0003", "HD0002", "HD0001"]
+    assert rows("/records/ticket?from=2026-11-24") == []
+    assert rows("/records/ticket?q=%25") == []  # a typed % is a character, not a wildcard
+    outsider = client_for(system, "nils").get("/records/ticket").text
+    assert "HD0001" not in outsider
+
+
+def test_the_export_holds_the_filtered_rows_in_scope_and_is_audited(system: System) -> None:
+    from engine.storage.tables import audit_log
+
+    submit(system, subject="Printer jams", area="printer")
+    submit(system, subject="Laptop broken", area="laptop")
+    response = client_for(system, "max").get("/records/ticket/export.csv?q=laptop")
+    assert response.status_code == 200 and "attachment" in response.headers["content-disposition"]
+    lines = response.content.decode("utf-8-sig").strip().splitlines()
+    assert len(lines) == 2 and "Laptop broken" in lines[1]
+    assert client_for(system, "nils").get("/records/ticket/export.csv").content.decode("utf-8-sig").count("\n") <= 1
+    with read_transaction(system.db) as conn:
+        rows = conn.execute(select(audit_log).where(audit_log.c.action == "export")).mappings().all()
+    assert [r["actor"] for r in rows] == ["max", "nils"]
+    assert rows[0]["detail"]["rows"] == 1 and rows[0]["detail"]["filters"] == {"q": "laptop"}
+
+
+def test_the_xlsx_export_is_a_workbook(system: System) -> None:
+    from openpyxl import load_workbook
+
+    submit(system, subject="Printer jams")
+    response = client_for(system, "max").get("/records/ticket/export.xlsx")
+    sheet = load_workbook(io.BytesIO(response.content), read_only=True).active
+    assert any("Printer jams" in [str(c) for c in row] for row in sheet.iter_rows(values_only=True))
+
+
+# -- files (RELIABILITY 47) ----------------------------------------------------------------------
+def test_a_records_file_is_served_to_those_who_may_see_the_record_only(system: System) -> None:
+    from tests.web.staff_kit import attach_photo
+
+    token = attach_photo(system)
+    record = submit(system, photo=[token])
+    url = f"/records/ticket/{record}/files/{token}"
+    html = client_for(system, "ann").get(f"/records/ticket/{record}").text
+    assert f'href="{url}"' in html
+    allowed = client_for(system, "ann").get(url)
+    assert allowed.status_code == 200 and allowed.content.startswith(b"\x89PNG")
+    assert allowed.headers["x-content-type-options"] == "nosniff"
+    assert allowed.headers["content-disposition"].startswith("attachment")
+    assert client_for(system, "nils").get(url).status_code == 404
+
+
+def test_a_file_of_another_record_is_not_served_through_this_one(system: System) -> None:
+    from tests.web.staff_kit import attach_photo
+
+    token = attach_photo(system)
+    submit(system, photo=[token])
+    other = submit(system)
+    assert client_for(system, "max").get(f"/records/ticket/{other}/files/{token}").status_code == 404
+
+
+# -- fields a user may not see -------------------------------------------------------------------
+def test_fields_a_node_hides_from_its_people_never_reach_their_pages(system: System, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A node's `hidden_fields` (where a bundle declares them) are kept from the holders of the
+    node's role: not on the record page, not in the timeline's diffs, not in the export."""
+    from dataclasses import replace
+
+    flow = system.flows.flows["ticket_flow"]
+    nodes = dict(flow.nodes)
+    nodes["solve"] = replace(nodes["solve"], options={**nodes["solve"].options, "hidden_fields": ["internal_note"]})
+    monkeypatch.setitem(system.flows.flows, "ticket_flow", replace(flow, nodes=nodes))
+    record = submit(system, internal_note="margin 12%")
+    page = f"/records/ticket/{record}"
+    assert "margin 12%" not in client_for(system, "ann").get(page).text  # an agent: solve's role
+    assert "margin 12%" not in client_for(system, "ann").get("/records/ticket/export.csv").content.decode("utf-8-sig")
+    assert "margin 12%" in client_for(system, "max").get(page).text  # a manager sees everything

@@ -1,0 +1,171 @@
+"""The record list's query: search, filters, date range and paging as ONE SQL condition.
+
+The same `ListQuery` drives the page and its CSV/XLSX export, so an export holds exactly the
+rows the user filtered, within their row-level scope (forms.access.record_scope). Every value
+from the query string is checked against the form (a choice filter only takes the field's
+options, dates must be dates) and bound as a parameter; LIKE wildcards typed by the user are
+escaped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any, Mapping
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, or_, select, true
+from sqlalchemy.sql.elements import ColumnElement
+
+from engine.identity import Principal
+from engine.storage.db import read_transaction
+from forms.access import record_scope
+from web.staff import hidden_fields, local_time, status_labeller
+
+if TYPE_CHECKING:
+    from web.app import Web
+
+PAGE_SIZE = 50
+TEXT_TYPES = frozenset({"text", "textarea", "phone", "email", "url", "id_number", "user", "rich_text"})
+"""Field types the search box looks in (besides the query number)."""
+CHOICE_TYPES = frozenset({"select", "radio", "region", "cascade", "role", "department"})
+MAX_SEARCH = 100
+
+
+@dataclass
+class ChoiceFilter:
+    name: str
+    label: str
+    options: list[tuple[str, str, int]]
+    """(value, label, depth) of every option, depth first."""
+    chosen: str = ""
+
+
+@dataclass
+class ListQuery:
+    """What the user asked the list for, already checked against the form."""
+
+    table: Any
+    scope: ColumnElement[bool] | None
+    text: str = ""
+    text_fields: tuple[str, ...] = ()
+    status: str = ""
+    choices: list[ChoiceFilter] = field(default_factory=list)
+    choice_values: dict[str, set[str]] = field(default_factory=dict)
+    date_from: date | None = None
+    date_to: date | None = None
+    zone: str = "UTC"
+    page: int = 1
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_params(cls, system: Any, form: Any, principal: Principal, params: Mapping[str, str],
+                    locale: str) -> "ListQuery":
+        table = system.forms.tables[form.name]
+        hidden = hidden_fields(system.runtime, form.name, principal)
+        query = cls(table=table, scope=record_scope(system.runtime, form.name, principal, table),
+                    zone=system.bundle.meta.timezone)
+        query.text = str(params.get("q", ""))[:MAX_SEARCH].strip()
+        query.text_fields = tuple(n for n in form.stored if form.types[n].name in TEXT_TYPES and n not in hidden)
+        query.status = str(params.get("status", ""))[:50]
+        listed = list(form.spec.list_fields) + [n for n in form.stored if form.field(n).index]
+        for name in dict.fromkeys(listed):
+            spec = form.field(name)
+            if name in hidden or name not in form.stored or spec.choices is None or form.types[name].name not in CHOICE_TYPES:
+                continue
+            options = [(o.value, o.text(locale), depth - 1) for depth, o, _ in spec.choices.walk()]
+            chosen = str(params.get(name, ""))
+            if chosen and chosen not in {v for v, _, _ in options}:
+                chosen = ""  # not an option of this field: ignored, never put into SQL
+            query.choices.append(ChoiceFilter(name, spec.text(locale), options, chosen))
+            if chosen:
+                # A category chosen from a tree includes everything under it.
+                query.choice_values[name] = {chosen} | {
+                    o.value for _, o, parents in spec.choices.walk() if chosen in parents}
+        query.date_from = _date(params.get("from"), query.errors, "from")
+        query.date_to = _date(params.get("to"), query.errors, "to")
+        page = str(params.get("page", "1"))
+        query.page = int(page) if page.isdigit() and 0 < len(page) < 7 and int(page) > 0 else 1
+        return query
+
+    def condition(self) -> ColumnElement[bool]:
+        """Scope AND search AND filters, on the form's record table."""
+        t = self.table
+        parts: list[ColumnElement[bool]] = [] if self.scope is None else [self.scope]
+        if self.text:
+            like = "%" + self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            columns = [t.c.query_no] + [t.c[n] for n in self.text_fields]
+            parts.append(or_(*[c.ilike(like, escape="\\") for c in columns]))
+        if self.status:
+            parts.append(t.c.status == self.status)
+        for name, values in self.choice_values.items():
+            parts.append(t.c[name].in_(sorted(values)))
+        zone = ZoneInfo(self.zone)
+        if self.date_from is not None:
+            parts.append(t.c.created_at >= datetime.combine(self.date_from, time(0), zone))
+        if self.date_to is not None:
+            parts.append(t.c.created_at < datetime.combine(self.date_to + timedelta(days=1), time(0), zone))
+        return and_(true(), *parts)
+
+    def params(self) -> dict[str, str]:
+        """The filters as query parameters (for links, the export and the audit log)."""
+        out: dict[str, str] = {}
+        if self.text:
+            out["q"] = self.text
+        if self.status:
+            out["status"] = self.status
+        for c in self.choices:
+            if c.chosen:
+                out[c.name] = c.chosen
+        if self.date_from:
+            out["from"] = self.date_from.isoformat()
+        if self.date_to:
+            out["to"] = self.date_to.isoformat()
+        return out
+
+
+def _date(raw: Any, errors: list[str], name: str) -> date | None:
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(str(raw)[:10])
+    except ValueError:
+        errors.append(name)
+        return None
+
+
+def list_page(web: "Web", form: Any, principal: Principal, query: ListQuery, locale: str) -> dict[str, Any]:
+    """The context of the record list page."""
+    system = web.system
+    hidden = hidden_fields(system.runtime, form.name, principal)
+    columns = [c for c in (form.spec.list_fields or form.stored[:5]) if c not in hidden and c in form.stored]
+    condition = query.condition()
+    total = system.forms.count(form.name, where=condition)
+    pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    page = min(query.page, pages)
+    rows = system.forms.list(form.name, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, where=condition)
+    table = system.forms.tables[form.name]
+    with read_transaction(system.db) as conn:
+        statuses = sorted(r[0] for r in conn.execute(select(table.c.status).distinct()) if r[0])
+    status_label = status_labeller(system.bundle, form, locale)
+    zone = system.bundle.meta.timezone
+    params = query.params()
+    base = f"/records/{form.name}"
+    return {
+        "form_name": form.name, "form_title": form.spec.text(locale), "total": total, "page": page,
+        "pages": pages, "query": query, "filters": params, "has_filters": bool(params),
+        "columns": [(c, form.field(c).text(locale)) for c in columns],
+        "statuses": [(s, status_label(s)) for s in statuses],
+        "rows": [{"id": r["id"], "url": f"{base}/{r['id']}", "query_no": r["query_no"] or f"#{r['id']}",
+                  "status": status_label(r["status"]), "created_at": local_time(r["created_at"], zone),
+                  "cells": [form.display(c, r.get(c), locale) for c in columns]} for r in rows],
+        "page_url": lambda n: base + "?" + urlencode({**params, "page": str(n)}),
+        "export_csv": f"{base}/export.csv" + ("?" + urlencode(params) if params else ""),
+        "export_xlsx": f"{base}/export.xlsx" + ("?" + urlencode(params) if params else ""),
+        "share_url": base + ("?" + urlencode(params) if params else ""),
+        "new_url": f"{base}/new",
+    }
+
+
+__all__ = ["ChoiceFilter", "ListQuery", "PAGE_SIZE", "list_page"]

@@ -1,0 +1,305 @@
+"""A record as its detail page shows it: fields, timeline, dwell times, SLA, open tasks and what
+this user may do with each. Built on the server from the engines' own queries; the template
+only loops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Mapping
+
+from markupsafe import Markup
+from sqlalchemy import select
+
+from engine.identity import Principal
+from engine.storage.db import read_transaction
+from engine.storage.tables import flow_instances, history, tasks, users
+from engine.types import label_text
+from flows.history import record_timeline
+from forms.render import Section, form_view
+from web.flow_diagram import node_text, render_svg
+from web.staff import (SlaChip, hidden_fields, holds, may_claim, may_reassign, people_for, sla_states,
+                       worst_sla)
+
+if TYPE_CHECKING:
+    from web.app import Web
+
+APPROVAL_OUTCOMES = ("approve", "reject", "return")
+COMMENT_REQUIRED = {"approval": {"reject", "return"}}
+"""Node type -> outcomes that need a comment (the node type refuses them without one too)."""
+
+
+@dataclass
+class Outcome:
+    value: str | None
+    needs_comment: bool = False
+
+
+@dataclass
+class TaskPanel:
+    """One open task of the record and what the viewing user may do with it."""
+
+    id: int
+    version: int
+    node: str
+    node_label: str
+    node_type: str
+    status: str
+    holder: str | None
+    candidates: list[str]
+    mine: bool
+    can_claim: bool
+    can_reassign: bool
+    instructions: str = ""
+    outcomes: list[Outcome] = field(default_factory=list)
+    return_to: list[tuple[str, str]] = field(default_factory=list)
+    sections: list[Section] = field(default_factory=list)
+    people: list[tuple[str, str]] = field(default_factory=list)
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    comment: str = ""
+    message: str = ""
+
+
+@dataclass
+class FieldRow:
+    name: str
+    label: str
+    text: str
+    files: list[dict[str, Any]] = field(default_factory=list)
+    kind: str = "text"
+
+
+@dataclass
+class Activity:
+    """One entry of the record's history as people read it."""
+
+    at: datetime
+    kind: str
+    actor: str
+    node_label: str
+    outcome: str = ""
+    comment: str = ""
+    changes: list[tuple[str, str, str]] = field(default_factory=list)
+    """(field label, before, after)"""
+    detail: str = ""
+
+
+@dataclass
+class RecordPage:
+    form: str
+    record_id: int
+    record: dict[str, Any]
+    title: str
+    groups: list[tuple[str | None, list[FieldRow]]]
+    activity: list[Activity]
+    steps: list[dict[str, Any]]
+    current: list[str]
+    assignees: list[str]
+    candidates: list[str]
+    age_wall: timedelta
+    age_work: timedelta
+    sla: list[Any]
+    sla_worst: SlaChip | None
+    tasks: list[TaskPanel]
+    diagram: Markup | None
+    flow_status: str
+
+
+def outcomes_of(node: Any) -> list[Outcome]:
+    """The buttons completing a task at `node` offers (a single plain "complete" when None)."""
+    needs = COMMENT_REQUIRED.get(node.type, set())
+    if node.options.get("outcomes"):
+        return [Outcome(str(o), o in needs) for o in node.options["outcomes"]]
+    if node.type == "approval":
+        allowed = ["approve", "reject"] + (["return"] if node.options.get("return_to") else [])
+        return [Outcome(o, o in needs) for o in allowed]
+    if node.type == "countersign":
+        return [Outcome("approve"), Outcome("reject")]
+    return [Outcome(None)]
+
+
+def build_record_page(web: "Web", form_name: str, record_id: int, principal: Principal, locale: str,
+                      *, posted: Mapping[int, Mapping[str, Any]] | None = None) -> RecordPage:
+    """Everything the record page shows, read in one read transaction.
+
+    `posted` carries, per task id, what the user just sent (values, errors, comment, message)
+    so a refused completion shows the same page with the errors next to the fields.
+    """
+    system = web.system
+    runtime = system.runtime
+    form = system.forms.form(form_name)
+    zone_calendar = runtime.bundle.meta.calendar
+    hidden = hidden_fields(runtime, form_name, principal)
+    now = runtime.clock.now()
+    names = _display_names(web)
+    with read_transaction(system.db) as conn:
+        record = system.forms.read(conn, form_name, record_id)
+        timeline = record_timeline(conn, form_name, record_id, now=now, calendar=zone_calendar,
+                                   created_at=record["created_at"])
+        entries = conn.execute(select(history).where(history.c.form == form_name,
+                                                     history.c.record_id == record_id)
+                               .order_by(history.c.id)).mappings().all()
+        holder = users.alias("holder")
+        open_tasks = conn.execute(
+            select(tasks, holder.c.username.label("holder"), flow_instances.c.flow)
+            .join(flow_instances, flow_instances.c.id == tasks.c.instance_id)
+            .outerjoin(holder, holder.c.id == tasks.c.assignee_user)
+            .where(tasks.c.form == form_name, tasks.c.record_id == record_id,
+                   tasks.c.status.in_(("open", "claimed"))).order_by(tasks.c.id)).mappings().all()
+        instance = conn.execute(select(flow_instances).where(
+            flow_instances.c.form == form_name, flow_instances.c.record_id == record_id)
+            .order_by(flow_instances.c.id.desc()).limit(1)).mappings().first()
+        states = sla_states(runtime, conn, form_name, [record_id]).get(record_id, [])
+        panels = [_panel(web, conn, t, principal, locale, form, hidden, record, (posted or {}).get(int(t["id"])))
+                  for t in open_tasks]
+    flow = system.flows.flows.get(instance["flow"]) if instance else None
+    diagram = None
+    if flow is not None:
+        visited = {s.node for s in timeline.steps}
+        diagram = render_svg(flow, runtime.bundle.registry, locale, current=timeline.current,
+                             visited=visited)
+    title_field = form.spec.title_field
+    title = form.display(title_field, record.get(title_field), locale) if title_field and title_field not in hidden else ""
+    return RecordPage(
+        form=form_name, record_id=record_id, record=record, title=title,
+        groups=_field_groups(form, record, hidden, locale, form_name, record_id),
+        activity=[_activity(e, form, flow, hidden, locale, names) for e in entries],
+        steps=[{"node": _node_label(flow, s.node, locale), "entered_at": s.entered_at, "left_at": s.left_at,
+                "wall": s.wall, "work": s.work, "by": names.get(s.completed_by or "", s.completed_by or ""),
+                "outcome": s.outcome or "", "open": s.open} for s in timeline.steps],
+        current=[_node_label(flow, n, locale) for n in timeline.current],
+        assignees=[names.get(a, a) for a in timeline.assignees],
+        candidates=[_candidate_label(web, c, locale, names) for c in timeline.candidates],
+        age_wall=timeline.age_wall, age_work=timeline.age_work, sla=list(states),
+        sla_worst=worst_sla(states), tasks=panels, diagram=diagram,
+        flow_status=instance["status"] if instance else "")
+
+
+def _panel(web: "Web", conn: Any, task: Mapping[str, Any], principal: Principal, locale: str,
+           form: Any, hidden: set[str], record: Mapping[str, Any],
+           posted: Mapping[str, Any] | None) -> TaskPanel:
+    flows = web.system.flows
+    flow = flows.flows.get(task["flow"])
+    node = flow.nodes.get(task["node"]) if flow else None
+    mine = holds(task, principal)
+    panel = TaskPanel(
+        id=int(task["id"]), version=int(task["version"]), node=task["node"],
+        node_label=node_text(node, locale) if node else task["node"],
+        node_type=node.type if node else "", status=task["status"], holder=task["holder"],
+        candidates=[*(task["candidate_roles"] or []), *(task["candidate_users"] or []),
+                    *([task["candidate_department"]] if task["candidate_department"] else [])],
+        mine=mine, can_claim=may_claim(task, principal) and not mine,
+        can_reassign=may_reassign(web.system.runtime, task, principal))
+    if node is None:
+        return panel
+    if node.options.get("instructions"):
+        panel.instructions = label_text(node.options["instructions"], locale, "")
+    if mine:
+        posted = posted or {}
+        editable = [f for f in node.options.get("fields", []) if f not in hidden]
+        panel.outcomes = outcomes_of(node)
+        panel.return_to = [(n, node_text(flow.nodes[n], locale)) for n in node.options.get("return_to", [])
+                           if n in flow.nodes]
+        panel.errors = dict(posted.get("errors") or {})
+        panel.sections = form_view(form, locale, values=posted.get("values") or {n: record.get(n) for n in editable},
+                                   errors=panel.errors, only=editable) if editable else []
+        panel.comment = str(posted.get("comment") or "")
+        panel.message = str(posted.get("message") or "")
+    if panel.can_reassign:
+        panel.people = [p for p in people_for(conn, task) if p[0] != task["holder"]]
+    return panel
+
+
+def _field_groups(form: Any, record: Mapping[str, Any], hidden: set[str], locale: str,
+                  form_name: str, record_id: int) -> list[tuple[str | None, list[FieldRow]]]:
+    groups: list[tuple[str | None, list[FieldRow]]] = [(None, [])]
+    for name, spec in form.spec.fields.items():
+        ftype = form.types[name]
+        if ftype.name == "section":
+            groups.append((spec.text(locale), []))
+            continue
+        if name not in form.stored or name in hidden:
+            continue
+        value = record.get(name)
+        row = FieldRow(name, spec.text(locale), "")
+        if getattr(ftype, "holds_attachments", False):
+            row.kind = "files"
+            row.files = [{"name": str(item.get("name") or "file"), "size": item.get("size"),
+                          "url": f"/records/{form_name}/{record_id}/files/{item.get('id')}",
+                          "image": ftype.name == "image"}
+                         for item in (value or []) if isinstance(item, Mapping) and item.get("id")]
+        else:
+            row.text = _display(form, name, value, locale)
+            row.kind = "long" if ftype.name in ("textarea", "rich_text", "subtable") else "text"
+        groups[-1][1].append(row)
+    return [(title, rows) for title, rows in groups if rows]
+
+
+def _display(form: Any, name: str, value: Any, locale: str) -> str:
+    try:
+        return form.display(name, value, locale)
+    except Exception:  # noqa: BLE001 - a JSON value (from a history diff) a type cannot display
+        return "" if value is None else str(value)
+
+
+KIND_WORDS = {
+    "record.created": "ev_created", "flow.started": "ev_flow_started", "flow.entered": "ev_entered",
+    "task.completed": "ev_completed", "task.released": "ev_released", "task.reassigned": "ev_reassigned",
+    "task.delegated": "ev_delegated", "task.escalated": "ev_escalated", "task.copied": "ev_copied",
+    "flow.returned": "ev_returned", "flow.ended": "ev_ended", "flow.reopened": "ev_reopened",
+    "comment": "ev_comment", "incident": "ev_incident",
+}
+
+
+def _activity(entry: Mapping[str, Any], form: Any, flow: Any, hidden: set[str], locale: str,
+              names: Mapping[str, str]) -> Activity:
+    data = entry["data"] if isinstance(entry["data"], Mapping) else {}
+    changes = []
+    for name, pair in (data.get("changes") or {}).items():
+        if name in hidden or name not in form.spec.fields or not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            continue
+        changes.append((form.field(name).text(locale), _display(form, name, pair[0], locale),
+                        _display(form, name, pair[1], locale)))
+    detail = ""
+    if entry["kind"] in ("task.reassigned", "task.delegated") and data.get("to"):
+        detail = names.get(str(data["to"]), str(data["to"]))
+    elif entry["kind"] == "task.escalated":
+        detail = str(data.get("level", ""))
+    elif entry["kind"] == "task.copied":
+        detail = ", ".join(names.get(str(u), str(u)) for u in data.get("to") or [])
+    elif entry["kind"] == "flow.returned":
+        detail = _node_label(flow, str(data.get("to") or ""), locale)
+    elif entry["kind"] in ("flow.ended",):
+        detail = str(data.get("outcome") or "")
+    elif entry["kind"] == "incident":
+        detail = str(data.get("message") or "")
+    actor = entry["actor"] or ""
+    return Activity(at=entry["at"], kind=entry["kind"], actor=names.get(actor, actor),
+                    node_label=_node_label(flow, entry["node"], locale) if entry["node"] else "",
+                    outcome=str(data.get("outcome") or "") if entry["kind"] == "task.completed" else "",
+                    comment=str(data.get("comment") or data.get("text") or ""), changes=changes,
+                    detail=detail)
+
+
+def _node_label(flow: Any, node_id: str, locale: str) -> str:
+    if flow is not None and node_id in flow.nodes:
+        return node_text(flow.nodes[node_id], locale)
+    return node_id
+
+
+def _display_names(web: "Web") -> dict[str, str]:
+    """username -> display name (small: the directory of a bundle's staff)."""
+    with read_transaction(web.system.db) as conn:
+        return {r.username: r.display_name or r.username
+                for r in conn.execute(select(users.c.username, users.c.display_name))}
+
+
+def _candidate_label(web: "Web", name: str, locale: str, names: Mapping[str, str]) -> str:
+    meta = web.bundle.meta
+    if name in meta.roles:
+        return label_text(meta.roles[name].label, locale, name)
+    return names.get(name, name)
+
+
+__all__ = ["Activity", "FieldRow", "Outcome", "RecordPage", "TaskPanel", "build_record_page", "outcomes_of"]

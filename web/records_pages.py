@@ -1,0 +1,343 @@
+"""Staff pages of records: the list (search, filters, paging, export), a new record, the detail
+page with its timeline and the current task's actions, comments and files.
+
+Every route needs a signed-in principal (web.auth) and applies row-level access
+(forms.access.record_scope): a record the user may not see is a 404, whether asked for by id,
+through one of its files or in an export. Every POST checks the CSRF token.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import insert, select
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from engine.errors import ConflictError, IdempotencyKeyReused, NotFoundError, ValidationFailed
+from engine.events import Event
+from engine.identity import Principal
+from engine.storage.db import read_transaction, transaction
+from engine.storage.tables import attachments, flow_instances, history, tasks
+from forms.access import can_read
+from forms.exchange import export_records
+from forms.render import form_view, parse_form_post
+from web import auth
+from web.forms_body import read_form
+from web.public import _store_files
+from web.record_list import ListQuery, list_page
+from web.record_view import build_record_page
+from web.staff import (duration_text, hidden_fields, holds, local_time, may_reassign, people_for,
+                       safe_next, status_labeller)
+from web.uploads import FILE_HEADERS, content_disposition
+
+if TYPE_CHECKING:
+    from web.app import Web
+
+MAX_COMMENT = 5000
+MAX_STEP_FILES = 10
+MAX_STEP_BYTES = 60 * 1024 * 1024
+NOTICES = ("claimed", "released", "conflict", "completed", "not_yours", "commented", "reassigned",
+           "created")
+KEY_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+def routes(web: "Web") -> list[Route]:
+    """Routes of the record pages."""
+    system = web.system
+
+    def staff_form(request: Request) -> Any:
+        try:
+            return system.forms.form(request.path_params["form"])
+        except NotFoundError:
+            raise HTTPException(404, "no such form") from None
+
+    def readable(principal: Principal, form: str, record_id: int) -> None:
+        """404 unless the record exists and the principal may see it (never a 403: ids stay secret)."""
+        with read_transaction(system.db) as conn:
+            if not can_read(conn, system.runtime, form, record_id, principal):
+                raise HTTPException(404, "no such record")
+
+    async def index(request: Request) -> Response:
+        principal = auth.require_principal(request)
+        locale = web.locale_of(request)
+        forms = [{"name": n, "title": f.spec.text(locale)} for n, f in system.forms.forms.items()]
+        if len(forms) == 1:
+            return RedirectResponse(f"/records/{forms[0]['name']}", status_code=303)
+        return web.page(request, "records.html", forms=forms, principal=principal)
+
+    async def listing(request: Request) -> Response:
+        principal = auth.require_principal(request)
+        form = staff_form(request)
+        locale = web.locale_of(request)
+        query = ListQuery.from_params(system, form, principal, request.query_params, locale)
+        view = await run_in_threadpool(list_page, web, form, principal, query, locale)
+        return web.page(request, "record_list.html", **view)
+
+    async def export(request: Request) -> Response:
+        principal = auth.require_principal(request)
+        form = staff_form(request)
+        fmt = request.path_params["fmt"]
+        if fmt not in ("csv", "xlsx"):
+            raise HTTPException(404, "exports come as .csv or .xlsx")
+        locale = web.locale_of(request)
+        query = ListQuery.from_params(system, form, principal, request.query_params, locale)
+        hidden = hidden_fields(system.runtime, form.name, principal)
+        fields = [n for n in form.stored if n not in hidden]
+        out = tempfile.TemporaryFile()
+
+        def run() -> int:
+            count = export_records(system.forms, form.name, fmt, out, locale=locale, fields=fields,
+                                   where=query.condition())
+            with transaction(system.db) as conn:
+                auth.audit(conn, principal.username, "export", f"form:{form.name}",
+                           {"format": fmt, "rows": count, "filters": query.params()},
+                           at=system.runtime.clock.now())
+            return count
+
+        try:
+            await run_in_threadpool(run)
+        except BaseException:
+            out.close()
+            raise
+        out.seek(0)
+        stamp = system.runtime.clock.now().strftime("%Y%m%d-%H%M")
+        media = ("text/csv; charset=utf-8" if fmt == "csv" else
+                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+        def chunks() -> Any:
+            try:
+                while block := out.read(64 * 1024):
+                    yield block
+            finally:
+                out.close()
+
+        return StreamingResponse(chunks(), media_type=media, headers={
+            "content-disposition": content_disposition(f"{form.name}-{stamp}.{fmt}"),
+            "cache-control": "private, no-store", "x-content-type-options": "nosniff"})
+
+    # -- new record ----------------------------------------------------------------------------
+    def render_new(request: Request, form: Any, *, values: Any = None, errors: Any = None,
+                   key: str | None = None, status: int = 200, form_error: str = "") -> Response:
+        locale = web.locale_of(request)
+        return web.page(request, "record_new.html", status=status, form_name=form.name,
+                        form_title=form.spec.text(locale), has_errors=bool(errors), form_error=form_error,
+                        sections=form_view(form, locale, values=values, errors=errors),
+                        key=key or secrets.token_urlsafe(18), action=f"/records/{form.name}/new")
+
+    async def new(request: Request) -> Response:
+        auth.require_principal(request)
+        return render_new(request, staff_form(request))
+
+    async def create(request: Request) -> Response:
+        principal = auth.require_principal(request)
+        form = staff_form(request)
+        posted = await read_form(request, max_files=MAX_STEP_FILES, max_body=MAX_STEP_BYTES)
+        auth.check_csrf(request, posted)
+        locale = web.locale_of(request)
+        key = str(posted.get("_key", ""))
+        if not (16 <= len(key) <= 64 and set(key) <= KEY_CHARS):
+            raise HTTPException(400, "the page is out of date; open the form again")
+        data = parse_form_post(form, posted)
+        file_errors = await _store_files(web, form, posted, data, locale)
+        if file_errors:
+            return render_new(request, form, values=data, errors=file_errors, key=key, status=422)
+        try:
+            # The key is rendered into the page: a double click or a retried post of the same
+            # page finds the first record instead of making a second one.
+            result = await run_in_threadpool(lambda: system.forms.submit(
+                form.name, data, actor=principal.username, locale=locale,
+                idempotency_key=f"staff:{principal.username}:{key}", channel="web"))
+        except ValidationFailed as exc:
+            return render_new(request, form, values=data, errors=exc.errors, key=key, status=422)
+        except IdempotencyKeyReused:
+            return render_new(request, form, values=data, key=None, status=409,
+                              form_error=web_text(web, request, "resubmitted"))
+        return RedirectResponse(f"/records/{form.name}/{result.record_id}?notice=created", status_code=303)
+
+    # -- one record ----------------------------------------------------------------------------
+    def render_record(request: Request, principal: Principal, form: Any, record_id: int, *,
+                      posted: dict[int, dict[str, Any]] | None = None, status: int = 200,
+                      notice: str | None = None, comment_error: str = "", comment_text: str = "",
+                      alert: str = "") -> Response:
+        locale = web.locale_of(request)
+        view = build_record_page(web, form.name, record_id, principal, locale, posted=posted)
+        zone = web.bundle.meta.timezone
+        wanted = notice or request.query_params.get("notice")
+        return web.page(request, "record.html", status=status, page=view, form_title=form.spec.text(locale),
+                        notice=wanted if wanted in NOTICES else None, here=f"/records/{form.name}/{record_id}",
+                        when=lambda at: local_time(at, zone), took=lambda d: duration_text(d, locale),
+                        has_sla="sla" in system.runtime.services, status_label=status_labeller(system.bundle, form, locale),
+                        comment_error=comment_error, comment_text=comment_text, alert=alert)
+
+    async def detail(request: Request) -> Response:
+        principal = auth.require_principal(request)
+        form = staff_form(request)
+        record_id = request.path_params["record_id"]
+        await run_in_threadpool(readable, principal, form.name, record_id)
+        return await run_in_threadpool(render_record, request, principal, form, record_id)
+
+    async def comment(request: Request) -> Response:
+        principal = auth.require_principal(request)
+        form = staff_form(request)
+        record_id = request.path_params["record_id"]
+        posted = await read_form(request, max_fields=10)
+        auth.check_csrf(request, posted)
+        await run_in_threadpool(readable, principal, form.name, record_id)
+        text = str(posted.get("comment", "")).strip()
+        if not text or len(text) > MAX_COMMENT:
+            message = web_text(web, request, "comment_empty" if not text else "comment_long")
+            return await run_in_threadpool(lambda: render_record(
+                request, principal, form, record_id, status=422, comment_error=message,
+                comment_text=text[:MAX_COMMENT]))
+        await run_in_threadpool(add_comment, web, form.name, record_id, principal.username, text)
+        return RedirectResponse(f"/records/{form.name}/{record_id}?notice=commented#comments", status_code=303)
+
+    async def task_command(request: Request) -> Response:
+        principal = auth.require_principal(request)
+        form = staff_form(request)
+        record_id, task_id = request.path_params["record_id"], request.path_params["task_id"]
+        action = request.path_params["action"]
+        posted = await read_form(request, max_files=MAX_STEP_FILES, max_body=MAX_STEP_BYTES)
+        auth.check_csrf(request, posted)
+        await run_in_threadpool(readable, principal, form.name, record_id)
+        task = await run_in_threadpool(_task_of, web, task_id, form.name, record_id)
+        locale = web.locale_of(request)
+        here = f"/records/{form.name}/{record_id}"
+        if action == "complete":
+            return await complete(request, principal, form, record_id, task, posted, locale)
+        if action == "reassign":
+            return await reassign(request, principal, form, record_id, task, posted)
+        raise HTTPException(404, f"no task command '{action}' (complete or reassign); claim at {here}")
+
+    async def complete(request: Request, principal: Principal, form: Any, record_id: int,
+                       task: dict[str, Any], posted: Any, locale: str) -> Response:
+        flow = system.flows.flows.get(_flow_of(web, task))
+        node = flow.nodes.get(task["node"]) if flow else None
+        hidden = hidden_fields(system.runtime, form.name, principal)
+        editable = [f for f in (node.options.get("fields", []) if node else []) if f not in hidden]
+        values = parse_form_post(form, posted, only=editable) if editable else {}
+        comment = str(posted.get("comment", "")).strip()[:MAX_COMMENT] or None
+        outcome = str(posted.get("outcome", "")) or None
+        return_to = str(posted.get("return_to", "")) or None
+        kept = {"values": values, "comment": comment or ""}
+        if not holds(task, principal):
+            return await run_in_threadpool(lambda: render_record(
+                request, principal, form, record_id, status=409, posted={task["id"]: kept},
+                alert=web_text(web, request, "not_yours_long")))
+        file_errors = await _store_files(web, form, posted, values, locale)
+        if file_errors:
+            kept["errors"] = file_errors
+            return await run_in_threadpool(lambda: render_record(
+                request, principal, form, record_id, status=422, posted={task["id"]: kept}))
+        version = str(posted.get("version", ""))
+        try:
+            await run_in_threadpool(lambda: system.flows.complete(
+                task["id"], principal.username, values=values or None, outcome=outcome, comment=comment,
+                expected_version=int(version) if version.isdigit() else None, locale=locale,
+                return_to=return_to))
+        except ValidationFailed as exc:
+            kept["errors"] = exc.errors
+            return await run_in_threadpool(lambda: render_record(
+                request, principal, form, record_id, status=422, posted={task["id"]: kept}))
+        except (ConflictError, NotFoundError) as exc:
+            # Someone else completed or changed the task first, or the outcome is not one this
+            # step takes: say so on the page, never as a stack trace.
+            message = f"{web_text(web, request, 'conflict_long')} ({exc})"
+            return await run_in_threadpool(lambda: render_record(
+                request, principal, form, record_id, status=409, posted={task["id"]: kept}, alert=message))
+        return RedirectResponse(f"/records/{form.name}/{record_id}?notice=completed", status_code=303)
+
+    async def reassign(request: Request, principal: Principal, form: Any, record_id: int,
+                       task: dict[str, Any], posted: Any) -> Response:
+        here = f"/records/{form.name}/{record_id}"
+        if not may_reassign(system.runtime, task, principal):
+            return RedirectResponse(f"{here}?notice=not_yours", status_code=303)
+        target = str(posted.get("to", ""))
+        with read_transaction(system.db) as conn:
+            allowed = {u for u, _ in people_for(conn, task)}
+        if target not in allowed:
+            raise HTTPException(400, "choose someone this task may be handed to")
+        note = str(posted.get("comment", "")).strip()[:MAX_COMMENT] or None
+        try:
+            await run_in_threadpool(lambda: system.flows.reassign(
+                task["id"], target, by=principal.username, comment=note, delegate=holds(task, principal)))
+        except (ConflictError, NotFoundError):
+            return RedirectResponse(f"{here}?notice=conflict", status_code=303)
+        return RedirectResponse(safe_next(posted.get("next"), f"{here}?notice=reassigned"), status_code=303)
+
+    async def file(request: Request) -> Response:
+        principal = auth.require_principal(request)
+        form = staff_form(request)
+        record_id = request.path_params["record_id"]
+        await run_in_threadpool(readable, principal, form.name, record_id)
+        token = request.path_params["token"]
+        with read_transaction(system.db) as conn:
+            row = conn.execute(select(attachments).where(
+                attachments.c.id == token, attachments.c.form == form.name,
+                attachments.c.record_id == record_id, attachments.c.status == "linked")).mappings().first()
+        if row is None or row["field"] in hidden_fields(system.runtime, form.name, principal):
+            raise HTTPException(404, "no such file")
+        store = system.runtime.services["attachments"].store
+        if not await run_in_threadpool(store.verify, row["sha256"], int(row["size"])):
+            raise HTTPException(500, "this file is damaged on the server; the administrator has been told")
+        from forms.attachments.kinds import INLINE_TYPES
+        from forms.attachments.service import type_of_media
+
+        inline = request.query_params.get("inline") == "1" and type_of_media(row["media_type"]) in INLINE_TYPES
+        headers = {**FILE_HEADERS, "content-disposition": content_disposition(row["original_name"], inline=inline)}
+        return FileResponse(store.path_of(row["sha256"]), media_type=row["media_type"], headers=headers)
+
+    return [
+        Route("/records", index, methods=["GET"]),
+        Route("/records/{form}", listing, methods=["GET"]),
+        Route("/records/{form}/export.{fmt}", export, methods=["GET"]),
+        Route("/records/{form}/new", new, methods=["GET"]),
+        Route("/records/{form}/new", create, methods=["POST"]),
+        Route("/records/{form}/{record_id:int}", detail, methods=["GET"]),
+        Route("/records/{form}/{record_id:int}/comment", comment, methods=["POST"]),
+        Route("/records/{form}/{record_id:int}/tasks/{task_id:int}/{action}", task_command, methods=["POST"]),
+        Route("/records/{form}/{record_id:int}/files/{token}", file, methods=["GET"]),
+    ]
+
+
+def add_comment(web: "Web", form: str, record_id: int, actor: str, text: str) -> None:
+    """A comment on the record: a `comment` history entry (and event) in one transaction."""
+    runtime = web.system.runtime
+    now = runtime.clock.now()
+    with transaction(runtime.db) as conn:
+        instance_id = conn.execute(select(flow_instances.c.id).where(
+            flow_instances.c.form == form, flow_instances.c.record_id == record_id)
+            .order_by(flow_instances.c.id.desc()).limit(1)).scalar()
+        conn.execute(insert(history).values(instance_id=instance_id, form=form, record_id=record_id,
+                                            kind="comment", actor=actor, at=now, data={"text": text}))
+        runtime.bus.publish(Event("record.commented", now, form, record_id, actor, {"text": text}), conn)
+
+
+def _task_of(web: "Web", task_id: int, form: str, record_id: int) -> dict[str, Any]:
+    with read_transaction(web.system.db) as conn:
+        row = conn.execute(select(tasks).where(tasks.c.id == task_id, tasks.c.form == form,
+                                               tasks.c.record_id == record_id)).mappings().first()
+    if row is None:
+        raise HTTPException(404, "no such task")
+    return dict(row)
+
+
+def _flow_of(web: "Web", task: dict[str, Any]) -> str:
+    with read_transaction(web.system.db) as conn:
+        return str(conn.execute(select(flow_instances.c.flow).where(
+            flow_instances.c.id == task["instance_id"])).scalar())
+
+
+def web_text(web: "Web", request: Request, key: str) -> str:
+    from web.i18n import ui
+
+    return ui(key, web.locale_of(request))
+
+
+__all__ = ["add_comment", "routes"]

@@ -1,0 +1,209 @@
+"""What the staff pages (inbox, records, definitions) share: who may do what with a task, which
+fields a user may see, SLA chips, times and durations as people read them, safe redirects.
+
+The pages decide nothing about permissions in templates: every rule is here, on the server,
+and the templates only loop over what these functions return.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Mapping
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from engine.identity import Principal
+from engine.storage.tables import tasks, user_roles, users
+from forms.access import _json_has, record_scope, scope_of
+
+SLA_ORDER = {"missed": 0, "red": 1, "yellow": 2, "on_time": 3, "paused": 4, "met": 5}
+"""Most urgent first: the inbox sorts by this, and a record shows its worst state."""
+SLA_CHIP = {"missed": "red", "red": "red", "yellow": "yellow", "on_time": "green", "paused": "grey",
+            "met": "grey"}
+
+
+@dataclass(frozen=True)
+class SlaChip:
+    """The worst SLA state of a record as the inbox shows it."""
+
+    status: str
+    colour: str
+    due_at: datetime | None
+    remaining_work_seconds: float | None
+    policy: str = ""
+    target: str = ""
+
+
+def worst_sla(states: Iterable[Any]) -> SlaChip | None:
+    """The most urgent of a record's SLA states (SlaState objects), or None when there are none."""
+    ranked = sorted(states, key=lambda s: (SLA_ORDER.get(s.status, 9),
+                                           s.remaining_work_seconds if s.remaining_work_seconds is not None else 1e18))
+    if not ranked:
+        return None
+    s = ranked[0]
+    return SlaChip(s.status, SLA_CHIP.get(s.status, "grey"), getattr(s, "due_at", None),
+                   getattr(s, "remaining_work_seconds", None), getattr(s, "policy", ""),
+                   getattr(s, "target", ""))
+
+
+def sla_states(runtime: Any, conn: Connection, form: str, record_ids: list[int]) -> dict[int, list[Any]]:
+    """SLA states per record, one query, when the rules engine runs an `sla` service; else {}."""
+    service = runtime.services.get("sla")
+    if service is None or not record_ids:
+        return {}
+    return dict(service.states_for(conn, form, record_ids))
+
+
+# -- tasks -----------------------------------------------------------------------------------
+def candidate_condition(principal: Principal, t: Any = tasks) -> ColumnElement[bool]:
+    """Tasks (of `t`: dk_tasks or an alias) the principal may claim: offered to one of their
+    roles, to them by name, or to their department (or a department under it)."""
+    parts: list[ColumnElement[bool]] = [_json_has(t.c.candidate_users, principal.username)]
+    parts += [_json_has(t.c.candidate_roles, role) for role in sorted(principal.roles)]
+    if principal.departments:
+        parts.append(t.c.candidate_department.in_(sorted(principal.departments)))
+    return or_(*parts)
+
+
+def inbox_condition(principal: Principal, t: Any = tasks) -> ColumnElement[bool]:
+    """Open tasks in the principal's inbox: held by them, or claimable by them. A claimed task
+    that was escalated to them (keeping its holder) shows too."""
+    held = t.c.assignee_user == principal.user_id if principal.user_id is not None else None
+    claimable = and_(or_(t.c.status == "open", t.c.escalation_level > 0),
+                     candidate_condition(principal, t))
+    return and_(t.c.status.in_(("open", "claimed")),
+                or_(held, claimable) if held is not None else claimable)
+
+
+def is_candidate(task: Mapping[str, Any], principal: Principal) -> bool:
+    """True if the task is offered to the principal (by role, name or department)."""
+    return (principal.username in (task.get("candidate_users") or [])
+            or any(r in principal.roles for r in task.get("candidate_roles") or [])
+            or (task.get("candidate_department") is not None
+                and task["candidate_department"] in principal.departments))
+
+
+def holds(task: Mapping[str, Any], principal: Principal) -> bool:
+    return task["status"] == "claimed" and principal.user_id is not None and task["assignee_user"] == principal.user_id
+
+
+def may_claim(task: Mapping[str, Any], principal: Principal) -> bool:
+    return task["status"] == "open" and (is_candidate(task, principal) or principal.is_admin)
+
+
+def may_reassign(runtime: Any, task: Mapping[str, Any], principal: Principal) -> bool:
+    """The holder may hand a task on (delegate); admins and those who see every record
+    (supervisors' managers, directors) may reassign any open task."""
+    if task["status"] not in ("open", "claimed"):
+        return False
+    return holds(task, principal) or principal.is_admin or scope_of(runtime, principal) == "all"
+
+
+def people_for(conn: Connection, task: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Active users a task may be handed to: holders of its roles, its named candidates, its
+    department's members; everyone active when the task names none of these."""
+    roles = list(task.get("candidate_roles") or [])
+    named = list(task.get("candidate_users") or [])
+    department = task.get("candidate_department")
+    query = select(users.c.username, users.c.display_name).where(users.c.is_active.is_(True))
+    wanted: list[ColumnElement[bool]] = []
+    if roles:
+        wanted.append(users.c.id.in_(select(user_roles.c.user_id).where(user_roles.c.role.in_(roles))))
+    if named:
+        wanted.append(users.c.username.in_(named))
+    if department:
+        wanted.append(users.c.department == department)
+    if wanted:
+        query = query.where(or_(*wanted))
+    return [(r.username, r.display_name or r.username) for r in conn.execute(query.order_by(users.c.username))]
+
+
+def scoped_ids(runtime: Any, conn: Connection, form: str, principal: Principal,
+               record_ids: Iterable[int]) -> set[int]:
+    """Which of these records of `form` the principal may see (record_scope in one query)."""
+    ids = sorted(set(record_ids))
+    if not ids:
+        return set()
+    table = runtime.services["forms"].tables[form]
+    query = select(table.c.id).where(table.c.id.in_(ids))
+    condition = record_scope(runtime, form, principal, table)
+    if condition is not None:
+        query = query.where(condition)
+    return {int(r[0]) for r in conn.execute(query)}
+
+
+# -- fields a user may see -------------------------------------------------------------------
+def hidden_fields(runtime: Any, form: str, principal: Principal) -> set[str]:
+    """Fields of `form` this principal may not see.
+
+    A flow node may declare `hidden_fields: [...]`: the people who work at that node (holders
+    of its `assign.role`) do not see them, unless they see every record (`sees: all`) or are
+    admins. `staff_only` fields are for staff: every signed-in principal is staff here, the
+    public pages never show them. Nothing else is hidden.
+    """
+    if principal.is_admin or scope_of(runtime, principal) == "all":
+        return set()
+    hidden: set[str] = set()
+    flows = runtime.services.get("flows")
+    for flow in (flows.flows.values() if flows is not None else ()):
+        if flow.form != form:
+            continue
+        for node in flow.nodes.values():
+            names = node.options.get("hidden_fields") or ()
+            role = (node.options.get("assign") or {}).get("role")
+            if names and role in principal.roles:
+                hidden.update(str(n) for n in names)
+    return hidden
+
+
+# -- words and numbers as people read them ---------------------------------------------------
+def local_time(at: datetime | None, zone: str, *, seconds: bool = False) -> str:
+    """A UTC timestamp in the bundle's time zone, e.g. 2026-11-23 10:00."""
+    if at is None:
+        return ""
+    return at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def duration_text(delta: timedelta | None, locale: str) -> str:
+    """A duration in days, hours and minutes (two largest units), e.g. "2d 3h" / "2天3小时"."""
+    if delta is None:
+        return ""
+    minutes = max(int(delta.total_seconds() // 60), 0)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    zh = locale.startswith("zh")
+    units = [(days, "天" if zh else "d"), (hours, "小时" if zh else "h"), (mins, "分钟" if zh else "m")]
+    shown = [(n, u) for n, u in units if n][:2]
+    if not shown:
+        return "0分钟" if zh else "0m"
+    return ("" if zh else " ").join(f"{n}{u}" for n, u in shown)
+
+
+def status_labeller(bundle: Any, form: Any, locale: str) -> Any:
+    """status value -> its label in the form's status list (`lookup.statuses`), if it has one."""
+    name = (form.spec.lookup or {}).get("statuses")
+    options = bundle.all("list").get(name) if name else None
+
+    def label(value: str | None) -> str:
+        if not value:
+            return ""
+        option = options.find(value) if options is not None else None
+        return option.text(locale) if option else value
+    return label
+
+
+def safe_next(value: Any, fallback: str) -> str:
+    """A local path to go back to after a POST; anything else (another site) is the fallback."""
+    text = str(value or "")
+    if text.startswith("/") and not text.startswith("//") and "\\" not in text and "\n" not in text:
+        return text
+    return fallback
+
+
+__all__ = ["SlaChip", "candidate_condition", "duration_text", "hidden_fields", "holds",
+           "inbox_condition", "is_candidate", "local_time", "may_claim", "may_reassign",
+           "people_for", "safe_next", "scoped_ids", "sla_states", "status_labeller", "worst_sla"]

@@ -1,0 +1,21 @@
+// Staff pages: a button marked data-once is disabled after its form is sent, so a double click
+// sends one request (the server is idempotent anyway: this only spares the user a second page).
+(function () {
+  "use strict";
+  Array.prototype.forEach.call(document.querySelectorAll("form"), function (form) {
+    form.addEventListener("submit", function (event) {
+      var used = event.submitter;
+      if (form.getAttribute("data-sent") === "1") { event.preventDefault(); return; }
+      form.setAttribute("data-sent", "1");
+      if (used && used.name) {
+        // A disabled button is not sent: keep its name and value in a hidden input.
+        var keep = document.createElement("input");
+        keep.type = "hidden"; keep.name = used.name; keep.value = used.value;
+        form.appendChild(keep);
+      }
+      Array.prototype.forEach.call(form.querySelectorAll("button[data-once]"), function (b) {
+        b.disabled = true;
+      });
+    });
+  });
+}());
