@@ -1,0 +1,262 @@
+"""`docket demo BUNDLE --records N`: realistic synthetic complaints over two years, run through
+the real form and flow services on a fast manual clock, so dashboards show meaningful shapes.
+
+The flow is driven generically: whenever a task is open, a plausible person completes it after
+a plausible delay, with an outcome chosen from the node's outcomes (approvals mostly approve)
+and values for the node's fields drawn from each field's type and options. Whatever the flow
+looks like, records move through it; the newest ones are still open at the end (a backlog).
+Services are reached through `runtime.services` (reports does not import the flow engine).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+import sqlalchemy as sa
+
+from engine.errors import DocketError
+from engine.runtime import Runtime
+from engine.storage.db import read_transaction
+from engine.storage.tables import tasks, user_roles, users
+
+log = logging.getLogger(__name__)
+
+CUSTOMERS = ["华为技术", "京东物流", "顺丰速运", "中国石化", "国家电网", "比亚迪", "美的集团", "格力电器",
+             "海尔智家", "小米科技", "阿里巴巴", "腾讯科技", "中国银行", "招商银行", "平安保险", "中粮集团",
+             "蒙牛乳业", "伊利股份", "联想集团", "宁德时代", "三一重工", "万科地产", "苏宁易购", "唯品会",
+             "拼多多", "网易", "百度", "携程", "中国移动", "中国联通"]
+REGION_WEIGHTS = {"east": 30, "south": 22, "north": 18, "central": 12, "southwest": 9, "northwest": 5, "northeast": 4}
+CONTACTS = ["李明", "王芳", "张伟", "刘洋", "陈静", "杨磊", "赵敏", "黄强"]
+
+
+@dataclass
+class DemoResult:
+    records: int
+    completed_tasks: int
+    open_tasks: int
+    closed: int
+
+
+def _weights(n: int) -> list[float]:
+    return [1.0 / (rank + 1) ** 0.9 for rank in range(n)]
+
+
+def _arrivals(rng: random.Random, count: int, start: datetime, days: int) -> list[datetime]:
+    """Arrival instants: growing volume, fewer on weekends, a peak around Double 11 (Nov 11)
+    and before Spring Festival, working hours busier than nights."""
+    day_weights = []
+    for d in range(days):
+        day = start + timedelta(days=d)
+        w = 1.0 + 0.5 * d / days
+        if day.weekday() >= 5:
+            w *= 0.55
+        if (day.month == 11 and 10 <= day.day <= 25) or (day.month == 12 and day.day <= 5):
+            w *= 2.2
+        if day.month == 1 and day.day >= 15:
+            w *= 1.4
+        day_weights.append(w)
+    chosen = rng.choices(range(days), weights=day_weights, k=count)
+    out = []
+    for d in chosen:
+        hour = rng.choices(range(24), weights=[1, 1, 1, 1, 1, 1, 2, 4, 8, 10, 10, 9, 6, 8, 10, 10, 9, 8, 6, 4, 3, 2, 2, 1])[0]
+        out.append(start + timedelta(days=d, hours=hour - 8, minutes=rng.randrange(60), seconds=rng.randrange(60)))
+    return sorted(out)
+
+
+class DemoRunner:
+    """Submits complaints and works their tasks on the runtime's ManualClock."""
+
+    def __init__(self, runtime: Runtime, *, seed: int = 7, form: str | None = None):
+        self.rt = runtime
+        self.rng = random.Random(seed)
+        self.forms = runtime.services["forms"]
+        self.flows = runtime.services["flows"]
+        # The form the dashboards count (the first dataset's), else the bundle's first form.
+        datasets = list(runtime.bundle.all("dataset").values())
+        self.form_name = form or (datasets[0].form if datasets else next(iter(runtime.bundle.all("form"))))
+        self.form = self.forms.form(self.form_name)
+        self.queue: list[tuple[datetime, int, int]] = []
+        self.known: set[int] = set()
+        self.completed = 0
+        self.steps: dict[int, int] = {}
+        with read_transaction(runtime.db) as conn:
+            rows = conn.execute(sa.select(users.c.username, user_roles.c.role)
+                                .join(user_roles, user_roles.c.user_id == users.c.id)).all()
+        self.by_role: dict[str, list[str]] = {}
+        for username, role in rows:
+            self.by_role.setdefault(role, []).append(username)
+
+    # -- values ----------------------------------------------------------------------------------
+    def complaint(self, at: datetime) -> dict[str, Any]:
+        spec = self.form.spec
+        rng = self.rng
+        data: dict[str, Any] = {}
+        customers = CUSTOMERS
+        for name, field in spec.fields.items():
+            if name == "customer_name":
+                data[name] = rng.choices(customers, weights=_weights(len(customers)))[0]
+            elif name == "region" and field.choices is not None:
+                values = [v for v in REGION_WEIGHTS if v in field.choices.values()] or sorted(field.choices.values())
+                data[name] = rng.choices(values, weights=[REGION_WEIGHTS.get(v, 5) for v in values])[0]
+            elif name == "contact_name":
+                data[name] = rng.choice(CONTACTS)
+            elif name == "contact_phone":
+                data[name] = "139" + "".join(str(rng.randrange(10)) for _ in range(8))
+            elif name == "occurred_at":
+                data[name] = (at - timedelta(hours=rng.randrange(1, 48))).isoformat()
+            elif name == "category" and field.choices is not None:
+                leaves = [o.value for _, o, _ in field.choices.walk() if not o.children]
+                data[name] = rng.choices(leaves, weights=_weights(len(leaves))[::-1] if rng.random() < 0.3 else _weights(len(leaves)))[0]
+            elif name == "description":
+                data[name] = "货物延误/破损，客户要求尽快处理并说明原因。"
+            elif name == "urgency" and field.choices is not None:
+                data[name] = rng.choices(["urgent", "important", "normal"], weights=[12, 28, 60])[0]
+            elif name == "channel" and field.choices is not None:
+                data[name] = rng.choice(sorted(field.choices.values()))
+        if "amount_claimed" in spec.fields:
+            data["amount_claimed"] = str(rng.choice([200, 500, 800, 1500, 3000, 6000, 12000]))
+        for name, field in spec.fields.items():  # any other form: its required fields get values
+            if name not in data and field.required:
+                value = self.value_for(field)
+                if value is not None:
+                    data[name] = value
+        return data
+
+    def value_for(self, field: Any) -> Any:
+        rng = self.rng
+        kind = field.type
+        if field.name == "satisfaction" or kind == "rating":
+            return rng.choices([1, 2, 3, 4, 5], weights=[3, 5, 17, 40, 35])[0]
+        if kind == "boolean":
+            return rng.random() < 0.93
+        if field.choices is not None:
+            leaves = [o.value for _, o, _ in field.choices.walk() if not o.children]
+            return rng.choice(leaves) if leaves else None
+        if kind in ("money", "number", "integer"):
+            return str(rng.choice([0, 100, 300, 800, 2000]))
+        if kind in ("text", "textarea", "rich_text"):
+            return "已核实情况并与客户沟通，按规定处理。"
+        if kind in ("date",):
+            return self.rt.clock.now().date().isoformat()
+        if kind in ("datetime",):
+            return self.rt.clock.now().isoformat()
+        return None
+
+    # -- tasks -----------------------------------------------------------------------------------
+    def _delay(self, node: str) -> timedelta:
+        mean = {"accept": 1.5, "confirm": 20.0}.get(node, 9.0)
+        hours = self.rng.expovariate(1.0 / mean)
+        return timedelta(hours=min(hours, 24 * 20) + 0.05)
+
+    def _discover(self, record_id: int) -> None:
+        with read_transaction(self.rt.db) as conn:
+            rows = conn.execute(sa.select(tasks.c.id, tasks.c.node).where(
+                tasks.c.form == self.form_name, tasks.c.record_id == record_id,
+                tasks.c.status.in_(("open", "claimed")))).all()
+        now = self.rt.clock.now()
+        for task_id, node in rows:
+            if task_id not in self.known:
+                self.known.add(task_id)
+                heapq.heappush(self.queue, (now + self._delay(node), task_id, record_id))
+
+    def _who(self, task: Any) -> str | None:
+        if task["assignee_user"] is not None:
+            with read_transaction(self.rt.db) as conn:
+                return conn.execute(sa.select(users.c.username).where(users.c.id == task["assignee_user"])).scalar()
+        for role in task["candidate_roles"] or []:
+            people = self.by_role.get(role)
+            if people:
+                return self.rng.choice(people)
+        candidates = task["candidate_users"] or []
+        return candidates[0] if candidates else None
+
+    def work(self, task_id: int, record_id: int) -> None:
+        with read_transaction(self.rt.db) as conn:
+            task = conn.execute(sa.select(tasks).where(tasks.c.id == task_id)).mappings().first()
+        if task is None or task["status"] not in ("open", "claimed"):
+            return
+        self.steps[record_id] = self.steps.get(record_id, 0) + 1
+        if self.steps[record_id] > 40:
+            return  # a loop in a flow must not keep the demo busy: leave it open
+        node = self._node(task)
+        fields = list(node.options.get("fields", [])) if node is not None else []
+        outcomes = list(node.options.get("outcomes", []) or []) if node is not None else []
+        values = {}
+        for name in fields:
+            spec = self.form.spec.fields.get(name)
+            if spec is not None:
+                value = self.value_for(spec)
+                if value is not None:
+                    values[name] = value
+        who = self._who(task)
+        tries: list[tuple[dict[str, Any], str | None]] = []
+        if outcomes:
+            first = outcomes[0] if self.rng.random() < 0.85 else self.rng.choice(outcomes)
+            tries += [(values, first), (values, outcomes[0]), ({}, outcomes[0])]
+        tries += [(values, None), (values, "approve"), ({}, None), ({}, "approve")]
+        for vals, outcome in tries:
+            try:
+                self.flows.complete(task_id, who, values=vals, outcome=outcome,
+                                    comment="同意，按规定处理。", locale="zh-CN")
+                self.completed += 1
+                break
+            except (DocketError, ValueError):
+                continue
+        self._discover(record_id)
+
+    def _node(self, task: Any) -> Any:
+        with read_transaction(self.rt.db) as conn:
+            from engine.storage.tables import flow_instances
+
+            instance = conn.execute(sa.select(flow_instances.c.flow).where(
+                flow_instances.c.id == task["instance_id"])).first()
+        if instance is None:
+            return None
+        flow = self.rt.bundle.all("flow").get(instance[0])
+        return flow.nodes.get(task["node"]) if flow is not None else None
+
+    # -- the run -----------------------------------------------------------------------------------
+    def run(self, records: int, *, start: datetime, days: int = 730,
+            progress: Callable[[int], None] | None = None) -> DemoResult:
+        clock = self.rt.clock
+        if not hasattr(clock, "set"):
+            raise DocketError("the demo needs a manual clock (engine.clock.ManualClock)")
+        end = start + timedelta(days=days)
+        for n, at in enumerate(_arrivals(self.rng, records, start, days), 1):
+            self._drain(at)
+            clock.set(max(at, clock.now()))
+            try:
+                result = self.forms.submit(self.form_name, self.complaint(at), actor="agent", channel="demo")
+            except DocketError as exc:
+                log.warning("demo complaint refused: %s", exc)
+                continue
+            self._discover(result.record_id)
+            if progress and n % 500 == 0:
+                progress(n)
+        self._drain(end)
+        clock.set(max(end, clock.now()))
+        with read_transaction(self.rt.db) as conn:
+            open_tasks = conn.execute(sa.select(sa.func.count()).select_from(tasks).where(
+                tasks.c.form == self.form_name, tasks.c.status.in_(("open", "claimed")))).scalar() or 0
+            from engine.storage.tables import report_facts
+
+            closed = conn.execute(sa.select(sa.func.count()).select_from(report_facts).where(
+                report_facts.c.form == self.form_name, report_facts.c.closed_at.is_not(None))).scalar() or 0
+        return DemoResult(records, self.completed, int(open_tasks), int(closed))
+
+    def _drain(self, until: datetime) -> None:
+        while self.queue and self.queue[0][0] <= until:
+            due, task_id, record_id = heapq.heappop(self.queue)
+            self.rt.clock.set(max(due, self.rt.clock.now()))
+            self.work(task_id, record_id)
+
+
+def default_start(now: datetime, days: int = 730) -> datetime:
+    """Two years ending now, starting at local midnight (UTC+8 for the postal bundle)."""
+    first = (now - timedelta(days=days)).astimezone(timezone.utc)
+    return first.replace(hour=16, minute=0, second=0, microsecond=0)

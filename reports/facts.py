@@ -1,0 +1,139 @@
+"""Lifecycle facts of records, kept as they change: first response, closure, repeat.
+
+Reports measure "average first-response time", "72 h closure rate" or "repeat-complaint rate".
+Those values live in other tables (tasks, flow instances, earlier records); computing them per
+report would scan those tables for every row. Instead one row per record in `dk_report_facts`
+is written in the transaction of the event that changes it (events are published inside the
+command's transaction, engine/events.py), so a report joins it by primary key.
+
+Derived names a dataset can use (`derived:` fields, and in measures and conditions):
+`first_response_at`, `closed_at`, `first_response_hours`, `resolution_hours`, `is_repeat`
+(1 or 0), `is_open` (1 while not closed), `age_hours` (creation to closure, or to now).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.events import Event
+from engine.runtime import Runtime
+from engine.storage.tables import flow_instances, report_facts, tasks
+
+DERIVED = {"first_response_at": "date", "closed_at": "date", "first_response_hours": "number",
+           "resolution_hours": "number", "is_repeat": "number", "is_open": "number", "age_hours": "number"}
+
+
+def derived_kind(name: str) -> str:
+    return DERIVED[name]
+
+
+class FactKeeper:
+    """Subscribes to the events that change a record's lifecycle facts and writes them."""
+
+    def __init__(self, runtime: Runtime):
+        self.rt = runtime
+        datasets = runtime.bundle.all("dataset").values()
+        self.forms = {d.form for d in datasets}
+        self.repeat: dict[str, tuple[str, int]] = {}
+        for d in datasets:
+            if d.repeat_key and d.form not in self.repeat:
+                self.repeat[d.form] = (d.repeat_key, d.repeat_days)
+        bus = runtime.bus
+        bus.subscribe("record.created", self._created)
+        bus.subscribe("task.completed", self._responded)
+        bus.subscribe("flow.ended", self._closed)
+        bus.subscribe("flow.reopened", self._reopened)
+        bus.subscribe("record.updated", self._updated)
+
+    def _cells(self, conn: Connection, form: str, record_id: int, old: dict[str, Any] | None = None) -> None:
+        """Maintained aggregates holding the record recompute their cells (reports/rollups.py)."""
+        keeper = self.rt.services.get("rollups")
+        if keeper is not None:
+            keeper.record_changed(conn, form, record_id, old)
+
+    def _updated(self, event: Event, conn: Connection) -> None:
+        if event.form in self.forms and event.record_id is not None:
+            changes = (event.data or {}).get("changes") or {}
+            self._cells(conn, event.form, event.record_id, {k: v[0] for k, v in changes.items()})
+
+    def _upsert(self, conn: Connection, form: str, record_id: int, **values: Any) -> None:
+        key = (report_facts.c.form == form) & (report_facts.c.record_id == record_id)
+        if conn.execute(report_facts.update().where(key).values(**values)).rowcount == 0:
+            conn.execute(report_facts.insert().values(form=form, record_id=record_id, **values))
+
+    def _created(self, event: Event, conn: Connection) -> None:
+        if event.form not in self.forms or event.record_id is None:
+            return
+        repeat = 0
+        if event.form in self.repeat:
+            repeat = int(self._is_repeat(conn, event.form, event.record_id, *self.repeat[event.form]))
+        self._upsert(conn, event.form, event.record_id, is_repeat=repeat)
+        self._cells(conn, event.form, event.record_id)
+
+    def _is_repeat(self, conn: Connection, form: str, record_id: int, key: str, days: int) -> bool:
+        table = self.rt.services["forms"].tables[form]
+        row = conn.execute(sa.select(table.c[key], table.c.created_at).where(table.c.id == record_id)).first()
+        if row is None or row[0] in (None, ""):
+            return False
+        earlier = sa.select(table.c.id).where(
+            table.c[key] == row[0], table.c.id != record_id, table.c.created_at <= row[1],
+            table.c.created_at >= row[1] - timedelta(days=days)).limit(1)
+        return conn.execute(earlier).first() is not None
+
+    def _responded(self, event: Event, conn: Connection) -> None:
+        if event.form not in self.forms or event.record_id is None:
+            return
+        key = ((report_facts.c.form == event.form) & (report_facts.c.record_id == event.record_id)
+               & report_facts.c.first_response_at.is_(None))
+        if conn.execute(report_facts.update().where(key).values(first_response_at=event.at)).rowcount == 0:
+            exists = conn.execute(sa.select(report_facts.c.record_id).where(
+                report_facts.c.form == event.form, report_facts.c.record_id == event.record_id)).first()
+            if exists is not None:
+                return  # not the first response: nothing changed
+            conn.execute(report_facts.insert().values(form=event.form, record_id=event.record_id,
+                                                      first_response_at=event.at))
+        self._cells(conn, event.form, event.record_id)
+
+    def _closed(self, event: Event, conn: Connection) -> None:
+        if event.form in self.forms and event.record_id is not None:
+            self._upsert(conn, event.form, event.record_id, closed_at=event.at)
+            self._cells(conn, event.form, event.record_id)
+
+    def _reopened(self, event: Event, conn: Connection) -> None:
+        if event.form in self.forms and event.record_id is not None:
+            self._upsert(conn, event.form, event.record_id, closed_at=None)
+            self._cells(conn, event.form, event.record_id)
+
+
+def rebuild_facts(conn: Connection, runtime: Runtime, form: str) -> int:
+    """Recompute every record's facts of `form` from tasks and flow instances (after a bulk
+    import or when reports are added to a bundle with records already in it); returns rows."""
+    table = runtime.services["forms"].tables[form]
+    conn.execute(report_facts.delete().where(report_facts.c.form == form))
+    first = (sa.select(sa.func.min(tasks.c.completed_at))
+             .where(tasks.c.form == form, tasks.c.record_id == table.c.id, tasks.c.status == "completed")
+             .scalar_subquery())
+    closed = (sa.select(sa.func.max(flow_instances.c.ended_at))
+              .where(flow_instances.c.form == form, flow_instances.c.record_id == table.c.id,
+                     flow_instances.c.status == "completed")
+              .scalar_subquery())
+    repeat: Any = sa.literal(0)
+    for d in runtime.bundle.all("dataset").values():
+        if d.form == form and d.repeat_key:
+            other = table.alias("earlier")
+            window = (sa.func.julianday(table.c.created_at) - sa.func.julianday(other.c.created_at)
+                      if conn.dialect.name == "sqlite"
+                      else sa.func.extract("epoch", table.c.created_at - other.c.created_at) / 86400.0)
+            repeat = sa.case((sa.exists().where(other.c[d.repeat_key] == table.c[d.repeat_key],
+                                                other.c.id != table.c.id,
+                                                other.c.created_at <= table.c.created_at,
+                                                window <= d.repeat_days), 1), else_=0)
+            break
+    query = sa.select(sa.literal(form), table.c.id, first, closed, repeat)
+    result = conn.execute(report_facts.insert().from_select(
+        ["form", "record_id", "first_response_at", "closed_at", "is_repeat"], query))
+    return int(result.rowcount or 0)

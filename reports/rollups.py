@@ -1,0 +1,358 @@
+"""Maintained aggregates (`rollups:` of a dataset): dashboards read cells, not every record.
+
+A rollup keeps, per local day of `created_at` and per value of up to three form fields, the
+additive parts of the dataset's measures: row counts, sums and non-empty counts (for sum and
+avg), numerators and denominators (for rates). A widget whose dimensions, filters and measures
+all fit a rollup, for a user who sees every record, is answered from it: a trend over two years
+reads 730 cells instead of a million rows (ADR 0012 has the measurements). Anything else (a
+distinct count, a median, a text filter, a row-level scope, a `where`) reads the records.
+
+Cells are recomputed from their records, never incremented, in the transaction of the event
+that changed one of them: `record.created`, `record.updated` (the old cell from the change's
+old values, then the new one), and the lifecycle facts (first response, closure, reopening).
+So a cell is always exactly what a scan would give. A rollup whose definition changed is rebuilt
+at start-up; `rebuild` does it on demand (after a bulk load).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.identity import Principal
+from engine.runtime import Runtime
+from engine.storage.tables import report_rollup_state, report_rollups
+from forms.access import record_scope
+from reports.spec import DatasetSpec, MeasureSpec, RollupSpec, WidgetSpec
+from reports.sql import local_day_bounds
+
+MAX_PARTS = 24
+
+
+@dataclass(frozen=True)
+class Part:
+    """One stored column: `kind` count | sum | nonempty | hit | base, of measure `measure`."""
+
+    measure: str
+    kind: str
+    column: str
+
+
+def parts_of(dataset: DatasetSpec) -> dict[str, list[Part]]:
+    """measure name -> its stored parts (additive measures only, at most MAX_PARTS columns)."""
+    out: dict[str, list[Part]] = {}
+    used = 0
+    for m in dataset.measures.values():
+        kinds = {"count": ["count"], "sum": ["sum", "nonempty"], "avg": ["sum", "nonempty"],
+                 "rate": ["hit", "base"]}.get(m.agg)
+        if kinds is None or used + len(kinds) > MAX_PARTS:
+            continue
+        out[m.name] = [Part(m.name, k, f"v{used + i + 1}") for i, k in enumerate(kinds)]
+        used += len(kinds)
+    return out
+
+
+def rollup_id(dataset: DatasetSpec, rollup: RollupSpec) -> str:
+    return f"{dataset.name}.{rollup.name}"
+
+
+def signature(dataset: DatasetSpec, rollup: RollupSpec) -> str:
+    """Changes when anything the rollup's cells depend on changes."""
+    parts = {name: [p.kind for p in ps] for name, ps in parts_of(dataset).items()}
+    measures = {m.name: [m.agg, repr(m.value), repr(m.where), repr(m.of)] for m in dataset.measures.values()}
+    fields = [dataset.fields[d].column for d in rollup.dimensions]
+    text = json.dumps([dataset.form, repr(dataset.where), fields, parts, measures], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class RollupKeeper:
+    """Builds rollups, keeps their cells current, and answers widgets from them."""
+
+    def __init__(self, runtime: Runtime):
+        self.rt = runtime
+        self.by_form: dict[str, list[tuple[DatasetSpec, RollupSpec]]] = {}
+        self._relevant: dict[str, set[str]] = {}
+        for dataset in runtime.bundle.all("dataset").values():
+            for rollup in dataset.rollups:
+                self.by_form.setdefault(dataset.form, []).append((dataset, rollup))
+
+    # -- building --------------------------------------------------------------------------------
+    def _grouped(self, dataset: DatasetSpec, rollup: RollupSpec, conditions: Sequence[Any] = ()) -> Any:
+        from reports.query import DatasetQuery
+
+        q = DatasetQuery(self.rt, dataset, Principal.system())
+        day = _day_expr(q)
+        keys = [sa.func.coalesce(sa.cast(q.record.c[dataset.fields[d].column], sa.String), "") for d in rollup.dimensions]
+        keys += [sa.literal("")] * (3 - len(keys))
+        parts = []
+        for name, ps in parts_of(dataset).items():
+            parts += [self._part(q, dataset.measures[name], p).label(p.column) for p in ps]
+        where = [q.condition(dataset.where)] if dataset.where is not None else []
+        select = sa.select(sa.literal(rollup_id(dataset, rollup)).label("rollup"), day.label("day"),
+                           *[k.label(f"k{i + 1}") for i, k in enumerate(keys)],
+                           sa.func.count().label("n"), *parts).select_from(q.from_clause())
+        select = select.where(*where, *conditions) if (where or conditions) else select
+        return select.group_by(sa.literal_column("day"), sa.literal_column("k1"), sa.literal_column("k2"),
+                               sa.literal_column("k3")), q
+
+    def _part(self, q: Any, m: MeasureSpec, part: Part) -> Any:
+        where = q.condition(m.where) if m.where is not None else None
+        if part.kind == "count":
+            return sa.func.count(sa.case((where, 1), else_=sa.null())) if where is not None else sa.func.count()
+        value = q.condition(m.value) if m.value is not None else None
+        if part.kind in ("sum", "nonempty"):
+            kept = sa.case((where, value), else_=sa.null()) if where is not None else value
+            return sa.func.sum(kept) if part.kind == "sum" else sa.func.count(kept)
+        of = q.condition(m.of) if m.of is not None else None
+        conds = [c for c in (where, of) if c is not None]
+        base = sa.and_(*conds) if conds else sa.true()
+        if part.kind == "base":
+            return sa.func.count(sa.case((base, 1), else_=sa.null()))
+        return sa.func.count(sa.case((sa.and_(base, value), 1), else_=sa.null()))
+
+    def rebuild(self, conn: Connection, dataset: DatasetSpec, rollup: RollupSpec) -> int:
+        """Recompute every cell of a rollup from the records (one grouped scan)."""
+        rid = rollup_id(dataset, rollup)
+        conn.execute(report_rollups.delete().where(report_rollups.c.rollup == rid))
+        select, _ = self._grouped(dataset, rollup)
+        columns = ["rollup", "day", "k1", "k2", "k3", "n", *[p.column for ps in parts_of(dataset).values() for p in ps]]
+        result = conn.execute(report_rollups.insert().from_select(columns, select))
+        self._stamp(conn, dataset, rollup)
+        return int(result.rowcount or 0)
+
+    def rebuild_from(self, conn: Connection, dataset: DatasetSpec, rollup: RollupSpec, finer: RollupSpec) -> int:
+        """Recompute a rollup by adding up the cells of a finer one of the same dataset (whose
+        dimensions include all of this one's): exact, since every stored part is additive, and
+        it reads thousands of cells instead of every record."""
+        rid = rollup_id(dataset, rollup)
+        conn.execute(report_rollups.delete().where(report_rollups.c.rollup == rid))
+        cells = report_rollups.alias("finer")
+        slots = {d: cells.c[f"k{i + 1}"] for i, d in enumerate(finer.dimensions)}
+        keys = [slots[d] for d in rollup.dimensions] + [sa.literal("")] * (3 - len(rollup.dimensions))
+        part_columns = [p.column for ps in parts_of(dataset).values() for p in ps]
+        select = (sa.select(sa.literal(rid), cells.c.day, *keys, sa.func.sum(cells.c.n),
+                            *[sa.func.sum(cells.c[c]) for c in part_columns])
+                  .where(cells.c.rollup == rollup_id(dataset, finer))
+                  .group_by(cells.c.day, *[slots[d] for d in rollup.dimensions]))
+        result = conn.execute(report_rollups.insert().from_select(
+            ["rollup", "day", "k1", "k2", "k3", "n", *part_columns], select))
+        self._stamp(conn, dataset, rollup)
+        return int(result.rowcount or 0)
+
+    def rebuild_all(self, conn: Connection) -> list[str]:
+        """Rebuild every rollup: the finest of each family from the records, the others from it."""
+        done = []
+        for pairs in self.by_form.values():
+            built: list[tuple[DatasetSpec, RollupSpec]] = []
+            for dataset, rollup in sorted(pairs, key=lambda p: -len(p[1].dimensions)):
+                finer = next((r for d, r in built if d.name == dataset.name and r.date == rollup.date
+                              and set(rollup.dimensions) <= set(r.dimensions)), None)
+                if finer is not None:
+                    self.rebuild_from(conn, dataset, rollup, finer)
+                else:
+                    self.rebuild(conn, dataset, rollup)
+                built.append((dataset, rollup))
+                done.append(rollup_id(dataset, rollup))
+        return done
+
+    def _stamp(self, conn: Connection, dataset: DatasetSpec, rollup: RollupSpec) -> None:
+        rid = rollup_id(dataset, rollup)
+        conn.execute(report_rollup_state.delete().where(report_rollup_state.c.rollup == rid))
+        conn.execute(report_rollup_state.insert().values(rollup=rid, signature=signature(dataset, rollup),
+                                                         built_at=self.rt.clock.now()))
+
+    def ensure_built(self, conn: Connection) -> list[str]:
+        """Rebuild the rollups whose definition is new or changed; returns their ids."""
+        stored = dict(conn.execute(sa.select(report_rollup_state.c.rollup, report_rollup_state.c.signature)).all())
+        stale = [rollup_id(d, r) for pairs in self.by_form.values() for d, r in pairs
+                 if stored.get(rollup_id(d, r)) != signature(d, r)]
+        return self.rebuild_all(conn) if stale else []
+
+    # -- keeping cells current -------------------------------------------------------------------
+    def relevant(self, dataset: DatasetSpec) -> set[str]:
+        """The record columns a dataset's rollups depend on (dimensions, measure inputs)."""
+        import ast
+
+        known = self._relevant.get(dataset.name)
+        if known is not None:
+            return known
+
+        names: set[str] = set()
+        for m in dataset.measures.values():
+            for parsed in (m.value, m.where, m.of):
+                if parsed is not None:
+                    names |= {n.id for n in ast.walk(parsed[0]) if isinstance(n, ast.Name)}
+        if dataset.where is not None:
+            names |= {n.id for n in ast.walk(dataset.where[0]) if isinstance(n, ast.Name)}
+        columns = {dataset.fields[n].column for n in names if n in dataset.fields}
+        columns |= names
+        for rollup in dataset.rollups:
+            columns |= {dataset.fields[d].column for d in rollup.dimensions}
+        self._relevant[dataset.name] = columns
+        return columns
+
+    def record_changed(self, conn: Connection, form: str, record_id: int,
+                       old_values: Mapping[str, Any] | None = None) -> None:
+        """Recompute the cells holding the record now (and before, from `old_values`).
+
+        An edit of fields no rollup depends on (a comment, a finding) changes no cell."""
+        pairs = self.by_form.get(form)
+        if not pairs:
+            return
+        if old_values is not None:
+            if not any(set(old_values) & self.relevant(d) for d, _ in pairs):
+                return
+        table = self.rt.services["forms"].tables[form]
+        columns = {dataset.fields[d].column for dataset, rollup in pairs for d in rollup.dimensions}
+        row = conn.execute(sa.select(table.c.created_at, *[table.c[c] for c in sorted(columns)])
+                           .where(table.c.id == record_id)).mappings().first()
+        if row is None:
+            return
+        for dataset, rollup in pairs:
+            dims = [dataset.fields[d].column for d in rollup.dimensions]
+            now_key = tuple(row[c] for c in dims)
+            keys = {now_key}
+            if old_values:
+                keys.add(tuple(old_values.get(c, row[c]) for c in dims))
+            for key in keys:
+                self._refresh(conn, dataset, rollup, row["created_at"], key)
+
+    def _refresh(self, conn: Connection, dataset: DatasetSpec, rollup: RollupSpec, created: datetime,
+                 key: tuple[Any, ...]) -> None:
+        zone = self.rt.bundle.meta.timezone
+        from zoneinfo import ZoneInfo
+
+        day = created.astimezone(ZoneInfo(zone)).date()
+        start, end = local_day_bounds(day, day, zone)
+        select, q = self._grouped(dataset, rollup)
+        conditions = [q.record.c.created_at >= start, q.record.c.created_at < end]
+        for d, value in zip(rollup.dimensions, key):
+            column = q.record.c[dataset.fields[d].column]
+            conditions.append(column.is_(None) if value is None or value == "" else column == value)
+        select, _ = self._grouped(dataset, rollup, conditions)
+        row = conn.execute(select).mappings().first()
+        text_key = [("" if v is None else str(v)) for v in key] + [""] * (3 - len(key))
+        cell = ((report_rollups.c.rollup == rollup_id(dataset, rollup)) & (report_rollups.c.day == day.isoformat())
+                & (report_rollups.c.k1 == text_key[0]) & (report_rollups.c.k2 == text_key[1])
+                & (report_rollups.c.k3 == text_key[2]))
+        conn.execute(report_rollups.delete().where(cell))
+        if row is not None and row["n"]:
+            conn.execute(report_rollups.insert().values(dict(row)))
+
+    # -- answering -------------------------------------------------------------------------------
+    def choose(self, dataset: DatasetSpec, widget: WidgetSpec, filters: Any, principal: Principal,
+               measures: Sequence[MeasureSpec]) -> RollupSpec | None:
+        """The smallest rollup that answers the widget exactly, or None."""
+        if not dataset.rollups or widget.where is not None or filters.contains:
+            return None
+        if any(m.name not in parts_of(dataset) for m in measures):
+            return None
+        table = self.rt.services["forms"].tables[dataset.form]
+        if record_scope(self.rt, dataset.form, principal, table) is not None:
+            return None
+        for rollup in sorted(dataset.rollups, key=lambda r: len(r.dimensions)):
+            if rollup.date is None:
+                continue
+            columns = {dataset.fields[d].column for d in rollup.dimensions}
+
+            def covered(name: str) -> bool:  # another dataset field over the same column fits too
+                spec = dataset.fields[name]
+                return spec.origin == "record" and spec.column in columns
+
+            if any(not covered(d.field) and not (d.grain and d.field == rollup.date) for d in widget.dimensions):
+                continue
+            if filters.period and filters.period_field != rollup.date:
+                continue
+            if any(not covered(f) for f in filters.values):
+                continue
+            return rollup
+        return None
+
+    def query(self, q: Any, dataset: DatasetSpec, rollup: RollupSpec, widget: WidgetSpec, filters: Any,
+              measures: Sequence[MeasureSpec]) -> tuple[list[Any], list[Any], list[Any], Any]:
+        """(dimension columns, measure columns, conditions, from) over the rollup's cells."""
+        r = report_rollups.alias("cells")
+        by_column = {dataset.fields[d].column: r.c[f"k{i + 1}"] for i, d in enumerate(rollup.dimensions)}
+        slots = {name: by_column[f.column] for name, f in dataset.fields.items()
+                 if f.origin == "record" and f.column in by_column}
+        conditions: list[Any] = [r.c.rollup == rollup_id(dataset, rollup)]
+        if filters.period:
+            first, last = filters.period
+            if first is not None:
+                conditions.append(r.c.day >= first.isoformat())
+            if last is not None:
+                conditions.append(r.c.day <= last.isoformat())
+        for name, values in filters.values.items():
+            spec = dataset.fields[name]
+            if spec.level is not None and spec.choices is not None:
+                leaves = [o.value for _, o, path in spec.choices.walk()
+                          if len(path) >= spec.level and path[spec.level - 1] in values or o.value in values]
+                conditions.append(slots[name].in_(leaves))
+            else:
+                conditions.append(slots[name].in_([str(v) for v in values]))
+        # Two steps: the cells are first added up by the raw keys the widget needs (a few hundred
+        # groups), then tree levels are mapped and the ratios computed on those few rows.
+        keys: list[Any] = []
+        for i, dim in enumerate(widget.dimensions):
+            keys.append((_grain(r.c.day, dim.grain, q.dialect) if dim.grain else slots[dim.field]).label(f"g{i}"))
+        part_columns = sorted({p.column for m in measures for p in parts_of(dataset)[m.name]}, key=lambda c: int(c[1:]))
+        inner = sa.select(*keys, *[sa.func.sum(r.c[c]).label(c) for c in part_columns]).where(*conditions)
+        if keys:
+            inner = inner.group_by(*[sa.literal_column(f"g{i}") for i in range(len(keys))])
+        cells = inner.subquery("cells_by_key")
+        dims = []
+        for i, dim in enumerate(widget.dimensions):
+            dims.append(cells.c[f"g{i}"] if dim.grain else _level(dataset, dim.field, cells.c[f"g{i}"]))
+        parts = parts_of(dataset)
+        cols = []
+        for m in measures:
+            p = {part.kind: cells.c[part.column] for part in parts[m.name]}
+            if m.agg == "count":
+                cols.append(sa.cast(sa.func.coalesce(sa.func.sum(p["count"]), 0), sa.Integer))
+            elif m.agg == "sum":
+                cols.append(sa.case((sa.func.sum(p["nonempty"]) > 0, sa.func.sum(p["sum"])), else_=sa.null()))
+            elif m.agg == "avg":
+                cols.append(sa.func.sum(p["sum"]) / sa.func.nullif(sa.func.sum(p["nonempty"]), 0))
+            else:
+                cols.append(sa.func.sum(p["hit"]) * 1.0 / sa.func.nullif(sa.func.sum(p["base"]), 0))
+        return dims, cols, [], cells
+
+
+def _day_expr(q: Any) -> Any:
+    from reports.sql import bucket
+
+    return bucket(q.record.c.created_at, "day", q.zone, q.dialect)
+
+
+def _grain(day: Any, grain: str, dialect: str) -> Any:
+    """The bucket label of a local day text (the same labels as reports.sql.bucket)."""
+    if grain == "day":
+        return day
+    if grain == "month":
+        return sa.func.substr(day, 1, 7)
+    if grain == "year":
+        return sa.func.substr(day, 1, 4)
+    if grain == "quarter":
+        month = sa.cast(sa.func.substr(day, 6, 2), sa.Integer)
+        return sa.func.substr(day, 1, 4) + "-Q" + sa.cast((month + 2) / 3, sa.String)
+    if dialect == "postgresql":
+        return sa.func.to_char(sa.func.date_trunc("week", sa.cast(day, sa.Date)), "YYYY-MM-DD")
+    return sa.func.date(day, "weekday 0", "-6 days")
+
+
+def _level(dataset: DatasetSpec, name: str, slot: Any) -> Any:
+    spec = dataset.fields[name]
+    value = sa.func.nullif(slot, "")
+    if spec.level is None or spec.choices is None:
+        return value
+    whens = [(slot == o.value, path[spec.level - 1]) for _, o, path in spec.choices.walk() if len(path) >= spec.level]
+    return sa.case(*whens, else_=value) if whens else value
+
+
+__all__ = ["RollupKeeper", "parts_of", "rollup_id", "signature"]

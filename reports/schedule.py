@@ -1,0 +1,118 @@
+"""Scheduled reports: a dashboard's widgets sent daily, weekly or monthly through the outbox.
+
+Each `schedules:` entry of a dashboard is a durable timer of kind `report.schedule`
+(engine/timers.py), armed at boot for its next run in the bundle's time zone. When it fires, the
+widgets are computed in the timer's transaction for the system principal, rendered (PNG or SVG
+from the same Vega specification as the page, or a text table), queued as one outbox message
+(sent after commit, retried by the relay) and the next run is armed. A message key per run
+makes a retried timer queue nothing twice.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import Connection
+
+from engine.identity import Principal
+from engine.runtime import Runtime
+from engine.storage.db import transaction
+from reports.charts import render_png, render_svg
+from reports.query import Filters, run_widget
+from reports.spec import DashboardSpec, ScheduleSpec
+
+TIMER_KIND = "report.schedule"
+
+
+def next_run(schedule: ScheduleSpec, after: datetime, zone: str) -> datetime:
+    """The first run strictly after `after` (UTC), at `at` local time on the schedule's days."""
+    tz = ZoneInfo(zone)
+    local = after.astimezone(tz)
+    hour, minute = (int(p) for p in schedule.at.split(":"))
+    day = local.date()
+    for _ in range(400):
+        candidate = datetime.combine(day, time(hour, minute), tzinfo=tz)
+        fits = (schedule.every == "daily" or (schedule.every == "weekly" and day.weekday() == schedule.weekday)
+                or (schedule.every == "monthly" and day.day == 1))
+        if fits and candidate > local:
+            return candidate.astimezone(ZoneInfo("UTC"))
+        day += timedelta(days=1)
+    raise ValueError(f"no next run for schedule {schedule.name}")
+
+
+class ReportScheduler:
+    """Arms and fires the bundle's report schedules (when timers and the outbox are running)."""
+
+    def __init__(self, runtime: Runtime, reports: Any):
+        self.rt = runtime
+        self.reports = reports
+        timers = runtime.services.get("timers")
+        if timers is None or "outbox" not in runtime.services:
+            return
+        timers.on(TIMER_KIND, self.fire)
+        schedules = [(d, s) for d in runtime.bundle.all("dashboard").values() for s in d.schedules.values()]
+        if schedules:
+            with transaction(runtime.db) as conn:
+                for dashboard, schedule in schedules:
+                    self.arm(conn, dashboard, schedule, runtime.clock.now())
+
+    def arm(self, conn: Connection, dashboard: DashboardSpec, schedule: ScheduleSpec, after: datetime) -> int:
+        due = next_run(schedule, after, self.rt.bundle.meta.timezone)
+        return self.rt.services["timers"].schedule(
+            conn, kind=TIMER_KIND, subject=f"dashboard:{dashboard.name}", key=schedule.name, due_at=due,
+            payload={"dashboard": dashboard.name, "schedule": schedule.name})
+
+    def fire(self, conn: Connection, timer: Any) -> None:
+        dashboards = self.rt.bundle.all("dashboard")
+        dashboard = dashboards.get(timer.payload.get("dashboard", ""))
+        schedule = dashboard.schedules.get(timer.payload.get("schedule", "")) if dashboard else None
+        if dashboard is None or schedule is None:
+            return  # removed from the bundle since it was armed: nothing to send, nothing to re-arm
+        self.send(conn, dashboard, schedule, timer.due_at)
+        self.arm(conn, dashboard, schedule, max(timer.due_at, self.rt.clock.now()))
+
+    def send(self, conn: Connection, dashboard: DashboardSpec, schedule: ScheduleSpec, due: datetime) -> int:
+        """Compute, render and queue one run of a schedule in `conn`'s transaction."""
+        locale = schedule.locale
+        lines = [dashboard.text(locale), ""]
+        attachments = []
+        for name in schedule.widgets:
+            widget = dashboard.widgets[name]
+            dataset = self.reports.dataset(widget.dataset)
+            result = run_widget(conn, self.rt, dataset, widget, self._filters(dashboard, dataset), Principal.system())
+            payload = self.reports.payload(widget, result, locale)
+            lines.append(f"## {payload['title']}")
+            header = [c["title"] for c in payload["columns"]]
+            lines.append(" | ".join(header))
+            for row in payload["rows"][:20]:
+                lines.append(" | ".join("" if v is None else _cell(v, c.get("format")) for v, c in zip(row, payload["columns"])))
+            lines.append("")
+            if schedule.format in ("png", "svg"):
+                image = (render_png(payload["spec"]) if schedule.format == "png"
+                         else render_svg(payload["spec"]).encode("utf-8"))
+                attachments.append({"name": f"{dashboard.name}-{name}.{schedule.format}",
+                                    "content_type": "image/png" if schedule.format == "png" else "image/svg+xml",
+                                    "base64": base64.b64encode(image).decode("ascii")})
+        stamp = due.astimezone(ZoneInfo(self.rt.bundle.meta.timezone)).strftime("%Y-%m-%d")
+        subject = f"{dashboard.text(locale)} {stamp}"
+        return self.rt.services["outbox"].enqueue(
+            conn, channel=schedule.channel, to=list(schedule.to), subject=subject, body="\n".join(lines),
+            data={"attachments": attachments, "dashboard": dashboard.name, "schedule": schedule.name},
+            key=f"report:{dashboard.name}:{schedule.name}:{due.isoformat()}")
+
+    def _filters(self, dashboard: DashboardSpec, dataset: Any) -> Filters:
+        return self.reports.filters_from(dashboard, {}, dataset)
+
+
+def _cell(value: Any, fmt: str | None) -> str:
+    if fmt == "percent" and isinstance(value, (int, float)):
+        return f"{value:.1%}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)
+
+
+__all__ = ["ReportScheduler", "TIMER_KIND", "next_run"]

@@ -1,0 +1,75 @@
+"""Datasets and dashboards are checked at load: every mistake comes back as file:line:col."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.engine.bundle_kit import problems
+from tests.reports.report_kit import FILES
+
+DATASET = FILES["reports/tickets.yaml"]
+BOARD = FILES["dashboards/board.yaml"]
+
+
+def errors(tmp_path: Path, **changed: str) -> list[tuple[str, int, int, str]]:
+    files = dict(FILES)
+    for rel, text in changed.items():
+        files[rel.replace("__", "/").replace("_yaml", ".yaml")] = text
+    return problems(tmp_path, files)
+
+
+def test_the_kit_loads_cleanly(tmp_path: Path) -> None:
+    assert errors(tmp_path) == []
+
+
+def test_an_unknown_measure_in_a_widget_is_named_with_a_hint(tmp_path: Path) -> None:
+    board = BOARD.replace("measures: [tickets], compare", "measures: [ticket], compare")
+    found = errors(tmp_path, dashboards__board_yaml=board)
+    assert [(f, line, m) for f, line, _, m in found] == [("dashboards/board.yaml", 10, "unknown measure 'ticket'")]
+
+
+def test_a_date_dimension_needs_a_grain(tmp_path: Path) -> None:
+    board = BOARD.replace("dimensions: [created.month]", "dimensions: [created]")
+    assert any("a date dimension needs a grain" in m for *_, m in errors(tmp_path, dashboards__board_yaml=board))
+
+
+def test_a_chart_gets_the_dimensions_it_draws(tmp_path: Path) -> None:
+    board = BOARD.replace("chart: pie, dataset: tickets, dimensions: [group]", "chart: pie, dataset: tickets, dimensions: [group, region]")
+    assert any("a pie chart takes 1 dimension(s), not 2" in m for *_, m in errors(tmp_path, dashboards__board_yaml=board))
+
+
+def test_an_unknown_chart_type_is_refused(tmp_path: Path) -> None:
+    board = BOARD.replace("chart: heatmap", "chart: heatmapp")
+    assert any("unknown chart type 'heatmapp'" in m for *_, m in errors(tmp_path, dashboards__board_yaml=board))
+
+
+def test_working_time_cannot_be_compared_in_the_database(tmp_path: Path) -> None:
+    dataset = DATASET.replace("rate: resolution_hours <= 72h", "rate: resolution_hours <= 2 workdays")
+    assert any("working-time durations" in m for *_, m in errors(tmp_path, reports__tickets_yaml=dataset))
+
+
+def test_a_condition_outside_sql_is_refused_at_load(tmp_path: Path) -> None:
+    dataset = DATASET.replace("where: amount >= 300", "where: 'x' in customer.lower()")
+    found = errors(tmp_path, reports__tickets_yaml=dataset)
+    assert found and found[0][0] == "reports/tickets.yaml"
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("dimensions: [customer_name]", "is not a field of the form in this dataset"),
+    ("dimensions: [department]", "is not a field of the form in this dataset"),
+])
+def test_a_rollup_groups_by_form_fields_only(tmp_path: Path, bad: str, message: str) -> None:
+    dataset = DATASET.replace("dimensions: [region]}", bad + "}", 1)
+    assert any(message in m for *_, m in errors(tmp_path, reports__tickets_yaml=dataset))
+
+
+def test_a_filter_must_name_a_field_of_a_widget_dataset(tmp_path: Path) -> None:
+    board = BOARD.replace("customer: {field: customer}", "customer: {field: client}")
+    assert any("no dataset of this dashboard has a field 'client'" in m for *_, m in errors(tmp_path, dashboards__board_yaml=board))
+
+
+def test_a_schedule_names_a_configured_channel(tmp_path: Path) -> None:
+    board = BOARD + "schedules:\n  daily: {every: daily, channel: fax, to: a@b.c}\n"
+    assert any("unknown channel 'fax'" in m for *_, m in errors(tmp_path, dashboards__board_yaml=board))

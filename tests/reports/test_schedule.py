@@ -1,0 +1,63 @@
+"""Scheduled reports: a timer per schedule, fired into one outbox message with the charts."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from engine.storage.db import read_transaction
+from engine.storage.tables import outbox
+from reports.schedule import TIMER_KIND, next_run
+from reports.spec import ScheduleSpec
+from tests.reports import report_kit
+from tests.reports.report_kit import FILES, build
+
+UTC = timezone.utc
+SCHEDULE = """
+schedules:
+  weekly:
+    every: weekly
+    weekday: monday
+    at: "08:30"
+    channel: log
+    to: [boss@example.com]
+    widgets: [total, by_region]
+    format: png
+    locale: zh-CN
+"""
+
+
+def test_the_next_run_is_at_local_time_on_the_right_day() -> None:
+    weekly = ScheduleSpec("w", "weekly", "08:30", 0, "log", ("x",), ("total",), "png", "en")
+    # Wednesday 2025-04-30 12:00 UTC -> Monday 2025-05-05 08:30 Shanghai = 00:30 UTC
+    assert next_run(weekly, datetime(2025, 4, 30, 12, tzinfo=UTC), "Asia/Shanghai") == datetime(2025, 5, 5, 0, 30, tzinfo=UTC)
+    daily = ScheduleSpec("d", "daily", "07:00", 0, "log", ("x",), ("total",), "table", "en")
+    assert next_run(daily, datetime(2025, 4, 30, 22, 59, tzinfo=UTC), "Asia/Shanghai") == datetime(2025, 4, 30, 23, 0, tzinfo=UTC)
+    monthly = ScheduleSpec("m", "monthly", "09:00", 0, "log", ("x",), ("total",), "svg", "en")
+    assert next_run(monthly, datetime(2025, 4, 30, 12, tzinfo=UTC), "Asia/Shanghai") == datetime(2025, 5, 1, 1, 0, tzinfo=UTC)
+
+
+def test_a_weekly_report_is_armed_fired_and_queued_with_its_charts(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setitem(report_kit.FILES, "dashboards/board.yaml", FILES["dashboards/board.yaml"] + SCHEDULE)
+    system, _ = build(tmp_path)
+    timers = system.runtime.services["timers"]
+    with read_transaction(system.db) as conn:
+        armed = [t for t in timers.pending(conn) if t.kind == TIMER_KIND]
+    assert [(t.subject, t.key) for t in armed] == [("dashboard:board", "weekly")]
+    assert armed[0].due_at == datetime(2025, 3, 3, 0, 30, tzinfo=UTC)  # Monday 3 March, the first after boot
+    system.runtime.clock.set(datetime(2025, 5, 1, tzinfo=UTC))
+    assert timers.tick() >= 1
+    with read_transaction(system.db) as conn:
+        messages = conn.execute(sa.select(outbox).where(outbox.c.channel == "log")).all()
+        rearmed = [t for t in timers.pending(conn) if t.kind == TIMER_KIND]
+    report = [m for m in messages if (m.payload or {}).get("data", {}).get("dashboard") == "board"]
+    assert len(report) == 1
+    body = report[0].body
+    assert "华东 | 3" in body and "华北 | 2" in body  # labels in the schedule's locale
+    attachments = report[0].payload["data"]["attachments"]
+    assert [a["name"] for a in attachments] == ["board-total.png", "board-by_region.png"]
+    assert base64.b64decode(attachments[1]["base64"]).startswith(b"\x89PNG")
+    assert rearmed and rearmed[0].due_at > datetime(2025, 5, 1, tzinfo=UTC)

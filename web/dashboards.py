@@ -1,0 +1,246 @@
+"""Dashboards (报表看板): pages, widget data as JSON, drill-down, CSV/XLSX/SVG/PNG export, print.
+
+Every route needs a signed-in principal and the dashboard's roles; every query runs through
+`runtime.services["reports"]` with that principal, so row-level permissions apply to charts,
+exports and drill-downs alike. Bad parameters get a 400 with a plain message (never SQL).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from urllib.parse import urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from engine.identity import Principal
+from engine.types import label_text, translate
+from reports.query import OTHERS, ReportRequestError
+from reports.sql import NotTranslatable
+from web import auth
+from web.staff import local_time
+
+if TYPE_CHECKING:
+    from reports.service import ReportService
+    from reports.spec import DashboardSpec, WidgetSpec
+    from web.app import Web
+
+TEXT: dict[str, dict[str, str]] = {
+    "dashboards": {"en": "Dashboards", "zh-CN": "报表看板"},
+    "no_dashboards": {"en": "No dashboard is open to you.", "zh-CN": "暂无可查看的看板。"},
+    "apply": {"en": "Apply", "zh-CN": "查询"},
+    "reset": {"en": "Reset", "zh-CN": "重置"},
+    "from": {"en": "From", "zh-CN": "开始日期"},
+    "to": {"en": "To", "zh-CN": "结束日期"},
+    "all": {"en": "All", "zh-CN": "全部"},
+    "any_period": {"en": "Any time", "zh-CN": "不限"},
+    "last_7_days": {"en": "Last 7 days", "zh-CN": "最近7天"},
+    "last_30_days": {"en": "Last 30 days", "zh-CN": "最近30天"},
+    "last_90_days": {"en": "Last 90 days", "zh-CN": "最近90天"},
+    "last_365_days": {"en": "Last 365 days", "zh-CN": "最近一年"},
+    "this_month": {"en": "This month", "zh-CN": "本月"},
+    "this_year": {"en": "This year", "zh-CN": "今年"},
+    "print": {"en": "Print", "zh-CN": "打印"},
+    "export": {"en": "Export", "zh-CN": "导出"},
+    "loading": {"en": "Loading…", "zh-CN": "加载中…"},
+    "drill_title": {"en": "Records behind “{point}”", "zh-CN": "“{point}”对应的记录"},
+    "records_found": {"en": "{n} records", "zh-CN": "共 {n} 条记录"},
+    "back_to": {"en": "Back to the dashboard", "zh-CN": "返回看板"},
+    "query_no": {"en": "Query number", "zh-CN": "查询编号"},
+    "subject": {"en": "Subject", "zh-CN": "主题"},
+    "status": {"en": "Status", "zh-CN": "状态"},
+    "created": {"en": "Received", "zh-CN": "受理时间"},
+    "previous": {"en": "Previous", "zh-CN": "上期"},
+    "more": {"en": "Next page", "zh-CN": "下一页"},
+    "click_hint": {"en": "Click a bar, slice or cell to see its records.", "zh-CN": "点击图中的柱、扇区或格子可查看对应记录。"},
+    "total": {"en": "Total", "zh-CN": "合计"},
+}
+PERIOD_PRESETS = ("last_7_days", "last_30_days", "last_90_days", "last_365_days", "this_month", "this_year")
+DRILL_PAGE = 100
+
+
+def _tr(key: str, locale: str, **params: Any) -> str:
+    return translate(TEXT, key, locale, **params)
+
+
+def _params(request: Request) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for key, value in request.query_params.multi_items():
+        if key in ("lang", "offset"):
+            continue
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def _filter_query(params: Mapping[str, Sequence[str]]) -> str:
+    return urlencode([(k, v) for k, vs in params.items() if not k.startswith("p.") for v in vs])
+
+
+def routes(web: "Web") -> list[Route]:
+    """The dashboard pages and their data endpoints."""
+
+    def service() -> "ReportService":
+        return web.system.runtime.services["reports"]
+
+    def opened(request: Request) -> tuple[Principal, "DashboardSpec"]:
+        principal = auth.require_principal(request)
+        try:
+            dashboard = service().dashboard(request.path_params["name"])
+        except ReportRequestError:
+            raise HTTPException(404, "there is no such dashboard") from None
+        if not service().may_open(dashboard, principal):
+            raise HTTPException(403, "you do not have a role that may open this dashboard")
+        return principal, dashboard
+
+    def widget_of(request: Request, dashboard: "DashboardSpec") -> "WidgetSpec":
+        found = dashboard.widgets.get(request.path_params["widget"])
+        if found is None:
+            raise HTTPException(404, "there is no such widget")
+        return found
+
+    async def index(request: Request) -> Response:
+        principal = auth.require_principal(request)
+        locale = web.locale_of(request)
+        items = [{"name": d.name, "title": d.text(locale),
+                  "description": label_text(d.description, locale) if d.description else ""}
+                 for d in service().visible(principal)]
+        return web.page(request, "dashboards.html", dashboards=items, tr=lambda k, **p: _tr(k, locale, **p))
+
+    async def page(request: Request) -> Response:
+        principal, dashboard = opened(request)
+        locale = web.locale_of(request)
+        params = _params(request)
+        try:
+            service().filters_from(dashboard, params)
+            error = None
+        except ReportRequestError as exc:
+            error, params = str(exc), {}
+        query = _filter_query(params)
+        return web.page(request, "dashboard.html", dashboard=dashboard, title=dashboard.text(locale),
+                        description=label_text(dashboard.description, locale) if dashboard.description else "",
+                        filters=_filter_controls(service(), dashboard, params, locale), query=query,
+                        widgets=[{"name": w.name, "title": w.text(locale), "width": w.width, "chart": w.chart}
+                                 for w in dashboard.widgets.values()],
+                        error=error, printing=request.url.path.endswith("/print"),
+                        tr=lambda k, **p: _tr(k, locale, **p))
+
+    async def data(request: Request) -> Response:
+        principal, dashboard = opened(request)
+        widget = widget_of(request, dashboard)
+        locale = web.locale_of(request)
+        fmt = request.path_params["fmt"]
+        params = _params(request)
+        try:
+            if fmt == "json":
+                body = await run_in_threadpool(service().widget_json, dashboard, widget, params, principal, locale)
+                return JSONResponse(body)
+            if fmt in ("svg", "png"):
+                image = await run_in_threadpool(service().image, dashboard, widget, params, principal, locale, fmt)
+                return Response(image, media_type="image/svg+xml" if fmt == "svg" else "image/png",
+                                headers={"content-security-policy": "default-src 'none'; style-src 'unsafe-inline'",
+                                         "cache-control": "no-store"})
+            if fmt in ("csv", "xlsx"):
+                content = await run_in_threadpool(service().export, dashboard, widget, params, principal, locale, fmt)
+                media = ("text/csv; charset=utf-8" if fmt == "csv" else
+                         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+                return Response(content, media_type=media, headers={
+                    "content-disposition": f'attachment; filename="{dashboard.name}-{widget.name}.{fmt}"',
+                    "cache-control": "no-store"})
+        except (ReportRequestError, NotTranslatable) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        raise HTTPException(404, "unknown format")
+
+    async def drill(request: Request) -> Response:
+        principal, dashboard = opened(request)
+        widget = widget_of(request, dashboard)
+        locale = web.locale_of(request)
+        params = _params(request)
+        try:
+            offset = max(0, int(request.query_params.get("offset", "0") or 0))
+        except ValueError:
+            offset = 0
+        reports = service()
+        try:
+            total, records = await run_in_threadpool(reports.drill, dashboard, widget, params, principal,
+                                                     limit=DRILL_PAGE, offset=offset)
+        except (ReportRequestError, NotTranslatable) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        if request.query_params.get("format") == "json":
+            return JSONResponse({"total": total, "ids": [r["id"] for r in records]})
+        dataset = reports.dataset(widget.dataset)
+        forms = web.system.forms
+        form = forms.form(dataset.form)
+        title_field = form.spec.title_field
+        point_text = _point_text(reports, widget, params, locale)
+        rows = [{"id": r["id"], "query_no": r.get("query_no") or f"#{r['id']}",
+                 "title": form.display(title_field, r.get(title_field), locale) if title_field else "",
+                 "status": r.get("status"), "created": local_time(r.get("created_at"), web.bundle.meta.timezone)}
+                for r in records]
+        next_query = None
+        if offset + DRILL_PAGE < total:
+            next_query = urlencode([*((k, v) for k, vs in params.items() for v in vs), ("offset", offset + DRILL_PAGE)])
+        return web.page(request, "dashboard_drill.html", dashboard=dashboard, widget=widget,
+                        title=_tr("drill_title", locale, point=point_text), total=total, rows=rows,
+                        form=dataset.form, back=f"/dashboards/{dashboard.name}?{_filter_query(params)}",
+                        next_query=next_query, tr=lambda k, **p: _tr(k, locale, **p))
+
+    return [
+        Route("/dashboards", index, methods=["GET"]),
+        Route("/dashboards/{name}", page, methods=["GET"]),
+        Route("/dashboards/{name}/print", page, methods=["GET"]),
+        Route("/dashboards/{name}/widgets/{widget}.{fmt}", data, methods=["GET"]),
+        Route("/dashboards/{name}/widgets/{widget}/records", drill, methods=["GET"]),
+    ]
+
+
+def _filter_controls(reports: "ReportService", dashboard: "DashboardSpec", params: Mapping[str, Sequence[str]],
+                     locale: str) -> list[dict[str, Any]]:
+    """What the filter bar shows: one control per dashboard filter, with its current value."""
+    controls = []
+    for name, spec in dashboard.filters.items():
+        field = None
+        for widget in dashboard.widgets.values():
+            field = reports.dataset(widget.dataset).fields.get(spec.field) or field
+        item: dict[str, Any] = {"name": name, "label": spec.text(locale), "type": spec.type,
+                                "value": (params.get(name) or [""])[-1]}
+        if spec.type == "period":
+            item["presets"] = [(p, _tr(p, locale)) for p in PERIOD_PRESETS]
+            item["from"] = (params.get(f"{name}_from") or [""])[-1]
+            item["to"] = (params.get(f"{name}_to") or [""])[-1]
+            if not item["value"] and not item["from"] and not item["to"] and spec.default:
+                item["value"] = spec.default
+        elif spec.type == "choice" and field is not None:
+            if field.origin == "handled_by" or (field.origin == "task" and field.column == "department"):
+                options = [(code, label_text(dep.label, locale, code))
+                           for code, dep in reports.rt.bundle.meta.departments.items()]
+            elif field.choices is not None:
+                options = [(o.value, o.text(locale)) for depth, o, _ in field.choices.walk()
+                           if field.level is None and not o.children or depth == field.level]
+            else:
+                options = []
+            item["options"] = options
+        controls.append(item)
+    return controls
+
+
+def _point_text(reports: "ReportService", widget: "WidgetSpec", params: Mapping[str, Sequence[str]], locale: str) -> str:
+    dataset = reports.dataset(widget.dataset)
+    parts = []
+    for d in widget.dimensions:
+        values = params.get(f"p.{d.key}")
+        if not values:
+            continue
+        value = values[-1]
+        spec = dataset.fields[d.field]
+        if value == OTHERS:
+            shown = label_text({"en": "Others", "zh-CN": "其他"}, locale)
+        elif spec.choices is not None and not d.grain:
+            option = spec.choices.find(value)
+            shown = option.text(locale) if option else value
+        else:
+            shown = value or label_text({"en": "(none)", "zh-CN": "（空）"}, locale)
+        parts.append(shown)
+    return " · ".join(parts) or widget.text(locale)

@@ -1,0 +1,154 @@
+// Dashboards: fetch each widget's data, draw it (vendored Vega / Vega-Lite, no network), and
+// open the records behind a clicked bar, slice or cell with the same filters (drill-down).
+// Text from the data is only ever set with textContent; Vega runs with its expression
+// interpreter so the page needs no 'unsafe-eval' in its Content-Security-Policy.
+(function () {
+  "use strict";
+  var root = document.getElementById("dashboard");
+  if (!root) { return; }
+  var name = root.dataset.name;
+  var query = root.dataset.query || "";
+  var lang = root.dataset.lang || "";
+  var printing = root.dataset.print === "yes";
+
+  function url(widget, suffix, extra) {
+    var parts = [query, extra || "", lang ? "lang=" + encodeURIComponent(lang) : ""].filter(Boolean);
+    return "/dashboards/" + encodeURIComponent(name) + "/widgets/" + encodeURIComponent(widget) + suffix + "?" + parts.join("&");
+  }
+
+  function drill(widget, payload, index) {
+    var point = payload.points[index];
+    if (!point) { return; }
+    var extra = Object.keys(point).map(function (key) {
+      var value = point[key] === null || point[key] === undefined ? "" : String(point[key]);
+      return encodeURIComponent("p." + key) + "=" + encodeURIComponent(value);
+    }).join("&");
+    window.location.href = url(widget, "/records", extra);
+  }
+
+  function format(value, fmt) {
+    if (value === null || value === undefined) { return "-"; }
+    if (fmt === "percent") { return (value * 100).toFixed(1) + "%"; }
+    if (Math.round(value) === value) { return value.toLocaleString(); }
+    return value.toLocaleString(undefined, { maximumFractionDigits: 2 });
+  }
+
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) { node.className = cls; }
+    if (text !== undefined) { node.textContent = text; }
+    return node;
+  }
+
+  function kpi(body, payload) {
+    var wrap = el("div", "kpi");
+    var row = payload.rows[0] || [];
+    payload.columns.forEach(function (column, i) {
+      var box = el("div", "kpi-item");
+      box.appendChild(el("div", "kpi-label", column.title));
+      var value = el("a", "kpi-value", format(row[i], column.format));
+      value.href = url(payload.widget, "/records", "");
+      box.appendChild(value);
+      if (payload.previous && payload.previous[i] !== null && payload.previous[i] !== undefined && row[i] !== null) {
+        var before = payload.previous[i];
+        var change = before === 0 ? null : (row[i] - before) / Math.abs(before);
+        var text = root.dataset.previous + " " + format(before, column.format);
+        if (change !== null) { text += " (" + (change >= 0 ? "+" : "") + (change * 100).toFixed(1) + "%)"; }
+        box.appendChild(el("div", "kpi-compare " + (change >= 0 ? "up" : "down"), text));
+      }
+      wrap.appendChild(box);
+    });
+    body.appendChild(wrap);
+  }
+
+  function table(body, payload) {
+    var scroll = el("div", "scroll");
+    var t = el("table", "widget-table");
+    var head = el("tr");
+    payload.columns.forEach(function (c) { var th = el("th", c.kind, c.title); th.scope = "col"; head.appendChild(th); });
+    var thead = el("thead"); thead.appendChild(head); t.appendChild(thead);
+    var tbody = el("tbody");
+    payload.rows.forEach(function (row, index) {
+      var tr = el("tr");
+      row.forEach(function (cell, i) {
+        var column = payload.columns[i];
+        var td = el("td", column.kind);
+        if (column.kind === "dimension" && i === 0) {
+          var a = el("a", "drill-link", cell === null ? "-" : String(cell));
+          a.href = "#";
+          a.addEventListener("click", function (event) { event.preventDefault(); drill(payload.widget, payload, index); });
+          td.appendChild(a);
+        } else {
+          td.textContent = column.kind === "measure" ? format(cell, column.format) : (cell === null ? "-" : String(cell));
+        }
+        tr.appendChild(td);
+      });
+      tbody.appendChild(tr);
+    });
+    t.appendChild(tbody);
+    if (payload.totals) {
+      var foot = el("tr", "totals");
+      payload.totals.forEach(function (cell, i) {
+        var column = payload.columns[i];
+        foot.appendChild(el("td", column.kind, i === 0 ? root.dataset.total : (cell === null ? "" : format(cell, column.format))));
+      });
+      var tfoot = el("tfoot"); tfoot.appendChild(foot); t.appendChild(tfoot);
+    }
+    scroll.appendChild(t);
+    body.appendChild(scroll);
+  }
+
+  function chart(body, payload) {
+    var holder = el("div", "chart");
+    body.appendChild(holder);
+    var spec = payload.spec;
+    var width = Math.max(240, body.clientWidth - 40);
+    if (payload.chart === "region_grid") {
+      var columns = Math.max(1, spec.width / 110);
+      var size = Math.min(110, Math.floor(width / columns));
+      spec.width = size * columns;
+      spec.height = spec.height / 70 * Math.round(size * 0.64);
+    } else if (payload.chart !== "radar" && payload.chart !== "kpi") {
+      spec.width = payload.chart === "pie" || payload.chart === "donut" ? Math.min(width, spec.height) : width;
+    }
+    delete spec.title; // the widget's heading shows it
+    var options = {
+      mode: payload.mode, renderer: "svg", actions: false, defaultStyle: false, tooltip: { disableDefaultStyle: true },
+      ast: true, expr: window.vegaInterpreter.expressionInterpreter
+    };
+    window.vegaEmbed(holder, spec, options).then(function (result) {
+      body.dataset.ready = "yes";
+      result.view.addEventListener("click", function (event, item) {
+        var datum = item && item.datum;
+        if (datum && datum._p !== undefined && datum._p !== null) { drill(payload.widget, payload, datum._p); }
+      });
+    }).catch(function (error) { body.textContent = String(error); });
+  }
+
+  function load(section) {
+    var widget = section.dataset.widget;
+    var body = section.querySelector(".widget-body");
+    fetch(url(widget, ".json"), { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (response) {
+        return response.json().then(function (data) { return { ok: response.ok, data: data }; });
+      })
+      .then(function (result) {
+        body.textContent = "";
+        if (!result.ok) { body.appendChild(el("p", "notice notice-error", result.data.error || "error")); return; }
+        var payload = result.data;
+        section.dataset.rows = String(payload.rows.length);
+        if (payload.chart === "kpi") { kpi(body, payload); body.dataset.ready = "yes"; }
+        else if (payload.chart === "table") { table(body, payload); body.dataset.ready = "yes"; }
+        else { chart(body, payload); }
+      })
+      .catch(function (error) { body.textContent = String(error); });
+  }
+
+  Array.prototype.forEach.call(document.querySelectorAll(".widget[data-widget]"), load);
+  if (printing) {
+    var poll = window.setInterval(function () {
+      var pending = document.querySelectorAll(".widget-body:not([data-ready])");
+      if (pending.length === 0) { window.clearInterval(poll); window.print(); }
+    }, 300);
+  }
+})();
