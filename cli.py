@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -92,6 +93,28 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Fill a database with synthetic records run through the flows on a fast clock."""
+    from datetime import datetime, timedelta, timezone
+
+    from engine.clock import ManualClock
+    from reports.demo import DemoRunner
+    from web.system import boot
+
+    if args.records < 1:
+        print("--records must be at least 1", file=sys.stderr)
+        return 1
+    end = datetime.now(timezone.utc).replace(microsecond=0)
+    start = end - timedelta(days=args.days)
+    system = boot(args.bundle, db_url=args.db, clock=ManualClock(start))
+    runner = DemoRunner(system.runtime, seed=args.seed)
+    result = runner.run(args.records, start=start, days=args.days,
+                        progress=lambda n: print(f"{n} records...", file=sys.stderr))
+    print(json.dumps({"records": result.records, "completed_tasks": result.completed_tasks,
+                      "open_tasks": result.open_tasks, "closed": result.closed}))
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from forms.exchange import export_records
     from web.system import boot
@@ -140,19 +163,292 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from web.app import create_app
     from web.system import boot
 
+    from web.auth import demo_mode
+
     url = database_url(args.db)
+    demo = demo_mode(args.demo, url, True)
+    if demo:
+        # A demo has no mail server or SMS gateway: messages are written to the log instead.
+        os.environ.setdefault("DOCKET_OUTBOX_DRY_RUN", "1")
     system = boot(args.bundle, db_url=url)
+    if demo and system.bundle.meta.demo_users:
+        _seed_demo_records(system)
     app = create_app(system)
     host = "localhost" if args.host in ("127.0.0.1", "0.0.0.0", "::") else args.host
     print(f"Docket is serving '{system.bundle.meta.title('en')}' ({system.bundle.name} "
           f"{system.bundle.version}, hash {system.bundle.hash})")
     print(f"  database: {_safe_url(url)}")
     print(f"  open:     http://{host}:{args.port}/")
-    if system.bundle.meta.demo_users:
-        print("  demo users (sign-in arrives with the web issue; roles shown for reference):")
-        for user in system.bundle.meta.demo_users:
-            print(f"    {user.username:<14} {', '.join(user.roles)}")
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    _print_demo_users(system, url, args.demo)
+    web = app.state.web
+    scheduler = _start_scheduler(lambda: web.system.runtime, args.no_scheduler)  # follows reloads
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown()
+    return 0
+
+
+def _start_scheduler(runtime: object, disabled: bool) -> object | None:
+    """Start ticking timers and the outbox beside the web server (unless disabled)."""
+    if disabled:
+        print("  scheduler: off (--no-scheduler); run `docket worker` to fire timers and send messages")
+        return None
+    from engine.scheduler import Scheduler
+
+    scheduler = Scheduler(runtime)  # type: ignore[arg-type]
+    scheduler.start()
+    print("  scheduler: ticking timers and the outbox in this process")
+    return scheduler
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run only the scheduler: an extra process that fires timers and sends messages."""
+    import logging
+    import signal
+    import threading
+
+    from engine.scheduler import Scheduler
+    from engine.storage.db import database_url
+    from web.system import boot
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    url = database_url(args.db)
+    system = boot(args.bundle, db_url=url)
+    scheduler = Scheduler(system.runtime, timer_interval=args.interval)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    scheduler.start()
+    print(f"Docket worker: firing timers and sending messages for {system.bundle.name} "
+          f"on {_safe_url(url)}; Ctrl+C stops", flush=True)
+    stop.wait()
+    scheduler.shutdown()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Show (and with --apply, run) the record-table changes start-up never makes on its own."""
+    from forms.migrate import MigrationBlocked, apply_form, plan_form
+    from web.system import boot
+
+    renames: dict[str, dict[str, str]] = {}
+    for item in args.rename or []:
+        form_old, _, new = item.partition("=")
+        form_name, _, old = form_old.partition(".")
+        if not (form_name and old and new):
+            print(f"--rename {item}: write it as FORM.OLD=NEW", file=sys.stderr)
+            return 2
+        renames.setdefault(form_name, {})[old] = new
+    system = boot(args.bundle, db_url=args.db)
+    unknown = sorted(set(renames) - set(system.forms.forms))
+    if unknown:
+        print(f"--rename: no form {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    plans = {name: plan_form(system.forms, name, renames.get(name)) for name in system.forms.forms}
+    pending = {name: steps for name, steps in plans.items() if any(s.kind != "note" or s.blocked for s in steps)}
+    for name, steps in plans.items():
+        for step in steps:
+            print(step.describe())
+    if not any(plans.values()):
+        print("every record table matches its form: nothing to migrate")
+        return 0
+    blocked = any(s.blocked for steps in plans.values() for s in steps)
+    if not args.apply:
+        print("nothing changed: run again with --apply to make these changes"
+              + (" once the blocked steps are fixed" if blocked else ""))
+        return 1 if blocked else 0
+    status = 0
+    for name, steps in pending.items():
+        try:
+            for line in apply_form(system.forms, name, steps):
+                print(f"done: {line}")
+        except MigrationBlocked:
+            print(f"{name}: not migrated: some steps are blocked (see above); nothing changed", file=sys.stderr)
+            status = 1
+    return status
+
+
+def cmd_tokens(args: argparse.Namespace) -> int:
+    """API tokens for integrations: create (the secret is printed once), list, revoke."""
+    from engine.clock import SystemClock
+    from engine.storage.db import create_engine, database_url, read_transaction, transaction
+    from engine.storage.migrations import upgrade
+    from web.auth import audit
+    from web.tokens import create_token, list_tokens, revoke_token
+
+    engine = create_engine(database_url(args.db))
+    upgrade(engine)
+    now = SystemClock().now()
+    if args.tokens_command == "create":
+        try:
+            with transaction(engine) as conn:
+                secret, token_id = create_token(conn, args.user, args.name, now=now, created_by="cli")
+                audit(conn, "cli", "token.created", f"token:{token_id}", {"user": args.user, "name": args.name},
+                      at=now)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(secret)
+        print(f"token {token_id} for {args.user} ('{args.name}'): keep it secret, it is not shown again;"
+              " send it as 'Authorization: Bearer <token>'", file=sys.stderr)
+        return 0
+    if args.tokens_command == "revoke":
+        with transaction(engine) as conn:
+            info = revoke_token(conn, args.id, now=now)
+            audit(conn, "cli", "token.revoked", f"token:{args.id}", {"user": info.username}, at=now)
+        print(f"token {info.id} of {info.username} ('{info.name}') revoked")
+        return 0
+    with read_transaction(engine) as conn:
+        infos = list_tokens(conn, args.user)
+    for info in infos:
+        state = f"revoked {info.revoked_at:%Y-%m-%d}" if info.revoked_at else "active"
+        used = f"last used {info.last_used_at:%Y-%m-%d %H:%M}" if info.last_used_at else "never used"
+        print(f"{info.id:>5}  {info.username:<16} {info.prefix}...  {info.name:<30} {state}, {used}")
+    if not infos:
+        print("no API tokens")
+    return 0
+
+
+DEMO_RECORDS = 40
+"""Records a demo database starts with, so the inbox, records and dashboards have something."""
+
+
+def _seed_demo_records(system: object) -> None:
+    """Fill an empty demo database with a few weeks of synthetic records run through the flows
+    (the newest still open, so the inbox has work); a database with records is left alone."""
+    from datetime import timedelta
+
+    from engine.clock import ManualClock
+    from reports.demo import DemoRunner
+    from web.system import boot
+
+    forms = system.forms  # type: ignore[attr-defined]
+    if any(forms.count(name) for name in forms.forms):
+        return
+    print(f"  demo data: filling the empty database with {DEMO_RECORDS} sample records (once)...", flush=True)
+    end = system.runtime.clock.now()  # type: ignore[attr-defined]
+    start = end - timedelta(days=21)
+    seeding = boot(system.bundle.root, db_url=system.db.url.render_as_string(hide_password=False),  # type: ignore[attr-defined]
+                   clock=ManualClock(start), registry=system.bundle.registry)  # type: ignore[attr-defined]
+    DemoRunner(seeding.runtime, seed=7).run(DEMO_RECORDS, start=start, days=21)
+    seeding.db.dispose()
+
+
+def _print_demo_users(system: object, url: str, explicit: bool | None) -> None:
+    """List the demo users; in demo mode give those without a password the demo password."""
+    from engine.storage.db import transaction
+    from web.auth import demo_mode, demo_password, give_demo_passwords
+
+    meta = system.bundle.meta  # type: ignore[attr-defined]
+    if not meta.demo_users:
+        return
+    names = [u.username for u in meta.demo_users]
+    if demo_mode(explicit, url, True):
+        password = demo_password()
+        with transaction(system.db) as conn:  # type: ignore[attr-defined]
+            give_demo_passwords(conn, names, password)
+        print(f"  demo users (password: {password}; kept in var/demo_password):")
+    else:
+        print("  demo users (no password until `docket users set-password USER`, or serve with --demo):")
+    for user in meta.demo_users:
+        print(f"    {user.username:<14} {', '.join(user.roles)}")
+
+
+def _read_password(from_stdin: bool) -> str | None:
+    """A new password from stdin, or asked twice on the terminal; None (with a message) if unusable."""
+    import getpass
+
+    from web.auth import password_problems
+
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("New password: ")
+        if getpass.getpass("Repeat it: ") != password:
+            print("the two passwords differ; nothing was changed", file=sys.stderr)
+            return None
+    problems = password_problems(password)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return None if problems else password
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from engine.directory import user_roles_of
+    from engine.storage.db import read_transaction
+    from engine.storage.tables import users
+    from web.system import boot
+
+    system = boot(args.bundle, db_url=args.db)
+    with read_transaction(system.db) as conn:
+        for row in conn.execute(select(users).order_by(users.c.username)).mappings():
+            state = "" if row["is_active"] else " (deactivated)"
+            password = "password set" if row["password_hash"] else "no password"
+            print(f"{row['username']:<16} {row['department'] or '-':<16} {', '.join(user_roles_of(conn, row['username'])) or '-'}"
+                  f"  [{password}]{state}")
+    return 0
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    from sqlalchemy import insert, select
+
+    from engine.storage.db import transaction
+    from engine.storage.tables import user_roles, users
+    from web.admin import USERNAME
+    from web.auth import audit, hash_password
+    from web.system import boot
+
+    system = boot(args.bundle, db_url=args.db)
+    meta = system.bundle.meta
+    problems = [f"unknown role '{r}' (roles: {', '.join(meta.roles)})" for r in args.role if r not in meta.roles]
+    if args.department and args.department not in meta.departments:
+        problems.append(f"unknown department '{args.department}' (departments: {', '.join(meta.departments)})")
+    if not USERNAME.fullmatch(args.username):
+        problems.append(f"'{args.username}': use letters, digits and . _ @ - only (at most 150)")
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 1
+    password = None if args.no_password else _read_password(args.password_stdin)
+    if password is None and not args.no_password:
+        return 1
+    now = system.runtime.clock.now()
+    with transaction(system.db) as conn:
+        if conn.execute(select(users.c.id).where(users.c.username == args.username)).first():
+            print(f"user '{args.username}' exists already", file=sys.stderr)
+            return 1
+        user_id = conn.execute(insert(users).values(
+            username=args.username, display_name=args.name, email=args.email, department=args.department,
+            created_at=now, password_hash=hash_password(password) if password else None)).inserted_primary_key[0]
+        for role in dict.fromkeys(args.role):
+            conn.execute(insert(user_roles).values(user_id=user_id, role=role))
+        audit(conn, "cli", "user.created", args.username,
+              {"roles": args.role, "department": args.department, "password": bool(password)}, at=now)
+    print(f"user '{args.username}' created")
+    return 0
+
+
+def cmd_users_set_password(args: argparse.Namespace) -> int:
+    from engine.storage.db import transaction
+    from web.auth import audit, set_password
+    from web.system import boot
+
+    system = boot(args.bundle, db_url=args.db)
+    password = _read_password(args.password_stdin)
+    if password is None:
+        return 1
+    with transaction(system.db) as conn:
+        try:
+            set_password(conn, args.username, password)
+        except LookupError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        audit(conn, "cli", "user.password", args.username, {}, at=system.runtime.clock.now())
+    print(f"password of '{args.username}' set; their sessions were ended")
     return 0
 
 
@@ -180,7 +476,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--no-scheduler", action="store_true",
+                   help="do not fire timers or send messages here (run `docket worker` instead)")
+    p.add_argument("--demo", action=argparse.BooleanOptionalAction, default=None,
+                   help="give the bundle's demo users the password printed at start (default: $DOCKET_DEMO, "
+                        "else on only for the SQLite database under var/)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("users", help="manage sign-in accounts", description="Manage sign-in accounts.")
+    users_sub = p.add_subparsers(dest="users_command", metavar="ACTION", required=True)
+    q = users_sub.add_parser("list", help="list users with their roles and department")
+    q.add_argument("--bundle", default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
+    q.add_argument("--db", help="database URL")
+    q.set_defaults(func=cmd_users_list)
+    q = users_sub.add_parser("add", help="create a user",
+                             description="Create a user; the password is asked for (or read from stdin).")
+    q.add_argument("username")
+    q.add_argument("--name", help="display name")
+    q.add_argument("--role", action="append", default=[], help="a role from bundle.yaml (repeat for several)")
+    q.add_argument("--department", help="a department code from bundle.yaml")
+    q.add_argument("--email")
+    q.add_argument("--no-password", action="store_true", help="create without a password (cannot sign in yet)")
+    q.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    q.add_argument("--bundle", default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
+    q.add_argument("--db", help="database URL")
+    q.set_defaults(func=cmd_users_add)
+    q = users_sub.add_parser("set-password", help="set a user's password (ends their sessions)",
+                             description="Set a user's password; it is asked for twice, or read from stdin.")
+    q.add_argument("username")
+    q.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    q.add_argument("--bundle", default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
+    q.add_argument("--db", help="database URL")
+    q.set_defaults(func=cmd_users_set_password)
+
+    p = sub.add_parser("worker", help="fire timers and send queued messages (no web server)",
+                       description="Run only the background scheduler: durable timers and the outbox. "
+                                   "Any number of workers and servers may run against one database.")
+    p.add_argument("bundle", nargs="?", default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
+    p.add_argument("--db", help="database URL (default: $DOCKET_DATABASE_URL or sqlite:///var/docket.db)")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between timer ticks (default: %(default)s)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("migrate", help="plan and apply record-table changes that could lose data",
+                       description="Compare each form's table with its definition. Start-up only adds "
+                                   "tables, columns and indexes; retyped, renamed, removed and unique "
+                                   "fields wait for this command, which shows its plan first and "
+                                   "changes nothing without --apply. Old columns are kept as _removed_*.")
+    p.add_argument("bundle", nargs="?", default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
+    p.add_argument("--db", help="database URL (default: $DOCKET_DATABASE_URL or sqlite:///var/docket.db)")
+    p.add_argument("--rename", action="append", metavar="FORM.OLD=NEW",
+                   help="a field was renamed: move the values of column OLD into field NEW (repeatable)")
+    p.add_argument("--apply", action="store_true", help="make the changes (default: only show the plan)")
+    p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("submit", help="submit a record from a JSON file",
                        description="Validate and store one record (starting its flow), print its query number.")
@@ -192,6 +540,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--locale", default="en", help="language of error messages (en, zh-CN)")
     p.add_argument("--key", help="idempotency key: a retry with the same key returns the first record")
     p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("demo", help="fill the database with synthetic records for the dashboards",
+                       description="Submit N realistic synthetic records over two years and work their "
+                                   "tasks through the flows on a fast clock.")
+    p.add_argument("bundle", help="bundle folder")
+    p.add_argument("--records", type=int, default=1000, help="how many records (default 1000)")
+    p.add_argument("--days", type=int, default=730, help="spread over this many days up to now (default 730)")
+    p.add_argument("--seed", type=int, default=7, help="random seed (the same seed gives the same data)")
+    p.add_argument("--db", help="database URL")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("export", help="write a form's records to a CSV or XLSX file",
                        description="Export every record of a form, headed by the form's labels.")
@@ -216,6 +574,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", help="importing username (recorded as the records' creator)")
     p.add_argument("--locale", default="en", help="language of error messages (en, zh-CN)")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("tokens", help="API tokens for integrations (create, list, revoke)",
+                       description="API tokens act as their user: send them as 'Authorization: Bearer "
+                                   "<token>'. Only a hash is stored; the secret is printed once.")
+    tokens_sub = p.add_subparsers(dest="tokens_command", metavar="ACTION", required=True)
+    q = tokens_sub.add_parser("create", help="create a token for USER and print it once")
+    q.add_argument("user", help="the username the token acts as")
+    q.add_argument("--name", required=True, help="what uses the token, e.g. 'hotline gateway'")
+    q.add_argument("--db", help="database URL")
+    q.set_defaults(func=cmd_tokens)
+    q = tokens_sub.add_parser("list", help="list tokens (never their secrets)")
+    q.add_argument("--user", help="only this user's tokens")
+    q.add_argument("--db", help="database URL")
+    q.set_defaults(func=cmd_tokens)
+    q = tokens_sub.add_parser("revoke", help="revoke a token by its id")
+    q.add_argument("id", type=int, help="the token's id (from `docket tokens list`)")
+    q.add_argument("--db", help="database URL")
+    q.set_defaults(func=cmd_tokens)
 
     p = sub.add_parser("schema", help="write JSON Schemas of every definition kind for editors",
                        description="Write one JSON Schema (Draft 2020-12) per definition kind.")

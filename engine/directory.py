@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from engine.bundle import Bundle
@@ -62,7 +62,8 @@ def bundle_files(conn: Connection, bundle_hash: str) -> dict[str, str] | None:
 
 
 def sync_directory(conn: Connection, meta: BundleMeta, now: datetime) -> None:
-    """Upsert the bundle's roles, departments and demo users (without passwords)."""
+    """Upsert the bundle's roles and departments; add demo users not yet in the database (without
+    passwords). Existing users are left as admins changed them."""
     for role in meta.roles.values():
         label = _label(role.label)
         if conn.execute(select(roles.c.name).where(roles.c.name == role.name)).first():
@@ -77,21 +78,23 @@ def sync_directory(conn: Connection, meta: BundleMeta, now: datetime) -> None:
         else:
             conn.execute(insert(departments).values(code=dep.code, **values))
     ids: dict[str, int] = {}
+    created: set[str] = set()
     for user in meta.demo_users:
         values = {"display_name": label_text(user.name, meta.default_locale, user.username),
                   "email": user.email, "phone": user.phone, "department": user.department}
         found = conn.execute(select(users.c.id).where(users.c.username == user.username)).scalar()
-        if found is None:
-            found = conn.execute(insert(users).values(username=user.username, created_at=now, **values)
-                                 ).inserted_primary_key[0]
-        else:
-            conn.execute(update(users).where(users.c.id == found).values(**values))
+        ids[user.username] = int(found) if found is not None else 0
+        if found is not None:
+            # An admin may have changed this account since: the YAML only seeds new users.
+            continue
+        found = conn.execute(insert(users).values(username=user.username, created_at=now, **values)
+                             ).inserted_primary_key[0]
         ids[user.username] = int(found)
-        conn.execute(delete(user_roles).where(user_roles.c.user_id == found))
+        created.add(user.username)
         for role_name in user.roles:
             conn.execute(insert(user_roles).values(user_id=found, role=role_name))
     for user in meta.demo_users:
-        if user.manager:
+        if user.manager and user.username in created:
             conn.execute(update(users).where(users.c.id == ids[user.username])
                          .values(manager_id=ids[user.manager]))
 

@@ -17,6 +17,7 @@ from forms.fields.subtable import Subtable
 from forms.fields.system import AutoNumber, Computed
 from forms.fields.temporal import Date, DateTime, Duration, Section, Time
 from forms.fields.text import Email, Hidden, Phone, Text, Textarea, Url
+from forms.inbound import WebhookKind
 from forms.kind import FormKind
 
 BUILT_IN_FIELD_TYPES = (
@@ -44,5 +45,6 @@ BUILT_IN_FIELD_TYPES = (
 def register(registry: Registry) -> None:
     """Register the form engine's definition kind and built-in field types."""
     registry.definition_kinds.add(FormKind())
+    registry.definition_kinds.add(WebhookKind())
     for field_type in BUILT_IN_FIELD_TYPES:
         registry.field_types.add(field_type())

@@ -73,6 +73,9 @@ class FormKind:
             "title": {"type": "string", "description": "the field that names a record in lists"},
             "list": {"type": "array", "items": {"type": "string"}, "description": "fields shown in record lists"},
             "wizard": {"type": "boolean", "description": "fill the form one section at a time"},
+            "editors": {"type": "array", "items": {"type": "string"}, "uniqueItems": True,
+                        "description": "roles whose holders may change any field of a record they can see "
+                                       "(e.g. through the API); task assignees change their step's fields"},
             "lookup": {
                 "type": "object", "additionalProperties": False, "required": ["verify"],
                 "description": "customers look up progress by query number plus the end of this field",
@@ -128,6 +131,10 @@ class FormKind:
             if not data.get("numbering"):
                 ctx.error(doc, ("lookup",), "a progress lookup needs query numbers: add 'numbering'",
                           code="lookup-needs-numbering", at_key=True)
+        roles = ctx.meta.roles if ctx.meta is not None else None
+        for i, role in enumerate(data.get("editors", [])):
+            if roles is not None and role not in roles:
+                ctx.unknown(doc, ("editors", i), "role", role, roles)
         if unknown_types:
             return None
         return FormSpec(
@@ -135,7 +142,7 @@ class FormKind:
             fields=MappingProxyType(fields), span=doc.span(()), numbering=data.get("numbering"),
             public=bool(data.get("public", False)), title_field=data.get("title"),
             list_fields=tuple(data.get("list", ())), description=data.get("description"),
-            wizard=bool(data.get("wizard", False)),
+            wizard=bool(data.get("wizard", False)), editors=tuple(data.get("editors", ())),
             lookup=MappingProxyType(dict(lookup)) if lookup else None,
         )
 

@@ -59,6 +59,8 @@ class FormSpec:
     """Progress lookup: `verify` field, `digits` the customer types, `statuses` list name."""
     wizard: bool = False
     """Pages show one section at a time, with Back and Next (all sections without script)."""
+    editors: tuple[str, ...] = ()
+    """Roles whose holders may change any field of a record they can see."""
 
     def text(self, locale: str = "en") -> str:
         return label_text(self.label, locale, self.name)

@@ -12,7 +12,9 @@ from engine.errors import format_diagnostic
 from web.system import build_registry
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "reference"
-EXAMPLE = re.compile(r"```yaml\n# file: (?P<file>\S+)\n(?P<body>.*?)```", re.S)
+EXAMPLE = re.compile(r"```(?:yaml\n# file: (?P<file>\S+)|html\n\{# file: (?P<html>\S+) #\}"
+                     r"|css\n/\* file: (?P<css>\S+) \*/)\n(?P<body>.*?)```", re.S)
+"""`# file:` starts a YAML example; templates use `{# file: ... #}` (HTML) or `/* file: ... */` (CSS)."""
 
 
 def examples() -> dict[str, str]:
@@ -20,8 +22,9 @@ def examples() -> dict[str, str]:
     found: dict[str, str] = {}
     for page in sorted(DOCS.glob("*.md")):
         for match in EXAMPLE.finditer(page.read_text("utf-8")):
-            assert match["file"] not in found, f"{page.name}: {match['file']} is shown twice"
-            found[match["file"]] = match["body"]
+            file = match["file"] or match["html"] or match["css"]
+            assert file not in found, f"{page.name}: {file} is shown twice"
+            found[file] = match["body"]
     return found
 
 

@@ -18,24 +18,26 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from engine.bundle import Bundle
 from engine.errors import ConflictError, IdempotencyKeyReused, NotFoundError, ValidationFailed
 from web import lookup, public, uploads
+from web import admin, auth
+from web import api, openapi, tokens, webhooks
+from web import definitions_pages, inbox, records_pages
+from web import dashboards, printing
 from web.antispam import TicketSigner
 from web.i18n import ui
 from web.ratelimit import Limit, RateLimiter, client_address, retry_after
-from web.security import BodySizeLimit, SecurityHeaders
+from web.security import SECURITY_HEADERS, BodySizeLimit, SecurityHeaders
 from web.settings import api_submits_per_minute, embed_origins, secret_key, trusted_proxies
 from web.system import System
 
 log = logging.getLogger(__name__)
 
-MAX_JSON_BODY = 1024 * 1024
-"""Larger API bodies are refused before they are read into memory."""
 MAX_REQUEST_BODY = 2 * 1024 * 1024
 """Any request body (forms, JSON) is cut off at this size while it streams in."""
 MAX_UPLOAD_BODY = 110 * 1024 * 1024
@@ -59,6 +61,7 @@ class Web:
         self.proxies = proxies
         self.embedders = embed_origins()
         self.api_submits = Limit(api_submits_per_minute(), 60)
+        self.auth = auth.Auth(secret, monotonic)  # sessions, CSRF keys, sign-in throttle
 
     @property
     def bundle(self) -> Bundle:
@@ -88,9 +91,12 @@ class Web:
     def page(self, request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
         """Render a page template with the common context (locale, titles, translations)."""
         locale = self.locale_of(request)
-        html = self.pages.get_template(template).render(
+        common = dict(
             locale=locale, locales=self.bundle.meta.locales, bundle_title=self.bundle.meta.title(locale),
-            t=lambda key: ui(key, locale), **context)
+            t=lambda key: ui(key, locale), principal=auth.principal_of(request),
+            csrf_field=lambda: auth.csrf_field(request), csrf_token=lambda: auth.csrf_token(request),
+            lang_url=lambda loc: lang_url(request, loc), path=request.url.path)
+        html = self.pages.get_template(template).render({**common, **context})  # a page may override
         return HTMLResponse(html, status_code=status)
 
 
@@ -101,52 +107,15 @@ def create_app(system: System, *, secret: str | None = None,
     bundle = system.bundle
 
     async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "bundle": bundle.name, "version": bundle.version,
-                             "hash": bundle.hash})
+        running = web.system.bundle  # after a definitions reload, the new version
+        return JSONResponse({"status": "ok", "bundle": running.name, "version": running.version,
+                             "hash": running.hash})
 
-    async def submit(request: Request) -> JSONResponse:
-        form_name = request.path_params["form"]
-        form = system.forms.form(form_name)  # 404 before reading the body
-        if not form.spec.public:
-            # Signed-in API access arrives with the web issue; until then only public forms.
-            raise HTTPException(403, "this form accepts submissions from signed-in users only")
-        web.limit(request, "api-submit", web.api_submits)
-        data = await _json_body(request)
-        if not isinstance(data, dict):
-            return JSONResponse({"error": "the body must be a JSON object of field values"}, 400)
-        result = system.forms.submit(
-            form_name, data, actor=None, locale=web.locale_of(request),
-            idempotency_key=request.headers.get("idempotency-key"), channel="api", anonymous=True)
-        body = {"id": result.record_id, "form": result.form, "query_no": result.query_no,
-                "created": result.created}
-        return JSONResponse(body, status_code=201 if result.created else 200)
-
-    async def list_records(request: Request) -> JSONResponse:
-        form_name = request.path_params["form"]
-        form = system.forms.form(form_name)
-        limit = _int_param(request, "limit", 50, 1, 500)
-        offset = _int_param(request, "offset", 0, 0, 10**9)
-        rows = system.forms.list(form_name, limit=limit, offset=offset)
-        items = [{"id": r["id"], "query_no": r["query_no"], "status": r["status"],
-                  "created_at": r["created_at"].isoformat(), **form.to_json(r)} for r in rows]
-        return JSONResponse({"items": items, "total": system.forms.count(form_name),
-                             "limit": limit, "offset": offset})
-
-    async def home(request: Request) -> HTMLResponse:
-        locale = web.locale_of(request)
-        forms_view = []
-        for name, form in system.forms.forms.items():
-            columns = list(form.spec.list_fields) or list(form.stored[:5])
-            rows = system.forms.list(name, limit=100)
-            forms_view.append({
-                "name": name, "title": form.spec.text(locale), "total": system.forms.count(name),
-                "public": form.spec.public,
-                "columns": [(c, form.field(c).text(locale)) for c in columns],
-                "rows": [{"query_no": r["query_no"], "status": r["status"], "created_at": r["created_at"],
-                          "cells": [form.display(c, r.get(c), locale) for c in columns]} for r in rows],
-            })
-        return web.page(request, "records.html", forms=forms_view, version=bundle.version,
-                        hash=bundle.hash)
+    async def home(request: Request) -> Response:
+        # Staff start at their inbox; everyone else at sign-in (the public form and the
+        # progress lookup have their own addresses).
+        target = "/inbox" if auth.principal_of(request) is not None else "/signin"
+        return RedirectResponse(target, status_code=303)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ValidationFailed)
@@ -170,22 +139,37 @@ def create_app(system: System, *, secret: str | None = None,
     async def on_crash(request: Request, exc: Exception) -> Response:
         ref = secrets.token_hex(6)
         log.exception("unhandled error %s on %s %s", ref, request.method, request.url.path)
-        return _error(request, 500, f"something went wrong on our side (reference {ref})")
+        response = _error(request, 500, f"something went wrong on our side (reference {ref})")
+        # This answer comes from outside the middleware stack: add the security headers here.
+        for key, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        return response
 
     routes = [
         Route("/", home),
         Route("/healthz", healthz),
-        Route("/api/v1/forms/{form}/records", submit, methods=["POST"]),
-        Route("/api/v1/forms/{form}/records", list_records, methods=["GET"]),
+        *api.routes(web),
+        *openapi.routes(web),
+        *tokens.routes(web),
+        *webhooks.routes(web),
         *public.routes(web),
         *uploads.routes(web),
         *lookup.routes(web),
+        *auth.routes(web),
+        *admin.routes(web),
+        *inbox.routes(web),
+        *records_pages.routes(web),
+        *dashboards.routes(web),
+        *definitions_pages.routes(web),
+        *printing.routes(web),
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]
     app = Starlette(
         routes=routes,
         middleware=[Middleware(SecurityHeaders),
-                    Middleware(BodySizeLimit, default=MAX_REQUEST_BODY, overrides={"/api/v1/uploads": MAX_UPLOAD_BODY})],
+                    Middleware(BodySizeLimit, default=MAX_REQUEST_BODY, overrides={"/api/v1/uploads": MAX_UPLOAD_BODY}),
+                    Middleware(tokens.BearerTokens, web=web),
+                    Middleware(auth.AuthMiddleware, web=web)],
         exception_handlers={ValidationFailed: on_validation, NotFoundError: on_not_found,
                             ConflictError: on_conflict, HTTPException: on_http, Exception: on_crash},
     )
@@ -201,33 +185,15 @@ def _error(request: Request, status: int, message: str) -> Response:
                         f"{_escape(message)}</p>", status_code=status)
 
 
+def lang_url(request: Request, locale: str) -> str:
+    """This page's address in another language (other query parameters kept)."""
+    from urllib.parse import urlencode
+
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    return request.url.path + "?" + urlencode([*params, ("lang", locale)])
+
+
 def _escape(text: str) -> str:
     from markupsafe import escape
 
     return str(escape(text))
-
-
-async def _json_body(request: Request) -> Any:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_JSON_BODY:
-        raise HTTPException(413, f"the body is larger than {MAX_JSON_BODY:,} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > MAX_JSON_BODY:
-            raise HTTPException(413, f"the body is larger than {MAX_JSON_BODY:,} bytes")
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
-        raise HTTPException(400, "the body is not valid JSON") from None
-
-
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise HTTPException(400, f"'{name}' must be a whole number") from None
-    return max(low, min(high, value))

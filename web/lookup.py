@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from engine.types import label_text
+from web.forms_body import read_form
 from web.ratelimit import Limit
 
 if TYPE_CHECKING:
@@ -41,12 +42,14 @@ def routes(web: "Web") -> list[Route]:
 
     async def show(request: Request) -> Response:
         web.limit(request, "lookup-view", Limit(120, 60))
+        # `?query_no=` (the QR code on a reply letter) fills in the number; the digits are typed.
+        given = request.query_params.get("query_no", "").strip().upper()
         return web.page(request, "lookup.html", digits=digits_wanted(), result=None, failed=False,
-                        query_no="")
+                        query_no=given if QUERY_NO.fullmatch(given) else "")
 
     async def answer(request: Request) -> Response:
         web.limit(request, "lookup", LOOKUPS)
-        posted = await request.form(max_files=0, max_fields=10, max_part_size=4096)
+        posted = await read_form(request, max_fields=10, max_part_size=4096, max_body=64 * 1024)
         query_no = str(posted.get("query_no", "")).strip().upper()
         typed = _digits(posted.get("verify", ""))
         locale = web.locale_of(request)

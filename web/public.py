@@ -20,6 +20,7 @@ from engine.errors import ValidationFailed
 from engine.types import label_text
 from forms.render import form_view, parse_form_post
 from web.antispam import HONEYPOT, TICKET, SpamSuspected
+from web.forms_body import read_form
 from web.ratelimit import Limit
 from web.security import embeddable_csp
 
@@ -86,11 +87,8 @@ def routes(web: "Web") -> list[Route]:
         web.limit(request, "form-post", FORM_POSTS)
         form = public_form(request)
         locale = web.locale_of(request)
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
-            raise HTTPException(413, "the form is too large")
-        posted = await request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS,
-                                    max_part_size=MAX_FORM_BYTES)
+        posted = await read_form(request, max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS,
+                                 max_body=MAX_FORM_BYTES)
         try:
             ticket = web.signer.check(form.name, str(posted.get(TICKET, "")), web.system.runtime.clock.now(),
                                       str(posted.get(HONEYPOT, "")))

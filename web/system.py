@@ -13,25 +13,34 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine, make_url
 
+import engine.channels
 import engine.expr
 import engine.lists
 import flows
 import forms
+import reports
+import rules
 from engine.bundle import Bundle, load_bundle
 from engine.clock import Clock, SystemClock
 from engine.directory import record_bundle_version, sync_directory
+from engine.outbox import Outbox
 from engine.registry import Registry
 from engine.runtime import Runtime
 from engine.storage.db import create_engine, database_url, serialize, transaction
 from engine.storage.migrations import upgrade
+from engine.timers import TimerService
 from flows.runtime import FlowService
 from forms.attachments.service import AttachmentService
 from forms.attachments.store import FileStore
 from forms.records import FormService
+from reports.service import ReportService
+from rules.service import RuleService
+from rules.sla import SlaService
 
 log = logging.getLogger(__name__)
 
-BUILT_IN_PACKAGES = (engine.lists.register, engine.expr.register, forms.register, flows.register)
+BUILT_IN_PACKAGES = (engine.lists.register, engine.expr.register, engine.channels.register,
+                     forms.register, flows.register, reports.register, rules.register)
 
 
 def build_registry(*, plugins: bool = True) -> Registry:
@@ -90,7 +99,18 @@ def boot(bundle_root: Path | str, *, db_url: str | None = None, clock: Clock | N
         record_bundle_version(conn, bundle, clock.now())
         sync_directory(conn, bundle.meta, clock.now())
     runtime = Runtime(bundle, db, clock)
+    # Timers and the outbox first: every engine may arm timers or queue messages.
+    TimerService(runtime)
+    Outbox(runtime)
     AttachmentService(runtime, FileStore(files_dir(url)))
     form_service = FormService(runtime)
     form_service.ensure_tables()
-    return System(runtime, form_service, FlowService(runtime))
+    flow_service = FlowService(runtime)
+    ReportService(runtime)  # keeps report facts as records change; runs dashboards
+    # Rules and SLA clocks subscribe to every event after the flow engine (runtime.services
+    # "rules", "decisions", "sla"); the indexes their aggregates filter on are created here.
+    rule_service = RuleService(runtime)
+    SlaService(runtime)
+    rule_service.ensure_indexes()
+    rule_service.arm_schedules()
+    return System(runtime, form_service, flow_service)

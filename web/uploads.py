@@ -29,11 +29,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from engine.errors import NotFoundError
 from forms.attachments.errors import UploadRefused
 from forms.attachments.kinds import INLINE_TYPES
 from forms.attachments.limits import HARD_MAX_BYTES, MB, Limits
 from forms.attachments.service import AttachmentService, type_of_media
 from forms.attachments.store import FileStore, Incoming
+from web.auth import principal_of
 from web.ratelimit import Limit
 
 if TYPE_CHECKING:
@@ -117,8 +119,10 @@ def routes(web: "Web", service: AttachmentService | None = None) -> list[Route]:
             receiver.close()
             incoming = receiver.incoming
             assert incoming is not None
+            uploader = principal_of(request)
             result = await run_in_threadpool(files.complete, incoming, receiver.filename,
-                                             receiver.declared_type, actor=None)
+                                             receiver.declared_type,
+                                             actor=uploader.username if uploader else None)
         except UploadRefused as exc:
             return _refused(exc, locale)
         except (Malformed, MultipartParseError) as exc:
@@ -134,6 +138,8 @@ def routes(web: "Web", service: AttachmentService | None = None) -> list[Route]:
         web.limit(request, "download", DOWNLOADS)
         # An unknown id is NotFoundError: the application's handler answers 404.
         row = await run_in_threadpool(files.get, request.path_params["id"])
+        if not await run_in_threadpool(_may_download, web, request, row):
+            raise NotFoundError("no such file")  # the same answer as an unknown id (RELIABILITY 47)
         sha256, size = row["sha256"], int(row["size"])
         if not await run_in_threadpool(files.store.verify, sha256, size):
             log.error("attachment %s: stored file %s is missing or damaged", row["id"], sha256)
@@ -146,6 +152,22 @@ def routes(web: "Web", service: AttachmentService | None = None) -> list[Route]:
         Route("/api/v1/uploads", upload, methods=["POST"]),
         Route("/files/{id}", download, methods=["GET"]),
     ]
+
+
+def _may_download(web: "Web", request: Request, row: Any) -> bool:
+    """A file linked to a record: whoever may read the record. One not linked yet: its uploader
+    (when signed in) and admins only."""
+    from engine.storage.db import read_transaction
+    from forms.access import can_read
+
+    principal = principal_of(request)
+    if principal is None:
+        return False
+    if row["form"] is None or row["record_id"] is None:
+        return principal.is_admin or (row["created_by"] is not None and row["created_by"] == principal.username)
+    runtime = web.system.runtime
+    with read_transaction(runtime.db) as conn:
+        return can_read(conn, runtime, row["form"], int(row["record_id"]), principal)
 
 
 def content_disposition(name: str, *, inline: bool = False) -> str:

@@ -7,6 +7,8 @@ pass `clock.now()`, because nothing in Docket reads the wall clock directly.
 
 from __future__ import annotations
 
+import uuid
+
 import sqlalchemy as sa
 from sqlalchemy import JSON, Boolean, CheckConstraint, Column, ForeignKey, Index, Integer, String, Table, Text
 
@@ -14,8 +16,9 @@ from engine.storage.types import UTCDateTime
 
 __all__ = ["NAMING_CONVENTION", "metadata", "bundle_versions", "users", "roles", "user_roles",
            "departments", "flow_instances", "tasks", "history", "timers", "outbox", "incidents",
-           "sequences", "idempotency", "audit_log", "attachments", "INSTANCE_STATUSES",
-           "TASK_STATUSES", "TIMER_STATUSES", "ATTACHMENT_STATUSES"]
+           "sequences", "idempotency", "audit_log", "attachments", "sessions", "record_tags",
+           "sla_clocks", "SLA_STATUSES", "INSTANCE_STATUSES",
+           "TASK_STATUSES", "TIMER_STATUSES", "OUTBOX_STATUSES", "ATTACHMENT_STATUSES"]
 
 # Deterministic constraint names, so later migrations (and SQLite batch mode) can name them.
 NAMING_CONVENTION = {
@@ -29,7 +32,8 @@ metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 INSTANCE_STATUSES = ("running", "completed", "withdrawn", "incident")
 TASK_STATUSES = ("open", "claimed", "completed", "cancelled")
-TIMER_STATUSES = ("pending", "claimed", "done", "failed", "cancelled")
+TIMER_STATUSES = ("pending", "claimed", "fired", "failed", "incident")  # engine/timers.py
+OUTBOX_STATUSES = ("pending", "sending", "sent", "dead")  # engine/outbox.py
 ATTACHMENT_STATUSES = ("pending", "linked")
 
 
@@ -147,36 +151,57 @@ history = Table(
 )
 
 timers = Table(
+    # Durable timers (engine/timers.py, revision 0003). A tick claims due rows through the
+    # (status, due_at) index, and expired claims or retries through (status, lease_until), so its
+    # work is proportional to what is due, not to what is open.
     "dk_timers", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("kind", String(50), nullable=False),
+    Column("subject", String(255), nullable=False, server_default=sa.text("''")),  # instance:4, task:9 ...
     Column("key", String(255), nullable=False, index=True),  # for cancellation, e.g. sla:12:red
     Column("due_at", UTCDateTime, nullable=False),
     Column("payload", JSON, nullable=False),
     Column("status", String(20), nullable=False),
-    Column("lease_until", UTCDateTime),  # a claim past its lease may be taken again
+    Column("lease_until", UTCDateTime),  # claimed: lease expiry; failed: earliest retry
     Column("attempts", Integer, nullable=False, server_default=sa.text("0")),
     Column("last_error", Text),
     Column("claimed_by", String(100)),
+    # sha256 of (kind, subject, key) while the timer is open, NULL once fired: the unique index
+    # makes scheduling the same timer twice a re-arm, even from two transactions at once.
+    Column("open_key", String(64), unique=True),
+    Column("created_at", UTCDateTime),
+    Column("fired_at", UTCDateTime),
     _one_of("status", TIMER_STATUSES),
     Index(None, "status", "due_at"),
+    Index(None, "status", "lease_until"),
+    Index(None, "subject", "kind"),
 )
 
 outbox = Table(
+    # Outgoing messages (engine/outbox.py, revision 0003): written in the caller's transaction,
+    # sent after commit. `next_attempt_at` is the earliest next try (pending) or the claim's
+    # lease expiry (sending).
     "dk_outbox", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("channel", String(50), nullable=False),
-    Column("recipient", String(500), nullable=False),
+    Column("recipient", String(500), nullable=False),  # for display; the list is payload["to"]
     Column("subject", String(500)),
     Column("body", Text),
     Column("payload", JSON),
     Column("idempotency_key", String(200), nullable=False, unique=True),
-    Column("status", String(20), nullable=False),  # pending, sent, failed (retrying), dead
+    # Sent on every attempt; generated here too, so any insert (not only Outbox.enqueue) has one.
+    Column("message_id", String(64), nullable=False, unique=True, default=lambda: uuid.uuid4().hex),
+    Column("status", String(20), nullable=False),
     Column("attempts", Integer, nullable=False, server_default=sa.text("0")),
     Column("next_attempt_at", UTCDateTime),
     Column("last_error", Text),
+    Column("claimed_by", String(100)),
+    # Times the message was sent again because a relay died before recording the send: the
+    # receiver may hold it twice (same message_id), so this is reported, not hidden.
+    Column("duplicates", Integer, nullable=False, server_default=sa.text("0")),
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
+    _one_of("status", OUTBOX_STATUSES),
     Index(None, "status", "next_attempt_at"),
 )
 
@@ -235,4 +260,125 @@ attachments = Table(
     Column("status", String(20), nullable=False),
     _one_of("status", ATTACHMENT_STATUSES),
     Index(None, "form", "record_id"),
+)
+
+# -- API tokens (web/tokens.py, revision 0005) -------------------------------------------------
+api_tokens = Table(
+    # Tokens for integrations, sent as `Authorization: Bearer`. Only the sha256 of a token is
+    # stored (tokens are 256-bit random, so a plain hash is enough); `prefix` lets people tell
+    # their tokens apart in lists without the secret being kept anywhere.
+    "dk_api_tokens", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("dk_users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(100), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(150)),
+    Column("last_used_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+)
+
+# -- Sign-in sessions and audit indexes (web/auth.py, revision 0005) ---------------------------
+sessions = Table(
+    # Server-side sign-in sessions. The cookie holds a 256-bit random token; only its sha256 is
+    # stored, so a leaked table cannot be replayed as cookies. `expires_at` is the absolute end,
+    # `last_seen_at` drives the idle timeout (updated at most once a minute per session).
+    "dk_sessions", metadata,
+    Column("id", String(64), primary_key=True),  # sha256 hex of the cookie token
+    Column("user_id", Integer, ForeignKey("dk_users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+    Column("ip", String(45)),
+    Column("user_agent", String(255)),
+)
+
+# The admin audit page filters by actor and action (dk_audit_log.at is indexed above).
+Index("ix_dk_audit_log_actor", audit_log.c.actor)
+Index("ix_dk_audit_log_action", audit_log.c.action)
+
+# -- Rules and SLA (rules/, revision 0004) -------------------------------------------------------
+SLA_STATUSES = ("running", "paused", "met", "missed")
+
+record_tags = Table(
+    # Tags and flags rules put on records (e.g. repeat_customer); shown on the record and usable
+    # in expressions as `tags`. One row per (record, tag): tagging twice changes nothing.
+    "dk_record_tags", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("form", String(100), nullable=False),
+    Column("record_id", Integer, nullable=False),
+    Column("tag", String(100), nullable=False),
+    Column("note", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(150)),
+    sa.UniqueConstraint("form", "record_id", "tag"),
+    Index(None, "tag", "created_at"),
+)
+
+sla_clocks = Table(
+    # One SLA clock per (record, policy, target), counted in working seconds of the bundle
+    # calendar: `used_seconds` banked before the running segment that started at `resumed_at`.
+    # `due_at`/`warn_at` are where the running segment ends (recomputed on resume and on a
+    # change of the target); `version` guards against a timer and a command racing.
+    "dk_sla_clocks", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("form", String(100), nullable=False),
+    Column("record_id", Integer, nullable=False),
+    Column("policy", String(100), nullable=False),
+    Column("target", String(100), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("target_seconds", Integer, nullable=False),
+    Column("used_seconds", Integer, nullable=False, server_default=sa.text("0")),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("resumed_at", UTCDateTime),
+    Column("due_at", UTCDateTime),
+    Column("warn_at", UTCDateTime),
+    Column("stopped_at", UTCDateTime),
+    Column("warned_at", UTCDateTime),
+    Column("breached_at", UTCDateTime),
+    Column("escalation_level", Integer, nullable=False, server_default=sa.text("0")),
+    _version(),
+    _one_of("status", SLA_STATUSES),
+    sa.UniqueConstraint("form", "record_id", "policy", "target"),
+    Index(None, "status", "due_at"),
+)
+
+# -- reports (reports helper, revision 0006) -------------------------------------------------------
+report_facts = Table(
+    # Lifecycle values of each record that reports group and measure by, kept by reports/facts.py
+    # in the transaction of the event that changes them (task completed, flow ended or reopened,
+    # record created): first response, closure, and whether the record repeats an earlier one.
+    # One row per record, so a report reads them with a primary-key join instead of scanning
+    # tasks and flow instances.
+    "dk_report_facts", metadata,
+    Column("form", String(100), primary_key=True),
+    Column("record_id", Integer, primary_key=True),
+    Column("first_response_at", UTCDateTime),
+    Column("closed_at", UTCDateTime),
+    Column("is_repeat", Integer, nullable=False, server_default=sa.text("0")),
+)
+
+report_rollups = Table(
+    # Maintained aggregates of report datasets (reports/rollups.py, ADR 0012): per dataset
+    # rollup, per local day and dimension values (k1..k3, '' for none), the additive parts of
+    # the dataset's measures (counts, sums, rate numerators and denominators) in v1..v24. A cell
+    # is recomputed from its records in the transaction of the event that changes one of them,
+    # so dashboards read thousands of cells instead of scanning every record.
+    "dk_report_rollups", metadata,
+    Column("rollup", String(120), primary_key=True),  # <dataset>.<rollup>
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD in the bundle's time zone
+    Column("k1", String(200), primary_key=True),
+    Column("k2", String(200), primary_key=True),
+    Column("k3", String(200), primary_key=True),
+    Column("n", Integer, nullable=False),
+    *[Column(f"v{i}", sa.Float) for i in range(1, 25)],
+)
+
+report_rollup_state = Table(
+    # Which definition each rollup was built from: a changed definition is rebuilt at start-up.
+    "dk_report_rollup_state", metadata,
+    Column("rollup", String(120), primary_key=True),
+    Column("signature", String(64), nullable=False),
+    Column("built_at", UTCDateTime, nullable=False),
 )

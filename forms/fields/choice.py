@@ -74,6 +74,11 @@ class Select(FieldType):
 
         return parse_choice
 
+    def value_schema(self, spec: FieldSpec) -> dict[str, Any]:
+        """JSON Schema of a value (forms.json_schema): one of the values it accepts."""
+        allowed = sorted(self.allowed(spec))
+        return {"type": "string", "enum": allowed} if allowed else {"type": "string"}
+
     def display(self, value: Any, spec: FieldSpec, locale: str) -> str:
         if value is None or spec.choices is None:
             return "" if value is None else str(value)
@@ -169,6 +174,13 @@ class MultiSelect(Select):
 
     def from_db(self, value: Any, spec: FieldSpec) -> Any:
         return json.loads(value) if isinstance(value, str) else value
+
+    def value_schema(self, spec: FieldSpec) -> dict[str, Any]:
+        """JSON Schema of a value (forms.json_schema): a list of accepted values."""
+        schema: dict[str, Any] = {"type": "array", "items": Select.value_schema(self, spec)}
+        if spec.opt("max_choices"):
+            schema["maxItems"] = spec.opt("max_choices")
+        return schema
 
     def display(self, value: Any, spec: FieldSpec, locale: str) -> str:
         return ", ".join(Select.display(self, v, spec, locale) for v in value or [])

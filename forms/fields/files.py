@@ -187,6 +187,17 @@ class Attachment(FieldType):
     def coerce(self, value: Any, spec: FieldSpec) -> Any:
         return None  # files are uploaded, never computed
 
+    def value_schema(self, spec: FieldSpec) -> dict[str, Any]:
+        """JSON Schema of a value (forms.json_schema): files uploaded first, by id."""
+        return {"type": "array", "maxItems": self.limits(spec).max_files,
+                "description": "ids from POST /api/v1/uploads (the other keys are filled in)",
+                "items": {"type": "object", "required": ["id"], "additionalProperties": False,
+                          "properties": {"id": {"type": "string", "maxLength": 64},
+                                         "name": {"type": "string", "maxLength": 255},
+                                         "size": {"type": "integer", "minimum": 1},
+                                         "type": {"type": "string", "enum": sorted(FILE_TYPES)},
+                                         "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}}}
+
     def from_db(self, value: Any, spec: FieldSpec) -> Any:
         return json.loads(value) if isinstance(value, str) else value
 

@@ -78,6 +78,13 @@ class Location(FieldType):
     def from_db(self, value: Any, spec: FieldSpec) -> Any:
         return json.loads(value) if isinstance(value, str) else value
 
+    def value_schema(self, spec: FieldSpec) -> dict[str, Any]:
+        """JSON Schema of a value (forms.json_schema)."""
+        return {"type": "object", "additionalProperties": False, "properties": {
+            "address": {"type": ["string", "null"], "maxLength": MAX_ADDRESS},
+            "lat": {"type": ["number", "null"], "minimum": -90, "maximum": 90},
+            "lng": {"type": ["number", "null"], "minimum": -180, "maximum": 180}}}
+
     def display(self, value: Any, spec: FieldSpec, locale: str) -> str:
         if not value:
             return ""

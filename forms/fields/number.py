@@ -234,6 +234,10 @@ class Rating(FieldType):
             raise self.invalid("not_rating", max=top)
         return raw
 
+    def value_schema(self, spec: FieldSpec) -> dict[str, Any]:
+        """JSON Schema of a value (forms.json_schema)."""
+        return {"type": "integer", "minimum": 1, "maximum": spec.opt("max", 5)}
+
     def display(self, value: Any, spec: FieldSpec, locale: str) -> str:
         if value is None:
             return ""

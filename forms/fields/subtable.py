@@ -152,6 +152,15 @@ class Subtable(FieldType):
     def from_db(self, value: Any, spec: FieldSpec) -> Any:
         return json.loads(value) if isinstance(value, str) else value
 
+    def value_schema(self, spec: FieldSpec) -> dict[str, Any]:
+        """JSON Schema of a value (forms.json_schema): rows of the columns' values."""
+        from forms.json_schema import value_schema
+
+        columns = self.columns(spec)
+        row = {"type": "object", "additionalProperties": False,
+               "properties": {name: value_schema(c.type, c.spec) for name, c in columns.items()}}
+        return {"type": "array", "items": row, "maxItems": spec.opt("max_rows", DEFAULT_MAX_ROWS)}
+
     def display(self, value: Any, spec: FieldSpec, locale: str) -> str:
         if not value:
             return ""

@@ -22,6 +22,9 @@ ENGINE_TABLES = {
     "dk_bundle_versions", "dk_users", "dk_roles", "dk_user_roles", "dk_departments",
     "dk_flow_instances", "dk_tasks", "dk_history", "dk_timers", "dk_outbox", "dk_incidents",
     "dk_sequences", "dk_idempotency", "dk_audit_log", "dk_attachments",
+    "dk_api_tokens", "dk_sessions",
+    "dk_record_tags", "dk_sla_clocks",
+    "dk_report_facts", "dk_report_rollups", "dk_report_rollup_state",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import quote
@@ -49,9 +50,29 @@ def service(claims: tuple[System, AttachmentService]) -> AttachmentService:
     return claims[1]
 
 
+def signed_in(app: Starlette, username: str) -> TestClient:
+    """A client signed in as `username` (created on first use)."""
+    from engine.storage.db import transaction
+    from engine.storage.tables import users
+    from web.auth import SESSION_COOKIE, issue_session
+
+    web = app.state.web
+    with transaction(web.system.db) as conn:
+        if conn.execute(users.select().where(users.c.username == username)).first() is None:
+            conn.execute(users.insert().values(username=username, created_at=web.system.runtime.clock.now()))
+    client = TestClient(app, raise_server_exceptions=False, follow_redirects=False)
+    client.cookies.set(SESSION_COOKIE, issue_session(web, username))
+    page = client.get("/inbox").text
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
+    assert found, page[:500]
+    client.headers["x-csrf-token"] = found.group(1)  # posts carry the session's token
+    return client
+
+
 @pytest.fixture
 def client(app: Starlette) -> TestClient:
-    return TestClient(app, raise_server_exceptions=False, follow_redirects=False)
+    """The uploader: a signed-in user, who may download what they uploaded."""
+    return signed_in(app, "ann")
 
 
 def send(client: TestClient, name: str, data: bytes, declared: str = "application/octet-stream",
@@ -332,3 +353,25 @@ def test_a_large_upload_without_a_field_is_cut_off_at_the_default_limit(app: Sta
 
     status, pulled = call(app, [(b"content-type", b"multipart/form-data; boundary=qq")], body(), query=b"")
     assert status == 413 and pulled <= 1 + 20 * 16 + 2
+
+
+def test_a_file_not_yet_linked_is_served_to_its_uploader_only(app: Starlette, client: TestClient) -> None:
+    token = send(client, "photo.png", png(8, 8)).json()["id"]
+    anonymous = TestClient(app, raise_server_exceptions=False)
+    assert client.get(f"/files/{token}").status_code == 200
+    assert anonymous.get(f"/files/{token}").status_code == 404
+    assert signed_in(app, "bob").get(f"/files/{token}").status_code == 404
+
+
+def test_a_file_linked_to_a_record_is_served_only_to_those_who_may_read_the_record(
+        app: Starlette, client: TestClient, service: AttachmentService) -> None:
+    from engine.storage.db import transaction
+    from engine.storage.tables import attachments
+
+    token = send(client, "photo.png", png(8, 8)).json()["id"]
+    record_id = app.state.web.system.forms.submit("ticket", {"title": "t"}, actor="bob").record_id
+    with transaction(app.state.web.system.db) as conn:
+        conn.execute(attachments.update().where(attachments.c.id == token)
+                     .values(form="ticket", record_id=record_id, field="photos", status="linked"))
+    assert signed_in(app, "bob").get(f"/files/{token}").status_code == 200  # submitted the record
+    assert client.get(f"/files/{token}").status_code == 404  # uploaded the file, may not see the record
