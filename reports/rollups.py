@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 from engine.identity import Principal
 from engine.runtime import Runtime
+from engine.storage.db import serialize
 from engine.storage.tables import report_rollup_state, report_rollups
 from forms.access import record_scope
 from reports.spec import DatasetSpec, MeasureSpec, RollupSpec, WidgetSpec
@@ -145,8 +146,17 @@ class RollupKeeper:
         self._stamp(conn, dataset, rollup)
         return int(result.rowcount or 0)
 
+    def _lock(self, conn: Connection, rids: Sequence[str]) -> None:
+        """Hold the rollups' locks until commit, always in name order: two transactions that
+        touch one cell (or rebuild while another writes) take turns instead of colliding on the
+        cell's key, and the fixed order means they never deadlock (PostgreSQL; SQLite's write
+        transaction is already exclusive)."""
+        for rid in sorted(set(rids)):
+            serialize(conn, f"rollup:{rid}")
+
     def rebuild_all(self, conn: Connection) -> list[str]:
         """Rebuild every rollup: the finest of each family from the records, the others from it."""
+        self._lock(conn, [rollup_id(d, r) for pairs in self.by_form.values() for d, r in pairs])
         done = []
         for pairs in self.by_form.values():
             built: list[tuple[DatasetSpec, RollupSpec]] = []
@@ -208,6 +218,7 @@ class RollupKeeper:
         if old_values is not None:
             if not any(set(old_values) & self.relevant(d) for d, _ in pairs):
                 return
+        self._lock(conn, [rollup_id(d, r) for d, r in pairs])
         table = self.rt.services["forms"].tables[form]
         columns = {dataset.fields[d].column for dataset, rollup in pairs for d in rollup.dimensions}
         row = conn.execute(sa.select(table.c.created_at, *[table.c[c] for c in sorted(columns)])
