@@ -170,7 +170,7 @@ def _free_port() -> int:
 
 
 def bench_http(n: int, threads: int = 8) -> float:
-    import httpx
+    import httpx2 as httpx  # the HTTP client the test extra installs (Starlette 1.x test client)
 
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
