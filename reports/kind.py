@@ -94,6 +94,10 @@ class DatasetKind:
                         "additionalProperties": {
                             "type": "object", "additionalProperties": False,
                             "properties": {"date": {"type": "string"},
+                                           "grain": {"enum": ["day", "month"],
+                                                     "description": "one cell per local day (default) or per "
+                                                                    "calendar month: month cells answer widgets "
+                                                                    "over whole months with 30x fewer cells"},
                                            "dimensions": {"type": "array", "items": {"type": "string"}, "maxItems": 3}}}},
         },
     }
@@ -247,6 +251,10 @@ class DatasetKind:
             ctx.error(doc, path + ("date",), f"'{date}' is not the creation date of the records",
                       code="invalid-rollup", hint="a rollup's date is the field of the dataset naming created_at")
             ok = False
+        if raw.get("grain") == "month" and date is None:
+            ctx.error(doc, path + ("grain",), "a month rollup needs its `date`",
+                      code="invalid-rollup", hint="add `date:` naming the dataset field of created_at")
+            ok = False
         for i, dim in enumerate(raw.get("dimensions", [])):
             if (dim not in fields or fields[dim].origin != "record" or fields[dim].kind == "date"
                     or fields[dim].column in RECORD_SYSTEM):
@@ -254,7 +262,8 @@ class DatasetKind:
                           code="invalid-rollup", hint="a rollup groups by the form's own fields, kept current "
                                                       "as records change")
                 ok = False
-        return RollupSpec(name, date, tuple(raw.get("dimensions", [])), doc.source_map.key(path)) if ok else None
+        return RollupSpec(name, date, tuple(raw.get("dimensions", [])), doc.source_map.key(path),
+                          grain=raw.get("grain", "day")) if ok else None
 
     def check(self, bundle: Any, ctx: BuildContext) -> None:
         return None

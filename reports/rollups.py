@@ -1,6 +1,7 @@
 """Maintained aggregates (`rollups:` of a dataset): dashboards read cells, not every record.
 
-A rollup keeps, per local day of `created_at` and per value of up to three form fields, the
+A rollup keeps, per local day of `created_at` (or per calendar month, `grain: month`) and per
+value of up to three form fields, the
 additive parts of the dataset's measures: row counts, sums and non-empty counts (for sum and
 avg), numerators and denominators (for rates). A widget whose dimensions, filters and measures
 all fit a rollup, for a user who sees every record, is answered from it: a trend over two years
@@ -12,6 +13,13 @@ that changed one of them: `record.created`, `record.updated` (the old cell from 
 old values, then the new one), and the lifecycle facts (first response, closure, reopening).
 So a cell is always exactly what a scan would give. A rollup whose definition changed is rebuilt
 at start-up; `rebuild` does it on demand (after a bulk load).
+
+Month cells (`grain: month`, stored under the month's first day) answer widgets whose period is
+unbounded or made of whole months (a period ending today counts: the current month holds
+nothing later); any other period falls back to day cells or the records. A month cell is the sum
+of its days' cells when a day rollup of the same dataset groups by at least the same fields,
+otherwise it is recomputed from the month's records through an index on (its fields, created_at)
+that the keeper creates.
 """
 
 from __future__ import annotations
@@ -19,7 +27,9 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+import calendar
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 from typing import Any, Mapping, Sequence
 
 import sqlalchemy as sa
@@ -68,7 +78,10 @@ def signature(dataset: DatasetSpec, rollup: RollupSpec) -> str:
     parts = {name: [p.kind for p in ps] for name, ps in parts_of(dataset).items()}
     measures = {m.name: [m.agg, repr(m.value), repr(m.where), repr(m.of)] for m in dataset.measures.values()}
     fields = [dataset.fields[d].column for d in rollup.dimensions]
-    text = json.dumps([dataset.form, repr(dataset.where), fields, parts, measures], sort_keys=True, default=str)
+    shape: list[Any] = [dataset.form, repr(dataset.where), fields, parts, measures]
+    if rollup.grain != "day":  # day rollups keep the signature they had before grains existed
+        shape.append(rollup.grain)
+    text = json.dumps(shape, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -89,6 +102,8 @@ class RollupKeeper:
 
         q = DatasetQuery(self.rt, dataset, Principal.system())
         day = _day_expr(q)
+        if rollup.grain == "month":
+            day = _month_start(day)
         keys = [sa.func.coalesce(sa.cast(q.record.c[dataset.fields[d].column], sa.String), "") for d in rollup.dimensions]
         keys += [sa.literal("")] * (3 - len(keys))
         parts = []
@@ -137,10 +152,12 @@ class RollupKeeper:
         slots = {d: cells.c[f"k{i + 1}"] for i, d in enumerate(finer.dimensions)}
         keys = [slots[d] for d in rollup.dimensions] + [sa.literal("")] * (3 - len(rollup.dimensions))
         part_columns = [p.column for ps in parts_of(dataset).values() for p in ps]
-        select = (sa.select(sa.literal(rid), cells.c.day, *keys, sa.func.sum(cells.c.n),
+        day = _month_start(cells.c.day) if rollup.grain != finer.grain else cells.c.day
+        select = (sa.select(sa.literal(rid), day.label("day"), *keys, sa.func.sum(cells.c.n),
                             *[sa.func.sum(cells.c[c]) for c in part_columns])
                   .where(cells.c.rollup == rollup_id(dataset, finer))
-                  .group_by(cells.c.day, *[slots[d] for d in rollup.dimensions]))
+                  # by the expression: SQLite resolves a bare `day` to the finer cell's column
+                  .group_by(day, *[slots[d] for d in rollup.dimensions]))
         result = conn.execute(report_rollups.insert().from_select(
             ["rollup", "day", "k1", "k2", "k3", "n", *part_columns], select))
         self._stamp(conn, dataset, rollup)
@@ -160,9 +177,8 @@ class RollupKeeper:
         done = []
         for pairs in self.by_form.values():
             built: list[tuple[DatasetSpec, RollupSpec]] = []
-            for dataset, rollup in sorted(pairs, key=lambda p: -len(p[1].dimensions)):
-                finer = next((r for d, r in built if d.name == dataset.name and r.date == rollup.date
-                              and set(rollup.dimensions) <= set(r.dimensions)), None)
+            for dataset, rollup in sorted(pairs, key=lambda p: (-len(p[1].dimensions), p[1].grain != "day")):
+                finer = next((r for d, r in built if d.name == dataset.name and _finer(r, rollup)), None)
                 if finer is not None:
                     self.rebuild_from(conn, dataset, rollup, finer)
                 else:
@@ -170,6 +186,26 @@ class RollupKeeper:
                 built.append((dataset, rollup))
                 done.append(rollup_id(dataset, rollup))
         return done
+
+    def source_of(self, dataset: DatasetSpec, rollup: RollupSpec) -> RollupSpec | None:
+        """The day rollup a month rollup's cells are summed from (None: from the records)."""
+        if rollup.grain == "day":
+            return None
+        return next((r for r in dataset.rollups if r is not rollup and r.grain == "day" and _finer(r, rollup)), None)
+
+    def _ensure_indexes(self, conn: Connection) -> None:
+        """An index on (fields, created_at) for each month rollup recomputed from the records:
+        refreshing a cell then reads exactly that cell's records, not a whole month or every
+        record of one customer."""
+        tables = self.rt.services["forms"].tables
+        for form, pairs in self.by_form.items():
+            table = tables[form]
+            for dataset, rollup in pairs:
+                if rollup.grain == "day" or self.source_of(dataset, rollup) is not None:
+                    continue
+                columns = [dataset.fields[d].column for d in rollup.dimensions] + ["created_at"]
+                name = "ix_rollup_" + hashlib.sha256(f"{table.name}:{','.join(columns)}".encode()).hexdigest()[:16]
+                sa.Index(name, *[table.c[c] for c in columns]).create(conn, checkfirst=True)
 
     def _stamp(self, conn: Connection, dataset: DatasetSpec, rollup: RollupSpec) -> None:
         rid = rollup_id(dataset, rollup)
@@ -179,6 +215,7 @@ class RollupKeeper:
 
     def ensure_built(self, conn: Connection) -> list[str]:
         """Rebuild the rollups whose definition is new or changed; returns their ids."""
+        self._ensure_indexes(conn)
         stored = dict(conn.execute(sa.select(report_rollup_state.c.rollup, report_rollup_state.c.signature)).all())
         stale = [rollup_id(d, r) for pairs in self.by_form.values() for d, r in pairs
                  if stored.get(rollup_id(d, r)) != signature(d, r)]
@@ -225,7 +262,8 @@ class RollupKeeper:
                            .where(table.c.id == record_id)).mappings().first()
         if row is None:
             return
-        for dataset, rollup in pairs:
+        # Day cells first: a month cell may be the sum of the day cells just refreshed.
+        for dataset, rollup in sorted(pairs, key=lambda p: p[1].grain != "day"):
             dims = [dataset.fields[d].column for d in rollup.dimensions]
             now_key = tuple(row[c] for c in dims)
             keys = {now_key}
@@ -237,24 +275,45 @@ class RollupKeeper:
     def _refresh(self, conn: Connection, dataset: DatasetSpec, rollup: RollupSpec, created: datetime,
                  key: tuple[Any, ...]) -> None:
         zone = self.rt.bundle.meta.timezone
-        from zoneinfo import ZoneInfo
-
-        day = created.astimezone(ZoneInfo(zone)).date()
-        start, end = local_day_bounds(day, day, zone)
-        select, q = self._grouped(dataset, rollup)
-        conditions = [q.record.c.created_at >= start, q.record.c.created_at < end]
-        for d, value in zip(rollup.dimensions, key):
-            column = q.record.c[dataset.fields[d].column]
-            conditions.append(column.is_(None) if value is None or value == "" else column == value)
-        select, _ = self._grouped(dataset, rollup, conditions)
-        row = conn.execute(select).mappings().first()
+        day = last = created.astimezone(ZoneInfo(zone)).date()
+        if rollup.grain == "month":
+            day = day.replace(day=1)
+            last = day.replace(day=calendar.monthrange(day.year, day.month)[1])
         text_key = [("" if v is None else str(v)) for v in key] + [""] * (3 - len(key))
+        finer = self.source_of(dataset, rollup)
+        if finer is not None:
+            row = self._sum_days(conn, dataset, rollup, finer, day, last, text_key)
+        else:
+            start, end = local_day_bounds(day, last, zone)
+            select, q = self._grouped(dataset, rollup)
+            conditions = [q.record.c.created_at >= start, q.record.c.created_at < end]
+            for d, value in zip(rollup.dimensions, key):
+                column = q.record.c[dataset.fields[d].column]
+                conditions.append(column.is_(None) if value is None or value == "" else column == value)
+            select, _ = self._grouped(dataset, rollup, conditions)
+            row = conn.execute(select).mappings().first()
         cell = ((report_rollups.c.rollup == rollup_id(dataset, rollup)) & (report_rollups.c.day == day.isoformat())
                 & (report_rollups.c.k1 == text_key[0]) & (report_rollups.c.k2 == text_key[1])
                 & (report_rollups.c.k3 == text_key[2]))
         conn.execute(report_rollups.delete().where(cell))
         if row is not None and row["n"]:
             conn.execute(report_rollups.insert().values(dict(row)))
+
+    def _sum_days(self, conn: Connection, dataset: DatasetSpec, rollup: RollupSpec, finer: RollupSpec,
+                  first: date, last: date, text_key: list[str]) -> Mapping[str, Any] | None:
+        """One month cell as the sum of the day rollup's cells of that month and key."""
+        cells = report_rollups.alias("finer")
+        slots = {d: cells.c[f"k{i + 1}"] for i, d in enumerate(finer.dimensions)}
+        part_columns = [p.column for ps in parts_of(dataset).values() for p in ps]
+        conditions = [cells.c.rollup == rollup_id(dataset, finer), cells.c.day >= first.isoformat(),
+                      cells.c.day <= last.isoformat()]
+        conditions += [slots[d] == k for d, k in zip(rollup.dimensions, text_key)]
+        select = sa.select(sa.literal(rollup_id(dataset, rollup)).label("rollup"),
+                           sa.literal(first.isoformat()).label("day"),
+                           *[sa.literal(k).label(f"k{i + 1}") for i, k in enumerate(text_key)],
+                           sa.func.coalesce(sa.func.sum(cells.c.n), 0).label("n"),
+                           *[sa.func.sum(cells.c[c]).label(c) for c in part_columns]).where(*conditions)
+        return conn.execute(select).mappings().first()
 
     # -- answering -------------------------------------------------------------------------------
     def choose(self, dataset: DatasetSpec, widget: WidgetSpec, filters: Any, principal: Principal,
@@ -267,8 +326,11 @@ class RollupKeeper:
         table = self.rt.services["forms"].tables[dataset.form]
         if record_scope(self.rt, dataset.form, principal, table) is not None:
             return None
-        for rollup in sorted(dataset.rollups, key=lambda r: len(r.dimensions)):
+        # The fewest dimensions first, month cells before day cells: the fewest cells to add up.
+        for rollup in sorted(dataset.rollups, key=lambda r: (len(r.dimensions), r.grain == "day")):
             if rollup.date is None:
+                continue
+            if rollup.grain == "month" and not self._whole_months(widget, filters):
                 continue
             columns = {dataset.fields[d].column for d in rollup.dimensions}
 
@@ -284,6 +346,22 @@ class RollupKeeper:
                 continue
             return rollup
         return None
+
+    def _whole_months(self, widget: WidgetSpec, filters: Any) -> bool:
+        """Month cells give the exact answer: no day or week buckets, and a period that starts
+        on a month's first day and ends on its last day, or today or later (nothing is stored
+        after now, so the current month's cell holds exactly the records up to today)."""
+        if any(d.grain in ("day", "week") for d in widget.dimensions):
+            return False
+        if not filters.period:
+            return True
+        first, last = filters.period
+        if first is not None and first.day != 1:
+            return False
+        if last is None:
+            return True
+        today = self.rt.clock.now().astimezone(ZoneInfo(self.rt.bundle.meta.timezone)).date()
+        return last >= today or last.day == calendar.monthrange(last.year, last.month)[1]
 
     def query(self, q: Any, dataset: DatasetSpec, rollup: RollupSpec, widget: WidgetSpec, filters: Any,
               measures: Sequence[MeasureSpec]) -> tuple[list[Any], list[Any], list[Any], Any]:
@@ -339,6 +417,17 @@ def _day_expr(q: Any) -> Any:
     from reports.sql import bucket
 
     return bucket(q.record.c.created_at, "day", q.zone, q.dialect)
+
+
+def _finer(finer: RollupSpec, rollup: RollupSpec) -> bool:
+    """`finer`'s cells add up to `rollup`'s: same date, at least its fields, a grain as fine."""
+    return (finer.date == rollup.date and set(rollup.dimensions) <= set(finer.dimensions)
+            and (finer.grain == rollup.grain or finer.grain == "day"))
+
+
+def _month_start(day: Any) -> Any:
+    """The first day of a local day label's month ('2024-03-05' -> '2024-03-01')."""
+    return sa.func.substr(day, 1, 7) + sa.literal("-01")
 
 
 def _grain(day: Any, grain: str, dialect: str) -> Any:

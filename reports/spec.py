@@ -71,9 +71,10 @@ class RollupSpec:
     """A maintained aggregate of a dataset: additive measure parts by `dimensions` and date grain."""
 
     name: str
-    date: str | None  # a date field of the dataset, bucketed by day
+    date: str | None  # a date field of the dataset, bucketed by `grain`
     dimensions: tuple[str, ...]
     span: Span | None = None
+    grain: str = "day"  # day | month: a month cell holds a whole local calendar month
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,8 @@ rollups:
   daily: {date: created}
   by_region: {date: created, dimensions: [region]}
   by_region_category: {date: created, dimensions: [region, category]}
+  heat_month: {date: created, grain: month, dimensions: [region, category]}
+  customer_month: {date: created, grain: month, dimensions: [customer]}
 """,
     "dashboards/board.yaml": """\
 dashboard: board

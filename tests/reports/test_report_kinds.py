@@ -65,6 +65,18 @@ def test_a_rollup_groups_by_form_fields_only(tmp_path: Path, bad: str, message: 
     assert any(message in m for *_, m in errors(tmp_path, reports__tickets_yaml=dataset))
 
 
+def test_a_rollup_grain_is_day_or_month_with_its_position(tmp_path: Path) -> None:
+    dataset = DATASET.replace("grain: month, dimensions: [customer]", "grain: week, dimensions: [customer]")
+    found = errors(tmp_path, reports__tickets_yaml=dataset)
+    line = DATASET.splitlines().index("  customer_month: {date: created, grain: month, dimensions: [customer]}") + 1
+    assert [(f, ln) for f, ln, _, m in found if "week" in m] == [("reports/tickets.yaml", line)]
+
+
+def test_a_month_rollup_needs_its_date(tmp_path: Path) -> None:
+    dataset = DATASET.replace("{date: created, grain: month, dimensions: [customer]}", "{grain: month, dimensions: [customer]}")
+    assert any("a month rollup needs its `date`" in m for *_, m in errors(tmp_path, reports__tickets_yaml=dataset))
+
+
 def test_a_filter_must_name_a_field_of_a_widget_dataset(tmp_path: Path) -> None:
     board = BOARD.replace("customer: {field: customer}", "customer: {field: client}")
     assert any("no dataset of this dashboard has a field 'client'" in m for *_, m in errors(tmp_path, dashboards__board_yaml=board))

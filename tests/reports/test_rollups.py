@@ -3,6 +3,7 @@ scan of the records, and stay exact as records are created, edited and closed.""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -44,7 +45,9 @@ def scanned(system: System, widget: str, **filters: Any) -> Any:
 
 
 @pytest.mark.parametrize("filters", [{}, {"region": "east"}, {"group": "delivery"},
-                                     {"period_from": "2025-03-04", "period_to": "2025-04-01"}])
+                                     {"period_from": "2025-03-04", "period_to": "2025-04-01"},
+                                     {"period_from": "2025-03-01", "period_to": "2025-03-31"},
+                                     {"period_from": "2025-04-01", "period_to": "2025-05-01"}])
 def test_rollup_answers_equal_a_scan_of_the_records(kit: System, filters: dict[str, str]) -> None:
     for widget in WIDGETS:
         rows, _ = answer(kit, widget, **filters)
@@ -56,9 +59,46 @@ def test_widgets_that_fit_read_the_smallest_rollup(kit: System) -> None:
     assert answer(kit, "by_month")[1] == "daily"
     assert answer(kit, "by_region")[1] == "by_region"
     assert answer(kit, "total", region="east")[1] == "by_region"
-    assert answer(kit, "heat")[1] == "by_region_category"
-    assert answer(kit, "top_customer")[1] is None  # customer is in no rollup
+    assert answer(kit, "heat")[1] == "heat_month"
+    assert answer(kit, "top_customer")[1] == "customer_month"
     assert answer(kit, "total", customer="Ac")[1] is None  # text filters read the records
+
+
+def test_month_cells_answer_periods_of_whole_months(kit: System) -> None:
+    assert answer(kit, "heat", period_from="2025-03-01", period_to="2025-03-31")[1] == "heat_month"
+    assert answer(kit, "top_customer", period_from="2025-03-01", period_to="2025-04-30")[1] == "customer_month"
+
+
+def test_a_period_ending_today_counts_as_whole_months(kit: System) -> None:
+    # The clock reads 2025-05-01: May's cell holds nothing after today.
+    assert answer(kit, "heat", period_from="2025-04-01", period_to="2025-05-01")[1] == "heat_month"
+
+
+def test_a_period_cutting_a_month_reads_day_cells_or_the_records(kit: System) -> None:
+    assert answer(kit, "heat", period_from="2025-03-04", period_to="2025-03-31")[1] == "by_region_category"
+    assert answer(kit, "heat", period_from="2025-03-01", period_to="2025-03-30")[1] == "by_region_category"
+    assert answer(kit, "top_customer", period_from="2025-03-04", period_to="2025-04-01")[1] is None
+
+
+def test_day_and_week_buckets_never_read_month_cells(kit: System) -> None:
+    assert answer(kit, "by_day")[1] == "daily"
+    assert answer(kit, "by_week")[1] == "daily"
+
+
+def test_a_record_created_late_in_the_day_utc_falls_in_its_local_month(kit: System) -> None:
+    # Record 4 is created 2025-03-31 17:00 UTC, 1 April in Shanghai: April's cell counts it.
+    march = dict((r["customer"], r["tickets"]) for r in answer(kit, "top_customer", period_from="2025-03-01",
+                                                              period_to="2025-03-31")[0])
+    assert march == {"Acme": 2, "__others__": 1} or sum(march.values()) == 3
+    april = answer(kit, "top_customer", period_from="2025-04-01", period_to="2025-04-30")[0]
+    assert sum(r["tickets"] for r in april) == 3
+
+
+def test_a_month_rollup_kept_from_the_records_gets_an_index_on_its_fields_and_date(kit: System) -> None:
+    with read_transaction(kit.db) as conn:
+        indexes = sa.inspect(conn).get_indexes(kit.forms.tables["ticket"].name)
+    assert ["customer", "created_at"] in [ix["column_names"] for ix in indexes]
+    assert ["region", "category", "created_at"] not in [ix["column_names"] for ix in indexes]  # summed from days
 
 
 def test_a_user_with_a_row_scope_reads_the_records(kit: System) -> None:
@@ -70,6 +110,8 @@ def test_a_new_record_is_counted_at_once(kit: System) -> None:
     kit.forms.submit("ticket", {"customer": "Dane", "region": "south", "category": "late"}, actor="intake")
     assert answer(kit, "total")[0] == [{"tickets": 7}]
     assert {r["region"]: r["tickets"] for r in answer(kit, "by_region")[0]}["south"] == 2
+    for widget in ("heat", "top_customer"):
+        assert answer(kit, widget)[0] == scanned(kit, widget), widget
 
 
 def test_an_edit_moves_the_record_between_cells(kit: System) -> None:
@@ -80,6 +122,18 @@ def test_an_edit_moves_the_record_between_cells(kit: System) -> None:
         kit.forms.update_fields(conn, "ticket", first, {"region": "south"}, actor="bea")
     assert {r["region"]: r["tickets"] for r in answer(kit, "by_region")[0]} == {"east": 2, "north": 2, "south": 2}
     assert answer(kit, "by_region")[0] == scanned(kit, "by_region")
+    assert answer(kit, "heat")[0] == scanned(kit, "heat")
+
+
+def test_an_edit_of_the_customer_moves_the_record_between_month_cells(kit: System) -> None:
+    table = kit.forms.tables["ticket"]
+    with read_transaction(kit.db) as conn:
+        first = conn.execute(sa.select(table.c.id).where(table.c.customer == "Cole")).scalar()
+    with transaction(kit.db) as conn:
+        kit.forms.update_fields(conn, "ticket", first, {"customer": "Bolt"}, actor="bea")
+    rows, source = answer(kit, "top_customer")
+    assert source == "customer_month" and rows == scanned(kit, "top_customer")
+    assert rows[0] == {"customer": "Acme", "tickets": 3} and rows[1]["tickets"] == 3
 
 
 def test_closing_a_record_updates_its_rates(kit: System) -> None:
@@ -93,11 +147,22 @@ def test_closing_a_record_updates_its_rates(kit: System) -> None:
     assert after["closed_72h"] != before
 
 
+def test_a_rebuild_adds_up_the_days_of_a_month_into_one_cell(kit: System) -> None:
+    # A second east/late ticket in March, on another day than record 1.
+    kit.runtime.clock.set(datetime(2025, 3, 20, 2, tzinfo=timezone.utc))
+    kit.forms.submit("ticket", {"customer": "Dane", "region": "east", "category": "late"}, actor="intake")
+    kit.runtime.services["reports"].rebuild_rollups()
+    rows, source = answer(kit, "heat", period_from="2025-03-01", period_to="2025-03-31")
+    assert source == "heat_month" and rows == scanned(kit, "heat", period_from="2025-03-01", period_to="2025-03-31")
+    assert {"region": "east", "category": "late", "tickets": 2} in rows
+
+
 def test_a_changed_definition_is_rebuilt_at_start(kit: System) -> None:
     keeper = kit.runtime.services["rollups"]
     with transaction(kit.db) as conn:
         conn.execute(report_rollup_state.update().values(signature="old"))
-        assert sorted(keeper.ensure_built(conn)) == ["tickets.by_region", "tickets.by_region_category", "tickets.daily"]  # all, finest first
+        assert sorted(keeper.ensure_built(conn)) == ["tickets.by_region", "tickets.by_region_category",
+                                                     "tickets.customer_month", "tickets.daily", "tickets.heat_month"]
         assert keeper.ensure_built(conn) == []
 
 
