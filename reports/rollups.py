@@ -44,6 +44,7 @@ from reports.spec import DatasetSpec, MeasureSpec, RollupSpec, WidgetSpec
 from reports.sql import local_day_bounds
 
 MAX_PARTS = 24
+TIME_DEPENDENT = frozenset({"age_hours"})
 
 
 @dataclass(frozen=True)
@@ -62,11 +63,21 @@ def parts_of(dataset: DatasetSpec) -> dict[str, list[Part]]:
     for m in dataset.measures.values():
         kinds = {"count": ["count"], "sum": ["sum", "nonempty"], "avg": ["sum", "nonempty"],
                  "rate": ["hit", "base"]}.get(m.agg)
-        if kinds is None or used + len(kinds) > MAX_PARTS:
+        if kinds is None or used + len(kinds) > MAX_PARTS or _reads_the_clock(m):
             continue
         out[m.name] = [Part(m.name, k, f"v{used + i + 1}") for i, k in enumerate(kinds)]
         used += len(kinds)
     return out
+
+
+def _reads_the_clock(measure: MeasureSpec) -> bool:
+    """A measure over `age_hours` changes as time passes, not as records change: no cell can
+    hold it, so it is always computed from the records."""
+    import ast
+
+    return any(isinstance(n, ast.Name) and n.id in TIME_DEPENDENT
+               for parsed in (measure.value, measure.where, measure.of) if parsed is not None
+               for n in ast.walk(parsed[0]))
 
 
 def rollup_id(dataset: DatasetSpec, rollup: RollupSpec) -> str:
@@ -92,6 +103,9 @@ class RollupKeeper:
         self.rt = runtime
         self.by_form: dict[str, list[tuple[DatasetSpec, RollupSpec]]] = {}
         self._relevant: dict[str, set[str]] = {}
+        # Statements that refresh one cell, built once with bind parameters: building the grouped
+        # select (a CASE per measure part) per event cost more than running it.
+        self._statements: dict[Any, Any] = {}
         for dataset in runtime.bundle.all("dataset").values():
             for rollup in dataset.rollups:
                 self.by_form.setdefault(dataset.form, []).append((dataset, rollup))
@@ -256,10 +270,7 @@ class RollupKeeper:
             if not any(set(old_values) & self.relevant(d) for d, _ in pairs):
                 return
         self._lock(conn, [rollup_id(d, r) for d, r in pairs])
-        table = self.rt.services["forms"].tables[form]
-        columns = {dataset.fields[d].column for dataset, rollup in pairs for d in rollup.dimensions}
-        row = conn.execute(sa.select(table.c.created_at, *[table.c[c] for c in sorted(columns)])
-                           .where(table.c.id == record_id)).mappings().first()
+        row = conn.execute(self._record_select(form), {"record_id": record_id}).mappings().first()
         if row is None:
             return
         # Day cells first: a month cell may be the sum of the day cells just refreshed.
@@ -271,6 +282,42 @@ class RollupKeeper:
                 keys.add(tuple(old_values.get(c, row[c]) for c in dims))
             for key in keys:
                 self._refresh(conn, dataset, rollup, row["created_at"], key)
+
+    def _record_select(self, form: str) -> Any:
+        """created_at and every rolled-up field of one record."""
+        stmt = self._statements.get(("record", form))
+        if stmt is None:
+            table = self.rt.services["forms"].tables[form]
+            columns = {dataset.fields[d].column for dataset, rollup in self.by_form[form] for d in rollup.dimensions}
+            stmt = (sa.select(table.c.created_at, *[table.c[c] for c in sorted(columns)])
+                    .where(table.c.id == sa.bindparam("record_id")))
+            self._statements[("record", form)] = stmt
+        return stmt
+
+    def _cell_from_records(self, dataset: DatasetSpec, rollup: RollupSpec, nulls: tuple[bool, ...]) -> Any:
+        """The grouped select of one cell over its records: bind parameters `start`, `end` (UTC)
+        and `key<i>` for each field whose value is not empty (`nulls` marks the empty ones)."""
+        cache_key = ("cell", rollup_id(dataset, rollup), nulls)
+        stmt = self._statements.get(cache_key)
+        if stmt is None:
+            _, q = self._grouped(dataset, rollup)
+            conditions = [q.record.c.created_at >= sa.bindparam("start"), q.record.c.created_at < sa.bindparam("end")]
+            for i, (d, empty) in enumerate(zip(rollup.dimensions, nulls)):
+                column = q.record.c[dataset.fields[d].column]
+                conditions.append(column.is_(None) if empty else column == sa.bindparam(f"key{i}"))
+            stmt, _ = self._grouped(dataset, rollup, conditions)
+            self._statements[cache_key] = stmt
+        return stmt
+
+    def _cell_delete(self) -> Any:
+        stmt = self._statements.get("delete")
+        if stmt is None:
+            c = report_rollups.c
+            stmt = report_rollups.delete().where(
+                c.rollup == sa.bindparam("rid"), c.day == sa.bindparam("cell_day"), c.k1 == sa.bindparam("t1"),
+                c.k2 == sa.bindparam("t2"), c.k3 == sa.bindparam("t3"))
+            self._statements["delete"] = stmt
+        return stmt
 
     def _refresh(self, conn: Connection, dataset: DatasetSpec, rollup: RollupSpec, created: datetime,
                  key: tuple[Any, ...]) -> None:
@@ -285,35 +332,34 @@ class RollupKeeper:
             row = self._sum_days(conn, dataset, rollup, finer, day, last, text_key)
         else:
             start, end = local_day_bounds(day, last, zone)
-            select, q = self._grouped(dataset, rollup)
-            conditions = [q.record.c.created_at >= start, q.record.c.created_at < end]
-            for d, value in zip(rollup.dimensions, key):
-                column = q.record.c[dataset.fields[d].column]
-                conditions.append(column.is_(None) if value is None or value == "" else column == value)
-            select, _ = self._grouped(dataset, rollup, conditions)
-            row = conn.execute(select).mappings().first()
-        cell = ((report_rollups.c.rollup == rollup_id(dataset, rollup)) & (report_rollups.c.day == day.isoformat())
-                & (report_rollups.c.k1 == text_key[0]) & (report_rollups.c.k2 == text_key[1])
-                & (report_rollups.c.k3 == text_key[2]))
-        conn.execute(report_rollups.delete().where(cell))
+            nulls = tuple(value is None or value == "" for value in key)
+            params: dict[str, Any] = {"start": start, "end": end}
+            params |= {f"key{i}": value for i, value in enumerate(key) if not nulls[i]}
+            row = conn.execute(self._cell_from_records(dataset, rollup, nulls), params).mappings().first()
+        conn.execute(self._cell_delete(), {"rid": rollup_id(dataset, rollup), "cell_day": day.isoformat(),
+                                           "t1": text_key[0], "t2": text_key[1], "t3": text_key[2]})
         if row is not None and row["n"]:
-            conn.execute(report_rollups.insert().values(dict(row)))
+            conn.execute(report_rollups.insert(), dict(row))
 
     def _sum_days(self, conn: Connection, dataset: DatasetSpec, rollup: RollupSpec, finer: RollupSpec,
                   first: date, last: date, text_key: list[str]) -> Mapping[str, Any] | None:
         """One month cell as the sum of the day rollup's cells of that month and key."""
-        cells = report_rollups.alias("finer")
-        slots = {d: cells.c[f"k{i + 1}"] for i, d in enumerate(finer.dimensions)}
-        part_columns = [p.column for ps in parts_of(dataset).values() for p in ps]
-        conditions = [cells.c.rollup == rollup_id(dataset, finer), cells.c.day >= first.isoformat(),
-                      cells.c.day <= last.isoformat()]
-        conditions += [slots[d] == k for d, k in zip(rollup.dimensions, text_key)]
-        select = sa.select(sa.literal(rollup_id(dataset, rollup)).label("rollup"),
-                           sa.literal(first.isoformat()).label("day"),
-                           *[sa.literal(k).label(f"k{i + 1}") for i, k in enumerate(text_key)],
-                           sa.func.coalesce(sa.func.sum(cells.c.n), 0).label("n"),
-                           *[sa.func.sum(cells.c[c]).label(c) for c in part_columns]).where(*conditions)
-        return conn.execute(select).mappings().first()
+        stmt = self._statements.get(("days", rollup_id(dataset, rollup)))
+        if stmt is None:
+            cells = report_rollups.alias("finer")
+            slots = {d: cells.c[f"k{i + 1}"] for i, d in enumerate(finer.dimensions)}
+            part_columns = [p.column for ps in parts_of(dataset).values() for p in ps]
+            conditions = [cells.c.rollup == rollup_id(dataset, finer), cells.c.day >= sa.bindparam("first"),
+                          cells.c.day <= sa.bindparam("last")]
+            conditions += [slots[d] == sa.bindparam(f"t{i + 1}") for i, d in enumerate(rollup.dimensions)]
+            stmt = sa.select(sa.literal(rollup_id(dataset, rollup)).label("rollup"),
+                             sa.bindparam("first", type_=sa.String).label("day"),
+                             *[sa.bindparam(f"t{i + 1}", type_=sa.String).label(f"k{i + 1}") for i in range(3)],
+                             sa.func.coalesce(sa.func.sum(cells.c.n), 0).label("n"),
+                             *[sa.func.sum(cells.c[c]).label(c) for c in part_columns]).where(*conditions)
+            self._statements[("days", rollup_id(dataset, rollup))] = stmt
+        return conn.execute(stmt, {"first": first.isoformat(), "last": last.isoformat(), "t1": text_key[0],
+                                   "t2": text_key[1], "t3": text_key[2]}).mappings().first()
 
     # -- answering -------------------------------------------------------------------------------
     def choose(self, dataset: DatasetSpec, widget: WidgetSpec, filters: Any, principal: Principal,

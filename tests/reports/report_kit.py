@@ -120,6 +120,7 @@ measures:
   p90_resolution: {percentile: resolution_hours, p: 0.9}
   resolution: {avg: resolution_hours}
   first_response: {avg: first_response_hours}
+  age: {avg: age_hours}
   closed_72h: {rate: resolution_hours <= 72h, of: closed_at != None}
   on_time: {rate: "resolution_hours <= (24 if region == 'east' else 48)", of: closed_at != None}
   repeat_rate: {rate: is_repeat == 1}

@@ -157,6 +157,13 @@ def test_a_rebuild_adds_up_the_days_of_a_month_into_one_cell(kit: System) -> Non
     assert {"region": "east", "category": "late", "tickets": 2} in rows
 
 
+def test_a_measure_that_changes_with_the_clock_is_kept_in_no_cell(kit: System) -> None:
+    from reports.rollups import parts_of
+
+    parts = parts_of(kit.runtime.services["reports"].dataset("tickets"))
+    assert "age" not in parts and "first_response" in parts
+
+
 def test_a_changed_definition_is_rebuilt_at_start(kit: System) -> None:
     keeper = kit.runtime.services["rollups"]
     with transaction(kit.db) as conn:
