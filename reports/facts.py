@@ -36,6 +36,14 @@ class FactKeeper:
 
     def __init__(self, runtime: Runtime):
         self.rt = runtime
+        # Every statement is built once with bind parameters: they run on each task completion.
+        key = (report_facts.c.form == sa.bindparam("f_form")) & (report_facts.c.record_id == sa.bindparam("f_record"))
+        self._first_response = report_facts.update().where(key & report_facts.c.first_response_at.is_(None)).values(
+            first_response_at=sa.bindparam("f_at"))
+        self._exists = sa.select(report_facts.c.record_id).where(key)
+        self._set_closed = report_facts.update().where(key).values(closed_at=sa.bindparam("f_at"))
+        self._insert = report_facts.insert()
+        self._earlier: dict[str, Any] = {}
         datasets = runtime.bundle.all("dataset").values()
         self.forms = {d.form for d in datasets}
         self.repeat: dict[str, tuple[str, int]] = {}
@@ -61,9 +69,14 @@ class FactKeeper:
             self._cells(conn, event.form, event.record_id, {k: v[0] for k, v in changes.items()})
 
     def _upsert(self, conn: Connection, form: str, record_id: int, **values: Any) -> None:
-        key = (report_facts.c.form == form) & (report_facts.c.record_id == record_id)
-        if conn.execute(report_facts.update().where(key).values(**values)).rowcount == 0:
-            conn.execute(report_facts.insert().values(form=form, record_id=record_id, **values))
+        if list(values) == ["closed_at"]:
+            updated = conn.execute(self._set_closed, {"f_form": form, "f_record": record_id,
+                                                      "f_at": values["closed_at"]}).rowcount
+        else:
+            key = (report_facts.c.form == form) & (report_facts.c.record_id == record_id)
+            updated = conn.execute(report_facts.update().where(key).values(**values)).rowcount
+        if updated == 0:
+            conn.execute(self._insert, {"form": form, "record_id": record_id, **values})
 
     def _created(self, event: Event, conn: Connection) -> None:
         if event.form not in self.forms or event.record_id is None:
@@ -75,27 +88,31 @@ class FactKeeper:
         self._cells(conn, event.form, event.record_id)
 
     def _is_repeat(self, conn: Connection, form: str, record_id: int, key: str, days: int) -> bool:
-        table = self.rt.services["forms"].tables[form]
-        row = conn.execute(sa.select(table.c[key], table.c.created_at).where(table.c.id == record_id)).first()
+        statements = self._earlier.get(form)
+        if statements is None:
+            table = self.rt.services["forms"].tables[form]
+            this = sa.select(table.c[key], table.c.created_at).where(table.c.id == sa.bindparam("r_id"))
+            earlier = sa.select(table.c.id).where(
+                table.c[key] == sa.bindparam("r_key"), table.c.id != sa.bindparam("r_id"),
+                table.c.created_at <= sa.bindparam("r_at"), table.c.created_at >= sa.bindparam("r_since")).limit(1)
+            statements = self._earlier[form] = (this, earlier)
+        this, earlier = statements
+        row = conn.execute(this, {"r_id": record_id}).first()
         if row is None or row[0] in (None, ""):
             return False
-        earlier = sa.select(table.c.id).where(
-            table.c[key] == row[0], table.c.id != record_id, table.c.created_at <= row[1],
-            table.c.created_at >= row[1] - timedelta(days=days)).limit(1)
-        return conn.execute(earlier).first() is not None
+        found = conn.execute(earlier, {"r_key": row[0], "r_id": record_id, "r_at": row[1],
+                                       "r_since": row[1] - timedelta(days=days)}).first()
+        return found is not None
 
     def _responded(self, event: Event, conn: Connection) -> None:
         if event.form not in self.forms or event.record_id is None:
             return
-        key = ((report_facts.c.form == event.form) & (report_facts.c.record_id == event.record_id)
-               & report_facts.c.first_response_at.is_(None))
-        if conn.execute(report_facts.update().where(key).values(first_response_at=event.at)).rowcount == 0:
-            exists = conn.execute(sa.select(report_facts.c.record_id).where(
-                report_facts.c.form == event.form, report_facts.c.record_id == event.record_id)).first()
-            if exists is not None:
+        params = {"f_form": event.form, "f_record": event.record_id, "f_at": event.at}
+        if conn.execute(self._first_response, params).rowcount == 0:
+            if conn.execute(self._exists, params).first() is not None:
                 return  # not the first response: nothing changed
-            conn.execute(report_facts.insert().values(form=event.form, record_id=event.record_id,
-                                                      first_response_at=event.at))
+            conn.execute(self._insert, {"form": event.form, "record_id": event.record_id,
+                                        "first_response_at": event.at})
         self._cells(conn, event.form, event.record_id)
 
     def _closed(self, event: Event, conn: Connection) -> None:
