@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
 from functools import cached_property
 from typing import Any, Callable, Mapping
 
@@ -17,6 +19,11 @@ from forms.spec import FieldSpec, FormSpec
 
 log = logging.getLogger(__name__)
 _MISSING = object()
+_CONTAINERS = (list, dict)
+# Exact classes that never equal None, "", [] or {}: the base emptiness test is False for them.
+_SCALARS = frozenset({int, float, bool, Decimal, date, datetime, time})
+_EMPTY_LIST: list[Any] = []  # compared against, never changed: no new list per field
+_EMPTY_DICT: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -78,26 +85,47 @@ class CompiledForm:
             elif editable is not None and key not in editable:
                 if data[key] != values.get(key) and not self.types[key].is_empty(data[key]):
                     errors.setdefault(key, []).append(message("readonly", locale))
-        # First pass: parse what was sent; plain required fields are checked here too.
+        # One pass parses what was sent. A plain required field whose value is plainly there
+        # (not None, not "", not a list or dict, a type with the base emptiness test) needs no
+        # further look; any other goes on `recheck`, tested below exactly as the rule reads.
         get = data.get
-        for name, parse, is_empty, custom_empty in self.steps:
+        recheck: list[tuple[str, Callable[[Any], bool], bool]] = []
+        for name, parse, is_empty, custom_empty, required in self._validation_steps:
             raw = get(name, _MISSING)
             if raw is _MISSING or (editable is not None and name not in editable):
                 if existing is None:
                     values[name] = None
+                if required:
+                    recheck.append((name, is_empty, custom_empty))
                 continue
-            if raw is None or raw == "" or ((custom_empty or raw.__class__ is not str) and is_empty(raw)):
+            cls = raw.__class__
+            if cls is str:
+                empty = not raw or (custom_empty and is_empty(raw))
+            elif cls in _SCALARS and not custom_empty:
+                empty = False  # a number, a boolean or a date is never empty by the base test
+            else:  # the base test inlined (most types), else the type's own
+                empty = raw is None or raw == "" or (
+                    is_empty(raw) if custom_empty else (raw == _EMPTY_LIST or raw == _EMPTY_DICT))
+            if empty:
                 values[name] = None
+                if required:
+                    recheck.append((name, is_empty, custom_empty))
                 continue
             try:
-                values[name] = parse(raw)
+                values[name] = value = parse(raw)
             except FieldInvalid as exc:
                 for key, text in exc.messages(name, locale).items():  # sub-table cells too
                     errors.setdefault(key, []).append(text)
                 values[name] = None
-        for name, _parse, is_empty, custom_empty in self.required_steps:
+                if required:
+                    recheck.append((name, is_empty, custom_empty))
+                continue
+            if required and (custom_empty or not (value.__class__ in _SCALARS
+                                                  or (value.__class__ is str and value))):
+                recheck.append((name, is_empty, custom_empty))
+        for name, is_empty, custom_empty in recheck:
             value = values.get(name)
-            if (value is None or value == "" or ((custom_empty or value.__class__ in (list, dict))
+            if (value is None or value == "" or ((custom_empty or value.__class__ in _CONTAINERS)
                                                  and is_empty(value))) and name not in errors:
                 errors.setdefault(name, []).append(message("required", locale))
         if self.conditional:
@@ -114,6 +142,11 @@ class CompiledForm:
         return tuple((p.name, p.parse, p.is_empty, p.custom_empty) for p in self.plans)
 
     @cached_property
+    def _validation_steps(self) -> tuple[tuple[str, Callable[[Any], Any], Callable[[Any], bool], bool, bool], ...]:
+        """`steps` with a last flag: a plain required field (no condition), checked in the pass."""
+        return tuple((*step, p.spec.required and not p.conditional) for step, p in zip(self.steps, self.plans))
+
+    @cached_property
     def public_fields(self) -> set[str]:
         """Stored fields anyone may fill in (all but `staff_only` ones)."""
         return {name for name in self.stored if not self.spec.fields[name].staff_only}
@@ -121,11 +154,6 @@ class CompiledForm:
     @cached_property
     def conditional(self) -> bool:
         return any(plan.conditional for plan in self.plans)
-
-    @cached_property
-    def required_steps(self) -> tuple[tuple[str, Callable[[Any], Any], Callable[[Any], bool], bool], ...]:
-        """Required fields without conditions: checked right after parsing."""
-        return tuple(step for step, p in zip(self.steps, self.plans) if p.spec.required and not p.conditional)
 
     def _conditions(self, values: dict[str, Any], errors: dict[str, list[str]],
                     existing: Mapping[str, Any] | None, extra_names: Mapping[str, Any] | None,
@@ -174,7 +202,18 @@ class CompiledForm:
 
     def to_json(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Field values as JSON."""
-        return {n: self.types[n].to_json(values.get(n), self.spec.fields[n]) for n in self.stored if n in values}
+        out = {}
+        for name, convert, spec in self._json_plan:
+            if name in values:
+                out[name] = values[name] if convert is None else convert(values[name], spec)
+        return out
+
+    @cached_property
+    def _json_plan(self) -> tuple[tuple[str, Callable[[Any, FieldSpec], Any] | None, FieldSpec], ...]:
+        """Per stored field: its type's `to_json`, or None where that is the base identity
+        (most fields), so every submission's history entry skips one call per field."""
+        return tuple((n, None if type(self.types[n]).to_json is FieldType.to_json else self.types[n].to_json,
+                      self.spec.fields[n]) for n in self.stored)
 
     def display(self, name: str, value: Any, locale: str) -> str:
         return self.types[name].display(value, self.spec.fields[name], locale)

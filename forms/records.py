@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from sqlalchemy import MetaData, Table, func, insert, select, update
+from sqlalchemy import MetaData, Table, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
@@ -16,7 +16,7 @@ from engine.errors import ConflictError, IdempotencyKeyReused, NotFoundError, Va
 from engine.events import Event
 from engine.expr import EvalContext
 from engine.runtime import Runtime
-from engine.storage.prepared import PreparedInsert
+from engine.storage.prepared import PreparedInsert, PreparedQuery
 from engine.storage.db import read_transaction, transaction
 from engine.storage.records import apply_additive, plan_migration, record_table
 from engine.storage.tables import history as dk_history
@@ -64,6 +64,9 @@ class FormService:
         self._checked = {name: tuple(n for n in form.stored
                                      if type(form.types[n]).check_stored is not FieldType.check_stored)
                          for name, form in self.forms.items()}
+        # Forms without file fields have nothing to link: skip the attachment service's walk.
+        self._with_attachments = {name: any(getattr(t, "holds_attachments", False) for t in form.types.values())
+                                  for name, form in self.forms.items()}
 
     def ensure_tables(self) -> None:
         """Create missing record tables and add new columns (additive only, never drops)."""
@@ -93,7 +96,8 @@ class FormService:
         clean = form.validate(data, locale=locale, ctx=self.eval_context(),
                               editable=form.public_fields if anonymous else None,
                               extra_names={"user": {"username": actor}})
-        body_hash = request_hash(data)
+        # Only a keyed submission compares bodies: hashing costs as much as validating.
+        body_hash = request_hash(data) if idempotency_key else ""
         try:
             with transaction(self.rt.db) as conn:
                 if idempotency_key:
@@ -166,7 +170,7 @@ class FormService:
             "updated_at": now, "created_by": actor, "bundle_hash": self.rt.bundle.hash,
         })
         attachments = self.rt.services.get("attachments")
-        if attachments is not None:
+        if attachments is not None and self._with_attachments[form.name]:
             attachments.link_record(conn, form, values, int(record_id), locale=locale)
         _INSERT_HISTORY.execute(conn, {
             "form": form.name, "record_id": record_id, "kind": "record.created", "actor": actor,
@@ -201,9 +205,16 @@ class FormService:
         form = self.form(form_name)
         table = self.tables[form_name]
         if not values and status is not None and expected_version is None:
-            # A status change alone (a flow entering a node): no field diff to compute.
-            conn.execute(update(table).where(table.c.id == record_id).values(
-                status=status, version=table.c.version + 1, updated_at=self.rt.clock.now()))
+            # A status change alone (a flow entering a node): no field diff to compute. Prepared
+            # once per form: every node with a `status` runs it.
+            prepared = self.__dict__.setdefault("_prepared_status_updates", {})
+            stmt = prepared.get(form_name)
+            if stmt is None:
+                stmt = prepared[form_name] = PreparedQuery(
+                    update(table).where(table.c.id == bindparam("b_id")).values(
+                        status=bindparam("b_status", type_=table.c.status.type), version=table.c.version + 1,
+                        updated_at=bindparam("b_updated_at", type_=table.c.updated_at.type)))
+            stmt.execute(conn, {"b_id": record_id, "b_status": status, "b_updated_at": self.rt.clock.now()})
             return {}
         before = self.read(conn, form_name, record_id)
         diff = {n: [form.types[n].to_json(before.get(n), form.field(n)),
@@ -231,8 +242,14 @@ class FormService:
     def read(self, conn: Connection, form_name: str, record_id: int) -> dict[str, Any]:
         """One record's values (fields and system columns); NotFoundError if absent."""
         form = self.form(form_name)
-        table = self.tables[form_name]
-        row = conn.execute(select(table).where(table.c.id == record_id)).mappings().first()
+        # Prepared once per form and run on the driver's cursor (engine/storage/prepared.py):
+        # rules, SLA clocks and flow nodes read the record dozens of times per flow instance.
+        prepared = self.__dict__.setdefault("_prepared_reads", {})
+        query = prepared.get(form_name)
+        if query is None:
+            table = self.tables[form_name]
+            query = prepared[form_name] = PreparedQuery(select(table).where(table.c.id == bindparam("record_id")))
+        row = query.first(conn, {"record_id": record_id})
         if row is None:
             raise NotFoundError(f"no {form_name} record {record_id}")
         out = {c: row[c] for c in SYSTEM_COLUMNS}

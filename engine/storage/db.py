@@ -10,6 +10,7 @@ up front, waiting up to busy_timeout); read-only work can opt out with `read_tra
 from __future__ import annotations
 
 import os
+import threading
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,8 @@ __all__ = ["BUSY_TIMEOUT_MS", "DEFAULT_URL", "create_engine", "database_url",
 DEFAULT_URL = "sqlite:///var/docket.db"
 BUSY_TIMEOUT_MS = 10_000
 _BEGIN_OPTION = "docket_sqlite_begin"  # execution option: "IMMEDIATE" (default) or "DEFERRED"
+_BEGIN_ATTR = "_docket_sqlite_begin"  # where the option rides on a pooled connection's checkout
+_GATE_ATTR = "_docket_write_gate"  # a SQLite file engine's dialect: its in-process write gate
 
 
 def database_url(explicit: str | None = None) -> str:
@@ -59,15 +62,92 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("poolclass", StaticPool)
         kwargs.setdefault("connect_args", {"check_same_thread": False})
     engine = sa.create_engine(parsed, **kwargs)
-    event.listen(engine, "connect", _on_sqlite_connect)
-    event.listen(engine, "begin", _on_sqlite_begin)
+    event.listen(engine, "connect", _on_sqlite_connect)  # a pool event: once per new connection
+    _emit_begin_from_dialect(engine.dialect)
+    if _is_sqlite_file(parsed):
+        setattr(engine.dialect, _GATE_ATTR, _WriteGate())
     return engine
+
+
+def _emit_begin_from_dialect(dialect: Any) -> None:
+    """Make this engine's dialect emit `BEGIN IMMEDIATE` (or `BEGIN DEFERRED`) itself.
+
+    SQLAlchemy's documented recipe is a "begin" connection event, but any connection event on
+    an engine switches on event dispatch for every connect, begin, commit and statement of
+    every connection, which cost more than SQLite's own BEGIN and COMMIT on the intake path.
+    The dialect's `do_begin` hook is where a driver's BEGIN belongs anyway; it sees the pooled
+    DBAPI connection only, so the begin mode travels on that checkout (see
+    `_sqlite_begin_option`), set from the `docket_sqlite_begin` execution option. (A Connection
+    that reconnects after an invalidation begins IMMEDIATE again: the safe mode.)
+    """
+    set_connection_options = dialect.set_connection_execution_options
+    set_engine_options = dialect.set_engine_execution_options
+
+    def do_begin(dbapi_connection: Any) -> None:
+        mode = getattr(dbapi_connection, _BEGIN_ATTR, "IMMEDIATE")
+        dbapi_connection.dbapi_connection.execute(
+            "BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
+
+    def set_connection_execution_options(connection: Connection, opts: Mapping[str, Any]) -> None:
+        set_connection_options(connection, opts)
+        if _BEGIN_OPTION in opts:
+            _sqlite_begin_option(connection, opts[_BEGIN_OPTION])
+
+    def set_engine_execution_options(engine: Engine, opts: Mapping[str, Any]) -> None:
+        set_engine_options(engine, opts)
+        if _BEGIN_OPTION in opts:
+            mode = opts[_BEGIN_OPTION]
+            # An engine-level option (engine.execution_options(...)) applies to each
+            # connection of that option engine: a listener on it alone, not on the base engine.
+            event.listen(engine, "engine_connect", lambda conn: _sqlite_begin_option(conn, mode))
+
+    # Instance attributes: this engine's dialect only (each create_engine builds its own).
+    dialect.do_begin = do_begin
+    dialect.set_connection_execution_options = set_connection_execution_options
+    dialect.set_engine_execution_options = set_engine_execution_options
+
+
+def _sqlite_begin_option(connection: Connection, mode: str) -> None:
+    # The pooled connection proxy lives for one checkout, so the mode ends with it, like the
+    # Connection it belongs to.
+    setattr(connection.connection, _BEGIN_ATTR, mode)
+
+
+class _WriteGate:
+    """One write transaction at a time per SQLite file within this process.
+
+    SQLite allows one writer anyway; without this, threads of one process (the web server's
+    thread pool) queue inside SQLite's busy handler, which sleeps in steps of up to 100 ms and
+    so leaves the database idle long after the lock was released. Waiting here instead wakes
+    the next writer as soon as the previous one commits. Other processes are still held off by
+    BEGIN IMMEDIATE and busy_timeout, as before.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+
+    def acquire(self) -> bool:
+        """Wait for the gate (at most busy_timeout); False when not taken: a transaction this
+        thread already holds (SQLite then answers as it always did) or a timeout (SQLite's
+        own busy_timeout then applies)."""
+        me = threading.get_ident()
+        if self._owner == me:
+            return False
+        if not self._lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+            return False
+        self._owner = me
+        return True
+
+    def release(self) -> None:
+        self._owner = None
+        self._lock.release()
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # Take transaction control away from pysqlite (it would BEGIN lazily, deferred, and not
-    # before SELECTs); SQLAlchemy's "begin" event emits our own BEGIN instead (SQLAlchemy SQLite
-    # dialect docs, "Enabling Non-Legacy SQLite Transactional Modes").
+    # before SELECTs); the dialect's do_begin emits our own BEGIN instead (SQLAlchemy SQLite
+    # dialect docs, "Enabling Non-Legacy SQLite Transactional Modes", there with an event).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
@@ -82,23 +162,23 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def _on_sqlite_begin(conn: Connection) -> None:
-    mode = conn.get_execution_options().get(_BEGIN_OPTION, "IMMEDIATE")
-    # Straight to the driver: this runs once per transaction, and SQLAlchemy's execution
-    # machinery costs more than SQLite's BEGIN itself.
-    conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
-        "BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN DEFERRED")
-
-
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
     """THE way a command opens a write transaction: commit on success, roll back on error.
 
     On SQLite the transaction holds the write lock from its first statement (BEGIN IMMEDIATE),
-    so read-then-write commands queue on busy_timeout instead of failing.
+    so read-then-write commands queue on busy_timeout instead of failing; threads of this
+    process queue on the file's write gate first (`_WriteGate`).
     """
-    with engine.begin() as conn:
-        yield conn
+    gate: _WriteGate | None = getattr(engine.dialect, _GATE_ATTR, None)
+    held = gate is not None and gate.acquire()
+    try:
+        # What engine.begin() does, without its extra generator layer.
+        with engine.connect() as conn, conn.begin():
+            yield conn
+    finally:
+        if held:
+            gate.release()  # type: ignore[union-attr]
 
 
 @contextmanager

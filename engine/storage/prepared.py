@@ -11,12 +11,53 @@ Everything else keeps using SQLAlchemy Core.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
+from engine.storage.types import UTCDateTime
+
 Processor = Callable[[Any], Any] | None
+_NOTHING = object()
+
+
+class _LastTimestamp:
+    """A UTCDateTime bind processor that remembers its last conversion.
+
+    One submission stores the same `now` three times (the record's created_at and updated_at,
+    its history entry's at), and converting an aware datetime for the driver is the dearest
+    bind processing of intake. The conversion is a pure function of an immutable value, so
+    the same object gives the same result; the memo holds a reference to its input, so `is`
+    cannot be fooled by a recycled id. One memo per dialect is shared by every prepared insert.
+    """
+
+    __slots__ = ("process", "last")
+
+    def __init__(self, process: Callable[[Any], Any]):
+        self.process = process
+        self.last: tuple[Any, Any] = (_NOTHING, None)
+
+    def __call__(self, value: Any) -> Any:
+        last = self.last  # one read: another thread may replace the pair, never half of it
+        if last[0] is value:
+            return last[1]
+        out = self.process(value)
+        self.last = (value, out)
+        return out
+
+
+_timestamp_memos: dict[str, _LastTimestamp] = {}
+_memo_lock = threading.Lock()
+
+
+def _timestamp_memo(dialect: Dialect, process: Callable[[Any], Any]) -> _LastTimestamp:
+    with _memo_lock:
+        memo = _timestamp_memos.get(dialect.name)
+        if memo is None:
+            memo = _timestamp_memos[dialect.name] = _LastTimestamp(process)
+        return memo
 
 
 class _Compiled:
@@ -37,7 +78,13 @@ class _Compiled:
         for name in names:
             column = by_key[name]
             processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None and type(column.type) is UTCDateTime:
+                processor = _timestamp_memo(dialect, processor)  # UTCDateTime has no options
             self.plan.append((name, column.key, processor))
+        self.keys = tuple(key for _name, key, _proc in self.plan)
+        self.processors = tuple((i, proc) for i, (_name, _key, proc) in enumerate(self.plan)
+                                if proc is not None)
+        self.names = tuple(name for name, _key, _proc in self.plan)
         self.defaults = frozenset(c.key for c in columns if c.server_default is not None or c.default is not None)
 
 
@@ -66,17 +113,128 @@ class PreparedInsert:
         compiled = self._compiled(conn.dialect)
         if not compiled.defaults.issubset(values.keys()):
             return conn.execute(self._core, dict(values)).inserted_primary_key[0]
-        if compiled.positional:
-            params: Any = [values.get(key) if proc is None else proc(values.get(key))
-                           for _name, key, proc in compiled.plan]
-        else:
-            params = {name: values.get(key) if proc is None else proc(values.get(key))
-                      for name, key, proc in compiled.plan}
+        get = values.get
+        params: Any = [get(key) for key in compiled.keys]
+        for i, proc in compiled.processors:  # only the columns with a bind processor
+            params[i] = proc(params[i])
+        if not compiled.positional:
+            params = dict(zip(compiled.names, params))
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(compiled.sql, params)
             if compiled.returning:
                 return cursor.fetchone()[0]
             return cursor.lastrowid
+        finally:
+            cursor.close()
+
+
+class _CompiledQuery:
+    """A statement's text, its parameter plan and its result columns for one dialect."""
+
+    def __init__(self, stmt: sa.sql.ClauseElement, dialect: Dialect):
+        compiled = stmt.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.positional = compiled.positional
+        names = list(compiled.positiontup or []) if compiled.positional else list(compiled.binds)
+        # (bind name, caller's key or None for a constant, constant value, bind processor)
+        self.plan: list[tuple[str, str | None, Any, Processor]] = []
+        for name in names:
+            bind = compiled.binds[name]
+            if bind.expanding:
+                raise ValueError(f"prepared statements cannot expand IN lists ({name}); "
+                                 "write the values out as literals or ORs")
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if bind.required or (bind.value is None and bind.callable is None):
+                self.plan.append((name, bind.key, None, processor))
+            else:
+                value = bind.effective_value
+                self.plan.append((name, None, value if processor is None else processor(value), None))
+        self.columns = [(c[0], c[3]) for c in compiled._result_columns]
+        self.dialect = dialect
+        self.processors: list[Processor] | None = None
+
+    def params(self, values: Mapping[str, Any]) -> Any:
+        if self.positional:
+            return [const if key is None else values[key] if proc is None else proc(values[key])
+                    for _name, key, const, proc in self.plan]
+        return {name: const if key is None else values[key] if proc is None else proc(values[key])
+                for name, key, const, proc in self.plan}
+
+    def result_processors(self, description: Any) -> list[Processor]:
+        """Each column's result processor, decided once from the driver's first description
+        (some drivers' processors depend on the column's type code)."""
+        if self.processors is None:
+            self.processors = [
+                type_.dialect_impl(self.dialect).result_processor(self.dialect, description[i][1])
+                for i, (_key, type_) in enumerate(self.columns)]
+        return self.processors
+
+
+class PreparedQuery:
+    """Any Core statement (SELECT, UPDATE, DELETE, INSERT) compiled once per dialect and run on
+    the raw DBAPI cursor of the caller's connection, inside the caller's transaction.
+
+    Parameters are the statement's `bindparam(key)`s, given by key; literal values written in
+    the statement are bound as constants. Bind and result processors are the column types'
+    own, so values convert exactly as through SQLAlchemy (JSON, UTC timestamps, booleans).
+    Rows come back as plain dicts keyed by column name. The statement must not expand IN
+    lists (write `a == x OR a == y`); FOR UPDATE and RETURNING compile as usual.
+    """
+
+    def __init__(self, stmt: sa.sql.ClauseElement):
+        self.stmt = stmt
+        self._by_dialect: dict[str, _CompiledQuery] = {}
+
+    def _compiled(self, dialect: Dialect) -> _CompiledQuery:
+        compiled = self._by_dialect.get(dialect.name)
+        if compiled is None:
+            compiled = self._by_dialect[dialect.name] = _CompiledQuery(self.stmt, dialect)
+        return compiled
+
+    def _run(self, conn: Connection, values: Mapping[str, Any], fetch: bool) -> tuple[int, list[dict[str, Any]]]:
+        compiled = self._compiled(conn.dialect)
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(compiled.sql, compiled.params(values))
+            if not fetch:
+                return cursor.rowcount, []
+            raw = cursor.fetchall()
+            if not raw:
+                return cursor.rowcount, []
+            processors = compiled.result_processors(cursor.description)
+            keys = [key for key, _type in compiled.columns]
+            rows = [{key: value if proc is None else proc(value)
+                     for key, proc, value in zip(keys, processors, row)} for row in raw]
+            return cursor.rowcount, rows
+        finally:
+            cursor.close()
+
+    def all(self, conn: Connection, values: Mapping[str, Any] = {}) -> list[dict[str, Any]]:
+        """Every row the statement returns, as dicts."""
+        return self._run(conn, values, True)[1]
+
+    def first(self, conn: Connection, values: Mapping[str, Any] = {}) -> dict[str, Any] | None:
+        """The first row, or None."""
+        rows = self._run(conn, values, True)[1]
+        return rows[0] if rows else None
+
+    def scalar(self, conn: Connection, values: Mapping[str, Any] = {}) -> Any:
+        """The first column of the first row, or None."""
+        row = self.first(conn, values)
+        return None if row is None else next(iter(row.values()))
+
+    def execute(self, conn: Connection, values: Mapping[str, Any] = {}) -> int:
+        """Run a statement that returns no rows; the number of rows it touched."""
+        return self._run(conn, values, False)[0]
+
+    def executemany(self, conn: Connection, seq: list[Mapping[str, Any]]) -> None:
+        """Run a row-less statement once per parameter set, in one driver call."""
+        if not seq:
+            return
+        compiled = self._compiled(conn.dialect)
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(compiled.sql, [compiled.params(values) for values in seq])
         finally:
             cursor.close()

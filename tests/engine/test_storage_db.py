@@ -198,3 +198,100 @@ def test_in_memory_sqlite_engine_is_one_shared_database() -> None:
     with read_transaction(engine) as conn:
         assert conn.exec_driver_sql("SELECT a FROM x").scalar() == 1
     engine.dispose()
+
+
+# The lean SQLite transaction (issue 4, submissions/s) --------------------------------------------
+
+def test_sqlite_engine_has_no_connection_events(sqlite_engine: Engine) -> None:
+    # BEGIN IMMEDIATE comes from the dialect: no per-statement event dispatch on the hot path.
+    assert not sqlite_engine._has_events
+    with transaction(sqlite_engine) as conn:
+        assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+
+
+def test_deferred_begin_option_still_applies_per_connection_and_per_engine(sqlite_engine: Engine) -> None:
+    other = sqlite3.connect(_sqlite_path(sqlite_engine), timeout=0, isolation_level=None)
+    try:
+        for conn in (sqlite_engine.connect().execution_options(docket_sqlite_begin="DEFERRED"),
+                     sqlite_engine.execution_options(docket_sqlite_begin="DEFERRED").connect()):
+            with conn:
+                conn.exec_driver_sql("SELECT 1").scalar()  # autobegin: deferred, no write lock
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+        assert not sqlite_engine._has_events  # the option engine's listener is its own
+        # The option ends with its connection's checkout: the next one begins IMMEDIATE again.
+        with sqlite_engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1").scalar()
+            with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+                other.execute("BEGIN IMMEDIATE")
+    finally:
+        other.close()
+
+
+def test_writer_threads_queue_on_the_gate_and_each_commits(sqlite_engine: Engine) -> None:
+    errors: list[BaseException] = []
+    inside = 0
+    most_inside = 0
+    guard = threading.Lock()
+
+    def writer(index: int) -> None:
+        nonlocal inside, most_inside
+        try:
+            for j in range(10):
+                with transaction(sqlite_engine) as conn:
+                    with guard:
+                        inside += 1
+                        most_inside = max(most_inside, inside)
+                    conn.execute(t.roles.insert().values(name=f"r{index}-{j}"))
+                    with guard:
+                        inside -= 1
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(6)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert most_inside == 1  # one write transaction of this process at a time
+    assert time.monotonic() - started < 10  # no 100 ms naps in SQLite's busy handler
+    with read_transaction(sqlite_engine) as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.roles)).scalar() == 60
+
+
+def test_gate_is_released_when_the_transaction_fails(sqlite_engine: Engine) -> None:
+    with pytest.raises(RuntimeError, match="injected"):
+        with transaction(sqlite_engine) as conn:
+            conn.execute(t.roles.insert().values(name="lost"))
+            raise RuntimeError("injected")
+    done = threading.Event()
+
+    def other_thread() -> None:
+        with transaction(sqlite_engine) as conn:
+            conn.execute(t.roles.insert().values(name="kept"))
+        done.set()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join(5)
+    assert done.is_set()
+    with read_transaction(sqlite_engine) as conn:
+        assert list(conn.execute(sa.select(t.roles.c.name)).scalars()) == ["kept"]
+
+
+def test_nested_write_transaction_on_one_thread_fails_as_sqlite_says(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # The gate lets the same thread through (it would wait for itself): SQLite answers as before.
+    import engine.storage.db as db
+
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 200)
+    engine = create_engine(f"sqlite:///{tmp_path}/n.db")
+    try:
+        with transaction(engine):
+            with pytest.raises(sa.exc.OperationalError, match="database is locked"):
+                with transaction(engine):
+                    pass
+    finally:
+        engine.dispose()

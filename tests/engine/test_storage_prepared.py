@@ -80,3 +80,17 @@ def test_a_naive_timestamp_is_refused_as_through_sqlalchemy(db_engine: Engine, t
     with pytest.raises(ValueError, match="naive datetime"):
         with transaction(db_engine) as conn:
             PreparedInsert(table).execute(conn, {**ROW, "at": datetime(2026, 11, 23, 9, 30)})
+
+
+def test_timestamps_convert_right_when_one_is_reused_and_others_change(db_engine: Engine, table: sa.Table) -> None:
+    # The UTC conversion remembers its last value (a submission stores one `now` three times):
+    # the same object, then other objects, equal or not, must all store their own instant.
+    first = datetime(2026, 11, 23, 9, 30, tzinfo=SHANGHAI)
+    later = first + timedelta(minutes=1)
+    equal_wall_time = datetime(2026, 11, 23, 9, 30, tzinfo=timezone.utc)  # == first's wall time, not instant
+    stamps = [first, first, later, equal_wall_time, first]
+    insert = PreparedInsert(table)
+    with transaction(db_engine) as conn:
+        for at in stamps:
+            insert.execute(conn, {**ROW, "at": at})
+    assert [r["at"] for r in rows(db_engine, table)] == [s.astimezone(timezone.utc) for s in stamps]
