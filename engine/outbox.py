@@ -37,6 +37,7 @@ from engine.channels.base import (
 from engine.clock import ensure_utc
 from engine.errors import DocketError
 from engine.storage.db import read_transaction, transaction
+from engine.storage.prepared import PreparedQuery
 from engine.storage.tables import outbox as O
 from engine.timers import dialect_insert, worker_name
 
@@ -84,6 +85,22 @@ def configured_channels(meta: Any) -> dict[str, ChannelConfig]:
 _ENTRY_COLUMNS = (O.c.id, O.c.message_id, O.c.channel, O.c.payload, O.c.subject, O.c.status,
                   O.c.attempts, O.c.duplicates, O.c.last_error, O.c.created_at, O.c.sent_at,
                   O.c.next_attempt_at)
+
+
+_ENQUEUE_COLUMNS = ("channel", "recipient", "subject", "body", "payload", "idempotency_key", "message_id",
+                    "status", "attempts", "next_attempt_at", "created_at")
+_ENQUEUE: dict[str, PreparedQuery] = {}
+"""The queuing insert per dialect (ON CONFLICT is dialect-specific): rules queue messages on
+most events of a flow, so it is prepared once and run on the driver's cursor."""
+
+
+def _enqueue_statement(conn: Connection) -> PreparedQuery:
+    prepared = _ENQUEUE.get(conn.dialect.name)
+    if prepared is None:
+        stmt = (dialect_insert(conn)(O).values({k: sa.bindparam(k, type_=O.c[k].type) for k in _ENQUEUE_COLUMNS})
+                .on_conflict_do_nothing(index_elements=[O.c.idempotency_key]).returning(O.c.id))
+        prepared = _ENQUEUE[conn.dialect.name] = PreparedQuery(stmt)
+    return prepared
 
 
 def _entry(row: Any) -> OutboxEntry:
@@ -153,9 +170,7 @@ class Outbox:
                   "subject": _clip(subject, _MAX_SUBJECT), "body": body, "payload": payload,
                   "idempotency_key": key or f"msg:{message_id}", "message_id": message_id,
                   "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
-        stmt = (dialect_insert(conn)(O).values(values)
-                .on_conflict_do_nothing(index_elements=[O.c.idempotency_key]).returning(O.c.id))
-        new_id = conn.execute(stmt).scalar_one_or_none()
+        new_id = _enqueue_statement(conn).scalar(conn, values)
         if new_id is not None:
             return int(new_id)
         return int(conn.execute(sa.select(O.c.id).where(O.c.idempotency_key == key)).scalar_one())

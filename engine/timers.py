@@ -48,6 +48,7 @@ from engine.backoff import RetryPolicy, error_text
 from engine.clock import ensure_utc
 from engine.errors import DocketError
 from engine.storage.db import read_transaction, transaction
+from engine.storage.prepared import PreparedQuery
 from engine.storage.tables import timers as T
 
 if TYPE_CHECKING:
@@ -120,6 +121,32 @@ def _as_timer(row: Any) -> Timer:
 _COLUMNS = (T.c.id, T.c.kind, T.c.subject, T.c.key, T.c.due_at, T.c.payload, T.c.attempts,
             T.c.status, T.c.last_error)
 
+# Arming, cancelling and listing a subject's timers run inside commands (SLA clocks re-arm on
+# most events of a record): prepared once, run on the driver's cursor (engine/storage/prepared.py).
+_SCHEDULE_COLUMNS = ("kind", "subject", "key", "due_at", "payload", "status", "attempts", "lease_until",
+                     "claimed_by", "last_error", "open_key", "created_at", "fired_at")
+_SCHEDULE: dict[str, PreparedQuery] = {}
+"""The re-arming upsert, per dialect (its ON CONFLICT clause is dialect-specific)."""
+_CANCEL = PreparedQuery(T.delete().where(T.c.kind == sa.bindparam("kind"), T.c.subject == sa.bindparam("subject"),
+                                         T.c.open_key.is_not(None)))
+_CANCEL_KEY = PreparedQuery(T.delete().where(T.c.kind == sa.bindparam("kind"), T.c.subject == sa.bindparam("subject"),
+                                             T.c.open_key.is_not(None), T.c.key == sa.bindparam("key")))
+_PENDING_OF_KIND = PreparedQuery(sa.select(*_COLUMNS).where(
+    T.c.open_key.is_not(None), T.c.subject == sa.bindparam("subject"), T.c.kind == sa.bindparam("kind"))
+    .order_by(T.c.due_at, T.c.id))
+
+
+def _schedule_statement(conn: Connection) -> PreparedQuery:
+    prepared = _SCHEDULE.get(conn.dialect.name)
+    if prepared is None:
+        insert = dialect_insert(conn)(T).values({k: sa.bindparam(k, type_=T.c[k].type) for k in _SCHEDULE_COLUMNS})
+        # Re-arm in place: the unique open_key makes a concurrent second schedule wait for the
+        # first and then update its row instead of adding a duplicate.
+        update = {k: insert.excluded[k] for k in _SCHEDULE_COLUMNS if k not in ("kind", "subject", "key", "open_key")}
+        prepared = _SCHEDULE[conn.dialect.name] = PreparedQuery(
+            insert.on_conflict_do_update(index_elements=[T.c.open_key], set_=update).returning(T.c.id))
+    return prepared
+
 
 class TimerService:
     """Schedules, cancels and fires durable timers; `runtime.services["timers"]`.
@@ -187,12 +214,8 @@ class TimerService:
                   "status": "pending", "attempts": 0, "lease_until": None, "claimed_by": None,
                   "last_error": None, "open_key": _open_key(kind, subject, key),
                   "created_at": self.runtime.clock.now(), "fired_at": None}
-        insert = dialect_insert(conn)(T).values(values)
-        # Re-arm in place: the unique open_key makes a concurrent second schedule wait for the
-        # first and then update its row instead of adding a duplicate.
-        update = {k: insert.excluded[k] for k in values if k not in ("kind", "subject", "key", "open_key")}
-        stmt = insert.on_conflict_do_update(index_elements=[T.c.open_key], set_=update).returning(T.c.id)
-        return int(conn.execute(stmt).scalar_one())
+        # An upsert on the unique open_key (see _schedule_statement): re-armed in place.
+        return int(_schedule_statement(conn).scalar(conn, values))
 
     def cancel(self, conn: Connection, *, kind: str, subject: str, key: str | None = None) -> int:
         """Remove open timers of `kind` for `subject` (only `key` if given); returns how many.
@@ -200,14 +223,17 @@ class TimerService:
         A timer already being fired by another worker is not removed: its firing commits first
         and the cancel then finds it fired (the handler must check its subject's state).
         """
-        stmt = T.delete().where(T.c.kind == kind, T.c.subject == subject, T.c.open_key.is_not(None))
-        if key is not None:
-            stmt = stmt.where(T.c.key == key)
-        return conn.execute(stmt).rowcount
+        if key is None:
+            return _CANCEL.execute(conn, {"kind": kind, "subject": subject})
+        return _CANCEL_KEY.execute(conn, {"kind": kind, "subject": subject, "key": key})
 
     def pending(self, conn: Connection, *, subject: str | None = None, kind: str | None = None,
                 limit: int | None = None) -> list[Timer]:
         """Open timers (not yet fired: pending, claimed, retrying or incident), soonest first."""
+        if subject is not None and kind is not None and limit is None:  # the commands' case: prepared
+            return [Timer(r["id"], r["kind"], r["subject"], r["key"], r["due_at"], dict(r["payload"] or {}),
+                          r["attempts"], r["status"], r["last_error"])
+                    for r in _PENDING_OF_KIND.all(conn, {"subject": subject, "kind": kind})]
         stmt = sa.select(*_COLUMNS).where(T.c.open_key.is_not(None))
         if subject is not None:
             stmt = stmt.where(T.c.subject == subject)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from engine.bundle import load_bundle_files
@@ -24,25 +24,45 @@ from engine.events import Event
 from engine.expr import EvalContext
 from engine.runtime import Runtime
 from engine.storage.db import read_transaction, transaction
+from engine.storage.prepared import PreparedInsert, PreparedQuery
 from engine.storage.tables import flow_instances, history, incidents, tasks, user_roles, users
 from flows.spec import FlowSpec, NodeSpec
 
 log = logging.getLogger(__name__)
 
-# Built once and executed with parameters: SQLAlchemy then reuses their compiled form.
-_INSERT_HISTORY = insert(history)
-_INSERT_TASK = insert(tasks)
-_INSERT_INSTANCE = insert(flow_instances)
-_SELECT_TASK = select(tasks).where(tasks.c.id == bindparam("task_id"))
-_SELECT_USER_ID = select(users.c.id).where(users.c.username == bindparam("username"))
-_SAVE_INSTANCE = (  # the one write of an instance per command, version-checked
+# The hot statements of every command, compiled once per dialect and run on the driver's cursor
+# (engine/storage/prepared.py): SQLAlchemy's per-execution work (coercion, cache keys, context
+# and result set-up) cost several times what SQLite spends on these one-row statements.
+_INSERT_HISTORY = PreparedInsert(history)
+_INSERT_TASK = PreparedInsert(tasks)
+_INSERT_INSTANCE = PreparedInsert(flow_instances)
+_SELECT_TASK = PreparedQuery(select(tasks).where(tasks.c.id == bindparam("task_id")))
+_SELECT_USER_ID = PreparedQuery(select(users.c.id).where(users.c.username == bindparam("username")))
+_SAVE_INSTANCE = PreparedQuery(  # the one write of an instance per command, version-checked
     update(flow_instances)
     .where(flow_instances.c.id == bindparam("b_id"), flow_instances.c.version == bindparam("b_version"))
     .values(status=bindparam("b_status"), current=bindparam("b_current", type_=flow_instances.c.current.type),
             variables=bindparam("b_variables", type_=flow_instances.c.variables.type),
             outcome=bindparam("b_outcome"), ended_at=bindparam("b_ended_at", type_=flow_instances.c.ended_at.type),
             version=bindparam("b_new")))
-_LOAD_INSTANCE = select(flow_instances).where(flow_instances.c.id == bindparam("instance_id")).with_for_update()
+_LOAD_INSTANCE = PreparedQuery(
+    select(flow_instances).where(flow_instances.c.id == bindparam("instance_id")).with_for_update())
+_OPEN = or_(tasks.c.status == "open", tasks.c.status == "claimed")  # no IN list: prepared statements bind each
+_TASK_AND_INSTANCE = PreparedQuery(
+    # A completion's two reads in one (task, and its instance locked: FOR UPDATE OF the instance
+    # only, as _LOAD_INSTANCE locks it; SQLite's BEGIN IMMEDIATE already holds the write lock).
+    select(*[c.label(f"t_{c.key}") for c in tasks.c], *[c.label(f"i_{c.key}") for c in flow_instances.c])
+    .select_from(tasks.join(flow_instances, flow_instances.c.id == tasks.c.instance_id))
+    .where(tasks.c.id == bindparam("task_id")).with_for_update(of=flow_instances))
+_OPEN_TASKS = PreparedQuery(
+    select(tasks).where(tasks.c.form == bindparam("form"), tasks.c.record_id == bindparam("record_id"), _OPEN)
+    .order_by(tasks.c.id))
+_INSTANCES = PreparedQuery(
+    select(flow_instances).where(flow_instances.c.form == bindparam("form"),
+                                 flow_instances.c.record_id == bindparam("record_id"))
+    .order_by(flow_instances.c.id))
+_UPDATE_TASK: dict[tuple[str, ...], PreparedQuery] = {}
+"""Version-checked task updates, one prepared statement per set of columns written."""
 WAIT_TIMER = "flow.wait"
 PARENT_KEY = "_parent"
 """The variable of a subflow's instance naming its parent: {instance_id, node}."""
@@ -121,7 +141,7 @@ class NodeRun:
 
     def history(self, kind: str, data: Mapping[str, Any] | None = None) -> None:
         """Add an entry to the record's history, at this node."""
-        self.conn.execute(_INSERT_HISTORY, {
+        _INSERT_HISTORY.execute(self.conn, {
             "instance_id": self.instance["id"], "form": self.flow.form,
             "record_id": self.instance["record_id"], "kind": kind, "node": self.node.id,
             "actor": self.actor, "at": self.service.rt.clock.now(),
@@ -143,13 +163,14 @@ class NodeRun:
         target = self.resolve(assign, compiled or {})
         now = self.service.rt.clock.now()
         assignee = self.service.user_id(self.conn, target["user"]) if target["user"] else None
-        task_id = int(self.conn.execute(_INSERT_TASK, dict(
+        task_id = int(_INSERT_TASK.execute(self.conn, dict(
             instance_id=self.instance["id"], node=self.node.id, form=self.flow.form,
             record_id=self.instance["record_id"], status="claimed" if assignee else "open",
             assignee_user=assignee, candidate_roles=target["roles"], candidate_users=target["candidates"],
             candidate_department=target["department"], created_at=now,
             claimed_at=now if assignee else None,
-        )).inserted_primary_key[0])
+            escalation_level=0, version=1,  # the columns' server defaults, given so the insert is prepared
+        )))
         self.service.rt.bus.publish(Event("task.created", now, self.flow.form, self.instance["record_id"],
                                           self.actor, {"task_id": task_id, "node": self.node.id}),
                                     self.conn)
@@ -162,7 +183,7 @@ class NodeRun:
             levels = self.node.compiled.get("escalation") or {}
             due = [level for level, entry in sorted(levels.items()) if self._holds(entry.get("when"))]
             if due:
-                task = self.conn.execute(select(tasks).where(tasks.c.id == task_id)).mappings().one()
+                task = self.service._task(self.conn, task_id)
                 self.service._escalate(self, task, due[-1], reason="condition")
         return task_id
 
@@ -410,12 +431,12 @@ class FlowService:
         """Start an instance (on `bundle_hash`, default the current version); returns its state."""
         now = self.rt.clock.now()
         variables = dict(variables or {})
-        instance_id = int(conn.execute(_INSERT_INSTANCE, dict(
+        instance_id = int(_INSERT_INSTANCE.execute(conn, dict(
             flow=flow.name, form=flow.form, record_id=record_id,
             bundle_hash=bundle_hash or self.rt.bundle.hash, status="running", current=[flow.start],
             variables=variables, started_at=now, version=1,
-        )).inserted_primary_key[0])
-        conn.execute(_INSERT_HISTORY, dict(
+        )))
+        _INSERT_HISTORY.execute(conn, dict(
             instance_id=instance_id, form=flow.form, record_id=record_id, kind="flow.started",
             node=flow.start, actor=actor, at=now, data={"flow": flow.name}))
         state = {"id": instance_id, "flow": flow.name, "form": flow.form, "record_id": record_id,
@@ -475,9 +496,7 @@ class FlowService:
         """
         if level not in (1, 2, 3):
             raise ValueError(f"escalation level must be 1, 2 or 3, not {level!r}")
-        task = conn.execute(select(tasks).where(tasks.c.id == task_id)).mappings().first()
-        if task is None:
-            raise NotFoundError(f"no task {task_id}")
+        task = self._task(conn, task_id)
         if task["status"] not in ("open", "claimed") or level <= task["escalation_level"]:
             return
         state = self._load(conn, task["instance_id"])  # serializes with a completion of the task
@@ -531,7 +550,7 @@ class FlowService:
 
     def _task_history(self, conn: Connection, task: Mapping[str, Any], kind: str, actor: str | None,
                       data: Mapping[str, Any]) -> None:
-        conn.execute(_INSERT_HISTORY, {
+        _INSERT_HISTORY.execute(conn, {
             "instance_id": task["instance_id"], "form": task["form"], "record_id": task["record_id"],
             "kind": kind, "node": task["node"], "actor": actor, "at": self.rt.clock.now(),
             "data": {"task_id": task["id"], **data}})
@@ -550,14 +569,19 @@ class FlowService:
         files kept with this step in the history.
         """
         with transaction(self.rt.db) as conn:
-            task = self._task(conn, task_id)
+            # The task and its instance (locked) in one read.
+            row = _TASK_AND_INSTANCE.first(conn, {"task_id": task_id})
+            if row is None:
+                raise NotFoundError(f"no task {task_id}")
+            task = {key[2:]: value for key, value in row.items() if key[0] == "t"}
             if task["status"] not in ("open", "claimed"):
                 raise ConflictError(f"task {task_id} is already {task['status']}")
-            state = self._load(conn, task["instance_id"])
+            state = _state({key[2:]: value for key, value in row.items() if key[0] == "i"})
             if conn.dialect.name != "sqlite":
                 # Read again under the instance lock: a completion that committed while this one
-                # waited for the lock is seen here, not overwritten. (SQLite's BEGIN IMMEDIATE
-                # took the database's write lock before the first read.)
+                # waited for the lock is seen here, not overwritten (FOR UPDATE re-reads only
+                # the locked instance row, not the task's). SQLite's BEGIN IMMEDIATE took the
+                # database's write lock before the first read.
                 task = self._task(conn, task_id)
                 if task["status"] not in ("open", "claimed"):
                     raise ConflictError(f"task {task_id} is already {task['status']}")
@@ -589,11 +613,13 @@ class FlowService:
             diff = self.forms.update_fields(conn, flow.form, task["record_id"],
                                             {k: clean[k] for k in editable if k in clean},
                                             actor=username)
-            # A rule reacting to the change may have touched the task (e.g. escalated it) in
-            # this same transaction: complete the task as it is now.
-            task = self._task(conn, task["id"])
-            if task["status"] not in ("open", "claimed"):
-                raise ConflictError(f"task {task['id']} was {task['status']} while it was being completed")
+            if diff:
+                # A rule reacting to the change may have touched the task (e.g. escalated it) in
+                # this same transaction: complete the task as it is now. (No change published no
+                # `record.updated`, so nothing else ran.)
+                task = self._task(conn, task["id"])
+                if task["status"] not in ("open", "claimed"):
+                    raise ConflictError(f"task {task['id']} was {task['status']} while it was being completed")
         now = self.rt.clock.now()
         self._update_task(conn, task, status="completed",
                           outcome=outcome, comment=comment, completed_at=now,
@@ -602,7 +628,7 @@ class FlowService:
                                 "changes": diff}
         if attachments:
             data["attachments"] = self._link_files(conn, flow.form, task["record_id"], attachments, locale)
-        conn.execute(_INSERT_HISTORY, dict(
+        _INSERT_HISTORY.execute(conn, dict(
             instance_id=state["id"], form=flow.form, record_id=task["record_id"],
             kind="task.completed", node=node.id, actor=username, at=now, data=data))
         self.rt.bus.publish(Event("task.completed", now, flow.form, task["record_id"], username,
@@ -638,7 +664,7 @@ class FlowService:
             now = self.rt.clock.now()
             previous = state["outcome"]
             state.update(status="running", outcome=None, ended_at=None, current=[at])
-            conn.execute(_INSERT_HISTORY, dict(
+            _INSERT_HISTORY.execute(conn, dict(
                 instance_id=state["id"], form=form, record_id=record_id, kind="flow.reopened",
                 node=at, actor=actor, at=now, data={"previous_outcome": previous, "comment": comment}))
             self.rt.bus.publish(Event("flow.reopened", now, form, record_id, actor,
@@ -670,7 +696,7 @@ class FlowService:
                 raise ConflictError(f"{form} {record_id} has no running flow to withdraw")
             state = self._load(conn, instance_id)
             now = self.rt.clock.now()
-            conn.execute(_INSERT_HISTORY, dict(
+            _INSERT_HISTORY.execute(conn, dict(
                 instance_id=state["id"], form=form, record_id=record_id, kind="flow.withdrawn",
                 node=None, actor=actor, at=now, data={"comment": comment, "at": list(state["current"])}))
             self._cancel_waiting(conn, state)
@@ -708,9 +734,9 @@ class FlowService:
             if files:
                 data["attachments"] = self._link_files(conn, form, record_id, files, locale)
             now = self.rt.clock.now()
-            entry = int(conn.execute(_INSERT_HISTORY, dict(
+            entry = int(_INSERT_HISTORY.execute(conn, dict(
                 instance_id=instance_id, form=form, record_id=record_id, kind="comment.added",
-                node=node, actor=actor, at=now, data=data)).inserted_primary_key[0])
+                node=node, actor=actor, at=now, data=data)))
             self.rt.bus.publish(Event("comment.added", now, form, record_id, actor,
                                       {"node": node, "task_id": task_id, "history_id": entry}), conn)
             return entry
@@ -837,25 +863,21 @@ class FlowService:
 
     def open_tasks(self, form: str, record_id: int) -> list[dict[str, Any]]:
         """The record's open tasks."""
-        with read_transaction(self.rt.db) as conn:
-            rows = conn.execute(select(tasks).where(
-                tasks.c.form == form, tasks.c.record_id == record_id,
-                tasks.c.status.in_(("open", "claimed"))).order_by(tasks.c.id)).mappings()
-            return [dict(r) for r in rows]
+        # One statement sees one consistent state by itself: no BEGIN/COMMIT around it (an
+        # inbox client asks this before every completion).
+        with self.rt.db.connect() as conn:
+            return _OPEN_TASKS.all(conn, {"form": form, "record_id": record_id})
 
     def instances(self, form: str, record_id: int) -> list[dict[str, Any]]:
         """The record's flow instances, oldest first."""
-        with read_transaction(self.rt.db) as conn:
-            rows = conn.execute(select(flow_instances).where(
-                flow_instances.c.form == form, flow_instances.c.record_id == record_id)
-                .order_by(flow_instances.c.id)).mappings()
-            return [dict(r) for r in rows]
+        with self.rt.db.connect() as conn:  # one statement: consistent without a transaction
+            return _INSTANCES.all(conn, {"form": form, "record_id": record_id})
 
     def user_id(self, conn: Connection, username: str) -> int | None:
         """The id of an account (ids never change, so known ones are remembered)."""
         known = self._user_ids.get(username)
         if known is None:
-            known = conn.execute(_SELECT_USER_ID, {"username": username}).scalar()
+            known = _SELECT_USER_ID.scalar(conn, {"username": username})
             if known is not None:
                 self._user_ids[username] = known
         return known
@@ -878,7 +900,7 @@ class FlowService:
                 self._incident(conn, state, node,
                                f"the flow passed {MAX_STEPS_PER_COMMAND} nodes without waiting: a loop?")
                 return
-            conn.execute(_INSERT_HISTORY, {
+            _INSERT_HISTORY.execute(conn, {
                 "instance_id": state["id"], "form": flow.form, "record_id": state["record_id"],
                 "kind": "flow.entered", "node": node_id, "actor": actor, "at": self.rt.clock.now(),
                 "data": {"from": source} if source else None})
@@ -920,7 +942,7 @@ class FlowService:
              *, status: str = "completed") -> None:
         now = self.rt.clock.now()
         state.update(status=status, outcome=outcome, ended_at=now, current=[])
-        conn.execute(_INSERT_HISTORY, dict(
+        _INSERT_HISTORY.execute(conn, dict(
             instance_id=state["id"], form=state["form"], record_id=state["record_id"],
             kind="flow.ended", node=None, actor=actor, at=now, data={"outcome": outcome}))
         self.rt.bus.publish(Event("flow.ended", now, state["form"], state["record_id"], actor,
@@ -949,21 +971,18 @@ class FlowService:
 
     def _load(self, conn: Connection, instance_id: int) -> dict[str, Any]:
         """The instance row, locked for this transaction, as a mutable state for `_save`."""
-        row = conn.execute(_LOAD_INSTANCE, {"instance_id": instance_id}).mappings().first()
+        row = _LOAD_INSTANCE.first(conn, {"instance_id": instance_id})
         if row is None:
             raise NotFoundError(f"no flow instance {instance_id}")
-        state = dict(row)
-        state["current"] = list(row["current"] or [])
-        state["variables"] = copy.deepcopy(row["variables"] or {})
-        return state
+        return _state(row)
 
     def _save(self, conn: Connection, state: dict[str, Any]) -> None:
         """Write the state back once per command; a version that moved meanwhile is a conflict."""
-        result = conn.execute(_SAVE_INSTANCE, {
+        rowcount = _SAVE_INSTANCE.execute(conn, {
             "b_id": state["id"], "b_version": state["version"], "b_new": state["version"] + 1,
             "b_status": state["status"], "b_current": state["current"], "b_variables": state["variables"],
             "b_outcome": state["outcome"], "b_ended_at": state["ended_at"]})
-        if result.rowcount != 1:
+        if rowcount != 1:
             raise ConflictError(f"{flow_instances.name} {state['id']} was changed by someone else "
                                 f"(expected version {state['version']}); reload and try again")
         state["version"] += 1
@@ -1002,7 +1021,7 @@ class FlowService:
 
     @staticmethod
     def _task(conn: Connection, task_id: int) -> Mapping[str, Any]:
-        row = conn.execute(_SELECT_TASK, {"task_id": task_id}).mappings().first()
+        row = _SELECT_TASK.first(conn, {"task_id": task_id})
         if row is None:
             raise NotFoundError(f"no task {task_id}")
         return row
@@ -1011,10 +1030,25 @@ class FlowService:
     def _update_task(conn: Connection, task: Mapping[str, Any], *, expected_version: int | None = None,
                      **values: Any) -> None:
         version = task["version"] if expected_version is None else expected_version
-        result = conn.execute(update(tasks).where(and_(tasks.c.id == task["id"], tasks.c.version == version))
-                              .values(**values, version=version + 1))
-        if result.rowcount != 1:
+        columns = tuple(sorted(values))
+        stmt = _UPDATE_TASK.get(columns)
+        if stmt is None:
+            stmt = _UPDATE_TASK[columns] = PreparedQuery(
+                update(tasks).where(tasks.c.id == bindparam("b_id"), tasks.c.version == bindparam("b_version"))
+                .values({**{c: bindparam(f"v_{c}", type_=tasks.c[c].type) for c in columns},
+                         "version": bindparam("b_new")}))
+        params = {f"v_{c}": values[c] for c in columns}
+        params.update(b_id=task["id"], b_version=version, b_new=version + 1)
+        if stmt.execute(conn, params) != 1:
             raise ConflictError(f"task {task['id']} was changed by someone else; reload and try again")
+
+
+def _state(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An instance row as the mutable state a command works on and `_save` writes back."""
+    state = dict(row)
+    state["current"] = list(row["current"] or [])
+    state["variables"] = copy.deepcopy(row["variables"] or {})
+    return state
 
 
 def _merged(old: list[str] | None, new: list[str] | None) -> list[str] | None:

@@ -25,6 +25,7 @@ from engine.actions import ActionContext
 from engine.events import Event
 from engine.runtime import Runtime
 from engine.storage.db import read_transaction, transaction
+from engine.storage.prepared import PreparedInsert
 from engine.storage.tables import history, incidents
 from rules.actions.common import json_safe
 from rules.actions.record import tags_of
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 RETRY_KIND = "rule.retry"
 SCHEDULE_KIND = "rule.schedule"
 SYSTEM_ACTOR = "system"
+_INSERT_HISTORY = PreparedInsert(history)  # `rule.fired`, once per rule that ran: prepared once
 
 
 class RuleService:
@@ -181,9 +183,10 @@ class RuleService:
                     except Exception as exc:
                         raise _StepFailed(step, exc) from exc
                 if event.record_id is not None:
-                    conn.execute(insert(history).values(
-                        form=rule.form, record_id=event.record_id, kind="rule.fired", actor=SYSTEM_ACTOR,
-                        at=self.rt.clock.now(), data={"rule": rule.key, "event": event.name}))
+                    _INSERT_HISTORY.execute(conn, dict(
+                        instance_id=None, form=rule.form, record_id=event.record_id, kind="rule.fired",
+                        node=None, actor=SYSTEM_ACTOR, at=self.rt.clock.now(),
+                        data={"rule": rule.key, "event": event.name}))
             if incident_id is not None:
                 self._resolve(conn, rule, event, incident_id)
             return True

@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from engine.calendar import BusinessCalendar
 from engine.events import Event
 from engine.runtime import Runtime
 from engine.storage.db import read_transaction
+from engine.storage.prepared import PreparedInsert, PreparedQuery
 from engine.storage.tables import flow_instances, history, sla_clocks, tasks
 from rules.functions import CURRENT_CONNECTION
 from rules.spec import SlaPolicy
@@ -40,6 +41,20 @@ WARNING_KIND, BREACH_KIND, ESCALATE_KIND = "sla.warning", "sla.breached", "sla.e
 SYSTEM_ACTOR = "system"
 UPDATE_EVENTS = ("record.updated", "task.completed")
 """Events that count as a status update (they restart the escalation interval)."""
+
+# The SLA service runs on every event of a record with a policy: its statements are prepared
+# once and run on the driver's cursor (engine/storage/prepared.py).
+_CLOCKS = select(sla_clocks).where(sla_clocks.c.form == bindparam("form"),
+                                   sla_clocks.c.record_id == bindparam("record_id")).order_by(sla_clocks.c.id)
+_SELECT_CLOCKS = PreparedQuery(_CLOCKS)
+_LOCK_CLOCKS = PreparedQuery(_CLOCKS.with_for_update())
+_INSERT_CLOCK = PreparedInsert(sla_clocks)
+_INSERT_HISTORY = PreparedInsert(history)
+_RUNNING_NODES = PreparedQuery(select(flow_instances.c.current).where(
+    flow_instances.c.form == bindparam("form"), flow_instances.c.record_id == bindparam("record_id"),
+    flow_instances.c.status == "running"))
+_SAVE_CLOCK: dict[tuple[str, ...], PreparedQuery] = {}
+"""Clock updates, one prepared statement per set of columns written."""
 
 
 @dataclass(frozen=True)
@@ -136,10 +151,7 @@ class SlaService:
         return {**record, "record": record, "event": {"name": event.name, **dict(event.data)}}
 
     def _clocks(self, conn: Connection, form: str, record_id: int, *, lock: bool = False) -> list[dict[str, Any]]:
-        query = select(sla_clocks).where(sla_clocks.c.form == form, sla_clocks.c.record_id == record_id)
-        if lock:
-            query = query.with_for_update()
-        return [dict(r) for r in conn.execute(query.order_by(sla_clocks.c.id)).mappings()]
+        return (_LOCK_CLOCKS if lock else _SELECT_CLOCKS).all(conn, {"form": form, "record_id": record_id})
 
     def _apply(self, conn: Connection, policy: SlaPolicy, event: Event, names: dict[str, Any],
                clocks: list[dict[str, Any]]) -> None:
@@ -189,11 +201,8 @@ class SlaService:
         if policy.pause_statuses and names.get("status") in policy.pause_statuses:
             return True
         if policy.pause_nodes:
-            rows = conn.execute(select(flow_instances.c.current).where(
-                flow_instances.c.form == event.form, flow_instances.c.record_id == event.record_id,
-                flow_instances.c.status == "running"))
-            for (current,) in rows:
-                if set(current or ()) & policy.pause_nodes:
+            for row in _RUNNING_NODES.all(conn, {"form": event.form, "record_id": event.record_id}):
+                if set(row["current"] or ()) & policy.pause_nodes:
                     return True
         return False
 
@@ -210,7 +219,7 @@ class SlaService:
                "stopped_at": None, "warned_at": None, "breached_at": None, "escalation_level": 0, "version": 1}
         if not paused:
             row.update(self._thresholds(policy, row, now))
-        row["id"] = int(conn.execute(insert(sla_clocks).values(**row)).inserted_primary_key[0])
+        row["id"] = int(_INSERT_CLOCK.execute(conn, row))
         self._history(conn, row, "sla.started", {"target": target, "due_at": _iso(row["due_at"]),
                                                  "work_seconds": seconds})
         if not paused:
@@ -251,7 +260,14 @@ class SlaService:
     def _save(self, conn: Connection, row: dict[str, Any], **values: Any) -> None:
         row.update(values)
         row["version"] += 1
-        conn.execute(update(sla_clocks).where(sla_clocks.c.id == row["id"]).values(**values, version=row["version"]))
+        columns = tuple(sorted(values))
+        stmt = _SAVE_CLOCK.get(columns)
+        if stmt is None:
+            stmt = _SAVE_CLOCK[columns] = PreparedQuery(update(sla_clocks).where(sla_clocks.c.id == bindparam("b_id")).values(
+                {**{c: bindparam(f"v_{c}", type_=sla_clocks.c[c].type) for c in columns}, "version": bindparam("b_version")}))
+        params = {f"v_{c}": values[c] for c in columns}
+        params.update(b_id=row["id"], b_version=row["version"])
+        stmt.execute(conn, params)
 
     def _stop(self, conn: Connection, policy: SlaPolicy, row: dict[str, Any], event: Event, now: datetime) -> None:
         used = self._used(row, now, policy)
@@ -430,9 +446,9 @@ class SlaService:
                 payload={"policy": policy.name})
 
     def _history(self, conn: Connection, row: Mapping[str, Any], kind: str, data: Mapping[str, Any]) -> None:
-        conn.execute(insert(history).values(
-            form=row["form"], record_id=row["record_id"], kind=kind, actor=SYSTEM_ACTOR,
-            at=self.rt.clock.now(), data={"policy": row["policy"], **data}))
+        _INSERT_HISTORY.execute(conn, dict(
+            instance_id=None, form=row["form"], record_id=row["record_id"], kind=kind, node=None,
+            actor=SYSTEM_ACTOR, at=self.rt.clock.now(), data={"policy": row["policy"], **data}))
 
     def clocks(self, form: str, record_id: int) -> list[dict[str, Any]]:
         """The record's clock rows (for the timeline and tests)."""

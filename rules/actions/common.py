@@ -6,10 +6,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from engine.actions import ActionContext
 from engine.kinds import BuildContext
+from engine.storage.prepared import PreparedInsert
 from engine.storage.tables import history, tasks, user_roles, users
 from engine.types import YamlPath
 from engine.yamlsource import Document
@@ -48,13 +49,16 @@ def write_fields(act: ActionContext, form: str, record_id: int, values: Mapping[
                                actor=act.actor)
 
 
+_INSERT_HISTORY = PreparedInsert(history)  # every notification and flag writes one: prepared once
+
+
 def add_history(act: ActionContext, kind: str, data: Mapping[str, Any]) -> None:
     """An entry on the record's timeline, by the rule or flow step that ran the action."""
     if act.form is None or act.record_id is None:
         return
-    act.conn.execute(insert(history).values(
-        form=act.form, record_id=act.record_id, kind=kind, actor=act.actor or "system",
-        at=act.runtime.clock.now(), data={"by": act.source, **json_safe(data)}))
+    _INSERT_HISTORY.execute(act.conn, dict(
+        instance_id=None, form=act.form, record_id=act.record_id, kind=kind, node=None,
+        actor=act.actor or "system", at=act.runtime.clock.now(), data={"by": act.source, **json_safe(data)}))
 
 
 def open_tasks(act: ActionContext, node: str | None = None) -> list[Mapping[str, Any]]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import and_, bindparam, delete, select
 
 from engine.actions import ActionContext, ActionScope, BaseAction
 from engine.kinds import BuildContext
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
+from engine.storage.prepared import PreparedQuery
 from engine.storage.tables import record_tags
 from engine.types import YamlPath
 from engine.yamlsource import Document
@@ -104,11 +105,15 @@ class Tag(BaseAction):
             act.names["tags"] = tags
 
 
+_TAGS_OF = PreparedQuery(select(record_tags.c.tag).where(
+    record_tags.c.form == bindparam("form"), record_tags.c.record_id == bindparam("record_id"))
+    .order_by(record_tags.c.tag))
+"""Read for every rule evaluation (`tags` is a name rules see): prepared once."""
+
+
 def tags_of(conn: Any, form: str, record_id: int) -> list[str]:
     """The record's tags, alphabetical."""
-    rows = conn.execute(select(record_tags.c.tag).where(
-        record_tags.c.form == form, record_tags.c.record_id == record_id).order_by(record_tags.c.tag))
-    return [r[0] for r in rows]
+    return [r["tag"] for r in _TAGS_OF.all(conn, {"form": form, "record_id": record_id})]
 
 
 class CreateRecord(BaseAction):
