@@ -908,6 +908,10 @@ class FlowService:
             if status:
                 self.forms.update_fields(conn, flow.form, state["record_id"], {}, actor=actor,
                                          status=status)
+            # Before the node does its work: a rule `on: {flow.entered: node}` may set fields a
+            # decision there reads, and an SLA target may start or stop as the token arrives.
+            self.rt.bus.publish(Event("flow.entered", self.rt.clock.now(), flow.form, state["record_id"], actor,
+                                      {"flow": flow.name, "node": node_id, "from": source}), conn)
             run = NodeRun(self, conn, state, flow, node, actor)
             try:
                 self.rt.bundle.registry.node_types.get(node.type).enter(run)

@@ -81,6 +81,9 @@ class SlaService:
         self._business = rt.bundle.meta.calendar or BusinessCalendar.always_open(zone)
         self._wall = BusinessCalendar.always_open(zone)
         rt.services["sla"] = self
+        self._on_entered = {p.form for p in self.policies.values()
+                            if any(t.event == "flow.entered" for target in p.targets.values()
+                                   for t in (*target.starts, *target.stops))}
         rt.bus.subscribe("*", self._on_event)
         timers = rt.services.get("timers")
         if timers is not None:
@@ -134,6 +137,10 @@ class SlaService:
     def _on_event(self, event: Event, conn: Connection) -> None:
         policies = self._by_form.get(event.form or "")
         if not policies or event.record_id is None or event.name.startswith("sla."):
+            return
+        if event.name == "flow.entered" and event.form not in self._on_entered:
+            # Every node entry publishes it; a form whose targets never name it needs no work
+            # (status changes that pause a clock are seen with the task created at the node).
             return
         token = CURRENT_CONNECTION.set(conn)
         try:

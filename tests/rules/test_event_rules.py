@@ -11,8 +11,8 @@ from sqlalchemy import insert, select
 
 from engine.storage.db import read_transaction, transaction
 from engine.storage.tables import outbox, timers, users
-from tests.rules.kit import (BUNDLE, MONDAY_9AM, SHANGHAI, advance_to, clock, errors, history_of,
-                             make, messages, submit)
+from tests.rules.kit import (BUNDLE, MONDAY_9AM, SHANGHAI, advance_to, clock, complete, errors,
+                             history_of, make, messages, submit)
 
 CHANNELS = BUNDLE.rstrip(" ") + """\
     channels:
@@ -285,3 +285,25 @@ def test_every_wrong_reference_is_reported_at_its_position(tmp_path: Path) -> No
         ("rules/ticket_rules.yaml", 17, 19, "unknown name 'custmer'"),
         ("rules/ticket_rules.yaml", 19, 18, "unknown field 'levle'"),
     ]
+
+
+ENTERED_RULES = """\
+    ruleset: ticket_rules
+    form: ticket
+    label: {zh-CN: 工单规则, en: Ticket rules}
+    rules:
+      second_line:
+        on: {flow.entered: solve}
+        do:
+          - action: set
+            fields: {team: second line}
+    """
+
+
+def test_a_rule_on_flow_entered_runs_when_the_token_reaches_that_node(tmp_path: Path) -> None:
+    system = make(tmp_path, {"rules/ticket_rules.yaml": ENTERED_RULES})
+    ticket = submit(system)
+    assert system.forms.get("ticket", ticket)["team"] is None  # entering `accept` does not match
+    complete(system, ticket, "accept")
+    assert system.forms.get("ticket", ticket)["team"] == "second line"
+    assert [h["data"]["event"] for h in history_of(system, ticket, "rule.fired")] == ["flow.entered"]

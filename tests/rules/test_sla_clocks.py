@@ -191,3 +191,22 @@ def test_escalations_missed_while_nothing_ran_are_coalesced(tmp_path: Path) -> N
     assert len(history_of(system, ticket, "sla.escalated")) == 1
     advance_to(system, at(24, 11))
     assert [h["data"]["level"] for h in history_of(system, ticket, "sla.escalated")] == [1, 2]
+
+
+def test_a_target_can_start_when_the_token_enters_a_node(tmp_path: Path) -> None:
+    solving = SLA.replace("resolution: {label: {zh-CN: 解决, en: Resolution}, stops: flow.ended}",
+                          "resolution: {label: {zh-CN: 解决, en: Resolution}, stops: flow.ended}\n"
+                          "      solving: {label: {zh-CN: 处理, en: Solving}, starts: {flow.entered: solve},"
+                          " stops: {task.completed: solve}}")
+    solving = solving.replace("resolution: 1 workdays\n", "resolution: 1 workdays\n        solving: 4 workhours\n")
+    solving = solving.replace("resolution: 2 workdays\n", "resolution: 2 workdays\n        solving: 1 workdays\n")
+    assert "solving: 1 workdays" in solving
+    system = make(tmp_path, {"sla/ticket_sla.yaml": solving})
+    ticket = submit(system)
+    assert "solving" not in states(system, ticket)
+    clock(system).set(at(23, 10))
+    complete(system, ticket, "accept")
+    assert states(system, ticket)["solving"][0] == "on_time"
+    assert due_times(system, ticket)["solving"] == at(24, 10)
+    complete(system, ticket, "solve")
+    assert states(system, ticket)["solving"][0] == "met"
