@@ -22,8 +22,9 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
 from engine.errors import ConflictError
+from engine.storage.checkpoint import Checkpointer
 
-__all__ = ["BUSY_TIMEOUT_MS", "DEFAULT_URL", "create_engine", "database_url",
+__all__ = ["BUSY_TIMEOUT_MS", "DEFAULT_URL", "checkpointer", "create_engine", "database_url",
            "read_transaction", "serialize", "transaction", "update_versioned"]
 
 DEFAULT_URL = "sqlite:///var/docket.db"
@@ -31,6 +32,7 @@ BUSY_TIMEOUT_MS = 10_000
 _BEGIN_OPTION = "docket_sqlite_begin"  # execution option: "IMMEDIATE" (default) or "DEFERRED"
 _BEGIN_ATTR = "_docket_sqlite_begin"  # where the option rides on a pooled connection's checkout
 _GATE_ATTR = "_docket_write_gate"  # a SQLite file engine's dialect: its in-process write gate
+_CHECKPOINT_ATTR = "_docket_checkpointer"  # ... and its WAL checkpointer (engine/storage/checkpoint.py)
 
 
 def database_url(explicit: str | None = None) -> str:
@@ -66,7 +68,19 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     _emit_begin_from_dialect(engine.dialect)
     if _is_sqlite_file(parsed):
         setattr(engine.dialect, _GATE_ATTR, _WriteGate())
+        setattr(engine.dialect, _CHECKPOINT_ATTR, Checkpointer(str(parsed.database), busy_timeout_ms=BUSY_TIMEOUT_MS))
+        event.listen(engine, "connect", _no_autocheckpoint)  # a pool event too
     return engine
+
+
+def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
+    # Checkpoints run off the committing thread (engine/storage/checkpoint.py).
+    dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
+
+def checkpointer(engine: Engine) -> Checkpointer | None:
+    """The WAL checkpointer of a SQLite file engine (None for PostgreSQL and memory)."""
+    return getattr(engine.dialect, _CHECKPOINT_ATTR, None)
 
 
 def _emit_begin_from_dialect(dialect: Any) -> None:
@@ -179,6 +193,11 @@ def transaction(engine: Engine) -> Iterator[Connection]:
     finally:
         if held:
             gate.release()  # type: ignore[union-attr]
+    # Committed (an error would have left above). After the gate: an inline checkpoint, when
+    # one is due, does not hold up this process's next writer.
+    wal: Checkpointer | None = getattr(engine.dialect, _CHECKPOINT_ATTR, None)
+    if wal is not None:
+        wal.committed()
 
 
 @contextmanager

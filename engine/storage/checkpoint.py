@@ -1,0 +1,129 @@
+"""SQLite WAL checkpoints off the committing thread.
+
+In WAL mode a commit appends its pages to the `-wal` file; a *checkpoint* copies them back into
+the database file and fsyncs it. SQLite's default (`wal_autocheckpoint=1000` pages) runs that
+checkpoint inside whichever COMMIT crosses the threshold: about every 100th intake transaction
+paid 1-3 ms for it, which averaged to more than the commit itself (bench/RESULTS.md, session 4).
+
+Docket's connections to a SQLite file turn the automatic checkpoint off, and `transaction()`
+reports each commit here. Every `EVERY` commits a background thread of this process runs a
+PASSIVE checkpoint on its own connection: it never blocks writers or readers, and SQLite
+releases the GIL while it copies and syncs. Durability is unchanged (`synchronous=NORMAL` in
+WAL mode never synced at commit; the checkpoint syncs, as before). The WAL stays bounded when
+the thread cannot keep up or cannot run: after `INLINE_AFTER` commits without a finished
+checkpoint, the committing thread runs one itself, as SQLite would have. Other processes
+(`docket worker`, the command line) do the same for their own commits, and SQLite checkpoints
+when the last connection to the file closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+
+log = logging.getLogger(__name__)
+
+
+class Checkpointer:
+    """Checkpoints one SQLite file's WAL on a daemon thread, every `every` commits."""
+
+    EVERY = 200
+    """Commits between checkpoints: Docket's transactions write ~5-10 pages, so about what
+    SQLite's own 1,000-page threshold gave."""
+    INLINE_AFTER = 2_000
+    """Commits without a finished checkpoint after which the committer checkpoints itself."""
+
+    def __init__(self, path: str, *, busy_timeout_ms: int, every: int = EVERY,
+                 inline_after: int = INLINE_AFTER):
+        self.path = path
+        self.every = every
+        self.inline_after = inline_after
+        self.busy_timeout = busy_timeout_ms / 1000
+        self.background_runs = 0
+        self.inline_runs = 0
+        self._commits = 0  # since the last request; approximate under threads, which is enough
+        self._unsynced = 0  # since the last finished checkpoint
+        self._wake = threading.Event()
+        self._done = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._busy = False
+
+    def committed(self) -> None:
+        """Count one commit; ask for a checkpoint every `every`, or run one inline when
+        `inline_after` commits went by without one (the thread is stuck or cannot start)."""
+        self._commits += 1
+        self._unsynced += 1
+        if self._unsynced >= self.inline_after:
+            self._checkpoint(inline=True)
+        elif self._commits >= self.every:
+            self._commits = 0
+            if self._running():
+                self._wake.set()
+            else:
+                self._checkpoint(inline=True)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until no checkpoint is requested or running (tests, orderly shutdown)."""
+        with self._done:
+            return self._done.wait_for(lambda: not self._wake.is_set() and not self._busy, timeout)
+
+    def _running(self) -> bool:
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            return True
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                try:
+                    self._thread = threading.Thread(target=self._loop, name="docket-wal-checkpoint",
+                                                    daemon=True)
+                    self._thread.start()
+                except RuntimeError:  # the interpreter is shutting down: no new threads
+                    self._thread = None
+                    return False
+        return True
+
+    def _loop(self) -> None:
+        connection: sqlite3.Connection | None = None
+        while True:
+            self._wake.wait()
+            with self._done:
+                self._busy = True
+                self._wake.clear()
+            try:
+                if connection is None:
+                    connection = self._connect()
+                self._run(connection)
+                self.background_runs += 1
+            except sqlite3.Error as exc:
+                # Logged, not raised: the next request retries, and the inline bound holds.
+                log.warning("WAL checkpoint of %s failed: %s", self.path, exc)
+                if connection is not None:
+                    connection.close()
+                connection = None
+            finally:
+                with self._done:
+                    self._busy = False
+                    self._done.notify_all()
+
+    def _checkpoint(self, *, inline: bool) -> None:
+        try:
+            connection = self._connect()
+            try:
+                self._run(connection)
+            finally:
+                connection.close()
+            self.inline_runs += inline
+        except sqlite3.Error as exc:
+            log.warning("WAL checkpoint of %s failed: %s", self.path, exc)
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                               check_same_thread=False)
+
+    def _run(self, connection: sqlite3.Connection) -> None:
+        # PASSIVE: copy what no reader still needs, wait for nobody. Frames a long reader still
+        # pins are copied by a later run.
+        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        self._unsynced = 0
