@@ -38,6 +38,7 @@ from sqlalchemy.engine import Connection
 from engine.identity import Principal
 from engine.runtime import Runtime
 from engine.storage.db import serialize
+from engine.storage.prepared import PreparedQuery
 from engine.storage.tables import report_rollup_state, report_rollups
 from forms.access import record_scope
 from reports.spec import DatasetSpec, MeasureSpec, RollupSpec, WidgetSpec
@@ -68,6 +69,24 @@ def parts_of(dataset: DatasetSpec) -> dict[str, list[Part]]:
         out[m.name] = [Part(m.name, k, f"v{used + i + 1}") for i, k in enumerate(kinds)]
         used += len(kinds)
     return out
+
+
+class _Statement:
+    """A cell statement run prepared on the driver (it runs several times per event), or through
+    SQLAlchemy when it cannot be prepared: a measure condition with an IN list expands its
+    parameters per execution."""
+
+    def __init__(self, stmt: Any):
+        self.stmt = stmt
+        self.prepared: PreparedQuery | None = PreparedQuery(stmt)
+
+    def first(self, conn: Connection, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        if self.prepared is not None:
+            try:
+                return self.prepared.first(conn, params)
+            except ValueError:  # raised while compiling, before anything ran
+                self.prepared = None
+        return conn.execute(self.stmt, dict(params)).mappings().first()
 
 
 def _reads_the_clock(measure: MeasureSpec) -> bool:
@@ -270,7 +289,7 @@ class RollupKeeper:
             if not any(set(old_values) & self.relevant(d) for d, _ in pairs):
                 return
         self._lock(conn, [rollup_id(d, r) for d, r in pairs])
-        row = conn.execute(self._record_select(form), {"record_id": record_id}).mappings().first()
+        row = self._record_select(form).first(conn, {"record_id": record_id})
         if row is None:
             return
         # Day cells first: a month cell may be the sum of the day cells just refreshed.
@@ -289,8 +308,8 @@ class RollupKeeper:
         if stmt is None:
             table = self.rt.services["forms"].tables[form]
             columns = {dataset.fields[d].column for dataset, rollup in self.by_form[form] for d in rollup.dimensions}
-            stmt = (sa.select(table.c.created_at, *[table.c[c] for c in sorted(columns)])
-                    .where(table.c.id == sa.bindparam("record_id")))
+            stmt = _Statement(sa.select(table.c.created_at, *[table.c[c] for c in sorted(columns)])
+                              .where(table.c.id == sa.bindparam("record_id")))
             self._statements[("record", form)] = stmt
         return stmt
 
@@ -305,18 +324,25 @@ class RollupKeeper:
             for i, (d, empty) in enumerate(zip(rollup.dimensions, nulls)):
                 column = q.record.c[dataset.fields[d].column]
                 conditions.append(column.is_(None) if empty else column == sa.bindparam(f"key{i}"))
-            stmt, _ = self._grouped(dataset, rollup, conditions)
-            self._statements[cache_key] = stmt
+            grouped, _ = self._grouped(dataset, rollup, conditions)
+            stmt = self._statements[cache_key] = _Statement(grouped)
         return stmt
 
     def _cell_delete(self) -> Any:
         stmt = self._statements.get("delete")
         if stmt is None:
             c = report_rollups.c
-            stmt = report_rollups.delete().where(
+            stmt = PreparedQuery(report_rollups.delete().where(
                 c.rollup == sa.bindparam("rid"), c.day == sa.bindparam("cell_day"), c.k1 == sa.bindparam("t1"),
-                c.k2 == sa.bindparam("t2"), c.k3 == sa.bindparam("t3"))
+                c.k2 == sa.bindparam("t2"), c.k3 == sa.bindparam("t3")))
             self._statements["delete"] = stmt
+        return stmt
+
+    def _cell_insert(self, columns: tuple[str, ...]) -> PreparedQuery:
+        stmt = self._statements.get(("insert", columns))
+        if stmt is None:
+            stmt = PreparedQuery(report_rollups.insert().values({c: sa.bindparam(c) for c in columns}))
+            self._statements[("insert", columns)] = stmt
         return stmt
 
     def _refresh(self, conn: Connection, dataset: DatasetSpec, rollup: RollupSpec, created: datetime,
@@ -335,11 +361,11 @@ class RollupKeeper:
             nulls = tuple(value is None or value == "" for value in key)
             params: dict[str, Any] = {"start": start, "end": end}
             params |= {f"key{i}": value for i, value in enumerate(key) if not nulls[i]}
-            row = conn.execute(self._cell_from_records(dataset, rollup, nulls), params).mappings().first()
-        conn.execute(self._cell_delete(), {"rid": rollup_id(dataset, rollup), "cell_day": day.isoformat(),
+            row = self._cell_from_records(dataset, rollup, nulls).first(conn, params)
+        self._cell_delete().execute(conn, {"rid": rollup_id(dataset, rollup), "cell_day": day.isoformat(),
                                            "t1": text_key[0], "t2": text_key[1], "t3": text_key[2]})
         if row is not None and row["n"]:
-            conn.execute(report_rollups.insert(), dict(row))
+            self._cell_insert(tuple(row)).execute(conn, row)
 
     def _sum_days(self, conn: Connection, dataset: DatasetSpec, rollup: RollupSpec, finer: RollupSpec,
                   first: date, last: date, text_key: list[str]) -> Mapping[str, Any] | None:
@@ -357,9 +383,9 @@ class RollupKeeper:
                              *[sa.bindparam(f"t{i + 1}", type_=sa.String).label(f"k{i + 1}") for i in range(3)],
                              sa.func.coalesce(sa.func.sum(cells.c.n), 0).label("n"),
                              *[sa.func.sum(cells.c[c]).label(c) for c in part_columns]).where(*conditions)
-            self._statements[("days", rollup_id(dataset, rollup))] = stmt
-        return conn.execute(stmt, {"first": first.isoformat(), "last": last.isoformat(), "t1": text_key[0],
-                                   "t2": text_key[1], "t3": text_key[2]}).mappings().first()
+            stmt = self._statements[("days", rollup_id(dataset, rollup))] = _Statement(stmt)
+        return stmt.first(conn, {"first": first.isoformat(), "last": last.isoformat(), "t1": text_key[0],
+                                 "t2": text_key[1], "t3": text_key[2]})
 
     # -- answering -------------------------------------------------------------------------------
     def choose(self, dataset: DatasetSpec, widget: WidgetSpec, filters: Any, principal: Principal,

@@ -164,6 +164,22 @@ def test_a_measure_that_changes_with_the_clock_is_kept_in_no_cell(kit: System) -
     assert "age" not in parts and "first_response" in parts
 
 
+def test_a_measure_with_an_in_list_is_kept_through_sqlalchemy(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An IN list expands its parameters per execution: its cell statements cannot be prepared.
+    from tests.reports import report_kit
+
+    files = dict(report_kit.FILES)
+    files["reports/tickets.yaml"] = files["reports/tickets.yaml"].replace(
+        "  age: {avg: age_hours}\n", "  age: {avg: age_hours}\n  late_or_lost: {count: true, where: \"category in ['late', 'lost']\"}\n")
+    files["dashboards/board.yaml"] += "  late_lost: {chart: bar, dataset: tickets, dimensions: [region], measures: [late_or_lost]}\n"
+    monkeypatch.setattr(report_kit, "FILES", files)
+    system, _ = build(tmp_path)
+    system.forms.submit("ticket", {"customer": "Dane", "region": "south", "category": "lost"}, actor="intake")
+    rows, source = answer(system, "late_lost")
+    assert source == "by_region" and rows == scanned(system, "late_lost")
+    assert {r["region"]: r["late_or_lost"] for r in rows} == {"east": 2, "north": 1, "south": 2}
+
+
 def test_a_changed_definition_is_rebuilt_at_start(kit: System) -> None:
     keeper = kit.runtime.services["rollups"]
     with transaction(kit.db) as conn:
