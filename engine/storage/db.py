@@ -10,7 +10,9 @@ up front, waiting up to busy_timeout); read-only work can opt out with `read_tra
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
+import time
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
@@ -169,11 +171,31 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         # but is cheap to assert. synchronous=NORMAL is crash-safe in WAL mode.
         # busy_timeout first: switching a fresh file to WAL needs a lock another process may hold.
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _first_touch(cursor, "PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+
+
+def _first_touch(cursor: Any, sql: str) -> None:
+    """Run a connection's first statement that reads the file, retrying "database is locked".
+
+    Opening a WAL database can meet locks SQLite does not wait for with its busy handler: the
+    shared-memory lock while another process's last connection checkpoints and removes the WAL,
+    or WAL recovery by another process (sqlite3_busy_handler: SQLite may return SQLITE_BUSY at
+    once where waiting could deadlock). Seen once in CI as 4 processes booted on one new file.
+    Retried every 10 ms up to busy_timeout, then raised.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute(sql)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextmanager

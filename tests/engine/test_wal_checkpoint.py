@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -74,3 +75,29 @@ def test_a_failing_checkpoint_is_logged_and_the_commit_stands(tmp_path: Path, ca
 
 def test_memory_databases_and_postgresql_have_no_checkpointer() -> None:
     assert checkpointer(create_engine("sqlite://")) is None
+
+
+def test_opening_retries_a_lock_that_sqlite_does_not_wait_for() -> None:
+    from engine.storage import db
+
+    class Flaky:
+        calls = 0
+
+        def execute(self, sql: str) -> None:
+            Flaky.calls += 1
+            if Flaky.calls < 3:
+                raise sqlite3.OperationalError("database is locked")
+
+    db._first_touch(Flaky(), "PRAGMA journal_mode=WAL")
+    assert Flaky.calls == 3
+
+
+def test_opening_gives_up_on_other_errors_at_once() -> None:
+    from engine.storage import db
+
+    class Broken:
+        def execute(self, sql: str) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        db._first_touch(Broken(), "PRAGMA journal_mode=WAL")
