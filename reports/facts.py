@@ -37,11 +37,12 @@ class FactKeeper:
     def __init__(self, runtime: Runtime):
         self.rt = runtime
         # Every statement is built once with bind parameters: they run on each task completion.
-        key = (report_facts.c.form == sa.bindparam("f_form")) & (report_facts.c.record_id == sa.bindparam("f_record"))
+        key = self._key = ((report_facts.c.form == sa.bindparam("f_form"))
+                           & (report_facts.c.record_id == sa.bindparam("f_record")))
         self._first_response = report_facts.update().where(key & report_facts.c.first_response_at.is_(None)).values(
             first_response_at=sa.bindparam("f_at"))
         self._exists = sa.select(report_facts.c.record_id).where(key)
-        self._set_closed = report_facts.update().where(key).values(closed_at=sa.bindparam("f_at"))
+        self._updates: dict[tuple[str, ...], Any] = {}  # columns written -> their UPDATE
         self._insert = report_facts.insert()
         self._earlier: dict[str, Any] = {}
         datasets = runtime.bundle.all("dataset").values()
@@ -69,13 +70,13 @@ class FactKeeper:
             self._cells(conn, event.form, event.record_id, {k: v[0] for k, v in changes.items()})
 
     def _upsert(self, conn: Connection, form: str, record_id: int, **values: Any) -> None:
-        if list(values) == ["closed_at"]:
-            updated = conn.execute(self._set_closed, {"f_form": form, "f_record": record_id,
-                                                      "f_at": values["closed_at"]}).rowcount
-        else:
-            key = (report_facts.c.form == form) & (report_facts.c.record_id == record_id)
-            updated = conn.execute(report_facts.update().where(key).values(**values)).rowcount
-        if updated == 0:
+        columns = tuple(sorted(values))
+        stmt = self._updates.get(columns)
+        if stmt is None:
+            stmt = self._updates[columns] = report_facts.update().where(self._key).values(
+                {c: sa.bindparam(f"v_{c}") for c in columns})
+        params = {"f_form": form, "f_record": record_id, **{f"v_{c}": v for c, v in values.items()}}
+        if conn.execute(stmt, params).rowcount == 0:
             conn.execute(self._insert, {"form": form, "record_id": record_id, **values})
 
     def _created(self, event: Event, conn: Connection) -> None:

@@ -24,10 +24,11 @@ that the keeper creates.
 
 from __future__ import annotations
 
+import ast
+import calendar
 import hashlib
 import json
 from dataclasses import dataclass
-import calendar
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 from typing import Any, Mapping, Sequence
@@ -92,8 +93,6 @@ class _Statement:
 def _reads_the_clock(measure: MeasureSpec) -> bool:
     """A measure over `age_hours` changes as time passes, not as records change: no cell can
     hold it, so it is always computed from the records."""
-    import ast
-
     return any(isinstance(n, ast.Name) and n.id in TIME_DEPENDENT
                for parsed in (measure.value, measure.where, measure.of) if parsed is not None
                for n in ast.walk(parsed[0]))
@@ -125,9 +124,14 @@ class RollupKeeper:
         # Statements that refresh one cell, built once with bind parameters: building the grouped
         # select (a CASE per measure part) per event cost more than running it.
         self._statements: dict[Any, Any] = {}
+        # Month rollup id -> the day rollup its cells are summed from (None: from the records),
+        # decided once: every refresh asks.
+        self._sources: dict[str, RollupSpec | None] = {}
         for dataset in runtime.bundle.all("dataset").values():
             for rollup in dataset.rollups:
                 self.by_form.setdefault(dataset.form, []).append((dataset, rollup))
+                self._sources[rollup_id(dataset, rollup)] = None if rollup.grain == "day" else next(
+                    (r for r in dataset.rollups if r is not rollup and r.grain == "day" and _finer(r, rollup)), None)
 
     # -- building --------------------------------------------------------------------------------
     def _grouped(self, dataset: DatasetSpec, rollup: RollupSpec, conditions: Sequence[Any] = ()) -> Any:
@@ -222,9 +226,7 @@ class RollupKeeper:
 
     def source_of(self, dataset: DatasetSpec, rollup: RollupSpec) -> RollupSpec | None:
         """The day rollup a month rollup's cells are summed from (None: from the records)."""
-        if rollup.grain == "day":
-            return None
-        return next((r for r in dataset.rollups if r is not rollup and r.grain == "day" and _finer(r, rollup)), None)
+        return self._sources[rollup_id(dataset, rollup)]
 
     def _ensure_indexes(self, conn: Connection) -> None:
         """An index on (fields, created_at) for each month rollup recomputed from the records:
@@ -257,8 +259,6 @@ class RollupKeeper:
     # -- keeping cells current -------------------------------------------------------------------
     def relevant(self, dataset: DatasetSpec) -> set[str]:
         """The record columns a dataset's rollups depend on (dimensions, measure inputs)."""
-        import ast
-
         known = self._relevant.get(dataset.name)
         if known is not None:
             return known
