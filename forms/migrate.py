@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.storage.db import read_transaction, serialize, transaction
+from engine.storage.db import read_transaction, schema_inspector, serialize, transaction
 from engine.storage.records import ARCHIVE_PREFIX, apply_additive, plan_migration, record_table
 from engine.storage.tables import audit_log
 from forms.messages import FieldInvalid
@@ -139,7 +139,7 @@ def apply_form(service: Any, form_name: str, steps: list[Step], *, actor: str = 
 
 # -- steps ---------------------------------------------------------------------------------
 def _live_table(conn: Connection, name: str) -> sa.Table | None:
-    if not sa.inspect(conn).has_table(name):
+    if not schema_inspector(conn).has_table(name):
         return None
     return sa.Table(name, sa.MetaData(), autoload_with=conn)
 
@@ -186,7 +186,7 @@ def _convert(ftype: Any, spec: Any, value: Any) -> Any:
 def _apply_move(conn: Connection, table: sa.Table, step: Step) -> str:
     assert step.target is not None
     archived = _archive(conn, table.name, step.column)
-    live_columns = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+    live_columns = {c["name"] for c in schema_inspector(conn).get_columns(table.name)}
     if step.target not in live_columns:
         column = table.c[step.target]
         ops = _operations(conn)
@@ -216,7 +216,7 @@ def _add_unique(conn: Connection, form_name: str, table_name: str, column: str) 
 
 def _archive(conn: Connection, table_name: str, column: str) -> str:
     """Rename `column` out of the way (its indexes dropped first); the new name."""
-    existing = {c["name"] for c in sa.inspect(conn).get_columns(table_name)}
+    existing = {c["name"] for c in schema_inspector(conn).get_columns(table_name)}
     name, n = f"{ARCHIVE_PREFIX}{column}", 2
     while name in existing:
         name, n = f"{ARCHIVE_PREFIX}{column}_{n}", n + 1
@@ -227,7 +227,7 @@ def _archive(conn: Connection, table_name: str, column: str) -> str:
 
 
 def _drop_indexes(conn: Connection, table_name: str, column: str) -> None:
-    inspector = sa.inspect(conn)
+    inspector = schema_inspector(conn)
     quote = conn.dialect.identifier_preparer.quote
     for index in inspector.get_indexes(table_name):
         if index.get("column_names") == [column] and index.get("name"):

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from engine.actions import ActionContext
 from engine.events import Event
 from engine.runtime import Runtime
-from engine.storage.db import read_transaction, transaction
+from engine.storage.db import read_transaction, schema_inspector, transaction
 from engine.storage.prepared import PreparedInsert
 from engine.storage.tables import history, incidents
 from rules.actions.common import json_safe
@@ -80,7 +80,7 @@ class RuleService:
         created = []
         with transaction(self.rt.db) as conn:
             existing = {ix["name"] for form, _ in wanted.values()
-                        for ix in sa.inspect(conn).get_indexes(forms.tables[form].name)}
+                        for ix in schema_inspector(conn).get_indexes(forms.tables[form].name)}
             for name, (form, fields) in sorted(wanted.items()):
                 if name in existing:
                     continue

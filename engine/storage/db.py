@@ -13,6 +13,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,14 +21,14 @@ from typing import Any, Iterator, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, Inspector, make_url
 from sqlalchemy.pool import StaticPool
 
 from engine.errors import ConflictError
 from engine.storage.checkpoint import Checkpointer
 
 __all__ = ["BUSY_TIMEOUT_MS", "DEFAULT_URL", "checkpointer", "create_engine", "database_url",
-           "read_transaction", "serialize", "transaction", "update_versioned"]
+           "read_transaction", "schema_inspector", "serialize", "transaction", "update_versioned"]
 
 DEFAULT_URL = "sqlite:///var/docket.db"
 BUSY_TIMEOUT_MS = 10_000
@@ -69,7 +70,7 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     event.listen(engine, "connect", _on_sqlite_connect)  # a pool event: once per new connection
     _emit_begin_from_dialect(engine.dialect)
     if _is_sqlite_file(parsed):
-        setattr(engine.dialect, _GATE_ATTR, _WriteGate())
+        setattr(engine.dialect, _GATE_ATTR, _WriteGate(engine))
         setattr(engine.dialect, _CHECKPOINT_ATTR, Checkpointer(str(parsed.database), busy_timeout_ms=BUSY_TIMEOUT_MS))
         event.listen(engine, "connect", _no_autocheckpoint)  # a pool event too
     return engine
@@ -130,18 +131,27 @@ def _sqlite_begin_option(connection: Connection, mode: str) -> None:
 
 
 class _WriteGate:
-    """One write transaction at a time per SQLite file within this process.
+    """One write transaction at a time per SQLite file within this process, on one connection.
 
     SQLite allows one writer anyway; without this, threads of one process (the web server's
     thread pool) queue inside SQLite's busy handler, which sleeps in steps of up to 100 ms and
     so leaves the database idle long after the lock was released. Waiting here instead wakes
     the next writer as soon as the previous one commits. Other processes are still held off by
     BEGIN IMMEDIATE and busy_timeout, as before.
+
+    Since writers take turns anyway, they share one parked connection (`parked`): checking a
+    connection out of the pool and back in (with its reset) cost more than SQLite's own BEGIN
+    and COMMIT on the intake path. Only the gate's owner uses it, so it is never used by two
+    threads at once; a transaction that fails hands it back to the pool (`unpark`), so no state
+    of a failed transaction outlives it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, engine: Engine) -> None:
         self._lock = threading.Lock()
         self._owner: int | None = None
+        self._engine = weakref.ref(engine)  # the dialect holds the gate: no cycle through it
+        self._parked: Connection | None = None
+        self._parked_from: tuple[int, Any] = (0, None)  # (process id, pool) it was checked out of
 
     def acquire(self) -> bool:
         """Wait for the gate (at most busy_timeout); False when not taken: a transaction this
@@ -158,6 +168,31 @@ class _WriteGate:
     def release(self) -> None:
         self._owner = None
         self._lock.release()
+
+    def parked(self, engine: Engine) -> Connection | None:
+        """The shared write connection for the gate's owner, or None when `engine` is not the
+        engine it belongs to (an option engine has its own options: it checks out its own)."""
+        if engine is not self._engine():
+            return None
+        conn = self._parked
+        origin = (os.getpid(), engine.pool)
+        if conn is not None and (conn.closed or conn.invalidated or self._parked_from != origin):
+            # Invalidated, or the pool was replaced (engine.dispose()), or this is a forked
+            # child holding its parent's connection: never reuse it. A parent's connection is
+            # dropped, not closed, since closing would roll back the parent's work.
+            if self._parked_from[0] == origin[0]:
+                conn.close()
+            conn = self._parked = None
+        if conn is None:
+            conn = self._parked = engine.connect()
+            self._parked_from = origin
+        return conn
+
+    def unpark(self) -> None:
+        """Hand the shared connection back to the pool (after a failed transaction)."""
+        conn, self._parked = self._parked, None
+        if conn is not None and self._parked_from[0] == os.getpid():
+            conn.close()
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -209,9 +244,18 @@ def transaction(engine: Engine) -> Iterator[Connection]:
     gate: _WriteGate | None = getattr(engine.dialect, _GATE_ATTR, None)
     held = gate is not None and gate.acquire()
     try:
-        # What engine.begin() does, without its extra generator layer.
-        with engine.connect() as conn, conn.begin():
-            yield conn
+        parked = gate.parked(engine) if held else None  # type: ignore[union-attr]
+        if parked is not None:
+            try:
+                with parked.begin():
+                    yield parked
+            except BaseException:
+                gate.unpark()  # type: ignore[union-attr]
+                raise
+        else:
+            # What engine.begin() does, without its extra generator layer.
+            with engine.connect() as conn, conn.begin():
+                yield conn
     finally:
         if held:
             gate.release()  # type: ignore[union-attr]
@@ -230,6 +274,20 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
         conn.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
         with conn.begin():
             yield conn
+
+
+def schema_inspector(conn: Connection) -> Inspector:
+    """THE way to ask what tables, columns and indexes exist now (SQLAlchemy's inspector).
+
+    SQLite answers PRAGMA table_info / index_list from the connection's cached schema and
+    re-reads it only when a statement reads the database file: after DDL on another connection
+    (this process's shared write connection, or another process) a pooled connection would
+    describe the schema as it was. One read of sqlite_master makes SQLite check its schema
+    cookie and reload what changed.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    return sa.inspect(conn)
 
 
 def serialize(conn: Connection, name: str) -> None:

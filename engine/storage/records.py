@@ -27,7 +27,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.types import TypeEngine
 
-from engine.storage.db import read_transaction, serialize, transaction
+from engine.storage.db import read_transaction, schema_inspector, serialize, transaction
 from engine.storage.types import UTCDateTime
 
 __all__ = ["ARCHIVE_PREFIX", "SYSTEM_COLUMNS", "TABLE_PREFIX", "ColumnSpec", "ExplicitChange", "MigrationPlan",
@@ -271,7 +271,7 @@ def plan_migration(bind: Engine | Connection, spec: RecordTableSpec) -> Migratio
 def _plan(conn: Connection, spec: RecordTableSpec) -> MigrationPlan:
     table = record_table(spec)
     name = table.name
-    inspector = sa.inspect(conn)
+    inspector = schema_inspector(conn)
     if not inspector.has_table(name):
         return MigrationPlan(spec, create_table=True)
 

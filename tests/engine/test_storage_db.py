@@ -17,7 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from engine.errors import ConflictError
 from engine.storage import tables as t
 from engine.storage.db import (
-    BUSY_TIMEOUT_MS, create_engine, database_url, read_transaction, transaction, update_versioned,
+    BUSY_TIMEOUT_MS, create_engine, database_url, read_transaction, schema_inspector, transaction,
+    update_versioned,
 )
 
 NOW = datetime(2026, 3, 2, 8, 30, tzinfo=timezone.utc)
@@ -295,3 +296,66 @@ def test_nested_write_transaction_on_one_thread_fails_as_sqlite_says(tmp_path: P
                     pass
     finally:
         engine.dispose()
+
+
+def _driver_connection(conn: sa.Connection) -> object:
+    return conn.connection.dbapi_connection
+
+
+def test_write_transactions_of_one_process_share_one_connection(sqlite_engine: Engine) -> None:
+    seen = set()
+
+    def writer() -> None:
+        with transaction(sqlite_engine) as conn:
+            seen.add(id(_driver_connection(conn)))
+
+    writer()
+    thread = threading.Thread(target=writer)
+    thread.start()
+    thread.join(5)
+    writer()
+    assert len(seen) == 1  # no pool checkout per transaction, whichever thread writes
+
+
+def test_a_failed_transaction_hands_its_connection_back(sqlite_engine: Engine) -> None:
+    with pytest.raises(RuntimeError, match="injected"):
+        with transaction(sqlite_engine) as conn:
+            failed = conn
+            conn.execute(t.roles.insert().values(name="lost"))
+            raise RuntimeError("injected")
+    with transaction(sqlite_engine) as conn:
+        assert conn is not failed and failed.closed
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.roles)).scalar() == 0
+
+
+def test_a_disposed_engine_writes_through_a_connection_of_its_new_pool(sqlite_engine: Engine) -> None:
+    with transaction(sqlite_engine) as conn:
+        before = conn
+    sqlite_engine.dispose()
+    with transaction(sqlite_engine) as conn:
+        assert conn is not before
+        conn.execute(t.roles.insert().values(name="after-dispose"))
+    with read_transaction(sqlite_engine) as conn:
+        assert list(conn.execute(sa.select(t.roles.c.name)).scalars()) == ["after-dispose"]
+
+
+def test_an_option_engine_writes_through_its_own_connection(sqlite_engine: Engine) -> None:
+    with transaction(sqlite_engine) as conn:
+        shared = conn
+    with transaction(sqlite_engine.execution_options(docket_test_marker=True)) as conn:
+        assert conn is not shared
+        assert conn.get_execution_options().get("docket_test_marker") is True
+
+
+def test_schema_inspector_sees_tables_made_on_another_connection(sqlite_engine: Engine) -> None:
+    with transaction(sqlite_engine):
+        pass  # the shared write connection is checked out from now on
+    with read_transaction(sqlite_engine) as conn:  # a pooled connection that has read the schema
+        assert not schema_inspector(conn).has_table("elsewhere")
+    with transaction(sqlite_engine) as conn:  # the shared write connection, not that one
+        conn.exec_driver_sql("CREATE TABLE elsewhere (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.exec_driver_sql("CREATE INDEX ix_elsewhere_name ON elsewhere (name)")
+    with read_transaction(sqlite_engine) as conn:
+        inspector = schema_inspector(conn)
+        assert [ix["name"] for ix in inspector.get_indexes("elsewhere")] == ["ix_elsewhere_name"]
+        assert [c["name"] for c in inspector.get_columns("elsewhere")] == ["id", "name"]

@@ -13,7 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from engine.storage import tables
-from engine.storage.db import create_engine, read_transaction
+from engine.storage.db import create_engine, read_transaction, schema_inspector
 from engine.storage.migrations import (
     VERSION_TABLE, current_revision, head_revision, include_name, upgrade,
 )
@@ -43,7 +43,7 @@ def fresh_engine(fresh_url: str) -> Iterator[Engine]:
 
 def _table_names(engine: Engine) -> set[str]:
     with read_transaction(engine) as conn:
-        return set(sa.inspect(conn).get_table_names())
+        return set(schema_inspector(conn).get_table_names())
 
 
 def test_metadata_declares_exactly_the_engine_tables() -> None:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from engine.storage.db import read_transaction, transaction
+from engine.storage.db import read_transaction, schema_inspector, transaction
 from engine.storage.records import (
     SYSTEM_COLUMNS, ColumnSpec, MigrationPlan, RecordTableSpec, apply_additive, plan_migration,
     record_table,
@@ -58,7 +58,7 @@ def _rows(engine: Engine, spec: RecordTableSpec) -> list[dict[str, Any]]:
 
 def _live_columns(engine: Engine, name: str) -> dict[str, Any]:
     with read_transaction(engine) as conn:
-        return {c["name"]: c for c in sa.inspect(conn).get_columns(name)}
+        return {c["name"]: c for c in schema_inspector(conn).get_columns(name)}
 
 
 def _migrate(engine: Engine, spec: RecordTableSpec) -> MigrationPlan:
@@ -166,7 +166,7 @@ def test_plan_on_an_empty_database_creates_the_table(db_engine: Engine) -> None:
 def test_planning_changes_nothing(db_engine: Engine) -> None:
     plan_migration(db_engine, V1)
     with read_transaction(db_engine) as conn:
-        assert not sa.inspect(conn).has_table("rec_complaint")
+        assert not schema_inspector(conn).has_table("rec_complaint")
 
 
 def test_apply_creates_a_table_that_matches_its_spec(db_engine: Engine) -> None:
@@ -342,5 +342,5 @@ def test_record_tables_live_beside_the_engine_tables(db_engine: Engine) -> None:
     _migrate(db_engine, V1)
     _migrate(db_engine, _spec(ColumnSpec("title", sa.String(200)), form="leave"))
     with read_transaction(db_engine) as conn:
-        names = set(sa.inspect(conn).get_table_names())
+        names = set(schema_inspector(conn).get_table_names())
     assert {"rec_complaint", "rec_leave", "dk_tasks"} <= names

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from engine.storage.db import create_engine, read_transaction, transaction
+from engine.storage.db import create_engine, read_transaction, schema_inspector, transaction
 from engine.storage.migrations import current_revision, head_revision, upgrade
 from engine.storage.tables import attachments, users
 
@@ -27,7 +27,7 @@ def engine_at_0001(request: pytest.FixtureRequest) -> Iterator[Engine]:
 
 def table_names(engine: Engine) -> set[str]:
     with read_transaction(engine) as conn:
-        return set(sa.inspect(conn).get_table_names())
+        return set(schema_inspector(conn).get_table_names())
 
 
 def test_0002_adds_the_attachments_table_and_keeps_existing_rows(engine_at_0001: Engine) -> None:
@@ -40,7 +40,7 @@ def test_0002_adds_the_attachments_table_and_keeps_existing_rows(engine_at_0001:
     assert "dk_attachments" in table_names(engine_at_0001)
     with read_transaction(engine_at_0001) as conn:
         assert conn.execute(sa.select(users.c.username)).scalars().all() == ["alice"]
-        indexes = {ix["name"] for ix in sa.inspect(conn).get_indexes("dk_attachments")}
+        indexes = {ix["name"] for ix in schema_inspector(conn).get_indexes("dk_attachments")}
     assert {"ix_dk_attachments_sha256", "ix_dk_attachments_form_record_id"} <= indexes
 
 

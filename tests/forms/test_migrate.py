@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from cli import main
 from engine.clock import ManualClock
-from engine.storage.db import read_transaction
+from engine.storage.db import read_transaction, schema_inspector
 from forms.migrate import MigrationBlocked, apply_form, plan_form
 from tests.engine.bundle_kit import write_bundle
 from web.system import System, boot
@@ -43,7 +43,7 @@ def start(tmp_path: Path, form: str, db_url: str | None = None) -> System:
 
 def columns(system: System) -> set[str]:
     with read_transaction(system.db) as conn:
-        return {c["name"] for c in sa.inspect(conn).get_columns("rec_ticket")}
+        return {c["name"] for c in schema_inspector(conn).get_columns("rec_ticket")}
 
 
 def seeded(tmp_path: Path, values: list[dict], db_url: str | None = None) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select
 
-from engine.storage.db import read_transaction, transaction
+from engine.storage.db import read_transaction, schema_inspector, transaction
 from engine.storage.tables import outbox, timers, users
 from tests.rules.kit import (BUNDLE, MONDAY_9AM, SHANGHAI, advance_to, clock, complete, errors,
                              history_of, make, messages, submit)
@@ -127,7 +127,7 @@ def test_five_tickets_spread_over_more_than_two_hours_trigger_nothing(tmp_path: 
 def test_the_aggregate_is_answered_by_an_index(tmp_path: Path) -> None:
     system = make(tmp_path, {"rules/ticket_rules.yaml": RULES})
     with read_transaction(system.db) as conn:
-        names = {row[1] for row in conn.exec_driver_sql("PRAGMA index_list('rec_ticket')")}
+        names = {ix["name"] for ix in schema_inspector(conn).get_indexes("rec_ticket")}
         plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(
             "EXPLAIN QUERY PLAN SELECT count(*) FROM rec_ticket WHERE customer = 'x' "
             "AND created_at >= '2026-01-01'"))
