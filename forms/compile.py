@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import date, datetime, time
-from decimal import Decimal
+from dataclasses import dataclass, field as dataclass_field
 from functools import cached_property
 from typing import Any, Callable, Mapping
 
@@ -13,6 +11,8 @@ from engine.errors import ExpressionError, ValidationFailed
 from engine.expr import EvalContext
 from engine.registry import Registry
 from engine.storage.records import ColumnSpec, RecordTableSpec
+from forms.codegen import EMPTY_DICT as _EMPTY_DICT, EMPTY_LIST as _EMPTY_LIST, SCALARS as _SCALARS
+from forms.codegen import FirstPass, Recheck, generate_validator
 from forms.fields.base import FieldType
 from forms.messages import FieldInvalid, message
 from forms.spec import FieldSpec, FormSpec
@@ -20,10 +20,6 @@ from forms.spec import FieldSpec, FormSpec
 log = logging.getLogger(__name__)
 _MISSING = object()
 _CONTAINERS = (list, dict)
-# Exact classes that never equal None, "", [] or {}: the base emptiness test is False for them.
-_SCALARS = frozenset({int, float, bool, Decimal, date, datetime, time})
-_EMPTY_LIST: list[Any] = []  # compared against, never changed: no new list per field
-_EMPTY_DICT: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -39,6 +35,8 @@ class FieldPlan:
     """Has a computed value, a condition or a default: handled in the second pass."""
     custom_empty: bool = True
     """False for types using the base `is_empty`: a non-empty string then needs no call."""
+    required: bool = False
+    """A plain required field (no condition): checked in the first pass."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +50,10 @@ class CompiledForm:
     plans: tuple[FieldPlan, ...] = ()
     accepted: frozenset[str] = frozenset()
     """Field names a submission may carry (stored fields)."""
+    validator: FirstPass | None = dataclass_field(default=None, repr=False, compare=False)
+    """The first pass generated for this form (forms/codegen.py), used for a plain new record."""
+    validator_source: str = dataclass_field(default="", repr=False, compare=False)
+    """Its Python source, to read."""
 
     @property
     def name(self) -> str:
@@ -76,6 +78,25 @@ class CompiledForm:
         `editable` limits which fields this caller may set (a flow node's permissions).
         All problems are reported at once, per field, in `locale`.
         """
+        generated = self.validator
+        if generated is not None and existing is None and editable is None and self.accepted.issuperset(data):
+            values, errors, recheck = generated(data, locale)  # the common call: a new record
+        else:
+            values, errors, recheck = self._first_pass(data, locale, existing, editable)
+        return self._finish(values, errors, recheck, locale, existing, extra_names, ctx)
+
+    def _validate_interpreted(self, data: Mapping[str, Any], *, locale: str = "en",
+                              existing: Mapping[str, Any] | None = None, editable: set[str] | None = None,
+                              extra_names: Mapping[str, Any] | None = None,
+                              ctx: EvalContext | None = None) -> dict[str, Any]:
+        """`validate` through the interpreter alone: the reference the generated validator is tested against."""
+        values, errors, recheck = self._first_pass(data, locale, existing, editable)
+        return self._finish(values, errors, recheck, locale, existing, extra_names, ctx)
+
+    def _first_pass(self, data: Mapping[str, Any], locale: str, existing: Mapping[str, Any] | None,
+                    editable: set[str] | None) -> tuple[dict[str, Any], dict[str, list[str]], list[Recheck]]:
+        """Parse what was sent, field by field: the values, the errors so far, and the required
+        fields to look at again once every field is parsed."""
         errors: dict[str, list[str]] = {}
         values: dict[str, Any] = dict(existing) if existing else {}
         accepted = self.accepted
@@ -87,9 +108,9 @@ class CompiledForm:
                     errors.setdefault(key, []).append(message("readonly", locale))
         # One pass parses what was sent. A plain required field whose value is plainly there
         # (not None, not "", not a list or dict, a type with the base emptiness test) needs no
-        # further look; any other goes on `recheck`, tested below exactly as the rule reads.
+        # further look; any other goes on `recheck`, tested in `_finish` exactly as the rule reads.
         get = data.get
-        recheck: list[tuple[str, Callable[[Any], bool], bool]] = []
+        recheck: list[Recheck] = []
         for name, parse, is_empty, custom_empty, required in self._validation_steps:
             raw = get(name, _MISSING)
             if raw is _MISSING or (editable is not None and name not in editable):
@@ -123,6 +144,12 @@ class CompiledForm:
             if required and (custom_empty or not (value.__class__ in _SCALARS
                                                   or (value.__class__ is str and value))):
                 recheck.append((name, is_empty, custom_empty))
+        return values, errors, recheck
+
+    def _finish(self, values: dict[str, Any], errors: dict[str, list[str]], recheck: list[Recheck],
+                locale: str, existing: Mapping[str, Any] | None, extra_names: Mapping[str, Any] | None,
+                ctx: EvalContext | None) -> dict[str, Any]:
+        """The required checks, the second pass, then the clean values or ValidationFailed."""
         for name, is_empty, custom_empty in recheck:
             value = values.get(name)
             if (value is None or value == "" or ((custom_empty or value.__class__ in _CONTAINERS)
@@ -144,7 +171,7 @@ class CompiledForm:
     @cached_property
     def _validation_steps(self) -> tuple[tuple[str, Callable[[Any], Any], Callable[[Any], bool], bool, bool], ...]:
         """`steps` with a last flag: a plain required field (no condition), checked in the pass."""
-        return tuple((*step, p.spec.required and not p.conditional) for step, p in zip(self.steps, self.plans))
+        return tuple((*step, p.required) for step, p in zip(self.steps, self.plans))
 
     @cached_property
     def public_fields(self) -> set[str]:
@@ -234,13 +261,16 @@ def compile_form(spec: FormSpec, registry: Registry) -> CompiledForm:
             continue
         stored.append(name)
         columns.append(ColumnSpec(name, column, nullable=True, index=field.index, unique=field.unique))
-    plans = tuple(
-        FieldPlan(name, spec.fields[name], types[name], types[name].parser(spec.fields[name]),
-                  types[name].is_empty, _is_conditional(spec.fields[name]),
-                  type(types[name]).is_empty is not FieldType.is_empty)
-        for name in stored)
+    plans = tuple(_plan(name, spec.fields[name], types[name]) for name in stored)
+    validator, source = generate_validator(plans, spec.name)
     return CompiledForm(spec, types, tuple(stored), RecordTableSpec(spec.name, tuple(columns)),
-                        plans, frozenset(stored))
+                        plans, frozenset(stored), validator, source)
+
+
+def _plan(name: str, spec: FieldSpec, ftype: FieldType) -> FieldPlan:
+    conditional = _is_conditional(spec)
+    return FieldPlan(name, spec, ftype, ftype.parser(spec), ftype.is_empty, conditional,
+                     type(ftype).is_empty is not FieldType.is_empty, spec.required and not conditional)
 
 
 def _is_conditional(spec: FieldSpec) -> bool:

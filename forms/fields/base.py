@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping, NamedTuple
 
 from sqlalchemy.types import TypeEngine
 
 from forms.messages import FieldInvalid
 from forms.spec import FieldSpec
+
+
+class FastCheck(NamedTuple):
+    """A shortcut the generated validator of a form writes inline before calling the parser.
+
+    `test` is a Python expression over the raw value, named `raw`; where it is true, the field's
+    parser would return the value of the expression `value` without raising, and neither `raw`
+    nor that value is empty (None, "", or empty by the type's `is_empty`). The test must never
+    raise, whatever `raw` is (test its class first). `value` may use a name the test bound with `:=` (`value` itself is
+    free to bind). `{key}` in either names the constant `names[key]` (a bound, an option set, a
+    compiled pattern's `fullmatch`); the generator gives it a name or writes it as a literal.
+    """
+
+    test: str
+    value: str = "raw"
+    names: Mapping[str, Any] = {}
 
 
 class FieldType:
@@ -25,6 +41,8 @@ class FieldType:
     Run time:
     - `parse`: turn raw input (JSON value or the text of an HTML form) into the stored value,
       raising `FieldInvalid` with a message key. Empty input is handled by the caller.
+    - `fast_check`: optional; a test of values the parser certainly accepts unchanged or
+      trimmed, inlined by the form's generated validator (forms/codegen.py).
     - `coerce`: turn the value of an expression (a computed field) into the stored value.
     - `check_stored`: checks that need the database (the referenced record exists), run by the
       caller inside the submitting transaction.
@@ -84,6 +102,16 @@ class FieldType:
         """
         parse = self.parse
         return lambda raw: parse(raw, spec)
+
+    def fast_check(self, spec: FieldSpec) -> FastCheck | None:
+        """An inline test for the common values of this field, or None: always call the parser.
+
+        It must agree exactly with `parser(spec)` and `is_empty` where its test holds. The
+        generator uses it only while `parse`, `parser` and `is_empty` come from the class that
+        defines `fast_check` or from its bases: a subclass overriding one of them, without a
+        `fast_check` of its own, goes through its parser.
+        """
+        return None
 
     def coerce(self, value: Any, spec: FieldSpec) -> Any:
         """The value of an expression as this field stores it; never raises (None if impossible)."""

@@ -9,7 +9,7 @@ from sqlalchemy import JSON, Boolean as SqlBoolean, String
 from sqlalchemy.types import TypeEngine
 
 from engine.schema import LABEL_SCHEMA
-from forms.fields.base import FieldType
+from forms.fields.base import FastCheck, FieldType
 from forms.spec import FieldSpec
 
 OPTIONS_SCHEMA: dict[str, Any] = {
@@ -73,6 +73,11 @@ class Select(FieldType):
             return value
 
         return parse_choice
+
+    def fast_check(self, spec: FieldSpec) -> FastCheck | None:
+        """An exact str that is itself an option (no spaces to trim) is that option."""
+        exact = frozenset(v for v in self.allowed(spec) if v.__class__ is str and v and v == v.strip())
+        return FastCheck("raw.__class__ is str and raw in {options}", "raw", {"options": exact})
 
     def value_schema(self, spec: FieldSpec) -> dict[str, Any]:
         """JSON Schema of a value (forms.json_schema): one of the values it accepts."""
@@ -235,6 +240,10 @@ class Boolean(FieldType):
             return raw if raw is True or raw is False else slow(raw, spec)
 
         return parse_boolean
+
+    def fast_check(self, spec: FieldSpec) -> FastCheck | None:
+        """True and False are themselves (and never empty)."""
+        return FastCheck("raw is True or raw is False")
 
     def display(self, value: Any, spec: FieldSpec, locale: str) -> str:
         if value is None:
