@@ -93,7 +93,8 @@ class FormService:
         marked `staff_only`.
         """
         form = self.form(form_name)
-        clean = form.validate(data, locale=locale, ctx=self.eval_context(),
+        # Only conditions, defaults and computed values read the context: most forms skip it.
+        clean = form.validate(data, locale=locale, ctx=self.eval_context() if form.conditional else None,
                               editable=form.public_fields if anonymous else None,
                               extra_names={"user": {"username": actor}})
         # Only a keyed submission compares bodies: hashing costs as much as validating.
