@@ -62,6 +62,18 @@ _INSTANCES = PreparedQuery(
                                  flow_instances.c.record_id == bindparam("record_id"))
     .order_by(flow_instances.c.id))
 _UPDATE_TASK: dict[tuple[str, ...], PreparedQuery] = {}
+_DONE_BY, _HELD_BY = users.alias("done"), users.alias("held")
+_ASSIGNEE_OF = PreparedQuery(  # who completed, or else holds, the latest task of a node
+    select(_DONE_BY.c.username.label("done_by"), _HELD_BY.c.username.label("held_by"))
+    .select_from(tasks.outerjoin(_DONE_BY, _DONE_BY.c.id == tasks.c.completed_by)
+                 .outerjoin(_HELD_BY, _HELD_BY.c.id == tasks.c.assignee_user))
+    .where(tasks.c.instance_id == bindparam("instance_id"), tasks.c.node == bindparam("node"),
+           tasks.c.status != "cancelled")
+    .order_by(tasks.c.id.desc()).limit(1))
+_PERSON = users.alias("person")
+_MANAGER_OF = PreparedQuery(
+    select(users.c.username).join(_PERSON, _PERSON.c.manager_id == users.c.id)
+    .where(_PERSON.c.username == bindparam("username"), users.c.is_active.is_(True)))
 """Version-checked task updates, one prepared statement per set of columns written."""
 WAIT_TIMER = "flow.wait"
 PARENT_KEY = "_parent"
@@ -232,25 +244,14 @@ class NodeRun:
 
     def assignee_of(self, node_id: str) -> str | None:
         """Who completed (or else holds) the latest task of `node_id` in this instance."""
-        done = users.alias("done")
-        held = users.alias("held")
-        row = self.conn.execute(
-            select(done.c.username, held.c.username)
-            .select_from(tasks.outerjoin(done, done.c.id == tasks.c.completed_by)
-                         .outerjoin(held, held.c.id == tasks.c.assignee_user))
-            .where(tasks.c.instance_id == self.instance["id"], tasks.c.node == node_id,
-                   tasks.c.status != "cancelled")
-            .order_by(tasks.c.id.desc()).limit(1)).first()
+        row = _ASSIGNEE_OF.first(self.conn, {"instance_id": self.instance["id"], "node": node_id})
         if row is None:
             return None
-        return row[0] or row[1]
+        return row["done_by"] or row["held_by"]  # type: ignore[no-any-return]
 
     def manager_of(self, username: str) -> str | None:
         """The manager (bundle.yaml `manager`) of `username`, if the account has one and is active."""
-        person = users.alias("person")
-        return self.conn.execute(  # type: ignore[no-any-return]
-            select(users.c.username).join(person, person.c.manager_id == users.c.id)
-            .where(person.c.username == username, users.c.is_active.is_(True))).scalar()
+        return _MANAGER_OF.scalar(self.conn, {"username": username})  # type: ignore[no-any-return]
 
     def copy(self, task_id: int, cc: Mapping[str, Any], expression: Any = None) -> list[str]:
         """Tell watchers (抄送) about a task: history `task.copied` and the event of that name."""

@@ -59,6 +59,7 @@ class FormService:
         }
         rt.services["forms"] = self
         self._insert_record = {name: PreparedInsert(table) for name, table in self.tables.items()}
+        self._record_updates: dict[tuple[str, tuple[str, ...], bool], PreparedQuery] = {}
         self._auto_numbered = {name: tuple(n for n in form.stored if hasattr(form.types[n], "on_insert"))
                                for name, form in self.forms.items()}
         self._checked = {name: tuple(n for n in form.stored
@@ -196,6 +197,23 @@ class FormService:
         if errors:
             raise ValidationFailed(errors)
 
+    def _update_statement(self, form_name: str, columns: tuple[str, ...], versioned: bool) -> PreparedQuery:
+        """The record UPDATE writing `columns` (and version, updated_at), optionally checking the
+        version: prepared once per form and set of columns, since flows and rules write the
+        same few sets over and over (building the statement cost more than running it)."""
+        key = (form_name, columns, versioned)
+        stmt = self._record_updates.get(key)
+        if stmt is None:
+            table = self.tables[form_name]
+            where = [table.c.id == bindparam("b_id")]
+            if versioned:
+                where.append(table.c.version == bindparam("b_version"))
+            stmt = self._record_updates[key] = PreparedQuery(update(table).where(*where).values({
+                **{table.c[c]: bindparam(f"v_{c}", type_=table.c[c].type) for c in columns},
+                table.c.version: table.c.version + 1,
+                table.c.updated_at: bindparam("b_updated_at", type_=table.c.updated_at.type)}))
+        return stmt
+
     def update_fields(self, conn: Connection, form_name: str, record_id: int,
                       values: Mapping[str, Any], *, actor: str | None,
                       expected_version: int | None = None, status: str | None = None) -> dict[str, Any]:
@@ -204,18 +222,10 @@ class FormService:
         Returns the field diff {name: [old, new]}. A stale `expected_version` is a ConflictError.
         """
         form = self.form(form_name)
-        table = self.tables[form_name]
         if not values and status is not None and expected_version is None:
-            # A status change alone (a flow entering a node): no field diff to compute. Prepared
-            # once per form: every node with a `status` runs it.
-            prepared = self.__dict__.setdefault("_prepared_status_updates", {})
-            stmt = prepared.get(form_name)
-            if stmt is None:
-                stmt = prepared[form_name] = PreparedQuery(
-                    update(table).where(table.c.id == bindparam("b_id")).values(
-                        status=bindparam("b_status", type_=table.c.status.type), version=table.c.version + 1,
-                        updated_at=bindparam("b_updated_at", type_=table.c.updated_at.type)))
-            stmt.execute(conn, {"b_id": record_id, "b_status": status, "b_updated_at": self.rt.clock.now()})
+            # A status change alone (a flow entering a node): no field diff to compute.
+            self._update_statement(form_name, ("status",), False).execute(
+                conn, {"b_id": record_id, "v_status": status, "b_updated_at": self.rt.clock.now()})
             return {}
         before = self.read(conn, form_name, record_id)
         diff = {n: [form.types[n].to_json(before.get(n), form.field(n)),
@@ -226,12 +236,11 @@ class FormService:
             changes["status"] = status
         if not changes:
             return {}
-        stmt = update(table).where(table.c.id == record_id)
-        if expected_version is not None:
-            stmt = stmt.where(table.c.version == expected_version)
-        result = conn.execute(stmt.values(**changes, version=table.c.version + 1,
-                                          updated_at=self.rt.clock.now()))
-        if result.rowcount != 1:
+        stmt = self._update_statement(form_name, tuple(changes), expected_version is not None)
+        rowcount = stmt.execute(conn, {"b_id": record_id, "b_version": expected_version,
+                                       "b_updated_at": self.rt.clock.now(),
+                                       **{f"v_{name}": value for name, value in changes.items()}})
+        if rowcount != 1:
             raise ConflictError("the record was changed by someone else; reload it and try again")
         if diff:
             now = self.rt.clock.now()

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from engine.events import Event
 from engine.runtime import Runtime
+from engine.storage.prepared import PreparedQuery
 from engine.storage.tables import flow_instances, report_facts, tasks
 
 DERIVED = {"first_response_at": "date", "closed_at": "date", "first_response_hours": "number",
@@ -39,12 +40,15 @@ class FactKeeper:
         # Every statement is built once with bind parameters: they run on each task completion.
         key = self._key = ((report_facts.c.form == sa.bindparam("f_form"))
                            & (report_facts.c.record_id == sa.bindparam("f_record")))
-        self._first_response = report_facts.update().where(key & report_facts.c.first_response_at.is_(None)).values(
-            first_response_at=sa.bindparam("f_at"))
-        self._exists = sa.select(report_facts.c.record_id).where(key)
-        self._updates: dict[tuple[str, ...], Any] = {}  # columns written -> their UPDATE
+        # Run prepared on the driver (engine/storage/prepared.py): every task completion and
+        # every record change passes here.
+        self._first_response = PreparedQuery(report_facts.update().where(
+            key & report_facts.c.first_response_at.is_(None)).values(
+            first_response_at=sa.bindparam("f_at", type_=report_facts.c.first_response_at.type)))
+        self._exists = PreparedQuery(sa.select(report_facts.c.record_id).where(key))
+        self._updates: dict[tuple[str, ...], PreparedQuery] = {}  # columns written -> their UPDATE
         self._insert = report_facts.insert()
-        self._earlier: dict[str, Any] = {}
+        self._earlier: dict[str, tuple[PreparedQuery, PreparedQuery]] = {}
         datasets = runtime.bundle.all("dataset").values()
         self.forms = {d.form for d in datasets}
         self.repeat: dict[str, tuple[str, int]] = {}
@@ -73,10 +77,10 @@ class FactKeeper:
         columns = tuple(sorted(values))
         stmt = self._updates.get(columns)
         if stmt is None:
-            stmt = self._updates[columns] = report_facts.update().where(self._key).values(
-                {c: sa.bindparam(f"v_{c}") for c in columns})
+            stmt = self._updates[columns] = PreparedQuery(report_facts.update().where(self._key).values(
+                {c: sa.bindparam(f"v_{c}", type_=report_facts.c[c].type) for c in columns}))
         params = {"f_form": form, "f_record": record_id, **{f"v_{c}": v for c, v in values.items()}}
-        if conn.execute(stmt, params).rowcount == 0:
+        if stmt.execute(conn, params) == 0:
             conn.execute(self._insert, {"form": form, "record_id": record_id, **values})
 
     def _created(self, event: Event, conn: Connection) -> None:
@@ -92,25 +96,26 @@ class FactKeeper:
         statements = self._earlier.get(form)
         if statements is None:
             table = self.rt.services["forms"].tables[form]
-            this = sa.select(table.c[key], table.c.created_at).where(table.c.id == sa.bindparam("r_id"))
-            earlier = sa.select(table.c.id).where(
+            this = PreparedQuery(sa.select(table.c[key].label("r_key"), table.c.created_at.label("r_at"))
+                                 .where(table.c.id == sa.bindparam("r_id")))
+            earlier = PreparedQuery(sa.select(table.c.id).where(
                 table.c[key] == sa.bindparam("r_key"), table.c.id != sa.bindparam("r_id"),
-                table.c.created_at <= sa.bindparam("r_at"), table.c.created_at >= sa.bindparam("r_since")).limit(1)
+                table.c.created_at <= sa.bindparam("r_at"), table.c.created_at >= sa.bindparam("r_since")).limit(1))
             statements = self._earlier[form] = (this, earlier)
         this, earlier = statements
-        row = conn.execute(this, {"r_id": record_id}).first()
-        if row is None or row[0] in (None, ""):
+        row = this.first(conn, {"r_id": record_id})
+        if row is None or row["r_key"] in (None, ""):
             return False
-        found = conn.execute(earlier, {"r_key": row[0], "r_id": record_id, "r_at": row[1],
-                                       "r_since": row[1] - timedelta(days=days)}).first()
+        found = earlier.first(conn, {"r_key": row["r_key"], "r_id": record_id, "r_at": row["r_at"],
+                                     "r_since": row["r_at"] - timedelta(days=days)})
         return found is not None
 
     def _responded(self, event: Event, conn: Connection) -> None:
         if event.form not in self.forms or event.record_id is None:
             return
         params = {"f_form": event.form, "f_record": event.record_id, "f_at": event.at}
-        if conn.execute(self._first_response, params).rowcount == 0:
-            if conn.execute(self._exists, params).first() is not None:
+        if self._first_response.execute(conn, params) == 0:
+            if self._exists.first(conn, params) is not None:
                 return  # not the first response: nothing changed
             conn.execute(self._insert, {"form": event.form, "record_id": event.record_id,
                                         "first_response_at": event.at})
