@@ -120,7 +120,7 @@ class RollupKeeper:
     def __init__(self, runtime: Runtime):
         self.rt = runtime
         self.by_form: dict[str, list[tuple[DatasetSpec, RollupSpec]]] = {}
-        self._relevant: dict[str, set[str]] = {}
+        self._relevant: dict[str, frozenset[str]] = {}
         # Statements that refresh one cell, built once with bind parameters: building the grouped
         # select (a CASE per measure part) per event cost more than running it.
         self._statements: dict[Any, Any] = {}
@@ -259,10 +259,16 @@ class RollupKeeper:
     # -- keeping cells current -------------------------------------------------------------------
     def relevant(self, dataset: DatasetSpec) -> set[str]:
         """The record columns a dataset's rollups depend on (dimensions, measure inputs)."""
+        columns = set(self._measured(dataset))
+        for rollup in dataset.rollups:
+            columns |= {dataset.fields[d].column for d in rollup.dimensions}
+        return columns
+
+    def _measured(self, dataset: DatasetSpec) -> frozenset[str]:
+        """The record columns a dataset's measures and filter read (every cell holds every measure)."""
         known = self._relevant.get(dataset.name)
         if known is not None:
             return known
-
         names: set[str] = set()
         for m in dataset.measures.values():
             for parsed in (m.value, m.where, m.of):
@@ -270,12 +276,13 @@ class RollupKeeper:
                     names |= {n.id for n in ast.walk(parsed[0]) if isinstance(n, ast.Name)}
         if dataset.where is not None:
             names |= {n.id for n in ast.walk(dataset.where[0]) if isinstance(n, ast.Name)}
-        columns = {dataset.fields[n].column for n in names if n in dataset.fields}
-        columns |= names
-        for rollup in dataset.rollups:
-            columns |= {dataset.fields[d].column for d in rollup.dimensions}
+        columns = frozenset({dataset.fields[n].column for n in names if n in dataset.fields} | names)
         self._relevant[dataset.name] = columns
         return columns
+
+    def _relevant_to(self, dataset: DatasetSpec, rollup: RollupSpec) -> frozenset[str]:
+        """The record columns one rollup depends on: its dimensions and the measures' inputs."""
+        return self._measured(dataset) | {dataset.fields[d].column for d in rollup.dimensions}
 
     def record_changed(self, conn: Connection, form: str, record_id: int,
                        old_values: Mapping[str, Any] | None = None) -> None:
@@ -286,7 +293,10 @@ class RollupKeeper:
         if not pairs:
             return
         if old_values is not None:
-            if not any(set(old_values) & self.relevant(d) for d, _ in pairs):
+            # Only the rollups grouping by, or measuring, a changed field can change.
+            changed = set(old_values)
+            pairs = [(d, r) for d, r in pairs if changed & self._relevant_to(d, r)]
+            if not pairs:
                 return
         self._lock(conn, [rollup_id(d, r) for d, r in pairs])
         row = self._record_select(form).first(conn, {"record_id": record_id})

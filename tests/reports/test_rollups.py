@@ -194,3 +194,23 @@ def test_an_edit_of_a_field_no_rollup_uses_changes_no_cell(kit: System) -> None:
     dataset = kit.runtime.services["reports"].dataset("tickets")
     assert {"region", "category", "amount", "satisfaction", "customer"} <= keeper.relevant(dataset)
     assert "title" not in keeper.relevant(dataset)
+
+
+def test_an_edit_of_the_category_refreshes_only_the_rollups_grouping_by_it(
+        kit: System, monkeypatch: pytest.MonkeyPatch) -> None:
+    keeper = kit.runtime.services["rollups"]
+    refreshed: list[str] = []
+    original = keeper._refresh
+
+    def spy(conn: sa.Connection, dataset: Any, rollup: Any, *args: Any) -> None:
+        refreshed.append(rollup.name)
+        original(conn, dataset, rollup, *args)
+
+    monkeypatch.setattr(keeper, "_refresh", spy)
+    table = kit.forms.tables["ticket"]
+    with transaction(kit.db) as conn:
+        first = conn.execute(sa.select(table.c.id).where(table.c.category != "lost")).scalar()
+        kit.forms.update_fields(conn, "ticket", first, {"category": "lost"}, actor="bea")
+    # No measure reads the category: the daily, by-region and customer cells cannot change.
+    assert set(refreshed) == {"by_region_category", "heat_month"}
+    assert answer(kit, "heat")[0] == scanned(kit, "heat")
