@@ -9,6 +9,8 @@ One run reports:
 3. the same over HTTP: uvicorn with one worker, 8 client threads with keep-alive, and (when
    Debian's wrk is installed) wrk with 8 connections, a C client that takes far less CPU.
 4. XLSX import rows/s of the same form: validated and stored, and read and validated only.
+5. the floor under (2): raw sqlite3 storing the same rows in the same tables, one transaction
+   each, with no validation and no Python objects per row.
 Goals: >= 100,000 validations/s and >= 10x jsonschema; >= 5,000/s in-process; >= 1,000/s HTTP.
 
 Run: .venv/bin/python bench/bench_forms.py [--records N] [--submits N] [--http N] [--xlsx N] [--wrk-seconds S]
@@ -166,6 +168,79 @@ def bench_submit(n: int) -> float:
         return n / elapsed
 
 
+def bench_sqlite_floor(n: int) -> tuple[float, float]:
+    """The floor under in-process submissions: raw sqlite3 storing the same rows, one
+    transaction each (BEGIN IMMEDIATE, the record INSERT, the history INSERT, COMMIT), into the
+    same tables and indexes that Docket made, WAL with synchronous=NORMAL. No validation, no
+    SQLAlchemy, no Python objects per row: only SQLite's own work. Returns (submissions/s with
+    a PASSIVE checkpoint every 200 commits on the committing thread, as SQLite's automatic
+    checkpoint would; submissions/s with that checkpoint on a second thread, as Docket does)."""
+    import sqlite3
+
+    with tempfile.TemporaryDirectory() as tmp:
+        system = boot(WORKLOAD, db_url=f"sqlite:///{tmp}/s.db", clock=ManualClock(datetime(2026, 11, 23, tzinfo=timezone.utc)))
+        valid, _ = records(1, seed=11)
+        system.forms.submit("complaint20", valid[0])
+        system.db.dispose()
+        source = sqlite3.connect(f"{tmp}/s.db")
+        schema = [sql for (sql,) in source.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name IN ('rec_complaint20', 'dk_history') AND sql IS NOT NULL")]
+        columns = [c[1] for c in source.execute("PRAGMA table_info(rec_complaint20)")][1:]
+        row = list(source.execute(f"SELECT {', '.join(columns)} FROM rec_complaint20").fetchone())
+        entry = source.execute("SELECT form, kind, node, actor, at, data FROM dk_history").fetchone()
+        source.close()
+        insert_record = (f"INSERT INTO rec_complaint20 ({', '.join(columns)}) "
+                         f"VALUES ({', '.join('?' * len(columns))})")
+        insert_entry = ("INSERT INTO dk_history (instance_id, form, record_id, kind, node, actor, at, data) "
+                        "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?)")
+        number = columns.index("query_no")
+
+        def run(name: str, threaded: bool) -> float:
+            path = f"{tmp}/{name}.db"
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "wal_autocheckpoint=0"):
+                db.execute(f"PRAGMA {pragma}")
+            for sql in schema:
+                db.execute(sql)
+            wake = threading.Event()
+            stop = False
+
+            def checkpoints() -> None:
+                own = sqlite3.connect(path, isolation_level=None)
+                while True:
+                    wake.wait()
+                    wake.clear()
+                    if stop:
+                        break
+                    own.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                own.close()
+
+            thread = threading.Thread(target=checkpoints, daemon=True)
+            if threaded:
+                thread.start()
+            start = time.perf_counter()
+            for i in range(n):
+                db.execute("BEGIN IMMEDIATE")
+                row[number] = f"Q{i}"
+                record_id = db.execute(insert_record, row).lastrowid
+                db.execute(insert_entry, (entry[0], record_id, *entry[1:]))
+                db.execute("COMMIT")
+                if i % 200 == 199:
+                    if threaded:
+                        wake.set()
+                    else:
+                        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            elapsed = time.perf_counter() - start
+            stop = True
+            wake.set()
+            if threaded:
+                thread.join()
+            db.close()
+            return n / elapsed
+
+        return run("inline", False), run("threaded", True)
+
+
 def bench_xlsx_import(n: int) -> tuple[float, float]:
     """XLSX import rows/s of the bench form: (validate + store in one transaction, read +
     validate only: the same file with one bad row more, so the batch stores nothing)."""
@@ -309,6 +384,9 @@ def main() -> None:
     print(f"\nratio Docket / jsonschema: valid {rows[0][1] / rows[1][1]:.1f}x, invalid {rows[0][2] / rows[1][2]:.1f}x\n")
     print(f"submissions through the Python API on SQLite: {bench_submit(args.submits):,.0f}/s "
           f"({args.submits} records, one transaction each)")
+    inline, threaded = bench_sqlite_floor(args.submits)
+    print(f"floor: raw sqlite3 storing the same rows, one transaction each: {inline:,.0f}/s with checkpoints "
+          f"on the committing thread, {threaded:,.0f}/s with them on a second thread (as Docket)")
     print(f"submissions over HTTP (uvicorn, 1 worker, 8 client threads): {bench_http(args.http):,.0f}/s")
     if args.xlsx:
         stored, checked = bench_xlsx_import(args.xlsx)
