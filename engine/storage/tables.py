@@ -134,6 +134,7 @@ tasks = Table(
     _version(),
     _one_of("status", TASK_STATUSES),
     Index(None, "status", "assignee_user"),
+    Index(None, "form", "record_id"),  # a record's tasks (migration 0007)
 )
 
 history = Table(

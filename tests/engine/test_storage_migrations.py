@@ -123,3 +123,13 @@ def test_processes_starting_together_migrate_once(fresh_url: str) -> None:
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def test_the_tasks_of_a_record_are_found_through_an_index(sqlite_engine: Engine) -> None:
+    from flows.runtime import _OPEN_TASKS
+
+    compiled = _OPEN_TASKS._compiled(sqlite_engine.dialect)
+    with read_transaction(sqlite_engine) as conn:
+        plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + compiled.sql, tuple(compiled.params({"form": "complaint", "record_id": 1}))))
+    assert "ix_dk_tasks_form_record_id" in plan  # not every open task of the system
