@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection
 
 from engine.identity import Principal
 from engine.runtime import Runtime
-from engine.storage.db import serialize
+from engine.storage.db import schema_inspector, serialize
 from engine.storage.prepared import PreparedQuery
 from engine.storage.tables import report_rollup_state, report_rollups
 from forms.access import record_scope
@@ -229,18 +229,25 @@ class RollupKeeper:
         return self._sources[rollup_id(dataset, rollup)]
 
     def _ensure_indexes(self, conn: Connection) -> None:
-        """An index on (fields, created_at) for each month rollup recomputed from the records:
-        refreshing a cell then reads exactly that cell's records, not a whole month or every
-        record of one customer."""
+        """An index on (fields, created_at) for each rollup whose cells are recomputed from the
+        records (day rollups, and month rollups not summed from day cells): refreshing a cell
+        then reads exactly that cell's records, not every record of one region or customer
+        (SQLite, without statistics, picked the index on the field alone). A rollup without
+        fields uses the created_at index every record table has; an index that already leads
+        with the same columns (one made for count_records, say) is reused."""
         tables = self.rt.services["forms"].tables
         for form, pairs in self.by_form.items():
             table = tables[form]
+            leading = {tuple(ix["column_names"]) for ix in schema_inspector(conn).get_indexes(table.name)}
             for dataset, rollup in pairs:
-                if rollup.grain == "day" or self.source_of(dataset, rollup) is not None:
+                if not rollup.dimensions or self.source_of(dataset, rollup) is not None:
                     continue
-                columns = [dataset.fields[d].column for d in rollup.dimensions] + ["created_at"]
+                columns = tuple(dataset.fields[d].column for d in rollup.dimensions) + ("created_at",)
+                if any(cols[:len(columns)] == columns for cols in leading):
+                    continue
                 name = "ix_rollup_" + hashlib.sha256(f"{table.name}:{','.join(columns)}".encode()).hexdigest()[:16]
                 sa.Index(name, *[table.c[c] for c in columns]).create(conn, checkfirst=True)
+                leading.add(columns)
 
     def _stamp(self, conn: Connection, dataset: DatasetSpec, rollup: RollupSpec) -> None:
         rid = rollup_id(dataset, rollup)
