@@ -22,7 +22,7 @@ from typing import Any, Iterator, Mapping
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, Inspector, make_url
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import QueuePool, StaticPool
 
 from engine.errors import ConflictError
 from engine.storage.checkpoint import Checkpointer
@@ -66,6 +66,8 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
         # In-memory: every connection must be the same one, or each would see an empty database.
         kwargs.setdefault("poolclass", StaticPool)
         kwargs.setdefault("connect_args", {"check_same_thread": False})
+    else:
+        kwargs.setdefault("poolclass", _FilePool)
     engine = sa.create_engine(parsed, **kwargs)
     event.listen(engine, "connect", _on_sqlite_connect)  # a pool event: once per new connection
     _emit_begin_from_dialect(engine.dialect)
@@ -188,11 +190,35 @@ class _WriteGate:
             self._parked_from = origin
         return conn
 
+    def release_parked(self, pool: Any) -> None:
+        """Close the shared connection if it came from `pool` (being disposed), waiting for a
+        transaction using it to end; left alone when this thread is inside one."""
+        if self._parked is None or self._parked_from[1] is not pool:
+            return
+        if self.acquire():
+            try:
+                if self._parked_from[1] is pool:
+                    self.unpark()
+            finally:
+                self.release()
+
     def unpark(self) -> None:
         """Hand the shared connection back to the pool (after a failed transaction)."""
         conn, self._parked = self._parked, None
         if conn is not None and self._parked_from[0] == os.getpid():
             conn.close()
+
+
+class _FilePool(QueuePool):
+    """The pool of a SQLite file engine: `engine.dispose()` also closes the writers' shared
+    connection (`_WriteGate.parked`) once no transaction uses it, which a pool does not do for a
+    connection checked out of it."""
+
+    def dispose(self) -> None:
+        gate: _WriteGate | None = getattr(self._dialect, _GATE_ATTR, None)
+        if gate is not None:
+            gate.release_parked(self)
+        super().dispose()
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -359,3 +359,18 @@ def test_schema_inspector_sees_tables_made_on_another_connection(sqlite_engine: 
         inspector = schema_inspector(conn)
         assert [ix["name"] for ix in inspector.get_indexes("elsewhere")] == ["ix_elsewhere_name"]
         assert [c["name"] for c in inspector.get_columns("elsewhere")] == ["id", "name"]
+
+
+def test_disposing_an_engine_closes_the_shared_write_connection(sqlite_engine: Engine) -> None:
+    with transaction(sqlite_engine) as conn:
+        shared = conn
+    sqlite_engine.dispose()
+    assert shared.closed  # not left open until the engine is garbage (it may never be)
+
+
+def test_disposing_inside_a_write_transaction_leaves_it_working(sqlite_engine: Engine) -> None:
+    with transaction(sqlite_engine) as conn:
+        sqlite_engine.dispose()
+        conn.execute(t.roles.insert().values(name="still-here"))
+    with read_transaction(sqlite_engine) as conn:
+        assert list(conn.execute(sa.select(t.roles.c.name)).scalars()) == ["still-here"]
