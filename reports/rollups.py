@@ -362,6 +362,24 @@ class RollupKeeper:
             self._statements[("insert", columns)] = stmt
         return stmt
 
+    def _cell_upsert(self, dialect: str, columns: tuple[str, ...]) -> PreparedQuery | None:
+        """Write one cell whether or not it exists (INSERT ... ON CONFLICT DO UPDATE): one
+        statement instead of a delete and an insert per refresh. None on a database without it."""
+        stmt = self._statements.get(("upsert", dialect, columns))
+        if stmt is None:
+            if dialect == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert
+            elif dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                return None
+            keys = ("rollup", "day", "k1", "k2", "k3")
+            upsert = insert(report_rollups).values({c: sa.bindparam(c) for c in columns})
+            upsert = upsert.on_conflict_do_update(
+                index_elements=list(keys), set_={c: upsert.excluded[c] for c in columns if c not in keys})
+            stmt = self._statements[("upsert", dialect, columns)] = PreparedQuery(upsert)
+        return stmt
+
     def _refresh(self, conn: Connection, dataset: DatasetSpec, rollup: RollupSpec, created: datetime,
                  key: tuple[Any, ...]) -> None:
         zone = self.rt.bundle.meta.timezone
@@ -379,6 +397,11 @@ class RollupKeeper:
             params: dict[str, Any] = {"start": start, "end": end}
             params |= {f"key{i}": value for i, value in enumerate(key) if not nulls[i]}
             row = self._cell_from_records(dataset, rollup, nulls).first(conn, params)
+        if row is not None and row["n"]:
+            upsert = self._cell_upsert(conn.dialect.name, tuple(row))
+            if upsert is not None:
+                upsert.execute(conn, row)
+                return
         self._cell_delete().execute(conn, {"rid": rollup_id(dataset, rollup), "cell_day": day.isoformat(),
                                            "t1": text_key[0], "t2": text_key[1], "t3": text_key[2]})
         if row is not None and row["n"]:

@@ -228,3 +228,17 @@ def test_an_edit_of_the_category_refreshes_only_the_rollups_grouping_by_it(
     # No measure reads the category: the daily, by-region and customer cells cannot change.
     assert set(refreshed) == {"by_region_category", "heat_month"}
     assert answer(kit, "heat")[0] == scanned(kit, "heat")
+
+
+@pytest.mark.postgres
+def test_cells_kept_on_postgresql_equal_a_scan(tmp_path: Any, postgres_url: str) -> None:
+    from tests.reports.test_measures import build_on
+
+    system, _ = build_on(tmp_path, postgres_url)
+    table = system.forms.tables["ticket"]
+    with transaction(system.db) as conn:  # the record leaves one cell and joins another: both rewritten
+        first = conn.execute(sa.select(table.c.id).where(table.c.category != "lost")).scalar()
+        system.forms.update_fields(conn, "ticket", first, {"category": "lost"}, actor="bea")
+    for widget in ("heat", "by_region", "top_customer"):
+        rows, source = answer(system, widget)
+        assert source is not None and rounded(rows) == rounded(scanned(system, widget))
