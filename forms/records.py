@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass
@@ -60,6 +61,8 @@ class FormService:
         rt.services["forms"] = self
         self._insert_record = {name: PreparedInsert(table) for name, table in self.tables.items()}
         self._record_updates: dict[tuple[str, tuple[str, ...], bool], PreparedQuery] = {}
+        self._reads: dict[int, tuple[Any, dict[tuple[str, int], dict[str, Any]]]] = {}
+        """Records read in the current transaction of each connection (`read`)."""
         self._auto_numbered = {name: tuple(n for n in form.stored if hasattr(form.types[n], "on_insert"))
                                for name, form in self.forms.items()}
         self._checked = {name: tuple(n for n in form.stored
@@ -226,8 +229,9 @@ class FormService:
             # A status change alone (a flow entering a node): no field diff to compute.
             self._update_statement(form_name, ("status",), False).execute(
                 conn, {"b_id": record_id, "v_status": status, "b_updated_at": self.rt.clock.now()})
+            self._forget(conn, form_name, record_id)
             return {}
-        before = self.read(conn, form_name, record_id)
+        before = self.read(conn, form_name, record_id, fresh=True)  # the stored values, not a copy in hand
         diff = {n: [form.types[n].to_json(before.get(n), form.field(n)),
                     form.types[n].to_json(v, form.field(n))]
                 for n, v in values.items() if before.get(n) != v}
@@ -242,6 +246,7 @@ class FormService:
                                        **{f"v_{name}": value for name, value in changes.items()}})
         if rowcount != 1:
             raise ConflictError("the record was changed by someone else; reload it and try again")
+        self._forget(conn, form_name, record_id)
         if diff:
             now = self.rt.clock.now()
             self.rt.bus.publish(Event("record.updated", now, form_name, record_id, actor,
@@ -249,11 +254,23 @@ class FormService:
         return diff
 
     # -- queries ----------------------------------------------------------------------------
-    def read(self, conn: Connection, form_name: str, record_id: int) -> dict[str, Any]:
-        """One record's values (fields and system columns); NotFoundError if absent."""
+    def read(self, conn: Connection, form_name: str, record_id: int, *, fresh: bool = False) -> dict[str, Any]:
+        """One record's values (fields and system columns); NotFoundError if absent.
+
+        Within one transaction a record is read from the database once: rules, SLA clocks and
+        flow nodes ask for it on every event of a command (about 50 times per postal
+        complaint). The values are kept for the innermost transaction or savepoint that read
+        them (a savepoint that ends takes its reads with it) and dropped when this service
+        writes the record; each caller gets its own copy. `fresh` reads the database anyway.
+        """
+        scope = conn.get_nested_transaction() or conn.get_transaction()
+        kept = self._reads.get(id(conn)) if scope is not None else None
+        if kept is not None and kept[0] is scope and not fresh:
+            values = kept[1].get((form_name, record_id))
+            if values is not None:
+                return _copy(values)
         form = self.form(form_name)
-        # Prepared once per form and run on the driver's cursor (engine/storage/prepared.py):
-        # rules, SLA clocks and flow nodes read the record dozens of times per flow instance.
+        # Prepared once per form and run on the driver's cursor (engine/storage/prepared.py).
         prepared = self.__dict__.setdefault("_prepared_reads", {})
         query = prepared.get(form_name)
         if query is None:
@@ -265,7 +282,20 @@ class FormService:
         out = {c: row[c] for c in SYSTEM_COLUMNS}
         for name in form.stored:
             out[name] = form.types[name].from_db(row[name], form.field(name))
+        if scope is not None:
+            if kept is None or kept[0] is not scope:
+                if len(self._reads) > 256:  # connections come and go: never grow without bound
+                    self._reads.clear()
+                kept = self._reads[id(conn)] = (scope, {})
+            kept[1][(form_name, record_id)] = out
+            return _copy(out)
         return out
+
+    def _forget(self, conn: Connection, form_name: str, record_id: int) -> None:
+        """Drop a record's kept values on this connection, whichever transaction read them."""
+        kept = self._reads.get(id(conn))
+        if kept is not None:
+            kept[1].pop((form_name, record_id), None)
 
     def get(self, form_name: str, record_id: int) -> dict[str, Any]:
         with read_transaction(self.rt.db) as conn:
@@ -309,3 +339,9 @@ class FormService:
                                                          dk_history.c.record_id == record_id)
                                 .order_by(dk_history.c.id)).mappings()
             return [dict(r) for r in rows]
+
+
+def _copy(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A record's values for one caller: lists and dicts (multi-selects, sub-tables) copied too,
+    so changing them in place never changes what the next caller reads."""
+    return {k: copy.deepcopy(v) if v.__class__ in (list, dict) else v for k, v in values.items()}

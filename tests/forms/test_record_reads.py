@@ -1,0 +1,75 @@
+"""A record is read from the database once per transaction, and never served stale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.storage.db import transaction
+from tests.rules.kit import make, submit
+from web.system import System
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> System:
+    return make(tmp_path)
+
+
+def _reads_of(conn: object, run: object) -> int:
+    driver = conn.connection.dbapi_connection  # type: ignore[attr-defined]
+    seen: list[str] = []
+    driver.set_trace_callback(seen.append)
+    try:
+        run()  # type: ignore[operator]
+    finally:
+        driver.set_trace_callback(None)
+    return sum(1 for s in seen if s.startswith("SELECT") and "FROM rec_ticket" in s)
+
+
+def test_a_record_read_twice_in_one_transaction_is_read_once(system: System) -> None:
+    ticket = submit(system)
+    with transaction(system.db) as conn:
+        assert _reads_of(conn, lambda: [system.forms.read(conn, "ticket", ticket) for _ in range(3)]) == 1
+
+
+def test_each_transaction_reads_the_record_again(system: System) -> None:
+    ticket = submit(system)
+    for _ in range(2):
+        with transaction(system.db) as conn:
+            assert _reads_of(conn, lambda: system.forms.read(conn, "ticket", ticket)) == 1
+
+
+def test_a_write_is_seen_by_the_next_read_of_the_transaction(system: System) -> None:
+    ticket = submit(system)
+    with transaction(system.db) as conn:
+        system.forms.read(conn, "ticket", ticket)
+        system.forms.update_fields(conn, "ticket", ticket, {"team": "north"}, actor="agent")
+        assert system.forms.read(conn, "ticket", ticket)["team"] == "north"
+
+
+def test_a_status_change_is_seen_by_the_next_read_of_the_transaction(system: System) -> None:
+    ticket = submit(system)
+    with transaction(system.db) as conn:
+        system.forms.read(conn, "ticket", ticket)
+        system.forms.update_fields(conn, "ticket", ticket, {}, actor="agent", status="on_hold")
+        assert system.forms.read(conn, "ticket", ticket)["status"] == "on_hold"
+
+
+def test_what_a_rolled_back_savepoint_wrote_and_read_is_not_served_after_it(system: System) -> None:
+    ticket = submit(system)
+    with transaction(system.db) as conn:
+        system.forms.read(conn, "ticket", ticket)
+        savepoint = conn.begin_nested()
+        system.forms.update_fields(conn, "ticket", ticket, {"team": "north"}, actor="agent")
+        assert system.forms.read(conn, "ticket", ticket)["team"] == "north"
+        savepoint.rollback()
+        assert system.forms.read(conn, "ticket", ticket)["team"] is None
+
+
+def test_changing_the_values_read_does_not_change_the_next_read(system: System) -> None:
+    ticket = submit(system, customer="ACME")
+    with transaction(system.db) as conn:
+        first = system.forms.read(conn, "ticket", ticket)
+        first["customer"] = "someone else"
+        assert system.forms.read(conn, "ticket", ticket)["customer"] == "ACME"
