@@ -14,6 +14,16 @@ the thread cannot keep up or cannot run: after `INLINE_AFTER` commits without a 
 checkpoint, the committing thread runs one itself, as SQLite would have. Other processes
 (`docket worker`, the command line) do the same for their own commits, and SQLite checkpoints
 when the last connection to the file closes.
+
+A checkpoint that runs beside writers never finishes: by the time it has copied the frames it
+saw, new ones were appended, and SQLite starts the WAL file over only when every frame has been
+copied. Under sustained intake the `-wal` file then grew without end (37 KB per submission: 185
+MB after 5,000 submissions in one run). So when a background checkpoint leaves more than
+`RESTART_FRAMES` frames in the WAL, it runs once more holding this process's write gate
+(`exclusive`): only the few frames appended meanwhile are left to copy, nothing new arrives,
+and the next commit starts the WAL from its beginning. Connections also set
+`journal_size_limit`, so a WAL that did grow (a long reader kept it) is cut back when it
+restarts.
 """
 
 from __future__ import annotations
@@ -21,6 +31,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from contextlib import AbstractContextManager
+from typing import Callable
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +45,23 @@ class Checkpointer:
     SQLite's own 1,000-page threshold gave."""
     INLINE_AFTER = 2_000
     """Commits without a finished checkpoint after which the committer checkpoints itself."""
+    RESTART_FRAMES = 4_096
+    """WAL frames (pages; 16 MB at 4 KB) above which a background checkpoint finishes the job
+    with the write gate held, so that the WAL starts over."""
+    JOURNAL_SIZE_LIMIT = 4 * RESTART_FRAMES * 4096
+    """Bytes a restarted WAL file is cut back to (PRAGMA journal_size_limit)."""
 
     def __init__(self, path: str, *, busy_timeout_ms: int, every: int = EVERY,
-                 inline_after: int = INLINE_AFTER):
+                 inline_after: int = INLINE_AFTER, restart_frames: int = RESTART_FRAMES,
+                 exclusive: Callable[[], AbstractContextManager[bool]] | None = None):
         self.path = path
         self.every = every
         self.inline_after = inline_after
+        self.restart_frames = restart_frames
+        self.exclusive = exclusive
+        """Holds off this process's writers while it is held; yields False when it could not
+        be taken in time (the restart is then left to a later run)."""
+        self.restarts = 0
         self.busy_timeout = busy_timeout_ms / 1000
         self.background_runs = 0
         self.inline_runs = 0
@@ -93,19 +116,25 @@ class Checkpointer:
             try:
                 # A connection per run (~0.1 ms every `every` commits): an idle process holds no
                 # file open, and a database file replaced on disk is never checkpointed stale.
-                self.background_runs += self._checkpoint(inline=False)
+                self.background_runs += self._checkpoint(inline=False, restart=True)
             finally:
                 with self._done:
                     self._busy = False
                     self._done.notify_all()
 
-    def _checkpoint(self, *, inline: bool) -> bool:
-        """One PASSIVE checkpoint; a failure is logged, not raised: the commit that asked for it
+    def _checkpoint(self, *, inline: bool, restart: bool = False) -> bool:
+        """One PASSIVE checkpoint (and, when `restart` and the WAL is long, a second one with
+        the writers held off); a failure is logged, not raised: the commit that asked for it
         stands, the next request retries, and the inline bound still holds."""
         try:
             connection = self._connect()
             try:
-                self._run(connection)
+                left = self._run(connection)
+                if restart and left > self.restart_frames and self.exclusive is not None:
+                    with self.exclusive() as held:
+                        if held:
+                            self._run(connection)
+                            self.restarts += 1
             finally:
                 connection.close()
             self.inline_runs += inline
@@ -118,8 +147,9 @@ class Checkpointer:
         return sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
                                check_same_thread=False)
 
-    def _run(self, connection: sqlite3.Connection) -> None:
-        # PASSIVE: copy what no reader still needs, wait for nobody. Frames a long reader still
-        # pins are copied by a later run.
-        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    def _run(self, connection: sqlite3.Connection) -> int:
+        """A PASSIVE checkpoint: copy what no reader still needs, wait for nobody (frames a long
+        reader still pins are copied by a later run). Returns the frames in the WAL."""
+        _busy, frames, _copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         self._unsynced = 0
+        return int(frames)

@@ -72,8 +72,10 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     event.listen(engine, "connect", _on_sqlite_connect)  # a pool event: once per new connection
     _emit_begin_from_dialect(engine.dialect)
     if _is_sqlite_file(parsed):
-        setattr(engine.dialect, _GATE_ATTR, _WriteGate(engine))
-        setattr(engine.dialect, _CHECKPOINT_ATTR, Checkpointer(str(parsed.database), busy_timeout_ms=BUSY_TIMEOUT_MS))
+        gate = _WriteGate(engine)
+        setattr(engine.dialect, _GATE_ATTR, gate)
+        setattr(engine.dialect, _CHECKPOINT_ATTR, Checkpointer(
+            str(parsed.database), busy_timeout_ms=BUSY_TIMEOUT_MS, exclusive=gate.held))
         event.listen(engine, "connect", _no_autocheckpoint)  # a pool event too
     return engine
 
@@ -151,17 +153,22 @@ class _WriteGate:
     def __init__(self, engine: Engine) -> None:
         self._lock = threading.Lock()
         self._owner: int | None = None
+        self._priority: threading.Event | None = None  # set while `held()` waits for its turn
         self._engine = weakref.ref(engine)  # the dialect holds the gate: no cycle through it
         self._parked: Connection | None = None
         self._parked_from: tuple[int, Any] = (0, None)  # (process id, pool) it was checked out of
 
-    def acquire(self) -> bool:
+    def acquire(self, *, first: bool = False) -> bool:
         """Wait for the gate (at most busy_timeout); False when not taken: a transaction this
         thread already holds (SQLite then answers as it always did) or a timeout (SQLite's
-        own busy_timeout then applies)."""
+        own busy_timeout then applies). `first`: the caller is `held()`, which others let in
+        first."""
         me = threading.get_ident()
         if self._owner == me:
             return False
+        priority = self._priority
+        if priority is not None and not first:  # let a waiting `held()` in first (see there)
+            priority.wait(BUSY_TIMEOUT_MS / 1000)
         if not self._lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
             return False
         self._owner = me
@@ -170,6 +177,28 @@ class _WriteGate:
     def release(self) -> None:
         self._owner = None
         self._lock.release()
+
+    @contextmanager
+    def held(self) -> Iterator[bool]:
+        """Hold the gate for work that must not run beside this process's writers (the WAL
+        checkpoint that lets the WAL start over); yields False when it was not taken.
+
+        Writers arriving meanwhile wait until it has had its turn: a lock does not queue its
+        waiters, and a thread committing in a tight loop takes it back before a waiting
+        thread wakes, so without this the checkpoint could wait out the whole busy timeout.
+        """
+        done = threading.Event()
+        self._priority = done
+        try:
+            taken = self.acquire(first=True)
+        finally:
+            self._priority = None
+            done.set()
+        try:
+            yield taken
+        finally:
+            if taken:
+                self.release()
 
     def parked(self, engine: Engine) -> Connection | None:
         """The shared write connection for the gate's owner, or None when `engine` is not the
@@ -235,6 +264,8 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         _first_touch(cursor, "PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # A WAL that grew past this (a long reader held it) is cut back when it starts over.
+        cursor.execute(f"PRAGMA journal_size_limit={Checkpointer.JOURNAL_SIZE_LIMIT}")
     finally:
         cursor.close()
 

@@ -101,3 +101,41 @@ def test_opening_gives_up_on_other_errors_at_once() -> None:
 
     with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
         db._first_touch(Broken(), "PRAGMA journal_mode=WAL")
+
+
+def wal_frames(path: Path) -> int:
+    """Frames in the WAL now (a PASSIVE checkpoint reports them and copies what it can)."""
+    own = sqlite3.connect(path, isolation_level=None)
+    try:
+        return int(own.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+    finally:
+        own.close()
+
+
+def test_a_long_wal_is_finished_with_the_writers_held_off_so_it_starts_over(engine: Engine, tmp_path: Path) -> None:
+    wal = checkpointer(engine)
+    assert wal is not None
+    wal.every, wal.inline_after, wal.restart_frames = 10_000, 10_000, 10
+    write(engine, 30)
+    assert wal_frames(tmp_path / "wal.db") > 10
+    assert wal._checkpoint(inline=False, restart=True)
+    assert wal.restarts == 1
+    write(engine, 1)  # the next commit starts the WAL from its beginning
+    assert wal_frames(tmp_path / "wal.db") < 10
+
+
+def test_the_wal_file_stays_bounded_under_sustained_writes(engine: Engine, tmp_path: Path) -> None:
+    wal = checkpointer(engine)
+    assert wal is not None
+    wal.every, wal.inline_after, wal.restart_frames = 5, 10_000, 40
+    write(engine, 600)
+    assert wal.wait_idle()
+    assert wal.restarts >= 1
+    # Without the restarts every frame of the run stays in the file: at least one page (and
+    # its 24-byte frame header) per commit of a 3 KB row.
+    assert (tmp_path / "wal.db-wal").stat().st_size < 600 * (4096 + 24) / 2
+
+
+def test_connections_cut_a_restarted_wal_back_to_a_limit(engine: Engine) -> None:
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_size_limit").scalar() == Checkpointer.JOURNAL_SIZE_LIMIT
