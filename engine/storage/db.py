@@ -26,6 +26,7 @@ from sqlalchemy.pool import QueuePool, StaticPool
 
 from engine.errors import ConflictError
 from engine.storage.checkpoint import Checkpointer
+from engine.storage.types import json_text
 
 __all__ = ["BUSY_TIMEOUT_MS", "DEFAULT_URL", "checkpointer", "create_engine", "database_url",
            "read_transaction", "schema_inspector", "serialize", "transaction", "update_versioned"]
@@ -59,6 +60,7 @@ def _is_sqlite_file(url: URL) -> bool:
 def create_engine(url: str, **kwargs: Any) -> Engine:
     """A SQLAlchemy engine configured for Docket (pragmas and BEGIN IMMEDIATE on SQLite)."""
     parsed = make_url(url)
+    kwargs.setdefault("json_serializer", json_text)
     if parsed.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
         return sa.create_engine(parsed, **kwargs)

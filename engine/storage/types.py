@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-__all__ = ["UTCDateTime"]
+__all__ = ["UTCDateTime", "json_text"]
+
+
+def json_text(value: Any) -> str:
+    """How a JSON column's value is written (every engine's `json_serializer`).
+
+    Non-ASCII text is kept as UTF-8 rather than `\\uXXXX` escapes, and without the spaces
+    after separators: a Chinese complaint's history row is half the bytes (fewer pages to
+    write per commit), and a LIKE over the JSON text (`forms/access.py`: is a user among a
+    task's candidates) finds a Chinese word as typed.
+    """
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):

@@ -80,3 +80,15 @@ def test_null_timestamp_stays_null(db_engine: Engine) -> None:
                                                  resolved_at=None))
     with read_transaction(db_engine) as conn:
         assert conn.execute(sa.select(t.incidents.c.resolved_at)).scalar_one() is None
+
+
+def test_json_columns_keep_chinese_text_as_typed(db_engine: Engine) -> None:
+    with transaction(db_engine) as conn:
+        conn.execute(t.audit_log.insert().values(at=INSTANT, action="probe", detail={"who": ["张三", "李四"]}))
+    with read_transaction(db_engine) as conn:
+        raw = conn.execute(sa.select(sa.cast(t.audit_log.c.detail, sa.String))).scalar_one()
+        found = conn.execute(sa.select(sa.func.count()).select_from(t.audit_log)
+                             .where(sa.cast(t.audit_log.c.detail, sa.String).like('%"张三"%'))).scalar_one()
+        detail = conn.execute(sa.select(t.audit_log.c.detail)).scalar_one()
+    assert "张三" in raw and "\\u" not in raw
+    assert found == 1 and detail == {"who": ["张三", "李四"]}
