@@ -20,7 +20,10 @@ def json_text(value: Any) -> str:
     write per commit), and a LIKE over the JSON text (`forms/access.py`: is a user among a
     task's candidates) finds a Chinese word as typed.
     """
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # json.dumps with options builds one per call
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
