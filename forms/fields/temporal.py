@@ -42,6 +42,23 @@ class Date(FieldType):
             raise self.invalid("future")
         return value
 
+    def parser(self, spec: FieldSpec) -> Callable[[Any], Any]:
+        if type(self).parse is not Date.parse or spec.opt("not_future"):
+            return super().parser(spec)
+        slow = self.parse
+        fromiso = date.fromisoformat
+
+        def parse_date(raw: Any) -> Any:
+            # The common input, "2026-11-20", read directly; anything else as `parse` reads it.
+            if type(raw) is str and len(raw) == 10:
+                try:
+                    return fromiso(raw)
+                except ValueError:
+                    pass
+            return slow(raw, spec)
+
+        return parse_date
+
     def to_json(self, value: Any, spec: FieldSpec) -> Any:
         return None if value is None else value.isoformat()
 

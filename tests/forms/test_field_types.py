@@ -400,3 +400,18 @@ def test_a_computed_value_is_converted_to_its_declared_result(result: str, value
 
     spec = FieldSpec("c", "computed", "c", Span("f.yaml", 1, 1), {"result": result}, timezone="Asia/Shanghai")
     assert build_registry(plugins=False).field_types.get("computed").coerce(value, spec) == expected
+
+
+@pytest.mark.parametrize("raw", ["2026-11-20", "2026-02-30", "2026-W47-5", " 2026-11-2", "2026-11-20T08:00", "20261120",
+                                 "2026-11-20 ", date(2026, 11, 20), datetime(2026, 11, 20, 23, 0), 20261120, ""])
+def test_the_date_parser_built_at_load_reads_exactly_what_parse_reads(form: CompiledForm, raw: Any) -> None:
+    spec = form.field("date")
+    ftype = form.types["date"]
+
+    def outcome(fn: Any) -> Any:
+        try:
+            return fn(raw)
+        except FieldInvalid as exc:
+            return exc.key
+
+    assert outcome(ftype.parser(spec)) == outcome(lambda r: ftype.parse(r, spec))
