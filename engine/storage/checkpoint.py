@@ -17,12 +17,19 @@ when the last connection to the file closes.
 
 A checkpoint that runs beside writers never finishes: by the time it has copied the frames it
 saw, new ones were appended, and SQLite starts the WAL file over only when every frame has been
-copied. Under sustained intake the `-wal` file then grew without end (37 KB per submission: 185
-MB after 5,000 submissions in one run). So when a background checkpoint leaves more than
-`RESTART_FRAMES` frames in the WAL, it runs once more holding this process's write gate
-(`exclusive`): only the few frames appended meanwhile are left to copy, nothing new arrives,
-and the next commit starts the WAL from its beginning. Connections also set
-`journal_size_limit`, so a WAL that did grow (a long reader kept it) is cut back when it
+copied and no reader still reads from the WAL. Under sustained intake the `-wal` file then
+grew without end (37 KB per submission: 185 MB after 5,000 submissions in one run; with the
+postal flow, 300 KB per submission and 100 MB in 8 seconds while dashboards ran). So:
+- a checkpoint is also asked for every `INTERVAL` seconds in which anything was committed (a
+  postal submission writes ~75 pages: 200 of them are 60 MB);
+- when a background checkpoint leaves more than `RESTART_FRAMES` frames in the WAL, it runs a
+  RESTART checkpoint holding this process's write gate (`exclusive`): only the frames appended
+  meanwhile are left to copy, nothing new arrives, and SQLite waits (at most `RESTART_WAIT_MS`)
+  for the readers still on the WAL, such as a dashboard's long query, so that the next commit
+  starts the WAL from its beginning. Readers that keep overlapping would otherwise starve every
+  restart ("checkpoint starvation" in SQLite's WAL documentation). When they outlast the wait,
+  the next run tries again.
+Connections also set `journal_size_limit`, so a WAL file that did grow is cut back when it
 restarts.
 """
 
@@ -31,6 +38,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from contextlib import AbstractContextManager
 from typing import Callable
 
@@ -45,9 +53,14 @@ class Checkpointer:
     SQLite's own 1,000-page threshold gave."""
     INLINE_AFTER = 2_000
     """Commits without a finished checkpoint after which the committer checkpoints itself."""
+    INTERVAL = 0.25
+    """Seconds after which a commit asks for a checkpoint even before `EVERY` commits."""
     RESTART_FRAMES = 4_096
     """WAL frames (pages; 16 MB at 4 KB) above which a background checkpoint finishes the job
     with the write gate held, so that the WAL starts over."""
+    RESTART_WAIT_MS = 2_000
+    """How long that checkpoint waits for readers still on the WAL (this process's writers wait
+    meanwhile)."""
     JOURNAL_SIZE_LIMIT = 4 * RESTART_FRAMES * 4096
     """Bytes a restarted WAL file is cut back to (PRAGMA journal_size_limit)."""
 
@@ -66,6 +79,7 @@ class Checkpointer:
         self.background_runs = 0
         self.inline_runs = 0
         self._commits = 0  # since the last request; approximate under threads, which is enough
+        self._asked_at = time.monotonic()  # when a checkpoint was last asked for
         self._unsynced = 0  # since the last finished checkpoint
         self._wake = threading.Event()
         self._done = threading.Condition()
@@ -80,8 +94,9 @@ class Checkpointer:
         self._unsynced += 1
         if self._unsynced >= self.inline_after:
             self._checkpoint(inline=True)
-        elif self._commits >= self.every:
+        elif self._commits >= self.every or time.monotonic() - self._asked_at >= self.INTERVAL:
             self._commits = 0
+            self._asked_at = time.monotonic()
             if self._running():
                 self._wake.set()
             else:
@@ -133,8 +148,7 @@ class Checkpointer:
                 if restart and left > self.restart_frames and self.exclusive is not None:
                     with self.exclusive() as held:
                         if held:
-                            self._run(connection)
-                            self.restarts += 1
+                            self.restarts += self._restart(connection)
             finally:
                 connection.close()
             self.inline_runs += inline
@@ -146,6 +160,14 @@ class Checkpointer:
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
                                check_same_thread=False)
+
+    def _restart(self, connection: sqlite3.Connection) -> bool:
+        """A RESTART checkpoint: copy every frame, wait for the readers still on the WAL, so the
+        next writer starts it over. False when a reader outlasted the wait."""
+        connection.execute(f"PRAGMA busy_timeout={self.RESTART_WAIT_MS}")
+        busy, _frames, _copied = connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        self._unsynced = 0
+        return not busy
 
     def _run(self, connection: sqlite3.Connection) -> int:
         """A PASSIVE checkpoint: copy what no reader still needs, wait for nobody (frames a long

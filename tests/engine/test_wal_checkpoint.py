@@ -139,3 +139,32 @@ def test_the_wal_file_stays_bounded_under_sustained_writes(engine: Engine, tmp_p
 def test_connections_cut_a_restarted_wal_back_to_a_limit(engine: Engine) -> None:
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_size_limit").scalar() == Checkpointer.JOURNAL_SIZE_LIMIT
+
+
+def test_a_checkpoint_is_asked_for_after_an_interval_of_few_large_commits(engine: Engine) -> None:
+    wal = checkpointer(engine)
+    assert wal is not None
+    wal.every, wal.inline_after = 10_000, 10_000
+    write(engine, 1)
+    assert wal.wait_idle() and wal.background_runs == 0
+    wal._asked_at -= Checkpointer.INTERVAL  # as if the interval went by since the last request
+    write(engine, 1)
+    assert wal.wait_idle() and wal.background_runs == 1
+
+
+def test_a_restart_gives_up_on_a_reader_that_outlasts_its_wait(engine: Engine, tmp_path: Path) -> None:
+    wal = checkpointer(engine)
+    assert wal is not None
+    wal.every, wal.inline_after, wal.restart_frames = 10_000, 10_000, 1
+    wal.RESTART_WAIT_MS = 50
+    reader = sqlite3.connect(tmp_path / "wal.db", isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM t").fetchone()  # holds its snapshot on the WAL
+    write(engine, 5)
+    try:
+        assert wal._checkpoint(inline=False, restart=True)  # finished, without the restart
+        assert wal.restarts == 0
+    finally:
+        reader.execute("COMMIT")
+        reader.close()
+    assert wal._checkpoint(inline=False, restart=True) and wal.restarts == 1
