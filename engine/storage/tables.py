@@ -140,7 +140,9 @@ tasks = Table(
 history = Table(
     "dk_history", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("instance_id", Integer, ForeignKey("dk_flow_instances.id"), index=True),
+    # No index on instance_id: nothing looks history up by instance (a record's trail is read by
+    # (form, record_id)), and instances are never deleted (revision 0008 dropped it).
+    Column("instance_id", Integer, ForeignKey("dk_flow_instances.id")),
     Column("form", String(100), nullable=False),
     Column("record_id", Integer, nullable=False),
     Column("kind", String(50), nullable=False),  # submitted, updated, task_completed, escalated...
