@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from starlette.concurrency import run_in_threadpool
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -21,6 +20,7 @@ from engine.types import label_text
 from forms.render import form_view, parse_form_post
 from web.antispam import HONEYPOT, TICKET, SpamSuspected
 from web.forms_body import read_form
+from web.offload import offload
 from web.ratelimit import Limit
 from web.security import embeddable_csp
 
@@ -99,9 +99,10 @@ def routes(web: "Web") -> list[Route]:
         if file_errors:
             return render(request, form, values=data, errors=file_errors, status=422)
         try:
-            result = web.system.forms.submit(form.name, data, actor=None, locale=locale,
-                                             idempotency_key=f"public:{ticket.key}", channel="web",
-                                             anonymous=True)
+            # Off the event loop: the submission may wait on the database's write lock.
+            result = await offload.run(web.system.forms.submit, form.name, data, actor=None, locale=locale,
+                                       idempotency_key=f"public:{ticket.key}", channel="web",
+                                       anonymous=True)
         except ValidationFailed as exc:
             return render(request, form, values=data, errors=exc.errors, status=422)
         target = f"/f/{form.name}/submitted/{result.query_no or ''}?lang={locale}"
@@ -158,7 +159,7 @@ async def _store_files(web: "Web", form: Any, posted: Any, data: dict[str, Any],
         ids = []
         for upload in files:
             try:
-                stored = await run_in_threadpool(service.upload, upload.file, upload.filename,
+                stored = await offload.run(service.upload, upload.file, upload.filename,
                                                  upload.content_type, actor=None, limits=limits)
             except UploadRefused as exc:
                 errors.setdefault(name, []).append(f"{upload.filename}: {exc.text(locale)}")

@@ -281,3 +281,27 @@ def test_a_bad_waybill_cell_is_reported_with_its_row_and_column(client: TestClie
     assert response.status_code == 422
     assert "Row 2 Waybill number: " in response.text
     assert 'value="EA123456789CN"' in response.text
+
+
+def test_the_submission_runs_off_the_event_loop_thread(client: TestClient, clock: ManualClock, system: System,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """It may wait on the database's write lock: the event loop must go on serving meanwhile."""
+    import asyncio
+
+    submit = system.forms.submit
+    loops: list[bool] = []
+
+    def watched(*args: object, **kwargs: object) -> object:
+        try:
+            asyncio.get_running_loop()
+            loops.append(True)
+        except RuntimeError:
+            loops.append(False)
+        return submit(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(system.forms, "submit", watched)
+    ticket = open_form(client, clock)
+    assert client.post("/f/complaint", data={**FILLED, "_ticket": ticket}).status_code == 303
+    assert loops == [False]
+    bad = client.post("/f/complaint", data={**FILLED, "contact_phone": "x", "_ticket": open_form(client, clock)})
+    assert bad.status_code == 422 and loops == [False, False]  # its ValidationFailed still reaches the page
