@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -28,6 +27,7 @@ from engine.storage.tables import audit_log, user_roles, users
 from engine.types import label_text
 from web.auth import audit, end_sessions_of, hash_password, password_problems, require_admin
 from web.i18n import ui
+from web.offload import offload
 from web.ratelimit import client_address
 from web.reload import has_errors, reload_definitions
 
@@ -161,7 +161,7 @@ def routes(web: "Web") -> list[Route]:
                       {"roles": values["roles"], "department": values["department"] or None,
                        "password": bool(password)}, at=now, ip=address(request))
 
-        await run_in_threadpool(store)
+        await offload.run(store)
         if errors:
             with read_transaction(web.system.db) as conn:
                 people = _user_rows(conn)
@@ -216,7 +216,7 @@ def routes(web: "Web") -> list[Route]:
                 action = "user.permissions" if {"roles", "department"} & set(changes) else "user.updated"
                 audit(conn, admin, action, username, {"changes": changes}, at=now, ip=address(request))
 
-        await run_in_threadpool(store)
+        await offload.run(store)
         return back(request, f"/admin/users/{username}", saved="1")
 
     async def set_user_password(request: Request) -> Response:
@@ -239,7 +239,7 @@ def routes(web: "Web") -> list[Route]:
                 ended = end_sessions_of(conn, int(user["id"]))
                 audit(conn, admin, "user.password", username, {"sessions_ended": ended}, at=now, ip=address(request))
 
-        await run_in_threadpool(store)
+        await offload.run(store)
         return back(request, f"/admin/users/{username}", saved="1")
 
     async def set_active(request: Request) -> Response:
@@ -261,7 +261,7 @@ def routes(web: "Web") -> list[Route]:
                 audit(conn, admin, "user.activated" if active else "user.deactivated", username,
                       {"sessions_ended": ended}, at=now, ip=address(request))
 
-        await run_in_threadpool(store)
+        await offload.run(store)
         return back(request, f"/admin/users/{username}", saved="1")
 
     # -- reload ---------------------------------------------------------------------------------
@@ -273,7 +273,7 @@ def routes(web: "Web") -> list[Route]:
 
     async def reload(request: Request) -> Response:
         admin = require_admin(request)
-        diagnostics = await run_in_threadpool(reload_definitions, web, actor=admin, ip=address(request))
+        diagnostics = await offload.run(reload_definitions, web, actor=admin, ip=address(request))
         failed = has_errors(diagnostics)
         return page(request, "admin_reload.html", section="reload", result="failed" if failed else "ok",
                     diagnostics=[format_diagnostic(d) for d in diagnostics], bundle=web.system.bundle,
@@ -312,7 +312,7 @@ def routes(web: "Web") -> list[Route]:
                     audit(conn, admin, f"{kind}.retry", f"{kind}:{item}", {}, at=now, ip=address(request))
                 return done
 
-        done = await run_in_threadpool(run)
+        done = await offload.run(run)
         return back(request, "/admin/incidents", saved="1" if done else "0")
 
     # -- audit log -----------------------------------------------------------------------------

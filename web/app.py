@@ -31,7 +31,9 @@ from web import definitions_pages, inbox, records_pages
 from web import dashboards, printing
 from web.antispam import TicketSigner
 from web.i18n import ui
+from web.json_answer import JSONAnswer
 from web.ratelimit import Limit, RateLimiter, client_address, retry_after
+from web.scope import header
 from web.security import SECURITY_HEADERS, BodySizeLimit, SecurityHeaders
 from web.settings import api_submits_per_minute, embed_origins, secret_key, trusted_proxies
 from web.system import System
@@ -58,7 +60,7 @@ class Web:
         self.pages = _templates()
         self.signer = TicketSigner(secret)
         self.limiter = RateLimiter(monotonic)
-        self.proxies = proxies
+        self.proxies = frozenset(proxies)  # looked up per rate-limited request (client_address)
         self.embedders = embed_origins()
         self.api_submits = Limit(api_submits_per_minute(), 60)
         self.auth = auth.Auth(secret, monotonic)  # sessions, CSRF keys, sign-in throttle
@@ -70,10 +72,11 @@ class Web:
     def locale_of(self, request: Request) -> str:
         """`?lang=` if the bundle has it, else the first bundle locale the browser accepts."""
         meta = self.bundle.meta
-        wanted = request.query_params.get("lang")
+        # Read raw: this runs on every API submission, most without a query string (web.scope).
+        wanted = request.query_params.get("lang") if request.scope.get("query_string") else None
         if wanted in meta.locales:
             return wanted
-        accept = request.headers.get("accept-language", "").lower()
+        accept = (header(request.scope, b"accept-language") or "").lower()
         for part in accept.split(","):
             tag = part.split(";")[0].strip()
             for loc in meta.locales:
@@ -108,8 +111,8 @@ def create_app(system: System, *, secret: str | None = None,
 
     async def healthz(request: Request) -> JSONResponse:
         running = web.system.bundle  # after a definitions reload, the new version
-        return JSONResponse({"status": "ok", "bundle": running.name, "version": running.version,
-                             "hash": running.hash})
+        return JSONAnswer({"status": "ok", "bundle": running.name, "version": running.version,
+                           "hash": running.hash})
 
     async def home(request: Request) -> Response:
         # Staff start at their inbox; everyone else at sign-in (the public form and the
@@ -119,7 +122,7 @@ def create_app(system: System, *, secret: str | None = None,
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ValidationFailed)
-        return JSONResponse({"error": "the submission has errors", "fields": exc.errors}, 422)
+        return JSONAnswer({"error": "the submission has errors", "fields": exc.errors}, 422)
 
     async def on_not_found(request: Request, exc: Exception) -> Response:
         return _error(request, 404, str(exc))
@@ -146,9 +149,9 @@ def create_app(system: System, *, secret: str | None = None,
         return response
 
     routes = [
+        *api.routes(web),  # first: it holds the busiest route (API submissions); paths do not overlap
         Route("/", home),
         Route("/healthz", healthz),
-        *api.routes(web),
         *openapi.routes(web),
         *tokens.routes(web),
         *webhooks.routes(web),
@@ -180,7 +183,7 @@ def create_app(system: System, *, secret: str | None = None,
 
 def _error(request: Request, status: int, message: str) -> Response:
     if request.url.path.startswith("/api/"):
-        return JSONResponse({"error": message}, status_code=status)
+        return JSONAnswer({"error": message}, status_code=status)
     return HTMLResponse(f"<!doctype html><title>{status}</title><h1>{status}</h1><p>"
                         f"{_escape(message)}</p>", status_code=status)
 

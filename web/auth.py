@@ -38,9 +38,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from markupsafe import Markup, escape
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import Request, cookie_parser
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -51,7 +50,9 @@ from engine.storage.db import read_transaction, transaction
 from engine.storage.tables import audit_log, sessions, users
 from forms.access import load_principal
 from web.i18n import ui
+from web.offload import offload
 from web.ratelimit import Limit, client_address, retry_after
+from web.scope import header, state_value
 
 if TYPE_CHECKING:
     from web.app import Web
@@ -315,7 +316,7 @@ def give_demo_passwords(conn: Connection, usernames: list[str], password: str) -
 
 def principal_of(request: Request) -> Principal | None:
     """The signed-in principal of this request (None when anonymous)."""
-    return getattr(request.state, "principal", None)
+    return state_value(request.scope, "principal")  # type: ignore[no-any-return]
 
 
 def require_principal(request: Request, *, roles: tuple[str, ...] = ()) -> Principal:
@@ -391,9 +392,9 @@ def check_csrf(request: Request, form: Mapping[str, Any] | None = None) -> None:
 
 
 def _submitted_token(request: Request, form: Mapping[str, Any] | None) -> str:
-    header = request.headers.get(CSRF_HEADER)
-    if header:
-        return header
+    sent = request.headers.get(CSRF_HEADER)
+    if sent:
+        return sent
     value = form.get(CSRF_FIELD) if form is not None else None
     return value if isinstance(value, str) else ""
 
@@ -602,16 +603,16 @@ class AuthMiddleware:
         if scope["type"] != "http" or scope.get("path", "").startswith("/static/"):
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
         state = scope.setdefault("state", {})
-        bearer = request.headers.get("authorization", "")[:7].lower() == "bearer "
-        cookie = request.cookies.get(SESSION_COOKIE, "")
+        # Read from the scope: no Request, no parsed cookie jar on the hot path (web.scope).
+        bearer = (header(scope, b"authorization") or "")[:7].lower() == "bearer "
+        cookie = _session_cookie(scope)
         state.setdefault("session_token", None)
         state.setdefault("anonymous_token", None)
         if cookie.startswith(ANONYMOUS_PREFIX) and 8 < len(cookie) < 100:
             state["anonymous_token"] = cookie
         elif cookie and not bearer and len(cookie) < 100:
-            resolved = await run_in_threadpool(_resolve, self.web, cookie)
+            resolved = await offload.run(_resolve, self.web, cookie)
             if resolved.valid:
                 state["session_token"] = cookie
                 if state.get("principal") is None:
@@ -619,6 +620,7 @@ class AuthMiddleware:
         state.setdefault("principal", None)
 
         if csrf_applies(scope["method"], scope["path"], cookie_session=bool(state["session_token"]), bearer=bearer):
+            request = Request(scope)
             host = request.headers.get("host", "")
             problem = origin_problem(request.headers, host)
             if problem is None:
@@ -649,9 +651,9 @@ class AuthMiddleware:
     async def _token_of(self, request: Request, receive: Receive) -> tuple[Receive, str]:
         """The submitted CSRF token (header, else the form's field: the body is read here and
         replayed to the handler), and the receive callable the handler must use."""
-        header = request.headers.get(CSRF_HEADER)
-        if header:
-            return receive, header
+        sent = request.headers.get(CSRF_HEADER)
+        if sent:
+            return receive, sent
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if request.url.path.startswith("/api/") or kind not in ("application/x-www-form-urlencoded",
                                                                  "multipart/form-data"):
@@ -701,6 +703,16 @@ class AuthMiddleware:
             return replay, value if isinstance(value, str) else ""
         finally:
             await form.close()
+
+
+def _session_cookie(scope: Scope) -> str:
+    """The session cookie's value ("" without one), as `request.cookies.get(SESSION_COOKIE, "")`
+    finds it: every Cookie header parsed in turn, a later one winning."""
+    found = ""
+    for key, value in scope["headers"]:
+        if key == b"cookie":
+            found = cookie_parser(value.decode("latin-1")).get(SESSION_COOKIE, found)
+    return found
 
 
 async def _plain(scope: Scope, send: Send, status: int, message: str) -> None:
@@ -773,7 +785,7 @@ def routes(web: "Web") -> list[Route]:
                 audit(conn, username, "signin", username, {}, at=now, ip=address)
                 return token, ""
 
-        token, reason = await run_in_threadpool(check)
+        token, reason = await offload.run(check)
         if token is None:
             log.info("failed sign-in for %r from %s: %s", username, address, reason)
             return show(request, error=ui("signin_failed", locale), username=username, status=401)
@@ -805,7 +817,7 @@ def routes(web: "Web") -> list[Route]:
                     audit(conn, principal, "signout", principal.username, {},
                           at=runtime.clock.now(), ip=client(request))
 
-        await run_in_threadpool(end)
+        await offload.run(end)
         response = RedirectResponse(f"/signin?lang={web.locale_of(request)}", status_code=303)
         fresh = ANONYMOUS_PREFIX + secrets.token_urlsafe(24)
         response.headers.append("set-cookie", cookie_header(SESSION_COOKIE, fresh, secure=is_secure(request)))

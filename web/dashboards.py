@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from urllib.parse import urlencode
 
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -21,6 +20,7 @@ from engine.types import label_text, translate
 from reports.query import OTHERS, ReportRequestError
 from reports.sql import NotTranslatable
 from web import auth
+from web.offload import offload
 from web.staff import local_time
 
 if TYPE_CHECKING:
@@ -135,15 +135,15 @@ def routes(web: "Web") -> list[Route]:
         params = _params(request)
         try:
             if fmt == "json":
-                body = await run_in_threadpool(service().widget_json, dashboard, widget, params, principal, locale)
+                body = await offload.run(service().widget_json, dashboard, widget, params, principal, locale)
                 return JSONResponse(body)
             if fmt in ("svg", "png"):
-                image = await run_in_threadpool(service().image, dashboard, widget, params, principal, locale, fmt)
+                image = await offload.run(service().image, dashboard, widget, params, principal, locale, fmt)
                 return Response(image, media_type="image/svg+xml" if fmt == "svg" else "image/png",
                                 headers={"content-security-policy": "default-src 'none'; style-src 'unsafe-inline'",
                                          "cache-control": "no-store"})
             if fmt in ("csv", "xlsx"):
-                content = await run_in_threadpool(service().export, dashboard, widget, params, principal, locale, fmt)
+                content = await offload.run(service().export, dashboard, widget, params, principal, locale, fmt)
                 media = ("text/csv; charset=utf-8" if fmt == "csv" else
                          "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
                 return Response(content, media_type=media, headers={
@@ -164,7 +164,7 @@ def routes(web: "Web") -> list[Route]:
             offset = 0
         reports = service()
         try:
-            total, records = await run_in_threadpool(reports.drill, dashboard, widget, params, principal,
+            total, records = await offload.run(reports.drill, dashboard, widget, params, principal,
                                                      limit=DRILL_PAGE, offset=offset)
         except (ReportRequestError, NotTranslatable) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)

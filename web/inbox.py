@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
 from sqlalchemy import select
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -29,6 +28,7 @@ from forms.access import record_scope
 from web import auth
 from web.flow_diagram import node_text
 from web.forms_body import read_form
+from web.offload import offload
 from web.staff import (SlaChip, duration_text, holds, inbox_condition, local_time, may_claim,
                        safe_next, scoped_ids, sla_states, worst_sla)
 
@@ -170,7 +170,7 @@ def routes(web: "Web") -> list[Route]:
         locale = web.locale_of(request)
         params = request.query_params
         node, status, text = params.get("node", ""), params.get("status", ""), params.get("q", "")[:100]
-        rows = await run_in_threadpool(inbox_rows, web, principal, locale)
+        rows = await offload.run(inbox_rows, web, principal, locale)
         shown = filter_rows(rows, node=node, status=status, text=text)
         page = _page_number(params.get("page"))
         pages = max((len(shown) + PAGE_SIZE - 1) // PAGE_SIZE, 1)
@@ -192,17 +192,17 @@ def routes(web: "Web") -> list[Route]:
         auth.check_csrf(request, form)
         task_id = _task_id(request)
         action = request.path_params["action"]
-        task = await run_in_threadpool(_visible_task, web, task_id, principal)
+        task = await offload.run(_visible_task, web, task_id, principal)
         back = safe_next(form.get("next"), f"/records/{task['form']}/{task['record_id']}")
         try:
             if action == "claim":
                 if not may_claim(task, principal) and not holds(task, principal):
                     return _redirect(back, "conflict" if task["status"] == "claimed" else "not_yours")
-                await run_in_threadpool(web.system.flows.claim, task_id, principal.username)
+                await offload.run(web.system.flows.claim, task_id, principal.username)
             elif action == "release":
                 if not holds(task, principal):
                     return _redirect(back, "not_yours")
-                await run_in_threadpool(web.system.flows.release, task_id, principal.username)
+                await offload.run(web.system.flows.release, task_id, principal.username)
             else:
                 raise HTTPException(404, "no such task command")
         except ConflictError:

@@ -12,7 +12,6 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -25,6 +24,7 @@ from engine.templating import TemplateRenderError
 from forms.access import can_read
 from reports.print.render import PUBLIC_URL_ENV, PrintService, Printed
 from web import auth
+from web.offload import offload
 from web.staff import hidden_fields
 from web.uploads import content_disposition
 
@@ -79,7 +79,7 @@ def routes(web: "Web") -> list[Route]:
             printed, service = render(request)
             return service.to_pdf(printed), printed.filename
 
-        body, filename = await run_in_threadpool(work)
+        body, filename = await offload.run(work)
         inline = request.query_params.get("download") != "1"
         headers = {**PDF_HEADERS, "content-disposition": content_disposition(filename, inline=inline)}
         return Response(body, media_type="application/pdf", headers=headers)
@@ -89,7 +89,7 @@ def routes(web: "Web") -> list[Route]:
             printed, service = render(request)
             return service.preview(printed)
 
-        html = await run_in_threadpool(work)
+        html = await offload.run(work)
         return HTMLResponse(html, headers={"content-security-policy": PREVIEW_CSP,
                                            "cache-control": "no-store",
                                            "x-content-type-options": "nosniff"})

@@ -62,8 +62,11 @@ class RateLimiter:
 def client_address(request: Request, trusted_proxies: Iterable[str] = ()) -> str:
     """The client's address: the peer, or the last untrusted hop of X-Forwarded-For when the
     peer is a trusted proxy."""
-    peer = request.client.host if request.client else "unknown"
-    trusted = set(trusted_proxies)
+    client = request.scope.get("client")  # what request.client wraps, without the wrapper
+    peer = client[0] if client else "unknown"
+    if not trusted_proxies:
+        return peer
+    trusted = trusted_proxies if isinstance(trusted_proxies, (set, frozenset)) else set(trusted_proxies)
     if peer not in trusted:
         return peer
     hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]

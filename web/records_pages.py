@@ -13,7 +13,6 @@ import tempfile
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
@@ -29,6 +28,7 @@ from forms.exchange import export_records
 from forms.render import form_view, parse_form_post
 from web import auth
 from web.forms_body import read_form
+from web.offload import offload
 from web.public import _store_files
 from web.record_list import ListQuery, list_page
 from web.record_view import build_record_page
@@ -76,7 +76,7 @@ def routes(web: "Web") -> list[Route]:
         form = staff_form(request)
         locale = web.locale_of(request)
         query = ListQuery.from_params(system, form, principal, request.query_params, locale)
-        view = await run_in_threadpool(list_page, web, form, principal, query, locale)
+        view = await offload.run(list_page, web, form, principal, query, locale)
         return web.page(request, "record_list.html", **view)
 
     async def export(request: Request) -> Response:
@@ -101,7 +101,7 @@ def routes(web: "Web") -> list[Route]:
             return count
 
         try:
-            await run_in_threadpool(run)
+            await offload.run(run)
         except BaseException:
             out.close()
             raise
@@ -150,7 +150,7 @@ def routes(web: "Web") -> list[Route]:
         try:
             # The key is rendered into the page: a double click or a retried post of the same
             # page finds the first record instead of making a second one.
-            result = await run_in_threadpool(lambda: system.forms.submit(
+            result = await offload.run(lambda: system.forms.submit(
                 form.name, data, actor=principal.username, locale=locale,
                 idempotency_key=f"staff:{principal.username}:{key}", channel="web"))
         except ValidationFailed as exc:
@@ -179,8 +179,8 @@ def routes(web: "Web") -> list[Route]:
         principal = auth.require_principal(request)
         form = staff_form(request)
         record_id = request.path_params["record_id"]
-        await run_in_threadpool(readable, principal, form.name, record_id)
-        return await run_in_threadpool(render_record, request, principal, form, record_id)
+        await offload.run(readable, principal, form.name, record_id)
+        return await offload.run(render_record, request, principal, form, record_id)
 
     async def comment(request: Request) -> Response:
         principal = auth.require_principal(request)
@@ -188,14 +188,14 @@ def routes(web: "Web") -> list[Route]:
         record_id = request.path_params["record_id"]
         posted = await read_form(request, max_fields=10)
         auth.check_csrf(request, posted)
-        await run_in_threadpool(readable, principal, form.name, record_id)
+        await offload.run(readable, principal, form.name, record_id)
         text = str(posted.get("comment", "")).strip()
         if not text or len(text) > MAX_COMMENT:
             message = web_text(web, request, "comment_empty" if not text else "comment_long")
-            return await run_in_threadpool(lambda: render_record(
+            return await offload.run(lambda: render_record(
                 request, principal, form, record_id, status=422, comment_error=message,
                 comment_text=text[:MAX_COMMENT]))
-        await run_in_threadpool(add_comment, web, form.name, record_id, principal.username, text)
+        await offload.run(add_comment, web, form.name, record_id, principal.username, text)
         return RedirectResponse(f"/records/{form.name}/{record_id}?notice=commented#comments", status_code=303)
 
     async def task_command(request: Request) -> Response:
@@ -205,8 +205,8 @@ def routes(web: "Web") -> list[Route]:
         action = request.path_params["action"]
         posted = await read_form(request, max_files=MAX_STEP_FILES, max_body=MAX_STEP_BYTES)
         auth.check_csrf(request, posted)
-        await run_in_threadpool(readable, principal, form.name, record_id)
-        task = await run_in_threadpool(_task_of, web, task_id, form.name, record_id)
+        await offload.run(readable, principal, form.name, record_id)
+        task = await offload.run(_task_of, web, task_id, form.name, record_id)
         locale = web.locale_of(request)
         here = f"/records/{form.name}/{record_id}"
         if action == "complete":
@@ -227,29 +227,29 @@ def routes(web: "Web") -> list[Route]:
         return_to = str(posted.get("return_to", "")) or None
         kept = {"values": values, "comment": comment or ""}
         if not holds(task, principal):
-            return await run_in_threadpool(lambda: render_record(
+            return await offload.run(lambda: render_record(
                 request, principal, form, record_id, status=409, posted={task["id"]: kept},
                 alert=web_text(web, request, "not_yours_long")))
         file_errors = await _store_files(web, form, posted, values, locale)
         if file_errors:
             kept["errors"] = file_errors
-            return await run_in_threadpool(lambda: render_record(
+            return await offload.run(lambda: render_record(
                 request, principal, form, record_id, status=422, posted={task["id"]: kept}))
         version = str(posted.get("version", ""))
         try:
-            await run_in_threadpool(lambda: system.flows.complete(
+            await offload.run(lambda: system.flows.complete(
                 task["id"], principal.username, values=values or None, outcome=outcome, comment=comment,
                 expected_version=int(version) if version.isdigit() else None, locale=locale,
                 return_to=return_to))
         except ValidationFailed as exc:
             kept["errors"] = exc.errors
-            return await run_in_threadpool(lambda: render_record(
+            return await offload.run(lambda: render_record(
                 request, principal, form, record_id, status=422, posted={task["id"]: kept}))
         except (ConflictError, NotFoundError) as exc:
             # Someone else completed or changed the task first, or the outcome is not one this
             # step takes: say so on the page, never as a stack trace.
             message = f"{web_text(web, request, 'conflict_long')} ({exc})"
-            return await run_in_threadpool(lambda: render_record(
+            return await offload.run(lambda: render_record(
                 request, principal, form, record_id, status=409, posted={task["id"]: kept}, alert=message))
         return RedirectResponse(f"/records/{form.name}/{record_id}?notice=completed", status_code=303)
 
@@ -265,7 +265,7 @@ def routes(web: "Web") -> list[Route]:
             raise HTTPException(400, "choose someone this task may be handed to")
         note = str(posted.get("comment", "")).strip()[:MAX_COMMENT] or None
         try:
-            await run_in_threadpool(lambda: system.flows.reassign(
+            await offload.run(lambda: system.flows.reassign(
                 task["id"], target, by=principal.username, comment=note, delegate=holds(task, principal)))
         except (ConflictError, NotFoundError):
             return RedirectResponse(f"{here}?notice=conflict", status_code=303)
@@ -275,7 +275,7 @@ def routes(web: "Web") -> list[Route]:
         principal = auth.require_principal(request)
         form = staff_form(request)
         record_id = request.path_params["record_id"]
-        await run_in_threadpool(readable, principal, form.name, record_id)
+        await offload.run(readable, principal, form.name, record_id)
         token = request.path_params["token"]
         with read_transaction(system.db) as conn:
             row = conn.execute(select(attachments).where(
@@ -284,7 +284,7 @@ def routes(web: "Web") -> list[Route]:
         if row is None or row["field"] in hidden_fields(system.runtime, form.name, principal):
             raise HTTPException(404, "no such file")
         store = system.runtime.services["attachments"].store
-        if not await run_in_threadpool(store.verify, row["sha256"], int(row["size"])):
+        if not await offload.run(store.verify, row["sha256"], int(row["size"])):
             raise HTTPException(500, "this file is damaged on the server; the administrator has been told")
         from forms.attachments.kinds import INLINE_TYPES
         from forms.attachments.service import type_of_media

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SECURITY_HEADERS = {
@@ -20,6 +21,10 @@ def embeddable_csp(origins: tuple[str, ...]) -> str:
     return "; ".join([*directives, "frame-ancestors " + " ".join(("'self'", *origins))])
 
 
+_ENCODED_HEADERS = tuple((key.encode(), value.encode()) for key, value in SECURITY_HEADERS.items())
+"""SECURITY_HEADERS as the raw pairs an ASGI response carries (encoded once, not per response)."""
+
+
 class SecurityHeaders:
     """Adds the security headers to every response (pure ASGI: streaming stays streaming)."""
 
@@ -34,13 +39,17 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                present = {k.lower() for k, _ in headers}
-                csp = dict(headers).get(b"content-security-policy", b"")
+                present = set()
+                csp = b""
+                for key, value in headers:
+                    present.add(key.lower())
+                    if key == b"content-security-policy":
+                        csp = value  # the last one, as dict(headers) would keep
                 embeddable = b"frame-ancestors" in csp and b"frame-ancestors 'none'" not in csp
-                for key, value in SECURITY_HEADERS.items():
+                for key, value in _ENCODED_HEADERS:
                     # An embeddable page names its framers in CSP; X-Frame-Options cannot.
-                    if key.encode() not in present and not (embeddable and key == "x-frame-options"):
-                        headers.append((key.encode(), value.encode()))
+                    if key not in present and not (embeddable and key == b"x-frame-options"):
+                        headers.append((key, value))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -69,8 +78,6 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        from starlette.exceptions import HTTPException
-
         limit = self.limit_for(scope.get("path", ""))
         for key, value in scope.get("headers", []):
             if key == b"content-length" and value.isdigit() and int(value) > limit:

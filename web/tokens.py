@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -34,6 +33,8 @@ from engine.identity import Principal
 from engine.storage.db import read_transaction, transaction
 from engine.storage.tables import api_tokens, users
 from forms.access import load_principal
+from web.offload import offload
+from web.scope import header
 
 if TYPE_CHECKING:
     from web.app import Web
@@ -154,15 +155,15 @@ class BearerTokens:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        header = next((v for k, v in scope.get("headers", []) if k == b"authorization"), None)
-        if header is None:
+        sent = header(scope, b"authorization")
+        if sent is None:
             await self.app(scope, receive, send)
             return
-        scheme, _, credentials = header.decode("latin-1").partition(" ")
+        scheme, _, credentials = sent.partition(" ")
         if scheme.lower() != "bearer":
             await self.app(scope, receive, send)
             return
-        principal = await run_in_threadpool(principal_for_token, self.web, credentials.strip())
+        principal = await offload.run(principal_for_token, self.web, credentials.strip())
         if principal is None:
             await _unauthorized(send)
             return

@@ -23,7 +23,6 @@ from urllib.parse import quote
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -36,6 +35,7 @@ from forms.attachments.limits import HARD_MAX_BYTES, MB, Limits
 from forms.attachments.service import AttachmentService, type_of_media
 from forms.attachments.store import FileStore, Incoming
 from web.auth import principal_of
+from web.offload import offload
 from web.ratelimit import Limit
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def routes(web: "Web", service: AttachmentService | None = None) -> list[Route]:
             incoming = receiver.incoming
             assert incoming is not None
             uploader = principal_of(request)
-            result = await run_in_threadpool(files.complete, incoming, receiver.filename,
+            result = await offload.run(files.complete, incoming, receiver.filename,
                                              receiver.declared_type,
                                              actor=uploader.username if uploader else None)
         except UploadRefused as exc:
@@ -137,11 +137,11 @@ def routes(web: "Web", service: AttachmentService | None = None) -> list[Route]:
     async def download(request: Request) -> Response:
         web.limit(request, "download", DOWNLOADS)
         # An unknown id is NotFoundError: the application's handler answers 404.
-        row = await run_in_threadpool(files.get, request.path_params["id"])
-        if not await run_in_threadpool(_may_download, web, request, row):
+        row = await offload.run(files.get, request.path_params["id"])
+        if not await offload.run(_may_download, web, request, row):
             raise NotFoundError("no such file")  # the same answer as an unknown id (RELIABILITY 47)
         sha256, size = row["sha256"], int(row["size"])
-        if not await run_in_threadpool(files.store.verify, sha256, size):
+        if not await offload.run(files.store.verify, sha256, size):
             log.error("attachment %s: stored file %s is missing or damaged", row["id"], sha256)
             raise HTTPException(500, "this file is damaged on the server; the administrator has been told")
         inline = request.query_params.get("inline") == "1" and type_of_media(row["media_type"]) in INLINE_TYPES

@@ -21,13 +21,13 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from forms.inbound import MappingFailed, WebhookSpec, map_payload
+from web.offload import offload
 
 if TYPE_CHECKING:
     from web.app import Web
@@ -94,7 +94,7 @@ def routes(web: "Web") -> list[Route]:
         except MappingFailed as exc:
             return JSONResponse({"error": "the payload could not be mapped", "fields": exc.errors}, 422)
         key = f"webhook:{spec.name}:{external}" if external else None
-        result = await run_in_threadpool(
+        result = await offload.run(
             system.forms.submit, spec.form, values, actor=spec.actor, locale=web.locale_of(request),
             idempotency_key=key, channel=f"webhook:{spec.name}")
         return JSONResponse({"id": result.record_id, "form": result.form, "query_no": result.query_no,
