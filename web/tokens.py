@@ -173,6 +173,17 @@ class BearerTokens:
         await self.app(scope, receive, send)
 
 
+def _revoke(web: "Web", principal: Principal, token_id: int, owner: str | None) -> Any:
+    """Revoke a token and audit it, in one transaction (run off the event loop: it writes)."""
+    from web.auth import audit  # web.auth imports this module
+
+    now = web.system.runtime.clock.now()
+    with transaction(web.system.db) as conn:
+        info = revoke_token(conn, token_id, now=now, owner=owner)
+        audit(conn, principal, "token.revoked", f"token:{token_id}", {"user": info.username}, at=now)
+    return info
+
+
 def routes(web: "Web") -> list[Route]:
     """`/api/v1/tokens`: list (own; admins: everyone's, `?user=` to narrow), create your own,
     revoke (yours; admins: anyone's). Creating answers the secret once."""
@@ -197,12 +208,18 @@ def routes(web: "Web") -> list[Route]:
             return JSONResponse({"error": "the token needs a name", "fields": {
                 "name": [f"1 to {MAX_NAME} characters saying what uses the token"]}}, 400)
         now = web.system.runtime.clock.now()
-        with transaction(web.system.db) as conn:
-            secret, token_id = create_token(conn, principal.username, name, now=now,
-                                            created_by=principal.username)
-            info = token_info(conn, token_id)
-            audit(conn, principal, "token.created", f"token:{token_id}",
-                  {"user": principal.username, "name": name.strip()}, at=now)
+
+        def store() -> tuple[str, Any]:
+            with transaction(web.system.db) as conn:
+                secret, token_id = create_token(conn, principal.username, name, now=now,
+                                                created_by=principal.username)
+                info = token_info(conn, token_id)
+                audit(conn, principal, "token.created", f"token:{token_id}",
+                      {"user": principal.username, "name": name.strip()}, at=now)
+            return secret, info
+
+        # Off the event loop: a write transaction may wait for the database's write lock.
+        secret, info = await offload.run(store)
         assert info is not None
         return JSONResponse({**info.to_json(), "token": secret}, status_code=201)
 
@@ -210,10 +227,8 @@ def routes(web: "Web") -> list[Route]:
         principal = require(request)
         check_same_site(request)
         token_id = path_id(request, "token")
-        now = web.system.runtime.clock.now()
-        with transaction(web.system.db) as conn:
-            info = revoke_token(conn, token_id, now=now, owner=None if principal.is_admin else principal.username)
-            audit(conn, principal, "token.revoked", f"token:{token_id}", {"user": info.username}, at=now)
+        owner = None if principal.is_admin else principal.username
+        info = await offload.run(_revoke, web, principal, token_id, owner)
         return JSONResponse(info.to_json())
 
     async def admin_page(request: Request) -> Response:
@@ -235,10 +250,7 @@ def routes(web: "Web") -> list[Route]:
 
         principal = require_admin(request)
         token_id = path_id(request, "token")
-        now = web.system.runtime.clock.now()
-        with transaction(web.system.db) as conn:
-            info = revoke_token(conn, token_id, now=now)
-            audit(conn, principal, "token.revoked", f"token:{token_id}", {"user": info.username}, at=now)
+        await offload.run(_revoke, web, principal, token_id, None)
         return RedirectResponse(f"/admin/tokens?lang={web.locale_of(request)}&revoked={token_id}", status_code=303)
 
     return [Route("/api/v1/tokens", list_, methods=["GET"]),
