@@ -19,6 +19,7 @@ from engine.expr import EvalContext
 from engine.runtime import Runtime
 from engine.storage.prepared import PreparedInsert, PreparedQuery
 from engine.storage.db import read_transaction, transaction
+from engine.storage.memo import memo
 from engine.storage.records import apply_additive, plan_migration, record_table
 from engine.storage.tables import history as dk_history
 from engine.storage.tables import idempotency as dk_idempotency
@@ -28,6 +29,8 @@ from forms.messages import FieldInvalid, message
 from forms.numbering import allocate
 
 _INSERT_HISTORY = PreparedInsert(dk_history)
+_READS = "docket_record_reads"
+"""The `engine.storage.memo` of the records read in a transaction (`FormService.read`)."""
 SYSTEM_COLUMNS = ("id", "query_no", "version", "status", "created_at", "updated_at", "created_by")
 
 
@@ -61,8 +64,6 @@ class FormService:
         rt.services["forms"] = self
         self._insert_record = {name: PreparedInsert(table) for name, table in self.tables.items()}
         self._record_updates: dict[tuple[str, tuple[str, ...], bool], PreparedQuery] = {}
-        self._reads: dict[int, tuple[Any, dict[tuple[str, int], dict[str, Any]]]] = {}
-        """Records read in the current transaction of each connection (`read`)."""
         self._auto_numbered = {name: tuple(n for n in form.stored if hasattr(form.types[n], "on_insert"))
                                for name, form in self.forms.items()}
         self._checked = {name: tuple(n for n in form.stored
@@ -263,10 +264,9 @@ class FormService:
         them (a savepoint that ends takes its reads with it) and dropped when this service
         writes the record; each caller gets its own copy. `fresh` reads the database anyway.
         """
-        scope = conn.get_nested_transaction() or conn.get_transaction()
-        kept = self._reads.get(id(conn)) if scope is not None else None
-        if kept is not None and kept[0] is scope and not fresh:
-            values = kept[1].get((form_name, record_id))
+        kept: dict[tuple[str, int], dict[str, Any]] | None = memo(conn, _READS, dict)
+        if kept is not None and not fresh:
+            values = kept.get((form_name, record_id))
             if values is not None:
                 return _copy(values)
         form = self.form(form_name)
@@ -282,20 +282,16 @@ class FormService:
         out = {c: row[c] for c in SYSTEM_COLUMNS}
         for name in form.stored:
             out[name] = form.types[name].from_db(row[name], form.field(name))
-        if scope is not None:
-            if kept is None or kept[0] is not scope:
-                if len(self._reads) > 256:  # connections come and go: never grow without bound
-                    self._reads.clear()
-                kept = self._reads[id(conn)] = (scope, {})
-            kept[1][(form_name, record_id)] = out
+        if kept is not None:
+            kept[(form_name, record_id)] = out
             return _copy(out)
         return out
 
     def _forget(self, conn: Connection, form_name: str, record_id: int) -> None:
-        """Drop a record's kept values on this connection, whichever transaction read them."""
-        kept = self._reads.get(id(conn))
+        """Drop a record's kept values on this connection (`read`)."""
+        kept = memo(conn, _READS, dict)
         if kept is not None:
-            kept[1].pop((form_name, record_id), None)
+            kept.pop((form_name, record_id), None)
 
     def get(self, form_name: str, record_id: int) -> dict[str, Any]:
         with read_transaction(self.rt.db) as conn:

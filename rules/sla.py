@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.engine import Connection
 
 from engine.calendar import BusinessCalendar
@@ -31,8 +31,9 @@ from engine.events import Event
 from engine.runtime import Runtime
 from engine.storage.db import read_transaction
 from engine.storage.prepared import PreparedInsert, PreparedQuery
-from engine.storage.tables import flow_instances, history, sla_clocks, tasks
+from engine.storage.tables import flow_instances, history, sla_clocks, tasks, timers as timer_table
 from rules.functions import CURRENT_CONNECTION
+from engine.storage.memo import memo
 from rules.spec import SlaPolicy
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,13 @@ UPDATE_EVENTS = ("record.updated", "task.completed")
 # once and run on the driver's cursor (engine/storage/prepared.py).
 _CLOCKS = select(sla_clocks).where(sla_clocks.c.form == bindparam("form"),
                                    sla_clocks.c.record_id == bindparam("record_id")).order_by(sla_clocks.c.id)
-_SELECT_CLOCKS = PreparedQuery(_CLOCKS)
+_ARMED = "_escalation_armed"
+_SELECT_CLOCKS = PreparedQuery(_CLOCKS.add_columns(
+    # Whether the policy's escalation timer is open, in the same statement: a command learns it
+    # with the clocks, instead of deleting a timer that is rarely there on every event.
+    exists().where(timer_table.c.subject == bindparam("subject"), timer_table.c.kind == ESCALATE_KIND,
+                   timer_table.c.open_key.is_not(None), timer_table.c.key == sla_clocks.c.policy)
+    .label(_ARMED)))
 _LOCK_CLOCKS = PreparedQuery(_CLOCKS.with_for_update())
 _INSERT_CLOCK = PreparedInsert(sla_clocks)
 _INSERT_HISTORY = PreparedInsert(history)
@@ -55,6 +62,32 @@ _RUNNING_NODES = PreparedQuery(select(flow_instances.c.current).where(
     flow_instances.c.status == "running"))
 _SAVE_CLOCK: dict[tuple[str, ...], PreparedQuery] = {}
 """Clock updates, one prepared statement per set of columns written."""
+_KNOWN = "docket_sla_known"
+"""conn.info key of what this transaction already knows (`_Known`)."""
+
+
+class _Known:
+    """What one transaction (or savepoint) has read or written of the SLA tables: the clock rows
+    of each record it touched and whether each escalation timer is armed (an `engine.storage.memo`).
+
+    Every event of a record with a policy runs the SLA service (about 20 per postal complaint),
+    and each read the record's clocks and cancelled the escalation timer again, although only
+    this service writes either. The rows kept are the very dicts the service updates as it
+    writes them (`_save` changes them in place, `_start` adds one), so they stay what the
+    database holds.
+    """
+
+    __slots__ = ("clocks", "escalation")
+
+    def __init__(self) -> None:
+        self.clocks: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        self.escalation: dict[tuple[str, str], bool] = {}
+        """(subject, policy) -> whether an escalation timer is open (armed), once known."""
+
+
+def _known(conn: Connection) -> _Known | None:
+    """This transaction's `_Known` (None outside a transaction: nothing is kept)."""
+    return memo(conn, _KNOWN, _Known)
 
 
 @dataclass(frozen=True)
@@ -158,7 +191,25 @@ class SlaService:
         return {**record, "record": record, "event": {"name": event.name, **dict(event.data)}}
 
     def _clocks(self, conn: Connection, form: str, record_id: int, *, lock: bool = False) -> list[dict[str, Any]]:
-        return (_LOCK_CLOCKS if lock else _SELECT_CLOCKS).all(conn, {"form": form, "record_id": record_id})
+        """The record's clock rows, read once per transaction (`_Known`); `lock` always reads,
+        FOR UPDATE on PostgreSQL. Callers may change the rows only through `_save`."""
+        known = _known(conn)
+        if known is not None and not lock:
+            rows = known.clocks.get((form, record_id))
+            if rows is not None:
+                return rows
+        if lock:
+            rows = _LOCK_CLOCKS.all(conn, {"form": form, "record_id": record_id})
+        else:
+            subject = f"record:{form}:{record_id}"
+            rows = _SELECT_CLOCKS.all(conn, {"form": form, "record_id": record_id, "subject": subject})
+            for row in rows:
+                armed = bool(row.pop(_ARMED))
+                if known is not None:
+                    known.escalation[(subject, row["policy"])] = armed
+        if known is not None:
+            known.clocks[(form, record_id)] = rows
+        return rows
 
     def _apply(self, conn: Connection, policy: SlaPolicy, event: Event, names: dict[str, Any],
                clocks: list[dict[str, Any]]) -> None:
@@ -227,6 +278,10 @@ class SlaService:
         if not paused:
             row.update(self._thresholds(policy, row, now))
         row["id"] = int(_INSERT_CLOCK.execute(conn, row))
+        known = _known(conn)
+        kept = known.clocks.get((policy.form, event.record_id)) if known is not None else None
+        if kept is not None:
+            kept.append(row)  # ordered by id, as the query orders them
         self._history(conn, row, "sla.started", {"target": target, "due_at": _iso(row["due_at"]),
                                                  "work_seconds": seconds})
         if not paused:
@@ -330,19 +385,31 @@ class SlaService:
         subject = f"record:{policy.form}:{event.record_id}"
         running = any(c["status"] in ("running", "paused") for c in clocks)
         applies = running and (esc.when is None or bool(esc.when.evaluate(names, self._eval_context())))
+        # Whether the timer is armed, when this transaction already cancelled, armed or looked
+        # it up: a normal-urgency complaint would otherwise delete nothing on every event.
+        known = _known(conn)
+        armed = known.escalation.get((subject, policy.name)) if known is not None else None
         if not applies:
-            timers.cancel(conn, kind=ESCALATE_KIND, subject=subject, key=policy.name)
+            if armed is not False:
+                timers.cancel(conn, kind=ESCALATE_KIND, subject=subject, key=policy.name)
+                if known is not None:
+                    known.escalation[(subject, policy.name)] = False
             return
         level = max(c["escalation_level"] for c in clocks)
         if level >= len(esc.chain):
             return
         restart = event.name in UPDATE_EVENTS and (event.actor or SYSTEM_ACTOR) != SYSTEM_ACTOR
-        pending = [t for t in timers.pending(conn, subject=subject, kind=ESCALATE_KIND) if t.key == policy.name]
-        if pending and not restart:
+        if armed is None and not restart:  # a restart re-arms whatever is pending
+            armed = any(t.key == policy.name for t in timers.pending(conn, subject=subject, kind=ESCALATE_KIND))
+        if armed and not restart:
+            if known is not None:
+                known.escalation[(subject, policy.name)] = True
             return
         timers.schedule(conn, kind=ESCALATE_KIND, subject=subject, key=policy.name,
                         due_at=self.calendar(policy).add_work_time(now, esc.every),
                         payload={"policy": policy.name})
+        if known is not None:
+            known.escalation[(subject, policy.name)] = True
 
     # -- timer handlers -----------------------------------------------------------------------
     def _lock_record(self, conn: Connection, form: str, record_id: int) -> None:
@@ -446,11 +513,15 @@ class SlaService:
                 "tasks": escalated}
         self._history(conn, clocks[0], "sla.escalated", data)
         self.rt.bus.publish(Event("sla.escalated", now, form, record_id, SYSTEM_ACTOR, data), conn)
+        known = _known(conn)
         if level < len(esc.chain):
             self.rt.services["timers"].schedule(
                 conn, kind=ESCALATE_KIND, subject=timer.subject, key=policy.name,
                 due_at=self.calendar(policy).add_work_time(max(now, timer.due_at), esc.every),
                 payload={"policy": policy.name})
+        if known is not None:
+            # Armed again, or (the chain's end) none: the fired timer is no longer open.
+            known.escalation[(timer.subject, policy.name)] = level < len(esc.chain)
 
     def _history(self, conn: Connection, row: Mapping[str, Any], kind: str, data: Mapping[str, Any]) -> None:
         _INSERT_HISTORY.execute(conn, dict(
@@ -460,7 +531,7 @@ class SlaService:
     def clocks(self, form: str, record_id: int) -> list[dict[str, Any]]:
         """The record's clock rows (for the timeline and tests)."""
         with read_transaction(self.rt.db) as conn:
-            return self._clocks(conn, form, record_id)
+            return [dict(row) for row in self._clocks(conn, form, record_id)]
 
 
 class RecordBusy(Exception):

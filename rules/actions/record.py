@@ -16,6 +16,7 @@ from engine.types import YamlPath
 from engine.yamlsource import Document
 from rules.actions.common import add_history, json_safe, write_fields
 from rules.exprs import compile_expr
+from engine.storage.memo import forget, memo
 
 
 def _form(ctx: BuildContext, name: str | None) -> Any:
@@ -91,10 +92,12 @@ class Tag(BaseAction):
         present = act.conn.execute(select(record_tags.c.id).where(where)).first() is not None
         if compiled["remove"]:
             if present:
+                forget(act.conn, _TAGS)
                 act.conn.execute(delete(record_tags).where(where))
                 add_history(act, "tag.removed", {"tag": compiled["tag"]})
         elif not present:
             note = act.evaluate(compiled["note"])
+            forget(act.conn, _TAGS)
             act.conn.execute(record_tags.insert().values(
                 form=act.form, record_id=act.record_id, tag=compiled["tag"],
                 note=None if note is None else str(note)[:2000], created_at=act.runtime.clock.now(),
@@ -111,9 +114,20 @@ _TAGS_OF = PreparedQuery(select(record_tags.c.tag).where(
 """Read for every rule evaluation (`tags` is a name rules see): prepared once."""
 
 
+_TAGS = "docket_record_tags"
+"""The `engine.storage.memo` of the tags read in a transaction: every rule evaluation asks, and only the
+`tag` action writes them (forgetting the memo)."""
+
+
 def tags_of(conn: Any, form: str, record_id: int) -> list[str]:
-    """The record's tags, alphabetical."""
-    return [r["tag"] for r in _TAGS_OF.all(conn, {"form": form, "record_id": record_id})]
+    """The record's tags, alphabetical (read once per transaction or savepoint)."""
+    known: dict[tuple[str, int], tuple[str, ...]] | None = memo(conn, _TAGS, dict)
+    tags = known.get((form, record_id)) if known is not None else None
+    if tags is None:
+        tags = tuple(r["tag"] for r in _TAGS_OF.all(conn, {"form": form, "record_id": record_id}))
+        if known is not None:
+            known[(form, record_id)] = tags
+    return list(tags)
 
 
 class CreateRecord(BaseAction):

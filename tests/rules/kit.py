@@ -7,12 +7,13 @@ Monday 2026-11-23 09:00 local is 01:00 UTC.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from textwrap import dedent
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from engine.bundle import validate_bundle
 from engine.clock import ManualClock
@@ -209,3 +210,22 @@ def states(system: System, record_id: int) -> dict[str, tuple[str, Any, int]]:
 
 def local(value: datetime) -> datetime:
     return value.astimezone(SHANGHAI)
+
+
+@contextmanager
+def statements(system: System) -> Iterator[list[str]]:
+    """Every SQL statement the system sends to SQLite inside the block, as the driver runs it
+    (prepared statements on the raw cursor included). The pool starts over on entry and on
+    exit, so every connection of the block, and none after it, reports to the list."""
+    seen: list[str] = []
+
+    def trace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(seen.append)
+
+    system.db.dispose()
+    event.listen(system.db, "connect", trace)
+    try:
+        yield seen
+    finally:
+        event.remove(system.db, "connect", trace)
+        system.db.dispose()

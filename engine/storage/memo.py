@@ -1,0 +1,38 @@
+"""What a transaction already knows: values kept for the innermost transaction or savepoint.
+
+Rules, SLA clocks and flow nodes run on every event of a command, and each asked the database
+again for the same rows (a record, its tags, its SLA clocks) that nothing else in the
+transaction had changed. A memo keeps them for the innermost transaction or savepoint of the
+connection: entering or leaving a savepoint starts a new memo, so nothing a rolled-back
+savepoint read or wrote is believed after it, and a new transaction never sees the last one's.
+The code that writes the rows keeps the memo true (or drops it with `forget`). Users: record
+reads (forms/records.py), tags (rules/actions/record.py), SLA clocks (rules/sla.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+from sqlalchemy.engine import Connection
+
+__all__ = ["forget", "memo"]
+
+T = TypeVar("T")
+
+
+def memo(conn: Connection, key: str, new: Callable[[], T]) -> T | None:
+    """The memo `key` of the connection's innermost transaction or savepoint, made by `new()`
+    when there is none yet; None outside a transaction (nothing is kept then)."""
+    scope = conn.get_nested_transaction() or conn.get_transaction()
+    if scope is None:
+        return None
+    kept = conn.info.get(key)
+    if kept is None or kept[0] is not scope:
+        kept = conn.info[key] = (scope, new())
+    return kept[1]  # type: ignore[no-any-return]
+
+
+def forget(conn: Connection, key: str) -> None:
+    """Drop the memo `key`, whichever transaction or savepoint it belongs to (after a write the
+    memo cannot follow)."""
+    conn.info.pop(key, None)
