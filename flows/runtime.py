@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -569,7 +569,7 @@ class FlowService:
         approval's `return` outcome sends the record back to; `attachments` are ids of uploaded
         files kept with this step in the history.
         """
-        with transaction(self.rt.db) as conn:
+        with transaction(self.rt.db) as conn, self._cells_once(conn):
             # The task and its instance (locked) in one read.
             row = _TASK_AND_INSTANCE.first(conn, {"task_id": task_id})
             if row is None:
@@ -614,17 +614,20 @@ class FlowService:
             diff = self.forms.update_fields(conn, flow.form, task["record_id"],
                                             {k: clean[k] for k in editable if k in clean},
                                             actor=username)
-            if diff:
-                # A rule reacting to the change may have touched the task (e.g. escalated it) in
-                # this same transaction: complete the task as it is now. (No change published no
-                # `record.updated`, so nothing else ran.)
-                task = self._task(conn, task["id"])
-                if task["status"] not in ("open", "claimed"):
-                    raise ConflictError(f"task {task['id']} was {task['status']} while it was being completed")
         now = self.rt.clock.now()
-        self._update_task(conn, task, status="completed",
-                          outcome=outcome, comment=comment, completed_at=now,
+        completion = dict(status="completed", outcome=outcome, comment=comment, completed_at=now,
                           completed_by=self.user_id(conn, username) if username else None)
+        if not self._try_update_task(conn, task, task["version"], completion):
+            if not diff:
+                raise ConflictError(f"task {task['id']} was changed by someone else; reload and try again")
+            # A rule reacting to the change touched the task (e.g. escalated it) in this same
+            # transaction: every task write moves its version, so the version-checked write above
+            # found out without reading the task again. Complete the task as it is now. (No
+            # change published no `record.updated`, so nothing else ran.)
+            task = self._task(conn, task["id"])
+            if task["status"] not in ("open", "claimed"):
+                raise ConflictError(f"task {task['id']} was {task['status']} while it was being completed")
+            self._update_task(conn, task, **completion)
         data: dict[str, Any] = {"task_id": task["id"], "outcome": outcome, "comment": comment,
                                 "changes": diff}
         if attachments:
@@ -757,6 +760,15 @@ class FlowService:
         if service is None:
             raise ConflictError("file uploads are not enabled")
         return service.link(conn, ids, form, record_id, "_history", locale=locale)  # type: ignore[no-any-return]
+
+    def _cells_once(self, conn: Connection) -> AbstractContextManager[None]:
+        """Report cells (reports/rollups.py) that the command's events touch more than once, as
+        a completion that changes the record and ends its flow does, are recomputed once, as
+        the command ends."""
+        keeper = self.rt.services.get("rollups")
+        if keeper is None or not keeper.by_form:  # a bundle without rollups: nothing to defer
+            return nullcontext()
+        return keeper.deferred(conn)  # type: ignore[no-any-return]
 
     # -- resuming waiting tokens ------------------------------------------------------------
     @contextmanager
@@ -1035,6 +1047,17 @@ class FlowService:
     def _update_task(conn: Connection, task: Mapping[str, Any], *, expected_version: int | None = None,
                      **values: Any) -> None:
         version = task["version"] if expected_version is None else expected_version
+        if not FlowService._try_update_task(conn, task, version, values):
+            raise ConflictError(f"task {task['id']} was changed by someone else; reload and try again")
+
+    @staticmethod
+    def _try_update_task(conn: Connection, task: Mapping[str, Any], version: int,
+                         values: Mapping[str, Any]) -> bool:
+        """Write `values` to the task if it is still at `version` (moving it on); False if not.
+
+        Every write of a task moves its version (these updates, cancellations, the `assign`
+        action), so a task read earlier in the transaction is known to be current when this
+        succeeds."""
         columns = tuple(sorted(values))
         stmt = _UPDATE_TASK.get(columns)
         if stmt is None:
@@ -1044,8 +1067,7 @@ class FlowService:
                          "version": bindparam("b_new")}))
         params = {f"v_{c}": values[c] for c in columns}
         params.update(b_id=task["id"], b_version=version, b_new=version + 1)
-        if stmt.execute(conn, params) != 1:
-            raise ConflictError(f"task {task['id']} was changed by someone else; reload and try again")
+        return stmt.execute(conn, params) == 1
 
 
 def _state(row: Mapping[str, Any]) -> dict[str, Any]:

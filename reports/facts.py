@@ -23,6 +23,7 @@ from engine.events import Event
 from engine.runtime import Runtime
 from engine.storage.prepared import PreparedQuery
 from engine.storage.tables import flow_instances, report_facts, tasks
+from engine.timers import dialect_insert
 
 DERIVED = {"first_response_at": "date", "closed_at": "date", "first_response_hours": "number",
            "resolution_hours": "number", "is_repeat": "number", "is_open": "number", "age_hours": "number"}
@@ -45,8 +46,8 @@ class FactKeeper:
         self._first_response = PreparedQuery(report_facts.update().where(
             key & report_facts.c.first_response_at.is_(None)).values(
             first_response_at=sa.bindparam("f_at", type_=report_facts.c.first_response_at.type)))
-        self._exists = PreparedQuery(sa.select(report_facts.c.record_id).where(key))
-        self._updates: dict[tuple[str, ...], PreparedQuery] = {}  # columns written -> their UPDATE
+        self._responded_at = PreparedQuery(sa.select(report_facts.c.first_response_at).where(key))
+        self._updates: dict[tuple[str, tuple[str, ...]], PreparedQuery] = {}  # (dialect, columns) -> upsert
         self._insert = report_facts.insert()
         self._earlier: dict[str, tuple[PreparedQuery, PreparedQuery]] = {}
         datasets = runtime.bundle.all("dataset").values()
@@ -74,14 +75,18 @@ class FactKeeper:
             self._cells(conn, event.form, event.record_id, {k: v[0] for k, v in changes.items()})
 
     def _upsert(self, conn: Connection, form: str, record_id: int, **values: Any) -> None:
+        """Set `values` on the record's facts row, adding the row if it has none, in one
+        statement (INSERT ... ON CONFLICT DO UPDATE: a new record's facts took an UPDATE that
+        matched nothing and then an INSERT)."""
         columns = tuple(sorted(values))
-        stmt = self._updates.get(columns)
+        stmt = self._updates.get((conn.dialect.name, columns))
         if stmt is None:
-            stmt = self._updates[columns] = PreparedQuery(report_facts.update().where(self._key).values(
-                {c: sa.bindparam(f"v_{c}", type_=report_facts.c[c].type) for c in columns}))
-        params = {"f_form": form, "f_record": record_id, **{f"v_{c}": v for c, v in values.items()}}
-        if stmt.execute(conn, params) == 0:
-            conn.execute(self._insert, {"form": form, "record_id": record_id, **values})
+            upsert = dialect_insert(conn)(report_facts).values(
+                {c: sa.bindparam(f"v_{c}", type_=report_facts.c[c].type) for c in ("form", "record_id", *columns)})
+            stmt = self._updates[(conn.dialect.name, columns)] = PreparedQuery(upsert.on_conflict_do_update(
+                index_elements=[report_facts.c.form, report_facts.c.record_id],
+                set_={c: upsert.excluded[c] for c in columns}))
+        stmt.execute(conn, {"v_form": form, "v_record_id": record_id, **{f"v_{c}": v for c, v in values.items()}})
 
     def _created(self, event: Event, conn: Connection) -> None:
         if event.form not in self.forms or event.record_id is None:
@@ -114,11 +119,16 @@ class FactKeeper:
         if event.form not in self.forms or event.record_id is None:
             return
         params = {"f_form": event.form, "f_record": event.record_id, "f_at": event.at}
-        if self._first_response.execute(conn, params) == 0:
-            if self._exists.first(conn, params) is not None:
-                return  # not the first response: nothing changed
+        # Read first: every task completion passes here and only the first one writes, so the
+        # usual case is one SELECT (an UPDATE that matched nothing, then a SELECT, before).
+        facts = self._responded_at.first(conn, params)
+        if facts is None:
             conn.execute(self._insert, {"form": event.form, "record_id": event.record_id,
                                         "first_response_at": event.at})
+        elif facts["first_response_at"] is not None:
+            return  # not the first response: nothing changed
+        elif self._first_response.execute(conn, params) == 0:
+            return  # answered meanwhile (PostgreSQL: a concurrent first response committed first)
         self._cells(conn, event.form, event.record_id)
 
     def _closed(self, event: Event, conn: Connection) -> None:

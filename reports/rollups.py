@@ -11,8 +11,10 @@ distinct count, a median, a text filter, a row-level scope, a `where`) reads the
 Cells are recomputed from their records, never incremented, in the transaction of the event
 that changed one of them: `record.created`, `record.updated` (the old cell from the change's
 old values, then the new one), and the lifecycle facts (first response, closure, reopening).
-So a cell is always exactly what a scan would give. A rollup whose definition changed is rebuilt
-at start-up; `rebuild` does it on demand (after a bulk load).
+Inside `deferred` (a flow command: a task completion that changes the record and closes it)
+the events only note the cells they touch, and each is recomputed once as the block ends, still
+in the transaction. So a committed cell is always exactly what a scan would give. A rollup whose
+definition changed is rebuilt at start-up; `rebuild` does it on demand (after a bulk load).
 
 Month cells (`grain: month`, stored under the month's first day) answer widgets whose period is
 unbounded or made of whole months (a period ending today counts: the current month holds
@@ -28,10 +30,11 @@ import ast
 import calendar
 import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -47,6 +50,8 @@ from reports.sql import local_day_bounds
 
 MAX_PARTS = 24
 TIME_DEPENDENT = frozenset({"age_hours"})
+_DEFERRED = "docket_rollup_cells"
+"""conn.info key of the cells noted inside `deferred`: (the transaction, {cell: what refreshes it})."""
 
 
 @dataclass(frozen=True)
@@ -305,19 +310,59 @@ class RollupKeeper:
             pairs = [(d, r) for d, r in pairs if changed & self._relevant_to(d, r)]
             if not pairs:
                 return
-        self._lock(conn, [rollup_id(d, r) for d, r in pairs])
         row = self._record_select(form).first(conn, {"record_id": record_id})
         if row is None:
             return
-        # Day cells first: a month cell may be the sum of the day cells just refreshed.
-        for dataset, rollup in sorted(pairs, key=lambda p: p[1].grain != "day"):
+        # The cells holding the record now and (from the old values) before this change: the
+        # keys are taken now, as a later change of the transaction may move the record again.
+        cells: dict[tuple[Any, ...], tuple[DatasetSpec, RollupSpec, datetime, tuple[Any, ...]]] = {}
+        for dataset, rollup in pairs:
             dims = [dataset.fields[d].column for d in rollup.dimensions]
-            now_key = tuple(row[c] for c in dims)
-            keys = {now_key}
+            keys = {tuple(row[c] for c in dims)}
             if old_values:
                 keys.add(tuple(old_values.get(c, row[c]) for c in dims))
             for key in keys:
-                self._refresh(conn, dataset, rollup, row["created_at"], key)
+                cell = (rollup_id(dataset, rollup), self._cell_day(rollup, row["created_at"]), key)
+                cells[cell] = (dataset, rollup, row["created_at"], key)
+        deferred = conn.info.get(_DEFERRED)
+        if deferred is not None and deferred[0] is conn.get_transaction():
+            deferred[1].update(cells)
+            return
+        self.refresh_cells(conn, list(cells.values()))
+
+    @contextmanager
+    def deferred(self, conn: Connection) -> Iterator[None]:
+        """Record changes inside the block only note the cells they touch; when the block ends
+        without an error each noted cell is recomputed once, in the caller's transaction (an
+        error leaves them to the rollback). A command whose events touch a record's cells
+        several times (its fields change, then its flow ends) pays for one refresh of each."""
+        root = conn.get_transaction()
+        outer = conn.info.get(_DEFERRED)
+        if root is None or (outer is not None and outer[0] is root):
+            yield  # nothing to wait for, or an enclosing block refreshes
+            return
+        cells: dict[tuple[Any, ...], tuple[DatasetSpec, RollupSpec, datetime, tuple[Any, ...]]] = {}
+        conn.info[_DEFERRED] = (root, cells)
+        try:
+            yield
+        finally:
+            conn.info.pop(_DEFERRED, None)
+        self.refresh_cells(conn, list(cells.values()))
+
+    def refresh_cells(self, conn: Connection,
+                      cells: Sequence[tuple[DatasetSpec, RollupSpec, datetime, tuple[Any, ...]]]) -> None:
+        """Recompute cells from their records, holding their rollups' locks; day cells first,
+        since a month cell may be the sum of the day cells just refreshed."""
+        if not cells:
+            return
+        self._lock(conn, [rollup_id(d, r) for d, r, _created, _key in cells])
+        for dataset, rollup, created, key in sorted(cells, key=lambda c: c[1].grain != "day"):
+            self._refresh(conn, dataset, rollup, created, key)
+
+    def _cell_day(self, rollup: RollupSpec, created: datetime) -> date:
+        """The local day (or month's first day) of the cell holding a record created then."""
+        day = created.astimezone(ZoneInfo(self.rt.bundle.meta.timezone)).date()
+        return day.replace(day=1) if rollup.grain == "month" else day
 
     def _record_select(self, form: str) -> Any:
         """created_at and every rolled-up field of one record."""

@@ -242,3 +242,61 @@ def test_cells_kept_on_postgresql_equal_a_scan(tmp_path: Any, postgres_url: str)
     for widget in ("heat", "by_region", "top_customer"):
         rows, source = answer(system, widget)
         assert source is not None and rounded(rows) == rounded(scanned(system, widget))
+
+
+def _spy_refreshes(keeper: Any, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+    refreshed: list[tuple[str, Any]] = []
+    original = keeper._refresh
+
+    def spy(conn: sa.Connection, dataset: Any, rollup: Any, created: Any, key: Any) -> None:
+        refreshed.append((rollup.name, key))
+        original(conn, dataset, rollup, created, key)
+
+    monkeypatch.setattr(keeper, "_refresh", spy)
+    return refreshed
+
+
+def test_cells_changed_twice_in_a_deferred_block_are_refreshed_once_as_it_ends(
+        kit: System, monkeypatch: pytest.MonkeyPatch) -> None:
+    keeper = kit.runtime.services["rollups"]
+    refreshed = _spy_refreshes(keeper, monkeypatch)
+    table = kit.forms.tables["ticket"]
+    with transaction(kit.db) as conn:
+        first = conn.execute(sa.select(table.c.id).order_by(table.c.id)).scalar()
+        with keeper.deferred(conn):
+            kit.forms.update_fields(conn, "ticket", first, {"satisfaction": 1}, actor="bea")
+            kit.forms.update_fields(conn, "ticket", first, {"satisfaction": 2}, actor="bea")
+            assert refreshed == []  # noted; recomputed as the block ends
+        # The satisfaction measure is in every rollup; the record stays in the same five cells.
+        assert len(refreshed) == 5 and len(set(refreshed)) == 5
+    for widget in WIDGETS:
+        assert rounded(answer(kit, widget)[0]) == rounded(scanned(kit, widget)), widget
+
+
+def test_a_deferred_block_that_fails_leaves_the_cells_as_they_were(kit: System) -> None:
+    keeper = kit.runtime.services["rollups"]
+    before = {widget: answer(kit, widget)[0] for widget in WIDGETS}
+    table = kit.forms.tables["ticket"]
+    with pytest.raises(RuntimeError), transaction(kit.db) as conn, keeper.deferred(conn):
+        first = conn.execute(sa.select(table.c.id).order_by(table.c.id)).scalar()
+        kit.forms.update_fields(conn, "ticket", first, {"region": "south", "satisfaction": 1}, actor="bea")
+        raise RuntimeError("the command fails after the change")
+    assert {widget: answer(kit, widget)[0] for widget in WIDGETS} == before
+    with transaction(kit.db) as conn:  # the next transaction defers nothing
+        assert conn.info.get("docket_rollup_cells") is None
+
+
+def test_a_cell_that_cannot_be_refreshed_fails_the_deferring_command(
+        kit: System, monkeypatch: pytest.MonkeyPatch) -> None:
+    keeper = kit.runtime.services["rollups"]
+
+    def broken(*_args: Any) -> None:
+        raise RuntimeError("the cell statement failed")
+
+    monkeypatch.setattr(keeper, "_refresh", broken)
+    table = kit.forms.tables["ticket"]
+    with read_transaction(kit.db) as conn:
+        first = conn.execute(sa.select(table.c.id).order_by(table.c.id)).scalar()
+    with pytest.raises(RuntimeError, match="cell statement"), transaction(kit.db) as conn, keeper.deferred(conn):
+        kit.forms.update_fields(conn, "ticket", first, {"satisfaction": 1}, actor="bea")
+    assert kit.forms.get("ticket", first)["satisfaction"] == 5  # nothing was committed
