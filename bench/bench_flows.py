@@ -14,6 +14,7 @@ One run reports, on SQLite and on PostgreSQL (a fresh schema):
    instances, half of them above 5000. Goal: Docket >= 10x SpiffWorkflow.
 
 Run: .venv/bin/python bench/bench_flows.py [--postal N] [--three N] [--pg URL | --no-pg] [--profile]
+[--statements]
 (SpiffWorkflow comes with the `bench` extra: pip install -e '.[bench]'.)
 """
 
@@ -207,6 +208,36 @@ def profile(system: System, instance: Callable[[System, int], int], n: int, top:
     return out.getvalue()
 
 
+def statements(system: System, instance: Callable[[System, int], int], n: int) -> str:
+    """SQL statements per instance by kind, as SQLite's driver runs them (a trace callback on
+    every connection, so the prepared statements run on the raw cursor are counted too)."""
+    from collections import Counter
+
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def trace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(seen.append)
+
+    system.db.dispose()  # every connection from here on reports
+    event.listen(system.db, "connect", trace)
+    try:
+        for _ in range(n):
+            instance(system, next(SERIAL))
+    finally:
+        event.remove(system.db, "connect", trace)
+        system.db.dispose()
+
+    def kind(sql: str) -> str:
+        word = sql.lstrip().split(None, 1)[0].upper()
+        return "SAVEPOINT" if word in ("RELEASE", "SAVEPOINT") or sql.upper().startswith("ROLLBACK TO") else word
+
+    counts = Counter(kind(sql) for sql in seen)
+    detail = ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(counts.items()))
+    return f"{len(seen) / n:.2f} statements per instance ({detail})"
+
+
 def best(runs: list[tuple[float, float]]) -> tuple[float, float]:
     """The median run (by instances/s) of several."""
     return sorted(runs)[len(runs) // 2]
@@ -220,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--no-pg", action="store_true")
     parser.add_argument("--profile", action="store_true", help="print where the time goes (SQLite)")
+    parser.add_argument("--statements", action="store_true",
+                        help="print SQL statements per instance by kind (SQLite), after the timed runs")
     args = parser.parse_args(argv)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -233,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             print(profile(postal, postal_instance, 100))
             print(profile(three, three_step_instance, 300))
+        if args.statements:
+            print("postal flow:", statements(postal, postal_instance, 30))
+            print("3-step:", statements(three, three_step_instance, 100))
     if not args.no_pg:
         try:
             results["postal_pg"] = best([rate(pg_system(POSTAL, args.pg), postal_instance, args.postal)
