@@ -10,13 +10,13 @@ from sqlalchemy import and_, bindparam, delete, select
 from engine.actions import ActionContext, ActionScope, BaseAction
 from engine.kinds import BuildContext
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
+from engine.storage.memo import forget, memo
 from engine.storage.prepared import PreparedQuery
 from engine.storage.tables import record_tags
 from engine.types import YamlPath
 from engine.yamlsource import Document
 from rules.actions.common import add_history, json_safe, write_fields
 from rules.exprs import compile_expr
-from engine.storage.memo import forget, memo
 
 
 def _form(ctx: BuildContext, name: str | None) -> Any:
