@@ -1,11 +1,16 @@
-"""Shared set-up of the API tests: a booted postal system, a client, API tokens per user."""
+"""Shared set-up of the API tests: a booted postal system, a client, API tokens per user.
+
+The `system` and `client` fixtures are imported by the test modules that use them as they are.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 
 from engine.clock import ManualClock
@@ -31,6 +36,34 @@ def boot_postal(tmp_path: Path) -> System:
 
 def client_of(system: System) -> TestClient:
     return TestClient(create_app(system, secret="test-secret"), raise_server_exceptions=False)
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> System:
+    return boot_postal(tmp_path)
+
+
+@pytest.fixture
+def client(system: System) -> TestClient:
+    return client_of(system)
+
+
+def watch_submissions(system: System, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record, for each `system.forms.submit` call from now on, whether it ran on an event loop
+    thread (True) or off it (False)."""
+    submit = system.forms.submit
+    on_loop: list[bool] = []
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return submit(*args, **kwargs)
+
+    monkeypatch.setattr(system.forms, "submit", watched)
+    return on_loop
 
 
 def token_for(system: System, username: str, name: str = "tests") -> str:

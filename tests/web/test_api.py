@@ -13,18 +13,8 @@ from engine.clock import ManualClock
 from engine.storage.db import read_transaction
 from engine.storage.tables import history
 from engine.bundle import validate_bundle
-from tests.web.api_kit import COMPLAINT, POSTAL, RECORDS, START, Api, boot_postal, client_of
+from tests.web.api_kit import COMPLAINT, POSTAL, RECORDS, START, Api, boot_postal, client_of, client, system  # noqa: F401 - fixtures
 from web.system import System, boot, build_registry
-
-
-@pytest.fixture
-def system(tmp_path: Path) -> System:
-    return boot_postal(tmp_path)
-
-
-@pytest.fixture
-def client(system: System) -> TestClient:
-    return client_of(system)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -12,18 +11,8 @@ from starlette.testclient import TestClient
 from cli import main
 from engine.storage.db import read_transaction, transaction
 from engine.storage.tables import api_tokens, audit_log, users
-from tests.web.api_kit import RECORDS, Api, bearer, boot_postal, client_of, token_for
+from tests.web.api_kit import RECORDS, Api, bearer, token_for, client, system  # noqa: F401 - fixtures
 from web.system import System
-
-
-@pytest.fixture
-def system(tmp_path: Path) -> System:
-    return boot_postal(tmp_path)
-
-
-@pytest.fixture
-def client(system: System) -> TestClient:
-    return client_of(system)
 
 
 def test_a_token_acts_as_its_user(client: TestClient, system: System) -> None:

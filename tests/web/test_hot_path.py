@@ -9,7 +9,6 @@ import contextvars
 import json
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +24,7 @@ from web.scope import header, state_value
 from web.security import SecurityHeaders
 from web.system import System
 
-from tests.web.api_kit import COMPLAINT, RECORDS, boot_postal, client_of
+from tests.web.api_kit import COMPLAINT, RECORDS, watch_submissions, client, system  # noqa: F401 - fixtures
 
 
 def scope_with(headers: list[tuple[bytes, bytes]], **extra: Any) -> dict[str, Any]:
@@ -129,16 +128,6 @@ def test_security_headers_are_added_once_and_frame_rules_kept() -> None:
 
 
 # -- over HTTP -----------------------------------------------------------------------------------
-
-@pytest.fixture
-def system(tmp_path: Path) -> System:
-    return boot_postal(tmp_path)
-
-
-@pytest.fixture
-def client(system: System) -> TestClient:
-    return client_of(system)
-
 
 def test_a_submission_is_answered_as_before(client: TestClient) -> None:
     response = client.post(RECORDS, json=COMPLAINT)
@@ -307,21 +296,10 @@ def test_json_body_limits_are_unchanged(client: TestClient) -> None:
 
 def test_an_api_submission_runs_off_the_event_loop_thread(client: TestClient, system: System,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    submit = system.forms.submit
-    loops: list[bool] = []
-
-    def watched(*args: Any, **kwargs: Any) -> Any:
-        try:
-            asyncio.get_running_loop()
-            loops.append(True)
-        except RuntimeError:
-            loops.append(False)
-        return submit(*args, **kwargs)
-
-    monkeypatch.setattr(system.forms, "submit", watched)
+    on_loop = watch_submissions(system, monkeypatch)
     assert client.post(RECORDS, json=COMPLAINT).status_code == 201
     assert client.post(RECORDS, json={**COMPLAINT, "contact_phone": "1"}).status_code == 422
-    assert loops == [False, False]
+    assert on_loop == [False, False]
 
 
 def test_the_authorization_header_is_read_as_before(client: TestClient, system: System) -> None:

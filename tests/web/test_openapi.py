@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -12,18 +11,8 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from forms.json_schema import nullable, record_values_schema, value_schema
-from tests.web.api_kit import RECORDS, Api, boot_postal, client_of
+from tests.web.api_kit import RECORDS, Api, client, system  # noqa: F401 - fixtures
 from web.system import System
-
-
-@pytest.fixture
-def system(tmp_path: Path) -> System:
-    return boot_postal(tmp_path)
-
-
-@pytest.fixture
-def client(system: System) -> TestClient:
-    return client_of(system)
 
 
 @pytest.fixture

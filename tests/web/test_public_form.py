@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 
 from engine.clock import ManualClock
 from web.app import create_app
+from tests.web.api_kit import watch_submissions
 from web.system import System, boot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -286,22 +287,9 @@ def test_a_bad_waybill_cell_is_reported_with_its_row_and_column(client: TestClie
 def test_the_submission_runs_off_the_event_loop_thread(client: TestClient, clock: ManualClock, system: System,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """It may wait on the database's write lock: the event loop must go on serving meanwhile."""
-    import asyncio
-
-    submit = system.forms.submit
-    loops: list[bool] = []
-
-    def watched(*args: object, **kwargs: object) -> object:
-        try:
-            asyncio.get_running_loop()
-            loops.append(True)
-        except RuntimeError:
-            loops.append(False)
-        return submit(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(system.forms, "submit", watched)
+    on_loop = watch_submissions(system, monkeypatch)
     ticket = open_form(client, clock)
     assert client.post("/f/complaint", data={**FILLED, "_ticket": ticket}).status_code == 303
-    assert loops == [False]
+    assert on_loop == [False]
     bad = client.post("/f/complaint", data={**FILLED, "contact_phone": "x", "_ticket": open_form(client, clock)})
-    assert bad.status_code == 422 and loops == [False, False]  # its ValidationFailed still reaches the page
+    assert bad.status_code == 422 and on_loop == [False, False]  # its ValidationFailed still reaches the page

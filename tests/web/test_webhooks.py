@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from engine.bundle import validate_bundle
 from engine.clock import ManualClock
 from forms.inbound import PathError, follow, parse_path
-from tests.web.api_kit import POSTAL, boot_postal, client_of
+from tests.web.api_kit import POSTAL, boot_postal, client  # noqa: F401 - fixture
 from web.system import System, build_registry
 from web.webhooks import sign
 
@@ -32,11 +32,6 @@ CALL: dict[str, Any] = {
 def system(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> System:
     monkeypatch.setenv("DOCKET_HOTLINE_SECRET", SECRET)
     return boot_postal(tmp_path)
-
-
-@pytest.fixture
-def client(system: System) -> TestClient:
-    return client_of(system)
 
 
 def deliver(client: TestClient, system: System, payload: Any, *, secret: str = SECRET,
