@@ -167,7 +167,10 @@ class ValidationFailed(DocketError):
 
     def __init__(self, errors: dict[str, list[str]]):
         self.errors = errors
-        super().__init__("; ".join(f"{k}: {', '.join(v)}" for k, v in errors.items()))
+        super().__init__(errors)  # the text is built only when shown: refused imports raise thousands
+
+    def __str__(self) -> str:
+        return "; ".join(f"{k}: {', '.join(v)}" for k, v in self.errors.items())
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:

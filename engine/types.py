@@ -39,9 +39,10 @@ def label_text(label: Any, locale: str = "en", fallback: str = "") -> str:
     """The text of a label for a locale, falling back to en, zh-CN, then any value."""
     if label is None:
         return fallback
-    if isinstance(label, str):
-        return label
-    if isinstance(label, Mapping):
+    cls = label.__class__
+    if cls is str or (cls is not dict and isinstance(label, str)):
+        return label  # type: ignore[no-any-return]
+    if cls is dict or isinstance(label, Mapping):  # a plain dict first: ABC checks are slow
         for key in (locale, locale.split("-")[0], "en", "zh-CN"):
             if key in label and isinstance(label[key], str):
                 return label[key]

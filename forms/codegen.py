@@ -109,7 +109,9 @@ def _field_block(index: int, plan: FieldPlan, namespace: dict[str, Any]) -> list
     lines += [f"    {keyword} {empty}:", f"        {var} = None", *("        " + r for r in recheck),
               "    else:", "        try:", f"            {var} = parse_{index}(raw)",
               "        except FieldInvalid as exc:", f"            {var} = None",
-              f"            add_errors(errors, exc.messages({name}, locale))",
+              # the first pass meets each field once: a plain problem is the field's first message
+              f"            if exc.parts: add_errors(errors, exc.messages({name}, locale))",
+              f"            else: errors[{name}] = [exc.text(locale)]",
               *("            " + r for r in recheck)]
     if plan.required and plan.custom_empty:
         lines += ["        else:", "            " + recheck[0]]

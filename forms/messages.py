@@ -62,9 +62,18 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
+_TEXTS: dict[tuple[str, str], str] = {}
+"""Looked-up message templates by (key, locale); bounded, since a locale may come from a request."""
+
+
 def message(key: str, locale: str = "en", **params: Any) -> str:
     """The message for `key` in `locale` (falling back to English), with params filled in."""
-    return translate(MESSAGES, key, locale, **params)
+    text = _TEXTS.get((key, locale))
+    if text is None:
+        text = translate(MESSAGES, key, locale)
+        if len(_TEXTS) < 4096:
+            _TEXTS[key, locale] = text
+    return text.format(**params) if params else text
 
 
 class FieldInvalid(Exception):
