@@ -7,9 +7,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from engine.clock import ManualClock
+from engine.storage.tables import outbox
 from web.app import create_app
 from tests.web.api_kit import watch_submissions
 from web.system import System, boot
@@ -96,6 +98,20 @@ def test_a_replayed_submission_creates_one_record(client: TestClient, clock: Man
     again = client.post("/f/complaint", data={**FILLED, "_ticket": ticket})
     assert first.headers["location"] == again.headers["location"]
     assert system.forms.count("complaint") == 1
+
+
+def test_a_replayed_submission_sends_one_acknowledgement_with_the_same_query_number(
+        client: TestClient, clock: ManualClock, system: System) -> None:
+    """RELIABILITY 40: a double click or a network retry is one ticket, one SMS, one number."""
+    ticket = open_form(client, clock)
+    pages = [client.get(client.post("/f/complaint", data={**FILLED, "_ticket": ticket}).headers["location"]).text
+             for _ in range(2)]
+    numbers = {match for page in pages for match in re.findall(r"TS\d{13}", page)}
+    assert numbers == {"TS2026112300001"}
+    with system.db.connect() as conn:
+        sms = conn.execute(select(outbox.c.recipient, outbox.c.body).where(outbox.c.channel == "sms")).all()
+    assert len(sms) == 1
+    assert sms[0].recipient == FILLED["contact_phone"] and "TS2026112300001" in sms[0].body
 
 
 def test_a_replayed_ticket_with_a_different_body_is_422(client: TestClient, clock: ManualClock) -> None:
