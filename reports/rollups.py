@@ -139,14 +139,25 @@ class RollupKeeper:
                     (r for r in dataset.rollups if r is not rollup and r.grain == "day" and _finer(r, rollup)), None)
 
     # -- building --------------------------------------------------------------------------------
-    def _grouped(self, dataset: DatasetSpec, rollup: RollupSpec, conditions: Sequence[Any] = ()) -> Any:
+    def _grouped(self, dataset: DatasetSpec, rollup: RollupSpec, conditions: Sequence[Any] = (),
+                 *, one_cell: bool = False) -> Any:
+        """The select of a rollup's cells from the records, grouped by cell; or, `one_cell`,
+        of the one cell that `conditions` pick, without grouping: its day is the bind parameter
+        `cell_day`, and each key is the same on every row read (the conditions fix it). Grouping
+        by the day label made SQLite compute it and sort every row of the cell, a third of a
+        refresh."""
         from reports.query import DatasetQuery
 
         q = DatasetQuery(self.rt, dataset, Principal.system())
-        day = _day_expr(q)
-        if rollup.grain == "month":
-            day = _month_start(day)
+        if one_cell:
+            day = sa.bindparam("cell_day", type_=sa.String)
+        else:
+            day = _day_expr(q)
+            if rollup.grain == "month":
+                day = _month_start(day)
         keys = [sa.func.coalesce(sa.cast(q.record.c[dataset.fields[d].column], sa.String), "") for d in rollup.dimensions]
+        if one_cell:  # an aggregate, so the select needs no GROUP BY (PostgreSQL insists)
+            keys = [sa.func.min(key) for key in keys]
         keys += [sa.literal("")] * (3 - len(keys))
         parts = []
         for name, ps in parts_of(dataset).items():
@@ -156,6 +167,8 @@ class RollupKeeper:
                            *[k.label(f"k{i + 1}") for i, k in enumerate(keys)],
                            sa.func.count().label("n"), *parts).select_from(q.from_clause())
         select = select.where(*where, *conditions) if (where or conditions) else select
+        if one_cell:
+            return select, q
         return select.group_by(sa.literal_column("day"), sa.literal_column("k1"), sa.literal_column("k2"),
                                sa.literal_column("k3")), q
 
@@ -376,8 +389,9 @@ class RollupKeeper:
         return stmt
 
     def _cell_from_records(self, dataset: DatasetSpec, rollup: RollupSpec, nulls: tuple[bool, ...]) -> Any:
-        """The grouped select of one cell over its records: bind parameters `start`, `end` (UTC)
-        and `key<i>` for each field whose value is not empty (`nulls` marks the empty ones)."""
+        """The select of one cell over its records: bind parameters `start`, `end` (UTC),
+        `cell_day` (its label) and `key<i>` for each field whose value is not empty (`nulls`
+        marks the empty ones). It always returns one row: `n` is 0 for an empty cell."""
         cache_key = ("cell", rollup_id(dataset, rollup), nulls)
         stmt = self._statements.get(cache_key)
         if stmt is None:
@@ -386,8 +400,8 @@ class RollupKeeper:
             for i, (d, empty) in enumerate(zip(rollup.dimensions, nulls)):
                 column = q.record.c[dataset.fields[d].column]
                 conditions.append(column.is_(None) if empty else column == sa.bindparam(f"key{i}"))
-            grouped, _ = self._grouped(dataset, rollup, conditions)
-            stmt = self._statements[cache_key] = _Statement(grouped)
+            cell, _ = self._grouped(dataset, rollup, conditions, one_cell=True)
+            stmt = self._statements[cache_key] = _Statement(cell)
         return stmt
 
     def _cell_delete(self) -> Any:
@@ -439,7 +453,7 @@ class RollupKeeper:
         else:
             start, end = local_day_bounds(day, last, zone)
             nulls = tuple(value is None or value == "" for value in key)
-            params: dict[str, Any] = {"start": start, "end": end}
+            params: dict[str, Any] = {"start": start, "end": end, "cell_day": day.isoformat()}
             params |= {f"key{i}": value for i, value in enumerate(key) if not nulls[i]}
             row = self._cell_from_records(dataset, rollup, nulls).first(conn, params)
         if row is not None and row["n"]:
