@@ -47,7 +47,7 @@ from sqlalchemy.engine import Connection
 from engine.backoff import RetryPolicy, error_text
 from engine.clock import ensure_utc
 from engine.errors import DocketError
-from engine.storage.db import read_transaction, transaction
+from engine.storage.db import read_transaction, savepoint, transaction
 from engine.storage.prepared import PreparedQuery
 from engine.storage.tables import timers as T
 
@@ -348,14 +348,11 @@ class TimerService:
                         raise _HandlerFailed(timer, exc, entry[1]) from exc
                     fired += 1
                     continue
-                savepoint = conn.begin_nested()
                 try:
-                    entry[0](conn, timer)
-                    savepoint.commit()
+                    with savepoint(conn):
+                        entry[0](conn, timer)
                     fired += 1
                 except Exception as exc:  # noqa: BLE001 - retried with backoff, then an incident
-                    if savepoint.is_active:
-                        savepoint.rollback()
                     self._failed(conn, timer, exc, now, entry[1])
         return fired
 
@@ -375,18 +372,16 @@ class TimerService:
             log.warning("timer %s (%s %s) failed (attempt %d of %d), retrying at %s: %s",
                         timer.id, timer.kind, timer.subject, failures, policy.max_attempts,
                         values["lease_until"].isoformat(), message)
-        savepoint = conn.begin_nested()
         try:
-            conn.execute(
-                T.update().where(T.c.id == timer.id, T.c.claimed_by == self.worker)
-                .values(attempts=failures, last_error=message, fired_at=None,
-                        open_key=_open_key(timer.kind, timer.subject, timer.key), **values)
-            )
-            savepoint.commit()
+            with savepoint(conn):
+                conn.execute(
+                    T.update().where(T.c.id == timer.id, T.c.claimed_by == self.worker)
+                    .values(attempts=failures, last_error=message, fired_at=None,
+                            open_key=_open_key(timer.kind, timer.subject, timer.key), **values)
+                )
         except sa.exc.IntegrityError:
             # Another timer of this batch re-armed the same (kind, subject, key): the new timer
             # supersedes the failed one, which stays closed.
-            savepoint.rollback()
             log.warning("timer %s failed but was re-armed in the same batch; the new timer stands",
                         timer.id)
 

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 from engine.actions import ActionContext
 from engine.events import Event
 from engine.runtime import Runtime
-from engine.storage.db import read_transaction, schema_inspector, transaction
+from engine.storage.db import read_transaction, savepoint, schema_inspector, transaction
 from engine.storage.prepared import PreparedInsert
 from engine.storage.tables import history, incidents
 from rules.actions.common import json_safe
@@ -174,7 +174,7 @@ class RuleService:
             savepoint_first = conn.dialect.name != "sqlite"
             with ExitStack() as scope:
                 if savepoint_first:
-                    scope.enter_context(conn.begin_nested())
+                    scope.enter_context(savepoint(conn))
                 if names is None:
                     names = self.names(conn, event) if event.record_id is not None else {
                         "event": {"name": event.name, **dict(event.data)}, "user": {"username": SYSTEM_ACTOR}}
@@ -186,7 +186,7 @@ class RuleService:
                 if rule.when is not None and not act.evaluate(rule.when):
                     return False
                 if not savepoint_first:
-                    scope.enter_context(conn.begin_nested())
+                    scope.enter_context(savepoint(conn))
                 for step in rule.actions:
                     try:
                         registry.actions.get(step.type).run(act, step.compiled)

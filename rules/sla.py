@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection
 from engine.calendar import BusinessCalendar
 from engine.events import Event
 from engine.runtime import Runtime
-from engine.storage.db import read_transaction
+from engine.storage.db import read_transaction, savepoint
 from engine.storage.prepared import PreparedInsert, PreparedQuery
 from engine.storage.tables import flow_instances, history, sla_clocks, tasks, timers as timer_table
 from rules.functions import CURRENT_CONNECTION
@@ -504,7 +504,7 @@ class SlaService:
                 if (task_level or 0) >= min(level, 3):
                     continue
                 try:
-                    with conn.begin_nested():
+                    with savepoint(conn):
                         flows.escalate(conn, task_id, min(level, 3), SYSTEM_ACTOR)
                     escalated.append(task_id)
                 except Exception as exc:  # a node without `escalation:` still gets the notices

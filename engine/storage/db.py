@@ -9,6 +9,7 @@ up front, waiting up to busy_timeout); read-only work can opt out with `read_tra
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import threading
@@ -29,7 +30,8 @@ from engine.storage.checkpoint import Checkpointer
 from engine.storage.types import json_text
 
 __all__ = ["BUSY_TIMEOUT_MS", "DEFAULT_URL", "checkpointer", "create_engine", "database_url",
-           "read_transaction", "schema_inspector", "serialize", "transaction", "update_versioned"]
+           "read_transaction", "savepoint", "schema_inspector", "serialize", "transaction",
+           "update_versioned"]
 
 DEFAULT_URL = "sqlite:///var/docket.db"
 BUSY_TIMEOUT_MS = 10_000
@@ -333,6 +335,41 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
         conn.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
         with conn.begin():
             yield conn
+
+
+_SAVEPOINT_NAMES = itertools.count(1)
+
+
+@contextmanager
+def savepoint(conn: Connection) -> Iterator[None]:
+    """THE way part of a command may fail alone: a SAVEPOINT in the command's transaction, rolled
+    back to (and released) when the block raises, released when it ends.
+
+    Rule runs, action steps, imported rows and timer handlers each run in one. SQLAlchemy's
+    `begin_nested()` did the same, but it compiles a new SAVEPOINT and RELEASE clause each time:
+    with the postal rules' seven savepoints per complaint, that was a quarter of their cost. The
+    statements go to the driver's cursor, as the prepared statements do (engine/storage/prepared.py):
+    nothing SQLAlchemy tracks changes, since the block ends where it began.
+    """
+    if not conn.in_transaction():
+        raise RuntimeError("a savepoint needs the command's transaction (engine.storage.db.transaction)")
+    name = f"dk_sp_{next(_SAVEPOINT_NAMES)}"
+    _driver_run(conn, f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        _driver_run(conn, f"ROLLBACK TO SAVEPOINT {name}")
+        _driver_run(conn, f"RELEASE SAVEPOINT {name}")
+        raise
+    _driver_run(conn, f"RELEASE SAVEPOINT {name}")
+
+
+def _driver_run(conn: Connection, sql: str) -> None:
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+    finally:
+        cursor.close()
 
 
 def schema_inspector(conn: Connection) -> Inspector:

@@ -11,6 +11,7 @@ from jsonschema import Draft202012Validator
 from engine.actions import ActionContext, ActionScope
 from engine.kinds import BuildContext, Dispatch
 from engine.schema import LABEL_SCHEMA, item_schema, report_errors
+from engine.storage.db import savepoint
 from engine.types import YamlPath
 from engine.yamlsource import Document
 from flows.nodes.base import NodeType
@@ -54,7 +55,7 @@ def run_actions(run: Any, steps: tuple[tuple[str, Any], ...]) -> None:
     act.names["record"] = act.record
     index, name = 0, ""
     try:
-        with run.conn.begin_nested():
+        with savepoint(run.conn):
             for index, (name, compiled) in enumerate(steps):
                 rt.bundle.registry.actions.get(name).run(act, compiled)
     except Exception as exc:  # rolled back to the savepoint: no half-applied step

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from engine.errors import ValidationFailed
-from engine.storage.db import read_transaction, transaction
+from engine.storage.db import read_transaction, savepoint, transaction
 from forms.compile import CompiledForm
 from forms.exchange.cells import CellProblem, ChoiceIndex, import_cell
 from forms.exchange.columns import HeaderMap
@@ -343,7 +343,7 @@ def _store(service: FormService, form: CompiledForm, targets: dict[int, _Target]
         with transaction(service.rt.db) as conn:
             for number, clean in batch:
                 try:
-                    with conn.begin_nested():
+                    with savepoint(conn):
                         insert(conn, clean)
                 except (ValidationFailed, IntegrityError) as exc:
                     report.failed_rows += 1

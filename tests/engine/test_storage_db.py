@@ -17,8 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from engine.errors import ConflictError
 from engine.storage import tables as t
 from engine.storage.db import (
-    BUSY_TIMEOUT_MS, create_engine, database_url, read_transaction, schema_inspector, transaction,
-    update_versioned,
+    BUSY_TIMEOUT_MS, create_engine, database_url, read_transaction, savepoint, schema_inspector,
+    transaction, update_versioned,
 )
 
 NOW = datetime(2026, 3, 2, 8, 30, tzinfo=timezone.utc)
@@ -139,6 +139,49 @@ def test_transaction_commits_when_the_block_succeeds(db_engine: Engine) -> None:
         conn.execute(t.roles.insert().values(name="agent"))
     with read_transaction(db_engine) as conn:
         assert conn.execute(sa.select(t.roles.c.name)).scalars().all() == ["agent"]
+
+
+# Savepoints: part of a command that may fail alone ------------------------------------------------
+
+def role_names(engine: Engine) -> list[str]:
+    with read_transaction(engine) as conn:
+        return sorted(conn.execute(sa.select(t.roles.c.name)).scalars())
+
+
+def test_a_failed_savepoint_undoes_its_own_writes_and_keeps_the_commands(db_engine: Engine) -> None:
+    with transaction(db_engine) as conn:
+        conn.execute(t.roles.insert().values(name="before"))
+        with pytest.raises(RuntimeError, match="part failed"), savepoint(conn):
+            conn.execute(t.roles.insert().values(name="inside"))
+            raise RuntimeError("part failed")
+        conn.execute(t.roles.insert().values(name="after"))
+    assert role_names(db_engine) == ["after", "before"]
+
+
+def test_a_database_error_in_a_savepoint_leaves_the_transaction_usable(db_engine: Engine) -> None:
+    # PostgreSQL refuses every statement of a transaction after an error, unless the error was
+    # rolled back to a savepoint.
+    with transaction(db_engine) as conn:
+        conn.execute(t.roles.insert().values(name="agent"))
+        with pytest.raises(IntegrityError), savepoint(conn):
+            conn.execute(t.roles.insert().values(name="agent"))
+        conn.execute(t.roles.insert().values(name="clerk"))
+    assert role_names(db_engine) == ["agent", "clerk"]
+
+
+def test_nested_savepoints_roll_back_only_the_inner_part(db_engine: Engine) -> None:
+    with transaction(db_engine) as conn, savepoint(conn):
+        conn.execute(t.roles.insert().values(name="outer"))
+        with pytest.raises(RuntimeError), savepoint(conn):
+            conn.execute(t.roles.insert().values(name="inner"))
+            raise RuntimeError("inner part failed")
+    assert role_names(db_engine) == ["outer"]
+
+
+def test_a_savepoint_outside_a_transaction_is_refused(db_engine: Engine) -> None:
+    with db_engine.connect() as conn, pytest.raises(RuntimeError, match="transaction"):
+        with savepoint(conn):
+            pass
 
 
 # Optimistic locking ---------------------------------------------------------------------------
