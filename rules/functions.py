@@ -14,11 +14,12 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from engine.durations import Duration
 from engine.expr.context import EvalContext, EvalFailure, Function
 from engine.registry import Registry
+from engine.storage.prepared import PreparedQuery
 
 MAX_WINDOW = timedelta(days=3660)
 CURRENT_CONNECTION: ContextVar[Connection | None] = ContextVar("docket_rules_connection", default=None)
@@ -47,21 +48,38 @@ def _count_records(ctx: EvalContext | None, form: Any, within: Any, *pairs: Any)
         since = None
     else:
         raise EvalFailure("count_records(): the period is a duration like 30d or 2h")
-    query = select(func.count()).select_from(table)
-    if since is not None:
-        query = query.where(table.c.created_at >= since, table.c.created_at <= ctx.now)
-    for name, value in zip(pairs[::2], pairs[1::2]):
+    names, values = pairs[::2], pairs[1::2]
+    for name in names:
         if not isinstance(name, str) or name not in table.c:
             raise EvalFailure(f"count_records(): form '{form}' has no field '{name}'")
-        column = table.c[name]
-        query = query.where(column.is_(None) if value is None else column == value)
+    query = _count_query(table, since is not None, tuple((n, v is None) for n, v in zip(names, values)))
+    params: dict[str, Any] = {f"v{i}": v for i, v in enumerate(values) if v is not None}
+    if since is not None:
+        params |= {"since": since, "until": ctx.now}
     conn = CURRENT_CONNECTION.get()
     if conn is not None:  # inside a rule's transaction: see what this command wrote too
-        return int(conn.execute(query).scalar_one())
+        return int(query.scalar(conn, params) or 0)
     from engine.storage.db import read_transaction
 
     with read_transaction(forms.rt.db) as fresh:
-        return int(fresh.execute(query).scalar_one())
+        return int(query.scalar(fresh, params) or 0)
+
+
+def _count_query(table: Any, windowed: bool, fields: tuple[tuple[str, bool], ...]) -> PreparedQuery:
+    """The count for one shape of call (window or not; each field compared to a value or to
+    NULL), built once per table: building the select per call cost more than running it."""
+    known: dict[Any, PreparedQuery] = table.info.setdefault("docket_count_records", {})
+    query = known.get((windowed, fields))
+    if query is None:
+        stmt = select(func.count()).select_from(table)
+        if windowed:
+            stmt = stmt.where(table.c.created_at >= bindparam("since", type_=table.c.created_at.type),
+                              table.c.created_at <= bindparam("until", type_=table.c.created_at.type))
+        for i, (name, null) in enumerate(fields):
+            column = table.c[name]
+            stmt = stmt.where(column.is_(None) if null else column == bindparam(f"v{i}", type_=column.type))
+        query = known[(windowed, fields)] = PreparedQuery(stmt)
+    return query
 
 
 def _decide(ctx: EvalContext | None, table: Any, names: Any) -> Any:
