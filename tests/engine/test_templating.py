@@ -133,6 +133,19 @@ def test_the_time_budget_can_be_set_per_template():
     assert "longer than 0.3 s" in error.message
 
 
+def test_quick_renders_leave_the_watchdog_thread_asleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each wake-up hands the watchdog thread the GIL: a rule's message paid ~40 us for it.
+    from engine import templating
+
+    wakes = []
+    condition = templating._WATCHDOG._cond
+    monkeypatch.setattr(condition, "notify", lambda n=1: wakes.append(n) or threading.Condition.notify(condition, n))
+    template = compile_template("{{ name }}", name="ack.txt", html=False)
+    for i in range(50):
+        assert template.render({"name": str(i)}) == str(i)
+    assert len(wakes) <= 1  # only when no earlier deadline was pending
+
+
 def test_nested_loops_that_print_are_stopped_by_the_output_cap():
     # A generous time budget: on a busy machine the budget must not win the race.
     error = stopped_quickly(
