@@ -27,6 +27,7 @@ from sqlalchemy.pool import QueuePool, StaticPool
 
 from engine.errors import ConflictError
 from engine.storage.checkpoint import Checkpointer
+from engine.storage.memo import reset
 from engine.storage.types import json_text
 
 __all__ = ["BUSY_TIMEOUT_MS", "DEFAULT_URL", "checkpointer", "create_engine", "database_url",
@@ -349,7 +350,8 @@ def savepoint(conn: Connection) -> Iterator[None]:
     `begin_nested()` did the same, but it compiles a new SAVEPOINT and RELEASE clause each time:
     with the postal rules' seven savepoints per complaint, that was a quarter of their cost. The
     statements go to the driver's cursor, as the prepared statements do (engine/storage/prepared.py):
-    nothing SQLAlchemy tracks changes, since the block ends where it began.
+    nothing SQLAlchemy tracks changes, since the block ends where it began. A rollback starts
+    the transaction's memos over (engine/storage/memo.py).
     """
     if not conn.in_transaction():
         raise RuntimeError("a savepoint needs the command's transaction (engine.storage.db.transaction)")
@@ -360,6 +362,7 @@ def savepoint(conn: Connection) -> Iterator[None]:
     except BaseException:
         _driver_run(conn, f"ROLLBACK TO SAVEPOINT {name}")
         _driver_run(conn, f"RELEASE SAVEPOINT {name}")
+        reset(conn)  # values read or kept inside may be what the rollback undid
         raise
     _driver_run(conn, f"RELEASE SAVEPOINT {name}")
 

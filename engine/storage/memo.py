@@ -3,8 +3,8 @@
 Rules, SLA clocks and flow nodes run on every event of a command, and each asked the database
 again for the same rows (a record, its tags, its SLA clocks) that nothing else in the
 transaction had changed. A memo keeps them for the innermost transaction or savepoint of the
-connection: entering or leaving a savepoint starts a new memo, so nothing a rolled-back
-savepoint read or wrote is believed after it, and a new transaction never sees the last one's.
+connection: a savepoint rolled back starts every memo over (`reset`), so nothing it read or
+wrote is believed after it, and a new transaction never sees the last one's.
 The code that writes the rows keeps the memo true (or drops it with `forget`). Users: record
 reads (forms/records.py), tags (rules/actions/record.py), SLA clocks (rules/sla.py).
 """
@@ -15,9 +15,11 @@ from typing import Any, Callable, TypeVar
 
 from sqlalchemy.engine import Connection
 
-__all__ = ["forget", "memo"]
+__all__ = ["forget", "memo", "reset"]
 
 T = TypeVar("T")
+_EPOCH = "docket_memo_epoch"
+"""conn.info key: a number `reset` moves on, so that every memo made before starts over."""
 
 
 def memo(conn: Connection, key: str, new: Callable[[], T]) -> T | None:
@@ -26,10 +28,18 @@ def memo(conn: Connection, key: str, new: Callable[[], T]) -> T | None:
     scope = conn.get_nested_transaction() or conn.get_transaction()
     if scope is None:
         return None
+    epoch = conn.info.get(_EPOCH, 0)
     kept = conn.info.get(key)
-    if kept is None or kept[0] is not scope:
-        kept = conn.info[key] = (scope, new())
-    return kept[1]  # type: ignore[no-any-return]
+    if kept is None or kept[0] is not scope or kept[1] != epoch:
+        kept = conn.info[key] = (scope, epoch, new())
+    return kept[2]  # type: ignore[no-any-return]
+
+
+def reset(conn: Connection) -> None:
+    """Start every memo of the connection over: a savepoint was rolled back
+    (engine.storage.db.savepoint), so what was read or kept since it began may be untrue. A
+    savepoint that is released changes nothing: what it read or wrote stands."""
+    conn.info[_EPOCH] = conn.info.get(_EPOCH, 0) + 1
 
 
 def forget(conn: Connection, key: str) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.storage.db import transaction
+from engine.storage.db import savepoint, transaction
 from tests.rules.kit import make, submit
 from web.system import System
 
@@ -65,6 +65,29 @@ def test_what_a_rolled_back_savepoint_wrote_and_read_is_not_served_after_it(syst
         assert system.forms.read(conn, "ticket", ticket)["team"] == "north"
         savepoint.rollback()
         assert system.forms.read(conn, "ticket", ticket)["team"] is None
+
+
+def test_what_a_failed_part_of_a_command_wrote_and_read_is_not_served_after_it(system: System) -> None:
+    ticket = submit(system)
+    with transaction(system.db) as conn:
+        system.forms.read(conn, "ticket", ticket)
+        with pytest.raises(RuntimeError), savepoint(conn):  # a rule's actions, say
+            system.forms.update_fields(conn, "ticket", ticket, {"team": "north"}, actor="agent")
+            assert system.forms.read(conn, "ticket", ticket)["team"] == "north"
+            raise RuntimeError("a later step failed")
+        assert system.forms.read(conn, "ticket", ticket)["team"] is None
+
+
+def test_a_part_of_a_command_that_succeeds_keeps_what_was_read(system: System) -> None:
+    ticket = submit(system)
+    with transaction(system.db) as conn:
+        def run() -> None:
+            system.forms.read(conn, "ticket", ticket)
+            with savepoint(conn):
+                system.forms.read(conn, "ticket", ticket)
+            system.forms.read(conn, "ticket", ticket)
+
+        assert _reads_of(conn, run) == 1
 
 
 def test_changing_the_values_read_does_not_change_the_next_read(system: System) -> None:
