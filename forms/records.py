@@ -260,9 +260,9 @@ class FormService:
 
         Within one transaction a record is read from the database once: rules, SLA clocks and
         flow nodes ask for it on every event of a command (about 50 times per postal
-        complaint). The values are kept for the innermost transaction or savepoint that read
-        them (a savepoint that ends takes its reads with it) and dropped when this service
-        writes the record; each caller gets its own copy. `fresh` reads the database anyway.
+        complaint). The values are kept for the transaction (a savepoint rolled back drops every
+        kept value: engine/storage/memo.py) and dropped when this service writes the record;
+        each caller gets its own copy. `fresh` reads the database anyway.
         """
         kept: dict[tuple[str, int], dict[str, Any]] | None = memo(conn, _READS, dict)
         if kept is not None and not fresh:

@@ -67,8 +67,9 @@ _KNOWN = "docket_sla_known"
 
 
 class _Known:
-    """What one transaction (or savepoint) has read or written of the SLA tables: the clock rows
-    of each record it touched and whether each escalation timer is armed (an `engine.storage.memo`).
+    """What one transaction has read or written of the SLA tables since it began (or since a
+    savepoint in it rolled back): the clock rows of each record it touched and whether each
+    escalation timer is armed (an `engine.storage.memo`).
 
     Every event of a record with a policy runs the SLA service (about 20 per postal complaint),
     and each read the record's clocks and cancelled the escalation timer again, although only

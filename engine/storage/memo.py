@@ -1,9 +1,10 @@
-"""What a transaction already knows: values kept for the innermost transaction or savepoint.
+"""What a transaction already knows: values kept for the rest of the transaction.
 
 Rules, SLA clocks and flow nodes run on every event of a command, and each asked the database
 again for the same rows (a record, its tags, its SLA clocks) that nothing else in the
-transaction had changed. A memo keeps them for the innermost transaction or savepoint of the
-connection: a savepoint rolled back starts every memo over (`reset`), so nothing it read or
+transaction had changed. A memo keeps them for the connection's transaction (or the innermost
+SQLAlchemy nested transaction, if some code opens one): a savepoint of Docket's own
+(engine.storage.db.savepoint) rolled back starts every memo over (`reset`), so nothing it read or
 wrote is believed after it, and a new transaction never sees the last one's.
 The code that writes the rows keeps the memo true (or drops it with `forget`). Users: record
 reads (forms/records.py), tags (rules/actions/record.py), SLA clocks (rules/sla.py).
