@@ -56,6 +56,19 @@ def test_a_status_change_is_seen_by_the_next_read_of_the_transaction(system: Sys
         assert system.forms.read(conn, "ticket", ticket)["status"] == "on_hold"
 
 
+def test_a_status_change_keeps_the_values_read_exactly_as_the_database_has_them(system: System) -> None:
+    ticket = submit(system)
+    with transaction(system.db) as conn:
+        before = system.forms.read(conn, "ticket", ticket)
+        reads = _reads_of(conn, lambda: (
+            system.forms.update_fields(conn, "ticket", ticket, {}, actor="agent", status="on_hold"),
+            system.forms.read(conn, "ticket", ticket)))
+        assert reads == 0  # the flow's next event handlers are served from what was kept
+        kept = system.forms.read(conn, "ticket", ticket)
+        assert kept == system.forms.read(conn, "ticket", ticket, fresh=True)
+        assert kept["status"] == "on_hold" and kept["version"] == before["version"] + 1
+
+
 def test_what_a_rolled_back_savepoint_wrote_and_read_is_not_served_after_it(system: System) -> None:
     ticket = submit(system)
     with transaction(system.db) as conn:
