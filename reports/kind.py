@@ -11,6 +11,8 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
+import sqlalchemy as sa
+
 from engine.kinds import BuildContext, Dispatch
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.yamlsource import Document
@@ -134,7 +136,8 @@ class DatasetKind:
             ctx.error(doc, ("rollups",), "rollups count records: they need `source: records`",
                       code="invalid-rollup", at_key=True)
         for rname, raw in (data.get("rollups") or {}).items():
-            rollups.append(self._rollup(doc, ("rollups", rname), rname, raw, fields, ctx))
+            rollups.append(self._rollup(doc, ("rollups", rname), rname, raw, fields, ctx,
+                                        self._text_columns(form, ctx)))
         return DatasetSpec(
             name=data["dataset"], label=data.get("label", data["dataset"]), form=data["form"],
             source=source, fields=MappingProxyType(fields), measures=MappingProxyType(measures),
@@ -243,8 +246,25 @@ class DatasetKind:
                            float(raw.get("p", 0.5)) if agg in ("percentile", "median") else None,
                            fmt, int(raw.get("decimals", 1)), doc.source_map.key(path))
 
+    @staticmethod
+    def _text_columns(form: Any, ctx: BuildContext) -> set[str]:
+        """The form's fields stored in a text column: the only ones a rollup can group by,
+        since a cell is found by its key as text, written by SQL (CAST) and looked up from the
+        value in Python (str): a yes/no value is '1' to one and 'True' to the other, and an
+        emptied cell was never found again (its count stayed)."""
+        out = set()
+        for fname, spec in form.fields.items():
+            try:
+                column = ctx.registry.field_types.get(spec.type).column_type(spec)
+            except Exception:  # noqa: BLE001 - an unknown type is reported by the form itself
+                continue
+            if isinstance(column, sa.String):
+                out.add(fname)
+        return out
+
     def _rollup(self, doc: Document, path: Any, name: str, raw: dict[str, Any],
-                fields: dict[str, DatasetField], ctx: BuildContext) -> RollupSpec | None:
+                fields: dict[str, DatasetField], ctx: BuildContext,
+                text_columns: set[str]) -> RollupSpec | None:
         date = raw.get("date")
         ok = True
         if date is not None and (date not in fields or fields[date].column != "created_at"):
@@ -261,6 +281,11 @@ class DatasetKind:
                 ctx.error(doc, path + ("dimensions", i), f"'{dim}' is not a field of the form in this dataset",
                           code="invalid-rollup", hint="a rollup groups by the form's own fields, kept current "
                                                       "as records change")
+                ok = False
+            elif fields[dim].column not in text_columns:
+                ctx.error(doc, path + ("dimensions", i), f"a rollup cannot group by '{dim}': it is not stored as text",
+                          code="invalid-rollup", hint="rollups group by text and option fields; widgets that group "
+                                                      "by a number or a yes/no field read the records")
                 ok = False
         return RollupSpec(name, date, tuple(raw.get("dimensions", [])), doc.source_map.key(path),
                           grain=raw.get("grain", "day")) if ok else None

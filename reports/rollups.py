@@ -148,19 +148,11 @@ class RollupKeeper:
         A day cell with no fields holds every record of its day; counting it from the records
         cost a scan of the whole day at each change (half the postal flow's time once 800
         complaints shared a day), while its finer cells, by category say, are a handful to add.
-        Cells are matched by their stored text keys, which are the fields' values as text
-        (`str` here, CAST in SQL): exact for text fields only, so other fields keep counting
-        from the records."""
-        def text_keys(r: RollupSpec) -> bool:
-            table = self.rt.services["forms"].tables.get(dataset.form)
-            return table is not None and all(
-                isinstance(table.c[dataset.fields[d].column].type, sa.String) for d in r.dimensions)
-
-        if not text_keys(rollup):
-            return None
+        Cells are matched by their stored text keys: a rollup's fields are text (checked when
+        the bundle loads, reports/kind.py), whose values are the same text in Python and SQL."""
         more = 0 if rollup.grain == "month" else 1  # a day rollup never sums itself, nor an equal
         candidates = [r for r in dataset.rollups if r is not rollup and r.grain == "day" and _finer(r, rollup)
-                      and len(r.dimensions) >= len(rollup.dimensions) + more and text_keys(r)]
+                      and len(r.dimensions) >= len(rollup.dimensions) + more]
         return min(candidates, key=lambda r: len(r.dimensions), default=None)
 
     # -- building --------------------------------------------------------------------------------

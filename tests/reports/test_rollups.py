@@ -139,22 +139,30 @@ def test_a_change_counts_only_the_finest_cells_from_the_records(kit: System, mon
         assert rounded(answer(kit, widget)[0]) == rounded(scanned(kit, widget)), widget
 
 
-def test_a_rollup_grouping_by_a_number_is_counted_from_the_records(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Cells are matched by their keys as text, which only text fields give the same way in
-    # Python and in SQL (a rating of 4 could be '4' or '4.0').
+def test_a_rollup_grouping_by_a_yes_no_or_number_field_is_refused_where_it_is_written(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Cells are found by their keys as text: a yes/no value is '1' in SQL and 'True' in Python,
+    # so an emptied cell was never found again and kept its count.
+    from engine.errors import DefinitionError
     from tests.reports import report_kit
 
     files = dict(report_kit.FILES)
+    files["forms/ticket.yaml"] += "  vip: {type: boolean}\n"
     files["reports/tickets.yaml"] = (files["reports/tickets.yaml"]
-                                     .replace("  region: {field: region}\n", "  region: {field: region}\n  rating: {field: satisfaction}\n")
-                                     .replace("rollups:\n", "rollups:\n  by_rating: {date: created, dimensions: [rating, region]}\n"
-                                              "  rating_month: {date: created, grain: month, dimensions: [rating]}\n"))
+                                     .replace("  region: {field: region}\n",
+                                              "  region: {field: region}\n  vip: {field: vip}\n  rating: {field: satisfaction}\n")
+                                     .replace("rollups:\n", "rollups:\n  by_vip: {date: created, dimensions: [region, vip]}\n"
+                                              "  by_rating: {date: created, dimensions: [rating]}\n"))
     monkeypatch.setattr(report_kit, "FILES", files)
-    system, _ = build(tmp_path)
-    keeper, dataset, rollups = rollups_of(system)
-    assert keeper.source_of(dataset, rollups["rating_month"]) is None
-    assert keeper.source_of(dataset, rollups["by_rating"]) is None
-    assert keeper.source_of(dataset, rollups["by_region"]).name == "by_region_category"  # not by_rating
+    with pytest.raises(DefinitionError) as caught:
+        build(tmp_path)
+    problems = [(d.span.line, d.span.col, d.message) for d in caught.value.diagnostics if d.code == "invalid-rollup"]
+    lines = files["reports/tickets.yaml"].splitlines()
+    vip = next(i for i, line in enumerate(lines) if line.startswith("  by_vip:")) + 1
+    rating = next(i for i, line in enumerate(lines) if line.startswith("  by_rating:")) + 1
+    assert [(line, message) for line, _col, message in problems] == [
+        (vip, "a rollup cannot group by 'vip': it is not stored as text"),
+        (rating, "a rollup cannot group by 'rating': it is not stored as text")]
 
 
 def test_refreshing_a_day_cell_reads_only_that_cells_records(kit: System) -> None:
