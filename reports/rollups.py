@@ -236,12 +236,15 @@ class RollupKeeper:
         return int(result.rowcount or 0)
 
     def _lock(self, conn: Connection, rids: Sequence[str]) -> None:
-        """Hold the rollups' locks until commit, always in name order: two transactions that
-        touch one cell (or rebuild while another writes) take turns instead of colliding on the
-        cell's key, and the fixed order means they never deadlock (PostgreSQL; SQLite's write
-        transaction is already exclusive)."""
-        for rid in sorted(set(rids)):
-            serialize(conn, f"rollup:{rid}")
+        """Hold the locks of the rollups' datasets until commit, always in name order: two
+        transactions that touch one cell (or rebuild while another writes) take turns instead of
+        colliding on the cell's key, and the fixed order means they never deadlock (PostgreSQL;
+        SQLite's write transaction is already exclusive). One lock per dataset, not per rollup:
+        a change refreshes a cell of nearly every rollup of its dataset anyway (the whole day's
+        cell, and the finer cells it is summed from), and each lock is a round trip (18 per
+        postal complaint before, 3 now)."""
+        for dataset in sorted({rid.split(".", 1)[0] for rid in rids}):
+            serialize(conn, f"rollups:{dataset}")
 
     def rebuild_all(self, conn: Connection) -> list[str]:
         """Rebuild every rollup: the finest of each family from the records, the others from it."""

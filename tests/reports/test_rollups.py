@@ -306,6 +306,39 @@ def test_cells_kept_on_postgresql_equal_a_scan(tmp_path: Any, postgres_url: str)
         assert source is not None and rounded(rows) == rounded(scanned(system, widget))
 
 
+@pytest.mark.postgres
+def test_cells_kept_by_concurrent_completions_on_postgresql_equal_a_scan(tmp_path: Any, postgres_url: str) -> None:
+    # Each transaction counts its cells from the records it sees: without the dataset's lock,
+    # two tickets of one cell closed at once would each miss the other's closing.
+    import threading
+
+    from tests.reports.test_measures import build_on
+
+    system, _ = build_on(tmp_path, postgres_url)
+    for i in range(30):
+        system.forms.submit("ticket", {"customer": f"C{i}", "region": "east", "category": "late"}, actor="intake")
+    with read_transaction(system.db) as conn:
+        open_tasks = conn.execute(sa.select(tasks.c.id).where(tasks.c.status == "open")).scalars().all()
+    failures: list[BaseException] = []
+
+    def complete(ids: list[int]) -> None:
+        try:
+            for task_id in ids:
+                system.flows.complete(task_id, "oli")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=complete, args=(open_tasks[w::3],)) for w in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    for widget in ("quality", "by_region", "heat", "total"):
+        rows, source = answer(system, widget)
+        assert source is not None and rounded(rows) == rounded(scanned(system, widget)), widget
+
+
 def _spy_refreshes(keeper: Any, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
     refreshed: list[tuple[str, Any]] = []
     original = keeper._refresh
