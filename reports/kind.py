@@ -135,9 +135,9 @@ class DatasetKind:
         if data.get("rollups") and source != "records":
             ctx.error(doc, ("rollups",), "rollups count records: they need `source: records`",
                       code="invalid-rollup", at_key=True)
+        text_columns = self._text_columns(form, ctx) if data.get("rollups") else set()
         for rname, raw in (data.get("rollups") or {}).items():
-            rollups.append(self._rollup(doc, ("rollups", rname), rname, raw, fields, ctx,
-                                        self._text_columns(form, ctx)))
+            rollups.append(self._rollup(doc, ("rollups", rname), rname, raw, fields, ctx, text_columns))
         return DatasetSpec(
             name=data["dataset"], label=data.get("label", data["dataset"]), form=data["form"],
             source=source, fields=MappingProxyType(fields), measures=MappingProxyType(measures),
