@@ -14,7 +14,7 @@ One run reports, on SQLite and on PostgreSQL (a fresh schema):
    instances, half of them above 5000. Goal: Docket >= 10x SpiffWorkflow.
 
 Run: .venv/bin/python bench/bench_flows.py [--postal N] [--three N] [--pg URL | --no-pg] [--profile]
-[--statements]
+[--statements] [--pg-processes 1,2,4]
 (SpiffWorkflow comes with the `bench` extra: pip install -e '.[bench]'.)
 """
 
@@ -178,16 +178,55 @@ def sqlite_system(bundle: Path, folder: Path) -> System:
     return boot(bundle, db_url=f"sqlite:///{folder / 'docket.db'}", clock=ManualClock(START))
 
 
-def pg_system(bundle: Path, url: str) -> System:
+def pg_system(bundle: Path, url: str, *, fresh: bool = True) -> System:
+    """The bundle on PostgreSQL in the benchmark's schema (`fresh`: dropped and made anew)."""
     import psycopg
     import sqlalchemy as sa
 
-    plain = url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as con:
-        con.execute(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE")
-        con.execute(f"CREATE SCHEMA {PG_SCHEMA}")
+    if fresh:
+        plain = url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(plain, autocommit=True) as con:
+            con.execute(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE")
+            con.execute(f"CREATE SCHEMA {PG_SCHEMA}")
     engine_url = sa.engine.make_url(url).update_query_dict({"options": f"-csearch_path={PG_SCHEMA}"})
     return boot(bundle, db_url=engine_url.render_as_string(hide_password=False), clock=ManualClock(START))
+
+
+def _pg_worker(job: tuple[str, int, int, Any, Any]) -> tuple[int, float]:
+    """One process of `pg_processes`: its own system on the shared schema, `n` postal instances
+    once every process is ready."""
+    url, index, n, ready, go = job
+    global SERIAL
+    SERIAL = itertools.count(1_000_000 * (index + 1))  # customer names unique across processes
+    system = pg_system(POSTAL, url, fresh=False)
+    for _ in range(3):  # warm up
+        postal_instance(system, next(SERIAL))
+    ready.put(index)
+    go.wait()
+    t = time.perf_counter()
+    for _ in range(n):
+        postal_instance(system, next(SERIAL))
+    return n, time.perf_counter() - t
+
+
+def pg_processes(url: str, processes: int, n: int) -> float:
+    """Postal instances/s with `processes` processes on one PostgreSQL database at once (the
+    scale path: several `docket serve` workers), each running `n` instances."""
+    import multiprocessing
+
+    pg_system(POSTAL, url).db.dispose()  # a fresh schema, migrated once
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        ready, go = manager.Queue(), manager.Event()
+        with context.Pool(processes) as pool:
+            pending = pool.map_async(_pg_worker, [(url, i, n, ready, go) for i in range(processes)])
+            for _ in range(processes):  # every process booted and warmed up before the clock starts
+                ready.get(timeout=300)
+            t = time.perf_counter()
+            go.set()
+            done = pending.get()
+            wall = time.perf_counter() - t
+    return sum(k for k, _ in done) / wall
 
 
 def drop_pg(url: str) -> None:
@@ -253,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="print where the time goes (SQLite)")
     parser.add_argument("--statements", action="store_true",
                         help="print SQL statements per instance by kind (SQLite), after the timed runs")
+    parser.add_argument("--pg-processes", default="",
+                        help="also run the postal flow from several processes at once on PostgreSQL, "
+                             "e.g. 1,2,4 (40 instances each)")
     args = parser.parse_args(argv)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -275,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
                                          for _ in range(1)])
             results["three_pg"] = best([rate(pg_system(THREE, args.pg), three_step_instance, args.three)
                                         for _ in range(1)])
+            for count in [int(c) for c in args.pg_processes.split(",") if c.strip()]:
+                results[f"postal_pg_x{count}"] = (pg_processes(args.pg, count, 40), None)
         finally:
             drop_pg(args.pg)
     print("| workload | database | instances/s | commands/s |")
@@ -285,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
             db = "SQLite" if key.endswith("sqlite") else "PostgreSQL"
             inst, cmds = results[key]
             print(f"| {label} | {db} | {inst:,.0f} | {cmds:,.0f} |")
+    for key in [k for k in results if k.startswith("postal_pg_x")]:
+        print(f"| postal flow, {key[len('postal_pg_x'):]} processes at once | PostgreSQL | {results[key][0]:,.0f} | |")
     spiff_rate = results["spiff_sqlite"]
     print(f"| 3-step, SpiffWorkflow + JSON in SQLite per step | SQLite | {spiff_rate:,.0f} | {3 * spiff_rate:,.0f} |")
     ratio = results["three_sqlite"][0] / spiff_rate
