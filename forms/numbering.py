@@ -16,12 +16,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
+from engine.storage.prepared import PreparedQuery
 from engine.storage.tables import sequences as dk_sequences
 
 _TOKEN = re.compile(r"\{(?P<kind>\w+)(?::(?P<arg>[^}]*))?\}")
 RANDOM_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
-_NEXT = (update(dk_sequences).where(dk_sequences.c.name == bindparam("counter"))
-         .values(value=dk_sequences.c.value + 1).returning(dk_sequences.c.value))
+_NEXT = PreparedQuery(  # every numbered submission runs it: prepared (engine/storage/prepared.py)
+    update(dk_sequences).where(dk_sequences.c.name == bindparam("counter"))
+    .values(value=dk_sequences.c.value + 1).returning(dk_sequences.c.value))
 
 
 def check_pattern(pattern: str) -> str | None:
@@ -49,9 +51,9 @@ def check_pattern(pattern: str) -> str | None:
 
 def next_sequence(conn: Connection, name: str) -> int:
     """Atomically take the next value of a named counter (starting at 1)."""
-    row = conn.execute(_NEXT, {"counter": name}).first()
-    if row is not None:
-        return int(row[0])
+    value = _NEXT.scalar(conn, {"counter": name})
+    if value is not None:
+        return int(value)
     dialect = conn.dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert

@@ -12,7 +12,7 @@ from engine.kinds import BuildContext
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.storage.memo import forget, memo
 from engine.storage.prepared import PreparedQuery
-from engine.storage.tables import record_tags
+from engine.storage.tables import history, record_tags
 from engine.types import YamlPath
 from engine.yamlsource import Document
 from rules.actions.common import add_history, json_safe, write_fields
@@ -38,6 +38,25 @@ def _check_fields(ctx: BuildContext, doc: Document, path: YamlPath, form_name: s
             ctx.error(doc, path + (name,), f"'{name}' shows text only and holds no value",
                       code="invalid-field")
 
+
+_DERIVED = PreparedQuery(select(history.c.data).where(
+    history.c.form == bindparam("form"), history.c.record_id == bindparam("record_id"),
+    history.c.kind == "record.derived"))
+"""The records already derived from a record (create_record's `once`)."""
+
+
+def _matching(table: Any, title: str | None, fields: tuple[str, ...], limit: int) -> PreparedQuery:
+    """The newest records of `table` whose `fields` equal the parameters m0, m1...: built once
+    per table and shape (building the select per run cost more than running it)."""
+    known: dict[Any, PreparedQuery] = table.info.setdefault("docket_recommend", {})
+    query = known.get((title, fields, limit))
+    if query is None:
+        stmt = select(table.c.id.label("id"), table.c.query_no.label("query_no"),
+                      *([table.c[title].label("title")] if title else []))
+        for i, field in enumerate(fields):
+            stmt = stmt.where(table.c[field] == bindparam(f"m{i}", type_=table.c[field].type))
+        query = known[(title, fields, limit)] = PreparedQuery(stmt.order_by(table.c.id.desc()).limit(limit))
+    return query
 
 class SetFields(BaseAction):
     name = "set"
@@ -156,14 +175,10 @@ class CreateRecord(BaseAction):
         return {"form": options["form"], "fields": fields, "once": options.get("once", True)}
 
     def run(self, act: ActionContext, compiled: Any) -> None:
-        from engine.storage.tables import history
-
         forms = act.service("forms")
         if compiled["once"] and act.record_id is not None:
-            earlier = act.conn.execute(select(history.c.data).where(
-                history.c.form == act.form, history.c.record_id == act.record_id,
-                history.c.kind == "record.derived")).all()
-            if any((row[0] or {}).get("form") == compiled["form"] for row in earlier):
+            earlier = _DERIVED.all(act.conn, {"form": act.form, "record_id": act.record_id})
+            if any((row["data"] or {}).get("form") == compiled["form"] for row in earlier):
                 return  # already derived from this record
         values = {k: act.evaluate(e) for k, e in compiled["fields"].items()}
         form = forms.form(compiled["form"])
@@ -278,17 +293,12 @@ class Recommend(BaseAction):
                 if when is None or act.evaluate(when):
                     found.append({"title": label_text(title, "en"), "label": title, "url": url})
         else:
-            forms = act.service("forms")
-            table = forms.tables[compiled["form"]]
-            query = select(table.c.id, table.c.query_no,
-                           *([table.c[compiled["title"]]] if compiled["title"] else []))
-            for field, expr in compiled["match"].items():
-                value = act.evaluate(expr)
-                query = query.where(table.c[field] == value)
-            rows = act.conn.execute(query.order_by(table.c.id.desc()).limit(compiled["limit"]))
-            for row in rows:
-                found.append({"form": compiled["form"], "record_id": row.id,
-                              "title": str(row[2]) if compiled["title"] else row.query_no})
+            query = _matching(act.service("forms").tables[compiled["form"]], compiled["title"],
+                              tuple(compiled["match"]), compiled["limit"])
+            values = {f"m{i}": act.evaluate(expr) for i, expr in enumerate(compiled["match"].values())}
+            for row in query.all(act.conn, values):
+                found.append({"form": compiled["form"], "record_id": row["id"],
+                              "title": str(row["title"]) if compiled["title"] else row["query_no"]})
         found = found[:compiled["limit"]]
         if found:
             add_history(act, "kb.recommended", {"entries": found})
