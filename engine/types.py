@@ -39,10 +39,9 @@ def label_text(label: Any, locale: str = "en", fallback: str = "") -> str:
     """The text of a label for a locale, falling back to en, zh-CN, then any value."""
     if label is None:
         return fallback
-    cls = label.__class__
-    if cls is str or (cls is not dict and isinstance(label, str)):
-        return label  # type: ignore[no-any-return]
-    if cls is dict or isinstance(label, Mapping):  # a plain dict first: ABC checks are slow
+    if isinstance(label, str):
+        return label
+    if label.__class__ is dict or isinstance(label, Mapping):  # a plain dict first: ABC checks are slow
         for key in (locale, locale.split("-")[0], "en", "zh-CN"):
             if key in label and isinstance(label[key], str):
                 return label[key]
