@@ -39,11 +39,13 @@ def edges(nodes: dict[str, NodeSpec], registry: Any) -> dict[str, list[str]]:
 def check_graph(nodes: dict[str, NodeSpec], start: str, doc: Document, ctx: BuildContext) -> None:
     """Report dangling references, unreachable nodes and nodes from which no end is reachable."""
     registry = ctx.registry
+    dangling = False
     for node_id, node in nodes.items():
         ntype = node_type(registry, node)
         for path, target in ntype.targets(node):
             if target not in nodes:
                 ctx.unknown(doc, ("nodes", node_id) + path, "node", target, nodes)
+                dangling = True
         if ntype.needs_next and not ntype.terminal and node.next is None:
             ctx.error(doc, ("nodes", node_id), f"node '{node_id}' has no 'next': where does the flow go after it?",
                       code="flow-no-next", at_key=True)
@@ -51,6 +53,10 @@ def check_graph(nodes: dict[str, NodeSpec], start: str, doc: Document, ctx: Buil
         return
     if any(registry.node_types.get(n.type) is None for n in nodes.values()):
         return  # a node of unknown type has unknown edges: reachability would only be noise
+    if dangling:
+        # One misspelt `next` cuts the graph in two: every node behind it would be reported
+        # unreachable and every node before it as never ending, burying the one real mistake.
+        return
     graph = edges(nodes, registry)
     reached = {start}
     queue = deque([start])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
+from engine.expr import Names
 from engine.kinds import BuildContext, Dispatch
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.yamlsource import Document
@@ -57,7 +58,7 @@ class FlowKind:
         form = forms.get(data["form"])
         if form is None:
             ctx.unknown(doc, ("form",), "form", data["form"], forms)
-        scope = set(EXPRESSION_NAMES) | (set(form.fields) if form else set())
+        scope = Names(EXPRESSION_NAMES | set(form.fields), form.choice_values) if form else set(EXPRESSION_NAMES)
         raw_nodes = data["nodes"]
         nodes: dict[str, NodeSpec] = {}
         for node_id, raw in raw_nodes.items():

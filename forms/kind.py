@@ -99,6 +99,7 @@ class FormKind:
         names = set(data["fields"])
         scope = names | EXPRESSION_NAMES
         fields: dict[str, FieldSpec] = {}
+        choice_values: dict[str, frozenset[str]] = {}
         unknown_types = False
         for name, raw in data["fields"].items():
             path = ("fields", name)
@@ -111,6 +112,8 @@ class FormKind:
                 unknown_types = True
                 continue
             fields[name] = built[1]
+            if built[1].choices is not None and not built[0].multiple:
+                choice_values[name] = frozenset(built[1].choices.values())
         for key in ("title",):
             if data.get(key) and data[key] not in names:
                 ctx.unknown(doc, (key,), "field", data[key], names)
@@ -144,6 +147,7 @@ class FormKind:
             list_fields=tuple(data.get("list", ())), description=data.get("description"),
             wizard=bool(data.get("wizard", False)), editors=tuple(data.get("editors", ())),
             lookup=MappingProxyType(dict(lookup)) if lookup else None,
+            choice_values=MappingProxyType(choice_values),
         )
 
     def build_field(self, doc: Document, path: YamlPath, name: str, raw: dict[str, Any],

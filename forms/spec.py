@@ -61,6 +61,9 @@ class FormSpec:
     """Pages show one section at a time, with Back and Next (all sections without script)."""
     editors: tuple[str, ...] = ()
     """Roles whose holders may change any field of a record they can see."""
+    choice_values: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Single-choice field -> the option values it can hold, at any level of a tree: what a
+    literal compared with the field in an expression must be (checked at load)."""
 
     def text(self, locale: str = "en") -> str:
         return label_text(self.label, locale, self.name)

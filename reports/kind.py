@@ -113,11 +113,15 @@ class DatasetKind:
             return None
         source = data.get("source", "records")
         fields: dict[str, DatasetField] = {}
+        broken: set[str] = set()
         for name, raw in (data.get("fields") or {}).items():
             built = self._field(doc, ("fields", name), name, raw, form, source, ctx)
             if built is not None:
                 fields[name] = built
-        names = self._names(form, source, fields)
+            else:
+                broken.add(name)
+        # A broken field's name still counts as known in conditions: its error is reported once.
+        names = self._names(form, source, fields) | broken
         measures: dict[str, MeasureSpec] = {}
         for name, raw in data["measures"].items():
             if name in fields:
@@ -127,6 +131,8 @@ class DatasetKind:
             built_measure = self._measure(doc, ("measures", name), name, raw, names, ctx)
             if built_measure is not None:
                 measures[name] = built_measure
+            else:
+                broken.add(name)
         where = self._condition(doc, ("where",), data.get("where"), names, ctx)
         repeat = data.get("repeat")
         if repeat and repeat["key"] not in form.fields:
@@ -137,13 +143,15 @@ class DatasetKind:
                       code="invalid-rollup", at_key=True)
         text_columns = self._text_columns(form, ctx) if data.get("rollups") else set()
         for rname, raw in (data.get("rollups") or {}).items():
-            rollups.append(self._rollup(doc, ("rollups", rname), rname, raw, fields, ctx, text_columns))
+            rollups.append(self._rollup(doc, ("rollups", rname), rname, raw, fields, ctx, text_columns,
+                                        frozenset(broken)))
         return DatasetSpec(
             name=data["dataset"], label=data.get("label", data["dataset"]), form=data["form"],
             source=source, fields=MappingProxyType(fields), measures=MappingProxyType(measures),
             where=where, repeat_key=repeat["key"] if repeat else None,
             repeat_days=int(repeat.get("days", 30)) if repeat else 30,
-            rollups=tuple(r for r in rollups if r is not None), span=doc.span(()))
+            rollups=tuple(r for r in rollups if r is not None), span=doc.span(()),
+            broken=frozenset(broken))
 
     # -- pieces ------------------------------------------------------------------------------------
     def _field(self, doc: Document, path: Any, name: str, raw: dict[str, Any], form: Any, source: str,
@@ -264,9 +272,11 @@ class DatasetKind:
 
     def _rollup(self, doc: Document, path: Any, name: str, raw: dict[str, Any],
                 fields: dict[str, DatasetField], ctx: BuildContext,
-                text_columns: set[str]) -> RollupSpec | None:
+                text_columns: set[str], broken: frozenset[str] = frozenset()) -> RollupSpec | None:
         date = raw.get("date")
         ok = True
+        if date in broken or any(dim in broken for dim in raw.get("dimensions", [])):
+            return None  # a field it names has an error of its own, reported at that field
         if date is not None and (date not in fields or fields[date].column != "created_at"):
             ctx.error(doc, path + ("date",), f"'{date}' is not the creation date of the records",
                       code="invalid-rollup", hint="a rollup's date is the field of the dataset naming created_at")
@@ -370,7 +380,8 @@ class DashboardKind:
         for name, raw in (data.get("filters") or {}).items():
             found = [datasets[d].fields[raw["field"]] for d in used if d in datasets and raw["field"] in datasets[d].fields]
             if not found:
-                if "dataset" not in ctx.incomplete:
+                if "dataset" not in ctx.incomplete and not any(
+                        raw["field"] in datasets[d].broken for d in used if d in datasets):
                     ctx.error(doc, ("filters", name, "field"), f"no dataset of this dashboard has a field '{raw['field']}'",
                               code="unknown-reference")
                 ok = False
@@ -429,6 +440,8 @@ class DashboardKind:
         for i, text in enumerate(raw.get("dimensions", [])):
             field_name, _, grain = text.partition(".")
             dfield = dataset.fields.get(field_name)
+            if field_name in dataset.broken:
+                return None  # the dataset field has an error of its own, reported in the dataset
             if dfield is None or dfield.origin == "handled_by":
                 ctx.unknown(doc, path + ("dimensions", i), "field", field_name,
                             [n for n, f in dataset.fields.items() if f.origin != "handled_by"])
@@ -447,6 +460,8 @@ class DashboardKind:
             ctx.error(doc, path, "a widget needs at least one measure", code="invalid-widget", at_key=True)
             return None
         for i, measure in enumerate(measures):
+            if measure in dataset.broken:
+                return None  # the measure has an error of its own, reported in the dataset
             if measure not in dataset.measures:
                 ctx.unknown(doc, path + ("measures", i), "measure", measure, dataset.measures)
                 return None

@@ -90,6 +90,9 @@ class DatasetSpec:
     repeat_days: int = 30
     rollups: tuple[RollupSpec, ...] = ()
     span: Span | None = None
+    broken: frozenset[str] = frozenset()
+    """Fields and measures written in the file whose definition has an error (already
+    reported): a reference to one of them is not "unknown", so it is not reported again."""
 
     def text(self, locale: str) -> str:
         return label_text(self.label, locale, self.name)

@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping
 from engine.errors import did_you_mean
 from engine.kinds import BuildContext
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
-from engine.types import Label, Span
+from engine.types import Label, Span, YamlPath
 from engine.yamlsource import Document
 from rules.exprs import compile_expr, scope_of
 
@@ -384,6 +384,22 @@ class DecisionTableKind:
         return None
 
 
+def _check_output_option(doc: Document, ctx: BuildContext, path: YamlPath, output: str, value: Any,
+                         form: Any) -> None:
+    """An output named like a choice field of the form is written into it (the `decide` action's
+    default), so its value must be one of the field's options: otherwise every record the row
+    matches would fail that write at run time (an incident) instead of at load."""
+    options = form.choice_values.get(output) if form is not None else None
+    if options is None or value is None or (isinstance(value, str) and value in options):
+        return
+    if not isinstance(value, (str, bool)) and str(value) in options:
+        hint = f'options are text: write "{value}"'
+    else:
+        hint = did_you_mean(str(value), sorted(options)) or "options: " + ", ".join(sorted(options)[:12])
+    ctx.error(doc, path, f"{value!r} is not an option of the field '{output}'", code="decision-cell",
+              hint=hint)
+
+
 def build_table(doc: Document, ctx: BuildContext) -> DecisionTable | None:
     data = doc.data
     before = len(ctx.diags.errors)
@@ -439,6 +455,8 @@ def build_table(doc: Document, ctx: BuildContext) -> DecisionTable | None:
             if out not in row:
                 ctx.error(doc, rpath, f"row {i + 1} gives no value for the output '{out}'",
                           code="decision", at_key=False)
+            else:
+                _check_output_option(doc, ctx, rpath + (out,), out, row[out], form)
         if "when" in row:
             conditions[i] = compile_expr(ctx, doc, rpath + ("when",), input_names)
         rank = 0

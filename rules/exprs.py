@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 from typing import Any, Iterable
 
+from engine.expr import Names
 from engine.expr.checker import check
 from engine.expr.lexer import Positions, normalize_newlines, prescan
 from engine.kinds import BuildContext
@@ -31,7 +32,7 @@ def scope_of(ctx: BuildContext, form: str | None) -> frozenset[str] | None:
     spec = ctx.definitions.get("form", {}).get(form)
     if spec is None:
         return None
-    return frozenset(spec.fields) | RECORD_NAMES
+    return Names(frozenset(spec.fields) | RECORD_NAMES, spec.choice_values)
 
 
 def compile_expr(ctx: BuildContext, doc: Document, path: YamlPath, names: Iterable[str] | None,

@@ -326,6 +326,36 @@ class _Walker:
         self.visit(node.left)
         for comparator in node.comparators:
             self.visit(comparator)
+        left = node.left
+        for op, right in zip(node.ops, node.comparators):
+            if isinstance(op, (ast.Eq, ast.NotEq)):
+                self._check_choice(left, [right])
+                self._check_choice(right, [left])
+            elif isinstance(op, (ast.In, ast.NotIn)) and isinstance(right, (ast.Tuple, ast.List, ast.Set)):
+                self._check_choice(left, right.elts)
+            left = right
+
+    def _check_choice(self, side: ast.AST, literals: list[ast.expr]) -> None:
+        """A literal compared with a choice field must be one of its options: a typo
+        (`"urgnt"`) or a number for a text option (`2` for `"2"`) would never match, and the
+        branch it guards would silently never be taken."""
+        if not (isinstance(side, ast.Name) and side.id in self.scope.choices):
+            return
+        options = self.scope.choices[side.id]
+        for literal in literals:
+            if not isinstance(literal, ast.Constant) or literal.value is None:
+                continue  # a name, a call or `null`: not known before it runs
+            value = literal.value
+            if isinstance(value, str) and value in options:
+                continue
+            shown = f"'{value}'" if isinstance(value, str) else repr(value)
+            if not isinstance(value, str) and not isinstance(value, bool) and str(value) in options:
+                hint = f"options are text: write \"{value}\""
+            else:
+                hint = did_you_mean(str(value), sorted(options)) or (
+                    "options: " + ", ".join(sorted(options)[:12]) + (", ..." if len(options) > 12 else ""))
+            self.problem(f"{shown} is not an option of '{side.id}': the comparison could never hold",
+                         self.pos(literal), code="expr-unknown-option", hint=hint)
 
     def visit_IfExp(self, node: ast.IfExp) -> None:
         self.visit(node.test)

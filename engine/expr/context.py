@@ -8,19 +8,43 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from engine.calendar import BusinessCalendar
 
-__all__ = ["Scope", "Function", "EvalContext", "EvalFailure"]
+__all__ = ["Scope", "Names", "Function", "EvalContext", "EvalFailure"]
+
+_NO_CHOICES: Mapping[str, frozenset[str]] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
 class Scope:
-    """The top-level names an expression may use (field names, `record`, `user`, ...)."""
+    """The top-level names an expression may use (field names, `record`, `user`, ...).
+
+    `choices` gives, for the names that are single-choice fields, the values they can hold: a
+    literal compared with one of them (`urgency == "urgnt"`) is a load error, since the
+    condition could never hold.
+    """
 
     names: frozenset[str]
+    choices: Mapping[str, frozenset[str]] = field(default_factory=lambda: _NO_CHOICES, compare=False)
+
+
+class Names(frozenset):  # type: ignore[type-arg]
+    """A set of names that also carries the option values of its choice fields (see `Scope`).
+
+    It is a frozenset, so it goes wherever a set of names is expected; combining it with other
+    names gives a plain frozenset again, which simply checks no option values.
+    """
+
+    choices: Mapping[str, frozenset[str]]
+
+    def __new__(cls, names: Iterable[str], choices: Mapping[str, frozenset[str]] | None = None) -> "Names":
+        self = super().__new__(cls, names)
+        self.choices = MappingProxyType(dict(choices or {}))
+        return self
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,10 @@ class Join(NodeType):
         if raw is None:
             ctx.unknown(doc, path + ("split",), "node", split, flow["nodes"], code="join-without-split")
             return {}
-        if ctx.registry.node_types.canonical(raw.get("type")) != Parallel.name:
+        split_type = ctx.registry.node_types.canonical(raw.get("type"))
+        if split_type is None:
+            return {}  # the split's type is unknown and already reported: say nothing more
+        if split_type != Parallel.name:
             ctx.error(doc, path + ("split",), f"join '{node.id}' must name a parallel split; "
                       f"'{split}' is a {raw.get('type')} node", code="join-without-split")
             return {}

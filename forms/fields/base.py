@@ -66,6 +66,8 @@ class FieldType:
     """May be a column of a `subtable` (only stored types that need no expression or insert hook)."""
     expression_option: ClassVar[str | None] = None
     """An own option holding an expression compiled like the common `computed` key."""
+    multiple: ClassVar[bool] = False
+    """Holds a list of values (several choices), so `field == "x"` is not how it is tested."""
 
     def column_type(self, spec: FieldSpec) -> TypeEngine[Any] | None:
         raise NotImplementedError

@@ -154,6 +154,7 @@ class MultiSelect(Select):
     options_schema = {"required": ["options"], "properties": {
         "options": OPTIONS_SCHEMA, "max_choices": {"type": "integer", "minimum": 1}}}
     examples = ("waybill_issues:\n  type: multiselect\n  options: [late, damaged, lost]\n",)
+    multiple = True
 
     def column_type(self, spec: FieldSpec) -> TypeEngine[Any]:
         return JSON()

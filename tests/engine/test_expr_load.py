@@ -165,3 +165,43 @@ def test_duration_literals_keep_the_columns_of_what_follows(functions: Kind[Any]
 def test_duration_like_text_inside_strings_and_names_is_left_alone(functions: Kind[Any]) -> None:
     assert run("'2h' + s", functions, {"s": " 30m"}) == "2h 30m"
     assert where(diagnose("x2h", functions)) == [(1, 1, "expr-unknown-name")]
+
+
+# ---------------------------------------------------------------- literals against option values
+
+URGENCY = Scope(frozenset({"urgency", "amount"}), {"urgency": frozenset({"normal", "urgent", "2"})})
+
+
+def _options_problems(source: str, functions: Kind[Any]) -> list[tuple[int, int, str, str | None]]:
+    from engine.expr import check_expression
+    return [(d.span.line, d.span.col, d.message, d.hint)
+            for d in check_expression(source, scope=URGENCY, functions=functions)]
+
+
+def test_a_misspelt_option_compared_with_a_choice_field_is_a_load_error(functions: Kind[Any]) -> None:
+    assert _options_problems('urgency == "urgnt"', functions) == [
+        (1, 12, "'urgnt' is not an option of 'urgency': the comparison could never hold",
+         "did you mean 'urgent'?")]
+
+
+def test_every_unknown_option_of_an_in_list_is_reported_at_its_position(functions: Kind[Any]) -> None:
+    assert [(line, col) for line, col, *_ in _options_problems(
+        'urgency in ("normal", "hi", "urgent", "lo")', functions)] == [(1, 23), (1, 39)]
+
+
+def test_a_number_compared_with_a_text_option_is_told_to_quote_it(functions: Kind[Any]) -> None:
+    (found,) = _options_problems("urgency != 2", functions)
+    assert found[2:] == ("2 is not an option of 'urgency': the comparison could never hold",
+                         'options are text: write "2"')
+
+
+def test_known_options_null_and_other_fields_are_not_checked(functions: Kind[Any]) -> None:
+    source = 'urgency == "urgent" or "normal" == urgency or urgency in (None, "2") or amount == "x"'
+    assert _options_problems(source, functions) == []
+
+
+def test_names_carry_option_values_into_a_scope_and_drop_them_when_combined() -> None:
+    from engine.expr import Names
+    names = Names({"urgency"}, {"urgency": frozenset({"urgent"})})
+    assert names == frozenset({"urgency"}) and dict(names.choices) == {"urgency": frozenset({"urgent"})}
+    assert not hasattr(names | {"user"}, "choices")

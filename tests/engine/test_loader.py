@@ -293,6 +293,7 @@ def test_a_duplicate_option_value_in_a_list_names_the_first(tmp_path: Path) -> N
         items:
           - {value: low}
           - {value: low}
+          - {value: high}
         """})
     assert [(f, l, c) for f, l, c, _ in found] == [("lists/urgency.yaml", 4, 13)]
     assert "line 3" in found[0][3]

@@ -102,7 +102,7 @@ def test_replaying_against_a_bundle_that_routes_differently_fails_loudly(tmp_pat
     changed = tmp_path / "changed_bundle"
     shutil.copytree(POSTAL, changed)
     flow = changed / "flows" / "complaint_handling.yaml"
-    flow.write_text(flow.read_text("utf-8").replace('when: urgency == "urgent" and', 'when: urgency == "never" and'), "utf-8")
+    flow.write_text(flow.read_text("utf-8").replace('when: urgency == "urgent" and', 'when: urgency == "normal" and'), "utf-8")
     with pytest.raises(ReplayDivergence, match="command 3 "):
         replay(postal(tmp_path, "replayed", changed), rec.log)
 

@@ -80,6 +80,37 @@ def test_a_join_naming_a_node_that_is_not_a_split_is_an_error(tmp_path: Path) ->
         in errors(tmp_path, flow)
 
 
+def test_a_misspelt_next_is_the_only_error_reported(tmp_path: Path) -> None:
+    flow = GOOD.replace("        next: route", "        next: rout")
+    assert errors(tmp_path, flow) == [("flows/ticket_flow.yaml", 22, 11, "unknown node 'rout'")]
+
+
+def test_a_join_whose_split_has_a_misspelt_type_reports_only_the_type(tmp_path: Path) -> None:
+    flow = GOOD.replace("        type: parallel", "        type: paralel")
+    assert errors(tmp_path, flow) == [("flows/ticket_flow.yaml", 9, 11, "unknown node type 'paralel'")]
+
+
+def test_a_branch_comparing_a_field_with_a_value_that_is_not_an_option_is_an_error(tmp_path: Path) -> None:
+    flow = GOOD.replace('urgency == "high"', 'urgency == "hihg"')
+    assert errors(tmp_path, flow) == [("flows/ticket_flow.yaml", 26, 26,
+                                       "'hihg' is not an option of 'urgency': the comparison could never hold")]
+
+
+def test_a_rule_condition_comparing_a_field_with_a_number_for_a_text_option_is_an_error(tmp_path: Path) -> None:
+    rules = """\
+        ruleset: ticket_rules
+        form: ticket
+        rules:
+          urgent:
+            on: record.created
+            when: urgency in ("high", 2)
+            do:
+              - {action: flag, tag: urgent}
+        """
+    assert problems(tmp_path, {"rules/ticket_rules.yaml": rules}) == [
+        ("rules/ticket_rules.yaml", 6, 31, "2 is not an option of 'urgency': the comparison could never hold")]
+
+
 def test_a_decision_without_else_is_an_error_at_its_branches(tmp_path: Path) -> None:
     flow = GOOD.replace("          - else: done\n", "          - when: urgency == \"low\"\n            to: done\n")
     found = errors(tmp_path, flow)

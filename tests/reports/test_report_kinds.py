@@ -30,6 +30,19 @@ def test_an_unknown_measure_in_a_widget_is_named_with_a_hint(tmp_path: Path) -> 
     assert [(f, line, m) for f, line, _, m in found] == [("dashboards/board.yaml", 10, "unknown measure 'ticket'")]
 
 
+def test_a_misspelt_dataset_field_is_reported_once_not_at_every_use(tmp_path: Path) -> None:
+    dataset = DATASET.replace("  region: {field: region}", "  region: {field: regoin}")
+    found = errors(tmp_path, reports__tickets_yaml=dataset)
+    assert [(f, line, m) for f, line, _, m in found] == [("reports/tickets.yaml", 8, "unknown field 'regoin'")]
+
+
+def test_a_measure_with_a_bad_expression_is_reported_once_not_as_unknown_in_widgets(tmp_path: Path) -> None:
+    dataset = DATASET.replace("closed_72h: {rate: resolution_hours <= 72h", "closed_72h: {rate: resolution_hour <= 72h")
+    found = errors(tmp_path, reports__tickets_yaml=dataset)
+    assert [(f, line, m) for f, line, _, m in found] == [
+        ("reports/tickets.yaml", 25, "unknown name 'resolution_hour'")]
+
+
 def test_a_date_dimension_needs_a_grain(tmp_path: Path) -> None:
     board = BOARD.replace("dimensions: [created.month]", "dimensions: [created]")
     assert any("a date dimension needs a grain" in m for *_, m in errors(tmp_path, dashboards__board_yaml=board))

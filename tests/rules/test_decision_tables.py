@@ -150,6 +150,20 @@ def test_literal_cells_must_be_options_of_the_field(tmp_path: Path) -> None:
         ("decisions/bad.yaml", 6, 15, "'urgnt' is not an option of the field 'urgency'")]
 
 
+def test_an_output_named_like_a_choice_field_must_give_one_of_its_options(tmp_path: Path) -> None:
+    text = """\
+        decision_table: bad
+        form: ticket
+        inputs: {amount: amount}
+        outputs: [urgency]
+        rows:
+          - {amount: "> 5000", urgency: urgnt}
+          - {urgency: normal}
+        """
+    assert errors(tmp_path, {"decisions/bad.yaml": text}) == [
+        ("decisions/bad.yaml", 6, 33, "'urgnt' is not an option of the field 'urgency'")]
+
+
 RULES = """\
     ruleset: ticket_rules
     form: ticket
