@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
@@ -12,6 +13,7 @@ from sqlalchemy.exc import StatementError
 
 from engine.storage import tables as t
 from engine.storage.db import read_transaction, transaction
+from engine.storage.types import json_text
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 LOCAL = datetime(2026, 2, 13, 10, 15, 30, 123456, tzinfo=SHANGHAI)
@@ -92,3 +94,15 @@ def test_json_columns_keep_chinese_text_as_typed(db_engine: Engine) -> None:
         detail = conn.execute(sa.select(t.audit_log.c.detail)).scalar_one()
     assert "张三" in raw and "\\u" not in raw
     assert found == 1 and detail == {"who": ["张三", "李四"]}
+
+
+def test_json_text_writes_what_compact_json_dumps_writes() -> None:
+    values = [None, True, 0, -3, 2.5, float("inf"), "引号\"与\\反斜杠\n", [], {},
+              {"fields": {"amount": "8000.00", "tags": ["破损", 1, None]}, "n": [1.0, {"x": False}]}]
+    for value in values:
+        assert json_text(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def test_json_text_refuses_a_value_json_cannot_hold() -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        json_text({"when": date(2026, 2, 13)})
