@@ -24,6 +24,22 @@ TICKET = "_ticket"
 class SpamSuspected(Exception):
     """The submission looks automated or forged; the message is safe to show."""
 
+    human: bool = False
+    """A person may well have caused it (a quick resend, a form left open overnight): the page
+    is then shown again with what they typed, instead of a bare refusal."""
+
+
+class TooQuick(SpamSuspected):
+    """Sent sooner than a person fills the form in (or resent at once after fixing an error)."""
+
+    human = True
+
+
+class Expired(SpamSuspected):
+    """The form was rendered more than a day ago."""
+
+    human = True
+
 
 @dataclass(frozen=True)
 class Ticket:
@@ -55,7 +71,7 @@ class TicketSigner:
             raise SpamSuspected("the form has expired or was altered; reload it and try again")
         age = now - rendered
         if age < timedelta(seconds=MIN_FILL_SECONDS):
-            raise SpamSuspected("the form was sent too quickly; please check it and send again")
+            raise TooQuick("the form was sent too quickly; please check it and send again")
         if age > MAX_AGE:
-            raise SpamSuspected("the form has expired; reload it and try again")
+            raise Expired("the form has expired; reload it and try again")
         return Ticket(rendered, key)

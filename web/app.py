@@ -45,6 +45,19 @@ MAX_REQUEST_BODY = 2 * 1024 * 1024
 MAX_UPLOAD_BODY = 110 * 1024 * 1024
 """Uploads may be larger; each field type sets its own, smaller limit."""
 
+LANG_COOKIE = "docket_lang"
+"""The language a user picked with `?lang=`: most links inside the pages do not repeat it."""
+
+
+def remember_language(request: Request, response: Response, locales: Any) -> None:
+    """Keep a `?lang=` choice in a cookie, so the next page (a link without `?lang=`, the
+    redirect after sign-in) stays in that language."""
+    wanted = request.query_params.get("lang") if request.scope.get("query_string") else None
+    if wanted in locales and request.cookies.get(LANG_COOKIE) != wanted:
+        response.headers.append("set-cookie", auth.cookie_header(
+            LANG_COOKIE, wanted, secure=auth.is_secure(request), max_age=365 * 24 * 3600))
+
+
 def _templates() -> Environment:
     env = Environment(loader=PackageLoader("web", "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True))
@@ -70,12 +83,16 @@ class Web:
         return self.system.bundle
 
     def locale_of(self, request: Request) -> str:
-        """`?lang=` if the bundle has it, else the first bundle locale the browser accepts."""
+        """`?lang=` if the bundle has it, else the language the user last chose (a cookie),
+        else the first bundle locale the browser accepts."""
         meta = self.bundle.meta
         # Read raw: this runs on every API submission, most without a query string (web.scope).
         wanted = request.query_params.get("lang") if request.scope.get("query_string") else None
         if wanted in meta.locales:
             return wanted
+        chosen = request.cookies.get(LANG_COOKIE) if header(request.scope, b"cookie") else None
+        if chosen in meta.locales:
+            return chosen
         accept = (header(request.scope, b"accept-language") or "").lower()
         for part in accept.split(","):
             tag = part.split(";")[0].strip()
@@ -100,7 +117,9 @@ class Web:
             csrf_field=lambda: auth.csrf_field(request), csrf_token=lambda: auth.csrf_token(request),
             lang_url=lambda loc: lang_url(request, loc), path=request.url.path)
         html = self.pages.get_template(template).render({**common, **context})  # a page may override
-        return HTMLResponse(html, status_code=status)
+        response = HTMLResponse(html, status_code=status)
+        remember_language(request, response, self.bundle.meta.locales)
+        return response
 
 
 def create_app(system: System, *, secret: str | None = None,
@@ -181,11 +200,23 @@ def create_app(system: System, *, secret: str | None = None,
     return app
 
 
+ERROR_WORDS = {400: "error_400", 403: "error_403", 404: "error_404", 409: "error_409", 429: "error_429"}
+
+
 def _error(request: Request, status: int, message: str) -> Response:
     if request.url.path.startswith("/api/"):
         return JSONAnswer({"error": message}, status_code=status)
-    return HTMLResponse(f"<!doctype html><title>{status}</title><h1>{status}</h1><p>"
-                        f"{_escape(message)}</p>", status_code=status)
+    # The detail is the engine's (often English) text: a heading in the reader's language says
+    # what happened, and a link leads back instead of leaving a dead end.
+    web = getattr(request.app.state, "web", None) if "app" in request.scope else None
+    locale = web.locale_of(request) if web is not None else "en"
+    heading = ui(ERROR_WORDS.get(status, "error_500" if status >= 500 else "error_400"), locale)
+    return HTMLResponse(f'<!doctype html><html lang="{_escape(locale)}"><meta charset="utf-8">'
+                        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+                        f'<title>{status} · {_escape(heading)}</title><link rel="stylesheet" href="/static/docket.css">'
+                        f'<main><h1>{_escape(heading)}</h1><p>{_escape(message)}</p>'
+                        f'<p><a href="/?lang={_escape(locale)}" id="error-home">{_escape(ui("error_home", locale))}</a></p>'
+                        '</main></html>', status_code=status)
 
 
 def lang_url(request: Request, locale: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any
-
+from urllib.parse import urlencode
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -18,7 +18,7 @@ from starlette.routing import Route
 from engine.errors import ValidationFailed
 from engine.types import label_text
 from forms.render import form_view, parse_form_post
-from web.antispam import HONEYPOT, TICKET, SpamSuspected
+from web.antispam import HONEYPOT, TICKET, Expired, SpamSuspected
 from web.forms_body import read_form
 from web.offload import offload
 from web.ratelimit import Limit
@@ -44,7 +44,8 @@ def routes(web: "Web") -> list[Route]:
             raise HTTPException(404, "no such public form")
         return form
 
-    def render(request: Request, form, *, values=None, errors=None, status: int = 200) -> HTMLResponse:  # type: ignore[no-untyped-def]
+    def render(request: Request, form, *, values=None, errors=None, status: int = 200,  # type: ignore[no-untyped-def]
+               notice: str = "") -> HTMLResponse:
         locale = web.locale_of(request)
         ticket = web.signer.issue(form.name, web.system.runtime.clock.now())
         return web.page(request, "form_fill.html", status=status,
@@ -52,7 +53,7 @@ def routes(web: "Web") -> list[Route]:
                         form_description=label_text(form.spec.description, locale, "") if form.spec.description else "",
                         sections=form_view(form, locale, values=values, errors=errors,
                                            only=form.public_fields),
-                        has_errors=bool(errors), ticket=ticket, wizard=form.spec.wizard,
+                        has_errors=bool(errors), notice=notice, ticket=ticket, wizard=form.spec.wizard,
                         action=f"/f/{form.name}?lang={locale}")
 
     async def show(request: Request) -> Response:
@@ -93,11 +94,18 @@ def routes(web: "Web") -> list[Route]:
             ticket = web.signer.check(form.name, str(posted.get(TICKET, "")), web.system.runtime.clock.now(),
                                       str(posted.get(HONEYPOT, "")))
         except SpamSuspected as exc:
-            raise HTTPException(400, str(exc)) from None
+            if not exc.human:
+                raise HTTPException(400, str(exc)) from None
+            # A person sent it too soon or from a stale page: show what they typed again, with
+            # a fresh ticket, rather than a bare refusal that loses the whole form.
+            return render(request, form, values=parse_form_post(form, posted, only=form.public_fields),
+                          notice=_refusal_notice(exc), status=400)
         data = parse_form_post(form, posted, only=form.public_fields)
         file_errors = await _store_files(web, form, posted, data, locale)
         if file_errors:
-            return render(request, form, values=data, errors=file_errors, status=422)
+            # Report every other mistake too, so one refused file does not hide them.
+            errors = {**_field_errors(web, form, data, locale), **file_errors}
+            return render(request, form, values=data, errors=errors, status=422)
         try:
             # Off the event loop: the submission may wait on the database's write lock.
             result = await offload.run(web.system.forms.submit, form.name, data, actor=None, locale=locale,
@@ -112,8 +120,12 @@ def routes(web: "Web") -> list[Route]:
         form = public_form(request)
         if not QUERY_NO.fullmatch(request.path_params["query_no"]):
             raise HTTPException(404, "no such query number")
-        return web.page(request, "form_submitted.html", query_no=request.path_params["query_no"],
-                        again=f"/f/{form.name}?lang={web.locale_of(request)}")
+        locale = web.locale_of(request)
+        query_no = request.path_params["query_no"]
+        # The lookup link carries the number, so the customer only types the phone digits.
+        return web.page(request, "form_submitted.html", query_no=query_no,
+                        track=f"/track?{urlencode({'lang': locale, 'query_no': query_no})}",
+                        again=f"/f/{form.name}?lang={locale}")
 
     return [
         Route("/f/{form}", show, methods=["GET"]),
@@ -134,6 +146,22 @@ def qr_code(url: str, kind: str) -> bytes:
     segno.make(url, error="m").save(out, kind=kind, scale=8 if kind == "png" else 4, border=2,
                                     **({"title": url} if kind == "svg" else {}))
     return out.getvalue()
+
+
+def _refusal_notice(exc: SpamSuspected) -> str:
+    """The UI catalogue key of the message for a ticket refused for a reason a person may cause."""
+    return "form_expired" if isinstance(exc, Expired) else "form_too_quick"
+
+
+def _field_errors(web: "Web", form: Any, data: dict[str, Any], locale: str) -> dict[str, list[str]]:
+    """The validator's errors for `data` (empty when it passes), without storing anything."""
+    try:
+        # As `forms.submit` checks an anonymous submission (public fields only).
+        form.validate(data, locale=locale, ctx=web.system.forms.eval_context() if form.conditional else None,
+                      editable=form.public_fields, extra_names={"user": {"username": None}})
+    except ValidationFailed as exc:
+        return dict(exc.errors)
+    return {}
 
 
 async def _store_files(web: "Web", form: Any, posted: Any, data: dict[str, Any],

@@ -104,6 +104,9 @@ class RecordPage:
     tasks: list[TaskPanel]
     diagram: Markup | None
     flow_status: str
+    sla_names: dict[str, str] = field(default_factory=dict)
+    """The SLA policies' and targets' labels in the page's language, keyed `policy` and
+    `policy.target` (the clocks store only the names)."""
 
 
 def outcomes_of(node: Any) -> list[Outcome]:
@@ -164,7 +167,7 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
     return RecordPage(
         form=form_name, record_id=record_id, record=record, title=title,
         groups=_field_groups(form, record, hidden, locale, form_name, record_id),
-        activity=[_activity(e, form, flow, hidden, locale, names) for e in entries],
+        activity=[_activity(e, form, flow, hidden, locale, names, runtime.bundle) for e in entries],
         steps=[{"node": _node_label(flow, s.node, locale), "entered_at": s.entered_at, "left_at": s.left_at,
                 "wall": s.wall, "work": s.work, "by": names.get(s.completed_by or "", s.completed_by or ""),
                 "outcome": s.outcome or "", "open": s.open} for s in timeline.steps],
@@ -173,7 +176,8 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
         candidates=[_candidate_label(web, c, locale, names) for c in timeline.candidates],
         age_wall=timeline.age_wall, age_work=timeline.age_work, sla=list(states),
         sla_worst=worst_sla(states), tasks=panels, diagram=diagram,
-        flow_status=instance["status"] if instance else "")
+        flow_status=instance["status"] if instance else "",
+        sla_names=_sla_names(runtime.bundle, locale))
 
 
 def _panel(web: "Web", conn: Any, task: Mapping[str, Any], principal: Principal, locale: str,
@@ -252,8 +256,12 @@ KIND_WORDS = {
 }
 
 
+SYSTEM_ACTOR = "system"
+"""The actor the rules and SLA engines write: shown as the page's word for the system."""
+
+
 def _activity(entry: Mapping[str, Any], form: Any, flow: Any, hidden: set[str], locale: str,
-              names: Mapping[str, str]) -> Activity:
+              names: Mapping[str, str], bundle: Any = None) -> Activity:
     data = entry["data"] if isinstance(entry["data"], Mapping) else {}
     changes = []
     for name, pair in (data.get("changes") or {}).items():
@@ -274,12 +282,53 @@ def _activity(entry: Mapping[str, Any], form: Any, flow: Any, hidden: set[str], 
         detail = str(data.get("outcome") or "")
     elif entry["kind"] == "incident":
         detail = str(data.get("message") or "")
+    elif bundle is not None:
+        detail = _engine_detail(bundle, entry["kind"], data, locale)
     actor = entry["actor"] or ""
-    return Activity(at=entry["at"], kind=entry["kind"], actor=names.get(actor, actor),
+    actor = "" if actor == SYSTEM_ACTOR else names.get(actor, actor)
+    return Activity(at=entry["at"], kind=entry["kind"], actor=actor,
                     node_label=_node_label(flow, entry["node"], locale) if entry["node"] else "",
                     outcome=str(data.get("outcome") or "") if entry["kind"] == "task.completed" else "",
                     comment=str(data.get("comment") or data.get("text") or ""), changes=changes,
                     detail=detail)
+
+
+def _engine_detail(bundle: Any, kind: str, data: Mapping[str, Any], locale: str) -> str:
+    """What an entry written by the rules or SLA engine was about, in the analyst's labels
+    (a rule's label, not `complaint_rules.acknowledge`; an SLA target's, not `response`)."""
+    if kind == "rule.fired":
+        return _rule_label(bundle, str(data.get("rule") or ""), locale)
+    if kind == "notified":
+        return _rule_label(bundle, str(data.get("by") or "").removeprefix("rule:"), locale)
+    if kind == "kb.recommended":
+        return "; ".join(str(e.get("title") or "") for e in data.get("entries") or [] if isinstance(e, Mapping))
+    if kind == "record.derived":
+        return str(data.get("query_no") or "")
+    if kind == "tag.added":
+        return str(data.get("note") or data.get("tag") or "")
+    if kind.startswith("sla."):
+        names = _sla_names(bundle, locale)
+        policy, target = str(data.get("policy") or ""), str(data.get("target") or "")
+        return names.get(f"{policy}.{target}") or names.get(policy) or target
+    return ""
+
+
+def _rule_label(bundle: Any, key: str, locale: str) -> str:
+    """A rule's label from its `ruleset.rule` key; the key itself for a rule no longer defined."""
+    ruleset, _, name = key.partition(".")
+    spec = bundle.all("ruleset").get(ruleset)
+    rule = spec.rules.get(name) if spec is not None else None
+    return rule.text(locale) if rule is not None else key
+
+
+def _sla_names(bundle: Any, locale: str) -> dict[str, str]:
+    """SLA policy and target labels, keyed `policy` and `policy.target`."""
+    names: dict[str, str] = {}
+    for policy in bundle.all("sla").values():
+        names[policy.name] = label_text(policy.label, locale, policy.name)
+        for target in policy.targets.values():
+            names[f"{policy.name}.{target.name}"] = label_text(target.label, locale, target.name)
+    return names
 
 
 def _node_label(flow: Any, node_id: str, locale: str) -> str:

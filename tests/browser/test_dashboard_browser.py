@@ -76,6 +76,23 @@ def test_a_click_on_a_bar_opens_the_records_it_counts(browser: Any, kit_server: 
     assert problems == [], "\n".join(problems)
 
 
+OVERFLOW = """() => Array.from(document.querySelectorAll('.widget')).flatMap(w => {
+  const edge = w.getBoundingClientRect().right;
+  return Array.from(w.querySelectorAll('.chart svg'))
+    .filter(svg => svg.getBoundingClientRect().right > edge + 1).map(() => w.id);
+})"""
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_every_chart_fits_its_widget_legend_included(browser: Any, kit_server: LiveServer, width: int) -> None:
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    sign_in(page, kit_server, "bea")
+    page.goto(f"{kit_server.url}/dashboards/board?lang=en")
+    wait_ready(page, page.locator(".widget").count())
+    overflowing = set(page.evaluate(OVERFLOW)) - {"widget-radar"}  # a radar keeps its drawn size
+    assert overflowing == set()
+
+
 @pytest.mark.timeout(900)
 def test_screenshots_of_the_postal_dashboards(browser: Any, tmp_path: Path) -> None:
     from reports.demo import DemoRunner

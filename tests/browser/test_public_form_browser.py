@@ -110,3 +110,37 @@ def test_a_customer_looks_up_progress_with_the_query_number(browser: Any, live_s
     assert page.inner_text("#lookup-status") == "已受理"
     page.screenshot(path=str(SCREENSHOTS / "progress-lookup-phone.png"))
     context.close()
+
+
+def test_next_on_an_empty_required_field_says_so_beside_it(browser: Any, live_server: LiveServer) -> None:
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="en-US")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/f/complaint?lang=en")
+    page.get_by_label("Contact person").fill("Chen")
+    page.get_by_role("button", name="Next").click()
+    assert page.inner_text("#f-customer_name-required") == "Please fill in this field."
+    assert page.evaluate("document.activeElement.id") == "f-customer_name"
+    assert page.locator("#f-contact_name-required").count() == 0
+    page.get_by_label("Key-account name").fill("ACME")
+    assert page.locator("#f-customer_name-required").count() == 0
+    context.close()
+
+
+def test_errors_on_both_steps_open_the_first_step_with_the_cursor_on_its_error(
+        browser: Any, live_server: LiveServer) -> None:
+    context = browser.new_context(viewport=VIEWPORTS["desktop"], locale="en-US")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/f/complaint?lang=en")
+    page.get_by_label("Key-account name").fill("ACME")
+    page.get_by_label("Contact person").fill("Chen")
+    page.get_by_label("Contact phone").fill("12")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("When it happened").fill("2030-01-01T10:30")  # in the future: refused too
+    page.get_by_label("Category").select_option("delivery_late")
+    page.get_by_label("What happened").fill("Late by two days")
+    live_server.clock.advance(timedelta(seconds=30))
+    page.get_by_role("button", name="Submit").click()
+    page.wait_for_selector("#form-errors")
+    assert page.get_by_label("Contact phone").is_visible()
+    assert page.evaluate("document.activeElement.id") == "f-contact_phone"
+    context.close()

@@ -153,3 +153,13 @@ def test_screenshots_of_the_inbox_a_record_and_the_definitions(browser: Any, pos
     assert page.locator("svg.flow-diagram").count() == 1
     page.screenshot(path=str(SCREENSHOTS / "definitions.png"), full_page=True)
     context.close()
+
+
+@pytest.mark.parametrize("path", ["/inbox", "/records/complaint", "/dashboards"])
+def test_staff_pages_are_no_wider_than_a_phone(browser: Any, postal: LiveServer, path: str) -> None:
+    give_password(postal, "admin")  # an admin has the most links in the header
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    sign_in(page, postal, "admin", lang="en")
+    page.goto(f"{postal.url}{path}?lang=en")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.locator("#nav-admin").is_visible() and page.locator("#sign-out").is_visible()

@@ -72,6 +72,8 @@ def test_lookups_are_rate_limited_per_client(client: TestClient, query_no: str) 
     assert statuses[:20] == [200] * 20 and statuses[20] == 429
 
 
-def test_the_acknowledgement_links_to_the_lookup(client: TestClient) -> None:
+def test_the_acknowledgement_links_to_the_lookup_with_the_query_number_filled_in(client: TestClient) -> None:
     page = client.get("/f/complaint/submitted/TS2026112300001?lang=en")
-    assert 'href="/track?lang=en"' in page.text
+    assert 'href="/track?lang=en&amp;query_no=TS2026112300001"' in page.text
+    lookup = client.get("/track?lang=en&query_no=TS2026112300001")
+    assert 'name="query_no" value="TS2026112300001"' in lookup.text

@@ -132,10 +132,31 @@ def test_errors_appear_next_to_their_fields_and_input_is_kept(client: TestClient
     assert system.forms.count("complaint") == 0
 
 
-def test_a_form_sent_too_quickly_is_refused(client: TestClient) -> None:
-    ticket = ticket_of(client.get("/f/complaint").text)
-    response = client.post("/f/complaint", data={**FILLED, "_ticket": ticket})
-    assert response.status_code == 400 and "too quickly" in response.text
+def test_a_form_sent_too_quickly_is_refused(client: TestClient, system: System) -> None:
+    ticket = ticket_of(client.get("/f/complaint?lang=en").text)
+    response = client.post("/f/complaint?lang=en", data={**FILLED, "_ticket": ticket})
+    assert response.status_code == 400 and "sent a moment too soon" in response.text
+    assert system.forms.count("complaint") == 0
+
+
+def test_a_form_sent_too_quickly_is_shown_again_with_the_input_kept(client: TestClient) -> None:
+    ticket = ticket_of(client.get("/f/complaint?lang=zh-CN").text)
+    response = client.post("/f/complaint?lang=zh-CN", data={**FILLED, "_ticket": ticket})
+    assert 'id="form-notice">提交过快，已保留您填写的内容' in response.text
+    assert 'value="华南物流客户"' in response.text and "派送延误两天</textarea>" in response.text
+    assert ticket_of(response.text) != ticket  # a fresh ticket, so the resend is accepted
+
+
+def test_a_form_left_open_for_more_than_a_day_is_shown_again_with_the_input_kept(
+        client: TestClient, clock: ManualClock, system: System) -> None:
+    ticket = ticket_of(client.get("/f/complaint?lang=en").text)
+    clock.advance(timedelta(days=1, minutes=5))
+    response = client.post("/f/complaint?lang=en", data={**FILLED, "_ticket": ticket})
+    assert response.status_code == 400 and 'id="form-notice">This page was open too long' in response.text
+    assert 'value="华南物流客户"' in response.text
+    clock.advance(timedelta(seconds=20))
+    again = client.post("/f/complaint?lang=en", data={**FILLED, "_ticket": ticket_of(response.text)})
+    assert again.status_code == 303 and system.forms.count("complaint") == 1
 
 
 def test_a_filled_honeypot_is_refused(client: TestClient, clock: ManualClock, system: System) -> None:
@@ -262,6 +283,15 @@ def test_a_disguised_html_photo_is_refused_next_to_its_field(client: TestClient,
     assert response.status_code == 422
     assert 'id="f-photos-error">x.png: ' in response.text
     assert system.forms.count("complaint") == 0
+
+
+def test_a_refused_photo_does_not_hide_the_other_mistakes(client: TestClient, clock: ManualClock) -> None:
+    ticket = open_form(client, clock, "en")
+    response = client.post("/f/complaint?lang=en", data={**FILLED, "contact_phone": "12", "_ticket": ticket},
+                           files=[("photos", ("notes.txt", b"just text", "text/plain"))])
+    assert response.status_code == 422
+    assert 'id="f-photos-error">notes.txt: ' in response.text
+    assert 'id="f-contact_phone-error">Enter a valid phone number.' in response.text
 
 
 def test_staff_only_fields_are_not_on_the_public_form(client: TestClient) -> None:

@@ -136,3 +136,13 @@ def test_a_crash_shows_a_reference_not_a_stack_trace(system: System) -> None:
     response = signed_in(TestClient(app, raise_server_exceptions=False)).get("/records/complaint")
     assert response.status_code == 500
     assert "reference" in response.text and "secret internals" not in response.text
+
+
+def test_a_missing_page_says_so_in_the_readers_language_with_a_way_back(client: TestClient) -> None:
+    zh = client.get("/f/nope?lang=zh-CN")
+    assert zh.status_code == 404
+    assert '<html lang="zh-CN">' in zh.text and "<h1>页面不存在</h1>" in zh.text
+    assert 'href="/?lang=zh-CN" id="error-home">返回首页' in zh.text
+    en = client.get("/f/nope?lang=en")
+    assert "<h1>Page not found</h1>" in en.text and "Back to the start page" in en.text
+

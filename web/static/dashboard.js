@@ -109,7 +109,15 @@
       spec.width = size * columns;
       spec.height = spec.height / 70 * Math.round(size * 0.64);
     } else if (payload.chart !== "radar" && payload.chart !== "kpi") {
-      spec.width = payload.chart === "pie" || payload.chart === "donut" ? Math.min(width, spec.height) : width;
+      var round = payload.chart === "pie" || payload.chart === "donut";
+      spec.width = round ? Math.min(width, spec.height) : width;
+      // The width is the whole chart's, legend and axis labels included: by default Vega-Lite
+      // gives it to the plot alone, and a legend then hangs outside the widget, out of sight.
+      if (!round && payload.mode !== "vega") { spec.autosize = { type: "fit-x", contains: "padding" }; }
+    }
+    if (width < 480 && payload.chart !== "radar") {  // a phone: no room for a legend beside the plot
+      spec.config = spec.config || {};
+      spec.config.legend = Object.assign({}, spec.config.legend, { orient: "bottom", columns: 1 });
     }
     delete spec.title; // the widget's heading shows it
     var options = {

@@ -88,13 +88,34 @@
   nav.appendChild(back); nav.appendChild(next);
   form.insertBefore(status, steps[0]);
   form.insertBefore(nav, submit);
-  var current = 0;
-  steps.forEach(function (step, i) { if (step.querySelector(".invalid") && current === 0) { current = i; } });
+  // The first step holding an error from the server opens (not the last one).
+  var current = Math.max(0, steps.findIndex(function (step) { return step.querySelector(".invalid"); }));
 
   function missing(step) {
     return Array.prototype.filter.call(step.querySelectorAll("[aria-required=true]"), function (input) {
       var field = input.closest("[data-field]");
       return !(field && field.hidden) && !input.value;
+    });
+  }
+
+  // Says "required" next to an empty required input, as the server would, until it is filled.
+  function flag(input) {
+    var field = input.closest(".field");
+    var id = input.id + "-required";
+    input.setAttribute("aria-invalid", "true");
+    if (!field || document.getElementById(id)) { return; }
+    field.classList.add("invalid");
+    var note = document.createElement("p");
+    note.className = "error"; note.id = id; note.textContent = form.getAttribute("data-required");
+    field.appendChild(note);
+    var described = input.getAttribute("aria-describedby");
+    input.setAttribute("aria-describedby", described ? described + " " + id : id);
+    input.addEventListener("input", function unflag() {
+      if (!input.value) { return; }
+      note.remove(); field.classList.remove("invalid"); input.removeAttribute("aria-invalid");
+      var rest = (input.getAttribute("aria-describedby") || "").split(" ").filter(function (d) { return d && d !== id; });
+      if (rest.length) { input.setAttribute("aria-describedby", rest.join(" ")); } else { input.removeAttribute("aria-describedby"); }
+      input.removeEventListener("input", unflag);
     });
   }
 
@@ -111,11 +132,23 @@
   back.addEventListener("click", function () { show(Math.max(0, current - 1)); });
   next.addEventListener("click", function () {
     var empty = missing(steps[current]);
-    empty.forEach(function (input) { input.setAttribute("aria-invalid", "true"); });
+    empty.forEach(flag);
     if (empty.length) { empty[0].focus(); return; }
     show(Math.min(steps.length - 1, current + 1));
     var first = steps[current].querySelector("input, select, textarea");
     if (first) { first.focus(); }
   });
   show(current);
+}());
+
+// After the server refused a post, the cursor goes to the first field it marked (for keyboard and
+// screen-reader users; the page would otherwise start at the top with the error out of sight).
+// Runs after the wizard, which has by then opened the step holding that field.
+(function () {
+  "use strict";
+  var fields = document.querySelectorAll("main .field.invalid");
+  for (var i = 0; i < fields.length; i++) {
+    var input = fields[i].querySelector("input:not([type=hidden]), select, textarea");
+    if (input && input.offsetParent !== null) { input.focus(); return; }
+  }
 }());

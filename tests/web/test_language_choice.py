@@ -1,0 +1,65 @@
+"""The language a user picks stays picked: links inside the pages and the redirect after sign-in
+do not repeat `?lang=`, so the choice is remembered rather than re-read from the browser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from engine.clock import ManualClock
+from web.app import create_app
+from web.system import System, boot
+
+from tests.web.auth_kit import PASSWORD, POSTAL, Seconds, csrf_of, give_password, new_clock
+
+CHINESE_BROWSER = {"accept-language": "zh-CN,zh;q=0.9"}
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return new_clock()
+
+
+@pytest.fixture
+def system(tmp_path: Path, clock: ManualClock) -> System:
+    system = boot(POSTAL, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock)
+    give_password(system, "agent")
+    return system
+
+
+@pytest.fixture
+def client(system: System) -> TestClient:
+    return TestClient(create_app(system, secret="test-secret", monotonic=Seconds()),
+                      raise_server_exceptions=False, headers=CHINESE_BROWSER)
+
+
+def test_english_chosen_at_sign_in_stays_for_the_inbox(client: TestClient) -> None:
+    page = client.get("/signin?lang=en")
+    inbox = client.post("/signin?lang=en", data={"username": "agent", "password": PASSWORD,
+                                                 "csrf_token": csrf_of(page.text)})
+    assert inbox.url.path == "/inbox"
+    assert '<html lang="en">' in inbox.text and "Inbox" in inbox.text
+
+
+def test_a_link_without_lang_keeps_the_language_last_chosen(client: TestClient) -> None:
+    assert '<html lang="en">' in client.get("/track?lang=en").text
+    assert '<html lang="en">' in client.get("/f/complaint").text
+
+
+def test_choosing_again_switches_back(client: TestClient) -> None:
+    client.get("/track?lang=en")
+    client.get("/track?lang=zh-CN")
+    assert '<html lang="zh-CN">' in client.get("/f/complaint").text
+
+
+def test_without_a_choice_the_browser_language_is_used(client: TestClient) -> None:
+    assert '<html lang="zh-CN">' in client.get("/f/complaint").text
+    english = client.get("/f/complaint", headers={"accept-language": "en-US,en;q=0.8"})
+    assert '<html lang="en">' in english.text
+
+
+def test_an_unknown_language_in_the_cookie_is_ignored(client: TestClient) -> None:
+    client.cookies.set("docket_lang", "fr")
+    assert '<html lang="zh-CN">' in client.get("/f/complaint").text
