@@ -7,16 +7,17 @@ so tests build fresh ones and never need to restore global state.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable, Generic, Iterator, Protocol, TypeVar, runtime_checkable
 
 from engine.errors import DocketError, did_you_mean
-
-log = logging.getLogger(__name__)
+from engine.registry_contracts import CONTRACTS, RESERVED, Contract, contract_problems, word_problems
 
 ENTRY_POINT_GROUP = "docket.plugins"
+BUILT_IN = "built-in"
+"""The source of Docket's own types: trusted (their tests check the contracts), so only the
+cheap name checks run for them and start-up stays fast."""
 
 
 @runtime_checkable
@@ -43,17 +44,29 @@ T = TypeVar("T")
 class Kind(Generic[T]):
     """The registered types of one plugin kind, looked up by name or alias."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, *, contract: Contract | None = None, reserved: str | None = None):
         self.kind = kind
+        self.contract = contract
+        """What the engines call on this kind's types, checked when a plugin adds one."""
+        self.reserved = reserved
+        """Why nothing may be added yet (no engine reads this kind), or None."""
         self._types: dict[str, T] = {}
         self._sources: dict[str, str] = {}
         self._aliases: dict[str, str] = {}
 
-    def add(self, plugin: T, *, source: str = "built-in") -> T:
-        """Register a type; a name or alias already taken is an error naming both sources."""
+    def add(self, plugin: T, *, source: str = BUILT_IN) -> T:
+        """Register a type; a name or alias already taken is an error naming both sources.
+
+        A type that breaks the kind's contract (docs/plugins.md) is a RegistryError saying what
+        is wrong, raised here rather than as a traceback while a bundle loads.
+        """
         name = getattr(plugin, "name", None)
-        if not isinstance(name, str) or not name:
-            raise RegistryError(f"{self.kind} from {source} has no 'name'")
+        if self.reserved is not None:
+            raise RegistryError(f"{self.kind} {name!r} from {source}: {self.reserved}")
+        problems = self.problems_of(plugin, source=source)
+        if problems:
+            what = f"{self.kind} '{name}'" if isinstance(name, str) and name else self.kind
+            raise RegistryError(f"{what} from {source}: {'; '.join(problems)}")
         aliases = tuple(getattr(plugin, "aliases", ()) or ())
         for word in (name, *aliases):
             owner = self._aliases.get(word)
@@ -67,6 +80,14 @@ class Kind(Generic[T]):
         for word in (name, *aliases):
             self._aliases[word] = name
         return plugin
+
+    def problems_of(self, plugin: Any, *, source: str = "plugin") -> list[str]:
+        """Why `plugin` cannot be registered in this kind ([] when it can); built-ins get only
+        the name checks."""
+        problems = word_problems(getattr(plugin, "name", None), getattr(plugin, "aliases", ()))
+        if source != BUILT_IN:
+            problems += contract_problems(self.contract, plugin)
+        return problems
 
     def get(self, name: str) -> T | None:
         """The type registered under this name or alias, or None."""
@@ -98,25 +119,31 @@ class Kind(Generic[T]):
         return len(self._types)
 
     def copy(self) -> "Kind[T]":
-        new: Kind[T] = Kind(self.kind)
+        new: Kind[T] = Kind(self.kind, contract=self.contract, reserved=self.reserved)
         new._types = dict(self._types)
         new._sources = dict(self._sources)
         new._aliases = dict(self._aliases)
         return new
 
 
+def _kind(kind: str, attribute: str) -> Kind[Any]:
+    """The empty kind a `Registry` holds under `attribute`, with its contract."""
+    return Kind(kind, contract=CONTRACTS.get(attribute), reserved=RESERVED.get(attribute))
+
+
 @dataclass
 class Registry:
     """One registry per plugin kind. Build it in a composition root; pass it down."""
 
-    field_types: Kind[Any] = field(default_factory=lambda: Kind("field type"))
-    node_types: Kind[Any] = field(default_factory=lambda: Kind("node type"))
-    actions: Kind[Any] = field(default_factory=lambda: Kind("action"))
-    functions: Kind[Any] = field(default_factory=lambda: Kind("function"))
-    chart_types: Kind[Any] = field(default_factory=lambda: Kind("chart type"))
-    channels: Kind[Any] = field(default_factory=lambda: Kind("channel"))
-    assignment_strategies: Kind[Any] = field(default_factory=lambda: Kind("assignment strategy"))
-    definition_kinds: Kind[Any] = field(default_factory=lambda: Kind("definition kind"))
+    field_types: Kind[Any] = field(default_factory=lambda: _kind("field type", "field_types"))
+    node_types: Kind[Any] = field(default_factory=lambda: _kind("node type", "node_types"))
+    actions: Kind[Any] = field(default_factory=lambda: _kind("action", "actions"))
+    functions: Kind[Any] = field(default_factory=lambda: _kind("function", "functions"))
+    chart_types: Kind[Any] = field(default_factory=lambda: _kind("chart type", "chart_types"))
+    channels: Kind[Any] = field(default_factory=lambda: _kind("channel", "channels"))
+    assignment_strategies: Kind[Any] = field(
+        default_factory=lambda: _kind("assignment strategy", "assignment_strategies"))
+    definition_kinds: Kind[Any] = field(default_factory=lambda: _kind("definition kind", "definition_kinds"))
     problems: list[str] = field(default_factory=list)
     """Plugins that failed to load, by name, with the reason. The others still load."""
 
@@ -140,12 +167,19 @@ class Registry:
         )
 
     def use(self, register: Callable[["Registry"], None], *, source: str) -> bool:
-        """Run one plugin's `register(registry)`; a failure is recorded, not raised."""
+        """Run one plugin's `register(registry)`; a failure is recorded, not raised.
+
+        Recorded only: the composition roots show `problems` once (`docket validate` as
+        warnings, `web.system.boot` in the log), so a failure is not reported twice.
+        """
+        if not callable(register):
+            self.problems.append(f"plugin {source}: TypeError: {register!r} is not a "
+                                 "register(registry) function")
+            return False
         try:
             register(self)
         except Exception as exc:  # a broken plugin must not stop the others
             self.problems.append(f"plugin {source}: {type(exc).__name__}: {exc}")
-            log.warning("plugin %s failed to register: %s", source, exc)
             return False
         return True
 

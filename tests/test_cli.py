@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
-from cli import main
+from cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTAL = ROOT / "definitions" / "postal_complaints"
@@ -118,3 +124,122 @@ def test_every_command_has_help(command: list[str]) -> None:
     result = subprocess.run([sys.executable, str(ROOT / "cli.py"), *command, "--help"],
                             capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 0 and "usage: docket" in result.stdout
+
+
+# ---------------------------------------------------------------- operating a server
+
+
+def free_port() -> int:
+    """A port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_database_url_that_does_not_parse_is_refused_without_echoing_it(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "upgrade", "--db", "not a url, password s3cret"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: the database URL (--db or $DOCKET_DATABASE_URL) is not a URL")
+    assert "s3cret" not in err
+
+
+def test_a_database_docket_does_not_run_on_is_refused_by_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "upgrade", "--db", "mysql://docket@db.internal/docket"]) == 1
+    assert "error: 'mysql' is not a database Docket knows; write sqlite:///" in capsys.readouterr().err
+
+
+def test_a_database_that_cannot_be_opened_is_an_error_not_a_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "upgrade", "--db", f"sqlite:///{tmp_path}"]) == 1  # a folder, not a file
+    assert capsys.readouterr().err == (f"error: cannot use the database sqlite:///{tmp_path}: unable to open "
+                                       "database file; check the path and that its folder is writable\n")
+
+
+def test_a_sqlite_folder_that_cannot_be_created_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the folder should be", "utf-8")
+    assert main(["db", "upgrade", "--db", f"sqlite:///{blocker}/var/docket.db"]) == 1
+    assert capsys.readouterr().err.startswith(f"error: cannot create the folder for the SQLite database {blocker}")
+
+
+def test_serve_refuses_a_port_in_use_before_starting_anything(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["serve", str(POSTAL), "--port", str(port), "--db", f"sqlite:///{tmp_path / 'docket.db'}"])
+    assert code == 1
+    out, err = capsys.readouterr()
+    assert err == (f"error: port {port} on 127.0.0.1 is already in use (another Docket, or another server?); "
+                   "stop it or choose another with --port\n")
+    assert "open:" not in out and not (tmp_path / "docket.db").exists()  # nothing seeded or started
+
+
+def test_serve_refuses_a_files_folder_it_cannot_write(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the folder should be", "utf-8")
+    monkeypatch.setenv("DOCKET_FILES_DIR", str(blocker / "files"))
+    code = main(["serve", str(POSTAL), "--port", str(free_port()), "--db", f"sqlite:///{tmp_path / 'docket.db'}"])
+    assert code == 1
+    assert capsys.readouterr().err.startswith(f"error: uploaded files cannot be stored in {blocker / 'files'}")
+    assert not (tmp_path / "docket.db").exists()
+
+
+def test_worker_logs_at_its_log_level_and_stops_on_sigterm(tmp_path: Path) -> None:
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        worker = subprocess.Popen(
+            [sys.executable, str(ROOT / "cli.py"), "worker", str(POSTAL), "--db", f"sqlite:///{tmp_path / 'w.db'}",
+             "--log-level", "info"], stdout=stdout, stderr=stderr, cwd=tmp_path)
+        try:
+            deadline = time.monotonic() + 90
+            while "Ctrl+C stops" not in out.read_text() and worker.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=60) == 0
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+    log = err.read_text()
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ INFO engine.scheduler: scheduler started", log, re.M), log
+
+
+def test_docket_help_gives_examples_and_the_environment_a_server_reads(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0
+    assert "examples:\n  docket validate definitions/postal_complaints\n" in out
+    for variable in ("DOCKET_DATABASE_URL", "DOCKET_SECRET_KEY", "DOCKET_FILES_DIR", "DOCKET_OUTBOX_DRY_RUN"):
+        assert f"\n  {variable} " in out
+
+
+def test_serve_help_gives_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = capsys.readouterr().out
+    assert "examples:\n  docket serve " in out and "--log-level" in out and "SIGTERM" in out
+
+
+def subcommands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every (command words, parser) of `docket`, nested ones (`db upgrade`) included."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield path + (name,), child
+                yield from subcommands(child, path + (name,))
+
+
+def db_options() -> dict[str, argparse.Action]:
+    """The --db option of every command that has one, by command words (`db upgrade`)."""
+    return {" ".join(words): action for words, parser in subcommands(build_parser())
+            for action in parser._actions if "--db" in action.option_strings}
+
+
+@pytest.mark.parametrize("command", sorted(db_options()))
+def test_every_db_option_names_its_default_and_postgresql(command: str) -> None:
+    help_text = db_options()[command].help or ""
+    assert "sqlite:///var/docket.db" in help_text and "postgresql+psycopg://" in help_text

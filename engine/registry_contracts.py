@@ -1,0 +1,188 @@
+"""What the engines call on a registered type, checked when a plugin registers it.
+
+A plugin mistake (a class registered instead of an instance, `aliases = ("old_name")` which is a
+string, a missing method, a method taking other arguments than the engine passes, an
+`options_schema` that is not JSON Schema) used to surface as a traceback in the middle of
+loading a bundle, far from its cause. `contract_problems` finds these at registration, so
+`Registry.use` reports them as one line naming the plugin (docs/plugins.md, "What Docket checks
+when a plugin registers").
+
+The contracts name methods and attributes only: the engine layer must not import the flow,
+form, rule or report engines that define the base classes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+__all__ = ["CONTRACTS", "Contract", "RESERVED", "contract_problems", "word_problems"]
+
+WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""A name or alias: a word analysts can write in YAML and expressions can call."""
+
+
+@dataclass(frozen=True)
+class Contract:
+    """The members the engines use on every type of one kind.
+
+    `methods` maps a method to the arguments the engines pass to it (positionally), so a
+    plugin's method that cannot take them is reported before anything calls it. `base` names
+    what a plugin should derive from (or build), for the error message.
+    """
+
+    base: str
+    methods: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    attributes: tuple[str, ...] = ()
+    extra: Callable[[Any], str | None] | None = None
+    """A further check of the whole type (the arity of a function); returns a problem or None."""
+
+
+def _function_arity_problem(function: Any) -> str | None:
+    """An `engine.expr.Function` whose `fn` cannot take `min_args`..`max_args` arguments."""
+    fn, low, high = function.fn, function.min_args, function.max_args
+    if not callable(fn):
+        return "fn is not callable"
+    if not isinstance(low, int) or not (high is None or isinstance(high, int) and high >= low):
+        return f"min_args {low!r} and max_args {high!r} are not a range of argument counts"
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # some C functions have no signature: trust them
+        return None
+    context = 1 if function.needs_context else 0
+    for count in dict.fromkeys((low, low if high is None else high)):
+        try:
+            signature.bind(*range(count + context))
+        except TypeError:
+            called = f"fn(ctx, {count} argument(s))" if context else f"fn({count} argument(s))"
+            return (f"fn{_parameters(signature)} cannot be called as {called}; "
+                    f"min_args={low}, max_args={high}, needs_context={function.needs_context}")
+    return None
+
+
+CONTRACTS: dict[str, Contract] = {
+    "node_types": Contract(
+        "flows.nodes.base.NodeType",
+        methods={"targets": ("node",), "compile": ("node", "flow", "ctx", "doc", "path", "scope"),
+                 "check_bundle": ("node", "flow", "bundle", "ctx", "doc", "path"), "enter": ("run",),
+                 "check_completion": ("node", "outcome", "comment", "return_to"),
+                 "on_task_completed": ("run", "task", "outcome")},
+        attributes=("options_schema", "terminal", "needs_next")),
+    "field_types": Contract(
+        "forms.fields.base.FieldType",
+        methods={"load_choices": ("raw", "ctx", "doc", "path"), "prepare": ("spec", "ctx", "doc", "path"),
+                 "check": ("spec", "ctx", "doc", "path"),
+                 "check_bundle": ("spec", "bundle", "ctx", "doc", "path"), "is_empty": ("value",),
+                 "parse": ("raw", "spec"), "parser": ("spec",), "fast_check": ("spec",),
+                 "coerce": ("value", "spec"), "check_stored": ("conn", "value", "spec", "tables"),
+                 "column_type": ("spec",), "to_json": ("value", "spec"), "from_db": ("value", "spec"),
+                 "display": ("value", "spec", "locale")},
+        attributes=("options_schema", "stores_value", "read_only", "in_subtable", "expression_option")),
+    "functions": Contract(
+        "engine.expr.Function",
+        attributes=("fn", "min_args", "max_args", "needs_context"),
+        extra=_function_arity_problem),
+    "actions": Contract(
+        "engine.actions.BaseAction",
+        methods={"compile": ("options", "ctx", "doc", "path", "scope"), "run": ("act", "compiled")},
+        attributes=("options_schema",)),
+    "chart_types": Contract(
+        "reports.charts.ChartType",
+        methods={"check_shape": ("dimensions", "measures"), "spec": ("data",)},
+        attributes=("options_schema", "mode", "default_width")),
+    "channels": Contract(
+        "engine.channels.ChannelType",
+        methods={"send": ("message", "settings")},
+        attributes=("options_schema",)),
+    "definition_kinds": Contract(
+        "engine.kinds.DefinitionKind",
+        methods={"build": ("doc", "ctx"), "check": ("bundle", "ctx")},
+        attributes=("folder", "key", "order", "options_schema", "dispatch")),
+}
+"""By `Registry` attribute."""
+
+RESERVED: dict[str, str] = {
+    "assignment_strategies": (
+        "Docket does not use registry.assignment_strategies yet: the `strategy:` of an `assign` "
+        "is one of claim, round_robin, least_loaded, built into the flow engine"),
+}
+"""Kinds that exist in the registry but that no engine reads yet: registering into one would
+be silently ignored, so it is refused with the reason."""
+
+
+def word_problems(name: Any, aliases: Any) -> list[str]:
+    """Problems with a type's `name` and `aliases` (a plain string for aliases is the classic
+    `("old_name")` mistake: it would register every letter of it as an alias)."""
+    problems = []
+    if not isinstance(name, str) or not name:
+        problems.append("has no 'name' (the word written in YAML)")
+    elif not WORD.fullmatch(name):
+        problems.append(f"name '{name}' is not a word (letters, digits and _, not starting with a digit)")
+    if isinstance(aliases, str):
+        problems.append(f"aliases must be a tuple of names, not the string {aliases!r} "
+                        f"(write ({aliases!r},) with a comma)")
+    elif not isinstance(aliases, (tuple, list)):
+        problems.append(f"aliases must be a tuple of names, not {type(aliases).__name__}")
+    else:
+        problems += [f"alias {alias!r} is not a word" for alias in aliases
+                     if not isinstance(alias, str) or not WORD.fullmatch(alias)]
+    return problems
+
+
+def contract_problems(contract: Contract | None, plugin: Any) -> list[str]:
+    """What is wrong with `plugin` as a type under `contract` (None: only the generic checks)."""
+    if isinstance(plugin, type):
+        return [f"{plugin.__name__} is a class: register an instance, {plugin.__name__}()"]
+    problems = _schema_problems(getattr(plugin, "options_schema", None))
+    if contract is None:
+        return problems
+    missing = [name for name in (*contract.methods, *contract.attributes) if not hasattr(plugin, name)]
+    if missing:
+        return problems + [f"lacks {', '.join(missing)} (see {contract.base})"]
+    for method, arguments in contract.methods.items():
+        problems += _signature_problems(plugin, method, arguments)
+    if contract.extra is not None and not problems:
+        problem = contract.extra(plugin)
+        problems += [problem] if problem else []
+    return problems
+
+
+def _signature_problems(plugin: Any, method: str, arguments: tuple[str, ...]) -> list[str]:
+    """The method cannot be called with the arguments the engines pass."""
+    member = getattr(plugin, method)
+    if not callable(member):
+        return [f"{method} is not a method"]
+    try:
+        signature = inspect.signature(member)
+    except (TypeError, ValueError):
+        return []
+    try:
+        signature.bind(*arguments)
+    except TypeError:
+        return [f"{method}{_parameters(signature)} cannot be called as {method}({', '.join(arguments)})"]
+    return []
+
+
+def _parameters(signature: inspect.Signature) -> str:
+    """`(node, ctx)`: the parameter names only (annotations would bury them)."""
+    marks = {inspect.Parameter.VAR_POSITIONAL: "*", inspect.Parameter.VAR_KEYWORD: "**"}
+    return "(" + ", ".join(marks.get(p.kind, "") + p.name for p in signature.parameters.values()) + ")"
+
+
+def _schema_problems(schema: Any) -> list[str]:
+    """`options_schema` must be a JSON Schema object; a wrong one would fail every bundle load."""
+    if schema is None:
+        return []
+    if not isinstance(schema, Mapping):
+        return [f"options_schema must be a JSON Schema object, not {type(schema).__name__}"]
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top)"
+        return [f"options_schema is not a valid JSON Schema at {where}: {exc.message}"]
+    return []

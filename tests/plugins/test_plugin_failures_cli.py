@@ -1,0 +1,63 @@
+"""What a `docket` command says when an installed plugin is broken: which plugin, once, and no
+traceback blamed on Docket or on the bundle."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cli import main
+from tests.plugins.conftest import BUNDLE, SAMPLE_SRC, InstallPlugin, sample_entry_points
+
+RAISES = "def register(registry):\n    raise RuntimeError('the licence file is missing')\n"
+CRASHES_AT_LOAD = """\
+from docket_sample_plugin.audit import RandomAudit
+
+
+class CrashingAudit(RandomAudit):
+    name = "crashing_audit"
+    aliases = ()
+
+    def compile(self, node, flow, ctx, doc, path, scope):
+        raise KeyError("share")
+
+
+def register(registry):
+    registry.node_types.add(CrashingAudit(), source="docket-crash")
+"""
+
+
+def test_a_command_names_the_plugin_whose_code_raised(
+        install_plugin: InstallPlugin, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    install_plugin("docket-sample-plugin", sample_entry_points(), source_dir=SAMPLE_SRC)
+    install_plugin("docket-crash", {"crash": "docket_crash_plugin:register"},
+                   modules={"docket_crash_plugin.py": CRASHES_AT_LOAD})
+    bundle = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, bundle)
+    flow = bundle / "flows" / "refund_flow.yaml"
+    flow.write_text(flow.read_text("utf-8").replace("type: random_audit", "type: crashing_audit"), "utf-8")
+    assert main(["validate", str(bundle)]) == 1
+    err = capsys.readouterr().err
+    assert 'raise KeyError("share")' in err  # the traceback, for the plugin's developer
+    assert err.endswith("error: the plugin docket-crash raised KeyError (traceback above): a bug in that "
+                        "plugin, not in the bundle or in Docket\n")
+
+
+def test_docket_validate_reports_a_broken_plugin_once(
+        install_plugin: InstallPlugin, capsys: pytest.CaptureFixture[str]) -> None:
+    install_plugin("docket-sample-plugin", sample_entry_points(), source_dir=SAMPLE_SRC)
+    install_plugin("docket-raises", {"raises": "docket_raises_plugin:register"},
+                   modules={"docket_raises_plugin.py": RAISES})
+    assert main(["validate", str(BUNDLE)]) == 0
+    assert capsys.readouterr().err.count("the licence file is missing") == 1
+
+
+def test_docket_schema_warns_about_a_broken_plugin(
+        install_plugin: InstallPlugin, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    install_plugin("docket-raises", {"raises": "docket_raises_plugin:register"},
+                   modules={"docket_raises_plugin.py": RAISES})
+    assert main(["schema", "--out", str(tmp_path)]) == 0
+    assert ("warning: plugin raises (docket_raises_plugin:register): RuntimeError: "
+            "the licence file is missing") in capsys.readouterr().err

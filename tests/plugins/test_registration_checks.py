@@ -1,0 +1,189 @@
+"""A plugin mistake is refused when the type is registered, with a message saying what to change
+(docs/plugins.md, "What Docket checks when a plugin registers"), not found later as a traceback
+in the middle of loading a bundle."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.expr import Function
+from engine.registry import Registry, RegistryError
+from flows.nodes.base import NodeType
+from reports.charts import ChartType
+from tests.plugins.conftest import InstallPlugin
+from web.system import build_registry
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
+SOURCE = "acme-docket"
+
+
+class Checkpoint(NodeType):
+    name = "checkpoint"
+    options_schema = {"properties": {"note": {"type": "string"}}}
+
+    def enter(self, run: Any) -> None:
+        run.move_to(run.node.next)
+
+
+def refusal(add: Any, plugin: Any) -> str:
+    """The message of the RegistryError that `add(plugin, source=...)` raises."""
+    with pytest.raises(RegistryError) as info:
+        add(plugin, source=SOURCE)
+    return str(info.value)
+
+
+def test_a_class_registered_instead_of_an_instance_is_refused_with_the_fix() -> None:
+    message = refusal(Registry().node_types.add, Checkpoint)
+    assert message == ("node type 'checkpoint' from acme-docket: Checkpoint is a class: "
+                       "register an instance, Checkpoint()")
+
+
+def test_aliases_written_as_a_string_are_refused_not_split_into_letters() -> None:
+    class Renamed(Checkpoint):
+        aliases = ("mark_point")  # the missing comma: a str, not a tuple
+
+    registry = Registry()
+    message = refusal(registry.node_types.add, Renamed())
+    assert "aliases must be a tuple of names, not the string 'mark_point'" in message
+    assert "m" not in registry.node_types and "checkpoint" not in registry.node_types
+
+
+def test_a_name_that_expressions_could_not_call_is_refused() -> None:
+    message = refusal(Registry().functions.add, Function("postcode-province", str, 1, 1))
+    assert "name 'postcode-province' is not a word" in message
+
+
+def test_a_chart_type_without_check_shape_is_refused_naming_its_base_class() -> None:
+    class Bullet:
+        name, aliases, options_schema = "bullet", (), {"properties": {}}
+
+        def spec(self, data: Any) -> dict[str, Any]:
+            return {}
+
+    message = refusal(Registry().chart_types.add, Bullet())
+    assert message == ("chart type 'bullet' from acme-docket: lacks check_shape, mode, default_width "
+                       "(see reports.charts.ChartType)")
+
+
+def test_a_method_that_cannot_take_the_engines_arguments_is_refused() -> None:
+    class OldCompile(Checkpoint):
+        def compile(self, node: Any, ctx: Any) -> dict[str, Any]:  # type: ignore[override]
+            return {}
+
+    message = refusal(Registry().node_types.add, OldCompile())
+    assert message.endswith("compile(node, ctx) cannot be called as compile(node, flow, ctx, doc, path, scope)")
+
+
+def test_an_options_schema_that_is_not_json_schema_is_refused_with_its_place() -> None:
+    class Typo(Checkpoint):
+        options_schema = {"properties": {"note": {"type": "strng"}}}
+
+    message = refusal(Registry().node_types.add, Typo())
+    assert "options_schema is not a valid JSON Schema at properties/note/type" in message
+
+
+def test_a_function_whose_fn_cannot_take_its_argument_counts_is_refused() -> None:
+    def province(code: str) -> str:
+        return code[:2]
+
+    message = refusal(Registry().functions.add, Function("province", province, 1, 2))
+    assert "cannot be called as fn(2 argument(s))" in message
+
+
+def test_a_function_that_needs_the_context_takes_it_first() -> None:
+    def today_in(ctx: Any, zone: str) -> str:
+        return zone
+
+    registry = Registry()
+    registry.functions.add(Function("today_in", today_in, 1, 1, needs_context=True), source=SOURCE)
+    assert registry.functions.get("today_in") is not None
+
+
+def test_a_plain_python_function_is_refused_pointing_to_function() -> None:
+    def province(code: str) -> str:
+        return code[:2]
+
+    message = refusal(Registry().functions.add, province)
+    assert "has no 'name'" in message and "(see engine.expr.Function)" in message
+
+
+def test_registering_an_assignment_strategy_is_refused_with_the_reason() -> None:
+    class RandomPick:
+        name, aliases, options_schema = "random_pick", (), {}
+
+    message = refusal(Registry().assignment_strategies.add, RandomPick())
+    assert "Docket does not use registry.assignment_strategies yet" in message
+
+
+def test_a_registry_copy_keeps_the_checks() -> None:
+    copy = build_registry(plugins=False).copy()
+    assert "is a class" in refusal(copy.node_types.add, Checkpoint)
+
+
+@pytest.mark.parametrize("attribute", ["field_types", "node_types", "actions", "functions", "chart_types",
+                                       "channels", "definition_kinds"])
+def test_every_built_in_type_meets_its_kinds_contract(attribute: str) -> None:
+    kind = getattr(build_registry(plugins=False), attribute)
+    assert {t.name: kind.problems_of(t) for t in kind if kind.problems_of(t)} == {}
+
+
+def test_an_entry_point_naming_a_module_is_reported_not_called(install_plugin: InstallPlugin) -> None:
+    install_plugin("docket-module", {"whole": "docket_module_plugin"},
+                   modules={"docket_module_plugin.py": "def register(registry):\n    pass\n"})
+    registry = build_registry(plugins=True)
+    (problem,) = registry.problems
+    assert problem.startswith("plugin whole (docket_module_plugin): TypeError: <module 'docket_module_plugin'")
+    assert problem.endswith("is not a register(registry) function")
+
+
+def test_a_failed_registration_is_recorded_and_not_logged_twice(caplog: pytest.LogCaptureFixture) -> None:
+    def register(registry: Registry) -> None:
+        raise RuntimeError("the licence file is missing")
+
+    registry = Registry()
+    assert registry.use(register, source="acme") is False
+    assert registry.problems == ["plugin acme: RuntimeError: the licence file is missing"]
+    assert caplog.records == []  # the composition root shows `problems` once
+
+
+def documented_classes() -> dict[str, Any]:
+    """The classes of the complete examples in docs/plugins.md's sections on each kind."""
+    text = DOCS.read_text("utf-8")
+    namespace: dict[str, Any] = {}
+    for heading in ("## A field type\n", "## A rule action\n", "## A chart type\n", "## A notification channel\n"):
+        section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+        code = re.search(r"```python\n(.*?)```", section, re.S)
+        assert code is not None, heading
+        exec(compile(code.group(1), f"docs/plugins.md {heading.strip()}", "exec"), namespace)  # noqa: S102
+    return namespace
+
+
+@pytest.mark.parametrize("attribute, name", [("field_types", "Postcode"), ("actions", "Stamp"),
+                                             ("chart_types", "Lollipop"), ("channels", "Pager")])
+def test_the_documented_examples_register_cleanly(attribute: str, name: str) -> None:
+    registry = build_registry(plugins=False)
+    plugin = documented_classes()[name]()
+    assert registry.use(lambda r: getattr(r, attribute).add(plugin, source="docs"), source="docs")
+    assert registry.problems == []
+
+
+def test_the_documented_chart_example_draws_a_widget() -> None:
+    from reports.charts import ChartData, render_svg
+
+    chart: ChartType = documented_classes()["Lollipop"]()
+    data = ChartData("Complaints", [("d0", "Region", "text")], [("m0", "Complaints", "number")],
+                     [{"d0": "east", "m0": 3, "_p": 0}, {"d0": "west", "m0": 5, "_p": 1}], {})
+    assert chart.check_shape(1, 1) is None and render_svg(chart.spec(data)).startswith("<svg")
+
+
+def test_the_documented_field_type_shows_its_own_message() -> None:
+    from forms.messages import FieldInvalid
+
+    postcode = documented_classes()["Postcode"]()
+    with pytest.raises(FieldInvalid) as info:
+        postcode.parse("12ab", None)
+    assert info.value.text("zh-CN") == "请输入6位邮政编码。"
