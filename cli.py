@@ -7,10 +7,12 @@ bundle, a bad JSON file, a validation failure); a traceback means a bug in Docke
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -25,13 +27,18 @@ def _print_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
         print(format_diagnostic(diag), file=sys.stderr)
 
 
+def _print_plugin_problems(registry: object) -> None:
+    """One `warning:` line per installed plugin that failed to load (docs/plugins.md)."""
+    for problem in registry.problems:  # type: ignore[attr-defined]
+        print(f"warning: {problem}", file=sys.stderr)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from engine.bundle import validate_bundle
     from web.system import build_registry
 
     registry = build_registry()
-    for problem in registry.problems:
-        print(f"warning: {problem}", file=sys.stderr)
+    _print_plugin_problems(registry)
     bundle, diagnostics = validate_bundle(args.bundle, registry)
     if args.format == "json":
         print(json.dumps([d.to_json() for d in diagnostics], ensure_ascii=False, indent=2))
@@ -48,14 +55,97 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_test(args: argparse.Namespace) -> int:
+    """Run the bundle's scenarios, each on a fresh database with a manual clock."""
+    from web.scenarios import SCENARIO_FOLDER, report, run_scenarios
+
+    # Scenarios never send messages (they stay queued in each scratch database), so the
+    # channels' missing credentials are not worth a warning per scenario.
+    logging.getLogger("engine.outbox").setLevel(logging.ERROR)
+    def show(result: object) -> None:
+        mark = "ok  " if result.passed else "FAIL"  # type: ignore[attr-defined]
+        print(f"{mark} {result.file}: {result.title} "  # type: ignore[attr-defined]
+              f"({result.steps_run} step(s) run)", flush=True)  # type: ignore[attr-defined]
+
+    results = run_scenarios(Path(args.bundle), [Path(f) for f in args.scenarios], on_result=show)
+    if not results:
+        print(f"no scenarios: write them in {Path(args.bundle) / SCENARIO_FOLDER}/*.yaml "
+              "(docs/reference/scenarios.md)", file=sys.stderr)
+        return 1
+    for line in report(results):
+        print(line)
+    return 0 if all(r.passed for r in results) else 1
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Run sample traffic through a bundle (and the same traffic through --compare) on scratch
+    databases with a fast clock; print what happened."""
+    import tempfile
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from engine.clock import ManualClock
+    from reports.demo import DemoRunner
+    from reports.simulation import compare_lines, summarize, summary_lines
+    from web.system import boot
+
+    if args.records < 1 or args.days < 1:
+        print("--records and --days must be at least 1", file=sys.stderr)
+        return 1
+    try:
+        first = datetime.fromisoformat(args.start)
+    except ValueError:
+        print(f"--start: '{args.start}' is not a date (write it like 2026-03-02)", file=sys.stderr)
+        return 1
+    logging.getLogger("engine.outbox").setLevel(logging.ERROR)  # nothing is ever sent
+    logging.getLogger("reports.demo").setLevel(logging.ERROR)  # refused samples are counted, not told
+    summaries = []
+    with tempfile.TemporaryDirectory(prefix="docket-simulate-") as tmp:
+        for n, bundle in enumerate([args.bundle] + ([args.compare] if args.compare else [])):
+            clock = ManualClock(first if first.tzinfo else first.replace(tzinfo=ZoneInfo("UTC")))
+            system = boot(bundle, db_url=f"sqlite:///{Path(tmp) / f'simulation-{n}.db'}", clock=clock)
+            try:
+                start = first if first.tzinfo else first.replace(
+                    tzinfo=ZoneInfo(system.bundle.meta.timezone or "UTC"))  # midnight where the bundle works
+                clock.set(start)
+                runner = DemoRunner(system.runtime, seed=args.seed, fire_timers=True)
+                print(f"simulating {args.records} {runner.form_name} records over {args.days} days "
+                      f"with {bundle}...", file=sys.stderr, flush=True)
+                runner.run(args.records, start=start, days=args.days)
+                summaries.append(summarize(system.runtime, runner.form_name, bundle=str(bundle)))
+            finally:
+                system.db.dispose()
+    if args.format == "json":
+        print(json.dumps([s.to_json() for s in summaries], ensure_ascii=False, indent=2))
+    elif len(summaries) == 2:
+        print("\n".join(compare_lines(*summaries)))
+    else:
+        print("\n".join(summary_lines(summaries[0])))
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from engine.bundle import write_bundle_schemas
     from web.system import build_registry
 
-    written = write_bundle_schemas(build_registry(), Path(args.out))
+    registry = build_registry()
+    _print_plugin_problems(registry)  # a plugin that failed is missing from the schemas
+    written = write_bundle_schemas(registry, Path(args.out))
+    written.append(_write_scenario_schema(Path(args.out)))
     for path in written:
         print(path)
     return 0
+
+
+def _write_scenario_schema(out: Path) -> Path:
+    """scenarios/*.yaml's JSON Schema, beside the definition kinds' (`docket test`)."""
+    from web.scenarios import SCENARIO_SCHEMA
+
+    target = out / "scenario.schema.json"
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "Docket scenario",
+              **SCENARIO_SCHEMA}
+    target.write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return target
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -161,11 +251,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from engine.storage.db import database_url
     from web.app import create_app
-    from web.system import boot
-
     from web.auth import demo_mode
+    from web.system import boot, files_dir
 
     url = database_url(args.db)
+    # Checked before anything starts: a server that cannot listen or store uploads must not
+    # seed data, hand out demo passwords, or fire timers first.
+    problem = port_problem(args.host, args.port) or files_problem(files_dir(url))
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     demo = demo_mode(args.demo, url, True)
     if demo:
         # A demo has no mail server or SMS gateway: messages are written to the log instead.
@@ -178,16 +273,58 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"Docket is serving '{system.bundle.meta.title('en')}' ({system.bundle.name} "
           f"{system.bundle.version}, hash {system.bundle.hash})")
     print(f"  database: {_safe_url(url)}")
+    print(f"  files:    {files_dir(url).resolve()}")
     print(f"  open:     http://{host}:{args.port}/")
     _print_demo_users(system, url, args.demo)
     web = app.state.web
     scheduler = _start_scheduler(lambda: web.system.runtime, args.no_scheduler)  # follows reloads
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        # log_config=None: uvicorn logs through the root logger configured above, so its lines
+        # carry the same timestamps and format as Docket's.
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, log_config=None)
     finally:
         if scheduler is not None:
             scheduler.shutdown()
     return 0
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port (taken, or no such address); None if it can.
+
+    The socket is closed again at once; uvicorn binds it for real a few seconds later.
+    SO_REUSEADDR as uvicorn sets it: a port left in TIME_WAIT by a stopped server is free.
+    """
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot listen on --host {host}: {exc.strerror}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (f"port {port} on {host} is already in use (another Docket, or another "
+                        "server?); stop it or choose another with --port")
+            return f"cannot listen on {host}:{port}: {exc.strerror}"
+    return None
+
+
+def files_problem(folder: Path) -> str | None:
+    """Why uploaded files could not be stored in `folder` (created if missing); None if they can.
+
+    Found at start, not at a customer's first upload."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".docket-write-check-"):
+            pass
+    except OSError as exc:
+        return (f"uploaded files cannot be stored in {folder.resolve()}: {exc.strerror}; "
+                "set DOCKET_FILES_DIR to a writable folder")
+    return None
 
 
 def _start_scheduler(runtime: object, disabled: bool) -> object | None:
@@ -204,8 +341,9 @@ def _start_scheduler(runtime: object, disabled: bool) -> object | None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Run only the scheduler: an extra process that fires timers and sends messages."""
-    import logging
+    """Run only the scheduler: an extra process that fires timers and sends messages.
+
+    Logging follows --log-level (main's `configure_logging`)."""
     import signal
     import threading
 
@@ -213,7 +351,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from engine.storage.db import database_url
     from web.system import boot
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     url = database_url(args.db)
     system = boot(args.bundle, db_url=url)
     scheduler = Scheduler(system.runtime, timer_interval=args.interval)
@@ -330,8 +467,18 @@ def _seed_demo_records(system: object) -> None:
     print(f"  demo data: filling the empty database with {DEMO_RECORDS} sample records (once)...", flush=True)
     end = system.runtime.clock.now()  # type: ignore[attr-defined]
     start = end - timedelta(days=21)
-    seeding = boot(system.bundle.root, db_url=system.db.url.render_as_string(hide_password=False),  # type: ignore[attr-defined]
-                   clock=ManualClock(start), registry=system.bundle.registry)  # type: ignore[attr-defined]
+    # The serving system has just warned about unset channel variables and broken plugins;
+    # this second boot of the same bundle would repeat every one of those warnings.
+    quiet = [logging.getLogger(name) for name in ("engine.outbox", "web.system")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.ERROR)
+    try:
+        seeding = boot(system.bundle.root, db_url=system.db.url.render_as_string(hide_password=False),  # type: ignore[attr-defined]
+                       clock=ManualClock(start), registry=system.bundle.registry)  # type: ignore[attr-defined]
+    finally:
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)
     DemoRunner(seeding.runtime, seed=7).run(DEMO_RECORDS, start=start, days=21)
     seeding.db.dispose()
 
@@ -458,9 +605,69 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+DB_HELP = ("database URL (default: $DOCKET_DATABASE_URL, else sqlite:///var/docket.db); PostgreSQL: "
+           "postgresql+psycopg://USER:PASSWORD@HOST:5432/DB, tables in a schema of it: add "
+           "?options=-csearch_path%%3DSCHEMA")
+LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
+LOG_HELP = ("what Docket and the web server log, with timestamps (default: %(default)s; info includes "
+            "messages a demo logs instead of sending, debug every scheduler run)")
+
+TOP_EPILOG = """\
+examples:
+  docket validate definitions/postal_complaints
+  docket test definitions/postal_complaints     # the scenarios in scenarios/*.yaml
+  docket simulate definitions/postal_complaints --compare my_change/
+  docket serve                                  # SQLite in var/, demo users and sample data
+  docket db upgrade --db postgresql+psycopg://docket@db.internal:5432/docket
+  docket serve --db postgresql+psycopg://docket@db.internal:5432/docket --host 0.0.0.0 --no-scheduler
+  docket worker --db postgresql+psycopg://docket@db.internal:5432/docket
+
+environment (for serve and worker):
+  DOCKET_DATABASE_URL     the database when --db is not given
+  DOCKET_SECRET_KEY       signs sessions and form tickets; give every server the same one
+                          (default: a key kept in var/secret_key)
+  DOCKET_FILES_DIR        where uploaded files are kept, shared by every server
+                          (default: files/ beside a SQLite database, else var/files)
+  DOCKET_PUBLIC_URL       the address customers use, for the QR codes of printed letters
+  DOCKET_TRUSTED_PROXIES  reverse proxies whose X-Forwarded-For is believed (comma separated)
+  DOCKET_DEMO             1 or 0: demo mode of serve (see docket serve --help)
+  DOCKET_OUTBOX_DRY_RUN   1: write messages to the log instead of sending them
+
+`docket COMMAND --help` describes each command.
+"""
+
+SERVE_EPILOG = """\
+examples:
+  docket serve                                  # the quick start: SQLite in var/, demo mode
+  docket serve --port 8080 --log-level warning
+  docket serve --db postgresql+psycopg://docket:PASSWORD@db.internal:5432/docket --host 0.0.0.0
+  docket serve --db 'postgresql+psycopg://postgres@127.0.0.1/test?options=-csearch_path%3Ddocket'
+
+Stop it with Ctrl+C or SIGTERM: requests in progress are finished first. `docket --help`
+lists the environment variables a server reads.
+"""
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps descriptions as usual but keeps an epilog's lines (examples) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+def _with_epilog(parser: argparse.ArgumentParser, epilog: str) -> argparse.ArgumentParser:
+    """Give a (sub)command examples shown after its options."""
+    parser.epilog = epilog
+    parser.formatter_class = _HelpFormatter
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every `docket` command."""
-    parser = argparse.ArgumentParser(prog="docket", description="Docket: YAML forms, flows, rules and reports.")
+    parser = argparse.ArgumentParser(prog="docket", description="Docket: YAML forms, flows, rules and reports.",
+                                     epilog=TOP_EPILOG, formatter_class=_HelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("validate", help="check a bundle; exit 0 when valid, 1 with every error",
@@ -469,25 +676,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json"], default="text", help="output format")
     p.set_defaults(func=cmd_validate)
 
+    p = sub.add_parser("test", help="run the bundle's scenarios (scenarios/*.yaml) on scratch databases",
+                       description="Run scenario tests: each file in BUNDLE/scenarios/ tells a story "
+                                   "(submit, complete, wait, expect) that runs on a fresh database with a "
+                                   "manual clock; failures come back as file:line:col: messages. "
+                                   "Example: docket test definitions/postal_complaints")
+    p.add_argument("bundle", nargs="?", default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
+    p.add_argument("scenarios", nargs="*", help="scenario files to run (default: all of the bundle's)")
+    p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("simulate", help="run sample traffic through a bundle on a scratch database",
+                       description="Pilot a bundle without touching any real database: sample records "
+                                   "arrive over --days, people complete their steps after plausible "
+                                   "delays, timers fire (SLA warnings, escalations), all on a fast "
+                                   "clock; then flow outcomes, time per step, SLA results, escalations, "
+                                   "messages and incidents are printed. --compare runs the same traffic "
+                                   "through another bundle (the change you plan) side by side. Example: "
+                                   "docket simulate definitions/postal_complaints --compare my_change/")
+    p.add_argument("bundle", nargs="?", default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
+    p.add_argument("--compare", metavar="BUNDLE", help="another bundle to run the same traffic through")
+    p.add_argument("--records", type=int, default=200, help="sample records (default: %(default)s)")
+    p.add_argument("--days", type=int, default=30, help="days they arrive over (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=7, help="random seed: the same seed, the same traffic")
+    p.add_argument("--start", default="2026-03-02", help="first day, in the bundle's time zone (default: %(default)s)")
+    p.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+    p.set_defaults(func=cmd_simulate)
+
     p = sub.add_parser("serve", help="run the web application",
                        description="Check the bundle, migrate the database, and serve the web application.")
     p.add_argument("bundle", nargs="?", default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
-    p.add_argument("--db", help="database URL (default: $DOCKET_DATABASE_URL or sqlite:///var/docket.db)")
+    p.add_argument("--db", help=DB_HELP)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--log-level", default="info", choices=LOG_LEVELS, help=LOG_HELP)
     p.add_argument("--no-scheduler", action="store_true",
                    help="do not fire timers or send messages here (run `docket worker` instead)")
     p.add_argument("--demo", action=argparse.BooleanOptionalAction, default=None,
                    help="give the bundle's demo users the password printed at start (default: $DOCKET_DEMO, "
                         "else on only for the SQLite database under var/)")
+    _with_epilog(p, SERVE_EPILOG)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("users", help="manage sign-in accounts", description="Manage sign-in accounts.")
     users_sub = p.add_subparsers(dest="users_command", metavar="ACTION", required=True)
     q = users_sub.add_parser("list", help="list users with their roles and department")
     q.add_argument("--bundle", default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
-    q.add_argument("--db", help="database URL")
+    q.add_argument("--db", help=DB_HELP)
     q.set_defaults(func=cmd_users_list)
     q = users_sub.add_parser("add", help="create a user",
                              description="Create a user; the password is asked for (or read from stdin).")
@@ -499,23 +733,23 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--no-password", action="store_true", help="create without a password (cannot sign in yet)")
     q.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     q.add_argument("--bundle", default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
-    q.add_argument("--db", help="database URL")
+    q.add_argument("--db", help=DB_HELP)
     q.set_defaults(func=cmd_users_add)
     q = users_sub.add_parser("set-password", help="set a user's password (ends their sessions)",
                              description="Set a user's password; it is asked for twice, or read from stdin.")
     q.add_argument("username")
     q.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     q.add_argument("--bundle", default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
-    q.add_argument("--db", help="database URL")
+    q.add_argument("--db", help=DB_HELP)
     q.set_defaults(func=cmd_users_set_password)
 
     p = sub.add_parser("worker", help="fire timers and send queued messages (no web server)",
                        description="Run only the background scheduler: durable timers and the outbox. "
                                    "Any number of workers and servers may run against one database.")
     p.add_argument("bundle", nargs="?", default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
-    p.add_argument("--db", help="database URL (default: $DOCKET_DATABASE_URL or sqlite:///var/docket.db)")
+    p.add_argument("--db", help=DB_HELP)
     p.add_argument("--interval", type=float, default=1.0, help="seconds between timer ticks (default: %(default)s)")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--log-level", default="info", choices=LOG_LEVELS, help=LOG_HELP)
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("migrate", help="plan and apply record-table changes that could lose data",
@@ -524,7 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "fields wait for this command, which shows its plan first and "
                                    "changes nothing without --apply. Old columns are kept as _removed_*.")
     p.add_argument("bundle", nargs="?", default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
-    p.add_argument("--db", help="database URL (default: $DOCKET_DATABASE_URL or sqlite:///var/docket.db)")
+    p.add_argument("--db", help=DB_HELP)
     p.add_argument("--rename", action="append", metavar="FORM.OLD=NEW",
                    help="a field was renamed: move the values of column OLD into field NEW (repeatable)")
     p.add_argument("--apply", action="store_true", help="make the changes (default: only show the plan)")
@@ -535,7 +769,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", help="bundle folder")
     p.add_argument("form", help="form name")
     p.add_argument("--data", required=True, help="JSON file with field values")
-    p.add_argument("--db", help="database URL")
+    p.add_argument("--db", help=DB_HELP)
     p.add_argument("--user", help="submitting username")
     p.add_argument("--locale", default="en", help="language of error messages (en, zh-CN)")
     p.add_argument("--key", help="idempotency key: a retry with the same key returns the first record")
@@ -548,7 +782,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--records", type=int, default=1000, help="how many records (default 1000)")
     p.add_argument("--days", type=int, default=730, help="spread over this many days up to now (default 730)")
     p.add_argument("--seed", type=int, default=7, help="random seed (the same seed gives the same data)")
-    p.add_argument("--db", help="database URL")
+    p.add_argument("--db", help=DB_HELP)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("export", help="write a form's records to a CSV or XLSX file",
@@ -557,7 +791,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("form", help="form name")
     p.add_argument("--format", choices=["csv", "xlsx"], help="file format (default: from --out's extension)")
     p.add_argument("--out", required=True, help="file to write")
-    p.add_argument("--db", help="database URL")
+    p.add_argument("--db", help=DB_HELP)
     p.add_argument("--locale", default="en", help="language of the headers and labels (en, zh-CN)")
     p.set_defaults(func=cmd_export)
 
@@ -570,7 +804,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="CSV or XLSX file; headers are field labels (any language) or names")
     p.add_argument("--format", choices=["auto", "csv", "xlsx"], default="auto", help="file format (default: %(default)s)")
     p.add_argument("--valid-rows", action="store_true", help="store the valid rows even if others have errors")
-    p.add_argument("--db", help="database URL")
+    p.add_argument("--db", help=DB_HELP)
     p.add_argument("--user", help="importing username (recorded as the records' creator)")
     p.add_argument("--locale", default="en", help="language of error messages (en, zh-CN)")
     p.set_defaults(func=cmd_import)
@@ -582,15 +816,15 @@ def build_parser() -> argparse.ArgumentParser:
     q = tokens_sub.add_parser("create", help="create a token for USER and print it once")
     q.add_argument("user", help="the username the token acts as")
     q.add_argument("--name", required=True, help="what uses the token, e.g. 'hotline gateway'")
-    q.add_argument("--db", help="database URL")
+    q.add_argument("--db", help=DB_HELP)
     q.set_defaults(func=cmd_tokens)
     q = tokens_sub.add_parser("list", help="list tokens (never their secrets)")
     q.add_argument("--user", help="only this user's tokens")
-    q.add_argument("--db", help="database URL")
+    q.add_argument("--db", help=DB_HELP)
     q.set_defaults(func=cmd_tokens)
     q = tokens_sub.add_parser("revoke", help="revoke a token by its id")
     q.add_argument("id", type=int, help="the token's id (from `docket tokens list`)")
-    q.add_argument("--db", help="database URL")
+    q.add_argument("--db", help=DB_HELP)
     q.set_defaults(func=cmd_tokens)
 
     p = sub.add_parser("schema", help="write JSON Schemas of every definition kind for editors",
@@ -602,15 +836,20 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     q = db_sub.add_parser("upgrade", help="migrate the engine tables to the newest revision",
                           description="Migrate the engine tables (dk_*) to the newest revision.")
-    q.add_argument("--db", help="database URL")
+    q.add_argument("--db", help=DB_HELP)
     q.set_defaults(func=cmd_db_upgrade)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `docket` console script."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    configure_logging(getattr(args, "log_level", None))
+    if hasattr(args, "db"):
+        problem = database_problem(args.db)
+        if problem is not None:
+            print(f"error: {problem}", file=sys.stderr)
+            return 1
     try:
         return int(args.func(args))
     except DefinitionError as exc:
@@ -622,6 +861,111 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        explained = _explain_failure(exc, getattr(args, "db", None))
+        if explained is None:
+            raise  # a bug in Docket: the traceback is what its developers need
+        print(explained, file=sys.stderr)
+        return 1
+
+
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+SERVER_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str | None) -> None:
+    """Docket's log: warnings for one-off commands; for `serve` and `worker` (which have
+    --log-level) that level, with timestamps, so a demo's logged messages and the scheduler's
+    start show up. Called once, by `main`: a second basicConfig would be silently ignored
+    (which is how `docket worker --log-level` once had no effect)."""
+    if level is None:
+        logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+        return
+    logging.basicConfig(level=level.upper(), format=SERVER_LOG_FORMAT)
+    if level != "debug":
+        # At INFO, APScheduler logs every run of every job (a line a second), Alembic its
+        # plugins and SQLAlchemy's pools (named after Docket's SQLite pool class) every dispose.
+        for chatty in ("apscheduler", "alembic", "sqlalchemy", "engine.storage.db._FilePool"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+DATABASE_URL_FORMS = "sqlite:///var/docket.db or postgresql+psycopg://user@host:5432/dbname"
+
+
+def database_problem(explicit: str | None) -> str | None:
+    """Why the database URL (--db, else $DOCKET_DATABASE_URL, else the SQLite default) cannot
+    work, found before the bundle loads; None when it may. The URL itself is not repeated
+    when it does not parse: it may hold a password."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    from engine.storage.db import database_url
+
+    try:
+        url = make_url(database_url(explicit))
+    except ArgumentError:
+        return f"the database URL (--db or $DOCKET_DATABASE_URL) is not a URL; write {DATABASE_URL_FORMS}"
+    except OSError as exc:  # the SQLite file's folder could not be created
+        return f"cannot create the folder for the SQLite database {exc.filename}: {exc.strerror}"
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        return f"'{url.drivername}' is not a database Docket knows; write {DATABASE_URL_FORMS}"
+    try:
+        url.get_dialect().import_dbapi()
+    except NoSuchModuleError:
+        return f"'{url.drivername}' is not a database Docket knows; write {DATABASE_URL_FORMS}"
+    except ImportError as exc:
+        return (f"the PostgreSQL driver '{exc.name}' is not installed; install Docket with it: "
+                "pip install -e '.[postgres]'")
+    return None
+
+
+def _explain_failure(exc: Exception, db: str | None) -> str | None:
+    """A plain message for a failure that is not a bug in Docket (the database refused, a
+    plugin raised); None for anything else."""
+    from sqlalchemy.exc import OperationalError
+
+    if isinstance(exc, OperationalError):
+        return _database_failure(exc, db)
+    plugin = _plugin_in_traceback(exc)
+    if plugin is None:
+        return None
+    import traceback
+
+    traceback.print_exception(exc)
+    return (f"error: the plugin {plugin} raised {type(exc).__name__} (traceback above): a bug in "
+            "that plugin, not in the bundle or in Docket")
+
+
+def _database_failure(exc: Exception, db: str | None) -> str:
+    """The database refused: say which one and why, without the SQL or its parameters (they
+    can hold personal data) and without the password."""
+    from engine.storage.db import database_url
+
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    url = _safe_url(database_url(db))
+    hint = ""
+    if "readonly" in reason or "read-only" in reason:
+        hint = "; the database file and its folder must be writable by this user (SQLite adds -wal and -shm files)"
+    elif "unable to open" in reason:
+        hint = "; check the path and that its folder is writable"
+    return f"error: cannot use the database {url}: {reason}{hint}"
+
+
+def _plugin_in_traceback(exc: BaseException) -> str | None:
+    """The installed plugin (distribution name) whose code is the innermost in the traceback."""
+    import traceback
+    from importlib.metadata import entry_points
+
+    from engine.registry import ENTRY_POINT_GROUP
+
+    owners = {ep.value.split(":")[0].split(".")[0]: (ep.dist.name if ep.dist else ep.name)
+              for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    found = None
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        top = str(frame.f_globals.get("__name__", "")).split(".")[0]
+        if top in owners:
+            found = owners[top]
+    return found
 
 
 if __name__ == "__main__":

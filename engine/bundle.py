@@ -1,7 +1,7 @@
 """Loading a bundle: discover files, load YAML, validate, build, check across files, freeze.
 
 A bundle is a folder: `bundle.yaml` plus one folder per definition kind (`forms/`, `flows/`,
-`rules/`, `reports/`, `lists/`, `tests/`) and `templates/`. Every problem in every file is collected
+`rules/`, `reports/`, `lists/`, ...) and `templates/`; any other folder is a warning. Every problem in every file is collected
 and reported together, sorted by file and line.
 """
 
@@ -23,6 +23,8 @@ from engine.types import Span
 from engine.yamlsource import Document, load_yaml_file
 
 TEMPLATE_FOLDER = "templates"
+SCENARIO_FOLDER = "scenarios"
+"""Analysts' scenario tests (`docket test`, web/scenarios.py): not part of the running bundle."""
 MAX_TEMPLATE_BYTES = 512 * 1024
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -74,11 +76,13 @@ def display_path(path: Path) -> str:
 
 
 def content_hash(root: Path) -> str:
-    """A hash of every file of the bundle: the bundle's version identity."""
+    """A hash of every file of the bundle: the bundle's version identity. Scenario tests are
+    left out: editing one changes nothing that runs."""
     digest = hashlib.sha256()
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
-        if any(part.startswith(".") or part == "__pycache__" for part in rel.split("/")):
+        parts = rel.split("/")
+        if any(part.startswith(".") or part == "__pycache__" for part in parts) or parts[0] == SCENARIO_FOLDER:
             continue
         digest.update(rel.encode())
         digest.update(b"\0")
@@ -136,7 +140,7 @@ def validate_bundle(root: Path | str, registry: Registry) -> tuple[Bundle | None
     definitions: dict[str, dict[str, Any]] = {}
     ctx = BuildContext(registry, diags, state.documents, definitions, meta)
     kinds = sorted(registry.definition_kinds, key=lambda k: (k.order, k.name))
-    known_folders = {k.folder for k in kinds} | {TEMPLATE_FOLDER}
+    known_folders = {k.folder for k in kinds} | {TEMPLATE_FOLDER, SCENARIO_FOLDER}
     for child in sorted(root.iterdir()):
         if child.is_dir() and not child.name.startswith(".") and child.name not in known_folders:
             diags.warning(f"folder '{child.name}' is not a definition folder and is ignored",

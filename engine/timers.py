@@ -52,6 +52,7 @@ from engine.storage.prepared import PreparedQuery
 from engine.storage.tables import timers as T
 
 if TYPE_CHECKING:
+    from engine.clock import ManualClock
     from engine.runtime import Runtime
 
 __all__ = ["Timer", "TimerHandler", "TimerService", "TimerError", "next_occurrence", "worker_name"]
@@ -249,6 +250,25 @@ class TimerService:
     def tick(self, *, now: datetime | None = None, limit: int = 500) -> int:
         """Claim up to `limit` due timers and fire each in its own transaction; the fired count."""
         return self.tick_batch(now=now, limit=limit)[1]
+
+    def advance(self, clock: "ManualClock", until: datetime) -> int:
+        """Move a manual clock on to `until`, firing every timer at its own due time on the way
+        (a warning at 80%, then each escalation two hours apart), as a scheduler would have;
+        the number fired. For scenario tests and simulations, which run weeks in seconds."""
+        fired = self.tick()
+        while True:
+            now = clock.now()
+            with read_transaction(self.runtime.db) as conn:
+                due = conn.execute(sa.select(sa.func.min(T.c.due_at)).where(
+                    T.c.open_key.is_not(None), T.c.status == "pending",
+                    T.c.due_at > now, T.c.due_at <= until)).scalar()
+            if due is None:
+                break
+            clock.set(due)
+            fired += self.tick()
+        if until > clock.now():
+            clock.set(until)
+        return fired + self.tick()
 
     def tick_batch(self, *, now: datetime | None = None, limit: int = 500) -> tuple[int, int]:
         """Like `tick`, returning (claimed, fired): a scheduler loops while claimed == limit."""

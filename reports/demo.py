@@ -71,9 +71,18 @@ def _arrivals(rng: random.Random, count: int, start: datetime, days: int) -> lis
 class DemoRunner:
     """Submits complaints and works their tasks on the runtime's ManualClock."""
 
-    def __init__(self, runtime: Runtime, *, seed: int = 7, form: str | None = None):
+    def __init__(self, runtime: Runtime, *, seed: int = 7, form: str | None = None,
+                 fire_timers: bool = False):
         self.rt = runtime
-        self.rng = random.Random(seed)
+        # A simulation fires timers (SLA warnings, escalations, waits) at their due times as the
+        # clock moves; the demo leaves them for the server's scheduler to catch up on.
+        self.timers = runtime.services.get("timers") if fire_timers else None
+        self.seed = seed
+        self.rng = random.Random(seed)  # arrivals and submitted values
+        # Each step's delay, person and values come from a generator of its own, seeded by the
+        # record, the node and the visit: the same traffic makes the same choices at a step,
+        # whatever other steps a changed flow adds or drops (`docket simulate --compare`).
+        self.visits: dict[tuple[int, str], int] = {}
         self.forms = runtime.services["forms"]
         self.flows = runtime.services["flows"]
         # The form the dashboards count (the first dataset's), else the bundle's first form.
@@ -127,8 +136,8 @@ class DemoRunner:
                     data[name] = value
         return data
 
-    def value_for(self, field: Any) -> Any:
-        rng = self.rng
+    def value_for(self, field: Any, rng: random.Random | None = None) -> Any:
+        rng = rng or self.rng
         kind = field.type
         if field.name == "satisfaction" or kind == "rating":
             return rng.choices([1, 2, 3, 4, 5], weights=[3, 5, 17, 40, 35])[0]
@@ -148,30 +157,37 @@ class DemoRunner:
         return None
 
     # -- tasks -----------------------------------------------------------------------------------
-    def _delay(self, node: str) -> timedelta:
+    def _step_rng(self, record_id: int, node: str, *, part: str) -> random.Random:
+        visit = self.visits.get((record_id, node), 0)
+        return random.Random(f"{self.seed}:{record_id}:{node}:{visit}:{part}")
+
+    def _delay(self, record_id: int, node: str) -> timedelta:
         mean = {"accept": 1.5, "confirm": 20.0}.get(node, 9.0)
-        hours = self.rng.expovariate(1.0 / mean)
+        hours = self._step_rng(record_id, node, part="delay").expovariate(1.0 / mean)
         return timedelta(hours=min(hours, 24 * 20) + 0.05)
 
-    def _discover(self, record_id: int) -> None:
+    def _discover(self, record_id: int | None) -> None:
+        """Queue the record's new open tasks (every record's, for None) to be worked on."""
+        query = sa.select(tasks.c.id, tasks.c.node, tasks.c.record_id).where(
+            tasks.c.form == self.form_name, tasks.c.status.in_(("open", "claimed")))
+        if record_id is not None:
+            query = query.where(tasks.c.record_id == record_id)
         with read_transaction(self.rt.db) as conn:
-            rows = conn.execute(sa.select(tasks.c.id, tasks.c.node).where(
-                tasks.c.form == self.form_name, tasks.c.record_id == record_id,
-                tasks.c.status.in_(("open", "claimed")))).all()
+            rows = conn.execute(query).all()
         now = self.rt.clock.now()
-        for task_id, node in rows:
+        for task_id, node, owner in rows:
             if task_id not in self.known:
                 self.known.add(task_id)
-                heapq.heappush(self.queue, (now + self._delay(node), task_id, record_id))
+                heapq.heappush(self.queue, (now + self._delay(owner, node), task_id, owner))
 
-    def _who(self, task: Any) -> str | None:
+    def _who(self, task: Any, rng: random.Random) -> str | None:
         if task["assignee_user"] is not None:
             with read_transaction(self.rt.db) as conn:
                 return conn.execute(sa.select(users.c.username).where(users.c.id == task["assignee_user"])).scalar()
         for role in task["candidate_roles"] or []:
             people = self.by_role.get(role)
             if people:
-                return self.rng.choice(people)
+                return rng.choice(people)
         candidates = task["candidate_users"] or []
         return candidates[0] if candidates else None
 
@@ -184,19 +200,20 @@ class DemoRunner:
         if self.steps[record_id] > 40:
             return  # a loop in a flow must not keep the demo busy: leave it open
         node = self._node(task)
+        rng = self._step_rng(record_id, task["node"], part="work")
         fields = list(node.options.get("fields", [])) if node is not None else []
         outcomes = list(node.options.get("outcomes", []) or []) if node is not None else []
         values = {}
         for name in fields:
             spec = self.form.spec.fields.get(name)
             if spec is not None:
-                value = self.value_for(spec)
+                value = self.value_for(spec, rng)
                 if value is not None:
                     values[name] = value
-        who = self._who(task)
+        who = self._who(task, rng)
         tries: list[tuple[dict[str, Any], str | None]] = []
         if outcomes:
-            first = outcomes[0] if self.rng.random() < 0.85 else self.rng.choice(outcomes)
+            first = outcomes[0] if rng.random() < 0.85 else rng.choice(outcomes)
             tries += [(values, first), (values, outcomes[0]), ({}, outcomes[0])]
         tries += [(values, None), (values, "approve"), ({}, None), ({}, "approve")]
         for vals, outcome in tries:
@@ -204,6 +221,8 @@ class DemoRunner:
                 self.flows.complete(task_id, who, values=vals, outcome=outcome,
                                     comment="同意，按规定处理。", locale="zh-CN")
                 self.completed += 1
+                key = (record_id, str(task["node"]))
+                self.visits[key] = self.visits.get(key, 0) + 1
                 break
             except (DocketError, ValueError):
                 continue
@@ -229,7 +248,7 @@ class DemoRunner:
         end = start + timedelta(days=days)
         for n, at in enumerate(_arrivals(self.rng, records, start, days), 1):
             self._drain(at)
-            clock.set(max(at, clock.now()))
+            self._move_to(at)
             try:
                 result = self.forms.submit(self.form_name, self.complaint(at), actor="agent", channel="demo")
             except DocketError as exc:
@@ -239,7 +258,7 @@ class DemoRunner:
             if progress and n % 500 == 0:
                 progress(n)
         self._drain(end)
-        clock.set(max(end, clock.now()))
+        self._move_to(end)
         with read_transaction(self.rt.db) as conn:
             open_tasks = conn.execute(sa.select(sa.func.count()).select_from(tasks).where(
                 tasks.c.form == self.form_name, tasks.c.status.in_(("open", "claimed")))).scalar() or 0
@@ -252,8 +271,20 @@ class DemoRunner:
     def _drain(self, until: datetime) -> None:
         while self.queue and self.queue[0][0] <= until:
             due, task_id, record_id = heapq.heappop(self.queue)
-            self.rt.clock.set(max(due, self.rt.clock.now()))
+            self._move_to(due)
             self.work(task_id, record_id)
+
+    def _move_to(self, at: datetime) -> None:
+        """Move the manual clock forward to `at` (never back), firing due timers on the way
+        when this run fires them."""
+        clock = self.rt.clock
+        if at <= clock.now():
+            return
+        if self.timers is not None:
+            if self.timers.advance(clock, at):
+                self._discover(None)  # a timer may have opened a task (a wait ended, say)
+        else:
+            clock.set(at)  # type: ignore[attr-defined]
 
 
 def default_start(now: datetime, days: int = 730) -> datetime:

@@ -72,6 +72,19 @@ def test_a_timer_fires_when_due_and_not_before(runtime: Runtime, timers: TimerSe
     assert statuses(runtime) == {timer_id: "fired"}
 
 
+def test_advance_fires_each_timer_at_its_own_due_time(runtime: Runtime, timers: TimerService,
+                                                      clock: ManualClock) -> None:
+    seen: list[tuple[str, object]] = []
+    timers.on("probe", lambda conn, timer: seen.append((timer.key, clock.now())))
+    for minutes in (30, 10, 20):
+        schedule(runtime, timers, kind="probe", key=f"at-{minutes}", due_at=START + minutes * MINUTE)
+    schedule(runtime, timers, kind="probe", key="later", due_at=START + 90 * MINUTE)
+    assert timers.advance(clock, START + timedelta(hours=1)) == 3
+    assert seen == [("at-10", START + 10 * MINUTE), ("at-20", START + 20 * MINUTE),
+                    ("at-30", START + 30 * MINUTE)]
+    assert clock.now() == START + timedelta(hours=1)
+
+
 def test_the_handler_sees_kind_subject_key_and_payload(runtime: Runtime, timers: TimerService) -> None:
     seen: list[Timer] = []
     timers.on("probe", lambda conn, timer: seen.append(timer))

@@ -1,0 +1,235 @@
+"""Scenario tests (`docket test`): an analyst's stories run on scratch databases, and every
+failure comes back as file:line:col at the step or expectation that failed."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from cli import main
+from engine.bundle import content_hash
+from engine.errors import format_diagnostic
+from web.scenarios import ScenarioResult, run_scenarios
+
+ROOT = Path(__file__).resolve().parents[2]
+POSTAL = ROOT / "definitions" / "postal_complaints"
+SUBMIT = """\
+scenario: {zh-CN: 测试, en: A test}
+start: 2026-03-02T09:00:00
+steps:
+  - submit: complaint
+    by: accounts
+    values:
+      customer_name: 华中物流客户
+      contact_name: 刘女士
+      contact_phone: 027-88886666
+      occurred_at: 2026-02-27T09:00:00+08:00
+      category: delivery_late
+      description: 延误三天
+"""
+
+
+def run(tmp_path: Path, steps: str) -> ScenarioResult:
+    """Run the postal complaint submission followed by `steps` (YAML list items)."""
+    path = tmp_path / "story.yaml"
+    path.write_text(SUBMIT + textwrap.indent(textwrap.dedent(steps), "  "), encoding="utf-8")
+    (result,) = run_scenarios(POSTAL, [path], db_folder=tmp_path)
+    return result
+
+
+def problem(result: ScenarioResult) -> str:
+    (only,) = result.problems
+    return format_diagnostic(only)
+
+
+def test_the_postal_bundle_scenarios_all_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["test", str(POSTAL)]) == 0
+    out = capsys.readouterr().out
+    assert "5 passed (5 scenarios)" in out and "FAIL" not in out
+
+
+def test_a_scenario_that_holds_passes_and_counts_its_steps(tmp_path: Path) -> None:
+    result = run(tmp_path, """\
+      - expect: {at: accept, status: accepted, flow: running}
+      - complete: accept
+        by: agent
+        values: {urgency: normal}
+      - expect: {at: [marketing_review, operations_review]}
+    """)
+    assert result.passed and result.steps_run == 4
+
+
+def test_a_wrong_expectation_is_reported_at_the_expected_value(tmp_path: Path) -> None:
+    result = run(tmp_path, """\
+      - expect: {at: propose}
+    """)
+    assert problem(result).startswith(f"{tmp_path / 'story.yaml'}:13:18: error: step 2 (expect): "
+                                      "expected open steps [propose], found [accept]")
+
+
+def test_a_command_refused_without_fails_is_a_failure_that_says_why(tmp_path: Path) -> None:
+    result = run(tmp_path, """\
+      - complete: accept
+        by: agent
+        values: {urgency: "very"}
+    """)
+    assert "step 2 (complete accept by agent): refused: urgency:" in problem(result)
+
+
+def test_a_field_expectation_compares_numbers_as_numbers(tmp_path: Path) -> None:
+    result = run(tmp_path, """\
+      - complete: accept
+        by: agent
+        values: {urgency: normal}
+      - complete: marketing_review
+        by: marketing
+        values: {marketing_assessment: 影响续约}
+      - complete: operations_review
+        by: operations
+        values: {operations_finding: 中转延误}
+      - complete: propose
+        by: agent
+        values: {compensation: 300}
+      - expect: {fields: {compensation: 300.00, urgency: normal}}
+      - expect: {fields: {compensation: 301}}
+    """)
+    assert result.steps_run == 6
+    assert "expected compensation = 301, found '300.00'" in problem(result)
+
+
+def test_a_user_who_may_not_work_on_a_task_is_refused(tmp_path: Path) -> None:
+    result = run(tmp_path, """\
+      - complete: accept
+        by: finance
+    """)
+    assert "'finance' may not work on the task at 'accept' (it is offered to: role agent)" in problem(result)
+
+
+def test_fails_passes_when_the_command_is_refused_as_the_scenario_says(tmp_path: Path) -> None:
+    result = run(tmp_path, """\
+      - complete: accept
+        by: agent
+        values: {urgency: "very"}
+        fails: urgency
+      - expect: {at: accept}
+    """)
+    assert result.passed
+
+
+def test_fails_on_a_command_that_is_accepted_is_a_failure_at_fails(tmp_path: Path) -> None:
+    result = run(tmp_path, """\
+      - complete: accept
+        by: agent
+        values: {urgency: normal}
+        fails: not allowed
+    """)
+    assert ":16:12: error: step 2 (complete accept by agent): was accepted, but the scenario expects it " \
+           "to be refused" in problem(result)
+
+
+def test_a_step_at_a_node_without_an_open_task_names_the_open_ones(tmp_path: Path) -> None:
+    result = run(tmp_path, """\
+      - complete: propose
+        by: agent
+    """)
+    assert "step 2 (complete propose by agent): no open task at 'propose'; open: [accept]" in problem(result)
+
+
+def test_a_wait_fires_the_timers_that_come_due_on_the_way(tmp_path: Path) -> None:
+    # Normal urgency: respond within 1 working day (7.5 h). At 16:30 on the first day 6 working
+    # hours are gone (lunch 12:00-13:30 does not count): yellow; the next morning it is red.
+    result = run(tmp_path, """\
+      - wait: 7.5h
+      - expect: {sla: {response: yellow}, history: [sla.warning]}
+      - wait: 1d
+      - expect: {sla: {response: red}, history: [sla.breached]}
+    """)
+    assert result.passed, problem(result)
+
+
+def test_a_wait_in_working_time_skips_nights(tmp_path: Path) -> None:
+    result = run(tmp_path, """\
+      - wait: 1 workdays
+      - expect: {sla: {response: red}}
+    """)
+    assert result.passed, problem(result)
+
+
+def test_a_step_that_does_two_things_is_refused_at_load(tmp_path: Path) -> None:
+    result = run(tmp_path, """\
+      - complete: accept
+        note: 两件事
+    """)
+    assert result.steps_run == 0
+    assert ":13:5: error: a step does one thing: it has complete, note" in problem(result)
+
+
+def test_an_option_that_does_not_go_with_its_action_is_refused_at_load(tmp_path: Path) -> None:
+    result = run(tmp_path, """\
+      - wait: 2h
+        by: agent
+    """)
+    assert ":14:5: error: 'by' does not go with 'wait'" in problem(result)
+
+
+def test_a_wait_that_is_not_a_duration_is_refused_at_load(tmp_path: Path) -> None:
+    result = run(tmp_path, """\
+      - wait: soon
+    """)
+    assert ":13:11: error: 'soon' is not a duration" in problem(result)
+
+
+def test_an_unknown_expectation_is_a_schema_error_with_its_position(tmp_path: Path) -> None:
+    result = run(tmp_path, """\
+      - expect: {stauts: accepted}
+    """)
+    assert ":13:" in problem(result) and "stauts" in problem(result)
+
+
+def test_each_scenario_runs_on_its_own_database(tmp_path: Path) -> None:
+    story = tmp_path / "story.yaml"
+    story.write_text(SUBMIT + "  - expect: {messages: {sms: 1}}\n", encoding="utf-8")
+    first, second = run_scenarios(POSTAL, [story, story], db_folder=tmp_path)
+    assert first.passed and second.passed, (first.problems, second.problems)
+
+
+def test_scenario_files_do_not_change_the_bundle_version(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(POSTAL, bundle)
+    before = content_hash(bundle)
+    (bundle / "scenarios" / "another.yaml").write_text(SUBMIT, encoding="utf-8")
+    assert content_hash(bundle) == before
+
+
+def test_a_bundle_without_scenarios_says_where_to_write_them(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(POSTAL, bundle, ignore=shutil.ignore_patterns("scenarios"))
+    assert main(["test", str(bundle)]) == 1
+    assert f"no scenarios: write them in {bundle / 'scenarios'}/*.yaml" in capsys.readouterr().err
+
+
+def test_a_fault_inside_docket_is_reported_at_the_step_not_raised(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.runtime import FlowService
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(FlowService, "complete", broken)
+    result = run(tmp_path, """\
+      - complete: accept
+        by: agent
+    """)
+    assert "step 2 (complete accept by agent): Docket failed inside (KeyError: 'boom')" in problem(result)
+
+
+def test_docket_schema_writes_the_scenario_schema_for_editors(tmp_path: Path) -> None:
+    import json
+
+    assert main(["schema", "--out", str(tmp_path)]) == 0
+    schema = json.loads((tmp_path / "scenario.schema.json").read_text("utf-8"))
+    assert schema["title"] == "Docket scenario" and "expect" in schema["properties"]["steps"]["items"]["properties"]
