@@ -135,7 +135,7 @@ class Outbox:
                         if dry_run is None else dry_run)
         if self.dry_run:
             log.warning("outbox dry run (%s): messages are logged, not sent", DRY_RUN_ENV)
-        for config in self.channels.values():
+        for config in self.channels.values() if not self.dry_run else ():  # a dry run needs no credentials
             for var in missing_environment(config, environ):
                 log.warning("channel %s: environment variable %s is not set; its messages will "
                             "fail until it is", config.name, var)

@@ -198,6 +198,14 @@ def test_a_missing_secret_names_its_environment_variable(db_engine: Engine, tmp_
                               "(channels.mail.username_env) is not set")
 
 
+def test_a_dry_run_does_not_warn_about_credentials_it_never_uses(db_engine: Engine, tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    runtime = make_runtime(db_engine, tmp_path, extra=channels_yaml(smtp_port=2525), registry=loopback_registry())
+    Outbox(runtime, policy=POLICY, parallel=1, environ={}, dry_run=True)
+    assert "messages are logged, not sent" in caplog.text
+    assert "is not set" not in caplog.text
+
+
 def test_an_e_mail_subject_cannot_add_headers(db_engine: Engine, tmp_path: Path,
                                               caplog: pytest.LogCaptureFixture) -> None:
     """RELIABILITY 15: an answer `x\\r\\nBcc: victim@example.com` in the subject."""
