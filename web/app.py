@@ -133,6 +133,11 @@ def create_app(system: System, *, secret: str | None = None,
         return JSONAnswer({"status": "ok", "bundle": running.name, "version": running.version,
                            "hash": running.hash})
 
+    async def favicon(request: Request) -> Response:
+        # Browsers ask for /favicon.ico on every page whatever the page links; a 404 each time
+        # fills the console and the access log.
+        return RedirectResponse("/static/favicon.svg", status_code=301)
+
     async def home(request: Request) -> Response:
         # Staff start at their inbox; everyone else at sign-in (the public form and the
         # progress lookup have their own addresses).
@@ -171,6 +176,7 @@ def create_app(system: System, *, secret: str | None = None,
         *api.routes(web),  # first: it holds the busiest route (API submissions); paths do not overlap
         Route("/", home),
         Route("/healthz", healthz),
+        Route("/favicon.ico", favicon),
         *openapi.routes(web),
         *tokens.routes(web),
         *webhooks.routes(web),

@@ -146,3 +146,10 @@ def test_a_missing_page_says_so_in_the_readers_language_with_a_way_back(client: 
     en = client.get("/f/nope?lang=en")
     assert "<h1>Page not found</h1>" in en.text and "Back to the start page" in en.text
 
+
+
+def test_the_favicon_browsers_ask_for_is_the_bundled_icon(client: TestClient) -> None:
+    moved = client.get("/favicon.ico", follow_redirects=False)
+    assert moved.status_code == 301 and moved.headers["location"] == "/static/favicon.svg"
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
