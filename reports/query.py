@@ -22,7 +22,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from engine.errors import DocketError
 from engine.identity import Principal
 from engine.runtime import Runtime
-from engine.storage.tables import history, report_facts, tasks, users
+from engine.storage.tables import history, report_facts, sla_clocks, tasks, users
 from forms.access import record_scope
 from reports.spec import DatasetSpec, Dimension, MeasureSpec, WidgetSpec
 from reports.sql import NotTranslatable, Translator, bucket, escape_like, hours_between, local_day_bounds
@@ -244,10 +244,17 @@ class DatasetQuery:
             column = name[5:]
             if column == "hours":
                 return hours_between(self.task.c.created_at, self.task.c.completed_at, self.dialect)
-            if column == "overdue":  # open past its due time, at the moment the report runs
+            if column == "overdue":
+                # Open past its due time at the moment the report runs: its own (a task may
+                # carry one), or its record's running SLA clock's, which is the time the inbox
+                # shows as overdue for it (without this, a bundle whose deadlines are SLA
+                # targets always counted 0 overdue tasks beside an inbox full of red).
                 now = sa.literal(self.now, self.task.c.due_at.type)
-                return sa.case((sa.and_(self.task.c.status.in_(("open", "claimed")), self.task.c.due_at < now), 1),
-                               else_=0)
+                late_clock = sa.exists().where(
+                    sla_clocks.c.form == self.task.c.form, sla_clocks.c.record_id == self.task.c.record_id,
+                    sla_clocks.c.status == "running", sla_clocks.c.due_at < now)
+                return sa.case((sa.and_(self.task.c.status.in_(("open", "claimed")),
+                                        sa.or_(self.task.c.due_at < now, late_clock)), 1), else_=0)
             if column == "age_hours":
                 return hours_between(self.task.c.created_at, sa.func.coalesce(
                     self.task.c.completed_at, sa.literal(self.now, self.task.c.created_at.type)), self.dialect)
