@@ -613,7 +613,7 @@ class FlowService:
                                   extra_names={"user": {"username": username}})
             diff = self.forms.update_fields(conn, flow.form, task["record_id"],
                                             {k: clean[k] for k in editable if k in clean},
-                                            actor=username)
+                                            actor=username, locale=locale)
         now = self.rt.clock.now()
         completion = dict(status="completed", outcome=outcome, comment=comment, completed_at=now,
                           completed_by=self.user_id(conn, username) if username else None)

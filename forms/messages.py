@@ -8,6 +8,8 @@ from engine.types import label_text, translate
 
 MESSAGES: dict[str, dict[str, str]] = {
     "required": {"en": "This field is required.", "zh-CN": "此项为必填项。"},
+    "unreadable": {"en": "This value could not be checked; please try again or contact us.",
+                   "zh-CN": "此项无法校验，请重试或联系我们。"},
     "not_text": {"en": "Enter text.", "zh-CN": "请输入文本。"},
     "too_long": {"en": "Use at most {max} characters.", "zh-CN": "最多 {max} 个字符。"},
     "too_short": {"en": "Use at least {min} characters.", "zh-CN": "至少 {min} 个字符。"},
@@ -53,6 +55,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "not_reference": {"en": "Enter the number of an existing record.", "zh-CN": "请输入已有记录的编号。"},
     "no_record": {"en": "There is no such record.", "zh-CN": "没有这条记录。"},
     "not_username": {"en": "Enter a valid user name.", "zh-CN": "请输入有效的用户名。"},
+    "no_user": {"en": "There is no active user with this name.", "zh-CN": "没有这个有效用户。"},
+    "user_without_role": {"en": "This user does not hold the role {role}.", "zh-CN": "该用户不具备 {role} 岗位。"},
     "system_set": {"en": "This value is set by the system and cannot be entered.",
                    "zh-CN": "此项由系统生成，不能填写。"},
     "not_rows": {"en": "Enter the rows as a list of column values.", "zh-CN": "请按行填写各列的值。"},

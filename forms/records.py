@@ -221,10 +221,13 @@ class FormService:
 
     def update_fields(self, conn: Connection, form_name: str, record_id: int,
                       values: Mapping[str, Any], *, actor: str | None,
-                      expected_version: int | None = None, status: str | None = None) -> dict[str, Any]:
+                      expected_version: int | None = None, status: str | None = None,
+                      locale: str = "en") -> dict[str, Any]:
         """Write already-validated field values inside the caller's transaction.
 
-        Returns the field diff {name: [old, new]}. A stale `expected_version` is a ConflictError.
+        Returns the field diff {name: [old, new]}. A stale `expected_version` is a ConflictError;
+        a changed value that fails its field type's database check (a user who does not exist,
+        an upload that is not stored) is a ValidationFailed, as on insert.
         """
         form = self.form(form_name)
         if not values and status is not None and expected_version is None:
@@ -248,6 +251,8 @@ class FormService:
                     form.types[n].to_json(v, form.field(n))]
                 for n, v in values.items() if before.get(n) != v}
         changes: dict[str, Any] = {n: values[n] for n in diff}
+        if changes and self._checked[form.name]:
+            self._check_stored(conn, form, changes, locale)
         if status is not None:
             changes["status"] = status
         if not changes:

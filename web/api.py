@@ -429,7 +429,7 @@ def routes(web: "Web") -> list[Route]:
                 changes = {k: clean[k] for k in clean
                            if k in editable or form.field(k).computed is not None}
                 diff = service.update_fields(conn, form.name, record_id, changes, actor=principal.username,
-                                             expected_version=expected)
+                                             expected_version=expected, locale=loc)
                 if diff:
                     conn.execute(insert(history).values(
                         form=form.name, record_id=record_id, kind="record.updated", actor=principal.username,

@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from sqlalchemy import String
+from sqlalchemy import String, select
 from sqlalchemy.types import TypeEngine
 
 from engine.lists import Option, OptionList
 from engine.schema import NAME_PATTERN
+from engine.storage.tables import user_roles, users
 from forms.fields.base import FieldType
 from forms.fields.choice import Region, Select
 from forms.spec import FieldSpec
@@ -39,6 +40,17 @@ class User(FieldType):
         if not isinstance(raw, str) or not USERNAME.fullmatch(raw.strip()):
             raise self.invalid("not_username")
         return raw.strip()
+
+    def check_stored(self, conn: Any, value: Any, spec: FieldSpec, tables: Mapping[str, Any]) -> None:
+        """The user must exist and be active, and hold `role` when the field names one: a typed
+        name that is nobody's would route work and copies to no one."""
+        row = conn.execute(select(users.c.id).where(users.c.username == value, users.c.is_active.is_(True))).first()
+        if row is None:
+            raise self.invalid("no_user")
+        role = spec.opt("role")
+        if role is not None and conn.execute(select(user_roles.c.user_id).where(
+                user_roles.c.user_id == row[0], user_roles.c.role == role)).first() is None:
+            raise self.invalid("user_without_role", role=role)
 
 
 def _restrict(names: list[str], raw: Mapping[str, Any], ctx: Any, doc: Any, path: tuple[Any, ...],

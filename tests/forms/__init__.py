@@ -28,6 +28,8 @@ GALLERY: dict[str, str] = {
           service: {label: {zh-CN: 客服中心, en: Service centre}}
           hotline: {label: {zh-CN: 热线组, en: Hotline team}, parent: service}
           operations: {label: {zh-CN: 运营部, en: Operations}}
+        demo_users:
+          - {username: zhao.li, roles: [agent], department: service}
         """,
     "lists/region.yaml": """\
         list: region
