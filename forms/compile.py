@@ -269,8 +269,27 @@ def compile_form(spec: FormSpec, registry: Registry) -> CompiledForm:
 
 def _plan(name: str, spec: FieldSpec, ftype: FieldType) -> FieldPlan:
     conditional = _is_conditional(spec)
-    return FieldPlan(name, spec, ftype, ftype.parser(spec), ftype.is_empty, conditional,
+    parse = ftype.parser(spec)
+    if not type(ftype).__module__.startswith("forms.fields."):
+        parse = _guarded_parser(parse, ftype, name)
+    return FieldPlan(name, spec, ftype, parse, ftype.is_empty, conditional,
                      type(ftype).is_empty is not FieldType.is_empty, spec.required and not conditional)
+
+
+def _guarded_parser(parse: Callable[[Any], Any], ftype: FieldType, name: str) -> Callable[[Any], Any]:
+    """A plugin field type's parser whose unexpected exception (a bug in the plugin) refuses
+    the value with a plain message and logs the traceback, instead of failing the whole
+    submission with a server error. Built-in parsers are not wrapped: they are on the hot path
+    and raise only FieldInvalid."""
+    def guarded(raw: Any) -> Any:
+        try:
+            return parse(raw)
+        except FieldInvalid:
+            raise
+        except Exception:
+            log.exception("field type '%s' failed to read field '%s'", ftype.name, name)
+            raise FieldInvalid("unreadable") from None
+    return guarded
 
 
 def _is_conditional(spec: FieldSpec) -> bool:

@@ -228,12 +228,22 @@ class Broken(Initials):
         return FastCheck("raw.__class__ is str and and", "raw")
 
 
+class Faulty(Initials):
+    """A plugin's type whose parser has a bug: it raises something other than FieldInvalid."""
+
+    name = "faulty"
+
+    def parse(self, raw: Any, spec: FieldSpec) -> Any:
+        return {"a": 1}[raw]  # KeyError for anything but "a"
+
+
 WORDS = """\
     form: words
     fields:
       loud: {type: shouting, required: true}
       who: {type: initials, required: true}
       odd: {type: broken}
+      shaky: {type: faulty}
     """
 
 
@@ -241,7 +251,7 @@ WORDS = """\
 def words(tmp_path_factory: pytest.TempPathFactory) -> CompiledForm:
     root = tmp_path_factory.mktemp("words")
     registry = build_registry(plugins=False)
-    for field_type in (Shouting, Initials, Broken):
+    for field_type in (Shouting, Initials, Broken, Faulty):
         registry.field_types.add(field_type())
     bundle = write_bundle(root / "bundle", {"forms/words.yaml": WORDS})
     system = boot(bundle, db_url=f"sqlite:///{root / 'docket.db'}", clock=ManualClock(NOW), registry=registry)
@@ -263,3 +273,11 @@ def test_a_plugin_type_without_a_fast_check_validates_through_parse(words: Compi
 def test_a_broken_fast_check_is_ignored_and_parse_decides(words: CompiledForm) -> None:
     assert words.validate({"loud": "x", "who": "ab", "odd": " cd "})["odd"] == "CD"
     assert "and and" not in words.validator_source
+
+
+def test_a_plugin_parser_that_raises_refuses_the_value_instead_of_failing_the_submission(
+        words: CompiledForm, caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        words.validate({"loud": "x", "who": "ab", "shaky": "b"})
+    assert caught.value.errors == {"shaky": ["This value could not be checked; please try again or contact us."]}
+    assert "field type 'faulty' failed to read field 'shaky'" in caplog.text  # the traceback is logged
