@@ -926,7 +926,9 @@ def _explain_failure(exc: Exception, db: str | None) -> str | None:
 
     if isinstance(exc, OperationalError):
         return _database_failure(exc, db)
-    plugin = _plugin_in_traceback(exc)
+    from engine.registry import plugin_in_traceback
+
+    plugin = plugin_in_traceback(exc)
     if plugin is None:
         return None
     import traceback
@@ -949,23 +951,6 @@ def _database_failure(exc: Exception, db: str | None) -> str:
     elif "unable to open" in reason:
         hint = "; check the path and that its folder is writable"
     return f"error: cannot use the database {url}: {reason}{hint}"
-
-
-def _plugin_in_traceback(exc: BaseException) -> str | None:
-    """The installed plugin (distribution name) whose code is the innermost in the traceback."""
-    import traceback
-    from importlib.metadata import entry_points
-
-    from engine.registry import ENTRY_POINT_GROUP
-
-    owners = {ep.value.split(":")[0].split(".")[0]: (ep.dist.name if ep.dist else ep.name)
-              for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    found = None
-    for frame, _ in traceback.walk_tb(exc.__traceback__):
-        top = str(frame.f_globals.get("__name__", "")).split(".")[0]
-        if top in owners:
-            found = owners[top]
-    return found
 
 
 if __name__ == "__main__":

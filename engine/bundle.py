@@ -8,19 +8,24 @@ and reported together, sorted by file and line.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import re
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from engine.bundle_meta import BUNDLE_SCHEMA, BundleMeta, build_meta
-from engine.errors import DefinitionError, Diagnostic, Diagnostics
+from engine.errors import DefinitionError, Diagnostic, Diagnostics, did_you_mean
 from engine.kinds import BuildContext
-from engine.registry import Registry
+from engine.registry import Registry, plugin_in_traceback
 from engine.schema import SchemaChecker, report_errors
-from engine.types import Span
+from engine.types import Span, YamlPath
 from engine.yamlsource import Document, load_yaml_file
+
+log = logging.getLogger(__name__)
 
 TEMPLATE_FOLDER = "templates"
 SCENARIO_FOLDER = "scenarios"
@@ -161,7 +166,7 @@ def validate_bundle(root: Path | str, registry: Registry) -> tuple[Bundle | None
                 continue
             origin[name] = doc.file
             state.documents[(kind.name, name)] = doc
-            spec = kind.build(doc, ctx)
+            spec = _guarded(lambda: kind.build(doc, ctx), doc, (kind.key,), diags, f"building {kind.name} '{name}'")
             if spec is not None:
                 built[name] = spec
             else:
@@ -169,6 +174,8 @@ def validate_bundle(root: Path | str, registry: Registry) -> tuple[Bundle | None
     templates = _load_templates(root, diags)
     if meta is None:
         return None, diags.sorted()
+    for doc in state.documents.values():
+        _check_label_languages(doc, meta.locales, diags)
     bundle = Bundle(
         root=root,
         meta=meta,
@@ -179,11 +186,63 @@ def validate_bundle(root: Path | str, registry: Registry) -> tuple[Bundle | None
         templates=MappingProxyType(templates),
     )
     for kind in kinds:
-        kind.check(bundle, ctx)
+        _guarded(lambda: kind.check(bundle, ctx), None, (), diags, f"checking the {kind.name} definitions")
     if diags.has_errors:
         return None, diags.sorted()
     warnings = tuple(d for d in diags.sorted() if d.severity == "warning")
     return Bundle(**{**bundle.__dict__, "warnings": warnings}), diags.sorted()
+
+
+_LOCALE_KEY = re.compile(r"[a-z]{2,3}([-_][A-Za-z]{2,4})?")
+
+
+def _check_label_languages(doc: Document, locales: tuple[str, ...], diags: Diagnostics) -> None:
+    """Warn about a label's text in a language the bundle does not have (`zh_CN` for `zh-CN`,
+    shown to nobody) and about a label missing one of the bundle's languages (its readers see
+    another language). A label is a mapping of locale-like keys to text with at least one of
+    the bundle's locales among them."""
+    def walk(value: Any, path: YamlPath) -> None:
+        if isinstance(value, dict):
+            keys = list(value)
+            if (keys and all(isinstance(k, str) and _LOCALE_KEY.fullmatch(k) for k in keys)
+                    and all(isinstance(v, str) for v in value.values()) and set(keys) & set(locales)):
+                unknown = [key for key in keys if key not in locales]
+                for key in unknown:
+                    diags.warning(f"'{key}' is not one of the bundle's languages: this text is shown to no one",
+                                  doc.source_map.key(path + (key,)), code="label-language", yaml_path=path + (key,),
+                                  hint=did_you_mean(key, locales) or "languages: " + ", ".join(locales))
+                missing = [locale for locale in locales if locale not in value]
+                if missing and not unknown:  # a misspelt language is the one warning worth reading
+                    diags.warning(f"this label has no {', '.join(missing)} text: those readers see "
+                                  "another language", doc.source_map.value(path), code="label-missing-language",
+                                  yaml_path=path)
+                return
+            for key, item in value.items():
+                walk(item, path + (key,))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, path + (i,))
+    walk(doc.data, ())
+
+
+def _guarded(step: Callable[[], Any], doc: Document | None, path: YamlPath, diags: Diagnostics,
+             what: str) -> Any:
+    """Run one build or check step; an exception from inside it (a plugin's code, or a fault in
+    Docket) becomes an error at the definition, naming where it was raised, instead of aborting
+    the whole load with a traceback. The traceback goes to the log for whoever fixes it."""
+    try:
+        return step()
+    except Exception as exc:  # noqa: BLE001 - reported, with its origin, as a diagnostic
+        log.exception("%s failed", what)
+        frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        origin = f" in {frame.filename}:{frame.lineno}" if frame else ""
+        plugin = plugin_in_traceback(exc)
+        span = doc.source_map.value(path) if doc is not None else Span("bundle.yaml", 1, 1)
+        diags.error(f"{what} failed: {type(exc).__name__}: {exc} (raised{origin})", span,
+                    code="build-crashed", yaml_path=path,
+                    hint=(f"a bug in the plugin {plugin}, not in this file" if plugin else
+                          "a fault in Docket or a plugin, not in this file") + ": the log has the traceback")
+        return None
 
 
 def load_bundle(root: Path | str, registry: Registry) -> Bundle:

@@ -195,3 +195,19 @@ class Registry:
             if self.use(register, source=f"{ep.name} ({ep.value})"):
                 loaded.append(ep.name)
         return loaded
+
+
+def plugin_in_traceback(exc: BaseException) -> str | None:
+    """The installed plugin (distribution name) whose code is the innermost in the traceback,
+    or None when no plugin's code is in it (the fault is Docket's)."""
+    import traceback
+    from importlib.metadata import entry_points
+
+    owners = {ep.value.split(":")[0].split(".")[0]: (ep.dist.name if ep.dist else ep.name)
+              for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    found = None
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        top = str(frame.f_globals.get("__name__", "")).split(".")[0]
+        if top in owners:
+            found = owners[top]
+    return found

@@ -354,3 +354,31 @@ def test_an_unknown_role_among_the_watchers_is_reported(tmp_path: Path) -> None:
     flow = MINI["flows/ticket_flow.yaml"].replace("{role: agent}", "{role: agent, cc: {roles: [agnet]}}")
     file, line, col, message = only(problems(tmp_path, {"flows/ticket_flow.yaml": flow}))
     assert (file, line) == ("flows/ticket_flow.yaml", 10) and "unknown role 'agnet'" in message
+
+
+def label_warnings(tmp_path: Path, label: str) -> list[str]:
+    """The label warnings of the mini bundle whose low urgency has `label`."""
+    found = diagnostics(tmp_path, {"lists/urgency.yaml": f"""\
+        list: urgency
+        items:
+          - {{value: low, label: {label}}}
+          - {{value: high, label: {{zh-CN: 高, en: High}}}}
+        """})
+    return [format_diagnostic(d) for d in found if d.code.startswith("label-")]
+
+
+def test_a_misspelt_language_in_a_label_is_a_warning_with_the_right_spelling(tmp_path: Path) -> None:
+    (warning,) = label_warnings(tmp_path, "{zh_CN: 低, en: Low}")
+    assert warning.split("/")[-1].startswith("urgency.yaml:3:26: warning: 'zh_CN' is not one of "
+                                             "the bundle's languages: this text is shown to no one")
+    assert "did you mean 'zh-CN'?" in warning
+
+
+def test_a_label_missing_one_of_the_bundles_languages_is_a_warning(tmp_path: Path) -> None:
+    (warning,) = label_warnings(tmp_path, "{zh-CN: 低}")
+    assert "warning: this label has no en text: those readers see another language" in warning
+
+
+def test_a_plain_text_label_and_a_complete_one_say_nothing(tmp_path: Path) -> None:
+    assert label_warnings(tmp_path, "Low") == []
+    assert label_warnings(tmp_path, "{zh-CN: 低, en: Low}") == []

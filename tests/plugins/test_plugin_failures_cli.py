@@ -29,7 +29,7 @@ def register(registry):
 """
 
 
-def test_a_command_names_the_plugin_whose_code_raised(
+def test_validate_names_the_plugin_whose_code_raised_at_the_definition_that_used_it(
         install_plugin: InstallPlugin, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     install_plugin("docket-sample-plugin", sample_entry_points(), source_dir=SAMPLE_SRC)
     install_plugin("docket-crash", {"crash": "docket_crash_plugin:register"},
@@ -40,9 +40,10 @@ def test_a_command_names_the_plugin_whose_code_raised(
     flow.write_text(flow.read_text("utf-8").replace("type: random_audit", "type: crashing_audit"), "utf-8")
     assert main(["validate", str(bundle)]) == 1
     err = capsys.readouterr().err
-    assert 'raise KeyError("share")' in err  # the traceback, for the plugin's developer
-    assert err.endswith("error: the plugin docket-crash raised KeyError (traceback above): a bug in that "
-                        "plugin, not in the bundle or in Docket\n")
+    # At the definition that used it, naming the plugin and the line that raised.
+    assert "refund_flow.yaml:1:7: error: building flow 'refund_flow' failed: KeyError: 'share' (raised in " in err
+    assert "docket_crash_plugin.py:" in err
+    assert "hint: a bug in the plugin docket-crash, not in this file: the log has the traceback" in err
 
 
 def test_docket_validate_reports_a_broken_plugin_once(

@@ -187,3 +187,27 @@ def test_the_documented_field_type_shows_its_own_message() -> None:
     with pytest.raises(FieldInvalid) as info:
         postcode.parse("12ab", None)
     assert info.value.text("zh-CN") == "请输入6位邮政编码。"
+
+
+def test_a_plugin_that_raises_while_the_bundle_loads_is_an_error_at_the_definition(tmp_path: Path) -> None:
+    import shutil
+
+    from engine.bundle import validate_bundle
+
+    class Broken(Checkpoint):
+        name = "random_audit"  # the type the test bundle's flow uses, with its options
+        options_schema = {"properties": {"share": {"type": "number"}, "audit": {"type": "string"}}}
+
+        def compile(self, node: Any, flow: Any, ctx: Any, doc: Any, path: Any, scope: Any) -> dict[str, Any]:
+            raise KeyError("oops")
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(Path(__file__).parent / "bundle", bundle)
+    registry = build_registry(plugins=False)
+    registry.node_types.add(Broken(), source=SOURCE)
+    loaded, diagnostics = validate_bundle(bundle, registry)
+    assert loaded is None
+    (crash,) = [d for d in diagnostics if d.code == "build-crashed"]
+    assert crash.span is not None and crash.span.file.endswith("refund_flow.yaml") and crash.span.line == 1
+    assert "building flow 'refund_flow' failed: KeyError: 'oops' (raised in " in crash.message
+    assert "test_registration_checks.py" in crash.message
