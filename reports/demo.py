@@ -204,12 +204,16 @@ class DemoRunner:
         fields = list(node.options.get("fields", [])) if node is not None else []
         outcomes = list(node.options.get("outcomes", []) or []) if node is not None else []
         values = {}
+        held = self.forms.get(self.form_name, record_id) if fields else {}
         for name in fields:
             spec = self.form.spec.fields.get(name)
-            if spec is not None:
-                value = self.value_for(spec, rng)
-                if value is not None:
-                    values[name] = value
+            if spec is None:
+                continue
+            if held.get(name) not in (None, "", []) and rng.random() < 0.85:
+                continue  # mostly, people confirm what the record already says (rules set levels)
+            value = self.value_for(spec, rng)
+            if value is not None:
+                values[name] = value
         who = self._who(task, rng)
         tries: list[tuple[dict[str, Any], str | None]] = []
         if outcomes:
