@@ -48,7 +48,7 @@ def problem(result: ScenarioResult) -> str:
 def test_the_postal_bundle_scenarios_all_pass(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["test", str(POSTAL)]) == 0
     out = capsys.readouterr().out
-    assert "5 passed (5 scenarios)" in out and "FAIL" not in out
+    assert "6 passed (6 scenarios)" in out and "FAIL" not in out
 
 
 def test_a_scenario_that_holds_passes_and_counts_its_steps(tmp_path: Path) -> None:
