@@ -70,10 +70,35 @@ class Widget:
     """For a table widget: the rows shown (values so far, then blank rows to fill in)."""
     visible_if: str | None = None
     """The `visible_if` condition as JSON for the page's script, when a browser can evaluate it."""
+    files: list[dict[str, Any]] = field(default_factory=list)
+    """For a file widget: the files already stored ({id, name, size}) the page sends again."""
+    cell_errors: list["CellError"] = field(default_factory=list)
+    """For a table widget: the messages of single cells (`errors` holds the table's own)."""
 
     @property
     def input_id(self) -> str:
         return f"f-{self.name}"
+
+    @property
+    def invalid(self) -> bool:
+        """Whether the field, or one of its cells, has an error to show."""
+        return bool(self.errors or self.cell_errors)
+
+    def cell_error(self, row: int, column: str) -> "CellError | None":
+        """The error of one table cell, if it has one (the page marks that cell only)."""
+        return next((e for e in self.cell_errors if (e.row, e.column) == (row, column)), None)
+
+
+@dataclass
+class CellError:
+    """The messages of one cell of a table widget, as the page shows them under the table."""
+
+    row: int
+    column: str
+    text: str
+    """'Row 2 Waybill number: ...': where the cell is, then what is wrong."""
+    id: str
+    """The message's element id, which the cell's input names in aria-describedby."""
 
 
 @dataclass
@@ -107,11 +132,10 @@ def form_view(form: CompiledForm, locale: str, *, values: Mapping[str, Any] | No
         if allowed is not None and name not in allowed:
             continue
         value = values.get(name) if name in values or errors else spec.default
-        messages = list(errors.get(name, ()))
-        if kind == "table":  # cell errors are keyed like waybills[2].number
-            messages += [f"{_cell_label(ftype, spec, key[len(name):], locale)}: {text}"
-                         for key, texts in errors.items() if key.startswith(name + "[") for text in texts]
-        sections[-1].widgets.append(_widget(spec, ftype, kind, locale, value, messages))
+        widget = _widget(spec, ftype, kind, locale, value, list(errors.get(name, ())))
+        if kind == "table":
+            widget.cell_errors = _cell_errors(widget, ftype, spec, errors, locale)
+        sections[-1].widgets.append(widget)
     return [s for s in sections if s.widgets]
 
 
@@ -140,6 +164,7 @@ def _widget(spec: FieldSpec, ftype: Any, kind: str, locale: str, value: Any,
         if spec.opt(key) is not None and kind in ("text", "tel", "email", "url", "textarea"):
             widget.attrs[key.replace("_", "")] = str(spec.opt(key))
     if kind == "file":
+        widget.files = _kept_files(value)
         widget.value = ""
         widget.attrs["multiple"] = "multiple"
         if ftype.name == "image":
@@ -148,7 +173,7 @@ def _widget(spec: FieldSpec, ftype: Any, kind: str, locale: str, value: Any,
         columns = ftype.columns(spec)
         widget.columns = [(col, column.spec.text(locale), WIDGETS.get(column.type.name, "text"))
                           for col, column in columns.items()]
-        rows = [dict(r) for r in value] if isinstance(value, list) else []
+        rows = [dict(r) for r in value if not _blank_row(r, columns)] if isinstance(value, list) else []
         blank = max(TABLE_BLANK_ROWS, int(spec.opt("min_rows", 0)) - len(rows))
         limit = int(spec.opt("max_rows", 20))
         widget.rows = (rows + [{} for _ in range(blank)])[:max(limit, len(rows))]
@@ -162,6 +187,39 @@ def _widget(spec: FieldSpec, ftype: Any, kind: str, locale: str, value: Any,
             for depth, option, _ in spec.choices.walk()
         ]
     return widget
+
+
+def _kept_files(value: Any) -> list[dict[str, Any]]:
+    """The stored files (entries with an id and a name) in a file field's value; bare ids are
+    not shown, as nothing says yet that they are files this page may offer."""
+    if not isinstance(value, list):
+        return []
+    return [{"id": item["id"], "name": str(item["name"]), "size": item.get("size")}
+            for item in value if isinstance(item, Mapping) and item.get("id") and item.get("name")]
+
+
+def _blank_row(row: Any, columns: Mapping[str, Any]) -> bool:
+    """A row left empty on the page. The validator skips such rows before it counts them (it
+    reports `waybills[0]` for the first row it kept), so the page drops them too before showing
+    the rows again: otherwise an error would mark the wrong row."""
+    return isinstance(row, Mapping) and set(row) <= set(columns) and all(
+        column.type.is_empty(row.get(name)) for name, column in columns.items())
+
+
+def _cell_errors(widget: Widget, ftype: Any, spec: FieldSpec, errors: Mapping[str, list[str]],
+                 locale: str) -> list[CellError]:
+    """The errors of single cells of a table widget, keyed by the validator like waybills[2].number."""
+    out: list[CellError] = []
+    for key, texts in errors.items():
+        if not key.startswith(widget.name + "["):
+            continue
+        where = key[len(widget.name):]
+        index, _, column = where.lstrip("[").partition("]")
+        # Numbered, not named after the column: a posted column name may be anything.
+        out.append(CellError(int(index) if index.isdigit() else -1, column.lstrip("."),
+                             f"{_cell_label(ftype, spec, where, locale)}: {' '.join(texts)}",
+                             f"{widget.input_id}-cell-{len(out)}-error"))
+    return out
 
 
 def _shown(value: Any) -> Any:

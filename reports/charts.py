@@ -335,6 +335,19 @@ class RegionGrid(ChartType):
         return spec
 
 
+RADAR_LABEL_ROOM = 90
+"""Room left of a radar's plot for its axis labels (and right of it, where the legend goes below)."""
+RADAR_LEGEND_ROOM = 170
+"""Room right of a radar's plot for its legend."""
+
+
+_RADAR_LABEL_LIMIT = (
+    "abs(scale('angular', datum.key)) > PI / 2"
+    " ? width / 2 + (radius + 12) * cos(scale('angular', datum.key)) + padding.left - 4"
+    " : width / 2 - (radius + 12) * cos(scale('angular', datum.key)) + padding.right - 4")
+"""How wide an axis label may be: the room from where it starts to the edge of the drawing on its side."""
+
+
 class Radar(ChartType):
     name = "radar"
     description = ("A spider chart: with one dimension, one axis per measure and one polygon per value "
@@ -361,15 +374,17 @@ class Radar(ChartType):
         for r in rows:
             r["share"] = (float(r["value"]) / peak[r["key"]]) if peak[r["key"]] else 0.0
         keys = list(dict.fromkeys(r["key"] for r in rows))
-        size = min(data.width - 200, data.height + 40)
+        # The whole drawing is `data.width` wide, labels and legend included. A page may make the
+        # plot smaller (web/static/dashboard.js): the radius follows the width.
+        size = min(data.width - RADAR_LABEL_ROOM - RADAR_LEGEND_ROOM, data.height + 40)
         return {
             "$schema": "https://vega.github.io/schema/vega/v6.json", "width": size, "height": size,
-            "padding": {"left": 90, "right": 170, "top": 30, "bottom": 30},
+            "padding": {"left": RADAR_LABEL_ROOM, "right": RADAR_LEGEND_ROOM, "top": 30, "bottom": 30},
             "autosize": {"type": "none", "contains": "content"}, "title": {"text": data.title, "anchor": "start"},
             "config": {"text": {"font": FONT}, "title": {"font": FONT, "fontSize": 14},
                        "legend": {"labelFont": FONT}},
             "usermeta": {"renderer": "vega"},
-            "signals": [{"name": "radius", "value": size / 2 - 20}],
+            "signals": [{"name": "radius", "update": "width / 2 - 20"}],
             "data": [{"name": "table", "values": rows}, {"name": "keys", "values": [{"key": k} for k in keys]}],
             "scales": [
                 {"name": "angular", "type": "point", "range": {"signal": "[-PI, PI]"}, "padding": 0.5,
@@ -404,6 +419,8 @@ class Radar(ChartType):
                  "encode": {"enter": {"x": {"signal": "(radius + 12) * cos(scale('angular', datum.key))"},
                                       "y": {"signal": "(radius + 12) * sin(scale('angular', datum.key))"},
                                       "text": {"field": "key"}, "font": {"value": FONT}, "fontSize": {"value": 11},
+                                      # cut with an ellipsis rather than drawn past the drawing's edge
+                                      "limit": {"signal": _RADAR_LABEL_LIMIT},
                                       "align": [{"test": "abs(scale('angular', datum.key)) > PI / 2", "value": "right"},
                                                 {"value": "left"}],
                                       "baseline": {"value": "middle"}, "fill": {"value": "#333"}}}},

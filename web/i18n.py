@@ -46,6 +46,8 @@ UI: dict[str, dict[str, str]] = {
     "sign_here": {"en": "Sign in the box with a finger, pen or mouse", "zh-CN": "请用手指、触控笔或鼠标在框内签名"},
     "sign_by_typing": {"en": "Or type your name to sign", "zh-CN": "或输入姓名作为签名"},
     "clear_signature": {"en": "Clear signature", "zh-CN": "清除签名"},
+    "kept_files": {"en": "Already uploaded, sent with the form (untick a file to remove it):",
+                   "zh-CN": "已上传，将随表单一起提交（取消勾选即可移除）："},
 }
 
 
@@ -100,6 +102,15 @@ UI.update({
                       "zh-CN": "定义有错误，仍在运行原版本。"},
     "reload_help": {"en": "Checks the definitions folder again and, if it is valid, switches to it without a restart.",
                     "zh-CN": "重新检查定义文件夹；无误时不重启即切换到新版本。"},
+    "run_scenarios": {"en": "Run the scenarios", "zh-CN": "运行测试场景"},
+    "scenarios_help": {"en": "Runs the folder's scenarios (scenarios/*.yaml) on scratch databases before you reload: "
+                                "no record of this server is touched.",
+                       "zh-CN": "在临时数据库上运行定义文件夹中的测试场景（scenarios/*.yaml），不影响本系统的任何数据；建议在重新加载前运行。"},
+    "scenarios_passed": {"en": "{passed} of {total} scenarios passed.", "zh-CN": "{total} 个场景中 {passed} 个通过。"},
+    "scenarios_none": {"en": "The definitions folder has no scenarios (scenarios/*.yaml).",
+                       "zh-CN": "定义文件夹中没有测试场景（scenarios/*.yaml）。"},
+    "scenario_ok": {"en": "passed", "zh-CN": "通过"},
+    "scenario_failed": {"en": "failed", "zh-CN": "未通过"},
     "retry": {"en": "Retry", "zh-CN": "重试"},
     "nothing_here": {"en": "Nothing here.", "zh-CN": "暂无内容。"},
     "outbox_dead": {"en": "Undelivered messages", "zh-CN": "未送达消息"},

@@ -19,6 +19,7 @@ from engine.errors import ValidationFailed
 from engine.types import label_text
 from forms.render import form_view, parse_form_post
 from web.antispam import HONEYPOT, TICKET, Expired, SpamSuspected
+from web.form_files import read_kept_files, store_files
 from web.forms_body import read_form
 from web.offload import offload
 from web.ratelimit import Limit
@@ -84,6 +85,13 @@ def routes(web: "Web") -> list[Route]:
                         media_type="image/svg+xml" if kind == "svg" else "image/png",
                         headers={"cache-control": "public, max-age=3600"})
 
+    async def again(request: Request, form: Any, data: dict[str, Any], *, status: int,
+                    errors: Any = None, notice: str = "") -> HTMLResponse:
+        """The form shown again after a refused post: what was typed, and the files already
+        stored listed to be sent again (web.form_files), so nothing has to be entered twice."""
+        values = await offload.run(read_kept_files, web, form, data)
+        return render(request, form, values=values, errors=errors, status=status, notice=notice)
+
     async def post(request: Request) -> Response:
         web.limit(request, "form-post", FORM_POSTS)
         form = public_form(request)
@@ -97,22 +105,25 @@ def routes(web: "Web") -> list[Route]:
             if not exc.human:
                 raise HTTPException(400, str(exc)) from None
             # A person sent it too soon or from a stale page: show what they typed again, with
-            # a fresh ticket, rather than a bare refusal that loses the whole form.
-            return render(request, form, values=parse_form_post(form, posted, only=form.public_fields),
-                          notice=_refusal_notice(exc), status=400)
+            # a fresh ticket, rather than a bare refusal that loses the whole form. Their files
+            # are stored too (anyone may upload: POST /api/v1/uploads), so none is lost.
+            data = parse_form_post(form, posted, only=form.public_fields)
+            file_errors = await store_files(web, form, posted, data, locale, only=form.public_fields)
+            return await again(request, form, data, errors=file_errors or None,
+                               notice=_refusal_notice(exc), status=400)
         data = parse_form_post(form, posted, only=form.public_fields)
-        file_errors = await _store_files(web, form, posted, data, locale)
+        file_errors = await store_files(web, form, posted, data, locale, only=form.public_fields)
         if file_errors:
             # Report every other mistake too, so one refused file does not hide them.
             errors = {**_field_errors(web, form, data, locale), **file_errors}
-            return render(request, form, values=data, errors=errors, status=422)
+            return await again(request, form, data, errors=errors, status=422)
         try:
             # Off the event loop: the submission may wait on the database's write lock.
             result = await offload.run(web.system.forms.submit, form.name, data, actor=None, locale=locale,
                                        idempotency_key=f"public:{ticket.key}", channel="web",
                                        anonymous=True)
         except ValidationFailed as exc:
-            return render(request, form, values=data, errors=exc.errors, status=422)
+            return await again(request, form, data, errors=exc.errors, status=422)
         target = f"/f/{form.name}/submitted/{result.query_no or ''}?lang={locale}"
         return RedirectResponse(target, status_code=303)
 
@@ -162,36 +173,3 @@ def _field_errors(web: "Web", form: Any, data: dict[str, Any], locale: str) -> d
     except ValidationFailed as exc:
         return dict(exc.errors)
     return {}
-
-
-async def _store_files(web: "Web", form: Any, posted: Any, data: dict[str, Any],
-                       locale: str) -> dict[str, list[str]]:
-    """Store the files posted for attachment fields; put their ids into `data`.
-
-    Returns errors per field (a refused type, a file too large); stored files stay pending
-    until a record links them, so a failed submission leaves nothing attached to anything.
-    """
-    from starlette.datastructures import UploadFile
-
-    from forms.attachments.errors import UploadRefused
-
-    service = web.system.runtime.services["attachments"]
-    errors: dict[str, list[str]] = {}
-    for name, ftype in form.types.items():
-        if not getattr(ftype, "holds_attachments", False):
-            continue
-        files = [f for f in posted.getlist(name) if isinstance(f, UploadFile) and f.filename]
-        if not files:
-            continue
-        limits = service.limits_for(form.name, name)
-        ids = []
-        for upload in files:
-            try:
-                stored = await offload.run(service.upload, upload.file, upload.filename,
-                                                 upload.content_type, actor=None, limits=limits)
-            except UploadRefused as exc:
-                errors.setdefault(name, []).append(f"{upload.filename}: {exc.text(locale)}")
-                continue
-            ids.append(stored["id"])
-        data[name] = ids
-    return errors

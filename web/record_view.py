@@ -19,6 +19,7 @@ from engine.types import label_text
 from flows.history import record_timeline
 from forms.render import Section, form_view
 from web.flow_diagram import node_text, render_svg
+from web.form_files import kept_files
 from web.staff import (SlaChip, hidden_fields, holds, may_claim, may_reassign, people_for, sla_states,
                        worst_sla)
 
@@ -206,8 +207,11 @@ def _panel(web: "Web", conn: Any, task: Mapping[str, Any], principal: Principal,
         panel.return_to = [(n, node_text(flow.nodes[n], locale)) for n in node.options.get("return_to", [])
                            if n in flow.nodes]
         panel.errors = dict(posted.get("errors") or {})
-        panel.sections = form_view(form, locale, values=posted.get("values") or {n: record.get(n) for n in editable},
-                                   errors=panel.errors, only=editable) if editable else []
+        # Files already on the record, or stored by a refused post, are listed to be kept.
+        values = kept_files(conn, web, form, posted.get("values") or {n: record.get(n) for n in editable},
+                            record_id=int(task["record_id"]))
+        panel.sections = form_view(form, locale, values=values, errors=panel.errors,
+                                   only=editable) if editable else []
         panel.comment = str(posted.get("comment") or "")
         panel.message = str(posted.get("message") or "")
     if panel.can_reassign:

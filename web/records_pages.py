@@ -27,9 +27,9 @@ from forms.access import can_read
 from forms.exchange import export_records
 from forms.render import form_view, parse_form_post
 from web import auth
+from web.form_files import read_kept_files, store_files
 from web.forms_body import read_form
 from web.offload import offload
-from web.public import _store_files
 from web.record_list import ListQuery, list_page
 from web.record_view import build_record_page
 from web.staff import (duration_text, hidden_fields, holds, local_time, may_reassign, people_for,
@@ -130,6 +130,11 @@ def routes(web: "Web") -> list[Route]:
                         sections=form_view(form, locale, values=values, errors=errors),
                         key=key or secrets.token_urlsafe(18), action=f"/records/{form.name}/new")
 
+    async def render_new_again(request: Request, form: Any, data: dict[str, Any], **kw: Any) -> Response:
+        """The new-record page after a refused post, with the files already stored kept."""
+        values = await offload.run(read_kept_files, web, form, data)
+        return render_new(request, form, values=values, **kw)
+
     async def new(request: Request) -> Response:
         auth.require_principal(request)
         return render_new(request, staff_form(request))
@@ -144,9 +149,9 @@ def routes(web: "Web") -> list[Route]:
         if not (16 <= len(key) <= 64 and set(key) <= KEY_CHARS):
             raise HTTPException(400, "the page is out of date; open the form again")
         data = parse_form_post(form, posted)
-        file_errors = await _store_files(web, form, posted, data, locale)
+        file_errors = await store_files(web, form, posted, data, locale)
         if file_errors:
-            return render_new(request, form, values=data, errors=file_errors, key=key, status=422)
+            return await render_new_again(request, form, data, errors=file_errors, key=key, status=422)
         try:
             # The key is rendered into the page: a double click or a retried post of the same
             # page finds the first record instead of making a second one.
@@ -154,10 +159,10 @@ def routes(web: "Web") -> list[Route]:
                 form.name, data, actor=principal.username, locale=locale,
                 idempotency_key=f"staff:{principal.username}:{key}", channel="web"))
         except ValidationFailed as exc:
-            return render_new(request, form, values=data, errors=exc.errors, key=key, status=422)
+            return await render_new_again(request, form, data, errors=exc.errors, key=key, status=422)
         except IdempotencyKeyReused:
-            return render_new(request, form, values=data, key=None, status=409,
-                              form_error=web_text(web, request, "resubmitted"))
+            return await render_new_again(request, form, data, key=None, status=409,
+                                          form_error=web_text(web, request, "resubmitted"))
         return RedirectResponse(f"/records/{form.name}/{result.record_id}?notice=created", status_code=303)
 
     # -- one record ----------------------------------------------------------------------------
@@ -230,7 +235,7 @@ def routes(web: "Web") -> list[Route]:
             return await offload.run(lambda: render_record(
                 request, principal, form, record_id, status=409, posted={task["id"]: kept},
                 alert=web_text(web, request, "not_yours_long")))
-        file_errors = await _store_files(web, form, posted, values, locale)
+        file_errors = await store_files(web, form, posted, values, locale, only=editable)
         if file_errors:
             kept["errors"] = file_errors
             return await offload.run(lambda: render_record(

@@ -141,9 +141,7 @@ class AttachmentService:
         """
         wanted = list(dict.fromkeys(tokens))
         found = load_values(conn, wanted)
-        bad = [t for t in wanted if t not in found or (
-            found[t]["status"] == "linked"
-            and (found[t]["form"], found[t]["record_id"], found[t]["field"]) != (form, record_id, field))]
+        bad = [t for t in wanted if t not in found or not _bindable(found[t], form, record_id, field)]
         if bad:
             text = _LINK_MESSAGES.get(locale, _LINK_MESSAGES["en"])
             raise ValidationFailed({field: [text.format(ids=", ".join(str(t)[:40] for t in bad))]})
@@ -167,6 +165,19 @@ class AttachmentService:
                           locale=locale)
 
     # -- queries -------------------------------------------------------------------------------
+    def keepable(self, conn: Connection, tokens: Iterable[Any], form: str, field: str,
+                 record_id: int | None = None) -> list[dict[str, Any]]:
+        """The stored values of the ids `link` would still bind to (form, record_id, field), in
+        the order given: pending uploads, and ones already bound there.
+
+        A page shown again after a refused post offers these files again; an unknown id, a
+        malformed one or one bound to another record is left out (its name is never shown).
+        """
+        wanted = list(dict.fromkeys(t for t in tokens if is_token(t)))
+        found = load_values(conn, wanted)
+        return [_public(found[t]) for t in wanted
+                if t in found and _bindable(found[t], form, record_id, field)]
+
     def get(self, token: str) -> dict[str, Any]:
         """The row of an attachment id; NotFoundError if there is none (or it is malformed)."""
         if not is_token(token):
@@ -189,6 +200,12 @@ class AttachmentService:
             key = item if isinstance(item, str) else item.get("id") if isinstance(item, dict) else None
             out.append(_public(found[key]) if isinstance(key, str) and key in found else item)
         return out
+
+
+def _bindable(found: Mapping[str, Any], form: str, record_id: int | None, field: str) -> bool:
+    """Whether `link` may bind this stored upload to (form, record_id, field)."""
+    return found["status"] == "pending" or (
+        (found["form"], found["record_id"], found["field"]) == (form, record_id, field))
 
 
 def _public(value: Mapping[str, Any]) -> dict[str, Any]:

@@ -144,3 +144,55 @@ def test_errors_on_both_steps_open_the_first_step_with_the_cursor_on_its_error(
     assert page.get_by_label("Contact phone").is_visible()
     assert page.evaluate("document.activeElement.id") == "f-contact_phone"
     context.close()
+
+
+def test_a_photo_chosen_before_a_refusal_is_linked_when_the_corrected_form_is_sent(
+        browser: Any, live_server: LiveServer) -> None:
+    from tests.web.staff_kit import png_bytes
+
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/f/complaint?lang=zh-CN")
+    fill_complaint(page)
+    page.get_by_label("现场照片").set_input_files(files=[
+        {"name": "破损.png", "mimeType": "image/png", "buffer": png_bytes()}])
+    page.get_by_role("button", name="上一步").click()
+    page.get_by_label("联系电话").fill("12345")
+    page.get_by_role("button", name="下一步").click()
+    live_server.clock.advance(timedelta(seconds=30))
+    with page.expect_navigation():
+        page.get_by_role("button", name="提交").click()
+    assert page.locator("#f-contact_phone-error").is_visible()
+    page.get_by_label("联系电话").fill("13812345678")
+    page.get_by_role("button", name="下一步").click()
+    kept = page.get_by_role("checkbox", name="破损.png")
+    assert kept.is_visible() and kept.is_checked()
+    stored = kept.get_attribute("value")
+    page.screenshot(path=str(SCREENSHOTS / "public-form-kept-photo-phone.png"), full_page=True)
+    live_server.clock.advance(timedelta(seconds=30))
+    with page.expect_navigation():
+        page.get_by_role("button", name="提交").click()
+    assert page.locator("#query-no").count() == 1, page.inner_text("main")[:3000]
+    (record,) = live_server.system.forms.list("complaint")
+    assert [p["id"] for p in record["photos"]] == [stored]
+    context.close()
+
+
+def test_only_the_bad_waybill_cell_is_outlined_in_red(browser: Any, live_server: LiveServer) -> None:
+    context = browser.new_context(viewport=VIEWPORTS["desktop"], locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/f/complaint?lang=zh-CN")
+    fill_complaint(page)
+    page.get_by_label("运单号 1").fill("XYZ")
+    live_server.clock.advance(timedelta(seconds=30))
+    with page.expect_navigation():
+        page.get_by_role("button", name="提交").click()
+    table = page.locator("[data-field=waybills]")
+    table.scroll_into_view_if_needed()
+    colours = table.locator("td input").evaluate_all(
+        "inputs => inputs.map(i => [i.name, getComputedStyle(i).borderTopColor])")
+    red = [name for name, colour in colours if colour == "rgb(209, 36, 47)"]
+    assert red == ["waybills.0.number"], colours
+    assert page.evaluate("document.activeElement.name") == "waybills.0.number"
+    table.screenshot(path=str(SCREENSHOTS / "public-form-waybill-error.png"))
+    context.close()

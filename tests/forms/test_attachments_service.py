@@ -108,6 +108,26 @@ def test_link_rolls_back_with_the_callers_transaction(service: AttachmentService
     assert service.get(value["id"])["status"] == "pending"
 
 
+def test_keepable_offers_pending_uploads_and_the_records_own_files_in_the_order_given(
+        service: AttachmentService) -> None:
+    pending = service.upload(png(), "new.png", actor=None, limits=DEFAULT_LIMITS)
+    own = service.upload(pdf(), "own.pdf", actor=None, limits=DEFAULT_LIMITS)
+    with transaction(service.rt.db) as conn:
+        service.link(conn, [own["id"]], "claim", 7, "evidence")
+    with read_transaction(service.rt.db) as conn:
+        kept = service.keepable(conn, [own["id"], pending["id"]], "claim", "evidence", 7)
+    assert kept == [own, pending]
+
+
+def test_keepable_leaves_out_unknown_malformed_and_foreign_ids(service: AttachmentService) -> None:
+    theirs = service.upload(png(), "theirs.png", actor=None, limits=DEFAULT_LIMITS)
+    with transaction(service.rt.db) as conn:
+        service.link(conn, [theirs["id"]], "claim", 1, "evidence")
+    with read_transaction(service.rt.db) as conn:
+        for record_id, field in ((2, "evidence"), (None, "evidence"), (1, "other")):
+            assert service.keepable(conn, [theirs["id"], "B" * 32, "../x", 42], "claim", field, record_id) == []
+
+
 def test_limits_come_from_the_field(service: AttachmentService) -> None:
     evidence = service.limits_for("claim", "evidence")
     assert evidence.max_bytes == 1 * MB and evidence.max_files == 3

@@ -339,3 +339,146 @@ def test_the_submission_runs_off_the_event_loop_thread(client: TestClient, clock
     assert on_loop == [False]
     bad = client.post("/f/complaint", data={**FILLED, "contact_phone": "x", "_ticket": open_form(client, clock)})
     assert bad.status_code == 422 and on_loop == [False, False]  # its ValidationFailed still reaches the page
+
+
+# -- files are kept through a refused post ------------------------------------------------------
+KEPT = re.compile(r'<input type="checkbox" name="photos" value="([A-Za-z0-9_-]{32})" checked> ([^<]+?) <small')
+
+
+def attachment_rows(system: System) -> list[dict]:
+    from engine.storage.tables import attachments
+
+    with system.db.connect() as conn:
+        return [dict(r) for r in conn.execute(select(attachments)).mappings()]
+
+
+def refused_with_a_photo(client: TestClient, clock: ManualClock, lang: str = "zh-CN") -> str:
+    """The page answering a form sent with a photo and a wrong phone number (read by a human for
+    a while, so its fresh ticket may be sent)."""
+    ticket = open_form(client, clock, lang)
+    response = client.post(f"/f/complaint?lang={lang}",
+                           data={**FILLED, "contact_phone": "12345", "_ticket": ticket},
+                           files=[("photos", ("破损.png", PNG_1X1, "image/png"))])
+    assert response.status_code == 422
+    clock.advance(timedelta(seconds=20))
+    return response.text
+
+
+def test_a_photo_sent_with_a_refused_form_is_listed_again_by_name(client: TestClient, clock: ManualClock,
+                                                                  system: System) -> None:
+    html = refused_with_a_photo(client, clock)
+    (row,) = attachment_rows(system)
+    assert KEPT.findall(html) == [(row["id"], "破损.png")]
+    assert "已上传，将随表单一起提交（取消勾选即可移除）" in html
+
+
+def test_sending_the_corrected_form_links_the_photo_stored_the_first_time(
+        client: TestClient, clock: ManualClock, system: System) -> None:
+    html = refused_with_a_photo(client, clock)
+    ((kept, _),) = KEPT.findall(html)
+    response = client.post("/f/complaint", data={**FILLED, "photos": ["", kept], "_ticket": ticket_of(html)})
+    assert response.status_code == 303
+    (record,) = system.forms.list("complaint")
+    assert [p["id"] for p in record["photos"]] == [kept]
+    (row,) = attachment_rows(system)  # the one upload, linked: nothing orphaned, nothing stored twice
+    assert (row["status"], row["record_id"], row["field"]) == ("linked", record["id"], "photos")
+
+
+def test_a_kept_photo_and_a_newly_chosen_one_are_linked_together(client: TestClient, clock: ManualClock,
+                                                                 system: System) -> None:
+    html = refused_with_a_photo(client, clock)
+    ((kept, _),) = KEPT.findall(html)
+    response = client.post("/f/complaint", data={**FILLED, "photos": ["", kept], "_ticket": ticket_of(html)},
+                           files=[("photos", ("第二张.png", PNG_1X1, "image/png"))])
+    assert response.status_code == 303
+    (record,) = system.forms.list("complaint")
+    assert [p["name"] for p in record["photos"]] == ["破损.png", "第二张.png"]
+    assert record["photos"][0]["id"] == kept
+
+
+def test_unticking_a_kept_photo_leaves_it_out_of_the_record(client: TestClient, clock: ManualClock,
+                                                            system: System) -> None:
+    html = refused_with_a_photo(client, clock)
+    response = client.post("/f/complaint", data={**FILLED, "photos": "", "_ticket": ticket_of(html)})
+    assert response.status_code == 303
+    (record,) = system.forms.list("complaint")
+    assert not record["photos"]
+    assert [row["status"] for row in attachment_rows(system)] == ["pending"]
+
+
+def test_a_forged_photo_id_is_refused_beside_the_field_and_not_listed(client: TestClient, clock: ManualClock,
+                                                                      system: System) -> None:
+    ticket = open_form(client, clock, "en")
+    response = client.post("/f/complaint?lang=en", data={**FILLED, "photos": ["", "A" * 32], "_ticket": ticket})
+    assert response.status_code == 422
+    assert 'id="f-photos-error">A file was not found; upload it again.' in response.text
+    assert KEPT.findall(response.text) == [] and "A" * 32 not in response.text
+    assert system.forms.count("complaint") == 0
+
+
+def test_a_photo_of_another_complaint_is_refused_and_its_name_not_shown(
+        client: TestClient, clock: ManualClock, system: System) -> None:
+    first = refused_with_a_photo(client, clock)
+    ((theirs, _),) = KEPT.findall(first)
+    client.post("/f/complaint", data={**FILLED, "photos": theirs, "_ticket": ticket_of(first)})
+    ticket = open_form(client, clock, "en")
+    response = client.post("/f/complaint?lang=en", data={**FILLED, "contact_name": "Another customer",
+                                                         "photos": ["", theirs], "_ticket": ticket})
+    assert response.status_code == 422
+    assert 'id="f-photos-error">These files are unknown or belong to another record' in response.text
+    assert "破损.png" not in response.text
+    assert system.forms.count("complaint") == 1
+
+
+def test_a_photo_sent_with_a_form_refused_as_too_quick_is_kept(client: TestClient, system: System) -> None:
+    ticket = ticket_of(client.get("/f/complaint?lang=zh-CN").text)
+    response = client.post("/f/complaint?lang=zh-CN", data={**FILLED, "_ticket": ticket},
+                           files=[("photos", ("破损.png", PNG_1X1, "image/png"))])
+    assert response.status_code == 400 and 'id="form-notice">提交过快' in response.text
+    (row,) = attachment_rows(system)
+    assert KEPT.findall(response.text) == [(row["id"], "破损.png")]
+
+
+def test_a_refused_photo_does_not_drop_the_good_one_sent_with_it(client: TestClient, clock: ManualClock,
+                                                                 system: System) -> None:
+    ticket = open_form(client, clock, "en")
+    response = client.post("/f/complaint?lang=en", data={**FILLED, "_ticket": ticket},
+                           files=[("photos", ("good.png", PNG_1X1, "image/png")),
+                                  ("photos", ("notes.txt", b"just text", "text/plain"))])
+    assert response.status_code == 422 and 'id="f-photos-error">notes.txt: ' in response.text
+    assert [name for _, name in KEPT.findall(response.text)] == ["good.png"]
+
+
+# -- a table marks only its bad cells -----------------------------------------------------------
+def table_inputs(html: str) -> dict[str, str]:
+    """The attributes of each waybill cell's input, by input name."""
+    return {m.group(1): m.group(0) for m in re.finditer(r'<input [^>]*name="(waybills\.\d+\.\w+)"[^>]*>', html)}
+
+
+def test_only_the_bad_waybill_cell_is_marked_invalid(client: TestClient, clock: ManualClock) -> None:
+    ticket = open_form(client, clock)
+    response = client.post("/f/complaint", data={**FILLED, "waybills.0.number": "XYZ", "_ticket": ticket})
+    assert response.status_code == 422
+    cells = table_inputs(response.text)
+    assert [name for name, tag in cells.items() if 'aria-invalid="true"' in tag] == ["waybills.0.number"]
+    assert len(cells) > 1
+
+
+def test_a_bad_waybill_cells_message_is_tied_to_the_cell(client: TestClient, clock: ManualClock) -> None:
+    ticket = open_form(client, clock, "en")
+    response = client.post("/f/complaint?lang=en", data={**FILLED, "waybills.0.number": "XYZ", "_ticket": ticket})
+    described = re.search(r'aria-describedby="([^"]+)"', table_inputs(response.text)["waybills.0.number"])
+    assert described, "the bad cell names no message"
+    message = re.search(rf'<p class="error" id="{described.group(1)}">([^<]+)</p>', response.text)
+    assert message and message.group(1).startswith("Row 1 Waybill number: ")
+
+
+def test_a_bad_waybill_below_a_blank_row_is_marked_in_the_row_that_shows_it(client: TestClient,
+                                                                            clock: ManualClock) -> None:
+    """The validator skips blank rows before numbering them: the page shows the rows the same way."""
+    ticket = open_form(client, clock, "en")
+    response = client.post("/f/complaint?lang=en", data={**FILLED, "waybills.0.number": "",
+                                                         "waybills.1.number": "XYZ", "_ticket": ticket})
+    bad = table_inputs(response.text)["waybills.0.number"]
+    assert 'value="XYZ"' in bad and 'aria-invalid="true"' in bad
+    assert "Row 1 Waybill number: " in response.text

@@ -325,6 +325,92 @@ def test_a_file_of_another_record_is_not_served_through_this_one(system: System)
     assert client_for(system, "max").get(f"/records/ticket/{other}/files/{token}").status_code == 404
 
 
+KEPT_PHOTO = re.compile(r'<input type="checkbox" name="photo" value="([A-Za-z0-9_-]{32})" checked> ([^<]+?) <small')
+
+
+def new_record_refused_with_a_photo(client) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """Send the new-record page with a photo and no subject; returns the answer and its `_key`."""
+    from tests.web.staff_kit import png_bytes
+
+    html = client.get("/records/ticket/new").text
+    key = re.search(r'name="_key" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+    response = client.post("/records/ticket/new", data={"details": "no subject", "_key": key,
+                                                        "csrf_token": csrf_of(html)},
+                           files=[("photo", ("tray.png", png_bytes(), "image/png"))])
+    assert response.status_code == 422
+    return response.text, key
+
+
+def test_a_photo_sent_with_a_refused_new_record_is_listed_again(system: System) -> None:
+    html, _ = new_record_refused_with_a_photo(client_for(system, "ann"))
+    assert [name for _, name in KEPT_PHOTO.findall(html)] == ["tray.png"]
+
+
+def test_a_new_record_sent_again_links_the_photo_kept_from_the_refused_one(system: System) -> None:
+    client = client_for(system, "ann")
+    html, key = new_record_refused_with_a_photo(client)
+    ((kept, _),) = KEPT_PHOTO.findall(html)
+    response = client.post("/records/ticket/new", data={"subject": "Jam", "photo": ["", kept], "_key": key,
+                                                        "csrf_token": csrf_of(html)})
+    assert response.status_code == 303
+    assert [p["id"] for p in system.forms.get("ticket", 1)["photo"]] == [kept]
+
+
+def photo_in_triage(system: System, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Let the triage step edit the photo field too (the help-desk flow's triage does not)."""
+    from dataclasses import replace
+
+    flow = system.flows.flows["ticket_flow"]
+    nodes = dict(flow.nodes)
+    triage = nodes["triage"]
+    nodes["triage"] = replace(triage, options={**triage.options, "fields": [*triage.options["fields"], "photo"]})
+    monkeypatch.setitem(system.flows.flows, "ticket_flow", replace(flow, nodes=nodes))
+
+
+def test_a_step_editing_photos_lists_the_records_photos_to_keep(system: System, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from tests.web.staff_kit import attach_photo
+
+    photo_in_triage(system, monkeypatch)
+    token = attach_photo(system)
+    record = submit(system, photo=[token])
+    claimed(system, record)
+    html = client_for(system, "ann").get(f"/records/ticket/{record}").text
+    assert KEPT_PHOTO.findall(html) == [(token, "tray.png")]
+
+
+def test_a_photo_sent_with_a_refused_step_is_listed_again(system: System, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from tests.web.staff_kit import png_bytes
+
+    photo_in_triage(system, monkeypatch)
+    record = submit(system)
+    task = claimed(system, record)
+    client = client_for(system, "ann")
+    page = f"/records/ticket/{record}"
+    response = client.post(f"{page}/tasks/{task['id']}/complete",
+                           data={"urgency": "extreme", "version": str(task["version"]),
+                                 "csrf_token": csrf_of(client.get(page).text)},
+                           files=[("photo", ("jam.png", png_bytes(), "image/png"))])
+    assert response.status_code == 422
+    assert [name for _, name in KEPT_PHOTO.findall(response.text)] == ["jam.png"]
+
+
+def test_a_step_adds_a_new_photo_beside_the_ones_it_keeps(system: System, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from tests.web.staff_kit import attach_photo, png_bytes
+
+    photo_in_triage(system, monkeypatch)
+    token = attach_photo(system)
+    record = submit(system, photo=[token])
+    task = claimed(system, record)
+    client = client_for(system, "ann")
+    page = f"/records/ticket/{record}"
+    response = client.post(f"{page}/tasks/{task['id']}/complete",
+                           data={"urgency": "low", "photo": ["", token], "version": str(task["version"]),
+                                 "csrf_token": csrf_of(client.get(page).text)},
+                           files=[("photo", ("jam.png", png_bytes(), "image/png"))])
+    assert response.status_code == 303
+    assert [p["name"] for p in system.forms.get("ticket", record)["photo"]] == ["tray.png", "jam.png"]
+
+
 # -- fields a user may not see -------------------------------------------------------------------
 def test_fields_a_node_hides_from_its_people_never_reach_their_pages(system: System, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A node's `hidden_fields` (where a bundle declares them) are kept from the holders of the

@@ -98,12 +98,35 @@
     body.appendChild(scroll);
   }
 
+  // A radar (reports/charts.py) is a Vega spec drawn at the size it states, padding included.
+  // In a narrower card the plot shrinks (its radius follows its width); when that would leave it
+  // too small, the legend moves below the plot and the right gets only the axis labels' room.
+  function fitRadar(spec, room) {
+    var pad = spec.padding;
+    if (spec.width + pad.left + pad.right <= room) { return; }
+    var smallest = 200;
+    if (room - pad.left - pad.right < smallest) {
+      var legend = spec.legends[0];
+      var series = {};
+      spec.data[0].values.forEach(function (row) { series[row.series] = true; });
+      var rows = Math.ceil(Object.keys(series).length / 2);
+      legend.orient = "bottom";
+      legend.columns = 2;
+      legend.offset = 16;
+      pad.right = pad.left;
+      pad.bottom = 30 + legend.offset + rows * 18;
+    }
+    spec.width = spec.height = Math.max(120, room - pad.left - pad.right);
+  }
+
   function chart(body, payload) {
     var holder = el("div", "chart");
     body.appendChild(holder);
     var spec = payload.spec;
     var width = Math.max(240, body.clientWidth - 40);
-    if (payload.chart === "region_grid") {
+    if (payload.chart === "radar") {
+      fitRadar(spec, body.clientWidth);
+    } else if (payload.chart === "region_grid") {
       var columns = Math.max(1, spec.width / 110);
       var size = Math.min(110, Math.floor(width / columns));
       spec.width = size * columns;

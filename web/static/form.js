@@ -148,7 +148,9 @@
   "use strict";
   var fields = document.querySelectorAll("main .field.invalid");
   for (var i = 0; i < fields.length; i++) {
-    var input = fields[i].querySelector("input:not([type=hidden]), select, textarea");
+    // In a table, the cell with the error; elsewhere the field's own input.
+    var input = fields[i].querySelector("[aria-invalid=true]") ||
+      fields[i].querySelector("input:not([type=hidden]), select, textarea");
     if (input && input.offsetParent !== null) { input.focus(); return; }
   }
 }());
