@@ -29,7 +29,7 @@ from web.auth import audit, end_sessions_of, hash_password, password_problems, r
 from web.i18n import ui
 from web.offload import offload
 from web.ratelimit import client_address
-from web.reload import has_errors, reload_definitions
+from web.reload import check_scenarios, has_errors, reload_definitions
 
 if TYPE_CHECKING:
     from web.app import Web
@@ -279,6 +279,14 @@ def routes(web: "Web") -> list[Route]:
                     diagnostics=[format_diagnostic(d) for d in diagnostics], bundle=web.system.bundle,
                     status=422 if failed else 200)
 
+    async def run_scenarios_page(request: Request) -> Response:
+        require_admin(request)
+        bundle = web.system.bundle
+        checked = await offload.run(check_scenarios, bundle.root, bundle.registry)
+        return page(request, "admin_reload.html", section="reload", result=None,
+                    diagnostics=[format_diagnostic(d) for d in checked.diagnostics],
+                    scenarios=checked, bundle=bundle, status=200 if checked.passed else 422)
+
     # -- incidents and outbox ---------------------------------------------------------------------
 
     async def incidents_page(request: Request) -> Response:
@@ -363,6 +371,7 @@ def routes(web: "Web") -> list[Route]:
         Route("/admin/departments", departments_page, methods=["GET"]),
         Route("/admin/reload", reload_page, methods=["GET"]),
         Route("/admin/reload", reload, methods=["POST"]),
+        Route("/admin/scenarios", run_scenarios_page, methods=["POST"]),
         Route("/admin/incidents", incidents_page, methods=["GET"]),
         Route("/admin/incidents/{kind}/{id:int}/retry", retry, methods=["POST"]),
         Route("/admin/audit", audit_page, methods=["GET"]),

@@ -6,19 +6,24 @@ on the same database (same clock, same plugin registry) and `web.system` is swap
 assignment, so a request sees either the old system or the new one, never a mix. Everything that
 holds the system (pages, API, scheduler) reads `web.system` at call time. Instances started on the
 old version keep running on it (RELIABILITY 32); the bundle versions table keeps its files.
+Before reloading, the folder's scenario tests can be run on scratch databases (`check_scenarios`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.bundle import validate_bundle
 from engine.errors import DefinitionError, Diagnostic
 from engine.identity import Principal
+from engine.registry import Registry
 from engine.storage.db import transaction
 from web.auth import audit
+from web.scenarios import ScenarioResult, run_scenarios
 from web.system import boot
 
 if TYPE_CHECKING:
@@ -67,4 +72,27 @@ def reload_definitions(web: "Web", *, actor: Principal | str | None = None, ip: 
         return diagnostics
 
 
-__all__ = ["has_errors", "reload_definitions"]
+@dataclass
+class ScenarioCheck:
+    """What running the definitions folder's scenarios found: the folder's own problems (then
+    nothing ran), or each scenario's result."""
+
+    diagnostics: list[Diagnostic]
+    results: list[ScenarioResult]
+
+    @property
+    def passed(self) -> bool:
+        return not has_errors(self.diagnostics) and all(r.passed for r in self.results)
+
+
+def check_scenarios(root: Path, registry: Registry) -> ScenarioCheck:
+    """Validate the definitions folder, then run its scenarios on scratch databases (never this
+    server's): what an analyst does before pressing Reload."""
+    _bundle, diagnostics = validate_bundle(root, registry)
+    if has_errors(diagnostics):
+        return ScenarioCheck(diagnostics, [])
+    results = run_scenarios(root, registry=registry)
+    return ScenarioCheck([*diagnostics, *(p for r in results for p in r.problems)], results)
+
+
+__all__ = ["ScenarioCheck", "check_scenarios", "has_errors", "reload_definitions"]

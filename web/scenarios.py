@@ -31,6 +31,7 @@ from engine.bundle import SCENARIO_FOLDER
 from engine.clock import ManualClock
 from engine.durations import parse_duration
 from engine.errors import Diagnostic, Diagnostics, DocketError, format_diagnostic
+from engine.registry import Registry
 from engine.schema import LABEL_SCHEMA, report_errors
 from engine.storage.db import read_transaction
 from engine.storage.tables import outbox
@@ -203,24 +204,27 @@ def _duration_text(value: Any) -> str:
 
 # -- running ------------------------------------------------------------------------------------
 def run_scenarios(bundle_root: Path, files: Sequence[Path] = (), *, db_folder: Path | None = None,
-                  on_result: Callable[[ScenarioResult], None] | None = None) -> list[ScenarioResult]:
+                  on_result: Callable[[ScenarioResult], None] | None = None,
+                  registry: Registry | None = None) -> list[ScenarioResult]:
     """Run each scenario file (all of the bundle's when `files` is empty), each on a fresh
-    SQLite database in a temporary folder (or `db_folder`). The bundle must be valid
-    (DefinitionError otherwise)."""
+    SQLite database in a temporary folder (or `db_folder`), with `registry` (default: the
+    built-in types and installed plugins). The bundle must be valid (DefinitionError
+    otherwise)."""
     root = Path(bundle_root)
     paths = list(files) or scenario_files(root)
     results = []
     with tempfile.TemporaryDirectory(prefix="docket-scenarios-") as tmp:
         folder = Path(db_folder or tmp)
         for n, path in enumerate(paths, 1):
-            result = run_scenario_file(root, path, folder / f"scenario-{n}.db")
+            result = run_scenario_file(root, path, folder / f"scenario-{n}.db", registry=registry)
             results.append(result)
             if on_result is not None:
                 on_result(result)
     return results
 
 
-def run_scenario_file(bundle_root: Path, path: Path, db_path: Path) -> ScenarioResult:
+def run_scenario_file(bundle_root: Path, path: Path, db_path: Path, *,
+                      registry: Registry | None = None) -> ScenarioResult:
     """Load one scenario file and run it on a new database at `db_path`."""
     display = _display(bundle_root, path)
     diags = Diagnostics()
@@ -229,7 +233,7 @@ def run_scenario_file(bundle_root: Path, path: Path, db_path: Path) -> ScenarioR
         return ScenarioResult(display, Path(path).stem, 0, list(diags.errors))
     start = datetime.fromisoformat(scenario.start or DEFAULT_START)
     clock = ManualClock(start if start.tzinfo else start.replace(tzinfo=ZoneInfo("UTC")))
-    system = boot(bundle_root, db_url=f"sqlite:///{db_path}", clock=clock)
+    system = boot(bundle_root, db_url=f"sqlite:///{db_path}", clock=clock, registry=registry)
     try:
         if start.tzinfo is None:  # the bundle's zone is known once it is loaded
             clock.set(start.replace(tzinfo=ZoneInfo(system.bundle.meta.timezone or "UTC")))

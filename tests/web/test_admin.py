@@ -225,6 +225,28 @@ def test_a_valid_reload_switches_to_the_new_version(admin: TestClient, app, bund
     assert admin.get("/healthz").json()["version"] == "0.2"
 
 
+def test_the_folders_scenarios_run_from_the_reload_page_without_touching_the_server(
+        admin: TestClient, app, system: System, bundle_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    before = system.forms.count("complaint")
+    response = post(admin, "/admin/scenarios?lang=en", page="/admin/reload?lang=en")
+    assert response.status_code == 200 and 'id="scenario-results"' in response.text
+    assert "6 of 6 scenarios passed." in response.text
+    assert system.forms.count("complaint") == before  # scratch databases only
+
+
+def test_a_failing_scenario_is_shown_with_its_position_before_any_reload(
+        admin: TestClient, app, bundle_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    story = bundle_dir / "scenarios" / "delay_closed_by_the_frontline.yaml"
+    story.write_text(story.read_text("utf-8").replace("expect: {at: accept, status: accepted",
+                                                      "expect: {at: propose, status: accepted"), "utf-8")
+    running = app.state.web.system.bundle.hash
+    response = post(admin, "/admin/scenarios?lang=zh-CN", page="/admin/reload?lang=zh-CN")
+    assert response.status_code == 422 and "6 个场景中 5 个通过。" in response.text
+    assert ("scenarios/delay_closed_by_the_frontline.yaml:15:18: error: step 2 (expect): "
+            "expected open steps [propose], found [accept]") in response.text
+    assert app.state.web.system.bundle.hash == running
+
+
 # -- incidents and outbox ------------------------------------------------------------------------
 
 def test_a_timer_incident_is_listed_and_retried(admin: TestClient, system: System, clock: ManualClock) -> None:
