@@ -205,6 +205,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_files_sweep(args: argparse.Namespace) -> int:
+    """Forget uploads never attached to a record and remove the files nothing uses."""
+    from engine.durations import parse_duration
+    from web.system import boot
+
+    try:
+        older_than = parse_duration(args.older_than).to_timedelta()
+    except ValueError as exc:
+        print(f"--older-than: {exc}", file=sys.stderr)
+        return 1
+    system = boot(args.bundle, db_url=args.db)
+    rows, swept = system.runtime.services["attachments"].sweep(older_than)
+    print(f"removed {rows} upload(s) never attached to a record within {args.older_than}, "
+          f"{swept.files} stored file(s) nothing uses ({swept.bytes / 1024 / 1024:.1f} MB) and "
+          f"{swept.temporary} unfinished upload(s)")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from forms.exchange import export_records
     from web.system import boot
@@ -784,6 +802,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7, help="random seed (the same seed gives the same data)")
     p.add_argument("--db", help=DB_HELP)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("files", help="uploaded files: sweep the ones nothing uses",
+                       description="Uploaded files administration.")
+    files_sub = p.add_subparsers(dest="files_command", metavar="ACTION", required=True)
+    q = files_sub.add_parser("sweep", help="forget abandoned uploads and remove files nothing uses",
+                             description="Delete uploads never attached to a record (a form abandoned "
+                                         "after its photo went up, a file unticked after a refusal) once "
+                                         "older than --older-than, then the stored files no upload uses "
+                                         "and untouched as long. Safe while the server runs; run it daily "
+                                         "(cron). Example: docket files sweep --older-than 7d")
+    q.add_argument("bundle", nargs="?", default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
+    q.add_argument("--older-than", default="7d", help="how old an abandoned upload must be (default: %(default)s)")
+    q.add_argument("--db", help=DB_HELP)
+    q.set_defaults(func=cmd_files_sweep)
 
     p = sub.add_parser("export", help="write a form's records to a CSV or XLSX file",
                        description="Export every record of a form, headed by the form's labels.")

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 import secrets
+from datetime import timedelta
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from engine.errors import ConflictError, NotFoundError, ValidationFailed
@@ -22,7 +23,7 @@ from engine.storage.db import read_transaction, transaction
 from engine.storage.tables import attachments as dk_attachments
 from forms.attachments.kinds import FILE_TYPES
 from forms.attachments.limits import DEFAULT_LIMITS, Limits, limits_from_options
-from forms.attachments.store import Attachment, FileStore, Incoming, Stream, iter_chunks
+from forms.attachments.store import Attachment, FileStore, Incoming, Stream, SweptFiles, iter_chunks
 
 __all__ = ["FILE_FIELD_TYPE_NAMES", "TOKEN", "AttachmentService", "is_token", "load_values",
            "new_token", "type_of_media", "value_of_row"]
@@ -129,6 +130,22 @@ class AttachmentService:
                 created_by=actor[:150] if actor else None, status="pending"))
         return {"id": token, "name": stored.name, "size": stored.size, "type": stored.type,
                 "sha256": stored.sha256}
+
+    def sweep(self, older_than: timedelta) -> tuple[int, SweptFiles]:
+        """Forget uploads never linked to a record within `older_than` (a form abandoned after
+        its photo went up, a file unticked after a refusal), then remove the stored files no
+        row uses any more; (rows deleted, what the store removed)."""
+        cutoff = self.rt.clock.now() - older_than
+        with transaction(self.rt.db) as conn:
+            rows = conn.execute(delete(dk_attachments).where(
+                dk_attachments.c.status == "pending", dk_attachments.c.created_at < cutoff)).rowcount
+
+        def in_use(sha256: str) -> bool:
+            with read_transaction(self.rt.db) as conn:
+                return conn.execute(select(dk_attachments.c.id).where(
+                    dk_attachments.c.sha256 == sha256).limit(1)).first() is not None
+
+        return int(rows or 0), self.store.sweep(in_use, older_than.total_seconds())
 
     def link(self, conn: Connection, tokens: Iterable[str], form: str, record_id: int, field: str,
              *, locale: str = "en") -> list[dict[str, Any]]:

@@ -15,18 +15,19 @@ import hashlib
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Iterable, Union
+from typing import BinaryIO, Callable, Iterable, Union
 
 from forms.attachments.errors import UploadRefused
 from forms.attachments.limits import MB, Limits
 from forms.attachments.names import display_name
 from forms.attachments.sniff import sniff
 
-__all__ = ["CHUNK", "DEFAULT_ROOT", "Attachment", "FileStore", "Incoming", "Stream", "default_root",
-           "iter_chunks"]
+__all__ = ["CHUNK", "DEFAULT_ROOT", "Attachment", "FileStore", "Incoming", "Stream", "SweptFiles",
+           "default_root", "iter_chunks"]
 
 DEFAULT_ROOT = Path("var/files")
 CHUNK = 256 * 1024
@@ -109,8 +110,8 @@ class Incoming:
         final = self.store.path_of(sha256)
         final.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
         created = True
-        if final.exists() and final.stat().st_size == self.size:
-            created = False  # same content already kept: keep one copy
+        if final.exists() and final.stat().st_size == self.size and _touch(final):
+            created = False  # same content already kept: keep one copy (touched: see sweep)
             self.temp_path.unlink(missing_ok=True)
         else:
             os.replace(self.temp_path, final)  # atomic; also repairs a truncated copy
@@ -138,6 +139,25 @@ class Incoming:
             self.discard()
 
 
+def _touch(path: Path) -> bool:
+    """Mark a kept file as just used (its mtime), so a sweep running now leaves it; False when
+    a sweep removed it a moment ago (the caller then writes its own copy)."""
+    try:
+        os.utime(path)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+@dataclass(frozen=True)
+class SweptFiles:
+    """What `FileStore.sweep` removed."""
+
+    files: int
+    bytes: int
+    temporary: int
+
+
 class FileStore:
     """Content-addressed files under `root` (default `var/files`, env DOCKET_FILES_DIR)."""
 
@@ -163,6 +183,41 @@ class FileStore:
 
     def exists(self, sha256: str) -> bool:
         return self.path_of(sha256).is_file()
+
+    def sweep(self, in_use: Callable[[str], bool], older_than: float) -> SweptFiles:
+        """Remove stored files no row uses (`in_use(sha256)` False) and untouched for
+        `older_than` seconds, and upload leftovers in `tmp/` as old (a crash mid-upload).
+
+        Safe beside uploads of the same content: a file is first renamed aside, then removed
+        only if it is still untouched, i.e. no upload kept it since it was judged unused (an
+        upload touches the file it shares, and writes its own copy if the file just went).
+        """
+        cutoff = time.time() - older_than
+        files = size = temporary = 0
+        for path in self.root.glob("??/??/*"):
+            if not _SHA256.fullmatch(path.name) or not path.is_file():
+                continue
+            if path.stat().st_mtime >= cutoff or in_use(path.name):
+                continue
+            aside = path.with_name(path.name + ".sweep")
+            try:
+                os.replace(path, aside)
+            except FileNotFoundError:
+                continue
+            stat = aside.stat()
+            if stat.st_mtime >= cutoff:  # an upload kept it a moment ago: put it back
+                if not path.exists():
+                    os.replace(aside, path)
+                else:
+                    aside.unlink(missing_ok=True)
+                continue
+            aside.unlink(missing_ok=True)
+            files, size = files + 1, size + stat.st_size
+        for leftover in (self.root / "tmp").glob("upload-*"):
+            if leftover.is_file() and leftover.stat().st_mtime < cutoff:
+                leftover.unlink(missing_ok=True)
+                temporary += 1
+        return SweptFiles(files, size, temporary)
 
     def open(self, sha256: str) -> BinaryIO:
         """The stored bytes for reading (FileNotFoundError if missing)."""
