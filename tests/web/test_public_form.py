@@ -370,6 +370,7 @@ def test_a_photo_sent_with_a_refused_form_is_listed_again_by_name(client: TestCl
     (row,) = attachment_rows(system)
     assert KEPT.findall(html) == [(row["id"], "破损.png")]
     assert "已上传，将随表单一起提交（取消勾选即可移除）" in html
+    assert f"破损.png <small class=\"muted\">({row['size']} B)</small>" in html  # no English "Bytes"
 
 
 def test_sending_the_corrected_form_links_the_photo_stored_the_first_time(
