@@ -21,7 +21,7 @@ from engine.bundle_meta import BUNDLE_SCHEMA, BundleMeta, build_meta
 from engine.errors import DefinitionError, Diagnostic, Diagnostics, did_you_mean
 from engine.kinds import BuildContext
 from engine.registry import Registry, plugin_in_traceback
-from engine.schema import SchemaChecker, report_errors
+from engine.schema import SchemaChecker, check_document
 from engine.types import Span, YamlPath
 from engine.yamlsource import Document, load_yaml_file
 
@@ -135,11 +135,12 @@ def validate_bundle(root: Path | str, registry: Registry) -> tuple[Bundle | None
     meta_doc = load_yaml_file(manifest, display_path(manifest), diags)
     meta = None
     if meta_doc is not None:
-        before = len(diags.errors)
         from jsonschema import Draft202012Validator
 
-        report_errors(Draft202012Validator(BUNDLE_SCHEMA).iter_errors(meta_doc.data), meta_doc, (), diags)
-        if len(diags.errors) == before:
+        # An unknown key in bundle.yaml still gives the roles and departments every flow is
+        # checked against; only a file whose shape is broken leaves them unknown.
+        meta_doc = check_document(meta_doc, Draft202012Validator(BUNDLE_SCHEMA), diags)
+        if meta_doc is not None:
             meta = build_meta(meta_doc, diags, registry)
 
     definitions: dict[str, dict[str, Any]] = {}
@@ -155,8 +156,10 @@ def validate_bundle(root: Path | str, registry: Registry) -> tuple[Bundle | None
         built = definitions.setdefault(kind.name, {})
         origin: dict[str, str] = {}
         for path in _yaml_files(root / kind.folder):
-            doc = load_yaml_file(path, display_path(path), diags)
-            if doc is None or not checker.check(doc, kind, diags):
+            loaded = load_yaml_file(path, display_path(path), diags)
+            # The build sees the document as checked: without unknown keys (see SchemaChecker).
+            doc = checker.check(loaded, kind, diags) if loaded is not None else None
+            if doc is None:
                 ctx.incomplete.add(kind.name)
                 continue
             name = doc.data[kind.key]

@@ -124,7 +124,7 @@ class BuildContext:
         text = source if source is not None else _get(doc.data, path)
         if not isinstance(text, str):
             text = "true" if text is True else "false" if text is False else str(text)
-        scope = Scope(frozenset(names), getattr(names, "choices", None) or {})
+        scope = Scope.of(names)
         origin = Span(doc.file, 1, 1)
         problems = check_expression(text, scope=scope, functions=self.registry.functions, span=origin)
         if problems:

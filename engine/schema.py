@@ -5,14 +5,20 @@ each item at a `Dispatch` point against the schema of *its* type alone (common k
 type's `options_schema`), so an analyst sees "unknown key 'lable' (did you mean 'label'?)" rather
 than a wall of `oneOf` failures. `export_schema` emits the same rules as `if/then` chains for
 editors (`docket schema --out DIR`).
+
+A schema error does not hide the file's other problems: the kind's build still runs on a copy
+without the unknown keys, when what is left has the shape the build relies on (`recover`).
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
 import json
+import re
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
@@ -21,7 +27,7 @@ from engine.errors import Diagnostics, did_you_mean
 from engine.kinds import DefinitionKind, Dispatch, walk_dispatch
 from engine.registry import Registry
 from engine.types import YamlPath
-from engine.yamlsource import YAML11_BOOLEANS, Document
+from engine.yamlsource import YAML11_BOOLEANS, Document, SourceMap
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -36,6 +42,15 @@ LABEL_SCHEMA: dict[str, Any] = {
 
 NAME_PATTERN = "^[a-z][a-z0-9_]{0,50}$"
 """Identifiers analysts choose (form, field, node names): lower snake case."""
+
+Located = tuple[YamlPath, ValidationError]
+"""A schema error with the path of the item it was found in (the error's path is inside it)."""
+
+SHAPE_KEEPING = frozenset({"propertyNames", "uniqueItems"})
+"""Keywords whose errors leave every value of the type its schema gives (see `keeps_shape`)."""
+
+DID_YOU_MEAN_CUTOFF = 0.6
+"""As close as engine.errors.did_you_mean's suggestion: the key read is the one the hint names."""
 
 _TYPE_NAMES = {
     "string": "text", "integer": "a whole number", "number": "a number", "boolean": "true or false",
@@ -69,39 +84,147 @@ class SchemaChecker:
             self._validators[key] = validator
         return validator
 
-    def check(self, doc: Document, kind: DefinitionKind, diags: Diagnostics) -> bool:
-        """Validate `doc` as a `kind` and report every problem.
+    def check(self, doc: Document, kind: DefinitionKind, diags: Diagnostics) -> Document | None:
+        """Validate `doc` as a `kind`, report every problem, and return the document the kind's
+        build should see, or None when the build must be skipped.
 
-        True when the document can still be built: no problems, or only unknown plugin types
-        (the kind's build skips those items, so their neighbours are still cross-checked and
-        one typo does not hide the other problems of the file).
+        One mistake should not hide the others of a file, so the build still runs after
+        problems that leave the data in the shape the build relies on (see `recover`): unknown
+        keys (left out, or read as the missing key they misspell), unknown plugin types (the
+        build skips those items), badly formed names and repeated list entries. A definition
+        whose own name is wrong is not built: other files may name it as it was meant.
         """
-        before = len(diags.errors)
-        unknown_types = 0
+        errors, unknown_types = self._validate(doc.data, kind)
+        for path, dispatch, kind_registry, type_name in unknown_types:
+            hint = kind_registry.hint(type_name) or ("known types: " + ", ".join(kind_registry.names()))
+            diags.error(f"unknown {kind_registry.kind} '{type_name}'",
+                        doc.source_map.value(path + (dispatch.discriminator,)),
+                        code="unknown-type", hint=hint, yaml_path=path + (dispatch.discriminator,))
+        for base, error in errors:
+            report_errors((error,), doc, base, diags)
+        if any(base + tuple(error.absolute_path) == (kind.key,) for base, error in errors):
+            return None
+        return recover(doc, errors, lambda data: self._validate(data, kind)[0])
+
+    def _validate(self, data: Any, kind: DefinitionKind) -> tuple[list[Located], list[tuple[Any, ...]]]:
+        """Every schema error of `data` as (path of the validated item, error), and every item
+        of an unknown plugin type as (path, dispatch, its registry, type name)."""
         core = self._validator(("kind", kind.name), kind.options_schema)
-        report_errors(core.iter_errors(doc.data), doc, (), diags)
+        errors: list[Located] = [((), e) for e in core.iter_errors(data)]
+        unknown_types = []
         for dispatch in kind.dispatch:
             kind_registry = getattr(self.registry, dispatch.registry_kind)
-            for path, item in walk_dispatch(doc.data, dispatch.path):
+            for path, item in walk_dispatch(data, dispatch.path):
                 if not isinstance(item, dict):
                     continue  # the core schema has reported it
                 type_name = item.get(dispatch.discriminator)
                 if not isinstance(type_name, str):
+                    # Without a type the item's own schema is unknown: check what every item
+                    # needs, so a missing or misspelt `type` is reported, never built on.
+                    key = (dispatch.path, dispatch.registry_kind, None)
+                    common = {"type": "object", **dispatch.common_schema}
+                    errors.extend((path, e) for e in self._validator(key, common).iter_errors(item))
                     continue
                 plugin = kind_registry.get(type_name)
                 if plugin is None:
-                    hint = kind_registry.hint(type_name) or (
-                        "known types: " + ", ".join(kind_registry.names()))
-                    diags.error(f"unknown {kind_registry.kind} '{type_name}'",
-                                doc.source_map.value(path + (dispatch.discriminator,)),
-                                code="unknown-type", hint=hint,
-                                yaml_path=path + (dispatch.discriminator,))
-                    unknown_types += 1
+                    unknown_types.append((path, dispatch, kind_registry, type_name))
                     continue
                 key = (dispatch.path, dispatch.registry_kind, kind_registry.canonical(type_name))
                 validator = self._validator(key, item_schema(dispatch, plugin))
-                report_errors(validator.iter_errors(item), doc, path, diags)
-        return len(diags.errors) - before == unknown_types
+                errors.extend((path, e) for e in validator.iter_errors(item))
+        return errors, unknown_types
+
+
+def check_document(doc: Document, validator: Draft202012Validator, diags: Diagnostics) -> Document | None:
+    """Validate a document that has one schema (bundle.yaml), report every problem, and return
+    the document its build should see, or None (see `recover`)."""
+    errors: list[Located] = [((), e) for e in validator.iter_errors(doc.data)]
+    report_errors((e for _, e in errors), doc, (), diags)
+    return recover(doc, errors, lambda data: [((), e) for e in validator.iter_errors(data)])
+
+
+# -- building after schema errors ---------------------------------------------------------------
+
+def keeps_shape(error: ValidationError) -> bool:
+    """Can a build still read the data this error is about? A badly formed name is still text
+    that is only ever looked up, and a repeated list entry is still an entry. A wrong type, a
+    missing key, a value outside a fixed list (enum) or a number out of range is not: builds
+    and plugins index tables with those values and compute with them."""
+    if error.validator in SHAPE_KEEPING:
+        return True
+    return error.validator == "pattern" and error.validator_value == NAME_PATTERN
+
+
+def recover(doc: Document, errors: list[Located],
+            revalidate: Callable[[Any], Iterable[Located]]) -> Document | None:
+    """The document a build should see after these schema errors, or None to skip the build.
+
+    Without unknown keys, that is `doc` itself when every error keeps the shape. Unknown keys
+    are taken out of a copy (`without_unknown_keys`), which must then pass the schema but for
+    errors that keep the shape: a build only ever reads data of the shape it was written for.
+    """
+    unknown = [(base + tuple(error.absolute_path), key, allowed)
+               for base, error in errors if error.validator == "additionalProperties"
+               for key, allowed in unknown_keys(error)]
+    if not unknown:
+        return doc if all(keeps_shape(error) for _, error in errors) else None
+    repaired = without_unknown_keys(doc, unknown)
+    return repaired if all(keeps_shape(error) for _, error in revalidate(repaired.data)) else None
+
+
+def unknown_keys(error: ValidationError) -> list[tuple[str, frozenset[str]]]:
+    """(key, keys allowed there) for each key an `additionalProperties: false` error refuses."""
+    instance = error.instance
+    if error.validator != "additionalProperties" or not isinstance(instance, dict):
+        return []
+    allowed = frozenset(error.schema.get("properties", {}))
+    patterns = error.schema.get("patternProperties", {})
+    return [(key, allowed) for key in instance
+            if key not in allowed and not any(re.search(p, str(key)) for p in patterns)]
+
+
+def without_unknown_keys(doc: Document, unknown: list[tuple[YamlPath, Any, frozenset[str]]]) -> Document:
+    """A copy of `doc` without the unknown keys: each is read as the allowed key it misspells
+    when that key is missing (`nxt: done` as `next: done`, so the node's path still counts and
+    `done` is still checked), and left out otherwise. `doc` itself is never changed."""
+    data = copy.deepcopy(doc.data)  # keeps YAML aliases shared, as they were loaded
+    source_map = replace(doc.source_map, values=dict(doc.source_map.values), keys=dict(doc.source_map.keys),
+                         scalars=dict(doc.source_map.scalars), plain=set(doc.source_map.plain))
+    for mapping_path, key, allowed in unknown:
+        mapping = _at(data, mapping_path)
+        if not isinstance(mapping, dict) or key not in mapping:
+            continue  # the same mapping, reached again through a YAML alias
+        meant = difflib.get_close_matches(str(key), sorted(allowed), n=1, cutoff=DID_YOU_MEAN_CUTOFF)
+        if meant and meant[0] not in mapping:
+            items = list(mapping.items())  # in place, so the order of the keys is kept
+            mapping.clear()
+            mapping.update((meant[0] if k == key else k, v) for k, v in items)
+            _alias(source_map, mapping_path + (key,), mapping_path + (meant[0],))
+        else:
+            del mapping[key]
+    return Document(doc.file, data, source_map)
+
+
+def _at(data: Any, path: YamlPath) -> Any:
+    """The value at `path`, or None when there is none."""
+    for part in path:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
+
+
+def _alias(source_map: SourceMap, old: YamlPath, new: YamlPath) -> None:
+    """Positions under `new` are those written under `old`, so problems found in a renamed
+    key's value point where the analyst wrote it."""
+    size = len(old)
+    for table in (source_map.values, source_map.keys, source_map.scalars):
+        for path, where in [(p, w) for p, w in table.items() if p[:size] == old]:
+            table[new + path[size:]] = where  # type: ignore[index]
+    source_map.plain |= {new + p[size:] for p in source_map.plain if p[:size] == old}
 
 
 def _describe(value: Any) -> str:
@@ -155,22 +278,20 @@ def _translate(error: ValidationError) -> list[tuple[YamlPath, bool, str, str | 
     path: YamlPath = tuple(error.absolute_path)
     keyword = error.validator
     instance = error.instance
+    if _about_a_key(error):  # jsonschema reports a bad key as its mapping's error
+        return [(path + (instance,), True, f"'{instance}' is not a valid name here",
+                 "names use lower-case letters, digits and _, starting with a letter")]
     if keyword == "additionalProperties" and isinstance(instance, dict):
-        allowed = set(error.schema.get("properties", {}))
-        patterns = error.schema.get("patternProperties", {})
         out = []
-        import re
-
-        for key in instance:
-            if key in allowed or any(re.search(p, key) for p in patterns):
-                continue
-            hint = did_you_mean(key, allowed) or (
+        for key, allowed in unknown_keys(error):
+            hint = did_you_mean(str(key), allowed) or (
                 "allowed keys: " + ", ".join(sorted(allowed)) if allowed else None)
             out.append((path + (key,), True, f"unknown key '{key}'", hint))
         return out or [(path, False, error.message, None)]
     if keyword == "required" and isinstance(instance, dict):
         missing = [k for k in error.validator_value if k not in instance]
-        return [(path, True, f"missing required key '{k}'", None) for k in missing]
+        known = set(error.schema.get("properties", {}))
+        return [(path, True, f"missing required key '{k}'", _written_as(k, instance, known)) for k in missing]
     if keyword == "enum":
         options = [str(o) for o in error.validator_value]
         hint = did_you_mean(str(instance), options) or "allowed: " + ", ".join(options)
@@ -198,6 +319,19 @@ def _translate(error: ValidationError) -> list[tuple[YamlPath, bool, str, str | 
     if keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         return [(path, False, f"{_describe(instance)} is out of range ({keyword} {error.validator_value})", None)]
     return [(path, False, error.message, None)]
+
+
+def _written_as(missing: str, instance: dict[Any, Any], known: set[str]) -> str | None:
+    """A hint naming the key of `instance` that looks like a misspelling of the missing key."""
+    written = [str(k) for k in instance if k not in known]
+    near = difflib.get_close_matches(missing, written, n=1, cutoff=DID_YOU_MEAN_CUTOFF)
+    return f"'{near[0]}' is written: did you mean '{missing}'?" if near else None
+
+
+def _about_a_key(error: ValidationError) -> bool:
+    """Is this the error of a mapping's key (a `propertyNames` rule) rather than of a value?"""
+    schema_path = list(error.relative_schema_path)
+    return len(schema_path) >= 2 and schema_path[-2] == "propertyNames" and isinstance(error.instance, str)
 
 
 def export_schema(kind: DefinitionKind, registry: Registry) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
-from engine.expr import Names
 from engine.kinds import BuildContext, Dispatch
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.yamlsource import Document
@@ -58,7 +57,7 @@ class FlowKind:
         form = forms.get(data["form"])
         if form is None:
             ctx.unknown(doc, ("form",), "form", data["form"], forms)
-        scope = Names(EXPRESSION_NAMES | set(form.fields), form.choice_values) if form else set(EXPRESSION_NAMES)
+        scope = form.expression_names(EXPRESSION_NAMES) if form else set(EXPRESSION_NAMES)
         raw_nodes = data["nodes"]
         nodes: dict[str, NodeSpec] = {}
         for node_id, raw in raw_nodes.items():

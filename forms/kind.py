@@ -6,6 +6,8 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
+from engine.expr import Names
+from engine.expr.context import VALUE_KINDS
 from engine.kinds import BuildContext, Dispatch
 from engine.lists import Option, OptionList
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
@@ -47,6 +49,25 @@ EXPRESSION_NAMES = frozenset({"user", "record", "query_no", "status", "created_a
 COLUMN_EXCLUDED = ("required_if", "visible_if", "readonly_if", "computed", "default_expr", "unique",
                    "public", "index")
 """Common keys that mean nothing inside a sub-table row."""
+
+
+_UNRESOLVED: Any = object()
+"""`build_field` without a resolved option list: it resolves the list itself."""
+
+
+def _field_facts(resolved: dict[str, tuple[Any, OptionList | None]]) -> tuple[
+        dict[str, frozenset[str]], dict[str, frozenset[str]], dict[str, str]]:
+    """What expressions are checked against: the option values of single- and multi-choice
+    fields, and the kind of value ("number", "text") each field's type says it holds."""
+    single: dict[str, frozenset[str]] = {}
+    multi: dict[str, frozenset[str]] = {}
+    kinds: dict[str, str] = {}
+    for name, (field_type, choices) in resolved.items():
+        if choices is not None:
+            (multi if field_type.multiple else single)[name] = frozenset(choices.values())
+        if getattr(field_type, "value_kind", None) in VALUE_KINDS:
+            kinds[name] = field_type.value_kind
+    return single, multi, kinds
 
 
 class FormKind:
@@ -97,9 +118,13 @@ class FormKind:
     def build(self, doc: Document, ctx: BuildContext) -> FormSpec | None:
         data = doc.data
         names = set(data["fields"])
-        scope = names | EXPRESSION_NAMES
+        # Every field's type and options first: an expression of one field may compare another
+        # field with a literal, which is checked against that field's options and kind.
+        resolved = self._resolve_fields(doc, data["fields"], ctx)
+        choice_values, multi_choice_values, value_kinds = _field_facts(resolved)
+        scope = Names(names | EXPRESSION_NAMES, choice_values, multi_choices=multi_choice_values,
+                      kinds=value_kinds)
         fields: dict[str, FieldSpec] = {}
-        choice_values: dict[str, frozenset[str]] = {}
         unknown_types = False
         for name, raw in data["fields"].items():
             path = ("fields", name)
@@ -107,13 +132,12 @@ class FormKind:
                 ctx.error(doc, path, f"'{name}' is a reserved name; choose another field name",
                           code="reserved-name", at_key=True)
                 continue
-            built = self.build_field(doc, path, name, raw, ctx, scope)
-            if built is None:  # an unknown type, reported by the schema check
+            if name not in resolved:  # an unknown type, reported by the schema check
                 unknown_types = True
                 continue
-            fields[name] = built[1]
-            if built[1].choices is not None and not built[0].multiple:
-                choice_values[name] = frozenset(built[1].choices.values())
+            built = self.build_field(doc, path, name, raw, ctx, scope, choices=resolved[name][1])
+            if built is not None:
+                fields[name] = built[1]
         for key in ("title",):
             if data.get(key) and data[key] not in names:
                 ctx.unknown(doc, (key,), "field", data[key], names)
@@ -148,23 +172,43 @@ class FormKind:
             wizard=bool(data.get("wizard", False)), editors=tuple(data.get("editors", ())),
             lookup=MappingProxyType(dict(lookup)) if lookup else None,
             choice_values=MappingProxyType(choice_values),
+            multi_choice_values=MappingProxyType(multi_choice_values),
+            value_kinds=MappingProxyType(value_kinds),
         )
 
+    def _resolve_fields(self, doc: Document, raw_fields: dict[str, Any],
+                        ctx: BuildContext) -> dict[str, tuple[Any, OptionList | None]]:
+        """name -> (field type, option list or None) of every field of a known type that does
+        not take a reserved name; problems with the options are reported once, here."""
+        resolved = {}
+        for name, raw in raw_fields.items():
+            field_type = ctx.registry.field_types.get(raw["type"])
+            if field_type is not None and name not in FORM_NAMES:
+                resolved[name] = (field_type, self.field_choices(field_type, doc, ("fields", name), raw, ctx))
+        return resolved
+
+    def field_choices(self, field_type: Any, doc: Document, path: YamlPath, raw: dict[str, Any],
+                      ctx: BuildContext) -> OptionList | None:
+        """The option list of a choice field: its type's own (roles, departments) or `options:`."""
+        choices = field_type.load_choices(raw, ctx, doc, path)
+        return choices if choices is not None else self._choices(doc, path, raw, ctx)
+
     def build_field(self, doc: Document, path: YamlPath, name: str, raw: dict[str, Any],
-                    ctx: BuildContext, scope: set[str] | None) -> tuple[Any, FieldSpec] | None:
+                    ctx: BuildContext, scope: set[str] | None, *,
+                    choices: Any = _UNRESOLVED) -> tuple[Any, FieldSpec] | None:
         """One field (or sub-table column, `scope` None: no expressions) as (type, spec).
 
         None when the type is unknown (the schema check has reported it). Problems with the
         field's options are reported to ctx; the spec is still returned so neighbours are checked.
+        `choices` is the field's option list when the caller has resolved it already.
         """
         field_type = ctx.registry.field_types.get(raw["type"])
         if field_type is None:
             return None
         timezone = ctx.meta.timezone if ctx.meta else "UTC"
         options = {k: v for k, v in raw.items() if k not in COMMON_FIELD_SCHEMA["properties"]}
-        choices = field_type.load_choices(raw, ctx, doc, path)
-        if choices is None:
-            choices = self._choices(doc, path, raw, ctx)
+        if choices is _UNRESOLVED:
+            choices = self.field_choices(field_type, doc, path, raw, ctx)
         exprs = {key: ctx.expression(doc, path + (key,), scope)
                  for key in ("required_if", "visible_if", "readonly_if", "computed", "default_expr")
                  if key in raw and scope is not None}

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
+from engine.expr import Names
 from engine.types import Label, Span, label_text
 
 
@@ -64,6 +65,17 @@ class FormSpec:
     choice_values: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Single-choice field -> the option values it can hold, at any level of a tree: what a
     literal compared with the field in an expression must be (checked at load)."""
+    multi_choice_values: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Multi-choice field -> the option values its list can hold: what `"x" in field` may test."""
+    value_kinds: Mapping[str, str] = field(default_factory=dict)
+    """Field -> the kind of value it holds ("number" or "text", from its type's `value_kind`):
+    a literal of the other kind compared with it is a load error."""
+
+    def expression_names(self, extra: Iterable[str] = ()) -> Names:
+        """The names an expression over this form's records sees (its fields and `extra`),
+        carrying what the load check needs to know of each field."""
+        return Names(frozenset(self.fields) | frozenset(extra), self.choice_values,
+                     multi_choices=self.multi_choice_values, kinds=self.value_kinds)
 
     def text(self, locale: str = "en") -> str:
         return label_text(self.label, locale, self.name)

@@ -9,10 +9,11 @@ measures. A dashboard lays widgets out on a grid; each widget picks a chart type
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Iterable
 
 import sqlalchemy as sa
 
+from engine.expr import Names
 from engine.kinds import BuildContext, Dispatch
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.yamlsource import Document
@@ -121,7 +122,7 @@ class DatasetKind:
             else:
                 broken.add(name)
         # A broken field's name still counts as known in conditions: its error is reported once.
-        names = self._names(form, source, fields) | broken
+        names = self._names(form, source, fields, broken)
         measures: dict[str, MeasureSpec] = {}
         for name, raw in data["measures"].items():
             if name in fields:
@@ -196,15 +197,29 @@ class DatasetKind:
         return DatasetField(name, label or name, "handled_by", "department", "choice", span=doc.source_map.key(path))
 
     @staticmethod
-    def _names(form: Any, source: str, fields: dict[str, DatasetField]) -> set[str]:
+    def _names(form: Any, source: str, fields: dict[str, DatasetField], extra: Iterable[str] = ()) -> Names:
         """Names conditions and measures may use: the form's fields, system and derived
-        columns, the source's own columns, and the dataset's field names."""
-        names = set(form.fields) | set(RECORD_SYSTEM) | set(DERIVED) | set(fields)
+        columns, the source's own columns, the dataset's field names and `extra`. A dataset
+        field of a form field carries that field's options and kind of value, so a literal
+        compared with either name is checked the same way."""
+        names = set(form.fields) | set(RECORD_SYSTEM) | set(DERIVED) | set(fields) | set(extra)
         if source == "tasks":
             names |= {f"task_{c}" for c in TASK_COLUMNS} | {"task_hours", "task_age_hours", "task_overdue"}
         if source == "history":
             names |= {f"history_{c}" for c in HISTORY_COLUMNS}
-        return names
+        facts = form.expression_names()
+        choices, multi, kinds = dict(facts.choices), dict(facts.multi_choices), dict(facts.kinds)
+        for name, dfield in fields.items():  # a dataset field's name reads its own column
+            column = dfield.column if dfield.origin == "record" else None
+            for known in (choices, multi, kinds):
+                fact = known.get(column) if column is not None else None
+                known.pop(name, None)
+                if fact is not None:
+                    known[name] = fact  # type: ignore[index]
+            if name in choices and dfield.level is not None and dfield.choices is not None:
+                # A tree cut to a level reads the ancestor at that level: only its values match.
+                choices[name] = frozenset(o.value for depth, o, _ in dfield.choices.walk() if depth == dfield.level)
+        return Names(names, choices, multi_choices=multi, kinds=kinds)
 
     def _condition(self, doc: Document, path: Any, text: Any, names: set[str], ctx: BuildContext) -> Any:
         """A checked expression parsed for SQL translation: (ast, durations) or None."""

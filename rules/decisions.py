@@ -470,10 +470,10 @@ def build_table(doc: Document, ctx: BuildContext) -> DecisionTable | None:
         ranks.append(rank)
         cells.append(row_cells)
         rows.append({o: row.get(o) for o in outputs})
-    if len(ctx.diags.errors) != before:
-        return None
+    # The cells are checked against the inputs' options even after an error above (a bad
+    # input expression, say), so that one run reports every problem of the table.
     columns = _columns(input_names, inputs, cells, form, doc, ctx)
-    if columns is None:
+    if columns is None or len(ctx.diags.errors) != before:
         return None
     all_rows = (1 << len(rows)) - 1
     table = DecisionTable(

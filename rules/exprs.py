@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 from typing import Any, Iterable
 
-from engine.expr import Names
 from engine.expr.checker import check
 from engine.expr.lexer import Positions, normalize_newlines, prescan
 from engine.kinds import BuildContext
@@ -32,7 +31,7 @@ def scope_of(ctx: BuildContext, form: str | None) -> frozenset[str] | None:
     spec = ctx.definitions.get("form", {}).get(form)
     if spec is None:
         return None
-    return Names(frozenset(spec.fields) | RECORD_NAMES, spec.choice_values)
+    return spec.expression_names(RECORD_NAMES)
 
 
 def compile_expr(ctx: BuildContext, doc: Document, path: YamlPath, names: Iterable[str] | None,

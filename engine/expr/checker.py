@@ -9,6 +9,7 @@ bundle loader can point at `file:line:col`. The compiler only ever sees trees th
 from __future__ import annotations
 
 import ast
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from engine.durations import as_value
 from engine.errors import Diagnostic, did_you_mean
 from engine.expr import safe_ops
-from engine.expr.context import EvalFailure, Scope, arity_text
+from engine.expr.context import VALUE_KINDS, EvalFailure, Scope, arity_text
 from engine.expr.lexer import Positions, normalize_newlines, prescan
 from engine.expr.methods import METHODS
 from engine.registry import Kind
@@ -176,6 +177,30 @@ def attribute_problem(attr: str) -> str | None:
     return None
 
 
+_NUMBER_TEXT = re.compile(r"[-+]?\d+(\.\d+)?")
+"""Text that reads as a number: `"3000"` compared with a number field is meant as 3000."""
+
+
+def _literal(node: ast.AST) -> tuple[bool, Any]:
+    """(True, value) for a constant, including a signed number (`-1`); (False, None) else."""
+    if isinstance(node, ast.Constant):
+        return True, node.value
+    if (isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd))
+            and isinstance(node.operand, ast.Constant) and type(node.operand.value) in (int, float)):
+        value = node.operand.value
+        return True, -value if isinstance(node.op, ast.USub) else value
+    return False, None
+
+
+def _kind_of_literal(value: Any) -> str | None:
+    """The kind of value a literal is: "number", "text", or None (true, false, null)."""
+    if isinstance(value, str):
+        return "text"
+    if type(value) in (int, float):
+        return "number"
+    return None
+
+
 class _Walker:
     """Visits the parsed tree once, recording every problem and every name and function used."""
 
@@ -328,34 +353,121 @@ class _Walker:
             self.visit(comparator)
         left = node.left
         for op, right in zip(node.ops, node.comparators):
-            if isinstance(op, (ast.Eq, ast.NotEq)):
-                self._check_choice(left, [right])
-                self._check_choice(right, [left])
-            elif isinstance(op, (ast.In, ast.NotIn)) and isinstance(right, (ast.Tuple, ast.List, ast.Set)):
-                self._check_choice(left, right.elts)
+            self._check_literals(left, op, right)
             left = right
 
-    def _check_choice(self, side: ast.AST, literals: list[ast.expr]) -> None:
-        """A literal compared with a choice field must be one of its options: a typo
-        (`"urgnt"`) or a number for a text option (`2` for `"2"`) would never match, and the
-        branch it guards would silently never be taken."""
-        if not (isinstance(side, ast.Name) and side.id in self.scope.choices):
-            return
-        options = self.scope.choices[side.id]
-        for literal in literals:
-            if not isinstance(literal, ast.Constant) or literal.value is None:
-                continue  # a name, a call or `null`: not known before it runs
-            value = literal.value
-            if isinstance(value, str) and value in options:
-                continue
-            shown = f"'{value}'" if isinstance(value, str) else repr(value)
-            if not isinstance(value, str) and not isinstance(value, bool) and str(value) in options:
-                hint = f"options are text: write \"{value}\""
+    # ------------------------------------------------------------------ literals against fields
+
+    def _check_literals(self, left: ast.expr, op: ast.cmpop, right: ast.expr) -> None:
+        """A literal compared with a field must be a value the field can hold: an option of a
+        choice field, a number for a number field, text for a text field. Anything else never
+        matches (the branch it guards is silently never taken) or fails when it runs."""
+        if isinstance(op, (ast.In, ast.NotIn)):
+            if isinstance(right, (ast.Tuple, ast.List, ast.Set)):
+                self._check_side(left, right.elts, op)
             else:
-                hint = did_you_mean(str(value), sorted(options)) or (
-                    "options: " + ", ".join(sorted(options)[:12]) + (", ..." if len(options) > 12 else ""))
-            self.problem(f"{shown} is not an option of '{side.id}': the comparison could never hold",
-                         self.pos(literal), code="expr-unknown-option", hint=hint)
+                self._check_member(left, right)
+            return
+        self._check_side(left, [right], op)
+        self._check_side(right, [left], op)
+
+    def _check_side(self, side: ast.expr, others: list[ast.expr], op: ast.cmpop) -> None:
+        """Check the literals among `others`, each compared with `side` by `op`."""
+        name = self._field(side)
+        equality = isinstance(op, (ast.Eq, ast.NotEq, ast.In, ast.NotIn))
+        if equality and name is not None and name in self.scope.choices:
+            for literal in others:  # the options say more than the kind of value
+                self._check_option(name, self.scope.choices[name], literal)
+            return
+        kind, name = self._value_kind(side)
+        if kind is None:
+            return
+        for literal in others:
+            self._check_kind(name, kind, literal, ordering=not equality)
+
+    def _check_member(self, item: ast.expr, container: ast.expr) -> None:
+        """`"x" in tags`: the literal must be an option of the multi-choice field `tags`."""
+        name = self._field(container)
+        if name is not None and name in self.scope.multi_choices:
+            self._check_option(name, self.scope.multi_choices[name], item)
+
+    def _field(self, node: ast.AST) -> str | None:
+        """The field `node` reads: a name, or `record.NAME` / `record["NAME"]`."""
+        if isinstance(node, ast.Name):
+            return node.id
+        if "record" not in self.scope.names:
+            return None
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "record":
+            return node.attr
+        if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "record"
+                and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str)):
+            return node.slice.value
+        return None
+
+    def _value_kind(self, node: ast.AST) -> tuple[str | None, str]:
+        """(kind of value, field) of a field, or of a field with a fallback (`amount or 0`,
+        `coalesce(amount, 0)`); (None, "") when it is not known for certain."""
+        name = self._field(node)
+        if name is not None:
+            kind = self.scope.kinds.get(name)
+            return (kind, name) if kind in VALUE_KINDS else (None, "")
+        parts: list[ast.expr] = []
+        if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or):
+            parts = node.values
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "coalesce"
+              and "coalesce" in self.functions):
+            parts = node.args
+        kinds, field_name = set(), ""
+        for part in parts:
+            found, literal = _literal(part)
+            if found:
+                if literal is not None:
+                    kinds.add(_kind_of_literal(literal))
+                continue
+            kind, part_field = self._value_kind(part)
+            if kind is None:
+                return None, ""  # a part of unknown kind: the whole is unknown
+            kinds.add(kind)
+            field_name = field_name or part_field
+        if field_name and len(kinds) == 1:
+            return kinds.pop(), field_name
+        return None, ""
+
+    def _check_option(self, name: str, options: frozenset[str], literal: ast.expr) -> None:
+        """A literal compared with a choice field must be one of its options: a typo
+        (`"urgnt"`) or a number for a text option (`2` for `"2"`) would never match."""
+        found, value = _literal(literal)
+        if not found or value is None:
+            return  # a name, a call or `null`: not known before it runs
+        if isinstance(value, str) and value in options:
+            return
+        shown = f"'{value}'" if isinstance(value, str) else repr(value)
+        if not isinstance(value, (str, bool)) and str(value) in options:
+            hint = f"options are text: write \"{value}\""
+        else:
+            hint = did_you_mean(str(value), sorted(options)) or (
+                "options: " + ", ".join(sorted(options)[:12]) + (", ..." if len(options) > 12 else ""))
+        self.problem(f"{shown} is not an option of '{name}': the comparison could never hold",
+                     self.pos(literal), code="expr-unknown-option", hint=hint)
+
+    def _check_kind(self, name: str, kind: str, literal: ast.expr, *, ordering: bool) -> None:
+        """A number compared with a text field, or text with a number field: never equal, and
+        ordering them fails when the expression runs."""
+        found, value = _literal(literal)
+        if not found or value is None or isinstance(value, bool) or _kind_of_literal(value) == kind:
+            return
+        if isinstance(value, str):
+            shown = f"the text '{value}'"
+            hint = (f"write {value.strip()} without quotes" if _NUMBER_TEXT.fullmatch(value.strip())
+                    else f"'{name}' holds a number: compare it with a number, e.g. {name} > 100")
+        else:
+            shown = f"the number {value!r}"
+            hint = f"write \"{value!r}\" in quotes: '{name}' holds text"
+        holds = "a number" if kind == "number" else "text"
+        outcome = "cannot be compared with" if ordering else "is never equal to"
+        result = "the expression would fail when it runs" if ordering else "the comparison could never hold"
+        self.problem(f"{shown} {outcome} '{name}', which holds {holds}: {result}",
+                     self.pos(literal), code="expr-type-mismatch", hint=hint)
 
     def visit_IfExp(self, node: ast.IfExp) -> None:
         self.visit(node.test)

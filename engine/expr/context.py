@@ -14,36 +14,63 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from engine.calendar import BusinessCalendar
 
-__all__ = ["Scope", "Names", "Function", "EvalContext", "EvalFailure"]
+__all__ = ["Scope", "Names", "Function", "EvalContext", "EvalFailure", "VALUE_KINDS"]
 
 _NO_CHOICES: Mapping[str, frozenset[str]] = MappingProxyType({})
+_NO_KINDS: Mapping[str, str] = MappingProxyType({})
+
+VALUE_KINDS = ("number", "text")
+"""The kinds of value the load check compares literals with (`Scope.kinds`)."""
 
 
 @dataclass(frozen=True)
 class Scope:
-    """The top-level names an expression may use (field names, `record`, `user`, ...).
+    """The top-level names an expression may use (field names, `record`, `user`, ...), and what
+    is known of the fields among them, for the load checks of literals compared with them.
 
-    `choices` gives, for the names that are single-choice fields, the values they can hold: a
-    literal compared with one of them (`urgency == "urgnt"`) is a load error, since the
-    condition could never hold.
+    - `choices`: single-choice fields -> the values they can hold. A literal compared with one
+      of them (`urgency == "urgnt"`) must be one of those values, or the condition could never
+      hold.
+    - `multi_choices`: multi-choice fields (a list of values) -> the values the list can hold,
+      for `"x" in tags`.
+    - `kinds`: fields -> the kind of value they hold, `"number"` or `"text"` (others are not
+      checked): `satisfaction == "5"` compares a number with text and could never hold.
+
+    `record.NAME` (and `record["NAME"]`) stands for the field NAME when `record` is in `names`.
     """
 
     names: frozenset[str]
     choices: Mapping[str, frozenset[str]] = field(default_factory=lambda: _NO_CHOICES, compare=False)
+    multi_choices: Mapping[str, frozenset[str]] = field(default_factory=lambda: _NO_CHOICES, compare=False)
+    kinds: Mapping[str, str] = field(default_factory=lambda: _NO_KINDS, compare=False)
+
+    @classmethod
+    def of(cls, names: Iterable[str]) -> "Scope":
+        """The scope of a set of names, with whatever a `Names` carries about its fields."""
+        return cls(frozenset(names), getattr(names, "choices", None) or _NO_CHOICES,
+                   getattr(names, "multi_choices", None) or _NO_CHOICES,
+                   getattr(names, "kinds", None) or _NO_KINDS)
 
 
 class Names(frozenset):  # type: ignore[type-arg]
-    """A set of names that also carries the option values of its choice fields (see `Scope`).
+    """A set of names that also carries what is known of its fields (see `Scope`): the option
+    values of choice fields and the kind of value each field holds.
 
     It is a frozenset, so it goes wherever a set of names is expected; combining it with other
-    names gives a plain frozenset again, which simply checks no option values.
+    names gives a plain frozenset again, which simply checks no literals.
     """
 
     choices: Mapping[str, frozenset[str]]
+    multi_choices: Mapping[str, frozenset[str]]
+    kinds: Mapping[str, str]
 
-    def __new__(cls, names: Iterable[str], choices: Mapping[str, frozenset[str]] | None = None) -> "Names":
+    def __new__(cls, names: Iterable[str], choices: Mapping[str, frozenset[str]] | None = None, *,
+                multi_choices: Mapping[str, frozenset[str]] | None = None,
+                kinds: Mapping[str, str] | None = None) -> "Names":
         self = super().__new__(cls, names)
         self.choices = MappingProxyType(dict(choices or {}))
+        self.multi_choices = MappingProxyType(dict(multi_choices or {}))
+        self.kinds = MappingProxyType(dict(kinds or {}))
         return self
 
 

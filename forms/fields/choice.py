@@ -30,6 +30,7 @@ OPTIONS_SCHEMA: dict[str, Any] = {
 class Select(FieldType):
     name = "select"
     aliases = ("dropdown",)
+    value_kind = "text"
     description = "One choice from an option list (a list in lists/ or inline options)."
     options_schema = {"required": ["options"], "properties": {"options": OPTIONS_SCHEMA}}
     examples = ("urgency:\n  type: select\n  label: {zh-CN: 紧急程度, en: Urgency}\n  options: urgency\n  required: true\n",)
@@ -150,6 +151,7 @@ class Region(Cascade):
 class MultiSelect(Select):
     name = "multiselect"
     aliases = ("multi_select",)
+    value_kind = None  # a list of values: `"x" in field` is checked against the options
     description = "Several choices from an option list; stored as a JSON list."
     options_schema = {"required": ["options"], "properties": {
         "options": OPTIONS_SCHEMA, "max_choices": {"type": "integer", "minimum": 1}}}

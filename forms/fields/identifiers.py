@@ -57,6 +57,7 @@ KINDS = {
 class IdNumber(FieldType):
     name = "id_number"
     aliases = ("id_code", "identifier")
+    value_kind = "text"
     description = ("An ID-like code: `kind: cn_resident_id` (居民身份证号码, with its check digit), "
                    "`cn_uscc` (统一社会信用代码, with its check character), `waybill` (8-30 letters "
                    "and digits), or your own `pattern`.")

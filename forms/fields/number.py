@@ -63,6 +63,7 @@ def _fast_range(spec: FieldSpec, kind: type[int] | type[float], floor: Any, ceil
 class Number(FieldType):
     name = "number"
     aliases = ("float",)
+    value_kind = "number"
     description = "A number with decimals (measurements, weights)."
     options_schema = {"properties": dict(_BOUNDS)}
     examples = ("weight_kg:\n  type: number\n  label: {zh-CN: 重量(千克), en: Weight (kg)}\n  min: 0\n",)
@@ -95,6 +96,7 @@ class Number(FieldType):
 class Integer(FieldType):
     name = "integer"
     aliases = ("int",)
+    value_kind = "number"
     description = "A whole number."
     options_schema = {"properties": dict(_BOUNDS)}
     examples = ("parcel_count:\n  type: integer\n  label: {zh-CN: 件数, en: Parcels}\n  min: 1\n",)
@@ -131,6 +133,7 @@ class Integer(FieldType):
 class Money(FieldType):
     name = "money"
     aliases = ("amount", "currency")
+    value_kind = "number"
     description = "An amount of money, kept exactly as a decimal (never a float)."
     options_schema = {"properties": {**_BOUNDS, "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
                                      "places": {"type": "integer", "minimum": 0, "maximum": 4}}}
@@ -193,6 +196,7 @@ def _decimal(raw: Any, field: FieldType, *, strip: str = "") -> Decimal:
 class Percent(FieldType):
     name = "percent"
     aliases = ("percentage",)
+    value_kind = "number"
     description = "A percentage kept exactly as a decimal; 0 to 100 unless `min`/`max` say otherwise."
     options_schema = {"properties": {**_BOUNDS, "places": {"type": "integer", "minimum": 0, "maximum": 4}}}
     examples = ("on_time_rate:\n  type: percent\n  label: {zh-CN: 准时率, en: On-time rate}\n  places: 1\n",)
@@ -237,6 +241,7 @@ _RATING_TEXT = frozenset(str(n) for n in range(1, 11))
 class Rating(FieldType):
     name = "rating"
     aliases = ("stars", "score")
+    value_kind = "number"
     description = "A whole-number rating from 1 to `max` (5 by default), e.g. customer satisfaction."
     options_schema = {"properties": {"max": {"type": "integer", "minimum": 2, "maximum": 10,
                                              "description": "the highest rating (default 5)"}}}

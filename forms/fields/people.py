@@ -22,6 +22,7 @@ USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 class User(FieldType):
     name = "user"
     aliases = ("username", "person")
+    value_kind = "text"
     description = ("A user of Docket by user name (an account manager, the owner). The format is "
                    "checked on input; `role` narrows the people a page offers.")
     options_schema = {"properties": {"role": {"type": "string", "pattern": NAME_PATTERN,

@@ -48,6 +48,7 @@ def plain_text(value: str) -> str:
 class RichText(FieldType):
     name = "rich_text"
     aliases = ("richtext", "html")
+    value_kind = "text"
     description = ("Formatted text (paragraphs, bold, italic, underline, lists, quotes, http(s) and "
                    "mailto links); everything else is removed when it is saved.")
     options_schema = {"properties": {

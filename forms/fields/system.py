@@ -20,6 +20,7 @@ from forms.spec import FieldSpec
 class AutoNumber(FieldType):
     name = "auto_number"
     aliases = ("autonumber", "serial")
+    value_kind = "text"
     description = ("A number the system gives each new record from a pattern, like the form's "
                    "`numbering`: `{date:FORMAT}`, `{seq:N}`, `{random:N}`. Read-only.")
     options_schema = {"required": ["pattern"], "properties": {

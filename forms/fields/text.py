@@ -49,6 +49,7 @@ def match_pattern(field: FieldType, value: str, spec: FieldSpec) -> None:
 class Text(FieldType):
     name = "text"
     aliases = ("string",)
+    value_kind = "text"
     description = "One line of text."
     options_schema = {"properties": dict(_LENGTH_OPTIONS)}
     examples = ("customer_name:\n  type: text\n  label: {zh-CN: 大客户名称, en: Key-account name}\n  required: true\n  max_length: 100\n",)
@@ -180,6 +181,7 @@ def normalize_phone(raw: str) -> str:
 
 class Phone(FieldType):
     name = "phone"
+    value_kind = "text"
     description = "A phone number: Chinese mobile, landline with area code, 400/800, or international (+country)."
     options_schema = {"properties": {"allow": {"type": "array", "items": {"enum": ["mobile", "landline", "service", "international"]}}}}
     examples = ("contact_phone:\n  type: phone\n  label: {zh-CN: 联系电话, en: Contact phone}\n  required: true\n",)
@@ -204,6 +206,7 @@ _EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-
 
 class Email(FieldType):
     name = "email"
+    value_kind = "text"
     description = "An e-mail address."
     options_schema = {"properties": {}}
     examples = ("contact_email:\n  type: email\n  label: {zh-CN: 电子邮箱, en: E-mail}\n",)
@@ -242,6 +245,7 @@ def _valid_host(host: str) -> bool:
 class Url(FieldType):
     name = "url"
     aliases = ("link", "website")
+    value_kind = "text"
     description = "A web address (http or https only), e.g. the customer's tracking page."
     options_schema = {"properties": {"max_length": {"type": "integer", "minimum": 10, "maximum": 8000}}}
     examples = ("tracking_page:\n  type: url\n  label: {zh-CN: 查询链接, en: Tracking page}\n  max_length: 500\n",)

@@ -205,3 +205,96 @@ def test_names_carry_option_values_into_a_scope_and_drop_them_when_combined() ->
     names = Names({"urgency"}, {"urgency": frozenset({"urgent"})})
     assert names == frozenset({"urgency"}) and dict(names.choices) == {"urgency": frozenset({"urgent"})}
     assert not hasattr(names | {"user"}, "choices")
+
+
+# ---------------------------------------------------------------- literals against what fields hold
+
+FIELDS = Scope(
+    frozenset({"urgency", "level", "tags", "satisfaction", "compensation", "name", "due", "record", "user"}),
+    {"urgency": frozenset({"normal", "urgent"}), "level": frozenset({"1", "2", "3"})},
+    multi_choices={"tags": frozenset({"late", "lost", "2"})},
+    kinds={"urgency": "text", "level": "text", "satisfaction": "number", "compensation": "number",
+           "name": "text"})
+"""Choice fields (urgency, level), a multi-choice field (tags), number fields (satisfaction,
+compensation), a text field (name) and a field whose kind is not known (due)."""
+
+
+def _field_problems(source: str, functions: Kind[Any]) -> list[tuple[int, int, str, str, str | None]]:
+    from engine.expr import check_expression
+    return [(d.span.line, d.span.col, d.code, d.message, d.hint)
+            for d in check_expression(source, scope=FIELDS, functions=functions)]
+
+
+def test_record_dot_field_is_checked_against_the_fields_options(functions: Kind[Any]) -> None:
+    assert _field_problems('record.urgency == "urgnt"', functions) == [
+        (1, 19, "expr-unknown-option", "'urgnt' is not an option of 'urgency': the comparison could never hold",
+         "did you mean 'urgent'?")]
+
+
+def test_record_subscript_field_is_checked_against_the_fields_options(functions: Kind[Any]) -> None:
+    assert [(line, col, code) for line, col, code, *_ in _field_problems(
+        'record["urgency"] != "urgnt"', functions)] == [(1, 22, "expr-unknown-option")]
+
+
+def test_a_literal_looked_for_in_a_multi_choice_field_must_be_one_of_its_options(functions: Kind[Any]) -> None:
+    assert _field_problems('"lots" in tags or "late" in tags', functions) == [
+        (1, 1, "expr-unknown-option", "'lots' is not an option of 'tags': the comparison could never hold",
+         "did you mean 'lost'?")]
+
+
+def test_a_number_looked_for_in_a_multi_choice_field_is_told_to_quote_it(functions: Kind[Any]) -> None:
+    (found,) = _field_problems("2 not in record.tags", functions)
+    assert found[2] == "expr-unknown-option" and found[4] == 'options are text: write "2"'
+
+
+def test_text_compared_with_a_number_field_is_told_to_drop_the_quotes(functions: Kind[Any]) -> None:
+    assert _field_problems('satisfaction == "5"', functions) == [
+        (1, 17, "expr-type-mismatch",
+         "the text '5' is never equal to 'satisfaction', which holds a number: the comparison could never hold",
+         "write 5 without quotes")]
+
+
+def test_ordering_a_number_field_with_a_fallback_against_text_would_fail_when_it_runs(functions: Kind[Any]) -> None:
+    assert _field_problems('(compensation or 0) > "3000"', functions) == [
+        (1, 23, "expr-type-mismatch",
+         "the text '3000' cannot be compared with 'compensation', which holds a number: "
+         "the expression would fail when it runs", "write 3000 without quotes")]
+
+
+def test_coalesce_with_a_number_fallback_keeps_the_fields_kind(functions: Kind[Any]) -> None:
+    assert [(col, code) for _, col, code, *_ in _field_problems(
+        'coalesce(record.compensation, 0) >= "10"', functions)] == [(37, "expr-type-mismatch")]
+
+
+def test_text_that_is_not_a_number_gets_a_hint_to_compare_with_a_number(functions: Kind[Any]) -> None:
+    (found,) = _field_problems('satisfaction in ("high", 5)', functions)
+    assert found[:3] == (1, 18, "expr-type-mismatch") and "compare it with a number" in (found[4] or "")
+
+
+def test_a_number_compared_with_a_text_field_is_told_to_quote_it(functions: Kind[Any]) -> None:
+    assert _field_problems("name == -5", functions) == [
+        (1, 9, "expr-type-mismatch",
+         "the number -5 is never equal to 'name', which holds text: the comparison could never hold",
+         "write \"-5\" in quotes: 'name' holds text")]
+
+
+def test_ordering_a_choice_field_against_a_number_would_fail_when_it_runs(functions: Kind[Any]) -> None:
+    (found,) = _field_problems("level >= 2", functions)
+    assert found[:3] == (1, 10, "expr-type-mismatch") and "cannot be compared with 'level'" in found[3]
+
+
+def test_a_number_for_a_text_option_is_reported_once_as_not_an_option(functions: Kind[Any]) -> None:
+    assert [code for _, _, code, *_ in _field_problems("level == 2", functions)] == ["expr-unknown-option"]
+
+
+@pytest.mark.parametrize("source", [
+    "satisfaction == null", "satisfaction == None", "name == null",        # null
+    "satisfaction == compensation", "name == user", "name == due",          # names
+    "satisfaction == len(name)", 'str(satisfaction) == "5"',                # calls
+    'due == "2024-01-01"', "due == 5",                                      # a field of unknown kind
+    "(compensation or name) > '3'",                                         # fallback of another kind
+    'satisfaction >= 3 and compensation > -1.5 and name != "x"',            # the right kinds
+    "satisfaction == True", '"late" in name', 'tags == "lots"',             # not what is checked
+])
+def test_nulls_names_calls_and_fields_of_unknown_kind_are_not_checked(functions: Kind[Any], source: str) -> None:
+    assert _field_problems(source, functions) == []

@@ -168,3 +168,26 @@ def test_a_department_field_offers_only_the_departments_it_lists(tmp_path: Path)
     files = {"bundle.yaml": "bundle: b\nversion: '1'\nroles: {agent: {}}\ndepartments:\n"
                             "  service: {}\n  hotline: {parent: service}\n  finance: {}\n"}
     assert choices(tmp_path, "  d: {type: department, only: [service]}\n", files) == ["service", "hotline"]
+
+
+def test_field_types_say_whether_they_hold_numbers_or_text() -> None:
+    kinds = {t.name: t.value_kind for t in build_registry(plugins=False).field_types}
+    assert {n for n, k in kinds.items() if k == "number"} == {"number", "integer", "money", "percent", "rating"}
+    assert {"text", "textarea", "phone", "select", "cascade", "role", "user", "auto_number"} <= {
+        n for n, k in kinds.items() if k == "text"}
+    assert kinds["multiselect"] is None and kinds["date"] is None and kinds["computed"] is None
+
+
+def test_a_plugin_field_type_that_says_it_holds_numbers_is_checked_like_one(tmp_path: Path) -> None:
+    from forms.fields.base import FieldType
+
+    class Points(FieldType):
+        name = "points"
+        value_kind = "number"
+
+    registry = build_registry(plugins=False)
+    registry.field_types.add(Points())
+    write_bundle(tmp_path, {"forms/bad.yaml": "form: bad\nfields:\n  s: {type: points}\n"
+                                              "  t: {type: text, visible_if: s > '3'}\n"})
+    _bundle, diags = validate_bundle(tmp_path, registry)
+    assert [(d.span.line, d.span.col, d.code) for d in diags if d.span] == [(4, 35, "expr-type-mismatch")]

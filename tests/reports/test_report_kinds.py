@@ -98,3 +98,33 @@ def test_a_filter_must_name_a_field_of_a_widget_dataset(tmp_path: Path) -> None:
 def test_a_schedule_names_a_configured_channel(tmp_path: Path) -> None:
     board = BOARD + "schedules:\n  daily: {every: daily, channel: fax, to: a@b.c}\n"
     assert any("unknown channel 'fax'" in m for *_, m in errors(tmp_path, dashboards__board_yaml=board))
+
+
+def test_a_measure_condition_is_checked_against_the_options_of_its_field(tmp_path: Path) -> None:
+    dataset = DATASET.replace("region == 'east'", "region == 'eats'")
+    assert errors(tmp_path, reports__tickets_yaml=dataset) == [
+        ("reports/tickets.yaml", 26, 57, "'eats' is not an option of 'region': the comparison could never hold")]
+
+
+def test_a_dataset_field_of_a_form_field_carries_its_options_into_conditions(tmp_path: Path) -> None:
+    dataset = DATASET.replace("big: {count: true, where: amount >= 300}",
+                              "big: {count: true, where: group == 'delivry'}")
+    found = errors(tmp_path, reports__tickets_yaml=dataset)
+    assert [(f, line, m) for f, line, _, m in found] == [
+        ("reports/tickets.yaml", 29, "'delivry' is not an option of 'group': the comparison could never hold")]
+
+
+def test_a_dataset_condition_comparing_a_number_field_with_text_is_an_error(tmp_path: Path) -> None:
+    dataset = DATASET.replace("where: amount >= 300", "where: amount >= '300'")
+    found = errors(tmp_path, reports__tickets_yaml=dataset)
+    assert [(f, line, m) for f, line, _, m in found] == [
+        ("reports/tickets.yaml", 29, "the text '300' cannot be compared with 'amount', which holds a number: "
+                                     "the expression would fail when it runs")]
+
+
+def test_a_tree_field_cut_to_a_level_is_compared_with_the_options_of_that_level(tmp_path: Path) -> None:
+    dataset = DATASET.replace("big: {count: true, where: amount >= 300}",
+                              "big: {count: true, where: group == 'late' or category == 'late'}")
+    found = errors(tmp_path, reports__tickets_yaml=dataset)
+    assert [(f, line, m) for f, line, _, m in found] == [
+        ("reports/tickets.yaml", 29, "'late' is not an option of 'group': the comparison could never hold")]

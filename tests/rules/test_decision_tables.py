@@ -130,6 +130,7 @@ def test_cells_and_columns_are_checked_with_positions(tmp_path: Path) -> None:
           - {urgency: urgent}
         """
     assert errors(tmp_path, {"decisions/bad.yaml": text}) == [
+        ("decisions/bad.yaml", 6, 15, "'urgnt' is not an option of the field 'urgency'"),
         ("decisions/bad.yaml", 7, 14, "the range '[5000..1000]' is empty: its start is after its end"),
         ("decisions/bad.yaml", 8, 14, "'>' compares numbers; 'lots' is not a number"),
         ("decisions/bad.yaml", 9, 6, "'amout' is neither an input nor an output"),
