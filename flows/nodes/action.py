@@ -10,7 +10,7 @@ from jsonschema import Draft202012Validator
 
 from engine.actions import ActionContext, ActionScope
 from engine.kinds import BuildContext, Dispatch
-from engine.schema import LABEL_SCHEMA, item_schema, report_errors
+from engine.schema import LABEL_SCHEMA, item_schema, report_errors, unknown_keys
 from engine.storage.db import savepoint
 from engine.types import YamlPath
 from engine.yamlsource import Document
@@ -37,11 +37,18 @@ def compile_action(raw: Any, ctx: BuildContext, doc: Document, path: YamlPath,
         ctx.error(doc, path + ("action",), f"unknown action '{raw['action']}'", code="unknown-type",
                   hint=hint)
         return None
-    before = len(ctx.diags.errors)
-    report_errors(Draft202012Validator(item_schema(ACTION_ITEM, action)).iter_errors(raw), doc, path,
-                  ctx.diags)
-    if len(ctx.diags.errors) != before:
-        return None
+    validator = Draft202012Validator(item_schema(ACTION_ITEM, action))
+    errors = list(validator.iter_errors(raw))
+    report_errors(errors, doc, path, ctx.diags)
+    if errors:
+        # Unknown keys only: compile the step without them, so its other problems (a misspelt
+        # field, a bad expression) are reported in the same run.
+        unknown = {key for error in errors for key, _allowed in unknown_keys(error)}
+        if not unknown or any(error.validator != "additionalProperties" for error in errors):
+            return None
+        raw = {k: v for k, v in raw.items() if k not in unknown}
+        if any(True for _ in validator.iter_errors(raw)):
+            return None
     options = {k: v for k, v in raw.items() if k not in ("action", "label")}
     return action.name, action.compile(options, ctx, doc, path, scope)
 
@@ -76,7 +83,9 @@ class Action(NodeType):
 
     def compile(self, node: NodeSpec, flow: Any, ctx: BuildContext, doc: Document,
                 path: YamlPath, scope: set[str] | None) -> dict[str, Any]:
-        action_scope = ActionScope(flow["form"], frozenset(scope) if scope is not None else None, "flow")
+        # A frozenset already (engine.expr.Names) keeps what it knows of each field's options.
+        names = scope if isinstance(scope, frozenset) or scope is None else frozenset(scope)
+        action_scope = ActionScope(flow["form"], names, "flow")
         steps = []
         for i, raw in enumerate(node.options.get("do", [])):
             compiled = compile_action(raw, ctx, doc, path + ("do", i), action_scope)

@@ -111,6 +111,29 @@ def test_a_rule_condition_comparing_a_field_with_a_number_for_a_text_option_is_a
         ("rules/ticket_rules.yaml", 6, 31, "2 is not an option of 'urgency': the comparison could never hold")]
 
 
+ACTION_STEP = GOOD.replace("""      route:
+        type: decision""", """      route:
+        type: action
+        do:
+          - {action: set, fields: {title: x}, colour: red}
+          - {action: set, compute: {title: 'str(urgency == "hihg")'}}
+        next: choose
+      choose:
+        type: decision""")
+
+
+def test_an_unknown_key_in_an_action_step_does_not_hide_its_other_problems(tmp_path: Path) -> None:
+    flow = ACTION_STEP.replace("fields: {title: x}, colour: red", "fields: {titel: x}, colour: red")
+    found = [message for _file, _line, _col, message in errors(tmp_path, flow)]
+    assert any("colour" in message for message in found)
+    assert any("titel" in message for message in found)
+
+
+def test_an_action_steps_expression_is_checked_against_the_fields_options(tmp_path: Path) -> None:
+    found = [message for _file, _line, _col, message in errors(tmp_path, ACTION_STEP)]
+    assert "'hihg' is not an option of 'urgency': the comparison could never hold" in found
+
+
 def test_a_decision_without_else_is_an_error_at_its_branches(tmp_path: Path) -> None:
     flow = GOOD.replace("          - else: done\n", "          - when: urgency == \"low\"\n            to: done\n")
     found = errors(tmp_path, flow)
@@ -127,3 +150,32 @@ def test_the_command_line_prints_the_position(tmp_path: Path, capsys: pytest.Cap
     assert main(["validate", str(root)]) == 1
     err = capsys.readouterr().err
     assert f"ticket_flow.yaml:31:3: error: {message}" in err
+
+
+def test_a_branch_reading_a_field_through_record_is_checked_against_its_options(tmp_path: Path) -> None:
+    flow = GOOD.replace('urgency == "high"', 'record.urgency == "hihg"')
+    assert errors(tmp_path, flow) == [("flows/ticket_flow.yaml", 26, 33,
+                                       "'hihg' is not an option of 'urgency': the comparison could never hold")]
+
+
+def test_a_branch_comparing_a_money_field_with_text_is_an_error_with_the_fix(tmp_path: Path) -> None:
+    flow = GOOD.replace('urgency == "high"', '(amount or 0) > "3000"')
+    found = problems(tmp_path, {"flows/ticket_flow.yaml": flow})
+    assert [(f, line, col) for f, line, col, _ in found] == [("flows/ticket_flow.yaml", 26, 31)]
+    assert "the text '3000' cannot be compared with 'amount', which holds a number" in found[0][3]
+
+
+def test_a_rule_condition_comparing_a_number_field_with_text_is_an_error(tmp_path: Path) -> None:
+    rules = """\
+        ruleset: ticket_rules
+        form: ticket
+        rules:
+          large:
+            on: record.created
+            when: amount == "5000"
+            do:
+              - {action: flag, tag: large}
+        """
+    assert problems(tmp_path, {"rules/ticket_rules.yaml": rules}) == [
+        ("rules/ticket_rules.yaml", 6, 21, "the text '5000' is never equal to 'amount', which holds a number: "
+                                           "the comparison could never hold")]
