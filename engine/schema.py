@@ -263,6 +263,19 @@ def report_errors(errors: Iterable[ValidationError], doc: Document, base: YamlPa
                         yaml_path=full)
 
 
+def _label_problem(path: YamlPath, instance: Any) -> tuple[YamlPath, bool, str, str | None]:
+    """A label that is neither text nor a map of locale to text. The usual cause: an English
+    text with a comma inside `{...}` (`{zh-CN: 撤回, en: Withdrawn, reopened}`), which YAML reads
+    as a second entry, ` reopened`, without text."""
+    if isinstance(instance, dict):
+        empty = [key for key, value in instance.items() if value is None]
+        if empty:
+            return (path + (empty[0],), True,
+                    f"the label's '{str(empty[0]).strip()}' has no text: inside {{...}} a comma starts a new entry",
+                    "put a text holding a comma in quotes: en: \"Withdrawn, reopened\"")
+    return (path, False, f"expected a label (text, or a map of locale to text), got {_describe(instance)}", None)
+
+
 def _coercion_hint(error: ValidationError) -> str | None:
     value, expected = error.instance, error.validator_value
     expected = [expected] if isinstance(expected, str) else list(expected)
@@ -312,7 +325,7 @@ def _translate(error: ValidationError) -> list[tuple[YamlPath, bool, str, str | 
                  "names use lower-case letters, digits and _, starting with a letter")]
     if keyword in ("anyOf", "oneOf") and error.context:
         if error.schema is LABEL_SCHEMA or error.schema.get("description") == LABEL_SCHEMA["description"]:
-            return [(path, False, f"expected a label (text, or a map of locale to text), got {_describe(instance)}", None)]
+            return [_label_problem(path, instance)]
         return _translate(best_match(error.context))
     if keyword in ("minItems", "minProperties"):
         return [(path, False, "must not be empty", None)]

@@ -412,3 +412,16 @@ def test_a_forms_condition_looking_for_a_value_in_a_multiselect_is_checked_again
                                     "  reason: {type: text, required_if: '\"hihg\" in levels'}\n")
     assert found == [("forms/claim.yaml", 4, 38,
                       "'hihg' is not an option of 'levels': the comparison could never hold")]
+
+
+def test_a_comma_in_an_unquoted_label_text_is_explained_at_the_stray_entry(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, {"lists/urgency.yaml": """\
+        list: urgency
+        items:
+          - {value: low, label: {zh-CN: 低, en: Low, not urgent}}
+          - {value: high, label: {zh-CN: 高, en: High}}
+        """})
+    (error,) = [d for d in found if d.severity == "error"]
+    text = format_diagnostic(error)
+    assert "urgency.yaml:3:45: error: the label's 'not urgent' has no text: inside {...} a comma starts a new entry" in text
+    assert 'hint: put a text holding a comma in quotes: en: "Withdrawn, reopened"' in text
