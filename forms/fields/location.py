@@ -21,7 +21,10 @@ def _coordinate(raw: Any) -> float | None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, (int, float, str)) or (isinstance(raw, str) and len(raw) > 32):
         raise ValueError("not a number")
-    value = float(raw)
+    try:
+        value = float(raw)
+    except OverflowError:  # an integer too large for a float
+        raise ValueError("not a number") from None
     if not math.isfinite(value):
         raise ValueError("not a number")
     return round(value, 6)

@@ -76,7 +76,7 @@ class Number(FieldType):
             raise self.invalid("not_number")
         try:
             value = float(str(raw).replace(",", "").strip()) if isinstance(raw, str) else float(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # a 400-digit JSON integer overflows a float
             raise self.invalid("not_number") from None
         if value != value or value in (float("inf"), float("-inf")):
             raise self.invalid("not_number")

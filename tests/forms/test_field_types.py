@@ -71,6 +71,9 @@ INVALID: list[tuple[str, Any, str]] = [
     ("waybill", "SF-123", "not_waybill"),
     ("contract", "HT-20260", "pattern"),
     ("number", "abc", "not_number"),
+    ("number", 10 ** 400, "not_number"),  # a JSON integer too large for a float
+    ("percent", 10 ** 400, "not_number"),
+    ("money", 10 ** 400, "not_number"),
     ("integer", "4.5", "not_integer"),
     ("money", "1.234", "decimals"),
     ("percent", "101", "too_large"),
@@ -91,6 +94,7 @@ INVALID: list[tuple[str, Any, str]] = [
     ("department", "sales", "not_choice"),
     ("reference", "abc", "not_reference"),
     ("location", {"lat": 91, "lng": 0}, "bad_latitude"),
+    ("location", {"lat": 10 ** 400, "lng": 0}, "bad_latitude"),
     ("signature", data_url(b"GIF89a" + b"\0" * 20, "image/png"), "not_signature"),
     ("subtable", [{"number": "x"}], "rows_invalid"),
     ("auto_number", "CP000001", "system_set"),
