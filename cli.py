@@ -82,12 +82,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     databases with a fast clock; print what happened."""
     import tempfile
     from datetime import datetime
-    from zoneinfo import ZoneInfo
 
-    from engine.clock import ManualClock
     from reports.demo import DemoRunner
     from reports.simulation import compare_lines, summarize, summary_lines
-    from web.system import boot
+    from web.system import boot_scratch
 
     if args.records < 1 or args.days < 1:
         print("--records and --days must be at least 1", file=sys.stderr)
@@ -102,12 +100,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     summaries = []
     with tempfile.TemporaryDirectory(prefix="docket-simulate-") as tmp:
         for n, bundle in enumerate([args.bundle] + ([args.compare] if args.compare else [])):
-            clock = ManualClock(first if first.tzinfo else first.replace(tzinfo=ZoneInfo("UTC")))
-            system = boot(bundle, db_url=f"sqlite:///{Path(tmp) / f'simulation-{n}.db'}", clock=clock)
+            system = boot_scratch(bundle, Path(tmp) / f"simulation-{n}.db", first)
             try:
-                start = first if first.tzinfo else first.replace(
-                    tzinfo=ZoneInfo(system.bundle.meta.timezone or "UTC"))  # midnight where the bundle works
-                clock.set(start)
+                start = system.runtime.clock.now()  # `first` placed in the bundle's zone
                 runner = DemoRunner(system.runtime, seed=args.seed, fire_timers=True)
                 print(f"simulating {args.records} {runner.form_name} records over {args.days} days "
                       f"with {bundle}...", file=sys.stderr, flush=True)

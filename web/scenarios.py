@@ -22,7 +22,6 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from jsonschema import Draft202012Validator
@@ -39,7 +38,7 @@ from engine.types import Label, label_text
 from engine.yamlsource import Document, load_yaml_file
 from forms.access import load_principal
 from web.api import may_work_on
-from web.system import System, boot
+from web.system import System, boot_scratch
 
 __all__ = ["SCENARIO_FOLDER", "SCENARIO_SCHEMA", "Scenario", "ScenarioResult", "load_scenario",
            "run_scenario", "run_scenarios", "scenario_files"]
@@ -232,11 +231,8 @@ def run_scenario_file(bundle_root: Path, path: Path, db_path: Path, *,
     if scenario is None:
         return ScenarioResult(display, Path(path).stem, 0, list(diags.errors))
     start = datetime.fromisoformat(scenario.start or DEFAULT_START)
-    clock = ManualClock(start if start.tzinfo else start.replace(tzinfo=ZoneInfo("UTC")))
-    system = boot(bundle_root, db_url=f"sqlite:///{db_path}", clock=clock, registry=registry)
+    system = boot_scratch(bundle_root, db_path, start, registry=registry)
     try:
-        if start.tzinfo is None:  # the bundle's zone is known once it is loaded
-            clock.set(start.replace(tzinfo=ZoneInfo(system.bundle.meta.timezone or "UTC")))
         return run_scenario(system, scenario)
     finally:
         system.db.dispose()

@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine, make_url
 
@@ -21,7 +23,7 @@ import forms
 import reports
 import rules
 from engine.bundle import Bundle, load_bundle
-from engine.clock import Clock, SystemClock
+from engine.clock import Clock, ManualClock, SystemClock
 from engine.directory import record_bundle_version, sync_directory
 from engine.outbox import Outbox
 from engine.registry import Registry
@@ -114,3 +116,15 @@ def boot(bundle_root: Path | str, *, db_url: str | None = None, clock: Clock | N
     rule_service.ensure_indexes()
     rule_service.arm_schedules()
     return System(runtime, form_service, flow_service)
+
+
+def boot_scratch(bundle_root: Path | str, db_path: Path, start: datetime, *,
+                 registry: Registry | None = None) -> System:
+    """The bundle on a new SQLite file at `db_path`, on a ManualClock at `start` (scenario tests,
+    simulations). A `start` without a zone is a wall time in the bundle's own zone, known only
+    once the bundle is loaded: the clock starts at it as UTC and is then set where it belongs."""
+    clock = ManualClock(start if start.tzinfo else start.replace(tzinfo=timezone.utc))
+    system = boot(bundle_root, db_url=f"sqlite:///{db_path}", clock=clock, registry=registry)
+    if start.tzinfo is None:
+        clock.set(start.replace(tzinfo=ZoneInfo(system.bundle.meta.timezone or "UTC")))
+    return system

@@ -96,18 +96,23 @@ def test_a_branch_comparing_a_field_with_a_value_that_is_not_an_option_is_an_err
                                        "'hihg' is not an option of 'urgency': the comparison could never hold")]
 
 
-def test_a_rule_condition_comparing_a_field_with_a_number_for_a_text_option_is_an_error(tmp_path: Path) -> None:
-    rules = """\
+def rule_problems(tmp_path: Path, condition: str) -> list[tuple[str, int, int, str]]:
+    """The problems of a ruleset whose one rule has `condition` (on line 6, from column 19)."""
+    rules = f"""\
         ruleset: ticket_rules
         form: ticket
         rules:
-          urgent:
+          check:
             on: record.created
-            when: urgency in ("high", 2)
+            when: {condition}
             do:
-              - {action: flag, tag: urgent}
+              - {{action: flag, tag: checked}}
         """
-    assert problems(tmp_path, {"rules/ticket_rules.yaml": rules}) == [
+    return problems(tmp_path, {"rules/ticket_rules.yaml": rules})
+
+
+def test_a_rule_condition_comparing_a_field_with_a_number_for_a_text_option_is_an_error(tmp_path: Path) -> None:
+    assert rule_problems(tmp_path, 'urgency in ("high", 2)') == [
         ("rules/ticket_rules.yaml", 6, 31, "2 is not an option of 'urgency': the comparison could never hold")]
 
 
@@ -166,16 +171,6 @@ def test_a_branch_comparing_a_money_field_with_text_is_an_error_with_the_fix(tmp
 
 
 def test_a_rule_condition_comparing_a_number_field_with_text_is_an_error(tmp_path: Path) -> None:
-    rules = """\
-        ruleset: ticket_rules
-        form: ticket
-        rules:
-          large:
-            on: record.created
-            when: amount == "5000"
-            do:
-              - {action: flag, tag: large}
-        """
-    assert problems(tmp_path, {"rules/ticket_rules.yaml": rules}) == [
+    assert rule_problems(tmp_path, 'amount == "5000"') == [
         ("rules/ticket_rules.yaml", 6, 21, "the text '5000' is never equal to 'amount', which holds a number: "
                                            "the comparison could never hold")]

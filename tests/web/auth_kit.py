@@ -11,7 +11,9 @@ from starlette.testclient import TestClient
 
 from engine.clock import ManualClock
 from engine.storage.db import transaction
+from web.app import create_app
 from web.auth import set_password
+from web.system import System, boot
 
 ROOT = Path(__file__).resolve().parents[2]
 POSTAL = ROOT / "definitions" / "postal_complaints"
@@ -36,6 +38,19 @@ def new_clock() -> ManualClock:
 def give_password(system, username: str, password: str = PASSWORD) -> None:  # type: ignore[no-untyped-def]
     with transaction(system.db) as conn:
         set_password(conn, username, password)
+
+
+def postal_with_agent(folder: Path, clock: ManualClock) -> System:
+    """The postal bundle on a SQLite file in `folder`, the `agent` account holding PASSWORD."""
+    system = boot(POSTAL, db_url=f"sqlite:///{folder / 'docket.db'}", clock=clock)
+    give_password(system, "agent")
+    return system
+
+
+def app_client(system: System, monotonic: Seconds | None = None, **headers: str) -> TestClient:
+    """A client of the web app that answers server errors as pages (no exception raised)."""
+    return TestClient(create_app(system, secret="test-secret", monotonic=monotonic or Seconds()),
+                      raise_server_exceptions=False, headers=headers or None)
 
 
 def csrf_of(html: str) -> str:

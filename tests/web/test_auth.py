@@ -14,12 +14,12 @@ from starlette.testclient import TestClient
 from engine.clock import ManualClock
 from engine.storage.db import read_transaction, transaction
 from engine.storage.tables import audit_log, sessions, users
-from web.app import create_app
 from web.auth import (OWASP_ARGON2ID, SESSION_COOKIE, authenticate, hash_password, issue_session, safe_next,
                       set_password, verify_password)
-from web.system import System, boot
+from web.system import System
 
-from tests.web.auth_kit import PASSWORD, POSTAL, Seconds, csrf_of, give_password, new_clock, sign_in
+from tests.web.auth_kit import (PASSWORD, app_client, csrf_of, give_password, new_clock, postal_with_agent,
+                                sign_in)
 
 
 @pytest.fixture
@@ -29,15 +29,12 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def system(tmp_path: Path, clock: ManualClock) -> System:
-    system = boot(POSTAL, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock)
-    give_password(system, "agent")
-    return system
+    return postal_with_agent(tmp_path, clock)
 
 
 @pytest.fixture
 def client(system: System) -> TestClient:
-    return TestClient(create_app(system, secret="test-secret", monotonic=Seconds()),
-                      raise_server_exceptions=False)
+    return app_client(system)
 
 
 def stored_hash(system: System, username: str) -> str:

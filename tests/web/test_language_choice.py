@@ -9,10 +9,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from engine.clock import ManualClock
-from web.app import create_app
-from web.system import System, boot
+from web.system import System
 
-from tests.web.auth_kit import PASSWORD, POSTAL, Seconds, csrf_of, give_password, new_clock
+from tests.web.auth_kit import PASSWORD, app_client, csrf_of, new_clock, postal_with_agent
 
 CHINESE_BROWSER = {"accept-language": "zh-CN,zh;q=0.9"}
 
@@ -24,15 +23,12 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def system(tmp_path: Path, clock: ManualClock) -> System:
-    system = boot(POSTAL, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock)
-    give_password(system, "agent")
-    return system
+    return postal_with_agent(tmp_path, clock)
 
 
 @pytest.fixture
 def client(system: System) -> TestClient:
-    return TestClient(create_app(system, secret="test-secret", monotonic=Seconds()),
-                      raise_server_exceptions=False, headers=CHINESE_BROWSER)
+    return app_client(system, **CHINESE_BROWSER)
 
 
 def test_english_chosen_at_sign_in_stays_for_the_inbox(client: TestClient) -> None:

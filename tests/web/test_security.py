@@ -17,9 +17,10 @@ from starlette.testclient import TestClient
 from engine.clock import ManualClock
 from web.app import create_app
 from web.auth import DEVICE_COOKIE, SESSION_COOKIE, require_principal
-from web.system import System, boot
+from web.system import System
 
-from tests.web.auth_kit import PASSWORD, POSTAL, Seconds, csrf_of, give_password, new_clock, sign_in
+from tests.web.auth_kit import (PASSWORD, Seconds, app_client, csrf_of, new_clock, postal_with_agent,
+                                sign_in)
 
 COMPLAINT = {
     "customer_name": "华东电子商务有限公司", "contact_name": "陈先生", "contact_phone": "13812345678",
@@ -40,14 +41,12 @@ def seconds() -> Seconds:
 
 @pytest.fixture
 def system(tmp_path: Path, clock: ManualClock) -> System:
-    system = boot(POSTAL, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock)
-    give_password(system, "agent")
-    return system
+    return postal_with_agent(tmp_path, clock)
 
 
 @pytest.fixture
 def client(system: System, seconds: Seconds) -> TestClient:
-    return TestClient(create_app(system, secret="test-secret", monotonic=seconds), raise_server_exceptions=False)
+    return app_client(system, seconds)
 
 
 def signed_in(client: TestClient) -> str:
