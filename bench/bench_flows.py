@@ -14,7 +14,12 @@ One run reports, on SQLite and on PostgreSQL (a fresh schema):
    instances, half of them above 5000. Goal: Docket >= 10x SpiffWorkflow.
 
 Run: .venv/bin/python bench/bench_flows.py [--postal N] [--three N] [--pg URL | --no-pg] [--profile]
-[--statements] [--pg-processes 1,2,4]
+[--statements] [--floor] [--pg-processes 1,2,4]
+
+`--floor` measures what SQLite alone needs for what Docket writes: every statement of N instances
+is recorded with its parameters at the driver, then replayed in order with raw sqlite3 on a copy
+of the database as it was before them (same pragmas, same transactions, no Python between
+statements). No engine that persists the same rows can run faster than that on this disk.
 (SpiffWorkflow comes with the `bench` extra: pip install -e '.[bench]'.)
 """
 
@@ -277,6 +282,124 @@ def statements(system: System, instance: Callable[[System, int], int], n: int) -
     return f"{len(seen) / n:.2f} statements per instance ({detail})"
 
 
+class _RecordingCursor(sqlite3.Cursor):
+    """A driver cursor that writes down each statement, its parameters and whether it failed
+    (for `sqlite_floor`: a statement that failed here, inside a savepoint Docket rolled back to,
+    must fail the same way in the replay)."""
+
+    log: list[tuple[str, Any, bool]]
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Any:
+        entry = [sql, parameters, True]
+        self.log.append(entry)  # type: ignore[arg-type]
+        result = super().execute(sql, parameters)
+        entry[2] = False
+        return result
+
+    def executemany(self, sql: str, seq: Any, /) -> Any:
+        seq = list(seq)
+        entry = [sql, ("many", seq), True]
+        self.log.append(entry)  # type: ignore[arg-type]
+        result = super().executemany(sql, seq)
+        entry[2] = False
+        return result
+
+
+def _recording_connection(log: list[Any]) -> type[sqlite3.Connection]:
+    cursor_class = type("Cursor", (_RecordingCursor,), {"log": log})
+
+    class RecordingConnection(sqlite3.Connection):
+        def cursor(self, factory: Any = cursor_class) -> Any:  # type: ignore[override]
+            return super().cursor(factory)
+
+        def execute(self, sql: str, parameters: Any = (), /) -> Any:  # type: ignore[override]
+            return self.cursor().execute(sql, parameters)
+
+        def commit(self) -> None:
+            if self.in_transaction:
+                log.append(["COMMIT", (), False])
+            super().commit()
+
+        def rollback(self) -> None:
+            if self.in_transaction:
+                log.append(["ROLLBACK", (), False])
+            super().rollback()
+
+    return RecordingConnection
+
+
+def sqlite_floor(bundle: Path, instance: Callable[[System, int], int], n: int, folder: Path) -> tuple[float, str]:
+    """SQLite's own time per instance (seconds) for the statements of `n` instances, replayed
+    without Docket, and a line describing them. (Docket itself is slower while recording: the
+    recording cursor is Python; its rate comes from the timed runs.)"""
+    import shutil
+
+    from sqlalchemy import event
+
+    system = sqlite_system(bundle, folder)
+    for _ in range(20):
+        instance(system, next(SERIAL))
+    system.db.dispose()
+    database = folder / "docket.db"
+    with sqlite3.connect(database) as con:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copy(database, folder / "before.db")
+    log: list[Any] = []
+    factory = _recording_connection(log)
+
+    def recording(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+        cparams["factory"] = factory
+
+    event.listen(system.db, "do_connect", recording)
+    try:
+        for _ in range(n):
+            instance(system, next(SERIAL))
+    finally:
+        event.remove(system.db, "do_connect", recording)
+        system.db.dispose()
+    # PRAGMAs of new connections are set below; everything else is replayed as it ran.
+    work = [entry for entry in log if not entry[0].lstrip().upper().startswith("PRAGMA")]
+    replay = sqlite3.connect(folder / "before.db", isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "wal_autocheckpoint=0"):
+        replay.execute(f"PRAGMA {pragma}")
+    cursor = replay.cursor()
+    commits = sum(1 for entry in work if entry[0] == "COMMIT")
+    t = time.perf_counter()
+    for sql, params, failed in work:
+        try:
+            if isinstance(params, tuple) and params[:1] == ("many",):
+                cursor.executemany(sql, params[1])
+            else:
+                cursor.execute(sql, params)
+        except sqlite3.Error:
+            if not failed:
+                raise
+    floor = (time.perf_counter() - t) / n
+    written = _pages_written(folder / "before.db-wal", replay)
+    replay.close()
+    frames = sum(written.values())
+    top = ", ".join(f"{name} {count / commits:.1f}" for name, count in written.most_common(8))
+    return floor, (f"{len(work) / n:.1f} statements and {commits / n:.1f} commits per instance "
+                   f"({frames / commits:.1f} pages written per commit: {top}), replayed with raw "
+                   f"sqlite3: {floor * 1e6:,.0f} us per instance, at most {1 / floor:,.0f} instances/s")
+
+
+def _pages_written(wal: Path, con: sqlite3.Connection) -> Any:
+    """How many pages each table or index wrote to the WAL (frames: a 24-byte header whose first
+    4 bytes are the page number, then the page), by the b-tree owning the page (dbstat)."""
+    import struct
+    from collections import Counter
+
+    data = wal.read_bytes()
+    page_size = struct.unpack(">I", data[8:12])[0]
+    pages = [struct.unpack(">I", data[at:at + 4])[0] for at in range(32, len(data) - 23, 24 + page_size)]
+    try:
+        owner = dict(con.execute("SELECT pageno, name FROM dbstat"))
+    except sqlite3.Error:  # SQLite built without the dbstat table
+        owner = {}
+    return Counter(owner.get(page, "other") for page in pages)
+
+
 def best(runs: list[tuple[float, float]]) -> tuple[float, float]:
     """The median run (by instances/s) of several."""
     return sorted(runs)[len(runs) // 2]
@@ -292,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="print where the time goes (SQLite)")
     parser.add_argument("--statements", action="store_true",
                         help="print SQL statements per instance by kind (SQLite), after the timed runs")
+    parser.add_argument("--floor", action="store_true",
+                        help="replay Docket's statements with raw sqlite3: SQLite's own share (see above)")
     parser.add_argument("--pg-processes", default="",
                         help="also run the postal flow from several processes at once on PostgreSQL, "
                              "e.g. 1,2,4 (40 instances each)")
@@ -311,6 +436,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.statements:
             print("postal flow:", statements(postal, postal_instance, 30))
             print("3-step:", statements(three, three_step_instance, 100))
+        if args.floor:
+            results["floor_postal"], line = sqlite_floor(POSTAL, postal_instance, 100, folder / "floor_postal")
+            print("SQLite floor, postal flow:", line)
+            results["floor_three"], line = sqlite_floor(THREE, three_step_instance, 500, folder / "floor_three")
+            print("SQLite floor, 3-step:", line)
     if not args.no_pg:
         try:
             results["postal_pg"] = best([rate(pg_system(POSTAL, args.pg), postal_instance, args.postal)
@@ -336,6 +466,10 @@ def main(argv: list[str] | None = None) -> int:
     ratio = results["three_sqlite"][0] / spiff_rate
     print(f"\nDocket / SpiffWorkflow (3-step, SQLite): {ratio:.2f}x (goal >= 10x)")
     print(f"postal flow on SQLite: {results['postal_sqlite'][0]:.0f} instances/s (goal >= 300/s)")
+    if "floor_three" in results:
+        print(f"SQLite alone, Docket's statements: 3-step at most {1 / results['floor_three']:,.0f}/s = "
+              f"{1 / results['floor_three'] / spiff_rate:.1f}x the peer; postal flow at most "
+              f"{1 / results['floor_postal']:,.0f}/s (Docket's Python excluded)")
     print(json.dumps({k: v for k, v in results.items()}, default=str))
     return 0
 

@@ -23,7 +23,7 @@ from engine.errors import ConflictError, ExpressionError, NotFoundError, Validat
 from engine.events import Event
 from engine.expr import EvalContext
 from engine.runtime import Runtime
-from engine.storage.db import read_transaction, transaction
+from engine.storage.db import read_transaction, single_read, transaction
 from engine.storage.prepared import PreparedInsert, PreparedQuery
 from engine.storage.tables import flow_instances, history, incidents, tasks, user_roles, users
 from flows.spec import FlowSpec, NodeSpec
@@ -44,6 +44,14 @@ _SAVE_INSTANCE = PreparedQuery(  # the one write of an instance per command, ver
     .values(status=bindparam("b_status"), current=bindparam("b_current", type_=flow_instances.c.current.type),
             variables=bindparam("b_variables", type_=flow_instances.c.variables.type),
             outcome=bindparam("b_outcome"), ended_at=bindparam("b_ended_at", type_=flow_instances.c.ended_at.type),
+            version=bindparam("b_new")))
+_SAVE_RUNNING = PreparedQuery(  # the same while the instance runs on: status, outcome and end stay
+    # Left out of the SET, not written with their old values: SQLite rewrites the entry of every
+    # index on a column an UPDATE sets, changed or not (one more page written per commit).
+    update(flow_instances)
+    .where(flow_instances.c.id == bindparam("b_id"), flow_instances.c.version == bindparam("b_version"))
+    .values(current=bindparam("b_current", type_=flow_instances.c.current.type),
+            variables=bindparam("b_variables", type_=flow_instances.c.variables.type),
             version=bindparam("b_new")))
 _LOAD_INSTANCE = PreparedQuery(
     select(flow_instances).where(flow_instances.c.id == bindparam("instance_id")).with_for_update())
@@ -75,6 +83,9 @@ _MANAGER_OF = PreparedQuery(
     select(users.c.username).join(_PERSON, _PERSON.c.manager_id == users.c.id)
     .where(_PERSON.c.username == bindparam("username"), users.c.is_active.is_(True)))
 """Version-checked task updates, one prepared statement per set of columns written."""
+_STORED_STATUS = "_stored_status"
+"""The key of an instance's state holding the status its row has now (`_save` leaves an
+unchanged status out of its UPDATE)."""
 WAIT_TIMER = "flow.wait"
 PARENT_KEY = "_parent"
 """The variable of a subflow's instance naming its parent: {instance_id, node}."""
@@ -442,7 +453,8 @@ class FlowService:
             node=flow.start, actor=actor, at=now, data={"flow": flow.name}))
         state = {"id": instance_id, "flow": flow.name, "form": flow.form, "record_id": record_id,
                  "status": "running", "current": [flow.start], "variables": variables, "outcome": None,
-                 "ended_at": None, "version": 1, "bundle_hash": bundle_hash or self.rt.bundle.hash}
+                 "ended_at": None, "version": 1, "bundle_hash": bundle_hash or self.rt.bundle.hash,
+                 _STORED_STATUS: "running"}
         with self._active(conn, instance_id):
             self._run(conn, state, flow, [flow.start], actor)
             self._save(conn, state)
@@ -876,14 +888,14 @@ class FlowService:
 
     def open_tasks(self, form: str, record_id: int) -> list[dict[str, Any]]:
         """The record's open tasks."""
-        # One statement sees one consistent state by itself: no BEGIN/COMMIT around it (an
-        # inbox client asks this before every completion).
-        with self.rt.db.connect() as conn:
+        # An inbox client asks this before every completion: one statement, on the connection
+        # whose cache holds what the last completion wrote when it is free.
+        with single_read(self.rt.db) as conn:
             return _OPEN_TASKS.all(conn, {"form": form, "record_id": record_id})
 
     def instances(self, form: str, record_id: int) -> list[dict[str, Any]]:
         """The record's flow instances, oldest first."""
-        with self.rt.db.connect() as conn:  # one statement: consistent without a transaction
+        with single_read(self.rt.db) as conn:
             return _INSTANCES.all(conn, {"form": form, "record_id": record_id})
 
     def user_id(self, conn: Connection, username: str) -> int | None:
@@ -995,14 +1007,19 @@ class FlowService:
 
     def _save(self, conn: Connection, state: dict[str, Any]) -> None:
         """Write the state back once per command; a version that moved meanwhile is a conflict."""
-        rowcount = _SAVE_INSTANCE.execute(conn, {
-            "b_id": state["id"], "b_version": state["version"], "b_new": state["version"] + 1,
-            "b_status": state["status"], "b_current": state["current"], "b_variables": state["variables"],
-            "b_outcome": state["outcome"], "b_ended_at": state["ended_at"]})
+        params = {"b_id": state["id"], "b_version": state["version"], "b_new": state["version"] + 1,
+                  "b_current": state["current"], "b_variables": state["variables"]}
+        if state["status"] == "running" and state[_STORED_STATUS] == "running":
+            rowcount = _SAVE_RUNNING.execute(conn, params)  # outcome and end are None while running
+        else:
+            rowcount = _SAVE_INSTANCE.execute(conn, {
+                **params, "b_status": state["status"], "b_outcome": state["outcome"],
+                "b_ended_at": state["ended_at"]})
         if rowcount != 1:
             raise ConflictError(f"{flow_instances.name} {state['id']} was changed by someone else "
                                 f"(expected version {state['version']}); reload and try again")
         state["version"] += 1
+        state[_STORED_STATUS] = state["status"]
 
     def _flow(self, instance: Mapping[str, Any]) -> FlowSpec:
         """The definition an instance runs on: the bundle version it started on (pinned)."""
@@ -1073,6 +1090,7 @@ class FlowService:
 def _state(row: Mapping[str, Any]) -> dict[str, Any]:
     """An instance row as the mutable state a command works on and `_save` writes back."""
     state = dict(row)
+    state[_STORED_STATUS] = row["status"]
     state["current"] = list(row["current"] or [])
     state["variables"] = copy.deepcopy(row["variables"] or {})
     return state

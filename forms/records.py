@@ -233,15 +233,18 @@ class FormService:
         if not values and status is not None and expected_version is None:
             # A status change alone (a flow entering a node): no field diff to compute.
             now = self.rt.clock.now()
-            if self._update_statement(form_name, ("status",), False).execute(
+            kept = memo(conn, _READS, dict)
+            values_kept = kept.get((form_name, record_id)) if kept is not None else None
+            # A status it already has is left out of the SET: SQLite rewrites the status index
+            # entry of any UPDATE that sets the column, changed or not (a page more per commit).
+            columns = () if values_kept is not None and values_kept.get("status") == status else ("status",)
+            if self._update_statement(form_name, columns, False).execute(
                     conn, {"b_id": record_id, "v_status": status, "b_updated_at": now}) != 1:
                 self._forget(conn, form_name, record_id)
                 return {}
             # The kept values (if any) get the same three changes the statement made, so the
             # handlers of the events that follow do not read the record again (~18 reads per
             # postal complaint): they are exactly what a read would return.
-            kept = memo(conn, _READS, dict)
-            values_kept = kept.get((form_name, record_id)) if kept is not None else None
             if values_kept is not None:
                 values_kept.update(status=status, version=values_kept["version"] + 1,
                                    updated_at=now.astimezone(timezone.utc))

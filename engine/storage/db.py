@@ -31,7 +31,7 @@ from engine.storage.memo import reset
 from engine.storage.types import json_text
 
 __all__ = ["BUSY_TIMEOUT_MS", "DEFAULT_URL", "checkpointer", "create_engine", "database_url",
-           "read_transaction", "savepoint", "schema_inspector", "serialize", "transaction",
+           "read_transaction", "savepoint", "single_read", "schema_inspector", "serialize", "transaction",
            "update_versioned"]
 
 DEFAULT_URL = "sqlite:///var/docket.db"
@@ -175,6 +175,17 @@ class _WriteGate:
         if priority is not None and not first:  # let a waiting `held()` in first (see there)
             priority.wait(BUSY_TIMEOUT_MS / 1000)
         if not self._lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+            return False
+        self._owner = me
+        return True
+
+    def try_acquire(self) -> bool:
+        """Take the gate only if it is free now (never waits); False otherwise, also when this
+        thread holds it already or a `held()` is waiting for its turn."""
+        me = threading.get_ident()
+        if self._owner == me or self._priority is not None:
+            return False
+        if not self._lock.acquire(blocking=False):
             return False
         self._owner = me
         return True
@@ -326,6 +337,39 @@ def transaction(engine: Engine) -> Iterator[Connection]:
     wal: Checkpointer | None = getattr(engine.dialect, _CHECKPOINT_ATTR, None)
     if wal is not None:
         wal.committed()
+
+
+@contextmanager
+def single_read(engine: Engine) -> Iterator[Connection]:
+    """THE way to run one read statement outside a transaction (one statement sees one
+    consistent state by itself).
+
+    On a SQLite file it runs on the writers' shared connection when no writer holds it: that
+    connection's page cache already holds what the last commands wrote, where a pooled
+    connection re-reads every page another connection changed (a record's open tasks read
+    after a write: 39 us there, 79-88 us on a pooled connection, bench/RESULTS.md session 9).
+    It never waits for the gate: with a writer busy, inside the caller's own transaction, or
+    on PostgreSQL, a pooled connection serves it. Keep it to one prepared statement
+    (engine/storage/prepared.py, which runs on the driver's cursor): the gate is held while the
+    block runs, and a Core `conn.execute` would begin a transaction, rolled back at the end.
+    """
+    gate: _WriteGate | None = getattr(engine.dialect, _GATE_ATTR, None)
+    if gate is not None and gate.try_acquire():
+        try:
+            parked = gate.parked(engine)
+            if parked is not None:
+                try:
+                    yield parked
+                    if parked.in_transaction():
+                        parked.rollback()
+                except BaseException:
+                    gate.unpark()  # nothing of a failed read outlives it
+                    raise
+                return
+        finally:
+            gate.release()
+    with engine.connect() as conn:
+        yield conn
 
 
 @contextmanager

@@ -18,8 +18,9 @@ from engine.errors import ConflictError
 from engine.storage import tables as t
 from engine.storage.db import (
     BUSY_TIMEOUT_MS, create_engine, database_url, read_transaction, savepoint, schema_inspector,
-    transaction, update_versioned,
+    single_read, transaction, update_versioned,
 )
+from engine.storage.prepared import PreparedQuery
 
 NOW = datetime(2026, 3, 2, 8, 30, tzinfo=timezone.utc)
 
@@ -388,6 +389,78 @@ def test_an_option_engine_writes_through_its_own_connection(sqlite_engine: Engin
     with transaction(sqlite_engine.execution_options(docket_test_marker=True)) as conn:
         assert conn is not shared
         assert conn.get_execution_options().get("docket_test_marker") is True
+
+
+_ROLE_NAMES = PreparedQuery(sa.select(t.roles.c.name).order_by(t.roles.c.name))
+
+
+def test_a_single_read_uses_the_writers_connection_when_no_writer_holds_it(sqlite_engine: Engine) -> None:
+    with transaction(sqlite_engine) as conn:
+        conn.execute(t.roles.insert().values(name="fresh"))
+        writer = _driver_connection(conn)
+    with single_read(sqlite_engine) as conn:
+        assert _driver_connection(conn) is writer
+        assert [row["name"] for row in _ROLE_NAMES.all(conn)] == ["fresh"]
+
+
+def test_a_single_read_takes_a_pooled_connection_while_a_writer_holds_the_gate(sqlite_engine: Engine) -> None:
+    inside, leave = threading.Event(), threading.Event()
+    seen: list[object] = []
+
+    def writer() -> None:
+        with transaction(sqlite_engine) as conn:
+            seen.append(_driver_connection(conn))
+            conn.execute(t.roles.insert().values(name="uncommitted"))
+            inside.set()
+            leave.wait(5)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert inside.wait(5)
+        started = time.monotonic()
+        with single_read(sqlite_engine) as conn:  # does not wait for the writer
+            assert _driver_connection(conn) is not seen[0]
+            assert _ROLE_NAMES.all(conn) == []  # the writer's work is not committed yet
+        assert time.monotonic() - started < 1
+    finally:
+        leave.set()
+        thread.join(5)
+
+
+def test_a_single_read_inside_a_transaction_does_not_use_that_transaction(sqlite_engine: Engine) -> None:
+    with transaction(sqlite_engine) as conn:
+        conn.execute(t.roles.insert().values(name="pending"))
+        with single_read(sqlite_engine) as other:
+            assert other is not conn
+            assert _ROLE_NAMES.all(other) == []
+
+
+def test_a_single_read_leaves_no_transaction_open_on_the_shared_connection(sqlite_engine: Engine) -> None:
+    with transaction(sqlite_engine):
+        pass
+    with single_read(sqlite_engine) as conn:
+        conn.execute(sa.select(t.roles.c.name)).all()  # Core autobegins a transaction here
+    other = sqlite3.connect(_sqlite_path(sqlite_engine), timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # nobody holds the write lock
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    with transaction(sqlite_engine) as conn:
+        conn.execute(t.roles.insert().values(name="after"))
+
+
+def test_a_failed_single_read_hands_the_shared_connection_back(sqlite_engine: Engine) -> None:
+    with transaction(sqlite_engine) as conn:
+        shared = conn
+    with pytest.raises(RuntimeError, match="injected"):
+        with single_read(sqlite_engine) as conn:
+            assert conn is shared
+            raise RuntimeError("injected")
+    assert shared.closed
+    with transaction(sqlite_engine) as conn:
+        assert conn is not shared
 
 
 def test_schema_inspector_sees_tables_made_on_another_connection(sqlite_engine: Engine) -> None:
