@@ -26,7 +26,6 @@ from engine.storage.db import read_transaction, transaction
 from engine.storage.tables import audit_log, user_roles, users
 from engine.types import label_text
 from web.auth import audit, end_sessions_of, hash_password, password_problems, require_admin
-from web.i18n import ui
 from web.offload import offload
 from web.ratelimit import client_address
 from web.reload import check_scenarios, has_errors, reload_definitions

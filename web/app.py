@@ -7,7 +7,6 @@ user sees a short message with that id.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import time
@@ -137,7 +136,6 @@ def create_app(system: System, *, secret: str | None = None,
                monotonic: Callable[[], float] = time.monotonic) -> Starlette:
     """The Starlette application serving one booted system."""
     web = Web(system, secret=secret or secret_key(), proxies=trusted_proxies(), monotonic=monotonic)
-    bundle = system.bundle
 
     async def healthz(request: Request) -> JSONResponse:
         running = web.system.bundle  # after a definitions reload, the new version

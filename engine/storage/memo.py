@@ -12,7 +12,7 @@ reads (forms/records.py), tags (rules/actions/record.py), SLA clocks (rules/sla.
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from typing import Callable, TypeVar
 
 from sqlalchemy.engine import Connection
 

@@ -6,7 +6,6 @@ import threading
 from typing import Any, Iterator
 
 import pytest
-import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event

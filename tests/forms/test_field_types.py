@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
