@@ -178,6 +178,32 @@ def attribute_problem(attr: str) -> str | None:
 
 
 _NUMBER_TEXT = re.compile(r"[-+]?\d+(\.\d+)?")
+_DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
+_KIND_WORDS = {"number": "a number", "text": "text", "date": "a date", "datetime": "a date and time",
+               "boolean": "yes or no"}
+_CALL_KINDS = {"today": "date", "date": "date", "now": "datetime", "add_workdays": "datetime",
+               "add_work_time": "datetime"}
+"""What the built-in date functions give (engine/expr/functions.py)."""
+
+
+def _kind_hint(name: str, kind: str, value: Any) -> str:
+    """How to write the comparison of `name` (holding `kind`) with the literal `value`."""
+    text = value.strip() if isinstance(value, str) else ""
+    if kind == "number":
+        return (f"write {text} without quotes" if _NUMBER_TEXT.fullmatch(text)
+                else f"'{name}' holds a number: compare it with a number, e.g. {name} > 100")
+    if kind == "text":
+        return f"write \"{value!r}\" in quotes: '{name}' holds text"
+    if kind == "boolean":
+        return f"write {name} == true, or just {name} (not {name} for no)"
+    day = text if _DATE_TEXT.fullmatch(text) else "2026-01-31"
+    if kind == "date":
+        if not isinstance(value, str):
+            return f"to count days, write days_between({name}, today()) > {value!r}"
+        return f"write date(\"{day}\")"
+    if not isinstance(value, str):
+        return f"to count days, write days_between({name}, now()) > {value!r}"
+    return f"compare days: date({name}) > date(\"{day}\"), or the instant with now() - 2d"
 """Text that reads as a number: `"3000"` compared with a number field is meant as 3000."""
 
 
@@ -451,23 +477,40 @@ class _Walker:
                      self.pos(literal), code="expr-unknown-option", hint=hint)
 
     def _check_kind(self, name: str, kind: str, literal: ast.expr, *, ordering: bool) -> None:
-        """A number compared with a text field, or text with a number field: never equal, and
-        ordering them fails when the expression runs."""
+        """A literal (or a call to a date function) compared with a field holding another kind
+        of value: never equal, and ordering them fails when the expression runs."""
         found, value = _literal(literal)
-        if not found or value is None or isinstance(value, bool) or _kind_of_literal(value) == kind:
+        if not found:
+            self._check_call_kind(name, kind, literal)
             return
+        if value is None or isinstance(value, bool) or _kind_of_literal(value) == kind:
+            return
+        if kind == "boolean" and not isinstance(value, str):
+            return  # true == 1 and false == 0 hold: nothing is lost
         if isinstance(value, str):
             shown = f"the text '{value}'"
-            hint = (f"write {value.strip()} without quotes" if _NUMBER_TEXT.fullmatch(value.strip())
-                    else f"'{name}' holds a number: compare it with a number, e.g. {name} > 100")
         else:
             shown = f"the number {value!r}"
-            hint = f"write \"{value!r}\" in quotes: '{name}' holds text"
-        holds = "a number" if kind == "number" else "text"
         outcome = "cannot be compared with" if ordering else "is never equal to"
         result = "the expression would fail when it runs" if ordering else "the comparison could never hold"
-        self.problem(f"{shown} {outcome} '{name}', which holds {holds}: {result}",
-                     self.pos(literal), code="expr-type-mismatch", hint=hint)
+        self.problem(f"{shown} {outcome} '{name}', which holds {_KIND_WORDS[kind]}: {result}",
+                     self.pos(literal), code="expr-type-mismatch", hint=_kind_hint(name, kind, value))
+
+    def _check_call_kind(self, name: str, kind: str, call: ast.expr) -> None:
+        """`occurred_at > today()`: a date and time against a calendar day (or a date field
+        against `now()`) is never equal and cannot be ordered."""
+        made = _CALL_KINDS.get(call.func.id) if (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+                                                 and call.func.id in self.functions) else None
+        if made is None or kind not in ("date", "datetime") or made == kind:
+            return
+        function = call.func.id  # type: ignore[union-attr]
+        if kind == "datetime":
+            hint = f"compare days: date({name}) with {function}(...), or the instant with now()"
+        else:
+            hint = f"compare it with today() or date(\"2026-01-31\"), or date({function}(...))"
+        self.problem(f"{function}() gives {_KIND_WORDS[made]}, but '{name}' holds {_KIND_WORDS[kind]}: "
+                     "they are never equal and cannot be ordered", self.pos(call),
+                     code="expr-type-mismatch", hint=hint)
 
     def visit_IfExp(self, node: ast.IfExp) -> None:
         self.visit(node.test)

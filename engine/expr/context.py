@@ -19,8 +19,9 @@ __all__ = ["Scope", "Names", "Function", "EvalContext", "EvalFailure", "VALUE_KI
 _NO_CHOICES: Mapping[str, frozenset[str]] = MappingProxyType({})
 _NO_KINDS: Mapping[str, str] = MappingProxyType({})
 
-VALUE_KINDS = ("number", "text")
-"""The kinds of value the load check compares literals with (`Scope.kinds`)."""
+VALUE_KINDS = ("number", "text", "date", "datetime", "boolean")
+"""The kinds of value the load check compares literals with (`Scope.kinds`): a field type's
+`value_kind`. A date is a calendar day, a datetime an instant with its time zone."""
 
 
 @dataclass(frozen=True)

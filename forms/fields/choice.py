@@ -213,6 +213,7 @@ _FALSE = {"false", "0", "no", "off", "n", "否"}
 
 class Boolean(FieldType):
     name = "boolean"
+    value_kind = "boolean"
     aliases = ("checkbox", "bool")
     description = "Yes or no."
     options_schema = {"properties": {}}

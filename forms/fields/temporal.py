@@ -20,6 +20,7 @@ _NOT_FUTURE = {"not_future": {"type": "boolean", "description": "refuse values l
 
 class Date(FieldType):
     name = "date"
+    value_kind = "date"
     description = "A calendar date (YYYY-MM-DD)."
     options_schema = {"properties": {**_NOT_FUTURE, "min": {"type": "string", "format": "date"},
                                      "max": {"type": "string", "format": "date"}}}
@@ -68,6 +69,7 @@ class Date(FieldType):
 
 class DateTime(FieldType):
     name = "datetime"
+    value_kind = "datetime"
     aliases = ("timestamp",)
     description = "A date and time; entered in the bundle's time zone, stored in UTC."
     options_schema = {"properties": dict(_NOT_FUTURE)}

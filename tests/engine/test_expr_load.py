@@ -217,6 +217,15 @@ FIELDS = Scope(
            "name": "text"})
 """Choice fields (urgency, level), a multi-choice field (tags), number fields (satisfaction,
 compensation), a text field (name) and a field whose kind is not known (due)."""
+TEMPORAL = Scope(frozenset({"occurred_at", "visit_day", "fees", "record"}),
+                 kinds={"occurred_at": "datetime", "visit_day": "date", "fees": "boolean"})
+"""A date-and-time field, a date field and a yes/no field."""
+
+
+def _temporal_problems(source: str, functions: Kind[Any]) -> list[tuple[int, str, str, str | None]]:
+    from engine.expr import check_expression
+    return [(d.span.col, d.code, d.message, d.hint)
+            for d in check_expression(source, scope=TEMPORAL, functions=functions)]
 
 
 def _field_problems(source: str, functions: Kind[Any]) -> list[tuple[int, int, str, str, str | None]]:
@@ -285,6 +294,72 @@ def test_ordering_a_choice_field_against_a_number_would_fail_when_it_runs(functi
 
 def test_a_number_for_a_text_option_is_reported_once_as_not_an_option(functions: Kind[Any]) -> None:
     assert [code for _, _, code, *_ in _field_problems("level == 2", functions)] == ["expr-unknown-option"]
+
+
+def test_a_datetime_field_ordered_against_text_is_told_to_compare_days(functions: Kind[Any]) -> None:
+    assert _temporal_problems('occurred_at > "2026-01-31"', functions) == [
+        (15, "expr-type-mismatch",
+         "the text '2026-01-31' cannot be compared with 'occurred_at', which holds a date and time: "
+         "the expression would fail when it runs",
+         'compare days: date(occurred_at) > date("2026-01-31"), or the instant with now() - 2d')]
+
+
+def test_a_date_field_compared_with_text_is_told_to_write_date(functions: Kind[Any]) -> None:
+    assert _temporal_problems('record.visit_day == "2026-02-01"', functions) == [
+        (21, "expr-type-mismatch",
+         "the text '2026-02-01' is never equal to 'visit_day', which holds a date: the comparison "
+         "could never hold", 'write date("2026-02-01")')]
+
+
+def test_a_date_field_ordered_against_a_number_is_told_to_count_days(functions: Kind[Any]) -> None:
+    (found,) = _temporal_problems("visit_day > 3", functions)
+    assert found[1] == "expr-type-mismatch" and found[3] == "to count days, write days_between(visit_day, today()) > 3"
+
+
+def test_a_datetime_field_against_today_is_never_equal_and_cannot_be_ordered(functions: Kind[Any]) -> None:
+    assert _temporal_problems("occurred_at < today()", functions) == [
+        (15, "expr-type-mismatch",
+         "today() gives a date, but 'occurred_at' holds a date and time: they are never equal and "
+         "cannot be ordered", "compare days: date(occurred_at) with today(...), or the instant with now()")]
+
+
+def test_a_date_field_against_now_is_reported_at_the_call(functions: Kind[Any]) -> None:
+    (found,) = _temporal_problems("now() >= visit_day", functions)
+    assert found[:2] == (1, "expr-type-mismatch") and "now() gives a date and time" in found[2]
+
+
+def test_a_yes_no_field_compared_with_text_is_told_to_write_true(functions: Kind[Any]) -> None:
+    assert _temporal_problems('fees == "yes"', functions) == [
+        (9, "expr-type-mismatch",
+         "the text 'yes' is never equal to 'fees', which holds yes or no: the comparison could never hold",
+         "write fees == true, or just fees (not fees for no)")]
+
+
+@pytest.mark.parametrize("source", [
+    "occurred_at > now() - 2d", "occurred_at <= now()", "date(occurred_at) == today()",
+    'visit_day >= date("2026-01-31")', "visit_day < today()", "days_between(occurred_at, now()) > 3",
+    "fees == true", "fees == 1", "not fees", "occurred_at == null", "visit_day == occurred_at",
+])
+def test_dates_compared_as_dates_and_yes_no_with_true_are_not_reported(functions: Kind[Any], source: str) -> None:
+    assert _temporal_problems(source, functions) == []
+
+
+def test_what_the_date_checks_report_fails_or_never_holds_when_it_runs(functions: Kind[Any]) -> None:
+    from datetime import date, datetime, timezone
+
+    from engine.expr import compile_expression
+    from engine.expr.context import EvalContext
+
+    names = {"occurred_at": datetime(2026, 2, 1, 9, tzinfo=timezone.utc), "visit_day": date(2026, 2, 1),
+             "fees": True, "record": {}}
+    ctx = EvalContext(now=datetime(2026, 2, 3, 9, tzinfo=timezone.utc))
+    relaxed = Scope(TEMPORAL.names)  # the same names without the kinds: compiles, then runs
+    for source in ('occurred_at > "2026-01-31"', "occurred_at < today()", "visit_day > 3"):
+        with pytest.raises(ExpressionError):
+            compile_expression(source, scope=relaxed, functions=functions).evaluate(names, ctx)
+    for source in ('record.visit_day == "2026-02-01"', 'fees == "yes"', "date(occurred_at) == occurred_at"):
+        assert compile_expression(source, scope=relaxed, functions=functions).evaluate(
+            {**names, "record": {"visit_day": names["visit_day"]}}, ctx) is False
 
 
 @pytest.mark.parametrize("source", [

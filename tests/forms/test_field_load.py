@@ -170,12 +170,13 @@ def test_a_department_field_offers_only_the_departments_it_lists(tmp_path: Path)
     assert choices(tmp_path, "  d: {type: department, only: [service]}\n", files) == ["service", "hotline"]
 
 
-def test_field_types_say_whether_they_hold_numbers_or_text() -> None:
+def test_field_types_say_what_kind_of_value_they_hold() -> None:
     kinds = {t.name: t.value_kind for t in build_registry(plugins=False).field_types}
     assert {n for n, k in kinds.items() if k == "number"} == {"number", "integer", "money", "percent", "rating"}
     assert {"text", "textarea", "phone", "select", "cascade", "role", "user", "auto_number"} <= {
         n for n, k in kinds.items() if k == "text"}
-    assert kinds["multiselect"] is None and kinds["date"] is None and kinds["computed"] is None
+    assert (kinds["date"], kinds["datetime"], kinds["boolean"]) == ("date", "datetime", "boolean")
+    assert kinds["multiselect"] is None and kinds["time"] is None and kinds["computed"] is None
 
 
 def test_a_plugin_field_type_that_says_it_holds_numbers_is_checked_like_one(tmp_path: Path) -> None:
