@@ -192,3 +192,12 @@ def test_a_plugin_field_type_that_says_it_holds_numbers_is_checked_like_one(tmp_
                                               "  t: {type: text, visible_if: s > '3'}\n"})
     _bundle, diags = validate_bundle(tmp_path, registry)
     assert [(d.span.line, d.span.col, d.code) for d in diags if d.span] == [(4, 35, "expr-type-mismatch")]
+
+
+def test_a_date_and_time_field_compared_with_text_is_a_load_error_at_the_text(tmp_path: Path) -> None:
+    write_bundle(tmp_path, {"forms/visit.yaml": "form: visit\nfields:\n  occurred_at: {type: datetime}\n"
+                                                "  note: {type: text, visible_if: occurred_at > '2026-01-31'}\n"})
+    _bundle, diags = validate_bundle(tmp_path, build_registry(plugins=False))
+    (diag,) = [d for d in diags if d.code == "expr-type-mismatch"]
+    assert (diag.span.file.endswith("visit.yaml"), diag.span.line, diag.span.col) == (True, 4, 48)
+    assert diag.hint == "compare days: date(occurred_at) > date(\"2026-01-31\"), or the instant with now() - 2d"
