@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Mapping
 
 from engine.expr import Names
 from engine.expr.context import VALUE_KINDS
@@ -55,18 +55,22 @@ _UNRESOLVED: Any = object()
 """`build_field` without a resolved option list: it resolves the list itself."""
 
 
-def _field_facts(resolved: dict[str, tuple[Any, OptionList | None]]) -> tuple[
+def _field_facts(resolved: dict[str, tuple[Any, OptionList | None]], raw_fields: Mapping[str, Any]) -> tuple[
         dict[str, frozenset[str]], dict[str, frozenset[str]], dict[str, str]]:
     """What expressions are checked against: the option values of single- and multi-choice
-    fields, and the kind of value ("number", "text") each field's type says it holds."""
+    fields, and the kind of value ("number", "text", "date", ...) each field holds, as its type
+    says given the field's options (a computed field's `result`)."""
     single: dict[str, frozenset[str]] = {}
     multi: dict[str, frozenset[str]] = {}
     kinds: dict[str, str] = {}
     for name, (field_type, choices) in resolved.items():
         if choices is not None:
             (multi if field_type.multiple else single)[name] = frozenset(choices.values())
-        if getattr(field_type, "value_kind", None) in VALUE_KINDS:
-            kinds[name] = field_type.value_kind
+        raw = raw_fields.get(name)
+        kind_of = getattr(field_type, "value_kind_of", None)
+        kind = kind_of(raw) if kind_of is not None and isinstance(raw, Mapping) else getattr(field_type, "value_kind", None)
+        if kind in VALUE_KINDS:
+            kinds[name] = kind
     return single, multi, kinds
 
 
@@ -121,7 +125,7 @@ class FormKind:
         # Every field's type and options first: an expression of one field may compare another
         # field with a literal, which is checked against that field's options and kind.
         resolved = self._resolve_fields(doc, data["fields"], ctx)
-        choice_values, multi_choice_values, value_kinds = _field_facts(resolved)
+        choice_values, multi_choice_values, value_kinds = _field_facts(resolved, data["fields"])
         scope = Names(names | EXPRESSION_NAMES, choice_values, multi_choices=multi_choice_values,
                       kinds=value_kinds)
         fields: dict[str, FieldSpec] = {}

@@ -74,6 +74,11 @@ class FieldType:
     of another kind compared with the field is a load error (`satisfaction == "5"` never holds;
     `occurred_at > "2026-01-31"` fails when it runs). None: not known, nothing is checked."""
 
+    def value_kind_of(self, options: Mapping[str, Any]) -> str | None:
+        """The kind of value a field of this type holds given its options as written (a
+        computed field's `result`); by default the type's `value_kind`."""
+        return self.value_kind
+
     def column_type(self, spec: FieldSpec) -> TypeEngine[Any] | None:
         raise NotImplementedError
 

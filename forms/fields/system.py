@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Boolean as SqlBoolean, Date as SqlDate, Float, Numeric, String, Text as SqlText
@@ -53,6 +53,8 @@ class AutoNumber(FieldType):
 
 
 RESULTS = ("number", "text", "money", "boolean", "date")
+_RESULT_KINDS = {"number": "number", "money": "number", "text": "text", "boolean": "boolean", "date": "date"}
+"""The kind of value (FieldType.value_kind) a computed field of each `result` holds."""
 MAX_TEXT = 2000
 
 
@@ -78,6 +80,9 @@ class Computed(FieldType):
 
     def result(self, spec: FieldSpec) -> str:
         return spec.opt("result", "number")
+
+    def value_kind_of(self, options: Mapping[str, Any]) -> str | None:
+        return _RESULT_KINDS.get(options.get("result", "number"))
 
     def column_type(self, spec: FieldSpec) -> TypeEngine[Any]:
         return {

@@ -201,3 +201,23 @@ def test_a_date_and_time_field_compared_with_text_is_a_load_error_at_the_text(tm
     (diag,) = [d for d in diags if d.code == "expr-type-mismatch"]
     assert (diag.span.file.endswith("visit.yaml"), diag.span.line, diag.span.col) == (True, 4, 48)
     assert diag.hint == "compare days: date(occurred_at) > date(\"2026-01-31\"), or the instant with now() - 2d"
+
+
+@pytest.mark.parametrize(("result", "condition"), [
+    ("money", "estimate > '3000'"), ("number", "estimate == 'high'"), ("text", "estimate == 5"),
+    ("date", "estimate > '2026-01-31'"), ("boolean", "estimate == 'yes'"),
+])
+def test_a_computed_field_is_checked_as_the_kind_its_result_says(tmp_path: Path, result: str, condition: str) -> None:
+    write_bundle(tmp_path, {"forms/claim.yaml": "form: claim\nfields:\n  amount: {type: money}\n"
+                                                f"  estimate: {{type: computed, expression: amount, result: {result}}}\n"
+                                                f"  note: {{type: text, visible_if: \"{condition}\"}}\n"})
+    _bundle, diags = validate_bundle(tmp_path, build_registry(plugins=False))
+    assert [(d.span.line, d.code) for d in diags if d.span and d.severity == "error"] == [(5, "expr-type-mismatch")]
+
+
+def test_a_computed_field_without_a_result_holds_a_number(tmp_path: Path) -> None:
+    write_bundle(tmp_path, {"forms/claim.yaml": "form: claim\nfields:\n  amount: {type: money}\n"
+                                                "  estimate: {type: computed, expression: amount * 0.3}\n"
+                                                "  note: {type: text, visible_if: estimate > 100}\n"})
+    _bundle, diags = validate_bundle(tmp_path, build_registry(plugins=False))
+    assert [d for d in diags if d.severity == "error"] == []
