@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import sqlalchemy as sa
 from jsonschema import Draft202012Validator
 
-from engine.bundle import SCENARIO_FOLDER
+from engine.bundle import SCENARIO_FOLDER, Bundle, load_bundle
 from engine.clock import ManualClock
 from engine.durations import parse_duration
 from engine.errors import Diagnostic, Diagnostics, DocketError, format_diagnostic
@@ -38,7 +38,7 @@ from engine.types import Label, label_text
 from engine.yamlsource import Document, load_yaml_file
 from forms.access import load_principal
 from web.api import may_work_on
-from web.system import System, boot_scratch
+from web.system import System, boot_scratch, reported_registry
 
 __all__ = ["SCENARIO_FOLDER", "SCENARIO_SCHEMA", "Scenario", "ScenarioResult", "load_scenario",
            "run_scenario", "run_scenarios", "scenario_files"]
@@ -212,10 +212,12 @@ def run_scenarios(bundle_root: Path, files: Sequence[Path] = (), *, db_folder: P
     root = Path(bundle_root)
     paths = list(files) or scenario_files(root)
     results = []
+    # Loaded once for every file (a loaded bundle is immutable): ~0.3 s of each file's run.
+    bundle = load_bundle(root, reported_registry(registry)) if paths else None
     with tempfile.TemporaryDirectory(prefix="docket-scenarios-") as tmp:
         folder = Path(db_folder or tmp)
         for n, path in enumerate(paths, 1):
-            result = run_scenario_file(root, path, folder / f"scenario-{n}.db", registry=registry)
+            result = run_scenario_file(root, path, folder / f"scenario-{n}.db", loaded=bundle)
             results.append(result)
             if on_result is not None:
                 on_result(result)
@@ -223,15 +225,16 @@ def run_scenarios(bundle_root: Path, files: Sequence[Path] = (), *, db_folder: P
 
 
 def run_scenario_file(bundle_root: Path, path: Path, db_path: Path, *,
-                      registry: Registry | None = None) -> ScenarioResult:
-    """Load one scenario file and run it on a new database at `db_path`."""
+                      registry: Registry | None = None, loaded: Bundle | None = None) -> ScenarioResult:
+    """Load one scenario file and run it on a new database at `db_path` (with the bundle
+    `loaded` already, or loading it with `registry`)."""
     display = _display(bundle_root, path)
     diags = Diagnostics()
     scenario = load_scenario(path, display, diags)
     if scenario is None:
         return ScenarioResult(display, Path(path).stem, 0, list(diags.errors))
     start = datetime.fromisoformat(scenario.start or DEFAULT_START)
-    system = boot_scratch(bundle_root, db_path, start, registry=registry)
+    system = boot_scratch(bundle_root, db_path, start, registry=registry, loaded=loaded)
     try:
         return run_scenario(system, scenario)
     finally:

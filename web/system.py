@@ -84,13 +84,22 @@ def files_dir(db_url: str) -> Path:
     return Path("var") / "files"
 
 
-def boot(bundle_root: Path | str, *, db_url: str | None = None, clock: Clock | None = None,
-         registry: Registry | None = None, migrate: bool = True) -> System:
-    """Load and check the bundle (DefinitionError if invalid), migrate the database, start services."""
+def reported_registry(registry: Registry | None = None) -> Registry:
+    """`registry`, or the built-in types with the installed plugins; the plugins it refused are
+    logged as warnings (a broken plugin must not go unnoticed on a server)."""
     registry = registry or build_registry()
-    for problem in registry.problems:  # a broken plugin must not go unnoticed on a server
+    for problem in registry.problems:
         log.warning("%s", problem)
-    bundle = load_bundle(bundle_root, registry)
+    return registry
+
+
+def boot(bundle_root: Path | str, *, db_url: str | None = None, clock: Clock | None = None,
+         registry: Registry | None = None, migrate: bool = True, loaded: Bundle | None = None) -> System:
+    """Load and check the bundle (DefinitionError if invalid), migrate the database, start services.
+
+    `loaded`: the bundle at `bundle_root` already loaded (with its registry), for a caller that
+    boots it on several scratch databases in turn (scenario files)."""
+    bundle = loaded if loaded is not None else load_bundle(bundle_root, reported_registry(registry))
     url = database_url(db_url)
     db = create_engine(url)
     clock = clock or SystemClock()
@@ -119,12 +128,12 @@ def boot(bundle_root: Path | str, *, db_url: str | None = None, clock: Clock | N
 
 
 def boot_scratch(bundle_root: Path | str, db_path: Path, start: datetime, *,
-                 registry: Registry | None = None) -> System:
+                 registry: Registry | None = None, loaded: Bundle | None = None) -> System:
     """The bundle on a new SQLite file at `db_path`, on a ManualClock at `start` (scenario tests,
     simulations). A `start` without a zone is a wall time in the bundle's own zone, known only
     once the bundle is loaded: the clock starts at it as UTC and is then set where it belongs."""
     clock = ManualClock(start if start.tzinfo else start.replace(tzinfo=timezone.utc))
-    system = boot(bundle_root, db_url=f"sqlite:///{db_path}", clock=clock, registry=registry)
+    system = boot(bundle_root, db_url=f"sqlite:///{db_path}", clock=clock, registry=registry, loaded=loaded)
     if start.tzinfo is None:
         clock.set(start.replace(tzinfo=ZoneInfo(system.bundle.meta.timezone or "UTC")))
     return system

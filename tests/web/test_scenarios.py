@@ -196,6 +196,26 @@ def test_each_scenario_runs_on_its_own_database(tmp_path: Path) -> None:
     assert first.passed and second.passed, (first.problems, second.problems)
 
 
+def test_the_bundle_is_loaded_once_for_every_scenario_file(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import web.scenarios
+    import web.system
+
+    loads: list[Path] = []
+    real = web.scenarios.load_bundle
+
+    def counted(root: Path, registry: object) -> object:
+        loads.append(Path(root))
+        return real(root, registry)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(web.scenarios, "load_bundle", counted)
+    monkeypatch.setattr(web.system, "load_bundle", counted)
+    story = tmp_path / "story.yaml"
+    story.write_text(SUBMIT, encoding="utf-8")
+    results = run_scenarios(POSTAL, [story, story, story], db_folder=tmp_path)
+    assert [r.passed for r in results] == [True, True, True] and loads == [POSTAL]
+
+
 def test_scenario_files_do_not_change_the_bundle_version(tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     shutil.copytree(POSTAL, bundle)
