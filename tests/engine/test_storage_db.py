@@ -490,3 +490,69 @@ def test_disposing_inside_a_write_transaction_leaves_it_working(sqlite_engine: E
         conn.execute(t.roles.insert().values(name="still-here"))
     with read_transaction(sqlite_engine) as conn:
         assert list(conn.execute(sa.select(t.roles.c.name)).scalars()) == ["still-here"]
+
+
+# Pooled PostgreSQL connections: pinged only after a rest ------------------------------------
+
+def _backend_pid(engine: Engine) -> int:
+    with read_transaction(engine) as conn:
+        return int(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar())
+
+
+def _terminate(postgres_url: str, pid: int) -> None:
+    import psycopg
+
+    plain = sa.engine.make_url(postgres_url).set(drivername="postgresql", query={})
+    with psycopg.connect(plain.render_as_string(hide_password=False), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def _pings(engine: Engine) -> list[str]:
+    pings: list[str] = []
+    original = engine.dialect.do_ping
+
+    def counted(dbapi_connection: object) -> bool:
+        pings.append("ping")
+        return original(dbapi_connection)
+
+    engine.dialect.do_ping = counted  # type: ignore[method-assign]
+    return pings
+
+
+@pytest.mark.postgres
+def test_a_connection_dropped_while_it_rested_is_replaced_before_use(
+        postgres_engine: Engine, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.storage.db as db
+
+    monkeypatch.setattr(db, "PING_IDLE_AFTER", 0.0)  # every rest is long enough
+    first = _backend_pid(postgres_engine)
+    _terminate(postgres_url, first)  # a server restart, as this connection sees it
+    with transaction(postgres_engine) as conn:
+        conn.execute(t.roles.insert().values(name="after-restart"))
+    assert _backend_pid(postgres_engine) != first
+
+
+@pytest.mark.postgres
+def test_a_connection_used_a_moment_ago_is_not_pinged(postgres_engine: Engine,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.storage.db as db
+
+    monkeypatch.setattr(db, "PING_IDLE_AFTER", 60.0)
+    pings = _pings(postgres_engine)
+    for _ in range(5):
+        with transaction(postgres_engine) as conn:
+            conn.execute(sa.select(sa.func.count()).select_from(t.roles))
+    assert pings == []
+
+
+@pytest.mark.postgres
+def test_a_connection_that_rested_is_pinged_once_per_checkout(postgres_engine: Engine,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.storage.db as db
+
+    _backend_pid(postgres_engine)  # one connection in the pool, checked in
+    monkeypatch.setattr(db, "PING_IDLE_AFTER", 0.0)
+    pings = _pings(postgres_engine)
+    for _ in range(3):
+        _backend_pid(postgres_engine)
+    assert pings == ["ping", "ping", "ping"]
