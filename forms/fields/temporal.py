@@ -269,11 +269,50 @@ def _format_duration(seconds: int, locale: str) -> str:
     return ("" if zh else " ").join(parts)
 
 
+class Seconds(int):
+    """A duration field's value: whole seconds, an int everywhere (stored, summed, sent as a
+    number), that also compares with a wall-clock duration, so an analyst's `delay > 2d`
+    means what it says instead of failing when it runs. A working-time duration (`2 workdays`)
+    depends on when it starts and stays incomparable."""
+
+    __slots__ = ()
+
+    def _compare(self, other: Any, test: Callable[[int, float], bool]) -> Any:
+        if isinstance(other, timedelta):
+            return test(int(self), other.total_seconds())
+        return NotImplemented
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, timedelta):
+            return int(self) == other.total_seconds()
+        return int.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        if isinstance(other, timedelta):
+            return int(self) != other.total_seconds()
+        return int.__ne__(self, other)
+
+    __hash__ = int.__hash__
+
+    def __lt__(self, other: Any) -> Any:
+        return int.__lt__(self, other) if not isinstance(other, timedelta) else self._compare(other, lambda a, b: a < b)
+
+    def __le__(self, other: Any) -> Any:
+        return int.__le__(self, other) if not isinstance(other, timedelta) else self._compare(other, lambda a, b: a <= b)
+
+    def __gt__(self, other: Any) -> Any:
+        return int.__gt__(self, other) if not isinstance(other, timedelta) else self._compare(other, lambda a, b: a > b)
+
+    def __ge__(self, other: Any) -> Any:
+        return int.__ge__(self, other) if not isinstance(other, timedelta) else self._compare(other, lambda a, b: a >= b)
+
+
 class Duration(FieldType):
     name = "duration"
     aliases = ("time_span",)
     description = ("A length of wall-clock time, stored as whole seconds; entered as 30m, 2h, "
-                   "1.5 hours, 1h 30m or 1:30 (working-time units such as workdays are refused).")
+                   "1.5 hours, 1h 30m or 1:30 (working-time units such as workdays are refused). "
+                   "In expressions it compares with durations (delay > 2d) and with seconds.")
     options_schema = {"properties": {"min": _DURATION_OPTION, "max": _DURATION_OPTION}}
     examples = ("delay:\n  type: duration\n  label: {zh-CN: 延误时长, en: Delay}\n  max: 30d\n",)
 
@@ -308,7 +347,10 @@ class Duration(FieldType):
             limit = duration_seconds(bound)
             if (value < limit) if key == "min" else (value > limit):
                 raise FieldInvalid(message, **{key: bound})
-        return value
+        return Seconds(value)
+
+    def from_db(self, value: Any, spec: FieldSpec) -> Any:
+        return Seconds(value) if type(value) is int else value
 
     def display(self, value: Any, spec: FieldSpec, locale: str) -> str:
         return "" if value is None else _format_duration(value, locale)

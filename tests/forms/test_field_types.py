@@ -326,6 +326,31 @@ def test_a_duration_displays_in_the_users_language(form: CompiledForm, locale: s
     assert form.display("duration", 86400 + 7200 + 300, locale) == shown
 
 
+@pytest.mark.parametrize("source, holds", [
+    ("duration > 2d", True), ("duration == 3d", True), ("duration < 72h", False), ("2h <= duration", True),
+    ("duration > 7200", True), ("duration + 60 == 259260", True),
+])
+def test_a_duration_compares_with_durations_and_with_seconds(form: CompiledForm, system: System,
+                                                             source: str, holds: bool) -> None:
+    from engine.expr import Scope, compile_expression
+    from engine.expr.context import EvalContext
+
+    expression = compile_expression(source, scope=Scope(frozenset({"duration"})),
+                                    functions=system.bundle.registry.functions)
+    ctx = EvalContext(now=datetime(2026, 3, 2, tzinfo=timezone.utc))
+    typed = parse(form, "duration", "3d")
+    read_back = form.types["duration"].from_db(259200, form.field("duration"))
+    assert expression.evaluate({"duration": typed}, ctx) is holds
+    assert expression.evaluate({"duration": read_back}, ctx) is holds
+
+
+def test_a_duration_is_still_a_whole_number_of_seconds(form: CompiledForm) -> None:
+    import json
+
+    value = parse(form, "duration", "1h")
+    assert value == 3600 and isinstance(value, int) and json.dumps(value) == "3600" and {3600: "x"}[value] == "x"
+
+
 # -- people -------------------------------------------------------------------------------------
 
 def test_role_choices_come_from_bundle_yaml_with_their_labels(form: CompiledForm) -> None:
