@@ -67,8 +67,11 @@ def _field_facts(resolved: dict[str, tuple[Any, OptionList | None]], raw_fields:
         if choices is not None:
             (multi if field_type.multiple else single)[name] = frozenset(choices.values())
         raw = raw_fields.get(name)
-        kind_of = getattr(field_type, "value_kind_of", None)
-        kind = kind_of(raw) if kind_of is not None and isinstance(raw, Mapping) else getattr(field_type, "value_kind", None)
+        kind_of = getattr(field_type, "value_kind_of", None)  # a plugin may not derive from FieldType
+        if kind_of is not None and isinstance(raw, Mapping):
+            kind = kind_of(raw)
+        else:
+            kind = getattr(field_type, "value_kind", None)
         if kind in VALUE_KINDS:
             kinds[name] = kind
     return single, multi, kinds

@@ -178,6 +178,8 @@ def attribute_problem(attr: str) -> str | None:
 
 
 _NUMBER_TEXT = re.compile(r"[-+]?\d+(\.\d+)?")
+"""Text that reads as a number: `"3000"` compared with a number field is meant as 3000."""
+
 _DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
 _KIND_WORDS = {"number": "a number", "text": "text", "date": "a date", "datetime": "a date and time",
                "boolean": "yes or no"}
@@ -204,7 +206,6 @@ def _kind_hint(name: str, kind: str, value: Any) -> str:
     if not isinstance(value, str):
         return f"to count days, write days_between({name}, now()) > {value!r}"
     return f"compare days: date({name}) > date(\"{day}\"), or the instant with now() - 2d"
-"""Text that reads as a number: `"3000"` compared with a number field is meant as 3000."""
 
 
 def _literal(node: ast.AST) -> tuple[bool, Any]:
@@ -504,10 +505,11 @@ class _Walker:
         if made is None or kind not in ("date", "datetime") or made == kind:
             return
         function = call.func.id  # type: ignore[union-attr]
+        written = f"{function}()" if not call.args else f"{function}(...)"  # type: ignore[attr-defined]
         if kind == "datetime":
-            hint = f"compare days: date({name}) with {function}(...), or the instant with now()"
+            hint = f"compare days: date({name}) with {written}, or the instant with now()"
         else:
-            hint = f"compare it with today() or date(\"2026-01-31\"), or date({function}(...))"
+            hint = f"compare it with today() or date(\"2026-01-31\"), or with date({written})"
         self.problem(f"{function}() gives {_KIND_WORDS[made]}, but '{name}' holds {_KIND_WORDS[kind]}: "
                      "they are never equal and cannot be ordered", self.pos(call),
                      code="expr-type-mismatch", hint=hint)

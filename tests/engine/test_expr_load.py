@@ -320,7 +320,7 @@ def test_a_datetime_field_against_today_is_never_equal_and_cannot_be_ordered(fun
     assert _temporal_problems("occurred_at < today()", functions) == [
         (15, "expr-type-mismatch",
          "today() gives a date, but 'occurred_at' holds a date and time: they are never equal and "
-         "cannot be ordered", "compare days: date(occurred_at) with today(...), or the instant with now()")]
+         "cannot be ordered", "compare days: date(occurred_at) with today(), or the instant with now()")]
 
 
 def test_a_date_field_against_now_is_reported_at_the_call(functions: Kind[Any]) -> None:
