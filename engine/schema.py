@@ -272,8 +272,23 @@ def _label_problem(path: YamlPath, instance: Any) -> tuple[YamlPath, bool, str, 
         if empty:
             return (path + (empty[0],), True,
                     f"the label's '{str(empty[0]).strip()}' has no text: inside {{...}} a comma starts a new entry",
-                    "put a text holding a comma in quotes: en: \"Withdrawn, reopened\"")
+                    _comma_hint(instance))
     return (path, False, f"expected a label (text, or a map of locale to text), got {_describe(instance)}", None)
+
+
+def _comma_hint(label: dict[Any, Any]) -> str:
+    """The text the analyst meant, in quotes: the entry before the stray ones, with them."""
+    items = list(label.items())
+    for i, (key, value) in enumerate(items):
+        if value is None and i > 0 and isinstance(items[i - 1][1], str):
+            locale, text = items[i - 1]
+            strays = []
+            for stray, nothing in items[i:]:
+                if nothing is not None:
+                    break
+                strays.append(str(stray).strip())
+            return f"put the text in quotes: {locale}: \"{', '.join([text, *strays])}\""
+    return "put a text holding a comma in quotes: en: \"Withdrawn, reopened\""
 
 
 def _coercion_hint(error: ValidationError) -> str | None:

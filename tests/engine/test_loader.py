@@ -424,4 +424,4 @@ def test_a_comma_in_an_unquoted_label_text_is_explained_at_the_stray_entry(tmp_p
     (error,) = [d for d in found if d.severity == "error"]
     text = format_diagnostic(error)
     assert "urgency.yaml:3:45: error: the label's 'not urgent' has no text: inside {...} a comma starts a new entry" in text
-    assert 'hint: put a text holding a comma in quotes: en: "Withdrawn, reopened"' in text
+    assert 'hint: put the text in quotes: en: "Low, not urgent"' in text

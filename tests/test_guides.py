@@ -1,0 +1,75 @@
+"""The guides in docs/guides stay true: their edits, applied to a copy of the postal bundle in
+the order written, give a valid bundle whose scenarios (old and new) all pass."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from engine.bundle import validate_bundle
+from engine.errors import format_diagnostic
+from web.scenarios import run_scenarios
+from web.system import build_registry
+
+ROOT = Path(__file__).resolve().parent.parent
+GUIDES = ROOT / "docs" / "guides"
+POSTAL = ROOT / "definitions" / "postal_complaints"
+BLOCK = re.compile(r"```yaml\n(?P<body>.*?)```", re.S)
+NEW = re.compile(r"# new file: (?P<path>\S+)\n")
+APPEND = re.compile(r"# add at the end of: (?P<path>\S+)\n")
+CHANGE = re.compile(r"# in (?P<path>\S+), change:\n(?P<old>.*?)# to:\n(?P<new>.*)", re.S)
+
+
+def apply_guide(guide: Path, bundle: Path) -> list[str]:
+    """Apply every edit of `guide` to `bundle`; the files it touched, in order."""
+    touched = []
+    for block in BLOCK.finditer(guide.read_text("utf-8")):
+        body = block["body"]
+        if change := CHANGE.match(body):
+            target = bundle / change["path"]
+            text = target.read_text("utf-8")
+            assert text.count(change["old"]) == 1, f"{change['path']}: the text to change is not there once"
+            target.write_text(text.replace(change["old"], change["new"]), encoding="utf-8")
+        elif new := NEW.match(body):
+            target = bundle / new["path"]
+            assert not target.exists(), f"{new['path']} exists already"
+            target.write_text(body[new.end():], encoding="utf-8")
+        elif append := APPEND.match(body):
+            target = bundle / append["path"]
+            with target.open("a", encoding="utf-8") as out:
+                out.write(body[append.end():])
+        else:
+            continue  # an example, not an edit
+        touched.append(str(target.relative_to(bundle)))
+    return touched
+
+
+@pytest.fixture
+def site_survey(tmp_path: Path) -> tuple[Path, list[str]]:
+    bundle = tmp_path / "my_change"
+    shutil.copytree(POSTAL, bundle)
+    return bundle, apply_guide(GUIDES / "add-a-site-survey.md", bundle)
+
+
+def test_the_site_survey_guide_edits_the_files_it_names(site_survey: tuple[Path, list[str]]) -> None:
+    _bundle, touched = site_survey
+    assert touched == ["lists/liability.yaml", "forms/complaint.yaml", "flows/complaint_handling.yaml",
+                       "flows/complaint_handling.yaml", "scenarios/site_survey_customer_liable.yaml",
+                       "scenarios/site_survey_carrier_liable.yaml"]
+
+
+def test_the_site_survey_guide_gives_a_valid_bundle(site_survey: tuple[Path, list[str]]) -> None:
+    bundle, _ = site_survey
+    loaded, diags = validate_bundle(bundle, build_registry(plugins=False))
+    assert diags == [], "\n".join(format_diagnostic(d) for d in diags)
+    assert loaded is not None and "site_survey" in loaded.get("flow", "complaint_handling").nodes
+
+
+def test_every_scenario_passes_after_the_site_survey_guide(site_survey: tuple[Path, list[str]], tmp_path: Path) -> None:
+    bundle, _ = site_survey
+    results = run_scenarios(bundle, db_folder=tmp_path, registry=build_registry(plugins=False))
+    failed = [format_diagnostic(p) for r in results for p in r.problems]
+    assert failed == [] and len(results) == len(list((POSTAL / "scenarios").glob("*.yaml"))) + 2
