@@ -20,6 +20,8 @@ from engine.errors import (ConflictError, DefinitionError, Diagnostic, NotFoundE
                            format_diagnostic)
 
 DEFAULT_BUNDLE = "definitions/postal_complaints"
+STARTER_BUNDLE = Path(__file__).resolve().parent / "definitions" / "starter"
+"""What `docket new` copies: a small working process (a request reviewed and approved)."""
 
 
 def _print_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
@@ -116,6 +118,49 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print("\n".join(compare_lines(*summaries)))
     else:
         print("\n".join(summary_lines(summaries[0])))
+    return 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    """Start a bundle of one's own from the starter bundle; it is valid and its scenarios pass."""
+    import re
+    import shlex
+    import shutil
+
+    from engine.bundle import validate_bundle
+    from engine.schema import NAME_PATTERN
+    from web.system import build_registry
+
+    target = Path(args.folder)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        print(f"error: {target} exists and is not an empty folder; name a new one", file=sys.stderr)
+        return 1
+    name = args.name or re.sub(r"^[^a-z]+", "", re.sub(r"[^a-z0-9_]+", "_", target.resolve().name.lower())).strip("_")
+    if not re.fullmatch(NAME_PATTERN, name or ""):
+        print(f"error: '{args.name or target.name}' cannot be a bundle name: give one with --name "
+              "(lower-case letters, digits and _, starting with a letter, e.g. --name leave_requests)",
+              file=sys.stderr)
+        return 1
+    shutil.copytree(STARTER_BUNDLE, target, dirs_exist_ok=True)
+    meta = target / "bundle.yaml"
+    meta.write_text(re.sub(r"(?m)^bundle: starter$", f"bundle: {name}", meta.read_text("utf-8"), count=1),
+                    encoding="utf-8")
+    bundle, diagnostics = validate_bundle(target, build_registry(plugins=False))
+    if bundle is None:  # the starter is tested; a failure here is a bug, shown as the analyst would see it
+        _print_diagnostics(diagnostics)
+        return 1
+    print(f"created {target}/: bundle '{name}', a request that an officer reviews and, above 1000, a "
+          "manager approves")
+    print("  forms/request.yaml           the request's fields (the public form at /f/request)")
+    print("  flows/request_handling.yaml  its steps: review -> manager approval -> approved or declined")
+    print("  sla/, reports/, dashboards/  time limits, measures and a dashboard; scenarios/ two tests")
+    shown = shlex.quote(str(target))
+    print("next:")
+    print(f"  docket validate {shown}")
+    print(f"  docket test {shown}")
+    print(f"  docket serve {shown} --db sqlite:///var/{name}.db --demo")
+    print("then change the fields, steps and roles into your process (docs/reference/README.md), "
+          "and run validate and test after each change")
     return 0
 
 
@@ -627,6 +672,7 @@ LOG_HELP = ("what Docket and the web server log, with timestamps (default: %(def
 
 TOP_EPILOG = """\
 examples:
+  docket new my_process                         # a small working bundle to change into yours
   docket validate definitions/postal_complaints
   docket test definitions/postal_complaints     # the scenarios in scenarios/*.yaml
   docket simulate definitions/postal_complaints --compare my_change/
@@ -853,6 +899,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("id", type=int, help="the token's id (from `docket tokens list`)")
     q.add_argument("--db", help=DB_HELP)
     q.set_defaults(func=cmd_tokens)
+
+    p = sub.add_parser("new", help="start a bundle of your own from a small working one",
+                       description="Create FOLDER with a small working bundle to change into your process: a "
+                                   "request form, a review-and-approve flow, an SLA, a dashboard and two "
+                                   "scenarios. It is valid and its scenarios pass as created.")
+    p.add_argument("folder", help="the new bundle's folder (must not exist, or be empty)")
+    p.add_argument("--name", help="the bundle's name (default: the folder's name, in lower case with _)")
+    _with_epilog(p, "example:\n  docket new leave_requests\n  docket serve leave_requests --db sqlite:///var/leave.db --demo\n")
+    p.set_defaults(func=cmd_new)
 
     p = sub.add_parser("schema", help="write JSON Schemas of every definition kind for editors",
                        description="Write one JSON Schema (Draft 2020-12) per definition kind.")

@@ -150,6 +150,20 @@ class DemoRunner:
             return str(rng.choice([0, 100, 300, 800, 2000]))
         if kind in ("text", "textarea", "rich_text"):
             return "已核实情况并与客户沟通，按规定处理。"
+        if kind == "phone":
+            return "139" + "".join(str(rng.randrange(10)) for _ in range(8))
+        if kind == "email":
+            return f"demo{rng.randrange(10000)}@example.com"
+        if kind == "url":
+            return "https://example.com/"
+        if kind == "time":
+            return rng.choice(["09:30", "14:00", "16:30"])
+        if kind == "duration":
+            return rng.choice(["30m", "2h", "1d"])
+        if kind == "user":
+            people = self.by_role.get(str(field.opt("role") or ""), []) or sorted(
+                {name for names in self.by_role.values() for name in names})
+            return rng.choice(sorted(people)) if people else None
         if kind in ("date",):
             return self.rt.clock.now().date().isoformat()
         if kind in ("datetime",):
@@ -256,7 +270,7 @@ class DemoRunner:
             try:
                 result = self.forms.submit(self.form_name, self.complaint(at), actor="agent", channel="demo")
             except DocketError as exc:
-                log.warning("demo complaint refused: %s", exc)
+                log.warning("demo %s refused: %s", self.form_name, exc)
                 continue
             self._discover(result.record_id)
             if progress and n % 500 == 0:

@@ -170,6 +170,10 @@ class DatasetKind:
             if column in RECORD_SYSTEM:
                 kind = RECORD_SYSTEM[column]
                 spec = None
+                statuses = _status_list(form, ctx) if column == "status" else None
+                if statuses is not None:  # the statuses in the words the form's lookup gives them
+                    return DatasetField(name, label or name, "record", column, "choice", None, statuses,
+                                        doc.source_map.key(path))
             elif column in form.fields:
                 spec = form.fields[column]
                 kind = ("date" if spec.type in _DATE_TYPES else "number" if spec.type in _NUMBER_TYPES
@@ -509,3 +513,10 @@ class DashboardKind:
     def check(self, bundle: Any, ctx: BuildContext) -> None:
         return None
 
+
+
+def _status_list(form: Any, ctx: BuildContext) -> Any:
+    """The option list naming the form's record statuses (its progress lookup's `statuses`), if
+    it has one: a dataset's `status` then reads and filters in those words, not as stored."""
+    name = (getattr(form, "lookup", None) or {}).get("statuses")
+    return ctx.definitions.get("list", {}).get(name) if name else None
