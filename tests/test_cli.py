@@ -212,7 +212,7 @@ def test_docket_help_gives_examples_and_the_environment_a_server_reads(capsys: p
         main(["--help"])
     out = capsys.readouterr().out
     assert info.value.code == 0
-    assert "examples:\n  docket validate definitions/postal_complaints\n" in out
+    assert "examples:\n  docket new my_process" in out and "\n  docket validate definitions/postal_complaints\n" in out
     for variable in ("DOCKET_DATABASE_URL", "DOCKET_SECRET_KEY", "DOCKET_FILES_DIR", "DOCKET_OUTBOX_DRY_RUN"):
         assert f"\n  {variable} " in out
 
