@@ -216,7 +216,8 @@ class DemoRunner:
         node = self._node(task)
         rng = self._step_rng(record_id, task["node"], part="work")
         fields = list(node.options.get("fields", [])) if node is not None else []
-        outcomes = list(node.options.get("outcomes", []) or []) if node is not None else []
+        node_type = self.rt.bundle.registry.node_types.get(node.type) if node is not None else None
+        outcomes = list(node_type.outcomes(node)) if hasattr(node_type, "outcomes") else []
         values = {}
         held = self.forms.get(self.form_name, record_id) if fields else {}
         for name in fields:

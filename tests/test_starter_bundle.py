@@ -69,13 +69,13 @@ def sampled(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
     folder = tmp_path_factory.mktemp("starter")
     system = boot(STARTER, db_url=f"sqlite:///{folder / 'docket.db'}",
                   clock=ManualClock(datetime(2026, 3, 2, 1, tzinfo=timezone.utc)), registry=build_registry(plugins=False))
-    result = DemoRunner(system.runtime, seed=5).run(30, start=datetime(2026, 3, 2, 1, tzinfo=timezone.utc), days=20)
+    result = DemoRunner(system.runtime, seed=5).run(60, start=datetime(2026, 3, 2, 1, tzinfo=timezone.utc), days=20)
     return system, result
 
 
 def test_sample_traffic_fills_every_required_field_of_the_starter_form(sampled) -> None:  # type: ignore[no-untyped-def]
     system, result = sampled
-    assert result.records == 30 and system.forms.count("request") == 30
+    assert result.records == 60 and system.forms.count("request") == 60
 
 
 def test_a_dataset_status_reads_in_the_words_of_the_forms_status_list(sampled) -> None:  # type: ignore[no-untyped-def]
@@ -85,3 +85,9 @@ def test_a_dataset_status_reads_in_the_words_of_the_forms_status_list(sampled) -
     payload = reports.widget_json(board, board.widgets["by_status"], {}, Principal.system(), "zh-CN")
     shown = {row[0] for row in payload["rows"]}
     assert shown and shown <= {"已提交", "审核中", "待审批", "已批准", "未批准"}
+
+
+def test_sample_traffic_mostly_approves_and_sometimes_rejects(sampled) -> None:  # type: ignore[no-untyped-def]
+    system, _ = sampled
+    outcomes = [i["outcome"] for r in range(1, 61) for i in system.flows.instances("request", r)]
+    assert 0 < outcomes.count("rejected") < outcomes.count("approved")

@@ -49,6 +49,10 @@ class Approval(Task):
                           code="approval-return")
         return super().compile(node, flow, ctx, doc, path, scope)
 
+    def outcomes(self, node: NodeSpec) -> list[str]:
+        # Returning also needs the node to send the record back to: chosen on the page.
+        return ["approve", "reject"]
+
     def check_completion(self, node: NodeSpec, outcome: str | None, comment: str | None,
                          return_to: str | None) -> None:
         allowed = ["approve", "reject"] + (["return"] if node.options.get("return_to") else [])

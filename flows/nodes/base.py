@@ -51,6 +51,11 @@ class NodeType:
     def enter(self, run: "NodeRun") -> None:
         raise NotImplementedError
 
+    def outcomes(self, node: NodeSpec) -> list[str]:
+        """The outcomes a person chooses between when completing the node's task (none: the
+        task is simply done), the usual one first. By default the node's `outcomes`."""
+        return list(node.options.get("outcomes") or [])
+
     def check_completion(self, node: NodeSpec, outcome: str | None, comment: str | None,
                          return_to: str | None) -> None:
         """Refuse a completion the node cannot take (ConflictError / ValidationFailed), before
