@@ -68,6 +68,10 @@ def _arrivals(rng: random.Random, count: int, start: datetime, days: int) -> lis
     return sorted(out)
 
 
+_OPTIONAL_KINDS = frozenset({"money", "number", "integer", "rating", "boolean"})
+"""Optional fields sample traffic fills in most of the time (besides choice fields)."""
+
+
 class DemoRunner:
     """Submits complaints and works their tasks on the runtime's ManualClock."""
 
@@ -129,11 +133,18 @@ class DemoRunner:
                 data[name] = rng.choice(sorted(field.choices.values()))
         if "amount_claimed" in spec.fields:
             data["amount_claimed"] = str(rng.choice([200, 500, 800, 1500, 3000, 6000, 12000]))
-        for name, field in spec.fields.items():  # any other form: its required fields get values
-            if name not in data and field.required:
-                value = self.value_for(field)
-                if value is not None:
-                    data[name] = value
+        for name, field in spec.fields.items():  # any other form: its required fields get values,
+            # and most of its optional amounts and choices (what its flow and dashboards branch on)
+            if name in data:
+                continue
+            if not field.required:
+                if field.staff_only or (field.type not in _OPTIONAL_KINDS and field.choices is None):
+                    continue
+                if rng.random() >= 0.7:
+                    continue
+            value = self.value_for(field)
+            if value is not None:
+                data[name] = value
         return data
 
     def value_for(self, field: Any, rng: random.Random | None = None) -> Any:

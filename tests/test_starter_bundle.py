@@ -91,3 +91,15 @@ def test_sample_traffic_mostly_approves_and_sometimes_rejects(sampled) -> None: 
     system, _ = sampled
     outcomes = [i["outcome"] for r in range(1, 61) for i in system.flows.instances("request", r)]
     assert 0 < outcomes.count("rejected") < outcomes.count("approved")
+
+
+def test_sample_traffic_fills_optional_amounts_so_the_manager_approval_is_reached(sampled) -> None:  # type: ignore[no-untyped-def]
+    import sqlalchemy as sa
+
+    from engine.storage.db import read_transaction
+    from engine.storage.tables import tasks
+
+    system, _ = sampled
+    with read_transaction(system.db) as conn:
+        nodes = set(conn.execute(sa.select(tasks.c.node).where(tasks.c.form == "request")).scalars())
+    assert "manager_approval" in nodes
