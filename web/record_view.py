@@ -155,7 +155,7 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
             flow_instances.c.form == form_name, flow_instances.c.record_id == record_id)
             .order_by(flow_instances.c.id.desc()).limit(1)).mappings().first()
         states = sla_states(runtime, conn, form_name, [record_id]).get(record_id, [])
-        panels = [_panel(web, conn, t, principal, locale, form, hidden, record, (posted or {}).get(int(t["id"])))
+        panels = [_panel(web, conn, t, principal, locale, form, hidden, record, (posted or {}).get(int(t["id"])), names)
                   for t in open_tasks]
     flow = system.flows.flows.get(instance["flow"]) if instance else None
     diagram = None
@@ -183,17 +183,23 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
 
 def _panel(web: "Web", conn: Any, task: Mapping[str, Any], principal: Principal, locale: str,
            form: Any, hidden: set[str], record: Mapping[str, Any],
-           posted: Mapping[str, Any] | None) -> TaskPanel:
+           posted: Mapping[str, Any] | None, names: Mapping[str, str]) -> TaskPanel:
     flows = web.system.flows
+    meta = web.bundle.meta
     flow = flows.flows.get(task["flow"])
     node = flow.nodes.get(task["node"]) if flow else None
     mine = holds(task, principal)
     panel = TaskPanel(
         id=int(task["id"]), version=int(task["version"]), node=task["node"],
         node_label=node_text(node, locale) if node else task["node"],
-        node_type=node.type if node else "", status=task["status"], holder=task["holder"],
-        candidates=[*(task["candidate_roles"] or []), *(task["candidate_users"] or []),
-                    *([task["candidate_department"]] if task["candidate_department"] else [])],
+        node_type=node.type if node else "", status=task["status"],
+        holder=names.get(task["holder"], task["holder"]) if task["holder"] else None,
+        # People read the role's, person's and department's names, not their codes.
+        candidates=[*(label_text(meta.roles[r].label, locale, r) if r in meta.roles else r
+                      for r in task["candidate_roles"] or []),
+                    *(names.get(u, u) for u in task["candidate_users"] or []),
+                    *([label_text(meta.departments[d].label, locale, d) if d in meta.departments else d
+                       for d in [task["candidate_department"]] if d])],
         mine=mine, can_claim=may_claim(task, principal) and not mine,
         can_reassign=may_reassign(web.system.runtime, task, principal))
     if node is None:

@@ -51,6 +51,19 @@ def test_the_record_page_shows_fields_current_step_and_who_may_take_it(system: S
     assert 'action="/tasks/1/claim"' in html
 
 
+def test_an_open_task_names_who_may_take_it_in_the_readers_words(system: System) -> None:
+    record = submit(system)
+    page = client_for(system, "max")
+    assert "Open to: Service</p>" in page.get(f"/records/ticket/{record}?lang=en").text
+    assert "可认领者: 服务部</p>" in page.get(f"/records/ticket/{record}?lang=zh-CN").text
+
+
+def test_a_claimed_task_names_its_holder_by_name(system: System) -> None:
+    record = submit(system)
+    claimed(system, record, "ann")
+    assert "Held by: Ann</p>" in client_for(system, "max").get(f"/records/ticket/{record}?lang=en").text
+
+
 def test_the_diagram_highlights_the_current_step(system: System) -> None:
     record = submit(system)
     html = client_for(system, "ann").get(f"/records/ticket/{record}?lang=en").text
