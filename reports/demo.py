@@ -159,7 +159,9 @@ class DemoRunner:
             return rng.choice(leaves) if leaves else None
         if kind in ("money", "number", "integer"):
             return str(rng.choice([0, 100, 300, 800, 2000]))
-        if kind in ("text", "textarea", "rich_text"):
+        if kind == "text":  # a short value that reads as sample data: the field's name and a number
+            return f"{field.text(self.rt.bundle.meta.default_locale or 'en')} {rng.randrange(1, 100)}"[:100]
+        if kind in ("textarea", "rich_text"):
             return "已核实情况并与客户沟通，按规定处理。"
         if kind == "phone":
             return "139" + "".join(str(rng.randrange(10)) for _ in range(8))
