@@ -687,7 +687,7 @@ environment (for serve and worker):
                           (default: a key kept in var/secret_key)
   DOCKET_FILES_DIR        where uploaded files are kept, shared by every server
                           (default: files/ beside a SQLite database, else var/files)
-  DOCKET_PUBLIC_URL       the address customers use, for the QR codes of printed letters
+  DOCKET_PUBLIC_URL       the address people use: QR codes of printed letters, record links in group messages
   DOCKET_TRUSTED_PROXIES  reverse proxies whose X-Forwarded-For is believed (comma separated)
   DOCKET_DEMO             1 or 0: demo mode of serve (see docket serve --help)
   DOCKET_OUTBOX_DRY_RUN   1: write messages to the log instead of sending them

@@ -2,7 +2,8 @@
 
 The robot's URL carries its key, so it is a secret: `url_env` names the environment variable.
 Subjects and bodies are treated as untrusted text and neutralised (RELIABILITY 16: no links,
-no @all, no formatting from a customer's answer). A caller that renders analyst-written Markdown
+no @all, no formatting from a customer's answer). The one link a message carries is Docket's own:
+the record's page at the public address (`data.link`, engine/site.py), shown after the body. A caller that renders analyst-written Markdown
 with every inserted value passed through the channel's `escape` sends
 `data: {body_format: markdown}` and the body goes out as written.
 """
@@ -13,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 from typing import Any, Mapping, Sequence
 from urllib.parse import quote
@@ -23,6 +25,8 @@ from engine.channels.text import neutralise_markdown
 
 __all__ = ["DingTalkRobot", "WeComRobot"]
 
+_LINK = re.compile(r"https?://[A-Za-z0-9.\-]+(:\d+)?/records/[a-z][a-z0-9_]*/\d+")
+"""The only link a robot message carries: a record's page (engine.site.record_url)."""
 _TIMEOUT = {"type": "number", "exclusiveMinimum": 0, "maximum": 60,
             "description": "seconds to wait for the robot API (default 10)"}
 
@@ -46,6 +50,12 @@ class _Robot:
         else:
             body = neutralise_markdown(message.body)
         text = f"**{title}**\n{body}" if title else body
+        link = message.data.get("link")
+        if isinstance(link, str) and _LINK.fullmatch(link):
+            # Docket's own address for the record (engine/site.py), never text from a record: the
+            # one link a message may carry, so people open the task from the group and act on it.
+            tail = f"\n\n[打开处理 Open]({link})"
+            return title, _clip_bytes(text, self.max_bytes - len(tail.encode())) + tail
         return title, _clip_bytes(text, self.max_bytes)
 
     def _post(self, url: str, payload: dict[str, Any], settings: Mapping[str, Any]) -> None:

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup
 
 from engine.errors import NotFoundError, did_you_mean
+from engine.site import PUBLIC_URL_ENV
 from engine.storage.db import read_transaction
 from engine.templating import AnalystTemplate, TemplateLoadError, TemplateProblem, compile_template
 from engine.types import label_text
@@ -50,7 +51,6 @@ RECORD_COLUMNS = frozenset({"id", "query_no", "version", "status", "created_at",
 """The system columns `record` carries besides the form's fields (forms/records.py reads them)."""
 LOOKUP_PATH = "/track"
 """The public progress lookup page (web/lookup.py); `?query_no=` fills in the number."""
-PUBLIC_URL_ENV = "DOCKET_PUBLIC_URL"
 DEFAULT_PUBLIC_URL = "http://localhost:8000"
 ASSET_BASE = "https://templates.docket.invalid/"
 """The base URL relative names in a template resolve against; it is served from the bundle's

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from engine.actions import ActionContext, ActionError, ActionScope, BaseAction
 from engine.kinds import BuildContext
+from engine.site import record_url
 from engine.types import YamlPath
 from engine.yamlsource import Document
 from rules.actions.common import (RECIPIENT_SCHEMA, add_history, check_recipients, json_safe,
@@ -47,8 +48,21 @@ def template_context(act: ActionContext) -> dict[str, Any]:
         "sla": dict(event.data) if event is not None and event.name.startswith("sla.") else {},
     })
     names.setdefault("tags", [])
-    names.setdefault("link", f"/records/{act.form}/{act.record_id}" if act.record_id else "")
+    names.setdefault("link", _record_link(act))
     return names
+
+
+def _record_link(act: ActionContext) -> str:
+    """The record's staff page: at the public address when one is set, else the path alone."""
+    if act.record_id is None:
+        return ""
+    return record_url(act.form, act.record_id) or f"/records/{act.form}/{act.record_id}"
+
+
+def _link_data(act: ActionContext) -> dict[str, str]:
+    """`link`: the record's page at the public address, for channels that can show a link."""
+    url = record_url(act.form, act.record_id) if act.record_id is not None else None
+    return {"link": url} if url else {}
 
 
 class Notify(BaseAction):
@@ -101,7 +115,7 @@ class Notify(BaseAction):
         message_id = outbox.enqueue(act.conn, channel=compiled["channel"], to=recipients,
                                     subject=" ".join(subject.split()), body=body,
                                     data={"form": act.form, "record_id": act.record_id,
-                                          "by": act.source}, key=key)
+                                          "by": act.source, **_link_data(act)}, key=key)
         add_history(act, "notified", {"channel": compiled["channel"], "to": recipients,
                                       "subject": subject[:200], "outbox_id": message_id})
 

@@ -303,3 +303,38 @@ def test_long_sms_text_is_cut() -> None:
 
     assert len(sms_text("", "投" * 1000)) == MAX_CHARS and sms_text("", "投" * 1000).endswith("…")
     assert sms_text("subject only", "") == "subject only"
+
+
+# -- the record link of staff group messages -------------------------------------------------------
+
+RECORD = "https://ts.example-post.cn/records/complaint/12"
+
+
+def test_a_robot_message_ends_with_a_link_to_its_record() -> None:
+    with http_receiver(("json", 200, {"errcode": 0})) as receiver:
+        WeComRobot(LOOPBACK).send(message(body=f"客户留言：{EVIL}", data={"link": RECORD}),
+                                  {"url": f"{receiver.url}/s"})
+    content = receiver.requests[0].json()["markdown"]["content"]
+    assert content.endswith(f"\n\n[打开处理 Open]({RECORD})")
+    assert content.count("](") == 1 and "@all" not in content  # the record's text stays inert
+
+
+@pytest.mark.parametrize("link", ["https://evil.example/phish", "javascript:alert(1)",
+                                  "https://ts.example-post.cn/records/complaint/12) [x](https://evil.example",
+                                  "https://ts.example-post.cn/files/3"])
+def test_a_robot_shows_no_link_but_a_records_page(link: str) -> None:
+    with http_receiver(("json", 200, {"errcode": 0})) as receiver:
+        DingTalkRobot(LOOPBACK).send(message(body="x", data={"link": link}), {"url": f"{receiver.url}/s"})
+    assert "](" not in receiver.requests[0].json()["markdown"]["text"]
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("https://ts.example-post.cn/", "https://ts.example-post.cn"), ("http://10.1.2.3:8000", "http://10.1.2.3:8000"),
+    ("ts.example-post.cn", None), ("https://ts.example-post.cn/a b", None), ("", None),
+])
+def test_the_public_address_is_used_only_when_it_is_a_plain_web_address(
+        monkeypatch: pytest.MonkeyPatch, value: str, expected: str | None) -> None:
+    from engine.site import configured_public_url
+
+    monkeypatch.setenv("DOCKET_PUBLIC_URL", value)
+    assert configured_public_url() == expected

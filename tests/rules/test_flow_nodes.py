@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from sqlalchemy import select
 
 from engine.storage.db import read_transaction
@@ -74,3 +76,26 @@ def test_action_nodes_are_checked_at_load(tmp_path: Path) -> None:
     found = errors(tmp_path, {"flows/ticket_flow.yaml": flow("tag", "tagg: x")})
     assert sorted((line, msg) for _f, line, _c, msg in found) == [
         (13, "missing required key 'tag'"), (14, "unknown key 'tagg'")]
+
+
+LINKED = FLOW.replace("{SECOND}", "set").replace("{OPTIONS}", "fields: {team: ops}").replace(
+    'body: "Level {{ level }} for {{ customer }}"', 'body: "Open {{ link }}"')
+
+
+def test_a_message_links_to_the_record_at_the_public_address(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKET_PUBLIC_URL", "https://ts.example-post.cn/")
+    system = make(tmp_path, {"flows/ticket_flow.yaml": LINKED})
+    ticket = submit(system, amount="10", phone="13812345678")
+    (message,) = messages(system)
+    url = f"https://ts.example-post.cn/records/ticket/{ticket}"
+    assert message["body"] == f"Open {url}" and message["payload"]["data"]["link"] == url
+
+
+def test_without_a_public_address_a_message_carries_the_path_and_no_link(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCKET_PUBLIC_URL", raising=False)
+    system = make(tmp_path, {"flows/ticket_flow.yaml": LINKED})
+    ticket = submit(system, amount="10", phone="13812345678")
+    (message,) = messages(system)
+    assert message["body"] == f"Open /records/ticket/{ticket}" and "link" not in message["payload"]["data"]

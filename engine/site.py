@@ -1,0 +1,31 @@
+"""Where people reach this Docket: the public address an operator gives in DOCKET_PUBLIC_URL.
+
+Printed letters put it in their QR codes, and staff group messages (WeCom, DingTalk) link to the
+record with it, so a manager reading the group on a phone opens the task, signs in if need be,
+and approves there ("approving from the IM tool", REQUIREMENTS section 2).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+PUBLIC_URL_ENV = "DOCKET_PUBLIC_URL"
+_URL = re.compile(r"https?://[A-Za-z0-9.\-]+(:\d+)?(/[A-Za-z0-9._~\-/%]*)?")
+"""An address safe to put in a Markdown link and a message: no spaces, brackets or quotes."""
+
+
+def configured_public_url() -> str | None:
+    """$DOCKET_PUBLIC_URL without its trailing `/`, or None when it is not set or is not a plain
+    http(s) address (a link to nowhere is worse than none)."""
+    value = os.environ.get(PUBLIC_URL_ENV, "").strip().rstrip("/")
+    return value if _URL.fullmatch(value) else None
+
+
+def record_url(form: str, record_id: int) -> str | None:
+    """The staff page of one record at the public address, or None without one."""
+    base = configured_public_url()
+    return f"{base}/records/{form}/{int(record_id)}" if base else None
+
+
+__all__ = ["PUBLIC_URL_ENV", "configured_public_url", "record_url"]
