@@ -27,6 +27,7 @@ from engine.storage.db import read_transaction, single_read, transaction
 from engine.storage.prepared import PreparedInsert, PreparedQuery
 from engine.storage.tables import flow_instances, history, incidents, tasks, user_roles, users
 from flows.spec import FlowSpec, NodeSpec
+from forms.access import load_principal
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +175,8 @@ class NodeRun:
                     compiled: Mapping[str, Any] | None = None) -> int:
         """Open a task for this node, assigned as `assign` (default: the node's `assign`) says.
 
-        Keys: `user`, `role`, `department`, `expression`, `submitter`, `assignee_of`,
-        `manager_of`, `strategy`, `cc`, and `candidates` (usernames who may claim it).
+        Keys: `user`, `role`, `department`, `department_from`, `expression`, `submitter`,
+        `assignee_of`, `manager_of`, `strategy`, `cc`, and `candidates` (usernames who may claim it).
         `compiled` holds the compiled expressions of `assign` (default: the node's own).
         """
         own = assign is None
@@ -233,16 +234,25 @@ class NodeRun:
         if compiled.get("manager_of") is not None:
             subject = self.subject_of(compiled["manager_of"])
             manager = self.manager_of(subject) if subject else None
-            if manager is None and not ("role" in assign or "department" in assign):
+            if manager is None and not ("role" in assign or "department" in assign
+                                        or "department_from" in assign):
                 self.incident(f"nobody to assign: {subject or 'the person'} has no manager in bundle.yaml"
                               if subject else f"nobody to assign: no {assign['manager_of']} to ask the manager of")
             username = manager or username
+        department = assign.get("department")
+        if compiled.get("department_from") is not None:
+            named = self.evaluate(compiled["department_from"])
+            if named and str(named) in self.service.rt.bundle.meta.departments:
+                department = str(named)
+            elif not (username or department or "role" in assign):
+                what = f"'{named}' is not a department of bundle.yaml" if named else "it names no department"
+                self.incident(f"nobody to assign: {what} ({compiled['department_from'].source})")
         if not username and assign.get("strategy") in ("round_robin", "least_loaded"):
-            username = self.pick(assign)
+            username = self.pick(assign, department)
         candidates = [str(username)] if username else list(assign.get("candidates") or []) or None
         return {"user": str(username) if username else None,
                 "roles": [assign["role"]] if "role" in assign else None,
-                "candidates": candidates, "department": assign.get("department")}
+                "candidates": candidates, "department": department}
 
     def subject_of(self, what: tuple[Any, ...]) -> str | None:
         """The person a `manager_of` names: the submitter, a node's assignee, or an expression."""
@@ -281,17 +291,19 @@ class NodeRun:
                                     self.conn)
         return watchers
 
-    def pick(self, assign: Mapping[str, Any]) -> str | None:
-        """One person of the role or department, by the `strategy` of `assign`.
+    def pick(self, assign: Mapping[str, Any], department: str | None = None) -> str | None:
+        """One person of the role or department (`department`, default the one `assign` names),
+        by the `strategy` of `assign`.
 
         `least_loaded`: whoever has the fewest open tasks now (ties: alphabetical).
         `round_robin`: the one after whoever got this node's previous task, in name order.
         None when nobody holds the role (the task then stays open for claiming).
         """
+        department = department or assign.get("department")
         if "role" in assign:
             pool = self.users_with_role(assign["role"])
-        elif "department" in assign:
-            pool = self.users_in_department(assign["department"])
+        elif department:
+            pool = self.users_in_department(department)
         else:
             return None
         if not pool:
@@ -861,10 +873,12 @@ class FlowService:
 
     # -- queries ----------------------------------------------------------------------------
     def inbox(self, username: str, roles: Iterable[str] = ()) -> list[TaskView]:
-        """Open tasks of a user: assigned to them, or open to one of their roles (claimable)."""
+        """Open tasks of a user: assigned to them, or open to one of their roles or to their
+        department (claimable)."""
         roles = list(roles)
         with read_transaction(self.rt.db) as conn:
             user_id = self.user_id(conn, username)
+            principal = load_principal(conn, self.rt, username)
             rows = conn.execute(
                 select(tasks, flow_instances.c.flow).join(flow_instances)
                 .where(tasks.c.status.in_(("open", "claimed")))
@@ -875,7 +889,8 @@ class FlowService:
             # it, e.g. the department manager at level 2, while its holder keeps it).
             claimable = (row["status"] == "open" or row["escalation_level"] > 0) and (
                 any(r in roles for r in row["candidate_roles"] or [])
-                or username in (row["candidate_users"] or []))
+                or username in (row["candidate_users"] or [])
+                or (principal is not None and row["candidate_department"] in principal.departments))
             if (user_id is not None and row["assignee_user"] == user_id) or claimable:
                 flow = self.flows.get(row["flow"])
                 node = flow.nodes.get(row["node"]) if flow else None

@@ -90,6 +90,9 @@ ASSIGN_PROPERTIES: dict[str, Any] = {
     "role": {"type": "string"},
     "user": {"type": "string"},
     "department": {"type": "string"},
+    "department_from": {"type": "string",
+                        "description": "an expression giving a department of bundle.yaml, e.g. a "
+                                       "department field such as owner_department"},
     "expression": {"type": "string", "description": "an expression giving a username, e.g. account_manager"},
     "submitter": {"type": "boolean", "description": "the user who created the record"},
     "assignee_of": {"type": "string", "description": "whoever did (or holds) the task of that node"},
@@ -133,13 +136,16 @@ def compile_assign(assign: Mapping[str, Any], flow: Any, ctx: BuildContext, doc:
                    path: YamlPath, scope: set[str] | None) -> dict[str, Any]:
     """Check an `assign:` mapping and compile its expressions.
 
-    Returns {"expression": Expression, "manager_of": ("submitter",) | ("assignee_of", node) |
-    ("expression", Expression), "cc": Expression} for the keys present.
+    Returns {"expression": Expression, "department_from": Expression, "manager_of":
+    ("submitter",) | ("assignee_of", node) | ("expression", Expression), "cc": Expression} for
+    the keys present.
     """
     compiled: dict[str, Any] = {}
     nodes = flow.get("nodes") or {}
     if "expression" in assign:
         compiled["expression"] = ctx.expression(doc, path + ("expression",), scope)
+    if "department_from" in assign:
+        compiled["department_from"] = ctx.expression(doc, path + ("department_from",), scope)
     if "assignee_of" in assign and assign["assignee_of"] not in nodes:
         ctx.unknown(doc, path + ("assignee_of",), "node", assign["assignee_of"], nodes)
     if "manager_of" in assign:

@@ -82,3 +82,57 @@ def test_watchers_are_copied_when_the_task_opens(tmp_path: Path) -> None:
     record_id = system.forms.submit("ticket", {"title": "t"}).record_id
     (entry,) = [h for h in system.forms.history("ticket", record_id) if h["kind"] == "task.copied"]
     assert entry["data"]["to"] == ["cat"]
+
+
+# -- a department the record names -----------------------------------------------------------------
+
+DEPARTMENTS = PEOPLE.replace("          service: {label: Service}\n",
+                             "          service: {label: Service}\n          repairs: {label: Repairs}\n").replace(
+    "          - {username: cat, roles: [agent]}\n",
+    "          - {username: cat, roles: [agent]}\n          - {username: dan, roles: [agent], department: repairs}\n")
+OWNED = MINI["forms/ticket.yaml"].rstrip() + """
+          owner:
+            type: department
+        """
+
+
+def owned_system(tmp_path: Path, assign: str) -> System:
+    flow = MINI["flows/ticket_flow.yaml"].replace("{role: agent}", assign)
+    root = write_bundle(tmp_path / "bundle", {"bundle.yaml": DEPARTMENTS, "forms/ticket.yaml": OWNED,
+                                              "flows/ticket_flow.yaml": flow})
+    clock = ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
+    return boot(root, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock)
+
+
+def test_a_task_goes_to_the_department_a_field_of_the_record_names(tmp_path: Path) -> None:
+    system = owned_system(tmp_path, "{department_from: owner}")
+    record_id = system.forms.submit("ticket", {"title": "t", "owner": "repairs"}).record_id
+    (task,) = system.flows.open_tasks("ticket", record_id)
+    assert task["candidate_department"] == "repairs" and [t.id for t in system.flows.inbox("dan")] == [task["id"]]
+    assert system.flows.inbox("ann") == []
+
+
+def test_without_a_department_on_the_record_the_task_falls_back_to_the_role(tmp_path: Path) -> None:
+    system = owned_system(tmp_path, "{department_from: owner, role: agent}")
+    record_id = system.forms.submit("ticket", {"title": "t"}).record_id
+    (task,) = system.flows.open_tasks("ticket", record_id)
+    assert (task["candidate_department"], task["candidate_roles"]) == (None, ["agent"])
+
+
+def test_with_nobody_to_fall_back_to_a_missing_department_is_an_incident(tmp_path: Path) -> None:
+    system = owned_system(tmp_path, "{department_from: owner}")
+    record_id = system.forms.submit("ticket", {"title": "t"}).record_id
+    (instance,) = system.flows.instances("ticket", record_id)
+    assert instance["status"] == "incident" and system.flows.open_tasks("ticket", record_id) == []
+
+
+def test_a_department_from_expression_is_checked_when_the_bundle_loads(tmp_path: Path) -> None:
+    from engine.bundle import validate_bundle
+    from web.system import build_registry
+
+    flow = MINI["flows/ticket_flow.yaml"].replace("{role: agent}", "{department_from: ownr}")
+    root = write_bundle(tmp_path / "bundle", {"bundle.yaml": DEPARTMENTS, "forms/ticket.yaml": OWNED,
+                                              "flows/ticket_flow.yaml": flow})
+    _bundle, diags = validate_bundle(root, build_registry(plugins=False))
+    assert [(d.span.file.split("/")[-1], d.code) for d in diags if d.severity == "error"] == [
+        ("ticket_flow.yaml", "expr-unknown-name")]
