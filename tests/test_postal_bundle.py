@@ -68,7 +68,9 @@ def test_every_label_of_the_postal_bundle_is_bilingual() -> None:
 
 def test_every_postal_expression_gives_the_same_result_for_the_same_inputs_and_clock() -> None:
     bundle = load_bundle(POSTAL, build_registry(plugins=False))
-    found = [e for kind in ("form", "flow") for spec in bundle.all(kind).values() for e in expressions(spec)]
+    # Counting records reads the database (tests/rules/test_postal_rules.py runs those).
+    found = [e for kind in ("form", "flow") for spec in bundle.all(kind).values() for e in expressions(spec)
+             if "count_records" not in e.functions_used]
     assert len(found) >= 2
     names = {**SAMPLE, "record": SAMPLE, "user": {"username": "agent"}, "flow": {"manager_review": {}}}
     ctx = EvalContext(now=datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc), calendar=bundle.meta.calendar)

@@ -84,6 +84,32 @@ def test_five_complaints_of_one_category_in_two_hours_open_a_defect_analysis(sys
     assert task["node"] == "analyse" and task["candidate_roles"] == ["quality_committee"]
 
 
+def test_a_defect_analysis_sends_the_improvement_to_its_owner_and_judges_its_effect_30_days_on(
+        system: System) -> None:
+    for i in range(5):
+        submit(system, customer_name=f"客户{i}")
+        system.runtime.clock.advance(timedelta(minutes=20))  # type: ignore[attr-defined]
+    (analysis,) = system.forms.list("defect_analysis")
+    flows = system.flows
+    (task,) = flows.open_tasks("defect_analysis", analysis["id"])
+    flows.complete(task["id"], "quality", values={"root_cause": "中转站分拣延误", "improvement": "增加夜班分拣",
+                                                  "owner_department": "operations"})
+    (task,) = flows.open_tasks("defect_analysis", analysis["id"])
+    assert (task["node"], task["candidate_department"]) == ("implement", "operations")
+    assert system.forms.get("defect_analysis", analysis["id"])["complaints_before"] == 5
+    flows.complete(task["id"], "operations", values={"implementation": "夜班分拣已于本周上线"})
+    assert flows.open_tasks("defect_analysis", analysis["id"]) == []  # watching for 30 days
+    done = system.runtime.clock.now()
+    tick_until(system, done + timedelta(days=3))
+    submit(system, customer_name="客户9")  # one more of the category in the 30 days after
+    tick_until(system, done + timedelta(days=30, minutes=1))
+    (task,) = flows.open_tasks("defect_analysis", analysis["id"])
+    assert task["node"] == "effect_review"
+    assert system.forms.get("defect_analysis", analysis["id"])["complaints_after"] == 1
+    flows.complete(task["id"], "quality", values={"effect": "effective", "effect_note": "同类投诉明显下降"})
+    assert flows.instances("defect_analysis", analysis["id"])[-1]["outcome"] == "analysed"
+
+
 def test_an_urgent_complaint_turns_yellow_then_red_and_reminds_handler_and_superior(system: System) -> None:
     complaint = submit(system, urgency="urgent")
     sla = system.runtime.services["sla"]
