@@ -2,10 +2,10 @@
 
 The robot's URL carries its key, so it is a secret: `url_env` names the environment variable.
 Subjects and bodies are treated as untrusted text and neutralised (RELIABILITY 16: no links,
-no @all, no formatting from a customer's answer). The one link a message carries is Docket's own:
-the record's page at the public address (`data.link`, engine/site.py), shown after the body. A caller that renders analyst-written Markdown
-with every inserted value passed through the channel's `escape` sends
-`data: {body_format: markdown}` and the body goes out as written.
+no @all, no formatting from a customer's answer). The one link a message carries is Docket's
+own: the record's page at the public address (`data.link`, engine/site.py), after the body. A
+caller that renders analyst-written Markdown with every inserted value passed through the
+channel's `escape` sends `data: {body_format: markdown}` and the body goes out as written.
 """
 
 from __future__ import annotations
