@@ -45,6 +45,7 @@ from web.auth import principal_of, require_principal
 from web.json_answer import JSONAnswer
 from web.offload import offload
 from web.scope import header, state_value
+from web.staff import is_candidate
 
 if TYPE_CHECKING:
     from forms.compile import CompiledForm
@@ -304,8 +305,7 @@ def may_work_on(task: Mapping[str, Any], principal: Principal) -> bool:
         return True
     if task["status"] != "open" and not task["escalation_level"]:
         return False
-    return (any(r in principal.roles for r in task["candidate_roles"] or [])
-            or principal.username in (task["candidate_users"] or []))
+    return is_candidate(task, principal)  # by role, name or department, as the pages decide
 
 
 # -- the routes ------------------------------------------------------------------------------------

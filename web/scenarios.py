@@ -55,6 +55,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "withdraw": ("by", "comment"),
     "reopen": ("by", "comment"),
     "note": ("by",),
+    "follow": (),
     "wait": (),
     "expect": (),
 }
@@ -97,6 +98,8 @@ SCENARIO_SCHEMA: dict[str, Any] = {
             "properties": {
                 "submit": _TEXT, "complete": _TEXT, "claim": _TEXT, "reassign": _TEXT,
                 "withdraw": {"type": "boolean"}, "reopen": _TEXT, "note": _TEXT, "comment": _TEXT,
+                "follow": {**_TEXT, "description": "a form: the later steps act on its newest record "
+                                                   "(one a rule or flow created)"},
                 "wait": {"type": ["string", "number"]}, "expect": _EXPECT,
                 "by": _TEXT, "to": _TEXT, "values": {"type": "object"}, "outcome": _TEXT,
                 "return_to": _TEXT, "fails": {"type": "string"},
@@ -347,6 +350,17 @@ class _Run:
         self.system.flows.reopen(form, record_id, at=step["reopen"], actor=step.get("by"),
                                  comment=step.get("comment"))
 
+    def do_follow(self, step: Mapping[str, Any]) -> None:
+        """Go on with the newest record of a form, e.g. the analysis a rule opened."""
+        form = step["follow"]
+        if form not in self.system.forms.forms:
+            raise StepFailed(f"there is no form '{form}'", ("follow",),
+                             hint="forms: " + ", ".join(sorted(self.system.forms.forms)))
+        newest = self.system.forms.list(form, limit=1)
+        if not newest:
+            raise StepFailed(f"no {form} record was created", ("follow",))
+        self.form, self.record_id = form, int(newest[0]["id"])
+
     def do_note(self, step: Mapping[str, Any]) -> None:
         form, record_id = self._record()
         self.system.flows.comment(form, record_id, actor=step.get("by"), text=step["note"])
@@ -485,7 +499,8 @@ class _Run:
             if may_work_on(task, principal):
                 return task
         task = found[0]
-        who = ", ".join([*(f"role {r}" for r in task["candidate_roles"] or []), *(task["candidate_users"] or [])])
+        who = ", ".join([*(f"role {r}" for r in task["candidate_roles"] or []), *(task["candidate_users"] or []),
+                         *([f"department {task['candidate_department']}"] if task["candidate_department"] else [])])
         raise NotYours(f"'{by}' may not work on the task at '{node}' (it is offered to: {who or 'no one'})")
 
 

@@ -353,3 +353,14 @@ def test_an_administrator_reloads_definitions_and_a_broken_folder_keeps_the_runn
     reloaded = admin.post("/api/v1/definitions/reload")
     assert reloaded.status_code == 200 and reloaded.json()["hash"] != running
     assert admin.get("/api/v1/openapi.json").json()["info"]["version"].endswith(f"({reloaded.json()['hash']})")
+
+
+def test_a_task_offered_to_a_department_may_be_worked_on_by_its_members_through_the_api() -> None:
+    from engine.identity import Principal
+    from web.api import may_work_on
+
+    task = {"assignee_user": None, "status": "open", "escalation_level": 0, "candidate_roles": ["manager"],
+            "candidate_users": None, "candidate_department": "exception_team"}
+    member = Principal("ops", frozenset({"operations"}), frozenset({"exception_team"}), user_id=7)
+    outsider = Principal("mkt", frozenset({"marketing"}), frozenset({"marketing"}), user_id=8)
+    assert may_work_on(task, member) and not may_work_on(task, outsider)

@@ -48,7 +48,8 @@ def problem(result: ScenarioResult) -> str:
 def test_the_postal_bundle_scenarios_all_pass(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["test", str(POSTAL)]) == 0
     out = capsys.readouterr().out
-    assert "6 passed (6 scenarios)" in out and "FAIL" not in out
+    count = len(list((POSTAL / "scenarios").glob("*.yaml")))
+    assert f"{count} passed ({count} scenarios)" in out and "FAIL" not in out
 
 
 def test_a_scenario_that_holds_passes_and_counts_its_steps(tmp_path: Path) -> None:
@@ -187,6 +188,16 @@ def test_an_unknown_expectation_is_a_schema_error_with_its_position(tmp_path: Pa
       - expect: {stauts: accepted}
     """)
     assert ":13:" in problem(result) and "stauts" in problem(result)
+
+
+def test_follow_without_a_record_of_the_form_says_so_at_the_step(tmp_path: Path) -> None:
+    result = run(tmp_path, "- follow: defect_analysis\n")
+    assert "no defect_analysis record was created" in problem(result)
+
+
+def test_follow_of_an_unknown_form_names_the_forms(tmp_path: Path) -> None:
+    result = run(tmp_path, "- follow: defect\n")
+    assert "there is no form 'defect'" in problem(result) and "defect_analysis" in (result.problems[0].hint or "")
 
 
 def test_each_scenario_runs_on_its_own_database(tmp_path: Path) -> None:
