@@ -67,6 +67,8 @@ class SoakResult:
     statuses: Counter[int] = field(default_factory=Counter)
     dropped: int = 0
     """Requests that got no HTTP answer (connection refused, reset, timed out)."""
+    drop_reasons: Counter[str] = field(default_factory=Counter)
+    """Why they got none: the exception's type and message, e.g. RemoteDisconnected."""
     stored: int = 0
     """Records in the table after the run."""
     report_runs: int = 0
@@ -189,6 +191,7 @@ def run_soak(folder: Path, *, clients: int, seconds: float, rows: int) -> SoakRe
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             seen: Counter[int] = Counter()
             dropped = 0
+            reasons: Counter[str] = Counter()
             while not stop.is_set():
                 try:
                     conn.request("POST", f"/api/v1/forms/{FORM}/records", body,
@@ -196,14 +199,16 @@ def run_soak(folder: Path, *, clients: int, seconds: float, rows: int) -> SoakRe
                     response = conn.getresponse()
                     response.read()
                     seen[response.status] += 1
-                except (OSError, http.client.HTTPException):
+                except (OSError, http.client.HTTPException) as exc:
                     dropped += 1
+                    reasons[f"{type(exc).__name__}: {exc}"[:120]] += 1
                     conn.close()
                     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             conn.close()
             with lock:
                 result.statuses.update(seen)
                 result.dropped += dropped
+                result.drop_reasons.update(reasons)
 
         def reports() -> None:
             while not stop.is_set():
@@ -265,8 +270,8 @@ def main() -> int:
         r = run_soak(Path(tmp), clients=args.clients, seconds=args.seconds, rows=args.rows)
     mb = 1024 * 1024
     print(f"{r.clients} clients x {r.seconds:.0f} s over {r.seeded:,} seeded complaints")
-    print(f"answers: {dict(sorted(r.statuses.items()))}, no answer: {r.dropped}; "
-          f"accepted {r.accepted / r.seconds:.1f}/s")
+    print(f"answers: {dict(sorted(r.statuses.items()))}, no answer: {r.dropped}"
+          f"{' ' + str(dict(r.drop_reasons)) if r.drop_reasons else ''}; accepted {r.accepted / r.seconds:.1f}/s")
     print(f"stored: {r.stored:,} = seeded {r.seeded:,} + accepted {r.accepted:,}: {r.stored == r.seeded + r.accepted}")
     print(f"dashboard runs: {r.report_runs}, median {statistics.median(r.report_ms or [0]):.0f} ms, "
           f"max {max(r.report_ms or [0]):.0f} ms")

@@ -35,7 +35,7 @@ def soak(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def test_no_submission_gets_a_server_error_or_no_answer(soak: Any) -> None:
     assert soak.accepted > 0
-    assert soak.failed == 0, (dict(soak.statuses), soak.dropped)
+    assert soak.failed == 0, (dict(soak.statuses), soak.dropped, dict(soak.drop_reasons))
     assert "Traceback" not in soak.server_errors
 
 
