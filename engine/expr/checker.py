@@ -182,7 +182,8 @@ _NUMBER_TEXT = re.compile(r"[-+]?\d+(\.\d+)?")
 
 _DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
 _KIND_WORDS = {"number": "a number", "text": "text", "date": "a date", "datetime": "a date and time",
-               "boolean": "yes or no"}
+               "time": "a time of day", "boolean": "yes or no"}
+_CLOCK_TEXT = re.compile(r"(\d{1,2}):(\d{2})")
 _CALL_KINDS = {"today": "date", "date": "date", "now": "datetime", "add_workdays": "datetime",
                "add_work_time": "datetime"}
 """What the built-in date functions give (engine/expr/functions.py)."""
@@ -198,6 +199,12 @@ def _kind_hint(name: str, kind: str, value: Any) -> str:
         return f"write \"{value!r}\" in quotes: '{name}' holds text"
     if kind == "boolean":
         return f"write {name} == true, or just {name} (not {name} for no)"
+    if kind == "time":  # no literal for a time of day: compare its parts
+        clock = _CLOCK_TEXT.fullmatch(text)
+        hour = int(clock[1]) if clock else value if isinstance(value, int) else 8
+        minute = int(clock[2]) if clock else 0
+        return (f"compare its hour and minute, e.g. {name}.hour >= {hour}" if not minute else
+                f"compare its hour and minute, e.g. {name}.hour * 60 + {name}.minute >= {hour * 60 + minute}")
     day = text if _DATE_TEXT.fullmatch(text) else "2026-01-31"
     if kind == "date":
         if not isinstance(value, str):

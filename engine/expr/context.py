@@ -19,9 +19,10 @@ __all__ = ["Scope", "Names", "Function", "EvalContext", "EvalFailure", "VALUE_KI
 _NO_CHOICES: Mapping[str, frozenset[str]] = MappingProxyType({})
 _NO_KINDS: Mapping[str, str] = MappingProxyType({})
 
-VALUE_KINDS = ("number", "text", "date", "datetime", "boolean")
+VALUE_KINDS = ("number", "text", "date", "datetime", "time", "boolean")
 """The kinds of value the load check compares literals with (`Scope.kinds`): a field type's
-`value_kind`. A date is a calendar day, a datetime an instant with its time zone."""
+`value_kind`. A date is a calendar day, a datetime an instant with its time zone, a time a
+time of day."""
 
 
 @dataclass(frozen=True)

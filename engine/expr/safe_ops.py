@@ -16,7 +16,7 @@ from __future__ import annotations
 import decimal
 import math
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Callable
 
@@ -50,6 +50,7 @@ DECIMAL_CONTEXT = decimal.Context(
 _DATA_ATTRS: dict[type, frozenset[str]] = {
     date: frozenset({"year", "month", "day"}),
     datetime: frozenset({"year", "month", "day", "hour", "minute", "second"}),
+    time: frozenset({"hour", "minute", "second"}),
     timedelta: frozenset({"days", "seconds"}),
 }
 
@@ -68,6 +69,8 @@ def kind(value: Any) -> str:
         return "a date and time"
     if isinstance(value, date):
         return "a date"
+    if isinstance(value, time):
+        return "a time of day"
     if isinstance(value, (timedelta, Duration)):
         return "a duration"
     if isinstance(value, Mapping):

@@ -70,9 +70,10 @@ class FieldType:
     """Holds a list of values (several choices), so `field == "x"` is not how it is tested."""
     value_kind: ClassVar[str | None] = None
     """The kind of value an expression reads from the field: "number" (a number, an amount, a
-    rating), "text", "date" (a calendar day), "datetime" (an instant) or "boolean". A literal
-    of another kind compared with the field is a load error (`satisfaction == "5"` never holds;
-    `occurred_at > "2026-01-31"` fails when it runs). None: not known, nothing is checked."""
+    rating), "text", "date" (a calendar day), "datetime" (an instant), "time" (a time of day) or
+    "boolean". A literal of another kind compared with the field is a load error
+    (`satisfaction == "5"` never holds; `occurred_at > "2026-01-31"` fails when it runs). None:
+    not known, nothing is checked."""
 
     def value_kind_of(self, options: Mapping[str, Any]) -> str | None:
         """The kind of value a field of this type holds given its options as written (a

@@ -163,6 +163,7 @@ def _clock(text: str) -> time | None:
 
 class Time(FieldType):
     name = "time"
+    value_kind = "time"
     aliases = ("time_of_day",)
     description = "A time of day (HH:MM), without a date or a time zone: opening hours, a pickup slot."
     options_schema = {"properties": {"min": _CLOCK_OPTION, "max": _CLOCK_OPTION}}

@@ -217,9 +217,9 @@ FIELDS = Scope(
            "name": "text"})
 """Choice fields (urgency, level), a multi-choice field (tags), number fields (satisfaction,
 compensation), a text field (name) and a field whose kind is not known (due)."""
-TEMPORAL = Scope(frozenset({"occurred_at", "visit_day", "fees", "record"}),
-                 kinds={"occurred_at": "datetime", "visit_day": "date", "fees": "boolean"})
-"""A date-and-time field, a date field and a yes/no field."""
+TEMPORAL = Scope(frozenset({"occurred_at", "visit_day", "fees", "pickup", "record"}),
+                 kinds={"occurred_at": "datetime", "visit_day": "date", "fees": "boolean", "pickup": "time"})
+"""A date-and-time field, a date field, a yes/no field and a time-of-day field."""
 
 
 def _temporal_problems(source: str, functions: Kind[Any]) -> list[tuple[int, str, str, str | None]]:
@@ -333,6 +333,26 @@ def test_a_yes_no_field_compared_with_text_is_told_to_write_true(functions: Kind
         (9, "expr-type-mismatch",
          "the text 'yes' is never equal to 'fees', which holds yes or no: the comparison could never hold",
          "write fees == true, or just fees (not fees for no)")]
+
+
+def test_a_time_of_day_compared_with_text_is_told_to_compare_its_hour_and_minute(functions: Kind[Any]) -> None:
+    assert _temporal_problems('pickup > "08:30"', functions) == [
+        (10, "expr-type-mismatch",
+         "the text '08:30' cannot be compared with 'pickup', which holds a time of day: the expression "
+         "would fail when it runs", "compare its hour and minute, e.g. pickup.hour * 60 + pickup.minute >= 510")]
+
+
+def test_the_hour_and_minute_of_a_time_of_day_can_be_compared(functions: Kind[Any]) -> None:
+    from datetime import datetime, time, timezone
+
+    from engine.expr import compile_expression
+    from engine.expr.context import EvalContext
+
+    source = "pickup.hour * 60 + pickup.minute >= 510"
+    assert _temporal_problems(source, functions) == []
+    expression = compile_expression(source, scope=TEMPORAL, functions=functions)
+    now = EvalContext(now=datetime(2026, 3, 2, tzinfo=timezone.utc))
+    assert [expression.evaluate({"pickup": t}, now) for t in (time(8, 29), time(8, 30))] == [False, True]
 
 
 @pytest.mark.parametrize("source", [

@@ -176,7 +176,7 @@ def test_field_types_say_what_kind_of_value_they_hold() -> None:
     assert {"text", "textarea", "phone", "select", "cascade", "role", "user", "auto_number"} <= {
         n for n, k in kinds.items() if k == "text"}
     assert (kinds["date"], kinds["datetime"], kinds["boolean"]) == ("date", "datetime", "boolean")
-    assert kinds["multiselect"] is None and kinds["time"] is None and kinds["computed"] is None
+    assert kinds["time"] == "time" and kinds["multiselect"] is None and kinds["computed"] is None
 
 
 def test_a_plugin_field_type_that_says_it_holds_numbers_is_checked_like_one(tmp_path: Path) -> None:
