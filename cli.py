@@ -135,7 +135,9 @@ def cmd_new(args: argparse.Namespace) -> int:
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         print(f"error: {target} exists and is not an empty folder; name a new one", file=sys.stderr)
         return 1
-    name = args.name or re.sub(r"^[^a-z]+", "", re.sub(r"[^a-z0-9_]+", "_", target.resolve().name.lower())).strip("_")
+    # "Leave Requests" -> leave_requests: lower case, other characters as _, starting with a letter
+    words = re.sub(r"[^a-z0-9_]+", "_", target.resolve().name.lower())
+    name = args.name or re.sub(r"^[^a-z]+", "", words).strip("_")
     if not re.fullmatch(NAME_PATTERN, name or ""):
         print(f"error: '{args.name or target.name}' cannot be a bundle name: give one with --name "
               "(lower-case letters, digits and _, starting with a letter, e.g. --name leave_requests)",

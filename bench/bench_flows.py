@@ -252,12 +252,25 @@ def profile(system: System, instance: Callable[[System, int], int], n: int, top:
     return out.getvalue()
 
 
+def _run_listening(system: System, name: str, listener: Callable[..., None],
+                   instance: Callable[[System, int], int], n: int) -> None:
+    """Run `n` instances with `listener` on the engine's `name` event (for the connections made
+    meanwhile), then drop those connections."""
+    from sqlalchemy import event
+
+    event.listen(system.db, name, listener)
+    try:
+        for _ in range(n):
+            instance(system, next(SERIAL))
+    finally:
+        event.remove(system.db, name, listener)
+        system.db.dispose()
+
+
 def statements(system: System, instance: Callable[[System, int], int], n: int) -> str:
     """SQL statements per instance by kind, as SQLite's driver runs them (a trace callback on
     every connection, so the prepared statements run on the raw cursor are counted too)."""
     from collections import Counter
-
-    from sqlalchemy import event
 
     seen: list[str] = []
 
@@ -265,13 +278,7 @@ def statements(system: System, instance: Callable[[System, int], int], n: int) -
         dbapi_connection.set_trace_callback(seen.append)
 
     system.db.dispose()  # every connection from here on reports
-    event.listen(system.db, "connect", trace)
-    try:
-        for _ in range(n):
-            instance(system, next(SERIAL))
-    finally:
-        event.remove(system.db, "connect", trace)
-        system.db.dispose()
+    _run_listening(system, "connect", trace, instance, n)
 
     def kind(sql: str) -> str:
         word = sql.lstrip().split(None, 1)[0].upper()
@@ -334,8 +341,6 @@ def sqlite_floor(bundle: Path, instance: Callable[[System, int], int], n: int, f
     recording cursor is Python; its rate comes from the timed runs.)"""
     import shutil
 
-    from sqlalchemy import event
-
     system = sqlite_system(bundle, folder)
     for _ in range(20):
         instance(system, next(SERIAL))
@@ -350,13 +355,7 @@ def sqlite_floor(bundle: Path, instance: Callable[[System, int], int], n: int, f
     def recording(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
         cparams["factory"] = factory
 
-    event.listen(system.db, "do_connect", recording)
-    try:
-        for _ in range(n):
-            instance(system, next(SERIAL))
-    finally:
-        event.remove(system.db, "do_connect", recording)
-        system.db.dispose()
+    _run_listening(system, "do_connect", recording, instance, n)
     # PRAGMAs of new connections are set below; everything else is replayed as it ran.
     work = [entry for entry in log if not entry[0].lstrip().upper().startswith("PRAGMA")]
     replay = sqlite3.connect(folder / "before.db", isolation_level=None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from sqlalchemy import bindparam, func, insert, or_, select, update
@@ -22,6 +22,7 @@ from engine.directory import bundle_files
 from engine.errors import ConflictError, ExpressionError, NotFoundError, ValidationFailed
 from engine.events import Event
 from engine.expr import EvalContext
+from engine.identity import Principal
 from engine.runtime import Runtime
 from engine.storage.db import read_transaction, single_read, transaction
 from engine.storage.prepared import PreparedInsert, PreparedQuery
@@ -883,14 +884,13 @@ class FlowService:
                 select(tasks, flow_instances.c.flow).join(flow_instances)
                 .where(tasks.c.status.in_(("open", "claimed")))
                 .order_by(tasks.c.created_at, tasks.c.id)).mappings().all()
+        # The roles asked about, with the user's own departments (none for an unknown user).
+        asking = replace(principal or Principal(username), roles=frozenset(roles))
         out = []
         for row in rows:
             # Candidates see an open task (to claim it) and an escalated one (they were added to
             # it, e.g. the department manager at level 2, while its holder keeps it).
-            claimable = (row["status"] == "open" or row["escalation_level"] > 0) and (
-                any(r in roles for r in row["candidate_roles"] or [])
-                or username in (row["candidate_users"] or [])
-                or (principal is not None and row["candidate_department"] in principal.departments))
+            claimable = (row["status"] == "open" or row["escalation_level"] > 0) and is_candidate(row, asking)
             if (user_id is not None and row["assignee_user"] == user_id) or claimable:
                 flow = self.flows.get(row["flow"])
                 node = flow.nodes.get(row["node"]) if flow else None
@@ -1102,6 +1102,15 @@ class FlowService:
         return stmt.execute(conn, params) == 1
 
 
+def is_candidate(task: Mapping[str, Any], principal: Principal) -> bool:
+    """True if the task is offered to the principal: by name, by one of their roles, or to their
+    department (or one above it). The one rule of the inbox, the pages and the API."""
+    return (principal.username in (task.get("candidate_users") or [])
+            or any(r in principal.roles for r in task.get("candidate_roles") or [])
+            or (task.get("candidate_department") is not None
+                and task["candidate_department"] in principal.departments))
+
+
 def _state(row: Mapping[str, Any]) -> dict[str, Any]:
     """An instance row as the mutable state a command works on and `_save` writes back."""
     state = dict(row)
@@ -1117,4 +1126,4 @@ def _merged(old: list[str] | None, new: list[str] | None) -> list[str] | None:
     return out or None
 
 
-__all__ = ["FlowService", "FlowIncident", "NodeRun", "TaskView"]
+__all__ = ["FlowService", "FlowIncident", "NodeRun", "TaskView", "is_candidate"]

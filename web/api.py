@@ -41,11 +41,11 @@ from engine.storage.tables import flow_instances, history, tasks
 from forms.access import can_read, record_scope
 from forms.json_schema import record_values_schema
 from forms.messages import FieldInvalid
+from flows.runtime import is_candidate
 from web.auth import principal_of, require_principal
 from web.json_answer import JSONAnswer
 from web.offload import offload
 from web.scope import header, state_value
-from web.staff import is_candidate
 
 if TYPE_CHECKING:
     from forms.compile import CompiledForm

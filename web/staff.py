@@ -18,6 +18,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from engine.identity import Principal
 from engine.storage.tables import tasks, user_roles, users
+from flows.runtime import is_candidate
 from forms.access import _json_has, record_scope, scope_of
 
 SLA_ORDER = {"missed": 0, "red": 1, "yellow": 2, "on_time": 3, "paused": 4, "met": 5}
@@ -77,14 +78,6 @@ def inbox_condition(principal: Principal, t: Any = tasks) -> ColumnElement[bool]
                      candidate_condition(principal, t))
     return and_(t.c.status.in_(("open", "claimed")),
                 or_(held, claimable) if held is not None else claimable)
-
-
-def is_candidate(task: Mapping[str, Any], principal: Principal) -> bool:
-    """True if the task is offered to the principal (by role, name or department)."""
-    return (principal.username in (task.get("candidate_users") or [])
-            or any(r in principal.roles for r in task.get("candidate_roles") or [])
-            or (task.get("candidate_department") is not None
-                and task["candidate_department"] in principal.departments))
 
 
 def holds(task: Mapping[str, Any], principal: Principal) -> bool:

@@ -52,17 +52,16 @@ def template_context(act: ActionContext) -> dict[str, Any]:
     return names
 
 
+def _link_data(link: str) -> dict[str, str]:
+    """`link` for channels that can show one: the record's page when it is a full address."""
+    return {"link": link} if link.startswith(("http://", "https://")) else {}
+
+
 def _record_link(act: ActionContext) -> str:
     """The record's staff page: at the public address when one is set, else the path alone."""
     if act.record_id is None:
         return ""
     return record_url(act.form, act.record_id) or f"/records/{act.form}/{act.record_id}"
-
-
-def _link_data(act: ActionContext) -> dict[str, str]:
-    """`link`: the record's page at the public address, for channels that can show a link."""
-    url = record_url(act.form, act.record_id) if act.record_id is not None else None
-    return {"link": url} if url else {}
 
 
 class Notify(BaseAction):
@@ -115,7 +114,7 @@ class Notify(BaseAction):
         message_id = outbox.enqueue(act.conn, channel=compiled["channel"], to=recipients,
                                     subject=" ".join(subject.split()), body=body,
                                     data={"form": act.form, "record_id": act.record_id,
-                                          "by": act.source, **_link_data(act)}, key=key)
+                                          "by": act.source, **_link_data(context["link"])}, key=key)
         add_history(act, "notified", {"channel": compiled["channel"], "to": recipients,
                                       "subject": subject[:200], "outbox_id": message_id})
 
