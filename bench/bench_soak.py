@@ -69,6 +69,10 @@ class SoakResult:
     """Requests that got no HTTP answer (connection refused, reset, timed out)."""
     drop_reasons: Counter[str] = field(default_factory=Counter)
     """Why they got none: the exception's type and message, e.g. RemoteDisconnected."""
+    resent: int = 0
+    """Requests sent again on a new connection because the server had closed the kept-alive one
+    while it rested (uvicorn closes one idle for 5 s): the write failed, so the server never read
+    the request. Happens when this process stalls, e.g. a busy host pausing the VM."""
     stored: int = 0
     """Records in the table after the run."""
     report_runs: int = 0
@@ -187,15 +191,27 @@ def run_soak(folder: Path, *, clients: int, seconds: float, rows: int) -> SoakRe
     try:
         _wait_ready(port, server)
 
+        def post(conn: http.client.HTTPConnection) -> None:
+            conn.request("POST", f"/api/v1/forms/{FORM}/records", body, {"Content-Type": "application/json"})
+
         def client() -> None:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             seen: Counter[int] = Counter()
             dropped = 0
             reasons: Counter[str] = Counter()
+            resent = 0
             while not stop.is_set():
                 try:
-                    conn.request("POST", f"/api/v1/forms/{FORM}/records", body,
-                                 {"Content-Type": "application/json"})
+                    try:
+                        post(conn)
+                    except (BrokenPipeError, ConnectionResetError):
+                        # What an HTTP client does on a kept-alive connection the server closed
+                        # (urllib3, browsers): a request whose sending failed was never read, so
+                        # it is sent once more, on a new connection; a second failure is a drop.
+                        resent += 1
+                        conn.close()
+                        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                        post(conn)
                     response = conn.getresponse()
                     response.read()
                     seen[response.status] += 1
@@ -209,6 +225,7 @@ def run_soak(folder: Path, *, clients: int, seconds: float, rows: int) -> SoakRe
                 result.statuses.update(seen)
                 result.dropped += dropped
                 result.drop_reasons.update(reasons)
+                result.resent += resent
 
         def reports() -> None:
             while not stop.is_set():
@@ -271,7 +288,8 @@ def main() -> int:
     mb = 1024 * 1024
     print(f"{r.clients} clients x {r.seconds:.0f} s over {r.seeded:,} seeded complaints")
     print(f"answers: {dict(sorted(r.statuses.items()))}, no answer: {r.dropped}"
-          f"{' ' + str(dict(r.drop_reasons)) if r.drop_reasons else ''}; accepted {r.accepted / r.seconds:.1f}/s")
+          f"{' ' + str(dict(r.drop_reasons)) if r.drop_reasons else ''}, sent again on a new connection "
+          f"after the server closed a resting one: {r.resent}; accepted {r.accepted / r.seconds:.1f}/s")
     print(f"stored: {r.stored:,} = seeded {r.seeded:,} + accepted {r.accepted:,}: {r.stored == r.seeded + r.accepted}")
     print(f"dashboard runs: {r.report_runs}, median {statistics.median(r.report_ms or [0]):.0f} ms, "
           f"max {max(r.report_ms or [0]):.0f} ms")
