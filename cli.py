@@ -200,6 +200,75 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_backup(args: argparse.Namespace) -> int:
+    """A checked copy of the SQLite database and the files it names, while servers run."""
+    from engine.storage.backup import (BACKUP_GLOB, BackupError, backup_name, database_path, file_checksums,
+                                       prune, snapshot)
+    from engine.storage.db import database_url
+    from forms.attachments.store import FileStore
+    from web.system import files_dir
+
+    url = database_url(args.db)
+    folder = Path(args.folder)
+    try:
+        copy = snapshot(database_path(url), folder / backup_name())
+        named = file_checksums(copy.path)
+        files = FileStore(files_dir(url)).copy_to(FileStore(folder / "files"), named)
+        removed = prune(folder, args.keep) if args.keep else []
+    except BackupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if removed:  # the files only the removed backups named go with them
+        kept: set[str] = set()
+        for path in folder.glob(BACKUP_GLOB):
+            kept |= file_checksums(path)
+        FileStore(folder / "files").sweep(lambda sha256: sha256 in kept, 0)
+    mb = 1024 * 1024
+    print(f"database: {copy.path} ({copy.bytes / mb:.1f} MB in {copy.seconds:.1f} s, integrity ok, "
+          f"engine tables at {copy.revision or 'no revision'})")
+    print(f"files:    {folder / 'files'} ({files.copied} copied, {files.bytes / mb:.1f} MB; "
+          f"{files.present} already there)")
+    for path in removed:
+        print(f"removed:  {path} (keeping the newest {args.keep})")
+    if files.missing:
+        print(f"error: {len(files.missing)} file(s) the database names are missing from "
+              f"{files_dir(url)} or changed on disk, so not in this backup: "
+              + ", ".join(files.missing[:5]) + (" ..." if len(files.missing) > 5 else ""), file=sys.stderr)
+        return 1
+    print(f"restore:  stop Docket, then: docket db restore {copy.path}" + (f" --db {args.db}" if args.db else ""))
+    return 0
+
+
+def cmd_db_restore(args: argparse.Namespace) -> int:
+    """Put a backup in place of the database (stopped) and bring back the files it names."""
+    from engine.storage.backup import BackupError, database_path, file_checksums, restore
+    from engine.storage.db import database_url
+    from forms.attachments.store import FileStore
+    from web.system import files_dir
+
+    url = database_url(args.db)
+    backup = Path(args.backup)
+    try:
+        database = database_path(url)
+        moved = restore(backup, database)
+        named = file_checksums(database)
+    except BackupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"database: {database} restored from {backup}")
+    if moved is not None:
+        print(f"          the database it replaced is kept as {moved}")
+    store = FileStore(files_dir(url))
+    files = FileStore(backup.parent / "files").copy_to(store, named)
+    print(f"files:    {store.root} ({files.copied} copied back, {files.present} already there)")
+    if files.missing:
+        print(f"error: {len(files.missing)} file(s) the restored database names are in neither "
+              f"{backup.parent / 'files'} nor {store.root}: " + ", ".join(files.missing[:5])
+              + (" ..." if len(files.missing) > 5 else ""), file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     from web.system import boot
 
@@ -682,6 +751,7 @@ examples:
   docket db upgrade --db postgresql+psycopg://docket@db.internal:5432/docket
   docket serve --db postgresql+psycopg://docket@db.internal:5432/docket --host 0.0.0.0 --no-scheduler
   docket worker --db postgresql+psycopg://docket@db.internal:5432/docket
+  docket db backup /srv/backups/docket --keep 14  # SQLite: a checked copy while it runs (cron)
 
 environment (for serve and worker):
   DOCKET_DATABASE_URL     the database when --db is not given
@@ -922,6 +992,28 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Migrate the engine tables (dk_*) to the newest revision.")
     q.add_argument("--db", help=DB_HELP)
     q.set_defaults(func=cmd_db_upgrade)
+    q = db_sub.add_parser(
+        "backup", help="copy the database and the files it names into FOLDER, while Docket runs",
+        description="Write FOLDER/docket-<UTC time>.db, a consistent copy of the SQLite database taken "
+                    "while servers and workers keep running, checked with SQLite's integrity check, and "
+                    "copy into FOLDER/files/ every uploaded file it names that is not there yet (each "
+                    "checked against its checksum). Exits 1 if a named file is missing. PostgreSQL "
+                    "databases are backed up with pg_dump.")
+    q.add_argument("folder", help="where backups are kept (created if missing)")
+    q.add_argument("--keep", type=int, help="then remove all but the newest N backups in FOLDER, and the files "
+                                            "only they named")
+    q.add_argument("--db", help=DB_HELP)
+    _with_epilog(q, "example (cron, nightly, 14 kept):\n  docket db backup /srv/backups/docket --keep 14\n")
+    q.set_defaults(func=cmd_db_backup)
+    q = db_sub.add_parser(
+        "restore", help="put a backup in place of the database (Docket stopped)",
+        description="Check BACKUP and put it in place of the database; the database it replaces is "
+                    "kept beside it as <name>.before-restore-<UTC time>. Refused while any server or "
+                    "worker has the database open. The uploaded files it names are copied back from "
+                    "the backup's files/ folder.")
+    q.add_argument("backup", help="a backup file written by docket db backup")
+    q.add_argument("--db", help=DB_HELP)
+    q.set_defaults(func=cmd_db_restore)
     return parser
 
 

@@ -26,7 +26,7 @@ from forms.attachments.limits import MB, Limits
 from forms.attachments.names import display_name
 from forms.attachments.sniff import sniff
 
-__all__ = ["CHUNK", "DEFAULT_ROOT", "Attachment", "FileStore", "Incoming", "Stream", "SweptFiles",
+__all__ = ["CHUNK", "DEFAULT_ROOT", "Attachment", "CopiedFiles", "FileStore", "Incoming", "Stream", "SweptFiles",
            "default_root", "iter_chunks"]
 
 DEFAULT_ROOT = Path("var/files")
@@ -158,6 +158,19 @@ class SweptFiles:
     temporary: int
 
 
+@dataclass(frozen=True)
+class CopiedFiles:
+    """What `FileStore.copy_to` did."""
+
+    copied: int
+    present: int
+    """Already in the destination (the same name is the same bytes), so left as they were."""
+    bytes: int
+    """Of the files copied."""
+    missing: list[str]
+    """Checksums named but absent from this store, or whose bytes no longer match them."""
+
+
 class FileStore:
     """Content-addressed files under `root` (default `var/files`, env DOCKET_FILES_DIR)."""
 
@@ -218,6 +231,42 @@ class FileStore:
                 leftover.unlink(missing_ok=True)
                 temporary += 1
         return SweptFiles(files, size, temporary)
+
+    def copy_to(self, dest: "FileStore", sha256s: Iterable[str]) -> CopiedFiles:
+        """Copy the files with these checksums into `dest` (e.g. a backup's store), each checked
+        against its checksum as it is read; a file `dest` already has is left alone. A file
+        missing here, or changed on disk, is reported in `missing` and not copied."""
+        copied = present = size = 0
+        missing: list[str] = []
+        for sha256 in sorted(set(sha256s)):
+            target = dest.path_of(sha256)
+            if target.is_file():
+                present += 1
+                continue
+            temp_dir = dest.root / "tmp"
+            temp_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+            fd, name = tempfile.mkstemp(dir=temp_dir, prefix="copy-")
+            digest = hashlib.sha256()
+            try:
+                with os.fdopen(fd, "wb") as out, self.open(sha256) as src:
+                    while chunk := src.read(CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
+                    written = out.tell()
+            except FileNotFoundError:
+                Path(name).unlink(missing_ok=True)
+                missing.append(sha256)
+                continue
+            if digest.hexdigest() != sha256:
+                Path(name).unlink(missing_ok=True)
+                missing.append(sha256)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+            os.replace(name, target)
+            copied, size = copied + 1, size + written
+        return CopiedFiles(copied, present, size, missing)
 
     def open(self, sha256: str) -> BinaryIO:
         """The stored bytes for reading (FileNotFoundError if missing)."""
