@@ -761,6 +761,14 @@ environment (for serve and worker):
                           (default: files/ beside a SQLite database, else var/files)
   DOCKET_PUBLIC_URL       the address people use: QR codes of printed letters, record links in group messages
   DOCKET_TRUSTED_PROXIES  reverse proxies whose X-Forwarded-For is believed (comma separated)
+  DOCKET_SECURE_COOKIES   1: mark cookies Secure although requests arrive over http (a TLS proxy in front)
+  DOCKET_SESSION_IDLE_MINUTES, DOCKET_SESSION_HOURS
+                          a session ends after this long unused (default 30) or this long at all (default 12)
+  DOCKET_EMBED_ORIGINS    sites that may show the public forms in an iframe (comma separated)
+  DOCKET_API_SUBMITS_PER_MINUTE
+                          submissions per minute one client may make without a token (default 60)
+  DOCKET_WEBHOOK_ALLOW_NETWORKS
+                          private networks webhooks may call, e.g. 10.20.0.0/16 (default: public only)
   DOCKET_DEMO             1 or 0: demo mode of serve (see docket serve --help)
   DOCKET_OUTBOX_DRY_RUN   1: write messages to the log instead of sending them
 

@@ -217,6 +217,18 @@ def test_docket_help_gives_examples_and_the_environment_a_server_reads(capsys: p
         assert f"\n  {variable} " in out
 
 
+def test_docket_help_names_every_environment_variable_the_code_reads(capsys: pytest.CaptureFixture[str]) -> None:
+    root = Path(__file__).resolve().parents[1]
+    sources = [root / "cli.py", *(path for folder in ("engine", "forms", "flows", "rules", "reports", "web")
+                                  for path in (root / folder).rglob("*.py"))]
+    read = {name for path in sources for name in re.findall(r"[\"'](DOCKET_[A-Z_]+)[\"']", path.read_text("utf-8"))}
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert len(read) > 10
+    assert sorted(name for name in read if name not in out) == []
+
+
 def test_serve_help_gives_examples(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
