@@ -1,5 +1,6 @@
-"""The guides in docs/guides stay true: their edits, applied to a copy of the postal bundle in
-the order written, give a valid bundle whose scenarios (old and new) all pass."""
+"""The guides in docs/guides stay true: the analyst's edits, applied to a copy of the postal bundle
+in the order written, give a valid bundle whose scenarios (old and new) all pass; every command
+and setting of the server guide is one Docket accepts."""
 
 from __future__ import annotations
 
@@ -73,3 +74,41 @@ def test_every_scenario_passes_after_the_site_survey_guide(site_survey: tuple[Pa
     results = run_scenarios(bundle, db_folder=tmp_path, registry=build_registry(plugins=False))
     failed = [format_diagnostic(p) for r in results for p in r.problems]
     assert failed == [] and len(results) == len(list((POSTAL / "scenarios").glob("*.yaml"))) + 2
+
+
+# -- run-on-a-server.md --------------------------------------------------------------------------
+SERVER_GUIDE = GUIDES / "run-on-a-server.md"
+DOCKET_COMMAND = re.compile(r"(?:^|[\s=])(?:\S*/)?docket(?:-admin)? (?P<args>(?:db|users|tokens|serve|worker|files|"
+                            r"validate|test|simulate|migrate) [^&\n]*)")
+
+
+def server_guide_commands() -> list[str]:
+    text = SERVER_GUIDE.read_text("utf-8")
+    return [match["args"].strip() for block in re.findall(r"```(?:sh|ini)\n(.*?)```", text, re.S)
+            for match in DOCKET_COMMAND.finditer(block)]
+
+
+def test_the_server_guide_shows_the_administration_it_promises() -> None:
+    verbs = {" ".join(command.split()[:2]) for command in server_guide_commands()}
+    assert {"db upgrade", "db backup", "db restore", "users add", "tokens create", "files sweep"} <= verbs
+    assert any(command.startswith("serve ") for command in server_guide_commands())
+    assert any(command.startswith("worker ") for command in server_guide_commands())
+
+
+@pytest.mark.parametrize("command", server_guide_commands())
+def test_every_docket_command_in_the_server_guide_is_one_docket_accepts(command: str) -> None:
+    import shlex
+
+    from cli import build_parser
+
+    build_parser().parse_args(shlex.split(command))  # argparse exits (a test error) on anything else
+
+
+def test_every_setting_in_the_server_guide_is_one_docket_or_the_bundle_reads(capsys: pytest.CaptureFixture[str]) -> None:
+    from cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    known = capsys.readouterr().out + (POSTAL / "bundle.yaml").read_text("utf-8")
+    named = set(re.findall(r"DOCKET_[A-Z_]+", SERVER_GUIDE.read_text("utf-8")))
+    assert len(named) > 8 and sorted(name for name in named if name not in known) == []
