@@ -76,6 +76,22 @@ def test_a_click_on_a_bar_opens_the_records_it_counts(browser: Any, kit_server: 
     assert problems == [], "\n".join(problems)
 
 
+def test_a_cards_export_menu_opens_on_a_click_with_the_formats_that_fit_it(browser: Any, kit_server: LiveServer) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, kit_server, "bea")
+    page.goto(f"{kit_server.url}/dashboards/board?lang=en")
+    chart = page.locator("#widget-by_region .widget-export")
+    assert not chart.locator("a").first.is_visible()
+    chart.locator("summary").click()
+    assert chart.locator("a").all_inner_texts() == ["CSV", "XLSX", "PNG", "SVG"] and chart.locator("a").first.is_visible()
+    number = page.locator("#widget-total .widget-export")
+    number.locator("summary").click()
+    assert number.locator("a").all_inner_texts() == ["CSV", "XLSX"]  # a single number is no picture
+    with page.expect_download() as download:
+        number.locator("a", has_text="CSV").click()
+    assert download.value.suggested_filename.endswith(".csv")
+
+
 OVERFLOW = """() => Array.from(document.querySelectorAll('.widget')).flatMap(w => {
   const edge = w.getBoundingClientRect().right;
   return Array.from(w.querySelectorAll('.chart svg'))

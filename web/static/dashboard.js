@@ -43,9 +43,13 @@
   function kpi(body, payload) {
     var wrap = el("div", "kpi");
     var row = payload.rows[0] || [];
+    var heading = document.getElementById("widget-" + payload.widget + "-title");
     payload.columns.forEach(function (column, i) {
       var box = el("div", "kpi-item");
-      box.appendChild(el("div", "kpi-label", column.title));
+      // A card showing one number under its own name needs no second label saying the same.
+      if (payload.columns.length > 1 || !heading || heading.textContent.trim() !== column.title) {
+        box.appendChild(el("div", "kpi-label", column.title));
+      }
       var value = el("a", "kpi-value", format(row[i], column.format));
       value.href = url(payload.widget, "/records", "");
       box.appendChild(value);
