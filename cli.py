@@ -407,14 +407,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _print_demo_users(system, url, args.demo)
     web = app.state.web
     scheduler = _start_scheduler(lambda: web.system.runtime, args.no_scheduler)  # follows reloads
+    _stop_on_signals()
     try:
         # log_config=None: uvicorn logs through the root logger configured above, so its lines
         # carry the same timestamps and format as Docket's.
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, log_config=None)
+    except _Stopped:
+        pass
     finally:
         if scheduler is not None:
             scheduler.shutdown()
+        # Closing the connections lets the last one out checkpoint SQLite's WAL into the file
+        # and remove it: a stopped server leaves one self-contained database file to copy.
+        web.system.db.dispose()
     return 0
+
+
+class _Stopped(Exception):
+    """SIGINT or SIGTERM asked the server to stop."""
+
+
+def _stop_on_signals() -> None:
+    """Make SIGINT and SIGTERM raise `_Stopped`. uvicorn handles both while it serves (finishing
+    requests in progress), then raises the signal again under the handlers it found: these, so
+    the server's own cleanup runs and it exits 0, where the default SIGTERM action would kill the
+    process on the spot (and KeyboardInterrupt print a traceback)."""
+    import signal
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise _Stopped
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
 
 
 def port_problem(host: str, port: int) -> str | None:
@@ -491,6 +515,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
           f"on {_safe_url(url)}; Ctrl+C stops", flush=True)
     stop.wait()
     scheduler.shutdown()
+    system.db.dispose()  # as serve: the last connection out folds the WAL into the file
     return 0
 
 

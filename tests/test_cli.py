@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -205,6 +207,41 @@ def test_worker_logs_at_its_log_level_and_stops_on_sigterm(tmp_path: Path) -> No
                 worker.kill()
     log = err.read_text()
     assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ INFO engine.scheduler: scheduler started", log, re.M), log
+
+
+def test_a_stopped_server_leaves_one_self_contained_database_file(tmp_path: Path) -> None:
+    import http.client
+
+    port = free_port()
+    out = tmp_path / "out.txt"
+    with out.open("w") as stdout:
+        server = subprocess.Popen(
+            [sys.executable, str(ROOT / "cli.py"), "serve", str(POSTAL), "--db", f"sqlite:///{tmp_path / 'd.db'}",
+             "--port", str(port), "--no-demo", "--log-level", "warning"], stdout=stdout, stderr=subprocess.DEVNULL,
+            cwd=tmp_path, env={**os.environ, "DOCKET_SECRET_KEY": "test"})
+        try:
+            deadline = time.monotonic() + 90
+            while "open:" not in out.read_text() and server.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            for _ in range(150):  # "open:" is printed just before the server listens
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                try:
+                    conn.request("POST", "/api/v1/forms/complaint/records", json.dumps(COMPLAINT).encode(),
+                                 {"Content-Type": "application/json"})
+                    break
+                except ConnectionRefusedError:
+                    time.sleep(0.2)
+            assert conn.getresponse().status == 201
+            server.send_signal(signal.SIGTERM)
+            assert server.wait(timeout=60) == 0
+        finally:
+            if server.poll() is None:
+                server.kill()
+    assert not (tmp_path / "d.db-wal").exists()
+    alone = tmp_path / "copy.db"  # what `cp d.db` gives: the file without a WAL beside it
+    shutil.copy(tmp_path / "d.db", alone)
+    with sqlite3.connect(alone) as copy:
+        assert copy.execute("SELECT count(*) FROM rec_complaint").fetchone() == (1,)
 
 
 def test_docket_help_gives_examples_and_the_environment_a_server_reads(capsys: pytest.CaptureFixture[str]) -> None:
