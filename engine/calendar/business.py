@@ -9,7 +9,7 @@ so the server's own TZ setting never changes a due time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -100,6 +100,10 @@ class BusinessCalendar:
     def local_date(self, t: datetime) -> date:
         """The calendar-local date of an aware instant."""
         return ensure_utc(t).astimezone(self._zone).date()
+
+    def local_time(self, t: datetime) -> time:
+        """The calendar-local time of day of an aware instant."""
+        return ensure_utc(t).astimezone(self._zone).time()
 
     def day_intervals(self, d: date) -> list[tuple[datetime, datetime]]:
         """The working intervals of local date `d` as (start, end) UTC instants."""

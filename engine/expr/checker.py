@@ -11,16 +11,19 @@ from __future__ import annotations
 import ast
 import re
 import warnings
+from collections.abc import Callable
+from datetime import date, datetime
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.durations import as_value
+from engine.durations import as_value, parse_duration
 from engine.errors import Diagnostic, did_you_mean
 from engine.expr import safe_ops
 from engine.expr.context import VALUE_KINDS, EvalFailure, Scope, arity_text
 from engine.expr.lexer import Positions, normalize_newlines, prescan
 from engine.expr.methods import METHODS
 from engine.registry import Kind
+from engine.time_of_day import parse_time_of_day
 from engine.types import Span
 
 __all__ = ["MAX_AST_NODES", "MAX_AST_DEPTH", "Checked", "check", "LITERAL_NAMES"]
@@ -183,10 +186,35 @@ _NUMBER_TEXT = re.compile(r"[-+]?\d+(\.\d+)?")
 _DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
 _KIND_WORDS = {"number": "a number", "text": "text", "date": "a date", "datetime": "a date and time",
                "time": "a time of day", "boolean": "yes or no"}
-_CLOCK_TEXT = re.compile(r"(\d{1,2}):(\d{2})")
 _CALL_KINDS = {"today": "date", "date": "date", "now": "datetime", "add_workdays": "datetime",
-               "add_work_time": "datetime"}
-"""What the built-in date functions give (engine/expr/functions.py)."""
+               "add_work_time": "datetime", "time": "time"}
+"""What the built-in date and time functions give (engine/expr/functions.py)."""
+
+
+def _date_text_problem(text: str) -> str | None:
+    try:
+        date.fromisoformat(text.strip()) if len(text.strip()) <= 10 else datetime.fromisoformat(text.strip())
+    except ValueError:
+        return 'write a date like "2026-01-31"'
+    return None
+
+
+def _time_text_problem(text: str) -> str | None:
+    return None if parse_time_of_day(text) is not None else 'write a time of day like "08:30"'
+
+
+def _duration_text_problem(text: str) -> str | None:
+    try:
+        parse_duration(text)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+_TEXT_READERS: dict[str, Callable[[str], str | None]] = {
+    "date": _date_text_problem, "time": _time_text_problem, "duration": _duration_text_problem}
+"""Built-in functions whose one text argument, when written as a literal, is read at load:
+what to write instead, or None when it reads."""
 
 
 def _kind_hint(name: str, kind: str, value: Any) -> str:
@@ -199,12 +227,11 @@ def _kind_hint(name: str, kind: str, value: Any) -> str:
         return f"write \"{value!r}\" in quotes: '{name}' holds text"
     if kind == "boolean":
         return f"write {name} == true, or just {name} (not {name} for no)"
-    if kind == "time":  # no literal for a time of day: compare its parts
-        clock = _CLOCK_TEXT.fullmatch(text)
-        hour = int(clock[1]) if clock else value if isinstance(value, int) else 8
-        minute = int(clock[2]) if clock else 0
-        return (f"compare its hour and minute, e.g. {name}.hour >= {hour}" if not minute else
-                f"compare its hour and minute, e.g. {name}.hour * 60 + {name}.minute >= {hour * 60 + minute}")
+    if kind == "time":
+        clock = parse_time_of_day(text)
+        hour = clock.hour if clock else value if isinstance(value, int) and 0 <= value < 24 else 8
+        minute = clock.minute if clock else 0
+        return f"write time(\"{hour:02d}:{minute:02d}\"), e.g. {name} >= time(\"{hour:02d}:{minute:02d}\")"
     day = text if _DATE_TEXT.fullmatch(text) else "2026-01-31"
     if kind == "date":
         if not isinstance(value, str):
@@ -506,14 +533,19 @@ class _Walker:
 
     def _check_call_kind(self, name: str, kind: str, call: ast.expr) -> None:
         """`occurred_at > today()`: a date and time against a calendar day (or a date field
-        against `now()`) is never equal and cannot be ordered."""
+        against `now()`, a time of day against either) is never equal and cannot be ordered."""
         made = _CALL_KINDS.get(call.func.id) if (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
                                                  and call.func.id in self.functions) else None
-        if made is None or kind not in ("date", "datetime") or made == kind:
+        if made is None or kind not in ("date", "datetime", "time") or made == kind:
             return
         function = call.func.id  # type: ignore[union-attr]
         written = f"{function}()" if not call.args else f"{function}(...)"  # type: ignore[attr-defined]
-        if kind == "datetime":
+        if kind == "time":
+            hint = f"compare it with a time of day, e.g. {name} >= time(\"08:30\"), or time(now())"
+        elif made == "time":
+            hint = (f"compare the time of day: time({name}) with {written}" if kind == "datetime"
+                    else f"'{name}' is a calendar day, without a time of day")
+        elif kind == "datetime":
             hint = f"compare days: date({name}) with {written}, or the instant with now()"
         else:
             hint = f"compare it with today() or date(\"2026-01-31\"), or with date({written})"
@@ -579,6 +611,7 @@ class _Walker:
         count = len(node.args)
         if isinstance(func, ast.Name):
             self._check_function(func, count)
+            self._check_text_argument(node)
         elif isinstance(func, ast.Attribute):
             self._check_method(func, count)
             self.visit(func.value)
@@ -611,6 +644,21 @@ class _Walker:
         if count < low or (high is not None and count > high):
             self.problem(f"function '{ident}' takes {arity_text(low, high)}, got {count}", pos,
                          code="expr-arity")
+
+    def _check_text_argument(self, call: ast.Call) -> None:
+        """`date("2026-13-01")`, `time("25:00")`, `duration("2 dayz")`: text that names no
+        value would fail each time the expression runs; it is a load error instead."""
+        name = call.func.id  # type: ignore[attr-defined]
+        reader = _TEXT_READERS.get(name)
+        if reader is None or len(call.args) != 1 or name not in self.functions:
+            return
+        found, value = _literal(call.args[0])
+        if not found or not isinstance(value, str):
+            return
+        wanted = reader(value)
+        if wanted is not None:
+            self.problem(f"{name}() cannot read '{value[:40]}'", self.pos(call.args[0]),
+                         code="expr-bad-literal", hint=wanted)
 
     def _check_method(self, func: ast.Attribute, count: int) -> None:
         pos = self.attr_pos(func)

@@ -10,7 +10,7 @@ refuses absurd precisions.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,7 @@ from engine.expr.context import EvalContext, EvalFailure, Function
 from engine.expr.safe_ops import (DECIMAL_CONTEXT, contains, MAX_BUSINESS_DAYS, MAX_CALENDAR_SPAN, kind,
                                    place_business)
 from engine.registry import Registry
+from engine.time_of_day import parse_time_of_day
 
 __all__ = ["BUILTINS", "register"]
 
@@ -85,6 +86,23 @@ def _parse_date(value: Any, ctx: EvalContext | None) -> date:
 
 def _date(ctx: EvalContext | None, value: Any) -> date:
     return _parse_date(value, ctx)
+
+
+def _time(ctx: EvalContext | None, value: Any) -> time:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.time()
+        if ctx is not None and ctx.calendar is not None:
+            return ctx.calendar.local_time(value)
+        return value.astimezone(timezone.utc).time()
+    if isinstance(value, time):
+        return value
+    if isinstance(value, str):
+        parsed = parse_time_of_day(value)
+        if parsed is None:
+            raise EvalFailure(f"'{value[:40]}' is not a time of day (write it like \"08:30\")")
+        return parsed
+    raise EvalFailure(f"time() needs text like \"08:30\" or a date and time, got {kind(value)}")
 
 
 def _duration(value: Any) -> Any:
@@ -338,6 +356,9 @@ BUILTINS: tuple[Function, ...] = (
     Function("date", _date, 1, 1,
              "A date from ISO text (2026-01-31), or the local date of a date and time.",
              needs_context=True, examples=("date(created_at) == today()",)),
+    Function("time", _time, 1, 1,
+             "A time of day from text (\"08:30\"), or the local time of day of a date and time.",
+             needs_context=True, examples=('pickup_time >= time("08:30")', 'time(created_at) >= time("18:00")')),
     Function("duration", _duration, 1, 1, "A duration from text such as '24h' or '2 workdays'.",
              examples=("duration(sla) > 24h",)),
 )

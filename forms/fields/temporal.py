@@ -11,6 +11,7 @@ from sqlalchemy import BigInteger, Date as SqlDate, DateTime as SqlDateTime, Tim
 from sqlalchemy.types import TypeEngine
 
 from engine.durations import DURATION_PATTERN, parse_duration
+from engine.time_of_day import parse_time_of_day
 from forms.fields.base import FieldType
 from forms.messages import FieldInvalid
 from forms.spec import FieldSpec
@@ -149,16 +150,8 @@ class Section(FieldType):
         return None
 
 
-_CLOCK = re.compile(r"([01]?[0-9]|2[0-3])[:：]([0-5][0-9])(?:[:：]([0-5][0-9]))?")
 _CLOCK_OPTION = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$",
                  "description": "a time of day as HH:MM (quote it)"}
-
-
-def _clock(text: str) -> time | None:
-    match = _CLOCK.fullmatch(text.strip())
-    if match is None:
-        return None
-    return time(int(match[1]), int(match[2]), int(match[3] or 0))
 
 
 class Time(FieldType):
@@ -179,15 +172,15 @@ class Time(FieldType):
         if isinstance(raw, time):
             value: time | None = raw.replace(microsecond=0, tzinfo=None)
         elif isinstance(raw, str) and len(raw) <= 16:
-            value = _clock(raw)
+            value = parse_time_of_day(raw)
         else:
             value = None
         if value is None:
             raise self.invalid("not_time")
         low, high = spec.opt("min"), spec.opt("max")
-        if low is not None and value < _clock(low):  # type: ignore[operator]
+        if low is not None and value < parse_time_of_day(low):  # type: ignore[operator]
             raise self.invalid("too_small", min=low)
-        if high is not None and value > _clock(high):  # type: ignore[operator]
+        if high is not None and value > parse_time_of_day(high):  # type: ignore[operator]
             raise self.invalid("too_large", max=high)
         return value
 

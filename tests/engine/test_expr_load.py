@@ -335,11 +335,52 @@ def test_a_yes_no_field_compared_with_text_is_told_to_write_true(functions: Kind
          "write fees == true, or just fees (not fees for no)")]
 
 
-def test_a_time_of_day_compared_with_text_is_told_to_compare_its_hour_and_minute(functions: Kind[Any]) -> None:
+def test_a_time_of_day_compared_with_text_is_told_to_write_time(functions: Kind[Any]) -> None:
     assert _temporal_problems('pickup > "08:30"', functions) == [
         (10, "expr-type-mismatch",
          "the text '08:30' cannot be compared with 'pickup', which holds a time of day: the expression "
-         "would fail when it runs", "compare its hour and minute, e.g. pickup.hour * 60 + pickup.minute >= 510")]
+         "would fail when it runs", 'write time("08:30"), e.g. pickup >= time("08:30")')]
+
+
+def test_a_time_of_day_compared_with_an_hour_is_told_to_write_that_time(functions: Kind[Any]) -> None:
+    (found,) = _temporal_problems("pickup >= 9", functions)
+    assert found[1] == "expr-type-mismatch" and found[3] == 'write time("09:00"), e.g. pickup >= time("09:00")'
+
+
+def test_a_time_of_day_compared_with_time_is_not_reported_and_holds_as_written(functions: Kind[Any]) -> None:
+    from datetime import datetime, time, timezone
+
+    from engine.expr import compile_expression
+    from engine.expr.context import EvalContext
+
+    source = 'pickup >= time("08:30")'
+    assert _temporal_problems(source, functions) == []
+    expression = compile_expression(source, scope=TEMPORAL, functions=functions)
+    now = EvalContext(now=datetime(2026, 3, 2, tzinfo=timezone.utc))
+    assert [expression.evaluate({"pickup": t}, now) for t in (time(8, 29), time(8, 30))] == [False, True]
+
+
+def test_a_date_and_time_compared_with_a_time_of_day_is_told_to_take_its_time(functions: Kind[Any]) -> None:
+    assert _temporal_problems('occurred_at >= time("18:00")', functions) == [
+        (16, "expr-type-mismatch",
+         "time() gives a time of day, but 'occurred_at' holds a date and time: they are never equal and "
+         "cannot be ordered", "compare the time of day: time(occurred_at) with time(...)")]
+
+
+def test_a_time_of_day_compared_with_today_is_reported(functions: Kind[Any]) -> None:
+    (found,) = _temporal_problems("pickup < today()", functions)
+    assert found[1] == "expr-type-mismatch" and 'pickup >= time("08:30")' in found[3]
+
+
+@pytest.mark.parametrize(("source", "column", "hint"), [
+    ('date("2026-13-01")', 6, 'write a date like "2026-01-31"'),
+    ('time("25:00")', 6, 'write a time of day like "08:30"'),
+    ('duration("2 dayz") > 1d', 10, "is not a duration"),
+])
+def test_text_a_date_time_or_duration_function_cannot_read_is_a_load_error(
+        functions: Kind[Any], source: str, column: int, hint: str) -> None:
+    (found,) = _temporal_problems(source, functions)
+    assert found[:2] == (column, "expr-bad-literal") and hint in found[3]
 
 
 def test_the_hour_and_minute_of_a_time_of_day_can_be_compared(functions: Kind[Any]) -> None:

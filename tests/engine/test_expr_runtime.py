@@ -208,3 +208,18 @@ _CROSS_CHECK = [
 def test_values_agree_with_simpleeval(functions: Kind[Any], source: str) -> None:
     names = {"x": 5, "y": 3, "s": "hey"}
     assert run(source, functions, names) == reference_evaluate(source, names)
+
+
+def test_time_gives_the_local_time_of_day_of_an_instant_in_the_calendar(functions: Kind[Any]) -> None:
+    from datetime import time
+
+    # 2026-01-09 10:00 UTC is 18:00 in Shanghai: after hours there.
+    instant = datetime(2026, 1, 9, 10, 0, tzinfo=UTC)
+    assert run("time(due)", functions, {"due": instant}) == time(18, 0)
+    assert run('time(due) >= time("18:00")', functions, {"due": instant}) is True
+
+
+def test_time_reads_a_time_of_day_written_with_a_full_width_colon(functions: Kind[Any]) -> None:
+    from datetime import time
+
+    assert run("time(note)", functions, {"note": "8：05"}) == time(8, 5)
