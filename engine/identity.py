@@ -10,6 +10,11 @@ from dataclasses import dataclass, field
 
 SYSTEM_USERNAME = "system"
 
+CUSTOMER_ACTOR = "~customer"
+"""Who answered a step from the public progress lookup (a flow task with `customer:`): the
+customer, who has no account. No username can be this (a username starts with a letter or a
+digit), so it is never mistaken for, or given the rights of, a staff member."""
+
 
 @dataclass(frozen=True)
 class Principal:

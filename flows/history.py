@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from engine.storage.tables import flow_instances, history, tasks, users
 
-__all__ = ["Step", "Timeline", "record_timeline", "steps_from_history"]
+__all__ = ["STATUS_KINDS", "Step", "Timeline", "record_timeline", "status_path", "steps_from_history"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,34 @@ class Timeline:
             wall, work = out.get(step.node, (timedelta(0), timedelta(0)))
             out[step.node] = (wall + step.wall, work + step.work)
         return out
+
+
+STATUS_KINDS = ("flow.entered", "task.escalated", "flow.withdrawn")
+"""The history entries at which a flow may set the record's status."""
+
+
+def status_path(rows: Iterable[Mapping[str, Any]], flow_of: Callable[[int], Any]) -> list[tuple[datetime, str]]:
+    """When the flows changed the record's status, and to what, from history rows (oldest first)
+    and the definition each instance runs on (`flow_of(instance_id)`, None if unknown): entering
+    a node with `status`, an escalation level with one, a withdrawal. Read from the definitions,
+    so it holds for instances started before it was written and costs the writes nothing."""
+    path: list[tuple[datetime, str]] = []
+    for row in rows:
+        status: str | None = None
+        if row["kind"] == "flow.withdrawn":
+            status = "withdrawn"
+        else:
+            flow = flow_of(row["instance_id"]) if row["instance_id"] is not None else None
+            node = flow.nodes.get(row["node"]) if flow is not None and row["node"] else None
+            if node is not None and row["kind"] == "flow.entered":
+                status = node.options.get("status")
+            elif node is not None and row["kind"] == "task.escalated":
+                level = (row["data"] or {}).get("level")
+                status = next((entry.get("status") for entry in node.options.get("escalation") or []
+                               if entry.get("level") == level), None)
+        if status and (not path or path[-1][1] != status):
+            path.append((row["at"], status))
+    return path
 
 
 def steps_from_history(rows: Iterable[Mapping[str, Any]], now: datetime, calendar: Any) -> list[Step]:

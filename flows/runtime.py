@@ -27,6 +27,7 @@ from engine.runtime import Runtime
 from engine.storage.db import read_transaction, single_read, transaction
 from engine.storage.prepared import PreparedInsert, PreparedQuery
 from engine.storage.tables import flow_instances, history, incidents, tasks, user_roles, users
+from flows.history import STATUS_KINDS, status_path
 from flows.spec import FlowSpec, NodeSpec
 from forms.access import load_principal
 
@@ -912,6 +913,40 @@ class FlowService:
         """The record's flow instances, oldest first."""
         with single_read(self.rt.db) as conn:
             return _INSTANCES.all(conn, {"form": form, "record_id": record_id})
+
+    def status_path(self, form: str, record_id: int) -> list[tuple[Any, str]]:
+        """When the record's flows changed its status, and to what (oldest first)."""
+        instances = {int(i["id"]): i for i in self.instances(form, record_id)}
+        with read_transaction(self.rt.db) as conn:
+            rows = conn.execute(select(history.c.instance_id, history.c.kind, history.c.node, history.c.at,
+                                       history.c.data)
+                                .where(history.c.form == form, history.c.record_id == record_id,
+                                       history.c.kind.in_(STATUS_KINDS))
+                                .order_by(history.c.id)).mappings().all()
+
+        def flow_of(instance_id: int) -> FlowSpec | None:
+            instance = instances.get(instance_id)
+            try:
+                return self._flow(instance) if instance is not None else None
+            except NotFoundError:  # a version recorded without its files: its statuses are unknown
+                return None
+
+        return status_path(rows, flow_of)
+
+    def customer_step(self, form: str, record_id: int) -> tuple[dict[str, Any], NodeSpec] | None:
+        """The record's open task that its customer may answer from the progress lookup (a task
+        node with `customer:`), with its node; None when there is none."""
+        instances: dict[int, dict[str, Any]] | None = None
+        for task in self.open_tasks(form, record_id):
+            if instances is None:
+                instances = {int(i["id"]): i for i in self.instances(form, record_id)}
+            instance = instances.get(int(task["instance_id"]))
+            if instance is None:
+                continue
+            node = self._flow(instance).nodes.get(task["node"])
+            if node is not None and node.options.get("customer") is not None:
+                return dict(task), node
+        return None
 
     def user_id(self, conn: Connection, username: str) -> int | None:
         """The id of an account (ids never change, so known ones are remembered)."""

@@ -22,6 +22,27 @@ class Start(NodeType):
         run.move_to(run.node.next)
 
 
+def check_customer_step(node: NodeSpec, flow: Any, ctx: BuildContext, doc: Document, path: YamlPath) -> None:
+    """A step the customer answers from the progress lookup must ask for something, on a form
+    customers can look up, and not for files (the lookup page takes no uploads)."""
+    where = path + ("customer",)
+    form = ctx.definitions.get("form", {}).get(flow["form"])
+    if not node.options.get("fields"):
+        ctx.error(doc, where, "a step the customer answers needs `fields`: what the customer fills in",
+                  code="customer-step")
+    if form is None:
+        return
+    if not getattr(form, "lookup", None) or not getattr(form, "numbering", None):
+        ctx.error(doc, where, f"customers reach this step through the progress lookup, but form "
+                              f"'{flow['form']}' has no `lookup` (with a query number)", code="customer-step")
+    for i, name in enumerate(node.options.get("fields", [])):
+        spec = form.fields.get(name)
+        ftype = ctx.registry.field_types.get(spec.type) if spec is not None else None
+        if getattr(ftype, "holds_attachments", False):
+            ctx.error(doc, path + ("fields", i), f"'{name}' takes files, which the progress lookup "
+                                                 "cannot receive from a customer", code="customer-step")
+
+
 class Task(NodeType):
     name = "task"
     aliases = ("user_task",)
@@ -35,13 +56,25 @@ class Task(NodeType):
         "instructions": LABEL_SCHEMA,
         "status": {"type": "string", "description": "record status while at this step"},
         "escalation": ESCALATION_SCHEMA,
+        "customer": {
+            "description": "the customer may also answer this step (its fields) on the progress lookup "
+                           "page, after giving the query number and the digits it asks for",
+            "anyOf": [{"const": True},
+                      {"type": "object", "additionalProperties": False,
+                       "properties": {"prompt": LABEL_SCHEMA}}]},
     }}
     examples = ("accept:\n  type: task\n  label: {zh-CN: 受理, en: Accept}\n  assign: {role: agent}\n"
-                "  fields: [urgency, category]\n  next: done\n",)
+                "  fields: [urgency, category]\n  next: done\n",
+                "confirm:\n  type: task\n  label: {zh-CN: 客户确认, en: Customer confirmation}\n"
+                "  assign: {role: agent}\n  fields: [customer_confirmed, satisfaction]\n"
+                "  customer: {prompt: {zh-CN: 请确认是否已解决并评分。, en: Is it resolved? Please rate it.}}\n"
+                "  next: done\n")
 
     def compile(self, node: NodeSpec, flow: Any, ctx: BuildContext, doc: Document,
                 path: YamlPath, scope: set[str]) -> dict[str, Any]:
         check_people_and_fields(node, flow, ctx, doc, path)
+        if node.options.get("customer") is not None:
+            check_customer_step(node, flow, ctx, doc, path)
         compiled: dict[str, Any] = {
             "assign": compile_assign(node.options.get("assign", {}), flow, ctx, doc, path + ("assign",), scope),
         }
