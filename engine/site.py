@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import re
+from urllib.parse import quote
 
 PUBLIC_URL_ENV = "DOCKET_PUBLIC_URL"
+LOOKUP_PATH = "/track"
+"""The customers' progress lookup (web/lookup.py)."""
 _URL = re.compile(r"https?://[A-Za-z0-9.\-]+(:\d+)?(/[A-Za-z0-9._~\-/%]*)?")
 """An address safe to put in a Markdown link and a message: no spaces, brackets or quotes."""
 
@@ -28,4 +31,10 @@ def record_url(form: str, record_id: int) -> str | None:
     return f"{base}/records/{form}/{int(record_id)}" if base else None
 
 
-__all__ = ["PUBLIC_URL_ENV", "configured_public_url", "record_url"]
+def lookup_url(base_url: str | None, query_no: str | None) -> str:
+    """The public progress lookup of one query number at `base_url` (the path alone without)."""
+    url = (base_url or "").rstrip("/") + LOOKUP_PATH
+    return f"{url}?query_no={quote(query_no)}" if query_no else url
+
+
+__all__ = ["LOOKUP_PATH", "PUBLIC_URL_ENV", "configured_public_url", "lookup_url", "record_url"]

@@ -34,6 +34,9 @@ _READS = "docket_record_reads"
 """The `engine.storage.memo` of the records read in a transaction (`FormService.read`)."""
 SYSTEM_COLUMNS = ("id", "query_no", "version", "status", "created_at", "updated_at", "created_by")
 
+NEW_STATUS = "new"
+"""The status of every record as it is created (a flow step may set another at once)."""
+
 
 @dataclass(frozen=True)
 class SubmitResult:
@@ -173,7 +176,7 @@ class FormService:
         # The two inserts of every submission are prepared once per table (engine/storage/
         # prepared.py): per-execution SQLAlchemy work was the largest cost of intake.
         record_id = self._insert_record[form.name].execute(conn, {
-            **values, "query_no": query_no, "version": 1, "status": "new", "created_at": now,
+            **values, "query_no": query_no, "version": 1, "status": NEW_STATUS, "created_at": now,
             "updated_at": now, "created_by": actor, "bundle_hash": self.rt.bundle.hash,
         })
         attachments = self.rt.services.get("attachments")

@@ -87,6 +87,7 @@ class Web:
         self.embedders = embed_origins()
         self.api_submits = Limit(api_submits_per_minute(), 60)
         self.auth = auth.Auth(secret, monotonic)  # sessions, CSRF keys, sign-in throttle
+        self.step_pass = lookup.StepPass(secret)  # the customer's answer to their step on /track
 
     @property
     def bundle(self) -> Bundle:

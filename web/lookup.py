@@ -1,32 +1,79 @@
 """Public progress lookup (查询进度): a query number plus the last digits of the contact phone.
 
 Only what the form marks `public` is shown, with the status in the customer's words (the
-form's `lookup.statuses` list). "No such number" and "wrong digits" get the same answer, after
-the same work, so the page cannot be used to find which numbers exist; each client has a small
-budget of lookups (RELIABILITY 45).
+form's `lookup.statuses` list) and the path of statuses so far. "No such number" and "wrong
+digits" get the same answer, after the same work, so the page cannot be used to find which
+numbers exist; each client has a small budget of lookups (RELIABILITY 45).
+
+When the record's flow waits at a step the customer may answer (a task with `customer:`), the
+answer page also shows that step's fields. Its form carries a signed pass naming the record and
+the task, valid for `StepPass.MAX_AGE`: the customer proved who they are once, on the lookup,
+and nothing else (no account, no cookie) lets anyone answer.
 """
 
 from __future__ import annotations
 
 import hmac
 import re
-from zoneinfo import ZoneInfo
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from engine.errors import ConflictError, NotFoundError, ValidationFailed
+from engine.identity import CUSTOMER_ACTOR
 from engine.types import label_text
+from forms.records import NEW_STATUS
+from forms.render import Section, form_view, parse_form_post
 from web.forms_body import read_form
+from web.i18n import ui
+from web.offload import offload
 from web.ratelimit import Limit
 
 if TYPE_CHECKING:
     from web.app import Web
 
 LOOKUPS = Limit(20, 600)
+ANSWERS = Limit(10, 600)
 QUERY_NO = re.compile(r"[A-Za-z0-9-]{4,64}")
 _DUMMY = "0" * 64
+
+
+class StepPass:
+    """Signs and checks the pass a lookup answer gives for answering the customer's step."""
+
+    MAX_AGE = 30 * 60
+    """Seconds a pass stays good: time to read the reply and answer, not to keep a link."""
+
+    def __init__(self, secret: str | bytes):
+        self._signer = TimestampSigner(secret, salt="docket.customer-step")
+
+    def issue(self, form: str, record_id: int, task_id: int) -> str:
+        return self._signer.sign(f"{form}|{record_id}|{task_id}").decode()
+
+    def check(self, token: str) -> tuple[str, int, int] | None:
+        """(form, record id, task id) of a good pass; None if altered or older than MAX_AGE."""
+        try:
+            form, record_id, task_id = self._signer.unsign(token, max_age=self.MAX_AGE).decode().split("|")
+            return form, int(record_id), int(task_id)
+        except (BadSignature, SignatureExpired, ValueError, UnicodeDecodeError):
+            return None
+
+
+@dataclass
+class CustomerStep:
+    """The step on the answer page: its pass, what it asks, and what the customer sent."""
+
+    token: str
+    title: str
+    prompt: str
+    sections: list[Any]
+    errors: dict[str, list[str]]
 
 
 def _digits(value: Any) -> str:
@@ -34,11 +81,60 @@ def _digits(value: Any) -> str:
 
 
 def routes(web: "Web") -> list[Route]:
-    """The lookup page and its answer."""
+    """The lookup page, its answer, and the customer's answer to their step."""
     forms = [f for f in web.system.forms.forms.values() if f.spec.lookup and f.spec.numbering]
+    passes = web.step_pass
+    zone = ZoneInfo(web.system.bundle.meta.timezone)
 
     def digits_wanted() -> int:
         return max((int(f.spec.lookup.get("digits", 4)) for f in forms), default=4)
+
+    def status_word(form: Any, status: str, locale: str) -> str:
+        statuses = web.system.bundle.all("list").get(form.spec.lookup.get("statuses", ""))
+        option = statuses.find(str(status)) if statuses else None
+        return option.text(locale) if option else str(status)
+
+    def progress(form: Any, record: dict[str, Any], locale: str) -> list[tuple[str, str]]:
+        """(local time, status word) per change the customer can tell apart, oldest first."""
+        path = [(record["created_at"], NEW_STATUS), *web.system.flows.status_path(form.name, record["id"])]
+        shown: list[tuple[str, str]] = []
+        for at, status in path:
+            word = status_word(form, status, locale)
+            if not shown or shown[-1][1] != word:
+                shown.append((_local(at, zone), word))
+        return shown
+
+    def step_of(form: Any, record: dict[str, Any], locale: str, *, values: dict[str, Any] | None = None,
+                errors: dict[str, list[str]] | None = None) -> CustomerStep | None:
+        found = web.system.flows.customer_step(form.name, record["id"])
+        if found is None:
+            return None
+        task, node = found
+        option = node.options["customer"]
+        prompt = label_text(option.get("prompt"), locale, "") if isinstance(option, dict) else ""
+        fields = list(node.options.get("fields", []))
+        shown = values if values is not None else {name: record.get(name) for name in fields}
+        widgets = [w for section in form_view(form, locale, values=shown, errors=errors or {}, only=fields)
+                   for w in section.widgets]
+        # One group without the staff form's section headings: the customer sees only the step.
+        return CustomerStep(token=passes.issue(form.name, record["id"], int(task["id"])),
+                            title="" if prompt else node.text(locale), prompt=prompt,
+                            sections=[Section(None, widgets)], errors=errors or {})
+
+    def result_page(request: Request, form: Any, record: dict[str, Any], *, status: int = 200,
+                    notice: str | None = None, alert: str | None = None,
+                    values: dict[str, Any] | None = None, errors: dict[str, list[str]] | None = None) -> Response:
+        locale = web.locale_of(request)
+        shown = [(spec.text(locale), form.display(name, record.get(name), locale))
+                 for name, spec in form.spec.fields.items()
+                 if spec.public and name in form.stored and record.get(name) not in (None, "", [])]
+        result = {"form": form.spec.text(locale), "query_no": record["query_no"],
+                  "status": status_word(form, record["status"], locale),
+                  "created_at": _local(record["created_at"], zone), "fields": shown,
+                  "progress": progress(form, record, locale),
+                  "step": step_of(form, record, locale, values=values, errors=errors)}
+        return web.page(request, "lookup.html", digits=digits_wanted(), result=result, failed=False,
+                        query_no=record["query_no"], notice=notice, alert=alert, status=status)
 
     async def show(request: Request) -> Response:
         web.limit(request, "lookup-view", Limit(120, 60))
@@ -52,11 +148,10 @@ def routes(web: "Web") -> list[Route]:
         posted = await read_form(request, max_fields=10, max_part_size=4096, max_body=64 * 1024)
         query_no = str(posted.get("query_no", "")).strip().upper()
         typed = _digits(posted.get("verify", ""))
-        locale = web.locale_of(request)
         found = None
         if QUERY_NO.fullmatch(query_no):
             for form in forms:
-                record = web.system.forms.find_by_query_no(form.name, query_no)
+                record = await offload.run(web.system.forms.find_by_query_no, form.name, query_no)
                 if record is not None:
                     found = (form, record)
                     break
@@ -72,17 +167,43 @@ def routes(web: "Web") -> list[Route]:
             return web.page(request, "lookup.html", digits=digits_wanted(), result=None, failed=True,
                             query_no=query_no, status=200)
         form, record = found
-        statuses = web.system.bundle.all("list").get(form.spec.lookup.get("statuses", ""))
-        option = statuses.find(str(record["status"])) if statuses else None
-        status = option.text(locale) if option else str(record["status"])
-        shown = [(spec.text(locale), form.display(name, record.get(name), locale))
-                 for name, spec in form.spec.fields.items()
-                 if spec.public and name in form.stored and record.get(name) not in (None, "", [])]
-        result = {"form": form.spec.text(locale), "query_no": record["query_no"], "status": status,
-                  "created_at": record["created_at"].astimezone(ZoneInfo(web.system.bundle.meta.timezone)),
-                  "fields": shown,
-                  "timezone": web.system.bundle.meta.timezone}
-        return web.page(request, "lookup.html", digits=digits_wanted(), result=result, failed=False,
-                        query_no=query_no, label_text=label_text)
+        return await offload.run(result_page, request, form, record)
 
-    return [Route("/track", show, methods=["GET"]), Route("/track", answer, methods=["POST"])]
+    async def answer_step(request: Request) -> Response:
+        web.limit(request, "lookup-step", ANSWERS)
+        posted = await read_form(request, max_fields=60, max_part_size=16 * 1024, max_body=256 * 1024)
+        checked = passes.check(str(posted.get("pass", "")))
+        locale = web.locale_of(request)
+        form = next((f for f in forms if checked and f.name == checked[0]), None)
+        if checked is None or form is None:
+            return web.page(request, "lookup.html", digits=digits_wanted(), result=None, failed=False,
+                            query_no="", alert=ui("answer_expired", locale), status=400)
+        _form, record_id, task_id = checked
+        record = await offload.run(web.system.forms.get, form.name, record_id)
+        found = await offload.run(web.system.flows.customer_step, form.name, record_id)
+        if found is None or int(found[0]["id"]) != task_id:
+            return await offload.run(lambda: result_page(
+                request, form, record, status=409, alert=ui("answer_taken", locale)))
+        fields = list(found[1].options.get("fields", []))
+        values = parse_form_post(form, posted, only=fields)
+        try:
+            await offload.run(lambda: web.system.flows.complete(
+                task_id, CUSTOMER_ACTOR, values=values, locale=locale, expected_version=int(found[0]["version"])))
+        except ValidationFailed as exc:
+            errors = exc.errors
+            return await offload.run(lambda: result_page(
+                request, form, record, status=422, values=values, errors=errors,
+                alert=ui("fix_errors", locale)))
+        except (ConflictError, NotFoundError):
+            fresh = await offload.run(web.system.forms.get, form.name, record_id)
+            return await offload.run(lambda: result_page(
+                request, form, fresh, status=409, alert=ui("answer_taken", locale)))
+        fresh = await offload.run(web.system.forms.get, form.name, record_id)
+        return await offload.run(lambda: result_page(request, form, fresh, notice=ui("answer_thanks", locale)))
+
+    return [Route("/track", show, methods=["GET"]), Route("/track", answer, methods=["POST"]),
+            Route("/track/answer", answer_step, methods=["POST"])]
+
+
+def _local(at: datetime, zone: ZoneInfo) -> str:
+    return at.astimezone(zone).strftime("%Y-%m-%d %H:%M")

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Mapping
 from markupsafe import Markup
 from sqlalchemy import select
 
-from engine.identity import Principal
+from engine.identity import CUSTOMER_ACTOR, Principal
 from engine.storage.db import read_transaction
 from engine.storage.tables import flow_instances, history, tasks, users
 from engine.types import label_text
 from flows.history import record_timeline
 from forms.render import Section, form_view
 from web.flow_diagram import node_text, render_svg
+from web.i18n import ui
 from web.form_files import kept_files
 from web.staff import (SlaChip, hidden_fields, holds, may_claim, may_reassign, people_for, sla_states,
                        worst_sla)
@@ -136,7 +137,8 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
     zone_calendar = runtime.bundle.meta.calendar
     hidden = hidden_fields(runtime, form_name, principal)
     now = runtime.clock.now()
-    names = _display_names(web)
+    # The customer who answered a step from the progress lookup has no account: a word, not a name.
+    names = {**_display_names(web), CUSTOMER_ACTOR: ui("customer_actor", locale)}
     with read_transaction(system.db) as conn:
         record = system.forms.read(conn, form_name, record_id)
         timeline = record_timeline(conn, form_name, record_id, now=now, calendar=zone_calendar,

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup
 
 from engine.errors import NotFoundError, did_you_mean
-from engine.site import PUBLIC_URL_ENV
+from engine.site import PUBLIC_URL_ENV, lookup_url
 from engine.storage.db import read_transaction
 from engine.templating import AnalystTemplate, TemplateLoadError, TemplateProblem, compile_template
 from engine.types import label_text
@@ -49,7 +49,6 @@ CONTEXT_NAMES = frozenset({"record", "fields", "form", "template", "bundle", "va
 RECORD_COLUMNS = frozenset({"id", "query_no", "version", "status", "created_at", "updated_at",
                             "created_by"})
 """The system columns `record` carries besides the form's fields (forms/records.py reads them)."""
-LOOKUP_PATH = "/track"
 """The public progress lookup page (web/lookup.py); `?query_no=` fills in the number."""
 DEFAULT_PUBLIC_URL = "http://localhost:8000"
 ASSET_BASE = "https://templates.docket.invalid/"
@@ -93,12 +92,6 @@ class PrintError(NotFoundError):
 def public_base_url() -> str:
     """Where customers reach this Docket: $DOCKET_PUBLIC_URL (e.g. https://ts.example-post.cn)."""
     return os.environ.get(PUBLIC_URL_ENV, DEFAULT_PUBLIC_URL).rstrip("/")
-
-
-def lookup_url(base_url: str, query_no: str | None) -> str:
-    """The public progress lookup of one query number."""
-    url = base_url.rstrip("/") + LOOKUP_PATH
-    return f"{url}?query_no={quote(query_no)}" if query_no else url
 
 
 def qr(text: Any, size: str = "30mm") -> Markup:

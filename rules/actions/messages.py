@@ -8,13 +8,13 @@ from typing import Any, Mapping
 
 from engine.actions import ActionContext, ActionError, ActionScope, BaseAction
 from engine.kinds import BuildContext
-from engine.site import record_url
+from engine.site import configured_public_url, lookup_url, record_url
 from engine.types import YamlPath
 from engine.yamlsource import Document
 from rules.actions.common import (RECIPIENT_SCHEMA, add_history, check_recipients, json_safe,
                                   resolve_recipients)
 
-TEMPLATE_NAMES = frozenset({"record", "event", "rule", "form", "now", "tags", "link", "sla"})
+TEMPLATE_NAMES = frozenset({"record", "event", "rule", "form", "now", "tags", "link", "track_link", "sla"})
 """Names a message template may use besides the record's fields."""
 
 
@@ -38,7 +38,8 @@ def check_channel(name: str, ctx: BuildContext, doc: Document, path: YamlPath,
 
 
 def template_context(act: ActionContext) -> dict[str, Any]:
-    """What a message template sees: the record's fields, `record`, `event`, `now`, `tags`."""
+    """What a message template sees: the record's fields, `record`, `event`, `now`, `tags`, `link`
+    (the record's staff page) and `track_link` (the customer's progress lookup)."""
     names = dict(act.names or act.record)
     event = act.event
     names.update({
@@ -49,6 +50,10 @@ def template_context(act: ActionContext) -> dict[str, Any]:
     })
     names.setdefault("tags", [])
     names.setdefault("link", _record_link(act))
+    # The customer's own page (progress, and the step they may answer): only as a full address,
+    # which a message to a customer needs; empty without DOCKET_PUBLIC_URL, so `{% if track_link %}`.
+    base = configured_public_url()
+    names.setdefault("track_link", lookup_url(base, act.record.get("query_no")) if base else "")
     return names
 
 

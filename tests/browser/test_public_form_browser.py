@@ -112,6 +112,33 @@ def test_a_customer_looks_up_progress_with_the_query_number(browser: Any, live_s
     context.close()
 
 
+def test_a_customer_confirms_and_rates_the_resolution_on_the_lookup_page(browser: Any, live_server: LiveServer) -> None:
+    from tests.flows.test_postal_flow import accept
+
+    case = accept(live_server.system, {
+        "customer_name": "华东电子商务有限公司", "contact_name": "陈先生", "contact_phone": "13812345678",
+        "occurred_at": "2026-11-20T10:30:00+08:00", "category": "transport_late", "description": "延误"})
+    case.assess(finance=False)
+    case.do("propose", "agent", {"compensation": "300", "basis": "延误赔付条款 3.2"})
+    case.do("reply", "agent", {"resolution": "已向客户致歉，并按条款赔付运费。"})
+    number = live_server.system.forms.get("complaint", case.id)["query_no"]
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/track?lang=zh-CN&query_no={number}")
+    page.get_by_label("联系电话后 4 位").fill("5678")
+    with page.expect_navigation():
+        page.get_by_role("button", name="查询").click()
+    assert page.inner_text("#lookup-status") == "待客户确认"
+    page.get_by_label("客户确认解决").check()
+    page.locator("#customer-step input[name=satisfaction][value='5']").check()
+    page.screenshot(path=str(SCREENSHOTS / "progress-lookup-answer-phone.png"), full_page=True)
+    with page.expect_navigation():
+        page.get_by_role("button", name="提交我的答复").click()
+    assert page.inner_text("#lookup-status") == "已解决" and page.locator("#lookup-notice").count() == 1
+    assert case.status == "resolved"
+    context.close()
+
+
 def test_next_on_an_empty_required_field_says_so_beside_it(browser: Any, live_server: LiveServer) -> None:
     context = browser.new_context(viewport=VIEWPORTS["phone"], locale="en-US")
     page = context.new_page()

@@ -99,3 +99,25 @@ def test_without_a_public_address_a_message_carries_the_path_and_no_link(tmp_pat
     ticket = submit(system, amount="10", phone="13812345678")
     (message,) = messages(system)
     assert message["body"] == f"Open /records/ticket/{ticket}" and "link" not in message["payload"]["data"]
+
+
+TRACKED = LINKED.replace('body: "Open {{ link }}"',
+                         'body: "{{ query_no }}{% if track_link %}: {{ track_link }}{% endif %}"')
+
+
+def test_a_message_to_the_customer_can_link_to_their_progress_lookup(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKET_PUBLIC_URL", "https://ts.example-post.cn/")
+    system = make(tmp_path, {"flows/ticket_flow.yaml": TRACKED})
+    submit(system, amount="10", phone="13812345678")
+    (message,) = messages(system)
+    assert message["body"] == "T0001: https://ts.example-post.cn/track?query_no=T0001"
+
+
+def test_without_a_public_address_the_progress_link_is_left_out(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCKET_PUBLIC_URL", raising=False)
+    system = make(tmp_path, {"flows/ticket_flow.yaml": TRACKED})
+    submit(system, amount="10", phone="13812345678")
+    (message,) = messages(system)
+    assert message["body"] == "T0001"

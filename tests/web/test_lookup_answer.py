@@ -1,0 +1,141 @@
+"""The customer's side of the closure (REQUIREMENTS 4): the progress lookup shows the path of
+statuses, the result, basis and compensation, and lets the customer confirm and rate the
+resolution when the flow waits for it; the answer moves the flow on like a staff completion."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from engine.identity import CUSTOMER_ACTOR
+from tests.flows.test_postal_flow import Case, accept
+from tests.web.test_lookup import COMPLAINT, POSTAL, Seconds, system  # noqa: F401 (fixture)
+from web.app import create_app
+from web.lookup import StepPass
+from web.system import System
+
+__all__ = ["POSTAL"]
+
+
+@pytest.fixture
+def client(system: System) -> TestClient:
+    return TestClient(create_app(system, secret="t", monotonic=Seconds()), raise_server_exceptions=False)
+
+
+def replied(system: System) -> Case:
+    case = accept(system, COMPLAINT).assess(finance=False)
+    case.do("propose", "agent", {"compensation": "300", "basis": "延误赔付条款 3.2"})
+    case.do("reply", "agent", {"resolution": "已赔付并致歉"})
+    return case
+
+
+def look_up(client: TestClient, case: Case, lang: str = "zh-CN") -> str:
+    query_no = case.system.forms.get("complaint", case.id)["query_no"]
+    page = client.post(f"/track?lang={lang}", data={"query_no": query_no, "verify": "5678"})
+    assert page.status_code == 200
+    return page.text
+
+
+def step_pass(page: str) -> str:
+    found = re.search(r'name="pass" value="([^"]+)"', page)
+    assert found, "no step on the page"
+    return found[1]
+
+
+def test_the_lookup_shows_the_path_of_statuses_in_the_customers_words(client: TestClient, system: System) -> None:
+    page = look_up(client, replied(system))
+    path = re.search(r'<ol class="progress-path" id="lookup-progress">(.*?)</ol>', page, re.S)
+    assert path is not None
+    words = re.findall(r"</span> (\S+)</li>", path[1])
+    assert words == ["已受理", "处理中", "待回复", "待客户确认"]  # received and accepted read alike: once
+
+
+def test_the_result_basis_and_compensation_reach_the_customer(client: TestClient, system: System) -> None:
+    page = look_up(client, replied(system))
+    assert "已赔付并致歉" in page and "延误赔付条款 3.2" in page and "300" in page
+
+
+def test_no_answer_is_asked_while_staff_still_work_on_the_case(client: TestClient, system: System) -> None:
+    page = look_up(client, accept(system, COMPLAINT))
+    assert 'id="customer-step"' not in page
+
+
+def test_the_customer_confirms_and_rates_and_the_case_closes(client: TestClient, system: System) -> None:
+    case = replied(system)
+    page = look_up(client, case)
+    assert 'id="customer-step"' in page and "请告诉我们问题是否已解决" in page
+    answer = client.post("/track/answer?lang=zh-CN", data={
+        "pass": step_pass(page), "customer_confirmed": "true", "satisfaction": "5"})
+    assert answer.status_code == 200
+    assert 'id="lookup-notice"' in answer.text and 'id="lookup-status">已解决<' in answer.text
+    assert 'id="customer-step"' not in answer.text
+    assert case.status == "resolved"
+    (done,) = [h for h in case.history("task.completed") if h["node"] == "confirm"]
+    assert done["actor"] == CUSTOMER_ACTOR
+
+
+def test_a_dissatisfied_customer_sends_the_case_to_the_department_manager(client: TestClient, system: System) -> None:
+    case = replied(system)
+    client.post("/track/answer", data={"pass": step_pass(look_up(client, case)), "satisfaction": "2"})
+    assert case.open() == ["manager_review"] and case.status == "escalated"
+
+
+def test_an_answer_the_form_refuses_is_shown_again_with_the_error(client: TestClient, system: System) -> None:
+    case = replied(system)
+    answer = client.post("/track/answer?lang=en", data={
+        "pass": step_pass(look_up(client, case)), "customer_confirmed": "true", "satisfaction": "9"})
+    assert answer.status_code == 422
+    step = answer.text.split('id="customer-step"')[1]
+    assert 'id="lookup-alert"' in answer.text and '<p class="error"' in step
+    assert case.open() == ["confirm"]
+
+
+def test_a_step_already_answered_by_staff_is_not_answered_twice(client: TestClient, system: System) -> None:
+    case = replied(system)
+    token = step_pass(look_up(client, case))
+    case.do("confirm", "agent", {"customer_confirmed": True, "satisfaction": 4})
+    answer = client.post("/track/answer?lang=zh-CN", data={"pass": token, "customer_confirmed": "true",
+                                                          "satisfaction": "1"})
+    assert answer.status_code == 409 and "此环节已有答复" in answer.text
+    assert system.forms.get("complaint", case.id)["satisfaction"] == 4
+
+
+def test_an_altered_pass_answers_nothing(client: TestClient, system: System) -> None:
+    case = replied(system)
+    token = step_pass(look_up(client, case))
+    form, record_id, task_id = StepPass("t").check(token)  # type: ignore[misc]
+    forged = StepPass("not the server's secret").issue(form, record_id, task_id)
+    answer = client.post("/track/answer?lang=en", data={"pass": forged, "satisfaction": "5"})
+    assert answer.status_code == 400 and "expired" in answer.text
+    assert case.open() == ["confirm"]
+
+
+def test_a_pass_older_than_half_an_hour_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import itsdangerous.timed
+
+    clock = [1_000_000.0]
+    monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: clock[0])
+    passes = StepPass("t")
+    token = passes.issue("complaint", 1, 2)
+    clock[0] += StepPass.MAX_AGE - 1
+    assert passes.check(token) == ("complaint", 1, 2)
+    clock[0] += timedelta(seconds=2).total_seconds()
+    assert passes.check(token) is None
+
+
+def test_the_record_page_names_the_customer_as_who_answered(system: System) -> None:
+    from web.record_view import build_record_page
+
+    case = replied(system)
+    task, _ = system.flows.customer_step("complaint", case.id)  # type: ignore[misc]
+    system.flows.complete(task["id"], CUSTOMER_ACTOR, values={"customer_confirmed": True, "satisfaction": 5})
+    app = create_app(system, secret="t")
+    from engine.identity import Principal
+
+    page = build_record_page(app.state.web, "complaint", case.id, Principal.system(), "zh-CN")
+    confirm = [s for s in page.steps if s["by"] == "客户"]
+    assert confirm and any(a.actor == "客户" for a in page.activity)
