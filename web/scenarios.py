@@ -29,7 +29,8 @@ from jsonschema import Draft202012Validator
 from engine.bundle import SCENARIO_FOLDER, Bundle, load_bundle
 from engine.clock import ManualClock
 from engine.durations import parse_duration
-from engine.errors import Diagnostic, Diagnostics, DocketError, format_diagnostic
+from engine.errors import Diagnostic, Diagnostics, DocketError, NotFoundError, format_diagnostic
+from engine.identity import CUSTOMER_ACTOR
 from engine.registry import Registry
 from engine.schema import LABEL_SCHEMA, report_errors
 from engine.storage.db import read_transaction
@@ -50,6 +51,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     # action -> the options it takes besides `fails`
     "submit": ("values", "by"),
     "complete": ("by", "values", "outcome", "comment", "return_to"),
+    "answer": ("values",),
     "claim": ("by",),
     "reassign": ("to", "by", "comment"),
     "withdraw": ("by", "comment"),
@@ -97,6 +99,8 @@ SCENARIO_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {
                 "submit": _TEXT, "complete": _TEXT, "claim": _TEXT, "reassign": _TEXT,
+                "answer": {**_TEXT, "description": "a step the customer answers on the progress lookup "
+                                                   "(a task with `customer:`)"},
                 "withdraw": {"type": "boolean"}, "reopen": _TEXT, "note": _TEXT, "comment": _TEXT,
                 "follow": {**_TEXT, "description": "a form: the later steps act on its newest record "
                                                    "(one a rule or flow created)"},
@@ -330,6 +334,15 @@ class _Run:
         self.system.flows.complete(int(task["id"]), step.get("by"), values=step.get("values"),
                                    outcome=step.get("outcome"), comment=step.get("comment"),
                                    return_to=step.get("return_to"))
+
+    def do_answer(self, step: Mapping[str, Any]) -> None:
+        """The customer answers their step on the progress lookup page."""
+        form, record_id = self._record()
+        found = self.system.flows.customer_step(form, record_id)
+        if found is None or found[0]["node"] != step["answer"]:
+            raise NotFoundError(f"the customer has no step to answer at '{step['answer']}' "
+                                f"(a task with `customer:`); open: {_list(self._open_nodes())}")
+        self.system.flows.complete(int(found[0]["id"]), CUSTOMER_ACTOR, values=step.get("values"))
 
     def do_claim(self, step: Mapping[str, Any]) -> None:
         self.system.flows.claim(int(self._task(step["claim"], step.get("by"))["id"]), self._by(step, "claim"))
