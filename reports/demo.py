@@ -93,6 +93,11 @@ class DemoRunner:
         datasets = list(runtime.bundle.all("dataset").values())
         self.form_name = form or (datasets[0].form if datasets else next(iter(runtime.bundle.all("form"))))
         self.form = self.forms.form(self.form_name)
+        # A yes/no that makes another field required ("more information needed" -> "what") asks
+        # for extra work: people tick it now and then, not as readily as a confirmation.
+        self.rare_flags = {name for name, spec in self.form.spec.fields.items() if spec.type == "boolean"
+                           and any(other.required_if is not None and name in other.required_if.names_used
+                                   for other in self.form.spec.fields.values())}
         self.queue: list[tuple[datetime, int, int]] = []
         self.known: set[int] = set()
         self.completed = 0
@@ -153,7 +158,7 @@ class DemoRunner:
         if field.name == "satisfaction" or kind == "rating":
             return rng.choices([1, 2, 3, 4, 5], weights=[3, 5, 17, 40, 35])[0]
         if kind == "boolean":
-            return rng.random() < 0.93
+            return rng.random() < (0.08 if field.name in self.rare_flags else 0.93)
         if field.choices is not None:
             leaves = [o.value for _, o, _ in field.choices.walk() if not o.children]
             return rng.choice(leaves) if leaves else None
