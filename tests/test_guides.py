@@ -112,3 +112,16 @@ def test_every_setting_in_the_server_guide_is_one_docket_or_the_bundle_reads(cap
     known = capsys.readouterr().out + (POSTAL / "bundle.yaml").read_text("utf-8")
     named = set(re.findall(r"DOCKET_[A-Z_]+", SERVER_GUIDE.read_text("utf-8")))
     assert len(named) > 8 and sorted(name for name in named if name not in known) == []
+
+
+def test_the_site_survey_guide_shows_the_errors_validate_gives_for_its_misspellings(
+        site_survey: tuple[Path, list[str]]) -> None:
+    bundle, _ = site_survey
+    flow = bundle / "flows" / "complaint_handling.yaml"
+    text = flow.read_text("utf-8")
+    flow.write_text(text.replace("fields: [liability, basis]", "fields: [liabilty, basis]")
+                    .replace('when: liability == "customer"', 'when: liability == "customers"'), encoding="utf-8")
+    _loaded, diags = validate_bundle(bundle, build_registry(plugins=False))
+    shown = [re.sub(r"^\S*?my_change/", "my_change/", format_diagnostic(d)) for d in diags]
+    guide = (GUIDES / "add-a-site-survey.md").read_text("utf-8")
+    assert len(shown) == 2 and all(line in guide for message in shown for line in message.splitlines())
