@@ -159,20 +159,31 @@ def restore(backup: Path, database: Path, now: datetime | None = None) -> Path |
     moved (None if there was none). Refused while any process has the database open."""
     if not backup.is_file():
         raise BackupError(f"{backup}: no backup there")
-    copy = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
-    try:
-        _check(copy, backup)
-        if _revision(copy) is None:
-            raise BackupError(f"{backup}: not a Docket database (it has no engine tables)")
-    except sqlite3.Error as exc:
-        raise BackupError(f"{backup}: not a readable SQLite database: {exc}") from exc
-    finally:
-        copy.close()
     if in_use(database):
         raise BackupError(f"{database}: in use; stop every Docket server and worker on it, then restore")
     database.parent.mkdir(parents=True, exist_ok=True)
     incoming = database.with_name(f".{database.name}.restoring")
-    _copy_file(backup, incoming)
+    source = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
+    try:
+        _check(source, backup)
+        if _revision(source) is None:
+            raise BackupError(f"{backup}: not a Docket database (it has no engine tables)")
+        # Through SQLite, not a file copy: a backup file with a -wal beside it (a copy taken by
+        # hand) comes back whole, its last commits included.
+        target = sqlite3.connect(incoming)
+        try:
+            source.backup(target)
+        finally:
+            target.close()
+        _flush(incoming)
+    except sqlite3.Error as exc:
+        incoming.unlink(missing_ok=True)
+        raise BackupError(f"{backup}: not a readable SQLite database: {exc}") from exc
+    except BackupError:
+        incoming.unlink(missing_ok=True)
+        raise
+    finally:
+        source.close()
     moved: Path | None = None
     if database.exists():
         stamp = f"{(now or datetime.now(timezone.utc)).astimezone(timezone.utc):%Y%m%dT%H%M%SZ}"
@@ -202,14 +213,6 @@ def _revision(conn: sqlite3.Connection) -> str | None:
     except sqlite3.OperationalError:
         return None
     return row[0] if row else None
-
-
-def _copy_file(source: Path, dest: Path) -> None:
-    with open(source, "rb") as src, open(dest, "wb") as out:
-        while chunk := src.read(1024 * 1024):
-            out.write(chunk)
-        out.flush()
-        os.fsync(out.fileno())
 
 
 def _flush(path: Path) -> None:

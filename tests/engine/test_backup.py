@@ -243,3 +243,18 @@ def test_db_backup_of_postgresql_points_to_pg_dump(capsys: pytest.CaptureFixture
     assert main(["db", "backup", str(tmp_path), "--db", "postgresql+psycopg://docket@db.internal/docket"]) == 1
     assert "pg_dump" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_copy_taken_by_hand_with_its_wal_is_restored_with_its_last_commits(tmp_path: Path) -> None:
+    source = tmp_path / "hand" / "docket.db"
+    source.parent.mkdir()
+    code = (f"import os, signal, sqlite3\nc = sqlite3.connect({str(source)!r})\n"
+            "c.execute('PRAGMA journal_mode=WAL'); c.execute('PRAGMA wal_autocheckpoint=0')\n"
+            "c.execute('CREATE TABLE dk_alembic_version (version_num TEXT)')\n"
+            "c.execute(\"INSERT INTO dk_alembic_version VALUES ('0008')\")\n"
+            "c.execute('CREATE TABLE t (x INTEGER)'); c.execute('INSERT INTO t VALUES (7)'); c.commit()\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n")
+    subprocess.run([sys.executable, "-c", code])
+    assert Path(f"{source}-wal").stat().st_size > 0  # the commits are in the WAL only
+    restore(source, tmp_path / "d.db")
+    assert rows(tmp_path / "d.db", "SELECT x FROM t") == [(7,)]
