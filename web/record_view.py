@@ -54,6 +54,8 @@ class TaskPanel:
     can_claim: bool
     can_reassign: bool
     instructions: str = ""
+    customer_may_answer: bool = False
+    """The step is also offered to the customer on the progress lookup (`customer:`)."""
     outcomes: list[Outcome] = field(default_factory=list)
     return_to: list[tuple[str, str]] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)
@@ -208,6 +210,7 @@ def _panel(web: "Web", conn: Any, task: Mapping[str, Any], principal: Principal,
         return panel
     if node.options.get("instructions"):
         panel.instructions = label_text(node.options["instructions"], locale, "")
+    panel.customer_may_answer = node.options.get("customer") is not None
     if mine:
         posted = posted or {}
         editable = [f for f in node.options.get("fields", []) if f not in hidden]

@@ -139,3 +139,14 @@ def test_the_record_page_names_the_customer_as_who_answered(system: System) -> N
     page = build_record_page(app.state.web, "complaint", case.id, Principal.system(), "zh-CN")
     confirm = [s for s in page.steps if s["by"] == "客户"]
     assert confirm and any(a.actor == "客户" for a in page.activity)
+
+
+def test_staff_are_told_the_customer_may_answer_the_step_themselves(system: System) -> None:
+    from engine.identity import Principal
+    from web.record_view import build_record_page
+
+    case = replied(system)
+    app = create_app(system, secret="t")
+    page = build_record_page(app.state.web, "complaint", case.id, Principal.system(), "en")
+    (panel,) = page.tasks
+    assert panel.node == "confirm" and panel.customer_may_answer
