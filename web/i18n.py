@@ -21,6 +21,7 @@ UI: dict[str, dict[str, str]] = {
     "answer_expired": {"en": "This page has expired. Look up your complaint again, then answer.",
                        "zh-CN": "页面已过期，请重新查询后再提交答复。"},
     "customer_actor": {"en": "Customer", "zh-CN": "客户"},
+    "customer_may_answer_short": {"en": "customer may answer", "zh-CN": "客户可答复"},
     "customer_may_answer": {"en": "The customer may also answer this step on the progress lookup page; whoever answers first completes it.",
                             "zh-CN": "客户也可在查询进度页面答复此环节，以先提交者为准。"},
     "back": {"en": "Back", "zh-CN": "上一步"},

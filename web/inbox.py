@@ -62,6 +62,8 @@ class InboxRow:
     waited: timedelta
     escalation: int
     sla: SlaChip | None = None
+    customer_may_answer: bool = False
+    """The customer may answer this step on the progress lookup (a task with `customer:`)."""
 
     @property
     def url(self) -> str:
@@ -81,6 +83,7 @@ def inbox_rows(web: "Web", principal: Principal, locale: str) -> list[InboxRow]:
     # An alias: the row-level scope's own EXISTS over dk_tasks must not correlate with it.
     task = tasks.alias("task")
     labels: dict[tuple[str, str], str] = {}
+    customer_steps: set[tuple[str, str]] = set()
     out: list[InboxRow] = []
     with read_transaction(system.db) as conn:
         for form_name, form in system.forms.forms.items():
@@ -111,6 +114,8 @@ def inbox_rows(web: "Web", principal: Principal, locale: str) -> list[InboxRow]:
                     flow = system.flows.flows.get(flow_name)
                     node = flow.nodes.get(node_id) if flow else None
                     labels[key] = node_text(node, locale) if node else node_id
+                    if node is not None and node.options.get("customer") is not None:
+                        customer_steps.add(key)
                 out.append(InboxRow(
                     task_id=int(task_id), version=int(version), flow=flow_name, node=node_id,
                     node_label=labels[key], form=form_name, form_title=form_title,
@@ -119,7 +124,7 @@ def inbox_rows(web: "Web", principal: Principal, locale: str) -> list[InboxRow]:
                     mine=principal.user_id is not None and assignee == principal.user_id,
                     holder=holder_name, created_at=created_at,
                     waited=max(now - created_at, timedelta(0)), escalation=int(level or 0),
-                    sla=chips.get(int(record_id))))
+                    sla=chips.get(int(record_id)), customer_may_answer=key in customer_steps))
     out.sort(key=_urgency)
     return out
 

@@ -150,3 +150,19 @@ def test_staff_are_told_the_customer_may_answer_the_step_themselves(system: Syst
     page = build_record_page(app.state.web, "complaint", case.id, Principal.system(), "en")
     (panel,) = page.tasks
     assert panel.node == "confirm" and panel.customer_may_answer
+
+
+def test_the_inbox_marks_a_step_the_customer_may_answer(system: System) -> None:
+    from engine.storage.db import read_transaction
+    from forms.access import load_principal
+    from web.inbox import inbox_rows
+
+    case = replied(system)
+    accept(system, COMPLAINT)  # another complaint, at its first steps
+    app = create_app(system, secret="t")
+    with read_transaction(system.db) as conn:
+        agent = load_principal(conn, system.runtime, "agent")
+    assert agent is not None
+    rows = inbox_rows(app.state.web, agent, "zh-CN")
+    assert [(r.node, r.customer_may_answer) for r in rows if r.record_id == case.id] == [("confirm", True)]
+    assert rows and all(not r.customer_may_answer for r in rows if r.record_id != case.id)
