@@ -17,7 +17,7 @@ import hmac
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 from zoneinfo import ZoneInfo
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
@@ -73,7 +73,6 @@ class CustomerStep:
     title: str
     prompt: str
     sections: list[Any]
-    errors: dict[str, list[str]]
 
 
 def _digits(value: Any) -> str:
@@ -111,7 +110,7 @@ def routes(web: "Web") -> list[Route]:
             return None
         task, node = found
         option = node.options["customer"]
-        prompt = label_text(option.get("prompt"), locale, "") if isinstance(option, dict) else ""
+        prompt = label_text(option.get("prompt"), locale, "") if isinstance(option, Mapping) else ""
         fields = list(node.options.get("fields", []))
         shown = values if values is not None else {name: record.get(name) for name in fields}
         widgets = [w for section in form_view(form, locale, values=shown, errors=errors or {}, only=fields)
@@ -119,7 +118,7 @@ def routes(web: "Web") -> list[Route]:
         # One group without the staff form's section headings: the customer sees only the step.
         return CustomerStep(token=passes.issue(form.name, record["id"], int(task["id"])),
                             title="" if prompt else node.text(locale), prompt=prompt,
-                            sections=[Section(None, widgets)], errors=errors or {})
+                            sections=[Section(None, widgets)])
 
     def result_page(request: Request, form: Any, record: dict[str, Any], *, status: int = 200,
                     notice: str | None = None, alert: str | None = None,
