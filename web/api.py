@@ -181,21 +181,23 @@ def task_json(row: Mapping[str, Any]) -> dict[str, Any]:
             "version": int(row["version"]), "escalation_level": int(row.get("escalation_level") or 0)}
 
 
+def field_json(form: "CompiledForm", name: str, locale: str) -> dict[str, Any]:
+    """One field as a client builds its input: type, label, whether required, its options."""
+    spec, ftype = form.spec.fields[name], form.types[name]
+    item: dict[str, Any] = {"name": name, "type": spec.type, "label": spec.text(locale),
+                            "required": spec.required, "staff_only": spec.staff_only,
+                            "read_only": bool(ftype.read_only or spec.computed is not None)}
+    if spec.choices is not None:
+        item["options"] = [{"value": o.value, "label": o.text(locale),
+                            "parent": parents[-1] if parents else None}
+                           for _, o, parents in spec.choices.walk()]
+    return item
+
+
 def form_json(form: "CompiledForm", locale: str, *, anonymous: bool) -> dict[str, Any]:
     """What a client needs to build a form: fields with labels and options, and the JSON Schema."""
-    fields = []
-    for name, spec in form.spec.fields.items():
-        ftype = form.types[name]
-        if name not in form.stored or (anonymous and spec.staff_only):
-            continue
-        item: dict[str, Any] = {"name": name, "type": spec.type, "label": spec.text(locale),
-                                "required": spec.required, "staff_only": spec.staff_only,
-                                "read_only": bool(ftype.read_only or spec.computed is not None)}
-        if spec.choices is not None:
-            item["options"] = [{"value": o.value, "label": o.text(locale),
-                                "parent": parents[-1] if parents else None}
-                               for _, o, parents in spec.choices.walk()]
-        fields.append(item)
+    fields = [field_json(form, name, locale) for name, spec in form.spec.fields.items()
+              if name in form.stored and not (anonymous and spec.staff_only)]
     only = form.public_fields if anonymous else None
     return {"name": form.name, "label": form.spec.text(locale), "public": form.spec.public,
             "numbered": bool(form.spec.numbering), "fields": fields,

@@ -30,7 +30,9 @@ from engine.identity import CUSTOMER_ACTOR
 from engine.types import label_text
 from forms.records import NEW_STATUS
 from forms.render import Section, form_view, parse_form_post
+from web.api import field_json, iso, json_object
 from web.forms_body import read_form
+from web.json_answer import JSONAnswer
 from web.i18n import ui
 from web.offload import offload
 from web.ratelimit import Limit
@@ -142,15 +144,13 @@ def routes(web: "Web") -> list[Route]:
         return web.page(request, "lookup.html", digits=digits_wanted(), result=None, failed=False,
                         query_no=given if QUERY_NO.fullmatch(given) else "")
 
-    async def answer(request: Request) -> Response:
-        web.limit(request, "lookup", LOOKUPS)
-        posted = await read_form(request, max_fields=10, max_part_size=4096, max_body=64 * 1024)
-        query_no = str(posted.get("query_no", "")).strip().upper()
-        typed = _digits(posted.get("verify", ""))
+    def find(query_no: str, typed: str) -> tuple[Any, dict[str, Any]] | None:
+        """The record this query number and these digits name; None for a wrong number or wrong
+        digits alike, after the same work (no enumeration)."""
         found = None
         if QUERY_NO.fullmatch(query_no):
             for form in forms:
-                record = await offload.run(web.system.forms.find_by_query_no, form.name, query_no)
+                record = web.system.forms.find_by_query_no(form.name, query_no)
                 if record is not None:
                     found = (form, record)
                     break
@@ -162,7 +162,36 @@ def routes(web: "Web") -> list[Route]:
         # Compare even when nothing was found, so both failures cost the same.
         matches = hmac.compare_digest(typed.encode()[-len(expected):] if typed else b"", expected.encode()) \
             and len(typed) >= 4
-        if found is None or not matches:
+        return found if matches else None
+
+    def open_step(token: str) -> tuple[str, Any, dict[str, Any] | None, Any]:
+        """What a pass opens: ("expired", None, None, None) for an altered or old one; ("taken",
+        form, record, None) when the step is no longer open; ("open", form, record, (task, node))."""
+        checked = passes.check(token)
+        form = next((f for f in forms if checked and f.name == checked[0]), None)
+        if checked is None or form is None:
+            return "expired", None, None, None
+        _name, record_id, task_id = checked
+        record = web.system.forms.get(form.name, record_id)
+        found = web.system.flows.customer_step(form.name, record_id)
+        if found is None or int(found[0]["id"]) != task_id:
+            return "taken", form, record, None
+        return "open", form, record, found
+
+    def send_answer(form: Any, record: dict[str, Any], found: Any, values: dict[str, Any], locale: str) -> dict[str, Any]:
+        """Complete the customer's step with `values`; the record as it is then. ValidationFailed
+        and ConflictError pass through."""
+        task, _node = found
+        web.system.flows.complete(int(task["id"]), CUSTOMER_ACTOR, values=values, locale=locale,
+                                  expected_version=int(task["version"]))
+        return web.system.forms.get(form.name, record["id"])
+
+    async def answer(request: Request) -> Response:
+        web.limit(request, "lookup", LOOKUPS)
+        posted = await read_form(request, max_fields=10, max_part_size=4096, max_body=64 * 1024)
+        query_no = str(posted.get("query_no", "")).strip().upper()
+        found = await offload.run(find, query_no, _digits(posted.get("verify", "")))
+        if found is None:
             return web.page(request, "lookup.html", digits=digits_wanted(), result=None, failed=True,
                             query_no=query_no, status=200)
         form, record = found
@@ -171,37 +200,82 @@ def routes(web: "Web") -> list[Route]:
     async def answer_step(request: Request) -> Response:
         web.limit(request, "lookup-step", ANSWERS)
         posted = await read_form(request, max_fields=60, max_part_size=16 * 1024, max_body=256 * 1024)
-        checked = passes.check(str(posted.get("pass", "")))
         locale = web.locale_of(request)
-        form = next((f for f in forms if checked and f.name == checked[0]), None)
-        if checked is None or form is None:
+        state, form, record, found = await offload.run(open_step, str(posted.get("pass", "")))
+        if state == "expired":
             return web.page(request, "lookup.html", digits=digits_wanted(), result=None, failed=False,
                             query_no="", alert=ui("answer_expired", locale), status=400)
-        _form, record_id, task_id = checked
-        record = await offload.run(web.system.forms.get, form.name, record_id)
-        found = await offload.run(web.system.flows.customer_step, form.name, record_id)
-        if found is None or int(found[0]["id"]) != task_id:
+        if state == "taken":
             return await offload.run(lambda: result_page(
                 request, form, record, status=409, alert=ui("answer_taken", locale)))
-        fields = list(found[1].options.get("fields", []))
-        values = parse_form_post(form, posted, only=fields)
+        values = parse_form_post(form, posted, only=list(found[1].options.get("fields", [])))
         try:
-            await offload.run(lambda: web.system.flows.complete(
-                task_id, CUSTOMER_ACTOR, values=values, locale=locale, expected_version=int(found[0]["version"])))
+            fresh = await offload.run(send_answer, form, record, found, values, locale)
         except ValidationFailed as exc:
             errors = exc.errors
             return await offload.run(lambda: result_page(
                 request, form, record, status=422, values=values, errors=errors,
                 alert=ui("fix_errors", locale)))
         except (ConflictError, NotFoundError):
-            fresh = await offload.run(web.system.forms.get, form.name, record_id)
+            fresh = await offload.run(web.system.forms.get, form.name, record["id"])
             return await offload.run(lambda: result_page(
                 request, form, fresh, status=409, alert=ui("answer_taken", locale)))
-        fresh = await offload.run(web.system.forms.get, form.name, record_id)
         return await offload.run(lambda: result_page(request, form, fresh, notice=ui("answer_thanks", locale)))
 
+    # -- the same for apps (a WeChat official account, a customer portal): JSON -----------------
+    def view_json(form: Any, record: dict[str, Any], locale: str) -> dict[str, Any]:
+        found = web.system.flows.customer_step(form.name, record["id"])
+        step = None
+        if found is not None:
+            task, node = found
+            option = node.options["customer"]
+            step = {"node": node.id, "label": node.text(locale),
+                    "prompt": label_text(option.get("prompt"), locale, "") if isinstance(option, Mapping) else "",
+                    "pass": passes.issue(form.name, record["id"], int(task["id"])),
+                    "fields": [field_json(form, name, locale) for name in node.options.get("fields", [])]}
+        path = [(record["created_at"], NEW_STATUS), *web.system.flows.status_path(form.name, record["id"])]
+        return {"form": form.name, "form_label": form.spec.text(locale), "query_no": record["query_no"],
+                "status": record["status"], "status_label": status_word(form, record["status"], locale),
+                "created_at": iso(record["created_at"]),
+                "progress": [{"at": iso(at), "status": status, "label": status_word(form, status, locale)}
+                             for at, status in path],
+                "fields": [{"name": name, "label": spec.text(locale),
+                            "value": str(form.display(name, record.get(name), locale))}
+                           for name, spec in form.spec.fields.items()
+                           if spec.public and name in form.stored and record.get(name) not in (None, "", [])],
+                "step": step}
+
+    async def api_lookup(request: Request) -> Response:
+        web.limit(request, "lookup", LOOKUPS)
+        data = await json_object(request)
+        found = await offload.run(find, str(data.get("query_no", "")).strip().upper(), _digits(data.get("verify", "")))
+        if found is None:
+            return JSONAnswer({"error": "no record matches this query number and these digits"}, 404)
+        return JSONAnswer(await offload.run(view_json, found[0], found[1], web.locale_of(request)))
+
+    async def api_answer(request: Request) -> Response:
+        web.limit(request, "lookup-step", ANSWERS)
+        data = await json_object(request)
+        values = data.get("values")
+        if not isinstance(values, dict):
+            return JSONAnswer({"error": "`values` must be an object of the step's fields"}, 400)
+        state, form, record, found = await offload.run(open_step, str(data.get("pass", "")))
+        if state == "expired":
+            return JSONAnswer({"error": "the pass is altered or expired: look the record up again"}, 400)
+        if state == "taken":
+            return JSONAnswer({"error": "this step has already been answered"}, 409)
+        fields = list(found[1].options.get("fields", []))
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            return JSONAnswer({"error": f"this step takes {', '.join(fields)}; not {', '.join(unknown)}"}, 400)
+        locale = web.locale_of(request)
+        fresh = await offload.run(send_answer, form, record, found, values, locale)
+        return JSONAnswer(await offload.run(view_json, form, fresh, locale))
+
     return [Route("/track", show, methods=["GET"]), Route("/track", answer, methods=["POST"]),
-            Route("/track/answer", answer_step, methods=["POST"])]
+            Route("/track/answer", answer_step, methods=["POST"]),
+            Route("/api/v1/lookup", api_lookup, methods=["POST"]),
+            Route("/api/v1/lookup/answer", api_answer, methods=["POST"])]
 
 
 def _local(at: datetime, zone: ZoneInfo) -> str:

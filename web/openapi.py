@@ -137,6 +137,25 @@ def _common_schemas() -> dict[str, Any]:
             "revoked_at": maybe_when, "active": {"type": "boolean"},
             "token": {"type": "string", "description": "the secret: given once, when the token is created"}}},
         "TokenList": {"type": "object", "properties": {"items": {"type": "array", "items": _ref("Token")}}},
+        "LookupQuery": {"type": "object", "required": ["query_no", "verify"], "properties": {
+            "query_no": {"type": "string", "maxLength": 64, "description": "the query number (查询编号)"},
+            "verify": {"type": "string", "maxLength": 32,
+                       "description": "the last digits of the contact phone the form's lookup asks for"}}},
+        "LookupAnswer": {"type": "object", "required": ["pass", "values"], "properties": {
+            "pass": {"type": "string", "maxLength": 500, "description": "`step.pass` of a lookup"},
+            "values": {"type": "object", "description": "the step's fields (`step.fields`)"}}},
+        "Lookup": {"type": "object", "properties": {
+            "form": {"type": "string"}, "form_label": {"type": "string"}, "query_no": {"type": "string"},
+            "status": {"type": "string"}, "status_label": {"type": "string", "description": "in the customer's words"},
+            "created_at": when,
+            "progress": {"type": "array", "items": {"type": "object", "properties": {
+                "at": when, "status": {"type": "string"}, "label": {"type": "string"}}}},
+            "fields": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "label": {"type": "string"}, "value": {"type": "string"}}}},
+            "step": {"type": ["object", "null"], "description": "the step the customer may answer, if any",
+                     "properties": {"node": {"type": "string"}, "label": {"type": "string"},
+                                    "prompt": {"type": "string"}, "pass": {"type": "string"},
+                                    "fields": {"type": "array", "items": _ref("FormField")}}}}},
         "NewToken": {"type": "object", "required": ["name"], "additionalProperties": False, "properties": {
             "name": {"type": "string", "minLength": 1, "maxLength": 100, "description": "what uses the token"}}},
         "WebhookResult": {"type": "object", "properties": {
@@ -312,6 +331,21 @@ def build_document(web: "Web", *, full: bool = True) -> dict[str, Any]:
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Completion")}}},
         "responses": {"200": _json(_ref("Task"), "the completed task"),
                       **_errors("400", "401", "403", "404", "409", "415", "422")}}}
+    if any(f.spec.lookup and f.spec.numbering for f in system.forms.forms.values()):
+        # The customer's progress lookup, for apps (a WeChat official account, a portal).
+        paths["/api/v1/lookup"] = {"post": {
+            "operationId": "lookup", "tags": ["lookup"], "security": ANYONE,
+            "summary": "A customer's record by its query number and the last digits of the contact "
+                       "phone: status, progress, public fields, and the step they may answer",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("LookupQuery")}}},
+            "responses": {"200": _json(_ref("Lookup"), "the record as its customer sees it"),
+                          **_errors("400", "404", "413", "415", "429")}}}
+        paths["/api/v1/lookup/answer"] = {"post": {
+            "operationId": "lookup_answer", "tags": ["lookup"], "security": ANYONE,
+            "summary": "The customer answers their step with the pass a lookup gave (valid 30 minutes)",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("LookupAnswer")}}},
+            "responses": {"200": _json(_ref("Lookup"), "the record after the answer"),
+                          **_errors("400", "409", "413", "415", "422", "429")}}}
     paths["/api/v1/definitions/validate"] = {"post": {
         "operationId": "validate_definitions", "tags": ["definitions"],
         "summary": "Check the running bundle's folder again (administrators)", "security": SIGNED_IN,

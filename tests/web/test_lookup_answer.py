@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from engine.identity import CUSTOMER_ACTOR
 from tests.flows.test_postal_flow import Case, accept
-from tests.web.test_lookup import COMPLAINT, POSTAL, Seconds, system  # noqa: F401 (fixture)
+from tests.web.test_lookup import COMPLAINT, Seconds, system  # noqa: F401 (fixture)
 from web.app import create_app
 from web.lookup import StepPass
 from web.system import System
 
-__all__ = ["POSTAL"]
 
 
 @pytest.fixture
@@ -166,3 +165,50 @@ def test_the_inbox_marks_a_step_the_customer_may_answer(system: System) -> None:
     rows = inbox_rows(app.state.web, agent, "zh-CN")
     assert [(r.node, r.customer_may_answer) for r in rows if r.record_id == case.id] == [("confirm", True)]
     assert rows and all(not r.customer_may_answer for r in rows if r.record_id != case.id)
+
+
+# -- the same for apps: /api/v1/lookup ---------------------------------------------------------
+def api_lookup(client: TestClient, case: Case, verify: str = "5678") -> Any:
+    query_no = case.system.forms.get("complaint", case.id)["query_no"]
+    return client.post("/api/v1/lookup?lang=en", json={"query_no": query_no, "verify": verify})
+
+
+def test_an_app_looks_up_the_status_progress_and_the_step_as_json(client: TestClient, system: System) -> None:
+    answer = api_lookup(client, replied(system))
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["status"], body["status_label"]) == ("awaiting_confirmation", "Awaiting your confirmation")
+    assert [p["status"] for p in body["progress"]] == [
+        "new", "accepted", "in_progress", "awaiting_reply", "awaiting_confirmation"]
+    assert {f["name"] for f in body["fields"]} >= {"resolution", "basis", "compensation"}
+    step = body["step"]
+    assert step["node"] == "confirm" and [f["name"] for f in step["fields"]] == ["customer_confirmed", "satisfaction"]
+
+
+def test_wrong_digits_over_the_api_say_nothing_about_the_number(client: TestClient, system: System) -> None:
+    case = replied(system)
+    wrong = api_lookup(client, case, verify="0000")
+    unknown = client.post("/api/v1/lookup", json={"query_no": "TS2099010100001", "verify": "5678"})
+    assert wrong.status_code == unknown.status_code == 404 and wrong.json() == unknown.json()
+
+
+def test_an_app_sends_the_customers_answer_and_the_case_closes(client: TestClient, system: System) -> None:
+    case = replied(system)
+    token = api_lookup(client, case).json()["step"]["pass"]
+    answer = client.post("/api/v1/lookup/answer", json={
+        "pass": token, "values": {"customer_confirmed": True, "satisfaction": 5}})
+    assert answer.status_code == 200 and answer.json()["status"] == "resolved" and answer.json()["step"] is None
+    again = client.post("/api/v1/lookup/answer", json={"pass": token, "values": {"satisfaction": 1}})
+    assert again.status_code == 409 and case.status == "resolved"
+
+
+def test_an_answer_over_the_api_is_validated_like_any_completion(client: TestClient, system: System) -> None:
+    case = replied(system)
+    token = api_lookup(client, case).json()["step"]["pass"]
+    refused = client.post("/api/v1/lookup/answer", json={"pass": token, "values": {"customer_confirmed": True}})
+    assert refused.status_code == 422 and "satisfaction" in refused.json()["fields"]
+    other = client.post("/api/v1/lookup/answer", json={"pass": token, "values": {"compensation": 99999}})
+    assert other.status_code == 400 and "customer_confirmed, satisfaction" in other.json()["error"]
+    forged = client.post("/api/v1/lookup/answer", json={"pass": token + "x", "values": {"satisfaction": 5}})
+    assert forged.status_code == 400
+    assert case.open() == ["confirm"]
