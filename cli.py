@@ -232,8 +232,7 @@ def cmd_db_backup(args: argparse.Namespace) -> int:
         print(f"removed:  {path} (keeping the newest {args.keep})")
     if files.missing:
         print(f"error: {len(files.missing)} file(s) the database names are missing from "
-              f"{files_dir(url)} or changed on disk, so not in this backup: "
-              + ", ".join(files.missing[:5]) + (" ..." if len(files.missing) > 5 else ""), file=sys.stderr)
+              f"{files_dir(url)} or changed on disk, so not in this backup: {_first(files.missing)}", file=sys.stderr)
         return 1
     print(f"restore:  stop Docket, then: docket db restore {copy.path}" + (f" --db {args.db}" if args.db else ""))
     return 0
@@ -263,10 +262,14 @@ def cmd_db_restore(args: argparse.Namespace) -> int:
     print(f"files:    {store.root} ({files.copied} copied back, {files.present} already there)")
     if files.missing:
         print(f"error: {len(files.missing)} file(s) the restored database names are in neither "
-              f"{backup.parent / 'files'} nor {store.root}: " + ", ".join(files.missing[:5])
-              + (" ..." if len(files.missing) > 5 else ""), file=sys.stderr)
+              f"{backup.parent / 'files'} nor {store.root}: {_first(files.missing)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _first(items: Sequence[str], shown: int = 5) -> str:
+    """The first few of a list for a one-line message, "..." when there are more."""
+    return ", ".join(items[:shown]) + (" ..." if len(items) > shown else "")
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
