@@ -11,15 +11,14 @@ from __future__ import annotations
 import ast
 import re
 import warnings
-from collections.abc import Callable
-from datetime import date, datetime
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.durations import as_value, parse_duration
+from engine.durations import as_value
 from engine.errors import Diagnostic, did_you_mean
 from engine.expr import safe_ops
 from engine.expr.context import VALUE_KINDS, EvalFailure, Scope, arity_text
+from engine.expr.functions import TEXT_READERS  # the calls' own reading of their text
 from engine.expr.lexer import Positions, normalize_newlines, prescan
 from engine.expr.methods import METHODS
 from engine.registry import Kind
@@ -191,30 +190,6 @@ _CALL_KINDS = {"today": "date", "date": "date", "now": "datetime", "add_workdays
 """What the built-in date and time functions give (engine/expr/functions.py)."""
 
 
-def _date_text_problem(text: str) -> str | None:
-    try:
-        date.fromisoformat(text.strip()) if len(text.strip()) <= 10 else datetime.fromisoformat(text.strip())
-    except ValueError:
-        return 'write a date like "2026-01-31"'
-    return None
-
-
-def _time_text_problem(text: str) -> str | None:
-    return None if parse_time_of_day(text) is not None else 'write a time of day like "08:30"'
-
-
-def _duration_text_problem(text: str) -> str | None:
-    try:
-        parse_duration(text)
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
-_TEXT_READERS: dict[str, Callable[[str], str | None]] = {
-    "date": _date_text_problem, "time": _time_text_problem, "duration": _duration_text_problem}
-"""Built-in functions whose one text argument, when written as a literal, is read at load:
-what to write instead, or None when it reads."""
 
 
 def _kind_hint(name: str, kind: str, value: Any) -> str:
@@ -649,16 +624,17 @@ class _Walker:
         """`date("2026-13-01")`, `time("25:00")`, `duration("2 dayz")`: text that names no
         value would fail each time the expression runs; it is a load error instead."""
         name = call.func.id  # type: ignore[attr-defined]
-        reader = _TEXT_READERS.get(name)
+        reader = TEXT_READERS.get(name)
         if reader is None or len(call.args) != 1 or name not in self.functions:
             return
         found, value = _literal(call.args[0])
         if not found or not isinstance(value, str):
             return
-        wanted = reader(value)
-        if wanted is not None:
+        try:
+            reader(value)
+        except EvalFailure as exc:
             self.problem(f"{name}() cannot read '{value[:40]}'", self.pos(call.args[0]),
-                         code="expr-bad-literal", hint=wanted)
+                         code="expr-bad-literal", hint=str(exc))
 
     def _check_method(self, func: ast.Attribute, count: int) -> None:
         pos = self.attr_pos(func)

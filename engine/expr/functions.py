@@ -21,7 +21,7 @@ from engine.expr.safe_ops import (DECIMAL_CONTEXT, contains, MAX_BUSINESS_DAYS, 
 from engine.registry import Registry
 from engine.time_of_day import parse_time_of_day
 
-__all__ = ["BUILTINS", "register"]
+__all__ = ["BUILTINS", "TEXT_READERS", "register"]
 
 _MAX_STR_INT_BITS = 14_000  # ~4,200 digits: below CPython's int->str cap of 4,300
 _MAX_ROUND_DIGITS = 100
@@ -302,6 +302,15 @@ def _is_empty(value: Any) -> bool:
     if isinstance(value, (list, tuple, set, frozenset, Mapping)):
         return len(value) == 0
     return False
+
+
+TEXT_READERS: dict[str, Any] = {
+    "date": lambda text: _parse_date(text, None),
+    "time": lambda text: _time(None, text),
+    "duration": _duration,
+}
+"""Built-ins whose one text argument the load check reads when it is written as a literal
+(`time("25:00")`): each raises EvalFailure, with what to write, where the call would."""
 
 
 BUILTINS: tuple[Function, ...] = (

@@ -373,8 +373,8 @@ def test_a_time_of_day_compared_with_today_is_reported(functions: Kind[Any]) -> 
 
 
 @pytest.mark.parametrize(("source", "column", "hint"), [
-    ('date("2026-13-01")', 6, 'write a date like "2026-01-31"'),
-    ('time("25:00")', 6, 'write a time of day like "08:30"'),
+    ('date("2026-13-01")', 6, "is not a date (write it like 2026-01-31)"),
+    ('time("25:00")', 6, 'is not a time of day (write it like "08:30")'),
     ('duration("2 dayz") > 1d', 10, "is not a duration"),
 ])
 def test_text_a_date_time_or_duration_function_cannot_read_is_a_load_error(
