@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from urllib.parse import urlencode
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Mapping
@@ -134,8 +135,12 @@ def routes(web: "Web") -> list[Route]:
                   "created_at": _local(record["created_at"], zone), "fields": shown,
                   "progress": progress(form, record, locale),
                   "step": step_of(form, record, locale, values=values, errors=errors)}
+        # The answer is not a page to link to (it needs the digits): another language opens the
+        # lookup with the number filled in, and the customer types the digits again.
+        relook = lambda loc: f"/track?{urlencode({'lang': loc, 'query_no': record['query_no']})}"  # noqa: E731
         return web.page(request, "lookup.html", digits=digits_wanted(), result=result, failed=False,
-                        query_no=record["query_no"], notice=notice, alert=alert, status=status)
+                        query_no=record["query_no"], notice=notice, alert=alert, status=status,
+                        lang_url=relook)
 
     async def show(request: Request) -> Response:
         web.limit(request, "lookup-view", Limit(120, 60))

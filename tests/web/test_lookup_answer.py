@@ -212,3 +212,11 @@ def test_an_answer_over_the_api_is_validated_like_any_completion(client: TestCli
     forged = client.post("/api/v1/lookup/answer", json={"pass": token + "x", "values": {"satisfaction": 5}})
     assert forged.status_code == 400
     assert case.open() == ["confirm"]
+
+
+def test_another_language_reopens_the_lookup_with_the_number_filled_in(client: TestClient, system: System) -> None:
+    case = replied(system)
+    page = look_up(client, case)
+    query_no = system.forms.get("complaint", case.id)["query_no"]
+    assert f'href="/track?lang=en&amp;query_no={query_no}"' in page
+    assert f'value="{query_no}"' in client.get(f"/track?lang=en&query_no={query_no}").text
