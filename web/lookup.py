@@ -32,6 +32,7 @@ from engine.types import label_text
 from forms.records import NEW_STATUS
 from forms.render import Section, form_view, parse_form_post
 from web.api import field_json, iso, json_object
+from web.form_files import read_kept_files, store_files
 from web.forms_body import read_form
 from web.json_answer import JSONAnswer
 from web.i18n import ui
@@ -43,6 +44,10 @@ if TYPE_CHECKING:
 
 LOOKUPS = Limit(20, 600)
 ANSWERS = Limit(10, 600)
+MAX_ANSWER_FILES = 10
+MAX_ANSWER_BYTES = 60 * 1024 * 1024
+"""An answer may carry photos: at most this many files and bytes (each file also within its
+field's own limit, checked as it streams in)."""
 QUERY_NO = re.compile(r"[A-Za-z0-9-]{4,64}")
 _DUMMY = "0" * 64
 
@@ -204,7 +209,8 @@ def routes(web: "Web") -> list[Route]:
 
     async def answer_step(request: Request) -> Response:
         web.limit(request, "lookup-step", ANSWERS)
-        posted = await read_form(request, max_fields=60, max_part_size=16 * 1024, max_body=256 * 1024)
+        posted = await read_form(request, max_fields=60, max_part_size=16 * 1024, max_files=MAX_ANSWER_FILES,
+                                 max_body=MAX_ANSWER_BYTES)
         locale = web.locale_of(request)
         state, form, record, found = await offload.run(open_step, str(posted.get("pass", "")))
         if state == "expired":
@@ -213,18 +219,26 @@ def routes(web: "Web") -> list[Route]:
         if state == "taken":
             return await offload.run(lambda: result_page(
                 request, form, record, status=409, alert=ui("answer_taken", locale)))
-        values = parse_form_post(form, posted, only=list(found[1].options.get("fields", [])))
-        try:
-            fresh = await offload.run(send_answer, form, record, found, values, locale)
-        except ValidationFailed as exc:
-            errors = exc.errors
+        fields = list(found[1].options.get("fields", []))
+        values = parse_form_post(form, posted, only=fields)
+        # Photos and documents go through the same checks as on the public form (web.form_files);
+        # a refused post lists the files already stored, to be kept without sending them again.
+        errors: dict[str, list[str]] = await store_files(web, form, posted, values, locale, only=fields)
+        fresh = record
+        if not errors:
+            try:
+                fresh = await offload.run(send_answer, form, record, found, values, locale)
+            except ValidationFailed as exc:
+                errors = exc.errors
+            except (ConflictError, NotFoundError):
+                fresh = await offload.run(web.system.forms.get, form.name, record["id"])
+                return await offload.run(lambda: result_page(
+                    request, form, fresh, status=409, alert=ui("answer_taken", locale)))
+        if errors:
+            shown = await offload.run(read_kept_files, web, form, values)
             return await offload.run(lambda: result_page(
-                request, form, record, status=422, values=values, errors=errors,
+                request, form, record, status=422, values=shown, errors=errors,
                 alert=ui("fix_errors", locale)))
-        except (ConflictError, NotFoundError):
-            fresh = await offload.run(web.system.forms.get, form.name, record["id"])
-            return await offload.run(lambda: result_page(
-                request, form, fresh, status=409, alert=ui("answer_taken", locale)))
         return await offload.run(lambda: result_page(request, form, fresh, notice=ui("answer_thanks", locale)))
 
     # -- the same for apps (a WeChat official account, a customer portal): JSON -----------------

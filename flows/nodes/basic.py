@@ -24,7 +24,7 @@ class Start(NodeType):
 
 def check_customer_step(node: NodeSpec, flow: Any, ctx: BuildContext, doc: Document, path: YamlPath) -> None:
     """A step the customer answers from the progress lookup must ask for something, on a form
-    customers can look up, and not for files (the lookup page takes no uploads)."""
+    customers can look up."""
     where = path + ("customer",)
     form = ctx.definitions.get("form", {}).get(flow["form"])
     if not node.options.get("fields"):
@@ -35,12 +35,6 @@ def check_customer_step(node: NodeSpec, flow: Any, ctx: BuildContext, doc: Docum
     if not getattr(form, "lookup", None) or not getattr(form, "numbering", None):
         ctx.error(doc, where, f"customers reach this step through the progress lookup, but form "
                               f"'{flow['form']}' has no `lookup` (with a query number)", code="customer-step")
-    for i, name in enumerate(node.options.get("fields", [])):
-        spec = form.fields.get(name)
-        ftype = ctx.registry.field_types.get(spec.type) if spec is not None else None
-        if getattr(ftype, "holds_attachments", False):
-            ctx.error(doc, path + ("fields", i), f"'{name}' takes files, which the progress lookup "
-                                                 "cannot receive from a customer", code="customer-step")
 
 
 class Task(NodeType):

@@ -106,9 +106,8 @@ def test_a_customer_step_on_a_form_customers_cannot_look_up_is_a_load_error(tmp_
         "(with a query number)"]
 
 
-def test_a_customer_step_asking_for_files_is_a_load_error(tmp_path: Path) -> None:
-    assert problems(tmp_path, fields="rating, photo") == [
-        "9: 'photo' takes files, which the progress lookup cannot receive from a customer"]
+def test_a_customer_step_may_ask_for_photos(tmp_path: Path) -> None:
+    assert problems(tmp_path, fields="rating, photo") == []
 
 
 @pytest.mark.parametrize("customer", ["false", "{prompt: 5}", "{question: x}"])

@@ -220,3 +220,34 @@ def test_another_language_reopens_the_lookup_with_the_number_filled_in(client: T
     query_no = system.forms.get("complaint", case.id)["query_no"]
     assert f'href="/track?lang=en&amp;query_no={query_no}"' in page
     assert f'value="{query_no}"' in client.get(f"/track?lang=en&query_no={query_no}").text
+
+
+def asked_for_information(system: System) -> Case:
+    case = Case(system, COMPLAINT)
+    system.flows.claim(case.task("accept")["id"], "agent")
+    case.do("accept", "agent", {"urgency": "normal", "info_needed": True, "info_request": "请提供破损照片"})
+    assert case.open() == ["more_info"]
+    return case
+
+
+def test_the_customer_sends_the_photos_asked_for_with_the_answer(client: TestClient, system: System) -> None:
+    from tests.forms.test_attachments_kit import png
+
+    case = asked_for_information(system)
+    page = look_up(client, case)
+    assert "请提供破损照片" in page and 'enctype="multipart/form-data"' in page
+    answer = client.post("/track/answer?lang=zh-CN", data={"pass": step_pass(page), "supplement": "两箱外包装破损"},
+                         files={"photos": ("box.png", png(4, 3), "image/png")})
+    assert answer.status_code == 200 and 'id="lookup-notice"' in answer.text
+    record = system.forms.get("complaint", case.id)
+    assert record["supplement"] == "两箱外包装破损" and [p["name"] for p in record["photos"]] == ["box.png"]
+    assert case.open() == ["accept"]
+
+
+def test_a_file_that_is_not_a_photo_is_refused_and_the_step_stays_open(client: TestClient, system: System) -> None:
+    case = asked_for_information(system)
+    answer = client.post("/track/answer?lang=en", data={"pass": step_pass(look_up(client, case)),
+                                                        "supplement": "see the photo"},
+                         files={"photos": ("box.png", b"<html><script>alert(1)</script></html>", "image/png")})
+    assert answer.status_code == 422 and "box.png" in answer.text.split('id="customer-step"')[1]
+    assert case.open() == ["more_info"] and system.forms.get("complaint", case.id)["supplement"] is None
