@@ -35,6 +35,12 @@ def check_customer_step(node: NodeSpec, flow: Any, ctx: BuildContext, doc: Docum
     if not getattr(form, "lookup", None) or not getattr(form, "numbering", None):
         ctx.error(doc, where, f"customers reach this step through the progress lookup, but form "
                               f"'{flow['form']}' has no `lookup` (with a query number)", code="customer-step")
+    asked = [form.fields[name] for name in node.options.get("fields", []) if name in form.fields]
+    if asked and not any(spec.required or spec.required_if is not None for spec in asked):
+        # Staff see the record when they complete a step; a customer may just press the button.
+        ctx.warning(doc, where, "the customer may answer this step empty: none of its fields is required",
+                    code="customer-step", hint=f"make one required while the record waits here, e.g. "
+                                               f"required_if: status == \"...\" on '{asked[0].name}'")
 
 
 class Task(NodeType):

@@ -77,7 +77,8 @@ numbering: "TK{seq:4}"
 LOOKUP
 fields:
   phone: {type: phone, label: Phone}
-  rating: {type: rating, label: Rating, max: 5}
+  rating: {type: rating, label: Rating, max: 5, required: true}
+  remark: {type: textarea, label: Remark}
   photo: {type: image, label: Photo}
 """
 
@@ -104,6 +105,16 @@ def test_a_customer_step_on_a_form_customers_cannot_look_up_is_a_load_error(tmp_
     assert problems(tmp_path, lookup="") == [
         "10: customers reach this step through the progress lookup, but form 'enquiry' has no `lookup` "
         "(with a query number)"]
+
+
+def test_a_customer_step_that_could_be_answered_empty_is_a_warning(tmp_path: Path) -> None:
+    bundle = write_bundle(tmp_path / "b", {
+        **MINI, "forms/enquiry.yaml": ENQUIRY.replace("LOOKUP", "lookup: {verify: phone, digits: 4}"),
+        "flows/ask.yaml": FLOW.replace("FIELDS", "remark, photo").replace("CUSTOMER", "true")})
+    loaded, diags = validate_bundle(bundle, build_registry(plugins=False))
+    assert loaded is not None
+    assert [(d.severity, d.span.line, d.message) for d in diags] == [
+        ("warning", 10, "the customer may answer this step empty: none of its fields is required")]
 
 
 def test_a_customer_step_may_ask_for_photos(tmp_path: Path) -> None:
