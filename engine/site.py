@@ -25,10 +25,9 @@ def configured_public_url() -> str | None:
     return value if _URL.fullmatch(value) else None
 
 
-def record_url(form: str, record_id: int) -> str | None:
-    """The staff page of one record at the public address, or None without one."""
-    base = configured_public_url()
-    return f"{base}/records/{form}/{int(record_id)}" if base else None
+def record_url(base_url: str | None, form: str, record_id: int) -> str:
+    """The staff page of one record at `base_url` (the path alone without)."""
+    return f"{(base_url or '').rstrip('/')}/records/{form}/{int(record_id)}"
 
 
 def lookup_url(base_url: str | None, query_no: str | None) -> str:

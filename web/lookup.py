@@ -19,7 +19,6 @@ from urllib.parse import urlencode
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Mapping
-from zoneinfo import ZoneInfo
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from starlette.requests import Request
@@ -38,6 +37,7 @@ from web.json_answer import JSONAnswer
 from web.i18n import ui
 from web.offload import offload
 from web.ratelimit import Limit
+from web.staff import local_time, status_labeller
 
 if TYPE_CHECKING:
     from web.app import Web
@@ -91,24 +91,28 @@ def routes(web: "Web") -> list[Route]:
     """The lookup page, its answer, and the customer's answer to their step."""
     forms = [f for f in web.system.forms.forms.values() if f.spec.lookup and f.spec.numbering]
     passes = web.step_pass
-    zone = ZoneInfo(web.system.bundle.meta.timezone)
+    zone = web.system.bundle.meta.timezone
 
     def digits_wanted() -> int:
         return max((int(f.spec.lookup.get("digits", 4)) for f in forms), default=4)
 
-    def status_word(form: Any, status: str, locale: str) -> str:
-        statuses = web.system.bundle.all("list").get(form.spec.lookup.get("statuses", ""))
-        option = statuses.find(str(status)) if statuses else None
-        return option.text(locale) if option else str(status)
+    def changes(form: Any, record: dict[str, Any]) -> list[tuple[datetime, str]]:
+        """(when, status) of each change, the record's creation first."""
+        return [(record["created_at"], NEW_STATUS), *web.system.flows.status_path(form.name, record["id"])]
+
+    def public_fields(form: Any, record: dict[str, Any], locale: str) -> list[tuple[str, str, str]]:
+        """(name, label, shown value) of each filled field the form shows its customers."""
+        return [(name, spec.text(locale), str(form.display(name, record.get(name), locale)))
+                for name, spec in form.spec.fields.items()
+                if spec.public and name in form.stored and record.get(name) not in (None, "", [])]
 
     def progress(form: Any, record: dict[str, Any], locale: str) -> list[tuple[str, str]]:
         """(local time, status word) per change the customer can tell apart, oldest first."""
-        path = [(record["created_at"], NEW_STATUS), *web.system.flows.status_path(form.name, record["id"])]
+        word = status_labeller(web.system.bundle, form, locale)
         shown: list[tuple[str, str]] = []
-        for at, status in path:
-            word = status_word(form, status, locale)
-            if not shown or shown[-1][1] != word:
-                shown.append((_local(at, zone), word))
+        for at, status in changes(form, record):
+            if not shown or shown[-1][1] != word(status):
+                shown.append((local_time(at, zone), word(status)))
         return shown
 
     def step_of(form: Any, record: dict[str, Any], locale: str, *, values: dict[str, Any] | None = None,
@@ -117,8 +121,7 @@ def routes(web: "Web") -> list[Route]:
         if found is None:
             return None
         task, node = found
-        option = node.options["customer"]
-        prompt = label_text(option.get("prompt"), locale, "") if isinstance(option, Mapping) else ""
+        prompt = _prompt(node, locale)
         fields = list(node.options.get("fields", []))
         shown = values if values is not None else {name: record.get(name) for name in fields}
         widgets = [w for section in form_view(form, locale, values=shown, errors=errors or {}, only=fields)
@@ -132,12 +135,10 @@ def routes(web: "Web") -> list[Route]:
                     notice: str | None = None, alert: str | None = None,
                     values: dict[str, Any] | None = None, errors: dict[str, list[str]] | None = None) -> Response:
         locale = web.locale_of(request)
-        shown = [(spec.text(locale), form.display(name, record.get(name), locale))
-                 for name, spec in form.spec.fields.items()
-                 if spec.public and name in form.stored and record.get(name) not in (None, "", [])]
         result = {"form": form.spec.text(locale), "query_no": record["query_no"],
-                  "status": status_word(form, record["status"], locale),
-                  "created_at": _local(record["created_at"], zone), "fields": shown,
+                  "status": status_labeller(web.system.bundle, form, locale)(record["status"]),
+                  "created_at": local_time(record["created_at"], zone),
+                  "fields": [(label, value) for _name, label, value in public_fields(form, record, locale)],
                   "progress": progress(form, record, locale),
                   "step": step_of(form, record, locale, values=values, errors=errors)}
         # The answer is not a page to link to (it needs the digits): another language opens the
@@ -247,21 +248,17 @@ def routes(web: "Web") -> list[Route]:
         step = None
         if found is not None:
             task, node = found
-            option = node.options["customer"]
-            step = {"node": node.id, "label": node.text(locale),
-                    "prompt": label_text(option.get("prompt"), locale, "") if isinstance(option, Mapping) else "",
+            step = {"node": node.id, "label": node.text(locale), "prompt": _prompt(node, locale),
                     "pass": passes.issue(form.name, record["id"], int(task["id"])),
                     "fields": [field_json(form, name, locale) for name in node.options.get("fields", [])]}
-        path = [(record["created_at"], NEW_STATUS), *web.system.flows.status_path(form.name, record["id"])]
+        word = status_labeller(web.system.bundle, form, locale)
         return {"form": form.name, "form_label": form.spec.text(locale), "query_no": record["query_no"],
-                "status": record["status"], "status_label": status_word(form, record["status"], locale),
+                "status": record["status"], "status_label": word(record["status"]),
                 "created_at": iso(record["created_at"]),
-                "progress": [{"at": iso(at), "status": status, "label": status_word(form, status, locale)}
-                             for at, status in path],
-                "fields": [{"name": name, "label": spec.text(locale),
-                            "value": str(form.display(name, record.get(name), locale))}
-                           for name, spec in form.spec.fields.items()
-                           if spec.public and name in form.stored and record.get(name) not in (None, "", [])],
+                "progress": [{"at": iso(at), "status": status, "label": word(status)}
+                             for at, status in changes(form, record)],
+                "fields": [{"name": name, "label": label, "value": value}
+                           for name, label, value in public_fields(form, record, locale)],
                 "step": step}
 
     async def api_lookup(request: Request) -> Response:
@@ -297,5 +294,7 @@ def routes(web: "Web") -> list[Route]:
             Route("/api/v1/lookup/answer", api_answer, methods=["POST"])]
 
 
-def _local(at: datetime, zone: ZoneInfo) -> str:
-    return at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+def _prompt(node: Any, locale: str) -> str:
+    """What a customer step asks, in `locale` (its `customer: {prompt}`; none for `customer: true`)."""
+    option = node.options["customer"]
+    return label_text(option.get("prompt"), locale, "") if isinstance(option, Mapping) else ""

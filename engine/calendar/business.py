@@ -9,7 +9,7 @@ so the server's own TZ setting never changes a due time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -97,13 +97,13 @@ class BusinessCalendar:
             return True
         return d.weekday() not in self.weekend and d not in self.holidays
 
+    def local(self, t: datetime) -> datetime:
+        """An aware instant in the calendar's time zone."""
+        return ensure_utc(t).astimezone(self._zone)
+
     def local_date(self, t: datetime) -> date:
         """The calendar-local date of an aware instant."""
-        return ensure_utc(t).astimezone(self._zone).date()
-
-    def local_time(self, t: datetime) -> time:
-        """The calendar-local time of day of an aware instant."""
-        return ensure_utc(t).astimezone(self._zone).time()
+        return self.local(t).date()
 
     def day_intervals(self, d: date) -> list[tuple[datetime, datetime]]:
         """The working intervals of local date `d` as (start, end) UTC instants."""

@@ -40,13 +40,18 @@ def _calendar(ctx: EvalContext | None, what: str) -> Any:
     return ctx.calendar
 
 
+def _local_instant(value: datetime, ctx: EvalContext | None) -> datetime:
+    """A date and time as the calendar's zone reads it (UTC without a calendar; a naive one as is)."""
+    if value.tzinfo is None:
+        return value
+    if ctx is not None and ctx.calendar is not None:
+        return ctx.calendar.local(value)
+    return value.astimezone(timezone.utc)
+
+
 def _local_date(value: Any, ctx: EvalContext | None) -> date:
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            return value.date()
-        if ctx is not None and ctx.calendar is not None:
-            return ctx.calendar.local_date(value)
-        return value.astimezone(timezone.utc).date()
+        return _local_instant(value, ctx).date()
     if isinstance(value, date):
         return value
     if isinstance(value, str):
@@ -90,11 +95,7 @@ def _date(ctx: EvalContext | None, value: Any) -> date:
 
 def _time(ctx: EvalContext | None, value: Any) -> time:
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            return value.time()
-        if ctx is not None and ctx.calendar is not None:
-            return ctx.calendar.local_time(value)
-        return value.astimezone(timezone.utc).time()
+        return _local_instant(value, ctx).time()
     if isinstance(value, time):
         return value
     if isinstance(value, str):

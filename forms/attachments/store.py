@@ -238,13 +238,14 @@ class FileStore:
         missing here, or changed on disk, is reported in `missing` and not copied."""
         copied = present = size = 0
         missing: list[str] = []
+        temp_dir = dest.root / "tmp"
         for sha256 in sorted(set(sha256s)):
             target = dest.path_of(sha256)
             if target.is_file():
                 present += 1
                 continue
-            temp_dir = dest.root / "tmp"
-            temp_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+            if not temp_dir.is_dir():
+                temp_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
             fd, name = tempfile.mkstemp(dir=temp_dir, prefix="copy-")
             digest = hashlib.sha256()
             try:

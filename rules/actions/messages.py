@@ -49,10 +49,11 @@ def template_context(act: ActionContext) -> dict[str, Any]:
         "sla": dict(event.data) if event is not None and event.name.startswith("sla.") else {},
     })
     names.setdefault("tags", [])
-    names.setdefault("link", _record_link(act))
+    base = configured_public_url()
+    # The record's staff page: at the public address when one is set, else the path alone.
+    names.setdefault("link", record_url(base, act.form, act.record_id) if act.record_id is not None else "")
     # The customer's own page (progress, and the step they may answer): only as a full address,
     # which a message to a customer needs; empty without DOCKET_PUBLIC_URL, so `{% if track_link %}`.
-    base = configured_public_url()
     names.setdefault("track_link", lookup_url(base, act.record.get("query_no")) if base else "")
     return names
 
@@ -62,11 +63,6 @@ def _link_data(link: str) -> dict[str, str]:
     return {"link": link} if link.startswith(("http://", "https://")) else {}
 
 
-def _record_link(act: ActionContext) -> str:
-    """The record's staff page: at the public address when one is set, else the path alone."""
-    if act.record_id is None:
-        return ""
-    return record_url(act.form, act.record_id) or f"/records/{act.form}/{act.record_id}"
 
 
 class Notify(BaseAction):
