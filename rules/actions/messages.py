@@ -4,17 +4,18 @@ caller's transaction: a rolled-back change sends nothing, and delivery retries h
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from engine.actions import ActionContext, ActionError, ActionScope, BaseAction
 from engine.kinds import BuildContext
 from engine.site import configured_public_url, lookup_url, record_url
-from engine.types import YamlPath
+from engine.types import YamlPath, label_text
 from engine.yamlsource import Document
 from rules.actions.common import (RECIPIENT_SCHEMA, add_history, check_recipients, json_safe,
                                   resolve_recipients)
 
-TEMPLATE_NAMES = frozenset({"record", "event", "rule", "form", "now", "tags", "link", "track_link", "sla"})
+TEMPLATE_NAMES = frozenset({"record", "event", "rule", "form", "now", "tags", "link", "track_link", "sla",
+                            "text"})
 """Names a message template may use besides the record's fields."""
 
 
@@ -38,17 +39,21 @@ def check_channel(name: str, ctx: BuildContext, doc: Document, path: YamlPath,
 
 
 def template_context(act: ActionContext) -> dict[str, Any]:
-    """What a message template sees: the record's fields, `record`, `event`, `now`, `tags`, `link`
-    (the record's staff page) and `track_link` (the customer's progress lookup)."""
+    """What a message template sees: the record's fields, `record`, `text` (the fields as people
+    read them), `event`, `sla`, `now`, `tags`, `link` (the record's staff page) and `track_link`
+    (the customer's progress lookup)."""
     names = dict(act.names or act.record)
     event = act.event
     names.update({
         "record": act.record, "now": act.runtime.clock.now(), "form": act.form,
         "rule": act.source,
         "event": {"name": event.name, **dict(event.data)} if event is not None else {},
-        "sla": dict(event.data) if event is not None and event.name.startswith("sla.") else {},
+        "sla": _sla_names(act) if event is not None and event.name.startswith("sla.") else {},
     })
     names.setdefault("tags", [])
+    if act.form is not None:
+        names.setdefault("text", FieldText(act.service("forms").form(act.form), act.record,
+                                           act.runtime.bundle.meta.default_locale))
     base = configured_public_url()
     # The record's staff page: at the public address when one is set, else the path alone.
     names.setdefault("link", record_url(base, act.form, act.record_id) if act.record_id is not None else "")
@@ -56,6 +61,37 @@ def template_context(act: ActionContext) -> dict[str, Any]:
     # which a message to a customer needs; empty without DOCKET_PUBLIC_URL, so `{% if track_link %}`.
     names.setdefault("track_link", lookup_url(base, act.record.get("query_no")) if base else "")
     return names
+
+
+class FieldText(Mapping[str, str]):
+    """`text.<field>` in a message: the field as people read it in the bundle's default language
+    (`text.urgency` is 紧急 where `urgency` is `urgent`; dates in the bundle's zone), worked out
+    only for the fields a message names."""
+
+    def __init__(self, compiled: Any, record: Mapping[str, Any], locale: str):
+        self._compiled, self._record, self._locale = compiled, record, locale
+
+    def __getitem__(self, name: str) -> str:
+        if name not in self._compiled.types:
+            raise KeyError(name)
+        return self._compiled.display(name, self._record.get(name), self._locale)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._compiled.types)
+
+    def __len__(self) -> int:
+        return len(self._compiled.types)
+
+
+def _sla_names(act: ActionContext) -> dict[str, Any]:
+    """`sla` in a message: the SLA event's data (`target`, `due_at`, `level`...) and `label`, the
+    target's label in the bundle's default language (首次响应, not `response`)."""
+    data = dict(act.event.data) if act.event is not None else {}
+    policy = act.runtime.services["sla"].policies.get(data.get("policy")) if "sla" in act.runtime.services else None
+    target = policy.targets.get(data.get("target")) if policy is not None else None
+    if target is not None:
+        data["label"] = label_text(target.label, act.runtime.bundle.meta.default_locale, target.name)
+    return data
 
 
 def _link_data(link: str) -> dict[str, str]:

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from engine.clock import ManualClock
 from engine.storage.db import transaction
+from engine.storage.tables import outbox
 from web.system import System, boot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,6 +118,28 @@ def test_above_5000_the_finance_director_approves(system: System) -> None:
     assert case.open() == ["reply"]
     case.finish()
     assert case.instance["variables"]["director_approval"]["outcome"] == "approved"
+
+
+def test_the_finance_director_is_asked_in_the_wecom_group_with_a_link_to_approve(
+        system: System, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKET_PUBLIC_URL", "https://complaints.example.cn")
+    case = accept(system, DAMAGE).assess(finance=True)
+    case.do("propose", "agent", {"compensation": "6000", "basis": "保价条款 4.1"})
+    with transaction(system.db) as conn:
+        (asked,) = [m for m in conn.execute(select(outbox)).mappings() if m["channel"] == "ops_wecom"
+                    and "待审批" in m["subject"]]
+    assert asked["recipient"] == "director"
+    assert "6000" in asked["subject"] and "保价条款 4.1" in asked["body"]
+    assert asked["payload"]["data"]["link"] == f"https://complaints.example.cn/records/complaint/{case.id}"
+
+
+def test_the_reply_sms_quotes_the_result_without_doubling_its_full_stop(system: System) -> None:
+    case = accept(system, DELAY).assess(finance=False)
+    case.do("propose", "agent", {"compensation": "300"})
+    case.do("reply", "agent", {"resolution": "已核实并按延误条款赔付。"})
+    with transaction(system.db) as conn:
+        (reply,) = [m["body"] for m in conn.execute(select(outbox)).mappings() if "已答复" in m["body"]]
+    assert "请确认处理结果：已核实并按延误条款赔付。" in reply and "。。" not in reply
 
 
 def test_exactly_5000_is_within_the_frontline_limit(system: System) -> None:

@@ -63,6 +63,12 @@ def test_a_claim_over_5000_is_raised_to_level_2(system: System) -> None:
     assert any("已升级为 2 级" in m["subject"] for m in sent(system))
 
 
+def test_a_message_shows_a_choice_by_its_label_not_its_stored_value(system: System) -> None:
+    submit(system, amount_claimed="8000", category="damage_goods", urgency="important")
+    (raised,) = [m["body"] for m in sent(system) if "已升级" in m["subject"]]
+    assert "紧急程度 重要。" in raised and "important" not in raised
+
+
 def test_the_third_complaint_in_30_days_flags_the_customer_and_raises_the_level(system: System) -> None:
     rules = system.runtime.services["rules"]
     first = submit(system)
@@ -79,6 +85,7 @@ def test_five_complaints_of_one_category_in_two_hours_open_a_defect_analysis(sys
         submit(system, customer_name="客户" + str(_))
         system.runtime.clock.advance(timedelta(minutes=20))  # type: ignore[attr-defined]
     (analysis,) = system.forms.list("defect_analysis")
+    assert any(m["subject"].endswith("Batch of complaints: 运输 / 时效延误 / 运输超时") for m in sent(system))
     assert analysis["category"] == "transport_late" and analysis["complaints"] == 5
     (task,) = system.flows.open_tasks("defect_analysis", analysis["id"])
     assert task["node"] == "analyse" and task["candidate_roles"] == ["quality_committee"]
@@ -123,6 +130,15 @@ def test_an_urgent_complaint_turns_yellow_then_red_and_reminds_handler_and_super
     tick_until(system, datetime(2026, 11, 23, 11, 0, tzinfo=SHANGHAI))
     assert any("红色预警" in m["subject"] for m in sent(system))
     assert "overdue" in system.runtime.services["rules"].tags("complaint", complaint)
+
+
+def test_a_warning_names_the_target_in_words_and_the_deadline_in_local_time(system: System) -> None:
+    submit(system, urgency="urgent")
+    tick_until(system, datetime(2026, 11, 23, 10, 48, tzinfo=SHANGHAI))
+    (yellow,) = {m["body"] for m in sent(system) if "黄色预警" in m["subject"]}
+    # Urgent: respond within 1 working hour of 10:00 Shanghai time (02:00 UTC).
+    assert "首次响应时限剩余不足 20%，11月23日 11:00 截止" in yellow
+    assert "response" not in yellow and "+00:00" not in yellow
 
 
 def test_an_urgent_complaint_without_updates_escalates_to_supervisor_then_manager(system: System) -> None:
