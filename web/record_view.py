@@ -54,6 +54,8 @@ class TaskPanel:
     can_claim: bool
     can_reassign: bool
     instructions: str = ""
+    summary: list["FieldRow"] = field(default_factory=list)
+    """The fields the step's `show:` puts before the person who decides (e.g. the amount to approve)."""
     customer_may_answer: bool = False
     """The step is also offered to the customer on the progress lookup (`customer:`)."""
     outcomes: list[Outcome] = field(default_factory=list)
@@ -171,7 +173,7 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
     title = form.display(title_field, record.get(title_field), locale) if title_field and title_field not in hidden else ""
     return RecordPage(
         form=form_name, record_id=record_id, record=record, title=title,
-        groups=_field_groups(form, record, hidden, locale, form_name, record_id),
+        groups=_field_groups(form, record, hidden, locale, record_id),
         activity=[_activity(e, form, flow, hidden, locale, names, runtime.bundle) for e in entries],
         steps=[{"node": _node_label(flow, s.node, locale), "entered_at": s.entered_at, "left_at": s.left_at,
                 "wall": s.wall, "work": s.work, "by": names.get(s.completed_by or "", s.completed_by or ""),
@@ -211,6 +213,8 @@ def _panel(web: "Web", conn: Any, task: Mapping[str, Any], principal: Principal,
     if node.options.get("instructions"):
         panel.instructions = label_text(node.options["instructions"], locale, "")
     panel.customer_may_answer = node.options.get("customer") is not None
+    panel.summary = [_field_row(form, name, record.get(name), locale, int(task["record_id"]))
+                     for name in node.options.get("show", []) if name in form.stored and name not in hidden]
     if mine:
         posted = posted or {}
         editable = [f for f in node.options.get("fields", []) if f not in hidden]
@@ -231,7 +235,7 @@ def _panel(web: "Web", conn: Any, task: Mapping[str, Any], principal: Principal,
 
 
 def _field_groups(form: Any, record: Mapping[str, Any], hidden: set[str], locale: str,
-                  form_name: str, record_id: int) -> list[tuple[str | None, list[FieldRow]]]:
+                  record_id: int) -> list[tuple[str | None, list[FieldRow]]]:
     groups: list[tuple[str | None, list[FieldRow]]] = [(None, [])]
     for name, spec in form.spec.fields.items():
         ftype = form.types[name]
@@ -240,19 +244,24 @@ def _field_groups(form: Any, record: Mapping[str, Any], hidden: set[str], locale
             continue
         if name not in form.stored or name in hidden:
             continue
-        value = record.get(name)
-        row = FieldRow(name, spec.text(locale), "")
-        if getattr(ftype, "holds_attachments", False):
-            row.kind = "files"
-            row.files = [{"name": str(item.get("name") or "file"), "size": item.get("size"),
-                          "url": f"/records/{form_name}/{record_id}/files/{item.get('id')}",
-                          "image": ftype.name == "image"}
-                         for item in (value or []) if isinstance(item, Mapping) and item.get("id")]
-        else:
-            row.text = _display(form, name, value, locale)
-            row.kind = "long" if ftype.name in ("textarea", "rich_text", "subtable") else "text"
-        groups[-1][1].append(row)
+        groups[-1][1].append(_field_row(form, name, record.get(name), locale, record_id))
     return [(title, rows) for title, rows in groups if rows]
+
+
+def _field_row(form: Any, name: str, value: Any, locale: str, record_id: int) -> FieldRow:
+    """One stored field as the record page shows it: its text, or links to its files."""
+    ftype = form.types[name]
+    row = FieldRow(name, form.spec.fields[name].text(locale), "")
+    if getattr(ftype, "holds_attachments", False):
+        row.kind = "files"
+        row.files = [{"name": str(item.get("name") or "file"), "size": item.get("size"),
+                      "url": f"/records/{form.spec.name}/{record_id}/files/{item.get('id')}",
+                      "image": ftype.name == "image"}
+                     for item in (value or []) if isinstance(item, Mapping) and item.get("id")]
+    else:
+        row.text = _display(form, name, value, locale)
+        row.kind = "long" if ftype.name in ("textarea", "rich_text", "subtable") else "text"
+    return row
 
 
 def _display(form: Any, name: str, value: Any, locale: str) -> str:

@@ -73,16 +73,27 @@ HIDDEN_FIELDS_SCHEMA: dict[str, Any] = {
     "description": "form fields the people working at this step may not see (server-enforced on "
                    "pages, lists, exports and prints), e.g. the compensation amount for frontline staff"}
 
+SHOW_FIELDS_SCHEMA: dict[str, Any] = {
+    "type": "array", "items": {"type": "string"}, "uniqueItems": True,
+    "description": "form fields shown read-only at the top of the step's task, what the person "
+                   "decides on (e.g. the amount and basis of a compensation to approve)"}
+
 
 def check_people_and_fields(node: NodeSpec, flow: Any, ctx: BuildContext, doc: Document,
                             path: YamlPath) -> None:
-    """The load checks every node that gives people work shares: its `fields` exist on the form,
-    and the roles and departments its `assign` names (including watchers) exist in bundle.yaml."""
+    """The load checks every node that gives people work shares: the fields it names (`fields`,
+    `show`, `hidden_fields`) exist on the form, and the roles and departments its `assign` names
+    (including watchers) exist in bundle.yaml."""
     form = ctx.definitions.get("form", {}).get(flow["form"])
-    for key in ("fields", "hidden_fields"):
+    for key in ("fields", "hidden_fields", "show"):
         for i, name in enumerate(node.options.get(key, [])):
             if form is not None and name not in form.fields:
                 ctx.unknown(doc, path + (key, i), "field", name, form.fields)
+    hidden = set(node.options.get("hidden_fields", []))
+    for i, name in enumerate(node.options.get("show", [])):
+        if name in hidden:
+            ctx.error(doc, path + ("show", i), f"field '{name}' is both shown and hidden at this step",
+                      code="show-hidden", hint="remove it from `show` or from `hidden_fields`")
     _check_roles_and_departments(node.options.get("assign", {}), ctx, doc, path + ("assign",))
 
 

@@ -8,7 +8,7 @@ from engine.kinds import BuildContext
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.types import YamlPath
 from engine.yamlsource import Document
-from flows.nodes.base import (ASSIGN_SCHEMA, ESCALATION_SCHEMA, HIDDEN_FIELDS_SCHEMA, NodeType,
+from flows.nodes.base import (ASSIGN_SCHEMA, ESCALATION_SCHEMA, HIDDEN_FIELDS_SCHEMA, SHOW_FIELDS_SCHEMA, NodeType,
                               check_people_and_fields,
                               compile_assign, compile_escalation)
 from flows.spec import NodeSpec
@@ -52,6 +52,7 @@ class Task(NodeType):
         "fields": {"type": "array", "items": {"type": "string"},
                    "description": "form fields this step may edit"},
         "hidden_fields": HIDDEN_FIELDS_SCHEMA,
+        "show": SHOW_FIELDS_SCHEMA,
         "outcomes": {"type": "array", "items": {"type": "string", "pattern": NAME_PATTERN}},
         "instructions": LABEL_SCHEMA,
         "status": {"type": "string", "description": "record status while at this step"},

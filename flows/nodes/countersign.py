@@ -10,7 +10,7 @@ from engine.kinds import BuildContext
 from engine.schema import LABEL_SCHEMA
 from engine.types import YamlPath
 from engine.yamlsource import Document
-from flows.nodes.base import NodeType, check_people_and_fields
+from flows.nodes.base import SHOW_FIELDS_SCHEMA, NodeType, check_people_and_fields
 from flows.spec import NodeSpec
 
 N_OF_M = re.compile(r"^([1-9][0-9]*) of ([1-9][0-9]*)$")
@@ -34,6 +34,7 @@ class Countersign(NodeType):
         "complete_when": {"type": "string", "pattern": r"^(all|any|[1-9][0-9]* of [1-9][0-9]*)$",
                           "description": "all (default), any, or \"N of M\" approvals"},
         "fields": {"type": "array", "items": {"type": "string"}},
+        "show": SHOW_FIELDS_SCHEMA,
         "instructions": LABEL_SCHEMA,
         "status": {"type": "string", "description": "record status while at this step"},
     }}

@@ -140,6 +140,26 @@ def test_an_approval_offers_approve_reject_and_return(system: System) -> None:
     assert '<option value="triage">Triage</option>' in html
 
 
+def test_an_approval_puts_the_fields_it_shows_before_the_approver(system: System, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    flow = system.flows.flows["ticket_flow"]
+    nodes = dict(flow.nodes)
+    nodes["approve"] = replace(nodes["approve"], options={**nodes["approve"].options,
+                                                          "show": ["urgency", "internal_note"]})
+    monkeypatch.setitem(system.flows.flows, "ticket_flow", replace(flow, nodes=nodes))
+    record = submit(system)
+    complete(client_for(system, "ann"), record, claimed(system, record),
+             {"urgency": "high", "internal_note": "refund above the usual limit"})
+    task = claimed(system, record, "max")
+    html = client_for(system, "max").get(f"/records/ticket/{record}?lang=en").text
+    panel = html[html.index(f'id="task-{task["id"]}"'):html.index("</section>", html.index(f'id="task-{task["id"]}"'))]
+    summary = panel[panel.index('class="record-fields task-summary"'):panel.index("</dl>")]
+    assert re.findall(r'data-field="([a-z_]+)"', summary) == ["urgency", "internal_note"]
+    assert "<dd class=\"text\">High</dd>" in summary and "refund above the usual limit" in summary
+    assert panel.index("task-summary") < panel.index('name="outcome"')
+
+
 def test_returning_sends_the_record_back_with_the_comment_in_the_timeline(system: System) -> None:
     record = submit(system)
     complete(client_for(system, "ann"), record, claimed(system, record), {"urgency": "high"})
