@@ -129,7 +129,7 @@ def test_a_customer_confirms_and_rates_the_resolution_on_the_lookup_page(browser
     with page.expect_navigation():
         page.get_by_role("button", name="查询").click()
     assert page.inner_text("#lookup-status") == "待客户确认"
-    page.get_by_label("客户确认解决").check()
+    page.get_by_label("确认问题已解决").check()
     page.locator("#customer-step input[name=satisfaction][value='5']").check()
     page.screenshot(path=str(SCREENSHOTS / "progress-lookup-answer-phone.png"), full_page=True)
     with page.expect_navigation():
