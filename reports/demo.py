@@ -68,6 +68,10 @@ def _arrivals(rng: random.Random, count: int, start: datetime, days: int) -> lis
     return sorted(out)
 
 
+AMOUNTS = (0, 100, 300, 800, 2000, 3500, 6000, 12000)
+AMOUNT_WEIGHTS = (10, 15, 20, 20, 14, 8, 8, 5)
+"""Sample amounts for money and number fields a person fills in (about one in eight above 5000)."""
+
 _OPTIONAL_KINDS = frozenset({"money", "number", "integer", "rating", "boolean"})
 """Optional fields sample traffic fills in most of the time (besides choice fields)."""
 
@@ -155,6 +159,8 @@ class DemoRunner:
     def value_for(self, field: Any, rng: random.Random | None = None) -> Any:
         rng = rng or self.rng
         kind = field.type
+        if field.default is not None and rng.random() < 0.8:
+            return field.default  # people mostly leave a field as the form suggests it
         if field.name == "satisfaction" or kind == "rating":
             return rng.choices([1, 2, 3, 4, 5], weights=[3, 5, 17, 40, 35])[0]
         if kind == "boolean":
@@ -163,7 +169,15 @@ class DemoRunner:
             leaves = [o.value for _, o, _ in field.choices.walk() if not o.children]
             return rng.choice(leaves) if leaves else None
         if kind in ("money", "number", "integer"):
-            return str(rng.choice([0, 100, 300, 800, 2000]))
+            # Mostly small amounts, now and then a large one: enough above the usual approval
+            # limits (5000 in the postal bundle) that a changed limit shows in a simulation.
+            amount = rng.choices(AMOUNTS, weights=AMOUNT_WEIGHTS)[0]
+            low, high = field.opt("min"), field.opt("max")
+            if high is not None:
+                amount = min(amount, high)
+            if low is not None:
+                amount = max(amount, low)
+            return str(int(amount) if kind == "integer" else amount)
         if kind == "text":  # a short value that reads as sample data: the field's name and a number
             return f"{field.text(self.rt.bundle.meta.default_locale or 'en')} {rng.randrange(1, 100)}"[:100]
         if kind in ("textarea", "rich_text"):
@@ -238,11 +252,14 @@ class DemoRunner:
         outcomes = list(node_type.outcomes(node)) if hasattr(node_type, "outcomes") else []
         values = {}
         held = self.forms.get(self.form_name, record_id) if fields else {}
+        # A step done again (a reopened case, a proposal sent back) is answered afresh: keeping
+        # a dissatisfied rating would send the same case round its loop until the step cap.
+        first_visit = self.visits.get((record_id, str(task["node"])), 0) == 0
         for name in fields:
             spec = self.form.spec.fields.get(name)
             if spec is None:
                 continue
-            if held.get(name) not in (None, "", []) and rng.random() < 0.85:
+            if first_visit and held.get(name) not in (None, "", []) and rng.random() < 0.85:
                 continue  # mostly, people confirm what the record already says (rules set levels)
             value = self.value_for(spec, rng)
             if value is not None:
