@@ -418,6 +418,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except _Stopped:
         pass
     finally:
+        _hold_stop_signals()
         if scheduler is not None:
             scheduler.shutdown()
         # Closing the connections lets the last one out checkpoint SQLite's WAL into the file
@@ -442,6 +443,19 @@ def _stop_on_signals() -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
+
+
+def _hold_stop_signals() -> None:
+    """While the server closes (scheduler, database connections), a second SIGINT or SIGTERM
+    (Ctrl-C pressed twice, a supervisor repeating its stop) is logged and waits for the close
+    to finish instead of cutting it short with a traceback; SIGKILL still stops it at once."""
+    import signal
+
+    def wait(_signum: int, _frame: object) -> None:
+        logging.getLogger("docket").warning("already stopping: closing the database first")
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, wait)
 
 
 def port_problem(host: str, port: int) -> str | None:

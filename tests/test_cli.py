@@ -244,6 +244,22 @@ def test_a_stopped_server_leaves_one_self_contained_database_file(tmp_path: Path
         assert copy.execute("SELECT count(*) FROM rec_complaint").fetchone() == (1,)
 
 
+def test_a_second_stop_signal_while_the_server_closes_waits_for_the_close(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from cli import _hold_stop_signals
+
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _hold_stop_signals()
+        with caplog.at_level("WARNING", logger="docket"):
+            signal.raise_signal(signal.SIGTERM)  # the default action would end this process
+            signal.raise_signal(signal.SIGINT)  # and this one raise KeyboardInterrupt
+        assert [r.getMessage() for r in caplog.records] == ["already stopping: closing the database first"] * 2
+    finally:
+        for sig, handler in kept.items():
+            signal.signal(sig, handler)
+
+
 def test_docket_help_gives_examples_and_the_environment_a_server_reads(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["--help"])
