@@ -29,7 +29,7 @@ from web import auth
 from web.flow_diagram import node_text
 from web.forms_body import read_form
 from web.offload import offload
-from web.staff import (SlaChip, duration_text, holds, inbox_condition, local_time, may_claim,
+from web.staff import (SlaChip, duration_text, hidden_fields, holds, inbox_condition, local_time, may_claim,
                        safe_next, scoped_ids, sla_states, worst_sla)
 
 if TYPE_CHECKING:
@@ -64,6 +64,9 @@ class InboxRow:
     sla: SlaChip | None = None
     customer_may_answer: bool = False
     """The customer may answer this step on the progress lookup (a task with `customer:`)."""
+    shown: list[tuple[str, str]] | None = None
+    """(label, text) of the first fields the step's `show:` names: what the task is about at a
+    glance (the amount to approve), under the title."""
 
     @property
     def url(self) -> str:
@@ -90,9 +93,11 @@ def inbox_rows(web: "Web", principal: Principal, locale: str) -> list[InboxRow]:
             table = system.forms.tables[form_name]
             title_field = form.spec.title_field if form.spec.title_field and form.spec.title_field in table.c else None
             title_column = table.c[title_field] if title_field else table.c.query_no
+            shown = _shown_fields(system, form_name, form, hidden_fields(runtime, form_name, principal))
             query = (select(task.c.id, task.c.version, task.c.node, task.c.record_id,
                             task.c.assignee_user, task.c.created_at, task.c.escalation_level,
-                            flow_instances.c.flow, holder.c.username, table.c.query_no, title_column)
+                            flow_instances.c.flow, holder.c.username, table.c.query_no, title_column,
+                            *(table.c[name] for name in sorted({n for names in shown.values() for n in names})))
                      .select_from(task.join(flow_instances, flow_instances.c.id == task.c.instance_id)
                                   .join(table, table.c.id == task.c.record_id)
                                   .outerjoin(holder, holder.c.id == task.c.assignee_user))
@@ -107,8 +112,9 @@ def inbox_rows(web: "Web", principal: Principal, locale: str) -> list[InboxRow]:
             form_title = form.spec.text(locale)
             chips = {int(k): worst_sla(v) for k, v in
                      sla_states(runtime, conn, form_name, sorted({int(r[3]) for r in rows})).items()}
-            for (task_id, version, node_id, record_id, assignee, created_at, level, flow_name,
-                 holder_name, query_no, title) in rows:
+            for row in rows:
+                (task_id, version, node_id, record_id, assignee, created_at, level, flow_name,
+                 holder_name, query_no, title) = row[:11]
                 key = (flow_name, node_id)
                 if key not in labels:
                     flow = system.flows.flows.get(flow_name)
@@ -124,9 +130,37 @@ def inbox_rows(web: "Web", principal: Principal, locale: str) -> list[InboxRow]:
                     mine=principal.user_id is not None and assignee == principal.user_id,
                     holder=holder_name, created_at=created_at,
                     waited=max(now - created_at, timedelta(0)), escalation=int(level or 0),
-                    sla=chips.get(int(record_id)), customer_may_answer=key in customer_steps))
+                    sla=chips.get(int(record_id)), customer_may_answer=key in customer_steps,
+                    shown=[(form.spec.fields[name].text(locale),
+                            _short(form.display(name, form.types[name].from_db(row._mapping[table.c[name]],
+                                                                                form.field(name)), locale)))
+                           for name in shown.get(key, ())]))
     out.sort(key=_urgency)
     return out
+
+
+SHOWN_IN_INBOX = 2
+"""Fields of a step's `show:` the inbox puts under a task's title (the page shows them all)."""
+
+
+def _shown_fields(system: Any, form_name: str, form: Any, hidden: set[str]) -> dict[tuple[str, str], list[str]]:
+    """(flow, node) -> the first stored, visible fields its `show:` names, for `form_name`'s flows."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for flow in system.flows.flows.values():
+        if flow.form != form_name:
+            continue
+        for node_id, node in flow.nodes.items():
+            names = [n for n in node.options.get("show", ()) if n in form.stored and n not in hidden
+                     and not getattr(form.types[n], "holds_attachments", False)]
+            if names:
+                out[(flow.name, node_id)] = names[:SHOWN_IN_INBOX]
+    return out
+
+
+def _short(text: str, limit: int = 40) -> str:
+    """One line of at most `limit` characters (a basis written as a paragraph is cut with …)."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
 def _urgency(row: InboxRow) -> tuple[Any, ...]:

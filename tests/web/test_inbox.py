@@ -101,6 +101,37 @@ def test_without_an_sla_service_no_sla_column_shows(system: System) -> None:
     assert ">SLA</th>" not in html and task_rows(html) == ["HD0001"]
 
 
+def _show_at_triage(system: System, monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    from dataclasses import replace
+
+    flow = system.flows.flows["ticket_flow"]
+    nodes = dict(flow.nodes)
+    nodes["triage"] = replace(nodes["triage"], options={**nodes["triage"].options, "show": list(names)})
+    monkeypatch.setitem(system.flows.flows, "ticket_flow", replace(flow, nodes=nodes))
+
+
+def test_a_task_shows_the_first_fields_its_step_puts_before_its_people(system: System, monkeypatch: pytest.MonkeyPatch) -> None:
+    _show_at_triage(system, monkeypatch, "area", "details", "subject")
+    submit(system, subject="Printer jams", details="Paper stuck in tray 2 " * 5)
+    html = client_for(system, "ann").get("/inbox?lang=en").text
+    (shown,) = re.findall(r'<small class="task-shown">(.*?)</small>', html)
+    # The first two only (the record page has them all), each on one short line.
+    assert shown == "Area <strong>—</strong> · Details <strong>Paper stuck in tray 2 Paper stuck in tr…</strong>"
+
+
+def test_a_field_hidden_from_the_reader_stays_out_of_the_inbox(system: System, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    _show_at_triage(system, monkeypatch, "internal_note")
+    flow = system.flows.flows["ticket_flow"]
+    nodes = dict(flow.nodes)
+    nodes["solve"] = replace(nodes["solve"], options={**nodes["solve"].options, "hidden_fields": ["internal_note"]})
+    monkeypatch.setitem(system.flows.flows, "ticket_flow", replace(flow, nodes=nodes))
+    submit(system, internal_note="margin 12%")
+    html = client_for(system, "ann").get("/inbox?lang=en").text  # ann works at solve: kept from her
+    assert task_rows(html) == ["HD0001"] and "margin 12%" not in html and "task-shown" not in html
+
+
 def test_counts_per_step_link_to_a_filter_by_that_step(system: System) -> None:
     submit(system)
     submit(system)
