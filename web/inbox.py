@@ -65,8 +65,8 @@ class InboxRow:
     customer_may_answer: bool = False
     """The customer may answer this step on the progress lookup (a task with `customer:`)."""
     shown: list[tuple[str, str]] | None = None
-    """(label, text) of the first fields the step's `show:` names: what the task is about at a
-    glance (the amount to approve), under the title."""
+    """(label, text) of the first filled-in fields the step's `show:` names: what the task is
+    about at a glance (the amount to approve), under the title."""
 
     @property
     def url(self) -> str:
@@ -131,20 +131,17 @@ def inbox_rows(web: "Web", principal: Principal, locale: str) -> list[InboxRow]:
                     holder=holder_name, created_at=created_at,
                     waited=max(now - created_at, timedelta(0)), escalation=int(level or 0),
                     sla=chips.get(int(record_id)), customer_may_answer=key in customer_steps,
-                    shown=[(form.spec.fields[name].text(locale),
-                            _short(form.display(name, form.types[name].from_db(row._mapping[table.c[name]],
-                                                                                form.field(name)), locale)))
-                           for name in shown.get(key, ())]))
+                    shown=_shown_texts(form, shown.get(key, ()), row._mapping, table, locale)))
     out.sort(key=_urgency)
     return out
 
 
 SHOWN_IN_INBOX = 2
-"""Fields of a step's `show:` the inbox puts under a task's title (the page shows them all)."""
+"""Filled-in fields of a step's `show:` the inbox puts under a task's title (the page shows all)."""
 
 
 def _shown_fields(system: Any, form_name: str, form: Any, hidden: set[str]) -> dict[tuple[str, str], list[str]]:
-    """(flow, node) -> the first stored, visible fields its `show:` names, for `form_name`'s flows."""
+    """(flow, node) -> the stored, visible fields its `show:` names (no files), for `form_name`'s flows."""
     out: dict[tuple[str, str], list[str]] = {}
     for flow in system.flows.flows.values():
         if flow.form != form_name:
@@ -153,7 +150,19 @@ def _shown_fields(system: Any, form_name: str, form: Any, hidden: set[str]) -> d
             names = [n for n in node.options.get("show", ()) if n in form.stored and n not in hidden
                      and not getattr(form.types[n], "holds_attachments", False)]
             if names:
-                out[(flow.name, node_id)] = names[:SHOWN_IN_INBOX]
+                out[(flow.name, node_id)] = names
+    return out
+
+
+def _shown_texts(form: Any, names: Any, row: Any, table: Any, locale: str) -> list[tuple[str, str]]:
+    """(label, text) of the first `SHOWN_IN_INBOX` of `names` that hold something."""
+    out: list[tuple[str, str]] = []
+    for name in names:
+        text = form.display(name, form.types[name].from_db(row[table.c[name]], form.field(name)), locale)
+        if text:
+            out.append((form.spec.fields[name].text(locale), _short(text)))
+        if len(out) == SHOWN_IN_INBOX:
+            break
     return out
 
 

@@ -129,7 +129,7 @@ def test_the_finance_director_is_asked_in_the_wecom_group_with_a_link_to_approve
         (asked,) = [m for m in conn.execute(select(outbox)).mappings() if m["channel"] == "ops_wecom"
                     and "待审批" in m["subject"]]
     assert asked["recipient"] == "director"
-    assert "6000" in asked["subject"] and "保价条款 4.1" in asked["body"]
+    assert "赔偿 ¥6,000.00" in asked["subject"] and "保价条款 4.1" in asked["body"]
     assert asked["payload"]["data"]["link"] == f"https://complaints.example.cn/records/complaint/{case.id}"
 
 

@@ -110,13 +110,14 @@ def _show_at_triage(system: System, monkeypatch: pytest.MonkeyPatch, *names: str
     monkeypatch.setitem(system.flows.flows, "ticket_flow", replace(flow, nodes=nodes))
 
 
-def test_a_task_shows_the_first_fields_its_step_puts_before_its_people(system: System, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_task_shows_the_first_filled_in_fields_its_step_puts_before_its_people(system: System, monkeypatch: pytest.MonkeyPatch) -> None:
     _show_at_triage(system, monkeypatch, "area", "details", "subject")
     submit(system, subject="Printer jams", details="Paper stuck in tray 2 " * 5)
     html = client_for(system, "ann").get("/inbox?lang=en").text
     (shown,) = re.findall(r'<small class="task-shown">(.*?)</small>', html)
-    # The first two only (the record page has them all), each on one short line.
-    assert shown == "Area <strong>—</strong> · Details <strong>Paper stuck in tray 2 Paper stuck in tr…</strong>"
+    # The first two filled in (the area is empty; the record page has them all), each one short line.
+    assert shown == ("Details <strong>Paper stuck in tray 2 Paper stuck in tr…</strong> · "
+                     "Subject <strong>Printer jams</strong>")
 
 
 def test_a_field_hidden_from_the_reader_stays_out_of_the_inbox(system: System, monkeypatch: pytest.MonkeyPatch) -> None:
