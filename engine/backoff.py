@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from engine.types import clip
+
 __all__ = ["RetryPolicy", "error_text"]
 
 
@@ -38,5 +40,4 @@ class RetryPolicy:
 
 def error_text(exc: BaseException, limit: int = 2000) -> str:
     """`Type: message` of an exception, bounded, for a last_error column an admin reads."""
-    text = f"{type(exc).__name__}: {exc}".strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip(f"{type(exc).__name__}: {exc}".strip(), limit)

@@ -40,6 +40,7 @@ from engine.storage.db import read_transaction, transaction
 from engine.storage.prepared import PreparedQuery
 from engine.storage.tables import outbox as O
 from engine.timers import dialect_insert, worker_name
+from engine.types import clip
 
 if TYPE_CHECKING:
     from engine.runtime import Runtime
@@ -166,8 +167,8 @@ class Outbox:
             raise OutboxError(f"a message key must be 1 to {_MAX_KEY} characters of text")
         message_id = uuid.uuid4().hex
         now = self.runtime.clock.now()
-        values = {"channel": channel, "recipient": _clip(", ".join(recipients), _MAX_RECIPIENT),
-                  "subject": _clip(subject, _MAX_SUBJECT), "body": body, "payload": payload,
+        values = {"channel": channel, "recipient": clip(", ".join(recipients), _MAX_RECIPIENT),
+                  "subject": clip(subject, _MAX_SUBJECT), "body": body, "payload": payload,
                   "idempotency_key": key or f"msg:{message_id}", "message_id": message_id,
                   "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
         new_id = _enqueue_statement(conn).scalar(conn, values)
@@ -324,5 +325,3 @@ def _recipients(to: Any) -> tuple[str, ...]:
     return tuple(t.strip() for t in items if t.strip())
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

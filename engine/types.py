@@ -51,6 +51,11 @@ def label_text(label: Any, locale: str = "en", fallback: str = "") -> str:
     return fallback
 
 
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, ending with … where it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def translate(catalog: Mapping[str, Mapping[str, str]], key: str, locale: str = "en", **params: Any) -> str:
     """THE lookup of a built-in message: `catalog[key]` in `locale` (falling back like
     `label_text`), with `params` filled in; an unknown key comes back as itself."""

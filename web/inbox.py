@@ -24,6 +24,7 @@ from engine.errors import ConflictError
 from engine.identity import Principal
 from engine.storage.db import read_transaction
 from engine.storage.tables import flow_instances, tasks, users
+from engine.types import clip
 from forms.access import record_scope
 from web import auth
 from web.flow_diagram import node_text
@@ -168,8 +169,7 @@ def _shown_texts(form: Any, names: Any, row: Any, table: Any, locale: str) -> li
 
 def _short(text: str, limit: int = 40) -> str:
     """One line of at most `limit` characters (a basis written as a paragraph is cut with …)."""
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[:limit - 1] + "…"
+    return clip(" ".join(text.split()), limit)
 
 
 def _urgency(row: InboxRow) -> tuple[Any, ...]:

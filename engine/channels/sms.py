@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from engine.channels.base import DeliveryError, OutboundMessage, PermanentDeliveryError
 from engine.channels.http import Network, allowed_networks_from_env, post
+from engine.types import clip
 from engine.channels.webhook import signature
 
 __all__ = ["SmsChannel", "register_sms_provider", "SMS_PROVIDERS"]
@@ -47,7 +48,7 @@ def sms_text(subject: str, body: str) -> str:
     """The text sent: the body (or the subject if there is none), control characters removed,
     cut to MAX_CHARS."""
     text = _CONTROL.sub(" ", (body or subject).replace("\r\n", "\n").replace("\r", "\n")).strip()
-    return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 1] + "…"
+    return clip(text, MAX_CHARS)
 
 
 def _http_gateway(message: OutboundMessage, to: list[str], text: str, settings: Mapping[str, Any],
