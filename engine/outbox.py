@@ -323,5 +323,3 @@ def _recipients(to: Any) -> tuple[str, ...]:
     if not isinstance(items, (list, tuple)) or not all(isinstance(t, str) for t in items):
         raise OutboxError("recipients must be text or a list of text")
     return tuple(t.strip() for t in items if t.strip())
-
-
