@@ -89,11 +89,14 @@ def check_people_and_fields(node: NodeSpec, flow: Any, ctx: BuildContext, doc: D
         for i, name in enumerate(node.options.get(key, [])):
             if form is not None and name not in form.fields:
                 ctx.unknown(doc, path + (key, i), "field", name, form.fields)
-    hidden = set(node.options.get("hidden_fields", []))
+    hidden, edited = set(node.options.get("hidden_fields", [])), set(node.options.get("fields", []))
     for i, name in enumerate(node.options.get("show", [])):
         if name in hidden:
             ctx.error(doc, path + ("show", i), f"field '{name}' is both shown and hidden at this step",
                       code="show-hidden", hint="remove it from `show` or from `hidden_fields`")
+        elif name in edited:
+            ctx.warning(doc, path + ("show", i), f"field '{name}' is in `fields` too: the step's form "
+                        "already shows it, to edit", code="show-edited", hint="remove it from `show`")
     _check_roles_and_departments(node.options.get("assign", {}), ctx, doc, path + ("assign",))
 
 

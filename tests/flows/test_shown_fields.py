@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.engine.bundle_kit import MINI, problems
+from tests.engine.bundle_kit import MINI, diagnostics, problems
 
 FLOW = MINI["flows/ticket_flow.yaml"]
 
@@ -25,3 +25,10 @@ def test_a_field_both_shown_and_hidden_at_one_step_is_an_error(tmp_path: Path) -
                         "fields: [urgency]\n            show: [amount]\n            hidden_fields: [amount]")
     ((file, line, col, message),) = problems(tmp_path, {"flows/ticket_flow.yaml": flow})
     assert (file, line) == ("flows/ticket_flow.yaml", 12) and message == "field 'amount' is both shown and hidden at this step"
+
+
+def test_a_shown_field_the_step_also_edits_is_a_warning(tmp_path: Path) -> None:
+    flow = FLOW.replace("fields: [urgency]", "fields: [urgency]\n            show: [amount, urgency]")
+    (warning,) = [d for d in diagnostics(tmp_path, {"flows/ticket_flow.yaml": flow}) if d.severity == "warning"]
+    assert warning.span is not None and (warning.span.line, warning.span.col) == (12, 20)
+    assert warning.message.startswith("field 'urgency' is in `fields` too")
