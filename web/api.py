@@ -43,6 +43,7 @@ from forms.json_schema import record_values_schema
 from forms.messages import FieldInvalid
 from flows.runtime import is_candidate
 from web.auth import principal_of, require_principal
+from web.inbox import InboxRow, inbox_rows
 from web.json_answer import JSONAnswer
 from web.offload import offload
 from web.scope import header, state_value
@@ -179,6 +180,18 @@ def task_json(row: Mapping[str, Any]) -> dict[str, Any]:
             "form": row["form"], "record_id": int(row["record_id"]), "status": row["status"],
             "assignee": row.get("assignee"), "created_at": iso(row["created_at"]),
             "version": int(row["version"]), "escalation_level": int(row.get("escalation_level") or 0)}
+
+
+def inbox_item(row: InboxRow) -> dict[str, Any]:
+    """One task of the caller's inbox: the task, and its record as the inbox page shows it."""
+    return {**task_json({"id": row.task_id, "flow": row.flow, "node": row.node, "label": row.node_label,
+                         "form": row.form, "record_id": row.record_id, "status": row.status,
+                         "assignee": row.holder, "created_at": row.created_at, "version": row.version,
+                         "escalation_level": row.escalation}),
+            "query_no": row.query_no or None, "title": row.title,
+            "sla": None if row.sla is None else {"status": row.sla.status, "due_at": iso(row.sla.due_at)},
+            "shown": [{"label": label, "text": text} for label, text in row.shown or ()],
+            "customer_may_answer": row.customer_may_answer}
 
 
 def field_json(form: "CompiledForm", name: str, locale: str) -> dict[str, Any]:
@@ -475,8 +488,10 @@ def routes(web: "Web") -> list[Route]:
 
     async def inbox(request: Request) -> Response:
         principal = require(request)
-        views = await offload.run(web.system.flows.inbox, principal.username, principal.roles)
-        return JSONAnswer({"items": [task_json(v.__dict__) for v in views]})
+        # The inbox page's rows: the same tasks (within the caller's row-level scope), in the
+        # same order (SLA urgency, then age), with what the page shows of each.
+        rows = await offload.run(inbox_rows, web, principal, locale(request))
+        return JSONAnswer({"items": [inbox_item(row) for row in rows]})
 
     def task_for(conn: Connection, task_id: int, principal: Principal) -> Mapping[str, Any]:
         """The task row if the principal may work on it; 404 if they may not even see its record."""

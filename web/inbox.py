@@ -58,6 +58,8 @@ class InboxRow:
     query_no: str
     title: str
     mine: bool
+    status: str
+    """open (anyone offered it may claim it) or claimed (`holder` has it)."""
     holder: str | None
     created_at: datetime
     waited: timedelta
@@ -96,7 +98,7 @@ def inbox_rows(web: "Web", principal: Principal, locale: str) -> list[InboxRow]:
             title_column = table.c[title_field] if title_field else table.c.query_no
             shown = _shown_fields(system, form_name, form, hidden_fields(runtime, form_name, principal))
             query = (select(task.c.id, task.c.version, task.c.node, task.c.record_id,
-                            task.c.assignee_user, task.c.created_at, task.c.escalation_level,
+                            task.c.assignee_user, task.c.status, task.c.created_at, task.c.escalation_level,
                             flow_instances.c.flow, holder.c.username, table.c.query_no, title_column,
                             *(table.c[name] for name in sorted({n for names in shown.values() for n in names})))
                      .select_from(task.join(flow_instances, flow_instances.c.id == task.c.instance_id)
@@ -114,8 +116,8 @@ def inbox_rows(web: "Web", principal: Principal, locale: str) -> list[InboxRow]:
             chips = {int(k): worst_sla(v) for k, v in
                      sla_states(runtime, conn, form_name, sorted({int(r[3]) for r in rows})).items()}
             for row in rows:
-                (task_id, version, node_id, record_id, assignee, created_at, level, flow_name,
-                 holder_name, query_no, title) = row[:11]
+                (task_id, version, node_id, record_id, assignee, status, created_at, level, flow_name,
+                 holder_name, query_no, title) = row[:12]
                 key = (flow_name, node_id)
                 if key not in labels:
                     flow = system.flows.flows.get(flow_name)
@@ -129,7 +131,7 @@ def inbox_rows(web: "Web", principal: Principal, locale: str) -> list[InboxRow]:
                     record_id=int(record_id), query_no=query_no or "",
                     title=form.display(title_field, title, locale) if title_field and title is not None else "",
                     mine=principal.user_id is not None and assignee == principal.user_id,
-                    holder=holder_name, created_at=created_at,
+                    status=status, holder=holder_name, created_at=created_at,
                     waited=max(now - created_at, timedelta(0)), escalation=int(level or 0),
                     sla=chips.get(int(record_id)), customer_may_answer=key in customer_steps,
                     shown=_shown_texts(form, shown.get(key, ()), row._mapping, table, locale)))

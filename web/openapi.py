@@ -97,7 +97,14 @@ def _common_schemas() -> dict[str, Any]:
             "status": {"type": "string", "enum": ["open", "claimed", "completed", "cancelled"]},
             "assignee": {"type": ["string", "null"]}, "created_at": when, "version": {"type": "integer"},
             "escalation_level": {"type": "integer"}}},
-        "TaskList": {"type": "object", "properties": {"items": {"type": "array", "items": _ref("Task")}}},
+        "InboxTask": {"allOf": [_ref("Task"), {"type": "object", "properties": {
+            "query_no": {"type": ["string", "null"]}, "title": {"type": "string"},
+            "sla": {"type": ["object", "null"], "description": "the record's most urgent SLA state",
+                    "properties": {"status": {"type": "string"}, "due_at": maybe_when}},
+            "shown": {"type": "array", "description": "the first filled-in fields the step shows its people",
+                      "items": {"type": "object", "properties": {"label": {"type": "string"}, "text": {"type": "string"}}}},
+            "customer_may_answer": {"type": "boolean"}}}]},
+        "TaskList": {"type": "object", "properties": {"items": {"type": "array", "items": _ref("InboxTask")}}},
         "Completion": {"type": "object", "additionalProperties": False, "properties": {
             "values": {"type": "object", "description": "the step's fields"},
             "outcome": {"type": ["string", "null"], "description": "one of the step's outcomes"},

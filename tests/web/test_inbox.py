@@ -94,6 +94,22 @@ def test_sla_urgency_sorts_before_age_and_shows_as_coloured_chips(system: System
     assert '<span class="sla sla-red"' in html and '<span class="sla sla-green"' in html
 
 
+def test_the_json_inbox_lists_the_pages_tasks_in_its_order_with_what_it_shows(
+        system: System, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    _show_at_triage(system, monkeypatch, "details")
+    old = submit(system, subject="old but on time", details="Tray 2")
+    clock.advance(timedelta(hours=1))
+    urgent = submit(system, subject="new but red")
+    system.runtime.services["sla"] = FakeSla({
+        old: [FakeState("p", "response", "on_time", None, 9000)],
+        urgent: [FakeState("p", "response", "red", START + timedelta(hours=2), 600)]})
+    items = client_for(system, "ann").get("/api/v1/tasks?lang=en").json()["items"]
+    assert [(i["query_no"], i["title"], i["sla"]["status"]) for i in items] == [
+        ("HD0002", "new but red", "red"), ("HD0001", "old but on time", "on_time")]
+    assert items[1]["shown"] == [{"label": "Details", "text": "Tray 2"}] and items[0]["shown"] == []
+    assert (items[0]["label"], items[0]["status"], items[0]["assignee"]) == ("Triage", "open", None)
+
+
 def test_without_an_sla_service_no_sla_column_shows(system: System) -> None:
     system.runtime.services.pop("sla", None)
     submit(system)
