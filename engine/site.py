@@ -1,7 +1,7 @@
 """Where people reach this Docket: the public address an operator gives in DOCKET_PUBLIC_URL.
 
-Printed letters put it in their QR codes, and staff group messages (WeCom, DingTalk) link to the
-record with it, so a manager reading the group on a phone opens the task, signs in if need be,
+Printed letters put it in their QR codes, scheduled reports link to their dashboard with it, and
+staff group messages (WeCom, DingTalk) link to the record with it, so a manager reading the group on a phone opens the task, signs in if need be,
 and approves there ("approving from the IM tool", REQUIREMENTS section 2).
 """
 
@@ -30,10 +30,16 @@ def record_url(base_url: str | None, form: str, record_id: int) -> str:
     return f"{(base_url or '').rstrip('/')}/records/{form}/{int(record_id)}"
 
 
+def dashboard_url(base_url: str | None, dashboard: str) -> str:
+    """A dashboard's page at `base_url` (the path alone without)."""
+    return f"{(base_url or '').rstrip('/')}/dashboards/{quote(dashboard, safe='')}"
+
+
 def lookup_url(base_url: str | None, query_no: str | None) -> str:
     """The public progress lookup of one query number at `base_url` (the path alone without)."""
     url = (base_url or "").rstrip("/") + LOOKUP_PATH
     return f"{url}?query_no={quote(query_no)}" if query_no else url
 
 
-__all__ = ["LOOKUP_PATH", "PUBLIC_URL_ENV", "configured_public_url", "lookup_url", "record_url"]
+__all__ = ["LOOKUP_PATH", "PUBLIC_URL_ENV", "configured_public_url", "dashboard_url", "lookup_url",
+           "record_url"]

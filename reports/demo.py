@@ -85,6 +85,9 @@ class DemoRunner:
         # A simulation fires timers (SLA warnings, escalations, waits) at their due times as the
         # clock moves; the demo leaves them for the server's scheduler to catch up on.
         self.timers = runtime.services.get("timers") if fire_timers else None
+        if fire_timers and runtime.services.get("reports") is not None:
+            # Scheduled reports fire too; a simulation counts their messages, never sends them.
+            runtime.services["reports"].scheduler.draw_charts = False
         self.seed = seed
         self.rng = random.Random(seed)  # arrivals and submitted values
         # Each step's delay, person and values come from a generator of its own, seeded by the

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from engine.identity import Principal
 from engine.runtime import Runtime
+from engine.site import configured_public_url, dashboard_url
 from engine.storage.db import transaction
 from reports.charts import render_png, render_svg
 from reports.query import Filters, run_widget
@@ -49,6 +50,8 @@ class ReportScheduler:
     def __init__(self, runtime: Runtime, reports: Any):
         self.rt = runtime
         self.reports = reports
+        self.draw_charts = True
+        """False in a simulation: its messages are counted, never sent, so no chart is drawn."""
         timers = runtime.services.get("timers")
         if timers is None or "outbox" not in runtime.services:
             return
@@ -90,7 +93,7 @@ class ReportScheduler:
             for row in payload["rows"][:20]:
                 lines.append(" | ".join("" if v is None else _cell(v, c.get("format")) for v, c in zip(row, payload["columns"])))
             lines.append("")
-            if schedule.format in ("png", "svg"):
+            if schedule.format in ("png", "svg") and self.draw_charts:
                 image = (render_png(payload["spec"]) if schedule.format == "png"
                          else render_svg(payload["spec"]).encode("utf-8"))
                 attachments.append({"name": f"{dashboard.name}-{name}.{schedule.format}",
@@ -98,9 +101,13 @@ class ReportScheduler:
                                     "base64": base64.b64encode(image).decode("ascii")})
         stamp = due.astimezone(ZoneInfo(self.rt.bundle.meta.timezone)).strftime("%Y-%m-%d")
         subject = f"{dashboard.text(locale)} {stamp}"
+        data: dict[str, Any] = {"attachments": attachments, "dashboard": dashboard.name, "schedule": schedule.name}
+        base = configured_public_url()
+        if base:  # the whole dashboard, with its filters and drill-down, one tap away
+            data["link"] = dashboard_url(base, dashboard.name)
         return self.rt.services["outbox"].enqueue(
             conn, channel=schedule.channel, to=list(schedule.to), subject=subject, body="\n".join(lines),
-            data={"attachments": attachments, "dashboard": dashboard.name, "schedule": schedule.name},
+            data=data,
             key=f"report:{dashboard.name}:{schedule.name}:{due.isoformat()}")
 
     def _filters(self, dashboard: DashboardSpec, dataset: Any) -> Filters:

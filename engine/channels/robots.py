@@ -3,7 +3,9 @@
 The robot's URL carries its key, so it is a secret: `url_env` names the environment variable.
 Subjects and bodies are treated as untrusted text and neutralised (RELIABILITY 16: no links,
 no @all, no formatting from a customer's answer). The one link a message carries is Docket's
-own: the record's page at the public address (`data.link`, engine/site.py), after the body. A
+own: the record's or the dashboard's page at the public address (`data.link`, engine/site.py),
+after the body. A WeCom robot also posts a message's PNG attachments (a scheduled dashboard's
+charts) as images after the text; DingTalk robots take no uploaded images. A
 caller that renders analyst-written Markdown with every inserted value passed through the
 channel's `escape` sends `data: {body_format: markdown}` and the body goes out as written.
 """
@@ -25,8 +27,12 @@ from engine.channels.text import neutralise_markdown
 
 __all__ = ["DingTalkRobot", "WeComRobot"]
 
-_LINK = re.compile(r"https?://[A-Za-z0-9.\-]+(:\d+)?/records/[a-z][a-z0-9_]*/\d+")
-"""The only link a robot message carries: a record's page (engine.site.record_url)."""
+_LINK = re.compile(r"https?://[A-Za-z0-9.\-]+(:\d+)?/(records/[a-z][a-z0-9_]*/\d+|dashboards/[a-z][a-z0-9_]*)")
+"""The only links a robot message carries: a record's page (engine.site.record_url) or a
+dashboard's (engine.site.dashboard_url)."""
+_LINK_TEXT = {"records": "打开处理 Open", "dashboards": "打开看板 Open the dashboard"}
+MAX_IMAGE_BYTES = 2 * 1024 * 1024
+"""WeCom's limit for an image a group robot posts (before base64)."""
 _TIMEOUT = {"type": "number", "exclusiveMinimum": 0, "maximum": 60,
             "description": "seconds to wait for the robot API (default 10)"}
 
@@ -54,7 +60,8 @@ class _Robot:
         if isinstance(link, str) and _LINK.fullmatch(link):
             # Docket's own address for the record (engine/site.py), never text from a record: the
             # one link a message may carry, so people open the task from the group and act on it.
-            tail = f"\n\n[打开处理 Open]({link})"
+            kind = "dashboards" if "/dashboards/" in link else "records"
+            tail = f"\n\n[{_LINK_TEXT[kind]}]({link})"
             return title, _clip_bytes(text, self.max_bytes - len(tail.encode())) + tail
         return title, _clip_bytes(text, self.max_bytes)
 
@@ -80,9 +87,10 @@ class WeComRobot(_Robot):
 
     name = "wecom"
     aliases = ("wechat_work",)
-    description = ("Posts to a WeCom (企业微信) group robot as Markdown. url_env names the "
-                   "environment variable holding the robot URL with its key. Text from records is "
-                   "neutralised: no links, mentions or formatting.")
+    description = ("Posts to a WeCom (企业微信) group robot as Markdown, then a scheduled "
+                   "report's PNG charts as images. url_env names the environment variable holding "
+                   "the robot URL with its key. Text from records is neutralised: no links, "
+                   "mentions or formatting.")
     options_schema: dict[str, Any] = {
         "type": "object", "required": ["url_env"], "additionalProperties": False,
         "properties": {"url_env": {"type": "string", "description": "variable holding https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=..."},
@@ -93,6 +101,10 @@ class WeComRobot(_Robot):
     def send(self, message: OutboundMessage, settings: Mapping[str, Any]) -> None:
         _title, text = self._content(message)
         self._post(settings["url"], {"msgtype": "markdown", "markdown": {"content": text}}, settings)
+        for image in _png_attachments(message):
+            self._post(settings["url"], {"msgtype": "image", "image": {
+                "base64": base64.b64encode(image).decode("ascii"), "md5": hashlib.md5(image, usedforsecurity=False).hexdigest()}},
+                settings)
 
 
 class DingTalkRobot(_Robot):
@@ -125,6 +137,21 @@ class DingTalkRobot(_Robot):
         payload = {"msgtype": "markdown", "markdown": {"title": title or "Docket", "text": text},
                    "at": {"isAtAll": False}}
         self._post(url, payload, settings)
+
+
+def _png_attachments(message: OutboundMessage) -> list[bytes]:
+    """The message's PNG attachments a robot may post (within WeCom's size limit)."""
+    out = []
+    for item in message.data.get("attachments") or ():
+        if not isinstance(item, Mapping) or item.get("content_type") != "image/png":
+            continue
+        try:
+            data = base64.b64decode(str(item.get("base64") or ""), validate=True)
+        except ValueError:
+            continue
+        if data.startswith(b"\x89PNG") and len(data) <= MAX_IMAGE_BYTES:
+            out.append(data)
+    return out
 
 
 def _clip_bytes(text: str, limit: int) -> str:

@@ -319,6 +319,36 @@ def test_a_robot_message_ends_with_a_link_to_its_record() -> None:
     assert content.count("](") == 1 and "@all" not in content  # the record's text stays inert
 
 
+def test_a_robot_message_of_a_report_ends_with_a_link_to_its_dashboard() -> None:
+    board = "https://ts.example-post.cn/dashboards/operations"
+    with http_receiver(("json", 200, {"errcode": 0})) as receiver:
+        DingTalkRobot(LOOPBACK).send(message(body="积压 12", data={"link": board}), {"url": f"{receiver.url}/s"})
+    assert receiver.requests[0].json()["markdown"]["text"].endswith(f"\n\n[打开看板 Open the dashboard]({board})")
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"chart" * 10
+
+
+def test_a_wecom_robot_posts_a_reports_png_charts_as_images_after_the_text() -> None:
+    attachments = [{"name": "a.png", "content_type": "image/png", "base64": base64.b64encode(PNG).decode()},
+                   {"name": "b.svg", "content_type": "image/svg+xml", "base64": base64.b64encode(b"<svg/>").decode()},
+                   {"name": "c.png", "content_type": "image/png", "base64": base64.b64encode(b"not a png").decode()}]
+    with http_receiver(*[("json", 200, {"errcode": 0})] * 2) as receiver:
+        WeComRobot(LOOPBACK).send(message(body="积压 12", data={"attachments": attachments}), {"url": f"{receiver.url}/s"})
+    text, image = [r.json() for r in receiver.requests]
+    assert text["msgtype"] == "markdown" and image["msgtype"] == "image"
+    assert base64.b64decode(image["image"]["base64"]) == PNG
+    assert image["image"]["md5"] == hashlib.md5(PNG).hexdigest()
+
+
+def test_a_wecom_robot_skips_an_image_above_its_2_mb_limit() -> None:
+    big = PNG + b"\0" * (2 * 1024 * 1024)
+    attachments = [{"name": "big.png", "content_type": "image/png", "base64": base64.b64encode(big).decode()}]
+    with http_receiver(("json", 200, {"errcode": 0})) as receiver:
+        WeComRobot(LOOPBACK).send(message(body="x", data={"attachments": attachments}), {"url": f"{receiver.url}/s"})
+    assert [r.json()["msgtype"] for r in receiver.requests] == ["markdown"]
+
+
 @pytest.mark.parametrize("link", ["https://evil.example/phish", "javascript:alert(1)",
                                   "https://ts.example-post.cn/records/complaint/12) [x](https://evil.example",
                                   "https://ts.example-post.cn/files/3"])

@@ -61,3 +61,30 @@ def test_a_weekly_report_is_armed_fired_and_queued_with_its_charts(tmp_path: Pat
     assert [a["name"] for a in attachments] == ["board-total.png", "board-by_region.png"]
     assert base64.b64decode(attachments[1]["base64"]).startswith(b"\x89PNG")
     assert rearmed and rearmed[0].due_at > datetime(2025, 5, 1, tzinfo=UTC)
+
+
+def fired_report(tmp_path: Path, monkeypatch, *, draw: bool = True) -> dict:  # type: ignore[no-untyped-def]
+    monkeypatch.setitem(report_kit.FILES, "dashboards/board.yaml", FILES["dashboards/board.yaml"] + SCHEDULE)
+    system, _ = build(tmp_path)
+    system.runtime.services["reports"].scheduler.draw_charts = draw
+    system.runtime.clock.set(datetime(2025, 3, 3, 1, tzinfo=UTC))
+    system.runtime.services["timers"].tick()
+    with read_transaction(system.db) as conn:
+        (payload,) = [m.payload for m in conn.execute(sa.select(outbox).where(outbox.c.channel == "log"))
+                      if (m.payload or {}).get("data", {}).get("dashboard") == "board"]
+    return payload["data"]
+
+
+def test_a_report_links_to_its_dashboard_at_the_public_address(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("DOCKET_PUBLIC_URL", "https://ts.example-post.cn")
+    assert fired_report(tmp_path, monkeypatch)["link"] == "https://ts.example-post.cn/dashboards/board"
+
+
+def test_a_report_has_no_link_without_a_public_address(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("DOCKET_PUBLIC_URL", raising=False)
+    assert "link" not in fired_report(tmp_path, monkeypatch)
+
+
+def test_a_simulated_report_is_queued_without_drawing_its_charts(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    data = fired_report(tmp_path, monkeypatch, draw=False)
+    assert data["schedule"] == "weekly" and data["attachments"] == []

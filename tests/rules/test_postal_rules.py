@@ -149,6 +149,15 @@ def test_an_urgent_complaint_without_updates_escalates_to_supervisor_then_manage
     assert [m["recipient"] for m in escalations] == ["supervisor", "manager"]
 
 
+def test_the_team_group_gets_the_morning_backlog_with_its_chart(system: System) -> None:
+    submit(system)
+    tick_until(system, datetime(2026, 11, 24, 8, 31, tzinfo=SHANGHAI))
+    (report,) = [m for m in sent(system) if m["payload"]["data"].get("dashboard") == "operations"]
+    assert report["channel"] == "ops_wecom" and report["subject"] == "运营处理看板 2026-11-24"
+    (chart,) = [a for a in report["payload"]["data"]["attachments"] if a["name"].endswith("backlog_by_department.png")]
+    assert chart["content_type"] == "image/png"
+
+
 def test_knowledge_base_articles_are_recommended_by_category(system: System) -> None:
     system.forms.submit("knowledge_article", {"category": "transport_late", "problem": "中转滞留",
                                               "solution": "联系中转场加急"}, actor="agent")
