@@ -142,6 +142,18 @@ def test_the_reply_sms_quotes_the_result_without_doubling_its_full_stop(system: 
     assert "请确认处理结果：已核实并按延误条款赔付。" in reply and "。。" not in reply
 
 
+def test_a_decided_compensation_goes_to_finances_erp_as_one_webhook(system: System) -> None:
+    case = accept(system, DELAY).assess(finance=False)
+    case.do("propose", "agent", {"compensation": "300", "basis": "延误赔付条款 3.2"})
+    with transaction(system.db) as conn:
+        (sent,) = [m for m in conn.execute(select(outbox)).mappings() if m["channel"] == "erp"]
+    (compensation,) = system.forms.list("compensation")
+    data = sent["payload"]["data"]
+    assert (data["form"], data["query_no"]) == ("compensation", compensation["query_no"]) and data["fields"] == {
+        "complaint_no": system.forms.get("complaint", case.id)["query_no"], "customer_name": "华中物流客户",
+        "amount": "300.00", "basis": "延误赔付条款 3.2"}
+
+
 def test_exactly_5000_is_within_the_frontline_limit(system: System) -> None:
     case = accept(system, DAMAGE).assess(finance=True)
     case.do("propose", "agent", {"compensation": "5000"})
