@@ -906,6 +906,7 @@ def _make_env(html: bool, loader_root: Path | None, files: Mapping[str, str] | N
 
 def compile_template(source: str, *, name: str, html: bool, loader_root: Path | None = None,
                      files: Mapping[str, str] | None = None, names: Iterable[str] | None = None,
+                     members: Mapping[str, Iterable[str]] | None = None,
                      globals: Mapping[str, Any] | None = None, timezone: str | None = None,
                      max_output: int = MAX_OUTPUT_CHARS,
                      time_limit: float = TIME_LIMIT_SECONDS) -> AnalystTemplate:
@@ -917,6 +918,8 @@ def compile_template(source: str, *, name: str, html: bool, loader_root: Path | 
       the template cannot include anything. Included templates are compiled and checked now.
     - `names`: the variables the template may use; any other name is a load error with a
       did-you-mean hint. None: not checked (a missing one fails when rendered).
+    - `members`: for variables that are fixed mappings (e.g. a message's `text` of the form's
+      fields), the attributes `name.attr` may read; any other is a load error.
     - `globals`: helpers every render gets (e.g. `qr`), on top of `range`, `dict`, `cycler`,
       `joiner`, `namespace` and the filters `money`, `number` and `date`.
     - `timezone`: the zone `date` shows aware datetimes in (the bundle's).
@@ -943,6 +946,14 @@ def compile_template(source: str, *, name: str, html: bool, loader_root: Path | 
             problems.append(TemplateProblem(f"unknown name '{missing}'", line,
                                             _column(source, line, missing), "template-unknown-name",
                                             did_you_mean(missing, known)))
+    for variable, allowed in (members or {}).items():
+        allowed = set(allowed)
+        for node in tree.find_all(nodes.Getattr):
+            if isinstance(node.node, nodes.Name) and node.node.name == variable and node.attr not in allowed:
+                problems.append(TemplateProblem(
+                    f"'{variable}' has no '{node.attr}'", node.lineno,
+                    _column(source, node.lineno, f"{variable}.{node.attr}"), "template-unknown-name",
+                    did_you_mean(node.attr, allowed)))
     if problems:
         raise TemplateLoadError(name, sorted(problems, key=lambda p: (p.line, p.col)))
     template = env.template_class.from_code(env, code, env.make_globals(None))

@@ -128,9 +128,12 @@ class Notify(BaseAction):
             check_channel(channel, ctx, doc, path + ("channel",))
         to = check_recipients(options["to"], ctx, doc, path + ("to",), scope.form)
         names = None if scope.names is None else scope.names | TEMPLATE_NAMES
-        subject = (compile_in_document(ctx, doc, path + ("subject",), html=False, names=names)
+        form = ctx.definitions.get("form", {}).get(scope.form) if scope.form else None
+        # `text.<field>` must name a field of the form (checked here, not when a message fails).
+        members = {"text": form.fields} if form is not None else None
+        subject = (compile_in_document(ctx, doc, path + ("subject",), html=False, names=names, members=members)
                    if "subject" in options else None)
-        body = compile_in_document(ctx, doc, path + ("body",), html=False, names=names)
+        body = compile_in_document(ctx, doc, path + ("body",), html=False, names=names, members=members)
         return {"channel": channel, "to": to, "subject": subject, "body": body,
                 "once": bool(options.get("once"))}
 

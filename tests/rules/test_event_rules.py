@@ -287,6 +287,12 @@ def test_every_wrong_reference_is_reported_at_its_position(tmp_path: Path) -> No
     ]
 
 
+def test_a_message_reads_fields_as_people_read_them_and_a_misspelt_one_is_a_load_error(tmp_path: Path) -> None:
+    rules = BROKEN.replace('body: "{{ custmer }}"', 'body: "{{ text.custmer }}"')
+    found = [e for e in errors(tmp_path, {"rules/ticket_rules.yaml": rules}) if e[1] == 17]
+    assert found == [("rules/ticket_rules.yaml", 17, 19, "'text' has no 'custmer'")]
+
+
 ENTERED_RULES = """\
     ruleset: ticket_rules
     form: ticket
