@@ -163,3 +163,24 @@ def test_staff_pages_are_no_wider_than_a_phone(browser: Any, postal: LiveServer,
     page.goto(f"{postal.url}{path}?lang=en")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert page.locator("#nav-admin").is_visible() and page.locator("#sign-out").is_visible()
+
+
+def test_on_a_phone_each_inbox_task_is_a_card_with_its_action_in_reach(browser: Any, postal: LiveServer) -> None:
+    give_password(postal, "agent")
+    postal.system.forms.submit("complaint", {
+        "customer_name": "华东电子商务有限公司", "contact_name": "陈先生", "contact_phone": "13812345678",
+        "occurred_at": "2026-11-20T10:30", "category": "transport_late", "description": "十票快件超时三天未妥投。"},
+        actor="agent", channel="web")
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    sign_in(page, postal, "agent", lang="zh-CN")
+    page.goto(f"{postal.url}/inbox?lang=zh-CN")
+    row = page.locator("table.inbox tbody tr").first
+    action = row.locator("td.c-act button, td.c-act a.button").first
+    box, card = action.bounding_box(), row.bounding_box()
+    assert box is not None and card is not None
+    assert card["width"] <= 390 and box["x"] + box["width"] <= 390  # no sideways scrolling to act
+    # Without the table's header, each cell says what it is.
+    assert row.locator("td.c-step").evaluate("td => getComputedStyle(td, '::before').content") == '"环节 "'
+    assert not page.locator("table.inbox thead").is_visible() or page.locator("table.inbox thead").bounding_box()["height"] <= 1
+    page.screenshot(path=str(SCREENSHOTS / "inbox-phone.png"), full_page=True)
+    page.close()
