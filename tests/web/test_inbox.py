@@ -28,7 +28,7 @@ def system(tmp_path: Path, clock: ManualClock) -> System:
 
 def task_rows(html: str) -> list[str]:
     """The query numbers of the inbox rows, in order."""
-    return re.findall(r'<td><a href="/records/ticket/\d+">([^<]+)</a></td>', html)
+    return re.findall(r'<td class="c-no"><a href="/records/ticket/\d+">([^<]+)</a></td>', html)
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(system: System) -> None:
