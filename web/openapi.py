@@ -350,6 +350,9 @@ def build_document(web: "Web", *, full: bool = True) -> dict[str, Any]:
         paths["/api/v1/lookup/answer"] = {"post": {
             "operationId": "lookup_answer", "tags": ["lookup"], "security": ANYONE,
             "summary": "The customer answers their step with the pass a lookup gave (valid 30 minutes)",
+            "description": "Files the step asks for (photos, documents) are uploaded first with "
+                           "POST /api/v1/uploads?form=...&field=..., then named by id in `values`: "
+                           "`\"photos\": [{\"id\": \"...\"}]`.",
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("LookupAnswer")}}},
             "responses": {"200": _json(_ref("Lookup"), "the record after the answer"),
                           **_errors("400", "409", "413", "415", "422", "429")}}}
