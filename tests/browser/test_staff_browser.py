@@ -184,3 +184,21 @@ def test_on_a_phone_each_inbox_task_is_a_card_with_its_action_in_reach(browser: 
     assert not page.locator("table.inbox thead").is_visible() or page.locator("table.inbox thead").bounding_box()["height"] <= 1
     page.screenshot(path=str(SCREENSHOTS / "inbox-phone.png"), full_page=True)
     page.close()
+
+
+def test_on_a_phone_the_record_list_is_cards_with_labelled_columns(browser: Any, postal: LiveServer) -> None:
+    give_password(postal, "manager")
+    postal.system.forms.submit("complaint", {
+        "customer_name": "华南物流客户", "contact_name": "陈先生", "contact_phone": "13812345678",
+        "occurred_at": "2026-11-20T10:30", "category": "transport_late", "description": "十票快件超时三天未妥投。"},
+        actor="agent", channel="web")
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    sign_in(page, postal, "manager", lang="zh-CN")
+    page.goto(f"{postal.url}/records/complaint?lang=zh-CN")
+    row = page.locator("table.records tbody tr").first
+    card = row.bounding_box()
+    assert card is not None and card["x"] + card["width"] <= 390
+    status = row.locator("td[data-label]").last
+    assert status.evaluate("td => getComputedStyle(td, '::before').content") == '"创建时间 "'
+    assert status.bounding_box()["x"] + status.bounding_box()["width"] <= 390
+    page.close()

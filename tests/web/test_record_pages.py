@@ -297,7 +297,7 @@ def test_the_list_searches_filters_and_keeps_row_level_scope(system: System) -> 
     submit(system, subject="Laptop broken", area="laptop")
     submit(system, subject="Mail down", area="software")
     client = client_for(system, "max")
-    rows = lambda url: re.findall(r'<td><a href="/records/ticket/\d+">(HD\d+)</a></td>', client.get(url).text)  # noqa: E731
+    rows = lambda url: re.findall(r'<td class="c-no"><a href="/records/ticket/\d+">(HD\d+)</a></td>', client.get(url).text)  # noqa: E731
     assert rows("/records/ticket") == ["HD0003", "HD0002", "HD0001"]
     assert rows("/records/ticket?q=laptop") == ["HD0002"]
     assert rows("/records/ticket?area=hardware") == ["HD0002", "HD0001"]  # a parent takes its children
