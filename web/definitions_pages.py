@@ -56,7 +56,8 @@ def flow_nodes(flow: Any, registry: Any, locale: str) -> list[dict[str, Any]]:
                                                                        "departments"))
         leads = [(node_text(flow.nodes[e.target], locale), e.label) for e in edges if e.source == node_id]
         rows.append({"id": node_id, "label": node_text(node, locale), "type": node.type, "who": who,
-                     "fields": list(node.options.get("fields", [])), "status": node.options.get("status", ""),
+                     "fields": list(node.options.get("fields", [])), "shows": list(node.options.get("show", [])),
+                     "status": node.options.get("status", ""),
                      "leads": leads, "start": node_id == flow.start})
     return rows
 

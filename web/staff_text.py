@@ -187,6 +187,7 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "node": {"en": "Node", "zh-CN": "节点"},
     "who": {"en": "Who", "zh-CN": "处理人"},
     "edits_fields": {"en": "Edits", "zh-CN": "可编辑字段"},
+    "shows_fields": {"en": "shows", "zh-CN": "展示"},
     "leads_to": {"en": "Leads to", "zh-CN": "流向"},
     "start": {"en": "start", "zh-CN": "开始"},
     "value": {"en": "Value", "zh-CN": "值"},

@@ -22,6 +22,12 @@ def system(tmp_path: Path) -> System:
     return boot_helpdesk(tmp_path)
 
 
+def boot_postal_definitions(tmp_path: Path) -> System:
+    from web.system import boot
+
+    return boot(POSTAL, db_url=f"sqlite:///{tmp_path / 'docket.db'}")
+
+
 def test_the_overview_lists_forms_flows_lists_roles_and_departments(system: System) -> None:
     html = client_for(system, "carl").get("/definitions?lang=en").text
     for link in ('href="/definitions/forms/ticket"', 'href="/definitions/flows/ticket_flow"',
@@ -46,6 +52,15 @@ def test_a_flow_page_draws_the_flow_and_lists_its_steps(system: System) -> None:
     assert '<svg xmlns="http://www.w3.org/2000/svg" class="flow-diagram"' in html
     assert ">分拣</text>" in html  # node labels in the page's language
     assert "→ 经理审批" in html
+
+
+def test_a_flow_page_lists_what_each_step_edits_and_shows(tmp_path: Path) -> None:
+    system = boot_postal_definitions(tmp_path)
+    html = client_for(system, "agent").get("/definitions/flows/complaint_handling?lang=en").text
+    row = html[html.index("<code>director_approval</code>"):]
+    row = row[:row.index("</tr>")]
+    assert ('<small class="muted">shows <code>compensation</code> <code>basis</code> '
+            '<code>amount_claimed</code> <code>finance_assessment</code> </small>') in row
 
 
 def test_the_flow_svg_downloads_as_an_image(system: System) -> None:
