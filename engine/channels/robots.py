@@ -57,11 +57,11 @@ class _Robot:
             body = neutralise_markdown(message.body)
         text = f"**{title}**\n{body}" if title else body
         link = message.data.get("link")
-        if isinstance(link, str) and _LINK.fullmatch(link):
+        found = _LINK.fullmatch(link) if isinstance(link, str) else None
+        if found:
             # Docket's own address for the record (engine/site.py), never text from a record: the
             # one link a message may carry, so people open the task from the group and act on it.
-            kind = "dashboards" if "/dashboards/" in link else "records"
-            tail = f"\n\n[{_LINK_TEXT[kind]}]({link})"
+            tail = f"\n\n[{_LINK_TEXT[found.group(2).split('/')[0]]}]({link})"
             return title, _clip_bytes(text, self.max_bytes - len(tail.encode())) + tail
         return title, _clip_bytes(text, self.max_bytes)
 

@@ -165,15 +165,21 @@ def test_staff_pages_are_no_wider_than_a_phone(browser: Any, postal: LiveServer,
     assert page.locator("#nav-admin").is_visible() and page.locator("#sign-out").is_visible()
 
 
-def test_on_a_phone_each_inbox_task_is_a_card_with_its_action_in_reach(browser: Any, postal: LiveServer) -> None:
-    give_password(postal, "agent")
+def phone_page_with_a_complaint(browser: Any, postal: LiveServer, username: str, path: str) -> Any:
+    """A phone-sized page signed in as `username` at `path`, after one more complaint arrived."""
+    give_password(postal, username)
     postal.system.forms.submit("complaint", {
         "customer_name": "华东电子商务有限公司", "contact_name": "陈先生", "contact_phone": "13812345678",
         "occurred_at": "2026-11-20T10:30", "category": "transport_late", "description": "十票快件超时三天未妥投。"},
         actor="agent", channel="web")
     page = browser.new_page(viewport={"width": 390, "height": 844})
-    sign_in(page, postal, "agent", lang="zh-CN")
-    page.goto(f"{postal.url}/inbox?lang=zh-CN")
+    sign_in(page, postal, username, lang="zh-CN")
+    page.goto(f"{postal.url}{path}?lang=zh-CN")
+    return page
+
+
+def test_on_a_phone_each_inbox_task_is_a_card_with_its_action_in_reach(browser: Any, postal: LiveServer) -> None:
+    page = phone_page_with_a_complaint(browser, postal, "agent", "/inbox")
     row = page.locator("table.inbox tbody tr").first
     action = row.locator("td.c-act button, td.c-act a.button").first
     box, card = action.bounding_box(), row.bounding_box()
@@ -187,14 +193,7 @@ def test_on_a_phone_each_inbox_task_is_a_card_with_its_action_in_reach(browser: 
 
 
 def test_on_a_phone_the_record_list_is_cards_with_labelled_columns(browser: Any, postal: LiveServer) -> None:
-    give_password(postal, "manager")
-    postal.system.forms.submit("complaint", {
-        "customer_name": "华南物流客户", "contact_name": "陈先生", "contact_phone": "13812345678",
-        "occurred_at": "2026-11-20T10:30", "category": "transport_late", "description": "十票快件超时三天未妥投。"},
-        actor="agent", channel="web")
-    page = browser.new_page(viewport={"width": 390, "height": 844})
-    sign_in(page, postal, "manager", lang="zh-CN")
-    page.goto(f"{postal.url}/records/complaint?lang=zh-CN")
+    page = phone_page_with_a_complaint(browser, postal, "manager", "/records/complaint")
     row = page.locator("table.records tbody tr").first
     card = row.bounding_box()
     assert card is not None and card["x"] + card["width"] <= 390
