@@ -801,7 +801,8 @@ environment (for serve and worker):
                           (default: a key kept in var/secret_key)
   DOCKET_FILES_DIR        where uploaded files are kept, shared by every server
                           (default: files/ beside a SQLite database, else var/files)
-  DOCKET_PUBLIC_URL       the address people use: QR codes of printed letters, record links in group messages
+  DOCKET_PUBLIC_URL       the address people use: QR codes of printed letters, record links in group messages;
+                          with a path (https://oa.example-post.cn/docket) Docket is served under that path
   DOCKET_TRUSTED_PROXIES  reverse proxies whose X-Forwarded-For is believed (comma separated)
   DOCKET_SECURE_COOKIES   1: mark cookies Secure although requests arrive over http (a TLS proxy in front)
   DOCKET_SESSION_IDLE_MINUTES, DOCKET_SESSION_HOURS

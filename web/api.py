@@ -337,7 +337,7 @@ def routes(web: "Web") -> list[Route]:
         principal = principal_of(request)
         loc = locale(request)
         items = [{"name": name, "label": form.spec.text(loc), "public": form.spec.public,
-                  "href": f"/api/v1/forms/{name}"}
+                  "href": f"{web.root}/api/v1/forms/{name}"}
                  for name, form in forms().forms.items() if principal is not None or form.spec.public]
         return JSONAnswer({"items": items})
 
@@ -637,7 +637,7 @@ def report_routes(web: "Web") -> list[Route]:
         principal = require(request)
         loc = web.locale_of(request)
         items = [{"dashboard": d.name, "title": d.text(loc),
-                  "widgets": [{"name": w.name, "title": w.text(loc), "href": f"/api/v1/reports/{d.name}/{w.name}"}
+                  "widgets": [{"name": w.name, "title": w.text(loc), "href": f"{web.root}/api/v1/reports/{d.name}/{w.name}"}
                               for w in d.widgets.values()]}
                  for d in service().visible(principal)]
         return JSONAnswer({"items": items})

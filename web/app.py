@@ -31,6 +31,7 @@ from web import dashboards, printing
 from web.antispam import TicketSigner
 from web.i18n import ui
 from web.json_answer import JSONAnswer
+from web.prefix import PathPrefix, path_prefix
 from web.ratelimit import Limit, RateLimiter, client_address, retry_after
 from web.scope import header
 from web.security import SECURITY_HEADERS, BodySizeLimit, SecurityHeaders
@@ -88,6 +89,8 @@ class Web:
         self.api_submits = Limit(api_submits_per_minute(), 60)
         self.auth = auth.Auth(secret, monotonic)  # sessions, CSRF keys, sign-in throttle
         self.step_pass = lookup.StepPass(secret)  # the customer's answer to their step on /track
+        self.root = path_prefix()  # "/docket" when served under a path of a shared host (web.prefix)
+        self.pages.globals["root"] = self.root
 
     @property
     def bundle(self) -> Bundle:
@@ -204,7 +207,8 @@ def create_app(system: System, *, secret: str | None = None,
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders),
+        middleware=[Middleware(PathPrefix, prefix=web.root),  # first: everything inside sees the app's own paths
+                    Middleware(SecurityHeaders),
                     Middleware(BodySizeLimit, default=MAX_REQUEST_BODY, overrides={"/api/v1/uploads": MAX_UPLOAD_BODY}),
                     Middleware(tokens.BearerTokens, web=web),
                     Middleware(auth.AuthMiddleware, web=web)],
@@ -226,12 +230,13 @@ def _error(request: Request, status: int, message: str) -> Response:
     # what happened, and a link leads back instead of leaving a dead end.
     web = getattr(request.app.state, "web", None) if "app" in request.scope else None
     locale = web.locale_of(request) if web is not None else "en"
+    root = _escape(web.root) if web is not None else ""
     heading = ui(ERROR_WORDS.get(status, "error_500" if status >= 500 else "error_400"), locale)
     return HTMLResponse(f'<!doctype html><html lang="{_escape(locale)}"><meta charset="utf-8">'
                         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-                        f'<title>{status} · {_escape(heading)}</title><link rel="stylesheet" href="/static/docket.css">'
+                        f'<title>{status} · {_escape(heading)}</title><link rel="stylesheet" href="{root}/static/docket.css">'
                         f'<main><h1>{_escape(heading)}</h1><p>{_escape(message)}</p>'
-                        f'<p><a href="/?lang={_escape(locale)}" id="error-home">{_escape(ui("error_home", locale))}</a></p>'
+                        f'<p><a href="{root}/?lang={_escape(locale)}" id="error-home">{_escape(ui("error_home", locale))}</a></p>'
                         '</main></html>', status_code=status)
 
 

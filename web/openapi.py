@@ -426,7 +426,7 @@ def build_document(web: "Web", *, full: bool = True) -> dict[str, Any]:
                  "description": ("The JSON API of Docket over the bundle "
                                  f"'{bundle.name}'. Errors are {{\"error\": ..., \"fields\": ...}}. "
                                  "Records outside the caller's permissions answer 404.")},
-        "servers": [{"url": "/"}],
+        "servers": [{"url": web.root or "/"}],
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": schemas,

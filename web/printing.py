@@ -9,7 +9,6 @@ Fields the user may not see print empty. Every print is written to the audit log
 from __future__ import annotations
 
 import logging
-import os
 from typing import TYPE_CHECKING, Any
 
 from starlette.exceptions import HTTPException
@@ -22,9 +21,10 @@ from engine.identity import Principal
 from engine.storage.db import read_transaction, transaction
 from engine.templating import TemplateRenderError
 from forms.access import can_read
-from reports.print.render import PUBLIC_URL_ENV, PrintService, Printed
+from reports.print.render import PrintService, Printed
 from web import auth
 from web.offload import offload
+from web.prefix import public_base
 from web.staff import hidden_fields
 from web.uploads import content_disposition
 
@@ -64,7 +64,7 @@ def routes(web: "Web") -> list[Route]:
             try:
                 printed = service.render_html(
                     spec.name, form, record_id, web.locale_of(request), conn=conn,
-                    base_url=_base_url(request), printed_by=principal.display_name or principal.username,
+                    base_url=public_base(request, web.root), printed_by=principal.display_name or principal.username,
                     hidden=hidden_fields(runtime, form, principal))
             except TemplateRenderError as exc:
                 log.warning("print template failed: %s", exc)
@@ -106,8 +106,3 @@ def print_links(runtime: Any, form: str, record_id: int, principal: Principal,
             for spec in PrintService.of(runtime).templates_for(form)
             if not spec.roles or principal.has_role(*spec.roles)]
 
-
-def _base_url(request: Request) -> str:
-    """Where the QR code points: $DOCKET_PUBLIC_URL when set (the address customers use), else
-    the address this request came to."""
-    return os.environ.get(PUBLIC_URL_ENV, "").rstrip("/") or str(request.base_url).rstrip("/")

@@ -22,6 +22,7 @@ from web.antispam import HONEYPOT, TICKET, Expired, SpamSuspected
 from web.form_files import read_kept_files, store_files
 from web.forms_body import read_form
 from web.offload import offload
+from web.prefix import public_base
 from web.ratelimit import Limit
 from web.security import embeddable_csp
 
@@ -64,7 +65,7 @@ def routes(web: "Web") -> list[Route]:
         return response
 
     def form_url(request: Request, form_name: str) -> str:
-        return str(request.base_url).rstrip("/") + f"/f/{form_name}"
+        return public_base(request, web.root) + f"/f/{form_name}"
 
     async def share(request: Request) -> Response:
         """The embed snippet and QR codes of a public form, for staff to copy."""

@@ -10,6 +10,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from engine.site import PUBLIC_URL_ENV
 from engine.storage.db import transaction
 from tests.browser.conftest import POSTAL, SCREENSHOTS, LiveServer
 from tests.browser.test_staff_browser import PASSWORD, serve, sign_in
@@ -20,6 +21,18 @@ from web.auth import set_password
 
 @pytest.fixture
 def kit_server(tmp_path: Path) -> Iterator[LiveServer]:
+    yield from serve_kit(tmp_path)
+
+
+@pytest.fixture
+def kit_under_prefix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
+    """The same, served under /docket of a shared host (web/prefix.py)."""
+    monkeypatch.setenv(PUBLIC_URL_ENV, "http://127.0.0.1/docket")
+    for server in serve_kit(tmp_path):
+        yield LiveServer(server.system, server.clock, server.url + "/docket")
+
+
+def serve_kit(tmp_path: Path) -> Iterator[LiveServer]:
     root = write_bundle(tmp_path / "bundle", FILES)
     for server in serve(root, tmp_path / "docket.db"):
         for row in ROWS:
@@ -73,6 +86,26 @@ def test_a_click_on_a_bar_opens_the_records_it_counts(browser: Any, kit_server: 
     assert "p.region=east" in page.url
     assert page.get_attribute("#drill-count", "data-total") == "3"
     assert page.locator("table.drill tbody tr").count() == 3
+    assert problems == [], "\n".join(problems)
+
+
+def test_charts_draw_and_open_their_records_under_a_path_prefix(browser: Any, kit_under_prefix: LiveServer) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems = watch(page)
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    sign_in(page, kit_under_prefix, "bea")
+    page.goto(f"{kit_under_prefix.url}/dashboards/board?lang=en")
+    page.wait_for_selector("#widget-by_region .widget-body[data-ready] svg .mark-rect path", timeout=20000)
+    assert page.inner_text("#widget-total .kpi-value") == "7"
+    with page.expect_navigation():
+        page.locator("#widget-by_region svg .mark-rect path").first.click()
+    assert page.url.startswith(f"{kit_under_prefix.url}/dashboards/board/widgets/by_region/records?")
+    assert page.locator("table.drill tbody tr").count() == 3
+    # The widgets' data and the drill-down were asked for under the prefix, not found by chance
+    # through a redirect (the server also answers a proxy that strips the prefix).
+    outside = [url for url in asked if url.startswith("http://127.0.0.1") and not url.startswith(kit_under_prefix.url + "/")]
+    assert outside == [] and any("/widgets/by_region.json?" in url for url in asked)
     assert problems == [], "\n".join(problems)
 
 

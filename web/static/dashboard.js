@@ -10,10 +10,12 @@
   var query = root.dataset.query || "";
   var lang = root.dataset.lang || "";
   var printing = root.dataset.print === "yes";
+  // "/docket" when Docket is served under a path of a shared host (web/prefix.py).
+  var site = document.documentElement.getAttribute("data-root") || "";
 
   function url(widget, suffix, extra) {
     var parts = [query, extra || "", lang ? "lang=" + encodeURIComponent(lang) : ""].filter(Boolean);
-    return "/dashboards/" + encodeURIComponent(name) + "/widgets/" + encodeURIComponent(widget) + suffix + "?" + parts.join("&");
+    return site + "/dashboards/" + encodeURIComponent(name) + "/widgets/" + encodeURIComponent(widget) + suffix + "?" + parts.join("&");
   }
 
   function drill(widget, payload, index) {
