@@ -101,7 +101,8 @@ def routes(web: "Web") -> list[Route]:
 def print_links(runtime: Any, form: str, record_id: int, principal: Principal,
                 locale: str) -> list[tuple[str, str]]:
     """The record page's print menu: (label, URL of the PDF) for each print template of the
-    form the principal may print (its `roles`, admins always)."""
+    form the principal may print (its `roles`, admins always); the preview is the same URL
+    ending in .html."""
     return [(spec.text(locale), f"/records/{form}/{record_id}/print/{spec.name}.pdf")
             for spec in PrintService.of(runtime).templates_for(form)
             if not spec.roles or principal.has_role(*spec.roles)]

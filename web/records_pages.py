@@ -30,6 +30,7 @@ from web import auth
 from web.form_files import read_kept_files, store_files
 from web.forms_body import read_form
 from web.offload import offload
+from web.printing import print_links
 from web.record_list import ListQuery, list_page
 from web.record_view import build_record_page
 from web.staff import (duration_text, hidden_fields, holds, local_time, may_reassign, people_for,
@@ -178,7 +179,8 @@ def routes(web: "Web") -> list[Route]:
                         notice=wanted if wanted in NOTICES else None, here=f"/records/{form.name}/{record_id}",
                         when=lambda at: local_time(at, zone), took=lambda d: duration_text(d, locale),
                         has_sla="sla" in system.runtime.services, status_label=status_labeller(system.bundle, form, locale),
-                        comment_error=comment_error, comment_text=comment_text, alert=alert)
+                        comment_error=comment_error, comment_text=comment_text, alert=alert,
+                        prints=print_links(system.runtime, form.name, record_id, principal, locale))
 
     async def detail(request: Request) -> Response:
         principal = auth.require_principal(request)

@@ -21,6 +21,8 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "lists": {"en": "Option lists", "zh-CN": "选项列表"},
     "diagram": {"en": "Diagram", "zh-CN": "流程图"},
     "where_it_stands": {"en": "Where it stands", "zh-CN": "当前状况"},
+    "print": {"en": "Print", "zh-CN": "打印"},
+    "print_preview": {"en": "preview", "zh-CN": "预览"},
     # inbox
     "by_step": {"en": "Tasks by step", "zh-CN": "按环节"},
     "all_steps": {"en": "All steps", "zh-CN": "全部环节"},

@@ -22,6 +22,7 @@ from engine.errors import NotFoundError
 from engine.identity import Principal
 from engine.storage.tables import audit_log
 from tests.reports.print_kit import QUERY_NO, letter_record, needs_poppler, printed_system  # noqa: F401
+from tests.web.auth_kit import app_client, give_password, new_clock, postal_with_agent, sign_in
 from web import printing
 from web.app import Web
 
@@ -132,3 +133,21 @@ def test_the_record_page_lists_the_templates_the_user_may_print(printed_system, 
     assert agent == [("投诉答复函", f"/records/complaint/{letter_record}/print/reply_letter.pdf")]
     assert printing.print_links(printed_system.runtime, "complaint", letter_record,
                                 PRINCIPALS["manager_of_accounts"], "en") == []
+
+
+def test_the_record_page_offers_the_print_templates_the_reader_may_print(tmp_path):
+    system = postal_with_agent(tmp_path, new_clock())
+    give_password(system, "accounts")
+    record_id = system.forms.submit("complaint", {
+        "customer_name": "华中物流", "contact_name": "刘女士", "contact_phone": "027-88886666",
+        "occurred_at": "2026-11-19T09:00:00+08:00", "category": "delivery_late", "description": "延误三天"},
+        actor="accounts").record_id
+    agent = app_client(system)
+    sign_in(agent, "agent")
+    page = agent.get(f"/records/complaint/{record_id}?lang=zh-CN").text
+    assert f'href="/records/complaint/{record_id}/print/reply_letter.pdf"' in page
+    assert f'href="/records/complaint/{record_id}/print/reply_letter.html"' in page
+    accounts = app_client(system)  # an account manager is not among the letter's roles
+    sign_in(accounts, "accounts")
+    theirs = accounts.get(f"/records/complaint/{record_id}")
+    assert theirs.status_code == 200 and "/print/" not in theirs.text
