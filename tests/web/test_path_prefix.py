@@ -80,7 +80,7 @@ def crawl(client: TestClient, start: str, limit: int = 120) -> dict[str, int]:
         if "text/html" not in answer.headers.get("content-type", ""):
             continue
         for attribute, address in addresses(answer.text):
-            if not address or address.startswith(("#", "?", "mailto:", "tel:")):
+            if not address or address.startswith(("#", "?", "mailto:", "tel:", "data:")):
                 continue
             if address.startswith(("http://", "https://")):
                 assert not address.startswith(SITE) or address.startswith(SITE + PREFIX + "/"), (path, address)
