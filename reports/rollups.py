@@ -293,13 +293,16 @@ class RollupKeeper:
         conn.execute(report_rollup_state.insert().values(rollup=rid, signature=signature(dataset, rollup),
                                                          built_at=self.rt.clock.now()))
 
-    def ensure_built(self, conn: Connection) -> list[str]:
-        """Rebuild the rollups whose definition is new or changed; returns their ids."""
+    def ensure_built(self, conn: Connection, *, force: bool = False) -> list[str]:
+        """Rebuild the rollups whose definition is new or changed (all of them when `force`:
+        their records' facts were rebuilt); returns their ids."""
+        if not self.by_form:
+            return []
         self._ensure_indexes(conn)
         stored = dict(conn.execute(sa.select(report_rollup_state.c.rollup, report_rollup_state.c.signature)).all())
         stale = [rollup_id(d, r) for pairs in self.by_form.values() for d, r in pairs
                  if stored.get(rollup_id(d, r)) != signature(d, r)]
-        return self.rebuild_all(conn) if stale else []
+        return self.rebuild_all(conn) if stale or force else []
 
     # -- keeping cells current -------------------------------------------------------------------
     def relevant(self, dataset: DatasetSpec) -> set[str]:

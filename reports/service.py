@@ -20,7 +20,7 @@ from engine.runtime import Runtime
 from engine.storage.db import read_transaction, serialize, transaction
 from engine.types import label_text
 from reports.charts import ChartData, render_png, render_svg
-from reports.facts import FactKeeper
+from reports.facts import FactKeeper, complete_facts
 from reports.rollups import RollupKeeper
 from reports.query import OTHERS, Filters, ReportRequestError, Result, drill_rows, run_widget
 from reports.spec import DashboardSpec, DatasetSpec, WidgetSpec
@@ -39,10 +39,11 @@ class ReportService:
         self.rollups = RollupKeeper(runtime)
         runtime.services["reports"] = self
         runtime.services["rollups"] = self.rollups
-        if self.rollups.by_form:
+        if self.facts.forms:
             with transaction(runtime.db) as conn:
                 serialize(conn, "report-rollups")  # processes starting together build once
-                self.rollups.ensure_built(conn)
+                rebuilt = complete_facts(conn, runtime, self.facts.forms)
+                self.rollups.ensure_built(conn, force=bool(rebuilt))  # they measure the facts
         from reports.schedule import ReportScheduler
 
         self.scheduler = ReportScheduler(runtime, self)
