@@ -47,7 +47,7 @@ from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
-from engine.errors import Diagnostic, Diagnostics, DocketError, did_you_mean
+from engine.errors import Diagnostic, DocketError, did_you_mean
 from engine.types import Span, YamlPath
 
 if TYPE_CHECKING:
@@ -1010,8 +1010,3 @@ def compile_in_document(ctx: "BuildContext", doc: "Document", path: YamlPath, *,
             ctx.diags.error(diag.message, diag.span, code=diag.code, hint=diag.hint, yaml_path=path)
         return None
 
-
-def report_load_error(exc: TemplateLoadError, diags: Diagnostics, file: str) -> None:
-    """Add a template file's problems to `diags` as `file:line:col` errors."""
-    for p in exc.problems:
-        diags.error(p.message, Span(file, p.line, p.col), code=p.code, hint=p.hint)

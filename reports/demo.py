@@ -14,7 +14,7 @@ import heapq
 import logging
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 import sqlalchemy as sa
@@ -343,8 +343,3 @@ class DemoRunner:
         else:
             clock.set(at)  # type: ignore[attr-defined]
 
-
-def default_start(now: datetime, days: int = 730) -> datetime:
-    """Two years ending now, starting at local midnight (UTC+8 for the postal bundle)."""
-    first = (now - timedelta(days=days)).astimezone(timezone.utc)
-    return first.replace(hour=16, minute=0, second=0, microsecond=0)
