@@ -46,6 +46,13 @@ class FlowKind:
             "description": LABEL_SCHEMA,
             "start": {"type": "string", "description": "the first node"},
             "start_on_create": {"type": "boolean", "description": "start when a record is created (default true)"},
+            "reopen": {"type": "object", "additionalProperties": False,
+                       "description": "who may reopen an ended record from its page, and at which steps",
+                       "properties": {
+                           "roles": {"type": "array", "items": {"type": "string"}, "uniqueItems": True,
+                                     "description": "besides administrators"},
+                           "at": {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True,
+                                  "description": "the steps it may restart at (default: every step a person works)"}}},
             "nodes": {"type": "object", "minProperties": 1, "propertyNames": {"pattern": NAME_PATTERN},
                       "additionalProperties": {"type": "object"}},
         },
@@ -68,6 +75,13 @@ class FlowKind:
         if data["start"] not in nodes:
             ctx.unknown(doc, ("start",), "node", data["start"], nodes)
         check_graph(nodes, data["start"], doc, ctx)
+        reopen = data.get("reopen") or {}
+        for i, role in enumerate(reopen.get("roles", [])):
+            if ctx.meta is not None and role not in ctx.meta.roles:
+                ctx.unknown(doc, ("reopen", "roles", i), "role", role, ctx.meta.roles)
+        for i, node_id in enumerate(reopen.get("at", [])):
+            if node_id not in nodes:
+                ctx.unknown(doc, ("reopen", "at", i), "node", node_id, nodes)
         compiled_nodes = {}
         for node_id, node in nodes.items():
             # Without its form the nodes are still checked (roles, graph); expressions are not,
@@ -85,7 +99,8 @@ class FlowKind:
             return None
         return FlowSpec(data["flow"], data["form"], data.get("label", data["flow"]), data["start"],
                         MappingProxyType(compiled_nodes), doc.span(()),
-                        bool(data.get("start_on_create", True)))
+                        bool(data.get("start_on_create", True)),
+                        tuple(reopen.get("roles", ())), tuple(reopen.get("at", ())))
 
     def check(self, bundle: Any, ctx: BuildContext) -> None:
         """Checks across flows, e.g. that a subflow node names an existing flow."""

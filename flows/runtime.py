@@ -730,8 +730,10 @@ class FlowService:
                 instance_id=state["id"], form=form, record_id=record_id, kind="flow.withdrawn",
                 node=None, actor=actor, at=now, data={"comment": comment, "at": list(state["current"])}))
             self._cancel_waiting(conn, state)
-            self._end(conn, state, "withdrawn", actor, status="withdrawn")
+            # The record's status first: what the end's event sets off (SLA clocks pausing on a
+            # `withdrawn` status, messages) sees the record as withdrawn.
             self.forms.update_fields(conn, form, record_id, {}, actor=actor, status="withdrawn")
+            self._end(conn, state, "withdrawn", actor, status="withdrawn")
             self._save(conn, state)
             return int(state["id"])
 

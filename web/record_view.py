@@ -21,8 +21,8 @@ from forms.render import Section, form_view
 from web.flow_diagram import node_text, render_svg
 from web.i18n import ui
 from web.form_files import kept_files
-from web.staff import (SlaChip, hidden_fields, holds, may_claim, may_reassign, people_for, sla_states,
-                       worst_sla)
+from web.staff import (SlaChip, hidden_fields, holds, may_claim, may_reassign, may_reopen, may_withdraw,
+                       people_for, sla_states, worst_sla)
 
 if TYPE_CHECKING:
     from web.app import Web
@@ -113,6 +113,9 @@ class RecordPage:
     sla_names: dict[str, str] = field(default_factory=dict)
     """The SLA policies' and targets' labels in the page's language, keyed `policy` and
     `policy.target` (the clocks store only the names)."""
+    can_withdraw: bool = False
+    reopen_steps: list[tuple[str, str]] = field(default_factory=list)
+    """(node, label) of the steps the reader may reopen the ended record at; empty: may not."""
 
 
 def outcomes_of(node: Any) -> list[Outcome]:
@@ -184,7 +187,10 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
         age_wall=timeline.age_wall, age_work=timeline.age_work, sla=list(states),
         sla_worst=worst_sla(states), tasks=panels, diagram=diagram,
         flow_status=instance["status"] if instance else "",
-        sla_names=_sla_names(runtime.bundle, locale))
+        sla_names=_sla_names(runtime.bundle, locale),
+        can_withdraw=bool(instance) and may_withdraw(record, instance["status"], principal),
+        reopen_steps=[(n, _node_label(flow, n, locale)) for n in flow.reopen_steps()]
+        if flow is not None and instance and may_reopen(flow, instance["status"], principal) else [])
 
 
 def _panel(web: "Web", conn: Any, task: Mapping[str, Any], principal: Principal, locale: str,

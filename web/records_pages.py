@@ -33,8 +33,8 @@ from web.offload import offload
 from web.printing import print_links
 from web.record_list import ListQuery, list_page
 from web.record_view import build_record_page
-from web.staff import (duration_text, hidden_fields, holds, local_time, may_reassign, people_for,
-                       safe_next, status_labeller)
+from web.staff import (duration_text, hidden_fields, holds, local_time, may_reassign, may_reopen, may_withdraw,
+                       people_for, safe_next, status_labeller)
 from web.uploads import FILE_HEADERS, content_disposition
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ MAX_COMMENT = 5000
 MAX_STEP_FILES = 10
 MAX_STEP_BYTES = 60 * 1024 * 1024
 NOTICES = ("claimed", "released", "conflict", "completed", "not_yours", "commented", "reassigned",
-           "created")
+           "created", "withdrawn", "reopened", "not_allowed")
 KEY_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
@@ -190,12 +190,7 @@ def routes(web: "Web") -> list[Route]:
         return await offload.run(render_record, request, principal, form, record_id)
 
     async def comment(request: Request) -> Response:
-        principal = auth.require_principal(request)
-        form = staff_form(request)
-        record_id = request.path_params["record_id"]
-        posted = await read_form(request, max_fields=10)
-        auth.check_csrf(request, posted)
-        await offload.run(readable, principal, form.name, record_id)
+        principal, form, record_id, posted = await record_command(request)
         text = str(posted.get("comment", "")).strip()
         if not text or len(text) > MAX_COMMENT:
             message = web_text(web, request, "comment_empty" if not text else "comment_long")
@@ -204,6 +199,52 @@ def routes(web: "Web") -> list[Route]:
                 comment_text=text[:MAX_COMMENT]))
         await offload.run(add_comment, web, form.name, record_id, principal.username, text)
         return RedirectResponse(f"/records/{form.name}/{record_id}?notice=commented#comments", status_code=303)
+
+    async def withdraw(request: Request) -> Response:
+        """The submitter (or an administrator) takes the record back: its flow ends withdrawn."""
+        principal, form, record_id, posted = await record_command(request)
+        here = f"/records/{form.name}/{record_id}"
+        record, instance = await offload.run(_record_and_flow, web, form.name, record_id)
+        if instance is None or not may_withdraw(record, instance["status"], principal):
+            return RedirectResponse(f"{here}?notice=not_allowed", status_code=303)
+        note = str(posted.get("comment", "")).strip()[:MAX_COMMENT] or None
+        try:
+            await offload.run(lambda: system.flows.withdraw(form.name, record_id, actor=principal.username,
+                                                            comment=note, override=principal.is_admin))
+        except (ConflictError, NotFoundError):
+            return RedirectResponse(f"{here}?notice=not_allowed", status_code=303)
+        return RedirectResponse(f"{here}?notice=withdrawn", status_code=303)
+
+    async def reopen(request: Request) -> Response:
+        """An administrator, or a role the flow's `reopen:` names, starts an ended record again
+        at one of the steps it allows, saying why."""
+        principal, form, record_id, posted = await record_command(request)
+        here = f"/records/{form.name}/{record_id}"
+        _record, instance = await offload.run(_record_and_flow, web, form.name, record_id)
+        flow = system.flows.flows.get(instance["flow"]) if instance else None
+        at = str(posted.get("at", ""))
+        note = str(posted.get("comment", "")).strip()[:MAX_COMMENT]
+        if flow is None or not may_reopen(flow, instance["status"], principal) or at not in flow.reopen_steps():
+            return RedirectResponse(f"{here}?notice=not_allowed", status_code=303)
+        if not note:
+            raise HTTPException(400, "say why the record is reopened")
+        try:
+            await offload.run(lambda: system.flows.reopen(form.name, record_id, at=at, actor=principal.username,
+                                                          comment=note))
+        except (ConflictError, NotFoundError):
+            return RedirectResponse(f"{here}?notice=not_allowed", status_code=303)
+        return RedirectResponse(f"{here}?notice=reopened", status_code=303)
+
+    async def record_command(request: Request) -> tuple[Principal, Any, int, Any]:
+        """Who asks, the form, the record (which they may read) and the posted form, its CSRF
+        token checked."""
+        principal = auth.require_principal(request)
+        form = staff_form(request)
+        record_id = request.path_params["record_id"]
+        posted = await read_form(request, max_fields=10)
+        auth.check_csrf(request, posted)
+        await offload.run(readable, principal, form.name, record_id)
+        return principal, form, record_id, posted
 
     async def task_command(request: Request) -> Response:
         principal = auth.require_principal(request)
@@ -308,6 +349,8 @@ def routes(web: "Web") -> list[Route]:
         Route("/records/{form}/new", create, methods=["POST"]),
         Route("/records/{form}/{record_id:int}", detail, methods=["GET"]),
         Route("/records/{form}/{record_id:int}/comment", comment, methods=["POST"]),
+        Route("/records/{form}/{record_id:int}/withdraw", withdraw, methods=["POST"]),
+        Route("/records/{form}/{record_id:int}/reopen", reopen, methods=["POST"]),
         Route("/records/{form}/{record_id:int}/tasks/{task_id:int}/{action}", task_command, methods=["POST"]),
         Route("/records/{form}/{record_id:int}/files/{token}", file, methods=["GET"]),
     ]
@@ -333,6 +376,16 @@ def _task_of(web: "Web", task_id: int, form: str, record_id: int) -> dict[str, A
     if row is None:
         raise HTTPException(404, "no such task")
     return dict(row)
+
+
+def _record_and_flow(web: "Web", form: str, record_id: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The record and its latest flow instance (None: no flow ever ran on it)."""
+    with read_transaction(web.system.db) as conn:
+        record = web.system.forms.read(conn, form, record_id)
+        instance = conn.execute(select(flow_instances).where(
+            flow_instances.c.form == form, flow_instances.c.record_id == record_id)
+            .order_by(flow_instances.c.id.desc()).limit(1)).mappings().first()
+    return record, dict(instance) if instance else None
 
 
 def _flow_of(web: "Web", task: dict[str, Any]) -> str:

@@ -96,6 +96,20 @@ def may_reassign(runtime: Any, task: Mapping[str, Any], principal: Principal) ->
     return holds(task, principal) or principal.is_admin or scope_of(runtime, principal) == "all"
 
 
+def may_withdraw(record: Mapping[str, Any], flow_status: str, principal: Principal) -> bool:
+    """Who submitted a record may take it back while its flow runs; an administrator may
+    withdraw any (FlowService.withdraw with `override`)."""
+    return flow_status in ("running", "incident") and (
+        principal.is_admin or (record.get("created_by") is not None and record.get("created_by") == principal.username))
+
+
+def may_reopen(flow: Any, flow_status: str, principal: Principal) -> bool:
+    """An ended record may be reopened by an administrator and by the roles its flow's
+    `reopen:` names."""
+    return flow is not None and flow_status in ("completed", "withdrawn") and (
+        principal.is_admin or principal.has_role(*flow.reopen_roles))
+
+
 def people_for(conn: Connection, task: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Active users a task may be handed to: holders of its roles, its named candidates, its
     department's members; everyone active when the task names none of these."""
@@ -198,5 +212,5 @@ def safe_next(value: Any, fallback: str) -> str:
 
 
 __all__ = ["SlaChip", "candidate_condition", "duration_text", "hidden_fields", "holds",
-           "inbox_condition", "is_candidate", "local_time", "may_claim", "may_reassign",
+           "inbox_condition", "is_candidate", "local_time", "may_claim", "may_reassign", "may_reopen", "may_withdraw",
            "people_for", "safe_next", "scoped_ids", "sla_states", "status_labeller", "worst_sla"]

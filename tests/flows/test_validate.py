@@ -174,3 +174,10 @@ def test_a_rule_condition_comparing_a_number_field_with_text_is_an_error(tmp_pat
     assert rule_problems(tmp_path, 'amount == "5000"') == [
         ("rules/ticket_rules.yaml", 6, 21, "the text '5000' is never equal to 'amount', which holds a number: "
                                            "the comparison could never hold")]
+
+
+def test_reopen_naming_an_unknown_role_or_step_is_an_error_at_each(tmp_path: Path) -> None:
+    flow = GOOD.replace("start: begin\n", "start: begin\n    reopen:\n      roles: [agent, superviser]\n      at: [a, c]\n")
+    found = errors(tmp_path, flow)
+    assert [e[:3] for e in found] == [("flows/ticket_flow.yaml", 5, 18), ("flows/ticket_flow.yaml", 6, 11)]
+    assert found[0][3].startswith("unknown role 'superviser'") and found[1][3].startswith("unknown node 'c'")
