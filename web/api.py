@@ -47,6 +47,7 @@ from web.inbox import InboxRow, inbox_rows
 from web.json_answer import JSONAnswer
 from web.offload import offload
 from web.scope import header, state_value
+from web.staff import latest_instance, may_reopen, may_withdraw
 
 if TYPE_CHECKING:
     from forms.compile import CompiledForm
@@ -563,6 +564,85 @@ def routes(web: "Web") -> list[Route]:
 
         return JSONAnswer(await offload.run(run))
 
+    def text_problems(body: Mapping[str, Any], allowed: set[str], required: tuple[str, ...]) -> dict[str, list[str]]:
+        """What is wrong with a body of short texts: unknown keys, missing or non-text values."""
+        problems: dict[str, list[str]] = {k: ["unknown key"] for k in sorted(set(body) - allowed)}
+        for key in sorted(allowed):
+            value = body.get(key)
+            if value is None:
+                if key in required:
+                    problems[key] = ["required"]
+            elif not isinstance(value, str):
+                problems[key] = ["must be text"]
+            elif len(value) > MAX_COMMENT:
+                problems[key] = [f"at most {MAX_COMMENT} characters"]
+            elif key in required and not value.strip():
+                problems[key] = ["required"]
+        return problems
+
+    def record_and_flow(form: "CompiledForm", record_id: int,
+                        principal: Principal) -> tuple[dict[str, Any], dict[str, Any], Any]:
+        """The record (404 if the caller may not read it), its latest flow instance and that
+        flow's definition (409 when no flow ever ran on it)."""
+        with read_transaction(web.system.db) as conn:
+            record = readable(conn, form, record_id, principal)
+            instance = latest_instance(conn, form.name, record_id)
+        if instance is None:
+            raise ConflictError(f"{form.name} {record_id} has no flow")
+        return record, instance, web.system.flows.flows.get(instance["flow"])
+
+    def record_now(form: "CompiledForm", record_id: int) -> Response:
+        with read_transaction(web.system.db) as conn:
+            row = forms().read(conn, form.name, record_id)
+        return JSONAnswer(record_json(form, row), headers={"ETag": etag(row["version"])})
+
+    async def withdraw_record(request: Request) -> Response:
+        principal = require(request)
+        check_same_site(request)
+        form = forms().form(request.path_params["form"])
+        record_id = path_id(request, "record")
+        body = await json_object(request)
+        problems = text_problems(body, {"comment"}, ())
+        if problems:
+            return bad_request("the withdrawal has errors", problems)
+
+        def run() -> Response:
+            record, instance, _flow = record_and_flow(form, record_id, principal)
+            if instance["status"] not in ("running", "incident"):
+                raise ConflictError(f"{form.name} {record_id} has no running flow to withdraw")
+            if not may_withdraw(record, instance["status"], principal):
+                raise HTTPException(403, "only the record's submitter or an administrator may withdraw it")
+            web.system.flows.withdraw(form.name, record_id, actor=principal.username,
+                                      comment=body.get("comment"), override=principal.is_admin)
+            return record_now(form, record_id)
+
+        return await offload.run(run)
+
+    async def reopen_record(request: Request) -> Response:
+        principal = require(request)
+        check_same_site(request)
+        form = forms().form(request.path_params["form"])
+        record_id = path_id(request, "record")
+        body = await json_object(request)
+        problems = text_problems(body, {"at", "comment"}, ("at", "comment"))
+        if problems:
+            return bad_request("the reopening has errors", problems)
+
+        def run() -> Response:
+            _record, instance, flow = record_and_flow(form, record_id, principal)
+            if instance["status"] not in ("completed", "withdrawn"):
+                raise ConflictError(f"the flow of {form.name} {record_id} is {instance['status']}, not ended")
+            if not may_reopen(flow, instance["status"], principal):
+                raise HTTPException(403, "only an administrator or a role the flow's reopen: names may reopen it")
+            steps = flow.reopen_steps()
+            if body["at"] not in steps:
+                return bad_request("the reopening has errors", {"at": [f"one of: {', '.join(steps)}"]})
+            web.system.flows.reopen(form.name, record_id, at=body["at"], actor=principal.username,
+                                    comment=body["comment"].strip())
+            return record_now(form, record_id)
+
+        return await offload.run(run)
+
     async def validate_definitions(request: Request) -> Response:
         require_admin(request)
         check_same_site(request)
@@ -594,6 +674,8 @@ def routes(web: "Web") -> list[Route]:
         Route("/api/v1/forms/{form}/records/{id}", get_record, methods=["GET"]),
         Route("/api/v1/forms/{form}/records/{id}", patch_record, methods=["PATCH"]),
         Route("/api/v1/forms/{form}/records/{id}/history", record_history, methods=["GET"]),
+        Route("/api/v1/forms/{form}/records/{id}/withdraw", withdraw_record, methods=["POST"]),
+        Route("/api/v1/forms/{form}/records/{id}/reopen", reopen_record, methods=["POST"]),
         Route("/api/v1/tasks", inbox, methods=["GET"]),
         Route("/api/v1/tasks/{id}/claim", claim, methods=["POST"]),
         Route("/api/v1/tasks/{id}/complete", complete, methods=["POST"]),

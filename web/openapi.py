@@ -111,6 +111,11 @@ def _common_schemas() -> dict[str, Any]:
             "comment": {"type": ["string", "null"], "maxLength": 5000},
             "return_to": {"type": ["string", "null"], "description": "the node a `return` outcome goes back to"},
             "version": {"type": ["integer", "null"], "minimum": 0, "description": "the task's version you saw"}}},
+        "Withdrawal": {"type": "object", "additionalProperties": False, "properties": {
+            "comment": {"type": ["string", "null"], "maxLength": 5000, "description": "kept in the history"}}},
+        "Reopening": {"type": "object", "required": ["at", "comment"], "additionalProperties": False, "properties": {
+            "at": {"type": "string", "description": "a step the flow's `reopen: at` allows"},
+            "comment": {"type": "string", "minLength": 1, "maxLength": 5000, "description": "why it is reopened"}}},
         "History": {"type": "object", "properties": {
             "entries": {"type": "array", "items": {"type": "object", "properties": {
                 "id": {"type": "integer"}, "kind": {"type": "string"}, "node": {"type": ["string", "null"]},
@@ -322,6 +327,22 @@ def build_document(web: "Web", *, full: bool = True) -> dict[str, Any]:
             "security": SIGNED_IN, "parameters": [_id_param("record")],
             "responses": {"200": _json(_ref("History"), "every entry, and the steps with dwell times"),
                           **_errors("401", "404")}}}
+        paths[f"{base}/records/{{id}}/withdraw"] = {"post": {
+            "operationId": f"withdraw_{form_name}", "tags": tag, "summary": f"Withdraw a {label} record",
+            "description": ("The record's submitter (or an administrator) takes it back: its running "
+                            "flow ends `withdrawn` and its open tasks are cancelled (409: no flow runs on it)."),
+            "security": SIGNED_IN, "parameters": [_id_param("record")],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Withdrawal")}}},
+            "responses": {"200": _json(_ref(f"{name}Record"), "the withdrawn record"),
+                          **_errors("400", "401", "403", "404", "409", "415")}}}
+        paths[f"{base}/records/{{id}}/reopen"] = {"post": {
+            "operationId": f"reopen_{form_name}", "tags": tag, "summary": f"Reopen an ended {label} record",
+            "description": ("Administrators and the roles the flow's `reopen:` names restart an ended "
+                            "(completed or withdrawn) record at one of the steps it allows, saying why."),
+            "security": SIGNED_IN, "parameters": [_id_param("record")],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Reopening")}}},
+            "responses": {"200": _json(_ref(f"{name}Record"), "the reopened record"),
+                          **_errors("400", "401", "403", "404", "409", "415")}}}
     paths["/api/v1/forms"] = {"get": {
         "operationId": "list_forms", "tags": ["forms"], "summary": "The forms (anonymous callers: public ones)",
         "security": ANYONE, "responses": {"200": _json(_ref("FormList"), "the forms")}}}

@@ -21,8 +21,8 @@ from forms.render import Section, form_view
 from web.flow_diagram import node_text, render_svg
 from web.i18n import ui
 from web.form_files import kept_files
-from web.staff import (SlaChip, hidden_fields, holds, may_claim, may_reassign, may_reopen, may_withdraw,
-                       people_for, sla_states, worst_sla)
+from web.staff import (SlaChip, hidden_fields, holds, latest_instance, may_claim, may_reassign, may_reopen,
+                       may_withdraw, people_for, sla_states, worst_sla)
 
 if TYPE_CHECKING:
     from web.app import Web
@@ -160,9 +160,7 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
             .outerjoin(holder, holder.c.id == tasks.c.assignee_user)
             .where(tasks.c.form == form_name, tasks.c.record_id == record_id,
                    tasks.c.status.in_(("open", "claimed"))).order_by(tasks.c.id)).mappings().all()
-        instance = conn.execute(select(flow_instances).where(
-            flow_instances.c.form == form_name, flow_instances.c.record_id == record_id)
-            .order_by(flow_instances.c.id.desc()).limit(1)).mappings().first()
+        instance = latest_instance(conn, form_name, record_id)
         states = sla_states(runtime, conn, form_name, [record_id]).get(record_id, [])
         panels = [_panel(web, conn, t, principal, locale, form, hidden, record, (posted or {}).get(int(t["id"])), names)
                   for t in open_tasks]

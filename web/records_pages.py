@@ -33,8 +33,8 @@ from web.offload import offload
 from web.printing import print_links
 from web.record_list import ListQuery, list_page
 from web.record_view import build_record_page
-from web.staff import (duration_text, hidden_fields, holds, local_time, may_reassign, may_reopen, may_withdraw,
-                       people_for, safe_next, status_labeller)
+from web.staff import (duration_text, hidden_fields, holds, latest_instance, local_time, may_reassign, may_reopen,
+                       may_withdraw, people_for, safe_next, status_labeller)
 from web.uploads import FILE_HEADERS, content_disposition
 
 if TYPE_CHECKING:
@@ -381,11 +381,7 @@ def _task_of(web: "Web", task_id: int, form: str, record_id: int) -> dict[str, A
 def _record_and_flow(web: "Web", form: str, record_id: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The record and its latest flow instance (None: no flow ever ran on it)."""
     with read_transaction(web.system.db) as conn:
-        record = web.system.forms.read(conn, form, record_id)
-        instance = conn.execute(select(flow_instances).where(
-            flow_instances.c.form == form, flow_instances.c.record_id == record_id)
-            .order_by(flow_instances.c.id.desc()).limit(1)).mappings().first()
-    return record, dict(instance) if instance else None
+        return web.system.forms.read(conn, form, record_id), latest_instance(conn, form, record_id)
 
 
 def _flow_of(web: "Web", task: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine.identity import Principal
-from engine.storage.tables import tasks, user_roles, users
+from engine.storage.tables import flow_instances, tasks, user_roles, users
 from flows.runtime import is_candidate
 from forms.access import _json_has, record_scope, scope_of
 
@@ -94,6 +94,14 @@ def may_reassign(runtime: Any, task: Mapping[str, Any], principal: Principal) ->
     if task["status"] not in ("open", "claimed"):
         return False
     return holds(task, principal) or principal.is_admin or scope_of(runtime, principal) == "all"
+
+
+def latest_instance(conn: Connection, form: str, record_id: int) -> dict[str, Any] | None:
+    """The record's latest flow instance (None: no flow ever ran on it)."""
+    row = conn.execute(select(flow_instances).where(
+        flow_instances.c.form == form, flow_instances.c.record_id == record_id)
+        .order_by(flow_instances.c.id.desc()).limit(1)).mappings().first()
+    return dict(row) if row else None
 
 
 def may_withdraw(record: Mapping[str, Any], flow_status: str, principal: Principal) -> bool:
@@ -212,5 +220,5 @@ def safe_next(value: Any, fallback: str) -> str:
 
 
 __all__ = ["SlaChip", "candidate_condition", "duration_text", "hidden_fields", "holds",
-           "inbox_condition", "is_candidate", "local_time", "may_claim", "may_reassign", "may_reopen", "may_withdraw",
+           "inbox_condition", "is_candidate", "latest_instance", "local_time", "may_claim", "may_reassign", "may_reopen", "may_withdraw",
            "people_for", "safe_next", "scoped_ids", "sla_states", "status_labeller", "worst_sla"]

@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 
 from engine.storage.db import read_transaction
 from engine.storage.tables import sla_clocks
+from tests.web.api_kit import Api
 from tests.web.auth_kit import app_client, csrf_of, give_password, new_clock, postal_with_agent, sign_in
 from web.system import System
 
@@ -130,3 +131,34 @@ def test_a_withdrawn_complaints_clocks_wait_and_run_on_when_it_is_reopened(syste
     assert clocks(system, record_id)["response"] == "paused"  # never answered: no warning, no escalation
     post(client_of(system, "manager"), record_id, "reopen", at="accept", comment="客户来电")
     assert clocks(system, record_id)["response"] == "running"
+
+
+# -- the same over the JSON API ---------------------------------------------------------------
+def api(system: System, username: str) -> Api:
+    return Api(app_client(system), system, username)
+
+
+def test_the_api_withdraws_for_the_submitter_and_answers_the_record(system: System, record_id: int) -> None:
+    answer = api(system, "accounts").post(f"/api/v1/forms/complaint/records/{record_id}/withdraw",
+                                          json={"comment": "重复提交"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "withdrawn" and flow_status(system, record_id) == "withdrawn"
+
+
+def test_the_api_refuses_a_withdrawal_by_someone_else_and_a_second_one(system: System, record_id: int) -> None:
+    url = f"/api/v1/forms/complaint/records/{record_id}/withdraw"
+    assert api(system, "director").post(url, json={}).status_code == 403
+    assert api(system, "accounts").post(url, json={}).status_code == 200
+    assert api(system, "accounts").post(url, json={}).status_code == 409
+
+
+def test_the_api_reopens_at_an_allowed_step_and_names_the_steps_otherwise(system: System, record_id: int) -> None:
+    system.flows.withdraw("complaint", record_id, actor="accounts")
+    url = f"/api/v1/forms/complaint/records/{record_id}/reopen"
+    manager = api(system, "manager")
+    wrong = manager.post(url, json={"at": "route", "comment": "客户来电"})
+    assert wrong.status_code == 400 and wrong.json()["fields"] == {"at": ["one of: accept, propose, reply"]}
+    assert manager.post(url, json={"at": "accept"}).json()["fields"] == {"comment": ["required"]}
+    assert api(system, "director").post(url, json={"at": "accept", "comment": "x"}).status_code == 403
+    answer = manager.post(url, json={"at": "accept", "comment": "客户来电"})
+    assert answer.status_code == 200 and flow_status(system, record_id) == "running"
