@@ -104,9 +104,12 @@ def routes(web: "Web") -> list[Route]:
         locale = web.locale_of(request)
         flow = find("flow", request.path_params["name"])
         registry = web.bundle.registry
+        meta = web.bundle.meta
+        reopen_by = [label_text(meta.roles[r].label, locale, r) if r in meta.roles else r for r in flow.reopen_roles]
         return web.page(request, "definitions_flow.html", name=flow.name, title=flow.text(locale),
                         form=flow.form, diagram=render_svg(flow, registry, locale),
-                        nodes=flow_nodes(flow, registry, locale))
+                        nodes=flow_nodes(flow, registry, locale), reopen_by=reopen_by,
+                        reopen_at=[flow.nodes[n].text(locale) for n in flow.reopen_steps()])
 
     async def flow_svg(request: Request) -> Response:
         auth.require_principal(request)

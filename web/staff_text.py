@@ -80,6 +80,8 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "reopen": {"en": "Reopen", "zh-CN": "重新打开"},
     "reopen_at": {"en": "Restart at step", "zh-CN": "从哪个环节重新开始"},
     "reopen_why": {"en": "Why it is reopened", "zh-CN": "重新打开的原因"},
+    "reopen_rule": {"en": "An ended record may be reopened by", "zh-CN": "已结束的记录可由以下人员重新打开"},
+    "admins": {"en": "administrators", "zh-CN": "系统管理员"},
     "not_yours_long": {"en": "You no longer hold this task (someone took it over or it was completed). "
                               "Nothing was saved; what you typed is kept below.",
                        "zh-CN": "您已不再持有该任务（已被他人接手或已完成），未保存任何内容；您填写的内容保留在下方。"},

@@ -63,6 +63,13 @@ def test_a_flow_page_lists_what_each_step_edits_and_shows(tmp_path: Path) -> Non
             '<code>amount_claimed</code> <code>finance_assessment</code> </small>') in row
 
 
+def test_a_flow_page_says_who_may_reopen_an_ended_record_and_where(tmp_path: Path) -> None:
+    system = boot_postal_definitions(tmp_path)
+    html = client_for(system, "agent").get("/definitions/flows/complaint_handling?lang=en").text
+    assert ("An ended record may be reopened by: administrators, Supervisor, Department manager · "
+            "Restart at step: Accept, Compensation proposal, Reply to the customer") in html
+
+
 def test_the_flow_svg_downloads_as_an_image(system: System) -> None:
     response = client_for(system, "ann").get("/definitions/flows/ticket_flow.svg")
     assert response.headers["content-type"].startswith("image/svg+xml")
