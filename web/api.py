@@ -59,6 +59,7 @@ MAX_ID = 2**63 - 1
 MAX_KEY = 100
 """Idempotency keys longer than this are refused."""
 MAX_COMMENT = 5000
+MAX_COMMENT_FILES = 10
 LIST_PARAMS = frozenset({"limit", "offset", "status", "created_from", "created_to", "q", "lang"})
 """Query parameters of a record list that are not field filters."""
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -643,6 +644,31 @@ def routes(web: "Web") -> list[Route]:
 
         return await offload.run(run)
 
+    async def comment_record(request: Request) -> Response:
+        """A comment and/or files (uploaded first, named by id) on the record's trail at its
+        current step, for whoever may read the record."""
+        principal = require(request)
+        check_same_site(request)
+        form = forms().form(request.path_params["form"])
+        record_id = path_id(request, "record")
+        body = await json_object(request)
+        problems = text_problems({k: v for k, v in body.items() if k != "attachments"}, {"text"}, ())
+        files = body.get("attachments")
+        files = [] if files is None else files
+        if not isinstance(files, list) or len(files) > MAX_COMMENT_FILES or not all(isinstance(f, str) for f in files):
+            problems["attachments"] = [f"a list of at most {MAX_COMMENT_FILES} upload ids"]
+        if problems:
+            return bad_request("the comment has errors", problems)
+
+        def run() -> dict[str, Any]:
+            with read_transaction(web.system.db) as conn:
+                readable(conn, form, record_id, principal)
+            entry = web.system.flows.comment(form.name, record_id, actor=principal.username,
+                                              text=body.get("text") or "", attachments=files, locale=locale(request))
+            return {"id": entry}
+
+        return JSONAnswer(await offload.run(run), status_code=201)
+
     async def validate_definitions(request: Request) -> Response:
         require_admin(request)
         check_same_site(request)
@@ -674,6 +700,7 @@ def routes(web: "Web") -> list[Route]:
         Route("/api/v1/forms/{form}/records/{id}", get_record, methods=["GET"]),
         Route("/api/v1/forms/{form}/records/{id}", patch_record, methods=["PATCH"]),
         Route("/api/v1/forms/{form}/records/{id}/history", record_history, methods=["GET"]),
+        Route("/api/v1/forms/{form}/records/{id}/comments", comment_record, methods=["POST"]),
         Route("/api/v1/forms/{form}/records/{id}/withdraw", withdraw_record, methods=["POST"]),
         Route("/api/v1/forms/{form}/records/{id}/reopen", reopen_record, methods=["POST"]),
         Route("/api/v1/tasks", inbox, methods=["GET"]),

@@ -23,7 +23,7 @@ from web.offload import offload
 if TYPE_CHECKING:
     from web.app import Web
 
-__all__ = ["kept_files", "read_kept_files", "store_files"]
+__all__ = ["kept_files", "read_kept_files", "store_files", "store_uploads"]
 
 
 def _file_fields(form: Any, only: Iterable[str] | None) -> list[str]:
@@ -44,8 +44,6 @@ async def store_files(web: "Web", form: Any, posted: Any, data: dict[str, Any], 
     """
     from starlette.datastructures import UploadFile
 
-    from forms.attachments.errors import UploadRefused
-
     service = web.system.runtime.services["attachments"]
     errors: dict[str, list[str]] = {}
     for name in _file_fields(form, only):
@@ -57,17 +55,31 @@ async def store_files(web: "Web", form: Any, posted: Any, data: dict[str, Any], 
         files = [item for item in sent if isinstance(item, UploadFile) and item.filename]
         if not (listed or files):
             continue
-        limits = service.limits_for(form.name, name) if files else None
-        for upload in files:
-            try:
-                stored = await offload.run(service.upload, upload.file, upload.filename,
-                                           upload.content_type, actor=None, limits=limits)
-            except UploadRefused as exc:
-                errors.setdefault(name, []).append(f"{upload.filename}: {exc.text(locale)}")
-                continue
-            ids.append(stored["id"])
-        data[name] = ids
+        stored, refused = await store_uploads(web, files, service.limits_for(form.name, name) if files else None,
+                                              locale)
+        if refused:
+            errors[name] = refused
+        data[name] = ids + stored
     return errors
+
+
+async def store_uploads(web: "Web", files: Iterable[Any], limits: Any, locale: str) -> tuple[list[str], list[str]]:
+    """Store posted files (Starlette UploadFiles) as pending uploads: (their ids, one message
+    per refused file). A refused file (its type, its size) does not drop the others."""
+    from forms.attachments.errors import UploadRefused
+
+    service = web.system.runtime.services["attachments"]
+    ids: list[str] = []
+    refused: list[str] = []
+    for upload in files:
+        try:
+            stored = await offload.run(service.upload, upload.file, upload.filename,
+                                       upload.content_type, actor=None, limits=limits)
+        except UploadRefused as exc:
+            refused.append(f"{upload.filename}: {exc.text(locale)}")
+            continue
+        ids.append(stored["id"])
+    return ids, refused
 
 
 def kept_files(conn: Any, web: "Web", form: Any, values: Mapping[str, Any] | None, *,

@@ -111,6 +111,12 @@ def _common_schemas() -> dict[str, Any]:
             "comment": {"type": ["string", "null"], "maxLength": 5000},
             "return_to": {"type": ["string", "null"], "description": "the node a `return` outcome goes back to"},
             "version": {"type": ["integer", "null"], "minimum": 0, "description": "the task's version you saw"}}},
+        "Comment": {"type": "object", "additionalProperties": False, "properties": {
+            "text": {"type": ["string", "null"], "maxLength": 5000},
+            "attachments": {"type": ["array", "null"], "maxItems": 10, "items": {"type": "string"},
+                            "description": "ids from POST /api/v1/uploads"}},
+            "description": "text, files or both"},
+        "CommentAdded": {"type": "object", "properties": {"id": {"type": "integer", "description": "the history entry"}}},
         "Withdrawal": {"type": "object", "additionalProperties": False, "properties": {
             "comment": {"type": ["string", "null"], "maxLength": 5000, "description": "kept in the history"}}},
         "Reopening": {"type": "object", "required": ["at", "comment"], "additionalProperties": False, "properties": {
@@ -327,6 +333,14 @@ def build_document(web: "Web", *, full: bool = True) -> dict[str, Any]:
             "security": SIGNED_IN, "parameters": [_id_param("record")],
             "responses": {"200": _json(_ref("History"), "every entry, and the steps with dwell times"),
                           **_errors("401", "404")}}}
+        paths[f"{base}/records/{{id}}/comments"] = {"post": {
+            "operationId": f"comment_{form_name}", "tags": tag, "summary": f"Comment on a {label} record, with files",
+            "description": ("Kept on the record's trail at its current step, for anyone who may read the "
+                            "record. Upload files first (POST /api/v1/uploads) and name their ids."),
+            "security": SIGNED_IN, "parameters": [_id_param("record")],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Comment")}}},
+            "responses": {"201": _json(_ref("CommentAdded"), "the comment was kept"),
+                          **_errors("400", "401", "404", "409", "415", "422")}}}
         paths[f"{base}/records/{{id}}/withdraw"] = {"post": {
             "operationId": f"withdraw_{form_name}", "tags": tag, "summary": f"Withdraw a {label} record",
             "description": ("The record's submitter (or an administrator) takes it back: its running "

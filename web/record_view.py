@@ -89,6 +89,8 @@ class Activity:
     changes: list[tuple[str, str, str]] = field(default_factory=list)
     """(field label, before, after)"""
     detail: str = ""
+    files: list[dict[str, Any]] = field(default_factory=list)
+    """Files kept with a comment: name, size and the record page's link to each."""
 
 
 @dataclass
@@ -280,7 +282,7 @@ KIND_WORDS = {
     "task.completed": "ev_completed", "task.released": "ev_released", "task.reassigned": "ev_reassigned",
     "task.delegated": "ev_delegated", "task.escalated": "ev_escalated", "task.copied": "ev_copied",
     "flow.returned": "ev_returned", "flow.ended": "ev_ended", "flow.reopened": "ev_reopened",
-    "comment": "ev_comment", "incident": "ev_incident",
+    "comment": "ev_comment", "comment.added": "ev_comment", "incident": "ev_incident",
 }
 
 
@@ -318,7 +320,9 @@ def _activity(entry: Mapping[str, Any], form: Any, flow: Any, hidden: set[str], 
                     node_label=_node_label(flow, entry["node"], locale) if entry["node"] else "",
                     outcome=str(data.get("outcome") or "") if entry["kind"] == "task.completed" else "",
                     comment=str(data.get("comment") or data.get("text") or ""), changes=changes,
-                    detail=detail)
+                    detail=detail, files=[{"name": str(f.get("name") or "file"), "size": f.get("size"),
+                                           "url": f"/records/{form.spec.name}/{entry['record_id']}/files/{f.get('id')}"}
+                                          for f in data.get("attachments") or [] if isinstance(f, Mapping)])
 
 
 def _engine_detail(bundle: Any, kind: str, data: Mapping[str, Any], locale: str) -> str:

@@ -12,22 +12,23 @@ import secrets
 import tempfile
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from engine.errors import ConflictError, IdempotencyKeyReused, NotFoundError, ValidationFailed
-from engine.events import Event
 from engine.identity import Principal
 from engine.storage.db import read_transaction, transaction
-from engine.storage.tables import attachments, flow_instances, history, tasks
+from engine.storage.tables import attachments, flow_instances, tasks
 from forms.access import can_read
+from forms.attachments.limits import DEFAULT_LIMITS
 from forms.exchange import export_records
 from forms.render import form_view, parse_form_post
 from web import auth
-from web.form_files import read_kept_files, store_files
+from web.form_files import read_kept_files, store_files, store_uploads
 from web.forms_body import read_form
 from web.offload import offload
 from web.printing import print_links
@@ -190,14 +191,28 @@ def routes(web: "Web") -> list[Route]:
         return await offload.run(render_record, request, principal, form, record_id)
 
     async def comment(request: Request) -> Response:
-        principal, form, record_id, posted = await record_command(request)
+        """A comment, files or both on the record's trail at its current step
+        (FlowService.comment); the files are stored first and linked with the comment."""
+        principal, form, record_id, posted = await record_command(request, max_files=MAX_STEP_FILES,
+                                                                  max_body=MAX_STEP_BYTES)
+        locale = web.locale_of(request)
         text = str(posted.get("comment", "")).strip()
-        if not text or len(text) > MAX_COMMENT:
-            message = web_text(web, request, "comment_empty" if not text else "comment_long")
-            return await offload.run(lambda: render_record(
-                request, principal, form, record_id, status=422, comment_error=message,
-                comment_text=text[:MAX_COMMENT]))
-        await offload.run(add_comment, web, form.name, record_id, principal.username, text)
+        files = [f for f in posted.getlist("files") if isinstance(f, UploadFile) and f.filename]
+
+        def again(message: str) -> Response:
+            return render_record(request, principal, form, record_id, status=422, comment_error=message,
+                                 comment_text=text[:MAX_COMMENT])
+
+        if (not text and not files) or len(text) > MAX_COMMENT:
+            return await offload.run(again, web_text(web, request, "comment_long" if text else "comment_empty"))
+        ids, refused = await store_uploads(web, files, DEFAULT_LIMITS, locale)
+        if refused:
+            return await offload.run(again, "; ".join(refused))
+        try:
+            await offload.run(lambda: system.flows.comment(form.name, record_id, actor=principal.username,
+                                                           text=text, attachments=ids, locale=locale))
+        except ValidationFailed as exc:
+            return await offload.run(again, "; ".join(m for ms in exc.errors.values() for m in ms))
         return RedirectResponse(f"/records/{form.name}/{record_id}?notice=commented#comments", status_code=303)
 
     async def withdraw(request: Request) -> Response:
@@ -235,13 +250,13 @@ def routes(web: "Web") -> list[Route]:
             return RedirectResponse(f"{here}?notice=not_allowed", status_code=303)
         return RedirectResponse(f"{here}?notice=reopened", status_code=303)
 
-    async def record_command(request: Request) -> tuple[Principal, Any, int, Any]:
+    async def record_command(request: Request, **limits: int) -> tuple[Principal, Any, int, Any]:
         """Who asks, the form, the record (which they may read) and the posted form, its CSRF
-        token checked."""
+        token checked (`limits`: read_form's file limits)."""
         principal = auth.require_principal(request)
         form = staff_form(request)
         record_id = request.path_params["record_id"]
-        posted = await read_form(request, max_fields=10)
+        posted = await read_form(request, max_fields=10, **limits)
         auth.check_csrf(request, posted)
         await offload.run(readable, principal, form.name, record_id)
         return principal, form, record_id, posted
@@ -356,17 +371,6 @@ def routes(web: "Web") -> list[Route]:
     ]
 
 
-def add_comment(web: "Web", form: str, record_id: int, actor: str, text: str) -> None:
-    """A comment on the record: a `comment` history entry (and event) in one transaction."""
-    runtime = web.system.runtime
-    now = runtime.clock.now()
-    with transaction(runtime.db) as conn:
-        instance_id = conn.execute(select(flow_instances.c.id).where(
-            flow_instances.c.form == form, flow_instances.c.record_id == record_id)
-            .order_by(flow_instances.c.id.desc()).limit(1)).scalar()
-        conn.execute(insert(history).values(instance_id=instance_id, form=form, record_id=record_id,
-                                            kind="comment", actor=actor, at=now, data={"text": text}))
-        runtime.bus.publish(Event("record.commented", now, form, record_id, actor, {"text": text}), conn)
 
 
 def _task_of(web: "Web", task_id: int, form: str, record_id: int) -> dict[str, Any]:
@@ -396,4 +400,4 @@ def web_text(web: "Web", request: Request, key: str) -> str:
     return ui(key, web.locale_of(request))
 
 
-__all__ = ["add_comment", "routes"]
+__all__ = ["routes"]

@@ -89,7 +89,7 @@ STAFF_UI: dict[str, dict[str, str]] = {
                       "zh-CN": "该任务已被他人处理或更改，本次未保存。"},
     "resubmitted": {"en": "This page was already sent with other values; please check and send again.",
                     "zh-CN": "此页面已用不同内容提交过，请核对后重新提交。"},
-    "comment_empty": {"en": "Write a comment first.", "zh-CN": "请先填写备注内容。"},
+    "comment_empty": {"en": "Write a comment or attach a file first.", "zh-CN": "请先填写备注内容或添加附件。"},
     "comment_long": {"en": "A comment may be at most 5000 characters.", "zh-CN": "备注最多 5000 字。"},
     # record page
     "current_step": {"en": "Current step", "zh-CN": "当前环节"},
@@ -127,6 +127,7 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "no_steps": {"en": "No steps yet.", "zh-CN": "暂无处理环节。"},
     "system": {"en": "System", "zh-CN": "系统"},
     "add_comment": {"en": "Add a comment", "zh-CN": "添加备注"},
+    "attach_files": {"en": "Attach files (photos, documents)", "zh-CN": "附件（照片、文档）"},
     "post_comment": {"en": "Post comment", "zh-CN": "发表备注"},
     # history entries
     "ev_record.created": {"en": "created the record", "zh-CN": "创建了记录"},

@@ -243,9 +243,24 @@ def test_a_comment_becomes_a_history_entry(system: System) -> None:
     response = post(client_for(system, "ann"), f"{page}/comment", {"comment": "Called the customer"}, page=page)
     assert response.status_code == 303
     with read_transaction(system.db) as conn:
-        row = conn.execute(select(history).where(history.c.kind == "comment")).mappings().one()
-    assert (row["actor"], row["data"]) == ("ann", {"text": "Called the customer"})
+        row = conn.execute(select(history).where(history.c.kind == "comment.added")).mappings().one()
+    assert (row["actor"], row["node"], row["data"]) == ("ann", "triage", {"text": "Called the customer", "task_id": None})
     assert "Called the customer" in client_for(system, "ann").get(page).text
+
+
+def test_files_sent_with_a_comment_are_kept_with_it_and_linked_in_the_timeline(system: System) -> None:
+    record = submit(system)
+    page = f"/records/ticket/{record}"
+    ann = client_for(system, "ann")
+    token = csrf_of(ann.get(page).text)
+    response = ann.post(f"{page}/comment", data={"comment": "", "csrf_token": token},
+                        files=[("files", ("receipt.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf"))],
+                        follow_redirects=False)
+    assert response.status_code == 303
+    html = ann.get(page).text
+    link = re.search(r'<p class="ev-files"><a href="([^"]+)">receipt.pdf</a>', html)
+    assert link, "the timeline lists the file"
+    assert ann.get(link.group(1)).content == b"%PDF-1.4\n%%EOF\n"
 
 
 def test_an_empty_comment_is_refused_next_to_the_box(system: System) -> None:
