@@ -30,10 +30,11 @@ def path_prefix() -> str:
     return urlsplit(url).path.rstrip("/") if url else ""
 
 
-def public_base(request: Request, prefix: str) -> str:
+def public_base(request: Request) -> str:
     """Where people reach this Docket, for links that leave the site (QR codes, embed
-    snippets): DOCKET_PUBLIC_URL when set, else the address this request came to."""
-    return configured_public_url() or str(request.base_url).rstrip("/") + prefix
+    snippets): DOCKET_PUBLIC_URL (with the prefix, if any) when set, else the address this
+    request came to (there is no prefix without a public address)."""
+    return configured_public_url() or str(request.base_url).rstrip("/")
 
 
 class PathPrefix:

@@ -64,7 +64,7 @@ def routes(web: "Web") -> list[Route]:
             try:
                 printed = service.render_html(
                     spec.name, form, record_id, web.locale_of(request), conn=conn,
-                    base_url=public_base(request, web.root), printed_by=principal.display_name or principal.username,
+                    base_url=public_base(request), printed_by=principal.display_name or principal.username,
                     hidden=hidden_fields(runtime, form, principal))
             except TemplateRenderError as exc:
                 log.warning("print template failed: %s", exc)

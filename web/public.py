@@ -65,7 +65,7 @@ def routes(web: "Web") -> list[Route]:
         return response
 
     def form_url(request: Request, form_name: str) -> str:
-        return public_base(request, web.root) + f"/f/{form_name}"
+        return public_base(request) + f"/f/{form_name}"
 
     async def share(request: Request) -> Response:
         """The embed snippet and QR codes of a public form, for staff to copy."""

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from engine.clock import ManualClock
@@ -33,10 +34,10 @@ def kpis(system: System) -> dict[str, Any]:
     return {w: reports.run(board, board.widgets[w], {}, Principal.system()).rows for w in KPIS}
 
 
-def worked(tmp_path: Path) -> tuple[System, ManualClock]:
+def worked(db_url: str) -> tuple[System, ManualClock]:
     """Two closed complaints (one from a repeat customer), one accepted, one waiting."""
     clock = ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
-    system = boot(POSTAL, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock)
+    system = boot(POSTAL, db_url=db_url, clock=clock)
     for hours in (3, 30):
         case = accept(system, DELAY)
         clock.advance(timedelta(hours=hours))
@@ -46,19 +47,29 @@ def worked(tmp_path: Path) -> tuple[System, ManualClock]:
     return system, clock
 
 
-def test_facts_missing_at_start_are_rebuilt_as_the_events_wrote_them(tmp_path: Path) -> None:
-    system, clock = worked(tmp_path)
+def forget_and_start_again(db_url: str) -> None:
+    system, clock = worked(db_url)
     written, answers = facts(system), kpis(system)
     assert len(written) == 4 and sum(f["closed_at"] is not None for f in written.values()) == 2
     with transaction(system.db) as conn:
         conn.execute(report_facts.delete())
     system.db.dispose()
-    again = boot(POSTAL, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock)
+    again = boot(POSTAL, db_url=db_url, clock=clock)
     assert facts(again) == written
     assert kpis(again) == answers
+    again.db.dispose()
+
+
+def test_facts_missing_at_start_are_rebuilt_as_the_events_wrote_them(tmp_path: Path) -> None:
+    forget_and_start_again(f"sqlite:///{tmp_path / 'docket.db'}")
+
+
+@pytest.mark.postgres
+def test_facts_missing_at_start_are_rebuilt_on_postgresql(postgres_url: str) -> None:
+    forget_and_start_again(postgres_url)
 
 
 def test_a_start_with_every_records_facts_in_place_rebuilds_none(tmp_path: Path) -> None:
-    system, _ = worked(tmp_path)
+    system, _ = worked(f"sqlite:///{tmp_path / 'docket.db'}")
     with transaction(system.db) as conn:
         assert complete_facts(conn, system.runtime, {"complaint"}) == []
