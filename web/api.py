@@ -165,6 +165,23 @@ def iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, (datetime, date, time)) else value
 
 
+def text_problems(body: Mapping[str, Any], allowed: set[str], required: tuple[str, ...]) -> dict[str, list[str]]:
+    """What is wrong with a body of short texts: unknown keys, missing or non-text values."""
+    problems: dict[str, list[str]] = {k: ["unknown key"] for k in sorted(set(body) - allowed)}
+    for key in sorted(allowed):
+        value = body.get(key)
+        if value is None:
+            if key in required:
+                problems[key] = ["required"]
+        elif not isinstance(value, str):
+            problems[key] = ["must be text"]
+        elif len(value) > MAX_COMMENT:
+            problems[key] = [f"at most {MAX_COMMENT} characters"]
+        elif key in required and not value.strip():
+            problems[key] = ["required"]
+    return problems
+
+
 def record_json(form: "CompiledForm", row: Mapping[str, Any]) -> dict[str, Any]:
     """A record as the API gives it: system columns, and the field values under `values`."""
     return {"id": int(row["id"]), "form": form.name, "query_no": row["query_no"], "status": row["status"],
@@ -564,22 +581,6 @@ def routes(web: "Web") -> list[Route]:
             return task_answer(task_id)
 
         return JSONAnswer(await offload.run(run))
-
-    def text_problems(body: Mapping[str, Any], allowed: set[str], required: tuple[str, ...]) -> dict[str, list[str]]:
-        """What is wrong with a body of short texts: unknown keys, missing or non-text values."""
-        problems: dict[str, list[str]] = {k: ["unknown key"] for k in sorted(set(body) - allowed)}
-        for key in sorted(allowed):
-            value = body.get(key)
-            if value is None:
-                if key in required:
-                    problems[key] = ["required"]
-            elif not isinstance(value, str):
-                problems[key] = ["must be text"]
-            elif len(value) > MAX_COMMENT:
-                problems[key] = [f"at most {MAX_COMMENT} characters"]
-            elif key in required and not value.strip():
-                problems[key] = ["required"]
-        return problems
 
     def record_and_flow(form: "CompiledForm", record_id: int,
                         principal: Principal) -> tuple[dict[str, Any], dict[str, Any], Any]:
