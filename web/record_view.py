@@ -277,15 +277,6 @@ def _display(form: Any, name: str, value: Any, locale: str) -> str:
         return "" if value is None else str(value)
 
 
-KIND_WORDS = {
-    "record.created": "ev_created", "flow.started": "ev_flow_started", "flow.entered": "ev_entered",
-    "task.completed": "ev_completed", "task.released": "ev_released", "task.reassigned": "ev_reassigned",
-    "task.delegated": "ev_delegated", "task.escalated": "ev_escalated", "task.copied": "ev_copied",
-    "flow.returned": "ev_returned", "flow.ended": "ev_ended", "flow.reopened": "ev_reopened",
-    "comment": "ev_comment", "comment.added": "ev_comment", "incident": "ev_incident",
-}
-
-
 SYSTEM_ACTOR = "system"
 """The actor the rules and SLA engines write: shown as the page's word for the system."""
 

@@ -1,0 +1,34 @@
+"""Every entry of a record's timeline reads as words in both languages: each history kind the
+engines write while complaints go through the postal flow (closed, damaged and approved,
+withdrawn and reopened, commented on) has its label, so the page never shows `flow.withdrawn`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from engine.clock import ManualClock
+from engine.storage.db import read_transaction
+from engine.storage.tables import history
+from tests.flows.test_postal_flow import DAMAGE, DELAY, POSTAL, Case, accept
+from web.i18n import ui
+from web.system import boot
+
+
+def test_every_history_kind_of_the_postal_flow_has_a_label_in_both_languages(tmp_path: Path) -> None:
+    clock = ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
+    system = boot(POSTAL, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock)
+    accept(system, DELAY).assess(finance=False).do("propose", "agent", {"compensation": "300", "basis": "条款"}).finish()
+    damage = accept(system, {**DAMAGE, "amount_claimed": "8000"}, urgency="urgent")
+    withdrawn = Case(system, {**DELAY, "customer_name": "西南物流"})
+    system.flows.comment("complaint", withdrawn.id, actor="agent", text="客户来电")
+    system.flows.withdraw("complaint", withdrawn.id, actor="accounts", comment="重复提交")
+    system.flows.reopen("complaint", withdrawn.id, at="accept", actor="manager", comment="客户再次来电")
+    assert damage.open()  # the urgent damage waits with the exception team
+    with read_transaction(system.db) as conn:
+        kinds = set(conn.execute(sa.select(history.c.kind).distinct()).scalars())
+    assert {"flow.withdrawn", "flow.reopened", "comment.added", "task.escalated", "webhook.queued"} <= kinds
+    missing = {(kind, locale) for kind in kinds for locale in ("zh-CN", "en") if ui(f"ev_{kind}", locale) == f"ev_{kind}"}
+    assert missing == set()
