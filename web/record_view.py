@@ -300,7 +300,9 @@ def _activity(entry: Mapping[str, Any], form: Any, flow: Any, hidden: set[str], 
     elif entry["kind"] == "flow.returned":
         detail = _node_label(flow, str(data.get("to") or ""), locale)
     elif entry["kind"] in ("flow.ended",):
-        detail = str(data.get("outcome") or "")
+        outcome = str(data.get("outcome") or "")
+        word = ui(f"outcome_{outcome}", locale)  # the common outcomes have words; others read as written
+        detail = outcome if word == f"outcome_{outcome}" else word
     elif entry["kind"] == "incident":
         detail = str(data.get("message") or "")
     elif bundle is not None:

@@ -116,6 +116,8 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "outcome_approved": {"en": "approved", "zh-CN": "已同意"},
     "outcome_rejected": {"en": "rejected", "zh-CN": "已驳回"},
     "outcome_returned": {"en": "returned", "zh-CN": "已退回"},
+    "outcome_resolved": {"en": "resolved", "zh-CN": "已解决"},
+    "outcome_withdrawn": {"en": "withdrawn", "zh-CN": "已撤回"},
     "delegate": {"en": "Delegate", "zh-CN": "委托他人"},
     "reassign": {"en": "Reassign", "zh-CN": "改派"},
     "hand_to": {"en": "Hand to", "zh-CN": "转交给"},

@@ -192,3 +192,11 @@ def test_every_rule_condition_gives_the_same_result_for_the_same_inputs_and_cloc
     first = [c.evaluate(names, ctx) for c in conditions]
     assert [c.evaluate(names, ctx) for c in conditions] == first
     assert len(conditions) >= 6
+
+
+def test_a_withdrawn_complaint_tells_the_customer_so_and_not_that_it_was_resolved(system: System) -> None:
+    record_id = submit(system)
+    system.flows.withdraw("complaint", record_id, actor="agent")  # who submitted it
+    bodies = [m["body"] for m in sent(system)]
+    assert any("已撤回" in b for b in bodies)
+    assert not any("已解决" in b for b in bodies)

@@ -32,3 +32,17 @@ def test_every_history_kind_of_the_postal_flow_has_a_label_in_both_languages(tmp
     assert {"flow.withdrawn", "flow.reopened", "comment.added", "task.escalated", "webhook.queued"} <= kinds
     missing = {(kind, locale) for kind in kinds for locale in ("zh-CN", "en") if ui(f"ev_{kind}", locale) == f"ev_{kind}"}
     assert missing == set()
+
+
+def test_how_a_flow_ended_reads_in_the_pages_language(tmp_path: Path) -> None:
+    from tests.web.auth_kit import app_client, give_password, sign_in
+
+    system = boot(POSTAL, db_url=f"sqlite:///{tmp_path / 'docket.db'}",
+                  clock=ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)))
+    give_password(system, "admin")
+    case = Case(system, DELAY)
+    system.flows.withdraw("complaint", case.id, actor="accounts")
+    admin = app_client(system)
+    sign_in(admin, "admin")
+    page = admin.get(f"/records/complaint/{case.id}?lang=zh-CN").text
+    assert "流程结束 · 已撤回" in page and "· withdrawn" not in page
