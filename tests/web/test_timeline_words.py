@@ -13,6 +13,7 @@ from engine.clock import ManualClock
 from engine.storage.db import read_transaction
 from engine.storage.tables import history
 from tests.flows.test_postal_flow import DAMAGE, DELAY, POSTAL, Case, accept
+from tests.web.auth_kit import app_client, give_password, sign_in
 from web.i18n import ui
 from web.system import boot
 
@@ -35,8 +36,6 @@ def test_every_history_kind_of_the_postal_flow_has_a_label_in_both_languages(tmp
 
 
 def test_how_a_flow_ended_reads_in_the_pages_language(tmp_path: Path) -> None:
-    from tests.web.auth_kit import app_client, give_password, sign_in
-
     system = boot(POSTAL, db_url=f"sqlite:///{tmp_path / 'docket.db'}",
                   clock=ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)))
     give_password(system, "admin")
