@@ -228,6 +228,11 @@ class SlaService:
                         by_target[target.name] = self._start(conn, policy, target.name, level, event, paused, now)
                 continue
             if clock["status"] in ("met", "missed"):
+                if any(t.matches(event.name, event.data) for t in target.restarts):
+                    if level is None:
+                        level = self._level(policy, names)
+                    if level is not None:
+                        self._restart(conn, policy, clock, level, event, paused, now)
                 continue
             if any(t.matches(event.name, event.data) for t in target.stops):
                 self._stop(conn, policy, clock, event, now)
@@ -339,6 +344,23 @@ class SlaService:
         self._disarm(conn, row)
         self._history(conn, row, f"sla.{status}", {"target": row["target"], "by": event.name,
                                                   "work_seconds_used": used})
+
+    def _restart(self, conn: Connection, policy: SlaPolicy, row: dict[str, Any], level: Any, event: Event,
+                 paused: bool, now: datetime) -> None:
+        """A stopped clock runs again from nothing (a reopened record), against its level's target
+        now; the history keeps how the earlier run ended."""
+        values: dict[str, Any] = {
+            "status": "paused" if paused else "running", "target_seconds": self._seconds(policy, level.targets[row["target"]]),
+            "used_seconds": 0, "started_at": now, "resumed_at": None if paused else now, "due_at": None,
+            "warn_at": None, "stopped_at": None, "warned_at": None, "breached_at": None, "escalation_level": 0}
+        row.update(values)
+        if not paused:
+            values.update(self._thresholds(policy, row, now))
+        self._save(conn, row, **values)
+        self._history(conn, row, "sla.restarted", {"target": row["target"], "by": event.name,
+                                                   "due_at": _iso(row["due_at"])})
+        if not paused:
+            self._arm(conn, policy, row, now)
 
     def _pause(self, conn: Connection, policy: SlaPolicy, row: dict[str, Any], now: datetime) -> None:
         used = self._used(row, now, policy)

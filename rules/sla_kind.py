@@ -6,7 +6,7 @@
     yellow_at: 20%              # yellow when this share of the target time is left
     targets:
       response: {label: 首次响应, stops: {task.completed: accept}}
-      resolution: {label: 办结, stops: flow.ended}
+      resolution: {label: 办结, stops: flow.ended, restarts: flow.reopened}
     levels:                     # the first level whose `when` holds sets the targets
       - when: urgency == "urgent"
         response: 1 workhours
@@ -31,7 +31,7 @@ from rules.spec import SlaEscalation, SlaLevel, SlaPolicy, SlaTarget, Trigger
 from rules.triggers import TRIGGER_SCHEMA, flow_nodes, parse_triggers
 
 CLOCK_EVENTS = ("record.created", "record.updated", "task.created", "task.completed",
-                "flow.entered", "flow.ended")
+                "flow.entered", "flow.ended", "flow.reopened")
 
 SLA_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -48,7 +48,7 @@ SLA_SCHEMA: dict[str, Any] = {
                     "additionalProperties": {"type": "object", "additionalProperties": False,
                                              "required": ["stops"], "properties": {
                                                  "label": LABEL_SCHEMA, "starts": TRIGGER_SCHEMA,
-                                                 "stops": TRIGGER_SCHEMA}}},
+                                                 "stops": TRIGGER_SCHEMA, "restarts": TRIGGER_SCHEMA}}},
         "levels": {"type": "array", "minItems": 1, "items": {"type": "object"}},
         "pause": {"type": "object", "additionalProperties": False, "properties": {
             "statuses": {"type": "array", "items": {"type": "string"}},
@@ -93,7 +93,9 @@ class SlaPolicyKind:
                       if "starts" in raw else (Trigger("record.created"),))
             stops = parse_triggers(raw["stops"], ctx, doc, tpath + ("stops",), form=form,
                                    node_ids=nodes, allowed=CLOCK_EVENTS)
-            targets[tname] = SlaTarget(tname, raw.get("label", tname), starts, stops)
+            restarts = (parse_triggers(raw["restarts"], ctx, doc, tpath + ("restarts",), form=form,
+                                       node_ids=nodes, allowed=CLOCK_EVENTS) if "restarts" in raw else ())
+            targets[tname] = SlaTarget(tname, raw.get("label", tname), starts, stops, restarts)
         levels = []
         level_names: set[str] = set()
         for i, raw in enumerate(data["levels"]):

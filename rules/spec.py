@@ -99,12 +99,14 @@ class SlaLevel:
 
 @dataclass(frozen=True)
 class SlaTarget:
-    """A clock of a policy: started by `starts`, stopped by `stops` (response, resolution)."""
+    """A clock of a policy: started by `starts`, stopped by `stops` (response, resolution),
+    started afresh once stopped by `restarts` (a reopened record)."""
 
     name: str
     label: Label
     starts: tuple[Trigger, ...]
     stops: tuple[Trigger, ...]
+    restarts: tuple[Trigger, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ EVENTS: dict[str, str] = {
     "task.escalated": "node",
     "flow.entered": "node",
     "flow.ended": "outcome",
+    "flow.reopened": "node",
     "sla.warning": "target",
     "sla.breached": "target",
     "sla.escalated": "target",

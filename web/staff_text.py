@@ -170,6 +170,7 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "ev_sla.missed": {"en": "SLA missed", "zh-CN": "超出时限"},
     "ev_sla.paused": {"en": "SLA clock paused", "zh-CN": "时限暂停计时"},
     "ev_sla.resumed": {"en": "SLA clock resumed", "zh-CN": "时限恢复计时"},
+    "ev_sla.restarted": {"en": "SLA clock started again", "zh-CN": "时限重新计时"},
     "ev_sla.retargeted": {"en": "SLA target changed", "zh-CN": "时限已调整"},
     "ev_sla.warning": {"en": "SLA warning", "zh-CN": "时限预警"},
     "ev_sla.breached": {"en": "SLA breached", "zh-CN": "已超时"},

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from engine.bundle import validate_bundle
 from engine.storage.db import read_transaction, transaction
 from engine.storage.tables import sla_clocks
 from tests.rules.kit import (SHANGHAI, SLA, advance_to, clock, complete, history_of,
-                             local, make, states, submit)
+                             local, make, states, submit, write)
+from web.system import build_registry
 
 FILES = {"sla/ticket_sla.yaml": SLA}
 
@@ -210,3 +212,33 @@ def test_a_target_can_start_when_the_token_enters_a_node(tmp_path: Path) -> None
     assert due_times(system, ticket)["solving"] == at(24, 10)
     complete(system, ticket, "solve")
     assert states(system, ticket)["solving"][0] == "met"
+
+
+def test_a_target_that_restarts_on_reopening_counts_afresh_from_the_reopening(tmp_path: Path) -> None:
+    restarting = SLA.replace("stops: flow.ended}", "stops: flow.ended, restarts: flow.reopened}")
+    system = make(tmp_path, {"sla/ticket_sla.yaml": restarting})
+    ticket = submit(system)
+    system.flows.withdraw("ticket", ticket, actor="agent")
+    assert states(system, ticket)["resolution"][0] == "met"
+    clock(system).set(at(25, 9))  # Wednesday 09:00
+    system.flows.reopen("ticket", ticket, at="accept", actor="agent")
+    status, due, _left = states(system, ticket)["resolution"]
+    assert (status, local(due)) == ("on_time", at(26, 18))  # two working days from the reopening
+    assert [h["data"]["target"] for h in history_of(system, ticket, "sla.restarted")] == ["resolution"]
+
+
+def test_a_target_without_restarts_stays_stopped_when_the_record_is_reopened(tmp_path: Path) -> None:
+    system = make(tmp_path, FILES)
+    ticket = submit(system)
+    system.flows.withdraw("ticket", ticket, actor="agent")
+    system.flows.reopen("ticket", ticket, at="accept", actor="agent")
+    assert states(system, ticket)["resolution"][0] == "met"
+
+
+def test_restarts_naming_an_event_a_clock_cannot_follow_is_a_load_error_at_it(tmp_path: Path) -> None:
+    root = write(tmp_path / "bundle", {"sla/ticket_sla.yaml": SLA.replace(
+        "stops: flow.ended}", "stops: flow.ended, restarts: flow.reopend}")})
+    _bundle, diags = validate_bundle(root, build_registry(plugins=False))
+    (error,) = [d for d in diags if d.severity == "error"]
+    assert error.message == "unknown event 'flow.reopend'" and error.hint == "did you mean 'flow.reopened'?"
+    assert (Path(error.span.file).name, error.span.line) == ("ticket_sla.yaml", 6)
