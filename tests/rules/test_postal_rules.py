@@ -12,6 +12,7 @@ from sqlalchemy import select
 from engine.clock import ManualClock
 from engine.storage.db import read_transaction
 from engine.storage.tables import outbox
+from tests.flows.test_postal_flow import accept
 from web.system import System, boot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -200,3 +201,12 @@ def test_a_withdrawn_complaint_tells_the_customer_so_and_not_that_it_was_resolve
     bodies = [m["body"] for m in sent(system)]
     assert any("已撤回" in b for b in bodies)
     assert not any("已解决" in b for b in bodies)
+
+
+def test_a_complaint_reopened_and_resolved_again_tells_the_customer_again(system: System) -> None:
+    case = accept(system, DELAY).assess(finance=False).do("propose", "agent", {"compensation": "300", "basis": "条款"})
+    case.finish()
+    system.flows.reopen("complaint", case.id, at="reply", actor="manager", comment="客户来电：未收到赔付")
+    case.finish()
+    resolved = [m for m in sent(system) if "已解决" in m["body"]]
+    assert len(resolved) == 2
