@@ -23,15 +23,15 @@ from starlette.routing import Route
 from engine.errors import ConflictError
 from engine.identity import Principal
 from engine.storage.db import read_transaction
-from engine.storage.tables import flow_instances, tasks, users
+from engine.storage.tables import flow_instances, history, tasks, users
 from engine.types import clip
-from forms.access import record_scope
+from forms.access import _json_has, can_read, record_scope
 from web import auth
 from web.flow_diagram import node_text
 from web.forms_body import read_form
 from web.offload import offload
 from web.staff import (SlaChip, duration_text, hidden_fields, holds, inbox_condition, local_time, may_claim,
-                       safe_next, scoped_ids, sla_states, worst_sla)
+                       latest_instance, safe_next, scoped_ids, sla_states, worst_sla)
 
 if TYPE_CHECKING:
     from web.app import Web
@@ -74,6 +74,52 @@ class InboxRow:
     @property
     def url(self) -> str:
         return f"/records/{self.form}/{self.record_id}"
+
+
+@dataclass
+class CopiedRow:
+    """A running record a task was copied (抄送) to the user for: what the inbox lists."""
+
+    url: str
+    query_no: str
+    title: str
+    step: str
+    at: datetime
+
+
+COPIED_SHOWN = 10
+"""The newest copies the inbox lists (the records stay readable from the record list)."""
+
+
+def copied_rows(web: "Web", principal: Principal, locale: str) -> list[CopiedRow]:
+    """The records whose tasks were copied to the principal and whose flow still runs, newest
+    copy first, at most COPIED_SHOWN (read through the partial index of copies, migration 0009)."""
+    system = web.system
+    out: list[CopiedRow] = []
+    seen: set[tuple[str, int]] = set()
+    with read_transaction(system.db) as conn:
+        copies = conn.execute(
+            select(history.c.form, history.c.record_id, history.c.node, history.c.at)
+            .where(history.c.kind == "task.copied", _json_has(history.c.data, principal.username))
+            .order_by(history.c.id.desc()).limit(COPIED_SHOWN * 5)).mappings().all()
+        for copy in copies:
+            key = (copy["form"], int(copy["record_id"]))
+            if key in seen or len(out) >= COPIED_SHOWN or copy["form"] not in system.forms.forms:
+                continue
+            seen.add(key)
+            instance = latest_instance(conn, *key)
+            if instance is None or instance["status"] != "running" or not can_read(conn, system.runtime, *key, principal):
+                continue
+            form = system.forms.form(copy["form"])
+            record = system.forms.read(conn, *key)
+            title_field = form.spec.title_field
+            title = (form.display(title_field, record.get(title_field), locale)
+                     if title_field and title_field not in hidden_fields(system.runtime, form.name, principal) else "")
+            flow = system.flows.flows.get(instance["flow"])
+            node = flow.nodes.get(copy["node"]) if flow and copy["node"] else None
+            out.append(CopiedRow(url=f"/records/{key[0]}/{key[1]}", query_no=record["query_no"] or f"#{key[1]}",
+                                 title=clip(title, 60), step=node_text(node, locale) if node else "", at=copy["at"]))
+    return out
 
 
 def inbox_rows(web: "Web", principal: Principal, locale: str) -> list[InboxRow]:
@@ -221,6 +267,7 @@ def routes(web: "Web") -> list[Route]:
         params = request.query_params
         node, status, text = params.get("node", ""), params.get("status", ""), params.get("q", "")[:100]
         rows = await offload.run(inbox_rows, web, principal, locale)
+        copied = await offload.run(copied_rows, web, principal, locale)
         shown = filter_rows(rows, node=node, status=status, text=text)
         page = _page_number(params.get("page"))
         pages = max((len(shown) + PAGE_SIZE - 1) // PAGE_SIZE, 1)
@@ -234,7 +281,7 @@ def routes(web: "Web") -> list[Route]:
             q=text, page=page, pages=pages, has_sla="sla" in web.system.runtime.services,
             notice=notice if notice in NOTICES else None, here=str(request.url.path) + _query(filters),
             page_url=lambda n: "/inbox" + _query({**filters, "page": str(n)}),
-            when=lambda at: local_time(at, zone), waited=lambda d: duration_text(d, locale))
+            when=lambda at: local_time(at, zone), waited=lambda d: duration_text(d, locale), copied=copied)
 
     async def command(request: Request) -> Response:
         principal = auth.require_principal(request)

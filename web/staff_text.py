@@ -25,6 +25,7 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "print_preview": {"en": "preview", "zh-CN": "预览"},
     # inbox
     "by_step": {"en": "Tasks by step", "zh-CN": "按环节"},
+    "copied_to_me": {"en": "Copied to me (still open)", "zh-CN": "抄送给我（处理中）"},
     "all_steps": {"en": "All steps", "zh-CN": "全部环节"},
     "search": {"en": "Search", "zh-CN": "搜索"},
     "search_inbox_hint": {"en": "Query number or title", "zh-CN": "查询编号或标题"},
