@@ -598,12 +598,16 @@ def routes(web: "Web") -> list[Route]:
             row = forms().read(conn, form.name, record_id)
         return JSONAnswer(record_json(form, row), headers={"ETag": etag(row["version"])})
 
-    async def withdraw_record(request: Request) -> Response:
+    async def record_command(request: Request) -> tuple[Principal, "CompiledForm", int, dict[str, Any]]:
+        """Who asks (signed in, same site), the form and record id of the path, and the JSON body
+        of a command on one record (comment, withdraw, reopen)."""
         principal = require(request)
         check_same_site(request)
         form = forms().form(request.path_params["form"])
-        record_id = path_id(request, "record")
-        body = await json_object(request)
+        return principal, form, path_id(request, "record"), await json_object(request)
+
+    async def withdraw_record(request: Request) -> Response:
+        principal, form, record_id, body = await record_command(request)
         problems = text_problems(body, {"comment"}, ())
         if problems:
             return bad_request("the withdrawal has errors", problems)
@@ -621,11 +625,7 @@ def routes(web: "Web") -> list[Route]:
         return await offload.run(run)
 
     async def reopen_record(request: Request) -> Response:
-        principal = require(request)
-        check_same_site(request)
-        form = forms().form(request.path_params["form"])
-        record_id = path_id(request, "record")
-        body = await json_object(request)
+        principal, form, record_id, body = await record_command(request)
         problems = text_problems(body, {"at", "comment"}, ("at", "comment"))
         if problems:
             return bad_request("the reopening has errors", problems)
@@ -648,11 +648,7 @@ def routes(web: "Web") -> list[Route]:
     async def comment_record(request: Request) -> Response:
         """A comment and/or files (uploaded first, named by id) on the record's trail at its
         current step, for whoever may read the record."""
-        principal = require(request)
-        check_same_site(request)
-        form = forms().form(request.path_params["form"])
-        record_id = path_id(request, "record")
-        body = await json_object(request)
+        principal, form, record_id, body = await record_command(request)
         problems = text_problems({k: v for k, v in body.items() if k != "attachments"}, {"text"}, ())
         files = body.get("attachments")
         files = [] if files is None else files

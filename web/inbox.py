@@ -97,6 +97,7 @@ def copied_rows(web: "Web", principal: Principal, locale: str) -> list[CopiedRow
     system = web.system
     out: list[CopiedRow] = []
     seen: set[tuple[str, int]] = set()
+    hidden: dict[str, set[str]] = {}  # per form, looked up once
     with read_transaction(system.db) as conn:
         copies = conn.execute(
             select(history.c.form, history.c.record_id, history.c.node, history.c.at)
@@ -113,8 +114,10 @@ def copied_rows(web: "Web", principal: Principal, locale: str) -> list[CopiedRow
             form = system.forms.form(copy["form"])
             record = system.forms.read(conn, *key)
             title_field = form.spec.title_field
+            if title_field and form.name not in hidden:
+                hidden[form.name] = hidden_fields(system.runtime, form.name, principal)
             title = (form.display(title_field, record.get(title_field), locale)
-                     if title_field and title_field not in hidden_fields(system.runtime, form.name, principal) else "")
+                     if title_field and title_field not in hidden[form.name] else "")
             flow = system.flows.flows.get(instance["flow"])
             node = flow.nodes.get(copy["node"]) if flow and copy["node"] else None
             out.append(CopiedRow(url=f"/records/{key[0]}/{key[1]}", query_no=record["query_no"] or f"#{key[1]}",

@@ -333,30 +333,30 @@ def build_document(web: "Web", *, full: bool = True) -> dict[str, Any]:
             "security": SIGNED_IN, "parameters": [_id_param("record")],
             "responses": {"200": _json(_ref("History"), "every entry, and the steps with dwell times"),
                           **_errors("401", "404")}}}
-        paths[f"{base}/records/{{id}}/comments"] = {"post": {
-            "operationId": f"comment_{form_name}", "tags": tag, "summary": f"Comment on a {label} record, with files",
-            "description": ("Kept on the record's trail at its current step, for anyone who may read the "
-                            "record. Upload files first (POST /api/v1/uploads) and name their ids."),
-            "security": SIGNED_IN, "parameters": [_id_param("record")],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Comment")}}},
-            "responses": {"201": _json(_ref("CommentAdded"), "the comment was kept"),
-                          **_errors("400", "401", "404", "409", "415", "422")}}}
-        paths[f"{base}/records/{{id}}/withdraw"] = {"post": {
-            "operationId": f"withdraw_{form_name}", "tags": tag, "summary": f"Withdraw a {label} record",
-            "description": ("The record's submitter (or an administrator) takes it back: its running "
-                            "flow ends `withdrawn` and its open tasks are cancelled (409: no flow runs on it)."),
-            "security": SIGNED_IN, "parameters": [_id_param("record")],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Withdrawal")}}},
-            "responses": {"200": _json(_ref(f"{name}Record"), "the withdrawn record"),
-                          **_errors("400", "401", "403", "404", "409", "415")}}}
-        paths[f"{base}/records/{{id}}/reopen"] = {"post": {
-            "operationId": f"reopen_{form_name}", "tags": tag, "summary": f"Reopen an ended {label} record",
-            "description": ("Administrators and the roles the flow's `reopen:` names restart an ended "
-                            "(completed or withdrawn) record at one of the steps it allows, saying why."),
-            "security": SIGNED_IN, "parameters": [_id_param("record")],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Reopening")}}},
-            "responses": {"200": _json(_ref(f"{name}Record"), "the reopened record"),
-                          **_errors("400", "401", "403", "404", "409", "415")}}}
+        # Commands on one record: (path, operation, summary, description, body, answer, errors).
+        # A comment needs only read access (no 403); its unknown upload ids are a 422.
+        commands = (
+            ("comments", "comment", f"Comment on a {label} record, with files",
+             "Kept on the record's trail at its current step, for anyone who may read the "
+             "record. Upload files first (POST /api/v1/uploads) and name their ids.",
+             "Comment", {"201": _json(_ref("CommentAdded"), "the comment was kept")},
+             ("400", "401", "404", "409", "415", "422")),
+            ("withdraw", "withdraw", f"Withdraw a {label} record",
+             "The record's submitter (or an administrator) takes it back: its running flow ends "
+             "`withdrawn` and its open tasks are cancelled (409: no flow runs on it).",
+             "Withdrawal", {"200": _json(_ref(f"{name}Record"), "the withdrawn record")},
+             ("400", "401", "403", "404", "409", "415")),
+            ("reopen", "reopen", f"Reopen an ended {label} record",
+             "Administrators and the roles the flow's `reopen:` names restart an ended "
+             "(completed or withdrawn) record at one of the steps it allows, saying why.",
+             "Reopening", {"200": _json(_ref(f"{name}Record"), "the reopened record")},
+             ("400", "401", "403", "404", "409", "415")))
+        for path, verb, summary, description, body, answer, errors in commands:
+            paths[f"{base}/records/{{id}}/{path}"] = {"post": {
+                "operationId": f"{verb}_{form_name}", "tags": tag, "summary": summary, "description": description,
+                "security": SIGNED_IN, "parameters": [_id_param("record")],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(body)}}},
+                "responses": {**answer, **_errors(*errors)}}}
     paths["/api/v1/forms"] = {"get": {
         "operationId": "list_forms", "tags": ["forms"], "summary": "The forms (anonymous callers: public ones)",
         "security": ANYONE, "responses": {"200": _json(_ref("FormList"), "the forms")}}}
