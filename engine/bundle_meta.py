@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from engine.channels.base import ENV_NAME_PATTERN, ENV_SUFFIX, ChannelConfig
-from engine.errors import Diagnostics
+from engine.errors import Diagnostics, did_you_mean
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
-from engine.types import Label, label_text
+from engine.types import Label, YamlPath, label_text
 from engine.yamlsource import Document
 
 if TYPE_CHECKING:
@@ -141,32 +141,35 @@ class BundleMeta:
 def build_meta(doc: Document, diags: Diagnostics, registry: "Registry | None" = None) -> BundleMeta:
     """Build the bundle's meta from a schema-valid bundle.yaml, checking its own references."""
     data = doc.data
-    smap = doc.source_map
     roles = {n: Role(n, r.get("label", n), r.get("reports_to"), r.get("sees", "involved"), bool(r.get("admin")))
              for n, r in (data.get("roles") or {}).items()}
     for name, role in roles.items():
         if role.reports_to and role.reports_to not in roles:
-            diags.error(f"unknown role '{role.reports_to}'", smap.value(("roles", name, "reports_to")),
-                        code="unknown-reference")
+            _unknown(doc, diags, ("roles", name, "reports_to"), "role", role.reports_to, roles)
     departments = {c: Department(c, d.get("label", c), d.get("parent"))
                    for c, d in (data.get("departments") or {}).items()}
     for code, dep in departments.items():
         if dep.parent and dep.parent not in departments:
-            diags.error(f"unknown department '{dep.parent}'", smap.value(("departments", code, "parent")),
-                        code="unknown-reference")
+            _unknown(doc, diags, ("departments", code, "parent"), "department", dep.parent, departments)
     users = []
     usernames = {u["username"] for u in data.get("demo_users") or []}
+    first_at: dict[str, int] = {}
     for i, raw in enumerate(data.get("demo_users") or []):
+        where = ("demo_users", i)
+        if raw["username"] in first_at:
+            # Two sign-ins with one name: the second would silently replace the first's roles.
+            line = doc.source_map.value(("demo_users", first_at[raw["username"]], "username")).line
+            diags.error(f"the user '{raw['username']}' is listed twice (first at line {line})",
+                        doc.source_map.value(where + ("username",)), code="duplicate-user",
+                        hint="give each user a username of their own", yaml_path=where + ("username",))
+        first_at.setdefault(raw["username"], i)
         for j, role in enumerate(raw["roles"]):
             if role not in roles:
-                diags.error(f"unknown role '{role}'", smap.value(("demo_users", i, "roles", j)),
-                            code="unknown-reference")
+                _unknown(doc, diags, where + ("roles", j), "role", role, roles)
         if raw.get("department") and raw["department"] not in departments:
-            diags.error(f"unknown department '{raw['department']}'",
-                        smap.value(("demo_users", i, "department")), code="unknown-reference")
+            _unknown(doc, diags, where + ("department",), "department", raw["department"], departments)
         if raw.get("manager") and raw["manager"] not in usernames:
-            diags.error(f"unknown user '{raw['manager']}'", smap.value(("demo_users", i, "manager")),
-                        code="unknown-reference")
+            _unknown(doc, diags, where + ("manager",), "user", raw["manager"], usernames)
         users.append(DemoUser(raw["username"], raw.get("name", raw["username"]), tuple(raw["roles"]),
                               raw.get("department"), raw.get("manager"), raw.get("email"),
                               raw.get("phone")))
@@ -174,13 +177,23 @@ def build_meta(doc: Document, diags: Diagnostics, registry: "Registry | None" = 
     default_locale = data.get("default_locale", locales[0])
     if default_locale not in locales:
         diags.error(f"default_locale '{default_locale}' is not one of the bundle's locales",
-                    smap.value(("default_locale",)), code="invalid")
+                    doc.source_map.value(("default_locale",)), code="invalid", yaml_path=("default_locale",),
+                    hint=did_you_mean(str(default_locale), locales) or f"locales: {', '.join(locales)}")
     timezone = data.get("timezone", "UTC")
     calendar = _calendar(doc, timezone, diags)
     channels = _channels(doc, registry, diags)
     return BundleMeta(data["bundle"], str(data["version"]), data.get("label", data["bundle"]),
                       locales, default_locale, timezone, calendar, roles, departments, tuple(users),
                       channels)
+
+
+def _unknown(doc: Document, diags: Diagnostics, path: YamlPath, what: str, name: str,
+             known: Iterable[str]) -> None:
+    """An unknown name in bundle.yaml, with a did-you-mean hint as elsewhere (`BuildContext.unknown`)."""
+    names = sorted(known)
+    hint = did_you_mean(name, names) or (f"known {what}s: {', '.join(names)}" if names else None)
+    diags.error(f"unknown {what} '{name}'", doc.source_map.value(path), code="unknown-reference",
+                hint=hint, yaml_path=path)
 
 
 # Settings that are secrets: written as `<name>_env: VARIABLE`, never as literal values.
@@ -221,18 +234,28 @@ def _channels(doc: Document, registry: "Registry | None", diags: Diagnostics) ->
                 diags.error(f"channel '{name}': {key} must name an environment variable "
                             "(capital letters, digits and _)", smap.value(("channels", name, key)),
                             code="invalid")
-        out[name] = ChannelConfig(name, channel_type.name if channel_type else raw["type"], settings)
+        out[name] = ChannelConfig(name, channel_type.name if channel_type else raw["type"], settings,
+                                  raw.get("label"))
     return out
 
 
 def _calendar(doc: Document, timezone: str, diags: Diagnostics) -> Any:
-    from engine.calendar import BusinessCalendar
+    from engine.calendar import BusinessCalendar, CalendarError
 
     raw = doc.data.get("calendar")
     try:
         if raw is None:
             return BusinessCalendar.always_open(timezone)
         return BusinessCalendar.from_definition({"timezone": timezone, **raw})
+    except CalendarError as exc:
+        # At the very value that is wrong (the weekday, the period), not at `calendar:`.
+        if exc.path[:1] == ("timezone",) and "timezone" not in (raw or {}):
+            path: YamlPath = ("timezone",)
+        else:
+            path = ("calendar", *exc.path) if raw is not None else ("timezone",)
+        diags.error(f"invalid calendar: {exc.detail}", doc.source_map.value(path), code="calendar",
+                    yaml_path=path)
+        return None
     except (ValueError, KeyError) as exc:
         path = ("calendar",) if raw is not None else ("timezone",)
         diags.error(f"invalid calendar: {exc}", doc.source_map.value(path), code="calendar")
