@@ -100,8 +100,9 @@ class BuildContext:
                            yaml_path=path)
 
     def unknown(self, doc: Document, path: YamlPath, what: str, name: str,
-                known: Any, *, code: str = "unknown-reference") -> None:
-        """Report a reference to something that does not exist, with a did-you-mean hint."""
+                known: Any, *, code: str = "unknown-reference", at_key: bool = False) -> None:
+        """Report a reference to something that does not exist, with a did-you-mean hint
+        (at the key of `path` when the name is the key, as in `{field: where it comes from}`)."""
         if what in self.incomplete:
             return
         names = sorted(known)
@@ -109,7 +110,7 @@ class BuildContext:
         if hint is None and names:
             shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
             hint = f"known {what}s: {shown}"
-        self.error(doc, path, f"unknown {what} '{name}'", code=code, hint=hint)
+        self.error(doc, path, f"unknown {what} '{name}'", code=code, hint=hint, at_key=at_key)
 
     def expression(self, doc: Document, path: YamlPath, names: Any, *, source: str | None = None) -> Any:
         """Compile the expression written at `path`; problems are reported with positions.

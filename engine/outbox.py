@@ -13,6 +13,11 @@ transaction (a slow SMTP server must not hold the database) and records the outc
 - the relay died mid-send: the lease expires, the row is claimed again and sent again with the
   same `message_id` (RELIABILITY 36, 37). Delivery is at-least-once; the resend is counted in
   `duplicates` and reported by `stats()`, never hidden.
+
+A message may ask for the receiver's answer (`enqueue(reply=...)`: another system's payment
+voucher number, a waybill's status): the handler registered for the reply's `kind`
+(`on_reply`) runs in the transaction that marks the message sent, so an answer is applied once,
+with the delivery, or not at all.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -36,7 +41,7 @@ from engine.channels.base import (
 )
 from engine.clock import ensure_utc
 from engine.errors import DocketError
-from engine.storage.db import read_transaction, transaction
+from engine.storage.db import read_transaction, savepoint, transaction
 from engine.storage.prepared import PreparedQuery
 from engine.storage.tables import outbox as O
 from engine.timers import dialect_insert, worker_name
@@ -50,6 +55,9 @@ __all__ = ["Outbox", "OutboxEntry", "OutboxError", "configured_channels"]
 log = logging.getLogger(__name__)
 
 _MAX_SUBJECT, _MAX_RECIPIENT, _MAX_KEY = 500, 500, 200
+ReplyHandler = Callable[[Connection, OutboundMessage, Any], None]
+"""`handler(conn, message, answer)`: applies a receiver's answer (JSON data, or None when it
+answered nothing readable) inside the transaction that marks the message sent."""
 DRY_RUN_ENV = "DOCKET_OUTBOX_DRY_RUN"
 """Set to 1 on a demo or staging server: every message goes to the log channel instead."""
 
@@ -140,17 +148,26 @@ class Outbox:
             for var in missing_environment(config, environ):
                 log.warning("channel %s: environment variable %s is not set; its messages will "
                             "fail until it is", config.name, var)
+        self._reply_handlers: dict[str, ReplyHandler] = {}
         runtime.services["outbox"] = self
+
+    def on_reply(self, kind: str, handler: ReplyHandler) -> None:
+        """Apply the answers to messages queued with `reply={"kind": kind, ...}` with `handler`."""
+        if kind in self._reply_handlers:
+            raise OutboxError(f"a handler for replies of kind '{kind}' is already registered")
+        self._reply_handlers[kind] = handler
 
     # -- inside a caller's transaction ----------------------------------------------------------
 
     def enqueue(self, conn: Connection, *, channel: str, to: list[str] | tuple[str, ...] | str,
                 subject: str, body: str, data: Mapping[str, Any] | None = None,
-                key: str | None = None) -> int:
+                key: str | None = None, reply: Mapping[str, Any] | None = None) -> int:
         """Queue a message in the caller's transaction; returns the outbox id.
 
         `key` deduplicates: queuing the same key again returns the first message's id and
         queues nothing (e.g. `ack:complaint:17` for one acknowledgement per complaint).
+        `reply` ({"kind": ..., ...}, JSON data kept with the row, never sent) asks for the
+        receiver's answer, applied by the handler registered for its kind (`on_reply`).
         """
         if channel not in self.channels:
             raise OutboxError(f"unknown channel '{channel}'; configured channels: "
@@ -158,7 +175,12 @@ class Outbox:
         recipients = _recipients(to)
         if not isinstance(subject, str) or not isinstance(body, str):
             raise OutboxError("a message's subject and body must be text")
-        payload = {"to": list(recipients), "data": dict(data or {})}
+        payload: dict[str, Any] = {"to": list(recipients), "data": dict(data or {})}
+        if reply is not None:
+            if not isinstance(reply.get("kind"), str) or reply["kind"] not in self._reply_handlers:
+                raise OutboxError(f"no handler applies replies of kind '{reply.get('kind')}' "
+                                  "in this process")
+            payload["reply"] = dict(reply)
         try:
             json.dumps(payload)
         except (TypeError, ValueError) as exc:
@@ -209,11 +231,11 @@ class Outbox:
         rows.sort(key=lambda r: r.id)
         return [OutboundMessage(r.id, r.message_id, r.channel, tuple((r.payload or {}).get("to") or ()),
                                 r.subject or "", r.body or "", dict((r.payload or {}).get("data") or {}),
-                                r.attempts, r.created_at) for r in rows]
+                                r.attempts, r.created_at, (r.payload or {}).get("reply")) for r in rows]
 
     def _send_one(self, message: OutboundMessage, now: datetime) -> bool:
         try:
-            self.send_now(message)
+            answer = self.send_now(message)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded on the row
             self._failed(message, exc, now)
             return False
@@ -223,13 +245,34 @@ class Outbox:
                                  O.c.claimed_by == self.worker)
                 .values(status="sent", sent_at=now, next_attempt_at=None, last_error=None)
             ).rowcount
+            # A dry run logged the message: there is no receiver, so no answer to apply.
+            if marked == 1 and message.reply is not None and not self.dry_run:
+                self._apply_reply(conn, message, answer)
         if marked != 1:
             log.warning("outbox message %s was sent but another relay had taken it over "
                         "(lease %s too short for the channel?)", message.id, self.lease)
         return True
 
-    def send_now(self, message: OutboundMessage) -> None:
-        """Send one message through its channel (no bookkeeping); raises on failure."""
+    def _apply_reply(self, conn: Connection, message: OutboundMessage, answer: Any) -> None:
+        """Run the reply's handler in a savepoint: a handler that fails leaves the message sent
+        (it was delivered; sending it again would not mend the handler) and says why on it."""
+        kind = str((message.reply or {}).get("kind"))
+        handler = self._reply_handlers.get(kind)
+        try:
+            if handler is None:
+                raise OutboxError(f"no handler applies replies of kind '{kind}' in this process")
+            with savepoint(conn):
+                handler(conn, message, answer)
+        except Exception as exc:  # noqa: BLE001 - recorded on the row and in the log
+            text = error_text(exc)
+            log.error("outbox message %s (%s) was sent but its answer was not applied: %s",
+                      message.id, message.channel, text)
+            conn.execute(O.update().where(O.c.id == message.id)
+                         .values(last_error=clip(f"sent; the answer was not applied: {text}", 2000)))
+
+    def send_now(self, message: OutboundMessage) -> Any:
+        """Send one message through its channel (no bookkeeping); raises on failure. Returns
+        the receiver's answer (JSON data) when the channel reads one, else None."""
         config = self.channels.get(message.channel)
         if config is None:
             raise PermanentDeliveryError(f"channel '{message.channel}' is no longer configured")
@@ -238,7 +281,7 @@ class Outbox:
         channel_type = self.runtime.bundle.registry.channels.get(config.type)
         if channel_type is None:
             raise PermanentDeliveryError(f"channel type '{config.type}' is not installed")
-        channel_type.send(message, resolve_settings(config, self.environ))
+        return channel_type.send(message, resolve_settings(config, self.environ))
 
     def _failed(self, message: OutboundMessage, exc: Exception, now: datetime) -> None:
         text = error_text(exc)

@@ -104,6 +104,21 @@ class Mapping_:
     expression: Any = None
     value: Any = None
 
+    def to_json(self) -> dict[str, Any]:
+        """This mapping as JSON data (paths and constants only: an expression is not data)."""
+        if self.kind == "expr":
+            raise ValueError("an expression mapping has no JSON form")
+        if self.kind == "path":
+            return {"paths": [list(p) for p in self.paths], "default": self.value}
+        return {"value": self.value}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Mapping_":
+        """The mapping `to_json` wrote."""
+        if "paths" in data:
+            return cls("path", paths=tuple(tuple(p) for p in data["paths"]), value=data.get("default"))
+        return cls("value", value=data.get("value"))
+
 
 @dataclass(frozen=True)
 class WebhookSpec:
@@ -150,10 +165,23 @@ def lenient(value: Any) -> Any:
 
 def map_payload(spec: WebhookSpec, payload: Any, ctx: EvalContext | None = None) -> tuple[dict[str, Any], str | None]:
     """The form values and the external id (None if the webhook has none) of a payload."""
+    values = map_values(spec.values, payload, ctx)
+    external = None
+    if spec.external_id is not None:
+        found = follow(payload, spec.external_id)
+        if isinstance(found, (str, int)) and not isinstance(found, bool) and str(found).strip():
+            external = str(found).strip()[:120]  # the idempotency key holds 200 characters
+    return values, external
+
+
+def map_values(sources: Mapping[str, Mapping_], payload: Any,
+               ctx: EvalContext | None = None) -> dict[str, Any]:
+    """Each field's value found in `payload` by its mapping; MappingFailed when an expression
+    fails on it."""
     values: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
     names: dict[str, Any] | None = None
-    for name, source in spec.values.items():
+    for name, source in sources.items():
         if source.kind == "value":
             values[name] = source.value
         elif source.kind == "path":
@@ -171,12 +199,73 @@ def map_payload(spec: WebhookSpec, payload: Any, ctx: EvalContext | None = None)
                 errors[name] = [f"the mapping failed on this payload: {exc.message}"]
     if errors:
         raise MappingFailed(errors)
-    external = None
-    if spec.external_id is not None:
-        found = follow(payload, spec.external_id)
-        if isinstance(found, (str, int)) and not isinstance(found, bool) and str(found).strip():
-            external = str(found).strip()[:120]  # the idempotency key holds 200 characters
-    return values, external
+    return values
+
+
+def check_mappable(doc: Document, path: tuple[Any, ...], name: str, form: Any, ctx: BuildContext) -> bool:
+    """Whether field `name` of `form` may be written from another system's JSON (an error at
+    `path` when it is unknown or set by the system)."""
+    spec = form.fields.get(name)
+    ftype = ctx.registry.field_types.get(spec.type) if spec is not None else None
+    if spec is None:
+        ctx.unknown(doc, path, "field", name, form.fields, at_key=True)
+        return False
+    if ftype is None or not ftype.stores_value or getattr(ftype, "read_only", False) \
+            or spec.computed is not None:
+        ctx.error(doc, path, f"'{name}' is set by the system and cannot be mapped",
+                  code="invalid-mapping", at_key=True)
+        return False
+    return True
+
+
+def build_source(doc: Document, path: tuple[Any, ...], raw: Any, ctx: BuildContext, *,
+                 expressions: bool = True) -> Mapping_ | None:
+    """Where one field's value comes from, as written at `path` (errors there when it cannot be
+    read). Without `expressions`, only paths and constants (mappings kept as data)."""
+    if isinstance(raw, dict):
+        if "value" in raw:
+            if len(raw) > 1:
+                ctx.error(doc, path, "a constant is written {value: ...} alone", code="invalid-mapping")
+                return None
+            return Mapping_("value", value=raw["value"])
+        if "path" in raw:
+            extra = set(raw) - {"path", "default"}
+            if extra:
+                ctx.error(doc, path, f"'{sorted(extra)[0]}' does not go with 'path'", code="invalid-mapping")
+                return None
+            return _path_source(doc, path + ("path",), raw["path"], raw.get("default"), ctx)
+        if "expr" in raw and len(raw) == 1 and expressions:
+            return _expression_source(doc, path + ("expr",), ctx)
+        ctx.error(doc, path, "write {path: $.a.b, default: x}" + (", {expr: ...}" if expressions else "")
+                  + " or {value: x}", code="invalid-mapping")
+        return None
+    if isinstance(raw, str):
+        if raw.strip().startswith("$"):
+            return _path_source(doc, path, raw, None, ctx)
+        if not expressions:
+            ctx.error(doc, path, f"'{raw}' is not a path: write $.a.b (a path into the answer) or "
+                      "{value: ...} (a constant)", code="invalid-path")
+            return None
+        return _expression_source(doc, path, ctx)
+    return Mapping_("value", value=raw)
+
+
+def _path_source(doc: Document, at: tuple[Any, ...], text: str | list[str], default: Any,
+                 ctx: BuildContext) -> Mapping_ | None:
+    texts = text if isinstance(text, list) else [text]
+    paths = []
+    for i, one in enumerate(texts):
+        try:
+            paths.append(parse_path(one))
+        except PathError as exc:
+            ctx.error(doc, at + ((i,) if isinstance(text, list) else ()), str(exc), code="invalid-path")
+            return None
+    return Mapping_("path", paths=tuple(paths), value=default)
+
+
+def _expression_source(doc: Document, at: tuple[Any, ...], ctx: BuildContext) -> Mapping_ | None:
+    compiled = ctx.expression(doc, at, {PAYLOAD})
+    return None if compiled is None else Mapping_("expr", expression=compiled)
 
 
 class WebhookKind:
@@ -221,18 +310,9 @@ class WebhookKind:
         ok = True
         for name, raw in data["values"].items():
             path = ("values", name)
-            if form is not None:
-                spec = form.fields.get(name)
-                ftype = ctx.registry.field_types.get(spec.type) if spec is not None else None
-                if spec is None:
-                    ctx.unknown(doc, path, "field", name, form.fields)
-                    ok = False
-                elif ftype is None or not ftype.stores_value or getattr(ftype, "read_only", False) \
-                        or spec.computed is not None:
-                    ctx.error(doc, path, f"'{name}' is set by the system and cannot be mapped",
-                              code="invalid-mapping", at_key=True)
-                    ok = False
-            built = self._source(doc, path, raw, ctx)
+            if form is not None and not check_mappable(doc, path, name, form, ctx):
+                ok = False
+            built = build_source(doc, path, raw, ctx)
             if built is None:
                 ok = False
             else:
@@ -255,48 +335,6 @@ class WebhookKind:
                            values=MappingProxyType(values), external_id=external, tolerance=tolerance,
                            actor=data.get("actor"))
 
-    def _source(self, doc: Document, path: tuple[Any, ...], raw: Any, ctx: BuildContext) -> Mapping_ | None:
-        if isinstance(raw, dict):
-            if "value" in raw:
-                if len(raw) > 1:
-                    ctx.error(doc, path, "a constant is written {value: ...} alone", code="invalid-mapping")
-                    return None
-                return Mapping_("value", value=raw["value"])
-            if "path" in raw:
-                extra = set(raw) - {"path", "default"}
-                if extra:
-                    ctx.error(doc, path, f"'{sorted(extra)[0]}' does not go with 'path'", code="invalid-mapping")
-                    return None
-                return self._path(doc, path + ("path",), raw["path"], raw.get("default"), ctx)
-            if "expr" in raw and len(raw) == 1:
-                return self._expression(doc, path + ("expr",), ctx)
-            ctx.error(doc, path, "write {path: $.a.b, default: x}, {expr: ...} or {value: x}",
-                      code="invalid-mapping")
-            return None
-        if isinstance(raw, str):
-            if raw.strip().startswith("$"):
-                return self._path(doc, path, raw, None, ctx)
-            return self._expression(doc, path, ctx)
-        return Mapping_("value", value=raw)
-
-    @staticmethod
-    def _path(doc: Document, at: tuple[Any, ...], text: str | list[str], default: Any,
-              ctx: BuildContext) -> Mapping_ | None:
-        texts = text if isinstance(text, list) else [text]
-        paths = []
-        for i, one in enumerate(texts):
-            try:
-                paths.append(parse_path(one))
-            except PathError as exc:
-                ctx.error(doc, at + ((i,) if isinstance(text, list) else ()), str(exc), code="invalid-path")
-                return None
-        return Mapping_("path", paths=tuple(paths), value=default)
-
-    @staticmethod
-    def _expression(doc: Document, at: tuple[Any, ...], ctx: BuildContext) -> Mapping_ | None:
-        compiled = ctx.expression(doc, at, {PAYLOAD})
-        return None if compiled is None else Mapping_("expr", expression=compiled)
-
     @staticmethod
     def _tolerance(doc: Document, raw: Any, ctx: BuildContext) -> int | None:
         try:
@@ -317,5 +355,5 @@ class WebhookKind:
         return None
 
 
-__all__ = ["DEFAULT_TOLERANCE", "MappingFailed", "PathError", "WebhookKind", "WebhookSpec", "follow",
-           "lenient", "map_payload", "parse_path"]
+__all__ = ["DEFAULT_TOLERANCE", "MappingFailed", "Mapping_", "PathError", "WebhookKind", "WebhookSpec",
+           "build_source", "check_mappable", "follow", "lenient", "map_payload", "map_values", "parse_path"]

@@ -12,6 +12,7 @@ firing arming the next.
 
 from __future__ import annotations
 
+import functools
 import logging
 from contextlib import ExitStack
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ from engine.storage.db import read_transaction, savepoint, schema_inspector, tra
 from engine.storage.prepared import PreparedInsert
 from engine.storage.tables import history, incidents
 from rules.actions.common import json_safe
+from rules.actions.messages import REPLY_KIND, apply_answer
 from rules.actions.record import tags_of
 from rules.exprs import aggregate_filters
 from rules.functions import CURRENT_CONNECTION
@@ -64,6 +66,10 @@ class RuleService:
         if timers is not None:
             timers.on(RETRY_KIND, self._on_retry)
             timers.on(SCHEDULE_KIND, self._on_schedule)
+        outbox = rt.services.get("outbox")
+        if outbox is not None:
+            # Webhook actions with `answer:`: the receiver's answer goes into the record.
+            outbox.on_reply(REPLY_KIND, functools.partial(apply_answer, rt))
 
     # -- boot ---------------------------------------------------------------------------------
     def ensure_indexes(self) -> list[str]:

@@ -331,6 +331,11 @@ def _engine_detail(bundle: Any, kind: str, data: Mapping[str, Any], locale: str)
         return str(data.get("query_no") or "")
     if kind == "tag.added":
         return str(data.get("note") or data.get("tag") or "")
+    if kind.startswith("webhook."):
+        config = (getattr(bundle.meta, "channels", None) or {}).get(str(data.get("channel") or ""))
+        channel = label_text(config.label, locale, config.name) if config is not None and config.label \
+            else str(data.get("channel") or "")
+        return f"{channel}: {data['reason']}" if data.get("reason") else channel
     if kind.startswith("sla."):
         names = _sla_names(bundle, locale)
         policy, target = str(data.get("policy") or ""), str(data.get("target") or "")

@@ -160,6 +160,8 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "ev_notified": {"en": "sent a message", "zh-CN": "发送了通知"},
     "ev_notify.skipped": {"en": "sent no message", "zh-CN": "未发送通知"},
     "ev_webhook.queued": {"en": "sent to another system", "zh-CN": "已推送至外部系统"},
+    "ev_webhook.answered": {"en": "another system answered", "zh-CN": "外部系统已回复"},
+    "ev_webhook.answer_refused": {"en": "another system's answer was not used", "zh-CN": "外部系统的回复未被采用"},
     "ev_flow.started_by_rule": {"en": "started a flow", "zh-CN": "启动了流程"},
     "ev_kb.recommended": {"en": "suggested knowledge articles", "zh-CN": "推荐了知识库文章"},
     "ev_record.derived": {"en": "created a linked record", "zh-CN": "生成了关联记录"},

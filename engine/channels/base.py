@@ -38,6 +38,8 @@ class OutboundMessage:
     data: Mapping[str, Any] = field(default_factory=dict)
     attempts: int = 1
     created_at: datetime | None = None
+    reply: Mapping[str, Any] | None = None
+    """What to do with the receiver's answer (`Outbox.on_reply`); never sent to the receiver."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class ChannelConfig:
     name: str
     type: str
     settings: Mapping[str, Any] = field(default_factory=dict)
+    label: Any = None
+    """What people call it (a bilingual label); the name when none is written."""
 
 
 @runtime_checkable
@@ -63,8 +67,12 @@ class ChannelType(Protocol):
     description: str
     examples: tuple[str, ...]
 
-    def send(self, message: OutboundMessage, settings: Mapping[str, Any]) -> None:
-        """Deliver the message or raise (DeliveryError to retry, PermanentDeliveryError not to)."""
+    def send(self, message: OutboundMessage, settings: Mapping[str, Any]) -> Any:
+        """Deliver the message or raise (DeliveryError to retry, PermanentDeliveryError not to).
+
+        Returns what the receiver answered, as JSON data, when it answers with any (the
+        `webhook` channel: its JSON body), else None; the outbox hands it to the message's
+        reply handler (`Outbox.on_reply`)."""
 
 
 def resolve_settings(config: ChannelConfig, environ: Mapping[str, str] | None = None) -> dict[str, Any]:

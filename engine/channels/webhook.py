@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 from engine.channels.base import DeliveryError, OutboundMessage
 from engine.channels.http import Network, allowed_networks_from_env, post
 
-__all__ = ["WebhookChannel", "signature"]
+__all__ = ["WebhookChannel", "answer_of", "signature"]
 
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _RESERVED = {"host", "content-type", "content-length", "idempotency-key", "user-agent"}
@@ -56,7 +56,8 @@ class WebhookChannel:
     def allow(self) -> tuple[Network, ...]:
         return self.allow_networks if self.allow_networks is not None else allowed_networks_from_env()
 
-    def send(self, message: OutboundMessage, settings: Mapping[str, Any]) -> None:
+    def send(self, message: OutboundMessage, settings: Mapping[str, Any]) -> Any:
+        """POST the message; returns the receiver's answer when it is JSON, else None."""
         body = json.dumps({
             "id": message.message_id, "channel": message.channel, "to": list(message.to),
             "subject": message.subject, "body": message.body, "data": dict(message.data),
@@ -80,3 +81,15 @@ class WebhookChannel:
         if not 200 <= response.status < 300:
             snippet = response.body[:200].decode("utf-8", "replace")
             raise DeliveryError(f"webhook answered HTTP {response.status}: {snippet}")
+        return answer_of(response.body)
+
+
+def answer_of(body: bytes) -> Any:
+    """The receiver's answer as JSON data; None when it answered nothing or not JSON (a receiver
+    owes no answer unless the message asks for one)."""
+    if not body.strip():
+        return None
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None

@@ -7,12 +7,15 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping
 
 from engine.actions import ActionContext, ActionError, ActionScope, BaseAction
+from engine.errors import ValidationFailed
 from engine.kinds import BuildContext
 from engine.site import configured_public_url, lookup_url, record_url
+from engine.storage.db import savepoint
 from engine.types import YamlPath, label_text
 from engine.yamlsource import Document
+from forms.inbound import Mapping_, build_source, check_mappable, map_values
 from rules.actions.common import (RECIPIENT_SCHEMA, add_history, check_recipients, json_safe,
-                                  resolve_recipients)
+                                  resolve_recipients, write_fields)
 
 TEMPLATE_NAMES = frozenset({"record", "event", "rule", "form", "now", "tags", "link", "track_link", "sla",
                             "text"})
@@ -159,17 +162,28 @@ class Notify(BaseAction):
                                       "subject": subject[:200], "outbox_id": message_id})
 
 
+REPLY_KIND = "record_fields"
+"""The outbox reply kind of a webhook action's `answer:`: the answer's values go into the record."""
+
+
 class Webhook(BaseAction):
     name = "webhook"
     description = ("Queues the record (its fields, query number, status and the event) as JSON "
-                   "for a webhook channel of bundle.yaml, e.g. an ERP or CRM.")
+                   "for a webhook channel of bundle.yaml, e.g. an ERP or CRM. With `answer`, "
+                   "values of the receiver's JSON answer are written into the record when it "
+                   "is delivered (the ERP's voucher number, a waybill's status).")
     options_schema = {"required": ["channel"], "properties": {
         "channel": {"type": "string", "description": "a channel of type webhook"},
         "fields": {"type": "array", "items": {"type": "string"},
                    "description": "the fields sent (default: all)"},
+        "answer": {"type": "object", "minProperties": 1,
+                   "description": "field -> where its value is in the receiver's JSON answer: a path "
+                                  "($.a.b), {path: ..., default: ...} or {value: ...}"},
     }}
     needs_record = False
-    examples = ("- action: webhook\n  channel: erp_hook\n  fields: [subject, cost]\n",)
+    examples = ("- action: webhook\n  channel: erp_hook\n  fields: [subject, cost]\n",
+                "- action: webhook\n  channel: erp_hook\n  fields: [subject, cost]\n"
+                "  answer:\n    cost: $.booking.amount\n")
 
     def compile(self, options: Mapping[str, Any], ctx: BuildContext, doc: Document,
                 path: YamlPath, scope: ActionScope) -> Any:
@@ -178,7 +192,17 @@ class Webhook(BaseAction):
         for i, name in enumerate(options.get("fields", [])):
             if form is not None and name not in form.fields:
                 ctx.unknown(doc, path + ("fields", i), "field", name, form.fields)
-        return {"channel": options["channel"], "fields": options.get("fields")}
+        answer: dict[str, Any] = {}
+        if "answer" in options and scope.form is None:
+            ctx.error(doc, path + ("answer",), "an answer is written into a record: this action "
+                      "runs without one (a scheduled rule?)", code="action")
+        elif "answer" in options and form is not None:
+            for name, raw in options["answer"].items():
+                at = path + ("answer", name)
+                built = build_source(doc, at, raw, ctx, expressions=False)
+                if check_mappable(doc, at, name, form, ctx) and built is not None:
+                    answer[name] = built.to_json()
+        return {"channel": options["channel"], "fields": options.get("fields"), "answer": answer}
 
     def run(self, act: ActionContext, compiled: Any) -> None:
         outbox = act.service("outbox")
@@ -193,10 +217,45 @@ class Webhook(BaseAction):
             if event is not None else None,
             "by": act.source,
         }
+        reply = None
+        if compiled.get("answer") and act.form is not None and act.record_id is not None:
+            reply = {"kind": REPLY_KIND, "form": act.form, "record_id": act.record_id,
+                     "values": compiled["answer"], "by": act.source}
         try:
             message_id = outbox.enqueue(act.conn, channel=compiled["channel"], to=["webhook"],
                                         subject=event.name if event is not None else "docket",
-                                        body="", data=data)
+                                        body="", data=data, reply=reply)
         except Exception as exc:  # an unknown channel at run time: a clear failure
             raise ActionError(str(exc)) from exc
         add_history(act, "webhook.queued", {"channel": compiled["channel"], "outbox_id": message_id})
+
+
+def apply_answer(runtime: Any, conn: Any, message: Any, answer: Any) -> None:
+    """Write a webhook receiver's answer into the record its message was about, validated like
+    any edit, in the transaction that marks the message sent (`Outbox.on_reply`).
+
+    A path that finds nothing leaves its field as it is (a receiver that leaves a key out has
+    nothing to say about it). An answer that is not JSON, or values the form refuses, change
+    nothing and say why on the record's timeline (`webhook.answer_refused`).
+    """
+    reply = message.reply
+    act = ActionContext(conn=conn, runtime=runtime, form=reply["form"], record_id=int(reply["record_id"]),
+                        record={}, actor=None, source=str(reply.get("by") or ""))
+    if not isinstance(answer, (dict, list)):
+        add_history(act, "webhook.answer_refused", {"channel": message.channel, "outbox_id": message.id,
+                                                    "reason": "the receiver answered no JSON"})
+        return
+    sources = {name: Mapping_.from_json(data) for name, data in reply["values"].items()}
+    values = {name: value for name, value in map_values(sources, answer).items() if value is not None}
+    if values:
+        try:
+            with savepoint(conn):
+                changes = write_fields(act, act.form or "", act.record_id or 0, values)
+        except ValidationFailed as exc:
+            add_history(act, "webhook.answer_refused", {"channel": message.channel, "outbox_id": message.id,
+                                                        "reason": str(exc)[:1000]})
+            return
+    else:
+        changes = {}
+    add_history(act, "webhook.answered", {"channel": message.channel, "outbox_id": message.id,
+                                          "changes": changes})

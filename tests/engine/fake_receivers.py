@@ -50,7 +50,8 @@ class Request:
 class HttpReceiver:
     """Answers each POST with the next scripted reply; the last one repeats.
 
-    A reply is an int status, ("json", status, obj), ("redirect", code, location) or "hang"
+    A reply is an int status, ("json", status, obj), ("raw", status, bytes), ("redirect", code,
+    location) or "hang"
     (hold the request until `release` is set, so the client times out).
     """
 
@@ -87,7 +88,10 @@ def http_receiver(*replies: Any) -> Iterator[HttpReceiver]:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            status, payload = (reply[1], json.dumps(reply[2]).encode()) if isinstance(reply, tuple) else (reply, b"{}")
+            if isinstance(reply, tuple) and reply[0] == "raw":
+                status, payload = reply[1], reply[2]
+            else:
+                status, payload = (reply[1], json.dumps(reply[2]).encode()) if isinstance(reply, tuple) else (reply, b"{}")
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))

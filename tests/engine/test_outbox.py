@@ -223,6 +223,54 @@ def test_an_e_mail_subject_cannot_add_headers(db_engine: Engine, tmp_path: Path,
     assert "line breaks removed from the subject" in caplog.text
 
 
+# -- a receiver's answer (Outbox.on_reply) --------------------------------------------------------
+
+def test_a_receivers_json_answer_reaches_the_reply_handler_in_the_sending_transaction(
+        db_engine: Engine, tmp_path: Path) -> None:
+    seen: list[tuple[str, Any, bool]] = []
+    with http_receiver(("json", 200, {"voucher": "V-7"})) as receiver:
+        outbox = make_outbox(db_engine, tmp_path, hook=receiver.url)
+        outbox.on_reply("note", lambda conn, message, answer: seen.append(
+            (message.reply["about"], answer, conn.in_transaction())))
+        enqueue(outbox, channel="hook", reply={"kind": "note", "about": "TS-0001"})
+        assert outbox.deliver() == 1
+    assert seen == [("TS-0001", {"voucher": "V-7"}, True)]
+    assert "reply" not in receiver.requests[0].json()  # what to do with the answer stays here
+
+
+def test_a_reply_handler_that_fails_leaves_the_message_sent_and_says_why(
+        db_engine: Engine, tmp_path: Path) -> None:
+    def broken(conn: Any, message: Any, answer: Any) -> None:
+        raise ValueError("the record was deleted")
+
+    with http_receiver(("json", 200, {})) as receiver:
+        outbox = make_outbox(db_engine, tmp_path, hook=receiver.url)
+        outbox.on_reply("note", broken)
+        enqueue(outbox, channel="hook", reply={"kind": "note"})
+        assert outbox.deliver() == 1
+        assert outbox.deliver() == 0  # not sent again: that would not mend the handler
+    [row] = rows(db_engine)
+    assert row.status == "sent"
+    assert row.last_error == "sent; the answer was not applied: ValueError: the record was deleted"
+
+
+def test_a_reply_no_handler_applies_is_refused_at_enqueue(db_engine: Engine, tmp_path: Path) -> None:
+    outbox = make_outbox(db_engine, tmp_path)
+    with pytest.raises(OutboxError, match="no handler applies replies of kind 'voucher'"):
+        enqueue(outbox, reply={"kind": "voucher"})
+    assert rows(db_engine) == []
+
+
+def test_a_dry_run_applies_no_answer(db_engine: Engine, tmp_path: Path) -> None:
+    seen: list[Any] = []
+    outbox = make_outbox(db_engine, tmp_path, hook="https://erp.example.com/hook",
+                         environ={"DOCKET_OUTBOX_DRY_RUN": "1"})
+    outbox.on_reply("note", lambda conn, message, answer: seen.append(answer))
+    enqueue(outbox, channel="hook", reply={"kind": "note"})
+    assert outbox.deliver() == 1
+    assert seen == []  # nobody answered: a logged message has no receiver
+
+
 # -- a relay killed after the receiver's 200 (RELIABILITY 37) --------------------------------------
 
 def _deliver_then_die(url: str, root: str, hook: str) -> None:

@@ -154,6 +154,19 @@ def test_a_decided_compensation_goes_to_finances_erp_as_one_webhook(system: Syst
         "amount": "300.00", "basis": "延误赔付条款 3.2"}
 
 
+def test_the_voucher_number_finances_erp_answers_with_goes_on_the_compensation(
+        system: System, monkeypatch: pytest.MonkeyPatch) -> None:
+    case = accept(system, DELAY).assess(finance=False)
+    case.do("propose", "agent", {"compensation": "300", "basis": "延误赔付条款 3.2"})
+    outbox = system.runtime.services["outbox"]
+    # The ERP is not on this machine: its channel answers as the ERP would, the rest is real.
+    monkeypatch.setattr(outbox, "send_now", lambda message: {"voucher_no": "FI-2026-000318"}
+                        if message.channel == "erp" else None)
+    outbox.deliver()
+    (compensation,) = system.forms.list("compensation")
+    assert compensation["erp_voucher_no"] == "FI-2026-000318"
+
+
 def test_exactly_5000_is_within_the_frontline_limit(system: System) -> None:
     case = accept(system, DAMAGE).assess(finance=True)
     case.do("propose", "agent", {"compensation": "5000"})

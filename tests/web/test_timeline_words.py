@@ -45,3 +45,19 @@ def test_how_a_flow_ended_reads_in_the_pages_language(tmp_path: Path) -> None:
     sign_in(admin, "admin")
     page = admin.get(f"/records/complaint/{case.id}?lang=zh-CN").text
     assert "流程结束 · 已撤回" in page and "· withdrawn" not in page
+
+
+def test_the_answer_of_another_system_reads_on_the_timeline_with_what_it_changed(tmp_path: Path) -> None:
+    system = boot(POSTAL, db_url=f"sqlite:///{tmp_path / 'docket.db'}",
+                  clock=ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)))
+    give_password(system, "admin")
+    accept(system, DELAY).assess(finance=False).do("propose", "agent", {"compensation": "300", "basis": "条款"})
+    outbox = system.runtime.services["outbox"]
+    outbox.send_now = lambda message: {"voucher_no": "FI-2026-000318"} if message.channel == "erp" else None
+    outbox.deliver()
+    (compensation,) = system.forms.list("compensation")
+    admin = app_client(system)
+    sign_in(admin, "admin")
+    page = admin.get(f"/records/compensation/{compensation['id']}?lang=zh-CN").text
+    assert "外部系统已回复" in page and "财务 ERP" in page
+    assert "ERP 凭证号" in page and "FI-2026-000318" in page
