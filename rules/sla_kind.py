@@ -23,9 +23,11 @@ from types import MappingProxyType
 from typing import Any
 
 from engine.durations import as_value, parse_duration
+from engine.errors import did_you_mean
 from engine.kinds import BuildContext
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.yamlsource import Document
+from flows.kind import ENGINE_STATUSES, record_statuses
 from rules.exprs import compile_expr, scope_of
 from rules.spec import SlaEscalation, SlaLevel, SlaPolicy, SlaTarget, Trigger
 from rules.triggers import TRIGGER_SCHEMA, flow_nodes, parse_triggers
@@ -133,6 +135,15 @@ class SlaPolicyKind:
             ctx.warning(doc, ("levels",), "every level has a condition: a record matching none has "
                         "no SLA", code="sla-no-default")
         pause = data.get("pause", {})
+        statuses = record_statuses(form, ctx)
+        for i, status in enumerate(pause.get("statuses", [])):
+            # A status no record can have would never pause the clock, silently.
+            known = (statuses or set()) | ENGINE_STATUSES
+            if statuses is not None and status not in known:
+                ctx.error(doc, ("pause", "statuses", i), f"unknown status '{status}': no record of "
+                          f"form '{form.name}' ever has it",
+                          code="unknown-status", hint=did_you_mean(str(status), known)
+                          or f"known statuses: {', '.join(sorted(known))}")
         for i, node in enumerate(pause.get("nodes", [])):
             if nodes is not None and node not in nodes:
                 ctx.unknown(doc, ("pause", "nodes", i), "node", node, nodes)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cli import main
-from tests.engine.bundle_kit import problems, write_bundle
+from tests.engine.bundle_kit import MINI, problems, write_bundle
 
 GOOD = """\
     flow: ticket_flow
@@ -181,3 +181,25 @@ def test_reopen_naming_an_unknown_role_or_step_is_an_error_at_each(tmp_path: Pat
     found = errors(tmp_path, flow)
     assert [e[:3] for e in found] == [("flows/ticket_flow.yaml", 5, 18), ("flows/ticket_flow.yaml", 6, 11)]
     assert found[0][3].startswith("unknown role 'superviser'") and found[1][3].startswith("unknown node 'c'")
+
+
+STATUS_LIST = """\
+    list: ticket_status
+    items:
+      - {value: new, label: 已受理}
+      - {value: in_progress, label: 处理中}
+    """
+
+
+def test_a_status_outside_the_forms_status_list_is_an_error_at_it(tmp_path: Path) -> None:
+    """The progress lookup would show the customer the bare code of a status it cannot name."""
+    form = MINI["forms/ticket.yaml"].replace("numbering: T{seq:4}\n",
+                                             "numbering: T{seq:4}\n        lookup: {verify: title, statuses: ticket_status}\n")
+    flow = GOOD.replace("        type: task\n        assign: {role: agent}\n        next: joined\n      b:",
+                        "        type: task\n        status: in_progres\n        assign: {role: agent}\n"
+                        "        next: joined\n      b:")
+    found = problems(tmp_path, {"forms/ticket.yaml": form, "lists/ticket_status.yaml": STATUS_LIST,
+                                "flows/ticket_flow.yaml": flow})
+    assert found == [("flows/ticket_flow.yaml", 13, 13,
+                      "status 'in_progres' is not in the list 'ticket_status' that names the statuses "
+                      "of form 'ticket' (its lookup's `statuses`)")]

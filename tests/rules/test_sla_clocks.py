@@ -14,7 +14,7 @@ from sqlalchemy import select
 from engine.bundle import validate_bundle
 from engine.storage.db import read_transaction, transaction
 from engine.storage.tables import sla_clocks
-from tests.rules.kit import (SHANGHAI, SLA, advance_to, clock, complete, history_of,
+from tests.rules.kit import (SHANGHAI, SLA, advance_to, clock, complete, errors, history_of,
                              local, make, states, submit, write)
 from web.system import build_registry
 
@@ -242,3 +242,9 @@ def test_restarts_naming_an_event_a_clock_cannot_follow_is_a_load_error_at_it(tm
     (error,) = [d for d in diags if d.severity == "error"]
     assert error.message == "unknown event 'flow.reopend'" and error.hint == "did you mean 'flow.reopened'?"
     assert (Path(error.span.file).name, error.span.line) == ("ticket_sla.yaml", 6)
+
+
+def test_a_pause_status_that_no_step_sets_is_a_load_error_at_it(tmp_path: Path) -> None:
+    """A misspelt status never matches, so the clock silently never paused."""
+    found = errors(tmp_path, {"sla/ticket_sla.yaml": SLA.replace("[awaiting_reply]", "[awaiting_replay]")})
+    assert found == [("sla/ticket_sla.yaml", 16, 20, "unknown status 'awaiting_replay': no record of form 'ticket' ever has it")]
