@@ -145,6 +145,7 @@ class FormKind:
             built = self.build_field(doc, path, name, raw, ctx, scope, choices=resolved[name][1])
             if built is not None:
                 fields[name] = built[1]
+        _check_computed_order(fields, doc, ctx)
         for key in ("title",):
             if data.get(key) and data[key] not in names:
                 ctx.unknown(doc, (key,), "field", data[key], names)
@@ -303,3 +304,40 @@ class FormKind:
                     field_type.check_bundle(spec, bundle, ctx, doc, ("fields", name))
 
 
+def _check_computed_order(fields: Mapping[str, FieldSpec], doc: Document, ctx: BuildContext) -> None:
+    """Computed values are worked out once per save, top to bottom: a computed field reading one
+    computed below it (or itself) silently gets the value from before this save."""
+    computed = {name: spec.computed for name, spec in fields.items() if spec.computed is not None}
+    position = {name: i for i, name in enumerate(fields)}
+    reads = {name: {n for n in expr.names_used if n in computed} for name, expr in computed.items()}
+
+    def depends(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            name = todo.pop()
+            if name == goal:
+                return True
+            if name not in seen:
+                seen.add(name)
+                todo.extend(reads.get(name, ()))
+        return False
+
+    for name in computed:
+        raw = doc.data["fields"][name]
+        key = next((k for k in ("computed", "expression") if k in raw), None)
+        path = ("fields", name) + ((key,) if key else ())
+        for used in sorted(reads[name], key=position.__getitem__):
+            if used == name:
+                ctx.error(doc, path, f"the computed field '{name}' reads its own value",
+                          code="computed-order", hint="compute it from other fields only")
+            elif position[used] < position[name]:
+                continue  # already worked out in this save
+            elif depends(used, name):
+                ctx.error(doc, path, f"the computed fields '{name}' and '{used}' are computed from each "
+                          "other, so neither can be worked out", code="computed-cycle",
+                          hint=f"make one of them a field people fill in, or compute '{used}' "
+                               f"without '{name}'")
+            else:
+                ctx.error(doc, path, f"the computed field '{name}' reads '{used}', which is computed "
+                          "after it: it would get the value from before the save",
+                          code="computed-order", hint=f"move '{used}' above '{name}' in the form")

@@ -151,6 +151,32 @@ def test_a_computed_field_may_use_the_common_computed_key(tmp_path: Path) -> Non
     assert bad_form(tmp_path, "  a: {type: number}\n  d: {type: computed, computed: a * 2}\n") == []
 
 
+def test_a_computed_field_reading_one_computed_below_it_is_an_error(tmp_path: Path) -> None:
+    """Computed values are worked out top to bottom: 'a' silently got b's value from before the save."""
+    found = bad_form(tmp_path, "  a: {type: number, computed: (b or 0) + 1}\n"
+                               "  b: {type: number, computed: len(x)}\n  x: {type: text}\n")
+    assert found == [("forms/bad.yaml", 3, 31,
+                      "the computed field 'a' reads 'b', which is computed after it: it would get the "
+                      "value from before the save")]
+
+
+def test_a_computed_field_reading_one_computed_above_it_is_valid(tmp_path: Path) -> None:
+    assert bad_form(tmp_path, "  x: {type: text}\n  b: {type: number, computed: len(x)}\n"
+                              "  a: {type: number, computed: b + 1}\n") == []
+
+
+def test_computed_fields_computed_from_each_other_are_one_error(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  a: {type: number, computed: (b or 0) + 1}\n"
+                               "  b: {type: number, computed: (a or 0) + 1}\n")
+    assert found == [("forms/bad.yaml", 3, 31, "the computed fields 'a' and 'b' are computed from each "
+                                                "other, so neither can be worked out")]
+
+
+def test_a_computed_field_reading_itself_is_an_error(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  n:\n    type: computed\n    expression: (n or 0) + 1\n")
+    assert found == [("forms/bad.yaml", 5, 17, "the computed field 'n' reads its own value")]
+
+
 def choices(tmp_path: Path, field: str, files: dict[str, str] | None = None) -> list[str]:
     """The values a field of forms/bad.yaml offers, once the bundle has loaded."""
     root = write_bundle(tmp_path, {**(files or {}), "forms/bad.yaml": "form: bad\nfields:\n" + field})
