@@ -45,6 +45,17 @@ def _bounded(field: FieldType, spec: FieldSpec, kind: type) -> Callable[[Any], A
 _INF = float("inf")
 
 
+def _as_float(value: Any) -> float | None:
+    """A finite number (int, float or Decimal) as a float; None for anything else."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if number == number and number not in (_INF, -_INF) else None
+
+
 def _fast_range(spec: FieldSpec, kind: type[int] | type[float], floor: Any, ceiling: Any) -> FastCheck | None:
     """The test of `_bounded`'s accepting path: exactly `kind`, within the bounds, and strictly
     between `floor` and `ceiling` (what every value must stay within: finite, or under 2**63).
@@ -83,6 +94,11 @@ class Number(FieldType):
         _bounds(value, spec, self)
         return value
 
+    def coerce(self, value: Any, spec: FieldSpec) -> Any:
+        """A computed value as a float: a money amount in the expression gives a Decimal, which
+        the record's history (JSON) could not hold."""
+        return _as_float(value)
+
     def parser(self, spec: FieldSpec) -> Callable[[Any], Any]:
         if type(self).parse is not Number.parse:
             return super().parser(spec)
@@ -119,6 +135,14 @@ class Integer(FieldType):
             raise self.invalid("not_integer")
         _bounds(raw, spec, self)
         return raw
+
+    def coerce(self, value: Any, spec: FieldSpec) -> Any:
+        """A computed whole number as an int: a Decimal or float from the expression is rounded
+        to the nearest one (the column holds whole numbers; the history, JSON, no Decimal)."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        number = _as_float(value)
+        return round(number) if number is not None and abs(number) < 2**63 else None
 
     def parser(self, spec: FieldSpec) -> Callable[[Any], Any]:
         if type(self).parse is not Integer.parse:

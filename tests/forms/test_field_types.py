@@ -414,6 +414,16 @@ def test_a_computed_value_that_cannot_be_coerced_is_empty(form: CompiledForm) ->
     assert form.types["computed"].coerce("not money", form.field("computed")) is None
 
 
+def test_a_computed_number_from_a_money_amount_is_a_float(form: CompiledForm) -> None:
+    """`computed: amount * 2` gave a Decimal, which the record's history could not store."""
+    value = form.types["number"].coerce(Decimal("20.50"), form.field("number"))
+    assert value == 20.5 and type(value) is float
+
+
+def test_a_computed_integer_with_decimals_is_rounded_to_a_whole_number(form: CompiledForm) -> None:
+    assert form.types["integer"].coerce(Decimal("2.6"), form.field("integer")) == 3
+
+
 def test_a_computed_money_value_displays_with_its_currency(form: CompiledForm) -> None:
     assert form.display("computed", Decimal("2469.00"), "en") == "¥2,469.00"
 
