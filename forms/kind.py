@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from engine.expr import Names
 from engine.expr.context import VALUE_KINDS
+from engine.errors import did_you_mean
 from engine.kinds import BuildContext, Dispatch
 from engine.lists import Option, OptionList
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
@@ -242,12 +243,22 @@ class FormKind:
         compiled = field_type.prepare(spec, ctx, doc, path)
         if compiled is not None:
             spec = replace(spec, compiled=compiled)
-        if spec.default is not None and len(ctx.diags.errors) == before:
+        # Without its option list (an unknown or broken list, reported there) every default
+        # would be refused: saying so again at the default is only noise.
+        lost_options = raw.get("options") is not None and choices is None
+        if spec.default is not None and len(ctx.diags.errors) == before and not lost_options:
             try:
                 field_type.parse(spec.default, spec)
             except FieldInvalid as exc:
-                ctx.error(doc, path + ("default",), f"default is not valid for this field: {exc.text()}",
-                          code="invalid-default")
+                values = choices.values() if choices is not None else set()
+                if isinstance(spec.default, str) and values and spec.default not in values:
+                    ctx.error(doc, path + ("default",), f"the default '{spec.default}' is not an option "
+                              "of this field", code="invalid-default",
+                              hint=did_you_mean(spec.default, values)
+                              or "options: " + ", ".join(sorted(values)[:12]))
+                else:
+                    ctx.error(doc, path + ("default",), f"default is not valid for this field: {exc.text()}",
+                              code="invalid-default")
         field_type.check(spec, ctx, doc, path)
         return field_type, spec
 

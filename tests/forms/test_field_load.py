@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.bundle import validate_bundle
-from tests.engine.bundle_kit import Problem, problems, write_bundle
+from tests.engine.bundle_kit import Problem, diagnostics, problems, write_bundle
 from web.system import build_registry
 
 
@@ -135,6 +135,19 @@ def test_a_computed_expression_is_checked_against_the_forms_fields(tmp_path: Pat
 def test_a_default_that_the_field_would_refuse_is_an_error(tmp_path: Path) -> None:
     found = bad_form(tmp_path, "  r:\n    type: rating\n    default: 7\n")
     assert found == [("forms/bad.yaml", 5, 14, "default is not valid for this field: Choose a rating from 1 to 5.")]
+
+
+def test_a_default_that_is_not_an_option_names_the_close_option(tmp_path: Path) -> None:
+    found = bad_form(tmp_path, "  u:\n    type: select\n    options: urgency\n    default: hihg\n")
+    assert found == [("forms/bad.yaml", 6, 14, "the default 'hihg' is not an option of this field")]
+    (diag,) = [d for d in diagnostics(tmp_path) if d.code == "invalid-default"]
+    assert diag.hint == "did you mean 'high'?"
+
+
+def test_a_default_of_a_field_whose_list_is_unknown_is_not_reported_again(tmp_path: Path) -> None:
+    """The unknown list is the one mistake; every default would otherwise be refused too."""
+    found = bad_form(tmp_path, "  u:\n    type: select\n    options: urgncy\n    default: high\n")
+    assert found == [("forms/bad.yaml", 5, 14, "unknown list 'urgncy'")]
 
 
 def test_a_time_limit_must_be_written_as_hours_and_minutes(tmp_path: Path) -> None:
