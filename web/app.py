@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from engine.bundle import Bundle
 from engine.errors import ConflictError, IdempotencyKeyReused, NotFoundError, ValidationFailed
@@ -34,7 +35,7 @@ from web.json_answer import JSONAnswer
 from web.prefix import PathPrefix, path_prefix
 from web.ratelimit import Limit, RateLimiter, client_address, retry_after
 from web.scope import header
-from web.security import SECURITY_HEADERS, BodySizeLimit, SecurityHeaders
+from web.security import SECURITY_HEADERS, BodySizeLimit, BodyTooLarge, SecurityHeaders
 from web.settings import api_submits_per_minute, embed_origins, secret_key, trusted_proxies
 from web.system import System
 
@@ -44,6 +45,10 @@ MAX_REQUEST_BODY = 2 * 1024 * 1024
 """Any request body (forms, JSON) is cut off at this size while it streams in."""
 MAX_UPLOAD_BODY = 110 * 1024 * 1024
 """Uploads may be larger; each field type sets its own, smaller limit."""
+PAGES_WITH_FILES = {"/f/": public.MAX_FORM_BYTES, "/records/": records_pages.MAX_STEP_BYTES,
+                    "/track/answer": lookup.MAX_ANSWER_BYTES}
+"""Pages whose forms carry files (multipart): their handlers read up to these sizes, so the
+2 MB default would refuse one photo from a phone camera before the handler could say which."""
 
 LANG_COOKIE = "docket_lang"
 """The language a user picked with `?lang=`: most links inside the pages do not repeat it."""
@@ -171,6 +176,8 @@ def create_app(system: System, *, secret: str | None = None,
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        if isinstance(exc, BodyTooLarge):
+            return _body_refused(request, exc.limit)
         response = _error(request, exc.status_code, exc.detail)
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value
@@ -184,6 +191,9 @@ def create_app(system: System, *, secret: str | None = None,
         for key, value in SECURITY_HEADERS.items():
             response.headers.setdefault(key, value)
         return response
+
+    async def body_refused(scope: Scope, limit: int) -> Response:
+        return _body_refused(Request(scope), limit)
 
     routes = [
         *api.routes(web),  # first: it holds the busiest route (API submissions); paths do not overlap
@@ -209,7 +219,8 @@ def create_app(system: System, *, secret: str | None = None,
         routes=routes,
         middleware=[Middleware(PathPrefix, prefix=web.root),  # first: everything inside sees the app's own paths
                     Middleware(SecurityHeaders),
-                    Middleware(BodySizeLimit, default=MAX_REQUEST_BODY, overrides={"/api/v1/uploads": MAX_UPLOAD_BODY}),
+                    Middleware(BodySizeLimit, default=MAX_REQUEST_BODY, overrides={"/api/v1/uploads": MAX_UPLOAD_BODY},
+                               multipart=PAGES_WITH_FILES, refusal=body_refused),
                     Middleware(tokens.BearerTokens, web=web),
                     Middleware(auth.AuthMiddleware, web=web)],
         exception_handlers={ValidationFailed: on_validation, NotFoundError: on_not_found,
@@ -220,7 +231,11 @@ def create_app(system: System, *, secret: str | None = None,
     return app
 
 
-ERROR_WORDS = {400: "error_400", 403: "error_403", 404: "error_404", 409: "error_409", 429: "error_429"}
+ERROR_WORDS = {400: "error_400", 403: "error_403", 404: "error_404", 409: "error_409", 413: "error_413",
+               429: "error_429"}
+
+PUBLIC_PAGES = ("/f/", "/track")
+"""Pages a customer reaches without signing in: the start page (staff sign-in) is no way back."""
 
 
 def _error(request: Request, status: int, message: str) -> Response:
@@ -232,12 +247,27 @@ def _error(request: Request, status: int, message: str) -> Response:
     locale = web.locale_of(request) if web is not None else "en"
     root = _escape(web.root) if web is not None else ""
     heading = ui(ERROR_WORDS.get(status, "error_500" if status >= 500 else "error_400"), locale)
+    path = request.url.path
+    if path.startswith(PUBLIC_PAGES) and status in (400, 413, 429):
+        # A customer refused on the public form or the lookup goes back to that page.
+        back, back_text = f"{root}{_escape(path)}?lang={_escape(locale)}", ui("error_back", locale)
+    else:
+        back, back_text = f"{root}/?lang={_escape(locale)}", ui("error_home", locale)
     return HTMLResponse(f'<!doctype html><html lang="{_escape(locale)}"><meta charset="utf-8">'
                         '<meta name="viewport" content="width=device-width, initial-scale=1">'
                         f'<title>{status} · {_escape(heading)}</title><link rel="stylesheet" href="{root}/static/docket.css">'
                         f'<main><h1>{_escape(heading)}</h1><p>{_escape(message)}</p>'
-                        f'<p><a href="{root}/?lang={_escape(locale)}" id="error-home">{_escape(ui("error_home", locale))}</a></p>'
+                        f'<p><a href="{back}" id="error-home">{_escape(back_text)}</a></p>'
                         '</main></html>', status_code=status)
+
+
+def _body_refused(request: Request, limit: int) -> Response:
+    """The answer to a body over `limit` bytes: the API's JSON error, or a page in the reader's
+    language saying what to do (a browser posting a form with big photos gets here)."""
+    if request.url.path.startswith("/api/") or "app" not in request.scope:
+        return _error(request, 413, f"the request body is larger than {limit:,} bytes")
+    locale = request.app.state.web.locale_of(request)
+    return _error(request, 413, ui("body_too_large", locale).format(mb=f"{limit / (1024 * 1024):g}"))
 
 
 def lang_url(request: Request, locale: str) -> str:

@@ -658,6 +658,8 @@ class AuthMiddleware:
         if request.url.path.startswith("/api/") or kind not in ("application/x-www-form-urlencoded",
                                                                  "multipart/form-data"):
             return receive, ""  # JSON and other bodies must send the header
+        if kind == "multipart/form-data":
+            return await self._multipart_token(request, receive)
         body = bytearray()
         more = True
         while more:
@@ -678,31 +680,111 @@ class AuthMiddleware:
                 return {"type": "http.request", "body": data, "more_body": False}
             return await receive()
 
-        if kind == "application/x-www-form-urlencoded":
+        try:
+            pairs = parse_qsl(data.decode("latin-1"), keep_blank_values=True, max_num_fields=1000)
+        except ValueError:
+            raise HTTPException(400, "the form has too many fields") from None
+        token = next((v for k, v in pairs if k == CSRF_FIELD), "")
+        return replay, token
+
+    async def _multipart_token(self, request: Request, receive: Receive) -> tuple[Receive, str]:
+        """The CSRF token of a multipart form, read from the body's first parts only.
+
+        Every page puts the token first (csrf_field() opens the form), so the files after it
+        stream on to the handler, which has its own limits: holding the whole body in memory
+        refused any form with a photo from a phone (a few MB) before its handler saw it. The
+        chunks read here are replayed to the handler, then the rest comes from the client.
+        """
+        from python_multipart.exceptions import MultipartParseError
+        from python_multipart.multipart import MultipartParser, parse_options_header
+
+        _, params = parse_options_header(request.headers.get("content-type", ""))
+        boundary = params.get(b"boundary")
+        if not boundary:
+            return receive, ""  # the handler reports the malformed body
+        finder = _TokenPart()
+        parser = MultipartParser(boundary, finder.callbacks)
+        held: list[Message] = []
+        seen = 0
+        more = True
+        while more and finder.token is None and not finder.past_fields:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise HTTPException(400, "the client went away")
+            held.append(message)
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            more = message.get("more_body", False)
             try:
-                pairs = parse_qsl(data.decode("latin-1"), keep_blank_values=True, max_num_fields=1000)
-            except ValueError:
-                raise HTTPException(400, "the form has too many fields") from None
-            token = next((v for k, v in pairs if k == CSRF_FIELD), "")
-            return replay, token
-        parsed_once = False
+                parser.write(chunk)
+            except MultipartParseError:
+                break  # malformed: the handler says so
+            if seen > self.MAX_BUFFERED:
+                break  # no token among the first fields: refused as a missing token
 
-        async def once() -> Message:
-            nonlocal parsed_once
-            if not parsed_once:
-                parsed_once = True
-                return {"type": "http.request", "body": data, "more_body": False}
-            return {"type": "http.disconnect"}
+        async def replay() -> Message:
+            if held:
+                return held.pop(0)
+            return await receive()
 
-        try:
-            form = await Request(request.scope, once).form(max_files=20, max_fields=1000)
-        except Exception:  # noqa: BLE001 - a malformed body: the handler reports it properly
-            return replay, ""
-        try:
-            value = form.get(CSRF_FIELD)
-            return replay, value if isinstance(value, str) else ""
-        finally:
-            await form.close()
+        return replay, finder.token or ""
+
+
+class _TokenPart:
+    """Callbacks for python-multipart's push parser that keep the value of the part named
+    CSRF_FIELD (`token`), and note when a file part begins before it (`past_fields`)."""
+
+    MAX_TOKEN = 512
+
+    def __init__(self) -> None:
+        self.token: str | None = None
+        self.past_fields = False
+        self._header_field = bytearray()
+        self._header_value = bytearray()
+        self._disposition = b""
+        self._in_token = False
+        self._value = bytearray()
+        self.callbacks: dict[str, Any] = {
+            "on_part_begin": self._part_begin, "on_header_field": self._field,
+            "on_header_value": self._value_data, "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished, "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+        }
+
+    def _part_begin(self) -> None:
+        self._disposition = b""
+        self._in_token = False
+        self._value = bytearray()
+
+    def _field(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def _value_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        if bytes(self._header_field).strip().lower() == b"content-disposition":
+            self._disposition = bytes(self._header_value)[:1024]
+        self._header_field = bytearray()
+        self._header_value = bytearray()
+
+    def _headers_finished(self) -> None:
+        from python_multipart.multipart import parse_options_header
+
+        _, params = parse_options_header(self._disposition)
+        if b"filename" in params:
+            self.past_fields = True  # the token comes before any file, or not at all
+        # A token after a file is not looked for (it would mean holding the file in memory).
+        self._in_token = not self.past_fields and params.get(b"name") == CSRF_FIELD.encode()
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._in_token and len(self._value) <= self.MAX_TOKEN:
+            self._value += data[start:end]
+
+    def _part_end(self) -> None:
+        if self._in_token and self.token is None:
+            self.token = bytes(self._value).decode("utf-8", "replace")
+        self._in_token = False
 
 
 def _session_cookie(scope: Scope) -> str:

@@ -53,6 +53,11 @@ UI: dict[str, dict[str, str]] = {
     "error_429": {"en": "Too many requests", "zh-CN": "请求过于频繁"},
     "error_500": {"en": "Something went wrong", "zh-CN": "系统出错了"},
     "error_home": {"en": "Back to the start page", "zh-CN": "返回首页"},
+    "error_413": {"en": "Too much was sent at once", "zh-CN": "提交的内容过大"},
+    "body_too_large": {"en": "The form and its files come to more than {mb} MB, so nothing was sent. "
+                             "Go back, attach fewer or smaller files, and send it again.",
+                       "zh-CN": "表单及附件合计超过 {mb} MB，未能提交。请返回，减少附件或换用较小的文件后再提交。"},
+    "error_back": {"en": "Back to the page", "zh-CN": "返回上一页"},
     "honeypot": {"en": "Leave this empty", "zh-CN": "请勿填写"},
     "not_public": {"en": "This form is not open to the public.", "zh-CN": "此表单不对外开放。"},
     "sign_here": {"en": "Sign in the box with a finger, pen or mouse", "zh-CN": "请用手指、触控笔或鼠标在框内签名"},

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Awaitable, Callable
+
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SECURITY_HEADERS = {
@@ -56,19 +59,44 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class BodyTooLarge(HTTPException):
+    """A request body over its limit (413); `limit` is that limit in bytes, so a page can say it."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"the request body is larger than {limit:,} bytes")
+        self.limit = limit
+
+
+Refusal = Callable[[Scope, int], Awaitable[Response]]
+"""Builds the 413 answer for a request (its scope) over `limit` bytes."""
+
+
 class BodySizeLimit:
     """Refuses request bodies larger than a limit while they stream in (413), whether or not
     a Content-Length was sent, so no handler ever buffers an oversized body.
 
     `overrides` maps path prefixes to their own limits (uploads need more than forms).
+    `multipart` does the same for multipart/form-data bodies only: a page whose form carries
+    files (the public form, a record's step or comment) may post a few phone photos, while a
+    url-encoded body to the same address keeps the default limit. Each handler still checks its
+    own, usually smaller limit (web.forms_body.read_form). `refusal` builds the answer to a
+    body declared too large (default: a JSON error), so a person gets a page, not JSON.
     """
 
-    def __init__(self, app: ASGIApp, *, default: int, overrides: dict[str, int] | None = None):
+    def __init__(self, app: ASGIApp, *, default: int, overrides: dict[str, int] | None = None,
+                 multipart: dict[str, int] | None = None, refusal: Refusal | None = None):
         self.app = app
         self.default = default
         self.overrides = sorted((overrides or {}).items(), key=lambda kv: -len(kv[0]))
+        self.multipart = sorted((multipart or {}).items(), key=lambda kv: -len(kv[0]))
+        self.refusal = refusal
 
-    def limit_for(self, path: str) -> int:
+    def limit_for(self, path: str, content_type: bytes = b"") -> int:
+        """The body limit of a request to `path` with this Content-Type."""
+        if content_type.lower().startswith(b"multipart/form-data"):
+            for prefix, limit in self.multipart:
+                if path.startswith(prefix):
+                    return limit
         for prefix, limit in self.overrides:
             if path.startswith(prefix):
                 return limit
@@ -78,10 +106,17 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(scope.get("path", ""))
-        for key, value in scope.get("headers", []):
+        headers = scope.get("headers", [])
+        content_type = next((value for key, value in headers if key == b"content-type"), b"")
+        limit = self.limit_for(scope.get("path", ""), content_type)
+        for key, value in headers:
             if key == b"content-length" and value.isdigit() and int(value) > limit:
-                await _too_large(send, limit)
+                if self.refusal is not None:
+                    response = await self.refusal(scope, limit)
+                    response.headers["connection"] = "close"
+                    await response(scope, receive, send)
+                else:
+                    await _too_large(send, limit)
                 return
         seen = 0
 
@@ -91,7 +126,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise HTTPException(413, f"the request body is larger than {limit:,} bytes")
+                    raise BodyTooLarge(limit)
             return message
 
         await self.app(scope, counted, send)

@@ -483,3 +483,59 @@ def test_a_bad_waybill_below_a_blank_row_is_marked_in_the_row_that_shows_it(clie
     bad = table_inputs(response.text)["waybills.0.number"]
     assert 'value="XYZ"' in bad and 'aria-invalid="true"' in bad
     assert "Row 1 Waybill number: " in response.text
+
+
+def camera_png(megabytes: float) -> bytes:
+    """A valid PNG of about `megabytes` MB, as a phone camera's photo weighs (stored uncompressed:
+    random pixels do not compress)."""
+    import os
+    import struct
+    import zlib
+
+    width = 1000
+    height = int(megabytes * 1024 * 1024 / (3 * width)) + 1
+    raw = b"".join(b"\x00" + os.urandom(3 * width) for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw, 0)) + chunk(b"IEND", b""))
+
+
+def test_a_photo_of_a_few_megabytes_from_a_phone_is_accepted_with_the_form(client: TestClient, clock: ManualClock,
+                                                                            system: System) -> None:
+    ticket = open_form(client, clock)
+    response = client.post("/f/complaint", data={**FILLED, "_ticket": ticket},
+                           files=[("photos", ("破损.png", camera_png(3), "image/png"))])
+    assert response.status_code == 303
+    (record,) = system.forms.list("complaint")
+    assert record["photos"][0]["size"] > 3 * 1024 * 1024
+
+
+def test_a_photo_over_its_fields_limit_is_refused_beside_the_field_with_the_entries_kept(
+        client: TestClient, clock: ManualClock, system: System) -> None:
+    ticket = open_form(client, clock, "en")
+    response = client.post("/f/complaint?lang=en", data={**FILLED, "_ticket": ticket},
+                           files=[("photos", ("huge.png", camera_png(11), "image/png"))])
+    assert response.status_code == 422
+    assert 'id="f-photos-error">huge.png: The file is larger than 10 MB.' in response.text
+    assert 'value="华南物流客户"' in response.text
+    assert system.forms.count("complaint") == 0
+
+
+def test_files_too_large_for_the_form_are_refused_with_a_page_in_the_readers_language(client: TestClient) -> None:
+    boundary = "b" * 16
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"photos\"; filename=\"a.jpg\"\r\n"
+            "Content-Type: image/jpeg\r\n\r\n").encode() + b"x" * (21 * 1024 * 1024) + f"\r\n--{boundary}--\r\n".encode()
+    response = client.post("/f/complaint?lang=zh-CN", content=body,
+                           headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert response.status_code == 413 and response.headers["content-type"].startswith("text/html")
+    assert "<h1>提交的内容过大</h1>" in response.text and "合计超过 20 MB" in response.text
+
+
+def test_a_refused_customer_is_led_back_to_the_form_not_to_the_staff_sign_in(client: TestClient) -> None:
+    response = client.post("/f/complaint?lang=en", content=b"description=" + b"x" * (3 * 1024 * 1024),
+                           headers={"content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 413
+    assert 'href="/f/complaint?lang=en" id="error-home">Back to the page</a>' in response.text

@@ -263,6 +263,18 @@ def test_files_sent_with_a_comment_are_kept_with_it_and_linked_in_the_timeline(s
     assert ann.get(link.group(1)).content == b"%PDF-1.4\n%%EOF\n"
 
 
+def test_a_file_of_a_few_megabytes_may_be_sent_with_a_comment(system: System) -> None:
+    record = submit(system)
+    page = f"/records/ticket/{record}"
+    ann = client_for(system, "ann")
+    token = csrf_of(ann.get(page).text)
+    scan = b"%PDF-1.4\n" + b"0" * (3 * 1024 * 1024) + b"\n%%EOF\n"
+    response = ann.post(f"{page}/comment", data={"comment": "The signed delivery note", "csrf_token": token},
+                        files=[("files", ("note.pdf", scan, "application/pdf"))], follow_redirects=False)
+    assert response.status_code == 303
+    assert ">note.pdf</a>" in ann.get(page).text
+
+
 def test_an_empty_comment_is_refused_next_to_the_box(system: System) -> None:
     record = submit(system)
     page = f"/records/ticket/{record}"

@@ -119,6 +119,17 @@ def test_a_multipart_post_carries_the_token_in_its_fields(client: TestClient) ->
     assert response.status_code == 303 and not is_signed_in(client)
 
 
+def test_a_multipart_post_whose_token_comes_only_after_a_file_is_refused(client: TestClient) -> None:
+    token = signed_in(client)
+    boundary = "t" * 16
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="note"; filename="n.txt"\r\n\r\nx\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n'
+            f"--{boundary}--\r\n").encode()
+    response = client.post("/signout", content=body, follow_redirects=False,
+                           headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert response.status_code == 403 and is_signed_in(client)
+
+
 def test_the_api_with_a_session_cookie_needs_the_header(client: TestClient) -> None:
     token = signed_in(client)
     refused = client.post("/api/v1/forms/complaint/records", json=COMPLAINT)
