@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 import sqlalchemy as sa
 
+from engine.errors import did_you_mean
 from engine.expr import Names
 from engine.kinds import BuildContext, Dispatch
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
@@ -23,6 +24,8 @@ from reports.spec import (GRAINS, DashboardSpec, DatasetField, DatasetSpec, Dime
 from reports.sql import NotTranslatable, Translator, parse_condition
 
 EXPRESSION = {"type": "string", "description": "an expression over the dataset's fields"}
+_NUMBER_AGGREGATES = ("sum", "avg", "median", "percentile")
+"""Aggregates of numbers only (min and max also order text and dates)."""
 AGGREGATES = ("count", "count_distinct", "sum", "avg", "min", "max", "median", "percentile", "rate")
 RECORD_SYSTEM = {"id": "number", "query_no": "text", "status": "text", "created_at": "date",
                  "updated_at": "date", "created_by": "text"}
@@ -262,6 +265,13 @@ class DatasetKind:
             value = self._condition(doc, path + (agg,), raw[agg], names, ctx)
             if value is None:
                 return None
+            kind = getattr(names, "kinds", {}).get(raw[agg]) if isinstance(raw[agg], str) else None
+            if agg in _NUMBER_AGGREGATES and kind == "text":
+                # SQLite adds up text as 0 and PostgreSQL refuses it when the dashboard opens.
+                ctx.error(doc, path + (agg,), f"{agg} works on numbers, and '{raw[agg]}' holds text",
+                          code="invalid-measure",
+                          hint="count the records instead (count: true, with where:) or name a number field")
+                return None
         if "of" in raw and agg != "rate":
             ctx.error(doc, path + ("of",), "`of` belongs to a `rate` measure", code="invalid-measure", at_key=True)
         if "p" in raw and agg != "percentile":
@@ -401,8 +411,9 @@ class DashboardKind:
             if not found:
                 if "dataset" not in ctx.incomplete and not any(
                         raw["field"] in datasets[d].broken for d in used if d in datasets):
+                    known = {f for d in used if d in datasets for f in datasets[d].fields}
                     ctx.error(doc, ("filters", name, "field"), f"no dataset of this dashboard has a field '{raw['field']}'",
-                              code="unknown-reference")
+                              code="unknown-reference", hint=did_you_mean(str(raw["field"]), known))
                 ok = False
                 continue
             kind = found[0].kind
@@ -464,6 +475,11 @@ class DashboardKind:
             if dfield is None or dfield.origin == "handled_by":
                 ctx.unknown(doc, path + ("dimensions", i), "field", field_name,
                             [n for n, f in dataset.fields.items() if f.origin != "handled_by"])
+                return None
+            if dfield.kind == "date" and grain and grain not in GRAINS:
+                ctx.error(doc, path + ("dimensions", i), f"unknown grain '{grain}' of the date '{field_name}'",
+                          code="invalid-dimension",
+                          hint=did_you_mean(grain, GRAINS) or "grains: " + ", ".join(GRAINS))
                 return None
             if dfield.kind == "date" and grain not in GRAINS:
                 ctx.error(doc, path + ("dimensions", i), f"a date dimension needs a grain: {field_name}.month",

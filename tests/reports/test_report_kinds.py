@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.bundle_kit import problems
+from engine.bundle import validate_bundle
+from tests.engine.bundle_kit import problems, write_bundle
 from tests.reports.report_kit import FILES
+from web.system import build_registry
 
 DATASET = FILES["reports/tickets.yaml"]
 BOARD = FILES["dashboards/board.yaml"]
@@ -46,6 +48,21 @@ def test_a_measure_with_a_bad_expression_is_reported_once_not_as_unknown_in_widg
 def test_a_date_dimension_needs_a_grain(tmp_path: Path) -> None:
     board = BOARD.replace("dimensions: [created.month]", "dimensions: [created]")
     assert any("a date dimension needs a grain" in m for *_, m in errors(tmp_path, dashboards__board_yaml=board))
+
+
+def test_a_misspelt_date_grain_is_named_with_a_hint(tmp_path: Path) -> None:
+    """'created.mnth' used to be told it "needs a grain", though it had one, misspelt."""
+    board = BOARD.replace("dimensions: [created.month]", "dimensions: [created.mnth]")
+    found = errors(tmp_path, dashboards__board_yaml=board)
+    assert [m for *_, m in found] == ["unknown grain 'mnth' of the date 'created'"]
+
+
+def test_a_sum_of_a_text_field_is_refused_at_load(tmp_path: Path) -> None:
+    """SQLite adds text up as 0 and PostgreSQL refuses it: either way only the dashboard found out."""
+    dataset = DATASET.replace("amount: {sum: amount}", "amount: {sum: customer}")
+    found = errors(tmp_path, reports__tickets_yaml=dataset)
+    assert [(f, m) for f, _, _, m in found] == [
+        ("reports/tickets.yaml", "sum works on numbers, and 'customer' holds text")]
 
 
 def test_a_chart_gets_the_dimensions_it_draws(tmp_path: Path) -> None:
@@ -93,6 +110,14 @@ def test_a_month_rollup_needs_its_date(tmp_path: Path) -> None:
 def test_a_filter_must_name_a_field_of_a_widget_dataset(tmp_path: Path) -> None:
     board = BOARD.replace("customer: {field: customer}", "customer: {field: client}")
     assert any("no dataset of this dashboard has a field 'client'" in m for *_, m in errors(tmp_path, dashboards__board_yaml=board))
+
+
+def test_a_misspelt_filter_field_gets_a_hint(tmp_path: Path) -> None:
+    board = BOARD.replace("customer: {field: customer}", "customer: {field: custmer}")
+    write_bundle(tmp_path, {**FILES, "dashboards/board.yaml": board})
+    _bundle, diags = validate_bundle(tmp_path, build_registry(plugins=False))
+    (diag,) = [d for d in diags if d.severity == "error"]
+    assert diag.hint == "did you mean 'customer'?"
 
 
 def test_a_schedule_names_a_configured_channel(tmp_path: Path) -> None:
