@@ -108,6 +108,19 @@ def check(source: str, *, scope: Scope, functions: Kind[Any], file: str = "<expr
     return result
 
 
+def _syntax_hint(text: str) -> str:
+    """What an analyst most likely meant by an expression Python cannot read."""
+    try:
+        tree = ast.parse(text, mode="exec")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        tree = None
+    if tree is not None and len(tree.body) == 1 and isinstance(tree.body[0], (ast.Assign, ast.AnnAssign)):
+        return "to compare, write == (a single = would set a value): e.g. category == 'refund'"
+    if "&&" in text or "||" in text:
+        return "write `and` and `or` (not && and ||): e.g. amount > 1000 and category == 'refund'"
+    return "expressions use Python syntax, e.g. amount > 1000 and category == 'refund'"
+
+
 def _parse(text: str, positions: Positions, file: str, *,
            multiline: bool) -> tuple[ast.Expression | None, Diagnostic | None]:
     """Parse one expression. Text spread over several lines (a YAML `|` block) is parsed
@@ -136,8 +149,7 @@ def _parse(text: str, positions: Positions, file: str, *,
             col = len(lines[line - 1]) + 1 if 1 <= line <= len(lines) else 1
         message = f"syntax error: {exc.msg}"
         return None, Diagnostic(message, Span(file, max(line, 1), col), code="expr-syntax",
-                                hint="expressions use Python syntax, e.g. amount > 1000 and "
-                                     "category == 'refund'")
+                                hint=_syntax_hint(text))
     except (ValueError, TypeError) as exc:  # e.g. NUL characters
         return None, Diagnostic(f"syntax error: {exc}", Span(file, 1, 1), code="expr-syntax")
     except (RecursionError, MemoryError):

@@ -73,6 +73,17 @@ def test_non_expressions_are_syntax_errors(functions: Kind[Any], source: str) ->
     assert diag.code == "expr-syntax"
 
 
+def test_a_single_equals_sign_is_hinted_as_a_comparison(functions: Kind[Any]) -> None:
+    """`status = "open"` is the commonest slip; "invalid syntax" alone did not say what to write."""
+    (diag,) = diagnose('status = "open"', functions)
+    assert diag.code == "expr-syntax" and diag.hint is not None and diag.hint.startswith("to compare, write ==")
+
+
+def test_and_or_written_as_symbols_are_hinted_as_words(functions: Kind[Any]) -> None:
+    (diag,) = diagnose("amount > 1 && urgent", functions)
+    assert diag.hint is not None and diag.hint.startswith("write `and` and `or`")
+
+
 # ---------------------------------------------------------------- names and functions
 
 
