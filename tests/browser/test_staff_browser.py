@@ -165,6 +165,23 @@ def test_staff_pages_are_no_wider_than_a_phone(browser: Any, postal: LiveServer,
     assert page.locator("#nav-admin").is_visible() and page.locator("#sign-out").is_visible()
 
 
+def test_on_a_desktop_a_long_inbox_subject_wraps_and_the_action_stays_on_screen(browser: Any,
+                                                                                postal: LiveServer) -> None:
+    give_password(postal, "agent")
+    postal.system.forms.submit("complaint", {
+        "customer_name": "华东电子商务有限公司上海分公司第三物流中心" * 4, "contact_name": "陈先生",
+        "contact_phone": "13812345678", "occurred_at": "2026-11-20T10:30", "category": "transport_late",
+        "description": "十票快件超时三天未妥投。"}, actor="agent", channel="web")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, postal, "agent", lang="zh-CN")
+    page.goto(f"{postal.url}/inbox?lang=zh-CN")
+    action = page.locator("table.inbox tbody tr td.c-act").first.locator("button, a.button").first
+    box = action.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 1280
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    page.close()
+
+
 def phone_page_with_a_complaint(browser: Any, postal: LiveServer, username: str, path: str) -> Any:
     """A phone-sized page signed in as `username` at `path`, after one more complaint arrived."""
     give_password(postal, username)
