@@ -112,6 +112,18 @@ def _enqueue_statement(conn: Connection) -> PreparedQuery:
     return prepared
 
 
+_MESSAGE_COLUMNS = (O.c.id, O.c.message_id, O.c.channel, O.c.payload, O.c.subject, O.c.body,
+                    O.c.attempts, O.c.created_at)
+
+
+def _message(row: Any) -> OutboundMessage:
+    """A row of `_MESSAGE_COLUMNS` as its channel sees it."""
+    payload = row.payload or {}
+    return OutboundMessage(row.id, row.message_id, row.channel, tuple(payload.get("to") or ()),
+                           row.subject or "", row.body or "", dict(payload.get("data") or {}),
+                           row.attempts, row.created_at, payload.get("reply"))
+
+
 def _entry(row: Any) -> OutboxEntry:
     to = tuple((row.payload or {}).get("to") or ())
     return OutboxEntry(row.id, row.message_id, row.channel, to, row.subject or "", row.status,
@@ -225,13 +237,10 @@ class Outbox:
                         # A row still 'sending' was claimed by a relay that died: it may have
                         # been delivered already, so this send is a possible duplicate.
                         duplicates=O.c.duplicates + sa.case((O.c.status == "sending", 1), else_=0))
-                .returning(O.c.id, O.c.message_id, O.c.channel, O.c.payload, O.c.subject, O.c.body,
-                           O.c.attempts, O.c.created_at)
+                .returning(*_MESSAGE_COLUMNS)
             ).all()
         rows.sort(key=lambda r: r.id)
-        return [OutboundMessage(r.id, r.message_id, r.channel, tuple((r.payload or {}).get("to") or ()),
-                                r.subject or "", r.body or "", dict((r.payload or {}).get("data") or {}),
-                                r.attempts, r.created_at, (r.payload or {}).get("reply")) for r in rows]
+        return [_message(r) for r in rows]
 
     def _send_one(self, message: OutboundMessage, now: datetime) -> bool:
         try:
@@ -251,6 +260,23 @@ class Outbox:
         if marked != 1:
             log.warning("outbox message %s was sent but another relay had taken it over "
                         "(lease %s too short for the channel?)", message.id, self.lease)
+        return True
+
+    def delivered_with(self, outbox_id: int, answer: Any) -> bool:
+        """Mark a pending message delivered, with `answer` as what its receiver answered, without
+        sending it: how a scenario plays the other system. False when it is not pending."""
+        now = self.runtime.clock.now()
+        with transaction(self.runtime.db) as conn:
+            row = conn.execute(
+                O.update().where(O.c.id == outbox_id, O.c.status == "pending")
+                .values(status="sent", sent_at=now, next_attempt_at=None, attempts=O.c.attempts + 1)
+                .returning(*_MESSAGE_COLUMNS)
+            ).first()
+            if row is None:
+                return False
+            message = _message(row)
+            if message.reply is not None:
+                self._apply_reply(conn, message, answer)
         return True
 
     def _apply_reply(self, conn: Connection, message: OutboundMessage, answer: Any) -> None:

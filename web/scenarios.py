@@ -57,6 +57,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "withdraw": ("by", "comment"),
     "reopen": ("by", "comment"),
     "note": ("by",),
+    "reply": ("with",),
     "follow": (),
     "wait": (),
     "expect": (),
@@ -104,6 +105,9 @@ SCENARIO_SCHEMA: dict[str, Any] = {
                 "withdraw": {"type": "boolean"}, "reopen": _TEXT, "note": _TEXT, "comment": _TEXT,
                 "follow": {**_TEXT, "description": "a form: the later steps act on its newest record "
                                                    "(one a rule or flow created)"},
+                "reply": {**_TEXT, "description": "a channel: the system behind it answers the record's "
+                                                  "message (a webhook action with `answer:`) with `with`"},
+                "with": {"description": "the JSON another system answers with (`reply`)"},
                 "wait": {"type": ["string", "number"]}, "expect": _EXPECT,
                 "by": _TEXT, "to": _TEXT, "values": {"type": "object"}, "outcome": _TEXT,
                 "return_to": _TEXT, "fails": {"type": "string"},
@@ -373,6 +377,22 @@ class _Run:
         if not newest:
             raise StepFailed(f"no {form} record was created", ("follow",))
         self.form, self.record_id = form, int(newest[0]["id"])
+
+    def do_reply(self, step: Mapping[str, Any]) -> None:
+        """The system behind a channel answers the record's newest message that asks for an
+        answer (nothing is sent: the scenario plays the other system)."""
+        form, record_id = self._record()
+        channel = step["reply"]
+        with read_transaction(self.system.db) as conn:
+            rows = conn.execute(sa.select(outbox.c.id, outbox.c.payload)
+                                .where(outbox.c.channel == channel, outbox.c.status == "pending")
+                                .order_by(outbox.c.id.desc())).all()
+        waiting = [r.id for r in rows if (r.payload or {}).get("reply", {}).get("form") == form
+                   and (r.payload or {}).get("reply", {}).get("record_id") == record_id]
+        if not waiting:
+            raise StepFailed(f"no message on channel '{channel}' about this {form} waits for an answer",
+                             ("reply",), hint="a webhook action with `answer:` queues one")
+        self.system.runtime.services["outbox"].delivered_with(waiting[0], step.get("with"))
 
     def do_note(self, step: Mapping[str, Any]) -> None:
         form, record_id = self._record()

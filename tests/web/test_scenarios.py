@@ -264,3 +264,47 @@ def test_docket_schema_writes_the_scenario_schema_for_editors(tmp_path: Path) ->
     assert main(["schema", "--out", str(tmp_path)]) == 0
     schema = json.loads((tmp_path / "scenario.schema.json").read_text("utf-8"))
     assert schema["title"] == "Docket scenario" and "expect" in schema["properties"]["steps"]["items"]["properties"]
+
+
+REPLY_READY = """\
+- complete: accept
+  by: agent
+  values: {urgency: normal}
+- complete: marketing_review
+  by: marketing
+  values: {marketing_assessment: 影响续约}
+- complete: operations_review
+  by: operations
+  values: {operations_finding: 中转延误}
+- complete: propose
+  by: agent
+  values: {compensation: 300, basis: 延误赔付条款 3.2}
+- follow: compensation
+"""
+
+
+def test_reply_plays_the_other_system_answering_the_records_message(tmp_path: Path) -> None:
+    result = run(tmp_path, REPLY_READY + textwrap.dedent("""\
+      - reply: erp
+        with: {voucher_no: FI-2026-000318}
+      - expect: {fields: {erp_voucher_no: FI-2026-000318}, history: [webhook.answered]}
+    """))
+    assert result.passed, [format_diagnostic(p) for p in result.problems]
+
+
+def test_an_answer_the_form_refuses_shows_on_the_trail_in_a_scenario(tmp_path: Path) -> None:
+    result = run(tmp_path, REPLY_READY + textwrap.dedent("""\
+      - reply: erp
+        with: {voucher_no: "FI-2026-000318-and-far-too-long-for-the-field"}
+      - expect: {fields: {erp_voucher_no: null}, history: [webhook.answer_refused]}
+    """))
+    assert result.passed, [format_diagnostic(p) for p in result.problems]
+
+
+def test_reply_without_a_message_waiting_for_an_answer_says_so_at_the_step(tmp_path: Path) -> None:
+    result = run(tmp_path, """\
+      - reply: erp
+        with: {voucher_no: FI-1}
+    """)
+    assert problem(result).startswith(f"{tmp_path / 'story.yaml'}:13:12: error: step 2 (reply erp): "
+                                      "no message on channel 'erp' about this complaint waits for an answer")
