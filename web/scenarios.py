@@ -221,7 +221,7 @@ def run_scenarios(bundle_root: Path, files: Sequence[Path] = (), *, db_folder: P
     built-in types and installed plugins). The bundle must be valid (DefinitionError
     otherwise)."""
     root = Path(bundle_root)
-    paths = list(files) or scenario_files(root)
+    paths = [_within(root, Path(f)) for f in files] or scenario_files(root)
     results = []
     # Loaded once for every file (a loaded bundle is immutable): ~0.3 s of each file's run.
     bundle = load_bundle(root, reported_registry(registry)) if paths else None
@@ -233,6 +233,17 @@ def run_scenarios(bundle_root: Path, files: Sequence[Path] = (), *, db_folder: P
             if on_result is not None:
                 on_result(result)
     return results
+
+
+def _within(root: Path, path: Path) -> Path:
+    """A scenario file as named on the command line: `scenarios/x.yaml` or `x.yaml` are read in
+    the bundle (or its scenarios folder) when no such file is where the command runs."""
+    if path.is_absolute() or path.exists():
+        return path
+    for candidate in (root / path, root / SCENARIO_FOLDER / path):
+        if candidate.is_file():
+            return candidate
+    return path
 
 
 def run_scenario_file(bundle_root: Path, path: Path, db_path: Path, *,

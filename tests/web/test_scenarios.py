@@ -308,3 +308,9 @@ def test_reply_without_a_message_waiting_for_an_answer_says_so_at_the_step(tmp_p
     """)
     assert problem(result).startswith(f"{tmp_path / 'story.yaml'}:13:12: error: step 2 (reply erp): "
                                       "no message on channel 'erp' about this complaint waits for an answer")
+
+
+def test_a_scenario_file_may_be_named_as_it_lies_in_the_bundle(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["test", str(POSTAL), "scenarios/delay_closed_by_the_frontline.yaml"]) == 0
+    assert main(["test", str(POSTAL), "delay_closed_by_the_frontline.yaml"]) == 0
+    assert capsys.readouterr().out.count("1 passed (1 scenarios)") == 2
