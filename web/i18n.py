@@ -58,6 +58,8 @@ UI: dict[str, dict[str, str]] = {
                              "Go back, attach fewer or smaller files, and send it again.",
                        "zh-CN": "表单及附件合计超过 {mb} MB，未能提交。请返回，减少附件或换用较小的文件后再提交。"},
     "error_back": {"en": "Back to the page", "zh-CN": "返回上一页"},
+    "comment_required_to": {"en": "Write a comment: one is needed to choose “{outcome}”.",
+                            "zh-CN": "选择“{outcome}”时必须填写意见。"},
     "honeypot": {"en": "Leave this empty", "zh-CN": "请勿填写"},
     "not_public": {"en": "This form is not open to the public.", "zh-CN": "此表单不对外开放。"},
     "sign_here": {"en": "Sign in the box with a finger, pen or mouse", "zh-CN": "请用手指、触控笔或鼠标在框内签名"},

@@ -33,7 +33,7 @@ from web.forms_body import read_form
 from web.offload import offload
 from web.printing import print_links
 from web.record_list import ListQuery, list_page
-from web.record_view import build_record_page
+from web.record_view import build_record_page, outcomes_of
 from web.staff import (duration_text, hidden_fields, holds, latest_instance, local_time, may_reassign, may_reopen,
                        may_withdraw, people_for, safe_next, status_labeller)
 from web.uploads import FILE_HEADERS, content_disposition
@@ -298,6 +298,11 @@ def routes(web: "Web") -> list[Route]:
             kept["errors"] = file_errors
             return await offload.run(lambda: render_record(
                 request, principal, form, record_id, status=422, posted={task["id"]: kept}))
+        if node is not None and not comment and outcome in {o.value for o in outcomes_of(node) if o.needs_comment}:
+            # Said here in the reader's language: the engine's own refusal is an English sentence.
+            kept["errors"] = {"comment": [comment_required_text(web, request, outcome)]}
+            return await offload.run(lambda: render_record(
+                request, principal, form, record_id, status=422, posted={task["id"]: kept}))
         version = str(posted.get("version", ""))
         try:
             await offload.run(lambda: system.flows.complete(
@@ -392,6 +397,13 @@ def _flow_of(web: "Web", task: dict[str, Any]) -> str:
     with read_transaction(web.system.db) as conn:
         return str(conn.execute(select(flow_instances.c.flow).where(
             flow_instances.c.id == task["instance_id"])).scalar())
+
+
+def comment_required_text(web: "Web", request: Request, outcome: str) -> str:
+    """"Write a comment to reject" in the reader's language (an analyst's own outcome by its name)."""
+    key = f"outcome_{outcome}"
+    label = web_text(web, request, key)
+    return web_text(web, request, "comment_required_to").format(outcome=outcome if label == key else label)
 
 
 def web_text(web: "Web", request: Request, key: str) -> str:

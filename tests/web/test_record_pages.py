@@ -131,6 +131,18 @@ def test_rejecting_without_the_required_comment_is_refused_next_to_the_comment(s
     assert open_task(system, record)["node"] == "approve"
 
 
+def test_the_missing_comment_is_asked_for_in_the_readers_language(system: System) -> None:
+    record = submit(system)
+    complete(client_for(system, "ann"), record, claimed(system, record), {"urgency": "high"})
+    task = claimed(system, record, "max")
+    max_ = client_for(system, "max")
+    max_.cookies.set("docket_lang", "zh-CN")
+    response = complete(max_, record, task, {"outcome": "reject"})
+    assert response.status_code == 422
+    assert '<p class="error" id="task-2-comment-error">选择“驳回”时必须填写意见。</p>' in response.text
+    assert "a comment is required" not in response.text
+
+
 def test_an_approval_offers_approve_reject_and_return(system: System) -> None:
     record = submit(system)
     complete(client_for(system, "ann"), record, claimed(system, record), {"urgency": "high"})
