@@ -57,6 +57,12 @@ TEXT: dict[str, dict[str, str]] = {
     "more": {"en": "Next page", "zh-CN": "下一页"},
     "click_hint": {"en": "Click a bar, slice or cell to see its records.", "zh-CN": "点击图中的柱、扇区或格子可查看对应记录。"},
     "total": {"en": "Total", "zh-CN": "合计"},
+    "dates_reversed": {"en": "“{filter}”: the start date is after the end date. The figures below are not filtered.",
+                       "zh-CN": "“{filter}”的开始日期晚于结束日期，下面显示的是未筛选的数据。"},
+    "bad_date": {"en": "“{filter}”: “{text}” is not a date. The figures below are not filtered.",
+                 "zh-CN": "“{filter}”中的“{text}”不是有效日期，下面显示的是未筛选的数据。"},
+    "bad_filters": {"en": "These filters cannot be used ({detail}). The figures below are not filtered.",
+                    "zh-CN": "筛选条件无法使用（{detail}），下面显示的是未筛选的数据。"},
 }
 PERIOD_PRESETS = ("last_7_days", "last_30_days", "last_90_days", "last_365_days", "this_month", "this_year")
 DRILL_PAGE = 100
@@ -113,12 +119,14 @@ def routes(web: "Web") -> list[Route]:
         principal, dashboard = opened(request)
         locale = web.locale_of(request)
         params = _params(request)
+        applied = params
         try:
             service().filters_from(dashboard, params)
             error = None
         except ReportRequestError as exc:
-            error, params = str(exc), {}
-        query = _filter_query(params)
+            # The widgets load unfiltered; the filter bar keeps what was typed, to correct it.
+            error, applied = _filter_problem(dashboard, params, locale) or _tr("bad_filters", locale, detail=str(exc)), {}
+        query = _filter_query(applied)
         return web.page(request, "dashboard.html", dashboard=dashboard, title=dashboard.text(locale),
                         description=label_text(dashboard.description, locale) if dashboard.description else "",
                         filters=_filter_controls(service(), dashboard, params, locale), query=query,
@@ -194,6 +202,28 @@ def routes(web: "Web") -> list[Route]:
         Route("/dashboards/{name}/widgets/{widget}.{fmt}", data, methods=["GET"]),
         Route("/dashboards/{name}/widgets/{widget}/records", drill, methods=["GET"]),
     ]
+
+
+def _filter_problem(dashboard: "DashboardSpec", params: Mapping[str, Sequence[str]], locale: str) -> str | None:
+    """What is wrong with a period's typed dates, in the reader's language (None when nothing
+    is): the report engine's own refusal is an English sentence naming the filter's code."""
+    from datetime import date
+
+    for name, spec in dashboard.filters.items():
+        if spec.type != "period":
+            continue
+        days: dict[str, date] = {}
+        for end in ("from", "to"):
+            text = (params.get(f"{name}_{end}") or [""])[-1]
+            if not text:
+                continue
+            try:
+                days[end] = date.fromisoformat(text)
+            except ValueError:
+                return _tr("bad_date", locale, filter=spec.text(locale), text=text[:40])
+        if "from" in days and "to" in days and days["from"] > days["to"]:
+            return _tr("dates_reversed", locale, filter=spec.text(locale))
+    return None
 
 
 def _filter_controls(reports: "ReportService", dashboard: "DashboardSpec", params: Mapping[str, Sequence[str]],

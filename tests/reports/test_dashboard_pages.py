@@ -109,3 +109,17 @@ def test_a_dashboard_closed_to_a_role_is_403(tmp_path) -> None:  # type: ignore[
     assert client_for(system, "bea").get("/dashboards/board").status_code == 200
     assert 'id="dashboard-board"' not in client_for(system, "cleo").get("/dashboards").text
     assert 'id="dashboard-board"' in client_for(system, "bea").get("/dashboards").text
+
+
+def test_reversed_dates_are_explained_in_the_readers_language_and_kept_to_correct(kit: System) -> None:
+    page = client_for(kit, "bea").get("/dashboards/board?period_from=2026-12-31&period_to=2026-01-01&lang=zh-CN")
+    assert page.status_code == 200
+    assert '<p class="notice notice-error" role="alert">' in page.text
+    assert "的开始日期晚于结束日期，下面显示的是未筛选的数据。" in page.text
+    assert "first day is after" not in page.text
+    assert 'value="2026-12-31"' in page.text and 'value="2026-01-01"' in page.text
+
+
+def test_a_date_that_is_no_date_is_named_in_the_message(kit: System) -> None:
+    page = client_for(kit, "bea").get("/dashboards/board?period_from=31.12.2026&lang=en")
+    assert "“31.12.2026” is not a date. The figures below are not filtered." in page.text
