@@ -23,7 +23,18 @@ from web.offload import offload
 if TYPE_CHECKING:
     from web.app import Web
 
-__all__ = ["kept_files", "read_kept_files", "store_files", "store_uploads"]
+__all__ = ["kept_files", "mark_file_limits", "read_kept_files", "store_files", "store_uploads"]
+
+
+def mark_file_limits(web: "Web", form: Any, sections: Iterable[Any]) -> None:
+    """Give each file input of a rendered form its field's size limit (`data-max-bytes`), so
+    the page can refuse a too-large photo when it is chosen (static/form.js) instead of after
+    the whole form has been sent, or refused unread for being larger than the page takes."""
+    service = web.system.runtime.services["attachments"]
+    for section in sections:
+        for widget in section.widgets:
+            if widget.kind == "file":
+                widget.attrs["data-max-bytes"] = str(service.limits_for(form.name, widget.name).max_bytes)
 
 
 def _file_fields(form: Any, only: Iterable[str] | None) -> list[str]:

@@ -223,3 +223,22 @@ def test_only_the_bad_waybill_cell_is_outlined_in_red(browser: Any, live_server:
     assert page.evaluate("document.activeElement.name") == "waybills.0.number"
     table.screenshot(path=str(SCREENSHOTS / "public-form-waybill-error.png"))
     context.close()
+
+
+def test_a_photo_too_large_for_its_field_is_flagged_when_chosen_and_the_form_is_not_sent(
+        browser: Any, live_server: LiveServer) -> None:
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/f/complaint?lang=zh-CN")
+    fill_complaint(page)
+    photos = page.get_by_label("现场照片")
+    photos.set_input_files(files=[{"name": "相机原图.jpg", "mimeType": "image/jpeg", "buffer": b"\xff" * (11 * 1024 * 1024)}])
+    note = page.locator("#f-photos-size")
+    assert note.is_visible() and note.inner_text() == "相机原图.jpg 超过 10 MB，请换一个较小的文件。"
+    live_server.clock.advance(timedelta(seconds=30))
+    page.get_by_role("button", name="提交").click()
+    assert page.url.endswith("/f/complaint?lang=zh-CN") and page.get_by_label("问题详细描述").input_value()
+    assert live_server.system.forms.count("complaint") == 0
+    photos.set_input_files(files=[])
+    assert note.count() == 0 and photos.get_attribute("aria-invalid") is None
+    context.close()

@@ -539,3 +539,10 @@ def test_a_refused_customer_is_led_back_to_the_form_not_to_the_staff_sign_in(cli
                            headers={"content-type": "application/x-www-form-urlencoded"})
     assert response.status_code == 413
     assert 'href="/f/complaint?lang=en" id="error-home">Back to the page</a>' in response.text
+
+
+def test_each_file_input_of_the_public_form_carries_its_fields_size_limit(client: TestClient) -> None:
+    html = client.get("/f/complaint?lang=en").text
+    photos = re.search(r'<input type="file" id="f-photos"[^>]*>', html)
+    assert photos and f'data-max-bytes="{10 * 1024 * 1024}"' in photos.group(0)
+    assert 'data-max-files-bytes="' in html and "is larger than {mb} MB: choose a smaller file." in html
