@@ -149,6 +149,28 @@ UI.update({
     "error_title": {"en": "Something went wrong", "zh-CN": "出错了"},
 })
 
+# The audit log's actions (web/auth.py audit() callers), by their code with '.' as '_': the log
+# keeps the code; the page names it in the reader's language and shows the code on hover.
+UI.update({
+    "audit_signin": {"en": "Signed in", "zh-CN": "登录"},
+    "audit_signin_failed": {"en": "Failed sign-in", "zh-CN": "登录失败"},
+    "audit_signout": {"en": "Signed out", "zh-CN": "退出登录"},
+    "audit_record_printed": {"en": "Printed a record", "zh-CN": "打印记录"},
+    "audit_export": {"en": "Exported records", "zh-CN": "导出记录"},
+    "audit_definitions_reload": {"en": "Reloaded the definitions", "zh-CN": "重新加载定义"},
+    "audit_records_migrated": {"en": "Migrated records", "zh-CN": "迁移记录"},
+    "audit_token_created": {"en": "Created an API token", "zh-CN": "创建 API 令牌"},
+    "audit_token_revoked": {"en": "Revoked an API token", "zh-CN": "吊销 API 令牌"},
+    "audit_user_created": {"en": "Added a user", "zh-CN": "新增用户"},
+    "audit_user_updated": {"en": "Changed a user", "zh-CN": "修改用户信息"},
+    "audit_user_permissions": {"en": "Changed a user's roles or department", "zh-CN": "修改用户角色或部门"},
+    "audit_user_password": {"en": "Set a password", "zh-CN": "设置密码"},
+    "audit_user_activated": {"en": "Activated a user", "zh-CN": "启用用户"},
+    "audit_user_deactivated": {"en": "Deactivated a user", "zh-CN": "停用用户"},
+    "audit_timer_retry": {"en": "Retried a timer", "zh-CN": "重试定时任务"},
+    "audit_outbox_retry": {"en": "Retried a message", "zh-CN": "重发消息"},
+})
+
 from web.staff_text import STAFF_UI  # noqa: E402 - the inbox, record and definitions pages' words
 
 UI.update(STAFF_UI)

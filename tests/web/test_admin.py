@@ -284,3 +284,11 @@ def test_the_audit_log_filters_by_actor_action_and_date(admin: TestClient, app, 
     later = admin.get("/admin/audit?from=2026-11-24").text.split("<tbody>")[1]
     assert "user.password" in later and "signin.failed" not in later
     assert admin.get("/admin/audit?from=yesterday").status_code == 400
+
+
+def test_the_audit_log_names_its_actions_in_the_readers_language(app) -> None:  # type: ignore[no-untyped-def]
+    admin = as_user(app, "admin")
+    post(admin, "/admin/users/finance/password", {"password": "a new long passphrase"}, page="/admin/users/finance")
+    rows = admin.get("/admin/audit?lang=zh-CN").text.split("<tbody>")[1]
+    assert '<td title="user.password">设置密码</td>' in rows
+    assert '<option value="user.password">设置密码</option>' in admin.get("/admin/audit?lang=zh-CN").text
