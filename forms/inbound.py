@@ -16,7 +16,8 @@ found in the payload:
 A string starting with `$` is a path (`$.a.b`, `$.items[0].name`, `$['key with space']`); any
 other string is an expression over `payload` (the whole JSON body), checked at load; numbers,
 booleans and `{value: ...}` are constants; `{path: ..., default: ...}` gives a path a fallback
-(`path` may list several paths, tried in order). In expressions a key the payload lacks reads
+(`path` may list several paths, tried in order). Constants and defaults are checked at load
+against the field, as a submitted value is (`default: norml` for a select is an error there). In expressions a key the payload lacks reads
 as empty, so `coalesce(payload.ticket.note, "")` works whether or not the sender sent it.
 The HTTP side (signature, timestamp, idempotency) is web/webhooks.py.
 """
@@ -35,6 +36,7 @@ from engine.kinds import BuildContext
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.types import Label, Span, label_text
 from engine.yamlsource import Document
+from forms.kind import check_written_value
 
 DEFAULT_TOLERANCE = 300
 """Seconds a signed timestamp may differ from the server's clock (replays older are refused)."""
@@ -218,6 +220,22 @@ def check_mappable(doc: Document, path: tuple[Any, ...], name: str, form: Any, c
     return True
 
 
+def check_constant(doc: Document, path: tuple[Any, ...], raw: Any, source: Mapping_, name: str,
+                   form: Any, ctx: BuildContext) -> bool:
+    """Whether the constant or the `default:` written at `path` for field `name` is a value the
+    field accepts (an error at the value when not): checked at load, not when a delivery
+    arrives. The field must be mappable (`check_mappable`)."""
+    if source.kind == "expr" or source.value is None:
+        return True
+    if source.kind == "value":
+        at, noun = (path + ("value",) if isinstance(raw, dict) else path), "constant"
+    else:
+        at, noun = path + ("default",), "default"
+    spec = form.fields[name]
+    return check_written_value(source.value, ctx.registry.field_types.get(spec.type), spec, ctx, doc, at,
+                               noun=noun, subject=f"field '{name}'", code="invalid-mapping")
+
+
 def build_source(doc: Document, path: tuple[Any, ...], raw: Any, ctx: BuildContext, *,
                  expressions: bool = True) -> Mapping_ | None:
     """Where one field's value comes from, as written at `path` (errors there when it cannot be
@@ -310,13 +328,16 @@ class WebhookKind:
         ok = True
         for name, raw in data["values"].items():
             path = ("values", name)
-            if form is not None and not check_mappable(doc, path, name, form, ctx):
+            mappable = form is not None and check_mappable(doc, path, name, form, ctx)
+            if form is not None and not mappable:
                 ok = False
             built = build_source(doc, path, raw, ctx)
             if built is None:
                 ok = False
             else:
                 values[name] = built
+                if mappable and not check_constant(doc, path, raw, built, name, form, ctx):
+                    ok = False
         external = None
         if "external_id" in data:
             try:
@@ -356,4 +377,4 @@ class WebhookKind:
 
 
 __all__ = ["DEFAULT_TOLERANCE", "MappingFailed", "Mapping_", "PathError", "WebhookKind", "WebhookSpec",
-           "build_source", "check_mappable", "follow", "lenient", "map_payload", "map_values", "parse_path"]
+           "build_source", "check_constant", "check_mappable", "follow", "lenient", "map_payload", "map_values", "parse_path"]

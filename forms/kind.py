@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -76,6 +77,27 @@ def _field_facts(resolved: dict[str, tuple[Any, OptionList | None]], raw_fields:
         if kind in VALUE_KINDS:
             kinds[name] = kind
     return single, multi, kinds
+
+
+def check_written_value(value: Any, field_type: Any, spec: FieldSpec, ctx: BuildContext, doc: Document,
+                        path: YamlPath, *, noun: str = "default", subject: str = "this field",
+                        code: str = "invalid-default") -> bool:
+    """Whether a value written in the YAML for a field (its `default:`, a webhook's constant)
+    is one the field accepts, as a submitted value is parsed; an error at `path` when not."""
+    if spec.opt("options") is not None and spec.choices is None:
+        return True  # its option list is unknown or broken, reported there: every value would fail
+    try:
+        field_type.parse(value, spec)
+    except FieldInvalid as exc:
+        values = spec.choices.values() if spec.choices is not None else set()
+        if isinstance(value, str) and values and value not in values:
+            ctx.error(doc, path, f"the {noun} '{value}' is not an option of {subject}", code=code,
+                      hint=did_you_mean(value, values) or "options: " + ", ".join(sorted(values)[:12]))
+        else:
+            shown = f"'{value}'" if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+            ctx.error(doc, path, f"the {noun} {shown} is not valid for {subject}: {exc.text()}", code=code)
+        return False
+    return True
 
 
 class FormKind:
@@ -247,18 +269,7 @@ class FormKind:
         # would be refused: saying so again at the default is only noise.
         lost_options = raw.get("options") is not None and choices is None
         if spec.default is not None and len(ctx.diags.errors) == before and not lost_options:
-            try:
-                field_type.parse(spec.default, spec)
-            except FieldInvalid as exc:
-                values = choices.values() if choices is not None else set()
-                if isinstance(spec.default, str) and values and spec.default not in values:
-                    ctx.error(doc, path + ("default",), f"the default '{spec.default}' is not an option "
-                              "of this field", code="invalid-default",
-                              hint=did_you_mean(spec.default, values)
-                              or "options: " + ", ".join(sorted(values)[:12]))
-                else:
-                    ctx.error(doc, path + ("default",), f"default is not valid for this field: {exc.text()}",
-                              code="invalid-default")
+            check_written_value(spec.default, field_type, spec, ctx, doc, path + ("default",))
         field_type.check(spec, ctx, doc, path)
         return field_type, spec
 

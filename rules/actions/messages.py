@@ -13,7 +13,7 @@ from engine.site import configured_public_url, lookup_url, record_url
 from engine.storage.db import savepoint
 from engine.types import YamlPath, label_text
 from engine.yamlsource import Document
-from forms.inbound import Mapping_, build_source, check_mappable, map_values
+from forms.inbound import Mapping_, build_source, check_constant, check_mappable, map_values
 from rules.actions.common import (RECIPIENT_SCHEMA, add_history, check_recipients, json_safe,
                                   resolve_recipients, write_fields)
 
@@ -200,7 +200,8 @@ class Webhook(BaseAction):
             for name, raw in options["answer"].items():
                 at = path + ("answer", name)
                 built = build_source(doc, at, raw, ctx, expressions=False)
-                if check_mappable(doc, at, name, form, ctx) and built is not None:
+                if check_mappable(doc, at, name, form, ctx) and built is not None \
+                        and check_constant(doc, at, raw, built, name, form, ctx):
                     answer[name] = built.to_json()
         return {"channel": options["channel"], "fields": options.get("fields"), "answer": answer}
 

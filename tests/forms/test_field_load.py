@@ -134,7 +134,7 @@ def test_a_computed_expression_is_checked_against_the_forms_fields(tmp_path: Pat
 
 def test_a_default_that_the_field_would_refuse_is_an_error(tmp_path: Path) -> None:
     found = bad_form(tmp_path, "  r:\n    type: rating\n    default: 7\n")
-    assert found == [("forms/bad.yaml", 5, 14, "default is not valid for this field: Choose a rating from 1 to 5.")]
+    assert found == [("forms/bad.yaml", 5, 14, "the default 7 is not valid for this field: Choose a rating from 1 to 5.")]
 
 
 def test_a_default_that_is_not_an_option_names_the_close_option(tmp_path: Path) -> None:

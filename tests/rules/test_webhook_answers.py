@@ -172,3 +172,13 @@ def test_a_path_that_cannot_be_read_is_an_error_at_its_position(tmp_path: Path) 
 def test_a_field_the_system_sets_cannot_take_an_answer(tmp_path: Path) -> None:
     (found,) = load_errors(tmp_path, "query_no: $.voucher.number")
     assert "'query_no'" in found
+
+
+def test_an_answer_default_that_is_not_an_option_is_an_error_at_the_default(tmp_path: Path) -> None:
+    (found,) = load_errors(tmp_path, "erp_status: {path: $.status, default: boked}")
+    assert found == "11:49: the default 'boked' is not an option of field 'erp_status'"
+
+
+def test_an_answer_constant_the_field_refuses_is_an_error_at_the_value(tmp_path: Path) -> None:
+    (found,) = load_errors(tmp_path, "booked_amount: {value: lots}")
+    assert found.startswith("11:34: the constant 'lots' is not valid for field 'booked_amount'")
