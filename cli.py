@@ -1,7 +1,9 @@
 """The `docket` command line: the composition root for validate, serve, submit, schema, db.
 
 Every command exits 0 on success and 1 with readable messages on a user error (an invalid
-bundle, a bad JSON file, a validation failure); a traceback means a bug in Docket.
+bundle, a bad JSON file, a validation failure). A command that writes records says in one
+`error:` line what it was storing when the database (or Docket) failed, its traceback only at
+`--log-level debug`; anywhere else a traceback means a bug in Docket.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ import logging
 import os
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
-from engine.errors import (ConflictError, DefinitionError, Diagnostic, NotFoundError, ValidationFailed,
-                           format_diagnostic)
+from engine.errors import (ConflictError, DefinitionError, Diagnostic, DocketError, NotFoundError,
+                           ValidationFailed, format_diagnostic)
+
+log = logging.getLogger("docket.cli")
 
 DEFAULT_BUNDLE = "definitions/postal_complaints"
 STARTER_BUNDLE = Path(__file__).resolve().parent / "definitions" / "starter"
@@ -33,6 +38,47 @@ def _print_plugin_problems(registry: object) -> None:
     """One `warning:` line per installed plugin that failed to load (docs/plugins.md)."""
     for problem in registry.problems:  # type: ignore[attr-defined]
         print(f"warning: {problem}", file=sys.stderr)
+
+
+class WriteFailed(DocketError):
+    """A command's write failed for a reason that is not in its input (the database refused, a
+    fault in Docket): `main` prints it as one `error:` line."""
+
+
+@contextmanager
+def _writing(what: str, db: str | None) -> Iterator[None]:
+    """Turn an unexpected failure while doing `what` ("storing a new complaint record from
+    c.json") into one line naming it, with the database's own reason; the traceback goes to the
+    log at debug (`--log-level debug`). What the command explains itself (invalid values, a
+    conflict) passes through, and so does a plugin's fault (`_explain_failure` shows it)."""
+    try:
+        yield
+    except (DocketError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        from engine.registry import plugin_in_traceback
+
+        if plugin_in_traceback(exc) is not None:
+            raise
+        log.debug("%s failed", what, exc_info=True)
+        raise WriteFailed(f"{what} failed: {_failure_reason(exc, db)} "
+                          "(--log-level debug shows the traceback)") from exc
+
+
+def _failure_reason(exc: Exception, db: str | None) -> str:
+    """Why a write failed, in one line: the database's own words and which database, never the
+    SQL or its parameters (they can hold personal data), never the password."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from engine.storage.db import database_url
+
+    if isinstance(exc, SQLAlchemyError):
+        orig = getattr(exc, "orig", None)
+        reason = str(orig).strip() if orig is not None else ""
+        reason = reason.splitlines()[0] if reason else type(exc).__name__
+        return f"{reason} (database {_safe_url(database_url(db))}){_database_hint(reason)}"
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -285,8 +331,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
         return 1
     system = boot(args.bundle, db_url=args.db)
     try:
-        result = system.forms.submit(args.form, data, actor=args.user, locale=args.locale,
-                                     idempotency_key=args.key, channel="cli")
+        with _writing(f"storing a new {args.form} record from {args.data}", args.db):
+            result = system.forms.submit(args.form, data, actor=args.user, locale=args.locale,
+                                         idempotency_key=args.key, channel="cli")
     except ValidationFailed as exc:
         for field, messages in exc.errors.items():
             for message in messages:
@@ -312,8 +359,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     start = end - timedelta(days=args.days)
     system = boot(args.bundle, db_url=args.db, clock=ManualClock(start))
     runner = DemoRunner(system.runtime, seed=args.seed)
-    result = runner.run(args.records, start=start, days=args.days,
-                        progress=lambda n: print(f"{n} records...", file=sys.stderr))
+    with _writing(f"filling the database with demo records of {args.bundle}", args.db):
+        result = runner.run(args.records, start=start, days=args.days,
+                            progress=lambda n: print(f"{n} records...", file=sys.stderr))
     print(json.dumps({"records": result.records, "completed_tasks": result.completed_tasks,
                       "open_tasks": result.open_tasks, "closed": result.closed}))
     return 0
@@ -368,7 +416,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"{args.file}: cannot read: {exc.strerror or exc}", file=sys.stderr)
         return 1
     system = boot(args.bundle, db_url=args.db)
-    with data:
+    with data, _writing(f"importing {args.file} into {args.form} records", args.db):
         report = import_records(system.forms, args.form, args.format, data, actor=args.user,
                                 locale=args.locale, mode="valid_rows" if args.valid_rows else "all_or_nothing")
     *problems, summary = report.lines(args.locale)
@@ -570,8 +618,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     status = 0
     for name, steps in pending.items():
         try:
-            for line in apply_form(system.forms, name, steps):
-                print(f"done: {line}")
+            with _writing(f"migrating the {name} record table", args.db):
+                for line in apply_form(system.forms, name, steps):
+                    print(f"done: {line}")
         except MigrationBlocked:
             print(f"{name}: not migrated: some steps are blocked (see above); nothing changed", file=sys.stderr)
             status = 1
@@ -780,6 +829,8 @@ DB_HELP = ("database URL (default: $DOCKET_DATABASE_URL, else sqlite:///var/dock
            "postgresql+psycopg://USER:PASSWORD@HOST:5432/DB, tables in a schema of it: add "
            "?options=-csearch_path%%3DSCHEMA")
 LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
+WRITE_LOG_HELP = ("what Docket logs (default: warnings only); debug adds the traceback of a failure "
+                  "to store")
 LOG_HELP = ("what Docket and the web server log, with timestamps (default: %(default)s; info includes "
             "messages a demo logs instead of sending, debug every scheduler run)")
 
@@ -944,6 +995,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rename", action="append", metavar="FORM.OLD=NEW",
                    help="a field was renamed: move the values of column OLD into field NEW (repeatable)")
     p.add_argument("--apply", action="store_true", help="make the changes (default: only show the plan)")
+    p.add_argument("--log-level", choices=LOG_LEVELS, help=WRITE_LOG_HELP)
     p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("submit", help="submit a record from a JSON file",
@@ -955,6 +1007,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", help="submitting username")
     p.add_argument("--locale", default="en", help="language of error messages (en, zh-CN)")
     p.add_argument("--key", help="idempotency key: a retry with the same key returns the first record")
+    p.add_argument("--log-level", choices=LOG_LEVELS, help=WRITE_LOG_HELP)
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("demo", help="fill the database with synthetic records for the dashboards",
@@ -965,6 +1018,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=730, help="spread over this many days up to now (default 730)")
     p.add_argument("--seed", type=int, default=7, help="random seed (the same seed gives the same data)")
     p.add_argument("--db", help=DB_HELP)
+    p.add_argument("--log-level", choices=LOG_LEVELS, help=WRITE_LOG_HELP)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("files", help="uploaded files: sweep the ones nothing uses",
@@ -1003,6 +1057,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", help=DB_HELP)
     p.add_argument("--user", help="importing username (recorded as the records' creator)")
     p.add_argument("--locale", default="en", help="language of error messages (en, zh-CN)")
+    p.add_argument("--log-level", choices=LOG_LEVELS, help=WRITE_LOG_HELP)
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("tokens", help="API tokens for integrations (create, list, revoke)",
@@ -1083,7 +1138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_diagnostics(exc.diagnostics)
         print(f"{len(exc.diagnostics)} error(s): fix them and try again", file=sys.stderr)
         return 1
-    except (NotFoundError, ConflictError) as exc:
+    except (NotFoundError, ConflictError, WriteFailed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -1172,12 +1227,16 @@ def _database_failure(exc: Exception, db: str | None) -> str:
 
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
     url = _safe_url(database_url(db))
-    hint = ""
+    return f"error: cannot use the database {url}: {reason}{_database_hint(reason)}"
+
+
+def _database_hint(reason: str) -> str:
+    """What to check when the database gave `reason` ("; ..."), or nothing."""
     if "readonly" in reason or "read-only" in reason:
-        hint = "; the database file and its folder must be writable by this user (SQLite adds -wal and -shm files)"
-    elif "unable to open" in reason:
-        hint = "; check the path and that its folder is writable"
-    return f"error: cannot use the database {url}: {reason}{hint}"
+        return "; the database file and its folder must be writable by this user (SQLite adds -wal and -shm files)"
+    if "unable to open" in reason:
+        return "; check the path and that its folder is writable"
+    return ""
 
 
 if __name__ == "__main__":

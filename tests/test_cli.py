@@ -108,6 +108,65 @@ def test_submit_refuses_a_file_that_is_not_json(tmp_path: Path, capsys: pytest.C
     assert "cannot read JSON" in capsys.readouterr().err
 
 
+def fail_in_storage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make storing any record fail as a damaged database file would."""
+    import sqlite3
+
+    from sqlalchemy.exc import DatabaseError
+
+    def broken(*_args: object, **_kwargs: object) -> str:
+        raise DatabaseError("INSERT INTO dk_counters ...", {"phone": "13812345678"},
+                            sqlite3.DatabaseError("database disk image is malformed"))
+
+    monkeypatch.setattr("forms.records.allocate", broken)
+
+
+def test_a_storage_failure_in_submit_is_one_error_line_naming_the_form_and_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "complaint.json"
+    data.write_text(json.dumps(COMPLAINT, ensure_ascii=False), "utf-8")
+    db = f"sqlite:///{tmp_path / 'docket.db'}"
+    fail_in_storage(monkeypatch)
+    assert main(["submit", str(POSTAL), "complaint", "--data", str(data), "--db", db]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"error: storing a new complaint record from {data} failed: database disk image is "
+                   f"malformed (database {db}) (--log-level debug shows the traceback)\n")
+
+
+def test_a_storage_failure_in_submit_never_shows_the_sql_or_its_values(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "complaint.json"
+    data.write_text(json.dumps(COMPLAINT, ensure_ascii=False), "utf-8")
+    fail_in_storage(monkeypatch)
+    assert main(["submit", str(POSTAL), "complaint", "--data", str(data), "--db",
+                 f"sqlite:///{tmp_path / 'docket.db'}"]) == 1
+    err = capsys.readouterr().err
+    assert "INSERT" not in err and "13812345678" not in err and "Traceback" not in err
+
+
+def test_a_storage_failure_in_submit_logs_its_traceback_at_debug(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    data = tmp_path / "complaint.json"
+    data.write_text(json.dumps(COMPLAINT, ensure_ascii=False), "utf-8")
+    fail_in_storage(monkeypatch)
+    with caplog.at_level("DEBUG", logger="docket.cli"):
+        assert main(["submit", str(POSTAL), "complaint", "--data", str(data), "--db",
+                     f"sqlite:///{tmp_path / 'docket.db'}", "--log-level", "debug"]) == 1
+    (record,) = [r for r in caplog.records if r.name == "docket.cli"]
+    assert record.exc_info is not None and "storing a new complaint record" in record.getMessage()
+
+
+def test_a_storage_failure_in_import_is_one_error_line_naming_the_file_and_form(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = tmp_path / "complaints.csv"
+    rows.write_text("Key-account name,Contact person,Contact phone,When it happened,Category,What happened\r\n"
+                    "华北制造,刘女士,010-66668888,2025-11-21 09:00,Late in transit,延误\r\n", "utf-8")
+    fail_in_storage(monkeypatch)
+    assert main(["import", str(POSTAL), "complaint", str(rows), "--db", f"sqlite:///{tmp_path / 'docket.db'}"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: importing {rows} into complaint records failed: database disk image is malformed")
+
+
 def test_schema_writes_one_schema_per_kind(tmp_path: Path) -> None:
     assert main(["schema", "--out", str(tmp_path)]) == 0
     names = sorted(p.name for p in tmp_path.iterdir())
