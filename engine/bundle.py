@@ -102,6 +102,18 @@ def _yaml_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in YAML_SUFFIXES)
 
 
+def _nearby_folder(root: Path) -> str | None:
+    """A "did you mean" for a bundle folder that does not exist: a close name beside it."""
+    parent = root.parent
+    if not parent.is_dir():
+        return None
+    try:
+        siblings = [p.name for p in parent.iterdir() if p.is_dir() and (p / "bundle.yaml").is_file()]
+    except OSError:
+        return None
+    return did_you_mean(root.name, siblings)
+
+
 def _load_templates(root: Path, diags: Diagnostics) -> dict[str, str]:
     folder = root / TEMPLATE_FOLDER
     templates: dict[str, str] = {}
@@ -126,6 +138,15 @@ def validate_bundle(root: Path | str, registry: Registry) -> tuple[Bundle | None
     state = _Loading(root, registry)
     diags = state.diags
     manifest = root / "bundle.yaml"
+    if not root.is_dir():
+        exists = root.exists()
+        diags.error(f"'{display_path(root)}' is a file, not a bundle folder" if exists
+                    else f"the folder '{display_path(root)}' does not exist",
+                    Span(display_path(root), 1, 1), code="no-bundle",
+                    hint=(f"give the folder holding it: {display_path(root.parent)}" if root.name == "bundle.yaml"
+                          else "give the bundle's folder, the one holding bundle.yaml") if exists
+                    else _nearby_folder(root))
+        return None, diags.sorted()
     if not manifest.is_file():
         where = display_path(manifest)
         diags.error("no bundle.yaml: a bundle is a folder with bundle.yaml at its top",
@@ -149,9 +170,11 @@ def validate_bundle(root: Path | str, registry: Registry) -> tuple[Bundle | None
     known_folders = {k.folder for k in kinds} | {TEMPLATE_FOLDER, SCENARIO_FOLDER}
     for child in sorted(root.iterdir()):
         if child.is_dir() and not child.name.startswith(".") and child.name not in known_folders:
+            close = did_you_mean(child.name, known_folders)
             diags.warning(f"folder '{child.name}' is not a definition folder and is ignored",
                           Span(display_path(child), 1, 1), code="unknown-folder",
-                          hint="definition folders: " + ", ".join(sorted(known_folders)))
+                          hint=(close.replace("'?", "/'?") if close else
+                                "definition folders: " + ", ".join(sorted(known_folders))))
     for kind in kinds:
         built = definitions.setdefault(kind.name, {})
         origin: dict[str, str] = {}

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from engine.channels.base import ENV_NAME_PATTERN, ENV_SUFFIX, ChannelConfig
-from engine.errors import Diagnostics, did_you_mean
+from engine.errors import Diagnostics, did_you_mean, plural
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.types import Label, YamlPath, label_text
 from engine.yamlsource import Document
@@ -191,7 +191,7 @@ def _unknown(doc: Document, diags: Diagnostics, path: YamlPath, what: str, name:
              known: Iterable[str]) -> None:
     """An unknown name in bundle.yaml, with a did-you-mean hint as elsewhere (`BuildContext.unknown`)."""
     names = sorted(known)
-    hint = did_you_mean(name, names) or (f"known {what}s: {', '.join(names)}" if names else None)
+    hint = did_you_mean(name, names) or (f"known {plural(what)}: {', '.join(names)}" if names else None)
     diags.error(f"unknown {what} '{name}'", doc.source_map.value(path), code="unknown-reference",
                 hint=hint, yaml_path=path)
 

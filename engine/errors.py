@@ -177,3 +177,24 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A 'did you mean ...?' hint for a misspelt name, or None if nothing is close."""
     matches = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
     return f"did you mean '{matches[0]}'?" if matches else None
+
+
+_IRREGULAR_PLURALS = {"status": "statuses", "index": "indexes", "child": "children", "person": "people",
+                      "analysis": "analyses", "criterion": "criteria"}
+
+
+def plural(noun: str) -> str:
+    """The plural of a noun naming what a hint lists: "statuses", "template files", "policies";
+    "dimension or measure" -> "dimensions or measures"."""
+    if " or " in noun:
+        return " or ".join(plural(part) for part in noun.split(" or "))
+    head, _, last = noun.rpartition(" ")
+    prefix = head + " " if head else ""
+    if last in _IRREGULAR_PLURALS:
+        return prefix + _IRREGULAR_PLURALS[last]
+    if last.endswith(("s", "x", "z", "ch", "sh")):
+        return prefix + last + "es"
+    if len(last) > 1 and last.endswith("y") and last[-2] not in "aeiou":
+        return prefix + last[:-1] + "ies"
+    return prefix + last + "s"
+

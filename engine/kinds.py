@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Protocol
 
-from engine.errors import Diagnostics, ExpressionError, did_you_mean
+from engine.errors import Diagnostics, ExpressionError, did_you_mean, plural
 from engine.types import Span, YamlPath
 from engine.yamlsource import Document
 
@@ -109,7 +109,7 @@ class BuildContext:
         hint = did_you_mean(name, names)
         if hint is None and names:
             shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
-            hint = f"known {what}s: {shown}"
+            hint = f"known {plural(what)}: {shown}"
         self.error(doc, path, f"unknown {what} '{name}'", code=code, hint=hint, at_key=at_key)
 
     def expression(self, doc: Document, path: YamlPath, names: Any, *, source: str | None = None) -> Any:

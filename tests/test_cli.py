@@ -367,3 +367,16 @@ def db_options() -> dict[str, argparse.Action]:
 def test_every_db_option_names_its_default_and_postgresql(command: str) -> None:
     help_text = db_options()[command].help or ""
     assert "sqlite:///var/docket.db" in help_text and "postgresql+psycopg://" in help_text
+
+
+def test_validate_says_a_bundle_folder_that_does_not_exist_does_not_exist(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(tmp_path / "missing")]) == 1
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "no bundle.yaml" not in err
+
+
+def test_validate_given_bundle_yaml_itself_names_its_folder(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(POSTAL / "bundle.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert "is a file, not a bundle folder" in err and f"give the folder holding it: {os.path.relpath(POSTAL)}" in err

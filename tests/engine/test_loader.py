@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.bundle import load_bundle, validate_bundle
-from engine.errors import DefinitionError, format_diagnostic
+from engine.bundle import display_path, load_bundle, validate_bundle
+from engine.errors import DefinitionError, Diagnostics, format_diagnostic, plural
+from engine.kinds import BuildContext
+from engine.yamlsource import load_yaml
 from tests.engine.bundle_kit import MINI, diagnostics, problems, write_bundle
 from web.system import build_registry
 
@@ -312,6 +314,23 @@ def test_a_missing_bundle_yaml_is_reported(tmp_path: Path) -> None:
     assert [(f, l, c) for f, l, c, _ in found] == [("bundle.yaml", 1, 1)]
 
 
+def test_a_bundle_folder_that_does_not_exist_is_reported_as_missing(tmp_path: Path) -> None:
+    _bundle, diags = validate_bundle(tmp_path / "nowhere", build_registry(plugins=False))
+    assert [d.message for d in diags] == [f"the folder '{display_path(tmp_path / 'nowhere')}' does not exist"]
+
+
+def test_a_missing_bundle_folder_suggests_a_bundle_with_a_close_name(tmp_path: Path) -> None:
+    write_bundle(tmp_path / "postal_complaints", {})
+    _bundle, (diag,) = validate_bundle(tmp_path / "postal_complaint", build_registry(plugins=False))
+    assert diag.hint == "did you mean 'postal_complaints'?"
+
+
+def test_a_file_given_as_the_bundle_is_reported_as_not_a_folder(tmp_path: Path) -> None:
+    write_bundle(tmp_path, {})
+    _bundle, diags = validate_bundle(tmp_path / "bundle.yaml", build_registry(plugins=False))
+    assert [d.message for d in diags] == [f"'{display_path(tmp_path / 'bundle.yaml')}' is a file, not a bundle folder"]
+
+
 def test_every_problem_of_every_file_is_reported_in_one_run(tmp_path: Path) -> None:
     form = MINI["forms/ticket.yaml"].replace("type: text", "type: txt")
     flow = MINI["flows/ticket_flow.yaml"].replace("{role: agent}", "{role: agnet}")
@@ -326,6 +345,28 @@ def test_an_unknown_folder_is_a_warning_not_an_error(tmp_path: Path) -> None:
     diags = diagnostics(tmp_path, {"form/ticket.yaml": MINI["forms/ticket.yaml"]})
     assert [d.severity for d in diags] == ["warning"]
     assert "form" in diags[0].message and diags[0].hint and "forms" in diags[0].hint
+
+
+def test_a_misspelt_definition_folder_suggests_the_right_one(tmp_path: Path) -> None:
+    (diag,) = diagnostics(tmp_path, {"form/ticket.yaml": MINI["forms/ticket.yaml"]})
+    assert diag.hint == "did you mean 'forms/'?"
+
+
+def test_the_hint_of_an_unknown_name_lists_statuses_not_statuss(tmp_path: Path) -> None:
+    doc = load_yaml("status: opn\n", "x.yaml", Diagnostics())
+    assert doc is not None
+    ctx = BuildContext(build_registry(plugins=False), Diagnostics())
+    ctx.unknown(doc, ("status",), "status", "zzz", ["open", "closed"])
+    (diag,) = ctx.diags
+    assert diag.hint == "known statuses: closed, open"
+
+
+@pytest.mark.parametrize("noun, plural_form", [
+    ("field", "fields"), ("status", "statuses"), ("policy", "policies"), ("key", "keys"),
+    ("template file", "template files"), ("dimension or measure", "dimensions or measures"),
+])
+def test_hints_name_what_they_list_in_the_plural(noun: str, plural_form: str) -> None:
+    assert plural(noun) == plural_form
 
 
 def test_load_bundle_raises_with_every_diagnostic(tmp_path: Path) -> None:
