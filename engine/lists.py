@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -18,10 +19,40 @@ _OPTION: dict[str, Any] = {
         "value": {"type": ["string", "integer"], "description": "stored value"},
         "label": LABEL_SCHEMA,
         "description": LABEL_SCHEMA,
-        "color": {"type": "string"},
+        "color": {"type": ["string", "null"], "description": 'a colour for the option: "#rrggbb" (in quotes)'},
         "children": {"type": "array", "items": {"$ref": "#/$defs/option"}},
     },
 }
+
+
+COLOR_PATTERN = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+"""An option's colour: CSS hex, `#rgb` or `#rrggbb`, the one form every page and chart can use as
+it is (and nothing a style attribute could be made to do more with)."""
+
+_NAMED_COLORS = {"red": "#d1242f", "green": "#1a7f37", "amber": "#bf8700", "yellow": "#bf8700",
+                 "orange": "#bc4c00", "blue": "#0969da", "purple": "#8250df", "grey": "#57606a",
+                 "gray": "#57606a", "black": "#1b1f24"}
+"""Colour words analysts write, and the hex of the same colour in Docket's own palette."""
+
+
+def check_color(raw: Any, ctx: BuildContext, doc: Document, path: tuple[Any, ...]) -> str | None:
+    """The colour written at `path` (the item's `color:`), or None with an error there when it is
+    not `#rgb` or `#rrggbb`."""
+    if raw is None:
+        ctx.error(doc, path, "the colour is empty", code="invalid-color",
+                  hint='put it in quotes, color: "#d1242f": unquoted, # starts a YAML comment')
+        return None
+    text = str(raw).strip()
+    if COLOR_PATTERN.fullmatch(text):
+        return text
+    if text.lower() in _NAMED_COLORS:
+        hint = f"write it as \"{_NAMED_COLORS[text.lower()]}\" ({text.lower()})"
+    elif re.fullmatch(r"[0-9a-fA-F]{3}|[0-9a-fA-F]{6}", text):
+        hint = f"did you mean \"#{text}\"?"
+    else:
+        hint = 'write it as "#rrggbb", e.g. "#d1242f" (red), "#bf8700" (amber), "#1a7f37" (green)'
+    ctx.error(doc, path, f"'{text}' is not a colour: write it as \"#rrggbb\"", code="invalid-color", hint=hint)
+    return None
 
 
 @dataclass(frozen=True)
@@ -110,7 +141,8 @@ class ListKind:
                 seen[value] = span.line
             children = tuple(option(c, path + ("children", i))
                              for i, c in enumerate(raw.get("children", [])))
-            return Option(value, raw.get("label", value), children, span, raw.get("color"))
+            color = check_color(raw["color"], ctx, doc, path + ("color",)) if "color" in raw else None
+            return Option(value, raw.get("label", value), children, span, color)
 
         options = tuple(option(o, ("items", i)) for i, o in enumerate(data["items"]))
         return OptionList(data["list"], data.get("label", data["list"]), options, doc.span(()))

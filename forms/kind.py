@@ -11,7 +11,7 @@ from engine.expr import Names
 from engine.expr.context import VALUE_KINDS
 from engine.errors import did_you_mean
 from engine.kinds import BuildContext, Dispatch
-from engine.lists import Option, OptionList
+from engine.lists import Option, OptionList, check_color
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.types import YamlPath
 from engine.yamlsource import Document
@@ -305,8 +305,9 @@ class FormKind:
         for i, item in enumerate(options):
             item_path = path + ("options", i)
             if isinstance(item, dict):
+                color = check_color(item["color"], ctx, doc, item_path + ("color",)) if "color" in item else None
                 items.append(Option(str(item["value"]), item.get("label", str(item["value"])), (),
-                                    doc.source_map.value(item_path), item.get("color")))
+                                    doc.source_map.value(item_path), color))
             else:
                 items.append(Option(str(item), str(item), (), doc.source_map.value(item_path)))
         values = [o.value for o in items]

@@ -21,7 +21,8 @@ OPTIONS_SCHEMA: dict[str, Any] = {
                 {"type": ["string", "integer"]},
                 {"type": "object", "required": ["value"], "additionalProperties": False,
                  "properties": {"value": {"type": ["string", "integer"]}, "label": LABEL_SCHEMA,
-                                "color": {"type": "string"}}},
+                                "color": {"type": ["string", "null"],
+                                          "description": 'a colour for the option: "#rrggbb" (in quotes)'}}},
             ]}},
     ],
 }
