@@ -13,6 +13,7 @@ from engine.bundle import validate_bundle
 from engine.clock import ManualClock
 from engine.errors import format_diagnostic
 from engine.identity import Principal
+from flows.kind import ENGINE_STATUSES
 from reports.demo import DemoRunner
 from web.scenarios import run_scenarios
 from web.system import boot, build_registry
@@ -24,6 +25,17 @@ def test_the_starter_bundle_loads_without_errors_or_warnings() -> None:
     bundle, diags = validate_bundle(STARTER, build_registry(plugins=False))
     assert diags == [], "\n".join(format_diagnostic(d) for d in diags)
     assert bundle is not None and bundle.meta.name == "starter"
+
+
+def test_every_status_the_engine_gives_a_request_has_words_in_the_progress_lookup() -> None:
+    """A withdrawn request showed the bare code `withdrawn` on /track: the engine sets it, so the
+    status list the lookup reads must name it (and `new`) in both languages."""
+    bundle, _diags = validate_bundle(STARTER, build_registry(plugins=False))
+    assert bundle is not None
+    statuses = bundle.definitions["list"][bundle.definitions["form"]["request"].lookup["statuses"]]
+    assert ENGINE_STATUSES <= statuses.values()
+    withdrawn = statuses.find("withdrawn")
+    assert withdrawn is not None and (withdrawn.text("zh-CN"), withdrawn.text("en")) == ("已撤回", "Withdrawn")
 
 
 def test_the_starter_bundle_scenarios_pass(tmp_path: Path) -> None:
