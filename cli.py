@@ -85,15 +85,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from engine.bundle import validate_bundle
     from web.system import build_registry
 
+    from web.scenario_check import check_scenarios
+
     registry = build_registry()
     _print_plugin_problems(registry)
     bundle, diagnostics = validate_bundle(args.bundle, registry)
+    if Path(args.bundle).is_dir():
+        # The scenarios `docket test` runs: their shape, and their names when the bundle loaded.
+        diagnostics = diagnostics + check_scenarios(args.bundle, bundle, registry)
     if args.format == "json":
         print(json.dumps([d.to_json() for d in diagnostics], ensure_ascii=False, indent=2))
     else:
         _print_diagnostics(diagnostics)
     errors = [d for d in diagnostics if d.severity == "error"]
-    if bundle is None:
+    if bundle is None or errors:
         if args.format != "json":
             print(f"{len(errors)} error(s) in {args.bundle}", file=sys.stderr)
         return 1

@@ -1,0 +1,134 @@
+"""`docket validate` on a bundle's scenario files (scenarios/*.yaml), without running them.
+
+Each file is read by the loader `docket test` uses (`web.scenarios.load_scenario`: its shape and
+its steps), then every name it uses is looked up in the loaded bundle: the forms it submits and
+follows, the flow steps it completes, claims, reassigns, reopens and answers, the users in `by`
+and `to` (the bundle's `demo_users`), the channels it replies on or counts messages of, and the
+fields in `values` and `expect.fields`. Steps act on the record of the last `submit` or
+`follow`, so the names of a step are those of that form. A misspelt name is a
+`file:line:col` error with a did-you-mean hint, found before a scenario runs into it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from engine.bundle import Bundle, display_path
+from engine.errors import Diagnostic, Diagnostics
+from engine.kinds import BuildContext
+from engine.outbox import configured_channels
+from engine.registry import Registry
+from engine.types import YamlPath
+from web.scenarios import ACTIONS, Scenario, load_scenario, scenario_files
+
+NODE_ACTIONS = ("complete", "claim", "reassign", "reopen", "answer")
+"""Steps that name a step (node) of the record's flow."""
+NO_RECORD_ACTIONS = ("submit", "follow", "wait")
+"""Steps that do not act on the current record."""
+
+
+def check_scenarios(root: Path | str, bundle: Bundle | None, registry: Registry) -> list[Diagnostic]:
+    """Every problem of the bundle's scenario files: their shape always, the names they use when
+    the bundle loaded (`bundle` not None)."""
+    diags = Diagnostics()
+    for path in scenario_files(Path(root)):
+        scenario = load_scenario(path, display_path(path), diags)
+        if scenario is not None and bundle is not None:
+            _Names(bundle, BuildContext(registry, diags, meta=bundle.meta)).check(scenario)
+    return diags.sorted()
+
+
+class _Names:
+    """What a scenario's names are checked against, and the walk over its steps."""
+
+    def __init__(self, bundle: Bundle, ctx: BuildContext):
+        self.ctx = ctx
+        self.forms: Mapping[str, Any] = bundle.all("form")
+        self.users = {user.username for user in bundle.meta.demo_users}
+        self.roles = set(bundle.meta.roles)
+        self.channels = set(configured_channels(bundle.meta))
+        self.nodes: dict[str, set[str]] = {}
+        for flow in bundle.all("flow").values():
+            self.nodes.setdefault(flow.form, set()).update(flow.nodes)
+
+    def check(self, scenario: Scenario) -> None:
+        doc, ctx = scenario.doc, self.ctx
+        current: str | None = None
+        lost = False  # the record's form is unknown (reported): its names cannot be checked
+        for i, step in enumerate(scenario.steps):
+            at: YamlPath = ("steps", i)
+            action = next(key for key in step if key in ACTIONS)
+            if action in ("submit", "follow"):
+                name = step[action]
+                if name in self.forms:
+                    current, lost = name, False
+                else:
+                    ctx.unknown(doc, at + (action,), "form", name, self.forms)
+                    current, lost = None, True
+            elif current is None:
+                if not lost and action not in NO_RECORD_ACTIONS:
+                    ctx.error(doc, at, "there is no record yet: begin the scenario with a `submit` step",
+                              code="scenario-no-record", at_key=True)
+                continue
+            self._people(doc, at, step)
+            if current is None:
+                continue
+            if action in NODE_ACTIONS:
+                self._node(doc, at + (action,), step[action], current)
+            if "return_to" in step:
+                self._node(doc, at + ("return_to",), step["return_to"], current)
+            if action == "reply":
+                self._channel(doc, at + ("reply",), step["reply"])
+            if isinstance(step.get("values"), dict):
+                self._fields(doc, at + ("values",), step["values"], current)
+            if action == "expect":
+                self._expect(doc, at + ("expect",), step["expect"], current)
+
+    def _people(self, doc: Any, at: YamlPath, step: Mapping[str, Any]) -> None:
+        for key in ("by", "to"):
+            if key in step and step[key] not in self.users:
+                self.ctx.unknown(doc, at + (key,), "user", step[key], self.users)
+
+    def _node(self, doc: Any, at: YamlPath, name: str, form: str) -> None:
+        nodes = self.nodes.get(form, set())
+        if not nodes:
+            self.ctx.error(doc, at, f"form '{form}' has no flow: there is no step '{name}' to work on",
+                           code="unknown-reference")
+        elif name not in nodes:
+            self.ctx.unknown(doc, at, "node", name, nodes)
+
+    def _channel(self, doc: Any, at: YamlPath, name: str, *, at_key: bool = False) -> None:
+        if name not in self.channels:
+            self.ctx.unknown(doc, at, "channel", name, self.channels, code="unknown-channel", at_key=at_key)
+
+    def _fields(self, doc: Any, at: YamlPath, values: Mapping[str, Any], form: str) -> None:
+        fields = self.forms[form].fields
+        for name in values:
+            if name not in fields:
+                self.ctx.unknown(doc, at + (name,), "field", name, fields, at_key=True)
+
+    def _expect(self, doc: Any, at: YamlPath, expect: Mapping[str, Any], form: str) -> None:
+        if isinstance(expect.get("fields"), dict):
+            self._fields(doc, at + ("fields",), expect["fields"], form)
+        wanted = expect.get("at")
+        if isinstance(wanted, str):
+            self._node(doc, at + ("at",), wanted, form)
+        elif isinstance(wanted, list):
+            for i, name in enumerate(wanted):
+                self._node(doc, at + ("at", i), name, form)
+        for node, want in (expect.get("tasks") or {}).items():
+            where = at + ("tasks", node)
+            if node not in self.nodes.get(form, set()):
+                self.ctx.unknown(doc, where, "node", node, self.nodes.get(form, set()), at_key=True)
+            for i, role in enumerate(want.get("roles") or []):
+                if role not in self.roles:
+                    self.ctx.unknown(doc, where + ("roles", i), "role", role, self.roles)
+            for i, user in enumerate(want.get("users") or []):
+                if user not in self.users:
+                    self.ctx.unknown(doc, where + ("users", i), "user", user, self.users)
+        for channel in expect.get("messages") or {}:
+            self._channel(doc, at + ("messages", channel), channel, at_key=True)
+
+
+__all__ = ["check_scenarios"]
