@@ -146,6 +146,8 @@ KINDS: dict[str, tuple[dict[str, str], list[tuple[str, int, int, str]]]] = {
           - {value: phone}
         """}, [("lists/channel.yaml", 2, 1, "unknown key 'colour'"),
                ("lists/channel.yaml", 4, 20, "unknown key 'colour'"),
+               # read as the `color:` it misspells, and red is not written as a colour
+               ("lists/channel.yaml", 4, 28, "'red' is not a colour: write it as \"#rrggbb\""),
                ("lists/channel.yaml", 5, 13, "duplicate option value 'phone' (first at line 4)")]),
     "form": ({FORM: """\
         form: ticket
@@ -269,7 +271,7 @@ KINDS: dict[str, tuple[dict[str, str], list[tuple[str, int, int, str]]]] = {
           title: $.title
           urgncy: $.urgency
         """}, [("webhooks/intake.yaml", 4, 1, "unknown key 'colour'"),
-               ("webhooks/intake.yaml", 7, 11, "unknown field 'urgncy'")]),
+               ("webhooks/intake.yaml", 7, 3, "unknown field 'urgncy'")]),
     "template": ({"templates/letter.html": "<p>{{ record.title }}</p>\n", "templates/letter.yaml": """\
         template: letter
         form: ticket
