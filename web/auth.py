@@ -732,13 +732,18 @@ class AuthMiddleware:
 
 class _TokenPart:
     """Callbacks for python-multipart's push parser that keep the value of the part named
-    CSRF_FIELD (`token`), and note when a file part begins before it (`past_fields`)."""
+    CSRF_FIELD (`token`), and note when a file part begins before it, or more parts than a
+    page puts before it (`past_fields`)."""
 
     MAX_TOKEN = 512
+    MAX_PARTS = 20
+    """Parts looked at for the token: pages send it first, and a body of 100,000 tiny fields
+    must not be parsed part by part in Python before it is refused (RELIABILITY 49)."""
 
     def __init__(self) -> None:
         self.token: str | None = None
         self.past_fields = False
+        self._parts = 0
         self._header_field = bytearray()
         self._header_value = bytearray()
         self._disposition = b""
@@ -752,6 +757,9 @@ class _TokenPart:
         }
 
     def _part_begin(self) -> None:
+        self._parts += 1
+        if self._parts > self.MAX_PARTS:
+            self.past_fields = True
         self._disposition = b""
         self._in_token = False
         self._value = bytearray()
