@@ -244,7 +244,7 @@ def test_a_failing_scenario_is_shown_with_its_position_before_any_reload(
     response = post(admin, "/admin/scenarios?lang=zh-CN", page="/admin/reload?lang=zh-CN")
     count = len(list((bundle_dir / "scenarios").glob("*.yaml")))
     assert response.status_code == 422 and f"{count} 个场景中 {count - 1} 个通过。" in response.text
-    assert ("scenarios/delay_closed_by_the_frontline.yaml:15:18: error: step 2 (expect): "
+    assert ("scenarios/delay_closed_by_the_frontline.yaml:18:18: error: step 2 (expect): "
             "expected open steps [propose], found [accept]") in response.text
     assert app.state.web.system.bundle.hash == running
 
