@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from engine.expr.client import client_condition
 from engine.types import label_text
@@ -109,13 +109,19 @@ class Section:
     widgets: list[Widget] = field(default_factory=list)
 
 
+People = Callable[[str | None], Iterable[tuple[str, str]]]
+"""role (or None) -> the (username, display name) of the users a `user` field may name."""
+
+
 def form_view(form: CompiledForm, locale: str, *, values: Mapping[str, Any] | None = None,
               errors: Mapping[str, list[str]] | None = None,
-              only: Iterable[str] | None = None) -> list[Section]:
+              only: Iterable[str] | None = None, people: People | None = None) -> list[Section]:
     """The sections and widgets of `form` for a fill page in `locale`.
 
     `values` are what the user typed (shown again after an error), `errors` the validator's
-    messages per field; `only` limits the page to the fields a flow step may edit.
+    messages per field; `only` limits the page to the fields a flow step may edit. With
+    `people` (staff pages only: it names the staff), a `user` field is a list of the people
+    it may name, shown by their names, instead of a box for a user name.
     """
     values = values or {}
     errors = errors or {}
@@ -132,7 +138,12 @@ def form_view(form: CompiledForm, locale: str, *, values: Mapping[str, Any] | No
         if allowed is not None and name not in allowed:
             continue
         value = values.get(name) if name in values or errors else spec.default
+        offered = list(people(spec.opt("role"))) if people is not None and ftype.name == "user" else None
+        if offered is not None:
+            kind = "select"
         widget = _widget(spec, ftype, kind, locale, value, list(errors.get(name, ())))
+        if offered is not None:
+            widget.choices = _people_choices(offered, value)
         if kind == "table":
             widget.cell_errors = _cell_errors(widget, ftype, spec, errors, locale)
         sections[-1].widgets.append(widget)
@@ -187,6 +198,20 @@ def _widget(spec: FieldSpec, ftype: Any, kind: str, locale: str, value: Any,
             for depth, option, _ in spec.choices.walk()
         ]
     return widget
+
+
+def _people_choices(offered: list[tuple[str, str]], value: Any) -> list[Choice]:
+    """The people a user field offers, by name (user name beside it when two share a name); the
+    current value stays offered even when that person no longer is (left, or lost the role)."""
+    current = str(value) if value not in (None, "") else None
+    shown = [display for _u, display in offered]
+    choices = [Choice(username, display if shown.count(display) == 1 and display != username
+                      else f"{display} ({username})" if display != username else username,
+                      selected=username == current)
+               for username, display in offered]
+    if current is not None and current not in {u for u, _d in offered}:
+        choices.insert(0, Choice(current, current, selected=True))
+    return choices
 
 
 def _kept_files(value: Any) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from web.flow_diagram import node_text, render_svg
 from web.i18n import ui
 from web.form_files import kept_files
 from web.staff import (SlaChip, hidden_fields, holds, latest_instance, may_claim, may_reassign, may_reopen,
-                       may_withdraw, people_for, sla_states, worst_sla)
+                       may_withdraw, people_for, people_picker, sla_states, worst_sla)
 
 if TYPE_CHECKING:
     from web.app import Web
@@ -176,7 +176,7 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
     title = form.display(title_field, record.get(title_field), locale) if title_field and title_field not in hidden else ""
     return RecordPage(
         form=form_name, record_id=record_id, record=record, title=title,
-        groups=_field_groups(form, record, hidden, locale, record_id),
+        groups=_field_groups(form, record, hidden, locale, record_id, names),
         activity=[_activity(e, form, flow, hidden, locale, names, runtime.bundle) for e in entries],
         steps=[{"node": _node_label(flow, s.node, locale), "entered_at": s.entered_at, "left_at": s.left_at,
                 "wall": s.wall, "work": s.work, "by": names.get(s.completed_by or "", s.completed_by or ""),
@@ -219,7 +219,7 @@ def _panel(web: "Web", conn: Any, task: Mapping[str, Any], principal: Principal,
     if node.options.get("instructions"):
         panel.instructions = label_text(node.options["instructions"], locale, "")
     panel.customer_may_answer = node.options.get("customer") is not None
-    panel.summary = [_field_row(form, name, record.get(name), locale, int(task["record_id"]))
+    panel.summary = [_field_row(form, name, record.get(name), locale, int(task["record_id"]), names)
                      for name in node.options.get("show", []) if name in form.stored and name not in hidden]
     if mine:
         posted = posted or {}
@@ -232,7 +232,7 @@ def _panel(web: "Web", conn: Any, task: Mapping[str, Any], principal: Principal,
         values = kept_files(conn, web, form, posted.get("values") or {n: record.get(n) for n in editable},
                             record_id=int(task["record_id"]))
         panel.sections = form_view(form, locale, values=values, errors=panel.errors,
-                                   only=editable) if editable else []
+                                   only=editable, people=people_picker(conn)) if editable else []
         panel.comment = str(posted.get("comment") or "")
         panel.message = str(posted.get("message") or "")
     if panel.can_reassign:
@@ -241,7 +241,7 @@ def _panel(web: "Web", conn: Any, task: Mapping[str, Any], principal: Principal,
 
 
 def _field_groups(form: Any, record: Mapping[str, Any], hidden: set[str], locale: str,
-                  record_id: int) -> list[tuple[str | None, list[FieldRow]]]:
+                  record_id: int, names: Mapping[str, str]) -> list[tuple[str | None, list[FieldRow]]]:
     groups: list[tuple[str | None, list[FieldRow]]] = [(None, [])]
     for name, spec in form.spec.fields.items():
         ftype = form.types[name]
@@ -250,12 +250,14 @@ def _field_groups(form: Any, record: Mapping[str, Any], hidden: set[str], locale
             continue
         if name not in form.stored or name in hidden:
             continue
-        groups[-1][1].append(_field_row(form, name, record.get(name), locale, record_id))
+        groups[-1][1].append(_field_row(form, name, record.get(name), locale, record_id, names))
     return [(title, rows) for title, rows in groups if rows]
 
 
-def _field_row(form: Any, name: str, value: Any, locale: str, record_id: int) -> FieldRow:
-    """One stored field as the record page shows it: its text, or links to its files."""
+def _field_row(form: Any, name: str, value: Any, locale: str, record_id: int,
+               names: Mapping[str, str]) -> FieldRow:
+    """One stored field as the record page shows it: its text, or links to its files; a user
+    by their name."""
     ftype = form.types[name]
     row = FieldRow(name, form.spec.fields[name].text(locale), "")
     if getattr(ftype, "holds_attachments", False):
@@ -265,15 +267,22 @@ def _field_row(form: Any, name: str, value: Any, locale: str, record_id: int) ->
                       "image": ftype.name == "image"}
                      for item in (value or []) if isinstance(item, Mapping) and item.get("id")]
     else:
-        row.text = _display(form, name, value, locale)
+        row.text = _display(form, name, value, locale, names)
         row.kind = "long" if ftype.name in ("textarea", "rich_text", "subtable") else "text"
     return row
 
 
-def _display(form: Any, name: str, value: Any, locale: str) -> str:
+def _display(form: Any, name: str, value: Any, locale: str, names: Mapping[str, str] | None = None) -> str:
+    """A value as people read it (a user by their name when `names` has it)."""
+    if names is not None and form.types[name].name == "user" and isinstance(value, str) and value in names:
+        return names[value]
     try:
         return form.display(name, value, locale)
-    except Exception:  # noqa: BLE001 - a JSON value (from a history diff) a type cannot display
+    except Exception:  # noqa: BLE001 - a JSON value (from a history diff): read it as stored first
+        pass
+    try:
+        return form.display(name, form.types[name].from_db(value, form.spec.fields[name]), locale)
+    except Exception:  # noqa: BLE001 - a value its type cannot read back: shown as it was written
         return "" if value is None else str(value)
 
 
@@ -288,8 +297,8 @@ def _activity(entry: Mapping[str, Any], form: Any, flow: Any, hidden: set[str], 
     for name, pair in (data.get("changes") or {}).items():
         if name in hidden or name not in form.spec.fields or not isinstance(pair, (list, tuple)) or len(pair) != 2:
             continue
-        changes.append((form.field(name).text(locale), _display(form, name, pair[0], locale),
-                        _display(form, name, pair[1], locale)))
+        changes.append((form.field(name).text(locale), _display(form, name, pair[0], locale, names),
+                        _display(form, name, pair[1], locale, names)))
     detail = ""
     if entry["kind"] in ("task.reassigned", "task.delegated") and data.get("to"):
         detail = names.get(str(data["to"]), str(data["to"]))

@@ -35,7 +35,7 @@ from web.printing import print_links
 from web.record_list import ListQuery, list_page
 from web.record_view import build_record_page, outcomes_of
 from web.staff import (duration_text, hidden_fields, holds, latest_instance, local_time, may_reassign, may_reopen,
-                       may_withdraw, people_for, safe_next, status_labeller)
+                       may_withdraw, people_for, people_picker, safe_next, status_labeller)
 from web.uploads import FILE_HEADERS, content_disposition
 
 if TYPE_CHECKING:
@@ -127,9 +127,11 @@ def routes(web: "Web") -> list[Route]:
     def render_new(request: Request, form: Any, *, values: Any = None, errors: Any = None,
                    key: str | None = None, status: int = 200, form_error: str = "") -> Response:
         locale = web.locale_of(request)
+        with read_transaction(web.system.db) as conn:
+            sections = form_view(form, locale, values=values, errors=errors, people=people_picker(conn))
         return web.page(request, "record_new.html", status=status, form_name=form.name,
                         form_title=form.spec.text(locale), has_errors=bool(errors), form_error=form_error,
-                        sections=form_view(form, locale, values=values, errors=errors),
+                        sections=sections,
                         key=key or secrets.token_urlsafe(18), action=f"/records/{form.name}/new")
 
     async def render_new_again(request: Request, form: Any, data: dict[str, Any], **kw: Any) -> Response:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, or_, select
@@ -121,9 +121,15 @@ def may_reopen(flow: Any, flow_status: str, principal: Principal) -> bool:
 def people_for(conn: Connection, task: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Active users a task may be handed to: holders of its roles, its named candidates, its
     department's members; everyone active when the task names none of these."""
-    roles = list(task.get("candidate_roles") or [])
-    named = list(task.get("candidate_users") or [])
-    department = task.get("candidate_department")
+    return people_with(conn, roles=task.get("candidate_roles") or (), named=task.get("candidate_users") or (),
+                       department=task.get("candidate_department"))
+
+
+def people_with(conn: Connection, *, roles: Iterable[str] = (), named: Iterable[str] = (),
+                department: str | None = None) -> list[tuple[str, str]]:
+    """(username, display name) of the active users holding any of `roles`, named, or in
+    `department`, by user name; everyone active when none is given."""
+    roles, named = list(roles), list(named)
     query = select(users.c.username, users.c.display_name).where(users.c.is_active.is_(True))
     wanted: list[ColumnElement[bool]] = []
     if roles:
@@ -135,6 +141,18 @@ def people_for(conn: Connection, task: Mapping[str, Any]) -> list[tuple[str, str
     if wanted:
         query = query.where(or_(*wanted))
     return [(r.username, r.display_name or r.username) for r in conn.execute(query.order_by(users.c.username))]
+
+
+def people_picker(conn: Connection) -> Callable[[str | None], list[tuple[str, str]]]:
+    """What a `user` field offers on a staff page: the active users with the field's `role`
+    (everyone active without one), each role read once per page."""
+    seen: dict[str | None, list[tuple[str, str]]] = {}
+
+    def offered(role: str | None) -> list[tuple[str, str]]:
+        if role not in seen:
+            seen[role] = people_with(conn, roles=[role] if role else ())
+        return seen[role]
+    return offered
 
 
 def scoped_ids(runtime: Any, conn: Connection, form: str, principal: Principal,

@@ -1,0 +1,73 @@
+"""A `user` field on staff pages names people, not user names: a step offers the people the
+field may name (its `role`) by their names, and the record page and its timeline show them so.
+Changed amounts on the timeline read as money, as the fields above them do."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from engine.clock import ManualClock
+from engine.storage.db import read_transaction
+from engine.storage.tables import users
+from tests.flows.test_postal_flow import DELAY, POSTAL, Case, accept
+from tests.web.auth_kit import app_client, give_password, sign_in
+from web.system import System, boot
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> System:
+    system = boot(POSTAL, db_url=f"sqlite:///{tmp_path / 'docket.db'}",
+                  clock=ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)))
+    for name in ("agent", "admin"):
+        give_password(system, name)
+    return system
+
+
+def display_name(system: System, username: str) -> str:
+    with read_transaction(system.db) as conn:
+        return str(conn.execute(select(users.c.display_name).where(users.c.username == username)).scalar_one())
+
+
+def page_of(system: System, username: str, url: str) -> str:
+    client = app_client(system)
+    sign_in(client, username)
+    return client.get(url).text
+
+
+def test_a_step_offers_the_people_a_user_field_may_name_by_their_names(system: System) -> None:
+    case = Case(system, DELAY)
+    system.flows.claim(case.task("accept")["id"], "agent")
+    html = page_of(system, "agent", f"/records/complaint/{case.id}?lang=zh-CN")
+    (picker,) = re.findall(r'<select id="f-account_manager".*?</select>', html, re.S)
+    offered = re.findall(r'<option value="([^"]*)"', picker)
+    assert offered == ["", "accounts"]  # the account managers only (the field's role)
+    assert f'<option value="accounts">{display_name(system, "accounts")}</option>' in picker
+
+
+def test_a_person_no_longer_offered_stays_chosen(system: System) -> None:
+    case = Case(system, {**DELAY, "account_manager": "accounts"})
+    with system.db.begin() as conn:
+        conn.execute(users.update().where(users.c.username == "accounts").values(is_active=False))
+    system.flows.claim(case.task("accept")["id"], "agent")
+    html = page_of(system, "agent", f"/records/complaint/{case.id}")
+    (picker,) = re.findall(r'<select id="f-account_manager".*?</select>', html, re.S)
+    assert '<option value="accounts" selected>accounts</option>' in picker
+
+
+def test_the_record_page_shows_a_user_field_by_the_persons_name(system: System) -> None:
+    case = accept(system, DELAY, account_manager="accounts")
+    html = page_of(system, "admin", f"/records/complaint/{case.id}")
+    name = display_name(system, "accounts")
+    assert name != "accounts" and re.search(rf"<dd[^>]*>{re.escape(name)}</dd>", html)
+
+
+def test_a_changed_amount_reads_as_money_on_the_timeline(system: System) -> None:
+    case = accept(system, DELAY).assess(finance=False)
+    case.do("propose", "agent", {"compensation": "2000", "basis": "条款"})
+    html = page_of(system, "admin", f"/records/complaint/{case.id}")
+    assert "¥2,000.00" in html and "→ 2000.00" not in html and ">2000.00<" not in html
