@@ -23,8 +23,10 @@ class User(FieldType):
     name = "user"
     aliases = ("username", "person")
     value_kind = "text"
-    description = ("A user of Docket by user name (an account manager, the owner). The format is "
-                   "checked on input; `role` narrows the people a page offers.")
+    description = ("A user of Docket (an account manager, the owner), stored by user name. Staff "
+                   "pages offer the active users by their names (only those holding `role` when it "
+                   "is set) and show the value by the person's name; the API and imports take the "
+                   "user name, which must be an active user's (holding `role`).")
     options_schema = {"properties": {"role": {"type": "string", "pattern": NAME_PATTERN,
                                               "description": "offer only users with this role"}}}
     examples = ("account_manager:\n  type: user\n  label: {zh-CN: 客户经理, en: Account manager}\n  role: agent\n",)
