@@ -84,6 +84,12 @@ def _check_statuses(raw_nodes: dict[str, Any], form: Any, doc: Document, ctx: Bu
                 ctx.error(doc, path, f"status '{status}' is not in the list '{listed.name}' that names "
                           f"the statuses of form '{form.name}' (its lookup's `statuses`)",
                           code="unknown-status", hint=hint)
+    if "withdrawn" not in values:
+        # Any running record can be withdrawn by its submitter: the engine then sets this status.
+        ctx.warning(doc, ("form",), f"a record of form '{form.name}' becomes 'withdrawn' when its "
+                    f"submitter withdraws it, and the list '{listed.name}' that names its statuses has "
+                    "no 'withdrawn': the progress lookup would show the bare code",
+                    code="unknown-status", hint=f"add withdrawn (已撤回 / Withdrawn) to lists/ '{listed.name}'")
 
 
 class FlowKind:

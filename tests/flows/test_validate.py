@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cli import main
-from tests.engine.bundle_kit import MINI, problems, write_bundle
+from tests.engine.bundle_kit import MINI, diagnostics, problems, write_bundle
 
 GOOD = """\
     flow: ticket_flow
@@ -203,3 +203,16 @@ def test_a_status_outside_the_forms_status_list_is_an_error_at_it(tmp_path: Path
     assert found == [("flows/ticket_flow.yaml", 13, 13,
                       "status 'in_progres' is not in the list 'ticket_status' that names the statuses "
                       "of form 'ticket' (its lookup's `statuses`)")]
+
+
+def test_a_status_list_without_withdrawn_is_a_warning_at_the_flows_form(tmp_path: Path) -> None:
+    """Any submitter may withdraw a running record: the lookup would show 'withdrawn' bare."""
+    form = MINI["forms/ticket.yaml"].replace("numbering: T{seq:4}\n",
+                                             "numbering: T{seq:4}\n        lookup: {verify: title, statuses: ticket_status}\n")
+    found = [d for d in diagnostics(tmp_path, {"forms/ticket.yaml": form, "lists/ticket_status.yaml": STATUS_LIST,
+                                               "flows/ticket_flow.yaml": GOOD}) if d.code == "unknown-status"]
+    assert [(d.severity, d.span.line, d.span.col) for d in found] == [("warning", 2, 7)]  # type: ignore[union-attr]
+    assert "no 'withdrawn'" in found[0].message and "ticket_status" in (found[0].hint or "")
+    with_it = STATUS_LIST + "      - {value: withdrawn, label: 已撤回}\n"
+    assert [d for d in diagnostics(tmp_path / "2", {"forms/ticket.yaml": form, "lists/ticket_status.yaml": with_it,
+                                                    "flows/ticket_flow.yaml": GOOD}) if d.code == "unknown-status"] == []
