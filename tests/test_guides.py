@@ -76,6 +76,31 @@ def test_every_scenario_passes_after_the_site_survey_guide(site_survey: tuple[Pa
     assert failed == [] and len(results) == len(list((POSTAL / "scenarios").glob("*.yaml"))) + 2
 
 
+# -- connect-another-system.md -------------------------------------------------------------------
+@pytest.fixture
+def crm(tmp_path: Path) -> tuple[Path, list[str]]:
+    bundle = tmp_path / "my_change"
+    shutil.copytree(POSTAL, bundle)
+    return bundle, apply_guide(GUIDES / "connect-another-system.md", bundle)
+
+
+def test_the_crm_guide_edits_the_files_it_names(crm: tuple[Path, list[str]]) -> None:
+    _bundle, touched = crm
+    assert touched == ["bundle.yaml", "forms/complaint.yaml", "rules/complaint_rules.yaml",
+                       "scenarios/crm_answers_with_open_orders.yaml"]
+
+
+def test_the_crm_guide_gives_a_valid_bundle_whose_scenarios_all_pass(crm: tuple[Path, list[str]],
+                                                                      tmp_path: Path) -> None:
+    bundle, _ = crm
+    loaded, diags = validate_bundle(bundle, build_registry(plugins=False))
+    assert diags == [], "\n".join(format_diagnostic(d) for d in diags)
+    assert loaded is not None and "crm" in loaded.meta.channels
+    results = run_scenarios(bundle, db_folder=tmp_path / "dbs", registry=build_registry(plugins=False))
+    failed = [format_diagnostic(p) for r in results for p in r.problems]
+    assert failed == [] and len(results) == len(list((POSTAL / "scenarios").glob("*.yaml"))) + 1
+
+
 # -- run-on-a-server.md --------------------------------------------------------------------------
 SERVER_GUIDE = GUIDES / "run-on-a-server.md"
 DOCKET_COMMAND = re.compile(r"(?:^|[\s=])(?:\S*/)?docket(?:-admin)? (?P<args>(?:db|users|tokens|serve|worker|files|"
