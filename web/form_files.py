@@ -23,7 +23,18 @@ from web.offload import offload
 if TYPE_CHECKING:
     from web.app import Web
 
-__all__ = ["kept_files", "mark_file_limits", "read_kept_files", "store_files", "store_uploads"]
+__all__ = ["FORM_TEXT_ALLOWANCE", "files_budget", "kept_files", "mark_file_limits", "read_kept_files", "store_files",
+           "store_uploads"]
+
+FORM_TEXT_ALLOWANCE = 512 * 1024
+"""Of a page's body limit, what it keeps for the typed fields: the chosen files may fill the rest."""
+
+
+def files_budget(max_body: int) -> int:
+    """The bytes the files chosen on a page may take together (its form's `data-max-files-bytes`,
+    _widgets.html `file_checks`): the page's body limit less what its typed fields need, so the
+    page says "fewer or smaller files" instead of the whole post being refused unread."""
+    return max_body - FORM_TEXT_ALLOWANCE
 
 
 def mark_file_limits(web: "Web", form: Any, sections: Iterable[Any]) -> None:

@@ -31,7 +31,7 @@ from engine.types import label_text
 from forms.records import NEW_STATUS
 from forms.render import Section, form_view, parse_form_post
 from web.api import field_json, iso, json_object
-from web.form_files import read_kept_files, store_files
+from web.form_files import files_budget, mark_file_limits, read_kept_files, store_files
 from web.forms_body import read_form
 from web.json_answer import JSONAnswer
 from web.i18n import ui
@@ -124,8 +124,9 @@ def routes(web: "Web") -> list[Route]:
         prompt = _prompt(node, locale)
         fields = list(node.options.get("fields", []))
         shown = values if values is not None else {name: record.get(name) for name in fields}
-        widgets = [w for section in form_view(form, locale, values=shown, errors=errors or {}, only=fields)
-                   for w in section.widgets]
+        sections = form_view(form, locale, values=shown, errors=errors or {}, only=fields)
+        mark_file_limits(web, form, sections)  # a too-large photo is refused as it is chosen (form.js)
+        widgets = [w for section in sections for w in section.widgets]
         # One group without the staff form's section headings: the customer sees only the step.
         return CustomerStep(token=passes.issue(form.name, record["id"], int(task["id"])),
                             title="" if prompt else node.text(locale), prompt=prompt,
@@ -146,7 +147,7 @@ def routes(web: "Web") -> list[Route]:
         relook = lambda loc: f"/track?{urlencode({'lang': loc, 'query_no': record['query_no']})}"  # noqa: E731
         return web.page(request, "lookup.html", digits=digits_wanted(), result=result, failed=False,
                         query_no=record["query_no"], notice=notice, alert=alert, status=status,
-                        lang_url=relook)
+                        lang_url=relook, max_files_bytes=files_budget(MAX_ANSWER_BYTES))
 
     async def show(request: Request) -> Response:
         web.limit(request, "lookup-view", Limit(120, 60))

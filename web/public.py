@@ -19,7 +19,7 @@ from engine.errors import ValidationFailed
 from engine.types import label_text
 from forms.render import form_view, parse_form_post
 from web.antispam import HONEYPOT, TICKET, Expired, SpamSuspected
-from web.form_files import mark_file_limits, read_kept_files, store_files
+from web.form_files import files_budget, mark_file_limits, read_kept_files, store_files
 from web.forms_body import read_form
 from web.offload import offload
 from web.prefix import public_base
@@ -34,8 +34,6 @@ FORM_POSTS = Limit(10, 60)
 MAX_FORM_FIELDS = 500
 MAX_FORM_FILES = 10
 MAX_FORM_BYTES = 20 * 1024 * 1024
-FORM_TEXT_ALLOWANCE = 512 * 1024
-"""Of MAX_FORM_BYTES, what the page keeps for the typed fields: files may fill the rest."""
 QUERY_NO = re.compile(r"[A-Za-z0-9-]{0,64}")
 
 
@@ -57,7 +55,7 @@ def routes(web: "Web") -> list[Route]:
         return web.page(request, "form_fill.html", status=status,
                         form_title=form.spec.text(locale),
                         form_description=label_text(form.spec.description, locale, "") if form.spec.description else "",
-                        sections=sections, max_files_bytes=MAX_FORM_BYTES - FORM_TEXT_ALLOWANCE,
+                        sections=sections, max_files_bytes=files_budget(MAX_FORM_BYTES),
                         has_errors=bool(errors), notice=notice, ticket=ticket, wizard=form.spec.wizard,
                         action=f"/f/{form.name}?lang={locale}")
 

@@ -20,7 +20,7 @@ from flows.history import record_timeline
 from forms.render import Section, form_view
 from web.flow_diagram import node_text, render_svg
 from web.i18n import ui
-from web.form_files import kept_files
+from web.form_files import kept_files, mark_file_limits
 from web.staff import (SlaChip, hidden_fields, holds, latest_instance, may_claim, may_reassign, may_reopen,
                        may_withdraw, people_for, people_picker, sla_states, worst_sla)
 
@@ -233,6 +233,7 @@ def _panel(web: "Web", conn: Any, task: Mapping[str, Any], principal: Principal,
                             record_id=int(task["record_id"]))
         panel.sections = form_view(form, locale, values=values, errors=panel.errors,
                                    only=editable, people=people_picker(conn)) if editable else []
+        mark_file_limits(web, form, panel.sections)
         panel.comment = str(posted.get("comment") or "")
         panel.message = str(posted.get("message") or "")
     if panel.can_reassign:

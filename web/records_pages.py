@@ -28,7 +28,7 @@ from forms.attachments.limits import DEFAULT_LIMITS
 from forms.exchange import export_records
 from forms.render import form_view, parse_form_post
 from web import auth
-from web.form_files import read_kept_files, store_files, store_uploads
+from web.form_files import files_budget, mark_file_limits, read_kept_files, store_files, store_uploads
 from web.forms_body import read_form
 from web.offload import offload
 from web.printing import print_links
@@ -129,9 +129,10 @@ def routes(web: "Web") -> list[Route]:
         locale = web.locale_of(request)
         with read_transaction(web.system.db) as conn:
             sections = form_view(form, locale, values=values, errors=errors, people=people_picker(conn))
+        mark_file_limits(web, form, sections)
         return web.page(request, "record_new.html", status=status, form_name=form.name,
                         form_title=form.spec.text(locale), has_errors=bool(errors), form_error=form_error,
-                        sections=sections,
+                        sections=sections, max_files_bytes=files_budget(MAX_STEP_BYTES),
                         key=key or secrets.token_urlsafe(18), action=f"/records/{form.name}/new")
 
     async def render_new_again(request: Request, form: Any, data: dict[str, Any], **kw: Any) -> Response:
@@ -183,6 +184,8 @@ def routes(web: "Web") -> list[Route]:
                         when=lambda at: local_time(at, zone), took=lambda d: duration_text(d, locale),
                         has_sla="sla" in system.runtime.services, status_label=status_labeller(system.bundle, form, locale),
                         comment_error=comment_error, comment_text=comment_text, alert=alert,
+                        # The step form and the comment box check chosen files as the public form does.
+                        max_files_bytes=files_budget(MAX_STEP_BYTES), comment_file_bytes=DEFAULT_LIMITS.max_bytes,
                         prints=print_links(system.runtime, form.name, record_id, principal, locale))
 
     async def detail(request: Request) -> Response:

@@ -218,3 +218,32 @@ def test_on_a_phone_the_record_list_is_cards_with_labelled_columns(browser: Any,
     assert status.evaluate("td => getComputedStyle(td, '::before').content") == '"创建时间 "'
     assert status.bounding_box()["x"] + status.bounding_box()["width"] <= 390
     page.close()
+
+
+def test_a_file_too_large_for_a_comment_is_flagged_when_chosen_and_the_comment_is_not_sent(
+        browser: Any, helpdesk: LiveServer) -> None:
+    from forms.attachments.limits import DEFAULT_LIMITS
+    from tests.web.staff_kit import submit
+
+    give_password(helpdesk, "ann")
+    record = submit(helpdesk.system)
+    context = browser.new_context(viewport=DESKTOP, locale="en-GB")
+    page = context.new_page()
+    sign_in(page, helpdesk, "ann")
+    page.goto(f"{helpdesk.url}/records/ticket/{record}?lang=en")
+    page.fill("#new-comment", "The scan of the invoice")
+    files = page.locator("#new-comment-files")
+    files.set_input_files(files=[{"name": "scan.pdf", "mimeType": "application/pdf",
+                                  "buffer": b"%" * (DEFAULT_LIMITS.max_bytes + 1)}])
+    note = page.locator("#new-comment-files-size")
+    assert note.is_visible() and note.inner_text() == "scan.pdf is larger than 20 MB: choose a smaller file."
+    page.get_by_role("button", name="Post comment").click()
+    assert page.url.endswith(f"/records/ticket/{record}?lang=en")
+    assert page.input_value("#new-comment") == "The scan of the invoice"
+    files.set_input_files(files=[])
+    assert note.count() == 0
+    with page.expect_navigation():  # the refused try did not leave the form marked as sent
+        page.get_by_role("button", name="Post comment").click()
+    assert "notice=commented" in page.url
+    context.close()
+

@@ -251,3 +251,11 @@ def test_a_file_that_is_not_a_photo_is_refused_and_the_step_stays_open(client: T
                          files={"photos": ("box.png", b"<html><script>alert(1)</script></html>", "image/png")})
     assert answer.status_code == 422 and "box.png" in answer.text.split('id="customer-step"')[1]
     assert case.open() == ["more_info"] and system.forms.get("complaint", case.id)["supplement"] is None
+
+
+def test_the_answers_photo_input_carries_its_fields_size_limit(client: TestClient, system: System) -> None:
+    page = look_up(client, asked_for_information(system))
+    photos = re.search(r'<input type="file" id="f-photos"[^>]*>', page)
+    assert photos and f'data-max-bytes="{10 * 1024 * 1024}"' in photos.group(0)
+    assert re.search(r'<form method="post" action="/track/answer\?lang=zh-CN"[^>]*data-max-files-bytes="\d+"', page)
+    assert '/static/form.js' in page

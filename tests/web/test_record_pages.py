@@ -498,3 +498,49 @@ def test_fields_a_node_hides_from_its_people_never_reach_their_pages(system: Sys
     assert "margin 12%" not in client_for(system, "ann").get(page).text  # an agent: solve's role
     assert "margin 12%" not in client_for(system, "ann").get("/records/ticket/export.csv").content.decode("utf-8-sig")
     assert "margin 12%" in client_for(system, "max").get(page).text  # a manager sees everything
+
+
+# -- files too large are refused as they are chosen (static/form.js, as on the public form) ------
+def file_input(html: str, input_id: str) -> str:
+    found = re.search(rf'<input type="file" id="{input_id}"[^>]*>', html)
+    assert found, f"no file input {input_id}"
+    return found.group(0)
+
+
+def form_tag(html: str, action: str) -> str:
+    found = re.search(rf'<form method="post" action="{re.escape(action)}"[^>]*>', html)
+    assert found, f"no form posting to {action}"
+    return found.group(0)
+
+
+def test_a_steps_file_input_carries_its_fields_size_limit(system: System, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from web.form_files import files_budget
+    from web.records_pages import MAX_STEP_BYTES
+
+    photo_in_triage(system, monkeypatch)
+    record = submit(system)
+    task = claimed(system, record)
+    html = client_for(system, "ann").get(f"/records/ticket/{record}").text
+    limit = system.runtime.services["attachments"].limits_for("ticket", "photo").max_bytes
+    assert f'data-max-bytes="{limit}"' in file_input(html, "f-photo")
+    step = form_tag(html, f"/records/ticket/{record}/tasks/{task['id']}/complete")
+    assert f'data-max-files-bytes="{files_budget(MAX_STEP_BYTES)}"' in step
+    assert 'data-file-too-big="{name} is larger than {mb} MB: choose a smaller file."' in step
+
+
+def test_the_comment_boxs_file_input_carries_the_size_limit_of_comment_files(system: System) -> None:
+    from forms.attachments.limits import DEFAULT_LIMITS
+
+    record = submit(system)
+    html = client_for(system, "ann").get(f"/records/ticket/{record}?lang=zh-CN").text
+    assert f'data-max-bytes="{DEFAULT_LIMITS.max_bytes}"' in file_input(html, "new-comment-files")
+    comment = form_tag(html, f"/records/ticket/{record}/comment")
+    assert 'data-max-files-bytes="' in comment and 'data-file-too-big="{name} 超过 {mb} MB，请换一个较小的文件。"' in comment
+
+
+def test_the_new_record_pages_file_input_carries_its_fields_size_limit(system: System) -> None:
+    html = client_for(system, "ann").get("/records/ticket/new").text
+    limit = system.runtime.services["attachments"].limits_for("ticket", "photo").max_bytes
+    assert f'data-max-bytes="{limit}"' in file_input(html, "f-photo")
+    assert 'data-max-files-bytes="' in form_tag(html, "/records/ticket/new")
+

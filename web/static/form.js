@@ -158,61 +158,65 @@
 // Files too large for their field (data-max-bytes) or together for the page
 // (data-max-files-bytes) are flagged beside their input as soon as they are chosen, and the form
 // is not sent: a body over the page's limit is refused unread, and the customer would lose
-// everything typed. The server checks every file again.
+// everything typed. The server checks every file again. Every form marked so is checked on its
+// own (a record page has a step form and a comment box), and its submit is cancelled before
+// staff.js marks it sent, since this script is loaded first.
 (function () {
   "use strict";
-  var form = document.querySelector("form[data-max-files-bytes]");
-  if (!form) { return; }
-  var inputs = Array.prototype.slice.call(form.querySelectorAll("input[type=file][data-max-bytes]"));
-  if (!inputs.length) { return; }
+  Array.prototype.forEach.call(document.querySelectorAll("form[data-max-files-bytes]"), checkFiles);
 
-  function mb(bytes) { return String(Math.round(bytes / 104857.6) / 10); }
+  function checkFiles(form) {
+    var inputs = Array.prototype.slice.call(form.querySelectorAll("input[type=file][data-max-bytes]"));
+    if (!inputs.length) { return; }
 
-  function say(input, text) {
-    var field = input.closest(".field");
-    var id = input.id + "-size";
-    var note = document.getElementById(id);
-    var described = (input.getAttribute("aria-describedby") || "").split(" ").filter(function (d) { return d && d !== id; });
-    if (!text) {
-      if (note) { note.remove(); }
-      if (field && !field.querySelector(".error")) { field.classList.remove("invalid"); input.removeAttribute("aria-invalid"); }
-      if (described.length) { input.setAttribute("aria-describedby", described.join(" ")); } else { input.removeAttribute("aria-describedby"); }
-      return;
+    function mb(bytes) { return String(Math.round(bytes / 104857.6) / 10); }
+
+    function say(input, text) {
+      var field = input.closest(".field");
+      var id = input.id + "-size";
+      var note = document.getElementById(id);
+      var described = (input.getAttribute("aria-describedby") || "").split(" ").filter(function (d) { return d && d !== id; });
+      if (!text) {
+        if (note) { note.remove(); }
+        if (field && !field.querySelector(".error")) { field.classList.remove("invalid"); input.removeAttribute("aria-invalid"); }
+        if (described.length) { input.setAttribute("aria-describedby", described.join(" ")); } else { input.removeAttribute("aria-describedby"); }
+        return;
+      }
+      if (!note) {
+        note = document.createElement("p");
+        note.className = "error"; note.id = id;
+        note.setAttribute("role", "alert");
+        (field || input.parentNode).appendChild(note);
+      }
+      note.textContent = text;
+      if (field) { field.classList.add("invalid"); }
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", described.concat([id]).join(" "));
     }
-    if (!note) {
-      note = document.createElement("p");
-      note.className = "error"; note.id = id;
-      note.setAttribute("role", "alert");
-      (field || input.parentNode).appendChild(note);
-    }
-    note.textContent = text;
-    if (field) { field.classList.add("invalid"); }
-    input.setAttribute("aria-invalid", "true");
-    input.setAttribute("aria-describedby", described.concat([id]).join(" "));
-  }
 
-  // The first input with a problem (null when every file fits); each says its own.
-  function check() {
-    var first = null, total = 0;
-    inputs.forEach(function (input) {
-      var max = Number(input.getAttribute("data-max-bytes"));
-      var big = Array.prototype.filter.call(input.files || [], function (f) { total += f.size; return f.size > max; });
-      say(input, big.map(function (f) {
-        return form.getAttribute("data-file-too-big").replace("{name}", f.name).replace("{mb}", mb(max));
-      }).join(" "));
-      if (big.length && !first) { first = input; }
+    // The first input with a problem (null when every file fits); each says its own.
+    function check() {
+      var first = null, total = 0;
+      inputs.forEach(function (input) {
+        var max = Number(input.getAttribute("data-max-bytes"));
+        var big = Array.prototype.filter.call(input.files || [], function (f) { total += f.size; return f.size > max; });
+        say(input, big.map(function (f) {
+          return form.getAttribute("data-file-too-big").replace("{name}", f.name).replace("{mb}", mb(max));
+        }).join(" "));
+        if (big.length && !first) { first = input; }
+      });
+      var limit = Number(form.getAttribute("data-max-files-bytes"));
+      if (!first && total > limit) {
+        first = inputs[inputs.length - 1];
+        say(first, form.getAttribute("data-files-too-big").replace("{mb}", mb(limit)));
+      }
+      return first;
+    }
+
+    inputs.forEach(function (input) { input.addEventListener("change", check); });
+    form.addEventListener("submit", function (event) {
+      var first = check();
+      if (first) { event.preventDefault(); first.focus(); }
     });
-    var limit = Number(form.getAttribute("data-max-files-bytes"));
-    if (!first && total > limit) {
-      first = inputs[inputs.length - 1];
-      say(first, form.getAttribute("data-files-too-big").replace("{mb}", mb(limit)));
-    }
-    return first;
   }
-
-  inputs.forEach(function (input) { input.addEventListener("change", check); });
-  form.addEventListener("submit", function (event) {
-    var first = check();
-    if (first) { event.preventDefault(); first.focus(); }
-  });
 }());

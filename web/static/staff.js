@@ -4,6 +4,8 @@
   "use strict";
   Array.prototype.forEach.call(document.querySelectorAll("form"), function (form) {
     form.addEventListener("submit", function (event) {
+      // Not sent after all (form.js refused a file too large): the buttons stay usable.
+      if (event.defaultPrevented) { return; }
       var used = event.submitter;
       if (form.getAttribute("data-sent") === "1") { event.preventDefault(); return; }
       form.setAttribute("data-sent", "1");
