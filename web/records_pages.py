@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import tempfile
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from sqlalchemy import select
 from starlette.datastructures import UploadFile
@@ -179,8 +180,13 @@ def routes(web: "Web") -> list[Route]:
         view = build_record_page(web, form.name, record_id, principal, locale, posted=posted)
         zone = web.bundle.meta.timezone
         wanted = notice or request.query_params.get("notice")
+        here = f"/records/{form.name}/{record_id}"
+        # A refused post (a step's or a comment's errors) answers at the post's address: the page
+        # names its own (staff.js shows it, so a reload reads the record instead of sending the
+        # form again), and its language links open the record, not the POST-only address.
         return web.page(request, "record.html", status=status, page=view, form_title=form.spec.text(locale),
-                        notice=wanted if wanted in NOTICES else None, here=f"/records/{form.name}/{record_id}",
+                        notice=wanted if wanted in NOTICES else None, here=here, page_address=here,
+                        lang_url=lambda loc: f"{here}?{urlencode({'lang': loc})}",
                         when=lambda at: local_time(at, zone), took=lambda d: duration_text(d, locale),
                         has_sla="sla" in system.runtime.services, status_label=status_labeller(system.bundle, form, locale),
                         comment_error=comment_error, comment_text=comment_text, alert=alert,

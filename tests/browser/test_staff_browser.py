@@ -247,3 +247,31 @@ def test_a_file_too_large_for_a_comment_is_flagged_when_chosen_and_the_comment_i
     assert "notice=commented" in page.url
     context.close()
 
+
+def test_a_refused_step_shows_the_record_pages_address_and_a_reload_does_not_send_it_again(
+        browser: Any, helpdesk: LiveServer) -> None:
+    from tests.web.staff_kit import submit
+
+    system = helpdesk.system
+    give_password(helpdesk, "ann")
+    record = submit(system)
+    system.flows.claim(open_task(system, record)["id"], "ann")
+    context = browser.new_context(viewport=DESKTOP, locale="en-GB")
+    page = context.new_page()
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    sign_in(page, helpdesk, "ann")
+    page.goto(f"{helpdesk.url}/records/ticket/{record}?lang=en")
+    page.fill("#task-1-comment", "Needs a second look")
+    # A value the server refuses (as from a page older than a change of the option list).
+    page.evaluate("document.querySelector('#f-urgency').add(new Option('extreme', 'extreme', true, true))")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Complete").click()
+    assert page.locator("#task-1-errors").is_visible()
+    assert page.url == f"{helpdesk.url}/records/ticket/{record}"
+    assert page.input_value("#task-1-comment") == "Needs a second look"
+    completes = len([u for u in posts if u.endswith("/complete")])
+    page.reload()
+    assert len([u for u in posts if u.endswith("/complete")]) == completes
+    assert page.locator("#task-1-errors").count() == 0
+    context.close()

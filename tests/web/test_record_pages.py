@@ -544,3 +544,17 @@ def test_the_new_record_pages_file_input_carries_its_fields_size_limit(system: S
     assert f'data-max-bytes="{limit}"' in file_input(html, "f-photo")
     assert 'data-max-files-bytes="' in form_tag(html, "/records/ticket/new")
 
+
+# -- a refused post answers at its own address: the page names the record's -----------------------
+def test_a_refused_step_names_the_record_page_as_its_address(system: System) -> None:
+    record = submit(system)
+    response = complete(client_for(system, "ann"), record, claimed(system, record), {"urgency": "extreme"})
+    assert response.status_code == 422
+    assert f'<meta name="page-address" content="/records/ticket/{record}">' in response.text
+
+
+def test_the_language_links_of_a_refused_step_open_the_record_page(system: System) -> None:
+    record = submit(system)
+    response = complete(client_for(system, "ann"), record, claimed(system, record), {"urgency": "extreme"})
+    assert f'href="/records/ticket/{record}?lang=zh-CN"' in response.text
+    assert "/complete?lang=" not in response.text

@@ -21,3 +21,15 @@
     });
   });
 }());
+
+// A page that answers a refused post (the errors beside what was typed) is at the post's address
+// (/records/…/tasks/7/complete): reloading it would send the form again, and bookmarking it
+// keeps a page that cannot be opened. The page names its own address (<meta name=page-address>);
+// the address bar shows that one, nothing reloaded, what was typed still on the page.
+(function () {
+  "use strict";
+  var meta = document.querySelector("meta[name=page-address]");
+  var address = meta && meta.getAttribute("content");
+  if (!address || !window.history.replaceState || window.location.pathname === address) { return; }
+  window.history.replaceState(window.history.state, "", address);
+}());
