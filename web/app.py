@@ -30,7 +30,7 @@ from web import api, openapi, tokens, webhooks
 from web import definitions_pages, inbox, records_pages
 from web import dashboards, printing
 from web.antispam import TicketSigner
-from web.i18n import ui
+from web.i18n import ui, wait_text
 from web.json_answer import JSONAnswer
 from web.prefix import PathPrefix, path_prefix
 from web.ratelimit import Limit, RateLimiter, client_address, retry_after
@@ -124,8 +124,10 @@ class Web:
         """Count a request against a limit; 429 with Retry-After when over it."""
         wait = self.limiter.hit(bucket, client_address(request, self.proxies), limit)
         if wait is not None:
-            raise HTTPException(429, ui("too_many", self.locale_of(request)),
-                                headers={"Retry-After": retry_after(wait)})
+            # The page (or the API's error) says how long, in the reader's words, as the header does.
+            header = retry_after(wait)
+            raise HTTPException(429, ui("too_many", self.locale_of(request)).format(
+                wait=wait_text(header, self.locale_of(request))), headers={"Retry-After": header})
 
     def page(self, request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
         """Render a page template with the common context (locale, titles, translations)."""

@@ -49,7 +49,7 @@ from engine.identity import Principal
 from engine.storage.db import read_transaction, transaction
 from engine.storage.tables import audit_log, sessions, users
 from forms.access import load_principal
-from web.i18n import ui
+from web.i18n import ui, wait_text
 from web.offload import offload
 from web.ratelimit import Limit, client_address, retry_after
 from web.scope import header, state_value
@@ -856,8 +856,9 @@ def routes(web: "Web") -> list[Route]:
         device = web.auth.device_matches(request.cookies.get(DEVICE_COOKIE), username)
         wait = web.auth.throttle.attempt(username, address, device)
         if wait is not None:
-            return show(request, error=ui("signin_throttled", locale), username=username, status=429,
-                        headers={"Retry-After": retry_after(wait)})
+            header = retry_after(wait)
+            return show(request, error=ui("signin_throttled", locale).format(wait=wait_text(header, locale)),
+                        username=username, status=429, headers={"Retry-After": header})
         runtime = web.system.runtime
         old = getattr(request.state, "session_token", None)
 

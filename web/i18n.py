@@ -44,8 +44,12 @@ UI: dict[str, dict[str, str]] = {
     "no_records": {"en": "No records yet.", "zh-CN": "暂无记录。"},
     "status": {"en": "Status", "zh-CN": "状态"},
     "created": {"en": "Created", "zh-CN": "创建时间"},
-    "too_many": {"en": "Too many requests; please wait a moment and try again.",
-                 "zh-CN": "请求过于频繁，请稍后再试。"},
+    "too_many": {"en": "Too many requests: please try again in {wait}.",
+                 "zh-CN": "请求过于频繁，请在 {wait}后再试。"},
+    "wait_second": {"en": "1 second", "zh-CN": "1 秒"},
+    "wait_seconds": {"en": "{n} seconds", "zh-CN": "{n} 秒"},
+    "wait_minute": {"en": "1 minute", "zh-CN": "1 分钟"},
+    "wait_minutes": {"en": "{n} minutes", "zh-CN": "{n} 分钟"},
     "error_400": {"en": "The request could not be handled", "zh-CN": "请求无法处理"},
     "error_403": {"en": "You may not open this page", "zh-CN": "您无权访问此页面"},
     "error_404": {"en": "Page not found", "zh-CN": "页面不存在"},
@@ -83,8 +87,8 @@ UI.update({
     "password": {"en": "Password", "zh-CN": "密码"},
     "signin_failed": {"en": "The username or password is not right.", "zh-CN": "用户名或密码不正确。"},
     "signin_missing": {"en": "Enter your username and password.", "zh-CN": "请输入用户名和密码。"},
-    "signin_throttled": {"en": "Too many failed sign-ins; wait a few minutes and try again.",
-                         "zh-CN": "登录失败次数过多，请几分钟后再试。"},
+    "signin_throttled": {"en": "Too many failed sign-ins: try again in {wait}.",
+                         "zh-CN": "登录失败次数过多，请在 {wait}后再试。"},
     "signout_confirm": {"en": "Sign out of Docket?", "zh-CN": "确定退出登录吗？"},
     "signed_in_as": {"en": "Signed in as", "zh-CN": "当前用户"},
     "account_menu": {"en": "Account", "zh-CN": "账户"},
@@ -179,3 +183,14 @@ UI.update(STAFF_UI)
 def ui(key: str, locale: str) -> str:
     """The page text `key` in `locale` (English when missing)."""
     return translate(UI, key, locale)
+
+
+def wait_text(retry_after: str | int, locale: str) -> str:
+    """A Retry-After value (whole seconds, web.ratelimit.retry_after) as people say it in
+    `locale`: "45 seconds", "3 minutes" / "45 秒", "3 分钟". Minutes are rounded up, so the
+    reader never comes back before the limiter lets them in."""
+    seconds = max(1, int(retry_after))
+    if seconds < 60:
+        return ui("wait_second", locale) if seconds == 1 else ui("wait_seconds", locale).format(n=seconds)
+    minutes = -(-seconds // 60)
+    return ui("wait_minute", locale) if minutes == 1 else ui("wait_minutes", locale).format(n=minutes)

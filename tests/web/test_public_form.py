@@ -546,3 +546,14 @@ def test_each_file_input_of_the_public_form_carries_its_fields_size_limit(client
     photos = re.search(r'<input type="file" id="f-photos"[^>]*>', html)
     assert photos and f'data-max-bytes="{10 * 1024 * 1024}"' in photos.group(0)
     assert 'data-max-files-bytes="' in html and "is larger than {mb} MB: choose a smaller file." in html
+
+
+def test_a_throttled_customer_is_told_how_long_to_wait_in_their_language(client: TestClient, seconds: Seconds) -> None:
+    for _ in range(10):
+        client.post("/f/complaint?lang=zh-CN", data={})
+    seconds.now += 15  # the oldest post of the window leaves it in 45 seconds
+    limited = client.post("/f/complaint?lang=zh-CN", data={})
+    assert limited.status_code == 429 and limited.headers["retry-after"] == "45"
+    assert "请求过于频繁，请在 45 秒后再试。" in limited.text
+    seconds.now -= 15  # the same wait read in English, rounded up to whole minutes
+    assert "Too many requests: please try again in 1 minute." in client.post("/f/complaint?lang=en", data={}).text

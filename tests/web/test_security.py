@@ -335,3 +335,13 @@ def test_a_right_password_does_not_count_against_the_account() -> None:
     for i in range(40):
         assert throttle.attempt("agent", f"192.0.2.{i}", False) is None
         throttle.succeeded("agent", f"192.0.2.{i}", False)
+
+
+def test_a_throttled_sign_in_says_how_long_to_wait(behind_proxy: TestClient) -> None:
+    token = csrf_of(behind_proxy.get("/signin?lang=en").text)
+    answers = [behind_proxy.post("/signin?lang=en", data={"username": "ghost", "password": "guess-guess-guess",
+                                                          "csrf_token": token},
+                                 headers={"X-Forwarded-For": "198.51.100.9"}) for _ in range(6)]
+    wait = int(answers[-1].headers["retry-after"])
+    assert answers[-1].status_code == 429 and wait > 60
+    assert f"Too many failed sign-ins: try again in {-(-wait // 60)} minutes." in answers[-1].text
