@@ -30,8 +30,8 @@ from web import auth
 from web.flow_diagram import node_text
 from web.forms_body import read_form
 from web.offload import offload
-from web.staff import (SlaChip, duration_text, hidden_fields, holds, inbox_condition, local_time, may_claim,
-                       latest_instance, safe_next, scoped_ids, sla_states, worst_sla)
+from web.staff import (SlaChip, duration_text, field_text, hidden_fields, holds, inbox_condition, local_time,
+                       may_claim, latest_instance, names_for, safe_next, scoped_ids, sla_states, worst_sla)
 
 if TYPE_CHECKING:
     from web.app import Web
@@ -61,12 +61,15 @@ class InboxRow:
     status: str
     """open (anyone offered it may claim it) or claimed (`holder` has it)."""
     holder: str | None
+    """The holder's user name (the API's `assignee`)."""
     created_at: datetime
     waited: timedelta
     escalation: int
     sla: SlaChip | None = None
     customer_may_answer: bool = False
     """The customer may answer this step on the progress lookup (a task with `customer:`)."""
+    holder_name: str | None = None
+    """The holder as people read it (their display name)."""
     shown: list[tuple[str, str]] | None = None
     """(label, text) of the first filled-in fields the step's `show:` names: what the task is
     about at a glance (the amount to approve), under the title."""
@@ -149,6 +152,7 @@ def inbox_rows(web: "Web", principal: Principal, locale: str) -> list[InboxRow]:
             query = (select(task.c.id, task.c.version, task.c.node, task.c.record_id,
                             task.c.assignee_user, task.c.status, task.c.created_at, task.c.escalation_level,
                             flow_instances.c.flow, holder.c.username, table.c.query_no, title_column,
+                            holder.c.display_name,
                             *(table.c[name] for name in sorted({n for names in shown.values() for n in names})))
                      .select_from(task.join(flow_instances, flow_instances.c.id == task.c.instance_id)
                                   .join(table, table.c.id == task.c.record_id)
@@ -162,11 +166,13 @@ def inbox_rows(web: "Web", principal: Principal, locale: str) -> list[InboxRow]:
             if not rows:
                 continue
             form_title = form.spec.text(locale)
+            # A `user` field the steps show reads as the person's name, as on the record page.
+            names = names_for(conn, form, {n for fields in shown.values() for n in fields})
             chips = {int(k): worst_sla(v) for k, v in
                      sla_states(runtime, conn, form_name, sorted({int(r[3]) for r in rows})).items()}
             for row in rows:
                 (task_id, version, node_id, record_id, assignee, status, created_at, level, flow_name,
-                 holder_name, query_no, title) = row[:12]
+                 holder_name, query_no, title, holder_display) = row[:13]
                 key = (flow_name, node_id)
                 if key not in labels:
                     flow = system.flows.flows.get(flow_name)
@@ -180,10 +186,11 @@ def inbox_rows(web: "Web", principal: Principal, locale: str) -> list[InboxRow]:
                     record_id=int(record_id), query_no=query_no or "",
                     title=form.display(title_field, title, locale) if title_field and title is not None else "",
                     mine=principal.user_id is not None and assignee == principal.user_id,
-                    status=status, holder=holder_name, created_at=created_at,
+                    status=status, holder=holder_name, holder_name=holder_display or holder_name,
+                    created_at=created_at,
                     waited=max(now - created_at, timedelta(0)), escalation=int(level or 0),
                     sla=chips.get(int(record_id)), customer_may_answer=key in customer_steps,
-                    shown=_shown_texts(form, shown.get(key, ()), row._mapping, table, locale)))
+                    shown=_shown_texts(form, shown.get(key, ()), row._mapping, table, locale, names)))
     out.sort(key=_urgency)
     return out
 
@@ -206,11 +213,13 @@ def _shown_fields(system: Any, form_name: str, form: Any, hidden: set[str]) -> d
     return out
 
 
-def _shown_texts(form: Any, names: Any, row: Any, table: Any, locale: str) -> list[tuple[str, str]]:
-    """(label, text) of the first `SHOWN_IN_INBOX` of `names` that hold something."""
+def _shown_texts(form: Any, fields: Any, row: Any, table: Any, locale: str,
+                 people: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """(label, text) of the first `SHOWN_IN_INBOX` of `fields` that hold something (a user by
+    their name from `people`)."""
     out: list[tuple[str, str]] = []
-    for name in names:
-        text = form.display(name, form.types[name].from_db(row[table.c[name]], form.field(name)), locale)
+    for name in fields:
+        text = field_text(form, name, form.types[name].from_db(row[table.c[name]], form.field(name)), locale, people)
         if text:
             out.append((form.spec.fields[name].text(locale), _short(text)))
         if len(out) == SHOWN_IN_INBOX:

@@ -21,7 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from engine.identity import Principal
 from engine.storage.db import read_transaction
 from forms.access import record_scope
-from web.staff import hidden_fields, local_time, status_labeller
+from web.staff import field_text, hidden_fields, local_time, names_for, status_labeller
 
 if TYPE_CHECKING:
     from web.app import Web
@@ -148,6 +148,7 @@ def list_page(web: "Web", form: Any, principal: Principal, query: ListQuery, loc
     table = system.forms.tables[form.name]
     with read_transaction(system.db) as conn:
         statuses = sorted(r[0] for r in conn.execute(select(table.c.status).distinct()) if r[0])
+        names = names_for(conn, form, columns)  # a `user` column shows the person, as the record page does
     status_label = status_labeller(system.bundle, form, locale)
     zone = system.bundle.meta.timezone
     params = query.params()
@@ -159,7 +160,7 @@ def list_page(web: "Web", form: Any, principal: Principal, query: ListQuery, loc
         "statuses": [(s, status_label(s)) for s in statuses],
         "rows": [{"id": r["id"], "url": f"{base}/{r['id']}", "query_no": r["query_no"] or f"#{r['id']}",
                   "status": status_label(r["status"]), "created_at": local_time(r["created_at"], zone),
-                  "cells": [form.display(c, r.get(c), locale) for c in columns]} for r in rows],
+                  "cells": [field_text(form, c, r.get(c), locale, names) for c in columns]} for r in rows],
         "page_url": lambda n: base + "?" + urlencode({**params, "page": str(n)}),
         "export_csv": f"{base}/export.csv" + ("?" + urlencode(params) if params else ""),
         "export_xlsx": f"{base}/export.xlsx" + ("?" + urlencode(params) if params else ""),

@@ -21,8 +21,8 @@ from forms.render import Section, form_view
 from web.flow_diagram import node_text, render_svg
 from web.i18n import ui
 from web.form_files import kept_files, mark_file_limits
-from web.staff import (SlaChip, hidden_fields, holds, latest_instance, may_claim, may_reassign, may_reopen,
-                       may_withdraw, people_for, people_picker, sla_states, worst_sla)
+from web.staff import (SlaChip, display_names, field_text, hidden_fields, holds, latest_instance, may_claim,
+                       may_reassign, may_reopen, may_withdraw, people_for, people_picker, sla_states, worst_sla)
 
 if TYPE_CHECKING:
     from web.app import Web
@@ -147,8 +147,8 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
     hidden = hidden_fields(runtime, form_name, principal)
     now = runtime.clock.now()
     # The customer who answered a step from the progress lookup has no account: a word, not a name.
-    names = {**_display_names(web), CUSTOMER_ACTOR: ui("customer_actor", locale)}
     with read_transaction(system.db) as conn:
+        names = {**display_names(conn), CUSTOMER_ACTOR: ui("customer_actor", locale)}
         record = system.forms.read(conn, form_name, record_id)
         timeline = record_timeline(conn, form_name, record_id, now=now, calendar=zone_calendar,
                                    created_at=record["created_at"])
@@ -268,23 +268,9 @@ def _field_row(form: Any, name: str, value: Any, locale: str, record_id: int,
                       "image": ftype.name == "image"}
                      for item in (value or []) if isinstance(item, Mapping) and item.get("id")]
     else:
-        row.text = _display(form, name, value, locale, names)
+        row.text = field_text(form, name, value, locale, names)
         row.kind = "long" if ftype.name in ("textarea", "rich_text", "subtable") else "text"
     return row
-
-
-def _display(form: Any, name: str, value: Any, locale: str, names: Mapping[str, str] | None = None) -> str:
-    """A value as people read it (a user by their name when `names` has it)."""
-    if names is not None and form.types[name].name == "user" and isinstance(value, str) and value in names:
-        return names[value]
-    try:
-        return form.display(name, value, locale)
-    except Exception:  # noqa: BLE001 - a JSON value (from a history diff): read it as stored first
-        pass
-    try:
-        return form.display(name, form.types[name].from_db(value, form.spec.fields[name]), locale)
-    except Exception:  # noqa: BLE001 - a value its type cannot read back: shown as it was written
-        return "" if value is None else str(value)
 
 
 SYSTEM_ACTOR = "system"
@@ -298,8 +284,8 @@ def _activity(entry: Mapping[str, Any], form: Any, flow: Any, hidden: set[str], 
     for name, pair in (data.get("changes") or {}).items():
         if name in hidden or name not in form.spec.fields or not isinstance(pair, (list, tuple)) or len(pair) != 2:
             continue
-        changes.append((form.field(name).text(locale), _display(form, name, pair[0], locale, names),
-                        _display(form, name, pair[1], locale, names)))
+        changes.append((form.field(name).text(locale), field_text(form, name, pair[0], locale, names),
+                        field_text(form, name, pair[1], locale, names)))
     detail = ""
     if entry["kind"] in ("task.reassigned", "task.delegated") and data.get("to"):
         detail = names.get(str(data["to"]), str(data["to"]))
@@ -375,13 +361,6 @@ def _node_label(flow: Any, node_id: str, locale: str) -> str:
     if flow is not None and node_id in flow.nodes:
         return node_text(flow.nodes[node_id], locale)
     return node_id
-
-
-def _display_names(web: "Web") -> dict[str, str]:
-    """username -> display name (small: the directory of a bundle's staff)."""
-    with read_transaction(web.system.db) as conn:
-        return {r.username: r.display_name or r.username
-                for r in conn.execute(select(users.c.username, users.c.display_name))}
 
 
 def _candidate_label(web: "Web", name: str, locale: str, names: Mapping[str, str]) -> str:

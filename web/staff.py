@@ -155,6 +155,36 @@ def people_picker(conn: Connection) -> Callable[[str | None], list[tuple[str, st
     return offered
 
 
+def display_names(conn: Connection) -> dict[str, str]:
+    """username -> display name of every user (a bundle's staff directory is small: read once
+    per page, never per row)."""
+    return {r.username: r.display_name or r.username
+            for r in conn.execute(select(users.c.username, users.c.display_name))}
+
+
+def names_for(conn: Connection, form: Any, fields: Iterable[str]) -> dict[str, str] | None:
+    """display_names when any of `fields` of `form` is a `user` field; None when none is, so a
+    page without one reads no users."""
+    return display_names(conn) if any(form.types[n].name == "user" for n in fields) else None
+
+
+def field_text(form: Any, name: str, value: Any, locale: str, names: Mapping[str, str] | None = None) -> str:
+    """A field's value as staff pages show it: a `user` field by the person's name (from
+    `names`, display_names), every other field as its type displays it. A value its type cannot
+    read (an old JSON value from a history diff) is read as stored first, then shown as written.
+    Exports keep the user name: a file is read back by machines, which need the stable key."""
+    if names is not None and form.types[name].name == "user" and isinstance(value, str) and value in names:
+        return names[value]
+    try:
+        return form.display(name, value, locale)
+    except Exception:  # noqa: BLE001 - a JSON value (from a history diff): read it as stored first
+        pass
+    try:
+        return form.display(name, form.types[name].from_db(value, form.spec.fields[name]), locale)
+    except Exception:  # noqa: BLE001 - a value its type cannot read back: shown as it was written
+        return "" if value is None else str(value)
+
+
 def scoped_ids(runtime: Any, conn: Connection, form: str, principal: Principal,
                record_ids: Iterable[int]) -> set[int]:
     """Which of these records of `form` the principal may see (record_scope in one query)."""
@@ -237,6 +267,7 @@ def safe_next(value: Any, fallback: str) -> str:
     return fallback
 
 
-__all__ = ["SlaChip", "candidate_condition", "duration_text", "hidden_fields", "holds",
-           "inbox_condition", "is_candidate", "latest_instance", "local_time", "may_claim", "may_reassign", "may_reopen", "may_withdraw",
-           "people_for", "safe_next", "scoped_ids", "sla_states", "status_labeller", "worst_sla"]
+__all__ = ["SlaChip", "candidate_condition", "display_names", "duration_text", "field_text", "hidden_fields",
+           "holds", "inbox_condition", "is_candidate", "latest_instance", "local_time", "may_claim", "may_reassign",
+           "may_reopen", "may_withdraw", "names_for", "people_for", "people_picker", "people_with", "safe_next",
+           "scoped_ids", "sla_states", "status_labeller", "worst_sla"]

@@ -228,3 +228,14 @@ def test_the_inbox_pages_fifty_rows_at_a_time(system: System) -> None:
     client: TestClient = client_for(system, "ann")
     assert len(task_rows(client.get("/inbox").text)) == 50
     assert task_rows(client.get("/inbox?page=2").text) == ["HD0051"]
+
+
+def test_an_escalated_task_names_its_holder_by_name(system: System) -> None:
+    from engine.storage.tables import tasks
+
+    record = submit(system)
+    system.flows.claim(open_task(system, record)["id"], "bob")
+    with system.db.begin() as conn:  # escalated while bob holds it: it shows in ann's inbox too
+        conn.execute(tasks.update().where(tasks.c.record_id == record).values(escalation_level=1))
+    html = client_for(system, "ann").get("/inbox?lang=en").text
+    assert re.search(r'<td class="c-holder"[^>]*>Bob</td>', html)

@@ -71,3 +71,44 @@ def test_a_changed_amount_reads_as_money_on_the_timeline(system: System) -> None
     case.do("propose", "agent", {"compensation": "2000", "basis": "条款"})
     html = page_of(system, "admin", f"/records/complaint/{case.id}")
     assert "¥2,000.00" in html and "→ 2000.00" not in html and ">2000.00<" not in html
+
+
+def list_account_manager(system: System, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the complaint list show the account manager (the postal list does not)."""
+    from dataclasses import replace
+
+    form = system.forms.form("complaint")
+    monkeypatch.setitem(system.forms.forms, "complaint",
+                        replace(form, spec=replace(form.spec, list_fields=("customer_name", "account_manager"))))
+
+
+def test_the_record_list_shows_a_user_field_by_the_persons_name(system: System, monkeypatch: pytest.MonkeyPatch) -> None:
+    list_account_manager(system, monkeypatch)
+    Case(system, {**DELAY, "account_manager": "accounts"})
+    html = page_of(system, "admin", "/records/complaint?lang=zh-CN")
+    name = display_name(system, "accounts")
+    assert name != "accounts" and re.search(rf"<td[^>]*>{re.escape(name)}</td>", html)
+    assert not re.search(r"<td[^>]*>accounts</td>", html)
+
+
+def test_the_export_keeps_the_user_name_of_a_user_field(system: System, monkeypatch: pytest.MonkeyPatch) -> None:
+    list_account_manager(system, monkeypatch)
+    Case(system, {**DELAY, "account_manager": "accounts"})
+    client = app_client(system)
+    sign_in(client, "admin")
+    # A file is read back by machines (import, other systems): they need the stable user name.
+    assert "accounts" in client.get("/records/complaint/export.csv").content.decode("utf-8-sig")
+
+
+def test_the_inbox_shows_a_user_field_a_step_puts_first_by_the_persons_name(
+        system: System, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    flow = system.flows.flows["complaint_handling"]
+    nodes = dict(flow.nodes)
+    nodes["accept"] = replace(nodes["accept"], options={**nodes["accept"].options, "show": ["account_manager"]})
+    monkeypatch.setitem(system.flows.flows, "complaint_handling", replace(flow, nodes=nodes))
+    Case(system, {**DELAY, "account_manager": "accounts"})
+    html = page_of(system, "agent", "/inbox?lang=zh-CN")
+    (shown,) = re.findall(r'<small class="task-shown">(.*?)</small>', html)
+    assert shown == f"专属客户经理 <strong>{display_name(system, 'accounts')}</strong>"
