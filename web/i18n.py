@@ -127,8 +127,9 @@ UI.update({
                   "zh-CN": "定义已重新加载，新版本已生效。"},
     "reload_failed": {"en": "The definitions have errors; the running version was kept.",
                       "zh-CN": "定义有错误，仍在运行原版本。"},
-    "reload_help": {"en": "Checks the definitions folder again and, if it is valid, switches to it without a restart.",
-                    "zh-CN": "重新检查定义文件夹；无误时不重启即切换到新版本。"},
+    "reload_help": {"en": "Checks the definitions folder again, its scenario files included (as docket validate does), "
+                          "and, if it is valid, switches to it without a restart.",
+                    "zh-CN": "重新检查定义文件夹（含测试场景文件，与 docket validate 相同）；无误时不重启即切换到新版本。"},
     "run_scenarios": {"en": "Run the scenarios", "zh-CN": "运行测试场景"},
     "scenarios_help": {"en": "Runs the folder's scenarios (scenarios/*.yaml) on scratch databases before you reload: "
                                 "no record of this server is touched.",

@@ -1,7 +1,8 @@
 """Reload the definitions without a restart, keeping the running version when they have errors.
 
 The bundle folder is checked again; with errors, nothing changes and the diagnostics
-(`file:line:col: error: ...`) go back to the admin page. Without errors a new `System` is booted
+(`file:line:col: error: ...`, the scenario files' among them, as `docket validate` reports
+them) go back to the admin page. Without errors a new `System` is booted
 on the same database (same clock, same plugin registry) and `web.system` is swapped in one
 assignment, so a request sees either the old system or the new one, never a mix. Everything that
 holds the system (pages, API, scheduler) reads `web.system` at call time. Instances started on the
@@ -23,6 +24,7 @@ from engine.identity import Principal
 from engine.registry import Registry
 from engine.storage.db import transaction
 from web.auth import audit
+from web.scenario_check import check_scenarios as check_scenario_files
 from web.scenarios import ScenarioResult, run_scenarios
 from web.system import boot
 
@@ -47,6 +49,10 @@ def reload_definitions(web: "Web", *, actor: Principal | str | None = None, ip: 
         root = old.bundle.root
         registry = old.bundle.registry
         bundle, diagnostics = validate_bundle(root, registry)
+        # The scenario files too, as `docket validate` checks them (without running them): a
+        # misspelt step or user is reported here with its position, and, as the CLI fails on
+        # it, an error keeps the running version until the folder validates as a whole.
+        diagnostics = diagnostics + check_scenario_files(root, bundle, registry)
         new = None
         if bundle is not None and not has_errors(diagnostics):
             try:

@@ -225,6 +225,17 @@ def test_a_valid_reload_switches_to_the_new_version(admin: TestClient, app, bund
     assert admin.get("/healthz").json()["version"] == "0.2"
 
 
+def test_a_reload_shows_a_scenario_files_misspelt_step_and_keeps_the_running_version(
+        admin: TestClient, app, bundle_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    story = bundle_dir / "scenarios" / "delay_closed_by_the_frontline.yaml"
+    story.write_text(story.read_text("utf-8").replace("  - complete: accept\n", "  - complete: acept\n"), "utf-8")
+    running = app.state.web.system.bundle.hash
+    response = post(admin, "/admin/reload?lang=en", page="/admin/reload?lang=en")
+    assert response.status_code == 422 and 'id="reload-failed"' in response.text
+    assert "scenarios/delay_closed_by_the_frontline.yaml:22:15: error: unknown node &#39;acept&#39;" in response.text
+    assert app.state.web.system.bundle.hash == running
+
+
 def test_the_folders_scenarios_run_from_the_reload_page_without_touching_the_server(
         admin: TestClient, app, system: System, bundle_dir: Path) -> None:  # type: ignore[no-untyped-def]
     before = system.forms.count("complaint")
