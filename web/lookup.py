@@ -204,6 +204,9 @@ def routes(web: "Web") -> list[Route]:
         query_no = str(posted.get("query_no", "")).strip().upper()
         found = await offload.run(find, query_no, _digits(posted.get("verify", "")))
         if found is None:
+            # The number comes back, the digits do not: they are the customer's proof, like a
+            # password on the sign-in page, so the page never writes them into its HTML (a shared
+            # counter screen, the browser's page cache), and they are never put in a link.
             return web.page(request, "lookup.html", digits=digits_wanted(), result=None, failed=True,
                             query_no=query_no, status=200)
         form, record = found

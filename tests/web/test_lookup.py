@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -77,3 +78,10 @@ def test_the_acknowledgement_links_to_the_lookup_with_the_query_number_filled_in
     assert 'href="/track?lang=en&amp;query_no=TS2026112300001"' in page.text
     lookup = client.get("/track?lang=en&query_no=TS2026112300001")
     assert 'name="query_no" value="TS2026112300001"' in lookup.text
+
+
+def test_a_failed_lookup_keeps_the_number_but_not_the_digits(client: TestClient, query_no: str) -> None:
+    page = client.post("/track?lang=en", data={"query_no": query_no, "verify": "9876"}).text
+    assert f'name="query_no" value="{query_no}"' in page
+    verify = re.search(r'<input type="text" id="f-verify"[^>]*>', page)
+    assert verify and "value=" not in verify.group(0) and "9876" not in page
