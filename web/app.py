@@ -30,6 +30,7 @@ from web import api, openapi, tokens, webhooks
 from web import definitions_pages, inbox, records_pages
 from web import dashboards, printing
 from web.antispam import TicketSigner
+from web.forms_body import CloseForms
 from web.i18n import ui, wait_text
 from web.json_answer import JSONAnswer
 from web.prefix import PathPrefix, path_prefix
@@ -224,7 +225,8 @@ def create_app(system: System, *, secret: str | None = None,
                     Middleware(BodySizeLimit, default=MAX_REQUEST_BODY, overrides={"/api/v1/uploads": MAX_UPLOAD_BODY},
                                multipart=PAGES_WITH_FILES, refusal=body_refused),
                     Middleware(tokens.BearerTokens, web=web),
-                    Middleware(auth.AuthMiddleware, web=web)],
+                    Middleware(auth.AuthMiddleware, web=web),
+                    Middleware(CloseForms)],  # last: it shares the router's scope, where read_form notes forms
         exception_handlers={ValidationFailed: on_validation, NotFoundError: on_not_found,
                             ConflictError: on_conflict, HTTPException: on_http, Exception: on_crash},
     )

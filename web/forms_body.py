@@ -13,7 +13,9 @@ fields or one 50 MB text field must be refused quickly without growing the proce
   (kept in memory only up to 1 MB each), and their own limits are checked by the upload code.
 
 Every handler that reads `application/x-www-form-urlencoded` or `multipart/form-data` calls
-`await read_form(request, ...)` instead of `request.form()`.
+`await read_form(request, ...)` instead of `request.form()`. The forms it parsed are closed when
+the response is sent (`CloseForms`), however the handler ended: a refused post returns before
+its files are read, and each spooled upload would stay open until garbage collection.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 MAX_FIELDS = 200
 """Text fields of a page's form: the largest bundle form has a few dozen, plus hidden inputs."""
@@ -30,6 +33,8 @@ MAX_PART_SIZE = 1024 * 1024
 """One text field: rich text of 200,000 characters fits; a 50 MB field does not."""
 MAX_BODY = 2 * 1024 * 1024
 """The whole body when it holds no files."""
+_FORMS = "docket.forms"
+"""Where read_form notes the forms it parsed in the request's scope, for CloseForms."""
 
 
 async def read_form(request: Request, *, max_fields: int = MAX_FIELDS, max_files: int = MAX_FILES,
@@ -43,8 +48,9 @@ async def read_form(request: Request, *, max_fields: int = MAX_FIELDS, max_files
     if declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"the form is larger than {limit:,} bytes")
     try:
-        return await request.form(max_fields=max_fields, max_files=max_files,
-                                  max_part_size=max_part_size)
+        form = await request.form(max_fields=max_fields, max_files=max_files, max_part_size=max_part_size)
+        request.scope.setdefault(_FORMS, []).append(form)
+        return form
     except ClientDisconnect:
         raise HTTPException(400, "the form was not sent completely") from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -52,4 +58,20 @@ async def read_form(request: Request, *, max_fields: int = MAX_FIELDS, max_files
         raise HTTPException(400, f"the form could not be read: {exc}") from None
 
 
-__all__ = ["MAX_BODY", "MAX_FIELDS", "MAX_FILES", "MAX_PART_SIZE", "read_form"]
+class CloseForms:
+    """Closes the forms `read_form` parsed for a request once the request is done, whether the
+    handler answered, returned early or failed (pure ASGI; innermost, so it shares the
+    router's scope)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            for form in scope.pop(_FORMS, ()):
+                await form.close()
+
+
+__all__ = ["CloseForms", "MAX_BODY", "MAX_FIELDS", "MAX_FILES", "MAX_PART_SIZE", "read_form"]

@@ -557,3 +557,17 @@ def test_a_throttled_customer_is_told_how_long_to_wait_in_their_language(client:
     assert "请求过于频繁，请在 45 秒后再试。" in limited.text
     seconds.now -= 15  # the same wait read in English, rounded up to whole minutes
     assert "Too many requests: please try again in 1 minute." in client.post("/f/complaint?lang=en", data={}).text
+
+
+def test_the_uploads_of_a_refused_post_are_closed_with_its_request(client: TestClient, clock: ManualClock) -> None:
+    """A post refused for a wrong phone number stores its photo and answers 422: the spooled
+    upload is closed with the request, not left open until garbage collection finds it."""
+    import gc
+    import tempfile
+
+    def open_spools() -> int:
+        return sum(1 for o in gc.get_objects() if isinstance(o, tempfile.SpooledTemporaryFile) and not o.closed)
+
+    before = open_spools()
+    refused_with_a_photo(client, clock)
+    assert open_spools() == before
