@@ -118,6 +118,8 @@ class RecordPage:
     can_withdraw: bool = False
     reopen_steps: list[tuple[str, str]] = field(default_factory=list)
     """(node, label) of the steps the reader may reopen the ended record at; empty: may not."""
+    created_by: str = ""
+    """Who created the record, by name; the word for the system; "" for a customer's submission."""
 
 
 def outcomes_of(node: Any) -> list[Outcome]:
@@ -190,7 +192,15 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
         sla_names=_sla_names(runtime.bundle, locale),
         can_withdraw=bool(instance) and may_withdraw(record, instance["status"], principal),
         reopen_steps=[(n, _node_label(flow, n, locale)) for n in flow.reopen_steps()]
-        if flow is not None and instance and may_reopen(flow, instance["status"], principal) else [])
+        if flow is not None and instance and may_reopen(flow, instance["status"], principal) else [],
+        created_by=_creator(record.get("created_by"), names, locale))
+
+
+def _creator(username: str | None, names: Mapping[str, str], locale: str) -> str:
+    """Who created a record as people read it (a public submission has no account: nothing)."""
+    if not username:
+        return ""
+    return ui("system", locale) if username == SYSTEM_ACTOR else names.get(username, username)
 
 
 def _panel(web: "Web", conn: Any, task: Mapping[str, Any], principal: Principal, locale: str,

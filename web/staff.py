@@ -20,6 +20,7 @@ from engine.identity import Principal
 from engine.storage.tables import flow_instances, tasks, user_roles, users
 from flows.runtime import is_candidate
 from forms.access import _json_has, record_scope, scope_of
+from web.i18n import ui
 
 SLA_ORDER = {"missed": 0, "red": 1, "yellow": 2, "on_time": 3, "paused": 4, "met": 5}
 """Most urgent first: the inbox sorts by this, and a record shows its worst state."""
@@ -247,7 +248,8 @@ def duration_text(delta: timedelta | None, locale: str) -> str:
 
 
 def status_labeller(bundle: Any, form: Any, locale: str) -> Any:
-    """status value -> its label in the form's status list (`lookup.statuses`), if it has one."""
+    """status value -> its label in the form's status list (`lookup.statuses`), if it has one;
+    the engine's own statuses (new, withdrawn) read as words in any case."""
     name = (form.spec.lookup or {}).get("statuses")
     options = bundle.all("list").get(name) if name else None
 
@@ -255,7 +257,10 @@ def status_labeller(bundle: Any, form: Any, locale: str) -> Any:
         if not value:
             return ""
         option = options.find(value) if options is not None else None
-        return option.text(locale) if option else value
+        if option:
+            return option.text(locale)
+        word = ui(f"status_{value}", locale)
+        return value if word == f"status_{value}" else word
     return label
 
 

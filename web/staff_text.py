@@ -119,6 +119,9 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "outcome_returned": {"en": "returned", "zh-CN": "已退回"},
     "outcome_resolved": {"en": "resolved", "zh-CN": "已解决"},
     "outcome_withdrawn": {"en": "withdrawn", "zh-CN": "已撤回"},
+    # Statuses the engine itself gives a record, read when its form names no status list.
+    "status_new": {"en": "New", "zh-CN": "新建"},
+    "status_withdrawn": {"en": "Withdrawn", "zh-CN": "已撤回"},
     "delegate": {"en": "Delegate", "zh-CN": "委托他人"},
     "reassign": {"en": "Reassign", "zh-CN": "改派"},
     "hand_to": {"en": "Hand to", "zh-CN": "转交给"},

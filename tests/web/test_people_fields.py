@@ -112,3 +112,14 @@ def test_the_inbox_shows_a_user_field_a_step_puts_first_by_the_persons_name(
     html = page_of(system, "agent", "/inbox?lang=zh-CN")
     (shown,) = re.findall(r'<small class="task-shown">(.*?)</small>', html)
     assert shown == f"专属客户经理 <strong>{display_name(system, 'accounts')}</strong>"
+
+
+def test_the_record_page_names_its_creator_and_reads_an_engine_status(system: System) -> None:
+    case = accept(system, DELAY).assess(finance=False)
+    case.do("propose", "agent", {"compensation": "300", "basis": "条款"})
+    (compensation,) = system.forms.list("compensation")  # created by a rule: no status list, status 'new'
+    rule_made = page_of(system, "admin", f"/records/compensation/{compensation['id']}?lang=zh-CN")
+    assert '<span class="badge" id="record-status">新建</span>' in rule_made
+    assert re.search(r"\d{2}:\d{2} · 系统</dd>", rule_made)
+    complaint = page_of(system, "admin", f"/records/complaint/{case.id}?lang=zh-CN")
+    assert re.search(rf"\d{{2}}:\d{{2}} · {re.escape(display_name(system, 'accounts'))}</dd>", complaint)
