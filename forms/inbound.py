@@ -17,8 +17,9 @@ A string starting with `$` is a path (`$.a.b`, `$.items[0].name`, `$['key with s
 other string is an expression over `payload` (the whole JSON body), checked at load; numbers,
 booleans and `{value: ...}` are constants; `{path: ..., default: ...}` gives a path a fallback
 (`path` may list several paths, tried in order). Constants and defaults are checked at load
-against the field, as a submitted value is (`default: norml` for a select is an error there). In expressions a key the payload lacks reads
-as empty, so `coalesce(payload.ticket.note, "")` works whether or not the sender sent it.
+against the field, as a submitted value is (`default: norml` for a select is an error there).
+In expressions a key the payload lacks reads as empty, so `coalesce(payload.ticket.note, "")`
+works whether or not the sender sent it.
 The HTTP side (signature, timestamp, idempotency) is web/webhooks.py.
 """
 
@@ -377,4 +378,5 @@ class WebhookKind:
 
 
 __all__ = ["DEFAULT_TOLERANCE", "MappingFailed", "Mapping_", "PathError", "WebhookKind", "WebhookSpec",
-           "build_source", "check_constant", "check_mappable", "follow", "lenient", "map_payload", "map_values", "parse_path"]
+           "build_source", "check_constant", "check_mappable", "follow", "lenient", "map_payload", "map_values",
+           "parse_path"]

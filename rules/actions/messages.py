@@ -4,9 +4,12 @@ caller's transaction: a rolled-back change sends nothing, and delivery retries h
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+from sqlalchemy.engine import Connection
 
 from engine.actions import ActionContext, ActionError, ActionScope, BaseAction
+from engine.channels.base import OutboundMessage
 from engine.errors import ValidationFailed
 from engine.kinds import BuildContext
 from engine.site import configured_public_url, lookup_url, record_url
@@ -16,6 +19,9 @@ from engine.yamlsource import Document
 from forms.inbound import Mapping_, build_source, check_constant, check_mappable, map_values
 from rules.actions.common import (RECIPIENT_SCHEMA, add_history, check_recipients, json_safe,
                                   resolve_recipients, write_fields)
+
+if TYPE_CHECKING:
+    from engine.runtime import Runtime
 
 TEMPLATE_NAMES = frozenset({"record", "event", "rule", "form", "now", "tags", "link", "track_link", "sla",
                             "text"})
@@ -231,20 +237,20 @@ class Webhook(BaseAction):
         add_history(act, "webhook.queued", {"channel": compiled["channel"], "outbox_id": message_id})
 
 
-def apply_answer(runtime: Any, conn: Any, message: Any, answer: Any) -> None:
+def apply_answer(runtime: "Runtime", conn: Connection, message: OutboundMessage, answer: Any) -> None:
     """Write a webhook receiver's answer into the record its message was about, validated like
     any edit, in the transaction that marks the message sent (`Outbox.on_reply`).
 
     A path that finds nothing leaves its field as it is (a receiver that leaves a key out has
-    nothing to say about it). An answer that is not JSON, or values the form refuses, change
+    nothing to say about it). An answer that is not a JSON object, or values the form refuses, change
     nothing and say why on the record's timeline (`webhook.answer_refused`).
     """
-    reply = message.reply
+    reply = message.reply or {}
     act = ActionContext(conn=conn, runtime=runtime, form=reply["form"], record_id=int(reply["record_id"]),
                         record={}, actor=None, source=str(reply.get("by") or ""))
     if not isinstance(answer, (dict, list)):
         add_history(act, "webhook.answer_refused", {"channel": message.channel, "outbox_id": message.id,
-                                                    "reason": "the receiver answered no JSON"})
+                                                    "reason": "the receiver answered no JSON object"})
         return
     sources = {name: Mapping_.from_json(data) for name, data in reply["values"].items()}
     values = {name: value for name, value in map_values(sources, answer).items() if value is not None}
