@@ -242,7 +242,7 @@ def apply_answer(runtime: "Runtime", conn: Connection, message: OutboundMessage,
     any edit, in the transaction that marks the message sent (`Outbox.on_reply`).
 
     A path that finds nothing leaves its field as it is (a receiver that leaves a key out has
-    nothing to say about it). An answer that is not a JSON object, or values the form refuses, change
+    nothing to say about it). An answer that is no JSON object or array, or values the form refuses, change
     nothing and say why on the record's timeline (`webhook.answer_refused`).
     """
     reply = message.reply or {}
@@ -250,7 +250,7 @@ def apply_answer(runtime: "Runtime", conn: Connection, message: OutboundMessage,
                         record={}, actor=None, source=str(reply.get("by") or ""))
     if not isinstance(answer, (dict, list)):
         add_history(act, "webhook.answer_refused", {"channel": message.channel, "outbox_id": message.id,
-                                                    "reason": "the receiver answered no JSON object"})
+                                                    "reason": "the receiver answered no JSON object or array"})
         return
     sources = {name: Mapping_.from_json(data) for name, data in reply["values"].items()}
     values = {name: value for name, value in map_values(sources, answer).items() if value is not None}

@@ -112,7 +112,7 @@ def test_an_answer_the_form_refuses_changes_nothing_and_says_why(tmp_path: Path)
 def test_an_answer_that_is_not_a_json_object_changes_nothing_and_says_so(tmp_path: Path) -> None:
     system, record_id = deliver(tmp_path, ("raw", 200, b"<html>OK</html>"))
     (refused,) = history_of(system, record_id, "webhook.answer_refused")
-    assert refused["data"]["reason"] == "the receiver answered no JSON object"
+    assert refused["data"]["reason"] == "the receiver answered no JSON object or array"
     assert system.forms.get("ticket", record_id)["voucher_no"] is None
 
 
