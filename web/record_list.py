@@ -20,6 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from engine.identity import Principal
 from engine.storage.db import read_transaction
+from engine.storage.tables import users
 from forms.access import record_scope
 from web.staff import field_text, hidden_fields, local_time, names_for, status_labeller
 
@@ -50,6 +51,8 @@ class ListQuery:
     scope: ColumnElement[bool] | None
     text: str = ""
     text_fields: tuple[str, ...] = ()
+    user_fields: tuple[str, ...] = ()
+    """The text fields holding a user name: the search also finds them by the person's name."""
     status: str = ""
     choices: list[ChoiceFilter] = field(default_factory=list)
     choice_values: dict[str, set[str]] = field(default_factory=dict)
@@ -68,6 +71,7 @@ class ListQuery:
                     zone=system.bundle.meta.timezone)
         query.text = str(params.get("q", ""))[:MAX_SEARCH].strip()
         query.text_fields = tuple(n for n in form.stored if form.types[n].name in TEXT_TYPES and n not in hidden)
+        query.user_fields = tuple(n for n in query.text_fields if form.types[n].name == "user")
         query.status = str(params.get("status", ""))[:50]
         listed = list(form.spec.list_fields) + [n for n in form.stored if form.field(n).index]
         for name in dict.fromkeys(listed):
@@ -96,7 +100,12 @@ class ListQuery:
         if self.text:
             like = "%" + self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             columns = [t.c.query_no] + [t.c[n] for n in self.text_fields]
-            parts.append(or_(*[c.ilike(like, escape="\\") for c in columns]))
+            matches = [c.ilike(like, escape="\\") for c in columns]
+            if self.user_fields:
+                # Pages show a user field by the person's name: "赵经理" finds what holds "accounts".
+                named = select(users.c.username).where(users.c.display_name.ilike(like, escape="\\"))
+                matches += [t.c[n].in_(named) for n in self.user_fields]
+            parts.append(or_(*matches))
         if self.status:
             parts.append(t.c.status == self.status)
         for name, values in self.choice_values.items():

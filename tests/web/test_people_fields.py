@@ -91,6 +91,15 @@ def test_the_record_list_shows_a_user_field_by_the_persons_name(system: System, 
     assert not re.search(r"<td[^>]*>accounts</td>", html)
 
 
+def test_the_record_list_search_finds_a_user_field_by_the_persons_name(system: System) -> None:
+    mine = Case(system, {**DELAY, "account_manager": "accounts"})
+    Case(system, {**DELAY, "customer_name": "西南物流"})
+    name = display_name(system, "accounts")
+    html = page_of(system, "admin", f"/records/complaint?lang=zh-CN&q={name}")
+    shown = set(re.findall(r'href="/records/complaint/(\d+)"', html))
+    assert shown == {str(mine.id)}
+
+
 def test_the_export_keeps_the_user_name_of_a_user_field(system: System, monkeypatch: pytest.MonkeyPatch) -> None:
     list_account_manager(system, monkeypatch)
     Case(system, {**DELAY, "account_manager": "accounts"})
