@@ -48,11 +48,16 @@ def apply_guide(guide: Path, bundle: Path) -> list[str]:
     return touched
 
 
-@pytest.fixture
-def site_survey(tmp_path: Path) -> tuple[Path, list[str]]:
+def guide_applied(tmp_path: Path, guide: str) -> tuple[Path, list[str]]:
+    """A copy of the postal bundle with `guide`'s edits applied, and the files they touched."""
     bundle = tmp_path / "my_change"
     shutil.copytree(POSTAL, bundle)
-    return bundle, apply_guide(GUIDES / "add-a-site-survey.md", bundle)
+    return bundle, apply_guide(GUIDES / guide, bundle)
+
+
+@pytest.fixture
+def site_survey(tmp_path: Path) -> tuple[Path, list[str]]:
+    return guide_applied(tmp_path, "add-a-site-survey.md")
 
 
 def test_the_site_survey_guide_edits_the_files_it_names(site_survey: tuple[Path, list[str]]) -> None:
@@ -79,9 +84,7 @@ def test_every_scenario_passes_after_the_site_survey_guide(site_survey: tuple[Pa
 # -- connect-another-system.md -------------------------------------------------------------------
 @pytest.fixture
 def crm(tmp_path: Path) -> tuple[Path, list[str]]:
-    bundle = tmp_path / "my_change"
-    shutil.copytree(POSTAL, bundle)
-    return bundle, apply_guide(GUIDES / "connect-another-system.md", bundle)
+    return guide_applied(tmp_path, "connect-another-system.md")
 
 
 def test_the_crm_guide_edits_the_files_it_names(crm: tuple[Path, list[str]]) -> None:

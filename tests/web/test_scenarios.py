@@ -80,23 +80,28 @@ def test_a_command_refused_without_fails_is_a_failure_that_says_why(tmp_path: Pa
     assert "step 2 (complete accept by agent): refused: urgency:" in problem(result)
 
 
+ASSESSED = """\
+- complete: accept
+  by: agent
+  values: {urgency: normal}
+- complete: marketing_review
+  by: marketing
+  values: {marketing_assessment: 影响续约}
+- complete: operations_review
+  by: operations
+  values: {operations_finding: 中转延误}
+"""
+"""Steps that bring the scenario's delay complaint to the compensation proposal."""
+
+
 def test_a_field_expectation_compares_numbers_as_numbers(tmp_path: Path) -> None:
-    result = run(tmp_path, """\
-      - complete: accept
-        by: agent
-        values: {urgency: normal}
-      - complete: marketing_review
-        by: marketing
-        values: {marketing_assessment: 影响续约}
-      - complete: operations_review
-        by: operations
-        values: {operations_finding: 中转延误}
+    result = run(tmp_path, ASSESSED + textwrap.dedent("""\
       - complete: propose
         by: agent
         values: {compensation: 300}
       - expect: {fields: {compensation: 300.00, urgency: normal}}
       - expect: {fields: {compensation: 301}}
-    """)
+    """))
     assert result.steps_run == 6
     assert "expected compensation = 301, found '300.00'" in problem(result)
 
@@ -266,16 +271,7 @@ def test_docket_schema_writes_the_scenario_schema_for_editors(tmp_path: Path) ->
     assert schema["title"] == "Docket scenario" and "expect" in schema["properties"]["steps"]["items"]["properties"]
 
 
-REPLY_READY = """\
-- complete: accept
-  by: agent
-  values: {urgency: normal}
-- complete: marketing_review
-  by: marketing
-  values: {marketing_assessment: 影响续约}
-- complete: operations_review
-  by: operations
-  values: {operations_finding: 中转延误}
+REPLY_READY = ASSESSED + """\
 - complete: propose
   by: agent
   values: {compensation: 300, basis: 延误赔付条款 3.2}
