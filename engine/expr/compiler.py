@@ -18,7 +18,7 @@ from engine.expr import safe_ops as ops
 from engine.expr.checker import Checked
 from engine.expr.context import EvalContext, EvalFailure
 from engine.expr.methods import METHODS, call_method
-from engine.registry import Kind
+from engine.registry import BUILT_IN, Kind
 
 __all__ = ["Evaluator", "build"]
 
@@ -223,6 +223,8 @@ class _Builder:
         assert isinstance(func, ast.Name)
         registered = self.functions.get(func.id)
         impl = registered.fn
+        if self.functions.source(func.id) != BUILT_IN:
+            impl = _checked_result(impl, registered.name, self.functions.source(func.id))
         if getattr(registered, "needs_context", False):
             return lambda n, c: impl(c, *[a(n, c) for a in args])
         if len(args) == 0:
@@ -234,3 +236,18 @@ class _Builder:
             first, second = args
             return lambda n, c: impl(first(n, c), second(n, c))
         return lambda n, c: impl(*[a(n, c) for a in args])
+
+
+def _checked_result(fn: Callable[..., Any], name: str, source: str) -> Callable[..., Any]:
+    """A plugin function whose result must be a plain value: anything else (an object, a set)
+    fails the expression, naming the function and its plugin, instead of being stored as its
+    `repr` or failing later far from its cause. Built-in functions are trusted (and fast)."""
+    def call(*args: Any) -> Any:
+        result = fn(*args)
+        foreign = ops.foreign_value(result)
+        if foreign is not None:
+            raise EvalFailure(f"{name}() (from {source}) returned {ops.kind(foreign)}, not text, a "
+                              "number, a date, a duration or a list or record of those: a bug in "
+                              "that plugin")
+        return result
+    return call

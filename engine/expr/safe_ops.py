@@ -25,6 +25,7 @@ from engine.expr.context import EvalContext, EvalFailure
 
 __all__ = [
     "MAX_INT_BITS", "MAX_TEXT", "show", "MAX_ITEMS", "MAX_BUSINESS_DAYS", "MAX_CALENDAR_SPAN", "DECIMAL_CONTEXT", "kind",
+    "foreign_value",
     "add", "sub", "mul", "truediv", "floordiv", "mod", "power", "neg", "pos",
     "eq", "ne", "lt", "le", "gt", "ge", "contains", "not_contains",
     "get_field", "get_item", "make_slice", "place_business",
@@ -80,6 +81,29 @@ def kind(value: Any) -> str:
     if isinstance(value, (set, frozenset)):
         return "a set"
     return f"a value of type {type(value).__name__}"
+
+
+_PLAIN_SCALARS = (type(None), bool, int, float, Decimal, str, date, time, timedelta, Duration)
+
+
+def foreign_value(value: Any) -> Any | None:
+    """The first part of `value` that is not a plain value an expression can hold (text, a
+    number, a date, a time, a duration, true/false, nothing, or a list or record of those),
+    or None when all of it is. A plugin function's result is checked with it: an object
+    would otherwise be stored as `<object object at 0x...>`."""
+    if isinstance(value, _PLAIN_SCALARS):
+        return None
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items: Any = value
+    elif isinstance(value, Mapping) and all(isinstance(key, str) for key in value):
+        items = value.values()
+    else:
+        return value
+    for item in items:
+        found = foreign_value(item)
+        if found is not None:
+            return found
+    return None
 
 
 def show(value: Any, limit: int = 40) -> str:
