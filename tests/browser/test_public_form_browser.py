@@ -242,3 +242,38 @@ def test_a_photo_too_large_for_its_field_is_flagged_when_chosen_and_the_form_is_
     photos.set_input_files(files=[])
     assert note.count() == 0 and photos.get_attribute("aria-invalid") is None
     context.close()
+
+
+def test_enter_on_a_step_before_the_last_moves_to_the_next_step_instead_of_sending(
+        browser: Any, live_server: LiveServer) -> None:
+    # A phone keyboard's Go key submits the form: sent from step 1, the customer met a page of
+    # "required" errors for a step they had not seen yet.
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="zh-CN")
+    page = context.new_page()
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if r.method == "POST" else None)
+    page.goto(f"{live_server.url}/f/complaint?lang=zh-CN")
+    page.get_by_label("大客户名称").fill("华东电子商务有限公司")
+    page.get_by_label("联系人").fill("陈先生")
+    page.get_by_label("联系电话").fill("13812345678")
+    live_server.clock.advance(timedelta(seconds=30))
+    page.get_by_label("联系电话").press("Enter")
+    page.wait_for_timeout(300)
+    assert sent == [] and page.locator("#form-errors").count() == 0
+    assert page.inner_text(".wizard-step") == "第 2 步，共 2 步"
+    assert page.evaluate("document.activeElement.id") == "f-occurred_at"
+    context.close()
+
+
+def test_enter_on_a_step_with_a_required_field_empty_stays_and_says_so(
+        browser: Any, live_server: LiveServer) -> None:
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="en-US")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/f/complaint?lang=en")
+    page.get_by_label("Key-account name").fill("ACME")
+    page.get_by_label("Key-account name").press("Enter")
+    page.wait_for_timeout(300)
+    assert page.inner_text(".wizard-step") == "Step 1 of 2"
+    assert page.locator("#f-contact_name-required").is_visible()
+    assert page.evaluate("document.activeElement.id") == "f-contact_name"
+    context.close()

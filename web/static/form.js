@@ -129,14 +129,23 @@
       .replace("{n}", String(index + 1)).replace("{total}", String(steps.length));
   }
 
-  back.addEventListener("click", function () { show(Math.max(0, current - 1)); });
-  next.addEventListener("click", function () {
+  function forward() {
     var empty = missing(steps[current]);
     empty.forEach(flag);
     if (empty.length) { empty[0].focus(); return; }
     show(Math.min(steps.length - 1, current + 1));
     var first = steps[current].querySelector("input, select, textarea");
     if (first) { first.focus(); }
+  }
+
+  back.addEventListener("click", function () { show(Math.max(0, current - 1)); });
+  next.addEventListener("click", forward);
+  // Enter in a field (a phone keyboard's Go key) submits the form from any step: before the
+  // last one it means Next, not "send the steps not seen yet" (a page of "required" errors).
+  form.addEventListener("submit", function (event) {
+    if (current === steps.length - 1) { return; }
+    event.preventDefault();
+    forward();
   });
   show(current);
 }());
