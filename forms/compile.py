@@ -9,6 +9,7 @@ from typing import Any, Callable, Mapping
 
 from engine.errors import ExpressionError, ValidationFailed
 from engine.expr import EvalContext
+from engine.expr.safe_ops import foreign_value, kind
 from engine.registry import Registry
 from engine.storage.records import ColumnSpec, RecordTableSpec
 from forms.codegen import EMPTY_DICT as _EMPTY_DICT, EMPTY_LIST as _EMPTY_LIST, SCALARS as _SCALARS
@@ -283,12 +284,19 @@ def _guarded_parser(parse: Callable[[Any], Any], ftype: FieldType, name: str) ->
     and raise only FieldInvalid."""
     def guarded(raw: Any) -> Any:
         try:
-            return parse(raw)
+            value = parse(raw)
         except FieldInvalid:
             raise
         except Exception:
             log.exception("field type '%s' failed to read field '%s'", ftype.name, name)
             raise FieldInvalid("unreadable") from None
+        foreign = foreign_value(value)
+        if foreign is not None:  # it would fail the insert, or be stored as its repr
+            log.error("field type '%s' read field '%s' as %s, not a value a record can hold "
+                      "(text, a number, a date, ...): a bug in that plugin", ftype.name, name,
+                      kind(foreign))
+            raise FieldInvalid("unreadable")
+        return value
     return guarded
 
 

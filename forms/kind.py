@@ -11,6 +11,8 @@ from engine.expr import Names
 from engine.expr.context import VALUE_KINDS
 from engine.errors import did_you_mean
 from engine.kinds import BuildContext, Dispatch
+from engine.registry import BUILT_IN
+from engine.storage.records import column_type_problem
 from engine.lists import Option, OptionList, check_color
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.types import YamlPath
@@ -271,6 +273,8 @@ class FormKind:
         if spec.default is not None and len(ctx.diags.errors) == before and not lost_options:
             check_written_value(spec.default, field_type, spec, ctx, doc, path + ("default",))
         field_type.check(spec, ctx, doc, path)
+        if field_type.stores_value and ctx.registry.field_types.source(field_type.name) != BUILT_IN:
+            _check_plugin_column(field_type, spec, ctx, doc, path)
         return field_type, spec
 
     def build_column(self, doc: Document, path: YamlPath, name: str, raw: dict[str, Any],
@@ -325,6 +329,25 @@ class FormKind:
                 field_type = ctx.registry.field_types.get(spec.type)
                 if field_type is not None:
                     field_type.check_bundle(spec, bundle, ctx, doc, ("fields", name))
+
+
+def _check_plugin_column(field_type: Any, spec: FieldSpec, ctx: BuildContext, doc: Document,
+                         path: YamlPath) -> None:
+    """A plugin field type's `column_type` must give a SQLAlchemy type: a missing or wrong one
+    is reported at the field's `type:` by `docket validate`, naming the plugin, instead of the
+    first start failing with a traceback while it creates the record table."""
+    source = ctx.registry.field_types.source(field_type.name)
+    try:
+        column = field_type.column_type(spec)
+    except NotImplementedError:
+        problem = ("has no column_type(spec): a type that stores a value must give its SQL column "
+                   "(a type that stores nothing sets stores_value = False)")
+    else:
+        reason = None if column is None else column_type_problem(column)
+        problem = None if reason is None else f"column_type(spec) is wrong: {reason}"
+    if problem is not None:
+        ctx.error(doc, path + ("type",), f"field type '{field_type.name}' (from {source}) {problem}",
+                  code="plugin-column-type", hint=f"a bug in the plugin {source}, not in this file")
 
 
 def _check_computed_order(fields: Mapping[str, FieldSpec], doc: Document, ctx: BuildContext) -> None:

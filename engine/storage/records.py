@@ -31,7 +31,7 @@ from engine.storage.db import read_transaction, schema_inspector, serialize, tra
 from engine.storage.types import UTCDateTime
 
 __all__ = ["ARCHIVE_PREFIX", "SYSTEM_COLUMNS", "TABLE_PREFIX", "ColumnSpec", "ExplicitChange", "MigrationPlan",
-           "RecordTableSpec",
+           "RecordTableSpec", "column_type_problem",
            "apply_additive", "plan_migration", "record_table", "table_name"]
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,17 @@ def _to_type(value: TypeLike) -> TypeEngine[Any]:
             return made
     raise TypeError(f"column type must be a SQLAlchemy type, a type class or a factory, "
                     f"got {value!r}")
+
+
+def column_type_problem(value: Any) -> str | None:
+    """Why `value` cannot be the type of a column (what a field type's `column_type` returned),
+    or None when it can: the form checks report a plugin's mistake at load with this, rather
+    than the first start failing with a traceback."""
+    try:
+        _to_type(value)
+    except Exception as exc:  # noqa: BLE001 - a factory may raise anything: that is the problem
+        return str(exc) if isinstance(exc, TypeError) else f"{type(exc).__name__}: {exc}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,17 @@ plugin is broken")."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import String
 
-from engine.errors import ExpressionError
+from engine.bundle import validate_bundle
+from engine.errors import ExpressionError, ValidationFailed, format_diagnostic
 from engine.expr import Function, Scope, compile_expression
 from engine.registry import Registry
+from forms.fields.base import FieldType
 from web.system import build_registry
 
 SOURCE = "acme-docket"
@@ -56,3 +60,93 @@ def test_a_plugin_function_needing_the_context_is_checked_the_same_way() -> None
 def test_plain_results_of_a_plugin_function_pass_unchanged(result: Any) -> None:
     registry = registry_with(Function("give", lambda value: result, 1, 1))
     assert evaluate("give(x)", registry, x="a") == result
+
+
+# -- field types ------------------------------------------------------------------------------
+
+class Badge(FieldType):
+    """A plugin field type; the tests break one method at a time."""
+
+    name = "badge"
+    options_schema = {"properties": {}}
+
+    def column_type(self, spec: Any) -> Any:
+        return String(20)
+
+    def parse(self, raw: Any, spec: Any) -> Any:
+        return str(raw)
+
+
+FORM = """\
+form: visit
+label: Visit
+fields:
+  badge: {type: badge, label: Badge}
+"""
+
+
+def visit_bundle(tmp_path: Path) -> Path:
+    """A bundle whose one form has one field of the plugin type `badge`."""
+    root = tmp_path / "bundle"
+    (root / "forms").mkdir(parents=True)
+    (root / "bundle.yaml").write_text('bundle: visits\nversion: "1"\nlabel: Visits\n', "utf-8")
+    (root / "forms" / "visit.yaml").write_text(FORM, "utf-8")
+    return root
+
+
+def load(tmp_path: Path, field_type: FieldType) -> tuple[Any, list[str]]:
+    """The bundle built with `field_type` registered by a plugin, and its error lines."""
+    registry = build_registry(plugins=False)
+    registry.field_types.add(field_type, source=SOURCE)
+    root = visit_bundle(tmp_path)
+    bundle, diagnostics = validate_bundle(root, registry)
+    errors = [format_diagnostic(d).replace(str(d.span.file), Path(d.span.file).name, 1)
+              for d in diagnostics if d.severity == "error" and d.span is not None]
+    return (bundle, registry), errors
+
+
+def test_a_field_type_without_column_type_is_reported_by_validate_at_the_field(tmp_path: Path) -> None:
+    class NoColumn(Badge):
+        column_type = FieldType.column_type
+
+    _, errors = load(tmp_path, NoColumn())
+    assert errors[0].startswith("visit.yaml:4:17: error: field type 'badge' (from acme-docket) has "
+                                "no column_type(spec)")
+    assert "hint: a bug in the plugin acme-docket, not in this file" in errors[0]
+
+
+def test_a_field_type_whose_column_type_is_not_a_sqlalchemy_type_is_reported_by_validate(tmp_path: Path) -> None:
+    class TextColumn(Badge):
+        def column_type(self, spec: Any) -> Any:
+            return "varchar(20)"
+
+    _, errors = load(tmp_path, TextColumn())
+    assert ("visit.yaml:4:17: error: field type 'badge' (from acme-docket) column_type(spec) is wrong: "
+            "column type must be a SQLAlchemy type, a type class or a factory, got 'varchar(20)'") in errors[0]
+
+
+def test_a_field_type_that_stores_nothing_needs_no_column_type(tmp_path: Path) -> None:
+    class Heading(Badge):
+        stores_value = False
+        column_type = FieldType.column_type
+
+    (bundle, _), errors = load(tmp_path, Heading())
+    assert errors == [] and bundle is not None
+
+
+def test_a_value_a_record_cannot_hold_from_parse_is_refused_at_the_field_and_logged(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from forms.compile import compile_form
+
+    class Leaky(Badge):
+        def parse(self, raw: Any, spec: Any) -> Any:
+            return object()
+
+    (bundle, registry), errors = load(tmp_path, Leaky())
+    assert errors == []
+    form = compile_form(bundle.all("form")["visit"], registry)
+    with pytest.raises(ValidationFailed) as info:
+        form.validate({"badge": "A-1"}, locale="en")
+    assert info.value.errors == {"badge": ["This value could not be checked; please try again or contact us."]}
+    assert ("field type 'badge' read field 'badge' as a value of type object, not a value a record can hold"
+            in caplog.text)
