@@ -7,7 +7,7 @@ so tests build fresh ones and never need to restore global state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib.metadata import entry_points
 from typing import Any, Callable, Generic, Iterator, Protocol, TypeVar, runtime_checkable
 
@@ -53,13 +53,20 @@ class Kind(Generic[T]):
         self._types: dict[str, T] = {}
         self._sources: dict[str, str] = {}
         self._aliases: dict[str, str] = {}
+        self.loading: str | None = None
+        """The plugin whose `register` is running (set by `Registry.use`), or None."""
 
-    def add(self, plugin: T, *, source: str = BUILT_IN) -> T:
+    def add(self, plugin: T, *, source: str | None = None) -> T:
         """Register a type; a name or alias already taken is an error naming both sources.
 
         A type that breaks the kind's contract (docs/plugins.md) is a RegistryError saying what
-        is wrong, raised here rather than as a traceback while a bundle loads.
+        is wrong, raised here rather than as a traceback while a bundle loads. Without `source`
+        the type is the loading plugin's (inside `Registry.use`) or Docket's own; a plugin
+        cannot pass itself off as built-in, which would skip the contract checks.
         """
+        if self.loading is not None and source in (None, BUILT_IN):
+            source = self.loading
+        source = BUILT_IN if source is None else source
         name = getattr(plugin, "name", None)
         if self.reserved is not None:
             raise RegistryError(f"{self.kind} {name!r} from {source}: {self.reserved}")
@@ -147,24 +154,14 @@ class Registry:
     problems: list[str] = field(default_factory=list)
     """Plugins that failed to load, by name, with the reason. The others still load."""
 
+    def kinds(self) -> dict[str, Kind[Any]]:
+        """Every plugin kind, by attribute name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "problems"}
+
     def copy(self) -> "Registry":
         """An independent copy (like jsonschema's `extend()`): add to it without touching this."""
-        return Registry(
-            **{
-                name: getattr(self, name).copy()
-                for name in (
-                    "field_types",
-                    "node_types",
-                    "actions",
-                    "functions",
-                    "chart_types",
-                    "channels",
-                    "assignment_strategies",
-                    "definition_kinds",
-                )
-            },
-            problems=list(self.problems),
-        )
+        return Registry(**{name: kind.copy() for name, kind in self.kinds().items()},
+                        problems=list(self.problems))
 
     def use(self, register: Callable[["Registry"], None], *, source: str) -> bool:
         """Run one plugin's `register(registry)`; a failure is recorded, not raised.
@@ -176,11 +173,17 @@ class Registry:
             self.problems.append(f"plugin {source}: TypeError: {register!r} is not a "
                                  "register(registry) function")
             return False
+        kinds = self.kinds().values()
+        for kind in kinds:  # what it adds without source= is its own, and contract-checked
+            kind.loading = source
         try:
             register(self)
         except Exception as exc:  # a broken plugin must not stop the others
             self.problems.append(f"plugin {source}: {type(exc).__name__}: {exc}")
             return False
+        finally:
+            for kind in kinds:
+                kind.loading = None
         return True
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> list[str]:

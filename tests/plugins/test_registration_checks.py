@@ -150,6 +150,32 @@ def test_a_failed_registration_is_recorded_and_not_logged_twice(caplog: pytest.L
     assert caplog.records == []  # the composition root shows `problems` once
 
 
+def test_a_plugin_that_forgets_source_still_gets_the_contract_checks() -> None:
+    """Without `source=` a type used to count as built-in: a class instead of an instance was
+    accepted, and the bundle load failed later with a traceback."""
+    registry = build_registry(plugins=False)
+    assert registry.use(lambda r: r.node_types.add(Checkpoint), source="acme (acme_docket:register)") is False
+    assert registry.problems == ["plugin acme (acme_docket:register): RegistryError: node type 'checkpoint' "
+                                 "from acme (acme_docket:register): Checkpoint is a class: register an "
+                                 "instance, Checkpoint()"]
+
+
+def test_a_clash_by_a_plugin_that_forgets_source_names_the_plugin_not_built_in() -> None:
+    class Task(Checkpoint):
+        name = "task"
+
+    registry = build_registry(plugins=False)
+    registry.use(lambda r: r.node_types.add(Task()), source="acme (acme_docket:register)")
+    assert registry.problems == ["plugin acme (acme_docket:register): RegistryError: node type 'task' from "
+                                 "acme (acme_docket:register) is already registered by built-in"]
+
+
+def test_a_plugin_cannot_register_its_type_as_built_in() -> None:
+    registry = build_registry(plugins=False)
+    assert registry.use(lambda r: r.node_types.add(Checkpoint(), source="built-in"), source="acme") is True
+    assert registry.node_types.source("checkpoint") == "acme"
+
+
 def documented_classes() -> dict[str, Any]:
     """The classes of the complete examples in docs/plugins.md's sections on each kind."""
     text = DOCS.read_text("utf-8")
