@@ -277,3 +277,23 @@ def test_enter_on_a_step_with_a_required_field_empty_stays_and_says_so(
     assert page.locator("#f-contact_name-required").is_visible()
     assert page.evaluate("document.activeElement.id") == "f-contact_name"
     context.close()
+
+
+def test_the_list_of_mistakes_leads_to_a_field_on_the_step_not_shown(browser: Any, live_server: LiveServer) -> None:
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="en-US")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/f/complaint?lang=en")
+    page.get_by_label("Key-account name").fill("ACME")
+    page.get_by_label("Contact person").fill("Chen")
+    page.get_by_label("Contact phone").fill("12")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("When it happened").fill("2026-11-20T10:30")
+    page.get_by_label("Category").select_option("delivery_late")
+    live_server.clock.advance(timedelta(seconds=30))
+    with page.expect_navigation():
+        page.get_by_role("button", name="Submit").click()
+    assert page.inner_text(".wizard-step") == "Step 1 of 2"  # the first mistake's step
+    page.get_by_role("link", name="What happened: This field is required.").click()
+    assert page.inner_text(".wizard-step") == "Step 2 of 2"
+    assert page.evaluate("document.activeElement.id") == "f-description"
+    context.close()

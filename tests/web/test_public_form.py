@@ -571,3 +571,31 @@ def test_the_uploads_of_a_refused_post_are_closed_with_its_request(client: TestC
     before = open_spools()
     refused_with_a_photo(client, clock)
     assert open_spools() == before
+
+
+def test_a_refused_form_lists_every_mistake_at_the_top_with_a_link_to_its_field(
+        client: TestClient, clock: ManualClock) -> None:
+    # The wizard shows one step at a time: the list is how the customer learns that the step they
+    # are not looking at has mistakes too.
+    ticket = open_form(client, clock, "en")
+    data = {**FILLED, "contact_phone": "12", "description": "", "_ticket": ticket}
+    response = client.post("/f/complaint?lang=en", data=data)
+    assert response.status_code == 422
+    summary = response.text.split('id="form-errors"', 1)[1].split("</div>", 1)[0]
+    assert re.findall(r'<a href="#([^"]+)">([^<]+)</a>', summary) == [
+        ("f-contact_phone", "Contact phone: Enter a valid phone number."),
+        ("f-description", "What happened: This field is required.")]
+
+
+def test_the_list_of_mistakes_reads_in_chinese_with_a_chinese_colon(client: TestClient, clock: ManualClock) -> None:
+    ticket = open_form(client, clock, "zh-CN")
+    response = client.post("/f/complaint?lang=zh-CN", data={**FILLED, "contact_phone": "12", "_ticket": ticket})
+    assert '<a href="#f-contact_phone">联系电话：请输入有效的电话号码。</a>' in response.text
+
+
+def test_a_bad_waybill_cell_is_listed_with_a_link_to_its_message(client: TestClient, clock: ManualClock) -> None:
+    ticket = open_form(client, clock, "en")
+    response = client.post("/f/complaint?lang=en", data={**FILLED, "waybills.0.number": "XYZ", "_ticket": ticket})
+    summary = response.text.split('id="form-errors"', 1)[1].split("</div>", 1)[0]
+    assert '<a href="#f-waybills-cell-0-error">Row 1 Waybill number: ' in summary
+    assert 'id="f-waybills-cell-0-error">Row 1 Waybill number: ' in response.text

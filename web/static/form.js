@@ -142,12 +142,35 @@
   next.addEventListener("click", forward);
   // Enter in a field (a phone keyboard's Go key) submits the form from any step: before the
   // last one it means Next, not "send the steps not seen yet" (a page of "required" errors).
+  // A link of the list of mistakes (or anything else) asks for a field on another step.
+  form.addEventListener("docket:reveal", function (event) {
+    var index = steps.findIndex(function (step) { return step.contains(event.target); });
+    if (index >= 0 && index !== current) { show(index); }
+  });
   form.addEventListener("submit", function (event) {
     if (current === steps.length - 1) { return; }
     event.preventDefault();
     forward();
   });
   show(current);
+}());
+
+// A link of the list of mistakes above a refused form puts the cursor in its field, opening the
+// wizard's step that holds it first (a plain link cannot reach into a hidden step). A link to a
+// message (a group of choices, a table cell) goes to the field's input with the mistake.
+(function () {
+  "use strict";
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest(".error-list a[href^='#']");
+    var target = link && document.getElementById(link.getAttribute("href").slice(1));
+    if (!target) { return; }
+    event.preventDefault();
+    target.dispatchEvent(new CustomEvent("docket:reveal", { bubbles: true }));
+    var field = target.closest(".field");
+    var input = target.matches("input, select, textarea") ? target : field &&
+      (field.querySelector("[aria-invalid=true]") || field.querySelector("input:not([type=hidden]), select, textarea"));
+    (input || target).focus();
+  });
 }());
 
 // After the server refused a post, the cursor goes to the first field it marked (for keyboard and
