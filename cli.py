@@ -717,15 +717,35 @@ def _print_demo_users(system: object, url: str, explicit: bool | None) -> None:
     if not meta.demo_users:
         return
     names = [u.username for u in meta.demo_users]
+    shown = meta.demo_users
     if demo_mode(explicit, url, True):
         password = demo_password()
         with transaction(system.db) as conn:  # type: ignore[attr-defined]
             give_demo_passwords(conn, names, password)
         print(f"  demo users (password: {password}; kept in var/demo_password):")
     else:
-        print("  demo users (no password until `docket users set-password USER`, or serve with --demo):")
-    for user in meta.demo_users:
+        # Outside a demo they are accounts nobody signs in with that still get tasks offered and
+        # assigned: name the ones still active and how to retire them.
+        active = _active_usernames(system, names)
+        shown = tuple(u for u in meta.demo_users if u.username in active)
+        if not shown:
+            return
+        print("  demo users still active, without a password (on a real server: "
+              "`docket users deactivate --demo`; to try Docket out: serve with --demo):")
+    for user in shown:
         print(f"    {user.username:<14} {', '.join(user.roles)}")
+
+
+def _active_usernames(system: object, names: Sequence[str]) -> set[str]:
+    """Those of `names` that are active accounts in the system's database."""
+    from sqlalchemy import select
+
+    from engine.storage.db import read_transaction
+    from engine.storage.tables import users
+
+    with read_transaction(system.db) as conn:  # type: ignore[attr-defined]
+        return set(conn.execute(select(users.c.username).where(
+            users.c.username.in_(list(names)), users.c.is_active.is_(True))).scalars())
 
 
 def _read_password(from_stdin: bool) -> str | None:
@@ -821,6 +841,47 @@ def cmd_users_set_password(args: argparse.Namespace) -> int:
             return 1
         audit(conn, "cli", "user.password", args.username, {}, at=system.runtime.clock.now())
     print(f"password of '{args.username}' set; their sessions were ended")
+    return 0
+
+
+def cmd_users_set_active(args: argparse.Namespace) -> int:
+    """Deactivate (or activate again) accounts: a deactivated user cannot sign in, their sessions
+    and API tokens stop working, and no new task is assigned to them; their history stays.
+    `--demo` names the bundle's demo users, which every database has (without a password)."""
+    from sqlalchemy import select, update
+
+    from engine.storage.db import transaction
+    from engine.storage.tables import users
+    from web.auth import audit, end_sessions_of
+    from web.system import boot
+
+    active = args.users_command == "activate"
+    system = boot(args.bundle, db_url=args.db)
+    names = list(dict.fromkeys(list(args.usernames) + (
+        [u.username for u in system.bundle.meta.demo_users] if args.demo else [])))
+    if not names:
+        print("name the users, or give --demo for the bundle's demo users", file=sys.stderr)
+        return 1
+    now = system.runtime.clock.now()
+    changed: list[str] = []
+    with transaction(system.db) as conn:
+        rows = {row.username: row for row in conn.execute(
+            select(users.c.id, users.c.username, users.c.is_active).where(users.c.username.in_(names)))}
+        unknown = [name for name in names if name not in rows]
+        if unknown:
+            print(f"no user {', '.join(repr(n) for n in unknown)}; nothing was changed", file=sys.stderr)
+            return 1
+        for name in names:
+            row = rows[name]
+            if bool(row.is_active) == active:
+                continue
+            conn.execute(update(users).where(users.c.id == row.id).values(is_active=active))
+            ended = 0 if active else end_sessions_of(conn, int(row.id))
+            audit(conn, "cli", "user.activated" if active else "user.deactivated", name,
+                  {"sessions_ended": ended}, at=now)
+            changed.append(name)
+    state = "activated" if active else "deactivated"
+    print(f"{state}: {', '.join(changed)}" if changed else f"nothing to do: already {state}")
     return 0
 
 
@@ -980,6 +1041,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--bundle", default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
     q.add_argument("--db", help=DB_HELP)
     q.set_defaults(func=cmd_users_set_password)
+    for action, helps in (("deactivate", "stop accounts signing in or getting tasks (history is kept)"),
+                          ("activate", "let deactivated accounts sign in and get tasks again")):
+        q = users_sub.add_parser(action, help=helps,
+                                 description=f"{helps[0].upper()}{helps[1:]}. --demo names the bundle's demo "
+                                             "users: on a real server, deactivate them once real accounts exist.")
+        q.add_argument("usernames", nargs="*", metavar="USERNAME")
+        q.add_argument("--demo", action="store_true", help="also every demo user of the bundle (bundle.yaml)")
+        q.add_argument("--bundle", default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
+        q.add_argument("--db", help=DB_HELP)
+        q.set_defaults(func=cmd_users_set_active)
 
     p = sub.add_parser("worker", help="fire timers and send queued messages (no web server)",
                        description="Run only the background scheduler: durable timers and the outbox. "

@@ -121,6 +121,59 @@ def test_serve_outside_demo_mode_gives_no_password(
     monkeypatch.delenv("DOCKET_DEMO", raising=False)
     system = boot(POSTAL, db_url=sqlite_url)
     cli._print_demo_users(system, sqlite_url, None)
-    assert "no password until" in capsys.readouterr().out
+    assert "`docket users deactivate --demo`" in capsys.readouterr().out
     assert password_hash(sqlite_url, "agent") is None
     system.db.dispose()
+
+
+def test_serve_outside_demo_mode_lists_no_demo_user_once_they_are_deactivated(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from web.system import boot
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DOCKET_DEMO", raising=False)
+    assert run(monkeypatch, ["users", "deactivate", "--demo", "--bundle", str(POSTAL), "--db", sqlite_url]) == 0
+    capsys.readouterr()
+    system = boot(POSTAL, db_url=sqlite_url)
+    cli._print_demo_users(system, sqlite_url, None)
+    assert capsys.readouterr().out == ""
+    system.db.dispose()
+
+
+# -- deactivating accounts -----------------------------------------------------------------------
+
+def is_active(url: str, username: str) -> bool:
+    engine = create_engine(url)
+    try:
+        with read_transaction(engine) as conn:
+            return bool(conn.execute(select(users.c.is_active).where(users.c.username == username)).scalar())
+    finally:
+        engine.dispose()
+
+
+def test_users_deactivate_demo_deactivates_every_demo_user_of_the_bundle_and_audits_it(
+        monkeypatch: pytest.MonkeyPatch, sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(monkeypatch, ["users", "add", "wang.li", "--role", "admin", "--no-password",
+                             "--bundle", str(POSTAL), "--db", sqlite_url]) == 0
+    assert run(monkeypatch, ["users", "deactivate", "--demo", "--bundle", str(POSTAL), "--db", sqlite_url]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("deactivated: agent, supervisor, manager, ")
+    assert not is_active(sqlite_url, "agent") and not is_active(sqlite_url, "admin")
+    assert is_active(sqlite_url, "wang.li")
+    engine = create_engine(sqlite_url)
+    with read_transaction(engine) as conn:
+        actions = {tuple(r) for r in conn.execute(select(audit_log.c.actor, audit_log.c.action, audit_log.c.target))}
+    engine.dispose()
+    assert ("cli", "user.deactivated", "agent") in actions
+
+
+def test_users_activate_undoes_a_deactivation(monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> None:
+    assert run(monkeypatch, ["users", "deactivate", "agent", "--bundle", str(POSTAL), "--db", sqlite_url]) == 0
+    assert run(monkeypatch, ["users", "activate", "agent", "--bundle", str(POSTAL), "--db", sqlite_url]) == 0
+    assert is_active(sqlite_url, "agent")
+
+
+def test_users_deactivate_of_an_unknown_user_changes_nothing(
+        monkeypatch: pytest.MonkeyPatch, sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(monkeypatch, ["users", "deactivate", "agent", "nobody", "--bundle", str(POSTAL), "--db", sqlite_url])
+    assert code == 1 and "no user 'nobody'; nothing was changed" in capsys.readouterr().err
+    assert is_active(sqlite_url, "agent")
