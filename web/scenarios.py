@@ -31,7 +31,7 @@ from engine.clock import ManualClock
 from engine.durations import parse_duration
 from engine.errors import Diagnostic, Diagnostics, DocketError, NotFoundError, format_diagnostic
 from engine.identity import CUSTOMER_ACTOR
-from engine.registry import Registry
+from engine.registry import Registry, plugin_in_traceback
 from engine.schema import LABEL_SCHEMA, report_errors
 from engine.storage.db import read_transaction
 from engine.storage.tables import outbox
@@ -286,12 +286,15 @@ def run_scenario(system: System, scenario: Scenario) -> ScenarioResult:
             result.problems.append(Diagnostic(f"step {i + 1} ({_describe(action, step)}): {exc}", span,
                                               code="scenario-failed", hint=exc.hint, yaml_path=path))
             return result
-        except Exception as exc:  # a fault of Docket's, not the analyst's: say so, run the rest
+        except Exception as exc:  # a fault of Docket's or a plugin's, not the analyst's: say so
             log.exception("scenario %s, step %d", scenario.doc.file, i + 1)
+            plugin = plugin_in_traceback(exc)
             result.problems.append(Diagnostic(
                 f"step {i + 1} ({_describe(action, step)}): Docket failed inside ({type(exc).__name__}: {exc})",
                 scenario.doc.source_map.key(where + (action,)), code="scenario-crashed",
-                hint="this is a fault in Docket or a plugin, not in the scenario: please report it",
+                hint=(f"a bug in the plugin {plugin}, not in the scenario or the bundle: the log has the "
+                      "traceback" if plugin else
+                      "this is a fault in Docket or a plugin, not in the scenario: please report it"),
                 yaml_path=where))
             return result
         result.steps_run = i + 1
@@ -327,6 +330,8 @@ class _Run:
         try:
             getattr(self, f"do_{action}")(step)
         except (DocketError, ValueError) as exc:
+            if not isinstance(exc, DocketError) and plugin_in_traceback(exc) is not None:
+                raise  # a plugin's bug, not a refusal by the bundle: reported as a crash
             if fails is None:
                 raise StepFailed(f"refused: {_message(exc)}") from None
             if fails.lower() not in _message(exc).lower():

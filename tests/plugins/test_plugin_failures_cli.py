@@ -62,3 +62,52 @@ def test_docket_schema_warns_about_a_broken_plugin(
     assert main(["schema", "--out", str(tmp_path)]) == 0
     assert ("warning: plugin raises (docket_raises_plugin:register): RuntimeError: "
             "the licence file is missing") in capsys.readouterr().err
+
+
+RAISES_AT_RUN = """\
+from docket_sample_plugin.audit import RandomAudit
+
+
+class FailingAudit(RandomAudit):
+    name = "failing_audit"
+    aliases = ()
+
+    def enter(self, run):
+        raise ValueError("the audit quota table is empty")
+
+
+def register(registry):
+    registry.node_types.add(FailingAudit(), source="docket-failing")
+"""
+SUBMITS = """\
+scenario: A refund is submitted
+start: 2026-03-02T09:00:00
+steps:
+  - submit: refund
+    by: agent
+    values: {customer: Li, phone: "13812345678", amount: "120.00"}
+"""
+
+
+def test_docket_test_reports_a_plugins_value_error_as_its_bug_not_as_a_refusal(
+        install_plugin: InstallPlugin, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A ValueError is how Docket's own checks refuse a step, so a plugin's ValueError read
+    `refused: the audit quota table is empty`, as if the bundle had refused the submission."""
+    install_plugin("docket-sample-plugin", sample_entry_points(), source_dir=SAMPLE_SRC)
+    install_plugin("docket-failing", {"failing": "docket_failing_plugin:register"},
+                   modules={"docket_failing_plugin.py": RAISES_AT_RUN})
+    bundle = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, bundle)
+    flow = bundle / "flows" / "refund_flow.yaml"
+    flow.write_text(flow.read_text("utf-8").replace("type: random_audit", "type: failing_audit"), "utf-8")
+    with (bundle / "bundle.yaml").open("a", encoding="utf-8") as meta:
+        meta.write("demo_users:\n  - {username: agent, name: Agent, roles: [agent]}\n")
+    (bundle / "scenarios").mkdir()
+    (bundle / "scenarios" / "submit.yaml").write_text(SUBMITS, "utf-8")
+    assert main(["test", str(bundle)]) == 1
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "refused:" not in text
+    assert ("submit.yaml:4:5: error: step 1 (submit refund by agent): Docket failed inside (ValueError: "
+            "the audit quota table is empty)") in text
+    assert "hint: a bug in the plugin docket-failing, not in the scenario or the bundle" in text
