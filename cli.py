@@ -442,7 +442,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     url = database_url(args.db)
     # Checked before anything starts: a server that cannot listen or store uploads must not
     # seed data, hand out demo passwords, or fire timers first.
-    problem = port_problem(args.host, args.port) or files_problem(files_dir(url))
+    problem = port_problem(args.host, args.port) or files_problem(files_dir(url)) or secret_problem()
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 1
@@ -464,6 +464,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     web = app.state.web
     scheduler = _start_scheduler(lambda: web.system.runtime, args.no_scheduler)  # follows reloads
     _stop_on_signals()
+    # Under systemd stdout is a pipe, block-buffered: without this the lines above reached the
+    # journal only when the server stopped.
+    sys.stdout.flush()
     try:
         # log_config=None: uvicorn logs through the root logger configured above, so its lines
         # carry the same timestamps and format as Docket's.
@@ -547,6 +550,22 @@ def files_problem(folder: Path) -> str | None:
     except OSError as exc:
         return (f"uploaded files cannot be stored in {folder.resolve()}: {exc.strerror}; "
                 "set DOCKET_FILES_DIR to a writable folder")
+    return None
+
+
+def secret_problem() -> str | None:
+    """Why the key that signs sessions and form tickets cannot be had: $DOCKET_SECRET_KEY is not
+    set and its stand-in, var/secret_key under the working folder, cannot be kept; None if it can.
+
+    Found at start, not while the first page is built."""
+    from web.settings import SECRET_FILE, secret_key
+
+    try:
+        secret_key()
+    except OSError as exc:
+        return (f"DOCKET_SECRET_KEY is not set and the key that stands in for it cannot be kept in "
+                f"{(Path.cwd() / SECRET_FILE).resolve()}: {exc.strerror}; set DOCKET_SECRET_KEY "
+                "(every server the same) or start Docket in a folder it may write")
     return None
 
 
@@ -1267,6 +1286,10 @@ def database_problem(explicit: str | None) -> str | None:
         return f"cannot create the folder for the SQLite database {exc.filename}: {exc.strerror}"
     if url.get_backend_name() not in ("sqlite", "postgresql"):
         return f"'{url.drivername}' is not a database Docket knows; write {DATABASE_URL_FORMS}"
+    if url.get_backend_name() == "sqlite" and url.host:
+        return (f"a SQLite URL has no host ('{url.host}' was read as one): write three slashes before a "
+                "path under the working folder (sqlite:///var/docket.db), four before a path from / "
+                "(sqlite:////srv/docket/docket.db)")
     try:
         url.get_dialect().import_dbapi()
     except NoSuchModuleError:

@@ -224,6 +224,27 @@ def test_a_sqlite_folder_that_cannot_be_created_is_an_error(tmp_path: Path, caps
     assert capsys.readouterr().err.startswith(f"error: cannot create the folder for the SQLite database {blocker}")
 
 
+def test_a_sqlite_url_with_two_slashes_is_an_error_saying_how_many_to_write(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "upgrade", "--db", "sqlite://var/docket.db"]) == 1
+    assert capsys.readouterr().err == (
+        "error: a SQLite URL has no host ('var' was read as one): write three slashes before a path under "
+        "the working folder (sqlite:///var/docket.db), four before a path from / (sqlite:////srv/docket/docket.db)\n")
+
+
+def test_serve_without_a_secret_key_it_cannot_keep_is_an_error_before_starting_anything(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("DOCKET_SECRET_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "var").write_text("a file where var/secret_key's folder should be", "utf-8")
+    code = main(["serve", str(POSTAL), "--port", str(free_port()), "--db", f"sqlite:///{tmp_path / 'docket.db'}"])
+    assert code == 1
+    assert capsys.readouterr().err.startswith(
+        f"error: DOCKET_SECRET_KEY is not set and the key that stands in for it cannot be kept in "
+        f"{tmp_path / 'var' / 'secret_key'}: ")
+    assert not (tmp_path / "docket.db").exists()
+
+
 def test_serve_refuses_a_port_in_use_before_starting_anything(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as taken:
@@ -301,6 +322,39 @@ def test_a_stopped_server_leaves_one_self_contained_database_file(tmp_path: Path
     shutil.copy(tmp_path / "d.db", alone)
     with sqlite3.connect(alone) as copy:
         assert copy.execute("SELECT count(*) FROM rec_complaint").fetchone() == (1,)
+
+
+def test_serve_writes_where_it_serves_before_it_stops_even_to_a_pipe(tmp_path: Path) -> None:
+    """Under systemd stdout is a pipe to the journal: the start lines must be there while it runs."""
+    import http.client
+
+    port = free_port()
+    out = tmp_path / "out.txt"
+    with out.open("w") as stdout:
+        server = subprocess.Popen(
+            [sys.executable, str(ROOT / "cli.py"), "serve", str(POSTAL), "--db", f"sqlite:///{tmp_path / 'd.db'}",
+             "--port", str(port), "--no-demo", "--log-level", "warning"], stdout=stdout, stderr=subprocess.DEVNULL,
+            cwd=tmp_path, env={**{k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"},
+                               "DOCKET_SECRET_KEY": "test"})
+        try:
+            deadline = time.monotonic() + 90
+            while server.poll() is None and time.monotonic() < deadline:
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                    conn.request("GET", "/healthz")
+                    if conn.getresponse().status == 200:
+                        break
+                except ConnectionRefusedError:
+                    time.sleep(0.2)
+            written = out.read_text()
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=60)
+            finally:
+                if server.poll() is None:
+                    server.kill()
+    assert "Docket is serving" in written and f"open:     http://localhost:{port}/" in written
 
 
 def test_a_second_stop_signal_while_the_server_closes_waits_for_the_close(
