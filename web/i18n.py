@@ -10,6 +10,8 @@ UI: dict[str, dict[str, str]] = {
     "lookup_title": {"en": "Look up progress", "zh-CN": "查询处理进度"},
     "verify_digits": {"en": "Last {n} digits of the contact phone", "zh-CN": "联系电话后 {n} 位"},
     "look_up": {"en": "Look up", "zh-CN": "查询"},
+    "look_up_another": {"en": "Look up another number", "zh-CN": "查询其他编号"},
+    "colon": {"en": ": ", "zh-CN": "："},
     "lookup_failed": {"en": "No complaint matches this query number and these digits. Check both and try again.",
                       "zh-CN": "查询编号与电话号码不匹配或不存在，请核对后重试。"},
     "progress_path": {"en": "Progress", "zh-CN": "处理进度"},

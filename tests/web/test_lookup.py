@@ -85,3 +85,35 @@ def test_a_failed_lookup_keeps_the_number_but_not_the_digits(client: TestClient,
     assert f'name="query_no" value="{query_no}"' in page
     verify = re.search(r'<input type="text" id="f-verify"[^>]*>', page)
     assert verify and "value=" not in verify.group(0) and "9876" not in page
+
+
+def test_a_failed_lookup_is_said_above_the_form_and_ties_both_inputs_to_it(client: TestClient, query_no: str) -> None:
+    # Which of the two was wrong is not told (no enumeration), so both inputs carry the message.
+    page = client.post("/track?lang=en", data={"query_no": query_no, "verify": "9876"}).text
+    assert page.index('id="lookup-failed"') < page.index('class="lookup"')
+    for input_id in ("f-query-no", "f-verify"):
+        tag = re.search(rf'<input [^>]*id="{input_id}"[^>]*>', page)
+        assert tag and 'aria-invalid="true"' in tag[0] and 'aria-describedby="lookup-failed"' in tag[0]
+
+
+def test_a_failed_lookup_puts_the_cursor_in_the_digits_to_type_again(client: TestClient, query_no: str) -> None:
+    page = client.post("/track?lang=en", data={"query_no": query_no, "verify": "9876"}).text
+    verify = re.search(r'<input [^>]*id="f-verify"[^>]*>', page)
+    assert verify and " autofocus" in verify[0]
+    assert " autofocus" not in client.get("/track?lang=en").text
+
+
+def test_the_answer_comes_first_and_the_form_after_it_looks_up_another_number(
+        client: TestClient, query_no: str) -> None:
+    # On a phone the status was below the form just used, under the keyboard's fold.
+    page = client.post("/track?lang=en", data={"query_no": query_no, "verify": "5678"}).text
+    assert page.index('id="lookup-status"') < page.index('class="lookup"')
+    assert '<h2 id="lookup-another">Look up another number</h2>' in page
+    assert page.index('id="lookup-another"') < page.index('class="lookup"')
+    form = page.split('class="lookup"', 1)[1].split("</form>", 1)[0]
+    assert 'name="query_no" value=""' in form
+
+
+def test_the_status_reads_with_a_chinese_colon_in_chinese(client: TestClient, query_no: str) -> None:
+    page = client.post("/track?lang=zh-CN", data={"query_no": query_no, "verify": "5678"}).text
+    assert '状态：<strong id="lookup-status">' in page

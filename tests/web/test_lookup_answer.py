@@ -259,3 +259,12 @@ def test_the_answers_photo_input_carries_its_fields_size_limit(client: TestClien
     assert photos and f'data-max-bytes="{10 * 1024 * 1024}"' in photos.group(0)
     assert re.search(r'<form method="post" action="/track/answer\?lang=zh-CN"[^>]*data-max-files-bytes="\d+"', page)
     assert '/static/form.js' in page
+
+
+def test_a_refused_answer_lists_its_mistakes_in_the_step_with_links(client: TestClient, system: System) -> None:
+    case = replied(system)
+    answer = client.post("/track/answer?lang=en", data={
+        "pass": step_pass(look_up(client, case)), "customer_confirmed": "true"})
+    step = answer.text.split('id="customer-step"')[1]
+    assert 'id="lookup-alert"' in step
+    assert '<a href="#f-satisfaction-error">Satisfaction: This field is required.</a>' in step
