@@ -12,10 +12,13 @@ A chart type declares `name`, `aliases`, `options_schema` (its extra widget keys
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+from engine.registry import BUILT_IN
 
 FONT = "Noto Sans CJK SC"
 FONT_DIRS = ("/usr/share/fonts/opentype/noto", "/usr/share/fonts/truetype/noto", "/usr/share/fonts/noto-cjk")
@@ -94,6 +97,27 @@ class ChartType:
 
     def spec(self, data: ChartData) -> dict[str, Any]:
         raise NotImplementedError
+
+
+def checked_spec(chart: ChartType, data: ChartData, source: str) -> Mapping[str, Any]:
+    """`chart.spec(data)`, checked when the chart type is a plugin's (`source`): anything but a
+    mapping JSON can carry is a bug in that plugin, named here, instead of `"spec": null`
+    reaching the browser (an empty widget) or a serialisation error far from its cause."""
+    spec = chart.spec(data)
+    if source == BUILT_IN:
+        return spec
+    problem = None
+    if not isinstance(spec, Mapping):
+        problem = f"returned {type(spec).__name__}, not a specification (a dict)"
+    else:
+        try:
+            json.dumps(spec)
+        except (TypeError, ValueError) as exc:
+            problem = f"returned a specification JSON cannot carry ({exc})"
+    if problem is not None:
+        raise TypeError(f"chart type '{chart.name}' (from {source}): spec(data) {problem}: "
+                        "a bug in that plugin")
+    return spec
 
 
 class Kpi(ChartType):

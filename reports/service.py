@@ -19,7 +19,7 @@ from engine.identity import Principal
 from engine.runtime import Runtime
 from engine.storage.db import read_transaction, serialize, transaction
 from engine.types import label_text
-from reports.charts import ChartData, render_png, render_svg
+from reports.charts import ChartData, checked_spec, render_png, render_svg
 from reports.facts import FactKeeper, complete_facts
 from reports.rollups import RollupKeeper
 from reports.query import OTHERS, Filters, ReportRequestError, Result, drill_rows, run_widget
@@ -178,7 +178,8 @@ class ReportService:
                 sum(r.get(m) or 0 for r in result.rows) if dataset.measures[m].agg in ("count", "sum") else None
                 for m in widget.measures]
         return {"widget": widget.name, "chart": chart.name, "mode": chart.mode, "title": data.title,
-                "spec": chart.spec(data), "columns": columns, "rows": table, "points": points,
+                "spec": checked_spec(chart, data, self.rt.bundle.registry.chart_types.source(chart.name)),
+                "columns": columns, "rows": table, "points": points,
                 "totals": totals, "truncated": result.truncated,
                 "previous": [result.previous.get(m) for m in widget.measures] if result.previous else None}
 

@@ -24,6 +24,7 @@ from starlette.types import Scope
 
 from engine.bundle import Bundle
 from engine.errors import ConflictError, IdempotencyKeyReused, NotFoundError, ValidationFailed
+from engine.registry import plugin_in_traceback
 from web import lookup, public, uploads
 from web import admin, auth
 from web import api, openapi, tokens, webhooks
@@ -188,7 +189,9 @@ def create_app(system: System, *, secret: str | None = None,
 
     async def on_crash(request: Request, exc: Exception) -> Response:
         ref = secrets.token_hex(6)
-        log.exception("unhandled error %s on %s %s", ref, request.method, request.url.path)
+        plugin = plugin_in_traceback(exc)
+        log.exception("unhandled error %s on %s %s%s", ref, request.method, request.url.path,
+                      f": a bug in the plugin {plugin}" if plugin else "")
         response = _error(request, 500, f"something went wrong on our side (reference {ref})")
         # This answer comes from outside the middleware stack: add the security headers here.
         for key, value in SECURITY_HEADERS.items():

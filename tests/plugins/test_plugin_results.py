@@ -16,6 +16,7 @@ from engine.errors import ExpressionError, ValidationFailed, format_diagnostic
 from engine.expr import Function, Scope, compile_expression
 from engine.registry import Registry
 from forms.fields.base import FieldType
+from reports.charts import ChartData, ChartType, checked_spec
 from web.system import build_registry
 
 SOURCE = "acme-docket"
@@ -150,3 +151,34 @@ def test_a_value_a_record_cannot_hold_from_parse_is_refused_at_the_field_and_log
     assert info.value.errors == {"badge": ["This value could not be checked; please try again or contact us."]}
     assert ("field type 'badge' read field 'badge' as a value of type object, not a value a record can hold"
             in caplog.text)
+
+
+# -- chart types ------------------------------------------------------------------------------
+
+class Dots(ChartType):
+    """A plugin chart type whose `spec` returns what the test gives it."""
+
+    name = "dots"
+
+    def __init__(self, spec: Any) -> None:
+        self.given = spec
+
+    def spec(self, data: ChartData) -> Any:
+        return self.given
+
+
+DATA = ChartData("Requests", [("d0", "Status", "text")], [("m0", "Requests", "number")],
+                 [{"d0": "new", "m0": 3, "_p": 0}], {})
+
+
+def test_a_plugin_chart_spec_that_is_not_a_dict_is_named_as_the_plugins_bug() -> None:
+    with pytest.raises(TypeError) as info:
+        checked_spec(Dots(None), DATA, SOURCE)
+    assert str(info.value) == ("chart type 'dots' (from acme-docket): spec(data) returned NoneType, not a "
+                               "specification (a dict): a bug in that plugin")
+
+
+def test_a_plugin_chart_spec_that_json_cannot_carry_is_named_as_the_plugins_bug() -> None:
+    with pytest.raises(TypeError, match=r"chart type 'dots' \(from acme-docket\): spec\(data\) returned a "
+                                        r"specification JSON cannot carry \(Object of type object"):
+        checked_spec(Dots({"data": {"values": [object()]}}), DATA, SOURCE)

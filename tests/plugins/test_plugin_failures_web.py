@@ -1,0 +1,48 @@
+"""When a plugin's code fails while the web application answers, the user gets a plain 500 with
+a reference (docs/plugins.md, "When a plugin is broken") and the log line of that reference names
+the plugin, so whoever reads it knows whose bug it is."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from engine.clock import ManualClock
+from tests.plugins.conftest import BUNDLE, SAMPLE_SRC, InstallPlugin, sample_entry_points
+from tests.plugins.test_plugin_failures_cli import RAISES_AT_RUN
+from web.app import create_app
+from web.system import boot
+
+REFUND = {"customer": "Li", "phone": "13812345678", "amount": "120.00"}
+
+
+@pytest.fixture
+def client(install_plugin: InstallPlugin, tmp_path: Path) -> TestClient:
+    """The test bundle's refund form, public, whose flow's first step is a plugin node type
+    whose `enter` raises ValueError."""
+    install_plugin("docket-sample-plugin", sample_entry_points(), source_dir=SAMPLE_SRC)
+    install_plugin("docket-failing", {"failing": "docket_failing_plugin:register"},
+                   modules={"docket_failing_plugin.py": RAISES_AT_RUN})
+    bundle = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, bundle)
+    flow = bundle / "flows" / "refund_flow.yaml"
+    flow.write_text(flow.read_text("utf-8").replace("type: random_audit", "type: failing_audit"), "utf-8")
+    form = bundle / "forms" / "refund.yaml"
+    form.write_text(form.read_text("utf-8").replace("form: refund\n", "form: refund\npublic: true\n"), "utf-8")
+    system = boot(bundle, db_url=f"sqlite:///{tmp_path / 'docket.db'}",
+                  clock=ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)))
+    return TestClient(create_app(system, secret="test-secret"), raise_server_exceptions=False)
+
+
+def test_the_log_of_an_unhandled_error_names_the_plugin(client: TestClient,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="web.app"):
+        client.post("/api/v1/forms/refund/records", json=REFUND)
+    (record,) = [r for r in caplog.records if r.name == "web.app"]
+    assert record.getMessage().endswith("on POST /api/v1/forms/refund/records: a bug in the plugin docket-failing")
+    assert record.exc_info is not None and "the audit quota table is empty" in str(record.exc_info[1])
