@@ -269,6 +269,9 @@ def cmd_db_backup(args: argparse.Namespace) -> int:
     except BackupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # copying the uploaded files: a folder not writable, a full disk
+        print(f"error: {_os_failure(exc)}", file=sys.stderr)
+        return 1
     if removed:  # the files only the removed backups named go with them
         kept: set[str] = set()
         for path in folder.glob(BACKUP_GLOB):
@@ -309,13 +312,23 @@ def cmd_db_restore(args: argparse.Namespace) -> int:
     if moved is not None:
         print(f"          the database it replaced is kept as {moved}")
     store = FileStore(files_dir(url))
-    files = FileStore(backup.parent / "files").copy_to(store, named)
+    try:
+        files = FileStore(backup.parent / "files").copy_to(store, named)
+    except OSError as exc:
+        print(f"error: the uploaded files were not all copied back: {_os_failure(exc)}", file=sys.stderr)
+        return 1
     print(f"files:    {store.root} ({files.copied} copied back, {files.present} already there)")
     if files.missing:
         print(f"error: {len(files.missing)} file(s) the restored database names are in neither "
               f"{backup.parent / 'files'} nor {store.root}: {_first(files.missing)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _os_failure(exc: OSError) -> str:
+    """An operating system's refusal in one line: the path it concerns and the reason."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
 
 
 def _first(items: Sequence[str], shown: int = 5) -> str:

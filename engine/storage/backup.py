@@ -20,6 +20,7 @@ import fcntl
 import os
 import sqlite3
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -80,10 +81,14 @@ def snapshot(source: Path, dest: Path) -> Snapshot:
     """Copy the database at `source` to the new file `dest`, consistently, while others write."""
     if not source.is_file():
         raise BackupError(f"{source}: no database there")
-    if dest.exists():
-        raise BackupError(f"{dest}: already exists; a backup never overwrites a file")
-    dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(f".{dest.name}.partial")
+    try:
+        if dest.exists():
+            raise BackupError(f"{dest}: already exists; a backup never overwrites a file")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _claim(partial)
+    except OSError as exc:
+        raise BackupError(_cannot_write(dest.parent, "a backup", exc)) from exc
     started = time.perf_counter()
     src = sqlite3.connect(source, timeout=30)
     try:
@@ -101,8 +106,10 @@ def snapshot(source: Path, dest: Path) -> Snapshot:
         _flush(partial)
         os.replace(partial, dest)
         _flush(dest.parent)
-    except sqlite3.Error as exc:
-        raise BackupError(f"{source}: cannot be copied: {exc}") from exc
+    except sqlite3.Error as exc:  # the source unreadable, or the destination full
+        raise BackupError(f"{source}: cannot be copied to {dest.parent}: {exc}") from exc
+    except OSError as exc:
+        raise BackupError(_cannot_write(dest.parent, "a backup", exc)) from exc
     finally:
         src.close()
         for leftover in (partial, Path(f"{partial}-journal")):
@@ -139,8 +146,11 @@ def in_use(database: Path) -> bool:
     shm = Path(f"{database}-shm")
     try:
         fd = os.open(shm, os.O_RDWR)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return False  # nobody has it open in WAL mode: the last connection removed its index
+    except PermissionError as exc:
+        raise BackupError(f"{shm}: cannot be opened to see whether Docket has the database open: "
+                          f"{exc.strerror}; run this as the user Docket runs as") from exc
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _SHM_DMS_BYTE)
     except OSError as exc:
@@ -161,26 +171,32 @@ def restore(backup: Path, database: Path, now: datetime | None = None) -> Path |
         raise BackupError(f"{backup}: no backup there")
     if in_use(database):
         raise BackupError(f"{database}: in use; stop every Docket server and worker on it, then restore")
-    database.parent.mkdir(parents=True, exist_ok=True)
     incoming = database.with_name(f".{database.name}.restoring")
     source = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
     try:
-        _check(source, backup)
-        if _revision(source) is None:
+        try:
+            _check(source, backup)
+            revision = _revision(source)
+        except sqlite3.Error as exc:
+            raise BackupError(f"{backup}: not a readable SQLite database: {exc}") from exc
+        if revision is None:
             raise BackupError(f"{backup}: not a Docket database (it has no engine tables)")
         # Through SQLite, not a file copy: a backup file with a -wal beside it (a copy taken by
         # hand) comes back whole, its last commits included.
-        target = sqlite3.connect(incoming)
         try:
-            source.backup(target)
-        finally:
-            target.close()
-        _flush(incoming)
-    except sqlite3.Error as exc:
-        incoming.unlink(missing_ok=True)
-        raise BackupError(f"{backup}: not a readable SQLite database: {exc}") from exc
+            database.parent.mkdir(parents=True, exist_ok=True)
+            _claim(incoming)
+            target = sqlite3.connect(incoming)
+            try:
+                source.backup(target)
+            finally:
+                target.close()
+            _flush(incoming)
+        except (OSError, sqlite3.Error) as exc:  # the folder not writable, or full
+            raise BackupError(_cannot_write(database.parent, "the restored database", exc)) from exc
     except BackupError:
-        incoming.unlink(missing_ok=True)
+        with suppress(OSError):  # there may be no folder to remove it from
+            incoming.unlink(missing_ok=True)
         raise
     finally:
         source.close()
@@ -199,6 +215,19 @@ def restore(backup: Path, database: Path, now: datetime | None = None) -> Path |
     os.replace(incoming, database)
     _flush(database.parent)
     return moved
+
+
+def _claim(path: Path) -> None:
+    """Create the empty file SQLite then copies into, readable by this user only (a backup holds
+    every customer's name and phone number): a folder that cannot be written fails here, with
+    the system's reason, rather than as SQLite's "unable to open database file"."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+
+
+def _cannot_write(folder: Path, what: str, exc: OSError | sqlite3.Error) -> str:
+    """One line: `what` cannot be written in `folder`, and the system's (or SQLite's) reason."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return f"{folder}: cannot write {what} there: {reason}"
 
 
 def _check(conn: sqlite3.Connection, name: Path) -> None:

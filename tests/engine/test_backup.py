@@ -239,6 +239,45 @@ def test_db_backup_keep_removes_old_backups_and_the_files_only_they_named(
     assert "removed:" in capsys.readouterr().out
 
 
+def test_a_backup_into_a_folder_that_cannot_be_made_names_that_folder_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    boot(POSTAL, db_url=f"sqlite:///{tmp_path / 'docket.db'}").db.dispose()
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the backups' folder should be", "utf-8")
+    assert main(["db", "backup", str(blocker / "backups"), "--db", f"sqlite:///{tmp_path / 'docket.db'}"]) == 1
+    assert capsys.readouterr().err == f"error: {blocker / 'backups'}: cannot write a backup there: Not a directory\n"
+
+
+def test_a_backup_whose_files_cannot_be_copied_is_one_error_line_naming_the_path(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    system, service = boot_claims(tmp_path, tmp_path / "files")
+    service.upload(pdf(b"waybill"), "waybill.pdf", actor=None, limits=DEFAULT_LIMITS)
+    system.db.dispose()
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    (backups / "files").write_text("a file where the backup's files folder should be", "utf-8")
+    assert main(["db", "backup", str(backups), "--db", f"sqlite:///{tmp_path / 'docket.db'}"]) == 1
+    assert capsys.readouterr().err == f"error: {backups / 'files' / 'tmp'}: Not a directory\n"
+
+
+def test_a_backup_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    source = tmp_path / "docket.db"
+    boot(POSTAL, db_url=f"sqlite:///{source}").db.dispose()
+    copy = snapshot(source, tmp_path / "backups" / backup_name())
+    assert copy.path.stat().st_mode & 0o077 == 0  # it holds every customer's name and phone number
+
+
+def test_restore_into_a_folder_that_cannot_be_made_blames_that_folder_not_the_backup(tmp_path: Path) -> None:
+    source = tmp_path / "docket.db"
+    boot(POSTAL, db_url=f"sqlite:///{source}").db.dispose()
+    copy = snapshot(source, tmp_path / "backups" / backup_name())
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the database's folder should be", "utf-8")
+    with pytest.raises(BackupError) as refused:
+        restore(copy.path, blocker / "srv" / "docket.db")
+    assert str(refused.value) == f"{blocker / 'srv'}: cannot write the restored database there: Not a directory"
+
+
 def test_db_backup_of_postgresql_points_to_pg_dump(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["db", "backup", str(tmp_path), "--db", "postgresql+psycopg://docket@db.internal/docket"]) == 1
     assert "pg_dump" in capsys.readouterr().err
