@@ -55,6 +55,8 @@ class Kind(Generic[T]):
         self._aliases: dict[str, str] = {}
         self.loading: str | None = None
         """The plugin whose `register` is running (set by `Registry.use`), or None."""
+        self.problems: list[str] = []
+        """The plugins that failed to load: the holding `Registry.problems` itself."""
 
     def add(self, plugin: T, *, source: str | None = None) -> T:
         """Register a type; a name or alias already taken is an error naming both sources.
@@ -106,8 +108,15 @@ class Kind(Generic[T]):
         return self._aliases.get(name)
 
     def hint(self, name: str) -> str | None:
-        """A did-you-mean hint for an unknown name."""
-        return did_you_mean(name, self._aliases)
+        """A did-you-mean hint for an unknown name; when a plugin failed to load, it names that
+        plugin too: 'did you mean join?' alone sends the analyst after a typo that is not there."""
+        close = did_you_mean(name, self._aliases)
+        failed = [problem.split(": ", 1)[0].removeprefix("plugin ") for problem in self.problems]
+        if not failed:
+            return close
+        note = (f"the plugin {' and '.join(failed)} failed to load (see its warning): it may be "
+                f"the one that adds '{name}'")
+        return f"{close} Or {note}" if close else note
 
     def names(self) -> list[str]:
         """Canonical names, sorted."""
@@ -153,6 +162,10 @@ class Registry:
     definition_kinds: Kind[Any] = field(default_factory=lambda: _kind("definition kind", "definition_kinds"))
     problems: list[str] = field(default_factory=list)
     """Plugins that failed to load, by name, with the reason. The others still load."""
+
+    def __post_init__(self) -> None:
+        for kind in self.kinds().values():  # so an unknown name's hint can name a failed plugin
+            kind.problems = self.problems
 
     def kinds(self) -> dict[str, Kind[Any]]:
         """Every plugin kind, by attribute name."""

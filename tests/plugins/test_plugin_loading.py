@@ -110,6 +110,31 @@ def test_docket_validate_warns_about_a_broken_plugin_and_still_validates(
     assert "valid" in out
 
 
+def broken_register(registry: object) -> None:
+    """A plugin's `register` that fails before adding anything."""
+    raise RuntimeError("the licence file is missing")
+
+
+def test_a_type_unknown_because_its_plugin_failed_says_so_at_the_place_it_is_used() -> None:
+    """'did you mean join?' alone sent the analyst after a typo when the plugin had not loaded."""
+    from engine.bundle import validate_bundle
+    from tests.plugins.conftest import BUNDLE
+
+    registry = build_registry(plugins=False)
+    registry.use(broken_register, source="sample (docket_sample_plugin:register)")
+    _, diagnostics = validate_bundle(BUNDLE, registry)
+    (unknown,) = [d for d in diagnostics if d.message == "unknown node type 'random_audit'"]
+    assert unknown.hint == ("the plugin sample (docket_sample_plugin:register) failed to load (see its "
+                            "warning): it may be the one that adds 'random_audit'")
+
+
+def test_a_close_name_is_still_offered_beside_the_failed_plugin() -> None:
+    registry = build_registry(plugins=False)
+    registry.use(broken_register, source="acme")
+    assert registry.node_types.hint("tsak") == ("did you mean 'task'? Or the plugin acme failed to load (see "
+                                                "its warning): it may be the one that adds 'tsak'")
+
+
 def test_editor_schemas_include_the_plugin_options(plugin_registry: object) -> None:
     from engine.schema import export_schema
     from flows.kind import FlowKind
