@@ -12,6 +12,7 @@ UI: dict[str, dict[str, str]] = {
     "look_up": {"en": "Look up", "zh-CN": "查询"},
     "look_up_another": {"en": "Look up another number", "zh-CN": "查询其他编号"},
     "colon": {"en": ": ", "zh-CN": "："},
+    "stars": {"en": "{n} of {max} stars", "zh-CN": "{n} 星（满分 {max} 星）"},
     "lookup_failed": {"en": "No complaint matches this query number and these digits. Check both and try again.",
                       "zh-CN": "查询编号与电话号码不匹配或不存在，请核对后重试。"},
     "progress_path": {"en": "Progress", "zh-CN": "处理进度"},

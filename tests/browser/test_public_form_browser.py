@@ -297,3 +297,25 @@ def test_the_list_of_mistakes_leads_to_a_field_on_the_step_not_shown(browser: An
     assert page.inner_text(".wizard-step") == "Step 2 of 2"
     assert page.evaluate("document.activeElement.id") == "f-description"
     context.close()
+
+
+def test_a_customer_rates_with_a_screen_reader_by_the_number_of_stars(browser: Any, live_server: LiveServer) -> None:
+    from tests.flows.test_postal_flow import accept
+
+    case = accept(live_server.system, {
+        "customer_name": "ACME", "contact_name": "Chen", "contact_phone": "13812345678",
+        "occurred_at": "2026-11-20T10:30:00+08:00", "category": "transport_late", "description": "Late"})
+    case.assess(finance=False)
+    case.do("propose", "agent", {"compensation": "300", "basis": "Clause 3.2"})
+    case.do("reply", "agent", {"resolution": "Refunded the freight."})
+    number = live_server.system.forms.get("complaint", case.id)["query_no"]
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="en-US")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/track?lang=en&query_no={number}")
+    page.get_by_label("Last 4 digits of the contact phone").fill("5678")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Look up").click()
+    stars = page.get_by_role("radiogroup", name="Satisfaction")
+    stars.get_by_role("radio", name="4 of 5 stars").check()
+    assert page.locator("#customer-step input[name=satisfaction]:checked").get_attribute("value") == "4"
+    context.close()

@@ -268,3 +268,19 @@ def test_a_refused_answer_lists_its_mistakes_in_the_step_with_links(client: Test
     step = answer.text.split('id="customer-step"')[1]
     assert 'id="lookup-alert"' in step
     assert '<a href="#f-satisfaction-error">Satisfaction: This field is required.</a>' in step
+
+
+def test_each_star_of_the_rating_is_named_by_its_number_for_a_screen_reader(client: TestClient, system: System) -> None:
+    # Read aloud, "★★★" is "black star, black star, black star" (or nothing at all).
+    step = look_up(client, replied(system), lang="en").split('id="customer-step"')[1]
+    assert re.search(r'value="3"> <span aria-hidden="true">★★★</span><span class="sr">3 of 5 stars</span>', step)
+    zh = look_up(client, replied(system)).split('id="customer-step"')[1]
+    assert '<span class="sr">3 星（满分 5 星）</span>' in zh
+
+
+def test_a_refused_rating_marks_its_radio_group_invalid(client: TestClient, system: System) -> None:
+    case = replied(system)
+    answer = client.post("/track/answer?lang=en", data={
+        "pass": step_pass(look_up(client, case)), "customer_confirmed": "true"})
+    group = re.search(r'<fieldset [^>]*aria-describedby="[^"]*f-satisfaction-error[^"]*"[^>]*>', answer.text)
+    assert group and 'role="radiogroup"' in group[0] and 'aria-invalid="true"' in group[0]
