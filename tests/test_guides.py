@@ -118,7 +118,8 @@ def server_guide_commands() -> list[str]:
 
 def test_the_server_guide_shows_the_administration_it_promises() -> None:
     verbs = {" ".join(command.split()[:2]) for command in server_guide_commands()}
-    assert {"db upgrade", "db backup", "db restore", "users add", "tokens create", "files sweep"} <= verbs
+    assert {"db upgrade", "db backup", "db restore", "users add", "users deactivate", "tokens create",
+            "files sweep"} <= verbs
     assert any(command.startswith("serve ") for command in server_guide_commands())
     assert any(command.startswith("worker ") for command in server_guide_commands())
 
@@ -140,6 +141,19 @@ def test_every_setting_in_the_server_guide_is_one_docket_or_the_bundle_reads(cap
     known = capsys.readouterr().out + (POSTAL / "bundle.yaml").read_text("utf-8")
     named = set(re.findall(r"DOCKET_[A-Z_]+", SERVER_GUIDE.read_text("utf-8")))
     assert len(named) > 8 and sorted(name for name in named if name not in known) == []
+
+
+def test_the_server_guide_settings_give_every_variable_the_postal_channels_name() -> None:
+    """A channel variable left out is a warning at every start and every cron run, and its
+    messages fail."""
+    import yaml
+
+    env_file = re.search(r"# /etc/docket/docket.env\n(.*?)```", SERVER_GUIDE.read_text("utf-8"), re.S)
+    assert env_file is not None
+    given = set(re.findall(r"^(DOCKET_[A-Z_]+)=", env_file[1], re.M))
+    channels = yaml.safe_load((POSTAL / "bundle.yaml").read_text("utf-8"))["channels"]
+    named = {value for channel in channels.values() for key, value in channel.items() if key.endswith("_env")}
+    assert len(named) > 5 and sorted(named - given) == []
 
 
 def test_the_site_survey_guide_shows_the_errors_validate_gives_for_its_misspellings(
