@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from engine.errors import did_you_mean
 from engine.kinds import BuildContext, Dispatch
@@ -160,6 +160,13 @@ class FlowKind:
                 continue
             compiled = ntype.compile(node, data, ctx, doc, ("nodes", node_id),
                                      scope if form is not None else None)
+            if compiled is not None and not isinstance(compiled, Mapping):
+                source = ctx.registry.node_types.source(node.type)
+                ctx.error(doc, ("nodes", node_id, "type"),
+                          f"node type '{ntype.name}' (from {source}): compile() returned "
+                          f"{type(compiled).__name__}, not a dict of what the run needs",
+                          code="plugin-compile", hint=f"a bug in the plugin {source}, not in this file")
+                compiled = None
             compiled_nodes[node_id] = NodeSpec(node.id, node.type, node.label, node.span, node.options,
                                                node.next, MappingProxyType(compiled or {}))
         if form is None or len(compiled_nodes) != len(nodes) or any(

@@ -5,6 +5,7 @@ plugin is broken")."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from engine.expr import Function, Scope, compile_expression
 from engine.registry import Registry
 from forms.fields.base import FieldType
 from reports.charts import ChartData, ChartType, checked_spec
+from tests.plugins.conftest import BUNDLE
 from web.system import build_registry
 
 SOURCE = "acme-docket"
@@ -182,3 +184,27 @@ def test_a_plugin_chart_spec_that_json_cannot_carry_is_named_as_the_plugins_bug(
     with pytest.raises(TypeError, match=r"chart type 'dots' \(from acme-docket\): spec\(data\) returned a "
                                         r"specification JSON cannot carry \(Object of type object"):
         checked_spec(Dots({"data": {"values": [object()]}}), DATA, SOURCE)
+
+
+# -- node types -------------------------------------------------------------------------------
+
+def test_a_node_types_compile_that_returns_no_dict_is_reported_at_the_node_naming_the_plugin(
+        install_sample: None, tmp_path: Path) -> None:
+    """It used to fail inside Docket (mappingproxy() of a list), blamed on 'Docket or a plugin'."""
+    from docket_sample_plugin.audit import RandomAudit
+
+    class ListAudit(RandomAudit):
+        def compile(self, node: Any, flow: Any, ctx: Any, doc: Any, path: Any, scope: Any) -> Any:
+            return [node.options["share"]]
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, bundle)
+    registry = build_registry(plugins=False)
+    registry.node_types.add(ListAudit(), source=SOURCE)
+    loaded, diagnostics = validate_bundle(bundle, registry)
+    assert loaded is None
+    (error,) = [d for d in diagnostics if d.yaml_path and d.yaml_path[:2] == ("nodes", "spot_check")]
+    assert error.code == "plugin-compile" and error.yaml_path == ("nodes", "spot_check", "type")
+    assert error.message == ("node type 'random_audit' (from acme-docket): compile() returned list, not a dict "
+                             "of what the run needs")
+    assert error.hint == "a bug in the plugin acme-docket, not in this file"
