@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from engine.storage.db import read_transaction
+from forms.attachments.kinds import FILE_TYPES
 from web.offload import offload
 
 if TYPE_CHECKING:
@@ -40,12 +41,24 @@ def files_budget(max_body: int) -> int:
 def mark_file_limits(web: "Web", form: Any, sections: Iterable[Any]) -> None:
     """Give each file input of a rendered form its field's size limit (`data-max-bytes`), so
     the page can refuse a too-large photo when it is chosen (static/form.js) instead of after
-    the whole form has been sent, or refused unread for being larger than the page takes."""
+    the whole form has been sent, or refused unread for being larger than the page takes; and
+    the types it takes (`accept`), so a phone's picker offers those files and not the others."""
     service = web.system.runtime.services["attachments"]
     for section in sections:
         for widget in section.widgets:
             if widget.kind == "file":
-                widget.attrs["data-max-bytes"] = str(service.limits_for(form.name, widget.name).max_bytes)
+                limits = service.limits_for(form.name, widget.name)
+                widget.attrs["data-max-bytes"] = str(limits.max_bytes)
+                widget.attrs["accept"] = accept_attribute(limits.types)
+
+
+def accept_attribute(types: Iterable[str]) -> str:
+    """The HTML `accept` of a file input taking these short type names (`pdf`, `docx`): each
+    type's media type and its extensions, since some pickers go by one and some by the other.
+    The server still decides from the bytes (forms.attachments.sniff)."""
+    wanted = [FILE_TYPES[name] for name in FILE_TYPES if name in set(types)]
+    return ",".join([t.media_type.split(";")[0] for t in wanted] +
+                    [f".{ext}" for t in wanted for ext in t.extensions])
 
 
 def _file_fields(form: Any, only: Iterable[str] | None) -> list[str]:

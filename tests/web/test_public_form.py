@@ -599,3 +599,19 @@ def test_a_bad_waybill_cell_is_listed_with_a_link_to_its_message(client: TestCli
     summary = response.text.split('id="form-errors"', 1)[1].split("</div>", 1)[0]
     assert '<a href="#f-waybills-cell-0-error">Row 1 Waybill number: ' in summary
     assert 'id="f-waybills-cell-0-error">Row 1 Waybill number: ' in response.text
+
+
+def test_the_documents_input_offers_only_the_types_the_field_takes(client: TestClient) -> None:
+    # Without `accept` a phone's picker offered every file, and an .exe was refused only once sent.
+    page = client.get("/f/complaint?lang=en").text
+    documents = re.search(r'<input type="file" id="f-documents"[^>]*>', page)
+    assert documents
+    accept = re.search(r'accept="([^"]+)"', documents[0])
+    assert accept and set(accept[1].split(",")) >= {"application/pdf", ".pdf", ".docx", ".xlsx", "image/jpeg", ".jpg"}
+    assert ".exe" not in accept[1] and ".txt" not in accept[1]
+
+
+def test_the_photos_input_offers_images_only(client: TestClient) -> None:
+    page = client.get("/f/complaint?lang=en").text
+    photos = re.search(r'<input type="file" id="f-photos"[^>]*accept="([^"]+)"', page)
+    assert photos and {kind.split("/")[0] for kind in photos[1].split(",") if "/" in kind} == {"image"}
