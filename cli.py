@@ -459,6 +459,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 1
+    for warning in settings_problems():
+        print(f"warning: {warning}", file=sys.stderr)
     demo = demo_mode(args.demo, url, True)
     if demo:
         # A demo has no mail server or SMS gateway: messages are written to the log instead.
@@ -582,6 +584,51 @@ def secret_problem() -> str | None:
     return None
 
 
+SWITCHES = {"DOCKET_DEMO": ("1", "true", "yes", "on", "0", "false", "no", "off"),
+            "DOCKET_SECURE_COOKIES": ("1", "true", "yes", "0", "false", "no"),
+            "DOCKET_OUTBOX_DRY_RUN": ("1", "true", "yes", "0", "false", "no")}
+"""The on/off settings and the words Docket reads in each (anything else counts as off)."""
+COUNTS = {"DOCKET_SESSION_IDLE_MINUTES": 30, "DOCKET_SESSION_HOURS": 12, "DOCKET_API_SUBMITS_PER_MINUTE": 60}
+"""The settings that are whole numbers, and the default used for anything else."""
+
+
+def settings_problems() -> list[str]:
+    """The settings in the environment that Docket ignores or misreads, one line each, saying
+    what happens instead: `serve` and `worker` print them as warnings at start, since the code
+    that reads each one falls back silently (a QR code without an address, cookies without
+    Secure)."""
+    import ipaddress
+
+    from engine.channels.http import ALLOW_ENV, allowed_networks_from_env
+    from engine.site import PUBLIC_URL_ENV, configured_public_url
+
+    problems = []
+    public = os.environ.get(PUBLIC_URL_ENV, "").strip()
+    if public and configured_public_url() is None:
+        problems.append(f"{PUBLIC_URL_ENV}={public} is not a plain http(s) address (write it like "
+                        "https://ts.example-post.cn, or https://oa.example-post.cn/docket): it is ignored, "
+                        "so messages and QR codes carry no link to Docket")
+    for name, words in SWITCHES.items():
+        value = os.environ.get(name, "").strip()
+        if value and value.lower() not in words:
+            problems.append(f"{name}={value} is not one of {', '.join(words)}: it counts as off")
+    for name, default in COUNTS.items():
+        value = os.environ.get(name, "").strip()
+        if value and not (value.isdigit() and int(value) > 0):
+            problems.append(f"{name}={value} is not a whole number above 0: {default} is used")
+    for proxy in (p.strip() for p in os.environ.get("DOCKET_TRUSTED_PROXIES", "").split(",") if p.strip()):
+        try:
+            ipaddress.ip_address(proxy)
+        except ValueError:
+            problems.append(f"DOCKET_TRUSTED_PROXIES: '{proxy}' is not an IP address (name each proxy's "
+                            "address, not a network or a host name): it never matches")
+    try:
+        allowed_networks_from_env()
+    except ValueError as exc:
+        problems.append(f"{ALLOW_ENV}: {exc}: every webhook, SMS and robot message fails until it is fixed")
+    return problems
+
+
 def _start_scheduler(runtime: object, disabled: bool) -> object | None:
     """Start ticking timers and the outbox beside the web server (unless disabled)."""
     if disabled:
@@ -607,6 +654,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from web.system import boot
 
     url = database_url(args.db)
+    for warning in settings_problems():
+        print(f"warning: {warning}", file=sys.stderr)
     system = boot(args.bundle, db_url=url)
     scheduler = Scheduler(system.runtime, timer_interval=args.interval)
     stop = threading.Event()

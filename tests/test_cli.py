@@ -245,6 +245,92 @@ def test_serve_without_a_secret_key_it_cannot_keep_is_an_error_before_starting_a
     assert not (tmp_path / "docket.db").exists()
 
 
+SETTINGS = ("DOCKET_PUBLIC_URL", "DOCKET_DEMO", "DOCKET_SECURE_COOKIES", "DOCKET_OUTBOX_DRY_RUN",
+            "DOCKET_SESSION_IDLE_MINUTES", "DOCKET_SESSION_HOURS", "DOCKET_API_SUBMITS_PER_MINUTE",
+            "DOCKET_TRUSTED_PROXIES", "DOCKET_WEBHOOK_ALLOW_NETWORKS")
+
+
+@pytest.fixture
+def settings(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """An environment without any of the settings `settings_problems` reads."""
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_a_public_url_without_its_scheme_is_a_warning_that_it_is_ignored(settings: pytest.MonkeyPatch) -> None:
+    from cli import settings_problems
+
+    settings.setenv("DOCKET_PUBLIC_URL", "ts.example-post.cn")
+    assert settings_problems() == [
+        "DOCKET_PUBLIC_URL=ts.example-post.cn is not a plain http(s) address (write it like "
+        "https://ts.example-post.cn, or https://oa.example-post.cn/docket): it is ignored, so messages and "
+        "QR codes carry no link to Docket"]
+
+
+def test_a_switch_given_a_word_docket_does_not_read_is_a_warning_that_it_counts_as_off(
+        settings: pytest.MonkeyPatch) -> None:
+    from cli import settings_problems
+
+    settings.setenv("DOCKET_SECURE_COOKIES", "on")
+    assert settings_problems() == ["DOCKET_SECURE_COOKIES=on is not one of 1, true, yes, 0, false, no: "
+                                   "it counts as off"]
+
+
+def test_a_count_that_is_not_a_whole_number_is_a_warning_naming_the_default_used(
+        settings: pytest.MonkeyPatch) -> None:
+    from cli import settings_problems
+
+    settings.setenv("DOCKET_SESSION_IDLE_MINUTES", "30m")
+    assert settings_problems() == ["DOCKET_SESSION_IDLE_MINUTES=30m is not a whole number above 0: 30 is used"]
+
+
+def test_a_trusted_proxy_given_as_a_network_is_a_warning_that_it_never_matches(
+        settings: pytest.MonkeyPatch) -> None:
+    from cli import settings_problems
+
+    settings.setenv("DOCKET_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8")
+    assert settings_problems() == ["DOCKET_TRUSTED_PROXIES: '10.0.0.0/8' is not an IP address (name each "
+                                   "proxy's address, not a network or a host name): it never matches"]
+
+
+def test_a_webhook_allow_list_that_does_not_parse_is_a_warning_that_every_webhook_fails(
+        settings: pytest.MonkeyPatch) -> None:
+    from cli import settings_problems
+
+    settings.setenv("DOCKET_WEBHOOK_ALLOW_NETWORKS", "10.20.0.0/33")
+    (warning,) = settings_problems()
+    assert warning.startswith("DOCKET_WEBHOOK_ALLOW_NETWORKS: invalid network in webhook allow-list: ")
+    assert warning.endswith(": every webhook, SMS and robot message fails until it is fixed")
+
+
+def test_the_settings_of_the_server_guide_raise_no_warning(settings: pytest.MonkeyPatch) -> None:
+    from cli import settings_problems
+
+    guide = (ROOT / "docs" / "guides" / "run-on-a-server.md").read_text("utf-8")
+    for name, value in re.findall(r"^(DOCKET_[A-Z_]+)=(\S+)$", guide, re.M):
+        if name in SETTINGS:
+            settings.setenv(name, value)
+    assert os.environ["DOCKET_PUBLIC_URL"] and settings_problems() == []
+
+
+def test_serve_prints_each_setting_it_ignores_as_a_warning_line(
+        tmp_path: Path, settings: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import uvicorn
+
+    settings.setenv("DOCKET_SECURE_COOKIES", "on")
+    settings.setenv("DOCKET_SECRET_KEY", "test")
+    settings.setattr(uvicorn, "run", lambda *args, **kwargs: None)  # started, and stopped at once
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}  # serve sets its own
+    try:
+        assert main(["serve", str(POSTAL), "--port", str(free_port()), "--db", f"sqlite:///{tmp_path / 'd.db'}",
+                     "--no-demo", "--no-scheduler"]) == 0
+    finally:
+        for sig, handler in kept.items():
+            signal.signal(sig, handler)
+    assert "warning: DOCKET_SECURE_COOKIES=on is not one of" in capsys.readouterr().err
+
+
 def test_serve_refuses_a_port_in_use_before_starting_anything(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as taken:
