@@ -107,7 +107,7 @@ def test_the_crm_guide_gives_a_valid_bundle_whose_scenarios_all_pass(crm: tuple[
 # -- run-on-a-server.md --------------------------------------------------------------------------
 SERVER_GUIDE = GUIDES / "run-on-a-server.md"
 DOCKET_COMMAND = re.compile(r"(?:^|[\s=])(?:\S*/)?docket(?:-admin)? (?P<args>(?:db|users|tokens|serve|worker|files|"
-                            r"validate|test|simulate|migrate) [^&\n]*)")
+                            r"validate|test|simulate|migrate) [^&>\n]*)")
 
 
 def server_guide_commands() -> list[str]:
