@@ -122,6 +122,10 @@ class Kind(Generic[T]):
         """Canonical names, sorted."""
         return sorted(self._types)
 
+    def words(self) -> list[str]:
+        """Every name and alias, sorted: what YAML may write."""
+        return sorted(self._aliases)
+
     def source(self, name: str) -> str:
         return self._sources[self._aliases[name]]
 
@@ -157,6 +161,7 @@ class Registry:
     functions: Kind[Any] = field(default_factory=lambda: _kind("function", "functions"))
     chart_types: Kind[Any] = field(default_factory=lambda: _kind("chart type", "chart_types"))
     channels: Kind[Any] = field(default_factory=lambda: _kind("channel", "channels"))
+    sms_providers: Kind[Any] = field(default_factory=lambda: _kind("SMS provider", "sms_providers"))
     assignment_strategies: Kind[Any] = field(
         default_factory=lambda: _kind("assignment strategy", "assignment_strategies"))
     definition_kinds: Kind[Any] = field(default_factory=lambda: _kind("definition kind", "definition_kinds"))

@@ -96,6 +96,9 @@ CONTRACTS: dict[str, Contract] = {
         "engine.channels.ChannelType",
         methods={"send": ("message", "settings")},
         attributes=("options_schema",)),
+    "sms_providers": Contract(
+        "engine.channels.sms.SmsProvider",
+        methods={"send": ("message", "to", "text", "settings", "allow")}),
     "definition_kinds": Contract(
         "engine.kinds.DefinitionKind",
         methods={"build": ("doc", "ctx"), "check": ("bundle", "ctx")},

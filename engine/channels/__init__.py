@@ -24,13 +24,14 @@ __all__ = ["ChannelConfig", "ChannelType", "DeliveryError", "OutboundMessage",
 
 
 def register(registry: "Registry") -> None:
-    """Register the built-in channel types."""
+    """Register the built-in channel types and SMS provider."""
     from engine.channels.log import LogChannel
     from engine.channels.mail import EmailChannel
     from engine.channels.robots import DingTalkRobot, WeComRobot
-    from engine.channels.sms import SmsChannel
+    from engine.channels.sms import HTTP_PROVIDER, SmsChannel
     from engine.channels.webhook import WebhookChannel
 
-    for channel in (LogChannel(), EmailChannel(), SmsChannel(), WebhookChannel(), WeComRobot(),
-                    DingTalkRobot()):
+    registry.sms_providers.add(HTTP_PROVIDER)
+    for channel in (LogChannel(), EmailChannel(), SmsChannel(providers=registry.sms_providers),
+                    WebhookChannel(), WeComRobot(), DingTalkRobot()):
         registry.channels.add(channel)

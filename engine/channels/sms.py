@@ -4,7 +4,9 @@ SMS providers differ (signatures, pre-approved templates, JSON or form bodies), 
 validates and normalises what every provider needs (phone numbers, plain text within a length
 cap) and hands the rest to an adapter chosen by `provider:`. The built-in `http` adapter posts
 to an SMS gateway of the company's own (JSON, HMAC-signed, same message id on every attempt);
-plugins add adapters for commercial providers with `register_sms_provider`.
+plugins add adapters for commercial providers to `registry.sms_providers` (an `SmsProvider`
+each), like every other plugin kind: a module-level table would be shared by every registry of
+the process, so the second registry built in one process refused the plugin as a duplicate.
 """
 
 from __future__ import annotations
@@ -12,28 +14,41 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from engine.channels.base import DeliveryError, OutboundMessage, PermanentDeliveryError
 from engine.channels.http import Network, allowed_networks_from_env, post
 from engine.types import clip
 from engine.channels.webhook import signature
 
-__all__ = ["SmsChannel", "register_sms_provider", "SMS_PROVIDERS"]
+if TYPE_CHECKING:
+    from engine.registry import Kind
 
-SmsProvider = Callable[[OutboundMessage, list[str], str, Mapping[str, Any], Sequence[Network]], None]
-SMS_PROVIDERS: dict[str, SmsProvider] = {}
+__all__ = ["HTTP_PROVIDER", "SmsChannel", "SmsProvider", "SmsSend"]
+
+SmsSend = Callable[[OutboundMessage, list[str], str, Mapping[str, Any], Sequence[Network]], None]
+"""`send(message, to, text, settings, allow)`: deliver `text` to the normalised phone numbers
+`to`; `settings` are the channel's (secrets resolved), `allow` the networks it may reach."""
 
 _PHONE = re.compile(r"^\+?[0-9]{5,15}$")
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]+")
 MAX_CHARS = 500  # about 7 concatenated segments of Chinese text
 
 
-def register_sms_provider(name: str, adapter: SmsProvider) -> None:
-    """Make `provider: <name>` available to sms channels (plugins call this from `register`)."""
-    if name in SMS_PROVIDERS:
-        raise ValueError(f"SMS provider '{name}' is already registered")
-    SMS_PROVIDERS[name] = adapter
+@dataclass(frozen=True)
+class SmsProvider:
+    """An adapter for `provider: <name>` of an sms channel; a plugin registers one with
+    `registry.sms_providers.add(SmsProvider("aliyun", send), source=...)`.
+
+    `send` raises `DeliveryError` to be retried and `PermanentDeliveryError` to give up.
+    """
+
+    name: str
+    send: SmsSend
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+    options_schema: dict[str, Any] = field(default_factory=dict)
 
 
 def phone_number(value: str) -> str:
@@ -66,7 +81,17 @@ def _http_gateway(message: OutboundMessage, to: list[str], text: str, settings: 
                             f"{response.body[:200].decode('utf-8', 'replace')}")
 
 
-SMS_PROVIDERS["http"] = _http_gateway
+HTTP_PROVIDER = SmsProvider("http", _http_gateway,
+                            "Posts JSON {id, to, text, sender} to the company's own SMS gateway (url_env).")
+
+
+def _built_in_providers() -> "Kind[SmsProvider]":
+    """The providers of an SmsChannel made without a registry (tests): http only."""
+    from engine.registry import Kind
+
+    providers: Kind[SmsProvider] = Kind("SMS provider")
+    providers.add(HTTP_PROVIDER)
+    return providers
 
 
 class SmsChannel:
@@ -78,7 +103,7 @@ class SmsChannel:
                    "{id, to, text, sender} to the company's SMS gateway (url_env), HMAC-signed "
                    "with secret_env like webhooks; plugins add providers. Phone numbers are "
                    "checked, text is plain and cut at 500 characters.")
-    options_schema: dict[str, Any] = {
+    _options_schema: dict[str, Any] = {
         "type": "object",
         "required": ["provider"],
         "additionalProperties": False,
@@ -95,18 +120,29 @@ class SmsChannel:
     examples = ("channels:\n  sms:\n    type: sms\n    provider: http\n    url_env: DOCKET_SMS_GATEWAY_URL\n"
                 "    secret_env: DOCKET_SMS_GATEWAY_SECRET\n    sender: 中国邮政\n",)
 
-    def __init__(self, allow_networks: Sequence[Network] | None = None):
+    def __init__(self, allow_networks: Sequence[Network] | None = None, *,
+                 providers: "Kind[SmsProvider] | None" = None):
         self.allow_networks = tuple(allow_networks) if allow_networks is not None else None
+        self.providers = providers if providers is not None else _built_in_providers()
+        """The registry's `sms_providers`: what `provider:` may name."""
+
+    @property
+    def options_schema(self) -> dict[str, Any]:
+        """The settings' schema, `provider` limited to the installed providers, so a misspelt
+        one is reported by `docket validate` (with a did-you-mean), not by a dead letter."""
+        provider = {**self._options_schema["properties"]["provider"], "enum": self.providers.words()}
+        return {**self._options_schema,
+                "properties": {**self._options_schema["properties"], "provider": provider}}
 
     def send(self, message: OutboundMessage, settings: Mapping[str, Any]) -> None:
-        adapter = SMS_PROVIDERS.get(str(settings.get("provider")))
-        if adapter is None:
+        provider = self.providers.get(str(settings.get("provider")))
+        if provider is None:
             raise PermanentDeliveryError(f"unknown SMS provider '{settings.get('provider')}' "
-                                         f"(installed: {', '.join(sorted(SMS_PROVIDERS))})")
+                                         f"(installed: {', '.join(self.providers.names())})")
         if settings.get("provider") == "http" and not settings.get("url"):
             raise PermanentDeliveryError("an http SMS provider needs url_env")
         to = [phone_number(t) for t in message.to]
         if not to:
             raise PermanentDeliveryError("a text message needs at least one phone number")
         allow = self.allow_networks if self.allow_networks is not None else allowed_networks_from_env()
-        adapter(message, to, sms_text(message.subject, message.body), settings, allow)
+        provider.send(message, to, sms_text(message.subject, message.body), settings, allow)

@@ -125,7 +125,7 @@ def test_a_registry_copy_keeps_the_checks() -> None:
 
 
 @pytest.mark.parametrize("attribute", ["field_types", "node_types", "actions", "functions", "chart_types",
-                                       "channels", "definition_kinds"])
+                                       "channels", "sms_providers", "definition_kinds"])
 def test_every_built_in_type_meets_its_kinds_contract(attribute: str) -> None:
     kind = getattr(build_registry(plugins=False), attribute)
     assert {t.name: kind.problems_of(t) for t in kind if kind.problems_of(t)} == {}
