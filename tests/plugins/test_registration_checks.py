@@ -180,7 +180,8 @@ def documented_classes() -> dict[str, Any]:
     """The classes of the complete examples in docs/plugins.md's sections on each kind."""
     text = DOCS.read_text("utf-8")
     namespace: dict[str, Any] = {}
-    for heading in ("## A field type\n", "## A rule action\n", "## A chart type\n", "## A notification channel\n"):
+    for heading in ("## A field type\n", "## A rule action\n", "## A chart type\n", "## A notification channel\n",
+                    "## An SMS provider\n"):
         section = text.split(heading, 1)[1].split("\n## ", 1)[0]
         code = re.search(r"```python\n(.*?)```", section, re.S)
         assert code is not None, heading
@@ -195,6 +196,12 @@ def test_the_documented_examples_register_cleanly(attribute: str, name: str) -> 
     plugin = documented_classes()[name]()
     assert registry.use(lambda r: getattr(r, attribute).add(plugin, source="docs"), source="docs")
     assert registry.problems == []
+
+
+def test_the_documented_sms_provider_registers_through_its_register() -> None:
+    registry = build_registry(plugins=False)
+    assert registry.use(documented_classes()["register"], source="docs")
+    assert registry.problems == [] and registry.sms_providers.source("aliyun") == "acme-docket"
 
 
 def test_the_documented_chart_example_draws_a_widget() -> None:
