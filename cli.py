@@ -17,7 +17,7 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Awaitable, Callable, Iterator, Sequence
 
 from engine.errors import (ConflictError, DefinitionError, Diagnostic, DocketError, NotFoundError,
                            ValidationFailed, format_diagnostic)
@@ -485,7 +485,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         # log_config=None: uvicorn logs through the root logger configured above, so its lines
         # carry the same timestamps and format as Docket's.
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, log_config=None)
+        uvicorn.run(_logged_once(app), host=args.host, port=args.port, log_level=args.log_level,
+                    log_config=None)
     except _Stopped:
         pass
     finally:
@@ -496,6 +497,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # and remove it: a stopped server leaves one self-contained database file to copy.
         web.system.db.dispose()
     return 0
+
+
+def _logged_once(app: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """The application as uvicorn runs it: an exception the application has already logged and
+    answered (a 500 or 503 with a reference) goes no further, so the log holds it once, not
+    again as uvicorn's "Exception in ASGI application" traceback."""
+    from web.app import ANSWERED
+
+    async def application(scope: object, receive: object, send: object) -> None:
+        try:
+            await app(scope, receive, send)
+        except Exception as exc:
+            if not getattr(exc, ANSWERED, False):
+                raise
+
+    return application
 
 
 class _Stopped(Exception):

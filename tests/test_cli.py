@@ -443,6 +443,32 @@ def test_serve_writes_where_it_serves_before_it_stops_even_to_a_pipe(tmp_path: P
     assert "Docket is serving" in written and f"open:     http://localhost:{port}/" in written
 
 
+def test_an_error_the_application_answered_with_a_reference_is_not_raised_again_to_the_server() -> None:
+    import asyncio
+
+    from cli import _logged_once
+    from web.app import ANSWERED
+
+    async def answered(scope: object, receive: object, send: object) -> None:
+        exc = RuntimeError("logged and answered with a reference")
+        setattr(exc, ANSWERED, True)
+        raise exc
+
+    asyncio.run(_logged_once(answered)({}, None, None))  # uvicorn would log it a second time
+
+
+def test_an_error_the_application_did_not_answer_still_reaches_the_server() -> None:
+    import asyncio
+
+    from cli import _logged_once
+
+    async def crashed(scope: object, receive: object, send: object) -> None:
+        raise RuntimeError("nobody answered")
+
+    with pytest.raises(RuntimeError, match="nobody answered"):
+        asyncio.run(_logged_once(crashed)({}, None, None))
+
+
 def test_a_second_stop_signal_while_the_server_closes_waits_for_the_close(
         caplog: pytest.LogCaptureFixture) -> None:
     from cli import _hold_stop_signals

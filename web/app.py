@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from contextlib import suppress
 from typing import Any, Callable
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -190,9 +191,20 @@ def create_app(system: System, *, secret: str | None = None,
     async def on_crash(request: Request, exc: Exception) -> Response:
         ref = secrets.token_hex(6)
         plugin = plugin_in_traceback(exc)
-        log.exception("unhandled error %s on %s %s%s", ref, request.method, request.url.path,
-                      f": a bug in the plugin {plugin}" if plugin else "")
-        response = _error(request, 500, f"something went wrong on our side (reference {ref})")
+        refusal = database_refusal(exc) if plugin is None else None
+        if refusal is not None:
+            # Not a bug: the disk is full, the database server is down or busy. One line the
+            # operator can act on; the traceback (with the SQL) only at debug.
+            log.error("error %s on %s %s: the database refused: %s", ref, request.method, request.url.path, refusal)
+            log.debug("error %s: the database's refusal", ref, exc_info=exc)
+            response = _error(request, 503, f"the service cannot store or read data just now; try again "
+                                            f"later (reference {ref})")
+        else:
+            log.exception("unhandled error %s on %s %s%s", ref, request.method, request.url.path,
+                          f": a bug in the plugin {plugin}" if plugin else "")
+            response = _error(request, 500, f"something went wrong on our side (reference {ref})")
+        with suppress(AttributeError):  # an exception without a __dict__ is logged twice, no worse
+            setattr(exc, ANSWERED, True)
         # This answer comes from outside the middleware stack: add the security headers here.
         for key, value in SECURITY_HEADERS.items():
             response.headers.setdefault(key, value)
@@ -236,6 +248,24 @@ def create_app(system: System, *, secret: str | None = None,
     app.state.system = system
     app.state.web = web
     return app
+
+
+ANSWERED = "docket_answered"
+"""Set on an exception the application logged and answered (a 500 or 503 with a reference).
+Starlette raises it again after answering so that the server may log it; `docket serve` does
+not let uvicorn log it a second time (cli.py, `_logged_once`)."""
+
+
+def database_refusal(exc: BaseException) -> str | None:
+    """The database's own reason, in one line, when `exc` is the database refusing to work (a
+    full disk, a read-only file, a server down or too busy); None for anything else. Never the
+    SQL or its parameters: they can hold personal data."""
+    from sqlalchemy.exc import OperationalError
+
+    if not isinstance(exc, OperationalError):
+        return None
+    text = str(exc.orig if exc.orig is not None else type(exc).__name__).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 ERROR_WORDS = {400: "error_400", 403: "error_403", 404: "error_404", 409: "error_409", 413: "error_413",

@@ -138,6 +138,27 @@ def test_a_crash_shows_a_reference_not_a_stack_trace(system: System) -> None:
     assert "reference" in response.text and "secret internals" not in response.text
 
 
+def test_a_database_that_refuses_is_a_503_and_one_log_line_with_its_reason(
+        system: System, caplog: pytest.LogCaptureFixture) -> None:
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    app = create_app(system, secret="test-secret")
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OperationalError("INSERT INTO rec_complaint (contact_phone) VALUES (?)", ("13800000000",),
+                               sqlite3.OperationalError("database or disk is full"))
+
+    system.forms.list = disk_full  # type: ignore[method-assign]
+    with caplog.at_level("ERROR", logger="web.app"):
+        response = signed_in(TestClient(app, raise_server_exceptions=False)).get("/records/complaint")
+    assert response.status_code == 503 and "reference" in response.text
+    (record,) = caplog.records
+    assert record.getMessage().endswith("on GET /records/complaint: the database refused: database or disk is full")
+    assert record.exc_info is None and "13800000000" not in caplog.text
+
+
 def test_a_missing_page_says_so_in_the_readers_language_with_a_way_back(client: TestClient) -> None:
     zh = client.get("/f/nope?lang=zh-CN")
     assert zh.status_code == 404
