@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +19,7 @@ from tests.plugins.conftest import BUNDLE
 from web.system import System, boot, build_registry
 
 FLOW = "flows/refund_flow.yaml"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
 
 
 def copy_bundle(tmp_path: Path, old: str | None = None, new: str | None = None) -> Path:
@@ -198,3 +201,43 @@ def test_the_node_types_example_loads(plugin_registry: Registry, tmp_path: Path)
     root = copy_bundle(tmp_path, "  spot_check:\n    type: random_audit\n    share: 0.3\n"
                                  "    audit: audit\n    next: handle\n", indent(example, "  "))
     assert errors(root, plugin_registry) == []
+
+
+# -- the documented node that gives people work -----------------------------------------------------
+
+def documented_second_look() -> Any:
+    """The SecondLook class of docs/plugins.md, "A node that gives people work"."""
+    text = DOCS.read_text("utf-8").split("### A node that gives people work\n", 1)[1]
+    code = re.search(r"```python\n(.*?)```", text, re.S)
+    assert code is not None
+    namespace: dict[str, Any] = {}
+    exec(compile(code.group(1), "docs/plugins.md SecondLook", "exec"), namespace)  # noqa: S102
+    return namespace["SecondLook"]()
+
+
+def with_second_look(root: Path, assign: str) -> None:
+    """Put a `second_look` node assigned as `assign` between the audit check and handling."""
+    flow = root / "flows" / "refund_flow.yaml"
+    text = flow.read_text("utf-8").replace("    next: handle\n  audit:", "    next: again\n  audit:", 1)
+    text = text.replace("  handle:\n", f"  again:\n    type: second_look\n    assign: {assign}\n"
+                                        "    fields: [note]\n    next: handle\n  handle:\n", 1)
+    flow.write_text(text, "utf-8")
+
+
+def test_the_documented_task_node_checks_the_roles_of_its_assign(plugin_registry: Registry,
+                                                                 tmp_path: Path) -> None:
+    plugin_registry.node_types.add(documented_second_look(), source="docs")
+    root = copy_bundle(tmp_path)
+    with_second_look(root, "{role: agnt}")
+    assert errors(root, plugin_registry) == [
+        "flows/refund_flow.yaml:21:20: error: unknown role 'agnt' (at nodes.again.assign.role) [unknown-reference]\n"
+        "  hint: did you mean 'agent'?"]
+
+
+def test_the_documented_task_node_opens_a_task_for_its_assign(plugin_registry: Registry, tmp_path: Path) -> None:
+    plugin_registry.node_types.add(documented_second_look(), source="docs")
+    root = copy_bundle(tmp_path)
+    with_second_look(root, "{role: agent}")
+    system = start(root, plugin_registry, tmp_path)
+    record_id = next(i for i in range(1, 40) if "again" in nodes(system, submit(system, i)))
+    assert nodes(system, record_id) == ["again"]
