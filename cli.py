@@ -1384,8 +1384,12 @@ def _explain_failure(exc: Exception, db: str | None) -> str | None:
     plugin raised); None for anything else."""
     from sqlalchemy.exc import OperationalError
 
+    from engine.storage.migrations import DatabaseTooNew
+
     if isinstance(exc, OperationalError):
         return _database_failure(exc, db)
+    if isinstance(exc, DatabaseTooNew):
+        return f"error: {exc}"
     from engine.registry import plugin_in_traceback
 
     plugin = plugin_in_traceback(exc)

@@ -331,6 +331,19 @@ def test_serve_prints_each_setting_it_ignores_as_a_warning_line(
     assert "warning: DOCKET_SECURE_COOKIES=on is not one of" in capsys.readouterr().err
 
 
+def test_db_upgrade_of_a_database_a_newer_docket_migrated_is_one_error_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'docket.db'}"
+    assert main(["db", "upgrade", "--db", url]) == 0
+    with sqlite3.connect(tmp_path / "docket.db") as conn:
+        conn.execute("UPDATE dk_alembic_version SET version_num = '9999'")
+    capsys.readouterr()
+    assert main(["db", "upgrade", "--db", url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: the database's engine tables are at revision 9999, which this Docket does not know")
+    assert err.count("\n") == 1
+
+
 def test_serve_refuses_a_port_in_use_before_starting_anything(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as taken:

@@ -12,9 +12,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from engine.storage import tables
-from engine.storage.db import create_engine, read_transaction, schema_inspector
+from engine.storage.db import create_engine, read_transaction, schema_inspector, transaction
 from engine.storage.migrations import (
-    VERSION_TABLE, current_revision, head_revision, include_name, upgrade,
+    VERSION_TABLE, DatabaseTooNew, current_revision, head_revision, include_name, upgrade,
 )
 
 ENGINE_TABLES = {
@@ -53,6 +53,17 @@ def test_upgrade_creates_every_engine_table(fresh_engine: Engine) -> None:
     assert _table_names(fresh_engine) == set()
     upgrade(fresh_engine)
     assert _table_names(fresh_engine) == ENGINE_TABLES | {VERSION_TABLE}
+
+
+def test_a_database_a_newer_docket_migrated_is_refused_naming_both_revisions(fresh_engine: Engine) -> None:
+    upgrade(fresh_engine)
+    with transaction(fresh_engine) as conn:  # what the next release's migration leaves behind
+        conn.exec_driver_sql(f"UPDATE {VERSION_TABLE} SET version_num = '9999'")
+    with pytest.raises(DatabaseTooNew) as refused:
+        upgrade(fresh_engine)
+    assert str(refused.value).startswith(f"the database's engine tables are at revision 9999, which this Docket "
+                                         f"does not know (its newest is {head_revision()}): a newer Docket")
+    assert current_revision(fresh_engine) == "9999"
 
 
 def test_migrated_schema_matches_the_metadata(fresh_engine: Engine) -> None:

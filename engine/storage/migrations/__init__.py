@@ -15,11 +15,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from alembic.util import CommandError
+from sqlalchemy import Connection, Engine
 
+from engine.errors import DocketError
 from engine.storage.db import read_transaction, serialize, transaction
 
-__all__ = ["VERSION_TABLE", "alembic_config", "current_revision", "head_revision",
+__all__ = ["VERSION_TABLE", "DatabaseTooNew", "alembic_config", "current_revision", "head_revision",
            "include_name", "upgrade"]
 
 VERSION_TABLE = "dk_alembic_version"
@@ -47,13 +49,36 @@ def alembic_config() -> Config:
     return config
 
 
+class DatabaseTooNew(DocketError):
+    """The engine tables are at a revision this Docket does not ship: a newer Docket migrated
+    them (the code was rolled back after an upgrade, or an old server still runs)."""
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate the engine tables to `revision` (default: newest) in one transaction."""
+    """Migrate the engine tables to `revision` (default: newest) in one transaction;
+    DatabaseTooNew when a newer Docket has migrated them already."""
     config = alembic_config()
     with _PROCESS_LOCK, transaction(engine) as conn:
         serialize(conn, "migrations")
+        _refuse_a_newer_revision(conn, config)
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
+
+
+def _refuse_a_newer_revision(conn: Connection, config: Config) -> None:
+    """Raise DatabaseTooNew if the database's revision is not one of this Docket's (Alembic
+    would say only "Can't locate revision identified by '0010'", as a traceback)."""
+    found = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+    if found is None:
+        return
+    scripts = ScriptDirectory.from_config(config)
+    try:
+        scripts.get_revision(found)
+    except CommandError:
+        raise DatabaseTooNew(
+            f"the database's engine tables are at revision {found}, which this Docket does not know (its "
+            f"newest is {scripts.get_current_head()}): a newer Docket has upgraded them. Run that version, "
+            "or restore the backup taken before the upgrade (docket db restore)") from None
 
 
 def current_revision(engine: Engine) -> str | None:
