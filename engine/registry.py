@@ -197,7 +197,7 @@ class Registry:
         try:
             register(self)
         except Exception as exc:  # a broken plugin must not stop the others
-            self.problems.append(f"plugin {source}: {type(exc).__name__}: {exc}")
+            self.problems.append(_problem(source, exc))
             return False
         finally:
             for kind in kinds:
@@ -211,11 +211,32 @@ class Registry:
             try:
                 register = ep.load()
             except Exception as exc:
-                self.problems.append(f"plugin {ep.name} ({ep.value}): {type(exc).__name__}: {exc}")
+                self.problems.append(_problem(f"{ep.name} ({ep.value})", exc))
                 continue
             if self.use(register, source=f"{ep.name} ({ep.value})"):
                 loaded.append(ep.name)
         return loaded
+
+
+def _problem(source: str, exc: BaseException) -> str:
+    """One line of `Registry.problems`: the plugin, the exception and, since no traceback is
+    shown, the plugin's line it came from (for a RegistryError, the `add` call)."""
+    where = raised_in(exc)
+    return f"plugin {source}: {type(exc).__name__}: {exc}" + (f" (raised in {where})" if where else "")
+
+
+def raised_in(exc: BaseException) -> str | None:
+    """`file:line` of the innermost frame of `exc` that is neither Docket's engine (the registry
+    that reported it) nor Python's import machinery (which only says a module or name is
+    missing: the message says that already), or None when there is no such frame."""
+    import traceback
+
+    found = None
+    for frame, line in traceback.walk_tb(exc.__traceback__):
+        top = str(frame.f_globals.get("__name__", "")).split(".")[0]
+        if top not in ("engine", "importlib", "_frozen_importlib", "_frozen_importlib_external"):
+            found = f"{frame.f_code.co_filename}:{line}"
+    return found
 
 
 def plugin_in_traceback(exc: BaseException) -> str | None:

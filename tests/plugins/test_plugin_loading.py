@@ -67,10 +67,35 @@ def test_broken_plugins_are_reported_by_name_and_the_others_still_load(
     assert len(problems) == 3, problems
     missing, raises, typo = problems
     assert missing.startswith("plugin missing (docket_not_installed_anywhere:register): ModuleNotFoundError")
-    assert raises == ("plugin raises (docket_raises_plugin:register): "
-                      "RuntimeError: the licence file is missing")
+    assert raises.startswith("plugin raises (docket_raises_plugin:register): "
+                             "RuntimeError: the licence file is missing")
     assert typo.startswith("plugin typo (docket_typo_plugin:regster): AttributeError")
     assert registry.node_types.get("random_audit") is not None
+
+
+def test_a_problem_names_the_line_of_the_plugin_that_raised(install_plugin: InstallPlugin) -> None:
+    """No traceback is shown for a plugin that fails to load: without the line, 'KeyError: x'
+    left its developer guessing where."""
+    info = install_plugin("docket-raises", {"raises": "docket_raises_plugin:register"},
+                          modules={"docket_raises_plugin.py": RAISES})
+    (problem,) = build_registry(plugins=True).problems
+    assert problem.endswith(f"the licence file is missing (raised in {info.parent / 'docket_raises_plugin.py'}:2)")
+
+
+def test_a_clash_names_the_line_of_the_plugin_that_added_the_type(install_plugin: InstallPlugin) -> None:
+    info = install_plugin("docket-clash", {"clash": "docket_clash_plugin:register"},
+                          modules={"docket_clash_plugin.py": CLASHES})
+    (problem,) = build_registry(plugins=True).problems
+    assert problem.endswith(f"by built-in (raised in {info.parent / 'docket_clash_plugin.py'}:12)")
+
+
+def test_a_missing_module_or_function_names_no_line_of_pythons_import_machinery(
+        install_plugin: InstallPlugin) -> None:
+    install_plugin("docket-missing", {"missing": "docket_not_installed_anywhere:register"})
+    install_plugin("docket-typo", {"typo": "docket_typo_plugin:regster"},
+                   modules={"docket_typo_plugin.py": "def register(registry):\n    pass\n"})
+    problems = build_registry(plugins=True).problems
+    assert len(problems) == 2 and not [p for p in problems if "raised in" in p]
 
 
 def test_a_plugin_taking_a_built_in_name_is_reported(install_plugin: InstallPlugin) -> None:
@@ -78,9 +103,9 @@ def test_a_plugin_taking_a_built_in_name_is_reported(install_plugin: InstallPlug
                    modules={"docket_clash_plugin.py": CLASHES})
     install_plugin("docket-sample-plugin", sample_entry_points(), source_dir=SAMPLE_SRC)
     registry = build_registry(plugins=True)
-    assert registry.problems == [
-        "plugin clash (docket_clash_plugin:register): RegistryError: node type 'task' from "
-        "docket-clash is already registered by built-in"]
+    (problem,) = registry.problems
+    assert problem.startswith("plugin clash (docket_clash_plugin:register): RegistryError: node type 'task' "
+                              "from docket-clash is already registered by built-in")
     assert type(registry.node_types.get("task")).__module__ == "flows.nodes.basic"
     assert registry.node_types.get("random_audit") is not None
 
@@ -90,9 +115,9 @@ def test_registering_the_sample_twice_is_reported_not_raised(install_sample: Non
 
     registry = build_registry(plugins=True)
     assert registry.use(docket_sample_plugin.register, source="again") is False
-    assert registry.problems == [
-        "plugin again: RegistryError: node type 'random_audit' from docket-sample-plugin is "
-        "already registered by docket-sample-plugin"]
+    (problem,) = registry.problems
+    assert problem.startswith("plugin again: RegistryError: node type 'random_audit' from docket-sample-plugin "
+                              "is already registered by docket-sample-plugin")
 
 
 def test_docket_validate_warns_about_a_broken_plugin_and_still_validates(

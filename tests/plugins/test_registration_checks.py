@@ -146,7 +146,8 @@ def test_a_failed_registration_is_recorded_and_not_logged_twice(caplog: pytest.L
 
     registry = Registry()
     assert registry.use(register, source="acme") is False
-    assert registry.problems == ["plugin acme: RuntimeError: the licence file is missing"]
+    (problem,) = registry.problems
+    assert problem.startswith("plugin acme: RuntimeError: the licence file is missing (raised in ")
     assert caplog.records == []  # the composition root shows `problems` once
 
 
@@ -155,9 +156,10 @@ def test_a_plugin_that_forgets_source_still_gets_the_contract_checks() -> None:
     accepted, and the bundle load failed later with a traceback."""
     registry = build_registry(plugins=False)
     assert registry.use(lambda r: r.node_types.add(Checkpoint), source="acme (acme_docket:register)") is False
-    assert registry.problems == ["plugin acme (acme_docket:register): RegistryError: node type 'checkpoint' "
-                                 "from acme (acme_docket:register): Checkpoint is a class: register an "
-                                 "instance, Checkpoint()"]
+    (problem,) = registry.problems
+    assert problem.startswith("plugin acme (acme_docket:register): RegistryError: node type 'checkpoint' "
+                              "from acme (acme_docket:register): Checkpoint is a class: register an "
+                              "instance, Checkpoint()")
 
 
 def test_a_clash_by_a_plugin_that_forgets_source_names_the_plugin_not_built_in() -> None:
@@ -166,8 +168,9 @@ def test_a_clash_by_a_plugin_that_forgets_source_names_the_plugin_not_built_in()
 
     registry = build_registry(plugins=False)
     registry.use(lambda r: r.node_types.add(Task()), source="acme (acme_docket:register)")
-    assert registry.problems == ["plugin acme (acme_docket:register): RegistryError: node type 'task' from "
-                                 "acme (acme_docket:register) is already registered by built-in"]
+    (problem,) = registry.problems
+    assert problem.startswith("plugin acme (acme_docket:register): RegistryError: node type 'task' from "
+                              "acme (acme_docket:register) is already registered by built-in")
 
 
 def test_a_plugin_cannot_register_its_type_as_built_in() -> None:
