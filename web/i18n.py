@@ -7,6 +7,7 @@ from engine.types import translate
 UI: dict[str, dict[str, str]] = {
     "language": {"en": "Language", "zh-CN": "语言"},
     "submit": {"en": "Submit", "zh-CN": "提交"},
+    "sending": {"en": "Sending…", "zh-CN": "正在提交…"},
     "lookup_title": {"en": "Look up progress", "zh-CN": "查询处理进度"},
     "verify_digits": {"en": "Last {n} digits of the contact phone", "zh-CN": "联系电话后 {n} 位"},
     "look_up": {"en": "Look up", "zh-CN": "查询"},

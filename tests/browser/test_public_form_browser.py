@@ -12,6 +12,23 @@ from tests.browser.conftest import SCREENSHOTS, LiveServer
 VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 
+def slow(monkeypatch: pytest.MonkeyPatch, service: Any, name: str, seconds: float = 0.8) -> None:
+    """Make the server take a while over `service.name`, as over a slow phone network."""
+    import time
+
+    original = getattr(service, name)
+    monkeypatch.setattr(service, name, lambda *a, **k: (time.sleep(seconds), original(*a, **k))[1])
+
+
+def tap_twice(page: Any, button: str) -> str:
+    """Tap `button`, and again a moment later while the first post is on its way (a double tap;
+    Playwright waits for a navigation between its own actions, so the page taps itself).
+    The button's text just after the first tap."""
+    return str(page.evaluate(
+        "(sel) => { const b = document.querySelector(sel); b.click(); setTimeout(() => b.click(), 150);"
+        " return b.textContent; }", button))
+
+
 def fill_complaint(page: Any) -> None:
     page.get_by_label("大客户名称").fill("华东电子商务有限公司")
     page.get_by_label("联系人").fill("陈先生")
@@ -318,4 +335,66 @@ def test_a_customer_rates_with_a_screen_reader_by_the_number_of_stars(browser: A
     stars = page.get_by_role("radiogroup", name="Satisfaction")
     stars.get_by_role("radio", name="4 of 5 stars").check()
     assert page.locator("#customer-step input[name=satisfaction]:checked").get_attribute("value") == "4"
+    context.close()
+
+
+def test_a_double_tap_on_submit_sends_the_form_once_and_says_it_is_sending(
+        browser: Any, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    slow(monkeypatch, live_server.system.forms, "submit")  # a phone network: the answer takes a while
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="zh-CN")
+    page = context.new_page()
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.goto(f"{live_server.url}/f/complaint?lang=zh-CN")
+    fill_complaint(page)
+    live_server.clock.advance(timedelta(seconds=30))
+    with page.expect_navigation(url="**/submitted/**"):
+        assert tap_twice(page, "form[data-live] button[type=submit]") == "正在提交…"
+    assert len(posts) == 1 and page.locator("#query-no").count() == 1
+    context.close()
+
+
+def test_back_to_a_sent_form_finds_its_submit_button_usable_again(browser: Any, live_server: LiveServer) -> None:
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/f/complaint?lang=zh-CN")
+    fill_complaint(page)
+    live_server.clock.advance(timedelta(seconds=30))
+    with page.expect_navigation():
+        page.get_by_role("button", name="提交").click()
+    page.go_back()
+    page.get_by_role("button", name="下一步").click()
+    submit = page.locator("form[data-live] button[type=submit]")
+    assert submit.inner_text() == "提交" and submit.get_attribute("aria-disabled") is None
+    context.close()
+
+
+def test_a_double_tap_on_send_my_answer_answers_once_without_saying_it_was_already_answered(
+        browser: Any, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The second post found the step taken by the first, and the customer read "this step has
+    # already been answered (perhaps with our staff on the phone)" about their own answer.
+    from tests.flows.test_postal_flow import accept
+
+    case = accept(live_server.system, {
+        "customer_name": "ACME", "contact_name": "Chen", "contact_phone": "13812345678",
+        "occurred_at": "2026-11-20T10:30:00+08:00", "category": "transport_late", "description": "Late"})
+    case.assess(finance=False)
+    case.do("propose", "agent", {"compensation": "300", "basis": "Clause 3.2"})
+    case.do("reply", "agent", {"resolution": "Refunded the freight."})
+    number = live_server.system.forms.get("complaint", case.id)["query_no"]
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="en-US")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/track?lang=en&query_no={number}")
+    page.get_by_label("Last 4 digits of the contact phone").fill("5678")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Look up").click()
+    page.get_by_role("radio", name="5 of 5 stars").check()
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    slow(monkeypatch, live_server.system.flows, "complete")
+    with page.expect_navigation():
+        tap_twice(page, "#customer-step button[type=submit]")
+    page.wait_for_timeout(1000)  # a second post would have been answered by now
+    assert len(posts) == 1
+    assert page.locator("#lookup-notice").count() == 1 and page.locator("#lookup-alert").count() == 0
     context.close()

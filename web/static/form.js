@@ -252,3 +252,28 @@
     });
   }
 }());
+
+// A form marked data-sending is sent once: the first tap on its button says it is on its way
+// (a few photos on a phone network take a while, and nothing else on the page moves), and a
+// second tap is ignored. The server would make one record of two posts anyway, but a second
+// answer to a customer step was told "already answered" about the customer's own first one.
+// Runs last, so a form the wizard or the file check held back is not marked sent.
+(function () {
+  "use strict";
+  Array.prototype.forEach.call(document.querySelectorAll("form[data-sending]"), function (form) {
+    var button = form.querySelector("button[type=submit]");
+    var label = button ? button.textContent : "";
+    form.addEventListener("submit", function (event) {
+      if (event.defaultPrevented) { return; }
+      if (form.getAttribute("aria-busy") === "true") { event.preventDefault(); return; }
+      form.setAttribute("aria-busy", "true");
+      if (button) { button.textContent = form.getAttribute("data-sending"); button.setAttribute("aria-disabled", "true"); }
+    });
+    // Back to this page from the next one (the browser's page cache keeps it as it was left).
+    window.addEventListener("pageshow", function (event) {
+      if (!event.persisted) { return; }
+      form.removeAttribute("aria-busy");
+      if (button) { button.textContent = label; button.removeAttribute("aria-disabled"); }
+    });
+  });
+}());
