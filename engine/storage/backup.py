@@ -41,8 +41,9 @@ _SHM_DMS_BYTE = 128
 holds a shared lock (SQLite's unix VFS: the "dead man switch" after the 8 lock bytes at 120)."""
 
 _PG_HINT = ("a PostgreSQL database is backed up with its own tools, while Docket runs: "
-            "pg_dump --format=custom --file=docket.dump DATABASE_URL (restore with pg_restore "
-            "--clean); copy the files folder (DOCKET_FILES_DIR) beside it")
+            "pg_dump --format=custom --file=docket.dump DATABASE_URL, and copy the files folder "
+            "(DOCKET_FILES_DIR) beside it; to restore, pg_restore --no-owner into a new database "
+            "(docs/guides/run-on-a-server.md, section 6)")
 
 
 class BackupError(Exception):
