@@ -136,7 +136,8 @@ def routes(web: "Web") -> list[Route]:
         locale = web.locale_of(request)
         query_no = request.path_params["query_no"]
         # The lookup link carries the number, so the customer only types the phone digits.
-        return web.page(request, "form_submitted.html", query_no=query_no,
+        digits = int(form.spec.lookup.get("digits", 4)) if form.spec.lookup else 4
+        return web.page(request, "form_submitted.html", query_no=query_no, digits=digits,
                         track=f"/track?{urlencode({'lang': locale, 'query_no': query_no})}",
                         again=f"/f/{form.name}?lang={locale}")
 

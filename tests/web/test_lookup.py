@@ -117,3 +117,15 @@ def test_the_answer_comes_first_and_the_form_after_it_looks_up_another_number(
 def test_the_status_reads_with_a_chinese_colon_in_chinese(client: TestClient, query_no: str) -> None:
     page = client.post("/track?lang=zh-CN", data={"query_no": query_no, "verify": "5678"}).text
     assert '状态：<strong id="lookup-status">' in page
+
+
+def test_the_acknowledgement_says_the_lookup_asks_for_the_last_digits_of_the_phone(client: TestClient) -> None:
+    # Without it the customer learnt only on the lookup page that the number alone is not enough.
+    page = client.get("/f/complaint/submitted/TS2026112300001?lang=en").text
+    assert "you will need it and the last 4 digits of the contact phone" in page
+    assert "查询时需输入此编号和联系电话后 4 位" in client.get("/f/complaint/submitted/TS2026112300001?lang=zh-CN").text
+
+
+def test_the_acknowledgement_reads_the_query_number_with_a_chinese_colon(client: TestClient) -> None:
+    page = client.get("/f/complaint/submitted/TS2026112300001?lang=zh-CN").text
+    assert '查询编号：<strong id="query-no">TS2026112300001</strong>' in page
