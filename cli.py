@@ -459,7 +459,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 1
-    for warning in settings_problems():
+    for warning in settings_problems(serving=url):
         print(f"warning: {warning}", file=sys.stderr)
     demo = demo_mode(args.demo, url, True)
     if demo:
@@ -609,17 +609,24 @@ COUNTS = {"DOCKET_SESSION_IDLE_MINUTES": 30, "DOCKET_SESSION_HOURS": 12, "DOCKET
 """The settings that are whole numbers, and the default used for anything else."""
 
 
-def settings_problems() -> list[str]:
+def settings_problems(serving: str | None = None) -> list[str]:
     """The settings in the environment that Docket ignores or misreads, one line each, saying
     what happens instead: `serve` and `worker` print them as warnings at start, since the code
     that reads each one falls back silently (a QR code without an address, cookies without
-    Secure)."""
+    Secure). `serving`: the database URL of a web server, which also needs DOCKET_SECRET_KEY
+    when other servers may share its database (PostgreSQL)."""
     import ipaddress
+
+    from sqlalchemy.engine import make_url
 
     from engine.channels.http import ALLOW_ENV, allowed_networks_from_env
     from engine.site import PUBLIC_URL_ENV, configured_public_url
 
     problems = []
+    if serving and not os.environ.get("DOCKET_SECRET_KEY") and make_url(serving).get_backend_name() != "sqlite":
+        problems.append("DOCKET_SECRET_KEY is not set: this server signs sessions and forms with a key of its "
+                        "own (var/secret_key), which the other servers on this database do not have; give "
+                        "every server the same DOCKET_SECRET_KEY")
     public = os.environ.get(PUBLIC_URL_ENV, "").strip()
     if public and configured_public_url() is None:
         problems.append(f"{PUBLIC_URL_ENV}={public} is not a plain http(s) address (write it like "

@@ -304,6 +304,16 @@ def test_a_webhook_allow_list_that_does_not_parse_is_a_warning_that_every_webhoo
     assert warning.endswith(": every webhook, SMS and robot message fails until it is fixed")
 
 
+def test_a_server_on_postgresql_without_a_secret_key_is_warned_that_other_servers_lack_its_key(
+        settings: pytest.MonkeyPatch) -> None:
+    from cli import settings_problems
+
+    settings.delenv("DOCKET_SECRET_KEY", raising=False)
+    assert settings_problems(serving="sqlite:///var/docket.db") == []  # one server: its own key is enough
+    (warning,) = settings_problems(serving="postgresql+psycopg://docket@db.internal/docket")
+    assert warning.startswith("DOCKET_SECRET_KEY is not set: this server signs sessions and forms with a key of its own")
+
+
 def test_the_settings_of_the_server_guide_raise_no_warning(settings: pytest.MonkeyPatch) -> None:
     from cli import settings_problems
 
