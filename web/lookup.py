@@ -219,8 +219,11 @@ def routes(web: "Web") -> list[Route]:
         locale = web.locale_of(request)
         state, form, record, found = await offload.run(open_step, str(posted.get("pass", "")))
         if state == "expired":
+            # Back to the lookup with the number the page carried: only the digits are typed again.
+            given = str(posted.get("query_no", "")).strip().upper()
             return web.page(request, "lookup.html", digits=digits_wanted(), result=None, failed=False,
-                            query_no="", alert=ui("answer_expired", locale), status=400)
+                            query_no=given if QUERY_NO.fullmatch(given) else "",
+                            alert=ui("answer_expired", locale), status=400)
         if state == "taken":
             return await offload.run(lambda: result_page(
                 request, form, record, status=409, alert=ui("answer_taken", locale)))

@@ -284,3 +284,18 @@ def test_a_refused_rating_marks_its_radio_group_invalid(client: TestClient, syst
         "pass": step_pass(look_up(client, case)), "customer_confirmed": "true"})
     group = re.search(r'<fieldset [^>]*aria-describedby="[^"]*f-satisfaction-error[^"]*"[^>]*>', answer.text)
     assert group and 'role="radiogroup"' in group[0] and 'aria-invalid="true"' in group[0]
+
+
+def test_an_expired_answer_page_leads_back_to_the_lookup_with_the_number_filled_in(
+        client: TestClient, system: System) -> None:
+    # The customer read the reply, put the phone down and came back: only the digits are typed again.
+    case = replied(system)
+    page = look_up(client, case, lang="en")
+    query_no = system.forms.get("complaint", case.id)["query_no"]
+    assert f'<input type="hidden" name="query_no" value="{query_no}">' in page.split('id="customer-step"')[1]
+    forged = StepPass("an old secret").issue("complaint", case.id, 1)
+    answer = client.post("/track/answer?lang=en", data={"pass": forged, "query_no": query_no, "satisfaction": "5"})
+    assert answer.status_code == 400 and 'id="lookup-alert"' in answer.text
+    assert f'name="query_no" value="{query_no}"' in answer.text
+    verify = re.search(r'<input [^>]*id="f-verify"[^>]*>', answer.text)
+    assert verify and " autofocus" in verify[0]
