@@ -247,3 +247,12 @@ def test_a_plugin_that_raises_while_the_bundle_loads_is_an_error_at_the_definiti
     assert crash.span is not None and crash.span.file.endswith("refund_flow.yaml") and crash.span.line == 1
     assert "building flow 'refund_flow' failed: KeyError: 'oops' (raised in " in crash.message
     assert "test_registration_checks.py" in crash.message
+
+
+def test_every_widget_the_field_type_section_offers_is_one_the_form_pages_draw() -> None:
+    from forms.render import WIDGETS
+
+    section = DOCS.read_text("utf-8").split("## A field type\n", 1)[1].split("\n## ", 1)[0]
+    listed = section.split("- `widget` chooses", 1)[1].split("- `value_kind", 1)[0]
+    offered = set(re.findall(r"`([a-z-]+)`", listed)) - {"options", "max_length", "min_length"}
+    assert offered and offered <= set(WIDGETS.values()), offered - set(WIDGETS.values())
