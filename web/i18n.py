@@ -11,6 +11,7 @@ UI: dict[str, dict[str, str]] = {
     "lookup_title": {"en": "Look up progress", "zh-CN": "查询处理进度"},
     "verify_digits": {"en": "Last {n} digits of the contact phone", "zh-CN": "联系电话后 {n} 位"},
     "look_up": {"en": "Look up", "zh-CN": "查询"},
+    "already_sent": {"en": "Already sent one? ", "zh-CN": "已提交过？"},
     "look_up_another": {"en": "Look up another number", "zh-CN": "查询其他编号"},
     "colon": {"en": ": ", "zh-CN": "："},
     "stars": {"en": "{n} of {max} stars", "zh-CN": "{n} 星（满分 {max} 星）"},

@@ -57,6 +57,7 @@ def routes(web: "Web") -> list[Route]:
                         form_description=label_text(form.spec.description, locale, "") if form.spec.description else "",
                         sections=sections, max_files_bytes=files_budget(MAX_FORM_BYTES),
                         has_errors=bool(errors), notice=notice, ticket=ticket, wizard=form.spec.wizard,
+                        lookup=f"/track?lang={locale}" if form.spec.lookup and form.spec.numbering else "",
                         action=f"/f/{form.name}?lang={locale}")
 
     async def show(request: Request) -> Response:

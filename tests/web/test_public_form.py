@@ -615,3 +615,22 @@ def test_the_photos_input_offers_images_only(client: TestClient) -> None:
     page = client.get("/f/complaint?lang=en").text
     photos = re.search(r'<input type="file" id="f-photos"[^>]*accept="([^"]+)"', page)
     assert photos and {kind.split("/")[0] for kind in photos[1].split(",") if "/" in kind} == {"image"}
+
+
+def test_the_public_form_leads_a_returning_customer_to_the_progress_lookup(client: TestClient) -> None:
+    # The QR code and the embedded form are a customer's way in; /track was linked from nowhere
+    # but the acknowledgement, so a lost acknowledgement meant no way to the progress.
+    page = client.get("/f/complaint?lang=en").text
+    assert re.search(r'Already sent one\? <a href="/track\?lang=en" id="lookup-link">Look up progress</a>', page)
+    assert '已提交过？<a href="/track?lang=zh-CN" id="lookup-link">查询处理进度</a>' in client.get("/f/complaint?lang=zh-CN").text
+
+
+def test_a_public_form_without_a_lookup_does_not_offer_one(tmp_path: Path) -> None:
+    from tests.engine.bundle_kit import write_bundle
+
+    root = write_bundle(tmp_path / "bundle", {"forms/receipt.yaml": (
+        "form: receipt\nlabel: {zh-CN: 签收确认, en: Delivery receipt}\npublic: true\nfields:\n"
+        "  name:\n    type: text\n    label: {zh-CN: 姓名, en: Name}\n")})
+    system = boot(root, db_url=f"sqlite:///{tmp_path / 'docket.db'}")
+    page = TestClient(create_app(system, secret="t")).get("/f/receipt?lang=en")
+    assert page.status_code == 200 and 'id="lookup-link"' not in page.text
