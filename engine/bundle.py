@@ -73,11 +73,14 @@ class _Loading:
 
 
 def display_path(path: Path) -> str:
-    """The path as shown in diagnostics: relative to the working directory when inside it."""
+    """The path as shown in diagnostics: relative to the working directory when inside it, else
+    absolute (a service's ExecStart=/opt/docket/... read '../../../opt/docket/...')."""
+    absolute = os.path.abspath(path)
     try:
-        return os.path.relpath(path)
-    except ValueError:
-        return str(path)
+        inside = os.path.relpath(absolute)
+    except ValueError:  # another drive (Windows)
+        return absolute
+    return absolute if inside == os.pardir or inside.startswith(os.pardir + os.sep) else inside
 
 
 def content_hash(root: Path) -> str:

@@ -565,6 +565,15 @@ def test_validate_says_a_bundle_folder_that_does_not_exist_does_not_exist(
     assert "does not exist" in err and "no bundle.yaml" not in err
 
 
+def test_a_bundle_outside_the_working_folder_is_named_by_its_absolute_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "srv" / "docket").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "srv" / "docket")  # a service's WorkingDirectory
+    assert main(["validate", str(tmp_path / "opt" / "postal_complaint")]) == 1
+    assert f"{tmp_path / 'opt' / 'postal_complaint'}:1:1: error: the folder '{tmp_path / 'opt' / 'postal_complaint'}' " \
+           "does not exist" in capsys.readouterr().err
+
+
 def test_validate_given_bundle_yaml_itself_names_its_folder(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(POSTAL / "bundle.yaml")]) == 1
     err = capsys.readouterr().err
