@@ -398,3 +398,34 @@ def test_a_double_tap_on_send_my_answer_answers_once_without_saying_it_was_alrea
     assert len(posts) == 1
     assert page.locator("#lookup-notice").count() == 1 and page.locator("#lookup-alert").count() == 0
     context.close()
+
+
+def test_a_long_description_counts_down_the_characters_left(browser: Any, live_server: LiveServer) -> None:
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/f/complaint?lang=zh-CN")
+    fill_complaint(page)
+    count = page.locator("#f-description-count")
+    assert count.is_hidden()  # a short text needs no counting
+    page.get_by_label("问题详细描述").fill("货" * 4500)
+    assert count.is_visible() and count.inner_text() == "还可输入 500 字"
+    assert "f-description-count" in (page.get_by_label("问题详细描述").get_attribute("aria-describedby") or "")
+    context.close()
+
+
+def test_a_paste_cut_off_at_the_limit_is_said_beside_the_field(browser: Any, live_server: LiveServer) -> None:
+    # The browser drops what goes past `maxlength` without a word: the end of a pasted e-mail
+    # thread was lost, and the customer did not know.
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="en-US")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/f/complaint?lang=en")
+    page.get_by_label("Key-account name").fill("ACME")
+    page.get_by_label("Contact person").fill("Chen")
+    page.get_by_label("Contact phone").fill("13812345678")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("What happened").focus()
+    page.keyboard.insert_text("x" * 5200)
+    assert len(page.get_by_label("What happened").input_value()) == 5000
+    assert page.inner_text("#f-description-count") == (
+        "This box takes at most 5000 characters: anything past that was not entered.")
+    context.close()

@@ -253,6 +253,46 @@
   }
 }());
 
+// A box of limited length (a textarea's maxlength) counts down the characters left once most are
+// used, and says so when the limit cuts off what is typed or pasted: the browser drops the rest
+// without a word, and the end of a pasted e-mail thread was lost unnoticed.
+(function () {
+  "use strict";
+  Array.prototype.forEach.call(document.querySelectorAll("form[data-chars-left] textarea[maxlength]"), function (box) {
+    var form = box.form;
+    var max = Number(box.getAttribute("maxlength"));
+    if (!max || !box.id) { return; }
+    var note = document.createElement("p");
+    note.className = "help count"; note.id = box.id + "-count"; note.hidden = true;
+    box.parentNode.insertBefore(note, box.nextSibling);
+    var described = box.getAttribute("aria-describedby");
+    box.setAttribute("aria-describedby", described ? described + " " + note.id : note.id);
+    var cut = false;
+
+    box.addEventListener("beforeinput", function (event) {
+      var added = event.data || (event.dataTransfer && event.dataTransfer.getData("text/plain")) || "";
+      var replaced = (box.selectionEnd || 0) - (box.selectionStart || 0);
+      cut = event.inputType.indexOf("insert") === 0 && box.value.length - replaced + added.length > max;
+      if (cut) { update(); }
+    });
+
+    function update() {
+      var length = box.value.length;
+      note.hidden = !cut && length < max * 0.8;
+      if (cut) {
+        note.textContent = form.getAttribute("data-chars-cut").replace("{max}", String(max));
+        note.setAttribute("role", "status");
+      } else {
+        note.textContent = form.getAttribute("data-chars-left").replace("{n}", String(max - length));
+        note.removeAttribute("role");
+      }
+    }
+
+    box.addEventListener("input", function () { if (box.value.length < max) { cut = false; } update(); });
+    update();
+  });
+}());
+
 // A form marked data-sending is sent once: the first tap on its button says it is on its way
 // (a few photos on a phone network take a while, and nothing else on the page moves), and a
 // second tap is ignored. The server would make one record of two posts anyway, but a second
