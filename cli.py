@@ -1365,11 +1365,16 @@ def database_problem(explicit: str | None) -> str | None:
     from engine.storage.db import database_url
 
     try:
-        url = make_url(database_url(explicit))
+        raw = database_url(explicit)
+        url = make_url(raw)
     except ArgumentError:
         return f"the database URL (--db or $DOCKET_DATABASE_URL) is not a URL; write {DATABASE_URL_FORMS}"
     except OSError as exc:  # the SQLite file's folder could not be created
         return f"cannot create the folder for the SQLite database {exc.filename}: {exc.strerror}"
+    if raw.partition("://")[2].partition("?")[0].count("@") > 1:
+        # Read as it stands, the password's tail becomes the host name, which messages show.
+        return ("the database URL (--db or $DOCKET_DATABASE_URL) has more than one '@': write each @ of "
+                "the password as %40 (and / as %2F, : as %3A, % as %25)")
     if url.get_backend_name() not in ("sqlite", "postgresql"):
         return f"'{url.drivername}' is not a database Docket knows; write {DATABASE_URL_FORMS}"
     if url.get_backend_name() == "sqlite" and url.host:

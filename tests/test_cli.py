@@ -205,6 +205,15 @@ def test_a_database_url_that_does_not_parse_is_refused_without_echoing_it(
     assert "s3cret" not in err
 
 
+def test_a_password_with_an_at_sign_is_refused_without_showing_any_of_it(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "upgrade", "--db", "postgresql+psycopg://docket:pa@zq9@db.internal/docket"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: the database URL (--db or $DOCKET_DATABASE_URL) has more than one '@': write "
+                          "each @ of the password as %40")
+    assert "zq9" not in err
+
+
 def test_a_database_docket_does_not_run_on_is_refused_by_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["db", "upgrade", "--db", "mysql://docket@db.internal/docket"]) == 1
     assert "error: 'mysql' is not a database Docket knows; write sqlite:///" in capsys.readouterr().err
