@@ -1314,7 +1314,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {problem}", file=sys.stderr)
             return 1
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # here, where a reader gone away is caught below, not at exit
+        return code
+    except BrokenPipeError:
+        # `docket users list | head`: the reader stopped reading. Quietly, as other commands do
+        # (Python would print "Exception ignored ... BrokenPipeError" as it exits).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except DefinitionError as exc:
         _print_diagnostics(exc.diagnostics)
         print(f"{len(exc.diagnostics)} error(s): fix them and try again", file=sys.stderr)

@@ -517,6 +517,21 @@ def test_a_second_stop_signal_while_the_server_closes_waits_for_the_close(
             signal.signal(sig, handler)
 
 
+def test_a_reader_that_stops_reading_the_output_gets_no_error_message(tmp_path: Path) -> None:
+    """`docket users list | head -1`: what is left to print goes nowhere, quietly."""
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    assert main(["db", "upgrade", "--db", url]) == 0
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    try:
+        done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "tokens", "list", "--db", url],
+                              stdout=write, stderr=subprocess.PIPE, text=True, env=env, timeout=60)
+    finally:
+        os.close(write)
+    assert done.stderr == "" and done.returncode == 141
+
+
 def test_docket_help_gives_examples_and_the_environment_a_server_reads(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["--help"])
