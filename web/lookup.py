@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from engine.errors import ConflictError, NotFoundError, ValidationFailed
+from engine.errors import ConflictError, ExpressionError, NotFoundError, ValidationFailed
 from engine.identity import CUSTOMER_ACTOR
 from engine.types import label_text
 from forms.records import NEW_STATUS
@@ -127,10 +127,25 @@ def routes(web: "Web") -> list[Route]:
         sections = form_view(form, locale, values=shown, errors=errors or {}, only=fields)
         mark_file_limits(web, form, sections)  # a too-large photo is refused as it is chosen (form.js)
         widgets = [w for section in sections for w in section.widgets]
+        required_now(form, record, widgets)
         # One group without the staff form's section headings: the customer sees only the step.
         return CustomerStep(token=passes.issue(form.name, record["id"], int(task["id"])),
                             title="" if prompt else node.text(locale), prompt=prompt,
                             sections=[Section(None, widgets)])
+
+    def required_now(form: Any, record: dict[str, Any], widgets: list[Any]) -> None:
+        """Mark required the step's fields whose `required_if` holds for the record as it stands:
+        the step asks for them (required_if: status == "awaiting_information"), and a page saying
+        "needed in some cases" and then refusing the empty answer reads as a trick."""
+        ctx = web.system.forms.eval_context()
+        for widget in widgets:
+            condition = form.spec.fields[widget.name].required_if
+            if widget.required or condition is None:
+                continue
+            try:
+                widget.required = bool(condition.evaluate(record, ctx))
+            except ExpressionError:
+                continue  # the completion decides, as it would for a broken condition anywhere
 
     def result_page(request: Request, form: Any, record: dict[str, Any], *, status: int = 200,
                     notice: str | None = None, alert: str | None = None,

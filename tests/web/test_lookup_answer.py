@@ -299,3 +299,18 @@ def test_an_expired_answer_page_leads_back_to_the_lookup_with_the_number_filled_
     assert f'name="query_no" value="{query_no}"' in answer.text
     verify = re.search(r'<input [^>]*id="f-verify"[^>]*>', answer.text)
     assert verify and " autofocus" in verify[0]
+
+
+def test_the_information_asked_for_is_marked_required_on_the_customers_step(client: TestClient, system: System) -> None:
+    # It is required at this step (required_if: status == "awaiting_information"); the page said
+    # "needed in some cases" and then refused the empty answer.
+    step = look_up(client, asked_for_information(system), lang="en").split('id="customer-step"')[1]
+    label = re.search(r'<label for="f-supplement">(.*?)</label>', step, re.S)
+    assert label and "needed in some cases" not in label[1] and 'class="req"' in label[1]
+    assert re.search(r'<textarea id="f-supplement"[^>]* aria-required="true"', step)
+
+
+def test_the_rating_is_marked_required_on_the_confirmation_step(client: TestClient, system: System) -> None:
+    step = look_up(client, replied(system), lang="en").split('id="customer-step"')[1]
+    group = re.search(r'<fieldset [^>]*role="radiogroup"[^>]*>\s*<legend>(.*?)</legend>', step, re.S)
+    assert group and 'aria-required="true"' in group[0] and 'class="req"' in group[1]
