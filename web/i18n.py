@@ -21,7 +21,7 @@ UI: dict[str, dict[str, str]] = {
     "lookup_failed": {"en": "No complaint matches this query number and these digits. Check both and try again.",
                       "zh-CN": "查询编号与电话号码不匹配或不存在，请核对后重试。"},
     "progress_path": {"en": "Progress", "zh-CN": "处理进度"},
-    "your_answer": {"en": "We need your answer", "zh-CN": "请您确认"},
+    "your_answer": {"en": "We need your answer", "zh-CN": "需要您的答复"},
     "send_answer": {"en": "Send my answer", "zh-CN": "提交我的答复"},
     "answer_thanks": {"en": "Thank you: we have your answer.", "zh-CN": "谢谢，我们已收到您的答复。"},
     "answer_taken": {"en": "This step has already been answered (perhaps with our staff on the phone); here is where it stands now.",

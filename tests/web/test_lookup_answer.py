@@ -314,3 +314,9 @@ def test_the_rating_is_marked_required_on_the_confirmation_step(client: TestClie
     step = look_up(client, replied(system), lang="en").split('id="customer-step"')[1]
     group = re.search(r'<fieldset [^>]*role="radiogroup"[^>]*>\s*<legend>(.*?)</legend>', step, re.S)
     assert group and 'aria-required="true"' in group[0] and 'class="req"' in group[1]
+
+
+def test_a_request_for_information_is_not_headed_please_confirm_in_chinese(client: TestClient, system: System) -> None:
+    # 请您确认 ("please confirm") headed the request for more information too.
+    step = look_up(client, asked_for_information(system)).split('id="customer-step"')[1]
+    assert '<h2 id="step-title">需要您的答复</h2>' in step
