@@ -156,6 +156,14 @@ def test_the_server_guide_settings_give_every_variable_the_postal_channels_name(
     assert len(named) > 5 and sorted(named - given) == []
 
 
+def test_nginx_in_the_server_guide_lets_through_every_body_docket_reads() -> None:
+    """A body nginx refuses never reaches Docket, whose refusal says which file is too large."""
+    from web.app import MAX_UPLOAD_BODY, PAGES_WITH_FILES
+
+    (megabytes,) = re.findall(r"client_max_body_size (\d+)m;", SERVER_GUIDE.read_text("utf-8"))
+    assert int(megabytes) * 1024 * 1024 >= max(MAX_UPLOAD_BODY, *PAGES_WITH_FILES.values())
+
+
 def test_the_site_survey_guide_shows_the_errors_validate_gives_for_its_misspellings(
         site_survey: tuple[Path, list[str]]) -> None:
     bundle, _ = site_survey
