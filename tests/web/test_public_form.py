@@ -634,3 +634,14 @@ def test_a_public_form_without_a_lookup_does_not_offer_one(tmp_path: Path) -> No
     system = boot(root, db_url=f"sqlite:///{tmp_path / 'docket.db'}")
     page = TestClient(create_app(system, secret="t")).get("/f/receipt?lang=en")
     assert page.status_code == 200 and 'id="lookup-link"' not in page.text
+
+
+def test_the_contact_phone_says_what_it_takes_and_that_the_lookup_asks_for_its_last_digits(client: TestClient) -> None:
+    # "12" met "Enter a valid phone number." only after sending; and the customer learnt only on
+    # the lookup page that this phone is their proof there.
+    page = client.get("/f/complaint?lang=en").text
+    assert re.search(r'<input type="tel" id="f-contact_phone"[^>]* aria-describedby="f-contact_phone-help"', page)
+    assert ('id="f-contact_phone-help">A mobile, or a landline with its area code (e.g. 021-12345678). '
+            'Looking up the progress asks for its last 4 digits.<') in page
+    zh = client.get("/f/complaint?lang=zh-CN").text
+    assert 'id="f-contact_phone-help">手机号，或带区号的固定电话（如 021-12345678）。查询处理进度时需输入它的后 4 位。<' in zh
