@@ -7,6 +7,7 @@ user sees a short message with that id.
 
 from __future__ import annotations
 
+import errno
 import logging
 import secrets
 import time
@@ -191,12 +192,12 @@ def create_app(system: System, *, secret: str | None = None,
     async def on_crash(request: Request, exc: Exception) -> Response:
         ref = secrets.token_hex(6)
         plugin = plugin_in_traceback(exc)
-        refusal = database_refusal(exc) if plugin is None else None
+        refusal = server_refusal(exc) if plugin is None else None
         if refusal is not None:
             # Not a bug: the disk is full, the database server is down or busy. One line the
             # operator can act on; the traceback (with the SQL) only at debug.
-            log.error("error %s on %s %s: the database refused: %s", ref, request.method, request.url.path, refusal)
-            log.debug("error %s: the database's refusal", ref, exc_info=exc)
+            log.error("error %s on %s %s: %s", ref, request.method, request.url.path, refusal)
+            log.debug("error %s: the refusal", ref, exc_info=exc)
             response = _error(request, 503, f"the service cannot store or read data just now; try again "
                                             f"later (reference {ref})")
         else:
@@ -256,16 +257,23 @@ Starlette raises it again after answering so that the server may log it; `docket
 not let uvicorn log it a second time (cli.py, `_logged_once`)."""
 
 
-def database_refusal(exc: BaseException) -> str | None:
-    """The database's own reason, in one line, when `exc` is the database refusing to work (a
-    full disk, a read-only file, a server down or too busy); None for anything else. Never the
-    SQL or its parameters: they can hold personal data."""
+DISK_REFUSALS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO})
+"""What the operating system answers when the server's disk, not Docket, is at fault."""
+
+
+def server_refusal(exc: BaseException) -> str | None:
+    """What refused, in one line, when `exc` is the server's storage refusing to work: the
+    database (a full disk, a read-only file, a server down or too busy), with its own reason, or
+    the disk under the uploaded files; None for anything else. Never the SQL or its parameters:
+    they can hold personal data."""
     from sqlalchemy.exc import OperationalError
 
-    if not isinstance(exc, OperationalError):
-        return None
-    text = str(exc.orig if exc.orig is not None else type(exc).__name__).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    if isinstance(exc, OperationalError):
+        text = str(exc.orig if exc.orig is not None else type(exc).__name__).strip()
+        return f"the database refused: {text.splitlines()[0] if text else type(exc).__name__}"
+    if isinstance(exc, OSError) and exc.errno in DISK_REFUSALS:
+        return f"the disk refused: {exc.strerror}" + (f": {exc.filename}" if exc.filename else "")
+    return None
 
 
 ERROR_WORDS = {400: "error_400", 403: "error_403", 404: "error_404", 409: "error_409", 413: "error_413",

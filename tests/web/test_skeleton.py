@@ -159,6 +159,26 @@ def test_a_database_that_refuses_is_a_503_and_one_log_line_with_its_reason(
     assert record.exc_info is None and "13800000000" not in caplog.text
 
 
+def test_a_disk_that_is_full_under_the_files_is_a_503_and_one_log_line_naming_it(
+        system: System, caplog: pytest.LogCaptureFixture) -> None:
+    import errno
+    import os
+
+    app = create_app(system, secret="test-secret")
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/srv/docket/files/tmp/upload-1")
+
+    system.forms.list = disk_full  # type: ignore[method-assign]
+    with caplog.at_level("ERROR", logger="web.app"):
+        response = signed_in(TestClient(app, raise_server_exceptions=False)).get("/records/complaint")
+    assert response.status_code == 503
+    (record,) = caplog.records
+    assert record.getMessage().endswith(
+        "on GET /records/complaint: the disk refused: No space left on device: /srv/docket/files/tmp/upload-1")
+    assert record.exc_info is None
+
+
 def test_a_missing_page_says_so_in_the_readers_language_with_a_way_back(client: TestClient) -> None:
     zh = client.get("/f/nope?lang=zh-CN")
     assert zh.status_code == 404
