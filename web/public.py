@@ -7,7 +7,9 @@ post of the same page returns the first record (the ticket's key is the idempote
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 from urllib.parse import urlencode
 
 from starlette.exceptions import HTTPException
@@ -52,6 +54,7 @@ def routes(web: "Web") -> list[Route]:
         ticket = web.signer.issue(form.name, web.system.runtime.clock.now())
         sections = form_view(form, locale, values=values, errors=errors, only=form.public_fields)
         mark_file_limits(web, form, sections)
+        mark_not_future(form, sections)
         return web.page(request, "form_fill.html", status=status,
                         form_title=form.spec.text(locale),
                         form_description=label_text(form.spec.description, locale, "") if form.spec.description else "",
@@ -161,6 +164,18 @@ def qr_code(url: str, kind: str) -> bytes:
     segno.make(url, error="m").save(out, kind=kind, scale=8 if kind == "png" else 4, border=2,
                                     **({"title": url} if kind == "svg" else {}))
     return out.getvalue()
+
+
+def mark_not_future(form: Any, sections: Any) -> None:
+    """Give each date and time input of a `not_future` field the latest value it takes (`max`),
+    so a phone's picker does not offer tomorrow. The field checks it again on the server, against
+    the same wall clock in its own time zone (forms.fields.temporal)."""
+    for section in sections:
+        for widget in section.widgets:
+            spec = form.spec.fields[widget.name]
+            if widget.kind in ("date", "datetime-local") and spec.opt("not_future"):
+                now = datetime.now(ZoneInfo(spec.timezone))
+                widget.attrs["max"] = now.strftime("%Y-%m-%d" if widget.kind == "date" else "%Y-%m-%dT%H:%M")
 
 
 def _refusal_notice(exc: SpamSuspected) -> str:

@@ -645,3 +645,14 @@ def test_the_contact_phone_says_what_it_takes_and_that_the_lookup_asks_for_its_l
             'Looking up the progress asks for its last 4 digits.<') in page
     zh = client.get("/f/complaint?lang=zh-CN").text
     assert 'id="f-contact_phone-help">手机号，或带区号的固定电话（如 021-12345678）。查询处理进度时需输入它的后 4 位。<' in zh
+
+
+def test_the_incident_time_picker_offers_no_time_after_now(client: TestClient) -> None:
+    # not_future: a phone's picker let the customer choose tomorrow, refused only after sending.
+    from zoneinfo import ZoneInfo
+
+    page = client.get("/f/complaint?lang=en").text
+    found = re.search(r'<input type="datetime-local" id="f-occurred_at"[^>]* max="([^"]+)"', page)
+    assert found
+    latest = datetime.strptime(found[1], "%Y-%m-%dT%H:%M").replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert abs(latest - datetime.now(timezone.utc)) < timedelta(minutes=2)
