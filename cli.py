@@ -614,7 +614,7 @@ def settings_problems(serving: str | None = None) -> list[str]:
     what happens instead: `serve` and `worker` print them as warnings at start, since the code
     that reads each one falls back silently (a QR code without an address, cookies without
     Secure). `serving`: the database URL of a web server, which also needs DOCKET_SECRET_KEY
-    when other servers may share its database (PostgreSQL)."""
+    and DOCKET_FILES_DIR when other servers may share its database (PostgreSQL)."""
     import ipaddress
 
     from sqlalchemy.engine import make_url
@@ -623,10 +623,15 @@ def settings_problems(serving: str | None = None) -> list[str]:
     from engine.site import PUBLIC_URL_ENV, configured_public_url
 
     problems = []
-    if serving and not os.environ.get("DOCKET_SECRET_KEY") and make_url(serving).get_backend_name() != "sqlite":
+    shared = bool(serving) and make_url(serving).get_backend_name() != "sqlite"  # other servers may use it
+    if shared and not os.environ.get("DOCKET_SECRET_KEY"):
         problems.append("DOCKET_SECRET_KEY is not set: this server signs sessions and forms with a key of its "
                         "own (var/secret_key), which the other servers on this database do not have; give "
                         "every server the same DOCKET_SECRET_KEY")
+    if shared and not os.environ.get("DOCKET_FILES_DIR"):
+        problems.append("DOCKET_FILES_DIR is not set: uploaded files are kept in var/files on this server, "
+                        "where the other servers on this database cannot read them; set it to a folder "
+                        "every server mounts")
     public = os.environ.get(PUBLIC_URL_ENV, "").strip()
     if public and configured_public_url() is None:
         problems.append(f"{PUBLIC_URL_ENV}={public} is not a plain http(s) address (write it like "

@@ -318,9 +318,21 @@ def test_a_server_on_postgresql_without_a_secret_key_is_warned_that_other_server
     from cli import settings_problems
 
     settings.delenv("DOCKET_SECRET_KEY", raising=False)
+    settings.setenv("DOCKET_FILES_DIR", "/srv/docket/files")
     assert settings_problems(serving="sqlite:///var/docket.db") == []  # one server: its own key is enough
     (warning,) = settings_problems(serving="postgresql+psycopg://docket@db.internal/docket")
     assert warning.startswith("DOCKET_SECRET_KEY is not set: this server signs sessions and forms with a key of its own")
+
+
+def test_a_server_on_postgresql_without_a_files_folder_is_warned_that_other_servers_cannot_read_its_files(
+        settings: pytest.MonkeyPatch) -> None:
+    from cli import settings_problems
+
+    settings.setenv("DOCKET_SECRET_KEY", "the same on every server")
+    settings.delenv("DOCKET_FILES_DIR", raising=False)
+    assert settings_problems(serving="sqlite:///var/docket.db") == []  # files/ beside the database file
+    (warning,) = settings_problems(serving="postgresql+psycopg://docket@db.internal/docket")
+    assert warning.startswith("DOCKET_FILES_DIR is not set: uploaded files are kept in var/files on this server")
 
 
 def test_the_settings_of_the_server_guide_raise_no_warning(settings: pytest.MonkeyPatch) -> None:
