@@ -429,3 +429,19 @@ def test_a_paste_cut_off_at_the_limit_is_said_beside_the_field(browser: Any, liv
     assert page.inner_text("#f-description-count") == (
         "This box takes at most 5000 characters: anything past that was not entered.")
     context.close()
+
+
+def test_back_by_keyboard_puts_the_cursor_in_the_step_it_opens(browser: Any, live_server: LiveServer) -> None:
+    # Back hides itself on the first step: the cursor fell to the page, and Tab went on to Next.
+    context = browser.new_context(viewport=VIEWPORTS["desktop"], locale="en-US")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/f/complaint?lang=en")
+    page.get_by_label("Key-account name").fill("ACME")
+    page.get_by_label("Contact person").fill("Chen")
+    page.get_by_label("Contact phone").fill("13812345678")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_role("button", name="Back").focus()
+    page.keyboard.press("Enter")
+    assert page.inner_text(".wizard-step") == "Step 1 of 2"
+    assert page.evaluate("document.activeElement.id") == "f-customer_name"
+    context.close()

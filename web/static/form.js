@@ -129,16 +129,21 @@
       .replace("{n}", String(index + 1)).replace("{total}", String(steps.length));
   }
 
+  // The cursor goes to the first input of the step shown: the button pressed may be hidden now.
+  function enter(index) {
+    show(index);
+    var first = steps[current].querySelector("input:not([type=hidden]), select, textarea");
+    if (first) { first.focus(); }
+  }
+
   function forward() {
     var empty = missing(steps[current]);
     empty.forEach(flag);
     if (empty.length) { empty[0].focus(); return; }
-    show(Math.min(steps.length - 1, current + 1));
-    var first = steps[current].querySelector("input, select, textarea");
-    if (first) { first.focus(); }
+    enter(Math.min(steps.length - 1, current + 1));
   }
 
-  back.addEventListener("click", function () { show(Math.max(0, current - 1)); });
+  back.addEventListener("click", function () { enter(Math.max(0, current - 1)); });
   next.addEventListener("click", forward);
   // Enter in a field (a phone keyboard's Go key) submits the form from any step: before the
   // last one it means Next, not "send the steps not seen yet" (a page of "required" errors).
