@@ -990,9 +990,27 @@ def cmd_users_set_active(args: argparse.Namespace) -> int:
             audit(conn, "cli", "user.activated" if active else "user.deactivated", name,
                   {"sessions_ended": ended}, at=now)
             changed.append(name)
+        held = {} if active else _open_tasks_held(conn, [int(rows[name].id) for name in names])
     state = "activated" if active else "deactivated"
     print(f"{state}: {', '.join(changed)}" if changed else f"nothing to do: already {state}")
+    for name in names:
+        if held.get(int(rows[name].id)):
+            print(f"warning: {name} holds {held[int(rows[name].id)]} open task(s), which wait until someone "
+                  "reassigns them (the task's Reassign on its record's page)", file=sys.stderr)
     return 0
+
+
+def _open_tasks_held(conn: object, user_ids: Sequence[int]) -> dict[int, int]:
+    """How many open or claimed tasks each of these users holds (those holding none left out)."""
+    from sqlalchemy import func, select
+
+    from engine.storage.tables import tasks
+
+    rows = conn.execute(  # type: ignore[attr-defined]
+        select(tasks.c.assignee_user, func.count()).where(
+            tasks.c.assignee_user.in_(list(user_ids)), tasks.c.status.in_(("open", "claimed")))
+        .group_by(tasks.c.assignee_user))
+    return {int(user_id): int(count) for user_id, count in rows}
 
 
 def _safe_url(url: str) -> str:

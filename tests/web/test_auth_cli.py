@@ -15,6 +15,10 @@ from web.auth import demo_mode, verify_password
 
 from tests.web.auth_kit import POSTAL
 
+COMPLAINT = {"customer_name": "华东电子商务有限公司", "contact_name": "陈先生", "contact_phone": "13812345678",
+             "occurred_at": "2026-11-20T10:30:00+08:00", "category": "damage_goods",
+             "description": "三箱货物内件破损", "amount_claimed": "1200.00", "region": "east"}
+
 
 def password_hash(url: str, username: str) -> str | None:
     engine = create_engine(url)
@@ -164,6 +168,25 @@ def test_users_deactivate_demo_deactivates_every_demo_user_of_the_bundle_and_aud
         actions = {tuple(r) for r in conn.execute(select(audit_log.c.actor, audit_log.c.action, audit_log.c.target))}
     engine.dispose()
     assert ("cli", "user.deactivated", "agent") in actions
+
+
+def test_users_deactivate_warns_of_the_open_tasks_a_user_still_holds(
+        monkeypatch: pytest.MonkeyPatch, sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from sqlalchemy import select
+
+    from engine.storage.tables import tasks
+    from web.system import boot
+
+    system = boot(POSTAL, db_url=sqlite_url)
+    record = system.forms.submit("complaint", COMPLAINT, actor="agent")
+    with read_transaction(system.db) as conn:
+        task_id = conn.execute(select(tasks.c.id).where(tasks.c.record_id == record.record_id)).scalar()
+    system.flows.claim(task_id, "agent")
+    system.db.dispose()
+    assert run(monkeypatch, ["users", "deactivate", "--demo", "--bundle", str(POSTAL), "--db", sqlite_url]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: agent holds 1 open task(s), which wait until someone reassigns them (the task's Reassign on "
+        "its record's page)"]
 
 
 def test_users_activate_undoes_a_deactivation(monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> None:
