@@ -445,3 +445,20 @@ def test_back_by_keyboard_puts_the_cursor_in_the_step_it_opens(browser: Any, liv
     assert page.inner_text(".wizard-step") == "Step 1 of 2"
     assert page.evaluate("document.activeElement.id") == "f-customer_name"
     context.close()
+
+
+def test_switching_language_keeps_what_was_typed(browser: Any, live_server: LiveServer) -> None:
+    # The language links load the form afresh: a clerk who switched halfway typed it all again.
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/f/complaint?lang=zh-CN")
+    page.get_by_label("大客户名称").fill("华东电子商务有限公司")
+    page.get_by_label("联系电话").fill("13812345678")
+    page.get_by_label("所属区域").select_option("east")
+    with page.expect_navigation():
+        page.get_by_role("link", name="English").click()
+    assert page.get_by_label("Key-account name").input_value() == "华东电子商务有限公司"
+    assert page.get_by_label("Contact phone").input_value() == "13812345678"
+    assert page.get_by_label("Region").input_value() == "east"
+    assert page.evaluate("sessionStorage.length") == 0  # kept only for the page that asked
+    context.close()

@@ -67,6 +67,50 @@
   refresh();
 }());
 
+// Another language keeps what was typed: the language links load the page afresh, and a clerk
+// who switched halfway had to type it all again. The entries wait in this tab's sessionStorage
+// for the one page load the link makes, and are removed as soon as they are put back. Files,
+// the anti-spam ticket and the ids of files already sent are not kept (the page starts those anew).
+(function () {
+  "use strict";
+  var form = document.querySelector("form[data-live]");
+  var store = null;
+  try { store = window.sessionStorage; } catch (e) { store = null; }
+  if (!form || !store) { return; }
+  var key = "docket.entries:" + window.location.pathname;
+
+  function kept(el) {
+    return el.name && !el.disabled && el.name !== "_ticket" && !el.closest(".hp") &&
+      ["file", "hidden", "submit", "button", "password"].indexOf(el.type) < 0;
+  }
+
+  var saved = null;
+  try { saved = JSON.parse(store.getItem(key) || "null"); } catch (e) { saved = null; }
+  store.removeItem(key);
+  if (saved) {
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (!kept(el) || !Object.prototype.hasOwnProperty.call(saved, el.name)) { return; }
+      var values = saved[el.name];
+      if (el.type === "checkbox" || el.type === "radio") { el.checked = values.indexOf(el.value) >= 0; }
+      else { el.value = values[0]; }
+    });
+    form.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+
+  Array.prototype.forEach.call(document.querySelectorAll("nav.lang a"), function (link) {
+    link.addEventListener("click", function () {
+      var entries = {}, any = false;
+      Array.prototype.forEach.call(form.elements, function (el) {
+        if (!kept(el)) { return; }
+        var list = entries[el.name] || (entries[el.name] = []);
+        if (el.type === "checkbox" || el.type === "radio") { if (el.checked) { list.push(el.value); any = true; } }
+        else { list.push(el.value); any = any || el.value !== ""; }
+      });
+      if (any) { store.setItem(key, JSON.stringify(entries)); }
+    });
+  });
+}());
+
 // Wizard: one section (fieldset) at a time, with Back / Next. Without this script every section
 // shows at once and the form still works. A step with errors from the server opens first.
 (function () {
