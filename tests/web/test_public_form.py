@@ -656,3 +656,10 @@ def test_the_incident_time_picker_offers_no_time_after_now(client: TestClient) -
     assert found
     latest = datetime.strptime(found[1], "%Y-%m-%dT%H:%M").replace(tzinfo=ZoneInfo("Asia/Shanghai"))
     assert abs(latest - datetime.now(timezone.utc)) < timedelta(minutes=2)
+
+
+def test_the_public_pages_are_titled_with_the_service_not_the_engine(client: TestClient) -> None:
+    # A customer's tab and bookmark read "大客户投诉 · Docket": the engine's name means nothing to them.
+    for path in ("/f/complaint?lang=zh-CN", "/track?lang=zh-CN", "/f/complaint/submitted/TS2026112300001?lang=zh-CN"):
+        title = re.search(r"<title>(.*?)</title>", client.get(path).text)
+        assert title and title[1].endswith(" · 大客户投诉管理"), (path, title and title[1])
