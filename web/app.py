@@ -39,7 +39,7 @@ from web.json_answer import JSONAnswer
 from web.prefix import PathPrefix, path_prefix
 from web.ratelimit import Limit, RateLimiter, client_address, retry_after
 from web.scope import header
-from web.security import SECURITY_HEADERS, BodySizeLimit, BodyTooLarge, SecurityHeaders
+from web.security import SECURITY_HEADERS, BodySizeLimit, BodyTooLarge, SecurityHeaders, let_embedders_frame
 from web.settings import api_submits_per_minute, embed_origins, secret_key, trusted_proxies
 from web.system import System
 
@@ -298,12 +298,15 @@ def _error(request: Request, status: int, message: str) -> Response:
         back, back_text = f"{root}{_escape(path)}?lang={_escape(locale)}", ui("error_back", locale)
     else:
         back, back_text = f"{root}/?lang={_escape(locale)}", ui("error_home", locale)
-    return HTMLResponse(f'<!doctype html><html lang="{_escape(locale)}"><meta charset="utf-8">'
-                        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-                        f'<title>{status} · {_escape(heading)}</title><link rel="stylesheet" href="{root}/static/docket.css">'
-                        f'<main><h1>{_escape(heading)}</h1><p>{_escape(message)}</p>'
-                        f'<p><a href="{back}" id="error-home">{_escape(back_text)}</a></p>'
-                        '</main></html>', status_code=status)
+    response = HTMLResponse(f'<!doctype html><html lang="{_escape(locale)}"><meta charset="utf-8">'
+                            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+                            f'<title>{status} · {_escape(heading)}</title><link rel="stylesheet" href="{root}/static/docket.css">'
+                            f'<main><h1>{_escape(heading)}</h1><p>{_escape(message)}</p>'
+                            f'<p><a href="{back}" id="error-home">{_escape(back_text)}</a></p>'
+                            '</main></html>', status_code=status)
+    if path.startswith(PUBLIC_PAGES) and web is not None:
+        let_embedders_frame(response, web.embedders)  # shown where the public page was, framed too
+    return response
 
 
 def _body_refused(request: Request, limit: int) -> Response:

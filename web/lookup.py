@@ -37,6 +37,7 @@ from web.json_answer import JSONAnswer
 from web.i18n import ui
 from web.offload import offload
 from web.ratelimit import Limit
+from web.security import let_embedders_frame
 from web.staff import local_time, status_labeller
 
 if TYPE_CHECKING:
@@ -95,6 +96,12 @@ def routes(web: "Web") -> list[Route]:
 
     def digits_wanted() -> int:
         return max((int(f.spec.lookup.get("digits", 4)) for f in forms), default=4)
+
+    def page(request: Request, **context: Any) -> Response:
+        """The lookup page; the sites that may frame the public form may frame it too, as the
+        form and its acknowledgement link here."""
+        return let_embedders_frame(web.page(request, "lookup.html", digits=digits_wanted(), **context),
+                                   web.embedders)
 
     def changes(form: Any, record: dict[str, Any]) -> list[tuple[datetime, str]]:
         """(when, status) of each change, the record's creation first."""
@@ -160,7 +167,7 @@ def routes(web: "Web") -> list[Route]:
         # The answer is not a page to link to (it needs the digits): another language opens the
         # lookup with the number filled in, and the customer types the digits again.
         relook = lambda loc: f"/track?{urlencode({'lang': loc, 'query_no': record['query_no']})}"  # noqa: E731
-        return web.page(request, "lookup.html", digits=digits_wanted(), result=result, failed=False,
+        return page(request, result=result, failed=False,
                         query_no=record["query_no"], notice=notice, alert=alert, status=status,
                         lang_url=relook, max_files_bytes=files_budget(MAX_ANSWER_BYTES))
 
@@ -168,7 +175,7 @@ def routes(web: "Web") -> list[Route]:
         web.limit(request, "lookup-view", Limit(120, 60))
         # `?query_no=` (the QR code on a reply letter) fills in the number; the digits are typed.
         given = request.query_params.get("query_no", "").strip().upper()
-        return web.page(request, "lookup.html", digits=digits_wanted(), result=None, failed=False,
+        return page(request, result=None, failed=False,
                         query_no=given if QUERY_NO.fullmatch(given) else "")
 
     def find(query_no: str, typed: str) -> tuple[Any, dict[str, Any]] | None:
@@ -222,7 +229,7 @@ def routes(web: "Web") -> list[Route]:
             # The number comes back, the digits do not: they are the customer's proof, like a
             # password on the sign-in page, so the page never writes them into its HTML (a shared
             # counter screen, the browser's page cache), and they are never put in a link.
-            return web.page(request, "lookup.html", digits=digits_wanted(), result=None, failed=True,
+            return page(request, result=None, failed=True,
                             query_no=query_no, status=200)
         form, record = found
         return await offload.run(result_page, request, form, record)
@@ -236,7 +243,7 @@ def routes(web: "Web") -> list[Route]:
         if state == "expired":
             # Back to the lookup with the number the page carried: only the digits are typed again.
             given = str(posted.get("query_no", "")).strip().upper()
-            return web.page(request, "lookup.html", digits=digits_wanted(), result=None, failed=False,
+            return page(request, result=None, failed=False,
                             query_no=given if QUERY_NO.fullmatch(given) else "",
                             alert=ui("answer_expired", locale), status=400)
         if state == "taken":

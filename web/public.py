@@ -26,7 +26,7 @@ from web.forms_body import read_form
 from web.offload import offload
 from web.prefix import public_base
 from web.ratelimit import Limit
-from web.security import embeddable_csp
+from web.security import embeddable_csp, let_embedders_frame
 
 if TYPE_CHECKING:
     from web.app import Web
@@ -55,13 +55,16 @@ def routes(web: "Web") -> list[Route]:
         sections = form_view(form, locale, values=values, errors=errors, only=form.public_fields)
         mark_file_limits(web, form, sections)
         mark_not_future(form, sections)
-        return web.page(request, "form_fill.html", status=status,
+        # Framed by a customer's site, every answer to the form stays in the frame: a refused
+        # post and the acknowledgement too, not only the first page (the browser blocked them).
+        response = web.page(request, "form_fill.html", status=status,
                         form_title=form.spec.text(locale),
                         form_description=label_text(form.spec.description, locale, "") if form.spec.description else "",
                         sections=sections, max_files_bytes=files_budget(MAX_FORM_BYTES),
                         has_errors=bool(errors), notice=notice, ticket=ticket, wizard=form.spec.wizard,
                         lookup=f"/track?lang={locale}" if form.spec.lookup and form.spec.numbering else "",
                         action=f"/f/{form.name}?lang={locale}")
+        return let_embedders_frame(response, web.embedders)
 
     async def show(request: Request) -> Response:
         web.limit(request, "form-view", FORM_VIEWS)
@@ -141,9 +144,10 @@ def routes(web: "Web") -> list[Route]:
         query_no = request.path_params["query_no"]
         # The lookup link carries the number, so the customer only types the phone digits.
         digits = int(form.spec.lookup.get("digits", 4)) if form.spec.lookup else 4
-        return web.page(request, "form_submitted.html", query_no=query_no, digits=digits,
-                        track=f"/track?{urlencode({'lang': locale, 'query_no': query_no})}",
-                        again=f"/f/{form.name}?lang={locale}")
+        response = web.page(request, "form_submitted.html", query_no=query_no, digits=digits,
+                            track=f"/track?{urlencode({'lang': locale, 'query_no': query_no})}",
+                            again=f"/f/{form.name}?lang={locale}")
+        return let_embedders_frame(response, web.embedders)
 
     return [
         Route("/f/{form}", show, methods=["GET"]),

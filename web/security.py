@@ -24,6 +24,16 @@ def embeddable_csp(origins: tuple[str, ...]) -> str:
     return "; ".join([*directives, "frame-ancestors " + " ".join(("'self'", *origins))])
 
 
+def let_embedders_frame(response: Response, origins: tuple[str, ...]) -> Response:
+    """Let the configured sites (`origins`) frame `response`, a page the embedded public form
+    leads to (a refused post, the acknowledgement, the lookup, their error pages): a page the
+    browser refuses to frame shows the customer an error where the answer should be. With no
+    site configured the page keeps `frame-ancestors 'none'`."""
+    if origins:
+        response.headers["content-security-policy"] = embeddable_csp(origins)
+    return response
+
+
 _ENCODED_HEADERS = tuple((key.encode(), value.encode()) for key, value in SECURITY_HEADERS.items())
 """SECURITY_HEADERS as the raw pairs an ASGI response carries (encoded once, not per response)."""
 

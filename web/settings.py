@@ -34,7 +34,9 @@ def trusted_proxies() -> tuple[str, ...]:
 
 def embed_origins() -> tuple[str, ...]:
     """Sites allowed to show public forms in an iframe ($DOCKET_EMBED_ORIGINS, comma or space
-    separated, e.g. `https://www.example-post.cn`); the application's own origin always may."""
+    separated, e.g. `https://www.example-post.cn`); the application's own origin always may.
+    What the form leads to may be framed by them too: a refused post, the acknowledgement, the
+    progress lookup, and the error pages of these."""
     raw = os.environ.get("DOCKET_EMBED_ORIGINS", "")
     return tuple(o for o in raw.replace(",", " ").split() if o.startswith(("https://", "http://")))
 

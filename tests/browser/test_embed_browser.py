@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.browser.conftest import POSTAL, serving
+from tests.browser.conftest import POSTAL, LiveServer, serving
 
 
 class Site:
@@ -42,14 +42,20 @@ class Site:
 
 
 @pytest.fixture
-def sites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Site, Site]]:
+def framing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Site, Site, LiveServer]]:
+    """A site allowed to frame the form, one that is not, and the Docket server."""
     allowed, other = Site(), Site()
     monkeypatch.setenv("DOCKET_EMBED_ORIGINS", allowed.url)
     with serving(POSTAL, tmp_path) as server:
         allowed.form_url = other.form_url = f"{server.url}/f/complaint?lang=en"
-        yield allowed, other
+        yield allowed, other, server
     allowed.close()
     other.close()
+
+
+@pytest.fixture
+def sites(framing: tuple[Site, Site, LiveServer]) -> tuple[Site, Site]:
+    return framing[0], framing[1]
 
 
 def framed_form_count(browser: Any, site: Site) -> int:
@@ -68,3 +74,27 @@ def test_the_form_shows_inside_an_allowed_site_and_not_inside_another(
     allowed, other = sites
     assert framed_form_count(browser, other) == 0
     assert framed_form_count(browser, allowed) == 1
+
+
+def test_a_customer_sends_the_form_inside_the_allowed_site_and_reads_the_query_number_there(
+        browser: Any, framing: tuple[Site, Site, LiveServer]) -> None:
+    # The first page was framed, the acknowledgement was not: the browser showed a refusal where
+    # the query number should have been.
+    from datetime import timedelta
+
+    allowed, _other, server = framing
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    page.goto(allowed.url)
+    form = page.frame_locator("iframe")
+    form.get_by_label("Key-account name").fill("ACME")
+    form.get_by_label("Contact person").fill("Chen")
+    form.get_by_label("Contact phone").fill("13812345678")
+    form.get_by_role("button", name="Next").click()
+    form.get_by_label("When it happened").fill("2026-11-20T10:30")
+    form.get_by_label("Category").select_option("delivery_late")
+    form.get_by_label("What happened").fill("Late by two days")
+    server.clock.advance(timedelta(seconds=30))
+    form.get_by_role("button", name="Submit").click()
+    assert form.locator("#query-no").inner_text(timeout=5000).startswith("TS")
+    context.close()

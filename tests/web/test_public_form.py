@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -663,3 +664,56 @@ def test_the_public_pages_are_titled_with_the_service_not_the_engine(client: Tes
     for path in ("/f/complaint?lang=zh-CN", "/track?lang=zh-CN", "/f/complaint/submitted/TS2026112300001?lang=zh-CN"):
         title = re.search(r"<title>(.*?)</title>", client.get(path).text)
         assert title and title[1].endswith(" · 大客户投诉管理"), (path, title and title[1])
+
+
+@pytest.fixture
+def framed(system: System, monkeypatch: pytest.MonkeyPatch) -> TestClient:
+    """A client of a server whose public pages the customer's own site may frame."""
+    monkeypatch.setenv("DOCKET_EMBED_ORIGINS", "https://www.example-post.cn")
+    return TestClient(create_app(system, secret="test-secret", monotonic=Seconds()),
+                      raise_server_exceptions=False, follow_redirects=False)
+
+
+def may_be_framed_by_the_site(headers: Any) -> bool:
+    return ("frame-ancestors 'self' https://www.example-post.cn" in headers["content-security-policy"]
+            and "x-frame-options" not in headers)
+
+
+def test_a_refused_form_may_be_shown_in_the_frame_it_was_sent_from(framed: TestClient, clock: ManualClock) -> None:
+    # The browser blocked it: a customer on the partner's site met an error instead of their mistakes.
+    ticket = open_form(framed, clock, "en")
+    refused = framed.post("/f/complaint?lang=en", data={**FILLED, "contact_phone": "12", "_ticket": ticket})
+    assert refused.status_code == 422 and may_be_framed_by_the_site(refused.headers)
+
+
+def test_a_form_sent_too_soon_may_be_shown_again_in_its_frame(framed: TestClient) -> None:
+    ticket = ticket_of(framed.get("/f/complaint?lang=en").text)
+    again = framed.post("/f/complaint?lang=en", data={**FILLED, "_ticket": ticket})
+    assert again.status_code == 400 and may_be_framed_by_the_site(again.headers)
+
+
+def test_the_acknowledgement_may_be_shown_in_the_frame_the_form_was_sent_from(
+        framed: TestClient, clock: ManualClock) -> None:
+    ticket = open_form(framed, clock, "en")
+    sent = framed.post("/f/complaint?lang=en", data={**FILLED, "_ticket": ticket})
+    acknowledgement = framed.get(sent.headers["location"])
+    assert acknowledgement.status_code == 200 and may_be_framed_by_the_site(acknowledgement.headers)
+
+
+def test_the_progress_lookup_may_be_framed_by_the_same_sites(framed: TestClient) -> None:
+    assert may_be_framed_by_the_site(framed.get("/track?lang=en").headers)
+    answer = framed.post("/track?lang=en", data={"query_no": "TS2026112399999", "verify": "1234"})
+    assert may_be_framed_by_the_site(answer.headers)
+    assert may_be_framed_by_the_site(framed.post("/track/answer?lang=en", data={"pass": "x"}).headers)
+
+
+def test_a_throttled_customer_is_told_so_inside_the_frame(framed: TestClient) -> None:
+    for _ in range(20):
+        framed.post("/track?lang=en", data={"query_no": "TS2026112399999", "verify": "1234"})
+    throttled = framed.post("/track?lang=en", data={"query_no": "TS2026112399999", "verify": "1234"})
+    assert throttled.status_code == 429 and may_be_framed_by_the_site(throttled.headers)
+
+
+def test_staff_pages_stay_unframeable_when_public_ones_may_be_framed(framed: TestClient) -> None:
+    signin = framed.get("/signin").headers
+    assert "frame-ancestors 'none'" in signin["content-security-policy"] and signin["x-frame-options"] == "DENY"
