@@ -1059,6 +1059,9 @@ environment (for serve and worker):
                           private networks webhooks may call, e.g. 10.20.0.0/16 (default: public only)
   DOCKET_DEMO             1 or 0: demo mode of serve (see docket serve --help)
   DOCKET_OUTBOX_DRY_RUN   1: write messages to the log instead of sending them
+  DOCKET_CHECK_DEFERRED_READS
+                          1 (the test suite sets it): a query that would miss a command's own
+                          history rows is an error; slower, not for production
 
 `docket COMMAND --help` describes each command.
 """

@@ -25,7 +25,7 @@ from engine.expr import EvalContext
 from engine.identity import Principal
 from engine.runtime import Runtime
 from engine.storage.db import read_transaction, single_read, transaction
-from engine.storage.prepared import PreparedInsert, PreparedQuery
+from engine.storage.prepared import INSERT_HISTORY, PreparedInsert, PreparedQuery
 from engine.storage.tables import flow_instances, history, incidents, tasks, user_roles, users
 from flows.history import STATUS_KINDS, status_path
 from flows.spec import FlowSpec, NodeSpec
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 # The hot statements of every command, compiled once per dialect and run on the driver's cursor
 # (engine/storage/prepared.py): SQLAlchemy's per-execution work (coercion, cache keys, context
 # and result set-up) cost several times what SQLite spends on these one-row statements.
-_INSERT_HISTORY = PreparedInsert(history)
 _INSERT_TASK = PreparedInsert(tasks)
 _INSERT_INSTANCE = PreparedInsert(flow_instances)
 _SELECT_TASK = PreparedQuery(select(tasks).where(tasks.c.id == bindparam("task_id")))
@@ -167,7 +166,7 @@ class NodeRun:
 
     def history(self, kind: str, data: Mapping[str, Any] | None = None) -> None:
         """Add an entry to the record's history, at this node."""
-        _INSERT_HISTORY.execute(self.conn, {
+        INSERT_HISTORY.later(self.conn, {
             "instance_id": self.instance["id"], "form": self.flow.form,
             "record_id": self.instance["record_id"], "kind": kind, "node": self.node.id,
             "actor": self.actor, "at": self.service.rt.clock.now(),
@@ -462,7 +461,7 @@ class FlowService:
             bundle_hash=bundle_hash or self.rt.bundle.hash, status="running", current=[flow.start],
             variables=variables, started_at=now, version=1,
         )))
-        _INSERT_HISTORY.execute(conn, dict(
+        INSERT_HISTORY.later(conn, dict(
             instance_id=instance_id, form=flow.form, record_id=record_id, kind="flow.started",
             node=flow.start, actor=actor, at=now, data={"flow": flow.name}))
         state = {"id": instance_id, "flow": flow.name, "form": flow.form, "record_id": record_id,
@@ -577,7 +576,7 @@ class FlowService:
 
     def _task_history(self, conn: Connection, task: Mapping[str, Any], kind: str, actor: str | None,
                       data: Mapping[str, Any]) -> None:
-        _INSERT_HISTORY.execute(conn, {
+        INSERT_HISTORY.later(conn, {
             "instance_id": task["instance_id"], "form": task["form"], "record_id": task["record_id"],
             "kind": kind, "node": task["node"], "actor": actor, "at": self.rt.clock.now(),
             "data": {"task_id": task["id"], **data}})
@@ -658,7 +657,7 @@ class FlowService:
                                 "changes": diff}
         if attachments:
             data["attachments"] = self._link_files(conn, flow.form, task["record_id"], attachments, locale)
-        _INSERT_HISTORY.execute(conn, dict(
+        INSERT_HISTORY.later(conn, dict(
             instance_id=state["id"], form=flow.form, record_id=task["record_id"],
             kind="task.completed", node=node.id, actor=username, at=now, data=data))
         self.rt.bus.publish(Event("task.completed", now, flow.form, task["record_id"], username,
@@ -694,7 +693,7 @@ class FlowService:
             now = self.rt.clock.now()
             previous = state["outcome"]
             state.update(status="running", outcome=None, ended_at=None, current=[at])
-            _INSERT_HISTORY.execute(conn, dict(
+            INSERT_HISTORY.later(conn, dict(
                 instance_id=state["id"], form=form, record_id=record_id, kind="flow.reopened",
                 node=at, actor=actor, at=now, data={"previous_outcome": previous, "comment": comment}))
             self.rt.bus.publish(Event("flow.reopened", now, form, record_id, actor,
@@ -726,7 +725,7 @@ class FlowService:
                 raise ConflictError(f"{form} {record_id} has no running flow to withdraw")
             state = self._load(conn, instance_id)
             now = self.rt.clock.now()
-            _INSERT_HISTORY.execute(conn, dict(
+            INSERT_HISTORY.later(conn, dict(
                 instance_id=state["id"], form=form, record_id=record_id, kind="flow.withdrawn",
                 node=None, actor=actor, at=now, data={"comment": comment, "at": list(state["current"])}))
             self._cancel_waiting(conn, state)
@@ -766,7 +765,7 @@ class FlowService:
             if files:
                 data["attachments"] = self._link_files(conn, form, record_id, files, locale)
             now = self.rt.clock.now()
-            entry = int(_INSERT_HISTORY.execute(conn, dict(
+            entry = int(INSERT_HISTORY.execute(conn, dict(
                 instance_id=instance_id, form=form, record_id=record_id, kind="comment.added",
                 node=node, actor=actor, at=now, data=data)))
             self.rt.bus.publish(Event("comment.added", now, form, record_id, actor,
@@ -977,7 +976,7 @@ class FlowService:
                 self._incident(conn, state, node,
                                f"the flow passed {MAX_STEPS_PER_COMMAND} nodes without waiting: a loop?")
                 return
-            _INSERT_HISTORY.execute(conn, {
+            INSERT_HISTORY.later(conn, {
                 "instance_id": state["id"], "form": flow.form, "record_id": state["record_id"],
                 "kind": "flow.entered", "node": node_id, "actor": actor, "at": self.rt.clock.now(),
                 "data": {"from": source} if source else None})
@@ -1023,7 +1022,7 @@ class FlowService:
              *, status: str = "completed") -> None:
         now = self.rt.clock.now()
         state.update(status=status, outcome=outcome, ended_at=now, current=[])
-        _INSERT_HISTORY.execute(conn, dict(
+        INSERT_HISTORY.later(conn, dict(
             instance_id=state["id"], form=state["form"], record_id=state["record_id"],
             kind="flow.ended", node=None, actor=actor, at=now, data={"outcome": outcome}))
         self.rt.bus.publish(Event("flow.ended", now, state["form"], state["record_id"], actor,
@@ -1046,7 +1045,7 @@ class FlowService:
         state["status"] = "incident"
         conn.execute(insert(incidents).values(kind="flow", ref=f"instance:{state['id']}",
                                               message=f"{node.id}: {message}", created_at=now))
-        conn.execute(insert(history).values(
+        INSERT_HISTORY.later(conn, dict(
             instance_id=state["id"], form=state["form"], record_id=state["record_id"],
             kind="incident", node=node.id, actor="system", at=now, data={"message": message}))
 

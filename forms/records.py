@@ -18,7 +18,7 @@ from engine.errors import ConflictError, IdempotencyKeyReused, NotFoundError, Va
 from engine.events import Event
 from engine.expr import EvalContext
 from engine.runtime import Runtime
-from engine.storage.prepared import PreparedInsert, PreparedQuery
+from engine.storage.prepared import INSERT_HISTORY, PreparedInsert, PreparedQuery
 from engine.storage.db import read_transaction, transaction
 from engine.storage.memo import memo
 from engine.storage.records import apply_additive, plan_migration, record_table
@@ -29,7 +29,6 @@ from forms.compile import CompiledForm, compile_form
 from forms.messages import FieldInvalid, message
 from forms.numbering import allocate
 
-_INSERT_HISTORY = PreparedInsert(dk_history)
 _READS = "docket_record_reads"
 """The `engine.storage.memo` of the records read in a transaction (`FormService.read`)."""
 SYSTEM_COLUMNS = ("id", "query_no", "version", "status", "created_at", "updated_at", "created_by")
@@ -182,7 +181,7 @@ class FormService:
         attachments = self.rt.services.get("attachments")
         if attachments is not None and self._with_attachments[form.name]:
             attachments.link_record(conn, form, values, int(record_id), locale=locale)
-        _INSERT_HISTORY.execute(conn, {
+        INSERT_HISTORY.later(conn, {
             "form": form.name, "record_id": record_id, "kind": "record.created", "actor": actor,
             "at": now, "data": {"fields": form.to_json(values), "channel": channel}})
         clean = values

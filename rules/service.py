@@ -27,8 +27,8 @@ from engine.actions import ActionContext
 from engine.events import Event
 from engine.runtime import Runtime
 from engine.storage.db import read_transaction, savepoint, schema_inspector, transaction
-from engine.storage.prepared import PreparedInsert
-from engine.storage.tables import history, incidents
+from engine.storage.prepared import INSERT_HISTORY
+from engine.storage.tables import incidents
 from rules.actions.common import json_safe
 from rules.actions.messages import REPLY_KIND, apply_answer
 from rules.actions.record import tags_of
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 RETRY_KIND = "rule.retry"
 SCHEDULE_KIND = "rule.schedule"
 SYSTEM_ACTOR = "system"
-_INSERT_HISTORY = PreparedInsert(history)  # `rule.fired`, once per rule that ran: prepared once
 
 
 class RuleService:
@@ -199,7 +198,7 @@ class RuleService:
                     except Exception as exc:
                         raise _StepFailed(step, exc) from exc
                 if event.record_id is not None:
-                    _INSERT_HISTORY.execute(conn, dict(
+                    INSERT_HISTORY.later(conn, dict(
                         instance_id=None, form=rule.form, record_id=event.record_id, kind="rule.fired",
                         node=None, actor=SYSTEM_ACTOR, at=self.rt.clock.now(),
                         data={"rule": rule.key, "event": event.name}))
@@ -232,10 +231,10 @@ class RuleService:
             conn.execute(update(incidents).where(incidents.c.id == incident_id)
                          .values(message=message, detail=detail))
         if event.record_id is not None:
-            conn.execute(insert(history).values(
-                form=event.form, record_id=event.record_id, kind="incident", actor=SYSTEM_ACTOR, at=now,
-                data={"rule": rule.key, "message": message, "incident_id": incident_id,
-                      "attempt": attempt + 1}))
+            INSERT_HISTORY.later(conn, dict(
+                instance_id=None, form=event.form, record_id=event.record_id, kind="incident", node=None,
+                actor=SYSTEM_ACTOR, at=now, data={"rule": rule.key, "message": message,
+                                                  "incident_id": incident_id, "attempt": attempt + 1}))
         if retries_left:
             delay = rule.retry.delay * (2 ** attempt)
             self.rt.services["timers"].schedule(
@@ -247,9 +246,9 @@ class RuleService:
         now = self.rt.clock.now()
         conn.execute(update(incidents).where(incidents.c.id == incident_id).values(resolved_at=now))
         if event.record_id is not None:
-            conn.execute(insert(history).values(
-                form=event.form, record_id=event.record_id, kind="incident.resolved", actor=SYSTEM_ACTOR,
-                at=now, data={"rule": rule.key, "incident_id": incident_id}))
+            INSERT_HISTORY.later(conn, dict(
+                instance_id=None, form=event.form, record_id=event.record_id, kind="incident.resolved",
+                node=None, actor=SYSTEM_ACTOR, at=now, data={"rule": rule.key, "incident_id": incident_id}))
 
     def _on_retry(self, conn: Connection, timer: Any) -> None:
         payload = timer.payload

@@ -30,8 +30,8 @@ from engine.calendar import BusinessCalendar
 from engine.events import Event
 from engine.runtime import Runtime
 from engine.storage.db import read_transaction, savepoint
-from engine.storage.prepared import PreparedInsert, PreparedQuery
-from engine.storage.tables import flow_instances, history, sla_clocks, tasks, timers as timer_table
+from engine.storage.prepared import INSERT_HISTORY, PreparedInsert, PreparedQuery
+from engine.storage.tables import flow_instances, sla_clocks, tasks, timers as timer_table
 from rules.functions import CURRENT_CONNECTION
 from engine.storage.memo import memo
 from rules.spec import SlaPolicy
@@ -56,7 +56,6 @@ _SELECT_CLOCKS = PreparedQuery(_CLOCKS.add_columns(
     .label(_ARMED)))
 _LOCK_CLOCKS = PreparedQuery(_CLOCKS.with_for_update())
 _INSERT_CLOCK = PreparedInsert(sla_clocks)
-_INSERT_HISTORY = PreparedInsert(history)
 _RUNNING_NODES = PreparedQuery(select(flow_instances.c.current).where(
     flow_instances.c.form == bindparam("form"), flow_instances.c.record_id == bindparam("record_id"),
     flow_instances.c.status == "running"))
@@ -547,7 +546,7 @@ class SlaService:
             known.escalation[(timer.subject, policy.name)] = level < len(esc.chain)
 
     def _history(self, conn: Connection, row: Mapping[str, Any], kind: str, data: Mapping[str, Any]) -> None:
-        _INSERT_HISTORY.execute(conn, dict(
+        INSERT_HISTORY.later(conn, dict(
             instance_id=None, form=row["form"], record_id=row["record_id"], kind=kind, node=None,
             actor=SYSTEM_ACTOR, at=self.rt.clock.now(), data={"policy": row["policy"], **data}))
 

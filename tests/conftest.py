@@ -21,6 +21,10 @@ from sqlalchemy.engine import Engine, make_url
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
+# Every engine the tests make (and the processes they start) turns a read that would miss a
+# command's own deferred history rows into an error (engine/storage/deferred.py).
+os.environ.setdefault("DOCKET_CHECK_DEFERRED_READS", "1")
+
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:

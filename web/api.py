@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, insert, or_, select
+from sqlalchemy import String, and_, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 from starlette.exceptions import HTTPException
@@ -37,6 +37,7 @@ from engine.bundle import validate_bundle
 from engine.errors import ConflictError, NotFoundError
 from engine.identity import Principal
 from engine.storage.db import read_transaction, transaction
+from engine.storage.prepared import INSERT_HISTORY
 from engine.storage.tables import flow_instances, history, tasks
 from forms.access import can_read, record_scope
 from forms.json_schema import record_values_schema
@@ -465,9 +466,10 @@ def routes(web: "Web") -> list[Route]:
                 diff = service.update_fields(conn, form.name, record_id, changes, actor=principal.username,
                                              expected_version=expected, locale=loc)
                 if diff:
-                    conn.execute(insert(history).values(
-                        form=form.name, record_id=record_id, kind="record.updated", actor=principal.username,
-                        at=web.system.runtime.clock.now(), data={"changes": diff, "channel": "api"}))
+                    INSERT_HISTORY.later(conn, dict(
+                        instance_id=None, form=form.name, record_id=record_id, kind="record.updated",
+                        node=None, actor=principal.username, at=web.system.runtime.clock.now(),
+                        data={"changes": diff, "channel": "api"}))
                 return service.read(conn, form.name, record_id)  # type: ignore[no-any-return]
 
         row = await offload.run(change)

@@ -26,6 +26,7 @@ from sqlalchemy.engine import URL, Connection, Dialect, Engine, Inspector, make_
 from sqlalchemy.pool import QueuePool, StaticPool
 
 from engine.errors import ConflictError
+from engine.storage import deferred
 from engine.storage.checkpoint import Checkpointer
 from engine.storage.memo import reset
 from engine.storage.types import json_text
@@ -60,8 +61,20 @@ def _is_sqlite_file(url: URL) -> bool:
             and not database.startswith("file:"))
 
 
+CHECK_DEFERRED_ENV = "DOCKET_CHECK_DEFERRED_READS"
+"""Set (the test suite does): a Core statement that would miss a command's deferred history
+rows is an error (engine.storage.deferred.check_reads). Off in production: it costs an event."""
+
+
 def create_engine(url: str, **kwargs: Any) -> Engine:
     """A SQLAlchemy engine configured for Docket (pragmas and BEGIN IMMEDIATE on SQLite)."""
+    engine = _create_engine(url, **kwargs)
+    if os.environ.get(CHECK_DEFERRED_ENV):
+        deferred.check_reads(engine)
+    return engine
+
+
+def _create_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     kwargs.setdefault("json_serializer", json_text)
     if parsed.get_backend_name() != "sqlite":
@@ -359,14 +372,23 @@ def transaction(engine: Engine) -> Iterator[Connection]:
         if parked is not None:
             try:
                 with parked.begin():
+                    deferred.begin(parked)
                     yield parked
+                    deferred.flush(parked)  # the history rows the command kept for its end
             except BaseException:
+                deferred.discard(parked)
                 gate.unpark()  # type: ignore[union-attr]
                 raise
         else:
             # What engine.begin() does, without its extra generator layer.
             with engine.connect() as conn, conn.begin():
-                yield conn
+                deferred.begin(conn)
+                try:
+                    yield conn
+                    deferred.flush(conn)
+                except BaseException:
+                    deferred.discard(conn)
+                    raise
     finally:
         if held:
             gate.release()  # type: ignore[union-attr]
@@ -439,12 +461,14 @@ def savepoint(conn: Connection) -> Iterator[None]:
         raise RuntimeError("a savepoint needs the command's transaction (engine.storage.db.transaction)")
     name = f"dk_sp_{next(_SAVEPOINT_NAMES)}"
     _driver_run(conn, f"SAVEPOINT {name}")
+    kept = deferred.mark(conn)
     try:
         yield
     except BaseException:
         _driver_run(conn, f"ROLLBACK TO SAVEPOINT {name}")
         _driver_run(conn, f"RELEASE SAVEPOINT {name}")
         reset(conn)  # values read or kept inside may be what the rollback undid
+        deferred.drop_since(conn, kept)  # and the rows it appended for later are not written
         raise
     _driver_run(conn, f"RELEASE SAVEPOINT {name}")
 

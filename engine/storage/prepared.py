@@ -17,6 +17,8 @@ from typing import Any, Callable, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
+from engine.storage import deferred
+from engine.storage.tables import history
 from engine.storage.types import UTCDateTime
 
 Processor = Callable[[Any], Any] | None
@@ -67,10 +69,15 @@ class _Compiled:
         columns = [c for c in table.columns if c.key != key]
         stmt = sa.insert(table)
         self.returning = dialect.name != "sqlite" and dialect.insert_returning
+        keys = [c.key for c in columns]
+        self.table, self.dialect, self.columns = table, dialect, keys
+        self.plain_sql = stmt.compile(dialect=dialect, column_keys=keys).string  # no RETURNING
+        self._rows_sql: dict[int, str] = {}
         if self.returning:
             stmt = stmt.returning(table.c[key])
-        compiled = stmt.compile(dialect=dialect, column_keys=[c.key for c in columns])
+        compiled = stmt.compile(dialect=dialect, column_keys=keys)
         self.sql = compiled.string
+        self.names_deferred = deferred.names_deferred(self.sql)
         self.positional = compiled.positional
         by_key = {c.key: c for c in columns}
         names = list(compiled.positiontup or []) if compiled.positional else list(compiled.binds)
@@ -86,6 +93,31 @@ class _Compiled:
                                 if proc is not None)
         self.names = tuple(name for name, _key, _proc in self.plan)
         self.defaults = frozenset(c.key for c in columns if c.server_default is not None or c.default is not None)
+
+    def write(self, cursor: Any, rows: list[Any]) -> None:
+        """Insert `rows` (driver-ready parameters of `plain_sql`) in as few driver calls as
+        the driver allows: SQLite steps one prepared statement per row (`executemany`), a
+        server gets multi-row INSERTs, one round trip per 100 rows (psycopg's `executemany`
+        would pipeline: three waits for three rows)."""
+        if len(rows) == 1:
+            cursor.execute(self.plain_sql, rows[0])
+        elif self.positional or self.dialect.name == "sqlite":
+            cursor.executemany(self.plain_sql, rows)
+        else:
+            for start in range(0, len(rows), 100):
+                chunk = rows[start:start + 100]
+                cursor.execute(self._multi_row_sql(len(chunk)),
+                               {f"{name}_{i}": value for i, row in enumerate(chunk) for name, value in row.items()})
+
+    def _multi_row_sql(self, n: int) -> str:
+        sql = self._rows_sql.get(n)
+        if sql is None:
+            if set(self.names) != set(self.columns):
+                raise ValueError(f"{self.table.name}: bind names differ from column keys")
+            stmt = sa.insert(self.table).values(
+                [{key: sa.bindparam(f"{key}_{i}") for key in self.columns} for i in range(n)])
+            sql = self._rows_sql[n] = stmt.compile(dialect=self.dialect).string
+        return sql
 
 
 class PreparedInsert:
@@ -108,17 +140,23 @@ class PreparedInsert:
             compiled = self._by_dialect[dialect.name] = _Compiled(self.table, dialect, self.key)
         return compiled
 
-    def execute(self, conn: Connection, values: Mapping[str, Any]) -> Any:
-        """Insert `values` inside the caller's transaction; the new row's key."""
-        compiled = self._compiled(conn.dialect)
-        if not compiled.defaults.issubset(values.keys()):
-            return conn.execute(self._core, dict(values)).inserted_primary_key[0]
+    def _params(self, compiled: _Compiled, values: Mapping[str, Any]) -> Any:
         get = values.get
         params: Any = [get(key) for key in compiled.keys]
         for i, proc in compiled.processors:  # only the columns with a bind processor
             params[i] = proc(params[i])
         if not compiled.positional:
             params = dict(zip(compiled.names, params))
+        return params
+
+    def execute(self, conn: Connection, values: Mapping[str, Any]) -> Any:
+        """Insert `values` inside the caller's transaction; the new row's key."""
+        compiled = self._compiled(conn.dialect)
+        if not compiled.defaults.issubset(values.keys()):
+            return conn.execute(self._core, dict(values)).inserted_primary_key[0]
+        params = self._params(compiled, values)
+        if compiled.names_deferred:
+            deferred.flush(conn)  # its id comes after the rows kept before it
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(compiled.sql, params)
@@ -128,6 +166,15 @@ class PreparedInsert:
         finally:
             cursor.close()
 
+    def later(self, conn: Connection, values: Mapping[str, Any]) -> None:
+        """Insert `values` when the caller's transaction commits, or before a statement of the
+        transaction names the table, batched with the other rows kept so
+        (engine/storage/deferred.py). For rows nothing needs the key of, like history."""
+        compiled = self._compiled(conn.dialect)
+        if not compiled.defaults.issubset(values.keys()):
+            raise ValueError(f"a deferred row of {self.table.name} must give every column with a default")
+        deferred.append(conn, self.table.name, compiled, self._params(compiled, values))
+
 
 class _CompiledQuery:
     """A statement's text, its parameter plan and its result columns for one dialect."""
@@ -135,6 +182,7 @@ class _CompiledQuery:
     def __init__(self, stmt: sa.sql.ClauseElement, dialect: Dialect):
         compiled = stmt.compile(dialect=dialect)
         self.sql = compiled.string
+        self.names_deferred = deferred.names_deferred(self.sql)
         self.positional = compiled.positional
         names = list(compiled.positiontup or []) if compiled.positional else list(compiled.binds)
         # (bind name, caller's key or None for a constant, constant value, bind processor)
@@ -194,6 +242,8 @@ class PreparedQuery:
 
     def _run(self, conn: Connection, values: Mapping[str, Any], fetch: bool) -> tuple[int, list[dict[str, Any]]]:
         compiled = self._compiled(conn.dialect)
+        if compiled.names_deferred:
+            deferred.flush(conn)  # a read sees the rows the command kept
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(compiled.sql, compiled.params(values))
@@ -233,8 +283,15 @@ class PreparedQuery:
         if not seq:
             return
         compiled = self._compiled(conn.dialect)
+        if compiled.names_deferred:
+            deferred.flush(conn)
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.executemany(compiled.sql, [compiled.params(values) for values in seq])
         finally:
             cursor.close()
+
+
+INSERT_HISTORY = PreparedInsert(history)
+"""THE insert of a record's timeline row (dk_history): most of them `later`, with the command's
+other rows (engine/storage/deferred.py)."""

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from engine.actions import ActionContext
 from engine.kinds import BuildContext
-from engine.storage.prepared import PreparedInsert
-from engine.storage.tables import history, tasks, user_roles, users
+from engine.storage.prepared import INSERT_HISTORY
+from engine.storage.tables import tasks, user_roles, users
 from engine.types import YamlPath
 from engine.yamlsource import Document
 
@@ -49,14 +49,13 @@ def write_fields(act: ActionContext, form: str, record_id: int, values: Mapping[
                                actor=act.actor)
 
 
-_INSERT_HISTORY = PreparedInsert(history)  # every notification and flag writes one: prepared once
 
 
 def add_history(act: ActionContext, kind: str, data: Mapping[str, Any]) -> None:
     """An entry on the record's timeline, by the rule or flow step that ran the action."""
     if act.form is None or act.record_id is None:
         return
-    _INSERT_HISTORY.execute(act.conn, dict(
+    INSERT_HISTORY.later(act.conn, dict(
         instance_id=None, form=act.form, record_id=act.record_id, kind=kind, node=None,
         actor=act.actor or "system", at=act.runtime.clock.now(), data={"by": act.source, **json_safe(data)}))
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from engine.errors import ConflictError
 from engine.storage import tables as t
 from engine.storage.db import (
-    BUSY_TIMEOUT_MS, create_engine, database_url, read_transaction, savepoint, schema_inspector,
+    BUSY_TIMEOUT_MS, CHECK_DEFERRED_ENV, create_engine, database_url, read_transaction, savepoint, schema_inspector,
     single_read, transaction, update_versioned,
 )
 from engine.storage.prepared import PreparedQuery
@@ -247,11 +247,17 @@ def test_in_memory_sqlite_engine_is_one_shared_database() -> None:
 
 # The lean SQLite transaction (issue 4, submissions/s) --------------------------------------------
 
-def test_sqlite_engine_has_no_connection_events(sqlite_engine: Engine) -> None:
-    # BEGIN IMMEDIATE comes from the dialect: no per-statement event dispatch on the hot path.
-    assert not sqlite_engine._has_events
-    with transaction(sqlite_engine) as conn:
-        assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+def test_sqlite_engine_has_no_connection_events(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # BEGIN IMMEDIATE comes from the dialect and deferred rows are written by transaction():
+    # no per-statement event dispatch on the hot path (only the test suite's read check adds one).
+    monkeypatch.delenv(CHECK_DEFERRED_ENV, raising=False)
+    engine = create_engine(sqlite_url)
+    try:
+        assert not engine._has_events
+        with transaction(engine) as conn:
+            assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+    finally:
+        engine.dispose()
 
 
 def test_deferred_begin_option_still_applies_per_connection_and_per_engine(sqlite_engine: Engine) -> None:
@@ -263,7 +269,7 @@ def test_deferred_begin_option_still_applies_per_connection_and_per_engine(sqlit
                 conn.exec_driver_sql("SELECT 1").scalar()  # autobegin: deferred, no write lock
                 other.execute("BEGIN IMMEDIATE")
                 other.execute("ROLLBACK")
-        assert not sqlite_engine._has_events  # the option engine's listener is its own
+        assert not sqlite_engine.dispatch.engine_connect  # the option engine's listener is its own
         # The option ends with its connection's checkout: the next one begins IMMEDIATE again.
         with sqlite_engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1").scalar()

@@ -12,11 +12,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from engine.storage.checkpoint import Checkpointer
-from engine.storage.db import checkpointer, create_engine, transaction
+from engine.storage.db import CHECK_DEFERRED_ENV, checkpointer, create_engine, transaction
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
+def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    # The engine as production makes it: the suite's deferred-read check is a statement event,
+    # which changes the timing between writers and the checkpoint thread these tests measure.
+    monkeypatch.delenv(CHECK_DEFERRED_ENV, raising=False)
     eng = create_engine(f"sqlite:///{tmp_path / 'wal.db'}")
     with transaction(eng) as conn:
         conn.execute(sa.text("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)"))
