@@ -20,11 +20,12 @@ from sqlalchemy.engine import Connection
 from engine.bundle import load_bundle_files
 from engine.directory import bundle_files
 from engine.errors import ConflictError, ExpressionError, NotFoundError, ValidationFailed
+from engine.registry import BUILT_IN
 from engine.events import Event
 from engine.expr import EvalContext
 from engine.identity import Principal
 from engine.runtime import Runtime
-from engine.storage.db import read_transaction, single_read, transaction
+from engine.storage.db import read_transaction, savepoint, single_read, transaction
 from engine.storage.prepared import INSERT_HISTORY, PreparedInsert, PreparedQuery
 from engine.storage.tables import flow_instances, history, incidents, tasks, user_roles, users
 from flows.history import STATUS_KINDS, status_path
@@ -989,12 +990,37 @@ class FlowService:
             self.rt.bus.publish(Event("flow.entered", self.rt.clock.now(), flow.form, state["record_id"], actor,
                                       {"flow": flow.name, "node": node_id, "from": source}), conn)
             run = NodeRun(self, conn, state, flow, node, actor)
+            node_types = self.rt.bundle.registry.node_types
             try:
-                self.rt.bundle.registry.node_types.get(node.type).enter(run)
+                source = node_types.source(node.type)
+                if source == BUILT_IN:
+                    node_types.get(node.type).enter(run)
+                else:
+                    self._enter_plugin_node(run, source)
             except (FlowIncident, ExpressionError) as exc:
                 self._incident(conn, state, node, str(exc))
                 return
             self._apply(conn, state, run, pending, actor)
+
+    def _enter_plugin_node(self, run: NodeRun, source: str) -> None:
+        """A plugin's node type enters `run.node` in a savepoint: whatever it raises, or a node
+        it moves the token to that the flow does not have, is an incident naming the plugin
+        (the command, e.g. a customer's submission, still commits), not a failed command."""
+        node, flow = run.node, run.flow
+        what = f"node type '{node.type}' (plugin {source})"
+        try:
+            with savepoint(run.conn):
+                self.rt.bundle.registry.node_types.get(node.type).enter(run)
+        except (FlowIncident, ExpressionError):
+            raise
+        except Exception as exc:
+            log.exception("%s failed entering node %s of flow %s", what, node.id, flow.name)
+            raise FlowIncident(f"{what} failed: {type(exc).__name__}: {exc}") from exc
+        targets = run.forked if run.forked is not None else [run.moved_to] if run.moved_to is not None else []
+        unknown = [target for target in targets if target not in flow.nodes]
+        if unknown:
+            raise FlowIncident(f"{what} moved the token to {', '.join(map(repr, unknown))}, "
+                               f"not a node of flow '{flow.name}'")
 
     def _apply(self, conn: Connection, state: dict[str, Any], run: NodeRun, pending: list[Any],
                actor: str | None) -> None:

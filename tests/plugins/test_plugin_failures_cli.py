@@ -73,6 +73,9 @@ class FailingAudit(RandomAudit):
     aliases = ()
 
     def enter(self, run):
+        run.create_task({"user": "agent"})
+
+    def on_task_completed(self, run, task, outcome):
         raise ValueError("the audit quota table is empty")
 
 
@@ -86,6 +89,8 @@ steps:
   - submit: refund
     by: agent
     values: {customer: Li, phone: "13812345678", amount: "120.00"}
+  - complete: spot_check
+    by: agent
 """
 
 
@@ -108,6 +113,6 @@ def test_docket_test_reports_a_plugins_value_error_as_its_bug_not_as_a_refusal(
     out = capsys.readouterr()
     text = out.out + out.err
     assert "refused:" not in text
-    assert ("submit.yaml:4:5: error: step 1 (submit refund by agent): Docket failed inside (ValueError: "
+    assert ("submit.yaml:7:5: error: step 2 (complete spot_check by agent): Docket failed inside (ValueError: "
             "the audit quota table is empty)") in text
     assert "hint: a bug in the plugin docket-failing, not in the scenario or the bundle" in text

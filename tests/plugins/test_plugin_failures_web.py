@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 from engine.clock import ManualClock
 from tests.plugins.conftest import BUNDLE, SAMPLE_SRC, InstallPlugin, sample_entry_points
 from tests.plugins.test_plugin_failures_cli import RAISES_AT_RUN
+from tests.web.api_kit import bearer, token_for
 from web.app import create_app
 from web.system import boot
 
@@ -24,7 +25,7 @@ REFUND = {"customer": "Li", "phone": "13812345678", "amount": "120.00"}
 @pytest.fixture
 def client(install_plugin: InstallPlugin, tmp_path: Path) -> TestClient:
     """The test bundle's refund form, public, whose flow's first step is a plugin node type
-    whose `enter` raises ValueError."""
+    that opens a task for `agent` and raises ValueError when it is completed."""
     install_plugin("docket-sample-plugin", sample_entry_points(), source_dir=SAMPLE_SRC)
     install_plugin("docket-failing", {"failing": "docket_failing_plugin:register"},
                    modules={"docket_failing_plugin.py": RAISES_AT_RUN})
@@ -34,6 +35,8 @@ def client(install_plugin: InstallPlugin, tmp_path: Path) -> TestClient:
     flow.write_text(flow.read_text("utf-8").replace("type: random_audit", "type: failing_audit"), "utf-8")
     form = bundle / "forms" / "refund.yaml"
     form.write_text(form.read_text("utf-8").replace("form: refund\n", "form: refund\npublic: true\n"), "utf-8")
+    with (bundle / "bundle.yaml").open("a", encoding="utf-8") as meta:
+        meta.write("demo_users:\n  - {username: agent, name: Agent, roles: [agent]}\n")
     system = boot(bundle, db_url=f"sqlite:///{tmp_path / 'docket.db'}",
                   clock=ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)))
     return TestClient(create_app(system, secret="test-secret"), raise_server_exceptions=False)
@@ -41,8 +44,13 @@ def client(install_plugin: InstallPlugin, tmp_path: Path) -> TestClient:
 
 def test_the_log_of_an_unhandled_error_names_the_plugin(client: TestClient,
                                                          caplog: pytest.LogCaptureFixture) -> None:
+    assert client.post("/api/v1/forms/refund/records", json=REFUND).status_code == 201
+    system = client.app.state.system  # type: ignore[attr-defined]
+    (task,) = system.flows.open_tasks("refund", 1)
+    headers = bearer(token_for(system, "agent"))
     with caplog.at_level(logging.ERROR, logger="web.app"):
-        client.post("/api/v1/forms/refund/records", json=REFUND)
+        answer = client.post(f"/api/v1/tasks/{task['id']}/complete", json={}, headers=headers)
+    assert answer.status_code == 500
     (record,) = [r for r in caplog.records if r.name == "web.app"]
-    assert record.getMessage().endswith("on POST /api/v1/forms/refund/records: a bug in the plugin docket-failing")
+    assert record.getMessage().endswith(f"on POST /api/v1/tasks/{task['id']}/complete: a bug in the plugin docket-failing")
     assert record.exc_info is not None and "the audit quota table is empty" in str(record.exc_info[1])

@@ -1,0 +1,110 @@
+"""A plugin node type that fails while a token enters its node leaves an incident naming the
+plugin, and the command that got there (here the submission of the record) still commits:
+nothing a customer sent is lost to a plugin's bug (docs/plugins.md, "When a plugin is broken")."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.clock import ManualClock
+from engine.expr import Function
+from engine.storage.db import read_transaction
+from engine.storage.tables import incidents, tasks
+from tests.plugins.conftest import BUNDLE
+from web.system import System, boot, build_registry
+
+SOURCE = "acme-docket"
+
+
+class Audit:
+    """`random_audit` as a plugin would write it; each test breaks `enter` its own way."""
+
+    name = "random_audit"
+    aliases: tuple[str, ...] = ()
+    description = "a broken spot check"
+    options_schema = {"properties": {"audit": {"type": "string"}, "share": {"type": "number"}}}
+    examples: tuple[str, ...] = ()
+
+    def __init__(self, enter: Any):
+        self._enter = enter
+
+    def targets(self, node: Any) -> Any:
+        yield ("audit",), node.options["audit"]
+        yield ("next",), node.next
+
+    def compile(self, node: Any, flow: Any, ctx: Any, doc: Any, path: Any, scope: Any) -> dict[str, Any]:
+        return {}
+
+    def enter(self, run: Any) -> None:
+        self._enter(run)
+
+    def on_task_completed(self, run: Any, task: Any, outcome: Any) -> None:
+        pass
+
+
+def system_with(enter: Any, tmp_path: Path) -> System:
+    from flows.nodes.base import NodeType
+
+    registry = build_registry(plugins=False)
+    node_type = type("BrokenAudit", (Audit, NodeType), {})(enter)
+    registry.node_types.add(node_type, source=SOURCE)
+    registry.functions.add(Function("mask_phone", lambda phone: phone, 1, 1), source=SOURCE)  # the form uses it
+    root = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, root)
+    clock = ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
+    return boot(root, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock, registry=registry)
+
+
+def submit(system: System) -> int:
+    return system.forms.submit("refund", {"customer": "customer 1", "phone": "13812345678",
+                                          "amount": "120.00"}, actor="agent").record_id
+
+
+def flow_incidents(system: System) -> list[str]:
+    with read_transaction(system.db) as conn:
+        return [row.message for row in conn.execute(sa.select(incidents.c.message).where(incidents.c.kind == "flow"))]
+
+
+def open_task_count(system: System) -> int:
+    with read_transaction(system.db) as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(tasks)
+                                .where(tasks.c.status.in_(("open", "claimed")))).scalar_one())
+
+
+def test_a_plugin_node_that_raises_leaves_an_incident_naming_the_plugin_and_keeps_the_record(tmp_path: Path) -> None:
+    def enter(run: Any) -> None:
+        raise KeyError("share")
+
+    system = system_with(enter, tmp_path)
+    record_id = submit(system)
+    assert system.forms.get("refund", record_id)["customer"] == "customer 1"
+    assert flow_incidents(system) == [
+        "spot_check: node type 'random_audit' (plugin acme-docket) failed: KeyError: 'share'"]
+
+
+def test_what_a_failing_plugin_node_wrote_before_it_raised_is_undone(tmp_path: Path) -> None:
+    def enter(run: Any) -> None:
+        run.create_task({"role": "auditor"})  # then fails: no half-done step is left behind
+        raise RuntimeError("lost the audit list")
+
+    system = system_with(enter, tmp_path)
+    submit(system)
+    assert open_task_count(system) == 0
+    assert flow_incidents(system) == [
+        "spot_check: node type 'random_audit' (plugin acme-docket) failed: RuntimeError: lost the audit list"]
+
+
+def test_a_plugin_node_moving_the_token_to_a_node_the_flow_lacks_is_an_incident(tmp_path: Path) -> None:
+    def enter(run: Any) -> None:
+        run.move_to("nowhere")
+
+    system = system_with(enter, tmp_path)
+    submit(system)
+    assert flow_incidents(system) == [
+        "spot_check: node type 'random_audit' (plugin acme-docket) moved the token to 'nowhere', "
+        "not a node of flow 'refund_flow'"]
