@@ -39,6 +39,7 @@ UI: dict[str, dict[str, str]] = {
     "fill_required": {"en": "Please fill in this field.", "zh-CN": "此项为必填项。"},
     "optional_when": {"en": "needed in some cases", "zh-CN": "视情况填写"},
     "fix_errors": {"en": "Please correct the fields marked below.", "zh-CN": "请修改下面标出的内容。"},
+    "fix_these": {"en": "Please correct the following, then send the form again:", "zh-CN": "请修改以下内容后重新提交："},
     "form_too_quick": {"en": "The form was sent a moment too soon. Your entries are kept: check them and send again.",
                        "zh-CN": "提交过快，已保留您填写的内容，请核对后再次提交。"},
     "form_expired": {"en": "This page was open too long and has expired. Your entries are kept: check them and send again.",

@@ -717,3 +717,11 @@ def test_a_throttled_customer_is_told_so_inside_the_frame(framed: TestClient) ->
 def test_staff_pages_stay_unframeable_when_public_ones_may_be_framed(framed: TestClient) -> None:
     signin = framed.get("/signin").headers
     assert "frame-ancestors 'none'" in signin["content-security-policy"] and signin["x-frame-options"] == "DENY"
+
+
+def test_the_list_of_mistakes_is_introduced_as_a_list_not_as_marks_below(client: TestClient, clock: ManualClock) -> None:
+    # "The fields marked below": with the wizard, some of them are on a step that is not shown.
+    ticket = open_form(client, clock, "en")
+    response = client.post("/f/complaint?lang=en", data={**FILLED, "contact_phone": "12", "_ticket": ticket})
+    assert '<div class="alert" role="alert" id="form-errors"><p>Please correct the following, then send the form again:</p>' \
+        in response.text
