@@ -24,6 +24,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from engine.actions import ActionContext
+from engine.errors import DocketError
 from engine.events import Event
 from engine.runtime import Runtime
 from engine.storage.db import read_transaction, savepoint, schema_inspector, transaction
@@ -216,7 +217,9 @@ class RuleService:
                 incident_id: int | None) -> None:
         cause = exc.cause if isinstance(exc, _StepFailed) else exc
         where = f" (step {exc.step.index + 1}: {exc.step.type}, {exc.step.span})" if isinstance(exc, _StepFailed) else ""
-        reason = f"{type(cause).__name__}: {cause}" if not str(cause) else str(cause)
+        # Docket's own errors are written for the reader; anything else (a plugin action's
+        # KeyError reads just 'text') needs its type to say what went wrong.
+        reason = str(cause) if isinstance(cause, DocketError) and str(cause) else f"{type(cause).__name__}: {cause}"
         message = f"rule {rule.key} failed{where}: {reason}"
         log.warning("%s on %s %s", message, event.form, event.record_id)
         now = self.rt.clock.now()

@@ -72,3 +72,27 @@ def test_a_plugin_action_runs_in_a_rule_and_in_a_flow_node(tmp_path: Path) -> No
 def test_without_the_plugin_the_action_is_an_unknown_action_at_its_position(tmp_path: Path) -> None:
     found = errors(tmp_path, {"rules/stamps.yaml": RULES})
     assert found == [("rules/stamps.yaml", 7, 17, "unknown action 'stamp'")]
+
+
+class Broken(Stamp):
+    """A plugin action whose bug is a KeyError: its message alone would read just 'text'."""
+
+    def run(self, act: ActionContext, compiled: Any) -> None:
+        raise KeyError("text")
+
+
+def test_a_plugin_actions_unexpected_error_is_named_with_its_type_in_the_incident(tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from engine.storage.db import read_transaction
+    from engine.storage.tables import incidents
+
+    reg = build_registry(plugins=False)
+    reg.actions.add(Broken(), source="test plugin")
+    root = write(tmp_path / "bundle", {"rules/stamps.yaml": RULES})
+    system = boot(root, db_url=f"sqlite:///{tmp_path / 'docket.db'}", registry=reg)
+    system.forms.submit("ticket", {"customer": "ACME", "category": "damage"}, actor="agent")
+    with read_transaction(system.db) as conn:
+        (message,) = conn.execute(select(incidents.c.message)).scalars().all()
+    assert message.startswith("rule stamps.on_create failed (step 1: stamp, ")
+    assert message.endswith("): KeyError: 'text'")
