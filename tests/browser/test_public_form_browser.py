@@ -416,15 +416,17 @@ def test_a_long_description_counts_down_the_characters_left(browser: Any, live_s
 def test_a_paste_cut_off_at_the_limit_is_said_beside_the_field(browser: Any, live_server: LiveServer) -> None:
     # The browser drops what goes past `maxlength` without a word: the end of a pasted e-mail
     # thread was lost, and the customer did not know.
-    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="en-US")
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="en-US",
+                                  permissions=["clipboard-read", "clipboard-write"])
     page = context.new_page()
     page.goto(f"{live_server.url}/f/complaint?lang=en")
     page.get_by_label("Key-account name").fill("ACME")
     page.get_by_label("Contact person").fill("Chen")
     page.get_by_label("Contact phone").fill("13812345678")
     page.get_by_role("button", name="Next").click()
+    page.evaluate("navigator.clipboard.writeText('x'.repeat(5200))")
     page.get_by_label("What happened").focus()
-    page.keyboard.insert_text("x" * 5200)
+    page.keyboard.press("Control+V")
     assert len(page.get_by_label("What happened").input_value()) == 5000
     assert page.inner_text("#f-description-count") == (
         "This box takes at most 5000 characters: anything past that was not entered.")
@@ -461,4 +463,21 @@ def test_switching_language_keeps_what_was_typed(browser: Any, live_server: Live
     assert page.get_by_label("Contact phone").input_value() == "13812345678"
     assert page.get_by_label("Region").input_value() == "east"
     assert page.evaluate("sessionStorage.length") == 0  # kept only for the page that asked
+    context.close()
+
+
+def test_typing_at_the_limit_says_nothing_more_is_taken(browser: Any, live_server: LiveServer) -> None:
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="en-US")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/f/complaint?lang=en")
+    page.get_by_label("Key-account name").fill("ACME")
+    page.get_by_label("Contact person").fill("Chen")
+    page.get_by_label("Contact phone").fill("13812345678")
+    page.get_by_role("button", name="Next").click()
+    box = page.get_by_label("What happened")
+    box.fill("x" * 4999)
+    box.press("End")
+    page.keyboard.type("ab")
+    assert len(box.input_value()) == 5000
+    assert page.inner_text("#f-description-count").startswith("This box takes at most 5000 characters")
     context.close()

@@ -189,13 +189,13 @@
 
   back.addEventListener("click", function () { enter(Math.max(0, current - 1)); });
   next.addEventListener("click", forward);
-  // Enter in a field (a phone keyboard's Go key) submits the form from any step: before the
-  // last one it means Next, not "send the steps not seen yet" (a page of "required" errors).
   // A link of the list of mistakes (or anything else) asks for a field on another step.
   form.addEventListener("docket:reveal", function (event) {
     var index = steps.findIndex(function (step) { return step.contains(event.target); });
     if (index >= 0 && index !== current) { show(index); }
   });
+  // Enter in a field (a phone keyboard's Go key) submits the form from any step: before the
+  // last one it means Next, not "send the steps not seen yet" (a page of "required" errors).
   form.addEventListener("submit", function (event) {
     if (current === steps.length - 1) { return; }
     event.preventDefault();
