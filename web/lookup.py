@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import re
+import unicodedata
 from urllib.parse import urlencode
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,8 +85,16 @@ class CustomerStep:
     sections: list[Any]
 
 
+def _query_no(value: Any) -> str:
+    """A query number as typed or pasted, read as the number it means: full-width letters and
+    digits (a Chinese input method's full-width mode types ＴＳ２０２６…) as ASCII, spaces from an
+    SMS or a letter left out, lower case raised."""
+    return "".join(unicodedata.normalize("NFKC", str(value or "")).split()).upper()
+
+
 def _digits(value: Any) -> str:
-    return "".join(ch for ch in str(value or "") if ch.isdigit())
+    """The ASCII digits of what was typed for the phone (５６７８ is 5678; spaces and dashes go)."""
+    return "".join(ch for ch in unicodedata.normalize("NFKC", str(value or "")) if "0" <= ch <= "9")
 
 
 def routes(web: "Web") -> list[Route]:
@@ -174,7 +183,7 @@ def routes(web: "Web") -> list[Route]:
     async def show(request: Request) -> Response:
         web.limit(request, "lookup-view", Limit(120, 60))
         # `?query_no=` (the QR code on a reply letter) fills in the number; the digits are typed.
-        given = request.query_params.get("query_no", "").strip().upper()
+        given = _query_no(request.query_params.get("query_no", ""))
         return page(request, result=None, failed=False,
                         query_no=given if QUERY_NO.fullmatch(given) else "")
 
@@ -223,7 +232,7 @@ def routes(web: "Web") -> list[Route]:
     async def answer(request: Request) -> Response:
         web.limit(request, "lookup", LOOKUPS)
         posted = await read_form(request, max_fields=10, max_part_size=4096, max_body=64 * 1024)
-        query_no = str(posted.get("query_no", "")).strip().upper()
+        query_no = _query_no(posted.get("query_no", ""))
         found = await offload.run(find, query_no, _digits(posted.get("verify", "")))
         if found is None:
             # The number comes back, the digits do not: they are the customer's proof, like a
@@ -242,7 +251,7 @@ def routes(web: "Web") -> list[Route]:
         state, form, record, found = await offload.run(open_step, str(posted.get("pass", "")))
         if state == "expired":
             # Back to the lookup with the number the page carried: only the digits are typed again.
-            given = str(posted.get("query_no", "")).strip().upper()
+            given = _query_no(posted.get("query_no", ""))
             return page(request, result=None, failed=False,
                             query_no=given if QUERY_NO.fullmatch(given) else "",
                             alert=ui("answer_expired", locale), status=400)
@@ -293,7 +302,7 @@ def routes(web: "Web") -> list[Route]:
     async def api_lookup(request: Request) -> Response:
         web.limit(request, "lookup", LOOKUPS)
         data = await json_object(request)
-        found = await offload.run(find, str(data.get("query_no", "")).strip().upper(), _digits(data.get("verify", "")))
+        found = await offload.run(find, _query_no(data.get("query_no", "")), _digits(data.get("verify", "")))
         if found is None:
             return JSONAnswer({"error": "no record matches this query number and these digits"}, 404)
         return JSONAnswer(await offload.run(view_json, found[0], found[1], web.locale_of(request)))

@@ -129,3 +129,25 @@ def test_the_acknowledgement_says_the_lookup_asks_for_the_last_digits_of_the_pho
 def test_the_acknowledgement_reads_the_query_number_with_a_chinese_colon(client: TestClient) -> None:
     page = client.get("/f/complaint/submitted/TS2026112300001?lang=zh-CN").text
     assert '查询编号：<strong id="query-no">TS2026112300001</strong>' in page
+
+
+def test_a_number_and_digits_typed_in_full_width_find_the_complaint(client: TestClient, query_no: str) -> None:
+    # A Chinese input method in full-width mode types ＴＳ２０２６… and ５６７８.
+    wide = query_no.translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)})
+    page = client.post("/track?lang=zh-CN", data={"query_no": wide, "verify": "５６７８"})
+    assert 'id="lookup-status">已受理<' in page.text
+
+
+def test_a_number_copied_with_spaces_finds_the_complaint(client: TestClient, query_no: str) -> None:
+    spaced = f" {query_no[:2]} {query_no[2:10]} {query_no[10:]}\u3000"
+    page = client.post("/track?lang=zh-CN", data={"query_no": spaced, "verify": "5678"})
+    assert 'id="lookup-status">已受理<' in page.text
+
+
+def test_the_whole_phone_number_may_be_typed_for_the_digits(client: TestClient, query_no: str) -> None:
+    # The box took only 4 characters: typing the whole number kept its first four, and failed.
+    page = client.get("/track?lang=en").text
+    verify = re.search(r'<input [^>]*id="f-verify"[^>]*>', page)
+    assert verify and "maxlength" not in verify[0]
+    found = client.post("/track?lang=zh-CN", data={"query_no": query_no, "verify": "138 1234 5678"})
+    assert 'id="lookup-status">已受理<' in found.text
