@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
@@ -163,15 +164,16 @@ class Hidden(Text):
     widget = "hidden"
 
 
-_MOBILE_CN = re.compile(r"1[3-9]\d{9}")
-_LANDLINE_CN = re.compile(r"0\d{2,3}-?\d{7,8}(-\d{1,6})?")
-_SERVICE_CN = re.compile(r"(400|800)-?\d{3}-?\d{4}")
-_INTERNATIONAL = re.compile(r"\+[1-9]\d{6,14}")
+_MOBILE_CN = re.compile(r"1[3-9][0-9]{9}")
+_LANDLINE_CN = re.compile(r"0[0-9]{2,3}-?[0-9]{7,8}(-[0-9]{1,6})?")
+_SERVICE_CN = re.compile(r"(400|800)-?[0-9]{3}-?[0-9]{4}")
+_INTERNATIONAL = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 def normalize_phone(raw: str) -> str:
-    """Digits with at most a leading + and single dashes kept for landlines."""
-    value = re.sub(r"[\s()（）]", "", raw)
+    """Digits with at most a leading + and single dashes kept for landlines. Full-width digits,
+    dashes and brackets (a Chinese input method's full-width mode) are read as ASCII ones."""
+    value = re.sub(r"[\s()]", "", unicodedata.normalize("NFKC", raw))
     if value.startswith("00"):
         value = "+" + value[2:]
     if value.startswith("+86"):

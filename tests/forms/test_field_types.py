@@ -23,6 +23,8 @@ VALID: list[tuple[str, Any, Any]] = [
     ("rich_text", "<p>Hi <b>you</b><script>steal()</script></p>", "<p>Hi you</p>"),
     ("hidden", "qr_poster", "qr_poster"),
     ("phone", "138 1234 5678", "13812345678"),
+    ("phone", "１３８１２３４５６７８", "13812345678"),  # a Chinese input method's full-width mode
+    ("phone", "（０２１）１２３４５６７８", "02112345678"),
     ("email", "chen@example.com", "chen@example.com"),
     ("url", "https://example.com/track?no=SF1", "https://example.com/track?no=SF1"),
     ("id_number", "11010519491231002x", "11010519491231002X"),
@@ -63,6 +65,7 @@ INVALID: list[tuple[str, Any, str]] = [
     ("rich_text", 5, "not_text"),
     ("hidden", ["x"], "not_text"),
     ("phone", "12345", "not_phone"),
+    ("phone", "1381234567٨", "not_phone"),  # a digit of another script is not stored as a phone's
     ("email", "chen@", "not_email"),
     ("url", "javascript:alert(1)", "not_url"),
     ("id_number", "110105194912310021", "not_resident_id"),
