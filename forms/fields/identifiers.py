@@ -4,6 +4,7 @@ waybill numbers, or any code described by a pattern."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 from typing import Any
 
@@ -100,7 +101,8 @@ class IdNumber(FieldType):
         value = str(raw).strip()
         if kind in KINDS:
             check, key, longest = KINDS[kind]
-            value = value.replace(" ", "").upper()
+            # Full-width letters and digits (a Chinese input method's full-width mode) read as ASCII.
+            value = unicodedata.normalize("NFKC", value).replace(" ", "").upper()
             if len(value) > longest or not check(value):
                 raise self.invalid(key)
             return value

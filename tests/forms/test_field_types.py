@@ -30,6 +30,7 @@ VALID: list[tuple[str, Any, Any]] = [
     ("id_number", "11010519491231002x", "11010519491231002X"),
     ("credit_code", "91350100M000100Y43", "91350100M000100Y43"),
     ("waybill", "sf1234567890", "SF1234567890"),
+    ("waybill", "ＳＦ１２３４５６７８９０　", "SF1234567890"),  # typed in full-width mode
     ("contract", "HT-2026", "HT-2026"),
     ("number", "1,234.5", 1234.5),
     ("integer", "42", 42),
