@@ -55,13 +55,15 @@ def routes(web: "Web") -> list[Route]:
         sections = form_view(form, locale, values=values, errors=errors, only=form.public_fields)
         mark_file_limits(web, form, sections)
         mark_not_future(form, sections)
+        shown = {widget.name for section in sections for widget in section.widgets}
         # Framed by a customer's site, every answer to the form stays in the frame: a refused
         # post and the acknowledgement too, not only the first page (the browser blocked them).
         response = web.page(request, "form_fill.html", status=status,
                         form_title=form.spec.text(locale),
                         form_description=label_text(form.spec.description, locale, "") if form.spec.description else "",
                         sections=sections, max_files_bytes=files_budget(MAX_FORM_BYTES),
-                        has_errors=bool(errors), notice=notice, ticket=ticket, wizard=form.spec.wizard,
+                        has_errors=bool(errors), unshown_errors=unshown_errors(form, errors, shown, locale),
+                        notice=notice, ticket=ticket, wizard=form.spec.wizard,
                         lookup=f"/track?lang={locale}" if form.spec.lookup and form.spec.numbering else "",
                         action=f"/f/{form.name}?lang={locale}")
         return let_embedders_frame(response, web.embedders)
@@ -168,6 +170,19 @@ def qr_code(url: str, kind: str) -> bytes:
     segno.make(url, error="m").save(out, kind=kind, scale=8 if kind == "png" else 4, border=2,
                                     **({"title": url} if kind == "svg" else {}))
     return out.getvalue()
+
+
+def unshown_errors(form: Any, errors: Any, shown: set[str], locale: str) -> list[tuple[str, str]]:
+    """(label, message) of each mistake in a field the page does not show: a required staff-only
+    field refuses every anonymous post (an analyst's slip), and a list of nothing to correct would
+    leave the customer with no way on, or even no word to tell the company."""
+    out = []
+    for key, texts in (errors or {}).items():
+        name = re.split(r"[\[.]", key, maxsplit=1)[0]
+        if name not in shown:
+            spec = form.spec.fields.get(name)
+            out.extend((spec.text(locale) if spec is not None else key, text) for text in texts)
+    return out
 
 
 def mark_not_future(form: Any, sections: Any) -> None:

@@ -725,3 +725,20 @@ def test_the_list_of_mistakes_is_introduced_as_a_list_not_as_marks_below(client:
     response = client.post("/f/complaint?lang=en", data={**FILLED, "contact_phone": "12", "_ticket": ticket})
     assert '<div class="alert" role="alert" id="form-errors"><p>Please correct the following, then send the form again:</p>' \
         in response.text
+
+
+def test_a_mistake_in_a_field_the_form_does_not_show_is_still_listed(tmp_path: Path) -> None:
+    # A required staff-only field refused every anonymous post, and the page listed nothing to fix.
+    from tests.engine.bundle_kit import write_bundle
+
+    root = write_bundle(tmp_path / "bundle", {"forms/receipt.yaml": (
+        "form: receipt\nlabel: {zh-CN: 签收确认, en: Delivery receipt}\npublic: true\nfields:\n"
+        "  name:\n    type: text\n    label: {zh-CN: 姓名, en: Name}\n"
+        "  code:\n    type: text\n    staff_only: true\n    required: true\n    label: {zh-CN: 内部编码, en: Internal code}\n")})
+    clock = ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
+    client = TestClient(create_app(boot(root, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock), secret="t"))
+    ticket = ticket_of(client.get("/f/receipt?lang=en").text)
+    clock.advance(timedelta(seconds=20))
+    refused = client.post("/f/receipt?lang=en", data={"name": "Chen", "_ticket": ticket})
+    summary = refused.text.split('id="form-errors"', 1)[1].split("</div>", 1)[0]
+    assert "<li>Internal code: This field is required.</li>" in summary
