@@ -48,6 +48,8 @@ UI: dict[str, dict[str, str]] = {
     "query_no": {"en": "Query number", "zh-CN": "查询编号"},
     "keep_query_no": {"en": "Keep this number to look up the progress: you will need it and the last {n} digits of the contact phone.",
                       "zh-CN": "请保存此编号，用于查询处理进度：查询时需输入此编号和联系电话后 {n} 位。"},
+    "copy_query_no": {"en": "Copy the number", "zh-CN": "复制编号"},
+    "copied": {"en": "Copied", "zh-CN": "已复制"},
     "submit_another": {"en": "Submit another", "zh-CN": "再提交一份"},
     "choose": {"en": "Choose…", "zh-CN": "请选择…"},
     "yes": {"en": "Yes", "zh-CN": "是"},

@@ -481,3 +481,24 @@ def test_typing_at_the_limit_says_nothing_more_is_taken(browser: Any, live_serve
     assert len(box.input_value()) == 5000
     assert page.inner_text("#f-description-count").startswith("This box takes at most 5000 characters")
     context.close()
+
+
+def test_the_query_number_is_copied_with_one_tap_on_the_acknowledgement(browser: Any, live_server: LiveServer) -> None:
+    # To paste into a chat or a note: selecting it on a phone took a long press and handles.
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="zh-CN",
+                                  permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.goto(f"{live_server.url}/f/complaint/submitted/TS2026112300001?lang=zh-CN")
+    page.get_by_role("button", name="复制编号").click()
+    assert page.evaluate("navigator.clipboard.readText()") == "TS2026112300001"
+    assert page.inner_text("#copy-status") == "已复制"
+    context.close()
+
+
+def test_without_javascript_the_acknowledgement_offers_no_copy_button(browser: Any, live_server: LiveServer) -> None:
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="zh-CN", java_script_enabled=False)
+    page = context.new_page()
+    page.goto(f"{live_server.url}/f/complaint/submitted/TS2026112300001?lang=zh-CN")
+    assert page.get_by_role("button", name="复制编号").count() == 0
+    assert page.inner_text("#query-no") == "TS2026112300001"
+    context.close()
