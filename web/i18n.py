@@ -15,6 +15,9 @@ UI: dict[str, dict[str, str]] = {
     "chars_cut": {"en": "This box takes at most {max} characters: anything past that was not entered.",
                   "zh-CN": "此栏最多 {max} 字，超出部分未能输入。"},
     "already_sent": {"en": "Already sent one? ", "zh-CN": "已提交过？"},
+    "lookup_help": {"en": "The query number is on the page shown after sending, and in the acknowledgement we sent you; "
+                          "the digits are those of the contact phone given with it.",
+                    "zh-CN": "查询编号见提交后的确认页面，以及我们发给您的受理通知；电话号码为提交时填写的联系电话。"},
     "look_up_another": {"en": "Look up another number", "zh-CN": "查询其他编号"},
     "colon": {"en": ": ", "zh-CN": "："},
     "stars": {"en": "{n} of {max} stars", "zh-CN": "{n} 星（满分 {max} 星）"},

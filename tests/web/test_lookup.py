@@ -151,3 +151,16 @@ def test_the_whole_phone_number_may_be_typed_for_the_digits(client: TestClient, 
     assert verify and "maxlength" not in verify[0]
     found = client.post("/track?lang=zh-CN", data={"query_no": query_no, "verify": "138 1234 5678"})
     assert 'id="lookup-status">已受理<' in found.text
+
+
+def test_the_lookup_says_where_the_query_number_is_found(client: TestClient) -> None:
+    # A customer sent here from the form's link, months later, did not know what "query number" meant.
+    page = client.get("/track?lang=en").text
+    assert ('<p class="lead" id="lookup-help">The query number is on the page shown after sending, and in the '
+            'acknowledgement we sent you; the digits are those of the contact phone given with it.</p>') in page
+    assert "查询编号见提交后的确认页面，以及我们发给您的受理通知" in client.get("/track?lang=zh-CN").text
+
+
+def test_the_lookup_help_is_left_out_once_the_answer_is_shown(client: TestClient, query_no: str) -> None:
+    page = client.post("/track?lang=en", data={"query_no": query_no, "verify": "5678"}).text
+    assert 'id="lookup-help"' not in page
