@@ -176,16 +176,14 @@ def routes(web: "Web") -> list[Route]:
         # The answer is not a page to link to (it needs the digits): another language opens the
         # lookup with the number filled in, and the customer types the digits again.
         relook = lambda loc: f"/track?{urlencode({'lang': loc, 'query_no': record['query_no']})}"  # noqa: E731
-        return page(request, result=result, failed=False,
-                        query_no=record["query_no"], notice=notice, alert=alert, status=status,
-                        lang_url=relook, max_files_bytes=files_budget(MAX_ANSWER_BYTES))
+        return page(request, result=result, failed=False, query_no=record["query_no"], notice=notice,
+                    alert=alert, status=status, lang_url=relook, max_files_bytes=files_budget(MAX_ANSWER_BYTES))
 
     async def show(request: Request) -> Response:
         web.limit(request, "lookup-view", Limit(120, 60))
         # `?query_no=` (the QR code on a reply letter) fills in the number; the digits are typed.
         given = _query_no(request.query_params.get("query_no", ""))
-        return page(request, result=None, failed=False,
-                        query_no=given if QUERY_NO.fullmatch(given) else "")
+        return page(request, result=None, failed=False, query_no=given if QUERY_NO.fullmatch(given) else "")
 
     def find(query_no: str, typed: str) -> tuple[Any, dict[str, Any]] | None:
         """The record this query number and these digits name; None for a wrong number or wrong
@@ -238,8 +236,7 @@ def routes(web: "Web") -> list[Route]:
             # The number comes back, the digits do not: they are the customer's proof, like a
             # password on the sign-in page, so the page never writes them into its HTML (a shared
             # counter screen, the browser's page cache), and they are never put in a link.
-            return page(request, result=None, failed=True,
-                            query_no=query_no, status=200)
+            return page(request, result=None, failed=True, query_no=query_no, status=200)
         form, record = found
         return await offload.run(result_page, request, form, record)
 
@@ -252,9 +249,8 @@ def routes(web: "Web") -> list[Route]:
         if state == "expired":
             # Back to the lookup with the number the page carried: only the digits are typed again.
             given = _query_no(posted.get("query_no", ""))
-            return page(request, result=None, failed=False,
-                            query_no=given if QUERY_NO.fullmatch(given) else "",
-                            alert=ui("answer_expired", locale), status=400)
+            return page(request, result=None, failed=False, query_no=given if QUERY_NO.fullmatch(given) else "",
+                        alert=ui("answer_expired", locale), status=400)
         if state == "taken":
             return await offload.run(lambda: result_page(
                 request, form, record, status=409, alert=ui("answer_taken", locale)))

@@ -56,16 +56,16 @@ def routes(web: "Web") -> list[Route]:
         mark_file_limits(web, form, sections)
         mark_not_future(form, sections)
         shown = {widget.name for section in sections for widget in section.widgets}
+        response = web.page(request, "form_fill.html", status=status,
+                            form_title=form.spec.text(locale),
+                            form_description=label_text(form.spec.description, locale, "") if form.spec.description else "",
+                            sections=sections, max_files_bytes=files_budget(MAX_FORM_BYTES),
+                            has_errors=bool(errors), unshown_errors=unshown_errors(form, errors, shown, locale),
+                            notice=notice, ticket=ticket, wizard=form.spec.wizard,
+                            lookup=f"/track?lang={locale}" if form.spec.lookup and form.spec.numbering else "",
+                            action=f"/f/{form.name}?lang={locale}")
         # Framed by a customer's site, every answer to the form stays in the frame: a refused
         # post and the acknowledgement too, not only the first page (the browser blocked them).
-        response = web.page(request, "form_fill.html", status=status,
-                        form_title=form.spec.text(locale),
-                        form_description=label_text(form.spec.description, locale, "") if form.spec.description else "",
-                        sections=sections, max_files_bytes=files_budget(MAX_FORM_BYTES),
-                        has_errors=bool(errors), unshown_errors=unshown_errors(form, errors, shown, locale),
-                        notice=notice, ticket=ticket, wizard=form.spec.wizard,
-                        lookup=f"/track?lang={locale}" if form.spec.lookup and form.spec.numbering else "",
-                        action=f"/f/{form.name}?lang={locale}")
         return let_embedders_frame(response, web.embedders)
 
     async def show(request: Request) -> Response:
