@@ -373,10 +373,12 @@ def transaction(engine: Engine) -> Iterator[Connection]:
             try:
                 with parked.begin():
                     deferred.begin(parked)
-                    yield parked
-                    deferred.flush(parked)  # the history rows the command kept for its end
+                    try:
+                        yield parked
+                        deferred.flush(parked)  # the history rows the command kept for its end
+                    finally:
+                        deferred.discard(parked)  # nothing of the transaction outlives it
             except BaseException:
-                deferred.discard(parked)
                 gate.unpark()  # type: ignore[union-attr]
                 raise
         else:
@@ -386,9 +388,8 @@ def transaction(engine: Engine) -> Iterator[Connection]:
                 try:
                     yield conn
                     deferred.flush(conn)
-                except BaseException:
+                finally:
                     deferred.discard(conn)
-                    raise
     finally:
         if held:
             gate.release()  # type: ignore[union-attr]

@@ -94,7 +94,8 @@ def names_deferred(sql: str) -> bool:
 
 
 def discard(conn: Connection) -> None:
-    """Forget every kept row: the command failed and its transaction is rolled back."""
+    """Forget every kept row and the transaction they belonged to: the command ended (after
+    `flush`, or failed and its transaction is rolled back)."""
     conn.info.pop(_KEY, None)
 
 
