@@ -171,6 +171,8 @@ class FormKind:
             if built is not None:
                 fields[name] = built[1]
         _check_computed_order(fields, doc, ctx)
+        if data.get("public"):
+            _check_public_requirements(fields, doc, ctx)
         for key in ("title",):
             if data.get(key) and data[key] not in names:
                 ctx.unknown(doc, (key,), "field", data[key], names)
@@ -348,6 +350,20 @@ def _check_plugin_column(field_type: Any, spec: FieldSpec, ctx: BuildContext, do
     if problem is not None:
         ctx.error(doc, path + ("type",), f"field type '{field_type.name}' (from {source}) {problem}",
                   code="plugin-column-type", hint=f"a bug in the plugin {source}, not in this file")
+
+
+def _check_public_requirements(fields: Mapping[str, FieldSpec], doc: Document, ctx: BuildContext) -> None:
+    """A public form cannot require a field its anonymous submitters may not fill in: every
+    submission from the public form would be refused."""
+    for name, spec in fields.items():
+        if (spec.staff_only and spec.required and spec.computed is None and spec.default is None
+                and spec.default_expr is None):
+            ctx.error(doc, ("fields", name, "required"),
+                      f"'{name}' is required but staff_only on a public form: anonymous submitters "
+                      "cannot fill it in, so every public submission would be refused",
+                      code="public-required-staff-only",
+                      hint="leave out `required` (staff fill it in later, e.g. at a flow step), give it a "
+                           "`default`, or let customers fill it in (leave out `staff_only`)")
 
 
 def _check_computed_order(fields: Mapping[str, FieldSpec], doc: Document, ctx: BuildContext) -> None:

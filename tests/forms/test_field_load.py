@@ -260,3 +260,25 @@ def test_a_computed_field_without_a_result_holds_a_number(tmp_path: Path) -> Non
                                                 "  note: {type: text, visible_if: estimate > 100}\n"})
     _bundle, diags = validate_bundle(tmp_path, build_registry(plugins=False))
     assert [d for d in diags if d.severity == "error"] == []
+
+
+def public_form(tmp_path: Path, fields: str) -> list[Problem]:
+    """The problems of MINI plus a public forms/bad.yaml with `fields`."""
+    return problems(tmp_path, {"forms/bad.yaml": "form: bad\npublic: true\nfields:\n" + fields})
+
+
+def test_a_required_staff_only_field_on_a_public_form_is_an_error_at_required(tmp_path: Path) -> None:
+    found = public_form(tmp_path, "  name: {type: text}\n  grade:\n    type: text\n    staff_only: true\n"
+                                  "    required: true\n")
+    assert found == [("forms/bad.yaml", 8, 15, "'grade' is required but staff_only on a public form: "
+                                               "anonymous submitters cannot fill it in, so every public "
+                                               "submission would be refused")]
+
+
+def test_a_required_staff_only_field_with_a_default_on_a_public_form_is_valid(tmp_path: Path) -> None:
+    assert public_form(tmp_path, "  grade:\n    type: text\n    staff_only: true\n    required: true\n"
+                                 "    default: normal\n") == []
+
+
+def test_a_required_staff_only_field_on_a_staff_form_is_valid(tmp_path: Path) -> None:
+    assert bad_form(tmp_path, "  grade: {type: text, staff_only: true, required: true}\n") == []
