@@ -728,13 +728,15 @@ def test_the_list_of_mistakes_is_introduced_as_a_list_not_as_marks_below(client:
 
 
 def test_a_mistake_in_a_field_the_form_does_not_show_is_still_listed(tmp_path: Path) -> None:
-    # A required staff-only field refused every anonymous post, and the page listed nothing to fix.
+    # A staff-only field required by a condition refused the anonymous posts that met it, and
+    # the page listed nothing to fix. (Required outright, it is a load error: forms/kind.py.)
     from tests.engine.bundle_kit import write_bundle
 
     root = write_bundle(tmp_path / "bundle", {"forms/receipt.yaml": (
         "form: receipt\nlabel: {zh-CN: 签收确认, en: Delivery receipt}\npublic: true\nfields:\n"
         "  name:\n    type: text\n    label: {zh-CN: 姓名, en: Name}\n"
-        "  code:\n    type: text\n    staff_only: true\n    required: true\n    label: {zh-CN: 内部编码, en: Internal code}\n")})
+        "  code:\n    type: text\n    staff_only: true\n    required_if: name == 'Chen'\n"
+        "    label: {zh-CN: 内部编码, en: Internal code}\n")})
     clock = ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
     client = TestClient(create_app(boot(root, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock), secret="t"))
     ticket = ticket_of(client.get("/f/receipt?lang=en").text)
