@@ -7,6 +7,7 @@ and the templates only loop over what these functions return.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Mapping
@@ -21,6 +22,10 @@ from engine.storage.tables import flow_instances, tasks, user_roles, users
 from flows.runtime import is_candidate
 from forms.access import _json_has, record_scope, scope_of
 from web.i18n import ui
+
+log = logging.getLogger(__name__)
+_UNDISPLAYABLE: set[tuple[str, str, str]] = set()
+"""(form, field, error type) already logged by `field_text`: once per process, not per page."""
 
 SLA_ORDER = {"missed": 0, "red": 1, "yellow": 2, "on_time": 3, "paused": 4, "met": 5}
 """Most urgent first: the inbox sorts by this, and a record shows its worst state."""
@@ -182,7 +187,14 @@ def field_text(form: Any, name: str, value: Any, locale: str, names: Mapping[str
         pass
     try:
         return form.display(name, form.types[name].from_db(value, form.spec.fields[name]), locale)
-    except Exception:  # noqa: BLE001 - a value its type cannot read back: shown as it was written
+    except Exception as exc:  # noqa: BLE001 - a value its type cannot read back: shown as it was written
+        # The page still shows something; whoever wrote the field type (a plugin's, often) hears
+        # of it in the log, once.
+        key = (form.name, name, type(exc).__name__)
+        if key not in _UNDISPLAYABLE:
+            _UNDISPLAYABLE.add(key)
+            log.warning("field %s.%s (type %s) cannot display a value, shown as stored: %s: %s",
+                        form.name, name, form.types[name].name, type(exc).__name__, exc)
         return "" if value is None else str(value)
 
 

@@ -208,3 +208,21 @@ def test_a_node_types_compile_that_returns_no_dict_is_reported_at_the_node_namin
     assert error.message == ("node type 'random_audit' (from acme-docket): compile() returned list, not a dict "
                              "of what the run needs")
     assert error.hint == "a bug in the plugin acme-docket, not in this file"
+
+
+def test_a_value_a_field_type_cannot_display_is_shown_as_stored_and_logged_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from forms.compile import compile_form
+    from web.staff import field_text
+
+    class Unshowable(Badge):
+        def display(self, value: Any, spec: Any, locale: str) -> str:
+            raise LookupError("no badge table")
+
+    (bundle, registry), errors = load(tmp_path, Unshowable())
+    form = compile_form(bundle.all("form")["visit"], registry)
+    with caplog.at_level("WARNING", logger="web.staff"):
+        assert field_text(form, "badge", "gold", "en") == "gold"
+        assert field_text(form, "badge", "gold", "en") == "gold"
+    assert [r.getMessage() for r in caplog.records if r.name == "web.staff"] == [
+        "field visit.badge (type badge) cannot display a value, shown as stored: LookupError: no badge table"]
