@@ -217,12 +217,18 @@ class Email(FieldType):
         return String(254)
 
     def parse(self, raw: Any, spec: FieldSpec) -> Any:
-        if not isinstance(raw, str) or len(raw) > 254 or not _EMAIL.fullmatch(raw.strip()):
+        if not isinstance(raw, str):
             raise self.invalid("not_email")
-        return raw.strip()
+        # Full-width letters, digits, ＠ and ． (a Chinese input method's full-width mode) and
+        # the ideographic space read as ASCII; ASCII text is unchanged by NFKC.
+        value = unicodedata.normalize("NFKC", raw).strip()
+        if len(value) > 254 or not _EMAIL.fullmatch(value):
+            raise self.invalid("not_email")
+        return value
 
     def fast_check(self, spec: FieldSpec) -> FastCheck | None:
-        """Exactly `parse`'s test on an exact str: at most 254 characters, trimmed text matches."""
+        """`parse`'s answer where an exact str is at most 254 characters and its trimmed text
+        matches as it is (NFKC leaves such text unchanged); anything else goes to `parse`."""
         return FastCheck("raw.__class__ is str and len(raw) <= 254 and {match}(value := raw.strip()) is not None",
                          "value", {"match": _EMAIL.fullmatch})
 

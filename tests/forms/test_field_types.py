@@ -26,6 +26,7 @@ VALID: list[tuple[str, Any, Any]] = [
     ("phone", "１３８１２３４５６７８", "13812345678"),  # a Chinese input method's full-width mode
     ("phone", "（０２１）１２３４５６７８", "02112345678"),
     ("email", "chen@example.com", "chen@example.com"),
+    ("email", "ｃｈｅｎ＠ｅｘａｍｐｌｅ．ｃｏｍ　", "chen@example.com"),  # typed in full-width mode
     ("url", "https://example.com/track?no=SF1", "https://example.com/track?no=SF1"),
     ("id_number", "11010519491231002x", "11010519491231002X"),
     ("credit_code", "91350100M000100Y43", "91350100M000100Y43"),
