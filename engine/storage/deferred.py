@@ -12,9 +12,10 @@ table in one `executemany` (one multi-row INSERT on PostgreSQL):
 - before a prepared statement (engine/storage/prepared.py) that names one of `TABLES` runs in
   the same transaction, so a read sees every row the command appended and a row inserted at once
   gets an id after theirs (ids keep the order rows were appended in);
-- before a Core statement of the same transaction that names the table, which calls `flush`
-  itself: the few that do so while a command runs are listed in test_deferred_rows.py, and the
-  test suite turns any other into an error (`check_reads`).
+- when code calls `flush` before a Core (non-prepared) statement of the same transaction that
+  names the table. None does while a command runs today (the history rows written or read
+  during a command go through prepared statements), and the test suite turns a Core statement
+  that would miss kept rows into an error (`check_reads`).
 
 No SQLAlchemy event is used: any connection event makes every statement of the engine take
 SQLAlchemy's slower, dispatching path (~9 us per transaction measured, bench/RESULTS.md).
@@ -29,7 +30,8 @@ from typing import Any, Protocol
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["TABLES", "Batch", "append", "begin", "check_reads", "discard", "drop_since", "flush", "mark", "names_deferred"]
+__all__ = ["TABLES", "Batch", "append", "begin", "check_reads", "discard", "drop_since", "flush", "mark",
+           "names_deferred"]
 
 TABLES = frozenset({"dk_history"})
 """The tables whose rows may be deferred: a prepared statement that names one of them writes
