@@ -6,6 +6,7 @@ from collections import deque
 from typing import Any
 
 from engine.kinds import BuildContext
+from engine.registry import BUILT_IN
 from engine.yamlsource import Document
 from flows.nodes.base import NodeType
 from flows.spec import NodeSpec
@@ -36,12 +37,34 @@ def edges(nodes: dict[str, NodeSpec], registry: Any) -> dict[str, list[str]]:
     return out
 
 
+def _plugin_edges_problem(ntype: NodeType, node: NodeSpec, source: str) -> str | None:
+    """What is wrong with a plugin node type's `targets()` for `node`, or None: it raised, or it
+    left out the node's `next` (overriding it without `yield from super().targets(node)`), which
+    the graph checks would report as the bundle's unreachable or never-ending nodes."""
+    try:
+        found = [target for _path, target in ntype.targets(node)]
+    except Exception as exc:  # noqa: BLE001 - a plugin's bug, reported at the node
+        return f"targets() raised {type(exc).__name__}: {exc}"
+    if node.next is not None and node.next not in found:
+        return ("targets() leaves out this node's 'next', so the flow would seem to stop here: "
+                "yield it too (e.g. `yield from super().targets(node)`)")
+    return None
+
+
 def check_graph(nodes: dict[str, NodeSpec], start: str, doc: Document, ctx: BuildContext) -> None:
     """Report dangling references, unreachable nodes and nodes from which no end is reachable."""
     registry = ctx.registry
     dangling = False
     for node_id, node in nodes.items():
         ntype = node_type(registry, node)
+        source = registry.node_types.source(node.type) if node.type in registry.node_types else BUILT_IN
+        if source != BUILT_IN:
+            problem = _plugin_edges_problem(ntype, node, source)
+            if problem is not None:
+                ctx.error(doc, ("nodes", node_id, "type"), f"node type '{node.type}' (from {source}) {problem}",
+                          code="plugin-targets", hint=f"a bug in the plugin {source}, not in this file")
+                dangling = True  # its edges are unknown: reachability would only be noise
+                continue
         for path, target in ntype.targets(node):
             if target not in nodes:
                 ctx.unknown(doc, ("nodes", node_id) + path, "node", target, nodes)

@@ -108,3 +108,40 @@ def test_a_plugin_node_moving_the_token_to_a_node_the_flow_lacks_is_an_incident(
     assert flow_incidents(system) == [
         "spot_check: node type 'random_audit' (plugin acme-docket) moved the token to 'nowhere', "
         "not a node of flow 'refund_flow'"]
+
+
+# -- targets(): the node's edges, read by the graph checks at load time -----------------------
+
+def load_errors(targets: Any, tmp_path: Path) -> list[str]:
+    """The error lines of the test bundle with `random_audit` a plugin type whose `targets` is
+    `targets`."""
+    from engine.bundle import validate_bundle
+    from engine.errors import format_diagnostic
+    from flows.nodes.base import NodeType
+
+    registry = build_registry(plugins=False)
+    node_type = type("Edges", (Audit, NodeType), {"targets": lambda self, node: targets(node)})(lambda run: None)
+    registry.node_types.add(node_type, source=SOURCE)
+    registry.functions.add(Function("mask_phone", lambda phone: phone, 1, 1), source=SOURCE)
+    root = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, root)
+    _, diagnostics = validate_bundle(root, registry)
+    return [format_diagnostic(d).replace(str(root) + "/", "") for d in diagnostics if d.severity == "error"]
+
+
+def test_a_plugin_node_type_whose_targets_leave_out_next_is_named_at_the_node_not_as_unreachable_nodes(
+        tmp_path: Path) -> None:
+    found = load_errors(lambda node: iter([(("audit",), node.options["audit"])]), tmp_path)
+    assert len(found) == 1, found
+    assert found[0].startswith("flows/refund_flow.yaml:9:11: error: node type 'random_audit' (from acme-docket) "
+                               "targets() leaves out this node's 'next'")
+    assert "hint: a bug in the plugin acme-docket, not in this file" in found[0]
+
+
+def test_a_plugin_node_type_whose_targets_raise_is_named_at_the_node(tmp_path: Path) -> None:
+    def targets(node: Any) -> Any:
+        raise KeyError("audit")
+
+    (found,) = load_errors(targets, tmp_path)
+    assert found.startswith("flows/refund_flow.yaml:9:11: error: node type 'random_audit' (from acme-docket) "
+                            "targets() raised KeyError: 'audit'")
