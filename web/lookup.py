@@ -19,7 +19,7 @@ import unicodedata
 from urllib.parse import urlencode
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from starlette.requests import Request
@@ -112,6 +112,14 @@ def routes(web: "Web") -> list[Route]:
         return let_embedders_frame(web.page(request, "lookup.html", digits=digits_wanted(), **context),
                                    web.embedders)
 
+    def relook(query_no: str) -> Callable[[str], str]:
+        """The language links of a page showing `query_no`: the lookup in that language with the
+        number filled in (a well-formed one: the customer typed it or it is theirs); never the
+        digits, which are the customer's proof."""
+        if not QUERY_NO.fullmatch(query_no):
+            return lambda loc: f"/track?{urlencode({'lang': loc})}"
+        return lambda loc: f"/track?{urlencode({'lang': loc, 'query_no': query_no})}"
+
     def changes(form: Any, record: dict[str, Any]) -> list[tuple[datetime, str]]:
         """(when, status) of each change, the record's creation first."""
         return [(record["created_at"], NEW_STATUS), *web.system.flows.status_path(form.name, record["id"])]
@@ -175,9 +183,9 @@ def routes(web: "Web") -> list[Route]:
                   "step": step_of(form, record, locale, values=values, errors=errors)}
         # The answer is not a page to link to (it needs the digits): another language opens the
         # lookup with the number filled in, and the customer types the digits again.
-        relook = lambda loc: f"/track?{urlencode({'lang': loc, 'query_no': record['query_no']})}"  # noqa: E731
         return page(request, result=result, failed=False, query_no=record["query_no"], notice=notice,
-                    alert=alert, status=status, lang_url=relook, max_files_bytes=files_budget(MAX_ANSWER_BYTES))
+                    alert=alert, status=status, lang_url=relook(record["query_no"]),
+                    max_files_bytes=files_budget(MAX_ANSWER_BYTES))
 
     async def show(request: Request) -> Response:
         web.limit(request, "lookup-view", Limit(120, 60))
@@ -236,7 +244,8 @@ def routes(web: "Web") -> list[Route]:
             # The number comes back, the digits do not: they are the customer's proof, like a
             # password on the sign-in page, so the page never writes them into its HTML (a shared
             # counter screen, the browser's page cache), and they are never put in a link.
-            return page(request, result=None, failed=True, query_no=query_no, status=200)
+            return page(request, result=None, failed=True, query_no=query_no, status=200,
+                        lang_url=relook(query_no))
         form, record = found
         return await offload.run(result_page, request, form, record)
 

@@ -87,6 +87,11 @@ def test_a_failed_lookup_keeps_the_number_but_not_the_digits(client: TestClient,
     assert verify and "value=" not in verify.group(0) and "9876" not in page
 
 
+def test_a_failed_lookups_language_links_keep_the_number_but_not_the_digits(client: TestClient, query_no: str) -> None:
+    page = client.post("/track?lang=en", data={"query_no": query_no, "verify": "9876"}).text
+    assert f'href="/track?lang=zh-CN&amp;query_no={query_no}"' in page and "9876" not in page
+
+
 def test_a_failed_lookup_is_said_above_the_form_and_ties_both_inputs_to_it(client: TestClient, query_no: str) -> None:
     # Which of the two was wrong is not told (no enumeration), so both inputs carry the message.
     page = client.post("/track?lang=en", data={"query_no": query_no, "verify": "9876"}).text
