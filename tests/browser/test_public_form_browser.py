@@ -40,6 +40,29 @@ def fill_complaint(page: Any) -> None:
     page.get_by_label("索赔金额").fill("1200")
 
 
+def answer_page(browser: Any, live_server: LiveServer, locale: str) -> tuple[Any, Any, Any]:
+    """(context, page, case): a phone on the lookup page of a complaint whose reply waits for the
+    customer's confirmation, in `locale` ("zh-CN" or "en"), looked up with the phone's digits."""
+    from tests.flows.test_postal_flow import accept
+
+    zh = locale == "zh-CN"
+    case = accept(live_server.system, {
+        "customer_name": "华东电子商务有限公司" if zh else "ACME", "contact_name": "陈先生" if zh else "Chen",
+        "contact_phone": "13812345678", "occurred_at": "2026-11-20T10:30:00+08:00",
+        "category": "transport_late", "description": "延误" if zh else "Late"})
+    case.assess(finance=False)
+    case.do("propose", "agent", {"compensation": "300", "basis": "延误赔付条款 3.2" if zh else "Clause 3.2"})
+    case.do("reply", "agent", {"resolution": "已向客户致歉，并按条款赔付运费。" if zh else "Refunded the freight."})
+    number = live_server.system.forms.get("complaint", case.id)["query_no"]
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="zh-CN" if zh else "en-US")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/track?lang={locale}&query_no={number}")
+    page.get_by_label("联系电话后 4 位" if zh else "Last 4 digits of the contact phone").fill("5678")
+    with page.expect_navigation():
+        page.get_by_role("button", name="查询" if zh else "Look up").click()
+    return context, page, case
+
+
 @pytest.mark.parametrize("viewport", ["desktop", "phone"])
 def test_a_customer_submits_the_public_form_and_sees_the_query_number(
         browser: Any, live_server: LiveServer, viewport: str) -> None:
@@ -130,21 +153,7 @@ def test_a_customer_looks_up_progress_with_the_query_number(browser: Any, live_s
 
 
 def test_a_customer_confirms_and_rates_the_resolution_on_the_lookup_page(browser: Any, live_server: LiveServer) -> None:
-    from tests.flows.test_postal_flow import accept
-
-    case = accept(live_server.system, {
-        "customer_name": "华东电子商务有限公司", "contact_name": "陈先生", "contact_phone": "13812345678",
-        "occurred_at": "2026-11-20T10:30:00+08:00", "category": "transport_late", "description": "延误"})
-    case.assess(finance=False)
-    case.do("propose", "agent", {"compensation": "300", "basis": "延误赔付条款 3.2"})
-    case.do("reply", "agent", {"resolution": "已向客户致歉，并按条款赔付运费。"})
-    number = live_server.system.forms.get("complaint", case.id)["query_no"]
-    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="zh-CN")
-    page = context.new_page()
-    page.goto(f"{live_server.url}/track?lang=zh-CN&query_no={number}")
-    page.get_by_label("联系电话后 4 位").fill("5678")
-    with page.expect_navigation():
-        page.get_by_role("button", name="查询").click()
+    context, page, case = answer_page(browser, live_server, "zh-CN")
     assert page.inner_text("#lookup-status") == "待客户确认"
     page.get_by_label("确认问题已解决").check()
     page.locator("#customer-step input[name=satisfaction][value='5']").check()
@@ -317,21 +326,7 @@ def test_the_list_of_mistakes_leads_to_a_field_on_the_step_not_shown(browser: An
 
 
 def test_a_customer_rates_with_a_screen_reader_by_the_number_of_stars(browser: Any, live_server: LiveServer) -> None:
-    from tests.flows.test_postal_flow import accept
-
-    case = accept(live_server.system, {
-        "customer_name": "ACME", "contact_name": "Chen", "contact_phone": "13812345678",
-        "occurred_at": "2026-11-20T10:30:00+08:00", "category": "transport_late", "description": "Late"})
-    case.assess(finance=False)
-    case.do("propose", "agent", {"compensation": "300", "basis": "Clause 3.2"})
-    case.do("reply", "agent", {"resolution": "Refunded the freight."})
-    number = live_server.system.forms.get("complaint", case.id)["query_no"]
-    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="en-US")
-    page = context.new_page()
-    page.goto(f"{live_server.url}/track?lang=en&query_no={number}")
-    page.get_by_label("Last 4 digits of the contact phone").fill("5678")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Look up").click()
+    context, page, _case = answer_page(browser, live_server, "en")
     stars = page.get_by_role("radiogroup", name="Satisfaction")
     stars.get_by_role("radio", name="4 of 5 stars").check()
     assert page.locator("#customer-step input[name=satisfaction]:checked").get_attribute("value") == "4"
@@ -373,21 +368,7 @@ def test_a_double_tap_on_send_my_answer_answers_once_without_saying_it_was_alrea
         browser: Any, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
     # The second post found the step taken by the first, and the customer read "this step has
     # already been answered (perhaps with our staff on the phone)" about their own answer.
-    from tests.flows.test_postal_flow import accept
-
-    case = accept(live_server.system, {
-        "customer_name": "ACME", "contact_name": "Chen", "contact_phone": "13812345678",
-        "occurred_at": "2026-11-20T10:30:00+08:00", "category": "transport_late", "description": "Late"})
-    case.assess(finance=False)
-    case.do("propose", "agent", {"compensation": "300", "basis": "Clause 3.2"})
-    case.do("reply", "agent", {"resolution": "Refunded the freight."})
-    number = live_server.system.forms.get("complaint", case.id)["query_no"]
-    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="en-US")
-    page = context.new_page()
-    page.goto(f"{live_server.url}/track?lang=en&query_no={number}")
-    page.get_by_label("Last 4 digits of the contact phone").fill("5678")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Look up").click()
+    context, page, _case = answer_page(browser, live_server, "en")
     page.get_by_role("radio", name="5 of 5 stars").check()
     posts: list[str] = []
     page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)

@@ -11,9 +11,11 @@ from tests.engine.bundle_kit import Problem, diagnostics, problems, write_bundle
 from web.system import build_registry
 
 
-def bad_form(tmp_path: Path, fields: str) -> list[Problem]:
-    """The problems of MINI plus forms/bad.yaml with `fields` (indented four spaces)."""
-    return problems(tmp_path, {"forms/bad.yaml": "form: bad\nfields:\n" + fields})
+def bad_form(tmp_path: Path, fields: str, *, public: bool = False) -> list[Problem]:
+    """The problems of MINI plus forms/bad.yaml with `fields` (indented four spaces); `public`:
+    the form is the public one."""
+    return problems(tmp_path, {"forms/bad.yaml": "form: bad\n" + ("public: true\n" if public else "")
+                               + "fields:\n" + fields})
 
 
 def test_a_reference_to_an_unknown_form_is_an_error_at_its_name(tmp_path: Path) -> None:
@@ -262,13 +264,8 @@ def test_a_computed_field_without_a_result_holds_a_number(tmp_path: Path) -> Non
     assert [d for d in diags if d.severity == "error"] == []
 
 
-def public_form(tmp_path: Path, fields: str) -> list[Problem]:
-    """The problems of MINI plus a public forms/bad.yaml with `fields`."""
-    return problems(tmp_path, {"forms/bad.yaml": "form: bad\npublic: true\nfields:\n" + fields})
-
-
 def test_a_required_staff_only_field_on_a_public_form_is_an_error_at_required(tmp_path: Path) -> None:
-    found = public_form(tmp_path, "  name: {type: text}\n  grade:\n    type: text\n    staff_only: true\n"
+    found = bad_form(tmp_path, public=True, fields="  name: {type: text}\n  grade:\n    type: text\n    staff_only: true\n"
                                   "    required: true\n")
     assert found == [("forms/bad.yaml", 8, 15, "'grade' is required but staff_only on a public form: "
                                                "anonymous submitters cannot fill it in, so every public "
@@ -276,7 +273,7 @@ def test_a_required_staff_only_field_on_a_public_form_is_an_error_at_required(tm
 
 
 def test_a_required_staff_only_field_with_a_default_on_a_public_form_is_valid(tmp_path: Path) -> None:
-    assert public_form(tmp_path, "  grade:\n    type: text\n    staff_only: true\n    required: true\n"
+    assert bad_form(tmp_path, public=True, fields="  grade:\n    type: text\n    staff_only: true\n    required: true\n"
                                  "    default: normal\n") == []
 
 

@@ -29,15 +29,27 @@ def register(registry):
 """
 
 
-def test_validate_names_the_plugin_whose_code_raised_at_the_definition_that_used_it(
-        install_plugin: InstallPlugin, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def bundle_using(install_plugin: InstallPlugin, tmp_path: Path, dist: str, module_source: str,
+                 node_type: str, *, agent: bool = False) -> Path:
+    """The test bundle, in tmp_path, whose spot check is `node_type` of plugin `dist` (module
+    `docket_<name>_plugin` = `module_source`, installed with the sample plugin it builds on);
+    `agent`: with a demo user `agent` to take the tasks."""
+    module = dist.replace("-", "_") + "_plugin"
     install_plugin("docket-sample-plugin", sample_entry_points(), source_dir=SAMPLE_SRC)
-    install_plugin("docket-crash", {"crash": "docket_crash_plugin:register"},
-                   modules={"docket_crash_plugin.py": CRASHES_AT_LOAD})
+    install_plugin(dist, {dist.split("-", 1)[1]: f"{module}:register"}, modules={f"{module}.py": module_source})
     bundle = tmp_path / "bundle"
     shutil.copytree(BUNDLE, bundle)
     flow = bundle / "flows" / "refund_flow.yaml"
-    flow.write_text(flow.read_text("utf-8").replace("type: random_audit", "type: crashing_audit"), "utf-8")
+    flow.write_text(flow.read_text("utf-8").replace("type: random_audit", f"type: {node_type}"), "utf-8")
+    if agent:
+        with (bundle / "bundle.yaml").open("a", encoding="utf-8") as meta:
+            meta.write("demo_users:\n  - {username: agent, name: Agent, roles: [agent]}\n")
+    return bundle
+
+
+def test_validate_names_the_plugin_whose_code_raised_at_the_definition_that_used_it(
+        install_plugin: InstallPlugin, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = bundle_using(install_plugin, tmp_path, "docket-crash", CRASHES_AT_LOAD, "crashing_audit")
     assert main(["validate", str(bundle)]) == 1
     err = capsys.readouterr().err
     # At the definition that used it, naming the plugin and the line that raised.
@@ -98,15 +110,7 @@ def test_docket_test_reports_a_plugins_value_error_as_its_bug_not_as_a_refusal(
         install_plugin: InstallPlugin, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A ValueError is how Docket's own checks refuse a step, so a plugin's ValueError read
     `refused: the audit quota table is empty`, as if the bundle had refused the submission."""
-    install_plugin("docket-sample-plugin", sample_entry_points(), source_dir=SAMPLE_SRC)
-    install_plugin("docket-failing", {"failing": "docket_failing_plugin:register"},
-                   modules={"docket_failing_plugin.py": RAISES_AT_RUN})
-    bundle = tmp_path / "bundle"
-    shutil.copytree(BUNDLE, bundle)
-    flow = bundle / "flows" / "refund_flow.yaml"
-    flow.write_text(flow.read_text("utf-8").replace("type: random_audit", "type: failing_audit"), "utf-8")
-    with (bundle / "bundle.yaml").open("a", encoding="utf-8") as meta:
-        meta.write("demo_users:\n  - {username: agent, name: Agent, roles: [agent]}\n")
+    bundle = bundle_using(install_plugin, tmp_path, "docket-failing", RAISES_AT_RUN, "failing_audit", agent=True)
     (bundle / "scenarios").mkdir()
     (bundle / "scenarios" / "submit.yaml").write_text(SUBMITS, "utf-8")
     assert main(["test", str(bundle)]) == 1

@@ -5,7 +5,6 @@ the plugin, so whoever reads it knows whose bug it is."""
 from __future__ import annotations
 
 import logging
-import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,8 +12,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from engine.clock import ManualClock
-from tests.plugins.conftest import BUNDLE, SAMPLE_SRC, InstallPlugin, sample_entry_points
-from tests.plugins.test_plugin_failures_cli import RAISES_AT_RUN
+from tests.plugins.conftest import InstallPlugin
+from tests.plugins.test_plugin_failures_cli import RAISES_AT_RUN, bundle_using
 from tests.web.api_kit import bearer, token_for
 from web.app import create_app
 from web.system import boot
@@ -26,17 +25,9 @@ REFUND = {"customer": "Li", "phone": "13812345678", "amount": "120.00"}
 def client(install_plugin: InstallPlugin, tmp_path: Path) -> TestClient:
     """The test bundle's refund form, public, whose flow's first step is a plugin node type
     that opens a task for `agent` and raises ValueError when it is completed."""
-    install_plugin("docket-sample-plugin", sample_entry_points(), source_dir=SAMPLE_SRC)
-    install_plugin("docket-failing", {"failing": "docket_failing_plugin:register"},
-                   modules={"docket_failing_plugin.py": RAISES_AT_RUN})
-    bundle = tmp_path / "bundle"
-    shutil.copytree(BUNDLE, bundle)
-    flow = bundle / "flows" / "refund_flow.yaml"
-    flow.write_text(flow.read_text("utf-8").replace("type: random_audit", "type: failing_audit"), "utf-8")
+    bundle = bundle_using(install_plugin, tmp_path, "docket-failing", RAISES_AT_RUN, "failing_audit", agent=True)
     form = bundle / "forms" / "refund.yaml"
     form.write_text(form.read_text("utf-8").replace("form: refund\n", "form: refund\npublic: true\n"), "utf-8")
-    with (bundle / "bundle.yaml").open("a", encoding="utf-8") as meta:
-        meta.write("demo_users:\n  - {username: agent, name: Agent, roles: [agent]}\n")
     system = boot(bundle, db_url=f"sqlite:///{tmp_path / 'docket.db'}",
                   clock=ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)))
     return TestClient(create_app(system, secret="test-secret"), raise_server_exceptions=False)

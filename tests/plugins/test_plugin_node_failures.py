@@ -47,15 +47,21 @@ class Audit:
         pass
 
 
-def system_with(enter: Any, tmp_path: Path) -> System:
+def bundle_with(enter: Any, tmp_path: Path, **methods: Any) -> tuple[Path, Any]:
+    """(the test bundle copied to tmp_path, a registry whose `random_audit` is `Audit` with
+    `enter` and `methods`, registered by a plugin)."""
     from flows.nodes.base import NodeType
 
     registry = build_registry(plugins=False)
-    node_type = type("BrokenAudit", (Audit, NodeType), {})(enter)
-    registry.node_types.add(node_type, source=SOURCE)
+    registry.node_types.add(type("BrokenAudit", (Audit, NodeType), methods)(enter), source=SOURCE)
     registry.functions.add(Function("mask_phone", lambda phone: phone, 1, 1), source=SOURCE)  # the form uses it
     root = tmp_path / "bundle"
     shutil.copytree(BUNDLE, root)
+    return root, registry
+
+
+def system_with(enter: Any, tmp_path: Path) -> System:
+    root, registry = bundle_with(enter, tmp_path)
     clock = ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
     return boot(root, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock, registry=registry)
 
@@ -117,14 +123,8 @@ def load_errors(targets: Any, tmp_path: Path) -> list[str]:
     `targets`."""
     from engine.bundle import validate_bundle
     from engine.errors import format_diagnostic
-    from flows.nodes.base import NodeType
 
-    registry = build_registry(plugins=False)
-    node_type = type("Edges", (Audit, NodeType), {"targets": lambda self, node: targets(node)})(lambda run: None)
-    registry.node_types.add(node_type, source=SOURCE)
-    registry.functions.add(Function("mask_phone", lambda phone: phone, 1, 1), source=SOURCE)
-    root = tmp_path / "bundle"
-    shutil.copytree(BUNDLE, root)
+    root, registry = bundle_with(lambda run: None, tmp_path, targets=lambda self, node: targets(node))
     _, diagnostics = validate_bundle(root, registry)
     return [format_diagnostic(d).replace(str(root) + "/", "") for d in diagnostics if d.severity == "error"]
 
