@@ -51,7 +51,10 @@ MAX_ANSWER_BYTES = 60 * 1024 * 1024
 """An answer may carry photos: at most this many files and bytes (each file also within its
 field's own limit, checked as it streams in)."""
 QUERY_NO = re.compile(r"[A-Za-z0-9-]{4,64}")
-_DUMMY = "0" * 64
+_NEVER = "-" * 64
+"""What the digits are compared with when there is nothing to match (an unknown number, a record
+whose phone is empty): typed digits never equal it. A run of "0" did: 64 zeros opened a record
+without a phone."""
 
 
 class StepPass:
@@ -203,11 +206,11 @@ def routes(web: "Web") -> list[Route]:
                 if record is not None:
                     found = (form, record)
                     break
-        expected = _DUMMY
+        expected = _NEVER
         if found is not None:
             form, record = found
             wanted = int(form.spec.lookup.get("digits", 4))
-            expected = _digits(record.get(form.spec.lookup["verify"]))[-wanted:] or _DUMMY
+            expected = _digits(record.get(form.spec.lookup["verify"]))[-wanted:] or _NEVER
         # Compare even when nothing was found, so both failures cost the same.
         matches = hmac.compare_digest(typed.encode()[-len(expected):] if typed else b"", expected.encode()) \
             and len(typed) >= 4

@@ -169,3 +169,19 @@ def test_the_lookup_says_where_the_query_number_is_found(client: TestClient) -> 
 def test_the_lookup_help_is_left_out_once_the_answer_is_shown(client: TestClient, query_no: str) -> None:
     page = client.post("/track?lang=en", data={"query_no": query_no, "verify": "5678"}).text
     assert 'id="lookup-help"' not in page
+
+
+def test_a_complaint_without_a_phone_is_not_opened_by_any_digits(client: TestClient, system: System,
+                                                                  query_no: str) -> None:
+    # A record whose phone is empty (imported, or kept from before the field was required) was
+    # compared with a placeholder of 64 zeros, so typing 64 zeros opened it.
+    from sqlalchemy import update
+
+    from engine.storage.db import transaction
+
+    table = system.forms.tables["complaint"]
+    with transaction(system.db) as conn:
+        conn.execute(update(table).where(table.c.query_no == query_no).values(contact_phone=None))
+    for typed in ("0" * 64, "0" * 4, "0" * 100):
+        page = client.post("/track?lang=en", data={"query_no": query_no, "verify": typed})
+        assert 'id="lookup-failed"' in page.text and 'id="lookup-status"' not in page.text
