@@ -12,7 +12,7 @@ from engine.yamlsource import Document
 from flows.spec import NodeSpec
 
 if TYPE_CHECKING:
-    from flows.runtime import NodeRun
+    from flows.node_run import NodeRun
 
 
 class NodeType:
