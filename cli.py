@@ -149,7 +149,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(f"--start: '{args.start}' is not a date (write it like 2026-03-02)", file=sys.stderr)
         return 1
     logging.getLogger("engine.outbox").setLevel(logging.ERROR)  # nothing is ever sent
-    logging.getLogger("reports.demo").setLevel(logging.ERROR)  # refused samples are counted, not told
+    logging.getLogger("reports.demo").setLevel(logging.ERROR)  # refused samples are summed up, not logged
     summaries = []
     with tempfile.TemporaryDirectory(prefix="docket-simulate-") as tmp:
         for n, bundle in enumerate([args.bundle] + ([args.compare] if args.compare else [])):
@@ -160,7 +160,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 print(f"simulating {args.records} {runner.form_name} records over {args.days} days "
                       f"with {bundle}...", file=sys.stderr, flush=True)
                 runner.run(args.records, start=start, days=args.days)
-                summaries.append(summarize(system.runtime, runner.form_name, bundle=str(bundle)))
+                summaries.append(summarize(system.runtime, runner.form_name, bundle=str(bundle),
+                                           refused=runner.refused))
             finally:
                 system.db.dispose()
     if args.format == "json":

@@ -13,13 +13,14 @@ from __future__ import annotations
 import heapq
 import logging
 import random
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
 import sqlalchemy as sa
 
-from engine.errors import DocketError
+from engine.errors import DocketError, ValidationFailed
 from engine.runtime import Runtime
 from engine.storage.db import read_transaction
 from engine.storage.tables import tasks, user_roles, users
@@ -109,6 +110,9 @@ class DemoRunner:
         self.known: set[int] = set()
         self.completed = 0
         self.steps: dict[int, int] = {}
+        self.refused: Counter[str] = Counter()
+        """Why sample records were refused ("field: message; field: message") -> how many: a
+        required field the samples never fill refuses every one of them."""
         with read_transaction(runtime.db) as conn:
             rows = conn.execute(sa.select(users.c.username, user_roles.c.role)
                                 .join(user_roles, user_roles.c.user_id == users.c.id)).all()
@@ -310,6 +314,9 @@ class DemoRunner:
                 result = self.forms.submit(self.form_name, self.complaint(at), actor="agent", channel="demo")
             except DocketError as exc:
                 log.warning("demo %s refused: %s", self.form_name, exc)
+                reasons = ([f"{name}: {messages[0]}" for name, messages in exc.errors.items() if messages]
+                           if isinstance(exc, ValidationFailed) else [])
+                self.refused["; ".join(reasons) or str(exc)] += 1
                 continue
             self._discover(result.record_id)
             if progress and n % 500 == 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import sqlalchemy as sa
 
@@ -44,17 +44,21 @@ class Summary:
     escalations: int = 0
     messages: dict[str, int] = field(default_factory=dict)
     incidents: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    """Why sample records were refused by the form ("field: message" -> samples)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def summarize(runtime: Runtime, form: str, *, bundle: str) -> Summary:
-    """Read a simulated database's results for `form`'s records."""
+def summarize(runtime: Runtime, form: str, *, bundle: str,
+              refused: Mapping[str, int] | None = None) -> Summary:
+    """Read a simulated database's results for `form`'s records; `refused` says why the form
+    refused samples (the runner's count), so that none silently goes missing."""
     with read_transaction(runtime.db) as conn:
         records = conn.execute(sa.select(sa.func.count(sa.distinct(flow_instances.c.record_id)))
                                .where(flow_instances.c.form == form)).scalar() or 0
-        summary = Summary(bundle, int(records))
+        summary = Summary(bundle, int(records), refused=dict(refused or {}))
         for status, outcome, count in conn.execute(
                 sa.select(flow_instances.c.status, flow_instances.c.outcome, sa.func.count())
                 .where(flow_instances.c.form == form)
@@ -99,6 +103,11 @@ def _steps(conn: Any, form: str) -> dict[str, StepStats]:
 def _rows(summary: Summary) -> Iterator[tuple[str, str]]:
     """(label, value) rows of one summary, in the order they are printed."""
     yield "records", str(summary.records)
+    if summary.refused:
+        # The form refused samples: say why, or a simulation of nothing reads as a quiet month.
+        yield "refused samples", str(sum(summary.refused.values()))
+        for reason, count in sorted(summary.refused.items(), key=lambda item: (-item[1], item[0]))[:5]:
+            yield f"  refused: {reason}", str(count)
     for key, count in sorted(summary.flows.items()):
         yield f"flows {key}", str(count)
     for node, stats in summary.steps.items():
@@ -118,7 +127,12 @@ def summary_lines(summary: Summary) -> list[str]:
     """One summary as aligned text lines."""
     rows = list(_rows(summary))
     width = max(len(label) for label, _ in rows)
-    return [f"simulation of {summary.bundle}"] + [f"  {label:<{width}}  {value}" for label, value in rows]
+    lines = [f"simulation of {summary.bundle}"] + [f"  {label:<{width}}  {value}" for label, value in rows]
+    if summary.refused and not summary.records:
+        lines.append("hint: the form refused every sample record; sample values come from each field's "
+                     "type, options and default, so a required field they cannot fill (a file, a "
+                     "signature) refuses them all: make it optional in a copy to simulate")
+    return lines
 
 
 def compare_lines(before: Summary, after: Summary) -> list[str]:

@@ -79,3 +79,24 @@ def test_a_case_sent_round_again_is_answered_afresh_not_kept_dissatisfied(capsys
 def test_a_bad_start_is_refused_with_the_option_named(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", str(POSTAL), "--start", "soon"]) == 1
     assert "--start: 'soon' is not a date" in capsys.readouterr().err
+
+
+def starter_with(tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str) -> Path:
+    """A bundle made by `docket new` whose request form has one more field (YAML lines)."""
+    bundle = tmp_path / "mine"
+    assert main(["new", str(bundle)]) == 0
+    form = bundle / "forms" / "request.yaml"
+    form.write_text(form.read_text(encoding="utf-8") + field, encoding="utf-8")
+    capsys.readouterr()
+    return bundle
+
+
+def test_samples_the_form_refuses_are_counted_with_the_reason(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # No sample carries a file: a required photo refuses every one, and the summary says so
+    # (it read "records 0" and nothing else).
+    bundle = starter_with(tmp_path, capsys, "  photo:\n    type: image\n    required: true\n")
+    assert main(["simulate", str(bundle), *SMALL]) == 0
+    out = capsys.readouterr().out
+    assert "refused samples" in out and "refused: photo: This field is required." in out
+    assert "hint: the form refused every sample record" in out
