@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -35,9 +36,10 @@ from web.api import field_json, iso, json_object
 from web.form_files import files_budget, mark_file_limits, read_kept_files, store_files
 from web.forms_body import read_form
 from web.json_answer import JSONAnswer
-from web.i18n import ui
+from web.auth import FailureWindows
+from web.i18n import ui, wait_text
 from web.offload import offload
-from web.ratelimit import Limit
+from web.ratelimit import Limit, retry_after
 from web.security import let_embedders_frame
 from web.staff import local_time, status_labeller
 
@@ -45,6 +47,10 @@ if TYPE_CHECKING:
     from web.app import Web
 
 LOOKUPS = Limit(20, 600)
+GUESSES_PER_NUMBER = {"hour": Limit(10, 3600), "day": Limit(30, 24 * 3600)}
+"""Looks at one query number whose digits were wrong, from every client together. The per-client
+budget (LOOKUPS) does not stop many addresses guessing the 10,000 four-digit endings of one
+number, which is printed on letters and SMS and follows the day's count (ADR 0005)."""
 ANSWERS = Limit(10, 600)
 MAX_ANSWER_FILES = 10
 MAX_ANSWER_BYTES = 60 * 1024 * 1024
@@ -196,6 +202,26 @@ def routes(web: "Web") -> list[Route]:
         given = _query_no(request.query_params.get("query_no", ""))
         return page(request, result=None, failed=False, query_no=given if QUERY_NO.fullmatch(given) else "")
 
+    guesses = FailureWindows(web.limiter.clock)
+
+    def count_guess(request: Request, query_no: str) -> None:
+        """Count a look at `query_no` as a wrong guess before its digits are checked (parallel
+        guesses cannot all slip through one free slot); 429 once the number has had too many.
+        Unknown numbers are counted alike, so the refusal says nothing about which exist."""
+        if not QUERY_NO.fullmatch(query_no):
+            return  # no record can match it: nothing to guess
+        wait = guesses.take([(f"{span}|{query_no}", limit) for span, limit in GUESSES_PER_NUMBER.items()])
+        if wait is not None:
+            header = retry_after(wait)
+            locale = web.locale_of(request)
+            raise HTTPException(429, ui("too_many", locale).format(wait=wait_text(header, locale)),
+                                headers={"Retry-After": header})
+
+    def found_it(query_no: str) -> None:
+        """The digits were right: that look does not count against the number."""
+        for span in GUESSES_PER_NUMBER:
+            guesses.forget_one(f"{span}|{query_no}")
+
     def find(query_no: str, typed: str) -> tuple[Any, dict[str, Any]] | None:
         """The record this query number and these digits name; None for a wrong number or wrong
         digits alike, after the same work (no enumeration)."""
@@ -242,6 +268,7 @@ def routes(web: "Web") -> list[Route]:
         web.limit(request, "lookup", LOOKUPS)
         posted = await read_form(request, max_fields=10, max_part_size=4096, max_body=64 * 1024)
         query_no = _query_no(posted.get("query_no", ""))
+        count_guess(request, query_no)
         found = await offload.run(find, query_no, _digits(posted.get("verify", "")))
         if found is None:
             # The number comes back, the digits do not: they are the customer's proof, like a
@@ -249,6 +276,7 @@ def routes(web: "Web") -> list[Route]:
             # counter screen, the browser's page cache), and they are never put in a link.
             return page(request, result=None, failed=True, query_no=query_no, status=200,
                         lang_url=relook(query_no))
+        found_it(query_no)
         form, record = found
         return await offload.run(result_page, request, form, record)
 
@@ -310,9 +338,12 @@ def routes(web: "Web") -> list[Route]:
     async def api_lookup(request: Request) -> Response:
         web.limit(request, "lookup", LOOKUPS)
         data = await json_object(request)
-        found = await offload.run(find, _query_no(data.get("query_no", "")), _digits(data.get("verify", "")))
+        query_no = _query_no(data.get("query_no", ""))
+        count_guess(request, query_no)
+        found = await offload.run(find, query_no, _digits(data.get("verify", "")))
         if found is None:
             return JSONAnswer({"error": "no record matches this query number and these digits"}, 404)
+        found_it(query_no)
         return JSONAnswer(await offload.run(view_json, found[0], found[1], web.locale_of(request)))
 
     async def api_answer(request: Request) -> Response:

@@ -34,6 +34,11 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._max_keys = max_keys
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock the windows are kept in (for other counters that must agree with it)."""
+        return self._clock
+
     def hit(self, bucket: str, client: str, limit: Limit) -> float | None:
         """Count one request; None when allowed, else the seconds until the next one is."""
         now = self._clock()

@@ -185,3 +185,45 @@ def test_a_complaint_without_a_phone_is_not_opened_by_any_digits(client: TestCli
     for typed in ("0" * 64, "0" * 4, "0" * 100):
         page = client.post("/track?lang=en", data={"query_no": query_no, "verify": typed})
         assert 'id="lookup-failed"' in page.text and 'id="lookup-status"' not in page.text
+
+
+def _from(client: TestClient, address: str) -> TestClient:
+    """Another client of the same application, from its own address."""
+    return TestClient(client.app, raise_server_exceptions=False, client=(address, 50000))
+
+
+def _guess(client: TestClient, address: str, query_no: str, verify: str) -> int:
+    return _from(client, address).post("/track?lang=en", data={"query_no": query_no, "verify": verify}).status_code
+
+
+def test_a_number_guessed_from_many_addresses_is_refused_after_ten_wrong_digits(client: TestClient,
+                                                                                 query_no: str) -> None:
+    # Each address stays far below its own budget; together they would try all 10,000 endings.
+    assert [_guess(client, f"203.0.113.{n}", query_no, f"{n:04d}") for n in range(10)] == [200] * 10
+    refused = _from(client, "198.51.100.7").post("/track?lang=en", data={"query_no": query_no, "verify": "5678"})
+    assert refused.status_code == 429 and 'id="lookup-status"' not in refused.text
+    assert int(refused.headers["retry-after"]) > 0
+    api = _from(client, "198.51.100.8").post("/api/v1/lookup", json={"query_no": query_no, "verify": "5678"})
+    assert api.status_code == 429 and "values" not in api.text
+
+
+def test_an_unknown_number_is_refused_after_as_many_guesses_as_a_real_one(client: TestClient,
+                                                                          query_no: str) -> None:
+    unknown = "TS2026112399999"
+    for number in (query_no, unknown):
+        assert [_guess(client, f"203.0.113.{n}", number, "0000") for n in range(11)] == [200] * 10 + [429]
+
+
+def test_the_numbers_guesses_are_counted_over_a_day_too(client: TestClient, query_no: str) -> None:
+    seconds = client.app.state.web.limiter.clock
+    for hour in range(3):
+        assert [_guess(client, f"203.0.113.{n}", query_no, "0000") for n in range(10)] == [200] * 10
+        seconds.now += 3601
+    assert _guess(client, "198.51.100.7", query_no, "5678") == 429
+    seconds.now += 24 * 3600
+    assert _guess(client, "198.51.100.7", query_no, "5678") == 200
+
+
+def test_right_digits_do_not_count_against_the_number(client: TestClient, query_no: str) -> None:
+    assert [_guess(client, "203.0.113.1", query_no, "5678") for _ in range(15)] == [200] * 15
+    assert [_guess(client, "203.0.113.2", query_no, "0000") for _ in range(3)] == [200] * 3
