@@ -16,7 +16,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import sqlalchemy as sa
 
@@ -24,6 +24,7 @@ from engine.errors import DocketError, ValidationFailed
 from engine.runtime import Runtime
 from engine.storage.db import read_transaction
 from engine.storage.tables import tasks, user_roles, users
+from forms.messages import FieldInvalid
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,20 @@ AMOUNT_WEIGHTS = (10, 15, 20, 20, 14, 8, 8, 5)
 
 _OPTIONAL_KINDS = frozenset({"money", "number", "integer", "rating", "boolean"})
 """Optional fields sample traffic fills in most of the time (besides choice fields)."""
+
+_CODE_KINDS = frozenset({"id_number", "text", "hidden"})
+"""Field types whose value may have to match a pattern of the analyst's: samples are checked."""
+
+
+def _codes(rng: random.Random) -> Iterator[str]:
+    """Sample codes for an identifier field: a valid resident id, credit code and waybill number,
+    then digits, upper-case letters and digits, and lower-case ones, of each length to 30."""
+    yield from ("11010519491231002X", "91350100M000100Y43", "SF1234567890")
+    for length in range(1, 31):
+        digits = "".join(str(rng.randrange(10)) for _ in range(length))
+        yield digits
+        yield "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(min(2, length))) + digits[2:]
+        yield "".join(rng.choice("abcdefghjkmnpqrstuvwxyz") for _ in range(length))
 
 
 class DemoRunner:
@@ -164,7 +179,23 @@ class DemoRunner:
         return data
 
     def value_for(self, field: Any, rng: random.Random | None = None) -> Any:
+        """A sample value a person might give `field`, which the field accepts, or None."""
         rng = rng or self.rng
+        value = self._sample(field, rng)
+        if field.type not in _CODE_KINDS or (value is not None and self._accepts(field, value)):
+            return value
+        # A code of the analyst's own pattern (a 10-digit account number): the first sample code
+        # it accepts, else its default.
+        return next((code for code in _codes(rng) if self._accepts(field, code)), field.default)
+
+    def _accepts(self, field: Any, value: Any) -> bool:
+        try:
+            self.form.types[field.name].parse(value, field)
+        except (FieldInvalid, DocketError, ValueError):
+            return False
+        return True
+
+    def _sample(self, field: Any, rng: random.Random) -> Any:
         kind = field.type
         if field.default is not None and rng.random() < 0.8:
             return field.default  # people mostly leave a field as the form suggests it

@@ -91,6 +91,15 @@ def starter_with(tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str)
     return bundle
 
 
+def test_a_required_code_of_the_analysts_own_pattern_is_filled_with_one_it_matches(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = starter_with(tmp_path, capsys, "  account_no:\n    type: id_number\n    kind: custom\n"
+                                            "    pattern: \"[0-9]{10}\"\n    required: true\n")
+    assert main(["simulate", str(bundle), *SMALL, "--format", "json"]) == 0
+    (summary,) = json.loads(capsys.readouterr().out)
+    assert summary["records"] == 24 and summary["refused"] == {}
+
+
 def test_samples_the_form_refuses_are_counted_with_the_reason(tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     # No sample carries a file: a required photo refuses every one, and the summary says so
