@@ -120,6 +120,9 @@ class RecordPage:
     """(node, label) of the steps the reader may reopen the ended record at; empty: may not."""
     created_by: str = ""
     """Who created the record, by name; the word for the system; "" for a customer's submission."""
+    unsent: list[tuple[str, str]] = field(default_factory=list)
+    """(label, text) of what the user typed into a step that is no longer theirs to complete (done
+    in another tab, taken over): no form shows it any more, so the page lists it to copy."""
 
 
 def outcomes_of(node: Any) -> list[Outcome]:
@@ -168,6 +171,9 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
         states = sla_states(runtime, conn, form_name, [record_id]).get(record_id, [])
         panels = [_panel(web, conn, t, principal, locale, form, hidden, record, (posted or {}).get(int(t["id"])), names)
                   for t in open_tasks]
+    shown = {p.id for p in panels if p.mine}
+    unsent = [row for task_id, kept in (posted or {}).items() if int(task_id) not in shown
+              for row in _unsent_rows(form, kept, hidden, locale, names)]
     flow = system.flows.flows.get(instance["flow"]) if instance else None
     diagram = None
     if flow is not None:
@@ -193,7 +199,23 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
         can_withdraw=bool(instance) and may_withdraw(record, instance["status"], principal),
         reopen_steps=[(n, _node_label(flow, n, locale)) for n in flow.reopen_steps()]
         if flow is not None and instance and may_reopen(flow, instance["status"], principal) else [],
-        created_by=_creator(record.get("created_by"), names, locale))
+        created_by=_creator(record.get("created_by"), names, locale), unsent=unsent)
+
+
+def _unsent_rows(form: Any, kept: Mapping[str, Any], hidden: set[str], locale: str,
+                 names: Mapping[str, str]) -> list[tuple[str, str]]:
+    """What a refused post held, as (label, text) rows: its fields with a value (files are not
+    kept: they were never stored), then its comment."""
+    rows = []
+    for name, value in (kept.get("values") or {}).items():
+        if name in hidden or name not in form.spec.fields or value in (None, "", [], {}):
+            continue
+        if getattr(form.types[name], "holds_attachments", False):
+            continue
+        rows.append((form.spec.fields[name].text(locale), field_text(form, name, value, locale, names)))
+    if kept.get("comment"):
+        rows.append((ui("comment", locale), str(kept["comment"])))
+    return rows
 
 
 def _creator(username: str | None, names: Mapping[str, str], locale: str) -> str:

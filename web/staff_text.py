@@ -84,8 +84,9 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "reopen_rule": {"en": "An ended record may be reopened by", "zh-CN": "已结束的记录可由以下人员重新打开"},
     "admins": {"en": "administrators", "zh-CN": "系统管理员"},
     "not_yours_long": {"en": "You no longer hold this task (someone took it over or it was completed). "
-                              "Nothing was saved; what you typed is kept below.",
-                       "zh-CN": "您已不再持有该任务（已被他人接手或已完成），未保存任何内容；您填写的内容保留在下方。"},
+                              "Nothing was saved; what you typed is listed below to copy.",
+                       "zh-CN": "您已不再持有该任务（已被他人接手或已完成），未保存任何内容；您填写的内容列在下方，可复制使用。"},
+    "unsent_input": {"en": "What you typed (not saved)", "zh-CN": "您填写的内容（未保存）"},
     "conflict_long": {"en": "This task was completed or changed by someone else meanwhile; nothing was saved.",
                       "zh-CN": "该任务已被他人处理或更改，本次未保存。"},
     "resubmitted": {"en": "This page was already sent with other values; please check and send again.",

@@ -198,6 +198,21 @@ def test_a_step_someone_else_completed_first_shows_a_clear_message(system: Syste
     assert 'id="record-alert"' in response.text and "Traceback" not in response.text
 
 
+def test_what_was_typed_into_a_step_completed_meanwhile_is_shown_to_copy(system: System) -> None:
+    record = submit(system)
+    task = claimed(system, record)
+    client = client_for(system, "ann")
+    page = client.get(f"/records/ticket/{record}?lang=en").text
+    system.flows.complete(task["id"], "ann", values={"urgency": "low"})  # e.g. another tab
+    response = client.post(f"/records/ticket/{record}/tasks/{task['id']}/complete",
+                           data={"urgency": "high", "comment": "Called the customer at 10:40",
+                                 "version": str(task["version"]), "csrf_token": csrf_of(page)})
+    assert response.status_code == 409
+    kept = response.text.split('id="record-unsent"')[1].split("</section>")[0]
+    assert "<dt>Urgency</dt><dd class=\"long\">High</dd>" in kept
+    assert "<dt>Comment</dt><dd class=\"long\">Called the customer at 10:40</dd>" in kept
+
+
 def test_a_stale_version_of_the_task_is_a_conflict_not_a_lost_update(system: System) -> None:
     record = submit(system)
     task = claimed(system, record)
