@@ -326,8 +326,11 @@ def routes(web: "Web") -> list[Route]:
                 request, principal, form, record_id, status=422, posted={task["id"]: kept}))
         except (ConflictError, NotFoundError) as exc:
             # Someone else completed or changed the task first, or the outcome is not one this
-            # step takes: say so on the page, never as a stack trace.
-            message = f"{web_text(web, request, 'conflict_long')} ({exc})"
+            # step takes: say so on the page, never as a stack trace. The engine's detail is an
+            # English sentence: a page in another language keeps to its own words.
+            message = web_text(web, request, "conflict_long")
+            if locale == "en":
+                message = f"{message} ({exc})"
             return await offload.run(lambda: render_record(
                 request, principal, form, record_id, status=409, posted={task["id"]: kept}, alert=message))
         return RedirectResponse(f"/records/{form.name}/{record_id}?notice=completed", status_code=303)

@@ -222,6 +222,16 @@ def test_a_stale_version_of_the_task_is_a_conflict_not_a_lost_update(system: Sys
     assert open_task(system, record)["node"] == "triage"
 
 
+def test_a_conflict_on_a_chinese_page_is_said_in_chinese_only(system: System) -> None:
+    record = submit(system)
+    task = claimed(system, record)
+    client = client_for(system, "ann")
+    client.get(f"/records/ticket/{record}?lang=zh-CN")
+    response = complete(client, record, {**task, "version": task["version"] - 1}, {"urgency": "low"})
+    alert = response.text.split('id="record-alert">')[1].split("</div>")[0]
+    assert alert == "该任务已被他人处理或更改，本次未保存。"
+
+
 def test_someone_who_does_not_hold_the_task_cannot_complete_it(system: System) -> None:
     record = submit(system)
     task = claimed(system, record, "ann")
