@@ -51,7 +51,7 @@ from engine.storage.tables import audit_log, sessions, users
 from forms.access import load_principal
 from web.i18n import ui, wait_text
 from web.offload import offload
-from web.ratelimit import Limit, client_address, retry_after
+from web.ratelimit import Limit, client_address, network_of, retry_after
 from web.scope import header, state_value
 
 if TYPE_CHECKING:
@@ -495,6 +495,7 @@ class SignInThrottle:
 
     def keys(self, account: str, client: str, device: bool) -> list[tuple[str, Limit]]:
         account = account.strip().lower()
+        client = network_of(client)  # an IPv6 client by its /64 (web.ratelimit)
         if device:
             return [(f"device|{account}|{client}", FAILURES_PER_ACCOUNT_AND_IP)]
         return [(f"pair|{account}|{client}", FAILURES_PER_ACCOUNT_AND_IP),

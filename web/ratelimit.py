@@ -3,11 +3,13 @@
 In memory means per process: with several workers each enforces its own window, so the
 effective limit is `limit x workers`, which is documented in the deployment notes. The client is
 the socket peer; `X-Forwarded-For` is honoured only from configured proxy addresses, so a forged
-header cannot reset a counter (RELIABILITY 46).
+header cannot reset a counter (RELIABILITY 46). An IPv6 client is counted by its /64
+(`network_of`): any address of it is the same client.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 from collections import deque
@@ -42,7 +44,7 @@ class RateLimiter:
     def hit(self, bucket: str, client: str, limit: Limit) -> float | None:
         """Count one request; None when allowed, else the seconds until the next one is."""
         now = self._clock()
-        key = (bucket, client)
+        key = (bucket, network_of(client))
         with self._lock:
             window = self._hits.get(key)
             if window is None:
@@ -62,6 +64,26 @@ class RateLimiter:
             del self._hits[key]
         if len(self._hits) >= self._max_keys:
             self._hits.clear()
+
+
+IPV6_CLIENT_PREFIX = 64
+"""An IPv6 client is counted by its /64: one home or phone line, or one cloud machine, gets a
+whole /64 and may use any of its 2^64 addresses, so counting each address let one client take a
+fresh budget per request."""
+
+
+def network_of(client: str) -> str:
+    """What a client is counted as: an IPv4 address as it is, an IPv6 address as its /64 (an
+    IPv4-mapped one as the IPv4 address), anything else (a test client's name) as given."""
+    if ":" not in client:
+        return client  # IPv4, or not an address: the common case, without parsing
+    try:
+        ip = ipaddress.IPv6Address(client.split("%", 1)[0])
+    except ValueError:
+        return client
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((ip, IPV6_CLIENT_PREFIX), strict=False))
 
 
 def client_address(request: Request, trusted_proxies: Iterable[str] = ()) -> str:

@@ -224,6 +224,23 @@ def test_the_throttle_lifts_after_its_window(behind_proxy: TestClient, seconds: 
     assert attack(behind_proxy, ["198.51.100.7"]) == [401]
 
 
+def test_guessing_from_many_addresses_of_one_ipv6_network_is_throttled_as_from_one(
+        behind_proxy: TestClient) -> None:
+    # A phone line or a cloud machine gets a whole /64: 2^64 addresses, a fresh budget each.
+    statuses = attack(behind_proxy, [f"2001:db8:5:7::{i:x}" for i in range(1, 101)])
+    assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}
+
+
+def test_public_budgets_count_an_ipv6_network_as_one_client(behind_proxy: TestClient) -> None:
+    def look(address: str, n: int) -> int:
+        return behind_proxy.post("/track?lang=en", data={"query_no": f"TS20261123{n:05d}", "verify": "1234"},
+                                 headers={"X-Forwarded-For": address}).status_code
+
+    assert [look(f"2001:db8:5:7:{i:x}::1", i) for i in range(1, 22)] == [200] * 20 + [429]
+    assert look("2001:db8:5:8::1", 99) == 200  # the next /64 is another client
+    assert look("::ffff:198.51.100.7", 98) == look("198.51.100.7", 97) == 200
+
+
 def test_a_forged_forwarded_for_from_a_non_proxy_does_not_reset_the_counter(client: TestClient) -> None:
     token = csrf_of(client.get("/signin").text)
     statuses = [client.post("/signin", data={"username": f"user{i}", "password": "guess-guess-guess",
