@@ -15,6 +15,7 @@ from engine.storage.prepared import PreparedQuery
 from engine.storage.tables import history, record_tags
 from engine.types import YamlPath
 from engine.yamlsource import Document
+from forms.kind import check_written_value
 from rules.actions.common import add_history, json_safe, write_fields
 from rules.exprs import compile_expr
 
@@ -24,19 +25,28 @@ def _form(ctx: BuildContext, name: str | None) -> Any:
 
 
 def _check_fields(ctx: BuildContext, doc: Document, path: YamlPath, form_name: str | None,
-                  names: Any) -> None:
+                  names: Any, *, written: bool = True, values: Mapping[str, Any] | None = None) -> None:
+    """Every name of `names` is a field of the form (an error at its key when not, listing the
+    fields when none is close); fields `written` must be ones a rule may write, and `values`
+    (literals written in the YAML) ones the field accepts: a rule found out only when it ran."""
     form = _form(ctx, form_name)
     if form is None:
         return
     for name in names:
-        if name not in form.fields:
-            from engine.errors import did_you_mean
-
-            ctx.error(doc, path + (name,), f"unknown field '{name}'", code="unknown-reference",
-                      at_key=True, hint=did_you_mean(name, form.fields))
-        elif form.fields[name].type in ("section", "note", "divider"):
+        spec = form.fields.get(name)
+        ftype = ctx.registry.field_types.get(spec.type) if spec is not None else None
+        if spec is None:
+            ctx.unknown(doc, path + (name,), "field", name, form.fields, at_key=True)
+        elif ftype is not None and not ftype.stores_value:
             ctx.error(doc, path + (name,), f"'{name}' shows text only and holds no value",
-                      code="invalid-field")
+                      code="invalid-field", at_key=True)
+        elif written and (spec.computed is not None or getattr(ftype, "read_only", False)):
+            ctx.error(doc, path + (name,), f"'{name}' is worked out by the system and cannot be set",
+                      code="invalid-field", at_key=True,
+                      hint="set the fields it is worked out from" if spec.computed is not None else None)
+        elif values is not None and values.get(name) is not None:
+            check_written_value(values[name], ftype, spec, ctx, doc, path + (name,), noun="value",
+                                subject=f"field '{name}'", code="invalid-value")
 
 
 _DERIVED = PreparedQuery(select(history.c.data).where(
@@ -74,7 +84,8 @@ class SetFields(BaseAction):
                 path: YamlPath, scope: ActionScope) -> Any:
         if not options.get("fields") and not options.get("compute"):
             ctx.error(doc, path, "set needs `fields` or `compute`", code="action")
-        _check_fields(ctx, doc, path + ("fields",), scope.form, options.get("fields", {}))
+        _check_fields(ctx, doc, path + ("fields",), scope.form, options.get("fields", {}),
+                      values=options.get("fields", {}))
         _check_fields(ctx, doc, path + ("compute",), scope.form, options.get("compute", {}))
         compute = {k: compile_expr(ctx, doc, path + ("compute", k), scope.names)
                    for k in options.get("compute", {})}
@@ -276,7 +287,7 @@ class Recommend(BaseAction):
         if not options.get("match"):
             ctx.error(doc, path, "recommend from a form needs `match: {field: expression}`", code="action")
             return None
-        _check_fields(ctx, doc, path + ("match",), options["form"], options["match"])
+        _check_fields(ctx, doc, path + ("match",), options["form"], options["match"], written=False)
         title = options.get("title") or getattr(kb, "title_field", None)
         if title and title not in kb.fields:
             ctx.unknown(doc, path + ("title",), "field", title, kb.fields)

@@ -11,8 +11,10 @@ from sqlalchemy import insert, select
 
 from engine.storage.db import read_transaction, schema_inspector, transaction
 from engine.storage.tables import outbox, timers, users
-from tests.rules.kit import (BUNDLE, MONDAY_9AM, SHANGHAI, advance_to, clock, complete, errors,
-                             history_of, make, messages, submit)
+from engine.bundle import validate_bundle
+from tests.rules.kit import (BUNDLE, FORM, MONDAY_9AM, SHANGHAI, advance_to, clock, complete, errors,
+                             history_of, make, messages, submit, write)
+from web.system import build_registry
 
 CHANNELS = BUNDLE.rstrip(" ") + """\
     channels:
@@ -291,6 +293,46 @@ def test_a_message_reads_fields_as_people_read_them_and_a_misspelt_one_is_a_load
     rules = BROKEN.replace('body: "{{ custmer }}"', 'body: "{{ text.custmer }}"')
     found = [e for e in errors(tmp_path, {"rules/ticket_rules.yaml": rules}) if e[1] == 17]
     assert found == [("rules/ticket_rules.yaml", 17, 19, "'text' has no 'custmer'")]
+
+
+
+def set_rule(fields: str) -> dict[str, str]:
+    """A rule set whose one rule's `set` action writes `fields` (a YAML flow mapping)."""
+    return {"forms/ticket.yaml": FORM.rstrip(" ") + "      score: {type: computed, expression: (level or 0) * 2}\n",
+            "rules/ticket_rules.yaml": f"""\
+    ruleset: ticket_rules
+    form: ticket
+    rules:
+      one:
+        on: record.created
+        do:
+          - action: set
+            fields: {fields}
+    """}
+
+
+def test_a_set_value_that_is_no_option_of_its_field_is_a_load_error_at_it(tmp_path: Path) -> None:
+    # It was found only when the rule ran: an incident on the first record it touched.
+    assert errors(tmp_path, set_rule("{urgency: urgnt}")) == [
+        ("rules/ticket_rules.yaml", 8, 27, "the value 'urgnt' is not an option of field 'urgency'")]
+
+
+def test_a_set_value_its_field_cannot_hold_is_a_load_error_at_it(tmp_path: Path) -> None:
+    assert errors(tmp_path, set_rule("{level: many}")) == [
+        ("rules/ticket_rules.yaml", 8, 25, "the value 'many' is not valid for field 'level': Enter a whole number.")]
+
+
+def test_setting_a_computed_field_is_a_load_error_at_its_name(tmp_path: Path) -> None:
+    assert errors(tmp_path, set_rule("{score: 3}")) == [
+        ("rules/ticket_rules.yaml", 8, 18, "'score' is worked out by the system and cannot be set")]
+
+
+def test_an_unknown_field_to_set_with_nothing_close_lists_the_form_s_fields(tmp_path: Path) -> None:
+    root = write(tmp_path / "bundle", set_rule("{priorty: high}"))
+    _bundle, diags = validate_bundle(root, build_registry(plugins=False))
+    (found,) = [d for d in diags if d.severity == "error"]
+    assert found.message == "unknown field 'priorty'"
+    assert found.hint and found.hint.startswith("known fields: amount, category, customer, level,")
 
 
 ENTERED_RULES = """\
