@@ -175,7 +175,13 @@ class ValidationFailed(DocketError):
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A 'did you mean ...?' hint for a misspelt name, or None if nothing is close."""
-    matches = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    names = sorted(set(candidates))
+    matches = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    if not matches:
+        # Another case ('SMS' for the option 'sms') is a likely slip in which difflib sees no
+        # likeness at all: compare the lower-case forms too.
+        lowered = {str(n).lower(): n for n in reversed(names)}
+        matches = [lowered[m] for m in difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.6)]
     return f"did you mean '{matches[0]}'?" if matches else None
 
 

@@ -195,6 +195,12 @@ def test_a_misspelt_option_compared_with_a_choice_field_is_a_load_error(function
          "did you mean 'urgent'?")]
 
 
+def test_an_option_written_in_another_case_is_told_the_option_meant(functions: Kind[Any]) -> None:
+    # 'URGENT' and 'urgent' share no letter for difflib: the hint listed the options instead.
+    (found,) = _options_problems('urgency == "URGENT"', functions)
+    assert found[3] == "did you mean 'urgent'?"
+
+
 def test_every_unknown_option_of_an_in_list_is_reported_at_its_position(functions: Kind[Any]) -> None:
     assert [(line, col) for line, col, *_ in _options_problems(
         'urgency in ("normal", "hi", "urgent", "lo")', functions)] == [(1, 23), (1, 39)]
