@@ -10,7 +10,8 @@ A missing or wrong signature is 401; a timestamp further than the webhook's `tol
 (default 5 minutes) from the server's clock is 401 too, so a captured delivery cannot be
 replayed later. Within the tolerance a replay is harmless: the `external_id` (e.g. the call
 id) is the idempotency key, so a repeated delivery returns the first record (200) instead of
-creating another. Values that do not validate are 422 with errors per field, like the API.
+creating another; a payload without one is keyed by its signature, so the same delivery sent
+again does the same. Values that do not validate are 422 with errors per field, like the API.
 """
 
 from __future__ import annotations
@@ -63,6 +64,15 @@ def verify(spec: WebhookSpec, headers: Any, body: bytes, now: float) -> None:
                                  "a delayed or replayed delivery")
 
 
+def delivery_key(spec: WebhookSpec, headers: Any) -> str:
+    """The idempotency key of a delivery whose payload has no external id: its signature, which
+    names its timestamp and body. A captured delivery replayed within the tolerance is answered
+    with the first record instead of creating another; the sender's own retry, signed at a new
+    instant, is a new delivery, as it always was without an id."""
+    signed = headers.get(SIGNATURE_HEADER, "").strip().removeprefix("sha256=")
+    return f"webhook:{spec.name}:delivery:{signed[:64]}"
+
+
 def routes(web: "Web") -> list[Route]:
     """The webhook endpoint (one route; unknown names are 404)."""
     from web.api import MAX_JSON_BODY
@@ -93,7 +103,7 @@ def routes(web: "Web") -> list[Route]:
             values, external = map_payload(spec, payload, system.forms.eval_context())
         except MappingFailed as exc:
             return JSONResponse({"error": "the payload could not be mapped", "fields": exc.errors}, 422)
-        key = f"webhook:{spec.name}:{external}" if external else None
+        key = f"webhook:{spec.name}:{external}" if external else delivery_key(spec, request.headers)
         result = await offload.run(
             system.forms.submit, spec.form, values, actor=spec.actor, locale=web.locale_of(request),
             idempotency_key=key, channel=f"webhook:{spec.name}")
@@ -103,4 +113,4 @@ def routes(web: "Web") -> list[Route]:
     return [Route("/api/v1/webhooks/{name}", receive, methods=["POST"])]
 
 
-__all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "routes", "sign", "verify"]
+__all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "delivery_key", "routes", "sign", "verify"]

@@ -61,6 +61,29 @@ def test_a_repeated_delivery_of_the_same_call_returns_the_first_complaint(client
     assert again.json()["id"] == first.json()["id"] and system.forms.count("complaint") == 1
 
 
+def test_a_captured_delivery_without_a_call_id_replayed_within_the_tolerance_adds_nothing(
+        client: TestClient, system: System) -> None:
+    # Without an external id nothing keyed the delivery: each replay of the same signed bytes,
+    # for five minutes, was another complaint.
+    call = json.loads(json.dumps(CALL))
+    del call["call"]["id"]
+    sent_at = int(system.runtime.clock.now().timestamp())
+    first = deliver(client, system, call, at=sent_at)
+    replays = [deliver(client, system, call, at=sent_at) for _ in range(3)]
+    assert first.status_code == 201 and {r.status_code for r in replays} == {200}
+    assert {r.json()["id"] for r in replays} == {first.json()["id"]} and system.forms.count("complaint") == 1
+
+
+def test_a_call_without_an_id_sent_again_at_a_new_instant_is_a_new_delivery(client: TestClient,
+                                                                           system: System) -> None:
+    call = json.loads(json.dumps(CALL))
+    del call["call"]["id"]
+    sent_at = int(system.runtime.clock.now().timestamp())
+    assert deliver(client, system, call, at=sent_at).status_code == 201
+    assert deliver(client, system, call, at=sent_at + 1).status_code == 201
+    assert system.forms.count("complaint") == 2
+
+
 def test_missing_optional_keys_fall_back(client: TestClient, system: System) -> None:
     call = json.loads(json.dumps(CALL))
     del call["ticket"]["urgency"], call["call"]["agent"], call["ticket"]["waybill"]
