@@ -157,6 +157,7 @@ UI.update({
     "retry": {"en": "Retry", "zh-CN": "重试"},
     "nothing_here": {"en": "Nothing here.", "zh-CN": "暂无内容。"},
     "outbox_dead": {"en": "Undelivered messages", "zh-CN": "未送达消息"},
+    "timer_incidents": {"en": "Timers that failed", "zh-CN": "执行失败的定时任务"},
     "time": {"en": "Time", "zh-CN": "时间"},
     "actor": {"en": "Who", "zh-CN": "操作人"},
     "action": {"en": "Action", "zh-CN": "操作"},

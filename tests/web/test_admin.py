@@ -189,7 +189,13 @@ def test_an_unknown_user_is_404(admin: TestClient) -> None:
 def test_roles_are_listed_from_the_bundle_with_their_members(admin: TestClient) -> None:
     page = admin.get("/admin/roles?lang=en").text
     row = page.split("<code>finance_director</code>")[1].split("</tr>")[0]
-    assert "Finance director" in page and "郑总监" in row and "all" in row
+    assert "Finance director" in page and "郑总监" in row and "every record" in row
+
+
+def test_what_a_role_sees_is_said_in_words_not_its_code(admin: TestClient) -> None:
+    page = admin.get("/admin/roles?lang=zh-CN").text
+    row = page.split("<code>agent</code>")[1].split("</tr>")[0]
+    assert "<td>本部门记录</td>" in row and "department" not in row
 
 
 def test_departments_show_their_parent_and_members(admin: TestClient) -> None:
@@ -261,6 +267,10 @@ def test_a_failing_scenario_is_shown_with_its_position_before_any_reload(
 
 
 # -- incidents and outbox ------------------------------------------------------------------------
+
+def test_the_incidents_page_names_its_timers_in_the_readers_language(admin: TestClient) -> None:
+    assert "<h2>执行失败的定时任务</h2>" in admin.get("/admin/incidents?lang=zh-CN").text
+
 
 def test_a_timer_incident_is_listed_and_retried(admin: TestClient, system: System, clock: ManualClock) -> None:
     service = system.runtime.services["timers"]
