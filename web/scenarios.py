@@ -128,6 +128,14 @@ class StepFailed(Exception):
         self.hint = hint
 
 
+class ExpectationsFailed(Exception):
+    """Several keys of one `expect` step did not hold: each is reported at its own key."""
+
+    def __init__(self, failures: list[StepFailed]):
+        super().__init__("; ".join(str(f) for f in failures))
+        self.failures = failures
+
+
 class NotYours(DocketError):
     """The step's user may not work on the task (the web answers 403): a refusal a scenario
     can expect with `fails`."""
@@ -280,11 +288,13 @@ def run_scenario(system: System, scenario: Scenario) -> ScenarioResult:
         action = next(key for key in step if key in ACTIONS)
         try:
             run.step(action, step)
-        except StepFailed as exc:
-            path = where + exc.path
-            span = scenario.doc.source_map.value(path) if exc.path else scenario.doc.source_map.key(where + (action,))
-            result.problems.append(Diagnostic(f"step {i + 1} ({_describe(action, step)}): {exc}", span,
-                                              code="scenario-failed", hint=exc.hint, yaml_path=path))
+        except (StepFailed, ExpectationsFailed) as exc:
+            for failed in exc.failures if isinstance(exc, ExpectationsFailed) else [exc]:
+                path = where + failed.path
+                span = (scenario.doc.source_map.value(path) if failed.path
+                        else scenario.doc.source_map.key(where + (action,)))
+                result.problems.append(Diagnostic(f"step {i + 1} ({_describe(action, step)}): {failed}", span,
+                                                  code="scenario-failed", hint=failed.hint, yaml_path=path))
             return result
         except Exception as exc:  # a fault of Docket's or a plugin's, not the analyst's: say so
             log.exception("scenario %s, step %d", scenario.doc.file, i + 1)
@@ -430,9 +440,19 @@ class _Run:
 
     # -- expectations ---------------------------------------------------------------------------
     def expect(self, expect: Mapping[str, Any]) -> None:
+        """Check every key, and report each that does not hold: one wrong expectation must
+        not hide another of the same step (the steps after it are not run)."""
         form, record_id = self._record()
+        failures = []
         for key, wanted in expect.items():
-            getattr(self, f"expect_{key}")(form, record_id, wanted)
+            try:
+                getattr(self, f"expect_{key}")(form, record_id, wanted)
+            except StepFailed as exc:
+                failures.append(exc)
+        if len(failures) == 1:
+            raise failures[0]
+        if failures:
+            raise ExpectationsFailed(failures)
 
     def expect_at(self, form: str, record_id: int, wanted: Any) -> None:
         want = sorted([wanted] if isinstance(wanted, str) else wanted)
@@ -464,7 +484,7 @@ class _Run:
     def expect_outcome(self, form: str, record_id: int, wanted: str | None) -> None:
         instance = self._instance(form, record_id)
         if instance["outcome"] != wanted:
-            found = instance["outcome"] or f"none yet (the flow is {instance['status']})"
+            found = _shown(instance["outcome"]) if instance["outcome"] else f"none yet (the flow is {instance['status']})"
             raise StepFailed(f"expected outcome {_shown(wanted)}, found {found}", ("expect", "outcome"))
 
     def expect_sla(self, form: str, record_id: int, wanted: Mapping[str, str]) -> None:

@@ -71,6 +71,17 @@ def test_a_wrong_expectation_is_reported_at_the_expected_value(tmp_path: Path) -
                                       "expected open steps [propose], found [accept]")
 
 
+
+def test_every_wrong_expectation_of_a_step_is_reported_at_its_own_value(tmp_path: Path) -> None:
+    # Only the first was: fixing it and running again found the next one.
+    result = run(tmp_path, """\
+      - expect: {at: propose, status: accepted, flow: completed}
+    """)
+    assert [(d.span.line, d.span.col, d.message) for d in result.problems] == [
+        (13, 18, "step 2 (expect): expected open steps [propose], found [accept]"),
+        (13, 51, "step 2 (expect): expected the flow to be completed, it is running")]
+
+
 def test_a_command_refused_without_fails_is_a_failure_that_says_why(tmp_path: Path) -> None:
     result = run(tmp_path, """\
       - complete: accept
