@@ -3,8 +3,8 @@
 Each file is read by the loader `docket test` uses (`web.scenarios.load_scenario`: its shape and
 its steps), then every name it uses is looked up in the loaded bundle: the forms it submits and
 follows, the flow steps it completes, claims, reassigns, reopens and answers, the users in `by`
-and `to` (the bundle's `demo_users`), the channels it replies on or counts messages of, and the
-fields in `values` and `expect.fields`. Steps act on the record of the last `submit` or
+and `to` (the bundle's `demo_users`), the channels it replies on or counts messages of, the
+fields in `values` and `expect.fields`, and the status in `expect.status`. Steps act on the record of the last `submit` or
 `follow`, so the names of a step are those of that form. A misspelt name is a
 `file:line:col` error with a did-you-mean hint, found before a scenario runs into it.
 """
@@ -20,6 +20,7 @@ from engine.kinds import BuildContext
 from engine.outbox import configured_channels
 from engine.registry import Registry
 from engine.types import YamlPath
+from flows.kind import record_statuses
 from web.scenarios import ACTIONS, Scenario, load_scenario, scenario_files
 
 NODE_ACTIONS = ("complete", "claim", "reassign", "reopen", "answer")
@@ -35,7 +36,10 @@ def check_scenarios(root: Path | str, bundle: Bundle | None, registry: Registry)
     for path in scenario_files(Path(root)):
         scenario = load_scenario(path, display_path(path), diags)
         if scenario is not None and bundle is not None:
-            _Names(bundle, BuildContext(registry, diags, meta=bundle.meta)).check(scenario)
+            # The loaded lists and flows: what a record's statuses are read from (record_statuses).
+            ctx = BuildContext(registry, diags, meta=bundle.meta,
+                               definitions={kind: dict(bundle.all(kind)) for kind in ("list", "flow")})
+            _Names(bundle, ctx).check(scenario)
     return diags.sorted()
 
 
@@ -109,6 +113,9 @@ class _Names:
                 self.ctx.unknown(doc, at + (name,), "field", name, fields, at_key=True)
 
     def _expect(self, doc: Any, at: YamlPath, expect: Mapping[str, Any], form: str) -> None:
+        statuses = record_statuses(self.forms[form], self.ctx)
+        if isinstance(expect.get("status"), str) and statuses is not None and expect["status"] not in statuses:
+            self.ctx.unknown(doc, at + ("status",), "status", expect["status"], statuses)
         if isinstance(expect.get("fields"), dict):
             self._fields(doc, at + ("fields",), expect["fields"], form)
         wanted = expect.get("at")

@@ -105,6 +105,14 @@ def test_an_expected_field_the_form_lacks_is_an_error_at_the_field(tmp_path: Pat
     assert found == [("scenarios/story.yaml", 5, 23, "unknown field 'amout'")]
 
 
+
+def test_an_expected_status_no_record_can_have_is_an_error_at_it(tmp_path: Path) -> None:
+    # The starter's statuses are its request_status list: 'closed' is none of them, so the
+    # scenario could only fail, and only when run.
+    found = scenario_problems(tmp_path, "  - expect: {status: closed}\n")
+    assert found == [("scenarios/story.yaml", 5, 22, "unknown status 'closed'")]
+
+
 def test_a_completed_steps_values_are_checked_against_the_form(tmp_path: Path) -> None:
     found = scenario_problems(tmp_path, "  - complete: review\n    by: officer\n    values: {note: ok}\n")
     assert [message for *_, message in found] == ["unknown field 'note'"]
