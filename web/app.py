@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -53,6 +54,18 @@ PAGES_WITH_FILES = {"/f/": public.MAX_FORM_BYTES, "/records/": records_pages.MAX
                     "/track/answer": lookup.MAX_ANSWER_BYTES}
 """Pages whose forms carry files (multipart): their handlers read up to these sizes, so the
 2 MB default would refuse one photo from a phone camera before the handler could say which."""
+
+class DatabaseId(IntegerConvertor):
+    """`{name:int}` in a route: at most 18 digits, so every number it takes fits the 64-bit id
+    columns. Starlette's own took any length, and SQLite refused a longer one with OverflowError:
+    a 500 on a record page, its print or an incident's retry for anyone who typed one."""
+
+    regex = "[0-9]{1,18}"
+
+
+# Before any route is built: every `{...:int}` of the application is a database id. A longer
+# number then matches no route, which is answered 404 like any unknown page.
+register_url_convertor("int", DatabaseId())
 
 LANG_COOKIE = "docket_lang"
 """The language a user picked with `?lang=`: most links inside the pages do not repeat it."""

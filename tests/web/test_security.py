@@ -362,3 +362,20 @@ def test_a_throttled_sign_in_says_how_long_to_wait(behind_proxy: TestClient) -> 
     wait = int(answers[-1].headers["retry-after"])
     assert answers[-1].status_code == 429 and wait > 60
     assert f"Too many failed sign-ins: try again in {-(-wait // 60)} minutes." in answers[-1].text
+
+
+# -- errors (54) -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/records/complaint/{n}", "/records/complaint/{n}/print/reply_letter.pdf",
+                                  "/records/complaint/{n}/files/abc"])
+def test_an_id_longer_than_the_database_holds_is_not_found(client: TestClient, path: str) -> None:
+    signed_in(client)
+    response = client.get(path.format(n="9" * 30), follow_redirects=False)
+    assert response.status_code == 404
+
+
+def test_an_incident_id_longer_than_the_database_holds_is_not_found(client: TestClient) -> None:
+    token = signed_in(client)
+    response = client.post(f"/admin/incidents/timer/{'9' * 30}/retry", data={"csrf_token": token},
+                           follow_redirects=False)
+    assert response.status_code == 404
