@@ -61,8 +61,10 @@ def template_context(act: ActionContext) -> dict[str, Any]:
     })
     names.setdefault("tags", [])
     if act.form is not None:
-        names.setdefault("text", FieldText(act.service("forms").form(act.form), act.record,
-                                           act.runtime.bundle.meta.default_locale))
+        compiled = act.service("forms").form(act.form)
+        statuses = (compiled.spec.lookup or {}).get("statuses")
+        names.setdefault("text", FieldText(compiled, act.record, act.runtime.bundle.meta.default_locale,
+                                           act.runtime.bundle.all("list").get(statuses) if statuses else None))
     base = configured_public_url()
     # The record's staff page: at the public address when one is set, else the path alone.
     names.setdefault("link", record_url(base, act.form, act.record_id) if act.record_id is not None else "")
@@ -75,21 +77,27 @@ def template_context(act: ActionContext) -> dict[str, Any]:
 class FieldText(Mapping[str, str]):
     """`text.<field>` in a message: the field as people read it in the bundle's default language
     (`text.urgency` is 紧急 where `urgency` is `urgent`; dates in the bundle's zone), worked out
-    only for the fields a message names."""
+    only for the fields a message names; `text.status` is the record's status in the words of
+    the form's status list (`lookup: statuses:`), the customer's words (已退费, not `refunded`)."""
 
-    def __init__(self, compiled: Any, record: Mapping[str, Any], locale: str):
+    def __init__(self, compiled: Any, record: Mapping[str, Any], locale: str, statuses: Any = None):
         self._compiled, self._record, self._locale = compiled, record, locale
+        self._statuses = statuses
 
     def __getitem__(self, name: str) -> str:
+        if name == "status" and name not in self._compiled.types:
+            value = self._record.get("status") or ""
+            option = self._statuses.find(value) if self._statuses is not None and value else None
+            return option.text(self._locale) if option else str(value)
         if name not in self._compiled.types:
             raise KeyError(name)
         return self._compiled.display(name, self._record.get(name), self._locale)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._compiled.types)
+        return iter([*self._compiled.types, "status"])
 
     def __len__(self) -> int:
-        return len(self._compiled.types)
+        return len(self._compiled.types) + 1
 
 
 def _sla_names(act: ActionContext) -> dict[str, Any]:
@@ -138,8 +146,9 @@ class Notify(BaseAction):
         to = check_recipients(options["to"], ctx, doc, path + ("to",), scope.form)
         names = None if scope.names is None else scope.names | TEMPLATE_NAMES
         form = ctx.definitions.get("form", {}).get(scope.form) if scope.form else None
-        # `text.<field>` must name a field of the form (checked here, not when a message fails).
-        members = {"text": form.fields} if form is not None else None
+        # `text.<field>` must name a field of the form, or `status` (checked here, not when a
+        # message fails).
+        members = {"text": {*form.fields, "status"}} if form is not None else None
         subject = (compile_in_document(ctx, doc, path + ("subject",), html=False, names=names, members=members)
                    if "subject" in options else None)
         body = compile_in_document(ctx, doc, path + ("body",), html=False, names=names, members=members)

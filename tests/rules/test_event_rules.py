@@ -296,6 +296,36 @@ def test_a_message_reads_fields_as_people_read_them_and_a_misspelt_one_is_a_load
 
 
 
+
+def test_a_message_gives_the_status_in_the_words_of_the_form_s_status_list(tmp_path: Path) -> None:
+    # {{ status }} is the code (resolved); a message to a customer wants what /track shows them.
+    form = FORM.replace("numbering: T{seq:4}", "numbering: T{seq:4}\n    lookup: {verify: phone, statuses: ticket_status}")
+    system = make(tmp_path, {
+        "forms/ticket.yaml": form,
+        "lists/ticket_status.yaml": """\
+            list: ticket_status
+            items:
+              - {value: new, label: 已提交}
+              - {value: accepted, label: 已受理}
+              - {value: in_progress, label: 处理中}
+              - {value: awaiting_reply, label: 待回复}
+              - {value: resolved, label: 已解决}
+            """,
+        "rules/ticket_rules.yaml": """\
+            ruleset: ticket_rules
+            form: ticket
+            rules:
+              told:
+                on: {task.completed: accept}
+                do:
+                  - {action: notify, to: {address: "13912345678"}, body: "{{ query_no }}: {{ text.status }}"}
+            """})
+    record_id = submit(system, phone="13912345678")
+    complete(system, record_id, "accept")
+    (message,) = messages(system)
+    assert message["body"] == "T0001: 已受理"
+
+
 def set_rule(fields: str) -> dict[str, str]:
     """A rule set whose one rule's `set` action writes `fields` (a YAML flow mapping)."""
     return {"forms/ticket.yaml": FORM.rstrip(" ") + "      score: {type: computed, expression: (level or 0) * 2}\n",
