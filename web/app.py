@@ -211,12 +211,11 @@ def create_app(system: System, *, secret: str | None = None,
             # operator can act on; the traceback (with the SQL) only at debug.
             log.error("error %s on %s %s: %s", ref, request.method, request.url.path, refusal)
             log.debug("error %s: the refusal", ref, exc_info=exc)
-            response = _error(request, 503, f"the service cannot store or read data just now; try again "
-                                            f"later (reference {ref})")
+            response = _error(request, 503, _own_words(request, "error_refused", ref=ref))
         else:
             log.exception("unhandled error %s on %s %s%s", ref, request.method, request.url.path,
                           f": a bug in the plugin {plugin}" if plugin else "")
-            response = _error(request, 500, f"something went wrong on our side (reference {ref})")
+            response = _error(request, 500, _own_words(request, "error_crash", ref=ref))
         with suppress(AttributeError):  # an exception without a __dict__ is logged twice, no worse
             setattr(exc, ANSWERED, True)
         # This answer comes from outside the middleware stack: add the security headers here.
@@ -294,6 +293,14 @@ ERROR_WORDS = {400: "error_400", 403: "error_403", 404: "error_404", 409: "error
 
 PUBLIC_PAGES = ("/f/", "/track")
 """Pages a customer reaches without signing in: the start page (staff sign-in) is no way back."""
+
+
+def _own_words(request: Request, key: str, **params: Any) -> str:
+    """One of Docket's own error sentences (not an engine's detail) in the reader's language; the
+    API's clients read English."""
+    web = getattr(request.app.state, "web", None) if "app" in request.scope else None
+    locale = "en" if web is None or request.url.path.startswith("/api/") else web.locale_of(request)
+    return ui(key, locale).format(**params)
 
 
 def _error(request: Request, status: int, message: str) -> Response:

@@ -72,6 +72,10 @@ UI: dict[str, dict[str, str]] = {
     "error_429": {"en": "Too many requests", "zh-CN": "请求过于频繁"},
     "error_500": {"en": "Something went wrong", "zh-CN": "系统出错了"},
     "error_home": {"en": "Back to the start page", "zh-CN": "返回首页"},
+    "error_crash": {"en": "something went wrong on our side (reference {ref})",
+                    "zh-CN": "系统内部出错（参考编号 {ref}）。请稍后再试；若仍出错，请把参考编号告诉管理员。"},
+    "error_refused": {"en": "the service cannot store or read data just now; try again later (reference {ref})",
+                      "zh-CN": "系统暂时无法读写数据，请稍后再试（参考编号 {ref}）。"},
     "error_413": {"en": "Too much was sent at once", "zh-CN": "提交的内容过大"},
     "body_too_large": {"en": "The form and its files come to more than {mb} MB, so nothing was sent. "
                              "Go back, attach fewer or smaller files, and send it again.",

@@ -317,7 +317,7 @@ def test_a_crash_in_a_signed_in_page_shows_a_reference_and_logs_the_traceback(
         response = client.get("/broken")
     assert response.status_code == 500
     assert "secret detail" not in response.text and "Traceback" not in response.text
-    reference = re.search(r"reference ([0-9a-f]{12})", response.text)
+    reference = re.search(r"(?:reference|参考编号) ([0-9a-f]{12})", response.text)
     assert reference, response.text
     logged = [r for r in caplog.records if reference.group(1) in r.getMessage()]
     assert logged and logged[0].exc_info and "database exploded" in str(logged[0].exc_info[1])

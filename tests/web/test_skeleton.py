@@ -133,9 +133,21 @@ def test_a_crash_shows_a_reference_not_a_stack_trace(system: System) -> None:
         raise RuntimeError("secret internals")
 
     system.forms.list = explode  # type: ignore[method-assign]
-    response = signed_in(TestClient(app, raise_server_exceptions=False)).get("/records/complaint")
+    response = signed_in(TestClient(app, raise_server_exceptions=False)).get("/records/complaint?lang=en")
     assert response.status_code == 500
     assert "reference" in response.text and "secret internals" not in response.text
+
+
+def test_a_crash_on_a_chinese_page_is_explained_in_chinese(system: System) -> None:
+    app = create_app(system, secret="test-secret")
+
+    def explode(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret internals")
+
+    system.forms.list = explode  # type: ignore[method-assign]
+    response = signed_in(TestClient(app, raise_server_exceptions=False)).get("/records/complaint?lang=zh-CN")
+    assert response.status_code == 500
+    assert "<p>系统内部出错（参考编号 " in response.text and "went wrong" not in response.text
 
 
 def test_a_database_that_refuses_is_a_503_and_one_log_line_with_its_reason(
@@ -152,7 +164,7 @@ def test_a_database_that_refuses_is_a_503_and_one_log_line_with_its_reason(
 
     system.forms.list = disk_full  # type: ignore[method-assign]
     with caplog.at_level("ERROR", logger="web.app"):
-        response = signed_in(TestClient(app, raise_server_exceptions=False)).get("/records/complaint")
+        response = signed_in(TestClient(app, raise_server_exceptions=False)).get("/records/complaint?lang=en")
     assert response.status_code == 503 and "reference" in response.text
     (record,) = caplog.records
     assert record.getMessage().endswith("on GET /records/complaint: the database refused: database or disk is full")
