@@ -206,7 +206,13 @@ def create_app(system: System, *, secret: str | None = None,
         ref = secrets.token_hex(6)
         plugin = plugin_in_traceback(exc)
         refusal = server_refusal(exc) if plugin is None else None
-        if refusal is not None:
+        if holds_nul(exc):
+            # The client's doing, not a bug: PostgreSQL stores no U+0000 in text, and a typed
+            # value, a search or a user name may carry one from anywhere (SQLite stores it).
+            log.warning("refused %s %s: a value holds the NUL character", request.method, request.url.path)
+            response = _error(request, 400, "a value sent holds the NUL character (U+0000), which cannot "
+                                            "be stored; remove it and send again")
+        elif refusal is not None:
             # Not a bug: the disk is full, the database server is down or busy. One line the
             # operator can act on; the traceback (with the SQL) only at debug.
             log.error("error %s on %s %s: %s", ref, request.method, request.url.path, refusal)
@@ -286,6 +292,20 @@ def server_refusal(exc: BaseException) -> str | None:
     if isinstance(exc, OSError) and exc.errno in DISK_REFUSALS:
         return f"the disk refused: {exc.strerror}" + (f": {exc.filename}" if exc.filename else "")
     return None
+
+
+def holds_nul(exc: BaseException) -> bool:
+    """True when the database refused a value for holding the NUL character: PostgreSQL's text
+    columns and parameters cannot (psycopg refuses to send one), nor can jsonb (SQLSTATE 22P05).
+    Raised through SQLAlchemy (its `orig`) or straight from a prepared statement (psycopg's own)."""
+    seen: BaseException | None = exc
+    for _ in range(4):  # the error, what SQLAlchemy wrapped, and their causes: never a long chain
+        if seen is None:
+            return False
+        if getattr(seen, "sqlstate", None) == "22P05" or "NUL (0x00)" in str(seen):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
 
 
 ERROR_WORDS = {400: "error_400", 403: "error_403", 404: "error_404", 409: "error_409", 413: "error_413",
