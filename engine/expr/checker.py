@@ -108,8 +108,19 @@ def check(source: str, *, scope: Scope, functions: Kind[Any], file: str = "<expr
     return result
 
 
-def _syntax_hint(text: str) -> str:
-    """What an analyst most likely meant by an expression Python cannot read."""
+_WIDE_PUNCTUATION = {"“": '"', "”": '"', "‘": "'", "’": "'", "（": "(", "）": ")", "，": ",",
+                     "＝": "=", "＞": ">", "＜": "<", "！": "!", "：": ":", "［": "[", "］": "]", "＋": "+",
+                     "－": "-"}
+"""Punctuation a Chinese input method types (full-width, or curly quotes) -> what Python reads."""
+
+
+def _syntax_hint(text: str, message: str = "") -> str:
+    """What an analyst most likely meant by an expression Python cannot read (`message` is
+    Python's complaint)."""
+    wide = re.search(r"invalid character '(.)'", message)
+    if wide and wide[1] in _WIDE_PUNCTUATION:
+        return (f"'{wide[1]}' is Chinese punctuation: write {_WIDE_PUNCTUATION[wide[1]]} instead "
+                "(switch the input method to English punctuation)")
     try:
         tree = ast.parse(text, mode="exec")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -149,7 +160,7 @@ def _parse(text: str, positions: Positions, file: str, *,
             col = len(lines[line - 1]) + 1 if 1 <= line <= len(lines) else 1
         message = f"syntax error: {exc.msg}"
         return None, Diagnostic(message, Span(file, max(line, 1), col), code="expr-syntax",
-                                hint=_syntax_hint(text))
+                                hint=_syntax_hint(text, exc.msg))
     except (ValueError, TypeError) as exc:  # e.g. NUL characters
         return None, Diagnostic(f"syntax error: {exc}", Span(file, 1, 1), code="expr-syntax")
     except (RecursionError, MemoryError):

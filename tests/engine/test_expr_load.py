@@ -84,6 +84,15 @@ def test_and_or_written_as_symbols_are_hinted_as_words(functions: Kind[Any]) -> 
     assert diag.hint is not None and diag.hint.startswith("write `and` and `or`")
 
 
+
+@pytest.mark.parametrize("source, ascii", [('urgent == “yes”', '"'), ("amount ＞ 1", ">"),
+                                           ('urgent in （"a", "b"）', "(")])
+def test_chinese_punctuation_is_hinted_as_the_ascii_meant(functions: Kind[Any], source: str, ascii: str) -> None:
+    # A Chinese input method types “ ” （ ） ＞: the hint said only "expressions use Python syntax".
+    (diag,) = diagnose(source, functions)
+    assert diag.hint is not None and diag.hint.startswith("'") and f"write {ascii} instead" in diag.hint
+
+
 # ---------------------------------------------------------------- names and functions
 
 
