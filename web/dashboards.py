@@ -21,7 +21,7 @@ from reports.query import OTHERS, ReportRequestError
 from reports.sql import NotTranslatable
 from web import auth
 from web.offload import offload
-from web.staff import local_time
+from web.staff import local_time, status_labeller
 
 if TYPE_CHECKING:
     from reports.service import ReportService
@@ -183,9 +183,10 @@ def routes(web: "Web") -> list[Route]:
         form = forms.form(dataset.form)
         title_field = form.spec.title_field
         point_text = _point_text(reports, widget, params, locale)
+        status_label = status_labeller(web.system.bundle, form, locale)  # words, as the record list shows them
         rows = [{"id": r["id"], "query_no": r.get("query_no") or f"#{r['id']}",
                  "title": form.display(title_field, r.get(title_field), locale) if title_field else "",
-                 "status": r.get("status"), "created": local_time(r.get("created_at"), web.bundle.meta.timezone)}
+                 "status": status_label(r.get("status")), "created": local_time(r.get("created_at"), web.bundle.meta.timezone)}
                 for r in records]
         next_query = None
         if offset + DRILL_PAGE < total:

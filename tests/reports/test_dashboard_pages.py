@@ -59,6 +59,12 @@ def test_drill_down_lists_the_records_of_a_bar(kit: System) -> None:
     assert client.get("/dashboards/board/widgets/by_region/records?p.region=north&format=json").json()["total"] == 2
 
 
+def test_drill_down_names_each_records_status_in_the_readers_words(kit: System) -> None:
+    page = client_for(kit, "bea").get("/dashboards/board/widgets/by_region/records?p.region=north&lang=zh-CN").text
+    statuses = [row.split("<td>")[3].split("</td>")[0] for row in page.split("<tbody>")[1].split("<tr>")[1:]]
+    assert statuses == ["新建", "新建"]
+
+
 def test_a_clerk_drills_only_into_what_they_may_see(kit: System) -> None:
     body = client_for(kit, "cleo").get("/dashboards/board/widgets/by_region/records?p.region=south&format=json").json()
     assert body["total"] == 1  # the one cleo submitted, not Cole's
