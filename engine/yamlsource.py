@@ -318,24 +318,57 @@ class _Builder:
                           _span(self.file, e.start_mark), code="yaml-multi-document")
 
 
+_GLUED_KEY = re.compile(r"\s*(?:- )?([A-Za-z_][\w-]*):(?=[^\s:/\\])")
+"""`type:phone`: without a space after the colon YAML reads one word, not a key and a value."""
+
+
 def _syntax_hint(problem: str, text: str, mark: Any) -> str | None:
     # LibYAML and PyYAML word their errors differently: look at the text itself where we can.
-    if mark is not None:
-        lines = text.splitlines()
-        if mark.line < len(lines):
-            line = lines[mark.line]
-            if "\t" in line[: mark.column + 1] and not line[: line.index("\t")].strip():
-                return "indent with spaces, not tabs"
+    lines = text.splitlines()
+    if mark is not None and mark.line < len(lines):
+        line = lines[mark.line]
+        if "\t" in line[: mark.column + 1] and not line[: line.index("\t")].strip():
+            return "indent with spaces, not tabs"
     if "'\\t'" in problem or "\\t" in problem:
         return "indent with spaces, not tabs"
+    # YAML trips over a key it could not read on the line after it: look there too.
+    here = mark.line if mark is not None and mark.line < len(lines) else None
+    above = _line_above(lines, here) if here is not None else None
+    for n in (here, above):
+        if n is None:
+            continue
+        code = lines[n].split(" #", 1)[0]
+        if "：" in code.split(":", 1)[0]:  # in the key: a value may hold one (注意：...)
+            return (f"line {n + 1} has a Chinese colon '：': write ':' and a space "
+                    "(switch the input method to English punctuation)")
+        glued = _GLUED_KEY.match(code)
+        if glued and not code.lstrip().startswith(("\"", "'")):
+            return f"line {n + 1}: put a space after '{glued[1]}:' (YAML reads '{code.strip()}' as one word)"
     if "mapping values are not allowed" in problem:
         return "check the indentation of this line against the line above, or quote a value containing ': '"
     if ("could not find expected ':'" in problem or "expected <block end>" in problem
             or "did not find expected key" in problem or "did not find expected '-'" in problem):
+        if here is not None and above is not None:
+            col, col_above = _indent(lines[here]) + 1, _indent(lines[above]) + 1
+            if col != col_above:
+                return (f"check the indentation: line {here + 1} starts in column {col}, line {above + 1} "
+                        f"above it in column {col_above}; keys of one mapping start in the same column")
         return "check the indentation: keys of one mapping must start in the same column"
     if "expected ',' or ']'" in problem or "expected ',' or '}'" in problem:
         return "a bracket opened here is not closed, or an item lacks its comma"
     return None
+
+
+def _line_above(lines: list[str], n: int) -> int | None:
+    """The nearest line before line `n` (0-based) holding more than a comment."""
+    for i in range(n - 1, -1, -1):
+        if lines[i].strip() and not lines[i].lstrip().startswith("#"):
+            return i
+    return None
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
 
 
 def _decode(data: bytes, file: str, diags: Diagnostics) -> str | None:
@@ -384,12 +417,21 @@ def load_yaml(
         return None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        span = Span(file, mark.line + 1, mark.column + 1) if mark else Span(file, 1, 1)
         problem = exc.problem or str(exc)
+        hint = _syntax_hint(problem, text, mark)
+        if "quoted scalar" in (exc.context or "") and exc.context_mark is not None:
+            # The end of the file is where YAML noticed; the quote left open is what to fix.
+            mark, hint = exc.context_mark, "the quote opened here is not closed: end the text with the same quote"
+        elif "flow " in (exc.context or "") and exc.context_mark is not None and hint is not None \
+                and hint.startswith("a bracket"):
+            opened = exc.context_mark
+            hint = (f"the bracket opened on line {opened.line + 1} (column {opened.column + 1}) is not "
+                    "closed, or an item before here lacks its comma")
+        span = Span(file, mark.line + 1, mark.column + 1) if mark else Span(file, 1, 1)
         message = f"YAML syntax error: {problem}"
         if exc.context:
             message += f" ({exc.context})"
-        diags.error(message, span, code="yaml-syntax", hint=_syntax_hint(problem, text, mark))
+        diags.error(message, span, code="yaml-syntax", hint=hint)
         return None
     except yaml.YAMLError as exc:
         diags.error(f"YAML error: {exc}", Span(file, 1, 1), code="yaml-syntax")

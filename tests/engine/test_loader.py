@@ -49,6 +49,44 @@ def test_a_wrong_indent_is_a_positioned_syntax_error(tmp_path: Path) -> None:
     assert col >= 1 and "indent" in message.lower() or "expected" in message.lower()
 
 
+
+def syntax_hint(tmp_path: Path, form: str) -> tuple[int, int, str | None]:
+    """(line, col, hint) of the one YAML syntax error of forms/ticket.yaml written as `form`."""
+    (found,) = [d for d in diagnostics(tmp_path, {"forms/ticket.yaml": form}) if d.code == "yaml-syntax"]
+    assert found.span is not None
+    return found.span.line, found.span.col, found.hint
+
+
+def test_a_key_out_of_line_is_told_the_columns_of_it_and_the_line_above(tmp_path: Path) -> None:
+    # "keys of one mapping must start in the same column" left the analyst to find which.
+    line, _col, hint = syntax_hint(tmp_path, "form: ticket\nfields:\n  title:\n    type: text\n   required: true\n")
+    assert line == 5 and hint is not None
+    assert "line 5 starts in column 4, line 4 above it in column 5" in hint
+
+
+def test_a_chinese_colon_after_a_key_is_named_on_its_line(tmp_path: Path) -> None:
+    # YAML reports the line after it, and an indentation hint misled.
+    line, _col, hint = syntax_hint(tmp_path, "form: ticket\nfields:\n  title：\n    type: text\n")
+    assert line == 4 and hint is not None and hint.startswith("line 3 has a Chinese colon '：'")
+
+
+def test_a_key_without_a_space_after_its_colon_is_named_on_its_line(tmp_path: Path) -> None:
+    _line, _col, hint = syntax_hint(tmp_path, "form: ticket\nfields:\n  title:\n    type:text\n    required: true\n")
+    assert hint == "line 4: put a space after 'type:' (YAML reads 'type:text' as one word)"
+
+
+def test_a_quote_left_open_is_reported_where_it_opens(tmp_path: Path) -> None:
+    # Not at the end of the file, where YAML noticed it.
+    line, col, hint = syntax_hint(tmp_path, 'form: ticket\nfields:\n  title:\n    type: text\n'
+                                            '    pattern: "[0-9]{10}\n  body: {type: textarea}\n')
+    assert (line, col) == (5, 14) and hint is not None and hint.startswith("the quote opened here is not closed")
+
+
+def test_a_bracket_left_open_names_the_line_it_opens_on(tmp_path: Path) -> None:
+    _line, _col, hint = syntax_hint(tmp_path, "form: ticket\nlist: [title, body\nfields:\n  title: {type: text}\n")
+    assert hint is not None and hint.startswith("the bracket opened on line 2 (column 7) is not closed")
+
+
 def test_tab_indentation_is_reported_with_a_hint(tmp_path: Path) -> None:
     diags = diagnostics(tmp_path, {"forms/ticket.yaml": "form: ticket\nfields:\n\ttitle: {type: text}\n"})
     errors = [d for d in diags if d.severity == "error"]
