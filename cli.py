@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Awaitable, Callable, Iterator, Sequence
 
 from engine.errors import (ConflictError, DefinitionError, Diagnostic, DocketError, NotFoundError,
-                           ValidationFailed, format_diagnostic)
+                           ValidationFailed, did_you_mean, format_diagnostic)
 
 log = logging.getLogger("docket.cli")
 
@@ -155,8 +155,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         for n, bundle in enumerate([args.bundle] + ([args.compare] if args.compare else [])):
             system = boot_scratch(bundle, Path(tmp) / f"simulation-{n}.db", first)
             try:
+                forms = system.runtime.bundle.all("form")
+                if args.form is not None and args.form not in forms:
+                    hint = did_you_mean(args.form, forms) or "its forms: " + ", ".join(sorted(forms))
+                    print(f"error: --form: {bundle} has no form '{args.form}' ({hint})", file=sys.stderr)
+                    return 1
                 start = system.runtime.clock.now()  # `first` placed in the bundle's zone
-                runner = DemoRunner(system.runtime, seed=args.seed, fire_timers=True)
+                runner = DemoRunner(system.runtime, seed=args.seed, form=args.form, fire_timers=True)
                 print(f"simulating {args.records} {runner.form_name} records over {args.days} days "
                       f"with {bundle}...", file=sys.stderr, flush=True)
                 runner.run(args.records, start=start, days=args.days)
@@ -1130,6 +1135,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=30, help="days they arrive over (default: %(default)s)")
     p.add_argument("--seed", type=int, default=7, help="random seed: the same seed, the same traffic")
     p.add_argument("--start", default="2026-03-02", help="first day, in the bundle's time zone (default: %(default)s)")
+    p.add_argument("--form", help="the form whose records arrive (default: the first dataset's form, "
+                                  "else the bundle's first form)")
     p.add_argument("--format", choices=["text", "json"], default="text", help="output format")
     p.set_defaults(func=cmd_simulate)
 

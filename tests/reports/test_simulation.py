@@ -109,3 +109,22 @@ def test_samples_the_form_refuses_are_counted_with_the_reason(tmp_path: Path,
     out = capsys.readouterr().out
     assert "refused samples" in out and "refused: photo: This field is required." in out
     assert "hint: the form refused every sample record" in out
+
+
+def test_form_picks_the_form_whose_records_arrive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A bundle of two forms: the traffic went to the first dataset's form, and nothing said how
+    # to send it to the other one.
+    bundle = starter_with(tmp_path, capsys, "")
+    (bundle / "forms" / "meter.yaml").write_text("form: meter\nfields:\n  serial: {type: text}\n", "utf-8")
+    (bundle / "reports" / "a_meters.yaml").write_text(
+        "dataset: a_meters\nform: meter\nfields: {serial: {field: serial}}\nmeasures: {meters: {count: true}}\n", "utf-8")
+    assert main(["simulate", str(bundle), *SMALL, "--form", "request", "--format", "json"]) == 0
+    (summary,) = json.loads(capsys.readouterr().out)
+    assert summary["records"] == 24 and "review" in summary["steps"]
+
+
+def test_a_form_the_bundle_lacks_is_refused_with_the_one_meant(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = starter_with(tmp_path, capsys, "")
+    assert main(["simulate", str(bundle), *SMALL, "--form", "requests"]) == 1
+    assert "has no form 'requests' (did you mean 'request'?)" in capsys.readouterr().err
