@@ -45,6 +45,24 @@ def test_a_png_is_a_png(kit: System) -> None:
     assert render_png(payload["spec"]).startswith(b"\x89PNG")
 
 
+@pytest.mark.parametrize("widget", ["by_region", "by_month", "top_customer"])
+def test_a_count_is_drawn_on_whole_number_ticks(kit: System, widget: str) -> None:
+    reports = kit.runtime.services["reports"]
+    board = reports.dashboard("board")
+    spec = reports.widget_json(board, board.widgets[widget], {}, Principal.system(), "zh-CN")["spec"]
+    axes = [e["axis"] for part in [spec, *spec.get("layer", [])] for e in part.get("encoding", {}).values()
+            if isinstance(e, dict) and e.get("type") == "quantitative" and "axis" in e]
+    assert axes and all(a["tickMinStep"] == 1 for a in axes)
+
+
+def test_an_amount_with_cents_keeps_fractional_ticks(kit: System) -> None:
+    from reports.charts import ChartData, _value_axis
+
+    data = ChartData("Amount", [("d0", "Region", "text")], [("m0", "Amount", "number")],
+                     [{"d0": "east", "m0": 12.5}, {"d0": "west", "m0": 3}], {}, None)
+    assert "tickMinStep" not in _value_axis(data, "number")
+
+
 def test_labels_two_options_share_are_told_apart(kit: System) -> None:
     from reports.service import _option_labels
 
