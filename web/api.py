@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -48,7 +48,7 @@ from web.inbox import InboxRow, inbox_rows
 from web.json_answer import JSONAnswer
 from web.offload import offload
 from web.scope import header, state_value
-from web.staff import latest_instance, may_reopen, may_withdraw
+from web.staff import hidden_fields, latest_instance, may_reopen, may_withdraw
 
 if TYPE_CHECKING:
     from forms.compile import CompiledForm
@@ -183,12 +183,28 @@ def text_problems(body: Mapping[str, Any], allowed: set[str], required: tuple[st
     return problems
 
 
-def record_json(form: "CompiledForm", row: Mapping[str, Any]) -> dict[str, Any]:
-    """A record as the API gives it: system columns, and the field values under `values`."""
+def record_json(form: "CompiledForm", row: Mapping[str, Any], hidden: Collection[str] = ()) -> dict[str, Any]:
+    """A record as the API gives it: system columns, and the field values under `values`
+    (without the `hidden` fields: those a step keeps from the caller, web.staff.hidden_fields)."""
+    values = form.to_json(row)
     return {"id": int(row["id"]), "form": form.name, "query_no": row["query_no"], "status": row["status"],
             "version": int(row["version"]), "created_at": iso(row["created_at"]),
             "updated_at": iso(row["updated_at"]), "created_by": row["created_by"],
-            "values": form.to_json(row)}
+            "values": {k: v for k, v in values.items() if k not in hidden} if hidden else values}
+
+
+HISTORY_VALUE_KEYS = ("fields", "changes", "values")
+"""Keys of a history entry's data that map field names to values (a record's creation, a step's
+or an action's changes)."""
+
+
+def without_hidden(data: Any, hidden: Collection[str]) -> Any:
+    """A history entry's data without the values of `hidden` fields."""
+    if not hidden or not isinstance(data, Mapping):
+        return data
+    return {key: ({k: v for k, v in value.items() if k not in hidden}
+                  if key in HISTORY_VALUE_KEYS and isinstance(value, Mapping) else value)
+            for key, value in data.items()}
 
 
 def etag(version: int) -> str:
@@ -253,9 +269,10 @@ def _instant(raw: str, name: str, zone: ZoneInfo, *, end: bool) -> datetime:
 
 
 def list_filters(web: "Web", request: Request, form: "CompiledForm", table: Any,
-                 locale: str) -> list[ColumnElement[bool]]:
+                 locale: str, hidden: Collection[str] = ()) -> list[ColumnElement[bool]]:
     """Conditions from a list's query string: field=value (repeat for any of several), status,
-    created_from / created_to (dates or date-times), q (text search)."""
+    created_from / created_to (dates or date-times), q (text search). A `hidden` field is
+    neither filtered by nor searched: either would tell its value by what is found."""
     params = request.query_params
     zone = ZoneInfo(web.bundle.meta.timezone)
     conditions: list[ColumnElement[bool]] = []
@@ -263,7 +280,7 @@ def list_filters(web: "Web", request: Request, form: "CompiledForm", table: Any,
     for name in dict.fromkeys(params.keys()):
         if name in LIST_PARAMS:
             continue
-        if name not in form.stored:
+        if name not in form.stored or name in hidden:
             problems.setdefault(name, []).append("no such field to filter by")
             continue
         column = table.c[name]
@@ -296,7 +313,8 @@ def list_filters(web: "Web", request: Request, form: "CompiledForm", table: Any,
         if len(q) > 200:
             raise BadRequest("'q' is at most 200 characters")
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        texts = [table.c.query_no] + [table.c[n] for n in form.stored if isinstance(table.c[n].type, String)]
+        texts = [table.c.query_no] + [table.c[n] for n in form.stored
+                                      if isinstance(table.c[n].type, String) and n not in hidden]
         conditions.append(or_(*(c.ilike(pattern, escape="\\") for c in texts)))
     return conditions
 
@@ -399,8 +417,9 @@ def routes(web: "Web") -> list[Route]:
         limit = int_param(request, "limit", 50, 1, 500)
         offset = int_param(request, "offset", 0, 0, 10**9)
         table = service.tables[form.name]
+        hidden = hidden_fields(web.system.runtime, form.name, principal)
         try:
-            conditions = list_filters(web, request, form, table, locale(request))
+            conditions = list_filters(web, request, form, table, locale(request), hidden)
         except BadRequest as exc:
             return bad_request(exc.message, exc.fields)
         scope = record_scope(web.system.runtime, form.name, principal, table)
@@ -413,7 +432,7 @@ def routes(web: "Web") -> list[Route]:
                     service.count(form.name, where=where))
 
         rows, total = await offload.run(load)
-        return JSONAnswer({"items": [record_json(form, r) for r in rows], "total": total,
+        return JSONAnswer({"items": [record_json(form, r, hidden) for r in rows], "total": total,
                            "limit": limit, "offset": offset})
 
     def readable(conn: Connection, form: "CompiledForm", record_id: int, principal: Principal) -> dict[str, Any]:
@@ -431,7 +450,8 @@ def routes(web: "Web") -> list[Route]:
                 return readable(conn, form, record_id, principal)
 
         row = await offload.run(load)
-        return JSONAnswer(record_json(form, row), headers={"ETag": etag(row["version"])})
+        hidden = hidden_fields(web.system.runtime, form.name, principal)
+        return JSONAnswer(record_json(form, row, hidden), headers={"ETag": etag(row["version"])})
 
     async def patch_record(request: Request) -> Response:
         principal = require(request)
@@ -473,7 +493,8 @@ def routes(web: "Web") -> list[Route]:
                 return service.read(conn, form.name, record_id)  # type: ignore[no-any-return]
 
         row = await offload.run(change)
-        return JSONAnswer(record_json(form, row), headers={"ETag": etag(row["version"])})
+        hidden = hidden_fields(web.system.runtime, form.name, principal)
+        return JSONAnswer(record_json(form, row, hidden), headers={"ETag": etag(row["version"])})
 
     async def record_history(request: Request) -> Response:
         principal = require(request)
@@ -492,12 +513,13 @@ def routes(web: "Web") -> list[Route]:
                 timeline = record_timeline(conn, form.name, record_id, now=runtime.clock.now(),
                                            calendar=runtime.bundle.meta.calendar,
                                            created_at=record["created_at"])
+            hidden = hidden_fields(runtime, form.name, principal)
             entries = [{"id": r["id"], "kind": r["kind"], "node": r["node"], "actor": r["actor"],
-                        "at": iso(r["at"]), "data": r["data"]} for r in rows]
+                        "at": iso(r["at"]), "data": without_hidden(r["data"], hidden)} for r in rows]
             steps = [{"node": s.node, "instance_id": s.instance_id, "entered_at": iso(s.entered_at),
                       "left_at": iso(s.left_at), "wall_seconds": int(s.wall.total_seconds()),
                       "work_seconds": int(s.work.total_seconds()), "completed_by": s.completed_by,
-                      "outcome": s.outcome, "comment": s.comment, "changes": dict(s.changes)}
+                      "outcome": s.outcome, "comment": s.comment, "changes": {k: v for k, v in s.changes.items() if k not in hidden}}
                      for s in timeline.steps]
             return {"entries": entries, "timeline": {
                 "steps": steps, "current": list(timeline.current), "assignees": list(timeline.assignees),
@@ -595,10 +617,11 @@ def routes(web: "Web") -> list[Route]:
             raise ConflictError(f"{form.name} {record_id} has no flow")
         return record, instance, web.system.flows.flows.get(instance["flow"])
 
-    def record_now(form: "CompiledForm", record_id: int) -> Response:
+    def record_now(form: "CompiledForm", record_id: int, principal: Principal) -> Response:
         with read_transaction(web.system.db) as conn:
             row = forms().read(conn, form.name, record_id)
-        return JSONAnswer(record_json(form, row), headers={"ETag": etag(row["version"])})
+        hidden = hidden_fields(web.system.runtime, form.name, principal)
+        return JSONAnswer(record_json(form, row, hidden), headers={"ETag": etag(row["version"])})
 
     async def record_command(request: Request) -> tuple[Principal, "CompiledForm", int, dict[str, Any]]:
         """Who asks (signed in, same site), the form and record id of the path, and the JSON body
@@ -622,7 +645,7 @@ def routes(web: "Web") -> list[Route]:
                 raise HTTPException(403, "only the record's submitter or an administrator may withdraw it")
             web.system.flows.withdraw(form.name, record_id, actor=principal.username,
                                       comment=body.get("comment"), override=principal.is_admin)
-            return record_now(form, record_id)
+            return record_now(form, record_id, principal)
 
         return await offload.run(run)
 
@@ -643,7 +666,7 @@ def routes(web: "Web") -> list[Route]:
                 return bad_request("the reopening has errors", {"at": [f"one of: {', '.join(steps)}"]})
             web.system.flows.reopen(form.name, record_id, at=body["at"], actor=principal.username,
                                     comment=body["comment"].strip())
-            return record_now(form, record_id)
+            return record_now(form, record_id, principal)
 
         return await offload.run(run)
 

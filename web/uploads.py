@@ -155,10 +155,12 @@ def routes(web: "Web", service: AttachmentService | None = None) -> list[Route]:
 
 
 def _may_download(web: "Web", request: Request, row: Any) -> bool:
-    """A file linked to a record: whoever may read the record. One not linked yet: its uploader
-    (when signed in) and admins only."""
+    """A file linked to a record: whoever may read the record and see the file's field (a step's
+    `hidden_fields` keep it from its people, as the record page does). One not linked yet: its
+    uploader (when signed in) and admins only."""
     from engine.storage.db import read_transaction
     from forms.access import can_read
+    from web.staff import hidden_fields
 
     principal = principal_of(request)
     if principal is None:
@@ -166,6 +168,8 @@ def _may_download(web: "Web", request: Request, row: Any) -> bool:
     if row["form"] is None or row["record_id"] is None:
         return principal.is_admin or (row["created_by"] is not None and row["created_by"] == principal.username)
     runtime = web.system.runtime
+    if row["field"] in hidden_fields(runtime, row["form"], principal):
+        return False
     with read_transaction(runtime.db) as conn:
         return can_read(conn, runtime, row["form"], int(row["record_id"]), principal)
 
