@@ -4,7 +4,8 @@ Each file is read by the loader `docket test` uses (`web.scenarios.load_scenario
 its steps), then every name it uses is looked up in the loaded bundle: the forms it submits and
 follows, the flow steps it completes, claims, reassigns, reopens and answers, the users in `by`
 and `to` (the bundle's `demo_users`), the channels it replies on or counts messages of, the
-fields in `values` and `expect.fields`, and the status in `expect.status`. Steps act on the record of the last `submit` or
+fields in `values` and `expect.fields`, the status in `expect.status` and the SLA targets of
+`expect.sla`. Steps act on the record of the last `submit` or
 `follow`, so the names of a step are those of that form. A misspelt name is a
 `file:line:col` error with a did-you-mean hint, found before a scenario runs into it.
 """
@@ -55,6 +56,9 @@ class _Names:
         self.nodes: dict[str, set[str]] = {}
         for flow in bundle.all("flow").values():
             self.nodes.setdefault(flow.form, set()).update(flow.nodes)
+        self.targets: dict[str, set[str]] = {}
+        for policy in bundle.all("sla").values():
+            self.targets.setdefault(policy.form, set()).update(policy.targets)
 
     def check(self, scenario: Scenario) -> None:
         doc, ctx = scenario.doc, self.ctx
@@ -134,6 +138,13 @@ class _Names:
             for i, user in enumerate(want.get("users") or []):
                 if user not in self.users:
                     self.ctx.unknown(doc, where + ("users", i), "user", user, self.users)
+        for target in expect.get("sla") or {}:
+            known = self.targets.get(form, set())
+            if not known:
+                self.ctx.error(doc, at + ("sla", target), f"form '{form}' has no SLA policy: there is no "
+                               f"target '{target}' to expect", code="unknown-reference", at_key=True)
+            elif target not in known:
+                self.ctx.unknown(doc, at + ("sla", target), "SLA target", target, known, at_key=True)
         for channel in expect.get("messages") or {}:
             self._channel(doc, at + ("messages", channel), channel, at_key=True)
 

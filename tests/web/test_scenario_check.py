@@ -113,6 +113,13 @@ def test_an_expected_status_no_record_can_have_is_an_error_at_it(tmp_path: Path)
     assert found == [("scenarios/story.yaml", 5, 22, "unknown status 'closed'")]
 
 
+
+def test_an_expected_sla_target_the_form_lacks_is_an_error_at_it(tmp_path: Path) -> None:
+    # It passed validate and failed only when run ("no SLA clock 'reveiw' runs on this record").
+    found = scenario_problems(tmp_path, "  - expect: {sla: {reveiw: met}}\n")
+    assert found == [("scenarios/story.yaml", 5, 20, "unknown SLA target 'reveiw'")]
+
+
 def test_a_completed_steps_values_are_checked_against_the_form(tmp_path: Path) -> None:
     found = scenario_problems(tmp_path, "  - complete: review\n    by: officer\n    values: {note: ok}\n")
     assert [message for *_, message in found] == ["unknown field 'note'"]
