@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.kinds import BuildContext
+from engine.registry import BUILT_IN
 from engine.types import YamlPath
 from engine.yamlsource import Document
 from rules.spec import Trigger
@@ -80,6 +81,11 @@ def parse_triggers(raw: Any, ctx: BuildContext, doc: Document, path: YamlPath, *
                 ctx.unknown(doc, vpath, "field", value, form.fields)
             elif what == "node" and node_ids is not None and value not in node_ids:
                 ctx.unknown(doc, vpath, "node", value, node_ids)
+            elif what in ("target", "outcome") and form is not None:
+                # A misspelt target or outcome never matches: the rule would silently never run.
+                known = sla_targets(ctx, form.name) if what == "target" else flow_outcomes(ctx, form.name)
+                if known is not None and value not in known:
+                    ctx.unknown(doc, vpath, "SLA target" if what == "target" else "outcome", value, known)
         out.append(Trigger(name, frozenset(str(v) for v in values), None, doc.source_map.value(ipath)))
     return tuple(out)
 
@@ -106,3 +112,29 @@ def flow_nodes(ctx: BuildContext, form: str | None) -> set[str] | None:
         return None
     return {node for flow in ctx.definitions.get("flow", {}).values() if flow.form == form
             for node in flow.nodes}
+
+
+def sla_targets(ctx: BuildContext, form: str) -> set[str] | None:
+    """Every target of the SLA policies over `form` (None when an SLA policy failed to load)."""
+    if "sla" in ctx.incomplete:
+        return None
+    return {target for policy in ctx.definitions.get("sla", {}).values() if policy.form == form
+            for target in policy.targets}
+
+
+def flow_outcomes(ctx: BuildContext, form: str) -> set[str] | None:
+    """Every outcome a flow over `form` can end with: its end nodes' (`completed` by default)
+    and `withdrawn`. None when it is not known: a flow failed to load, or a plugin's node type
+    (which may end a flow its own way) is used."""
+    if "flow" in ctx.incomplete:
+        return None
+    found = {"withdrawn"}
+    for flow in ctx.definitions.get("flow", {}).values():
+        if flow.form != form:
+            continue
+        for node in flow.nodes.values():
+            if node.type not in ctx.registry.node_types or ctx.registry.node_types.source(node.type) != BUILT_IN:
+                return None
+            if ctx.registry.node_types.get(node.type).name == "end":
+                found.add(str(node.options.get("outcome", "completed")))
+    return found

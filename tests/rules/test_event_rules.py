@@ -12,7 +12,7 @@ from sqlalchemy import insert, select
 from engine.storage.db import read_transaction, schema_inspector, transaction
 from engine.storage.tables import outbox, timers, users
 from engine.bundle import validate_bundle
-from tests.rules.kit import (BUNDLE, FORM, MONDAY_9AM, SHANGHAI, advance_to, clock, complete, errors,
+from tests.rules.kit import (BUNDLE, FORM, MONDAY_9AM, SHANGHAI, SLA, advance_to, clock, complete, errors,
                              history_of, make, messages, submit, write)
 from web.system import build_registry
 
@@ -287,6 +287,36 @@ def test_every_wrong_reference_is_reported_at_its_position(tmp_path: Path) -> No
         ("rules/ticket_rules.yaml", 17, 19, "unknown name 'custmer'"),
         ("rules/ticket_rules.yaml", 19, 18, "unknown field 'levle'"),
     ]
+
+
+
+def rule_on(trigger: str) -> dict[str, str]:
+    """A rule set whose one rule runs `on` the trigger written (YAML), with the kit's SLA."""
+    return {"sla/ticket_sla.yaml": SLA, "rules/ticket_rules.yaml": f"""\
+    ruleset: ticket_rules
+    form: ticket
+    rules:
+      one:
+        on: {trigger}
+        do:
+          - {{action: flag, tag: seen}}
+    """}
+
+
+def test_a_misspelt_sla_target_in_on_is_a_load_error(tmp_path: Path) -> None:
+    # The rule loaded and never ran: no SLA event carries the target 'resolve'.
+    assert errors(tmp_path, rule_on("{sla.breached: resolve}")) == [
+        ("rules/ticket_rules.yaml", 5, 24, "unknown SLA target 'resolve'")]
+
+
+def test_a_flow_outcome_in_on_that_no_end_gives_is_a_load_error(tmp_path: Path) -> None:
+    # The kit's flow ends at `done`, which names no outcome: its flows end `completed`.
+    assert errors(tmp_path, rule_on("{flow.ended: resolved}")) == [
+        ("rules/ticket_rules.yaml", 5, 22, "unknown outcome 'resolved'")]
+
+
+def test_the_outcomes_every_flow_can_end_with_are_known_in_on(tmp_path: Path) -> None:
+    assert errors(tmp_path, rule_on("[{flow.ended: completed}, {flow.ended: withdrawn}]")) == []
 
 
 def test_a_message_reads_fields_as_people_read_them_and_a_misspelt_one_is_a_load_error(tmp_path: Path) -> None:
