@@ -182,6 +182,10 @@ def _share(raw: Any, ctx: BuildContext, doc: Document) -> float:
         ctx.error(doc, ("yellow_at",), f"'{raw}' is not a share: write e.g. 20%", code="sla")
         return 0.2
     if not 0 <= value < 1:
-        ctx.error(doc, ("yellow_at",), "the yellow share must be between 0% and 100%", code="sla")
+        # `yellow_at: 20` means 20%, read as 20 times the target: say what to write.
+        plain = not (isinstance(raw, str) and raw.strip().endswith("%")) and 1 <= value < 100
+        ctx.error(doc, ("yellow_at",), "the yellow share must be between 0% and 100%"
+                  + (f": {raw} without % is {value:.0%}" if plain else ""), code="sla",
+                  hint=f"write {raw}% (or {value / 100:g})" if plain else None)
         return 0.2
     return value

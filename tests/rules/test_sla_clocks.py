@@ -248,3 +248,12 @@ def test_a_pause_status_that_no_step_sets_is_a_load_error_at_it(tmp_path: Path) 
     """A misspelt status never matches, so the clock silently never paused."""
     found = errors(tmp_path, {"sla/ticket_sla.yaml": SLA.replace("[awaiting_reply]", "[awaiting_replay]")})
     assert found == [("sla/ticket_sla.yaml", 16, 20, "unknown status 'awaiting_replay': no record of form 'ticket' ever has it")]
+
+
+def test_a_yellow_share_written_without_percent_is_told_to_add_it(tmp_path: Path) -> None:
+    # "must be between 0% and 100%" for a 20 the analyst meant as 20%.
+    root = write(tmp_path / "bundle", {"sla/ticket_sla.yaml": SLA.replace("yellow_at: 20%", "yellow_at: 20")})
+    _bundle, diags = validate_bundle(root, build_registry(plugins=False))
+    (error,) = [d for d in diags if d.severity == "error"]
+    assert error.message == "the yellow share must be between 0% and 100%: 20 without % is 2000%"
+    assert error.hint == "write 20% (or 0.2)"
