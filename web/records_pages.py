@@ -95,8 +95,10 @@ def routes(web: "Web") -> list[Route]:
         out = tempfile.TemporaryFile()
 
         def run() -> int:
+            # People read the export: its status column in words, as the list shows it.
             count = export_records(system.forms, form.name, fmt, out, locale=locale, fields=fields,
-                                   where=query.condition())
+                                   where=query.condition(),
+                                   status_text=status_labeller(system.bundle, form, locale))
             with transaction(system.db) as conn:
                 auth.audit(conn, principal.username, "export", f"form:{form.name}",
                            {"format": fmt, "rows": count, "filters": query.params()},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO, Literal, Mapping, Sequence
+from typing import Any, BinaryIO, Callable, Literal, Mapping, Sequence
 
 from sqlalchemy import ColumnElement, Table, and_, func, select, true
 
@@ -22,7 +22,7 @@ FILTERABLE = {"id", "query_no", "status", "created_at", "updated_at", "created_b
 def export_records(service: FormService, form_name: str, fmt: Format, out: BinaryIO, *,
                    locale: str = "en", fields: Sequence[str] | None = None,
                    where: Mapping[str, Any] | ColumnElement[bool] | None = None,
-                   page_size: int = PAGE_SIZE) -> int:
+                   page_size: int = PAGE_SIZE, status_text: Callable[[str], str] | None = None) -> int:
     """Write the form's records to `out` (a binary stream, left open); return how many.
 
     Headers are labels in `locale`: query number, status, created at, then `fields` (default:
@@ -30,7 +30,8 @@ def export_records(service: FormService, form_name: str, fmt: Format, out: Binar
     field or system column) or a SQLAlchemy condition on the record table (row-level
     permissions). Rows are read by id in pages of `page_size`, each page its own short read
     transaction, up to the newest id at the start: memory stays flat however many rows there
-    are, and writers are never held up.
+    are, and writers are never held up. `status_text` names a status in words (a staff page's
+    export, read by people); without it the status is its code. Importing skips the column either way.
     """
     form = service.form(form_name)
     table = service.tables[form_name]
@@ -56,7 +57,8 @@ def export_records(service: FormService, form_name: str, fmt: Format, out: Binar
         if not page:
             break
         for row in page:
-            writer.row([_cell(c, row[i], locale, zone) for i, c in enumerate(columns, 1)])
+            writer.row([status_text(value) if status_text is not None and c.key == "status" and value else
+                        _cell(c, value, locale, zone) for c, value in zip(columns, row[1:])])
         count += len(page)
         after = page[-1][0]
     writer.close()

@@ -372,6 +372,14 @@ def test_the_list_searches_filters_and_keeps_row_level_scope(system: System) -> 
     assert "HD0001" not in outsider
 
 
+def test_the_export_names_each_status_in_words_as_the_list_does(system: System) -> None:
+    submit(system, subject="Printer jams")
+    client = client_for(system, "max")
+    client.get("/records/ticket?lang=zh-CN")
+    header, row = client.get("/records/ticket/export.csv").content.decode("utf-8-sig").strip().splitlines()
+    assert header.split(",")[1] == "状态" and row.split(",")[1] == "已分拣"
+
+
 def test_the_export_holds_the_filtered_rows_in_scope_and_is_audited(system: System) -> None:
     from engine.storage.tables import audit_log
 
