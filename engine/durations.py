@@ -6,6 +6,7 @@ stay `Duration` values, because only a business calendar can turn them into a po
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -62,11 +63,22 @@ def parse_duration(text: str) -> Duration:
     cleaned = text.strip()
     match = DURATION_PATTERN.fullmatch(cleaned)
     if match is None:
+        meant = _meant(cleaned)
         raise ValueError(
-            f"'{text}' is not a duration: write a number and a unit, e.g. 30m, 24h, 2d, "
-            "2 workdays or 4 workhours"
+            f"'{text}' is not a duration" + (f" (did you mean '{meant}'?)" if meant else "") + ": "
+            + "write a number and a unit, e.g. 30m, 24h, 2d, 2 workdays or 4 workhours"
         )
     return Duration(float(match["amount"]), _UNIT_WORDS[match["unit"]])
+
+
+def _meant(text: str) -> str | None:
+    """The duration a misspelt or capitalised unit most likely meant (`5 wrokdays`, `2 Days`)."""
+    found = re.fullmatch(r"(\d+(?:\.\d+)?)(\s*)([^\d\s].*)", text)
+    if found is None:
+        return None
+    words = [w for w in _UNIT_WORDS if len(w) > 2]  # a one- or two-letter unit is no spelling
+    close = difflib.get_close_matches(found[3].lower(), words, n=1, cutoff=0.75)
+    return f"{found[1]} {close[0]}" if close else None
 
 
 def as_value(duration: Duration) -> "timedelta | Duration":

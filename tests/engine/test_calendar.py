@@ -213,3 +213,11 @@ def test_china_helper_refuses_unknown_years() -> None:
         china_holidays_yaml([2026, 2027])
     text = china_holidays_yaml([2026], indent=2)
     assert text.startswith("  holidays:\n") and '"2026-02-15..2026-02-23"' in text
+
+
+@pytest.mark.parametrize("text, meant", [("5 wrokdays", "5 workdays"), ("2 Days", "2 days"),
+                                         ("10 mintues", "10 minutes")])
+def test_a_misspelt_duration_unit_is_told_the_duration_meant(text: str, meant: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        parse_duration(text)
+    assert str(refused.value).startswith(f"'{text}' is not a duration (did you mean '{meant}'?): write")
