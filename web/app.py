@@ -41,8 +41,9 @@ from web.prefix import PathPrefix, path_prefix
 from web.ratelimit import Limit, RateLimiter, client_address, retry_after
 from web.scope import header
 from web.security import SECURITY_HEADERS, BodySizeLimit, BodyTooLarge, SecurityHeaders, let_embedders_frame
-from web.settings import api_submits_per_minute, embed_origins, secret_key, trusted_proxies
+from web.settings import api_submits_per_minute, embed_origins, pending_uploads_cap, secret_key, trusted_proxies
 from web.system import System
+from web.upload_room import UploadRoom
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ class Web:
         self.api_submits = Limit(api_submits_per_minute(), 60)
         self.auth = auth.Auth(secret, monotonic)  # sessions, CSRF keys, sign-in throttle
         self.step_pass = lookup.StepPass(secret)  # the customer's answer to their step on /track
+        self.upload_room = UploadRoom(self, pending_uploads_cap(), monotonic)  # anonymous uploads' cap
         self.root = path_prefix()  # "/docket" when served under a path of a shared host (web.prefix)
         self.pages.globals["root"] = self.root
 

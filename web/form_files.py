@@ -69,13 +69,14 @@ def _file_fields(form: Any, only: Iterable[str] | None) -> list[str]:
 
 
 async def store_files(web: "Web", form: Any, posted: Any, data: dict[str, Any], locale: str, *,
-                      only: Iterable[str] | None = None) -> dict[str, list[str]]:
+                      only: Iterable[str] | None = None, anonymous: bool = False) -> dict[str, list[str]]:
     """Store the files posted for the file fields the page shows; put into `data` their ids after
     the ids of the files the page kept from an earlier post.
 
     Returns errors per field (a refused type, a file too large); a refused file does not drop
     the others. Stored files stay pending until a record links them, so a failed submission
-    leaves nothing attached to anything.
+    leaves nothing attached to anything. `anonymous` (a page anyone may post): the files are
+    refused while pending uploads fill their room (web.upload_room).
     """
     from starlette.datastructures import UploadFile
 
@@ -91,16 +92,18 @@ async def store_files(web: "Web", form: Any, posted: Any, data: dict[str, Any], 
         if not (listed or files):
             continue
         stored, refused = await store_uploads(web, files, service.limits_for(form.name, name) if files else None,
-                                              locale)
+                                              locale, anonymous=anonymous)
         if refused:
             errors[name] = refused
         data[name] = ids + stored
     return errors
 
 
-async def store_uploads(web: "Web", files: Iterable[Any], limits: Any, locale: str) -> tuple[list[str], list[str]]:
+async def store_uploads(web: "Web", files: Iterable[Any], limits: Any, locale: str, *,
+                        anonymous: bool = False) -> tuple[list[str], list[str]]:
     """Store posted files (Starlette UploadFiles) as pending uploads: (their ids, one message
-    per refused file). A refused file (its type, its size) does not drop the others."""
+    per refused file). A refused file (its type, its size) does not drop the others; an
+    `anonymous` poster's files are all refused while pending uploads fill their room."""
     from forms.attachments.errors import UploadRefused
 
     service = web.system.runtime.services["attachments"]
@@ -108,11 +111,15 @@ async def store_uploads(web: "Web", files: Iterable[Any], limits: Any, locale: s
     refused: list[str] = []
     for upload in files:
         try:
+            if anonymous:
+                await offload.run(web.upload_room.check)
             stored = await offload.run(service.upload, upload.file, upload.filename,
                                        upload.content_type, actor=None, limits=limits)
         except UploadRefused as exc:
             refused.append(f"{upload.filename}: {exc.text(locale)}")
             continue
+        if anonymous:
+            web.upload_room.add(int(stored["size"]))
         ids.append(stored["id"])
     return ids, refused
 

@@ -298,7 +298,8 @@ def routes(web: "Web") -> list[Route]:
         values = parse_form_post(form, posted, only=fields)
         # Photos and documents go through the same checks as on the public form (web.form_files);
         # a refused post lists the files already stored, to be kept without sending them again.
-        errors: dict[str, list[str]] = await store_files(web, form, posted, values, locale, only=fields)
+        errors: dict[str, list[str]] = await store_files(web, form, posted, values, locale, only=fields,
+                                                         anonymous=True)
         fresh = record
         if not errors:
             try:

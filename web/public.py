@@ -119,11 +119,13 @@ def routes(web: "Web") -> list[Route]:
             # a fresh ticket, rather than a bare refusal that loses the whole form. Their files
             # are stored too (anyone may upload: POST /api/v1/uploads), so none is lost.
             data = parse_form_post(form, posted, only=form.public_fields)
-            file_errors = await store_files(web, form, posted, data, locale, only=form.public_fields)
+            file_errors = await store_files(web, form, posted, data, locale, only=form.public_fields,
+                                             anonymous=True)
             return await again(request, form, data, errors=file_errors or None,
                                notice=_refusal_notice(exc), status=400)
         data = parse_form_post(form, posted, only=form.public_fields)
-        file_errors = await store_files(web, form, posted, data, locale, only=form.public_fields)
+        file_errors = await store_files(web, form, posted, data, locale, only=form.public_fields,
+                                         anonymous=True)
         if file_errors:
             # Report every other mistake too, so one refused file does not hide them.
             errors = {**_field_errors(web, form, data, locale), **file_errors}

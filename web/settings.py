@@ -46,3 +46,11 @@ def api_submits_per_minute() -> int:
     default 60); integrations that send more use API tokens."""
     raw = os.environ.get("DOCKET_API_SUBMITS_PER_MINUTE", "60")
     return int(raw) if raw.isdigit() and int(raw) > 0 else 60
+
+
+def pending_uploads_cap() -> int:
+    """Bytes that uploads no record holds yet may fill before anonymous ones are refused
+    ($DOCKET_MAX_PENDING_UPLOADS_MB, default 2048): anyone may upload, and without a cap a few
+    clients could fill the disk the database lives on (ADR 0004)."""
+    raw = os.environ.get("DOCKET_MAX_PENDING_UPLOADS_MB", "2048")
+    return (int(raw) if raw.isdigit() and int(raw) > 0 else 2048) * 1024 * 1024

@@ -109,7 +109,10 @@ def routes(web: "Web", service: AttachmentService | None = None) -> list[Route]:
             return files.begin(target_limits(chosen.get("form"), chosen.get("field")))
 
         receiver = _Receiver(boundary, begin)
+        anonymous = principal_of(request) is None
         try:
+            if anonymous:
+                await offload.run(web.upload_room.check)
             seen = 0
             async for chunk in request.stream():
                 seen += len(chunk)
@@ -131,6 +134,8 @@ def routes(web: "Web", service: AttachmentService | None = None) -> list[Route]:
             return Response(status_code=400)
         finally:
             receiver.discard()
+        if anonymous:
+            web.upload_room.add(int(result["size"]))
         return JSONResponse({k: result[k] for k in ("id", "name", "size", "type", "sha256")},
                             status_code=201)
 

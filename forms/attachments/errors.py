@@ -29,10 +29,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "zh-CN": "该文档解压后远大于其本身，疑似压缩炸弹，不予接受。"},
     "macros": {"en": "Documents with macros are not accepted.", "zh-CN": "不接受带宏的文档。"},
     "malformed": {"en": "The file is damaged or not what it claims to be.", "zh-CN": "文件已损坏或与其类型不符。"},
+    "no_room": {
+        "en": "Files cannot be received just now: please try again later, or send the form without them.",
+        "zh-CN": "暂时无法接收文件，请稍后再试，或先提交不含文件的表单。"},
 }
 
 STATUS = {"empty": 400, "malformed": 400, "too_large": 413, "too_many_pixels": 413, "zip_bomb": 413,
-          "active_content": 415, "unknown_type": 415, "not_accepted": 415, "macros": 415}
+          "active_content": 415, "unknown_type": 415, "not_accepted": 415, "macros": 415, "no_room": 503}
 """The HTTP status of each refusal: 413 for every "too large", 415 for a refused type."""
 
 

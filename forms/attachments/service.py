@@ -14,7 +14,7 @@ import secrets
 from datetime import timedelta
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from engine.errors import ConflictError, NotFoundError, ValidationFailed
@@ -26,7 +26,7 @@ from forms.attachments.limits import DEFAULT_LIMITS, Limits, limits_from_options
 from forms.attachments.store import Attachment, FileStore, Incoming, Stream, SweptFiles, iter_chunks
 
 __all__ = ["FILE_FIELD_TYPE_NAMES", "TOKEN", "AttachmentService", "is_token", "load_values",
-           "new_token", "type_of_media", "value_of_row"]
+           "new_token", "pending_bytes", "type_of_media", "value_of_row"]
 
 TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
 FILE_FIELD_TYPE_NAMES = frozenset({"attachment", "image"})
@@ -56,6 +56,13 @@ def value_of_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """A dk_attachments row as the value an attachment field stores."""
     return {"id": row["id"], "name": row["original_name"], "size": int(row["size"]),
             "type": type_of_media(row["media_type"]), "sha256": row["sha256"]}
+
+
+def pending_bytes(conn: Connection) -> int:
+    """The bytes of uploads no record holds yet (pending until linked or swept)."""
+    total = conn.execute(select(func.coalesce(func.sum(dk_attachments.c.size), 0))
+                         .where(dk_attachments.c.status == "pending")).scalar()
+    return int(total or 0)
 
 
 def load_values(conn: Connection, tokens: Iterable[str]) -> dict[str, dict[str, Any]]:

@@ -744,3 +744,17 @@ def test_a_mistake_in_a_field_the_form_does_not_show_is_still_listed(tmp_path: P
     refused = client.post("/f/receipt?lang=en", data={"name": "Chen", "_ticket": ticket})
     summary = refused.text.split('id="form-errors"', 1)[1].split("</div>", 1)[0]
     assert "<li>Internal code: This field is required.</li>" in summary
+
+
+def test_photos_on_the_public_form_are_refused_while_pending_uploads_fill_their_room(
+        client: TestClient, clock: ManualClock, system: System) -> None:
+    client.app.state.web.upload_room.cap = 1  # byte: the first photo fills it
+    ticket = open_form(client, clock, "en")
+    first = client.post("/f/complaint?lang=en", data={**FILLED, "contact_phone": "12", "_ticket": ticket},
+                        files=[("photos", ("a.png", PNG_1X1, "image/png"))])
+    assert first.status_code == 422 and 'id="f-photos-error"' not in first.text  # stored, kept for the next post
+    ticket = open_form(client, clock, "en")
+    response = client.post("/f/complaint?lang=en", data={**FILLED, "_ticket": ticket},
+                           files=[("photos", ("b.png", PNG_1X1, "image/png"))])
+    assert response.status_code == 422 and system.forms.count("complaint") == 0
+    assert 'id="f-photos-error">b.png: Files cannot be received just now' in response.text

@@ -375,3 +375,32 @@ def test_a_file_linked_to_a_record_is_served_only_to_those_who_may_read_the_reco
                      .values(form="ticket", record_id=record_id, field="photos", status="linked"))
     assert signed_in(app, "bob").get(f"/files/{token}").status_code == 200  # submitted the record
     assert client.get(f"/files/{token}").status_code == 404  # uploaded the file, may not see the record
+
+
+# -- room for anonymous uploads (ADR 0004) -------------------------------------------------------
+def test_anonymous_uploads_are_refused_once_pending_files_fill_their_room(app: Starlette, client: TestClient) -> None:
+    # Anyone may upload, and a file stays pending for a week: without a cap a few clients fill
+    # the disk the database lives on.
+    app.state.web.upload_room.cap = 1  # byte: the first file fills it
+    anonymous = TestClient(app, raise_server_exceptions=False)
+    assert send(anonymous, "a.png", png(8, 8)).status_code == 201
+    refused = send(anonymous, "b.png", png(8, 9))
+    assert refused.status_code == 503 and refused.json()["code"] == "no_room"
+    assert "try again later" in refused.json()["error"]
+    assert send(client, "c.png", png(8, 10)).status_code == 201  # signed-in staff still upload
+
+
+def test_the_room_comes_back_once_pending_files_are_linked_or_swept(app: Starlette) -> None:
+    from engine.storage.db import transaction
+    from engine.storage.tables import attachments
+    from web.upload_room import REFRESH_SECONDS
+
+    web = app.state.web
+    web.upload_room.cap = 1
+    anonymous = TestClient(app, raise_server_exceptions=False)
+    assert send(anonymous, "a.png", png(8, 8)).status_code == 201
+    with transaction(web.system.db) as conn:
+        conn.execute(attachments.delete())  # what `docket files sweep` does to old pending rows
+    assert send(anonymous, "b.png", png(8, 9)).status_code == 503  # the total is read again later
+    web.limiter.clock.now += REFRESH_SECONDS
+    assert send(anonymous, "b.png", png(8, 9)).status_code == 201
