@@ -502,7 +502,13 @@ class DashboardKind:
                 return None
         problem = chart.check_shape(len(dims), len(measures))
         if problem:
-            ctx.error(doc, path + ("chart",), problem, code="invalid-widget")
+            # Name the charts that draw this many dimensions and measures: the widget's shape
+            # is usually what the analyst means, the chart what to change.
+            fits = [other.name for other in ctx.registry.chart_types
+                    if other.check_shape(len(dims), len(measures)) is None]
+            ctx.error(doc, path + ("chart",), problem, code="invalid-widget",
+                      hint=f"charts for {len(dims)} dimension(s) and {len(measures)} measure(s): "
+                           + ", ".join(sorted(fits)) if fits else None)
             return None
         sort = []
         allowed = {d.key for d in dims} | {d.field for d in dims} | set(measures)

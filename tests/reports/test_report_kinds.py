@@ -70,6 +70,15 @@ def test_a_chart_gets_the_dimensions_it_draws(tmp_path: Path) -> None:
     assert any("a pie chart takes 1 dimension(s), not 2" in m for *_, m in errors(tmp_path, dashboards__board_yaml=board))
 
 
+
+def test_a_chart_that_cannot_draw_the_widget_names_the_charts_that_can(tmp_path: Path) -> None:
+    board = BOARD.replace("chart: pie, dataset: tickets, dimensions: [group]", "chart: pie, dataset: tickets, dimensions: [group, region]")
+    root = write_bundle(tmp_path, {**FILES, "dashboards/board.yaml": board})
+    _bundle, diags = validate_bundle(root, build_registry(plugins=False))
+    (found,) = [d for d in diags if d.severity == "error"]
+    assert found.hint is not None and found.hint.startswith("charts for 2 dimension(s) and 1 measure(s): area, bar,")
+
+
 def test_an_unknown_chart_type_is_refused(tmp_path: Path) -> None:
     board = BOARD.replace("chart: heatmap", "chart: heatmapp")
     assert any("unknown chart type 'heatmapp'" in m for *_, m in errors(tmp_path, dashboards__board_yaml=board))
