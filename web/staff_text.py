@@ -108,7 +108,8 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "you_hold_this": {"en": "You hold this task.", "zh-CN": "该任务由您处理。"},
     "open_to": {"en": "Open to", "zh-CN": "可认领者"},
     "comment": {"en": "Comment", "zh-CN": "意见"},
-    "comment_needed_for": {"en": "required to", "zh-CN": "以下操作必填："},
+    "comment_needed_for": {"en": "required to ", "zh-CN": "以下操作必填："},  # the outcomes follow at once
+    "list_sep": {"en": ", ", "zh-CN": "、"},  # between names in a sentence: 驳回、退回
     "return_to": {"en": "Return to step", "zh-CN": "退回到"},
     "outcome": {"en": "Outcome", "zh-CN": "结果"},
     "outcome_complete": {"en": "Complete", "zh-CN": "提交"},

@@ -152,6 +152,15 @@ def test_an_approval_offers_approve_reject_and_return(system: System) -> None:
     assert '<option value="triage">Triage</option>' in html
 
 
+def test_the_outcomes_needing_a_comment_are_listed_as_each_language_lists(system: System) -> None:
+    record = submit(system)
+    complete(client_for(system, "ann"), record, claimed(system, record), {"urgency": "high"})
+    claimed(system, record, "max")
+    page = f"/records/ticket/{record}"
+    assert "<small>(以下操作必填：驳回、退回)</small>" in client_for(system, "max").get(f"{page}?lang=zh-CN").text
+    assert "<small>(required to Reject, Return)</small>" in client_for(system, "max").get(f"{page}?lang=en").text
+
+
 def test_an_approval_puts_the_fields_it_shows_before_the_approver(system: System, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
