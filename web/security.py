@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Awaitable, Callable
 
 from starlette.exceptions import HTTPException
@@ -37,6 +38,19 @@ def let_embedders_frame(response: Response, origins: tuple[str, ...]) -> Respons
 _ENCODED_HEADERS = tuple((key.encode(), value.encode()) for key, value in SECURITY_HEADERS.items())
 """SECURITY_HEADERS as the raw pairs an ASGI response carries (encoded once, not per response)."""
 
+HSTS = (b"strict-transport-security", b"max-age=31536000")
+"""Sent with every answer that reaches the browser over https: for a year the browser then
+goes to this host over https only, so a network in between (a café's Wi-Fi) cannot serve the
+sign-in page over http on a later visit. Not `includeSubDomains`: the company's other hosts
+may still serve http."""
+
+
+def served_over_https(scope: Scope) -> bool:
+    """True when the browser reached this request over https: the scheme (uvicorn takes
+    X-Forwarded-Proto from a proxy it trusts), or DOCKET_SECURE_COOKIES=1, the operator's word
+    that a TLS-terminating proxy speaks http to Docket (as web.auth.is_secure reads it)."""
+    return scope.get("scheme") in ("https", "wss") or os.environ.get("DOCKET_SECURE_COOKIES", "") in ("1", "true", "yes")
+
 
 class SecurityHeaders:
     """Adds the security headers to every response (pure ASGI: streaming stays streaming)."""
@@ -48,6 +62,8 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+
+        https = served_over_https(scope)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -63,6 +79,8 @@ class SecurityHeaders:
                     # An embeddable page names its framers in CSP; X-Frame-Options cannot.
                     if key not in present and not (embeddable and key == b"x-frame-options"):
                         headers.append((key, value))
+                if https and HSTS[0] not in present:
+                    headers.append(HSTS)
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -291,6 +291,23 @@ def test_secure_cookies_can_be_forced_behind_a_tls_proxy(monkeypatch: pytest.Mon
     assert "Secure" in _session_cookie_header(client.get("/signin"))
 
 
+def test_answers_over_https_tell_the_browser_to_keep_to_https(system: System) -> None:
+    client = TestClient(create_app(system, secret="test-secret"), base_url="https://testserver")
+    for path in ("/signin", "/f/complaint", "/api/v1/forms", "/no-such-page"):
+        assert client.get(path).headers["strict-transport-security"] == "max-age=31536000"
+
+
+def test_answers_behind_a_tls_proxy_tell_the_browser_to_keep_to_https(monkeypatch: pytest.MonkeyPatch,
+                                                                      system: System) -> None:
+    monkeypatch.setenv("DOCKET_SECURE_COOKIES", "1")
+    client = TestClient(create_app(system, secret="test-secret"))
+    assert client.get("/signin").headers["strict-transport-security"] == "max-age=31536000"
+
+
+def test_plain_http_answers_carry_no_hsts(client: TestClient) -> None:
+    assert "strict-transport-security" not in client.get("/signin").headers
+
+
 def test_plain_http_cookies_are_still_httponly_and_lax(client: TestClient) -> None:
     header = _session_cookie_header(sign_in(client, "agent"))
     assert "HttpOnly" in header and "SameSite=Lax" in header and "Secure" not in header
