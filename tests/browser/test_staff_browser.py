@@ -275,3 +275,13 @@ def test_a_refused_step_shows_the_record_pages_address_and_a_reload_does_not_sen
     assert len([u for u in posts if u.endswith("/complete")]) == completes
     assert page.locator("#task-1-errors").count() == 0
     context.close()
+
+
+def test_on_a_phone_an_sla_due_date_stays_on_one_line(browser: Any, postal: LiveServer) -> None:
+    page = phone_page_with_a_complaint(browser, postal, "agent", "/records/complaint")
+    page.locator("table.records tbody a").first.click()
+    page.wait_for_load_state()
+    dates = page.locator(".sla-list time")
+    assert dates.count() >= 1
+    assert all(rects == 1 for rects in dates.evaluate_all("ts => ts.map(t => t.getClientRects().length)"))
+    page.close()
