@@ -58,9 +58,42 @@ def parse_networks(items: Iterable[str]) -> tuple[Network, ...]:
         raise ValueError(f"invalid network in webhook allow-list: {exc}") from None
 
 
+_IPV4_IN_LOW_BITS = tuple(ipaddress.IPv6Network(n) for n in (
+    "64:ff9b::/96",      # NAT64 (RFC 6052): a gateway forwards it to the IPv4 address inside
+    "::/96",             # IPv4-compatible (deprecated, still routed by some stacks)
+    "::ffff:0:0:0/96",   # IPv4-translated (SIIT, RFC 2765)
+))
+"""IPv6 prefixes whose last 32 bits name an IPv4 address that the packet may end up at."""
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+"""Local-use NAT64 (RFC 8215): a translator into the site's own network, internal by design."""
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries to a translator or relay (mapped, NAT64,
+    compatible, translated, 6to4, Teredo's server), or None."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[0]
+    if any(ip in net for net in _IPV4_IN_LOW_BITS):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def _public(ip: IPAddress) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    """True for an address on the public internet. An IPv6 address that carries an IPv4 one
+    (64:ff9b::a9fe:a9fe is 169.254.169.254 to a NAT64 gateway) is judged by that IPv4 address
+    too: Python calls several such prefixes global. Deprecated site-local fec0::/10 is internal."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = _embedded_ipv4(ip)
+        if inner is not None and not (inner.is_global and not inner.is_multicast):
+            return False
+        if ip.ipv4_mapped is not None:
+            return True  # judged as the IPv4 address it is
+        if ip.is_site_local or ip in _LOCAL_NAT64:
+            return False
     return ip.is_global and not ip.is_multicast
 
 

@@ -64,6 +64,27 @@ def test_webhooks_to_internal_addresses_are_refused_before_connecting(url: str, 
     assert no_connections == []
 
 
+@pytest.mark.parametrize("url", [
+    "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",  # NAT64: 169.254.169.254 behind the gateway
+    "http://[64:ff9b::a00:1]/x", "http://[64:ff9b:1::a00:1]/x",
+    "http://[::7f00:1]/x", "http://[::ffff:0:a9fe:a9fe]/x",  # IPv4-compatible, IPv4-translated
+    "http://[2002:a9fe:a9fe::1]/x",  # 6to4 of 169.254.169.254
+    "http://[fec0::1]/x",  # deprecated site-local
+])
+def test_an_internal_ipv4_address_wrapped_in_ipv6_is_refused_before_connecting(url: str,
+                                                                              no_connections: list[Any]) -> None:
+    # Python calls these prefixes global; a NAT64 gateway or a relay delivers to the address inside.
+    with pytest.raises(PermanentDeliveryError, match="an internal address"):
+        WebhookChannel().send(message(), {"url": url})
+    assert no_connections == []
+
+
+def test_a_public_ipv4_address_behind_nat64_may_be_reached() -> None:
+    from engine.channels.http import check_host
+
+    assert check_host("64:ff9b::808:808", 443) == ["64:ff9b::808:808"]
+
+
 def test_a_redirect_to_an_internal_address_is_refused_before_following_it() -> None:
     with http_receiver(("redirect", 307, "http://169.254.169.254/latest/meta-data/")) as receiver:
         with pytest.raises(PermanentDeliveryError, match="169.254.169.254, an internal address"):
