@@ -44,6 +44,8 @@ class Summary:
     escalations: int = 0
     messages: dict[str, int] = field(default_factory=dict)
     incidents: int = 0
+    incident_reasons: dict[str, int] = field(default_factory=dict)
+    """What failed (an incident's message: the node or rule, the YAML position, why) -> how often."""
     refused: dict[str, int] = field(default_factory=dict)
     """Why sample records were refused by the form ("field: message" -> samples)."""
 
@@ -75,7 +77,9 @@ def summarize(runtime: Runtime, form: str, *, bundle: str,
                 history.c.form == form, history.c.kind.in_(("task.escalated", "sla.escalated")))).scalar() or 0)
         summary.messages = {str(channel): int(count) for channel, count in conn.execute(
             sa.select(outbox.c.channel, sa.func.count()).group_by(outbox.c.channel))}
-        summary.incidents = int(conn.execute(sa.select(sa.func.count()).select_from(incidents)).scalar() or 0)
+        reasons = dict(conn.execute(sa.select(incidents.c.message, sa.func.count()).group_by(incidents.c.message)).all())
+        summary.incidents = int(sum(reasons.values()))
+        summary.incident_reasons = {str(message): int(count) for message, count in reasons.items()}
     return summary
 
 
@@ -104,10 +108,7 @@ def _rows(summary: Summary) -> Iterator[tuple[str, str]]:
     """(label, value) rows of one summary, in the order they are printed."""
     yield "records", str(summary.records)
     if summary.refused:
-        # The form refused samples: say why, or a simulation of nothing reads as a quiet month.
         yield "refused samples", str(sum(summary.refused.values()))
-        for reason, count in sorted(summary.refused.items(), key=lambda item: (-item[1], item[0]))[:5]:
-            yield f"  refused: {reason}", str(count)
     for key, count in sorted(summary.flows.items()):
         yield f"flows {key}", str(count)
     for node, stats in summary.steps.items():
@@ -123,11 +124,25 @@ def _rows(summary: Summary) -> Iterator[tuple[str, str]]:
     yield "incidents", str(summary.incidents)
 
 
+def _reasons(summary: Summary, title: str = "") -> list[str]:
+    """Why samples were refused and what broke, most frequent first, as lines after the
+    table (each reason is long: a step or rule and its position in the YAML): a simulation of
+    nothing must not read as a quiet month, nor an incident count as a mystery."""
+    lines = []
+    for heading, reasons in (("refused samples", summary.refused), ("incidents", summary.incident_reasons)):
+        if reasons:
+            lines.append(f"{heading}{title}:")
+            lines += [f"  {count:>5}  {reason}" for reason, count in
+                      sorted(reasons.items(), key=lambda item: (-item[1], item[0]))[:5]]
+    return lines
+
+
 def summary_lines(summary: Summary) -> list[str]:
     """One summary as aligned text lines."""
     rows = list(_rows(summary))
     width = max(len(label) for label, _ in rows)
     lines = [f"simulation of {summary.bundle}"] + [f"  {label:<{width}}  {value}" for label, value in rows]
+    lines += _reasons(summary)
     if summary.refused and not summary.records:
         lines.append("hint: the form refused every sample record; sample values come from each field's "
                      "type, options and default, so a required field they cannot fill (a file, a "
@@ -145,4 +160,4 @@ def compare_lines(before: Summary, after: Summary) -> list[str]:
     for label in labels:
         a, b = left.get(label, "-"), right.get(label, "-")
         lines.append(f"{'*' if a != b else ' '} {label:<{width}}  {a:<{col}}  {b}")
-    return lines
+    return lines + _reasons(before, f" in {before.bundle}") + _reasons(after, f" in {after.bundle}")

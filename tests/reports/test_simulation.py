@@ -107,7 +107,7 @@ def test_samples_the_form_refuses_are_counted_with_the_reason(tmp_path: Path,
     bundle = starter_with(tmp_path, capsys, "  photo:\n    type: image\n    required: true\n")
     assert main(["simulate", str(bundle), *SMALL]) == 0
     out = capsys.readouterr().out
-    assert "refused samples" in out and "refused: photo: This field is required." in out
+    assert "refused samples:\n     24  photo: This field is required.\n" in out
     assert "hint: the form refused every sample record" in out
 
 
@@ -128,3 +128,15 @@ def test_a_form_the_bundle_lacks_is_refused_with_the_one_meant(tmp_path: Path,
     bundle = starter_with(tmp_path, capsys, "")
     assert main(["simulate", str(bundle), *SMALL, "--form", "requests"]) == 1
     assert "has no form 'requests' (did you mean 'request'?)" in capsys.readouterr().err
+
+
+def test_incidents_are_summed_up_with_what_failed_and_where(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # "incidents 5" alone sent the analyst to the log for the why.
+    bundle = starter_with(tmp_path, capsys, "")
+    flow = bundle / "flows" / "request_handling.yaml"
+    flow.write_text(flow.read_text("utf-8").replace("when: (amount or 0) > 1000", "when: 1000 / (amount or 0) < 1"), "utf-8")
+    assert main(["simulate", str(bundle), *SMALL]) == 0
+    out = capsys.readouterr().out
+    assert "\nincidents:\n" in out
+    assert "limit_check: " in out and "request_handling.yaml:" in out and "division by zero" in out
