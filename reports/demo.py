@@ -164,6 +164,10 @@ class DemoRunner:
                 data[name] = rng.choice(sorted(field.choices.values()))
         if "amount_claimed" in spec.fields:
             data["amount_claimed"] = str(rng.choice([200, 500, 800, 1500, 3000, 6000, 12000]))
+        for name in list(data):  # a postal sample the analyst's pattern refuses: one it accepts
+            field = spec.fields[name]
+            if field.type in _CODE_KINDS and not self._accepts(field, data[name]):
+                data[name] = self.value_for(field)
         for name, field in spec.fields.items():  # any other form: its required fields get values,
             # and most of its optional amounts and choices (what its flow and dashboards branch on)
             if name in data:

@@ -140,3 +140,13 @@ def test_incidents_are_summed_up_with_what_failed_and_where(tmp_path: Path,
     out = capsys.readouterr().out
     assert "\nincidents:\n" in out
     assert "limit_check: " in out and "request_handling.yaml:" in out and "division by zero" in out
+
+
+def test_a_customer_name_of_the_analysts_own_pattern_gets_a_sample_it_matches(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Sample customer names are the postal key accounts' (华为技术...), which the pattern refuses.
+    bundle = starter_with(tmp_path, capsys, "  customer_name:\n    type: text\n    required: true\n"
+                                            "    pattern: \"[A-Z]{2}[0-9]{4}\"\n")
+    assert main(["simulate", str(bundle), *SMALL, "--format", "json"]) == 0
+    (summary,) = json.loads(capsys.readouterr().out)
+    assert summary["records"] == 24 and summary["refused"] == {}
