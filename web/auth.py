@@ -696,7 +696,7 @@ class AuthMiddleware:
         refused any form with a photo from a phone (a few MB) before its handler saw it. The
         chunks read here are replayed to the handler, then the rest comes from the client.
         """
-        from python_multipart.exceptions import MultipartParseError
+        from python_multipart.exceptions import FormParserError, MultipartParseError
         from python_multipart.multipart import MultipartParser, parse_options_header
 
         _, params = parse_options_header(request.headers.get("content-type", ""))
@@ -704,7 +704,10 @@ class AuthMiddleware:
         if not boundary:
             return receive, ""  # the handler reports the malformed body
         finder = _TokenPart()
-        parser = MultipartParser(boundary, finder.callbacks)
+        try:
+            parser = MultipartParser(boundary, finder.callbacks)
+        except FormParserError:  # the boundary itself is refused (over 256 bytes)
+            return receive, ""
         held: list[Message] = []
         seen = 0
         more = True

@@ -21,7 +21,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import quote
 
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -108,7 +108,10 @@ def routes(web: "Web", service: AttachmentService | None = None) -> list[Route]:
             chosen = {**{k: fields[k] for k in ("form", "field") if k in fields}, **target}
             return files.begin(target_limits(chosen.get("form"), chosen.get("field")))
 
-        receiver = _Receiver(boundary, begin)
+        try:
+            receiver = _Receiver(boundary, begin)
+        except FormParserError as exc:  # the parser refuses the boundary itself (over 256 bytes)
+            raise HTTPException(400, f"malformed upload: {exc}") from None
         anonymous = principal_of(request) is None
         try:
             if anonymous:

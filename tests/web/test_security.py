@@ -130,6 +130,14 @@ def test_a_multipart_post_whose_token_comes_only_after_a_file_is_refused(client:
     assert response.status_code == 403 and is_signed_in(client)
 
 
+def test_a_multipart_post_with_a_boundary_the_parser_refuses_is_refused_not_a_crash(client: TestClient) -> None:
+    # The CSRF check reads a multipart body's first parts: python-multipart refused the boundary
+    # in its constructor, and any page's POST answered 500, the sign-in page's to anyone.
+    response = client.post("/signin", content=b"--x--\r\n",
+                           headers={"content-type": "multipart/form-data; boundary=" + "a" * 300})
+    assert response.status_code == 403
+
+
 def test_the_api_with_a_session_cookie_needs_the_header(client: TestClient) -> None:
     token = signed_in(client)
     refused = client.post("/api/v1/forms/complaint/records", json=COMPLAINT)
