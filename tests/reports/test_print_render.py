@@ -35,6 +35,12 @@ def test_the_letter_reads_the_record_its_fields_and_the_templates_values(printed
     assert "2026年11月23日" in html  # today, from the injected clock, in the bundle's zone
 
 
+def test_a_letter_without_waybills_numbers_its_sections_without_a_gap(printed_system):
+    record = printed_system.forms.submit("complaint", {**LETTER, "waybills": []}, actor="agent1")
+    html = render(printed_system, record.record_id)
+    assert [h.split("、")[0] for h in html.split("<h2>")[1:]] == ["一", "二", "三", "四"]
+
+
 def test_a_hostile_answer_is_escaped_in_the_letter(printed_system):
     """RELIABILITY 14: a customer's text never becomes markup in the printed letter."""
     record = printed_system.forms.submit("complaint", {**LETTER, "description": HOSTILE,
