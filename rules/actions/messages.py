@@ -118,6 +118,31 @@ def _link_data(link: str) -> dict[str, str]:
 
 
 
+_ADDRESSES = {"email": ("email", "an e-mail address", "an e-mail"),
+              "sms": ("phone", "a phone number", "an SMS")}
+"""Channel type -> the field type of its addresses, that address in words, the channel in words."""
+
+
+def _check_field_addresses(raw: Any, kind: str | None, form: Any, ctx: BuildContext, doc: Document,
+                           path: YamlPath, channel: str) -> None:
+    """A `{field: f}` recipient holding the other kind of address (an e-mail field on an SMS
+    channel, a phone on an e-mail one) is a load error: the message would fail on every send."""
+    if kind not in _ADDRESSES:
+        return
+    items = raw if isinstance(raw, list) else [raw]
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or item.get("field") not in form.fields:
+            continue
+        ftype = getattr(ctx.registry.field_types.get(form.fields[item["field"]].type), "name", None)
+        held = next((other for other, (field_type, *_) in _ADDRESSES.items() if field_type == ftype), None)
+        if held is None or held == kind:
+            continue
+        wanted, needed, _ = _ADDRESSES[kind]
+        ctx.error(doc, (path + (i,) if isinstance(raw, list) else path) + ("field",),
+                  f"'{item['field']}' holds {_ADDRESSES[held][1]}, and channel '{channel}' sends to {needed}",
+                  code="recipient", hint=f"name {'an' if wanted[0] in 'aeiou' else 'a'} {wanted} field, or send on {_ADDRESSES[held][2]} channel")
+
+
 class Notify(BaseAction):
     name = "notify"
     aliases = ("send",)
@@ -146,6 +171,9 @@ class Notify(BaseAction):
         to = check_recipients(options["to"], ctx, doc, path + ("to",), scope.form)
         names = None if scope.names is None else scope.names | TEMPLATE_NAMES
         form = ctx.definitions.get("form", {}).get(scope.form) if scope.form else None
+        if form is not None and ctx.meta is not None:
+            _check_field_addresses(options["to"], channel_types(ctx.meta).get(channel), form, ctx, doc,
+                                   path + ("to",), channel)
         # `text.<field>` must name a field of the form, or `status` (checked here, not when a
         # message fails).
         members = {"text": {*form.fields, "status"}} if form is not None else None

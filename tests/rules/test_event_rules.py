@@ -356,6 +356,25 @@ def test_a_message_gives_the_status_in_the_words_of_the_form_s_status_list(tmp_p
     assert message["body"] == "T0001: 已受理"
 
 
+
+def test_a_phone_field_as_the_address_of_an_e_mail_is_a_load_error(tmp_path: Path) -> None:
+    # It loaded, and every message went to a phone number as an e-mail address.
+    bundle = BUNDLE.rstrip(" ") + """\
+    channels:
+      mail: {type: email, host: smtp.example.com, from: desk@example.com}
+    """
+    assert errors(tmp_path, {"bundle.yaml": bundle, "rules/ticket_rules.yaml": """\
+    ruleset: ticket_rules
+    form: ticket
+    rules:
+      told:
+        on: record.created
+        do:
+          - {action: notify, channel: mail, to: {field: phone}, body: hi}
+    """}) == [("rules/ticket_rules.yaml", 7, 53,
+               "'phone' holds a phone number, and channel 'mail' sends to an e-mail address")]
+
+
 def set_rule(fields: str) -> dict[str, str]:
     """A rule set whose one rule's `set` action writes `fields` (a YAML flow mapping)."""
     return {"forms/ticket.yaml": FORM.rstrip(" ") + "      score: {type: computed, expression: (level or 0) * 2}\n",
