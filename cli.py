@@ -121,6 +121,12 @@ def cmd_test(args: argparse.Namespace) -> int:
               f"({result.steps_run} step(s) run)", flush=True)  # type: ignore[attr-defined]
 
     results = run_scenarios(Path(args.bundle), [Path(f) for f in args.scenarios], on_result=show)
+    if not results and not (Path(args.bundle) / "bundle.yaml").is_file():
+        # No folder, a file, or no bundle.yaml: say that, as validate does, not "no scenarios".
+        from engine.bundle import validate_bundle
+        from web.system import build_registry
+
+        raise DefinitionError(validate_bundle(Path(args.bundle), build_registry(plugins=False))[1])
     if not results:
         print(f"no scenarios: write them in {Path(args.bundle) / SCENARIO_FOLDER}/*.yaml "
               "(docs/reference/scenarios.md)", file=sys.stderr)

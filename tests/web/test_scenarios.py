@@ -259,6 +259,15 @@ def test_a_bundle_without_scenarios_says_where_to_write_them(tmp_path: Path,
     assert f"no scenarios: write them in {bundle / 'scenarios'}/*.yaml" in capsys.readouterr().err
 
 
+
+def test_a_bundle_folder_that_does_not_exist_is_said_to_be_so(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # A typo in the folder was told to write scenarios in it.
+    assert main(["test", str(tmp_path / "meter_dispute")]) == 1
+    err = capsys.readouterr().err
+    assert f"the folder '{tmp_path / 'meter_dispute'}' does not exist" in err and "no scenarios" not in err
+
+
 def test_a_fault_inside_docket_is_reported_at_the_step_not_raised(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from flows.runtime import FlowService
