@@ -152,8 +152,11 @@ def validate_bundle(root: Path | str, registry: Registry) -> tuple[Bundle | None
         return None, diags.sorted()
     if not manifest.is_file():
         where = display_path(manifest)
+        # `docket validate definitions`: the folder of bundles, not a bundle. Name them.
+        inside = sorted(display_path(child) for child in root.iterdir() if (child / "bundle.yaml").is_file())
         diags.error("no bundle.yaml: a bundle is a folder with bundle.yaml at its top",
-                    Span(where, 1, 1), code="no-bundle")
+                    Span(where, 1, 1), code="no-bundle",
+                    hint="the bundles in this folder: " + ", ".join(inside[:8]) if inside else None)
         return None, diags.sorted()
     checker = SchemaChecker(registry)
     meta_doc = load_yaml_file(manifest, display_path(manifest), diags)

@@ -369,6 +369,15 @@ def test_a_file_given_as_the_bundle_is_reported_as_not_a_folder(tmp_path: Path) 
     assert [d.message for d in diags] == [f"'{display_path(tmp_path / 'bundle.yaml')}' is a file, not a bundle folder"]
 
 
+
+def test_a_folder_of_bundles_given_as_the_bundle_names_the_bundles_in_it(tmp_path: Path) -> None:
+    # `docket validate definitions` said only that there was no bundle.yaml.
+    write_bundle(tmp_path / "meter_disputes", {})
+    (diag,) = validate_bundle(tmp_path, build_registry(plugins=False))[1]
+    assert diag.message.startswith("no bundle.yaml")
+    assert diag.hint == f"the bundles in this folder: {display_path(tmp_path / 'meter_disputes')}"
+
+
 def test_every_problem_of_every_file_is_reported_in_one_run(tmp_path: Path) -> None:
     form = MINI["forms/ticket.yaml"].replace("type: text", "type: txt")
     flow = MINI["flows/ticket_flow.yaml"].replace("{role: agent}", "{role: agnet}")
