@@ -285,3 +285,18 @@ def test_on_a_phone_an_sla_due_date_stays_on_one_line(browser: Any, postal: Live
     assert dates.count() >= 1
     assert all(rects == 1 for rects in dates.evaluate_all("ts => ts.map(t => t.getClientRects().length)"))
     page.close()
+
+
+def test_on_a_phone_a_long_english_label_wraps_and_leaves_its_value_room(browser: Any, postal: LiveServer) -> None:
+    give_password(postal, "agent")
+    record = postal.system.forms.submit("complaint", {
+        "customer_name": "华东电子商务有限公司", "contact_name": "陈先生", "contact_phone": "13812345678",
+        "occurred_at": "2026-11-20T10:30", "category": "transport_late", "description": "十票快件超时三天未妥投。"},
+        actor="agent", channel="web").record_id
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    sign_in(page, postal, "agent", lang="en")
+    page.goto(f"{postal.url}/records/complaint/{record}?lang=en")
+    # The handling group holds "More information needed from the customer": its values stay readable.
+    widths = page.locator("dl.record-fields dd").evaluate_all("ds => ds.map(d => d.getBoundingClientRect().width)")
+    assert widths and min(widths) >= 390 * 0.4
+    page.close()
