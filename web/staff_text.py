@@ -42,6 +42,7 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "you": {"en": "You", "zh-CN": "我"},
     "unclaimed": {"en": "not claimed yet", "zh-CN": "待认领"},
     "handle": {"en": "Handle", "zh-CN": "处理"},
+    "open_task": {"en": "Open", "zh-CN": "查看"},
     "claim": {"en": "Claim", "zh-CN": "认领"},
     "release": {"en": "Give back", "zh-CN": "退回待认领"},
     "escalated": {"en": "Escalated", "zh-CN": "已升级"},

@@ -239,3 +239,16 @@ def test_an_escalated_task_names_its_holder_by_name(system: System) -> None:
         conn.execute(tasks.update().where(tasks.c.record_id == record).values(escalation_level=1))
     html = client_for(system, "ann").get("/inbox?lang=en").text
     assert re.search(r'<td class="c-holder"[^>]*>Bob</td>', html)
+
+
+def test_an_escalated_task_someone_holds_is_opened_not_claimed(system: System) -> None:
+    from engine.storage.tables import tasks
+
+    record = submit(system)
+    task = open_task(system, record)
+    system.flows.claim(task["id"], "bob")
+    with system.db.begin() as conn:  # escalated while bob holds it: it shows in ann's inbox too
+        conn.execute(tasks.update().where(tasks.c.record_id == record).values(escalation_level=1))
+    html = client_for(system, "ann").get("/inbox?lang=zh-CN").text
+    action = html.split('<td class="c-act">')[1].split("</td>")[0]
+    assert f'href="/records/ticket/{record}#task-{task["id"]}">查看</a>' in action and "/claim" not in action
