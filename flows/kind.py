@@ -10,6 +10,7 @@ from engine.kinds import BuildContext, Dispatch
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.types import YamlPath
 from engine.yamlsource import Document
+from flows.conditions import check_flow_references
 from flows.graph import check_graph
 from flows.spec import FlowSpec, NodeSpec
 
@@ -141,6 +142,7 @@ class FlowKind:
         if data["start"] not in nodes:
             ctx.unknown(doc, ("start",), "node", data["start"], nodes)
         check_graph(nodes, data["start"], doc, ctx)
+        check_flow_references(raw_nodes, nodes, doc, ctx)
         if form is not None:
             _check_statuses(raw_nodes, form, doc, ctx)
         reopen = data.get("reopen") or {}

@@ -53,6 +53,9 @@ class Approval(Task):
         # Returning also needs the node to send the record back to: chosen on the page.
         return ["approve", "reject"]
 
+    def recorded_outcomes(self, node: NodeSpec) -> frozenset[str]:
+        return frozenset(OUTCOMES.values())
+
     def check_completion(self, node: NodeSpec, outcome: str | None, comment: str | None,
                          return_to: str | None) -> None:
         allowed = ["approve", "reject"] + (["return"] if node.options.get("return_to") else [])

@@ -56,6 +56,13 @@ class NodeType:
         task is simply done), the usual one first. By default the node's `outcomes`."""
         return list(node.options.get("outcomes") or [])
 
+    def recorded_outcomes(self, node: NodeSpec) -> frozenset[str] | None:
+        """The values `flow.<node>.outcome` may hold once the node is done, or None when they
+        are not known: a condition comparing it with another value is a load error
+        (flows/conditions.py). By default the node's `outcomes`."""
+        outcomes = node.options.get("outcomes")
+        return frozenset(outcomes) if outcomes else None
+
     def check_completion(self, node: NodeSpec, outcome: str | None, comment: str | None,
                          return_to: str | None) -> None:
         """Refuse a completion the node cannot take (ConflictError / ValidationFailed), before

@@ -77,6 +77,9 @@ class Countersign(NodeType):
         run.variables[run.node.id] = {"approved": 0, "rejected": 0, "total": total, "needed": need,
                                       "outcome": None}
 
+    def recorded_outcomes(self, node: NodeSpec) -> frozenset[str]:
+        return frozenset({"approved", "rejected"})
+
     def check_completion(self, node: NodeSpec, outcome: str | None, comment: str | None,
                          return_to: str | None) -> None:
         if outcome not in ("approve", "reject"):

@@ -163,6 +163,29 @@ def test_a_branch_reading_a_field_through_record_is_checked_against_its_options(
                                        "'hihg' is not an option of 'urgency': the comparison could never hold")]
 
 
+
+def test_a_branch_reading_the_outcome_of_a_node_the_flow_lacks_is_an_error_at_the_name(tmp_path: Path) -> None:
+    # flow.<misspelt node> is always empty: the record silently took the other branch.
+    flow = GOOD.replace('urgency == "high"', 'flow.aa.outcome == "done"')
+    assert errors(tmp_path, flow) == [("flows/ticket_flow.yaml", 26, 20, "unknown node 'aa' in flow.aa")]
+
+
+def test_a_branch_comparing_a_steps_outcome_with_one_it_never_records_is_an_error_at_it(tmp_path: Path) -> None:
+    flow = GOOD.replace("      a:\n        type: task\n", "      a:\n        type: task\n        outcomes: [fixed, not_fixed]\n")
+    flow = flow.replace('urgency == "high"', 'flow.a.outcome == "fixd"')
+    assert errors(tmp_path, flow) == [("flows/ticket_flow.yaml", 27, 33,
+                                       "'fixd' is not an outcome of 'a': the comparison could never hold")]
+
+
+def test_an_approvals_outcomes_are_those_it_records_not_the_buttons(tmp_path: Path) -> None:
+    # The approver presses approve; flow.<node>.outcome holds approved.
+    flow = GOOD.replace("      a:\n        type: task\n", "      a:\n        type: approval\n        approve: joined\n        reject: joined\n")
+    flow = flow.replace("        next: joined\n      b:", "      b:")
+    assert errors(tmp_path, flow.replace('urgency == "high"', 'flow.a.outcome == "approved"')) == []
+    assert [m for *_, m in errors(tmp_path, flow.replace('urgency == "high"', 'flow.a.outcome == "approve"'))] == [
+        "'approve' is not an outcome of 'a': the comparison could never hold"]
+
+
 def test_a_branch_comparing_a_money_field_with_text_is_an_error_with_the_fix(tmp_path: Path) -> None:
     flow = GOOD.replace('urgency == "high"', '(amount or 0) > "3000"')
     found = problems(tmp_path, {"flows/ticket_flow.yaml": flow})
