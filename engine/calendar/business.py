@@ -44,7 +44,7 @@ class BusinessCalendar:
         try:
             object.__setattr__(self, "_zone", ZoneInfo(self.timezone))
         except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
-            raise CalendarError(f"unknown time zone '{self.timezone}' (e.g. Asia/Shanghai)",
+            raise CalendarError(f"unknown time zone '{self.timezone}' ({_zone_meant(self.timezone)})",
                                 ("timezone",)) from exc
         if not self.working_periods:
             raise CalendarError("at least one working period is needed", ("working_hours",))
@@ -193,3 +193,12 @@ class BusinessCalendar:
             return amount.to_timedelta()
         raise TypeError(f"expected a Duration or timedelta, got {type(amount).__name__}")
 
+
+
+def _zone_meant(name: object) -> str:
+    """'did you mean ...?' for a misspelt IANA zone (Asia/Shanghia, asia/shanghai), else an example."""
+    from zoneinfo import available_timezones
+
+    from engine.errors import did_you_mean
+
+    return did_you_mean(str(name), available_timezones()) or "e.g. Asia/Shanghai"

@@ -47,6 +47,13 @@ def test_an_unknown_time_zone_is_reported_at_timezone(tmp_path: Path) -> None:
     assert "unknown time zone 'Asia/Shangai'" in found.message
 
 
+
+def test_a_misspelt_time_zone_is_told_the_zone_meant(tmp_path: Path) -> None:
+    # It said "e.g. Asia/Shanghai" whatever the zone: Europe/Londn got no help.
+    found = only(bundle_errors(tmp_path, CALENDAR.replace("Asia/Shanghai", "Europe/Londn")))
+    assert "unknown time zone 'Europe/Londn' (did you mean 'Europe/London'?)" in found.message
+
+
 def test_an_unknown_role_in_bundle_yaml_suggests_the_close_one(tmp_path: Path) -> None:
     found = only(bundle_errors(tmp_path, "        demo_users:\n          - {username: a, roles: [agnt]}\n"))
     assert found.message == "unknown role 'agnt'"
