@@ -322,9 +322,9 @@ def _activity(entry: Mapping[str, Any], form: Any, flow: Any, hidden: set[str], 
     if entry["kind"] in ("task.reassigned", "task.delegated") and data.get("to"):
         detail = names.get(str(data["to"]), str(data["to"]))
     elif entry["kind"] == "task.escalated":
-        detail = str(data.get("level", ""))
+        detail = _escalation_text(flow, entry["node"], data.get("level"), locale)
     elif entry["kind"] == "task.copied":
-        detail = ", ".join(names.get(str(u), str(u)) for u in data.get("to") or [])
+        detail = ui("list_sep", locale).join(names.get(str(u), str(u)) for u in data.get("to") or [])
     elif entry["kind"] == "flow.returned":
         detail = _node_label(flow, str(data.get("to") or ""), locale)
     elif entry["kind"] in ("flow.ended",):
@@ -344,6 +344,16 @@ def _activity(entry: Mapping[str, Any], form: Any, flow: Any, hidden: set[str], 
                     detail=detail, files=[{"name": str(f.get("name") or "file"), "size": f.get("size"),
                                            "url": f"/records/{form.spec.name}/{entry['record_id']}/files/{f.get('id')}"}
                                           for f in data.get("attachments") or [] if isinstance(f, Mapping)])
+
+
+def _escalation_text(flow: Any, node: str | None, level: Any, locale: str) -> str:
+    """The level a task was escalated to, by the step's label for it (二级响应：部门经理);
+    "level 2" where the step names none (an SLA's escalation path)."""
+    spec = flow.nodes.get(node) if flow is not None and node else None
+    for step in (spec.options.get("escalation") or []) if spec is not None else []:
+        if isinstance(step, Mapping) and str(step.get("level")) == str(level) and step.get("label"):
+            return label_text(step["label"], locale, str(level))
+    return ui("escalation_level", locale).format(n=level) if level not in (None, "") else ""
 
 
 def _engine_detail(bundle: Any, kind: str, data: Mapping[str, Any], locale: str) -> str:

@@ -61,3 +61,14 @@ def test_the_answer_of_another_system_reads_on_the_timeline_with_what_it_changed
     page = admin.get(f"/records/compensation/{compensation['id']}?lang=zh-CN").text
     assert "外部系统已回复" in page and "财务 ERP" in page
     assert "ERP 凭证号" in page and "FI-2026-000318" in page
+
+
+def test_an_escalation_reads_as_the_level_the_step_names(tmp_path: Path) -> None:
+    system = boot(POSTAL, db_url=f"sqlite:///{tmp_path / 'docket.db'}",
+                  clock=ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)))
+    give_password(system, "admin")
+    case = Case(system, {**DAMAGE, "amount_claimed": "8000"})  # the rules raise it to level 2 at once
+    admin = app_client(system)
+    sign_in(admin, "admin")
+    assert "升级 · 受理 · 二级响应：部门经理" in admin.get(f"/records/complaint/{case.id}?lang=zh-CN").text
+    assert "escalated · Accept · Level 2: department manager" in admin.get(f"/records/complaint/{case.id}?lang=en").text
