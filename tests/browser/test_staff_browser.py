@@ -300,3 +300,15 @@ def test_on_a_phone_a_long_english_label_wraps_and_leaves_its_value_room(browser
     widths = page.locator("dl.record-fields dd").evaluate_all("ds => ds.map(d => d.getBoundingClientRect().width)")
     assert widths and min(widths) >= 390 * 0.4
     page.close()
+
+
+def test_a_view_is_saved_by_typing_its_name_and_pressing_enter(browser: Any, helpdesk: LiveServer) -> None:
+    give_password(helpdesk, "max")
+    page = browser.new_page(viewport=DESKTOP)
+    sign_in(page, helpdesk, "max")
+    page.goto(f"{helpdesk.url}/records/ticket?urgency=high&lang=en")
+    page.fill("#view-name", "Urgent ones")
+    page.press("#view-name", "Enter")
+    assert page.locator("#saved-views a").all_inner_texts() == ["Urgent ones"]
+    assert page.input_value("#view-name") == ""
+    page.close()

@@ -44,7 +44,7 @@
     });
   }
 
-  save.addEventListener("click", function () {
+  function keep() {
     var name = input.value.trim();
     if (!name) { input.focus(); return; }
     var views = load().filter(function (v) { return v && v.name !== name; });
@@ -52,6 +52,11 @@
     localStorage.setItem(key, JSON.stringify(views.slice(-30)));
     input.value = "";
     draw();
+  }
+  save.addEventListener("click", keep);
+  // Enter in the name box saves, as it would in a form: typing a name and pressing Enter did nothing.
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.isComposing) { event.preventDefault(); keep(); }
   });
   draw();
 }());
