@@ -589,6 +589,12 @@ def origin_problem(headers: Mapping[str, str], host: str) -> str | None:
     return None
 
 
+NOT_STORED = (b"cache-control", b"private, no-store")
+"""What a signed-in user's answers carry unless they say otherwise (ASVS V8.2.1): a record
+page, the inbox or an API answer holds customers' names and phones, and a browser kept them on
+disk, shown again by Back after signing out at a shared counter, as could a proxy in between."""
+
+
 class AuthMiddleware:
     """Sets `request.state.principal` from the session cookie (unless an earlier middleware,
     e.g. the API's bearer tokens, set it), enforces CSRF on state-changing requests, and sends
@@ -637,14 +643,18 @@ class AuthMiddleware:
                 return
 
         async def send_with_cookie(message: Message) -> None:
-            if message["type"] == "http.response.start" and state.get("issue_cookie"):
-                headers = list(message.get("headers", []))
-                already = any(k.lower() == b"set-cookie" and v.startswith(SESSION_COOKIE.encode() + b"=")
-                              for k, v in headers)
-                if not already:
-                    value = cookie_header(SESSION_COOKIE, state["issue_cookie"], secure=is_secure(scope))
-                    headers.append((b"set-cookie", value.encode("latin-1")))
-                message = {**message, "headers": headers}
+            if message["type"] == "http.response.start":
+                signed_in = state.get("principal") is not None
+                if signed_in or state.get("issue_cookie"):
+                    headers = list(message.get("headers", []))
+                    if state.get("issue_cookie") and not any(
+                            k.lower() == b"set-cookie" and v.startswith(SESSION_COOKIE.encode() + b"=")
+                            for k, v in headers):
+                        value = cookie_header(SESSION_COOKIE, state["issue_cookie"], secure=is_secure(scope))
+                        headers.append((b"set-cookie", value.encode("latin-1")))
+                    if signed_in and not any(k.lower() == b"cache-control" for k, _ in headers):
+                        headers.append(NOT_STORED)
+                    message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)

@@ -321,6 +321,25 @@ def test_plain_http_cookies_are_still_httponly_and_lax(client: TestClient) -> No
     assert "HttpOnly" in header and "SameSite=Lax" in header and "Secure" not in header
 
 
+@pytest.mark.parametrize("path", ["/inbox", "/records/complaint", "/dashboards", "/api/v1/tasks",
+                                  "/api/v1/forms/complaint/records"])
+def test_a_signed_in_users_pages_are_not_stored_by_the_browser(client: TestClient, path: str) -> None:
+    # Customers' names and phones stayed in the browser's cache, shown again by Back after
+    # signing out at a shared counter.
+    signed_in(client)
+    assert client.get(path).headers["cache-control"] == "private, no-store"
+
+
+def test_a_signed_in_answer_that_says_how_to_cache_keeps_its_own(client: TestClient) -> None:
+    signed_in(client)
+    assert client.get("/static/docket.css").headers.get("cache-control") != "private, no-store"
+    assert client.get("/f/complaint/qr.svg").headers["cache-control"] == "public, max-age=3600"
+
+
+def test_anonymous_public_pages_say_nothing_about_caching(client: TestClient) -> None:
+    assert "cache-control" not in client.get("/f/complaint").headers
+
+
 def test_the_sign_in_page_is_not_cached(client: TestClient) -> None:
     assert client.get("/signin").headers["cache-control"] == "no-store"
 
