@@ -89,6 +89,18 @@ def test_a_click_on_a_bar_opens_the_records_it_counts(browser: Any, kit_server: 
     assert problems == [], "\n".join(problems)
 
 
+def test_a_chart_with_nothing_to_show_says_so(browser: Any, kit_server: LiveServer) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, kit_server, "bea")
+    page.goto(f"{kit_server.url}/dashboards/board?period_from=2001-01-01&period_to=2001-01-31&lang=zh-CN")
+    page.wait_for_selector("#widget-by_region .widget-body[data-ready]", timeout=20000)
+    page.wait_for_selector("#widget-table .widget-body[data-ready]")
+    for widget in ("by_region", "table"):
+        assert page.inner_text(f"#widget-{widget} .widget-body") == "当前筛选条件下没有数据。"
+    assert page.inner_text("#widget-total .kpi-value") == "0"
+    page.close()
+
+
 def test_charts_draw_and_open_their_records_under_a_path_prefix(browser: Any, kit_under_prefix: LiveServer) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     problems = watch(page)

@@ -174,6 +174,12 @@
         if (!result.ok) { body.appendChild(el("p", "notice notice-error", result.data.error || "error")); return; }
         var payload = result.data;
         section.dataset.rows = String(payload.rows.length);
+        // No rows: say so, rather than draw bare axes or a table of headings (a KPI shows its 0).
+        if (payload.rows.length === 0 && payload.chart !== "kpi") {
+          body.appendChild(el("p", "muted widget-empty", root.dataset.empty));
+          body.dataset.ready = "yes";
+          return;
+        }
         if (payload.chart === "kpi") { kpi(body, payload); body.dataset.ready = "yes"; }
         else if (payload.chart === "table") { table(body, payload); body.dataset.ready = "yes"; }
         else { chart(body, payload); }
