@@ -617,7 +617,8 @@ SWITCHES = {"DOCKET_DEMO": ("1", "true", "yes", "on", "0", "false", "no", "off")
             "DOCKET_SECURE_COOKIES": ("1", "true", "yes", "0", "false", "no"),
             "DOCKET_OUTBOX_DRY_RUN": ("1", "true", "yes", "0", "false", "no")}
 """The on/off settings and the words Docket reads in each (anything else counts as off)."""
-COUNTS = {"DOCKET_SESSION_IDLE_MINUTES": 30, "DOCKET_SESSION_HOURS": 12, "DOCKET_API_SUBMITS_PER_MINUTE": 60}
+COUNTS = {"DOCKET_SESSION_IDLE_MINUTES": 30, "DOCKET_SESSION_HOURS": 12, "DOCKET_API_SUBMITS_PER_MINUTE": 60,
+          "DOCKET_MAX_PENDING_UPLOADS_MB": 2048}
 """The settings that are whole numbers, and the default used for anything else."""
 
 
@@ -1067,6 +1068,9 @@ environment (for serve and worker):
   DOCKET_EMBED_ORIGINS    sites that may show the public forms in an iframe (comma separated)
   DOCKET_API_SUBMITS_PER_MINUTE
                           submissions per minute one client may make without a token (default 60)
+  DOCKET_MAX_PENDING_UPLOADS_MB
+                          uploads no record holds yet may fill this much before anonymous ones are
+                          refused (default 2048)
   DOCKET_WEBHOOK_ALLOW_NETWORKS
                           private networks webhooks may call, e.g. 10.20.0.0/16 (default: public only)
   DOCKET_DEMO             1 or 0: demo mode of serve (see docket serve --help)

@@ -256,7 +256,7 @@ def test_serve_without_a_secret_key_it_cannot_keep_is_an_error_before_starting_a
 
 SETTINGS = ("DOCKET_PUBLIC_URL", "DOCKET_DEMO", "DOCKET_SECURE_COOKIES", "DOCKET_OUTBOX_DRY_RUN",
             "DOCKET_SESSION_IDLE_MINUTES", "DOCKET_SESSION_HOURS", "DOCKET_API_SUBMITS_PER_MINUTE",
-            "DOCKET_TRUSTED_PROXIES", "DOCKET_WEBHOOK_ALLOW_NETWORKS")
+            "DOCKET_TRUSTED_PROXIES", "DOCKET_WEBHOOK_ALLOW_NETWORKS", "DOCKET_MAX_PENDING_UPLOADS_MB")
 
 
 @pytest.fixture
@@ -292,6 +292,14 @@ def test_a_count_that_is_not_a_whole_number_is_a_warning_naming_the_default_used
 
     settings.setenv("DOCKET_SESSION_IDLE_MINUTES", "30m")
     assert settings_problems() == ["DOCKET_SESSION_IDLE_MINUTES=30m is not a whole number above 0: 30 is used"]
+
+
+def test_a_pending_uploads_cap_that_is_not_a_whole_number_is_a_warning_naming_the_default(
+        settings: pytest.MonkeyPatch) -> None:
+    from cli import settings_problems
+
+    settings.setenv("DOCKET_MAX_PENDING_UPLOADS_MB", "2G")
+    assert settings_problems() == ["DOCKET_MAX_PENDING_UPLOADS_MB=2G is not a whole number above 0: 2048 is used"]
 
 
 def test_a_trusted_proxy_given_as_a_network_is_a_warning_that_it_never_matches(
