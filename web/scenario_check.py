@@ -145,8 +145,9 @@ class _Names:
                                f"target '{target}' to expect", code="unknown-reference", at_key=True)
             elif target not in known:
                 self.ctx.unknown(doc, at + ("sla", target), "SLA target", target, known, at_key=True)
-        for channel in expect.get("messages") or {}:
-            self._channel(doc, at + ("messages", channel), channel, at_key=True)
+        for key in ("messages", "message_text"):
+            for channel in expect.get(key) or {}:
+                self._channel(doc, at + (key, channel), channel, at_key=True)
 
 
 __all__ = ["check_scenarios"]

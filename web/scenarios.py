@@ -84,6 +84,9 @@ _EXPECT = {
         "history": {"type": "array", "items": _TEXT, "description": "entry kinds the trail holds"},
         "messages": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0},
                      "description": "channel -> how many messages were queued in the scenario"},
+        "message_text": {"type": "object", "additionalProperties": _TEXT,
+                         "description": "channel -> text a message queued on it in the scenario holds "
+                                        "(in its subject or body)"},
     },
 }
 SCENARIO_SCHEMA: dict[str, Any] = {
@@ -530,6 +533,18 @@ class _Run:
             if counts.get(channel, 0) != count:
                 raise StepFailed(f"expected {count} {channel} message(s) queued, found {counts.get(channel, 0)}",
                                  ("expect", "messages", channel))
+
+    def expect_message_text(self, form: str, record_id: int, wanted: Mapping[str, str]) -> None:
+        """A message on the channel holds the text: what the customer reads, not only how many."""
+        for channel, text in wanted.items():
+            with read_transaction(self.system.db) as conn:
+                sent = [f"{subject or ''} {body or ''}".strip() for subject, body in conn.execute(
+                    sa.select(outbox.c.subject, outbox.c.body).where(outbox.c.channel == channel)
+                    .order_by(outbox.c.id))]
+            if not any(text in message for message in sent):
+                raise StepFailed(f"no {channel} message holds '{text}'", ("expect", "message_text", channel),
+                                 hint=f"the last one reads: {sent[-1][:200]}" if sent else
+                                 f"no {channel} message was queued")
 
     # -- helpers --------------------------------------------------------------------------------
     def _record(self) -> tuple[str, int]:

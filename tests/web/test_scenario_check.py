@@ -95,6 +95,12 @@ def test_a_channel_counted_in_messages_is_checked(tmp_path: Path) -> None:
     assert found == [("scenarios/story.yaml", 5, 25, "unknown channel 'sms'")]
 
 
+
+def test_a_channel_whose_message_text_is_expected_is_checked(tmp_path: Path) -> None:
+    found = scenario_problems(tmp_path, "  - expect: {message_text: {sms: 已批准}}\n")
+    assert [message for *_, message in found] == ["unknown channel 'sms'"]
+
+
 def test_a_submitted_value_for_a_field_the_form_lacks_is_an_error_at_the_field(tmp_path: Path) -> None:
     head = "scenario: A test\nsteps:\n  - submit: request\n    values: {subject: 纸, amont: 300}\n"
     assert scenario_problems(tmp_path, "", head=head) == [("scenarios/story.yaml", 4, 26, "unknown field 'amont'")]

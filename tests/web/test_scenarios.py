@@ -82,6 +82,23 @@ def test_every_wrong_expectation_of_a_step_is_reported_at_its_own_value(tmp_path
         (13, 51, "step 2 (expect): expected the flow to be completed, it is running")]
 
 
+
+def test_message_text_holds_when_a_message_on_the_channel_says_it(tmp_path: Path) -> None:
+    # The acknowledgement SMS the postal rules send on submission, by what the customer reads.
+    assert run(tmp_path, """\
+      - expect: {message_text: {sms: 您的投诉已受理}}
+    """).passed
+
+
+def test_message_text_no_message_holds_fails_showing_the_last_message(tmp_path: Path) -> None:
+    result = run(tmp_path, """\
+      - expect: {message_text: {sms: 已办结}}
+    """)
+    (found,) = result.problems
+    assert found.message == "step 2 (expect): no sms message holds '已办结'"
+    assert found.hint is not None and found.hint.startswith("the last one reads: 【邮政大客户服务】")
+
+
 def test_a_command_refused_without_fails_is_a_failure_that_says_why(tmp_path: Path) -> None:
     result = run(tmp_path, """\
       - complete: accept
