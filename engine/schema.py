@@ -298,6 +298,9 @@ def _coercion_hint(error: ValidationError) -> str | None:
         return f"Docket reads only true and false as yes/no values; write {'true' if value.lower() in ('yes', 'on', 'y') else 'false'}"
     if "string" in expected and not isinstance(value, (str, dict, list)):
         return "put the value in quotes to keep it as text, e.g. '0755'"
+    if expected == ["array"] and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        # `fields: field_reading` for a list of one: the brackets are what is missing.
+        return f"write it in brackets, as a list: [{value}]"
     return None
 
 

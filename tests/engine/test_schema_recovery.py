@@ -83,6 +83,12 @@ def test_a_wrong_type_still_skips_the_build(tmp_path: Path) -> None:
     assert no_crash(diags)
 
 
+
+def test_a_single_name_where_a_list_is_expected_is_told_the_brackets(tmp_path: Path) -> None:
+    diags = diagnostics(tmp_path, {FLOW: MINI_FLOW.replace("fields: [urgency]", "fields: urgency")})
+    assert [d.hint for d in errors(diags)] == ["write it in brackets, as a list: [urgency]"]
+
+
 def test_a_badly_formed_node_name_hides_no_other_problem(tmp_path: Path) -> None:
     flow = MINI_FLOW.replace("  done:", "  Done:").replace("to: done", "to: Done").replace(
         "else: done", "else: Done").replace('when: urgency == "high"', 'when: urgncy == "high"')
