@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 MAX_COMMENT = 5000
 MAX_STEP_FILES = 10
 MAX_STEP_BYTES = 60 * 1024 * 1024
-NOTICES = ("claimed", "released", "conflict", "completed", "not_yours", "commented", "reassigned",
+NOTICES = ("claimed", "released", "conflict", "completed", "sent_back", "not_yours", "commented", "reassigned",
            "created", "withdrawn", "reopened", "not_allowed")
 KEY_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
@@ -335,7 +335,9 @@ def routes(web: "Web") -> list[Route]:
                 message = f"{message} ({exc})"
             return await offload.run(lambda: render_record(
                 request, principal, form, record_id, status=409, posted={task["id"]: kept}, alert=message))
-        return RedirectResponse(f"/records/{form.name}/{record_id}?notice=completed", status_code=303)
+        # A rejection or a return sends the record back: "moved on to the next step" would mislead.
+        done = "sent_back" if outcome in ("reject", "return") else "completed"
+        return RedirectResponse(f"/records/{form.name}/{record_id}?notice={done}", status_code=303)
 
     async def reassign(request: Request, principal: Principal, form: Any, record_id: int,
                        task: dict[str, Any], posted: Any) -> Response:

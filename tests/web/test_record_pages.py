@@ -161,6 +161,17 @@ def test_the_outcomes_needing_a_comment_are_listed_as_each_language_lists(system
     assert "<small>(required to Reject, Return)</small>" in client_for(system, "max").get(f"{page}?lang=en").text
 
 
+def test_returning_a_step_says_the_record_went_back_not_on(system: System) -> None:
+    record = submit(system)
+    complete(client_for(system, "ann"), record, claimed(system, record), {"urgency": "high"})
+    client = client_for(system, "max")
+    response = complete(client, record, claimed(system, record, "max"),
+                        {"outcome": "return", "return_to": "triage", "comment": "Which printer?"})
+    assert response.headers["location"].endswith("?notice=sent_back")
+    page = client.get(response.headers["location"] + "&lang=en").text
+    assert '<p class="notice notice-sent_back" role="status">Sent back: the record is at an earlier step again.</p>' in page
+
+
 def test_an_approval_puts_the_fields_it_shows_before_the_approver(system: System, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
