@@ -272,6 +272,16 @@ def test_the_timeline_shows_who_changed_what(system: System, clock: ManualClock)
     assert re.search(r"<td>Triage</td><td>2026-11-23 10:00</td><td>2026-11-23 12:00</td>\s*<td>2h</td><td>2h</td>", html)
 
 
+def test_a_step_the_flow_passed_through_at_once_is_greyed_among_the_steps(system: System, clock: ManualClock) -> None:
+    record = submit(system)
+    task = claimed(system, record)
+    clock.advance(timedelta(hours=1))
+    complete(client_for(system, "ann"), record, task, {"urgency": "low"})
+    html = client_for(system, "ann").get(f"/records/ticket/{record}?lang=en").text
+    assert re.search(r'<tr class="pass-through"><td>Route</td>', html)
+    assert re.search(r"<tr><td>Triage</td>", html)
+
+
 def test_delegating_hands_the_task_to_a_colleague(system: System) -> None:
     record = submit(system)
     task = claimed(system, record, "ann")
