@@ -84,6 +84,12 @@ class _Names:
                 continue
             if action in NODE_ACTIONS:
                 self._node(doc, at + (action,), step[action], current)
+            if action == "complete" and not step.get("by"):
+                # Completed by no one in particular: whether a user of the role the task is
+                # offered to could complete it goes unchecked, and the scenario proves less.
+                ctx.warning(doc, at + ("complete",), "without `by`, no one's right to work on the task is "
+                            "checked", code="scenario-no-by",
+                            hint="name the user who completes it: by: USER (one of the bundle's demo_users)")
             if "return_to" in step:
                 self._node(doc, at + ("return_to",), step["return_to"], current)
             if action == "reply":

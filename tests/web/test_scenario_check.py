@@ -126,6 +126,13 @@ def test_an_expected_sla_target_the_form_lacks_is_an_error_at_it(tmp_path: Path)
     assert found == [("scenarios/story.yaml", 5, 20, "unknown SLA target 'reveiw'")]
 
 
+
+def test_a_step_completed_without_by_is_a_warning_at_the_step(tmp_path: Path) -> None:
+    # It ran as no one, so a task offered to a role no demo user holds still passed.
+    found = scenario_problems(tmp_path, "  - complete: review\n    outcome: approve\n")
+    assert found == [("scenarios/story.yaml", 5, 15, "without `by`, no one's right to work on the task is checked")]
+
+
 def test_a_completed_steps_values_are_checked_against_the_form(tmp_path: Path) -> None:
     found = scenario_problems(tmp_path, "  - complete: review\n    by: officer\n    values: {note: ok}\n")
     assert [message for *_, message in found] == ["unknown field 'note'"]
