@@ -241,7 +241,7 @@ def _cell_errors(widget: Widget, ftype: Any, spec: FieldSpec, errors: Mapping[st
         where = key[len(widget.name):]
         index, _, column = where.lstrip("[").partition("]")
         # Numbered, not named after the column: a posted column name may be anything.
-        out.append(CellError(int(index) if index.isdigit() else -1, column.lstrip("."),
+        out.append(CellError(int(index) if _is_index(index) else -1, column.lstrip("."),
                              f"{_cell_label(ftype, spec, where, locale)}: {' '.join(texts)}",
                              f"{widget.input_id}-cell-{len(out)}-error"))
     return out
@@ -290,6 +290,12 @@ def parse_form_post(form: CompiledForm, data: Any, *, only: Iterable[str] | None
     return out
 
 
+def _is_index(text: str) -> bool:
+    """A row number as a page posts it: ASCII digits only. str.isdigit() also takes ² and ①,
+    which int() refuses: a posted `waybills.².number` crashed the public form."""
+    return text.isascii() and text.isdigit()
+
+
 def _table_rows(name: str, data: Any) -> list[dict[str, Any]]:
     """Rows posted as `name.INDEX.COLUMN` inputs, in index order."""
     rows: dict[int, dict[str, Any]] = {}
@@ -298,7 +304,7 @@ def _table_rows(name: str, data: Any) -> list[dict[str, Any]]:
         if not key.startswith(prefix):
             continue
         index, _, column = key[len(prefix):].partition(".")
-        if index.isdigit() and column and int(index) < MAX_TABLE_ROWS:
+        if _is_index(index) and column and int(index) < MAX_TABLE_ROWS:
             rows.setdefault(int(index), {})[column] = data[key]
     return [rows[i] for i in sorted(rows)]
 
@@ -309,5 +315,5 @@ def _cell_label(ftype: Any, spec: FieldSpec, where: str, locale: str) -> str:
     column = column.lstrip(".")
     columns = ftype.columns(spec)
     label = columns[column].spec.text(locale) if column in columns else column
-    row = int(index) + 1 if index.isdigit() else index
+    row = int(index) + 1 if _is_index(index) else index
     return f"{'第' + str(row) + '行' if locale.startswith('zh') else 'Row ' + str(row)} {label}".strip()

@@ -758,3 +758,15 @@ def test_photos_on_the_public_form_are_refused_while_pending_uploads_fill_their_
                            files=[("photos", ("b.png", PNG_1X1, "image/png"))])
     assert response.status_code == 422 and system.forms.count("complaint") == 0
     assert 'id="f-photos-error">b.png: Files cannot be received just now' in response.text
+
+
+@pytest.mark.parametrize("index", ["²", "①", "٣"])
+def test_a_table_row_numbered_with_a_digit_that_is_not_ascii_is_ignored(client: TestClient, clock: ManualClock,
+                                                                        system: System, index: str) -> None:
+    # str.isdigit() takes ² and ①, which int() refuses: the public form answered 500.
+    ticket = open_form(client, clock, "en")
+    response = client.post("/f/complaint?lang=en", data={**FILLED, "_ticket": ticket,
+                                                          f"waybills.{index}.number": "SF1234567890"})
+    assert response.status_code == 303
+    (record,) = system.forms.list("complaint")
+    assert not record["waybills"]
