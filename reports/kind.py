@@ -182,6 +182,13 @@ class DatasetKind:
                 kind = ("date" if spec.type in _DATE_TYPES else "number" if spec.type in _NUMBER_TYPES
                         else "choice" if spec.choices is not None or spec.type in _CHOICE_TYPES else "text")
             else:
+                base, _, grain = str(column).rpartition(".")
+                if grain in GRAINS and (base in RECORD_SYSTEM or base in form.fields):
+                    # `created_at.month`: the grain belongs to the widget's dimension.
+                    ctx.error(doc, path + ("field",), f"unknown field '{column}': a date's grain is chosen "
+                              "in a widget's dimensions, not in the dataset", code="unknown-reference",
+                              hint=f"write `{name}: {{field: {base}}}` here and `{name}.{grain}` in the widget")
+                    return None
                 ctx.unknown(doc, path + ("field",), "field", column, [*form.fields, *RECORD_SYSTEM])
                 return None
             if level is not None and (spec is None or spec.choices is None):

@@ -57,6 +57,16 @@ def test_a_misspelt_date_grain_is_named_with_a_hint(tmp_path: Path) -> None:
     assert [m for *_, m in found] == ["unknown grain 'mnth' of the date 'created'"]
 
 
+
+def test_a_grain_written_in_a_dataset_field_is_told_where_it_goes(tmp_path: Path) -> None:
+    # "did you mean 'created_at'?" sent the analyst back to the field without the month.
+    dataset = DATASET.replace("  region: {field: region}", "  region: {field: region}\n  month: {field: created_at.month}")
+    root = write_bundle(tmp_path, {**FILES, "reports/tickets.yaml": dataset})
+    (found,) = [d for d in validate_bundle(root, build_registry(plugins=False))[1] if d.severity == "error"]
+    assert found.message.startswith("unknown field 'created_at.month': a date's grain is chosen in a widget's dimensions")
+    assert found.hint == "write `month: {field: created_at}` here and `month.month` in the widget"
+
+
 def test_a_sum_of_a_text_field_is_refused_at_load(tmp_path: Path) -> None:
     """SQLite adds text up as 0 and PostgreSQL refuses it: either way only the dashboard found out."""
     dataset = DATASET.replace("amount: {sum: amount}", "amount: {sum: customer}")
