@@ -342,7 +342,7 @@ def routes(web: "Web") -> list[Route]:
             query = query.where(audit_log.c.at >= start)
         if end is not None:
             query = query.where(audit_log.c.at < end + timedelta(days=1))
-        if before.isdigit():
+        if before.isascii() and before.isdigit() and len(before) <= 18:
             query = query.where(audit_log.c.id < int(before))
         with read_transaction(web.system.db) as conn:
             rows = conn.execute(query).mappings().all()

@@ -337,13 +337,13 @@ def _visible_task(web: "Web", task_id: int, principal: Principal) -> dict[str, A
 
 def _task_id(request: Request) -> int:
     raw = request.path_params["task_id"]
-    if not str(raw).isdigit() or len(str(raw)) > 12:
+    if not (str(raw).isascii() and str(raw).isdigit()) or len(str(raw)) > 12:
         raise HTTPException(404, "no such task")
     return int(raw)
 
 
 def _page_number(raw: str | None) -> int:
-    return int(raw) if raw and raw.isdigit() and 0 < len(raw) < 7 and int(raw) > 0 else 1
+    return int(raw) if raw and raw.isascii() and raw.isdigit() and 0 < len(raw) < 7 and int(raw) > 0 else 1
 
 
 def _query(params: dict[str, str]) -> str:

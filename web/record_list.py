@@ -90,7 +90,7 @@ class ListQuery:
         query.date_from = _date(params.get("from"), query.errors, "from")
         query.date_to = _date(params.get("to"), query.errors, "to")
         page = str(params.get("page", "1"))
-        query.page = int(page) if page.isdigit() and 0 < len(page) < 7 and int(page) > 0 else 1
+        query.page = int(page) if page.isascii() and page.isdigit() and 0 < len(page) < 7 and int(page) > 0 else 1
         return query
 
     def condition(self) -> ColumnElement[bool]:

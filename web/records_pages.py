@@ -320,7 +320,7 @@ def routes(web: "Web") -> list[Route]:
         try:
             await offload.run(lambda: system.flows.complete(
                 task["id"], principal.username, values=values or None, outcome=outcome, comment=comment,
-                expected_version=int(version) if version.isdigit() else None, locale=locale,
+                expected_version=int(version) if version.isascii() and version.isdigit() else None, locale=locale,
                 return_to=return_to))
         except ValidationFailed as exc:
             kept["errors"] = exc.errors

@@ -423,3 +423,24 @@ def test_an_incident_id_longer_than_the_database_holds_is_not_found(client: Test
     response = client.post(f"/admin/incidents/timer/{'9' * 30}/retry", data={"csrf_token": token},
                            follow_redirects=False)
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/inbox?page=²", "/records/complaint?page=①", "/records/complaint/export.csv?page=²"])
+def test_a_page_number_in_digits_that_are_not_ascii_is_the_first_page(client: TestClient, path: str) -> None:
+    # str.isdigit() takes ² and ①, which int() refuses: the page answered 500.
+    signed_in(client)
+    assert client.get(path).status_code == 200
+
+
+def test_a_task_number_in_digits_that_are_not_ascii_is_not_found(client: TestClient) -> None:
+    token = signed_in(client)
+    response = client.post("/tasks/²/claim", data={"csrf_token": token}, follow_redirects=False)
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize("before", ["²", "9" * 30])
+def test_an_audit_page_cursor_that_is_no_id_shows_the_newest_entries(client: TestClient, before: str) -> None:
+    from web.auth import issue_session
+
+    client.cookies.set(SESSION_COOKIE, issue_session(client.app.state.web, "admin"))
+    assert client.get("/admin/audit", params={"before": before}).status_code == 200
