@@ -157,11 +157,17 @@ class DemoRunner:
                 leaves = [o.value for _, o, _ in field.choices.walk() if not o.children]
                 data[name] = rng.choices(leaves, weights=_weights(len(leaves))[::-1] if rng.random() < 0.3 else _weights(len(leaves)))[0]
             elif name == "description":
-                data[name] = "货物延误/破损，客户要求尽快处理并说明原因。"
+                data[name] = "客户要求尽快处理并说明原因。"  # the problem is named below, once the category is drawn
             elif name == "urgency" and field.choices is not None:
                 data[name] = rng.choices(["urgent", "important", "normal"], weights=[12, 28, 60])[0]
             elif name == "channel" and field.choices is not None:
                 data[name] = rng.choice(sorted(field.choices.values()))
+        if "description" in data and data.get("category") and spec.fields["category"].choices is not None:
+            # Each sample names its own problem: one sentence for all made every knowledge-base
+            # article and every recommendation on a record page read the same.
+            leaf = {o.value: o for _, o, _ in spec.fields["category"].choices.walk()}.get(data["category"])
+            if leaf is not None:
+                data["description"] = f"{leaf.text('zh-CN')}，{data['description']}"
         if "amount_claimed" in spec.fields:
             data["amount_claimed"] = str(rng.choice([200, 500, 800, 1500, 3000, 6000, 12000]))
         for name in list(data):  # a postal sample the analyst's pattern refuses: one it accepts
