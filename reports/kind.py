@@ -429,6 +429,11 @@ class DashboardKind:
             if ftype == "period" and default is not None and default not in PERIODS:
                 ctx.error(doc, ("filters", name, "default"), f"unknown period '{default}'", code="invalid-option",
                           hint="periods: " + ", ".join(PERIODS))
+            elif ftype != "period" and default is not None:
+                # Only a period starts preset; any other default was silently ignored.
+                ctx.error(doc, ("filters", name, "default"), f"a default applies to a date filter only: the "
+                          f"{ftype} filter '{name}' starts empty (every record)", code="invalid-option",
+                          hint="leave out `default`, or narrow a widget with `where:`")
             filters[name] = FilterSpec(name, raw.get("label", found[0].label), raw["field"], ftype,
                                        raw.get("match", "contains" if ftype == "text" else "equals"), default,
                                        doc.source_map.key(("filters", name)))

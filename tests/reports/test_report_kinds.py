@@ -89,6 +89,16 @@ def test_a_chart_that_cannot_draw_the_widget_names_the_charts_that_can(tmp_path:
     assert found.hint is not None and found.hint.startswith("charts for 2 dimension(s) and 1 measure(s): area, bar,")
 
 
+
+def test_a_default_on_a_choice_filter_is_a_load_error(tmp_path: Path) -> None:
+    # Only a period filter starts preset: `default: east` loaded and was never applied.
+    board = BOARD.replace("  region: {field: region}", "  region: {field: region, default: east}")
+    found = errors(tmp_path, dashboards__board_yaml=board)
+    assert [(f, line, m) for f, line, _, m in found] == [
+        ("dashboards/board.yaml", 5, "a default applies to a date filter only: the choice filter 'region' "
+                                     "starts empty (every record)")]
+
+
 def test_an_unknown_chart_type_is_refused(tmp_path: Path) -> None:
     board = BOARD.replace("chart: heatmap", "chart: heatmapp")
     assert any("unknown chart type 'heatmapp'" in m for *_, m in errors(tmp_path, dashboards__board_yaml=board))
