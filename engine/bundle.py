@@ -226,13 +226,20 @@ def validate_bundle(root: Path | str, registry: Registry) -> tuple[Bundle | None
 
 
 _LOCALE_KEY = re.compile(r"[a-z]{2,3}([-_][A-Za-z]{2,4})?")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_VALUE_MAPS = frozenset({"fields", "fill", "values", "compute", "match", "answer", "with"})
+"""Mappings whose keys are field names, not a definition's own keys: a field may be called label."""
 
 
 def _check_label_languages(doc: Document, locales: tuple[str, ...], diags: Diagnostics) -> None:
     """Warn about a label's text in a language the bundle does not have (`zh_CN` for `zh-CN`,
     shown to nobody) and about a label missing one of the bundle's languages (its readers see
     another language). A label is a mapping of locale-like keys to text with at least one of
-    the bundle's locales among them."""
+    the bundle's locales among them. A plain `label:` in Chinese is warned about too when the
+    bundle has another language."""
+    chinese = next((locale for locale in locales if locale.lower().startswith("zh")), None)
+    others = [locale for locale in locales if not locale.lower().startswith("zh")]
+
     def walk(value: Any, path: YamlPath) -> None:
         if isinstance(value, dict):
             keys = list(value)
@@ -250,6 +257,14 @@ def _check_label_languages(doc: Document, locales: tuple[str, ...], diags: Diagn
                                   yaml_path=path)
                 return
             for key, item in value.items():
+                if key == "label" and isinstance(item, str) and _CJK.search(item) and others \
+                        and not (path and path[-1] in _VALUE_MAPS):
+                    # `label: 上门核表`: one language, shown as it is to the bundle's other readers.
+                    diags.warning(f"this label is in Chinese only: {', '.join(others)} readers see it as it is",
+                                  doc.source_map.value(path + (key,)), code="label-missing-language",
+                                  yaml_path=path + (key,),
+                                  hint=f"write {{{chinese or 'zh-CN'}: {item}, {others[0]}: ...}}")
+                    continue
                 walk(item, path + (key,))
         elif isinstance(value, list):
             for i, item in enumerate(value):

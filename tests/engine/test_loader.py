@@ -468,6 +468,26 @@ def test_a_label_missing_one_of_the_bundles_languages_is_a_warning(tmp_path: Pat
     assert "warning: this label has no en text: those readers see another language" in warning
 
 
+def test_a_plain_chinese_label_in_a_bundle_with_english_is_a_warning_with_the_map_to_write(tmp_path: Path) -> None:
+    # `label: 低` is the simplest to write and English readers saw it untranslated, unwarned.
+    (warning,) = label_warnings(tmp_path, "低")
+    assert "warning: this label is in Chinese only: en readers see it as it is" in warning
+    assert "hint: write {zh-CN: 低, en: ...}" in warning
+
+
+def test_a_field_named_label_is_not_taken_for_a_label(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, {"rules/tags.yaml": """\
+        ruleset: tags
+        form: ticket
+        rules:
+          one:
+            on: record.created
+            do:
+              - {action: set, fields: {label: 加急}}
+        """})
+    assert [d.code for d in found if d.code.startswith("label-")] == []
+
+
 def test_a_plain_text_label_and_a_complete_one_say_nothing(tmp_path: Path) -> None:
     assert label_warnings(tmp_path, "Low") == []
     assert label_warnings(tmp_path, "{zh-CN: 低, en: Low}") == []
