@@ -156,6 +156,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return 1
     logging.getLogger("engine.outbox").setLevel(logging.ERROR)  # nothing is ever sent
     logging.getLogger("reports.demo").setLevel(logging.ERROR)  # refused samples are summed up, not logged
+    if args.compare:
+        # The changed bundle's mistakes before the first run, not after it.
+        from engine.bundle import validate_bundle
+        from web.system import build_registry
+
+        _loaded, diagnostics = validate_bundle(Path(args.compare), build_registry())
+        if any(d.severity == "error" for d in diagnostics):
+            raise DefinitionError([d for d in diagnostics if d.severity == "error"])
     summaries = []
     with tempfile.TemporaryDirectory(prefix="docket-simulate-") as tmp:
         for n, bundle in enumerate([args.bundle] + ([args.compare] if args.compare else [])):

@@ -150,3 +150,14 @@ def test_a_customer_name_of_the_analysts_own_pattern_gets_a_sample_it_matches(
     assert main(["simulate", str(bundle), *SMALL, "--format", "json"]) == 0
     (summary,) = json.loads(capsys.readouterr().out)
     assert summary["records"] == 24 and summary["refused"] == {}
+
+
+def test_a_broken_bundle_to_compare_is_reported_before_any_traffic_runs(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # Its mistake came after the whole first simulation had run.
+    bundle = starter_with(tmp_path, capsys, "")
+    flow = bundle / "flows" / "request_handling.yaml"
+    flow.write_text(flow.read_text("utf-8").replace("approve: limit_check", "approve: limit_chek"), "utf-8")
+    assert main(["simulate", str(POSTAL), *SMALL, "--compare", str(bundle)]) == 1
+    captured = capsys.readouterr()
+    assert "unknown node 'limit_chek'" in captured.err and "simulating" not in captured.err
