@@ -4,8 +4,8 @@ Each file is read by the loader `docket test` uses (`web.scenarios.load_scenario
 its steps), then every name it uses is looked up in the loaded bundle: the forms it submits and
 follows, the flow steps it completes, claims, reassigns, reopens and answers, the users in `by`
 and `to` (the bundle's `demo_users`), the channels it replies on or counts messages of, the
-fields in `values` and `expect.fields`, the status in `expect.status` and the SLA targets of
-`expect.sla`. Steps act on the record of the last `submit` or
+fields in `values` and `expect.fields`, the status and outcome in `expect.status` and
+`expect.outcome`, and the SLA targets of `expect.sla`. Steps act on the record of the last `submit` or
 `follow`, so the names of a step are those of that form. A misspelt name is a
 `file:line:col` error with a did-you-mean hint, found before a scenario runs into it.
 """
@@ -22,6 +22,7 @@ from engine.outbox import configured_channels
 from engine.registry import Registry
 from engine.types import YamlPath
 from flows.kind import record_statuses
+from rules.triggers import flow_outcomes
 from web.scenarios import ACTIONS, Scenario, load_scenario, scenario_files
 
 NODE_ACTIONS = ("complete", "claim", "reassign", "reopen", "answer")
@@ -126,6 +127,9 @@ class _Names:
         statuses = record_statuses(self.forms[form], self.ctx)
         if isinstance(expect.get("status"), str) and statuses is not None and expect["status"] not in statuses:
             self.ctx.unknown(doc, at + ("status",), "status", expect["status"], statuses)
+        outcomes = flow_outcomes(self.ctx, form)
+        if isinstance(expect.get("outcome"), str) and outcomes is not None and expect["outcome"] not in outcomes:
+            self.ctx.unknown(doc, at + ("outcome",), "outcome", expect["outcome"], outcomes)
         if isinstance(expect.get("fields"), dict):
             self._fields(doc, at + ("fields",), expect["fields"], form)
         wanted = expect.get("at")

@@ -120,6 +120,13 @@ def test_an_expected_status_no_record_can_have_is_an_error_at_it(tmp_path: Path)
 
 
 
+
+def test_an_expected_outcome_no_flow_of_the_form_ends_with_is_an_error_at_it(tmp_path: Path) -> None:
+    # The starter's flow ends approved or rejected: 'declined' (its status) is not an outcome.
+    found = scenario_problems(tmp_path, "  - expect: {outcome: declined}\n")
+    assert found == [("scenarios/story.yaml", 5, 23, "unknown outcome 'declined'")]
+
+
 def test_an_expected_sla_target_the_form_lacks_is_an_error_at_it(tmp_path: Path) -> None:
     # It passed validate and failed only when run ("no SLA clock 'reveiw' runs on this record").
     found = scenario_problems(tmp_path, "  - expect: {sla: {reveiw: met}}\n")
