@@ -209,7 +209,7 @@ def routes(web: "Web") -> list[Route]:
         principal, form, record_id, posted = await record_command(request, max_files=MAX_STEP_FILES,
                                                                   max_body=MAX_STEP_BYTES)
         locale = web.locale_of(request)
-        text = str(posted.get("comment", "")).strip()
+        text = typed_text(posted.get("comment"))
         files = [f for f in posted.getlist("files") if isinstance(f, UploadFile) and f.filename]
 
         def again(message: str) -> Response:
@@ -235,7 +235,7 @@ def routes(web: "Web") -> list[Route]:
         record, instance = await offload.run(_record_and_flow, web, form.name, record_id)
         if instance is None or not may_withdraw(record, instance["status"], principal):
             return RedirectResponse(f"{here}?notice=not_allowed", status_code=303)
-        note = str(posted.get("comment", "")).strip()[:MAX_COMMENT] or None
+        note = typed_text(posted.get("comment"))[:MAX_COMMENT] or None
         try:
             await offload.run(lambda: system.flows.withdraw(form.name, record_id, actor=principal.username,
                                                             comment=note, override=principal.is_admin))
@@ -251,7 +251,7 @@ def routes(web: "Web") -> list[Route]:
         _record, instance = await offload.run(_record_and_flow, web, form.name, record_id)
         flow = system.flows.flows.get(instance["flow"]) if instance else None
         at = str(posted.get("at", ""))
-        note = str(posted.get("comment", "")).strip()[:MAX_COMMENT]
+        note = typed_text(posted.get("comment"))[:MAX_COMMENT]
         if flow is None or not may_reopen(flow, instance["status"], principal) or at not in flow.reopen_steps():
             return RedirectResponse(f"{here}?notice=not_allowed", status_code=303)
         if not note:
@@ -298,7 +298,7 @@ def routes(web: "Web") -> list[Route]:
         hidden = hidden_fields(system.runtime, form.name, principal)
         editable = [f for f in (node.options.get("fields", []) if node else []) if f not in hidden]
         values = parse_form_post(form, posted, only=editable) if editable else {}
-        comment = str(posted.get("comment", "")).strip()[:MAX_COMMENT] or None
+        comment = typed_text(posted.get("comment"))[:MAX_COMMENT] or None
         outcome = str(posted.get("outcome", "")) or None
         return_to = str(posted.get("return_to", "")) or None
         kept = {"values": values, "comment": comment or ""}
@@ -349,7 +349,7 @@ def routes(web: "Web") -> list[Route]:
             allowed = {u for u, _ in people_for(conn, task)}
         if target not in allowed:
             raise HTTPException(400, "choose someone this task may be handed to")
-        note = str(posted.get("comment", "")).strip()[:MAX_COMMENT] or None
+        note = typed_text(posted.get("comment"))[:MAX_COMMENT] or None
         try:
             await offload.run(lambda: system.flows.reassign(
                 task["id"], target, by=principal.username, comment=note, delegate=holds(task, principal)))
@@ -422,6 +422,13 @@ def comment_required_text(web: "Web", request: Request, outcome: str) -> str:
     key = f"outcome_{outcome}"
     label = web_text(web, request, key)
     return web_text(web, request, "comment_required_to").format(outcome=outcome if label == key else label)
+
+
+def typed_text(value: Any) -> str:
+    """What a person typed into a box, as they saw it: a browser sends each line break as CRLF
+    but counts it as one character (maxlength), so a comment the box let through was refused as
+    too long, or its end cut off."""
+    return str(value or "").replace("\r\n", "\n").strip()
 
 
 def web_text(web: "Web", request: Request, key: str) -> str:

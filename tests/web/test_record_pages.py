@@ -315,6 +315,27 @@ def test_a_comment_becomes_a_history_entry(system: System) -> None:
     assert "Called the customer" in client_for(system, "ann").get(page).text
 
 
+def test_a_comment_the_box_let_through_is_kept_whole_though_its_lines_arrive_as_crlf(system: System) -> None:
+    record = submit(system)
+    page = f"/records/ticket/{record}"
+    typed = "\n".join(["Called the customer back"] * 190)  # 4,749 characters as the box counts them
+    response = post(client_for(system, "ann"), f"{page}/comment", {"comment": typed.replace("\n", "\r\n")}, page=page)
+    assert response.status_code == 303
+    with read_transaction(system.db) as conn:
+        row = conn.execute(select(history).where(history.c.kind == "comment.added")).mappings().one()
+    assert row["data"]["text"] == typed
+
+
+def test_a_steps_comment_arriving_with_crlf_lines_is_kept_whole(system: System) -> None:
+    record = submit(system)
+    typed = "\n".join(["Checked the printer"] * 240) + "\nEND"  # 4,803 characters as the box counts them
+    complete(client_for(system, "ann"), record, claimed(system, record),
+             {"urgency": "low", "comment": typed.replace("\n", "\r\n")})
+    with read_transaction(system.db) as conn:
+        row = conn.execute(select(history).where(history.c.kind == "task.completed")).mappings().one()
+    assert row["data"]["comment"] == typed
+
+
 def test_files_sent_with_a_comment_are_kept_with_it_and_linked_in_the_timeline(system: System) -> None:
     record = submit(system)
     page = f"/records/ticket/{record}"
