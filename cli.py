@@ -130,6 +130,12 @@ def cmd_test(args: argparse.Namespace) -> int:
     if not results:
         print(f"no scenarios: write them in {Path(args.bundle) / SCENARIO_FOLDER}/*.yaml "
               "(docs/reference/scenarios.md)", file=sys.stderr)
+        # `scenario/` or `Scenarios/`: the files are there, in a folder validate warns of.
+        folders = [d.name for d in Path(args.bundle).iterdir() if d.is_dir() and d.name != SCENARIO_FOLDER]
+        near = did_you_mean(SCENARIO_FOLDER, folders)
+        if near:
+            print(f"  hint: rename the folder {near.removeprefix('did you mean ').rstrip('?')} "
+                  f"to {SCENARIO_FOLDER}/", file=sys.stderr)
         return 1
     for line in report(results):
         print(line)

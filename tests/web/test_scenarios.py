@@ -277,6 +277,15 @@ def test_a_bundle_without_scenarios_says_where_to_write_them(tmp_path: Path,
 
 
 
+
+def test_scenarios_in_a_misnamed_folder_are_told_to_move(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(POSTAL, bundle)
+    (bundle / "scenarios").rename(bundle / "scenario")
+    assert main(["test", str(bundle)]) == 1
+    assert "hint: rename the folder 'scenario' to scenarios/" in capsys.readouterr().err
+
+
 def test_a_bundle_folder_that_does_not_exist_is_said_to_be_so(tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     # A typo in the folder was told to write scenarios in it.
