@@ -89,6 +89,8 @@ class ListQuery:
                     o.value for _, o, parents in spec.choices.walk() if chosen in parents}
         query.date_from = _date(params.get("from"), query.errors, "from")
         query.date_to = _date(params.get("to"), query.errors, "to")
+        if query.date_from and query.date_to and query.date_from > query.date_to:
+            query.errors.append("reversed")  # no record can match: say why, not just "none found"
         page = str(params.get("page", "1"))
         query.page = int(page) if page.isascii() and page.isdigit() and 0 < len(page) < 7 and int(page) > 0 else 1
         return query

@@ -191,6 +191,8 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "clear_filters": {"en": "Clear filters", "zh-CN": "清除筛选"},
     "bad_date": {"en": "A date was not understood and is ignored; use the date picker.",
                  "zh-CN": "日期格式无法识别，已忽略；请用日期选择器。"},
+    "dates_reversed": {"en": "The start date is after the end date, so no record can match: swap them.",
+                       "zh-CN": "开始日期晚于结束日期，没有记录能符合，请对调两个日期。"},
     "export": {"en": "Export these rows", "zh-CN": "导出当前结果"},
     "share_view": {"en": "Link to share", "zh-CN": "分享链接"},
     "this_view": {"en": "this view", "zh-CN": "当前视图"},

@@ -423,6 +423,13 @@ def test_the_list_searches_filters_and_keeps_row_level_scope(system: System) -> 
     assert "HD0001" not in outsider
 
 
+def test_dates_typed_the_wrong_way_round_are_pointed_out(system: System) -> None:
+    submit(system)
+    html = client_for(system, "max").get("/records/ticket?from=2026-11-30&to=2026-11-01&lang=zh-CN").text
+    assert '<p class="alert" role="alert" id="dates-reversed">开始日期晚于结束日期，没有记录能符合，请对调两个日期。</p>' in html
+    assert html.count('aria-invalid="true"') == 2
+
+
 def test_the_export_names_each_status_in_words_as_the_list_does(system: System) -> None:
     submit(system, subject="Printer jams")
     client = client_for(system, "max")
