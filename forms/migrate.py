@@ -16,6 +16,7 @@ form, and never losing data:
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Mapping
@@ -86,9 +87,13 @@ def plan_form(service: Any, form_name: str, renames: Mapping[str, str] | None = 
                 steps.append(_move(conn, form, live, change.column, change.column,
                                    f"convert {change.column} to {table.c[change.column].type.compile(conn.dialect)}"))
             elif change.kind == "removed":
+                meant = _renamed_to(conn, form, live, change.column)
                 steps.append(Step("archive", form_name, change.column,
                                   f"keep the data of {change.column} (no longer in the form) as "
-                                  f"{ARCHIVE_PREFIX}{change.column}"))
+                                  f"{ARCHIVE_PREFIX}{change.column}"
+                                  + (f"; if it was renamed to {meant}, run with --rename "
+                                     f"{form_name}.{change.column}={meant} to move its values there"
+                                     if meant else "")))
             elif change.kind == "add_unique":
                 steps.append(_add_unique(conn, form_name, table.name, change.column))
             elif change.kind == "drop_unique":
@@ -138,6 +143,20 @@ def apply_form(service: Any, form_name: str, steps: list[Step], *, actor: str = 
 
 
 # -- steps ---------------------------------------------------------------------------------
+def _renamed_to(conn: Connection, form: Any, live: sa.Table | None, old: str) -> str | None:
+    """The field `old` was most likely renamed to: one with a close name whose column is still
+    empty (start-up added it), so renaming `clerk_note` to `check_note` is not read as a removal
+    and an empty new field without a word about `--rename`."""
+    if live is None or old not in live.c:
+        return None
+    empty = [name for name in form.stored if name in live.c and name != old
+             and conn.execute(sa.select(sa.func.count()).select_from(live)
+                              .where(live.c[name].is_not(None))).scalar() == 0]
+    close = difflib.get_close_matches(old, empty, n=1, cutoff=0.6) or [
+        name for name in empty if len(min(name, old, key=len)) >= 3 and (name.startswith(old) or old.startswith(name))]
+    return close[0] if close else None
+
+
 def _live_table(conn: Connection, name: str) -> sa.Table | None:
     if not schema_inspector(conn).has_table(name):
         return None

@@ -82,6 +82,17 @@ def test_a_renamed_field_moves_its_values(tmp_path: Path) -> None:
     assert record["reference"] == "EA1" and "_removed_ref" in columns(system) and "ref" not in columns(system)
 
 
+
+def test_a_field_renamed_without_rename_is_told_the_rename_to_run(tmp_path: Path) -> None:
+    # The plan said only that ref's data would be archived, and the new field stayed empty.
+    seeded(tmp_path, [{"title": "a", "ref": "EA1"}])
+    system = start(tmp_path, v2(code="text", ref="reference"))
+    (step,) = plan_form(system.forms, "ticket")
+    assert step.kind == "archive"
+    assert step.text.endswith("; if it was renamed to reference, run with --rename ticket.ref=reference "
+                              "to move its values there")
+
+
 def test_a_removed_field_keeps_its_data_under_an_archive_name(tmp_path: Path) -> None:
     seeded(tmp_path, [{"title": "a", "note": "keep me"}])
     system = start(tmp_path, v2(code="text", note=False))
