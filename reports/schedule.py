@@ -87,11 +87,7 @@ class ReportScheduler:
             dataset = self.reports.dataset(widget.dataset)
             result = run_widget(conn, self.rt, dataset, widget, self._filters(dashboard, dataset), Principal.system())
             payload = self.reports.payload(widget, result, locale)
-            lines.append(f"## {payload['title']}")
-            header = [c["title"] for c in payload["columns"]]
-            lines.append(" | ".join(header))
-            for row in payload["rows"][:20]:
-                lines.append(" | ".join("" if v is None else _cell(v, c.get("format")) for v, c in zip(row, payload["columns"])))
+            lines.extend(_widget_lines(payload, locale))
             lines.append("")
             if schedule.format in ("png", "svg") and self.draw_charts:
                 image = (render_png(payload["spec"]) if schedule.format == "png"
@@ -112,6 +108,21 @@ class ReportScheduler:
 
     def _filters(self, dashboard: DashboardSpec, dataset: Any) -> Filters:
         return self.reports.filters_from(dashboard, {}, dataset)
+
+
+def _widget_lines(payload: dict[str, Any], locale: str) -> list[str]:
+    """A widget as lines of the message: a KPI as "label: value" ("投诉量：41", not a heading, the
+    label again as a column and the number under it), anything else as a table of 20 rows at most."""
+    columns, rows = payload["columns"], payload["rows"]
+    if payload.get("chart") == "kpi" and len(rows) == 1:
+        colon = "：" if locale.startswith("zh") else ": "
+        values = [(c["title"], "" if v is None else _cell(v, c.get("format"))) for v, c in zip(rows[0], columns)]
+        if len(values) == 1 and values[0][0] == payload["title"]:
+            return [f"## {payload['title']}{colon}{values[0][1]}"]
+        return [f"## {payload['title']}", *(f"{title}{colon}{value}" for title, value in values)]
+    lines = [f"## {payload['title']}", " | ".join(c["title"] for c in columns)]
+    lines += [" | ".join("" if v is None else _cell(v, c.get("format")) for v, c in zip(row, columns)) for row in rows[:20]]
+    return lines
 
 
 def _cell(value: Any, fmt: str | None) -> str:

@@ -88,3 +88,16 @@ def test_a_report_has_no_link_without_a_public_address(tmp_path: Path, monkeypat
 def test_a_simulated_report_is_queued_without_drawing_its_charts(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     data = fired_report(tmp_path, monkeypatch, draw=False)
     assert data["schedule"] == "weekly" and data["attachments"] == []
+
+
+def test_a_reports_kpi_reads_as_its_label_and_its_number(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setitem(report_kit.FILES, "dashboards/board.yaml", FILES["dashboards/board.yaml"] + SCHEDULE)
+    system, _ = build(tmp_path)
+    system.runtime.clock.set(datetime(2025, 3, 3, 1, tzinfo=UTC))
+    system.runtime.services["timers"].tick()
+    with read_transaction(system.db) as conn:
+        (body,) = [m.body for m in conn.execute(sa.select(outbox).where(outbox.c.channel == "log"))
+                   if (m.payload or {}).get("data", {}).get("dashboard") == "board"]
+    lines = body.splitlines()
+    kpi = lines.index("## total")
+    assert lines[kpi + 1] == "工单数：6"  # not the label as a column heading, the number on a line below
