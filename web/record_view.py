@@ -364,7 +364,8 @@ def _engine_detail(bundle: Any, kind: str, data: Mapping[str, Any], locale: str)
     if kind == "notified":
         return _rule_label(bundle, str(data.get("by") or "").removeprefix("rule:"), locale)
     if kind == "kb.recommended":
-        return "; ".join(str(e.get("title") or "") for e in data.get("entries") or [] if isinstance(e, Mapping))
+        return ui("sentence_sep", locale).join(
+            str(e.get("title") or "") for e in data.get("entries") or [] if isinstance(e, Mapping))
     if kind == "record.derived":
         return str(data.get("query_no") or "")
     if kind == "tag.added":

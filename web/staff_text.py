@@ -112,6 +112,7 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "comment": {"en": "Comment", "zh-CN": "意见"},
     "comment_needed_for": {"en": "required to ", "zh-CN": "以下操作必填："},  # the outcomes follow at once
     "list_sep": {"en": ", ", "zh-CN": "、"},  # between names in a sentence: 驳回、退回
+    "sentence_sep": {"en": "; ", "zh-CN": "；"},  # between titles that are sentences of their own
     "return_to": {"en": "Return to step", "zh-CN": "退回到"},
     "outcome": {"en": "Outcome", "zh-CN": "结果"},
     "outcome_complete": {"en": "Complete", "zh-CN": "提交"},

@@ -72,3 +72,17 @@ def test_an_escalation_reads_as_the_level_the_step_names(tmp_path: Path) -> None
     sign_in(admin, "admin")
     assert "升级 · 受理 · 二级响应：部门经理" in admin.get(f"/records/complaint/{case.id}?lang=zh-CN").text
     assert "escalated · Accept · Level 2: department manager" in admin.get(f"/records/complaint/{case.id}?lang=en").text
+
+
+def test_the_knowledge_articles_recommended_are_listed_as_the_language_lists_sentences(tmp_path: Path) -> None:
+    system = boot(POSTAL, db_url=f"sqlite:///{tmp_path / 'docket.db'}",
+                  clock=ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)))
+    give_password(system, "admin")
+    for problem in ("快件超时三天未妥投。", "转运中心积压。"):
+        system.forms.submit("knowledge_article", {"category": DELAY["category"], "problem": problem,
+                                                  "solution": "先致歉，再查轨迹。"}, actor="admin")
+    case = Case(system, DELAY)
+    admin = app_client(system)
+    sign_in(admin, "admin")
+    page = admin.get(f"/records/complaint/{case.id}?lang=zh-CN").text
+    assert "转运中心积压。；快件超时三天未妥投。" in page or "快件超时三天未妥投。；转运中心积压。" in page
