@@ -76,6 +76,14 @@ class Task(NodeType):
         check_people_and_fields(node, flow, ctx, doc, path)
         if node.options.get("customer") is not None:
             check_customer_step(node, flow, ctx, doc, path)
+        assign = node.options.get("assign") or {}
+        if not set(assign) - {"cc", "strategy"}:
+            # Forgotten `assign:`: no inbox offers the task, and the record waits at it.
+            ctx.warning(doc, path + (("assign",) if "assign" in node.options else ("type",)),
+                        f"the {node.type} '{node.id}' is offered to no one: no inbox shows it, and "
+                        "records wait at it", code="task-no-assignee",
+                        hint="say who works on it: assign: {role: ...} (or user:, department:, "
+                             "expression:, submitter: true)")
         compiled: dict[str, Any] = {
             "assign": compile_assign(node.options.get("assign", {}), flow, ctx, doc, path + ("assign",), scope),
         }

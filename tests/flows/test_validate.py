@@ -68,6 +68,15 @@ def test_a_path_that_never_ends_is_an_error_at_each_node_on_it(tmp_path: Path) -
             "no path from node 'again' reaches an end: records there could never finish") in found
 
 
+
+def test_a_task_offered_to_no_one_is_a_warning_at_it(tmp_path: Path) -> None:
+    # A forgotten `assign:` loaded cleanly, and every record waited at a task no inbox showed.
+    flow = GOOD.replace("      a:\n        type: task\n        assign: {role: agent}\n", "      a:\n        type: task\n")
+    found = [d for d in diagnostics(tmp_path, {"flows/ticket_flow.yaml": flow}) if d.code == "task-no-assignee"]
+    assert [(d.span.line, d.span.col, d.message) for d in found if d.span] == [
+        (12, 11, "the task 'a' is offered to no one: no inbox shows it, and records wait at it")]
+
+
 def test_a_join_without_its_split_is_an_error_at_split(tmp_path: Path) -> None:
     flow = GOOD.replace("        split: split", "        split: spilt")
     found = errors(tmp_path, flow)
