@@ -39,6 +39,7 @@ import logging
 import sqlite3
 import threading
 import time
+import weakref
 from contextlib import AbstractContextManager
 from typing import Callable
 
@@ -82,10 +83,16 @@ class Checkpointer:
         self._asked_at = time.monotonic()  # when a checkpoint was last asked for
         self._unsynced = 0  # since the last finished checkpoint
         self._wake = threading.Event()
+        self._stop = threading.Event()
         self._done = threading.Condition()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._busy = False
+        # The thread holds this checkpointer only weakly: a strong reference from a thread that
+        # never ends kept every engine alive with its caches, one thread each (a scratch
+        # database per scenario run in a long-lived server, every `boot` of the test suite).
+        # When the engine goes, this stops the thread; the callback must not hold `self`.
+        weakref.finalize(self, _stop_loop, self._wake, self._stop)
 
     def committed(self) -> None:
         """Count one commit; ask for a checkpoint every `every`, or run one inline when
@@ -114,28 +121,28 @@ class Checkpointer:
         with self._start_lock:
             if self._thread is None or not self._thread.is_alive():
                 try:
-                    self._thread = threading.Thread(target=self._loop, name="docket-wal-checkpoint",
-                                                    daemon=True)
+                    self._thread = threading.Thread(
+                        target=_loop, args=(weakref.ref(self), self._wake, self._stop),
+                        name="docket-wal-checkpoint", daemon=True)
                     self._thread.start()
                 except RuntimeError:  # the interpreter is shutting down: no new threads
                     self._thread = None
                     return False
         return True
 
-    def _loop(self) -> None:
-        while True:
-            self._wake.wait()
+    def _run_requested(self) -> None:
+        """The background thread's work for one wake-up: the checkpoint asked for."""
+        with self._done:
+            self._busy = True
+            self._wake.clear()
+        try:
+            # A connection per run (~0.1 ms every `every` commits): an idle process holds no
+            # file open, and a database file replaced on disk is never checkpointed stale.
+            self.background_runs += self._checkpoint(inline=False, restart=True)
+        finally:
             with self._done:
-                self._busy = True
-                self._wake.clear()
-            try:
-                # A connection per run (~0.1 ms every `every` commits): an idle process holds no
-                # file open, and a database file replaced on disk is never checkpointed stale.
-                self.background_runs += self._checkpoint(inline=False, restart=True)
-            finally:
-                with self._done:
-                    self._busy = False
-                    self._done.notify_all()
+                self._busy = False
+                self._done.notify_all()
 
     def _checkpoint(self, *, inline: bool, restart: bool = False) -> bool:
         """One PASSIVE checkpoint (and, when `restart` and the WAL is long, a second one with
@@ -175,3 +182,21 @@ class Checkpointer:
         _busy, frames, _copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         self._unsynced = 0
         return int(frames)
+
+
+def _loop(checkpointer: "weakref.ref[Checkpointer]", wake: threading.Event, stop: threading.Event) -> None:
+    """The checkpointer's thread: a checkpoint per wake-up, until its checkpointer is gone."""
+    while True:
+        wake.wait()
+        if stop.is_set():
+            return
+        current = checkpointer()
+        if current is None:
+            return
+        current._run_requested()
+        del current  # hold it only while it works
+
+
+def _stop_loop(wake: threading.Event, stop: threading.Event) -> None:
+    stop.set()
+    wake.set()

@@ -173,3 +173,25 @@ def test_a_restart_gives_up_on_a_reader_that_outlasts_its_wait(engine: Engine, t
         reader.execute("COMMIT")
         reader.close()
     assert wal._checkpoint(inline=False, restart=True) and wal.restarts == 1
+
+
+def test_a_disposed_engine_nobody_holds_is_freed_and_its_checkpoint_thread_ends(tmp_path: Path) -> None:
+    import gc
+    import weakref
+
+    eng = create_engine(f"sqlite:///{tmp_path / 'scratch.db'}")  # as a scenario's scratch database
+    wal = checkpointer(eng)
+    assert wal is not None
+    wal.every = 1
+    with transaction(eng) as conn:
+        conn.execute(sa.text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+    assert wal.wait_idle()
+    thread = wal._thread
+    assert thread is not None and thread.is_alive()
+    gone = weakref.ref(eng)
+    eng.dispose()
+    del eng, wal, conn
+    gc.collect()
+    assert gone() is None  # the thread held it: one engine, its caches and a thread per scratch run
+    thread.join(timeout=5)
+    assert not thread.is_alive()
