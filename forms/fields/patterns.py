@@ -37,6 +37,11 @@ def pattern_problem(pattern: str) -> str | None:
     except re.error as exc:
         where = f" (at character {exc.pos + 1})" if exc.pos is not None else ""
         return f"pattern is not a valid regular expression: {exc.msg}{where}"
+    brace = _stray_brace(pattern)
+    if brace is not None:
+        # Python reads `[0-9]{10` as a digit then the text "{10": every value would be refused.
+        return (f"pattern has a '{{' that starts no repetition (at character {brace + 1}), so it "
+                "matches '{' itself: close it, as in {10} or {2,4}, or write \\{ for the character")
     if _nested_repetition(pattern):
         return ("pattern repeats a repetition, like (a+)+ or (\\w+\\s?)*, which can take "
                 "exponential time on some inputs")
@@ -48,6 +53,29 @@ def full_match(pattern: str, value: str) -> bool:
     if len(value) > PATTERN_INPUT_CAP:
         return False
     return compile_pattern(pattern).fullmatch(value) is not None
+
+
+_QUANTIFIER = re.compile(r"\{(\d+|\d+,\d*|,\d+)\}")
+
+
+def _stray_brace(pattern: str) -> int | None:
+    """The index of an unescaped `{` outside [...] that does not start {n}, {m,}, {,n} or {m,n}."""
+    i, in_class = 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            if pattern[i + 1:i + 2] == "]":  # `[]...]`: a first ] belongs to the class
+                i += 1
+        elif char == "{" and not _QUANTIFIER.match(pattern, i):
+            return i
+        i += 1
+    return None
 
 
 def _nested_repetition(pattern: str) -> bool:

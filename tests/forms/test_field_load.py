@@ -40,6 +40,18 @@ def test_an_invalid_regular_expression_is_an_error_at_the_pattern(tmp_path: Path
     assert "not a valid regular expression" in found[0][3]
 
 
+
+def test_a_repetition_left_open_in_a_pattern_is_an_error_at_the_pattern(tmp_path: Path) -> None:
+    # Python reads [0-9]{10 as a digit then the text "{10": every account number was refused.
+    found = bad_form(tmp_path, "  code:\n    type: text\n    pattern: '[0-9]{10'\n")
+    assert [(f, line, col) for f, line, col, _ in found] == [("forms/bad.yaml", 5, 14)]
+    assert found[0][3].startswith("pattern has a '{' that starts no repetition (at character 6)")
+
+
+def test_braces_that_repeat_or_are_escaped_or_in_a_class_are_fine(tmp_path: Path) -> None:
+    assert bad_form(tmp_path, "  code:\n    type: text\n    pattern: 'SF\\d{12}|\\{x\\}|[{}]|a{2,}'\n") == []
+
+
 def test_a_pattern_that_nests_repetitions_is_refused(tmp_path: Path) -> None:
     found = bad_form(tmp_path, "  code:\n    type: text\n    pattern: '(\\w+\\s?)*'\n")
     assert [(f, line, col) for f, line, col, _ in found] == [("forms/bad.yaml", 5, 14)]
