@@ -18,7 +18,7 @@ from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.types import YamlPath
 from engine.yamlsource import Document
 from forms.messages import FieldInvalid
-from forms.numbering import check_pattern
+from forms.numbering import check_pattern, has_random
 from forms.spec import FieldSpec, FormSpec
 
 EXPRESSION = {"type": ["string", "boolean"], "description": "an expression over the form's fields"}
@@ -121,7 +121,7 @@ class FormKind:
             "form": {"type": "string", "pattern": NAME_PATTERN},
             "label": LABEL_SCHEMA,
             "description": LABEL_SCHEMA,
-            "numbering": {"type": "string", "description": "query-number pattern, e.g. TS{date:%Y%m%d}{seq:5}"},
+            "numbering": {"type": "string", "description": "query-number pattern, e.g. TS{date:%Y%m%d}{random:6}"},
             "public": {"type": "boolean", "description": "customers may submit it without signing in"},
             "title": {"type": "string", "description": "the field that names a record in lists"},
             "list": {"type": "array", "items": {"type": "string"}, "description": "fields shown in record lists"},
@@ -193,6 +193,12 @@ class FormKind:
             if not data.get("numbering"):
                 ctx.error(doc, ("lookup",), "a progress lookup needs query numbers: add 'numbering'",
                           code="lookup-needs-numbering", at_key=True)
+            elif not has_random(data["numbering"]):
+                # The number is half of what opens a record's public page: one that counts tells
+                # anyone holding their own number the numbers of today's other customers.
+                ctx.warning(doc, ("numbering",), "query numbers that count ({seq:N}) can be guessed from "
+                            "one another, and a number and 4 digits open the progress lookup",
+                            code="guessable-numbers", hint="draw them at random: e.g. TS{date:%Y%m%d}{random:6}")
         roles = ctx.meta.roles if ctx.meta is not None else None
         for i, role in enumerate(data.get("editors", [])):
             if roles is not None and role not in roles:

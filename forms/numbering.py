@@ -3,7 +3,9 @@
 `{seq:N}` counts per form and per the text before it (so a date prefix restarts the count each
 day), allocated by an atomic upsert on `dk_sequences` inside the submitting transaction: unique
 under concurrency on SQLite and PostgreSQL alike. `{random:N}` draws N characters from an
-alphabet without look-alikes, so numbers cannot be guessed by counting.
+alphabet without look-alikes, so numbers cannot be guessed by counting (RELIABILITY 45: a form
+whose customers look up their record by its number should use it); a number drawn twice is
+drawn again.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import datetime
+from typing import Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, select, update
@@ -65,8 +68,38 @@ def next_sequence(conn: Connection, name: str) -> int:
     return int(conn.execute(select(dk_sequences.c.value).where(dk_sequences.c.name == name)).scalar_one())
 
 
-def allocate(conn: Connection, form: str, pattern: str, now: datetime, timezone: str) -> str:
-    """A new number for `form` following `pattern`, at the instant `now` (UTC)."""
+DRAWS = 20
+"""Draws of a random number before giving up: at {random:4} (a million numbers) with half of
+them taken, 20 draws all hit one with a chance of one in a million."""
+
+
+class NumbersExhausted(Exception):
+    """Every draw of a random number was one already taken: the pattern is too narrow."""
+
+
+def has_random(pattern: str) -> bool:
+    """Whether `pattern` draws part of each number at random ({random:N})."""
+    return any(match["kind"] == "random" for match in _TOKEN.finditer(pattern))
+
+
+def allocate(conn: Connection, form: str, pattern: str, now: datetime, timezone: str,
+             taken: Callable[[str], bool] | None = None) -> str:
+    """A new number for `form` following `pattern`, at the instant `now` (UTC).
+
+    A pattern with {random:N} is drawn again while `taken(number)` says a record has it (the
+    unique index would refuse the submission): a customer's complaint is never lost to a draw.
+    """
+    if taken is None or not has_random(pattern):
+        return _draw(conn, form, pattern, now, timezone)
+    for _ in range(DRAWS):
+        number = _draw(conn, form, pattern, now, timezone)
+        if not taken(number):
+            return number
+    raise NumbersExhausted(f"numbering '{pattern}' of form '{form}': {DRAWS} draws in a row were "
+                           "numbers already taken; widen its {random:N}")
+
+
+def _draw(conn: Connection, form: str, pattern: str, now: datetime, timezone: str) -> str:
     local = now.astimezone(ZoneInfo(timezone))
     out: list[str] = []
     pos = 0

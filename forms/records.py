@@ -66,6 +66,8 @@ class FormService:
         }
         rt.services["forms"] = self
         self._insert_record = {name: PreparedInsert(table) for name, table in self.tables.items()}
+        self._number_taken = {name: PreparedQuery(select(table.c.id).where(table.c.query_no == bindparam("number")))
+                              for name, table in self.tables.items()}
         self._record_updates: dict[tuple[str, tuple[str, ...], bool], PreparedQuery] = {}
         self._auto_numbered = {name: tuple(n for n in form.stored if hasattr(form.types[n], "on_insert"))
                                for name, form in self.forms.items()}
@@ -171,7 +173,9 @@ class FormService:
             values[name] = form.types[name].on_insert(conn, form.field(name), form.name, now, zone)
         query_no = None
         if form.spec.numbering:
-            query_no = allocate(conn, form.name, form.spec.numbering, now, zone)
+            held = self._number_taken[form.name]
+            query_no = allocate(conn, form.name, form.spec.numbering, now, zone,
+                                taken=lambda number: held.first(conn, {"number": number}) is not None)
         # The two inserts of every submission are prepared once per table (engine/storage/
         # prepared.py): per-execution SQLAlchemy work was the largest cost of intake.
         record_id = self._insert_record[form.name].execute(conn, {
