@@ -67,6 +67,8 @@ TEXT: dict[str, dict[str, str]] = {
 }
 PERIOD_PRESETS = ("last_7_days", "last_30_days", "last_90_days", "last_365_days", "this_month", "this_year")
 DRILL_PAGE = 100
+MAX_OFFSET = 10**9
+"""The furthest drill-down page start read; beyond it the page is simply empty."""
 
 
 def _tr(key: str, locale: str, **params: Any) -> str:
@@ -167,10 +169,10 @@ def routes(web: "Web") -> list[Route]:
         widget = widget_of(request, dashboard)
         locale = web.locale_of(request)
         params = _params(request)
-        try:
-            offset = max(0, int(request.query_params.get("offset", "0") or 0))
-        except ValueError:
-            offset = 0
+        raw = request.query_params.get("offset", "")
+        # A page further than any table holds is an empty page, not an integer the database
+        # refuses (SQLite: OverflowError above 2**63).
+        offset = min(int(raw), MAX_OFFSET) if raw.isascii() and raw.isdigit() else 0
         reports = service()
         try:
             total, records = await offload.run(reports.drill, dashboard, widget, params, principal,

@@ -65,6 +65,13 @@ def test_drill_down_names_each_records_status_in_the_readers_words(kit: System) 
     assert statuses == ["新建", "新建"]
 
 
+@pytest.mark.parametrize("offset", ["1" + "0" * 30, "²", "-5"])
+def test_a_drill_down_offset_out_of_range_or_not_a_number_is_a_page_not_an_error(kit: System, offset: str) -> None:
+    body = client_for(kit, "bea").get(f"/dashboards/board/widgets/by_region/records?p.region=north&format=json"
+                                      f"&offset={offset}").json()
+    assert body["total"] == 2  # what the point counts, whichever page was asked for
+
+
 def test_a_clerk_drills_only_into_what_they_may_see(kit: System) -> None:
     body = client_for(kit, "cleo").get("/dashboards/board/widgets/by_region/records?p.region=south&format=json").json()
     assert body["total"] == 1  # the one cleo submitted, not Cole's
