@@ -648,6 +648,7 @@ def settings_problems(serving: str | None = None) -> list[str]:
 
     from engine.channels.http import ALLOW_ENV, allowed_networks_from_env
     from engine.site import PUBLIC_URL_ENV, configured_public_url
+    from web.settings import positive_env
 
     problems = []
     shared = bool(serving) and make_url(serving).get_backend_name() != "sqlite"  # other servers may use it
@@ -670,7 +671,7 @@ def settings_problems(serving: str | None = None) -> list[str]:
             problems.append(f"{name}={value} is not one of {', '.join(words)}: it counts as off")
     for name, default in COUNTS.items():
         value = os.environ.get(name, "").strip()
-        if value and not (value.isdigit() and int(value) > 0):
+        if value and positive_env(name, 0) == 0:  # the servers' own reading of it
             problems.append(f"{name}={value} is not a whole number above 0: {default} is used")
     for proxy in (p.strip() for p in os.environ.get("DOCKET_TRUSTED_PROXIES", "").split(",") if p.strip()):
         try:

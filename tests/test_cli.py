@@ -294,6 +294,15 @@ def test_a_count_that_is_not_a_whole_number_is_a_warning_naming_the_default_used
     assert settings_problems() == ["DOCKET_SESSION_IDLE_MINUTES=30m is not a whole number above 0: 30 is used"]
 
 
+def test_a_count_in_other_digits_is_a_warning_and_the_default_not_a_crash(settings: pytest.MonkeyPatch) -> None:
+    from cli import settings_problems
+    from web.settings import api_submits_per_minute
+
+    settings.setenv("DOCKET_API_SUBMITS_PER_MINUTE", "6²")  # str.isdigit() says yes; int() refuses it
+    assert settings_problems() == ["DOCKET_API_SUBMITS_PER_MINUTE=6² is not a whole number above 0: 60 is used"]
+    assert api_submits_per_minute() == 60
+
+
 def test_a_pending_uploads_cap_that_is_not_a_whole_number_is_a_warning_naming_the_default(
         settings: pytest.MonkeyPatch) -> None:
     from cli import settings_problems

@@ -53,6 +53,7 @@ from web.i18n import ui, wait_text
 from web.offload import offload
 from web.ratelimit import Limit, client_address, network_of, retry_after
 from web.scope import header, state_value
+from web.settings import positive_env
 
 if TYPE_CHECKING:
     from web.app import Web
@@ -185,13 +186,8 @@ class SessionPolicy:
     def from_env(cls) -> "SessionPolicy":
         """$DOCKET_SESSION_IDLE_MINUTES (default 30) and $DOCKET_SESSION_HOURS (default 12):
         ASVS V3.3.2 level 2."""
-        return cls(timedelta(minutes=_positive_env("DOCKET_SESSION_IDLE_MINUTES", 30)),
-                   timedelta(hours=_positive_env("DOCKET_SESSION_HOURS", 12)))
-
-
-def _positive_env(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
-    return int(raw) if raw.isdigit() and int(raw) > 0 else default
+        return cls(timedelta(minutes=positive_env("DOCKET_SESSION_IDLE_MINUTES", 30)),
+                   timedelta(hours=positive_env("DOCKET_SESSION_HOURS", 12)))
 
 
 def _digest(token: str) -> str:

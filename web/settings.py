@@ -41,16 +41,21 @@ def embed_origins() -> tuple[str, ...]:
     return tuple(o for o in raw.replace(",", " ").split() if o.startswith(("https://", "http://")))
 
 
+def positive_env(name: str, default: int) -> int:
+    """The whole number above 0 in $`name`, else `default` (`docket serve` warns about a value
+    it cannot read: cli.settings_problems). ASCII digits only: '²' passes str.isdigit, not int."""
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and int(raw) > 0 else default
+
+
 def api_submits_per_minute() -> int:
     """Anonymous API submissions allowed per client per minute ($DOCKET_API_SUBMITS_PER_MINUTE,
     default 60); integrations that send more use API tokens."""
-    raw = os.environ.get("DOCKET_API_SUBMITS_PER_MINUTE", "60")
-    return int(raw) if raw.isdigit() and int(raw) > 0 else 60
+    return positive_env("DOCKET_API_SUBMITS_PER_MINUTE", 60)
 
 
 def pending_uploads_cap() -> int:
     """Bytes that uploads no record holds yet may fill before anonymous ones are refused
     ($DOCKET_MAX_PENDING_UPLOADS_MB, default 2048): anyone may upload, and without a cap a few
     clients could fill the disk the database lives on (ADR 0004)."""
-    raw = os.environ.get("DOCKET_MAX_PENDING_UPLOADS_MB", "2048")
-    return (int(raw) if raw.isdigit() and int(raw) > 0 else 2048) * 1024 * 1024
+    return positive_env("DOCKET_MAX_PENDING_UPLOADS_MB", 2048) * 1024 * 1024
