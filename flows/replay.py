@@ -3,7 +3,8 @@
 A `Recorder` runs commands against a system whose clock is a `ManualClock` and logs each one
 with its time and what it led to (the record's current nodes, open tasks, flow status). `replay`
 runs the log on another system (a fresh database, the same or a new bundle): same bundle, same
-clock -> the same state and history; a bundle that takes the scenario elsewhere (a removed or
+clock -> the same state and history (query numbers drawn at random are logged with their
+command and given out again); a bundle that takes the scenario elsewhere (a removed or
 renamed node, a changed condition) raises `ReplayDivergence` naming the first command that
 went differently, instead of silently producing another history.
 """
@@ -21,6 +22,7 @@ from engine.clock import ManualClock
 from engine.errors import DocketError
 from engine.storage.db import read_transaction, transaction
 from engine.storage.tables import flow_instances, history, tasks
+from forms.numbering import drawing
 
 __all__ = ["Recorder", "ReplayDivergence", "replay", "observe", "digest"]
 
@@ -71,8 +73,11 @@ class Recorder:
         return json.dumps(self.log, ensure_ascii=False, indent=1)
 
     def _run(self, op: str, args: dict[str, Any]) -> Any:
-        entry = {"op": op, "at": self.system.runtime.clock.now().isoformat(), "args": args}
-        result, form, record_id = _apply(self.system, op, args)
+        entry: dict[str, Any] = {"op": op, "at": self.system.runtime.clock.now().isoformat(), "args": args}
+        with drawing() as draws:
+            result, form, record_id = _apply(self.system, op, args)
+        if draws.made:  # query numbers drawn at random: the replay gives out the same ones
+            entry["numbers"] = draws.made
         entry["expect"] = observe(self.system, form, record_id)
         if op == "submit":
             entry["expect"]["record_id"] = result
@@ -173,7 +178,8 @@ def replay(system: Any, log: list[Mapping[str, Any]] | str) -> None:
         clock.set(datetime.fromisoformat(entry["at"]))
         where = f"command {i} ({entry['op']} {_describe(entry['args'])})"
         try:
-            result, form, record_id = _apply(system, entry["op"], entry["args"])
+            with drawing(entry.get("numbers")):
+                result, form, record_id = _apply(system, entry["op"], entry["args"])
         except ReplayDivergence as exc:
             raise ReplayDivergence(f"{where}: {exc}") from None
         except DocketError as exc:

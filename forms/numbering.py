@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import re
 import secrets
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
-from typing import Callable
+from typing import Callable, Iterator
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, select, update
@@ -77,6 +79,30 @@ class NumbersExhausted(Exception):
     """Every draw of a random number was one already taken: the pattern is too narrow."""
 
 
+class Draws:
+    """The random numbers the commands of one block gave out, in order (`made`); given
+    `replayed`, those numbers are given out again instead of new draws (flows/replay.py: a
+    replayed log must give the records the numbers they had)."""
+
+    def __init__(self, replayed: list[str] | None = None):
+        self.made: list[str] = []
+        self.replayed = list(replayed or [])
+
+
+_DRAWS: ContextVar[Draws | None] = ContextVar("docket_number_draws", default=None)
+
+
+@contextmanager
+def drawing(replayed: list[str] | None = None) -> Iterator[Draws]:
+    """Keep (or, given `replayed`, repeat) the random numbers drawn inside the block."""
+    draws = Draws(replayed)
+    token = _DRAWS.set(draws)
+    try:
+        yield draws
+    finally:
+        _DRAWS.reset(token)
+
+
 def has_random(pattern: str) -> bool:
     """Whether `pattern` draws part of each number at random ({random:N})."""
     return any(match["kind"] == "random" for match in _TOKEN.finditer(pattern))
@@ -89,11 +115,18 @@ def allocate(conn: Connection, form: str, pattern: str, now: datetime, timezone:
     A pattern with {random:N} is drawn again while `taken(number)` says a record has it (the
     unique index would refuse the submission): a customer's complaint is never lost to a draw.
     """
-    if taken is None or not has_random(pattern):
+    if not has_random(pattern):
         return _draw(conn, form, pattern, now, timezone)
-    for _ in range(DRAWS):
+    draws = _DRAWS.get()
+    if draws is not None and draws.replayed:
+        number = draws.replayed.pop(0)
+        draws.made.append(number)
+        return number
+    for _ in range(DRAWS if taken is not None else 1):
         number = _draw(conn, form, pattern, now, timezone)
-        if not taken(number):
+        if taken is None or not taken(number):
+            if draws is not None:
+                draws.made.append(number)
             return number
     raise NumbersExhausted(f"numbering '{pattern}' of form '{form}': {DRAWS} draws in a row were "
                            "numbers already taken; widen its {random:N}")

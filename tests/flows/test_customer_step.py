@@ -73,7 +73,7 @@ nodes:
   done: {type: end, outcome: resolved}
 """
 ENQUIRY = """form: enquiry
-numbering: "TK{seq:4}"
+numbering: "TK{random:6}"
 LOOKUP
 fields:
   phone: {type: phone, label: Phone}

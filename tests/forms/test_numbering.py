@@ -73,3 +73,17 @@ def test_a_lookup_over_counted_numbers_is_a_warning_at_numbering(tmp_path: Path)
 def test_a_lookup_over_random_numbers_is_not_warned_about(tmp_path: Path) -> None:
     found = diagnostics(tmp_path, {"forms/ticket.yaml": looked_up("T{date:%y%m}{random:6}")})
     assert not [d for d in found if d.code == "guessable-numbers"]
+
+
+def test_numbers_drawn_in_a_block_are_kept_and_given_out_again_on_replay() -> None:
+    from forms.numbering import drawing
+
+    pattern = "TS{date:%Y%m%d}{random:6}"
+    with drawing() as recorded:
+        first = [allocate(None, "complaint", pattern, NOW, "Asia/Shanghai", lambda n: False)  # type: ignore[arg-type]
+                 for _ in range(2)]
+    assert recorded.made == first
+    with drawing(recorded.made) as replayed:
+        again = [allocate(None, "complaint", pattern, NOW, "Asia/Shanghai", lambda n: False)  # type: ignore[arg-type]
+                 for _ in range(2)]
+    assert again == first and replayed.made == first
