@@ -15,6 +15,7 @@ import secrets
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
+from functools import lru_cache
 from typing import Callable, Iterator
 from zoneinfo import ZoneInfo
 
@@ -103,6 +104,7 @@ def drawing(replayed: list[str] | None = None) -> Iterator[Draws]:
         _DRAWS.reset(token)
 
 
+@lru_cache(maxsize=64)  # asked at every submission of a form: a bundle has a few patterns
 def has_random(pattern: str) -> bool:
     """Whether `pattern` draws part of each number at random ({random:N})."""
     return any(match["kind"] == "random" for match in _TOKEN.finditer(pattern))
@@ -122,14 +124,16 @@ def allocate(conn: Connection, form: str, pattern: str, now: datetime, timezone:
         number = draws.replayed.pop(0)
         draws.made.append(number)
         return number
-    for _ in range(DRAWS if taken is not None else 1):
+    for _ in range(DRAWS):
         number = _draw(conn, form, pattern, now, timezone)
         if taken is None or not taken(number):
-            if draws is not None:
-                draws.made.append(number)
-            return number
-    raise NumbersExhausted(f"numbering '{pattern}' of form '{form}': {DRAWS} draws in a row were "
-                           "numbers already taken; widen its {random:N}")
+            break
+    else:
+        raise NumbersExhausted(f"numbering '{pattern}' of form '{form}': {DRAWS} draws in a row were "
+                               "numbers already taken; widen its {random:N}")
+    if draws is not None:
+        draws.made.append(number)
+    return number
 
 
 def _draw(conn: Connection, form: str, pattern: str, now: datetime, timezone: str) -> str:

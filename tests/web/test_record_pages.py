@@ -7,6 +7,7 @@ import io
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -205,28 +206,27 @@ def test_returning_sends_the_record_back_with_the_comment_in_the_timeline(system
     assert "returned to" in html
 
 
-def test_a_step_someone_else_completed_first_shows_a_clear_message(system: System) -> None:
+def post_to_a_step_completed_meanwhile(system: System, data: dict[str, str], query: str = "") -> Any:
+    """Ann opens her claimed step, completes it elsewhere (another tab), then posts `data` from
+    the page she opened first; the answer."""
     record = submit(system)
     task = claimed(system, record)
     client = client_for(system, "ann")
-    page = client.get(f"/records/ticket/{record}").text
-    system.flows.complete(task["id"], "ann", values={"urgency": "low"})  # e.g. another tab
-    response = client.post(f"/records/ticket/{record}/tasks/{task['id']}/complete",
-                           data={"urgency": "high", "version": str(task["version"]),
-                                 "csrf_token": csrf_of(page)})
+    page = client.get(f"/records/ticket/{record}{query}").text
+    system.flows.complete(task["id"], "ann", values={"urgency": "low"})
+    return client.post(f"/records/ticket/{record}/tasks/{task['id']}/complete",
+                       data={**data, "version": str(task["version"]), "csrf_token": csrf_of(page)})
+
+
+def test_a_step_someone_else_completed_first_shows_a_clear_message(system: System) -> None:
+    response = post_to_a_step_completed_meanwhile(system, {"urgency": "high"})
     assert response.status_code == 409
     assert 'id="record-alert"' in response.text and "Traceback" not in response.text
 
 
 def test_what_was_typed_into_a_step_completed_meanwhile_is_shown_to_copy(system: System) -> None:
-    record = submit(system)
-    task = claimed(system, record)
-    client = client_for(system, "ann")
-    page = client.get(f"/records/ticket/{record}?lang=en").text
-    system.flows.complete(task["id"], "ann", values={"urgency": "low"})  # e.g. another tab
-    response = client.post(f"/records/ticket/{record}/tasks/{task['id']}/complete",
-                           data={"urgency": "high", "comment": "Called the customer at 10:40",
-                                 "version": str(task["version"]), "csrf_token": csrf_of(page)})
+    response = post_to_a_step_completed_meanwhile(
+        system, {"urgency": "high", "comment": "Called the customer at 10:40"}, "?lang=en")
     assert response.status_code == 409
     kept = response.text.split('id="record-unsent"')[1].split("</section>")[0]
     assert "<dt>Urgency</dt><dd class=\"long\">High</dd>" in kept

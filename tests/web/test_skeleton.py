@@ -6,6 +6,7 @@ import re
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -132,26 +133,25 @@ def test_responses_carry_security_headers(client: TestClient) -> None:
     assert headers["x-content-type-options"] == "nosniff"
 
 
-def test_a_crash_shows_a_reference_not_a_stack_trace(system: System) -> None:
+def crashed_record_list(system: System, lang: str) -> Any:
+    """The record list's answer in `lang` when reading the records raises."""
     app = create_app(system, secret="test-secret")
 
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internals")
 
     system.forms.list = explode  # type: ignore[method-assign]
-    response = signed_in(TestClient(app, raise_server_exceptions=False)).get("/records/complaint?lang=en")
+    return signed_in(TestClient(app, raise_server_exceptions=False)).get(f"/records/complaint?lang={lang}")
+
+
+def test_a_crash_shows_a_reference_not_a_stack_trace(system: System) -> None:
+    response = crashed_record_list(system, "en")
     assert response.status_code == 500
     assert "reference" in response.text and "secret internals" not in response.text
 
 
 def test_a_crash_on_a_chinese_page_is_explained_in_chinese(system: System) -> None:
-    app = create_app(system, secret="test-secret")
-
-    def explode(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("secret internals")
-
-    system.forms.list = explode  # type: ignore[method-assign]
-    response = signed_in(TestClient(app, raise_server_exceptions=False)).get("/records/complaint?lang=zh-CN")
+    response = crashed_record_list(system, "zh-CN")
     assert response.status_code == 500
     assert "<p>系统内部出错（参考编号 " in response.text and "went wrong" not in response.text
 
