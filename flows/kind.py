@@ -6,11 +6,11 @@ from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
 from engine.errors import did_you_mean
+from engine.expr import Members, Names
 from engine.kinds import BuildContext, Dispatch
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.types import YamlPath
 from engine.yamlsource import Document
-from flows.conditions import check_flow_references
 from flows.graph import check_graph
 from flows.spec import FlowSpec, NodeSpec
 
@@ -93,6 +93,20 @@ def _check_statuses(raw_nodes: dict[str, Any], form: Any, doc: Document, ctx: Bu
                     code="unknown-status", hint=f"add withdrawn (已撤回 / Withdrawn) to lists/ '{listed.name}'")
 
 
+def _flow_scope(form: Any, nodes: Mapping[str, NodeSpec], ctx: BuildContext) -> Names:
+    """What the flow's expressions see: the form's fields, `EXPRESSION_NAMES`, and `flow` with
+    one member per node, whose `.outcome` holds one of the outcomes the node records. A misspelt
+    node or outcome would never match, so the record would silently take the other branch; the
+    expression check reports it at the name instead."""
+    outcomes = {}
+    for node_id, node in nodes.items():
+        recorded = getattr(ctx.registry.node_types.get(node.type), "recorded_outcomes", None)
+        found = recorded(node) if recorded is not None else None  # a plugin need not derive from NodeType
+        if found is not None:
+            outcomes[f"flow.{node_id}.outcome"] = found
+    return form.expression_names(EXPRESSION_NAMES).with_members("flow", Members("node", frozenset(nodes)), outcomes)
+
+
 class FlowKind:
     """`flow: name`, `form: form`, `start: node`, `nodes: {id: {type: ...}}`."""
 
@@ -131,7 +145,6 @@ class FlowKind:
         form = forms.get(data["form"])
         if form is None:
             ctx.unknown(doc, ("form",), "form", data["form"], forms)
-        scope = form.expression_names(EXPRESSION_NAMES) if form else set(EXPRESSION_NAMES)
         raw_nodes = data["nodes"]
         nodes: dict[str, NodeSpec] = {}
         for node_id, raw in raw_nodes.items():
@@ -142,7 +155,7 @@ class FlowKind:
         if data["start"] not in nodes:
             ctx.unknown(doc, ("start",), "node", data["start"], nodes)
         check_graph(nodes, data["start"], doc, ctx)
-        check_flow_references(raw_nodes, nodes, doc, ctx)
+        scope = _flow_scope(form, nodes, ctx) if form else set(EXPRESSION_NAMES)
         if form is not None:
             _check_statuses(raw_nodes, form, doc, ctx)
         reopen = data.get("reopen") or {}

@@ -13,12 +13,12 @@ nothing unsafe is ever evaluated and evaluation is cheap:
 * `reference`: simpleeval, restricted, to cross-check values in tests
 """
 
-from engine.expr.context import EvalContext, Function, Names, Scope
+from engine.expr.context import EvalContext, Function, Members, Names, Scope
 from engine.expr.expression import Expression, check_expression, compile_expression
 from engine.expr.functions import BUILTINS, register
 from engine.expr.reference import reference_evaluate
 
 __all__ = [
-    "BUILTINS", "EvalContext", "Expression", "Function", "Names", "Scope", "check_expression",
+    "BUILTINS", "EvalContext", "Expression", "Function", "Members", "Names", "Scope", "check_expression",
     "compile_expression", "reference_evaluate", "register",
 ]

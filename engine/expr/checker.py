@@ -240,6 +240,17 @@ def _kind_hint(name: str, kind: str, value: Any) -> str:
     return f"compare days: date({name}) > date(\"{day}\"), or the instant with now() - 2d"
 
 
+def _dotted(node: ast.AST) -> str | None:
+    """`a.b.c` for a chain of attributes on a name, else None."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name) or not parts:
+        return None
+    return ".".join([node.id, *reversed(parts)])
+
+
 def _literal(node: ast.AST) -> tuple[bool, Any]:
     """(True, value) for a constant, including a signed number (`-1`); (False, None) else."""
     if isinstance(node, ast.Constant):
@@ -451,9 +462,13 @@ class _Walker:
             self._check_option(name, self.scope.multi_choices[name], item)
 
     def _field(self, node: ast.AST) -> str | None:
-        """The field `node` reads: a name, or `record.NAME` / `record["NAME"]`."""
+        """The field `node` reads: a name, or `record.NAME` / `record["NAME"]`; or the dotted
+        path it reads under a name with known members (`flow.assess.outcome`)."""
         if isinstance(node, ast.Name):
             return node.id
+        dotted = _dotted(node)
+        if dotted is not None and dotted.split(".", 1)[0] in self.scope.members:
+            return dotted
         if "record" not in self.scope.names:
             return None
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "record":
@@ -581,6 +596,12 @@ class _Walker:
             self.problem(why, self.attr_pos(node),
                          hint=None if node.attr.startswith("_") else f"write x['{node.attr}'] to "
                          "read a field with this name")
+        elif isinstance(node.value, ast.Name) and node.value.id in self.scope.members:
+            members = self.scope.members[node.value.id]
+            if node.attr not in members.names:
+                self.problem(f"unknown {members.noun} '{node.attr}' in {node.value.id}.{node.attr}",
+                             self.attr_pos(node), code="expr-unknown-name",
+                             hint=did_you_mean(node.attr, members.names))
         self.visit(node.value)
 
     def visit_Subscript(self, node: ast.Subscript) -> None:

@@ -9,15 +9,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from engine.calendar import BusinessCalendar
 
-__all__ = ["Scope", "Names", "Function", "EvalContext", "EvalFailure", "VALUE_KINDS"]
+__all__ = ["Scope", "Names", "Members", "Function", "EvalContext", "EvalFailure", "VALUE_KINDS"]
+
+
+class Members(NamedTuple):
+    """The only attributes a name has, and what each is called in an error: `flow` has one per
+    node of its flow (`flow.assess`), so `flow.asess` is a load error, not an empty value that
+    silently sends the record down the other branch."""
+
+    noun: str
+    names: frozenset[str]
+
 
 _NO_CHOICES: Mapping[str, frozenset[str]] = MappingProxyType({})
 _NO_KINDS: Mapping[str, str] = MappingProxyType({})
+_NO_MEMBERS: Mapping[str, Members] = MappingProxyType({})
 
 VALUE_KINDS = ("number", "text", "date", "datetime", "time", "boolean")
 """The kinds of value the load check compares literals with (`Scope.kinds`): a field type's
@@ -37,6 +48,9 @@ class Scope:
       for `"x" in tags`.
     - `kinds`: fields -> the kind of value they hold, `"number"` or `"text"` (others are not
       checked): `satisfaction == "5"` compares a number with text and could never hold.
+    - `members`: names whose attributes are a known set (see `Members`). `choices` may then
+      also name a dotted path under them: `flow.assess.outcome` -> the outcomes node `assess`
+      records.
 
     `record.NAME` (and `record["NAME"]`) stands for the field NAME when `record` is in `names`.
     """
@@ -45,13 +59,14 @@ class Scope:
     choices: Mapping[str, frozenset[str]] = field(default_factory=lambda: _NO_CHOICES, compare=False)
     multi_choices: Mapping[str, frozenset[str]] = field(default_factory=lambda: _NO_CHOICES, compare=False)
     kinds: Mapping[str, str] = field(default_factory=lambda: _NO_KINDS, compare=False)
+    members: Mapping[str, Members] = field(default_factory=lambda: _NO_MEMBERS, compare=False)
 
     @classmethod
     def of(cls, names: Iterable[str]) -> "Scope":
         """The scope of a set of names, with whatever a `Names` carries about its fields."""
         return cls(frozenset(names), getattr(names, "choices", None) or _NO_CHOICES,
                    getattr(names, "multi_choices", None) or _NO_CHOICES,
-                   getattr(names, "kinds", None) or _NO_KINDS)
+                   getattr(names, "kinds", None) or _NO_KINDS, getattr(names, "members", None) or _NO_MEMBERS)
 
 
 class Names(frozenset):  # type: ignore[type-arg]
@@ -65,15 +80,24 @@ class Names(frozenset):  # type: ignore[type-arg]
     choices: Mapping[str, frozenset[str]]
     multi_choices: Mapping[str, frozenset[str]]
     kinds: Mapping[str, str]
+    members: Mapping[str, Members]
 
     def __new__(cls, names: Iterable[str], choices: Mapping[str, frozenset[str]] | None = None, *,
                 multi_choices: Mapping[str, frozenset[str]] | None = None,
-                kinds: Mapping[str, str] | None = None) -> "Names":
+                kinds: Mapping[str, str] | None = None, members: Mapping[str, Members] | None = None) -> "Names":
         self = super().__new__(cls, names)
         self.choices = MappingProxyType(dict(choices or {}))
         self.multi_choices = MappingProxyType(dict(multi_choices or {}))
         self.kinds = MappingProxyType(dict(kinds or {}))
+        self.members = MappingProxyType(dict(members or {}))
         return self
+
+    def with_members(self, name: str, members: Members,
+                     choices: Mapping[str, frozenset[str]] | None = None) -> "Names":
+        """These names, with `name`'s attributes limited to `members` and the option values of
+        dotted paths under it (`choices`, e.g. `flow.assess.outcome`)."""
+        return Names(self | {name}, {**self.choices, **(choices or {})}, multi_choices=self.multi_choices,
+                     kinds=self.kinds, members={**self.members, name: members})
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ class NodeType:
     def recorded_outcomes(self, node: NodeSpec) -> frozenset[str] | None:
         """The values `flow.<node>.outcome` may hold once the node is done, or None when they
         are not known: a condition comparing it with another value is a load error
-        (flows/conditions.py). By default the node's `outcomes`."""
+        (the scope `flows/kind.py` gives expressions). By default the node's `outcomes`."""
         outcomes = node.options.get("outcomes")
         return frozenset(outcomes) if outcomes else None
 

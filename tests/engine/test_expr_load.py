@@ -9,7 +9,7 @@ import pytest
 
 from engine.durations import Duration
 from engine.errors import ExpressionError
-from engine.expr import BUILTINS, Function, Scope
+from engine.expr import BUILTINS, Function, Members, Scope
 from engine.registry import Kind, Registry, RegistryError
 from engine.types import Span
 from tests.engine.test_expr_support import compile_, diagnose, fresh_functions, run, where
@@ -280,6 +280,31 @@ def test_a_literal_looked_for_in_a_multi_choice_field_must_be_one_of_its_options
 def test_a_number_looked_for_in_a_multi_choice_field_is_told_to_quote_it(functions: Kind[Any]) -> None:
     (found,) = _field_problems("2 not in record.tags", functions)
     assert found[2] == "expr-unknown-option" and found[4] == 'options are text: write "2"'
+
+
+FLOW = Scope(frozenset({"flow"}), {"flow.review.outcome": frozenset({"approved", "rejected"})},
+             members={"flow": Members("node", frozenset({"review", "route"}))})
+
+
+def _flow_problems(source: str, functions: Kind[Any]) -> list[tuple[int, int, str, str, str | None]]:
+    from engine.expr import check_expression
+    return [(d.span.line, d.span.col, d.code, d.message, d.hint)
+            for d in check_expression(source, scope=FLOW, functions=functions)]
+
+
+def test_an_attribute_outside_a_names_members_is_an_unknown_name_at_the_attribute(functions: Kind[Any]) -> None:
+    assert _flow_problems('flow.reveiw.outcome == "approved"', functions) == [
+        (1, 6, "expr-unknown-name", "unknown node 'reveiw' in flow.reveiw", "did you mean 'review'?")]
+
+
+def test_a_dotted_path_with_options_is_checked_like_a_choice_field(functions: Kind[Any]) -> None:
+    assert _flow_problems('flow.review.outcome in ("approved", "aproved")', functions) == [
+        (1, 37, "expr-unknown-option", "'aproved' is not an option of 'flow.review.outcome': the comparison "
+         "could never hold", "did you mean 'approved'?")]
+
+
+def test_a_member_without_known_options_compares_with_anything(functions: Kind[Any]) -> None:
+    assert _flow_problems('flow.route.outcome == "x" and flow.review.by == "li"', functions) == []
 
 
 def test_text_compared_with_a_number_field_is_told_to_drop_the_quotes(functions: Kind[Any]) -> None:

@@ -179,11 +179,18 @@ def test_a_branch_reading_the_outcome_of_a_node_the_flow_lacks_is_an_error_at_th
     assert errors(tmp_path, flow) == [("flows/ticket_flow.yaml", 26, 20, "unknown node 'aa' in flow.aa")]
 
 
+def test_any_expression_of_a_flow_naming_a_node_it_lacks_is_an_error(tmp_path: Path) -> None:
+    # Not only branch conditions: an assignment reading flow.<misspelt node> would be empty too.
+    flow = GOOD.replace("      a:\n        type: task\n        assign: {role: agent}\n",
+                        "      a:\n        type: task\n        assign: {expression: flow.begn.by}\n")
+    assert [m for *_, m in errors(tmp_path, flow)] == ["unknown node 'begn' in flow.begn"]
+
+
 def test_a_branch_comparing_a_steps_outcome_with_one_it_never_records_is_an_error_at_it(tmp_path: Path) -> None:
     flow = GOOD.replace("      a:\n        type: task\n", "      a:\n        type: task\n        outcomes: [fixed, not_fixed]\n")
     flow = flow.replace('urgency == "high"', 'flow.a.outcome == "fixd"')
     assert errors(tmp_path, flow) == [("flows/ticket_flow.yaml", 27, 33,
-                                       "'fixd' is not an outcome of 'a': the comparison could never hold")]
+                                       "'fixd' is not an option of 'flow.a.outcome': the comparison could never hold")]
 
 
 def test_an_approvals_outcomes_are_those_it_records_not_the_buttons(tmp_path: Path) -> None:
@@ -192,7 +199,7 @@ def test_an_approvals_outcomes_are_those_it_records_not_the_buttons(tmp_path: Pa
     flow = flow.replace("        next: joined\n      b:", "      b:")
     assert errors(tmp_path, flow.replace('urgency == "high"', 'flow.a.outcome == "approved"')) == []
     assert [m for *_, m in errors(tmp_path, flow.replace('urgency == "high"', 'flow.a.outcome == "approve"'))] == [
-        "'approve' is not an outcome of 'a': the comparison could never hold"]
+        "'approve' is not an option of 'flow.a.outcome': the comparison could never hold"]
 
 
 def test_a_branch_comparing_a_money_field_with_text_is_an_error_with_the_fix(tmp_path: Path) -> None:
