@@ -1,4 +1,5 @@
-"""Public progress lookup (查询进度): a query number plus the last digits of the contact phone.
+"""Public progress lookup (查询进度): a query number plus the last digits of a phone the customer gave
+(the form's `lookup.verify` field).
 
 Only what the form marks `public` is shown, with the status in the customer's words (the
 form's `lookup.statuses` list) and the path of statuses so far. "No such number" and "wrong
@@ -106,6 +107,15 @@ def _digits(value: Any) -> str:
     return "".join(ch for ch in unicodedata.normalize("NFKC", str(value or "")) if "0" <= ch <= "9")
 
 
+def verify_field_label(specs: list[Any], locale: str) -> str:
+    """The label of the field whose last digits the lookup of these forms asks for (`lookup.verify`):
+    the customer must know which number they gave is meant. Forms that verify with fields of
+    different labels share one lookup page, which then names them all in one phrase."""
+    labels = {label_text(spec.fields[spec.lookup["verify"]].label, locale, spec.lookup["verify"])
+              for spec in specs if spec.lookup.get("verify") in spec.fields}
+    return labels.pop() if len(labels) == 1 else ui("verify_field_any", locale)
+
+
 def routes(web: "Web") -> list[Route]:
     """The lookup page, its answer, and the customer's answer to their step."""
     forms = [f for f in web.system.forms.forms.values() if f.spec.lookup and f.spec.numbering]
@@ -118,8 +128,8 @@ def routes(web: "Web") -> list[Route]:
     def page(request: Request, **context: Any) -> Response:
         """The lookup page; the sites that may frame the public form may frame it too, as the
         form and its acknowledgement link here."""
-        return let_embedders_frame(web.page(request, "lookup.html", digits=digits_wanted(), **context),
-                                   web.embedders)
+        return let_embedders_frame(web.page(request, "lookup.html", digits=digits_wanted(), verify_field=verify_field_label(
+            [f.spec for f in forms], web.locale_of(request)), **context), web.embedders)
 
     def relook(query_no: str) -> Callable[[str], str]:
         """The language links of a page showing `query_no`: the lookup in that language with the

@@ -23,6 +23,7 @@ from forms.render import form_view, parse_form_post
 from web.antispam import HONEYPOT, TICKET, Expired, SpamSuspected
 from web.form_files import files_budget, mark_file_limits, read_kept_files, store_files
 from web.forms_body import read_form
+from web.lookup import verify_field_label
 from web.offload import offload
 from web.prefix import public_base
 from web.ratelimit import Limit
@@ -149,6 +150,7 @@ def routes(web: "Web") -> list[Route]:
         # The lookup link carries the number, so the customer only types the phone digits.
         digits = int(form.spec.lookup.get("digits", 4)) if form.spec.lookup else 4
         response = web.page(request, "form_submitted.html", query_no=query_no, digits=digits,
+                            verify_field=verify_field_label([form.spec] if form.spec.lookup else [], locale),
                             track=f"/track?{urlencode({'lang': locale, 'query_no': query_no})}",
                             again=f"/f/{form.name}?lang={locale}")
         return let_embedders_frame(response, web.embedders)

@@ -57,7 +57,7 @@ def answer_page(browser: Any, live_server: LiveServer, locale: str) -> tuple[Any
     context = browser.new_context(viewport=VIEWPORTS["phone"], locale="zh-CN" if zh else "en-US")
     page = context.new_page()
     page.goto(f"{live_server.url}/track?lang={locale}&query_no={number}")
-    page.get_by_label("联系电话后 4 位" if zh else "Last 4 digits of the contact phone").fill("5678")
+    page.get_by_label("联系电话后 4 位" if zh else "Contact phone: last 4 digits").fill("5678")
     with page.expect_navigation():
         page.get_by_role("button", name="查询" if zh else "Look up").click()
     return context, page, case

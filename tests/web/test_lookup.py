@@ -127,7 +127,7 @@ def test_the_status_reads_with_a_chinese_colon_in_chinese(client: TestClient, qu
 def test_the_acknowledgement_says_the_lookup_asks_for_the_last_digits_of_the_phone(client: TestClient) -> None:
     # Without it the customer learnt only on the lookup page that the number alone is not enough.
     page = client.get("/f/complaint/submitted/TS2026112300001?lang=en").text
-    assert "you will need it and the last 4 digits of the contact phone" in page
+    assert "you will need it and the last 4 digits of the “Contact phone” you gave" in page
     assert "查询时需输入此编号和联系电话后 4 位" in client.get("/f/complaint/submitted/TS2026112300001?lang=zh-CN").text
 
 
@@ -162,7 +162,7 @@ def test_the_lookup_says_where_the_query_number_is_found(client: TestClient) -> 
     # A customer sent here from the form's link, months later, did not know what "query number" meant.
     page = client.get("/track?lang=en").text
     assert ('<p class="lead" id="lookup-help">The query number is on the page shown after sending, and in the '
-            'acknowledgement we sent you; the digits are those of the contact phone given with it.</p>') in page
+            'acknowledgement we sent you; the digits are the last ones of the “Contact phone” given with it.</p>') in page
     assert "查询编号见提交后的确认页面，以及我们发给您的受理通知" in client.get("/track?lang=zh-CN").text
 
 
@@ -227,3 +227,13 @@ def test_the_numbers_guesses_are_counted_over_a_day_too(client: TestClient, quer
 def test_right_digits_do_not_count_against_the_number(client: TestClient, query_no: str) -> None:
     assert [_guess(client, "203.0.113.1", query_no, "5678") for _ in range(15)] == [200] * 15
     assert [_guess(client, "203.0.113.2", query_no, "0000") for _ in range(3)] == [200] * 3
+
+
+def test_the_lookup_names_the_field_its_digits_come_from(tmp_path: Path) -> None:
+    # The starter bundle verifies with a field labelled "Phone": the page said "contact phone",
+    # a field that form does not have.
+    starter = boot(POSTAL.parent / "starter", db_url=f"sqlite:///{tmp_path / 'starter.db'}")
+    client = TestClient(create_app(starter, secret="t", monotonic=Seconds()), raise_server_exceptions=False)
+    page = client.get("/track?lang=en").text
+    assert '<label for="f-verify">Phone: last 4 digits</label>' in page
+    assert "the last ones of the “Phone” given with it" in page
