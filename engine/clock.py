@@ -8,10 +8,14 @@ All instants are timezone-aware UTC; local time exists only inside a business ca
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
-from typing import Protocol, runtime_checkable
+from typing import Iterator, Protocol, runtime_checkable
 
-__all__ = ["Clock", "SystemClock", "ManualClock", "ensure_utc"]
+__all__ = ["Clock", "SystemClock", "ManualClock", "ensure_utc", "checking_at", "check_instant"]
+
+_CHECK_INSTANT: ContextVar[datetime | None] = ContextVar("check_instant", default=None)
 
 
 def ensure_utc(value: datetime, *, what: str = "datetime") -> datetime:
@@ -74,3 +78,25 @@ class ManualClock:
 
     def __repr__(self) -> str:
         return f"ManualClock({self.now().isoformat()})"
+
+
+@contextmanager
+def checking_at(instant: datetime) -> Iterator[None]:
+    """Within the block, `check_instant()` is `instant`: the moment the command whose values are
+    being checked runs at, by its runtime's clock.
+
+    A field type checks a value against "now" (a `not_future` date) in `parse(raw, spec)`, which
+    is handed no clock. The form validator, which is, says here which instant that is, so a
+    scenario or simulation dated ahead of the real day refuses what its own day would.
+    """
+    token = _CHECK_INSTANT.set(instant)
+    try:
+        yield
+    finally:
+        _CHECK_INSTANT.reset(token)
+
+
+def check_instant() -> datetime:
+    """The instant values are checked against: the one `checking_at` set, else the machine's
+    clock (a value parsed outside any command, e.g. a default checked at load)."""
+    return _CHECK_INSTANT.get() or datetime.now(timezone.utc)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field as dataclass_field
 from functools import cached_property
 from typing import Any, Callable, Mapping
 
+from engine.clock import checking_at
 from engine.errors import ExpressionError, ValidationFailed
 from engine.expr import EvalContext
 from engine.expr.safe_ops import foreign_value, kind
@@ -79,6 +80,14 @@ class CompiledForm:
         `editable` limits which fields this caller may set (a flow node's permissions).
         All problems are reported at once, per field, in `locale`.
         """
+        if ctx is not None and self.refuses_future:
+            with checking_at(ctx.now):  # "now" is the runtime's instant, not the machine's
+                return self._validate(data, locale, existing, editable, extra_names, ctx)
+        return self._validate(data, locale, existing, editable, extra_names, ctx)
+
+    def _validate(self, data: Mapping[str, Any], locale: str, existing: Mapping[str, Any] | None,
+                  editable: set[str] | None, extra_names: Mapping[str, Any] | None,
+                  ctx: EvalContext | None) -> dict[str, Any]:
         generated = self.validator
         if generated is not None and existing is None and editable is None and self.accepted.issuperset(data):
             values, errors, recheck = generated(data, locale)  # the common call: a new record
@@ -182,6 +191,18 @@ class CompiledForm:
     @cached_property
     def conditional(self) -> bool:
         return any(plan.conditional for plan in self.plans)
+
+    @cached_property
+    def refuses_future(self) -> bool:
+        """A field (or a sub-table column) is `not_future`: checking it needs the instant."""
+        return any(_refuses_future(plan.spec.options) or any(
+            _refuses_future(column) for column in (plan.spec.opt("columns") or {}).values())
+            for plan in self.plans)
+
+    @cached_property
+    def needs_context(self) -> bool:
+        """Validation reads the `EvalContext` (conditions, defaults, computed values, "now")."""
+        return self.conditional or self.refuses_future
 
     def _conditions(self, values: dict[str, Any], errors: dict[str, list[str]],
                     existing: Mapping[str, Any] | None, extra_names: Mapping[str, Any] | None,
@@ -298,6 +319,10 @@ def _guarded_parser(parse: Callable[[Any], Any], ftype: FieldType, name: str) ->
             raise FieldInvalid("unreadable")
         return value
     return guarded
+
+
+def _refuses_future(options: Any) -> bool:
+    return isinstance(options, Mapping) and bool(options.get("not_future"))
 
 
 def _is_conditional(spec: FieldSpec) -> bool:

@@ -103,8 +103,8 @@ class FormService:
         marked `staff_only`.
         """
         form = self.form(form_name)
-        # Only conditions, defaults and computed values read the context: most forms skip it.
-        clean = form.validate(data, locale=locale, ctx=self.eval_context() if form.conditional else None,
+        # Only conditions, defaults, computed values and `not_future` read the context: most forms skip it.
+        clean = form.validate(data, locale=locale, ctx=self.eval_context() if form.needs_context else None,
                               editable=form.public_fields if anonymous else None,
                               extra_names={"user": {"username": actor}})
         # Only a keyed submission compares bodies: hashing costs as much as validating.

@@ -52,10 +52,11 @@ def routes(web: "Web") -> list[Route]:
     def render(request: Request, form, *, values=None, errors=None, status: int = 200,  # type: ignore[no-untyped-def]
                notice: str = "") -> HTMLResponse:
         locale = web.locale_of(request)
-        ticket = web.signer.issue(form.name, web.system.runtime.clock.now())
+        now = web.system.runtime.clock.now()
+        ticket = web.signer.issue(form.name, now)
         sections = form_view(form, locale, values=values, errors=errors, only=form.public_fields)
         mark_file_limits(web, form, sections)
-        mark_not_future(form, sections)
+        mark_not_future(form, sections, now)
         shown = {widget.name for section in sections for widget in section.widgets}
         response = web.page(request, "form_fill.html", status=status,
                             form_title=form.spec.text(locale),
@@ -189,15 +190,15 @@ def unshown_errors(form: Any, errors: Any, shown: set[str], locale: str) -> list
     return out
 
 
-def mark_not_future(form: Any, sections: Any) -> None:
-    """Give each date and time input of a `not_future` field the latest value it takes (`max`),
-    so a phone's picker does not offer tomorrow. The field checks it again on the server, against
-    the same wall clock in its own time zone (forms.fields.temporal)."""
+def mark_not_future(form: Any, sections: Any, instant: datetime) -> None:
+    """Give each date and time input of a `not_future` field the latest value it takes (`max`:
+    `instant` in the field's time zone), so a phone's picker does not offer tomorrow. The field
+    checks it again on the server, against the same clock (forms.fields.temporal)."""
     for section in sections:
         for widget in section.widgets:
             spec = form.spec.fields[widget.name]
             if widget.kind in ("date", "datetime-local") and spec.opt("not_future"):
-                now = datetime.now(ZoneInfo(spec.timezone))
+                now = instant.astimezone(ZoneInfo(spec.timezone))
                 widget.attrs["max"] = now.strftime("%Y-%m-%d" if widget.kind == "date" else "%Y-%m-%dT%H:%M")
 
 
@@ -210,7 +211,7 @@ def _field_errors(web: "Web", form: Any, data: dict[str, Any], locale: str) -> d
     """The validator's errors for `data` (empty when it passes), without storing anything."""
     try:
         # As `forms.submit` checks an anonymous submission (public fields only).
-        form.validate(data, locale=locale, ctx=web.system.forms.eval_context() if form.conditional else None,
+        form.validate(data, locale=locale, ctx=web.system.forms.eval_context() if form.needs_context else None,
                       editable=form.public_fields, extra_names={"user": {"username": None}})
     except ValidationFailed as exc:
         return dict(exc.errors)

@@ -10,13 +10,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import BigInteger, Date as SqlDate, DateTime as SqlDateTime, Time as SqlTime
 from sqlalchemy.types import TypeEngine
 
+from engine.clock import check_instant
 from engine.durations import DURATION_PATTERN, parse_duration
 from engine.time_of_day import parse_time_of_day
 from forms.fields.base import FieldType
 from forms.messages import FieldInvalid
 from forms.spec import FieldSpec
 
-_NOT_FUTURE = {"not_future": {"type": "boolean", "description": "refuse values later than now"}}
+_NOT_FUTURE = {"not_future": {"type": "boolean", "description": "refuse values later than now (by the runtime's clock)"}}
 
 
 class Date(FieldType):
@@ -40,7 +41,7 @@ class Date(FieldType):
                 value = date.fromisoformat(str(raw).strip()[:10])
             except ValueError:
                 raise self.invalid("not_date") from None
-        if spec.opt("not_future") and value > datetime.now(ZoneInfo(spec.timezone)).date():
+        if spec.opt("not_future") and value > check_instant().astimezone(ZoneInfo(spec.timezone)).date():
             raise self.invalid("future")
         return value
 
@@ -91,7 +92,7 @@ class DateTime(FieldType):
         if value.tzinfo is None:
             value = value.replace(tzinfo=ZoneInfo(spec.timezone))
         value = value.astimezone(timezone.utc)
-        if spec.opt("not_future") and value > datetime.now(timezone.utc):
+        if spec.opt("not_future") and value > check_instant():
             raise self.invalid("future")
         return value
 
