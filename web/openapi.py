@@ -408,11 +408,12 @@ def build_document(web: "Web", *, full: bool = True) -> dict[str, Any]:
                 "summary": "API tokens: your own (administrators: everyone's, or ?user=)",
                 "parameters": [{"name": "user", "in": "query", "schema": {"type": "string", "maxLength": 150}}],
                 "responses": {"200": _json(_ref("TokenList"), "tokens, never their secrets"), **_errors("401")}},
-        "post": {"operationId": "create_token", "tags": ["tokens"], "security": SIGNED_IN,
-                 "summary": "Create an API token for yourself (the secret is shown once)",
+        "post": {"operationId": "create_token", "tags": ["tokens"], "security": [{"session": []}],
+                 "summary": "Create an API token for yourself (the secret is shown once); a signed-in "
+                            "session only, as a leaked token must not mint others",
                  "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("NewToken")}}},
                  "responses": {"201": _json(_ref("Token"), "the token with its secret"),
-                               **_errors("400", "401", "415")}}}
+                               **_errors("400", "401", "403", "415")}}}
     paths["/api/v1/tokens/{id}"] = {"delete": {
         "operationId": "revoke_token", "tags": ["tokens"], "security": SIGNED_IN,
         "summary": "Revoke a token (yours; administrators: anyone's)", "parameters": [_id_param("token")],

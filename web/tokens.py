@@ -34,7 +34,7 @@ from engine.storage.db import read_transaction, transaction
 from engine.storage.tables import api_tokens, users
 from forms.access import load_principal
 from web.offload import offload
-from web.scope import header
+from web.scope import header, state_value
 
 if TYPE_CHECKING:
     from web.app import Web
@@ -186,7 +186,8 @@ def _revoke(web: "Web", principal: Principal, token_id: int, owner: str | None) 
 
 def routes(web: "Web") -> list[Route]:
     """`/api/v1/tokens`: list (own; admins: everyone's, `?user=` to narrow), create your own,
-    revoke (yours; admins: anyone's). Creating answers the secret once."""
+    revoke (yours; admins: anyone's). Creating answers the secret once, and takes a signed-in
+    session: a token may list and revoke, not create."""
     from web.api import check_same_site, json_object, path_id, require
     from web.auth import audit
 
@@ -202,6 +203,10 @@ def routes(web: "Web") -> list[Route]:
     async def create(request: Request) -> Response:
         principal = require(request)
         check_same_site(request)
+        if state_value(request.scope, "auth") == "token":
+            # A leaked token must not mint others that outlive its revocation.
+            return JSONResponse({"error": "a token cannot create tokens: sign in to create one, "
+                                          "or use `docket tokens create`"}, 403)
         body = await json_object(request)
         name = body.get("name")
         if not isinstance(name, str) or not name.strip() or len(name.strip()) > MAX_NAME:
