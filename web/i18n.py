@@ -90,6 +90,12 @@ UI: dict[str, dict[str, str]] = {
                             "zh-CN": "选择“{outcome}”时必须填写意见。"},
     "honeypot": {"en": "Leave this empty", "zh-CN": "请勿填写"},
     "not_public": {"en": "This form is not open to the public.", "zh-CN": "此表单不对外开放。"},
+    "embed": {"en": "Embed", "zh-CN": "嵌入代码"},
+    "address_guessed": {"en": "This is the address your browser used to reach Docket; customers may not be able to "
+                              "reach it. Before printing the QR code, ask the administrator to set DOCKET_PUBLIC_URL "
+                              "to the address the public uses.",
+                        "zh-CN": "此地址为您的浏览器访问本系统所用的地址，客户可能无法访问。打印二维码前，请联系管理员将 "
+                                 "DOCKET_PUBLIC_URL 设置为对外公开的地址。"},
     "sign_here": {"en": "Sign in the box with a finger, pen or mouse", "zh-CN": "请用手指、触控笔或鼠标在框内签名"},
     "sign_by_typing": {"en": "Or type your name to sign", "zh-CN": "或输入姓名作为签名"},
     "clear_signature": {"en": "Clear signature", "zh-CN": "清除签名"},

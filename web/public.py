@@ -25,6 +25,7 @@ from web.form_files import files_budget, mark_file_limits, read_kept_files, stor
 from web.forms_body import read_form
 from web.lookup import verify_field_label
 from web.offload import offload
+from engine.site import configured_public_url
 from web.prefix import public_base
 from web.ratelimit import Limit
 from web.security import embeddable_csp, let_embedders_frame
@@ -86,8 +87,11 @@ def routes(web: "Web") -> list[Route]:
         locale = web.locale_of(request)
         snippet = (f'<iframe src="{url}?lang={locale}" title="{form.spec.text(locale)}" '
                    'width="100%" height="900" style="border:0" loading="lazy"></iframe>')
+        # Without a configured address the link is the one this browser used, perhaps an office
+        # address customers cannot reach: say so before it is printed on a poster.
         return web.page(request, "form_share.html", form_title=form.spec.text(locale), url=url,
-                        snippet=snippet, qr_svg=f"/f/{form.name}/qr.svg", qr_png=f"/f/{form.name}/qr.png")
+                        snippet=snippet, qr_svg=f"/f/{form.name}/qr.svg", qr_png=f"/f/{form.name}/qr.png",
+                        address_guessed=not configured_public_url())
 
     async def qr(request: Request) -> Response:
         form = public_form(request)

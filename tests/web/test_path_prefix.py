@@ -152,6 +152,7 @@ def test_the_api_names_its_links_and_server_under_the_prefix(system: System) -> 
 def test_the_share_address_of_a_public_form_is_the_public_one(system: System) -> None:
     share = signed_in(system, "admin").get("/f/complaint/share")
     assert f'href="{SITE}{PREFIX}/f/complaint"' in share.text
+    assert 'id="address-guessed"' not in share.text  # the configured address needs no warning
 
 
 def test_an_error_page_links_its_style_and_way_back_under_the_prefix(system: System) -> None:

@@ -226,6 +226,12 @@ def test_the_share_page_offers_an_iframe_snippet_and_qr_codes(client: TestClient
     assert "&lt;iframe src=&#34;http://testserver/f/complaint?lang=en&#34;" in page.text
 
 
+def test_the_share_page_warns_that_an_address_not_configured_may_not_reach_customers(client: TestClient) -> None:
+    # A poster printed from an office PC encoded http://10.1.2.3:8000, which no customer reaches.
+    page = client.get("/f/complaint/share?lang=en").text
+    assert 'id="address-guessed"' in page and "DOCKET_PUBLIC_URL" in page
+
+
 def test_qr_codes_encode_the_form_address_as_svg_and_png(client: TestClient) -> None:
     svg = client.get("/f/complaint/qr.svg")
     assert svg.headers["content-type"].startswith("image/svg+xml") and b"<svg" in svg.content
