@@ -18,6 +18,7 @@ _OPTION: dict[str, Any] = {
     "properties": {
         "value": {"type": ["string", "integer"], "description": "stored value"},
         "label": LABEL_SCHEMA,
+        "customer_label": LABEL_SCHEMA,  # what customers read where it differs (Option.customer_label)
         "description": LABEL_SCHEMA,
         "color": {"type": ["string", "null"], "description": 'a colour for the option: "#rrggbb" (in quotes)'},
         "children": {"type": "array", "items": {"$ref": "#/$defs/option"}},
@@ -64,9 +65,15 @@ class Option:
     children: tuple["Option", ...]
     span: Span
     color: str | None = None
+    customer_label: Label | None = None
+    """What customers read instead of `label` (a status in their words), when it differs."""
 
     def text(self, locale: str = "en") -> str:
         return label_text(self.label, locale, self.value)
+
+    def customer_text(self, locale: str = "en") -> str:
+        """The option as a customer reads it: `customer_label`, else `label`."""
+        return label_text(self.customer_label or self.label, locale, self.value)
 
 
 @dataclass(frozen=True)
@@ -142,7 +149,7 @@ class ListKind:
             children = tuple(option(c, path + ("children", i))
                              for i, c in enumerate(raw.get("children", [])))
             color = check_color(raw["color"], ctx, doc, path + ("color",)) if "color" in raw else None
-            return Option(value, raw.get("label", value), children, span, color)
+            return Option(value, raw.get("label", value), children, span, color, raw.get("customer_label"))
 
         options = tuple(option(o, ("items", i)) for i, o in enumerate(data["items"]))
         return OptionList(data["list"], data.get("label", data["list"]), options, doc.span(()))

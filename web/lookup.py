@@ -151,7 +151,7 @@ def routes(web: "Web") -> list[Route]:
 
     def progress(form: Any, record: dict[str, Any], locale: str) -> list[tuple[str, str]]:
         """(local time, status word) per change the customer can tell apart, oldest first."""
-        word = status_labeller(web.system.bundle, form, locale)
+        word = status_labeller(web.system.bundle, form, locale, customer=True)
         shown: list[tuple[str, str]] = []
         for at, status in changes(form, record):
             if not shown or shown[-1][1] != word(status):
@@ -195,7 +195,7 @@ def routes(web: "Web") -> list[Route]:
                     values: dict[str, Any] | None = None, errors: dict[str, list[str]] | None = None) -> Response:
         locale = web.locale_of(request)
         result = {"form": form.spec.text(locale), "query_no": record["query_no"],
-                  "status": status_labeller(web.system.bundle, form, locale)(record["status"]),
+                  "status": status_labeller(web.system.bundle, form, locale, customer=True)(record["status"]),
                   "created_at": local_time(record["created_at"], zone),
                   "fields": [(label, value) for _name, label, value in public_fields(form, record, locale)],
                   "progress": progress(form, record, locale),
@@ -336,7 +336,7 @@ def routes(web: "Web") -> list[Route]:
             step = {"node": node.id, "label": node.text(locale), "prompt": _prompt(node, locale),
                     "pass": passes.issue(form.name, record["id"], int(task["id"])),
                     "fields": [field_json(form, name, locale) for name in node.options.get("fields", [])]}
-        word = status_labeller(web.system.bundle, form, locale)
+        word = status_labeller(web.system.bundle, form, locale, customer=True)
         return {"form": form.name, "form_label": form.spec.text(locale), "query_no": record["query_no"],
                 "status": record["status"], "status_label": word(record["status"]),
                 "created_at": iso(record["created_at"]),

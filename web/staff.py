@@ -259,9 +259,10 @@ def duration_text(delta: timedelta | None, locale: str) -> str:
     return ("" if zh else " ").join(f"{n}{u}" for n, u in shown)
 
 
-def status_labeller(bundle: Any, form: Any, locale: str) -> Any:
-    """status value -> its label in the form's status list (`lookup.statuses`), if it has one;
-    the engine's own statuses (new, withdrawn) read as words in any case."""
+def status_labeller(bundle: Any, form: Any, locale: str, *, customer: bool = False) -> Any:
+    """status value -> its label in the form's status list (`lookup.statuses`), if it has one
+    (for a `customer`, its `customer_label` where it has one); the engine's own statuses (new,
+    withdrawn) read as words in any case."""
     name = (form.spec.lookup or {}).get("statuses")
     options = bundle.all("list").get(name) if name else None
 
@@ -270,7 +271,7 @@ def status_labeller(bundle: Any, form: Any, locale: str) -> Any:
             return ""
         option = options.find(value) if options is not None else None
         if option:
-            return option.text(locale)
+            return option.customer_text(locale) if customer else option.text(locale)
         word = ui(f"status_{value}", locale)
         return value if word == f"status_{value}" else word
     return label

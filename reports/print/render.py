@@ -363,11 +363,12 @@ def _cell_text(column: Any, cell: Any, locale: str) -> str:
 
 
 def _status_text(bundle: "Bundle", form: Any, status: Any, locale: str) -> str:
-    """The status in the customer's words (the form's lookup statuses list), else as stored."""
+    """The status in the customer's words (the form's lookup statuses list, with an option's
+    `customer_label` where it has one), else as stored."""
     lists = bundle.all("list")
     name = (form.lookup or {}).get("statuses")
     option = lists[name].find(str(status)) if name in lists and status is not None else None
-    return option.text(locale) if option else str(status or "")
+    return option.customer_text(locale) if option else str(status or "")
 
 
 def _safe_filename(stem: str) -> str:

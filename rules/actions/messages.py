@@ -78,7 +78,8 @@ class FieldText(Mapping[str, str]):
     """`text.<field>` in a message: the field as people read it in the bundle's default language
     (`text.urgency` is 紧急 where `urgency` is `urgent`; dates in the bundle's zone), worked out
     only for the fields a message names; `text.status` is the record's status in the words of
-    the form's status list (`lookup: statuses:`), the customer's words (已退费, not `refunded`)."""
+    the form's status list (`lookup: statuses:`), the customer's words (已退费, not `refunded`;
+    an option's `customer_label` where it has one)."""
 
     def __init__(self, compiled: Any, record: Mapping[str, Any], locale: str, statuses: Any = None):
         self._compiled, self._record, self._locale = compiled, record, locale
@@ -88,7 +89,7 @@ class FieldText(Mapping[str, str]):
         if name == "status" and name not in self._compiled.types:
             value = self._record.get("status") or ""
             option = self._statuses.find(value) if self._statuses is not None and value else None
-            return option.text(self._locale) if option else str(value)
+            return option.customer_text(self._locale) if option else str(value)
         if name not in self._compiled.types:
             raise KeyError(name)
         return self._compiled.display(name, self._record.get(name), self._locale)

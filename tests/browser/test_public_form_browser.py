@@ -154,7 +154,7 @@ def test_a_customer_looks_up_progress_with_the_query_number(browser: Any, live_s
 
 def test_a_customer_confirms_and_rates_the_resolution_on_the_lookup_page(browser: Any, live_server: LiveServer) -> None:
     context, page, case = answer_page(browser, live_server, "zh-CN")
-    assert page.inner_text("#lookup-status") == "待客户确认"
+    assert page.inner_text("#lookup-status") == "待您确认"
     page.get_by_label("确认问题已解决").check()
     page.locator("#customer-step input[name=satisfaction][value='5']").check()
     page.screenshot(path=str(SCREENSHOTS / "progress-lookup-answer-phone.png"), full_page=True)

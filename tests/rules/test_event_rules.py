@@ -328,7 +328,8 @@ def test_a_message_reads_fields_as_people_read_them_and_a_misspelt_one_is_a_load
 
 
 def test_a_message_gives_the_status_in_the_words_of_the_form_s_status_list(tmp_path: Path) -> None:
-    # {{ status }} is the code (resolved); a message to a customer wants what /track shows them.
+    # {{ status }} is the code (resolved); a message to a customer wants what /track shows them:
+    # the customer's words (customer_label) where staff read others.
     form = FORM.replace("numbering: T{seq:4}", "numbering: T{seq:4}\n    lookup: {verify: phone, statuses: ticket_status}")
     system = make(tmp_path, {
         "forms/ticket.yaml": form,
@@ -336,7 +337,7 @@ def test_a_message_gives_the_status_in_the_words_of_the_form_s_status_list(tmp_p
             list: ticket_status
             items:
               - {value: new, label: 已提交}
-              - {value: accepted, label: 已受理}
+              - {value: accepted, label: 受理完毕待分派, customer_label: 已受理}
               - {value: in_progress, label: 处理中}
               - {value: awaiting_reply, label: 待回复}
               - {value: resolved, label: 已解决}

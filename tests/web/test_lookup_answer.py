@@ -50,7 +50,19 @@ def test_the_lookup_shows_the_path_of_statuses_in_the_customers_words(client: Te
     path = re.search(r'<ol class="progress-path" id="lookup-progress">(.*?)</ol>', page, re.S)
     assert path is not None
     words = re.findall(r"</span> (\S+)</li>", path[1])
-    assert words == ["已受理", "处理中", "待回复", "待客户确认"]  # received and accepted read alike: once
+    assert words == ["已受理", "处理中", "待回复", "待您确认"]  # received and accepted read alike: once
+
+
+def test_staff_read_the_status_in_their_own_words_where_the_customers_differ(client: TestClient,
+                                                                             system: System) -> None:
+    # A manager read 待您确认 ("awaiting your confirmation") on the staff list: the customer's words.
+    from tests.web.auth_kit import give_password, sign_in
+
+    case = replied(system)
+    give_password(system, "agent")
+    sign_in(client, "agent")
+    page = client.get(f"/records/complaint/{case.id}?lang=zh-CN").text
+    assert "待客户确认" in page and "待您确认" not in page
 
 
 def test_the_result_basis_and_compensation_reach_the_customer(client: TestClient, system: System) -> None:
