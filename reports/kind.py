@@ -17,6 +17,7 @@ from engine.errors import did_you_mean
 from engine.expr import Names
 from engine.kinds import BuildContext, Dispatch
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
+from engine.types import YamlPath
 from engine.yamlsource import Document
 from reports.facts import DERIVED, derived_kind
 from reports.spec import (GRAINS, DashboardSpec, DatasetField, DatasetSpec, Dimension, FilterSpec,
@@ -373,7 +374,8 @@ _DASHBOARD_SCHEMA: dict[str, Any] = {
                         "type": "object", "additionalProperties": False, "required": ["field"],
                         "properties": {"label": LABEL_SCHEMA, "field": {"type": "string"},
                                        "match": {"enum": ["equals", "contains"]},
-                                       "default": {"description": "for a period: last_7_days, last_30_days, last_90_days, last_365_days, this_month, this_year"}}}},
+                                       "default": {"description": "for a period: last_7_days, last_30_days, last_90_days, "
+                                                                  "last_365_days, this_month, this_year, yesterday, last_week, last_month"}}}},
         "widgets": {"type": "object", "minProperties": 1, "propertyNames": {"pattern": NAME_PATTERN},
                     "additionalProperties": {"type": "object"}},
         "schedules": {"type": "object", "propertyNames": {"pattern": NAME_PATTERN},
@@ -387,11 +389,16 @@ _DASHBOARD_SCHEMA: dict[str, Any] = {
                                          "to": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
                                          "widgets": {"type": "array", "items": {"type": "string"}},
                                          "format": {"enum": ["png", "svg", "table"]},
+                                         "period": {"type": "string", "description": "the period the report covers, "
+                                                    "e.g. last_week (default: the date filter's default)"},
                                          "locale": {"type": "string"}}}},
     },
 }
 
-PERIODS = ("last_7_days", "last_30_days", "last_90_days", "last_365_days", "this_month", "this_year")
+PERIODS = ("last_7_days", "last_30_days", "last_90_days", "last_365_days", "this_month", "this_year",
+           "yesterday", "last_week", "last_month")
+"""Named periods a date filter starts at, or a schedule covers. The last three are whole periods
+before today: what a report sent on a timetable (the week just ended) covers."""
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -426,9 +433,8 @@ class DashboardKind:
             kind = found[0].kind
             ftype = "period" if kind == "date" else "choice" if kind == "choice" else "text"
             default = raw.get("default")
-            if ftype == "period" and default is not None and default not in PERIODS:
-                ctx.error(doc, ("filters", name, "default"), f"unknown period '{default}'", code="invalid-option",
-                          hint="periods: " + ", ".join(PERIODS))
+            if ftype == "period" and default is not None:
+                _check_period_name(doc, ("filters", name, "default"), default, ctx)
             elif ftype != "period" and default is not None:
                 # Only a period starts preset; any other default was silently ignored.
                 ctx.error(doc, ("filters", name, "default"), f"a default applies to a date filter only: the "
@@ -456,18 +462,32 @@ class DashboardKind:
             channels = {"log", *(getattr(ctx.meta, "channels", None) or {})}  # as engine/outbox.py
             if raw["channel"] not in channels:
                 ctx.unknown(doc, ("schedules", name, "channel"), "channel", raw["channel"], channels)
+            period = raw.get("period")
+            if period is not None:
+                self._check_schedule_period(doc, ("schedules", name, "period"), period, filters, ctx)
             to = raw["to"]
             schedules[name] = ScheduleSpec(
                 name, raw["every"], raw.get("at", "08:00"), WEEKDAYS.index(raw.get("weekday", "monday")),
                 raw["channel"], tuple([to] if isinstance(to, str) else to),
                 tuple(raw.get("widgets", [])) or tuple(data["widgets"]), raw.get("format", "png"),
                 raw.get("locale", ctx.meta.default_locale if ctx.meta else "en"),
-                doc.source_map.key(("schedules", name)))
+                doc.source_map.key(("schedules", name)), period)
         if not ok:
             return None
         return DashboardSpec(data["dashboard"], data.get("label", data["dashboard"]), data.get("description"),
                              MappingProxyType(filters), MappingProxyType(widgets), roles,
                              MappingProxyType(schedules), doc.span(()))
+
+    def _check_schedule_period(self, doc: Document, path: YamlPath, period: Any,
+                               filters: dict[str, FilterSpec], ctx: BuildContext) -> None:
+        """A schedule's `period` names a known period and is applied to the dashboard's date
+        filter, which it must have."""
+        if not _check_period_name(doc, path, period, ctx):
+            return
+        if not any(f.type == "period" for f in filters.values()):
+            ctx.error(doc, path, "the dashboard has no date filter for the period to narrow",
+                      code="invalid-option", hint="add a filter on a date field, e.g. "
+                      "filters: {period: {field: created}}")
 
     def _widget(self, doc: Document, path: Any, name: str, raw: dict[str, Any], datasets: Any,
                 ctx: BuildContext) -> WidgetSpec | None:
@@ -547,6 +567,15 @@ class DashboardKind:
     def check(self, bundle: Any, ctx: BuildContext) -> None:
         return None
 
+
+
+def _check_period_name(doc: Document, path: YamlPath, period: Any, ctx: BuildContext) -> bool:
+    """Report a period that is not one of `PERIODS` at `path`; True when it is one."""
+    if period in PERIODS:
+        return True
+    ctx.error(doc, path, f"unknown period '{period}'", code="invalid-option",
+              hint=did_you_mean(str(period), PERIODS) or "periods: " + ", ".join(PERIODS))
+    return False
 
 
 def _status_list(form: Any, ctx: BuildContext) -> Any:

@@ -11,7 +11,7 @@ makes a retried timer queue nothing twice.
 from __future__ import annotations
 
 import base64
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,8 +21,9 @@ from engine.identity import Principal
 from engine.runtime import Runtime
 from engine.site import configured_public_url, dashboard_url
 from engine.storage.db import transaction
+from engine.types import translate
 from reports.charts import render_png, render_svg
-from reports.query import Filters, run_widget
+from reports.query import run_widget
 from reports.spec import DashboardSpec, ScheduleSpec
 
 TIMER_KIND = "report.schedule"
@@ -80,12 +81,15 @@ class ReportScheduler:
     def send(self, conn: Connection, dashboard: DashboardSpec, schedule: ScheduleSpec, due: datetime) -> int:
         """Compute, render and queue one run of a schedule in `conn`'s transaction."""
         locale = schedule.locale
-        lines = [dashboard.text(locale), ""]
+        local_due = due.astimezone(ZoneInfo(self.rt.bundle.meta.timezone))
+        params, period = self._period(dashboard, schedule, local_due.date())
+        lines = [dashboard.text(locale), _period_line(period, local_due, locale), ""]
         attachments = []
         for name in schedule.widgets:
             widget = dashboard.widgets[name]
             dataset = self.reports.dataset(widget.dataset)
-            result = run_widget(conn, self.rt, dataset, widget, self._filters(dashboard, dataset), Principal.system())
+            filters = self.reports.filters_from(dashboard, params, dataset)
+            result = run_widget(conn, self.rt, dataset, widget, filters, Principal.system())
             payload = self.reports.payload(widget, result, locale)
             lines.extend(_widget_lines(payload, locale))
             lines.append("")
@@ -95,8 +99,7 @@ class ReportScheduler:
                 attachments.append({"name": f"{dashboard.name}-{name}.{schedule.format}",
                                     "content_type": "image/png" if schedule.format == "png" else "image/svg+xml",
                                     "base64": base64.b64encode(image).decode("ascii")})
-        stamp = due.astimezone(ZoneInfo(self.rt.bundle.meta.timezone)).strftime("%Y-%m-%d")
-        subject = f"{dashboard.text(locale)} {stamp}"
+        subject = f"{dashboard.text(locale)} {_days_text(period) if period else local_due.strftime('%Y-%m-%d')}"
         data: dict[str, Any] = {"attachments": attachments, "dashboard": dashboard.name, "schedule": schedule.name}
         base = configured_public_url()
         if base:  # the whole dashboard, with its filters and drill-down, one tap away
@@ -106,8 +109,35 @@ class ReportScheduler:
             data=data,
             key=f"report:{dashboard.name}:{schedule.name}:{due.isoformat()}")
 
-    def _filters(self, dashboard: DashboardSpec, dataset: Any) -> Filters:
-        return self.reports.filters_from(dashboard, {}, dataset)
+    def _period(self, dashboard: DashboardSpec, schedule: ScheduleSpec,
+                day: date) -> tuple[dict[str, list[str]], tuple[date, date] | None]:
+        """The filter parameters of one run and the days it covers: the schedule's `period` (or
+        the date filter's default) counted from the day the run was due, not the day it ran, so
+        a run delayed past midnight still reports the week it was for."""
+        for name, spec in dashboard.filters.items():
+            preset = schedule.period or spec.default if spec.type == "period" else None
+            if preset:
+                first, last = self.reports.preset(preset, today=day)
+                return {f"{name}_from": [first.isoformat()], f"{name}_to": [last.isoformat()]}, (first, last)
+        return {}, None
+
+
+_TEXT = {
+    "period": {"en": "Period: {days}", "zh-CN": "统计期间：{days}"},
+    "up_to": {"en": "All records up to {at}", "zh-CN": "全部记录，截至 {at}"},
+}
+
+
+def _days_text(period: tuple[date, date]) -> str:
+    first, last = period
+    return first.isoformat() if first == last else f"{first.isoformat()} – {last.isoformat()}"
+
+
+def _period_line(period: tuple[date, date] | None, due: datetime, locale: str) -> str:
+    """What the figures cover, said under the title: a reader of a forwarded report cannot ask."""
+    if period is None:
+        return translate(_TEXT, "up_to", locale, at=due.strftime("%Y-%m-%d %H:%M"))
+    return translate(_TEXT, "period", locale, days=_days_text(period))
 
 
 def _widget_lines(payload: dict[str, Any], locale: str) -> list[str]:

@@ -122,9 +122,10 @@ class ReportService:
                         values[spec.field] = (text,)
         return Filters(period, period_field, values, contains)
 
-    def preset(self, name: str) -> tuple[date, date]:
-        """A named period ending today in the bundle's time zone."""
-        today = self.rt.clock.now().astimezone(ZoneInfo(self.rt.bundle.meta.timezone)).date()
+    def preset(self, name: str, today: date | None = None) -> tuple[date, date]:
+        """A named period (reports.kind.PERIODS) in the bundle's time zone: one ending `today`
+        (default: the runtime's), or the whole day, week (Monday to Sunday) or month before it."""
+        today = today or self.rt.clock.now().astimezone(ZoneInfo(self.rt.bundle.meta.timezone)).date()
         days = {"last_7_days": 7, "last_30_days": 30, "last_90_days": 90, "last_365_days": 365}
         if name in days:
             return today - timedelta(days=days[name] - 1), today
@@ -132,6 +133,14 @@ class ReportService:
             return today.replace(day=1), today
         if name == "this_year":
             return today.replace(month=1, day=1), today
+        if name == "yesterday":
+            return today - timedelta(days=1), today - timedelta(days=1)
+        if name == "last_week":
+            monday = today - timedelta(days=today.weekday() + 7)
+            return monday, monday + timedelta(days=6)
+        if name == "last_month":
+            last = today.replace(day=1) - timedelta(days=1)
+            return last.replace(day=1), last
         raise ReportRequestError(f"unknown period '{_cut(name)}'")
 
     def _choices(self, dashboard: DashboardSpec, field_name: str) -> set[str] | None:

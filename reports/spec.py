@@ -161,6 +161,8 @@ class ScheduleSpec:
     format: str  # png | svg | table
     locale: str
     span: Span | None = None
+    period: str | None = None
+    """The named period it covers (`last_week`); None: the date filter's default."""
 
 
 @dataclass(frozen=True)

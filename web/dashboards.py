@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from engine.identity import Principal
 from engine.types import label_text, translate
+from reports.kind import PERIODS
 from reports.query import OTHERS, ReportRequestError
 from reports.sql import NotTranslatable
 from web import auth
@@ -43,6 +44,9 @@ TEXT: dict[str, dict[str, str]] = {
     "last_365_days": {"en": "Last 365 days", "zh-CN": "最近一年"},
     "this_month": {"en": "This month", "zh-CN": "本月"},
     "this_year": {"en": "This year", "zh-CN": "今年"},
+    "yesterday": {"en": "Yesterday", "zh-CN": "昨天"},
+    "last_week": {"en": "Last week", "zh-CN": "上周"},
+    "last_month": {"en": "Last month", "zh-CN": "上月"},
     "print": {"en": "Print", "zh-CN": "打印"},
     "export": {"en": "Export", "zh-CN": "导出"},
     "loading": {"en": "Loading…", "zh-CN": "加载中…"},
@@ -65,7 +69,7 @@ TEXT: dict[str, dict[str, str]] = {
     "bad_filters": {"en": "These filters cannot be used ({detail}). The figures below are not filtered.",
                     "zh-CN": "筛选条件无法使用（{detail}），下面显示的是未筛选的数据。"},
 }
-PERIOD_PRESETS = ("last_7_days", "last_30_days", "last_90_days", "last_365_days", "this_month", "this_year")
+PERIOD_PRESETS = PERIODS
 DRILL_PAGE = 100
 MAX_OFFSET = 10**9
 """The furthest drill-down page start read; beyond it the page is simply empty."""

@@ -90,6 +90,22 @@ def test_a_chart_that_cannot_draw_the_widget_names_the_charts_that_can(tmp_path:
 
 
 
+SCHEDULED = """schedules:
+  weekly: {every: weekly, channel: log, to: [boss@example.com], period: PERIOD}
+"""
+
+
+def test_a_schedules_misspelt_period_is_a_load_error_with_the_fix(tmp_path: Path) -> None:
+    found = errors(tmp_path, dashboards__board_yaml=BOARD + SCHEDULED.replace("PERIOD", "lastweek"))
+    assert [(f, line, m) for f, line, _, m in found] == [("dashboards/board.yaml", 25, "unknown period 'lastweek'")]
+
+
+def test_a_schedules_period_needs_a_date_filter_to_narrow(tmp_path: Path) -> None:
+    board = BOARD.replace("  period: {field: created}\n", "")
+    found = errors(tmp_path, dashboards__board_yaml=board + SCHEDULED.replace("PERIOD", "last_week"))
+    assert [m for *_, m in found] == ["the dashboard has no date filter for the period to narrow"]
+
+
 def test_a_default_on_a_choice_filter_is_a_load_error(tmp_path: Path) -> None:
     # Only a period filter starts preset: `default: east` loaded and was never applied.
     board = BOARD.replace("  region: {field: region}", "  region: {field: region, default: east}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from engine.storage.db import read_transaction
+from engine.storage.db import read_transaction, transaction
 from engine.storage.tables import outbox
 from reports.schedule import TIMER_KIND, next_run
 from reports.spec import ScheduleSpec
@@ -101,3 +101,42 @@ def test_a_reports_kpi_reads_as_its_label_and_its_number(tmp_path: Path, monkeyp
     lines = body.splitlines()
     kpi = lines.index("## total")
     assert lines[kpi + 1] == "工单数：6"  # not the label as a column heading, the number on a line below
+
+
+def sent_on(tmp_path: Path, monkeypatch, schedule: str, due: datetime, *, now: datetime | None = None):  # type: ignore[no-untyped-def]
+    """The (subject, body) of the one run of `schedule` due at `due`, sent with the clock at `now`."""
+    monkeypatch.setitem(report_kit.FILES, "dashboards/board.yaml", FILES["dashboards/board.yaml"] + schedule)
+    system, _ = build(tmp_path)
+    system.runtime.clock.set(now or due)
+    reports = system.runtime.services["reports"]
+    reports.scheduler.draw_charts = False
+    dashboard = reports.dashboards["board"]
+    with transaction(system.db) as conn:
+        reports.scheduler.send(conn, dashboard, dashboard.schedules["weekly"], due)
+    with read_transaction(system.db) as conn:
+        (message,) = [m for m in conn.execute(sa.select(outbox).where(outbox.c.channel == "log"))
+                      if (m.payload or {}).get("data", {}).get("dashboard") == "board"]
+    return message.subject, message.body
+
+
+LAST_WEEK = SCHEDULE.replace("    locale: zh-CN\n", "    locale: zh-CN\n    period: last_week\n")
+MONDAY_17 = datetime(2025, 3, 17, 0, 30, tzinfo=UTC)  # 08:30 in Shanghai
+
+
+def test_a_weekly_report_over_last_week_counts_that_week_and_names_it(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    subject, body = sent_on(tmp_path, monkeypatch, LAST_WEEK, MONDAY_17)
+    assert subject == "Board 2025-03-10 – 2025-03-16"
+    assert body.splitlines()[1] == "统计期间：2025-03-10 – 2025-03-16"
+    assert "工单数：1" in body  # Bolt's ticket of 10 March, the only one that week
+
+
+def test_a_run_delayed_past_its_day_reports_the_week_it_was_due_for(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The server was down over Monday: the run fires on Wednesday, still for the week of 10 March.
+    subject, _ = sent_on(tmp_path, monkeypatch, LAST_WEEK, MONDAY_17, now=datetime(2025, 3, 19, 3, tzinfo=UTC))
+    assert subject == "Board 2025-03-10 – 2025-03-16"
+
+
+def test_a_report_without_a_period_says_it_counts_every_record_up_to_its_time(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    subject, body = sent_on(tmp_path, monkeypatch, SCHEDULE, MONDAY_17)
+    assert subject == "Board 2025-03-17"
+    assert body.splitlines()[1] == "全部记录，截至 2025-03-17 08:30"
