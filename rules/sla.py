@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy import Select, bindparam, exists, select, update
 from sqlalchemy.engine import Connection
 
 from engine.calendar import BusinessCalendar
@@ -128,6 +128,19 @@ class SlaService:
         return self._wall if policy is not None and policy.counting == "wall" else self._business
 
     # -- queries ------------------------------------------------------------------------------
+    def covers(self, form: str) -> bool:
+        """Whether a policy keeps clocks on the records of `form`."""
+        return form in self._by_form
+
+    def late_records(self, form: str, lateness: str, now: datetime) -> Select[Any]:
+        """The ids of `form`'s records with a running clock past its due time (`overdue`, red), or
+        past its warning (`at_risk`: yellow or red), as a subquery for a record list's condition.
+        `due_at` and `warn_at` are where the running segment crosses each threshold, so this
+        agrees with the states `states_for` works out."""
+        column = sla_clocks.c.due_at if lateness == "overdue" else sla_clocks.c.warn_at
+        return select(sla_clocks.c.record_id).where(sla_clocks.c.form == form, sla_clocks.c.status == "running",
+                                                    column <= now)
+
     def state_of(self, conn: Connection, form: str, record_id: int) -> list[SlaState]:
         return self.states_for(conn, form, [record_id]).get(record_id, [])
 

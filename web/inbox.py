@@ -30,6 +30,7 @@ from web import auth
 from web.flow_diagram import node_text
 from web.forms_body import read_form
 from web.offload import offload
+from web.record_list import overdue_counts
 from web.staff import (SlaChip, duration_text, field_text, hidden_fields, holds, inbox_condition, local_time,
                        may_claim, latest_instance, names_for, safe_next, scoped_ids, sla_states, worst_sla)
 
@@ -280,6 +281,7 @@ def routes(web: "Web") -> list[Route]:
         node, status, text = params.get("node", ""), params.get("status", ""), params.get("q", "")[:100]
         rows = await offload.run(inbox_rows, web, principal, locale)
         copied = await offload.run(copied_rows, web, principal, locale)
+        overdue = await offload.run(overdue_counts, web, principal)
         shown = filter_rows(rows, node=node, status=status, text=text)
         page = _page_number(params.get("page"))
         pages = max((len(shown) + PAGE_SIZE - 1) // PAGE_SIZE, 1)
@@ -293,7 +295,8 @@ def routes(web: "Web") -> list[Route]:
             q=text, page=page, pages=pages, has_sla="sla" in web.system.runtime.services,
             notice=notice if notice in NOTICES else None, here=str(request.url.path) + _query(filters),
             page_url=lambda n: "/inbox" + _query({**filters, "page": str(n)}),
-            when=lambda at: local_time(at, zone), waited=lambda d: duration_text(d, locale), copied=copied)
+            when=lambda at: local_time(at, zone), waited=lambda d: duration_text(d, locale), copied=copied,
+            overdue=[(web.system.forms.form(name).spec.text(locale), url, n) for name, url, n in overdue])
 
     async def command(request: Request) -> Response:
         principal = auth.require_principal(request)

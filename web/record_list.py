@@ -32,6 +32,8 @@ TEXT_TYPES = frozenset({"text", "textarea", "phone", "email", "url", "id_number"
 """Field types the search box looks in (besides the query number)."""
 CHOICE_TYPES = frozenset({"select", "radio", "region", "cascade", "role", "department"})
 MAX_SEARCH = 100
+LATENESS = ("at_risk", "overdue")
+"""The SLA filter's choices: a running clock past its warning (yellow or red), or past due (red)."""
 
 
 @dataclass
@@ -58,6 +60,11 @@ class ListQuery:
     choice_values: dict[str, set[str]] = field(default_factory=dict)
     date_from: date | None = None
     date_to: date | None = None
+    late: Any = None
+    """The ids of records whose SLA is as late as `lateness` asks (a subquery), or None."""
+    lateness: str = ""
+    has_sla: bool = False
+    """The form's records keep SLA clocks: the list offers the lateness filter."""
     zone: str = "UTC"
     page: int = 1
     errors: list[str] = field(default_factory=list)
@@ -87,6 +94,12 @@ class ListQuery:
                 # A category chosen from a tree includes everything under it.
                 query.choice_values[name] = {chosen} | {
                     o.value for _, o, parents in spec.choices.walk() if chosen in parents}
+        sla = system.runtime.services.get("sla")
+        query.has_sla = sla is not None and sla.covers(form.name)
+        lateness = str(params.get("sla", ""))
+        if query.has_sla and lateness in LATENESS:
+            query.lateness = lateness
+            query.late = sla.late_records(form.name, lateness, system.runtime.clock.now())
         query.date_from = _date(params.get("from"), query.errors, "from")
         query.date_to = _date(params.get("to"), query.errors, "to")
         if query.date_from and query.date_to and query.date_from > query.date_to:
@@ -112,6 +125,8 @@ class ListQuery:
             parts.append(t.c.status == self.status)
         for name, values in self.choice_values.items():
             parts.append(t.c[name].in_(sorted(values)))
+        if self.late is not None:
+            parts.append(t.c.id.in_(self.late))
         zone = ZoneInfo(self.zone)
         if self.date_from is not None:
             parts.append(t.c.created_at >= datetime.combine(self.date_from, time(0), zone))
@@ -129,6 +144,8 @@ class ListQuery:
         for c in self.choices:
             if c.chosen:
                 out[c.name] = c.chosen
+        if self.lateness:
+            out["sla"] = self.lateness
         if self.date_from:
             out["from"] = self.date_from.isoformat()
         if self.date_to:
@@ -180,4 +197,23 @@ def list_page(web: "Web", form: Any, principal: Principal, query: ListQuery, loc
     }
 
 
-__all__ = ["ChoiceFilter", "ListQuery", "PAGE_SIZE", "list_page"]
+def overdue_counts(web: "Web", principal: Principal) -> list[tuple[str, str, int]]:
+    """(form, list address, count) of the records past due that `principal` may see, for each
+    form with SLA clocks: a manager's view of the team's overdue work, which the inbox (their
+    own tasks) does not give."""
+    system = web.system
+    sla = system.runtime.services.get("sla")
+    if sla is None:
+        return []
+    found = []
+    for form in system.forms.forms.values():
+        if not sla.covers(form.name):
+            continue
+        query = ListQuery.from_params(system, form, principal, {"sla": "overdue"}, "en")
+        count = system.forms.count(form.name, where=query.condition())
+        if count:
+            found.append((form.name, f"/records/{form.name}?sla=overdue", count))
+    return found
+
+
+__all__ = ["ChoiceFilter", "LATENESS", "ListQuery", "PAGE_SIZE", "list_page", "overdue_counts"]

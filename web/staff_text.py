@@ -54,8 +54,13 @@ STAFF_UI: dict[str, dict[str, str]] = {
     # SLA states
     "sla_on_time": {"en": "On time", "zh-CN": "正常"},
     "sla_yellow": {"en": "Due soon", "zh-CN": "即将超时"},
-    "sla_red": {"en": "Overdue soon", "zh-CN": "严重预警"},
-    "sla_missed": {"en": "Overdue", "zh-CN": "已超时"},
+    # Red is a running clock past its due time (REQUIREMENTS: "red when overdue"); missed is a
+    # clock stopped after it, the work done late.
+    "sla_red": {"en": "Overdue", "zh-CN": "已超时"},
+    "sla_missed": {"en": "Done late", "zh-CN": "超时完成"},
+    "sla_at_risk": {"en": "Due soon or overdue", "zh-CN": "即将超时或已超时"},
+    "sla_overdue": {"en": "Overdue", "zh-CN": "已超时"},
+    "overdue_in_view": {"en": "Overdue among the records you can see:", "zh-CN": "您可查看的记录中已超时："},
     "sla_paused": {"en": "Paused", "zh-CN": "已暂停"},
     "sla_met": {"en": "Met", "zh-CN": "已达成"},
     "sla_target_response": {"en": "response", "zh-CN": "响应"},
