@@ -12,6 +12,9 @@ MESSAGES: dict[str, dict[str, str]] = {
                    "zh-CN": "此项无法校验，请重试或联系我们。"},
     "not_text": {"en": "Enter text.", "zh-CN": "请输入文本。"},
     "too_long": {"en": "Use at most {max} characters.", "zh-CN": "最多 {max} 个字符。"},
+    "invisible_char": {"en": "Remove the invisible control character ({char}) from this text: it was pasted in "
+                             "with it, and could make the text read differently from what is stored.",
+                       "zh-CN": "请删除文本中的不可见控制字符（{char}）：它可能随粘贴带入，会使显示的内容与保存的不一致。"},
     "too_short": {"en": "Use at least {min} characters.", "zh-CN": "至少 {min} 个字符。"},
     "pattern": {"en": "The format is not valid.", "zh-CN": "格式不正确。"},
     "not_number": {"en": "Enter a number.", "zh-CN": "请输入数字。"},

@@ -25,6 +25,19 @@ _LENGTH_OPTIONS = {
 }
 
 
+INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+"""Characters a text field refuses: control characters other than tab and line breaks (NUL is
+refused by PostgreSQL, and stored by SQLite), and the Unicode direction overrides, embeddings
+and isolates, which make a text display in another order than it is stored ("Trojan Source")."""
+
+
+def check_visible(field: FieldType, value: str) -> None:
+    """Raise FieldInvalid when `value` holds a character of `INVISIBLE`, naming it (U+202E)."""
+    found = INVISIBLE.search(value)
+    if found is not None:
+        raise field.invalid("invisible_char", char=f"U+{ord(found.group()):04X}")
+
+
 def check_pattern_option(field: FieldType, spec: FieldSpec, ctx: Any, doc: Any, path: tuple[Any, ...]) -> None:
     """Compile the field's `pattern` at load; a bad or dangerous one is an error at its position."""
     pattern = spec.opt("pattern")
@@ -72,6 +85,7 @@ class Text(FieldType):
             raise self.invalid("too_long", max=max_length)
         if len(value) < spec.opt("min_length", 0):
             raise self.invalid("too_short", min=spec.opt("min_length"))
+        check_visible(self, value)
         match_pattern(self, value, spec)
         return value
 
@@ -88,6 +102,7 @@ class Text(FieldType):
         compiled = compile_pattern(pattern) if pattern else None
         pattern_message = spec.opt("pattern_message")
         invalid = self.invalid
+        invisible = INVISIBLE.search
 
         def parse_text(raw: Any) -> Any:
             if type(raw) is str:
@@ -100,6 +115,8 @@ class Text(FieldType):
                 raise invalid("too_long", max=max_length)
             if len(value) < min_length:
                 raise invalid("too_short", min=min_length)
+            if invisible(value) is not None:
+                check_visible(self, value)
             if compiled is not None:
                 if len(value) > PATTERN_INPUT_CAP:
                     raise invalid("too_long", max=PATTERN_INPUT_CAP)
@@ -148,12 +165,13 @@ def _fast_text(spec: FieldSpec, max_length: int, also: str = "") -> FastCheck:
     (`also`: a further test of the str, written before the length)."""
     shortest = max(spec.opt("min_length", 0), 1)  # an empty result would need the required check
     pattern = spec.opt("pattern")
-    test = f"raw.__class__ is str and {also}{{low}} <= len(value := raw.strip()) <= {{high}}"
+    test = (f"raw.__class__ is str and {also}{{low}} <= len(value := raw.strip()) <= {{high}}"
+            " and {invisible}(value) is None")
     if not pattern:
-        return FastCheck(test, "value", {"low": shortest, "high": max_length})
+        return FastCheck(test, "value", {"low": shortest, "high": max_length, "invisible": INVISIBLE.search})
     return FastCheck(test + " and {match}(value) is not None", "value",
                      {"low": shortest, "high": min(max_length, PATTERN_INPUT_CAP),
-                      "match": compile_pattern(pattern).fullmatch})
+                      "match": compile_pattern(pattern).fullmatch, "invisible": INVISIBLE.search})
 
 
 class Hidden(Text):

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from engine.errors import ValidationFailed
 from forms.compile import CompiledForm
 from forms.messages import MESSAGES, FieldInvalid
 from tests.forms import boot_gallery, data_url, tiny_png
@@ -20,6 +21,7 @@ VALID: list[tuple[str, Any, Any]] = [
     ("text", "  Hello  ", "Hello"),
     ("coded", "AB123", "AB123"),
     ("textarea", "line one\r\nline two", "line one\nline two"),
+    ("textarea", "a\tb", "a\tb"),  # a tab is text, not a control to refuse
     ("rich_text", "<p>Hi <b>you</b><script>steal()</script></p>", "<p>Hi you</p>"),
     ("hidden", "qr_poster", "qr_poster"),
     ("phone", "138 1234 5678", "13812345678"),
@@ -62,6 +64,8 @@ VALID: list[tuple[str, Any, Any]] = [
 
 INVALID: list[tuple[str, Any, str]] = [
     ("text", "x" * 21, "too_long"),
+    ("text", "invoice\u202efdp.exe", "invisible_char"),  # reads "invoiceexe.pdf" on a page
+    ("textarea", "line\x00two", "invisible_char"),
     ("coded", "AB12", "pattern"),
     ("textarea", {"not": "text"}, "not_text"),
     ("rich_text", 5, "not_text"),
@@ -167,6 +171,15 @@ def test_display_only_types_have_no_column(form: CompiledForm) -> None:
 
 
 # -- text ---------------------------------------------------------------------------------------
+
+def test_a_direction_override_is_refused_by_the_generated_validator_too_naming_it(form: CompiledForm) -> None:
+    # The generated validator's shortcut took any short string as it was.
+    with pytest.raises(ValidationFailed) as refused:
+        form.validate({"text": "abc\u202edef"})
+    assert refused.value.errors["text"] == [
+        "Remove the invisible control character (U+202E) from this text: it was pasted in with it, "
+        "and could make the text read differently from what is stored."]
+
 
 def test_a_pattern_message_replaces_the_built_in_text(form: CompiledForm) -> None:
     assert refusal(form, "coded", "ab").text("zh-CN") == "如 AB123"

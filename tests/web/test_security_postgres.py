@@ -1,6 +1,7 @@
 """RELIABILITY 54 on PostgreSQL: a value holding the NUL character (U+0000), which PostgreSQL
-cannot store in text, is the client's mistake (400), never a 500 and a logged traceback. SQLite
-stores it, so only PostgreSQL shows the difference."""
+cannot store in text, is the client's mistake (400, or 422 at the field of a form), never a 500
+and a logged traceback. SQLite stores it, so only PostgreSQL shows the difference where no field
+checks the value first."""
 
 from __future__ import annotations
 
@@ -34,10 +35,11 @@ def client(system: System) -> TestClient:
     return app_client(system)
 
 
-def test_an_anonymous_submission_holding_a_nul_is_400(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+def test_an_anonymous_submission_holding_a_nul_is_refused_at_its_field(client: TestClient,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         response = client.post("/api/v1/forms/complaint/records", json=COMPLAINT)
-    assert response.status_code == 400 and "NUL" in response.json()["error"]
+    assert response.status_code == 422 and "U+0000" in response.json()["fields"]["customer_name"][0]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
