@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from importlib.metadata import entry_points
+from types import ModuleType
 from typing import Any, Callable, Generic, Iterator, Protocol, TypeVar, runtime_checkable
 
 from engine.errors import DocketError, did_you_mean
@@ -35,7 +36,16 @@ class PluginType(Protocol):
 
 
 class RegistryError(DocketError):
-    """A plugin could not be registered (duplicate name, missing attribute)."""
+    """A plugin could not be registered (duplicate name, missing attribute).
+
+    `kind` and `words` say which type was refused (its name and aliases), so a bundle that uses
+    one of those words can be told which plugin meant to add it and why it could not.
+    """
+
+    def __init__(self, message: str, *, kind: str | None = None, words: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.kind = kind
+        self.words = words
 
 
 T = TypeVar("T")
@@ -57,6 +67,9 @@ class Kind(Generic[T]):
         """The plugin whose `register` is running (set by `Registry.use`), or None."""
         self.problems: list[str] = []
         """The plugins that failed to load: the holding `Registry.problems` itself."""
+        self.refused: dict[tuple[str, str], tuple[str, str]] = {}
+        """(kind, word) -> (plugin, reason) of a type that plugin could not register: the
+        holding `Registry.refused` itself."""
 
     def add(self, plugin: T, *, source: str | None = None) -> T:
         """Register a type; a name or alias already taken is an error naming both sources.
@@ -70,19 +83,23 @@ class Kind(Generic[T]):
             source = self.loading
         source = BUILT_IN if source is None else source
         name = getattr(plugin, "name", None)
+        words = _words(name, getattr(plugin, "aliases", ()))
         if self.reserved is not None:
-            raise RegistryError(f"{self.kind} {name!r} from {source}: {self.reserved}")
+            raise RegistryError(f"{self.kind} {name!r} from {source}: {self.reserved}",
+                                kind=self.kind, words=words)
         problems = self.problems_of(plugin, source=source)
         if problems:
-            what = f"{self.kind} '{name}'" if isinstance(name, str) and name else self.kind
-            raise RegistryError(f"{what} from {source}: {'; '.join(problems)}")
+            # Without a name, the class is what its author can look for.
+            what = (f"{self.kind} '{name}'" if isinstance(name, str) and name
+                    else f"{self.kind} {type(plugin).__name__}")
+            raise RegistryError(f"{what} from {source}: {'; '.join(problems)}", kind=self.kind, words=words)
         aliases = tuple(getattr(plugin, "aliases", ()) or ())
         for word in (name, *aliases):
             owner = self._aliases.get(word)
             if owner is not None:
                 raise RegistryError(
                     f"{self.kind} '{word}' from {source} is already registered by "
-                    f"{self._sources[owner]}"
+                    f"{self._sources[owner]}", kind=self.kind, words=words
                 )
         self._types[name] = plugin
         self._sources[name] = source
@@ -109,13 +126,23 @@ class Kind(Generic[T]):
 
     def hint(self, name: str) -> str | None:
         """A did-you-mean hint for an unknown name; when a plugin failed to load, it names that
-        plugin too: 'did you mean join?' alone sends the analyst after a typo that is not there."""
+        plugin too: 'did you mean join?' alone sends the analyst after a typo that is not there.
+        When a plugin tried to add this very name and was refused, the hint names it and why."""
+        refused = self.refused.get((self.kind, name))
+        if refused is not None:
+            plugin, reason = refused
+            return (f"the plugin {plugin} adds '{name}' but Docket refused it: {reason}. "
+                    "A bug in that plugin, not in this file")
         close = did_you_mean(name, self._aliases)
         failed = [problem.split(": ", 1)[0].removeprefix("plugin ") for problem in self.problems]
         if not failed:
             return close
-        note = (f"the plugin {' and '.join(failed)} failed to load (see its warning): it may be "
-                f"the one that adds '{name}'")
+        if len(failed) == 1:
+            note = (f"the plugin {failed[0]} failed to load (see its warning): it may be the one "
+                    f"that adds '{name}'")
+        else:
+            note = (f"the plugins {', '.join(failed[:-1])} and {failed[-1]} failed to load (see "
+                    f"their warnings): one of them may add '{name}'")
         return f"{close} Or {note}" if close else note
 
     def names(self) -> list[str]:
@@ -167,19 +194,22 @@ class Registry:
     definition_kinds: Kind[Any] = field(default_factory=lambda: _kind("definition kind", "definition_kinds"))
     problems: list[str] = field(default_factory=list)
     """Plugins that failed to load, by name, with the reason. The others still load."""
+    refused: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    """(kind, name or alias) -> (plugin, reason) for each type a plugin could not register."""
 
     def __post_init__(self) -> None:
         for kind in self.kinds().values():  # so an unknown name's hint can name a failed plugin
             kind.problems = self.problems
+            kind.refused = self.refused
 
     def kinds(self) -> dict[str, Kind[Any]]:
         """Every plugin kind, by attribute name."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "problems"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("problems", "refused")}
 
     def copy(self) -> "Registry":
         """An independent copy (like jsonschema's `extend()`): add to it without touching this."""
         return Registry(**{name: kind.copy() for name, kind in self.kinds().items()},
-                        problems=list(self.problems))
+                        problems=list(self.problems), refused=dict(self.refused))
 
     def use(self, register: Callable[["Registry"], None], *, source: str) -> bool:
         """Run one plugin's `register(registry)`; a failure is recorded, not raised.
@@ -187,6 +217,12 @@ class Registry:
         Recorded only: the composition roots show `problems` once (`docket validate` as
         warnings, `web.system.boot` in the log), so a failure is not reported twice.
         """
+        if isinstance(register, ModuleType):  # `module` instead of `module:register`
+            self.problems.append(
+                f"plugin {source}: TypeError: the entry point names the module {register.__name__}, "
+                f"not its register function: write \"{register.__name__}:register\" in the "
+                "plugin's pyproject.toml")
+            return False
         if not callable(register):
             self.problems.append(f"plugin {source}: TypeError: {register!r} is not a "
                                  "register(registry) function")
@@ -198,6 +234,9 @@ class Registry:
             register(self)
         except Exception as exc:  # a broken plugin must not stop the others
             self.problems.append(_problem(source, exc))
+            if isinstance(exc, RegistryError) and exc.kind is not None:
+                for word in exc.words:
+                    self.refused.setdefault((exc.kind, word), (source, str(exc)))
             return False
         finally:
             for kind in kinds:
@@ -205,9 +244,11 @@ class Registry:
         return True
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> list[str]:
-        """Register every installed plugin of the `docket.plugins` entry-point group."""
+        """Register every installed plugin of the `docket.plugins` entry-point group, in the
+        order of their names: Python finds distributions in the order of the file system, so
+        when two plugins claim one name, the one that wins would differ between machines."""
         loaded = []
-        for ep in entry_points(group=group):
+        for ep in sorted(entry_points(group=group), key=lambda ep: (ep.name, ep.value)):
             try:
                 register = ep.load()
             except Exception as exc:
@@ -216,6 +257,12 @@ class Registry:
             if self.use(register, source=f"{ep.name} ({ep.value})"):
                 loaded.append(ep.name)
         return loaded
+
+
+def _words(name: Any, aliases: Any) -> tuple[str, ...]:
+    """The words a type would be known by, as far as they are words at all."""
+    listed = aliases if isinstance(aliases, (tuple, list)) else ()
+    return tuple(word for word in (name, *listed) if isinstance(word, str) and word)
 
 
 def _problem(source: str, exc: BaseException) -> str:

@@ -180,3 +180,60 @@ def test_plugin_modules_do_not_leak_between_tests(module: str) -> None:
 
     assert module not in sys.modules
     assert not any(str(SAMPLE_SRC) == p for p in sys.path)
+
+
+def claims_postcode_region(source: str) -> str:
+    """A plugin module whose register adds a function `postcode_region`, credited to `source`."""
+    return ("from engine.expr import Function\n\n\n"
+            "def register(registry):\n"
+            f"    registry.functions.add(Function('postcode_region', str, 1, 1), source={source!r})\n")
+
+
+def test_plugins_load_in_the_order_of_their_entry_point_names_whatever_order_python_finds_them(
+        install_plugin: InstallPlugin, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python lists distributions in the file system's order: which of two plugins claiming one
+    name won differed from one machine to the next."""
+    import engine.registry
+
+    install_plugin("docket-zeta", {"zeta": "docket_zeta_plugin:register"},
+                   modules={"docket_zeta_plugin.py": claims_postcode_region("docket-zeta")})
+    install_plugin("docket-alpha", {"alpha": "docket_alpha_plugin:register"},
+                   modules={"docket_alpha_plugin.py": claims_postcode_region("docket-alpha")})
+    found = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name, reverse=True)
+    monkeypatch.setattr(engine.registry, "entry_points", lambda group: [ep for ep in found if ep.group == group])
+    registry = build_registry(plugins=True)
+    assert registry.functions.source("postcode_region") == "docket-alpha"
+    (problem,) = registry.problems
+    assert problem.startswith("plugin zeta (docket_zeta_plugin:register): RegistryError: function "
+                              "'postcode_region' from docket-zeta is already registered by docket-alpha")
+
+
+def test_a_type_its_plugin_could_not_register_is_named_with_the_reason_where_the_bundle_uses_it() -> None:
+    """'it may be the one' about every failed plugin left the analyst guessing which one, and why."""
+    from engine.bundle import validate_bundle
+    from flows.nodes.base import NodeType
+    from tests.plugins.conftest import BUNDLE
+
+    class RandomAudit(NodeType):
+        name = "random_audit"
+        options_schema = {"properties": {"share": {"type": "nmber"}}}
+
+    registry = build_registry(plugins=False)
+    registry.use(broken_register, source="other (docket_other:register)")
+    registry.use(lambda r: r.node_types.add(RandomAudit()), source="sample (docket_sample_plugin:register)")
+    _, diagnostics = validate_bundle(BUNDLE, registry)
+    (unknown,) = [d for d in diagnostics if d.message == "unknown node type 'random_audit'"]
+    assert unknown.hint is not None
+    assert unknown.hint.startswith(
+        "the plugin sample (docket_sample_plugin:register) adds 'random_audit' but Docket refused it: "
+        "node type 'random_audit' from sample (docket_sample_plugin:register): options_schema is not a "
+        "valid JSON Schema at properties/share/type")
+    assert unknown.hint.endswith("A bug in that plugin, not in this file")
+
+
+def test_several_failed_plugins_are_named_in_one_plain_sentence() -> None:
+    registry = build_registry(plugins=False)
+    for source in ("acme", "globex", "initech"):
+        registry.use(broken_register, source=source)
+    assert registry.chart_types.hint("gauge") == (
+        "the plugins acme, globex and initech failed to load (see their warnings): one of them may add 'gauge'")

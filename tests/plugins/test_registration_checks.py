@@ -131,13 +131,14 @@ def test_every_built_in_type_meets_its_kinds_contract(attribute: str) -> None:
     assert {t.name: kind.problems_of(t) for t in kind if kind.problems_of(t)} == {}
 
 
-def test_an_entry_point_naming_a_module_is_reported_not_called(install_plugin: InstallPlugin) -> None:
+def test_an_entry_point_naming_a_module_is_reported_with_what_to_write(install_plugin: InstallPlugin) -> None:
     install_plugin("docket-module", {"whole": "docket_module_plugin"},
                    modules={"docket_module_plugin.py": "def register(registry):\n    pass\n"})
     registry = build_registry(plugins=True)
     (problem,) = registry.problems
-    assert problem.startswith("plugin whole (docket_module_plugin): TypeError: <module 'docket_module_plugin'")
-    assert problem.endswith("is not a register(registry) function")
+    assert problem == ("plugin whole (docket_module_plugin): TypeError: the entry point names the module "
+                       "docket_module_plugin, not its register function: write "
+                       "\"docket_module_plugin:register\" in the plugin's pyproject.toml")
 
 
 def test_a_failed_registration_is_recorded_and_not_logged_twice(caplog: pytest.LogCaptureFixture) -> None:
@@ -256,3 +257,17 @@ def test_every_widget_the_field_type_section_offers_is_one_the_form_pages_draw()
     listed = section.split("- `widget` chooses", 1)[1].split("- `value_kind", 1)[0]
     offered = set(re.findall(r"`([a-z-]+)`", listed)) - {"options", "max_length", "min_length"}
     assert offered and offered <= set(WIDGETS.values()), offered - set(WIDGETS.values())
+
+
+def test_a_type_without_a_name_is_named_by_its_class() -> None:
+    class OpenTicket:
+        aliases, options_schema = (), {"properties": {}}
+
+        def compile(self, options: Any, ctx: Any, doc: Any, path: Any, scope: Any) -> None:
+            return None
+
+        def run(self, act: Any, compiled: Any) -> None:
+            return None
+
+    message = refusal(Registry().actions.add, OpenTicket())
+    assert message == "action OpenTicket from acme-docket: has no 'name' (the word written in YAML)"
