@@ -22,7 +22,7 @@ from engine.identity import Principal
 from engine.storage.db import read_transaction
 from engine.storage.tables import users
 from forms.access import record_scope
-from web.staff import field_text, hidden_fields, local_time, names_for, status_labeller
+from web.staff import field_text, hidden_fields, local_time, names_for, sla_states, status_labeller, worst_sla
 
 if TYPE_CHECKING:
     from web.app import Web
@@ -177,6 +177,10 @@ def list_page(web: "Web", form: Any, principal: Principal, query: ListQuery, loc
     with read_transaction(system.db) as conn:
         statuses = sorted(r[0] for r in conn.execute(select(table.c.status).distinct()) if r[0])
         names = names_for(conn, form, columns)  # a `user` column shows the person, as the record page does
+        # The worst SLA state of each record shown, as the inbox shows it: one query for the page.
+        chips = ({i: worst_sla(s) for i, s in sla_states(system.runtime, conn, form.name,
+                                                        [r["id"] for r in rows]).items()}
+                 if query.has_sla else {})
     status_label = status_labeller(system.bundle, form, locale)
     zone = system.bundle.meta.timezone
     params = query.params()
@@ -186,7 +190,9 @@ def list_page(web: "Web", form: Any, principal: Principal, query: ListQuery, loc
         "pages": pages, "query": query, "filters": params, "has_filters": bool(params),
         "columns": [(c, form.field(c).text(locale)) for c in columns],
         "statuses": [(s, status_label(s)) for s in statuses],
+        "has_sla": query.has_sla, "when": lambda at: local_time(at, zone),
         "rows": [{"id": r["id"], "url": f"{base}/{r['id']}", "query_no": r["query_no"] or f"#{r['id']}",
+                  "sla": chips.get(r["id"]),
                   "status": status_label(r["status"]), "created_at": local_time(r["created_at"], zone),
                   "cells": [field_text(form, c, r.get(c), locale, names) for c in columns]} for r in rows],
         "page_url": lambda n: base + "?" + urlencode({**params, "page": str(n)}),

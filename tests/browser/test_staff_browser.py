@@ -312,3 +312,23 @@ def test_a_view_is_saved_by_typing_its_name_and_pressing_enter(browser: Any, hel
     assert page.locator("#saved-views a").all_inner_texts() == ["Urgent ones"]
     assert page.input_value("#view-name") == ""
     page.close()
+
+
+def test_a_manager_follows_the_inbox_to_the_teams_overdue_records(browser: Any, postal: LiveServer) -> None:
+    from datetime import timedelta
+
+    from tests.flows.test_postal_flow import DELAY
+
+    give_password(postal, "manager")
+    late = postal.system.forms.submit("complaint", DELAY, actor="agent", channel="web").query_no
+    postal.clock.advance(timedelta(hours=36))  # past the working day a complaint has to be accepted in
+    page = browser.new_context(viewport=DESKTOP, locale="zh-CN").new_page()
+    sign_in(page, postal, "manager", lang="zh-CN")
+    page.goto(f"{postal.url}/inbox?lang=zh-CN")
+    line = page.locator("#overdue-in-view")
+    assert "您可查看的记录中已超时" in line.inner_text()
+    with page.expect_navigation():
+        line.get_by_role("link").click()
+    assert page.locator("#list-sla").input_value() == "overdue"
+    assert page.locator("table.records td.c-no").all_inner_texts() == [late]
+    page.screenshot(path="/tmp/overdue-list.png", full_page=True)

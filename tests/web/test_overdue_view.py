@@ -61,3 +61,10 @@ def test_the_inbox_points_a_manager_at_the_overdue_records_they_can_see(system: 
 def test_the_inbox_says_nothing_when_nothing_is_overdue(system: System) -> None:
     Case(system, DELAY)
     assert 'id="overdue-in-view"' not in client_for(system, "manager").get("/inbox").text
+
+
+def test_the_record_list_shows_each_records_worst_sla_state(system: System) -> None:
+    late_and_due_soon(system)
+    page = client_for(system, "admin").get("/records/complaint?lang=en").text
+    assert re.findall(r'<span class="sla sla-(\w+)"[^>]*>([^<]+)</span>', page) == [
+        ("yellow", "Due soon"), ("red", "Overdue")]  # newest first
