@@ -12,6 +12,7 @@ passed `checker.check`.
 from __future__ import annotations
 
 import ast
+import traceback
 from typing import Any, Callable, Mapping
 
 from engine.expr import safe_ops as ops
@@ -241,9 +242,20 @@ class _Builder:
 def _checked_result(fn: Callable[..., Any], name: str, source: str) -> Callable[..., Any]:
     """A plugin function whose result must be a plain value: anything else (an object, a set)
     fails the expression, naming the function and its plugin, instead of being stored as its
-    `repr` or failing later far from its cause. Built-in functions are trusted (and fast)."""
+    `repr` or failing later far from its cause. An exception other than `EvalFailure` (the
+    plugin's way of refusing its arguments) is a bug in the plugin: it is named too, with the
+    plugin's line, or 'KeyError: x' read as a mistake in the analyst's expression. Built-in
+    functions are trusted (and fast)."""
     def call(*args: Any) -> Any:
-        result = fn(*args)
+        try:
+            result = fn(*args)
+        except EvalFailure:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported as the plugin's bug, with its line
+            frames = traceback.extract_tb(exc.__traceback__)
+            where = f" (raised in {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+            raise EvalFailure(f"{name}() (from {source}) failed: {type(exc).__name__}: {exc}{where}: "
+                              "a bug in that plugin") from exc
         foreign = ops.foreign_value(result)
         if foreign is not None:
             raise EvalFailure(f"{name}() (from {source}) returned {ops.kind(foreign)}, not text, a "

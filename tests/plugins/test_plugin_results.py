@@ -59,6 +59,32 @@ def test_a_plugin_function_needing_the_context_is_checked_the_same_way() -> None
         evaluate("when(x)", registry, x="a")
 
 
+def test_a_plugin_function_that_raises_is_named_as_that_plugins_bug_with_its_line() -> None:
+    """'no key regions' read as a mistake in the analyst's expression, naming no plugin."""
+    def region_of(postcode: Any) -> str:
+        return {}["regions"]
+
+    registry = registry_with(Function("region_of", region_of, 1, 1))
+    with pytest.raises(ExpressionError) as info:
+        evaluate("region_of(x)", registry, x="100010")
+    assert info.value.message.startswith(
+        "cannot evaluate `region_of(x)`: region_of() (from acme-docket) failed: KeyError: 'regions' "
+        f"(raised in {__file__}:")
+    assert info.value.message.endswith(": a bug in that plugin")
+
+
+def test_a_plugin_functions_eval_failure_is_its_own_plain_reason() -> None:
+    from engine.expr.context import EvalFailure
+
+    def region_of(postcode: Any) -> str:
+        raise EvalFailure("region_of() needs six digits")
+
+    registry = registry_with(Function("region_of", region_of, 1, 1))
+    with pytest.raises(ExpressionError) as info:
+        evaluate("region_of(x)", registry, x="1")
+    assert info.value.message == "cannot evaluate `region_of(x)`: region_of() needs six digits"
+
+
 @pytest.mark.parametrize("result", [None, True, 3, 2.5, "text", ["a", 1, {"b": None}], ("a",)])
 def test_plain_results_of_a_plugin_function_pass_unchanged(result: Any) -> None:
     registry = registry_with(Function("give", lambda value: result, 1, 1))
