@@ -115,7 +115,7 @@ class ReportScheduler:
         the date filter's default) counted from the day the run was due, not the day it ran, so
         a run delayed past midnight still reports the week it was for."""
         for name, spec in dashboard.filters.items():
-            preset = schedule.period or spec.default if spec.type == "period" else None
+            preset = (schedule.period or spec.default) if spec.type == "period" else None
             if preset:
                 first, last = self.reports.preset(preset, today=day)
                 return {f"{name}_from": [first.isoformat()], f"{name}_to": [last.isoformat()]}, (first, last)
