@@ -187,14 +187,16 @@ def documented_classes() -> dict[str, Any]:
     for heading in ("## A field type\n", "## A rule action\n", "## A chart type\n", "## A notification channel\n",
                     "## An SMS provider\n"):
         section = text.split(heading, 1)[1].split("\n## ", 1)[0]
-        code = re.search(r"```python\n(.*?)```", section, re.S)
-        assert code is not None, heading
-        exec(compile(code.group(1), f"docs/plugins.md {heading.strip()}", "exec"), namespace)  # noqa: S102
+        blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+        assert blocks, heading
+        for code in blocks:
+            exec(compile(code, f"docs/plugins.md {heading.strip()}", "exec"), namespace)  # noqa: S102
     return namespace
 
 
 @pytest.mark.parametrize("attribute, name", [("field_types", "Postcode"), ("actions", "Stamp"),
-                                             ("chart_types", "Lollipop"), ("channels", "Pager")])
+                                             ("actions", "OpenTicket"), ("chart_types", "Lollipop"),
+                                             ("channels", "Pager")])
 def test_the_documented_examples_register_cleanly(attribute: str, name: str) -> None:
     registry = build_registry(plugins=False)
     plugin = documented_classes()[name]()
@@ -271,3 +273,31 @@ def test_a_type_without_a_name_is_named_by_its_class() -> None:
 
     message = refusal(Registry().actions.add, OpenTicket())
     assert message == "action OpenTicket from acme-docket: has no 'name' (the word written in YAML)"
+
+
+def test_the_documented_action_that_tells_another_system_queues_a_message_in_the_transaction() -> None:
+    """Calling the ticket system from run() would open a ticket for a change that rolls back."""
+    from types import SimpleNamespace
+
+    queued: list[dict[str, Any]] = []
+
+    class Outbox:
+        def enqueue(self, conn: Any, **message: Any) -> int:
+            queued.append({"conn": conn, **message})
+            return 1
+
+    act = SimpleNamespace(conn="the transaction", form="complaint", record_id=17,
+                          evaluate=lambda expression: "Parcel lost", service=lambda name: Outbox())
+    documented_classes()["OpenTicket"]().run(act, {"channel": "tickets", "summary": object()})
+    (message,) = queued
+    assert message["conn"] == "the transaction" and message["channel"] == "tickets"
+    assert message["subject"] == "Parcel lost" and message["key"] == "ticket:complaint:17"
+
+
+def test_the_documented_chart_example_sizes_its_image_from_the_widget() -> None:
+    from reports.charts import ChartData
+
+    data = ChartData("Complaints", [("d0", "Region", "text")], [("m0", "Complaints", "number")],
+                     [{"d0": "east", "m0": 3, "_p": 0}], {}, width=800, height=300)
+    spec = documented_classes()["Lollipop"]().spec(data)
+    assert (spec["width"], spec["height"]) == (800, 300)
