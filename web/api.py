@@ -47,6 +47,7 @@ from web.auth import principal_of, require_principal
 from web.inbox import InboxRow, inbox_rows
 from web.json_answer import JSONAnswer
 from web.offload import offload
+from web.record_list import LATENESS
 from web.scope import header, state_value
 from web.staff import hidden_fields, latest_instance, may_reopen, may_withdraw
 
@@ -61,7 +62,7 @@ MAX_KEY = 100
 """Idempotency keys longer than this are refused."""
 MAX_COMMENT = 5000
 MAX_COMMENT_FILES = 10
-LIST_PARAMS = frozenset({"limit", "offset", "status", "created_from", "created_to", "q", "lang"})
+LIST_PARAMS = frozenset({"limit", "offset", "status", "created_from", "created_to", "q", "sla", "lang"})
 """Query parameters of a record list that are not field filters."""
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -271,8 +272,9 @@ def _instant(raw: str, name: str, zone: ZoneInfo, *, end: bool) -> datetime:
 def list_filters(web: "Web", request: Request, form: "CompiledForm", table: Any,
                  locale: str, hidden: Collection[str] = ()) -> list[ColumnElement[bool]]:
     """Conditions from a list's query string: field=value (repeat for any of several), status,
-    created_from / created_to (dates or date-times), q (text search). A `hidden` field is
-    neither filtered by nor searched: either would tell its value by what is found."""
+    created_from / created_to (dates or date-times), q (text search), sla (at_risk or overdue,
+    for a form with SLA clocks). A `hidden` field is neither filtered by nor searched: either
+    would tell its value by what is found."""
     params = request.query_params
     zone = ZoneInfo(web.bundle.meta.timezone)
     conditions: list[ColumnElement[bool]] = []
@@ -308,6 +310,14 @@ def list_filters(web: "Web", request: Request, form: "CompiledForm", table: Any,
         conditions.append(table.c.created_at >= _instant(params["created_from"], "created_from", zone, end=False))
     if params.get("created_to"):
         conditions.append(table.c.created_at < _instant(params["created_to"], "created_to", zone, end=True))
+    lateness = params.get("sla")
+    if lateness is not None:
+        sla = web.system.runtime.services.get("sla")
+        if sla is None or not sla.covers(form.name):
+            raise BadRequest(f"records of '{form.name}' keep no SLA clocks to filter by")
+        if lateness not in LATENESS:
+            raise BadRequest(f"'sla' is one of: {', '.join(LATENESS)}")
+        conditions.append(table.c.id.in_(sla.late_records(form.name, lateness, web.system.runtime.clock.now())))
     q = (params.get("q") or "").strip()
     if q:
         if len(q) > 200:

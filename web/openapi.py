@@ -209,8 +209,9 @@ def _record_schema(name: str) -> dict[str, Any]:
         "created_by": {"type": ["string", "null"]}, "values": _ref(f"{name}Values")}}
 
 
-def _filter_params(form: Any) -> list[dict[str, Any]]:
-    """Query parameters of a form's record list: paging, status, dates, text search, fields."""
+def _filter_params(form: Any, has_sla: bool = False) -> list[dict[str, Any]]:
+    """Query parameters of a form's record list: paging, status, dates, text search, SLA
+    lateness (`has_sla`: a policy keeps clocks on its records), fields."""
     from sqlalchemy import JSON
 
     params = [
@@ -225,6 +226,10 @@ def _filter_params(form: Any) -> list[dict[str, Any]]:
         {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 200},
          "description": "text found in the query number or any text field"},
     ]
+    if has_sla:
+        params.append({"name": "sla", "in": "query", "schema": {"enum": ["at_risk", "overdue"]},
+                       "description": "records with a running SLA clock past its warning (at_risk: due soon "
+                                      "or overdue) or past its due time (overdue)"})
     for name in form.stored:
         column = form.types[name].column_type(form.field(name))
         if isinstance(column, JSON):
@@ -304,7 +309,8 @@ def build_document(web: "Web", *, full: bool = True) -> dict[str, Any]:
             "get": {
                 "operationId": f"list_{form_name}", "tags": tag, "summary": f"List {label} records",
                 "description": "Newest first; only the records the caller may see.",
-                "security": SIGNED_IN, "parameters": _filter_params(form),
+                "security": SIGNED_IN, "parameters": _filter_params(
+                    form, any(policy.form == form_name for policy in bundle.all("sla").values())),
                 "responses": {"200": _json(_ref(f"{name}RecordList"), "a page of records"),
                               **_errors("400", "401")}}}
         paths[f"{base}/records/{{id}}"] = {

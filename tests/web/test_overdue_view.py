@@ -68,3 +68,13 @@ def test_the_record_list_shows_each_records_worst_sla_state(system: System) -> N
     page = client_for(system, "admin").get("/records/complaint?lang=en").text
     assert re.findall(r'<span class="sla sla-(\w+)"[^>]*>([^<]+)</span>', page) == [
         ("yellow", "Due soon"), ("red", "Overdue")]  # newest first
+
+
+def test_the_api_lists_the_overdue_records_of_a_form_with_sla_clocks(system: System) -> None:
+    from tests.web.api_kit import Api
+
+    late, _ = late_and_due_soon(system)
+    api = Api(client_for(system), system, "admin")
+    assert [r["query_no"] for r in api.get("/api/v1/forms/complaint/records?sla=overdue").json()["items"]] == [late]
+    refused = api.get("/api/v1/forms/complaint/records?sla=late")
+    assert refused.status_code == 400 and "at_risk, overdue" in refused.json()["error"]
