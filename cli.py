@@ -71,12 +71,14 @@ def _failure_reason(exc: Exception, db: str | None) -> str:
     from sqlalchemy.exc import SQLAlchemyError
 
     from engine.storage.db import database_url
+    from engine.storage.refusal import refusal_hint
 
     if isinstance(exc, SQLAlchemyError):
         orig = getattr(exc, "orig", None)
         reason = str(orig).strip() if orig is not None else ""
         reason = reason.splitlines()[0] if reason else type(exc).__name__
-        return f"{reason} (database {_safe_url(database_url(db))}){_database_hint(reason)}"
+        url = database_url(db)
+        return f"{reason} (database {_safe_url(url)}){refusal_hint(exc, url)}"
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
@@ -1460,11 +1462,10 @@ def database_problem(explicit: str | None) -> str | None:
 def _explain_failure(exc: Exception, db: str | None) -> str | None:
     """A plain message for a failure that is not a bug in Docket (the database refused, a
     plugin raised); None for anything else."""
-    from sqlalchemy.exc import OperationalError
-
     from engine.storage.migrations import DatabaseTooNew
+    from engine.storage.refusal import database_refusal
 
-    if isinstance(exc, OperationalError):
+    if database_refusal(exc) is not None:
         return _database_failure(exc, db)
     if isinstance(exc, DatabaseTooNew):
         return f"error: {exc}"
@@ -1484,19 +1485,11 @@ def _database_failure(exc: Exception, db: str | None) -> str:
     """The database refused: say which one and why, without the SQL or its parameters (they
     can hold personal data) and without the password."""
     from engine.storage.db import database_url
+    from engine.storage.refusal import database_refusal, refusal_hint
 
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-    url = _safe_url(database_url(db))
-    return f"error: cannot use the database {url}: {reason}{_database_hint(reason)}"
-
-
-def _database_hint(reason: str) -> str:
-    """What to check when the database gave `reason` ("; ..."), or nothing."""
-    if "readonly" in reason or "read-only" in reason:
-        return "; the database file and its folder must be writable by this user (SQLite adds -wal and -shm files)"
-    if "unable to open" in reason:
-        return "; check the path and that its folder is writable"
-    return ""
+    url = database_url(db)
+    reason = database_refusal(exc) or type(exc).__name__
+    return f"error: cannot use the database {_safe_url(url)}: {reason}{refusal_hint(exc, url)}"
 
 
 if __name__ == "__main__":

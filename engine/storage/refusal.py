@@ -1,0 +1,89 @@
+"""When the database, not Docket, is at fault: recognise it and say so in one line an operator
+can act on (the server's own words, which database, what to check), never a traceback.
+
+SQLAlchemy files most of these under OperationalError, but not all: PostgreSQL's refusals are
+classified by SQLSTATE, and psycopg raises a read-only standby's refusal (25006) as an
+InternalError, a missing privilege (42501) or schema (3F000) as a ProgrammingError, which
+look like bugs in Docket's SQL unless their SQLSTATE is read.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+__all__ = ["database_refusal", "refusal_hint", "refusal_sqlstate"]
+
+REFUSING_STATES = ("08", "28", "3D", "3F", "42501", "25006", "53", "57", "58")
+"""SQLSTATEs (classes, or whole codes) that mean the server or its set-up refused: connection
+(08), authorisation (28), no such database (3D) or schema (3F), no privilege (42501), a read-only
+transaction on a standby (25006), resources such as a full disk or too many connections (53),
+an operator's intervention such as a shutdown (57), and the server's own I/O errors (58)."""
+
+HINTS = {
+    "28": "; check the user name and password in the database URL (in the password write @ as %40, "
+          "/ as %2F, : as %3A and % as %25)",
+    "3D": "; create the database first (createdb --owner USER NAME) or correct its name in the URL",
+    "3F": "; create the schema named in the URL's search_path first (CREATE SCHEMA name) or correct it",
+    "42501": "; the database user may not create or change tables there: make it the owner of the "
+             "database (createdb --owner USER NAME) or grant it CREATE on the schema",
+    "25006": "; this database only reads (a standby or replica?): point the URL at the primary server",
+}
+"""What to check for a refusal, by SQLSTATE class or code (code first)."""
+CONNECTION_WORDS = ((re.compile(r'password authentication failed|role ".*" does not exist'), "28"),
+                    (re.compile(r'database ".*" does not exist'), "3D"))
+"""PostgreSQL's words when it refuses a connection (psycopg gives them no SQLSTATE), and the
+SQLSTATE whose hint applies."""
+
+
+def refusal_sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE the database server gave for `exc` (raised through SQLAlchemy or by the
+    driver itself), or None when it gave none (SQLite gives none)."""
+    seen: BaseException | None = exc
+    for _ in range(4):  # the error, what SQLAlchemy wrapped, their causes: never a long chain
+        if seen is None:
+            return None
+        state = getattr(seen, "sqlstate", None)
+        if isinstance(state, str) and state:
+            return state
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return None
+
+
+def _refuses(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError):
+        return True
+    state = refusal_sqlstate(exc)
+    return isinstance(exc, DBAPIError) and state is not None and state.startswith(REFUSING_STATES)
+
+
+def database_refusal(exc: BaseException) -> str | None:
+    """The database's own reason for refusing, in one line (its first), when `exc` is the
+    database or its set-up refusing to work rather than a fault in Docket; None otherwise.
+    Never the SQL or its parameters: they can hold personal data."""
+    if not _refuses(exc):
+        return None
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def refusal_hint(exc: BaseException, url: str) -> str:
+    """What to check when the database at `url` refused with `exc` ("; ..."), or nothing."""
+    state = refusal_sqlstate(exc)
+    if state is not None:
+        return HINTS.get(state) or HINTS.get(state[:2], "")
+    reason = database_refusal(exc) or ""
+    if make_url(url).get_backend_name() != "sqlite":
+        # A refused connection carries no SQLSTATE, only the server's words.
+        for words, code in CONNECTION_WORDS:
+            if words.search(reason):
+                return HINTS[code]
+        return ""
+    if "readonly" in reason or "read-only" in reason:
+        return "; the database file and its folder must be writable by this user (SQLite adds -wal and -shm files)"
+    if "unable to open" in reason:
+        return "; check the path and that its folder is writable"
+    return ""

@@ -1,0 +1,94 @@
+"""A database that refuses Docket (a read-only standby, a user without the right to create
+tables, a schema that does not exist, a wrong password) stops a command with one `error:` line
+saying which database, the server's reason and what to check: never a traceback, which would
+read as a bug in Docket."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+POSTAL = ROOT / "definitions" / "postal_complaints"
+
+
+def with_options(url: str, *options: str) -> str:
+    """`url` with these server settings added to its `options` (`-cname=value` each)."""
+    parsed = make_url(url)
+    given = parsed.query.get("options", "")
+    return parsed.update_query_dict({"options": " ".join([given, *options]).strip()}).render_as_string(
+        hide_password=False)
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.postgres
+def test_upgrading_a_read_only_postgresql_database_says_to_use_the_primary(
+        postgres_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    standby = with_options(postgres_url, "-cdefault_transaction_read_only=on")
+    assert main(["db", "upgrade", "--db", standby]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert "read-only transaction" in line and "point the URL at the primary server" in line
+
+
+@pytest.mark.postgres
+def test_upgrading_as_a_user_who_may_not_create_tables_says_which_right_is_missing(
+        postgres_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # pg_monitor, a built-in role, may read statistics but create nothing in any schema.
+    weak = with_options(make_url(postgres_url).difference_update_query(["options"]).render_as_string(
+        hide_password=False), "-crole=pg_monitor")
+    assert main(["db", "upgrade", "--db", weak]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert "permission denied" in line and "make it the owner of the database" in line
+
+
+@pytest.mark.postgres
+def test_a_schema_in_the_url_that_does_not_exist_is_named_with_how_to_create_it(
+        postgres_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = make_url(postgres_url).update_query_dict({"options": "-csearch_path=no_such_schema_here"})
+    assert main(["db", "upgrade", "--db", missing.render_as_string(hide_password=False)]) == 1
+    assert "CREATE SCHEMA" in one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.postgres
+def test_serve_on_a_read_only_postgresql_database_stops_with_one_line(
+        postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DOCKET_SECRET_KEY", "k" * 48)
+    monkeypatch.setenv("DOCKET_FILES_DIR", str(tmp_path / "files"))
+    standby = with_options(postgres_url, "-cdefault_transaction_read_only=on")
+    assert main(["serve", str(POSTAL), "--db", standby, "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("error: cannot use the database")
+
+
+def test_a_wrong_password_is_told_to_check_the_user_and_password() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from engine.storage.refusal import refusal_hint
+
+    refused = OperationalError("connect", {}, Exception(
+        'connection failed: FATAL:  password authentication failed for user "docket"'))
+    assert "check the user name and password" in refusal_hint(
+        refused, "postgresql+psycopg://docket:x@db.internal/docket")
+
+
+def test_a_read_only_sqlite_file_is_told_its_folder_must_be_writable(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "docket.db"
+    assert main(["db", "upgrade", "--db", f"sqlite:///{path}"]) == 0
+    capsys.readouterr()
+    # Opened read-only, as a file whose folder this user may not write (root may write any).
+    read_only = f"sqlite:///file:{path}?mode=ro&uri=true"
+    assert main(["users", "add", "someone", "--no-password", "--db", read_only]) == 1
+    assert "must be writable by this user" in one_error_line(capsys.readouterr().err)
