@@ -896,10 +896,20 @@ def _read_password(from_stdin: bool) -> str | None:
 
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
+    elif not sys.stdin.isatty():
+        # Run from a script, cron or ssh without -t: getpass would read a line of whatever stdin
+        # holds (echoing the password) or fail with a traceback on EOF.
+        print("there is no terminal to ask the password on: pipe it in with --password-stdin "
+              "(or create the user with --no-password); nothing was changed", file=sys.stderr)
+        return None
     else:
-        password = getpass.getpass("New password: ")
-        if getpass.getpass("Repeat it: ") != password:
-            print("the two passwords differ; nothing was changed", file=sys.stderr)
+        try:
+            password = getpass.getpass("New password: ")
+            if getpass.getpass("Repeat it: ") != password:
+                print("the two passwords differ; nothing was changed", file=sys.stderr)
+                return None
+        except EOFError:  # Ctrl+D at the prompt
+            print("\nno password given; nothing was changed", file=sys.stderr)
             return None
     problems = password_problems(password)
     for problem in problems:
@@ -928,7 +938,7 @@ def cmd_users_list(args: argparse.Namespace) -> int:
 def cmd_users_add(args: argparse.Namespace) -> int:
     from sqlalchemy import insert, select
 
-    from engine.storage.db import transaction
+    from engine.storage.db import read_transaction, transaction
     from engine.storage.tables import user_roles, users
     from web.admin import USERNAME
     from web.auth import audit, hash_password
@@ -941,6 +951,9 @@ def cmd_users_add(args: argparse.Namespace) -> int:
         problems.append(f"unknown department '{args.department}' (departments: {', '.join(meta.departments)})")
     if not USERNAME.fullmatch(args.username):
         problems.append(f"'{args.username}': use letters, digits and . _ @ - only (at most 150)")
+    with read_transaction(system.db) as conn:  # before asking for a password it would not use
+        if conn.execute(select(users.c.id).where(users.c.username == args.username)).first():
+            problems.append(f"user '{args.username}' exists already")
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
@@ -965,11 +978,18 @@ def cmd_users_add(args: argparse.Namespace) -> int:
 
 
 def cmd_users_set_password(args: argparse.Namespace) -> int:
-    from engine.storage.db import transaction
+    from sqlalchemy import select
+
+    from engine.storage.db import read_transaction, transaction
+    from engine.storage.tables import users
     from web.auth import audit, set_password
     from web.system import boot
 
     system = boot(args.bundle, db_url=args.db)
+    with read_transaction(system.db) as conn:  # before asking for a password it would not use
+        if conn.execute(select(users.c.id).where(users.c.username == args.username)).first() is None:
+            print(f"no user '{args.username}'; nothing was changed", file=sys.stderr)
+            return 1
     password = _read_password(args.password_stdin)
     if password is None:
         return 1
