@@ -8,24 +8,21 @@ and reported together, sorted by file and line.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import re
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from engine.bundle_meta import BUNDLE_SCHEMA, BundleMeta, build_meta
 from engine.errors import DefinitionError, Diagnostic, Diagnostics, did_you_mean
-from engine.kinds import BuildContext
-from engine.registry import Registry, plugin_in_traceback
+from engine.kinds import CRASHED, BuildContext
+from engine.registry import Registry
 from engine.schema import SchemaChecker, check_document
 from engine.types import Span, YamlPath
 from engine.yamlsource import Document, load_yaml_file
 
-log = logging.getLogger(__name__)
 
 TEMPLATE_FOLDER = "templates"
 SCENARIO_FOLDER = "scenarios"
@@ -198,8 +195,8 @@ def validate_bundle(root: Path | str, registry: Registry) -> tuple[Bundle | None
                 continue
             origin[name] = doc.file
             state.documents[(kind.name, name)] = doc
-            spec = _guarded(lambda: kind.build(doc, ctx), doc, (kind.key,), diags, f"building {kind.name} '{name}'")
-            if spec is not None:
+            spec = ctx.guarded(lambda: kind.build(doc, ctx), doc, (kind.key,), f"building {kind.name} '{name}'")
+            if spec is not None and spec is not CRASHED:
                 built[name] = spec
             else:
                 ctx.incomplete.add(kind.name)
@@ -218,7 +215,7 @@ def validate_bundle(root: Path | str, registry: Registry) -> tuple[Bundle | None
         templates=MappingProxyType(templates),
     )
     for kind in kinds:
-        _guarded(lambda: kind.check(bundle, ctx), None, (), diags, f"checking the {kind.name} definitions")
+        ctx.guarded(lambda: kind.check(bundle, ctx), None, (), f"checking the {kind.name} definitions")
     if diags.has_errors:
         return None, diags.sorted()
     warnings = tuple(d for d in diags.sorted() if d.severity == "warning")
@@ -270,26 +267,6 @@ def _check_label_languages(doc: Document, locales: tuple[str, ...], diags: Diagn
             for i, item in enumerate(value):
                 walk(item, path + (i,))
     walk(doc.data, ())
-
-
-def _guarded(step: Callable[[], Any], doc: Document | None, path: YamlPath, diags: Diagnostics,
-             what: str) -> Any:
-    """Run one build or check step; an exception from inside it (a plugin's code, or a fault in
-    Docket) becomes an error at the definition, naming where it was raised, instead of aborting
-    the whole load with a traceback. The traceback goes to the log for whoever fixes it."""
-    try:
-        return step()
-    except Exception as exc:  # noqa: BLE001 - reported, with its origin, as a diagnostic
-        log.exception("%s failed", what)
-        frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-        origin = f" in {frame.filename}:{frame.lineno}" if frame else ""
-        plugin = plugin_in_traceback(exc)
-        span = doc.source_map.value(path) if doc is not None else Span("bundle.yaml", 1, 1)
-        diags.error(f"{what} failed: {type(exc).__name__}: {exc} (raised{origin})", span,
-                    code="build-crashed", yaml_path=path,
-                    hint=(f"a bug in the plugin {plugin}, not in this file" if plugin else
-                          "a fault in Docket or a plugin, not in this file") + ": the log has the traceback")
-        return None
 
 
 def load_bundle(root: Path | str, registry: Registry) -> Bundle:

@@ -8,12 +8,25 @@ calls `build`, then `check` once every file of every kind is built.
 
 from __future__ import annotations
 
+import logging
+import traceback
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
 from engine.errors import Diagnostics, ExpressionError, did_you_mean, plural
 from engine.types import Span, YamlPath
 from engine.yamlsource import Document
+
+log = logging.getLogger(__name__)
+
+
+class _Crashed:
+    def __repr__(self) -> str:
+        return "CRASHED"
+
+
+CRASHED: Any = _Crashed()
+"""What `BuildContext.guarded` returns when its step raised (the error is reported)."""
 
 if TYPE_CHECKING:
     from engine.bundle import Bundle
@@ -87,6 +100,31 @@ class BuildContext:
     def doc(self, kind: str, name: str) -> Document:
         """The document a definition came from."""
         return self.documents[(kind, name)]
+
+    def guarded(self, step: Callable[[], Any], doc: Document | None, path: YamlPath, what: str, *,
+                source: str | None = None) -> Any:
+        """Run one build or check step (a definition's build, or a plugin's hook called where a
+        bundle uses its type) and return its value, or `CRASHED`. An exception from inside it (a
+        plugin's code, or a fault in Docket) becomes an error at `path`, naming where it was
+        raised, instead of aborting the load; the rest of the file is still checked. `source`
+        names the type's plugin when the caller knows it. The traceback goes to the log at info
+        level, for whoever fixes the plugin (a server logs it; `docket validate` shows the analyst
+        only the error)."""
+        from engine.registry import BUILT_IN, plugin_in_traceback
+
+        try:
+            return step()
+        except Exception as exc:  # noqa: BLE001 - reported, with its origin, as a diagnostic
+            log.info("%s failed", what, exc_info=True)
+            frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+            origin = f" in {frame.filename}:{frame.lineno}" if frame else ""
+            plugin = (source if source not in (None, BUILT_IN) else None) or plugin_in_traceback(exc)
+            span = doc.source_map.value(path) if doc is not None else Span("bundle.yaml", 1, 1)
+            self.diags.error(f"{what} failed: {type(exc).__name__}: {exc} (raised{origin})", span,
+                             code="build-crashed", yaml_path=path,
+                             hint=f"a bug in the plugin {plugin}, not in this file" if plugin else
+                             "a fault in Docket or a plugin, not in this file")
+            return CRASHED
 
     def error(self, doc: Document, path: YamlPath, message: str, *, code: str = "invalid",
               hint: str | None = None, at_key: bool = False) -> None:

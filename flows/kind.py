@@ -7,7 +7,7 @@ from typing import Any, Iterator, Mapping
 
 from engine.errors import did_you_mean
 from engine.expr import Members, Names
-from engine.kinds import BuildContext, Dispatch
+from engine.kinds import CRASHED, BuildContext, Dispatch
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.types import YamlPath
 from engine.yamlsource import Document
@@ -173,8 +173,12 @@ class FlowKind:
             if ntype is None:  # reported by the schema check; the rest is still checked
                 compiled_nodes[node_id] = node
                 continue
-            compiled = ntype.compile(node, data, ctx, doc, ("nodes", node_id),
-                                     scope if form is not None else None)
+            compiled = ctx.guarded(
+                lambda: ntype.compile(node, data, ctx, doc, ("nodes", node_id), scope if form is not None else None),
+                doc, ("nodes", node_id, "type"), f"compiling node '{node_id}' (type '{ntype.name}')",
+                source=ctx.registry.node_types.source(node.type))
+            if compiled is CRASHED:
+                continue  # reported at the node; the flow is not built, its other nodes are still checked
             if compiled is not None and not isinstance(compiled, Mapping):
                 source = ctx.registry.node_types.source(node.type)
                 ctx.error(doc, ("nodes", node_id, "type"),
@@ -199,4 +203,6 @@ class FlowKind:
             for node_id, node in flow.nodes.items():
                 ntype = ctx.registry.node_types.get(node.type)
                 if ntype is not None:
-                    ntype.check_bundle(node, flow, bundle, ctx, doc, ("nodes", node_id))
+                    ctx.guarded(lambda: ntype.check_bundle(node, flow, bundle, ctx, doc, ("nodes", node_id)),
+                                doc, ("nodes", node_id, "type"), f"checking node '{node_id}' (type '{ntype.name}')",
+                                source=ctx.registry.node_types.source(node.type))

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 from engine.expr import Names
 from engine.expr.context import VALUE_KINDS
 from engine.errors import did_you_mean
-from engine.kinds import BuildContext, Dispatch
+from engine.kinds import CRASHED, BuildContext, Dispatch
 from engine.registry import BUILT_IN
 from engine.storage.records import column_type_problem
 from engine.lists import Option, OptionList, check_color
@@ -271,6 +271,17 @@ class FormKind:
             readonly_if=exprs.get("readonly_if"), computed=exprs.get("computed"),
             default_expr=exprs.get("default_expr"),
         )
+        # The type's own hooks (a plugin's code): one that raises is an error at this field's
+        # type, and the form's other fields are still checked.
+        checked = ctx.guarded(lambda: self._check_with_type(field_type, spec, raw, choices, doc, path, ctx),
+                              doc, path + ("type",), f"checking field '{name}' (type '{field_type.name}')",
+                              source=ctx.registry.field_types.source(field_type.name))
+        return field_type, (spec if checked is CRASHED else checked)
+
+    def _check_with_type(self, field_type: Any, spec: FieldSpec, raw: dict[str, Any], choices: Any,
+                         doc: Document, path: YamlPath, ctx: BuildContext) -> FieldSpec:
+        """The field's spec with its type's compiled state, after the type's checks of its options
+        and of its default."""
         before = len(ctx.diags.errors)
         compiled = field_type.prepare(spec, ctx, doc, path)
         if compiled is not None:
@@ -283,7 +294,7 @@ class FormKind:
         field_type.check(spec, ctx, doc, path)
         if field_type.stores_value and ctx.registry.field_types.source(field_type.name) != BUILT_IN:
             _check_plugin_column(field_type, spec, ctx, doc, path)
-        return field_type, spec
+        return spec
 
     def build_column(self, doc: Document, path: YamlPath, name: str, raw: dict[str, Any],
                      ctx: BuildContext) -> tuple[Any, FieldSpec] | None:
@@ -336,7 +347,9 @@ class FormKind:
             for name, spec in form.fields.items():
                 field_type = ctx.registry.field_types.get(spec.type)
                 if field_type is not None:
-                    field_type.check_bundle(spec, bundle, ctx, doc, ("fields", name))
+                    ctx.guarded(lambda: field_type.check_bundle(spec, bundle, ctx, doc, ("fields", name)),
+                                doc, ("fields", name, "type"), f"checking field '{name}' (type '{spec.type}')",
+                                source=ctx.registry.field_types.source(spec.type))
 
 
 def _check_plugin_column(field_type: Any, spec: FieldSpec, ctx: BuildContext, doc: Document,

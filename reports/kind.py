@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from engine.errors import did_you_mean
 from engine.expr import Names
-from engine.kinds import BuildContext, Dispatch
+from engine.kinds import CRASHED, BuildContext, Dispatch
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.types import YamlPath
 from engine.yamlsource import Document
@@ -532,12 +532,15 @@ class DashboardKind:
             if measure not in dataset.measures:
                 ctx.unknown(doc, path + ("measures", i), "measure", measure, dataset.measures)
                 return None
-        problem = chart.check_shape(len(dims), len(measures))
+        problem = ctx.guarded(lambda: chart.check_shape(len(dims), len(measures)), doc, path + ("chart",),
+                              f"checking the shape of widget '{name}' (chart '{chart.name}')",
+                              source=ctx.registry.chart_types.source(chart.name))
+        if problem is CRASHED:
+            return None
         if problem:
             # Name the charts that draw this many dimensions and measures: the widget's shape
             # is usually what the analyst means, the chart what to change.
-            fits = [other.name for other in ctx.registry.chart_types
-                    if other.check_shape(len(dims), len(measures)) is None]
+            fits = [other.name for other in ctx.registry.chart_types if _draws(other, len(dims), len(measures))]
             ctx.error(doc, path + ("chart",), problem, code="invalid-widget",
                       hint=f"charts for {len(dims)} dimension(s) and {len(measures)} measure(s): "
                            + ", ".join(sorted(fits)) if fits else None)
@@ -567,6 +570,15 @@ class DashboardKind:
     def check(self, bundle: Any, ctx: BuildContext) -> None:
         return None
 
+
+
+def _draws(chart: Any, dimensions: int, measures: int) -> bool:
+    """Whether `chart` draws this shape; one whose check raises is left out of a hint (it is
+    reported where a widget uses it)."""
+    try:
+        return chart.check_shape(dimensions, measures) is None
+    except Exception:  # noqa: BLE001 - a plugin's bug, reported at its own widgets
+        return False
 
 
 def _check_period_name(doc: Document, path: YamlPath, period: Any, ctx: BuildContext) -> bool:

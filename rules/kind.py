@@ -8,7 +8,7 @@ from typing import Any
 
 from engine.actions import ActionScope
 from engine.durations import parse_duration
-from engine.kinds import BuildContext, Dispatch
+from engine.kinds import CRASHED, BuildContext, Dispatch
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.yamlsource import Document
 from rules.exprs import compile_expr, scope_of
@@ -121,7 +121,11 @@ def compile_actions(items: list[Any], ctx: BuildContext, doc: Document, path: tu
                       code="action-needs-record", hint="only rules over a form's records can use it")
             continue
         options = {k: v for k, v in raw.items() if k not in COMMON_ACTION_SCHEMA["properties"]}
-        compiled = action.compile(options, ctx, doc, path + (i,), scope)
+        compiled = ctx.guarded(lambda: action.compile(options, ctx, doc, path + (i,), scope),
+                               doc, path + (i, "action"), f"compiling the '{action.name}' action",
+                               source=ctx.registry.actions.source(action.name))
+        if compiled is CRASHED:
+            continue  # reported at the step; the rule's other steps are still checked
         out.append(CompiledAction(action.name, compiled, doc.source_map.value(path + (i,)), i))
     return tuple(out)
 

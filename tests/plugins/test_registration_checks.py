@@ -228,7 +228,7 @@ def test_the_documented_field_type_shows_its_own_message() -> None:
     assert info.value.text("zh-CN") == "请输入6位邮政编码。"
 
 
-def test_a_plugin_that_raises_while_the_bundle_loads_is_an_error_at_the_definition(tmp_path: Path) -> None:
+def test_a_plugin_that_raises_while_the_bundle_loads_is_an_error_where_the_bundle_uses_its_type(tmp_path: Path) -> None:
     import shutil
 
     from engine.bundle import validate_bundle
@@ -247,9 +247,36 @@ def test_a_plugin_that_raises_while_the_bundle_loads_is_an_error_at_the_definiti
     loaded, diagnostics = validate_bundle(bundle, registry)
     assert loaded is None
     (crash,) = [d for d in diagnostics if d.code == "build-crashed"]
-    assert crash.span is not None and crash.span.file.endswith("refund_flow.yaml") and crash.span.line == 1
-    assert "building flow 'refund_flow' failed: KeyError: 'oops' (raised in " in crash.message
-    assert "test_registration_checks.py" in crash.message
+    # At the node's type (it pointed at the flow's first line), naming the plugin.
+    assert crash.span is not None and crash.span.file.endswith("refund_flow.yaml")
+    assert (crash.span.line, crash.span.col) == (9, 11)
+    assert "compiling node 'spot_check' (type 'random_audit') failed: KeyError: 'oops' (raised in " in crash.message
+    assert "test_registration_checks.py" in crash.message and crash.hint == f"a bug in the plugin {SOURCE}, not in this file"
+
+
+def test_a_plugin_hook_that_raises_leaves_the_rest_of_the_file_checked(tmp_path: Path) -> None:
+    # The crash stopped the whole flow's build: a misspelt node after it went unreported.
+    import shutil
+
+    from engine.bundle import validate_bundle
+
+    class Broken(Checkpoint):
+        name = "random_audit"
+        options_schema = {"properties": {"share": {"type": "number"}, "audit": {"type": "string"}}}
+
+        def compile(self, node: Any, flow: Any, ctx: Any, doc: Any, path: Any, scope: Any) -> dict[str, Any]:
+            raise KeyError("oops")
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(Path(__file__).parent / "bundle", bundle)
+    flow = bundle / "flows" / "refund_flow.yaml"
+    flow.write_text(flow.read_text("utf-8").replace("fields: [note]\n    next: done", "fields: [nite]\n    next: done"),
+                    "utf-8")
+    registry = build_registry(plugins=False)
+    registry.node_types.add(Broken(), source=SOURCE)
+    _, diagnostics = validate_bundle(bundle, registry)
+    assert {d.code for d in diagnostics if d.severity == "error"} >= {"build-crashed"}
+    assert any("nite" in d.message for d in diagnostics if d.code != "build-crashed")  # compiled after the crash
 
 
 def test_every_widget_the_field_type_section_offers_is_one_the_form_pages_draw() -> None:
@@ -301,3 +328,72 @@ def test_the_documented_chart_example_sizes_its_image_from_the_widget() -> None:
                      [{"d0": "east", "m0": 3, "_p": 0}], {}, width=800, height=300)
     spec = documented_classes()["Lollipop"]().spec(data)
     assert (spec["width"], spec["height"]) == (800, 300)
+
+
+def crashes(tmp_path: Path, registry: Registry, edit: Any) -> list[Any]:
+    """The build-crashed diagnostics of the test bundle, with `edit(root)` applied to it and the
+    node type its flow needs registered."""
+    import shutil
+
+    from engine.bundle import validate_bundle
+
+    class Audit(Checkpoint):
+        name = "random_audit"
+        options_schema = {"properties": {"share": {"type": "number"}, "audit": {"type": "string"}}}
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(Path(__file__).parent / "bundle", bundle)
+    edit(bundle)
+    registry.node_types.add(Audit(), source=SOURCE)
+    registry.functions.add(Function("mask_phone", lambda phone: phone, 1, 1), source=SOURCE)
+    _, diagnostics = validate_bundle(bundle, registry)
+    return [d for d in diagnostics if d.code == "build-crashed"]
+
+
+def test_a_field_type_whose_check_raises_is_an_error_at_the_fields_type(tmp_path: Path) -> None:
+    from sqlalchemy import String
+
+    from forms.fields.base import FieldType
+
+    class Postcode(FieldType):
+        name = "postcode"
+        description, examples = "A postcode.", ("zip:\n  type: postcode\n",)
+
+        def column_type(self, spec: Any) -> Any:
+            return String(6)
+
+        def check(self, spec: Any, ctx: Any, doc: Any, path: Any) -> None:
+            raise ValueError("no regions")
+
+    def use_it(root: Path) -> None:
+        form = root / "forms" / "refund.yaml"
+        form.write_text(form.read_text("utf-8") + "  zip:\n    type: postcode\n", "utf-8")
+
+    registry = build_registry(plugins=False)
+    registry.field_types.add(Postcode(), source=SOURCE)
+    (crash,) = crashes(tmp_path, registry, use_it)
+    assert crash.span.file.endswith("forms/refund.yaml") and (crash.span.line, crash.span.col) == (21, 11)
+    assert crash.message.startswith("checking field 'zip' (type 'postcode') failed: ValueError: no regions")
+
+
+def test_an_action_whose_compile_raises_is_an_error_at_the_step(tmp_path: Path) -> None:
+    class OpenTicket:
+        name, aliases, options_schema = "open_ticket", (), {"properties": {}}
+
+        def compile(self, options: Any, ctx: Any, doc: Any, path: Any, scope: Any) -> None:
+            raise RuntimeError("no ticket system")
+
+        def run(self, act: Any, compiled: Any) -> None:
+            return None
+
+    def use_it(root: Path) -> None:
+        (root / "rules").mkdir()
+        (root / "rules" / "refund_rules.yaml").write_text(
+            "ruleset: refund_rules\nform: refund\nrules:\n  ticket:\n    on: record.created\n"
+            "    do:\n      - {action: open_ticket}\n", "utf-8")
+
+    registry = build_registry(plugins=False)
+    registry.actions.add(OpenTicket(), source=SOURCE)
+    (crash,) = crashes(tmp_path, registry, use_it)
+    assert crash.span.file.endswith("rules/refund_rules.yaml") and crash.span.line == 7
+    assert crash.message.startswith("compiling the 'open_ticket' action failed: RuntimeError: no ticket system")
