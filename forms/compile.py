@@ -214,7 +214,16 @@ class CompiledForm:
                 continue
             name, spec, ftype = plan.name, plan.spec, plan.ftype
             if spec.computed is not None:
-                value = ftype.coerce(self._evaluate(spec.computed, names, ctx, None), spec)
+                given = self._evaluate(spec.computed, names, ctx, None)
+                value = ftype.coerce(given, spec)
+                if value is None and given is not None:
+                    # A value of another kind (text from a function where a number is meant) is
+                    # left out rather than stored wrong; the analyst must learn why it is empty.
+                    where = spec.computed.span
+                    log.warning("computed field '%s' of form '%s' left empty: its expression gave %s, which "
+                                "cannot be stored as its result, %s%s", name, self.name, _shown(given),
+                                spec.opt("result", "number"),
+                                f" ({where.file}:{where.line}:{where.col})" if where is not None else "")
                 values[name] = names[name] = value
                 continue
             if not self._evaluate(spec.visible_if, names, ctx, True):
@@ -319,6 +328,12 @@ def _guarded_parser(parse: Callable[[Any], Any], ftype: FieldType, name: str) ->
             raise FieldInvalid("unreadable")
         return value
     return guarded
+
+
+def _shown(value: Any) -> str:
+    """A value and its kind for a log line, cut short: 'five' (text)."""
+    text = repr(value)
+    return f"{text[:60] + '...' if len(text) > 60 else text} ({kind(value)})"
 
 
 def _refuses_future(options: Any) -> bool:

@@ -3,8 +3,11 @@ with the right message key, and values read well in the user's language."""
 
 from __future__ import annotations
 
+import logging
+import re
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -471,3 +474,20 @@ def test_the_date_parser_built_at_load_reads_exactly_what_parse_reads(form: Comp
             return exc.key
 
     assert outcome(ftype.parser(spec)) == outcome(lambda r: ftype.parse(r, spec))
+
+
+def test_a_computed_value_of_another_kind_is_left_empty_with_a_warning_naming_the_field(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # The field stayed empty without a word: the analyst could not tell why.
+    from tests.forms import GALLERY, boot_gallery
+
+    computed = 'computed: {type: computed, expression: "coalesce(money, 0) * 2", result: money}'
+    files = {"forms/gallery.yaml": GALLERY["forms/gallery.yaml"].replace(
+        computed, 'computed: {type: computed, expression: "coalesce(text, \'\') + \' yuan\'", result: money}')}
+    form = boot_gallery(tmp_path, files).forms.form("gallery")
+    with caplog.at_level(logging.WARNING, logger="forms.compile"):
+        assert form.validate({"text": "five"})["computed"] is None
+    (warning,) = [r.getMessage() for r in caplog.records if "left empty" in r.getMessage()]
+    assert warning.startswith("computed field 'computed' of form 'gallery' left empty: its expression gave "
+                              "'five yuan' (text), which cannot be stored as its result, money (")
+    assert re.search(r"forms/gallery\.yaml:\d+:\d+\)$", warning)  # where the expression is written
