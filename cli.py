@@ -494,6 +494,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # A demo has no mail server or SMS gateway: messages are written to the log instead.
         os.environ.setdefault("DOCKET_OUTBOX_DRY_RUN", "1")
     system = boot(args.bundle, db_url=url)
+    for warning in webhook_problems(system.bundle):
+        print(f"warning: {warning}", file=sys.stderr)
     if demo and system.bundle.meta.demo_users:
         _seed_demo_records(system)
     app = create_app(system)
@@ -629,10 +631,20 @@ def secret_problem() -> str | None:
     return None
 
 
-SWITCHES = {"DOCKET_DEMO": ("1", "true", "yes", "on", "0", "false", "no", "off"),
-            "DOCKET_SECURE_COOKIES": ("1", "true", "yes", "0", "false", "no"),
-            "DOCKET_OUTBOX_DRY_RUN": ("1", "true", "yes", "0", "false", "no")}
-"""The on/off settings and the words Docket reads in each (anything else counts as off)."""
+def _as_is(value: str) -> str:
+    return value
+
+
+SWITCHES: dict[str, tuple[tuple[str, ...], Callable[[str], str]]] = {
+    "DOCKET_DEMO": (("1", "true", "yes", "on", "0", "false", "no", "off"), lambda v: v.strip().lower()),
+    "DOCKET_SECURE_COOKIES": (("1", "true", "yes", "0", "false", "no"), _as_is),
+    "DOCKET_OUTBOX_DRY_RUN": (("1", "true", "yes", "0", "false", "no"), str.lower)}
+"""The on/off settings, the words Docket reads in each (anything else counts as off), and how
+the code that reads it looks at the value first: DOCKET_SECURE_COOKIES is compared as it stands
+(web/auth.py, web/security.py), so `True` or ` 1` count as off and must be warned of."""
+SECRET_KEY_MIN = 32
+"""Characters below which DOCKET_SECRET_KEY could be guessed: every visitor of the public form
+gets a ticket signed with it, against which guesses can be tried offline."""
 COUNTS = {"DOCKET_SESSION_IDLE_MINUTES": 30, "DOCKET_SESSION_HOURS": 12, "DOCKET_API_SUBMITS_PER_MINUTE": 60,
           "DOCKET_MAX_PENDING_UPLOADS_MB": 2048}
 """The settings that are whole numbers, and the default used for anything else."""
@@ -667,10 +679,23 @@ def settings_problems(serving: str | None = None) -> list[str]:
         problems.append(f"{PUBLIC_URL_ENV}={public} is not a plain http(s) address (write it like "
                         "https://ts.example-post.cn, or https://oa.example-post.cn/docket): it is ignored, "
                         "so messages and QR codes carry no link to Docket")
-    for name, words in SWITCHES.items():
-        value = os.environ.get(name, "").strip()
-        if value and value.lower() not in words:
-            problems.append(f"{name}={value} is not one of {', '.join(words)}: it counts as off")
+    secret = os.environ.get("DOCKET_SECRET_KEY", "")
+    if secret and len(secret) < SECRET_KEY_MIN:
+        problems.append(f"DOCKET_SECRET_KEY has only {len(secret)} characters: whoever guesses it can sign "
+                        "in as anyone; make one with: python3 -c \"import secrets; print(secrets.token_urlsafe(48))\"")
+    for name, (words, read) in SWITCHES.items():
+        raw = os.environ.get(name, "")
+        if not raw.strip() or read(raw) in words:
+            continue
+        if raw.strip().lower() in words:  # right word, but its reader takes it only as written
+            problems.append(f"{name}={raw!r} counts as off: write it in lower case without spaces "
+                            f"({name}={raw.strip().lower()})")
+        else:
+            problems.append(f"{name}={raw.strip()} is not one of {', '.join(words)}: it counts as off")
+    for origin in os.environ.get("DOCKET_EMBED_ORIGINS", "").replace(",", " ").split():
+        if not origin.startswith(("https://", "http://")):
+            problems.append(f"DOCKET_EMBED_ORIGINS: '{origin}' is not a site's address (write it like "
+                            "https://www.example-post.cn): it is ignored, so that site cannot show the public forms")
     for name, default in COUNTS.items():
         value = os.environ.get(name, "").strip()
         if value and positive_env(name, 0) == 0:  # the servers' own reading of it
@@ -685,6 +710,19 @@ def settings_problems(serving: str | None = None) -> list[str]:
         allowed_networks_from_env()
     except ValueError as exc:
         problems.append(f"{ALLOW_ENV}: {exc}: every webhook, SMS and robot message fails until it is fixed")
+    return problems
+
+
+def webhook_problems(bundle: object) -> list[str]:
+    """One line per inbound webhook of `bundle` whose secret is not in the environment: it
+    refuses every delivery until it is, which an operator would otherwise learn only when the
+    other system's first calls fail (the channels' missing variables are warned of by the
+    outbox; this is their inbound side)."""
+    problems = []
+    for spec in bundle.all("webhook").values():  # type: ignore[attr-defined]
+        if not os.environ.get(spec.secret_env):
+            problems.append(f"{spec.secret_env} is not set: the webhook '{spec.name}' (POST "
+                            f"/api/v1/webhooks/{spec.name}) refuses every delivery until it is")
     return problems
 
 

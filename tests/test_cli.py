@@ -345,7 +345,7 @@ def test_a_server_on_postgresql_without_a_files_folder_is_warned_that_other_serv
         settings: pytest.MonkeyPatch) -> None:
     from cli import settings_problems
 
-    settings.setenv("DOCKET_SECRET_KEY", "the same on every server")
+    settings.setenv("DOCKET_SECRET_KEY", "the same long key on every server of this database")
     settings.delenv("DOCKET_FILES_DIR", raising=False)
     assert settings_problems(serving="sqlite:///var/docket.db") == []  # files/ beside the database file
     (warning,) = settings_problems(serving="postgresql+psycopg://docket@db.internal/docket")
