@@ -138,7 +138,8 @@ def test_every_setting_in_the_server_guide_is_one_docket_or_the_bundle_reads(cap
 
     with pytest.raises(SystemExit):
         main(["--help"])
-    known = capsys.readouterr().out + (POSTAL / "bundle.yaml").read_text("utf-8")
+    known = capsys.readouterr().out + "".join(path.read_text("utf-8") for path in
+                                              [POSTAL / "bundle.yaml", *(POSTAL / "webhooks").glob("*.yaml")])
     named = set(re.findall(r"DOCKET_[A-Z_]+", SERVER_GUIDE.read_text("utf-8")))
     assert len(named) > 8 and sorted(name for name in named if name not in known) == []
 
