@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 SECRET_FILE = Path("var") / "secret_key"
@@ -17,12 +18,30 @@ def secret_key() -> str:
     if from_env:
         return from_env
     if SECRET_FILE.is_file():
-        return SECRET_FILE.read_text("utf-8").strip()
+        kept = SECRET_FILE.read_text("utf-8").strip()
+        if kept:
+            return kept
+        # An empty file (the disk filled up, or the machine stopped, as it was first written):
+        # signing with an empty key would let anyone forge a session. Nothing valid was ever
+        # signed with it worth keeping, so a new key takes its place.
     SECRET_FILE.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
-    fd = os.open(SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(key)
+    # Written whole beside it first, then put in place: the file is never seen half written.
+    fd, partial = tempfile.mkstemp(dir=SECRET_FILE.parent, prefix=".secret_key-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:  # mkstemp: readable by its owner only
+            out.write(key)
+            out.flush()
+            os.fsync(out.fileno())
+        if SECRET_FILE.is_file():
+            os.replace(partial, SECRET_FILE)
+        else:
+            try:
+                os.link(partial, SECRET_FILE)
+            except FileExistsError:  # another process starting at the same moment wrote one first
+                return SECRET_FILE.read_text("utf-8").strip() or key
+    finally:
+        Path(partial).unlink(missing_ok=True)
     return key
 
 
