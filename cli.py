@@ -287,13 +287,17 @@ def cmd_db_backup(args: argparse.Namespace) -> int:
     from forms.attachments.store import FileStore
     from web.system import files_dir
 
+    if args.keep is not None and args.keep < 1:  # before a backup is written, not after
+        print("error: --keep must be at least 1 (the newest N backups are kept); leave it out to keep "
+              "every backup", file=sys.stderr)
+        return 1
     url = database_url(args.db)
     folder = Path(args.folder)
     try:
         copy = snapshot(database_path(url), folder / backup_name())
         named = file_checksums(copy.path)
         files = FileStore(files_dir(url)).copy_to(FileStore(folder / "files"), named)
-        removed = prune(folder, args.keep) if args.keep else []
+        removed = prune(folder, args.keep) if args.keep is not None else []
     except BackupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -298,3 +298,15 @@ def test_a_copy_taken_by_hand_with_its_wal_is_restored_with_its_last_commits(tmp
     assert Path(f"{source}-wal").stat().st_size > 0  # the commits are in the WAL only
     restore(source, tmp_path / "d.db")
     assert rows(tmp_path / "d.db", "SELECT x FROM t") == [(7,)]
+
+
+@pytest.mark.parametrize("keep", ["0", "-3"])
+def test_db_backup_refuses_a_keep_below_one_before_writing_anything(
+        tmp_path: Path, keep: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # --keep 0 once meant "keep every backup" without a word, while --keep -3 was refused only
+    # after a backup had been written.
+    boot(POSTAL, db_url=f"sqlite:///{tmp_path / 'docket.db'}").db.dispose()
+    backups = tmp_path / "backups"
+    assert main(["db", "backup", str(backups), "--db", f"sqlite:///{tmp_path / 'docket.db'}", "--keep", keep]) == 1
+    assert capsys.readouterr().err.startswith("error: --keep must be at least 1")
+    assert not list(backups.glob("docket-*.db"))
