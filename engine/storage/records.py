@@ -258,14 +258,19 @@ class MigrationPlan:
         name = self.table_name
         if self.is_empty:
             return f"{name}: up to date"
+        lines = self.additive_lines() + [f"{name}: NOT APPLIED: {d}" for d in self.destructive]
+        return "\n".join(lines)
+
+    def additive_lines(self) -> list[str]:
+        """The changes `apply_additive` makes, one line each (what the start-up log shows)."""
+        name = self.table_name
         lines = []
         if self.create_table:
             table = record_table(self.spec)
             lines.append(f"{name}: create table ({', '.join(c.name for c in table.columns)})")
         lines += [f"{name}: add column {c} (nullable)" for c in self.add_columns]
         lines += [f"{name}: add index {i}" for i in self.add_indexes]
-        lines += [f"{name}: NOT APPLIED: {d}" for d in self.destructive]
-        return "\n".join(lines)
+        return lines
 
 
 _EXPLICIT = "run an explicit migration (`docket migrate`, which shows its plan first)"
@@ -403,6 +408,8 @@ def apply_additive(bind: Engine, plan: MigrationPlan) -> MigrationPlan:
             for index in table.indexes:
                 if index.name in fresh.add_indexes:
                     index.create(conn)
-    if fresh.has_additive:
-        log.info("%s", fresh.describe())
+    # One record per change, and the destructive ones only in the warnings above: a log line
+    # that runs on over several lines reaches the journal as lines without time or level.
+    for line in fresh.additive_lines():
+        log.info("%s", line)
     return fresh
