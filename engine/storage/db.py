@@ -37,6 +37,8 @@ __all__ = ["BUSY_TIMEOUT_MS", "DEFAULT_URL", "checkpointer", "create_engine", "d
 
 DEFAULT_URL = "sqlite:///var/docket.db"
 BUSY_TIMEOUT_MS = 10_000
+CONNECT_TIMEOUT_S = 10
+"""Seconds to wait for a database server to answer a new connection (PostgreSQL)."""
 _BEGIN_OPTION = "docket_sqlite_begin"  # execution option: "IMMEDIATE" (default) or "DEFERRED"
 _BEGIN_ATTR = "_docket_sqlite_begin"  # where the option rides on a pooled connection's checkout
 _GATE_ATTR = "_docket_write_gate"  # a SQLite file engine's dialect: its in-process write gate
@@ -78,6 +80,11 @@ def _create_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     kwargs.setdefault("json_serializer", json_text)
     if parsed.get_backend_name() != "sqlite":
+        if "connect_timeout" not in parsed.query:
+            # libpq waits for an unreachable server as long as the kernel retries (about two
+            # minutes when a firewall drops the packets): a start that seems to hang, and each
+            # request held as long. The URL's own ?connect_timeout= wins.
+            kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
         engine = sa.create_engine(parsed, **kwargs)
         if not kwargs.get("pool_pre_ping"):
             dialect = engine.dialect

@@ -23,6 +23,8 @@ transaction on a standby (25006), resources such as a full disk or too many conn
 an operator's intervention such as a shutdown (57), and the server's own I/O errors (58)."""
 
 HINTS = {
+    "08": "; check the host and port in the URL, that the server runs, and that it accepts connections "
+          "from this machine (a firewall, listen_addresses, pg_hba.conf)",
     "28": "; check the user name and password in the database URL (in the password write @ as %40, "
           "/ as %2F, : as %3A and % as %25)",
     "3D": "; create the database first (createdb --owner USER NAME) or correct its name in the URL",
@@ -33,7 +35,9 @@ HINTS = {
 }
 """What to check for a refusal, by SQLSTATE class or code (code first)."""
 CONNECTION_WORDS = ((re.compile(r'password authentication failed|role ".*" does not exist'), "28"),
-                    (re.compile(r'database ".*" does not exist'), "3D"))
+                    (re.compile(r'database ".*" does not exist'), "3D"),
+                    (re.compile(r"Connection refused|timeout expired|failed to resolve host|"
+                                r"No route to host|Network is unreachable"), "08"))
 """PostgreSQL's words when it refuses a connection (psycopg gives them no SQLSTATE), and the
 SQLSTATE whose hint applies."""
 

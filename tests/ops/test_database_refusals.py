@@ -92,3 +92,46 @@ def test_a_read_only_sqlite_file_is_told_its_folder_must_be_writable(tmp_path: P
     read_only = f"sqlite:///file:{path}?mode=ro&uri=true"
     assert main(["users", "add", "someone", "--no-password", "--db", read_only]) == 1
     assert "must be writable by this user" in one_error_line(capsys.readouterr().err)
+
+
+def connect_parameters(url: str) -> dict[str, object]:
+    """What Docket's engine for `url` hands the driver when it connects (stopped right there)."""
+    from sqlalchemy import event
+
+    from engine.storage.db import create_engine
+
+    engine = create_engine(url)
+    seen: dict[str, object] = {}
+
+    def capture(_dialect: object, _record: object, _cargs: object, cparams: dict[str, object]) -> None:
+        seen.update(cparams)
+        raise ConnectionAbortedError("stopped before connecting")
+
+    event.listen(engine, "do_connect", capture)
+    with pytest.raises(Exception):
+        engine.connect()
+    engine.dispose()
+    return seen
+
+
+def test_a_postgresql_server_that_does_not_answer_is_given_up_on_after_a_timeout() -> None:
+    pytest.importorskip("psycopg")
+    from engine.storage.db import CONNECT_TIMEOUT_S
+
+    assert connect_parameters("postgresql+psycopg://docket@db.internal/docket")["connect_timeout"] == CONNECT_TIMEOUT_S
+    assert CONNECT_TIMEOUT_S <= 30
+
+
+def test_the_connect_timeout_in_the_url_wins() -> None:
+    pytest.importorskip("psycopg")
+    assert connect_parameters("postgresql+psycopg://docket@db.internal/docket?connect_timeout=60")[
+        "connect_timeout"] == "60"
+
+
+def test_an_unreachable_server_is_told_to_check_host_port_and_firewall() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from engine.storage.refusal import refusal_hint
+
+    refused = OperationalError("connect", {}, Exception("connection timeout expired"))
+    assert "check the host and port in the URL" in refusal_hint(refused, "postgresql+psycopg://docket@db/docket")
