@@ -16,7 +16,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import sqlalchemy as sa
 
@@ -92,6 +92,11 @@ def _codes(rng: random.Random) -> Iterator[str]:
         yield "".join(rng.choice("abcdefghjkmnpqrstuvwxyz") for _ in range(length))
 
 
+URGENCIES_IN_ORDER = ["urgent", "important", "normal"]
+URGENCIES = frozenset(URGENCIES_IN_ORDER)
+"""The postal urgencies, drawn mostly normal; a form with urgencies of its own gets its own."""
+
+
 class DemoRunner:
     """Submits complaints and works their tasks on the runtime's ManualClock."""
 
@@ -158,8 +163,8 @@ class DemoRunner:
                 data[name] = rng.choices(leaves, weights=_weights(len(leaves))[::-1] if rng.random() < 0.3 else _weights(len(leaves)))[0]
             elif name == "description":
                 data[name] = "客户要求尽快处理并说明原因。"  # the problem is named below, once the category is drawn
-            elif name == "urgency" and field.choices is not None:
-                data[name] = rng.choices(["urgent", "important", "normal"], weights=[12, 28, 60])[0]
+            elif name == "urgency" and field.choices is not None and URGENCIES <= field.choices.values():
+                data[name] = rng.choices(URGENCIES_IN_ORDER, weights=[12, 28, 60])[0]
             elif name == "channel" and field.choices is not None:
                 data[name] = rng.choice(sorted(field.choices.values()))
         if "description" in data and data.get("category") and spec.fields["category"].choices is not None:
@@ -178,7 +183,7 @@ class DemoRunner:
             # and most of its optional amounts and choices (what its flow and dashboards branch on)
             if name in data:
                 continue
-            if not field.required:
+            if not field.required and not self._required_now(field, data):
                 if field.staff_only or (field.type not in _OPTIONAL_KINDS and field.choices is None):
                     continue
                 if rng.random() >= 0.7:
@@ -187,6 +192,17 @@ class DemoRunner:
             if value is not None:
                 data[name] = value
         return data
+
+    def _required_now(self, field: Any, data: Mapping[str, Any]) -> bool:
+        """Whether the field's `required_if` holds for the sample so far (a condition that cannot
+        be worked out on raw input counts as holding: a value for an optional field does no harm)."""
+        if field.required_if is None:
+            return False
+        names = {**{n: None for n in self.form.spec.fields}, **data}
+        try:
+            return bool(field.required_if.evaluate(names, None))
+        except DocketError:
+            return True
 
     def value_for(self, field: Any, rng: random.Random | None = None) -> Any:
         """A sample value a person might give `field`, which the field accepts, or None."""
@@ -248,7 +264,9 @@ class DemoRunner:
             return self.rt.clock.now().date().isoformat()
         if kind in ("datetime",):
             return self.rt.clock.now().isoformat()
-        return None
+        field_type = self.rt.bundle.registry.field_types.get(kind)  # a plugin's type samples itself
+        sample = getattr(field_type, "sample", None)
+        return sample(field, rng) if sample is not None else None
 
     # -- tasks -----------------------------------------------------------------------------------
     def _step_rng(self, record_id: int, node: str, *, part: str) -> random.Random:

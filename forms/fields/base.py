@@ -148,5 +148,11 @@ class FieldType:
             return ""
         return str(value)
 
+    def sample(self, spec: FieldSpec, rng: Any) -> Any:
+        """A plausible raw input for this field, as a person would type it (`parse` must accept
+        it), drawn with `rng` (a `random.Random`), for `docket simulate` and `docket demo`; None
+        for none. The built-in types' samples are the demo runner's own (reports/demo.py)."""
+        return None
+
     def invalid(self, key: str, **params: Any) -> FieldInvalid:
         return FieldInvalid(key, **params)

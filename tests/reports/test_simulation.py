@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cli import main
+from engine.clock import ManualClock
 
 ROOT = Path(__file__).resolve().parents[2]
 POSTAL = ROOT / "definitions" / "postal_complaints"
@@ -161,3 +164,63 @@ def test_a_broken_bundle_to_compare_is_reported_before_any_traffic_runs(tmp_path
     assert main(["simulate", str(POSTAL), *SMALL, "--compare", str(bundle)]) == 1
     captured = capsys.readouterr()
     assert "unknown node 'limit_chek'" in captured.err and "simulating" not in captured.err
+
+
+def test_a_plugin_field_type_fills_in_its_own_sample_values(tmp_path: Path) -> None:
+    # A required field of a type the runner did not know refused every sample record.
+    from sqlalchemy import String
+
+    from forms.fields.base import FieldType
+    from reports.demo import DemoRunner
+    from tests.engine.bundle_kit import write_bundle
+    from web.system import boot, build_registry
+
+    class Postcode(FieldType):
+        name = "postcode"
+        description, examples = "A postcode.", ("zip:\n  type: postcode\n",)
+
+        def column_type(self, spec: Any) -> Any:
+            return String(6)
+
+        def parse(self, raw: Any, spec: Any) -> Any:
+            if not (isinstance(raw, str) and len(raw) == 6 and raw.isdigit()):
+                raise self.invalid("not_postcode")
+            return raw
+
+        def sample(self, spec: Any, rng: Any) -> Any:
+            return f"10{rng.randrange(10000):04d}"
+
+    registry = build_registry(plugins=False)
+    registry.field_types.add(Postcode(), source="acme-docket")
+    root = write_bundle(tmp_path / "bundle", {"forms/ticket.yaml": """\
+        form: ticket
+        label: Ticket
+        numbering: T{seq:4}
+        fields:
+          title: {type: text, required: true}
+          urgency: {type: select, options: urgency}
+          amount: {type: money}
+          zip: {type: postcode, required: true}
+        """})
+    system = boot(root, db_url=f"sqlite:///{tmp_path / 'docket.db'}", registry=registry,
+                  clock=ManualClock(datetime(2026, 11, 23, 2, tzinfo=timezone.utc)))
+    runner = DemoRunner(system.runtime, seed=1)
+    runner.run(5, start=datetime(2026, 11, 1, tzinfo=timezone.utc), days=7)
+    assert not runner.refused, runner.refused
+    zips = [r["zip"] for r in system.forms.list("ticket", limit=10)]
+    assert len(zips) == 5 and all(z.startswith("10") and len(z) == 6 for z in zips)
+
+
+def test_a_form_with_urgencies_of_its_own_gets_samples_from_its_list(tmp_path: Path) -> None:
+    # The runner drew urgent / important / normal for any field called urgency: a form whose
+    # list says low / high had every sample refused.
+    from reports.demo import DemoRunner
+    from tests.engine.bundle_kit import write_bundle
+    from web.system import boot
+
+    system = boot(write_bundle(tmp_path / "bundle", {}), db_url=f"sqlite:///{tmp_path / 'docket.db'}",
+                  clock=ManualClock(datetime(2026, 11, 23, 2, tzinfo=timezone.utc)))
+    runner = DemoRunner(system.runtime, seed=1)
+    runner.run(5, start=datetime(2026, 11, 1, tzinfo=timezone.utc), days=7)
+    assert not runner.refused, runner.refused
+    assert {r["urgency"] for r in system.forms.list("ticket", limit=10)} <= {"low", "high", None}
