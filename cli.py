@@ -508,7 +508,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
           f"{system.bundle.version}, hash {system.bundle.hash})")
     print(f"  database: {_safe_url(url)}")
     print(f"  files:    {files_dir(url).resolve()}")
-    print(f"  open:     http://{host}:{args.port}/")
+    from engine.site import configured_public_url
+    from web.prefix import path_prefix
+
+    # Under a path of a shared host (DOCKET_PUBLIC_URL with a path) the pages live there too.
+    print(f"  open:     http://{host}:{args.port}{path_prefix()}/")
+    public = configured_public_url()
+    if public:  # what messages, QR codes and redirects say: worth checking at a glance
+        print(f"  public:   {public}/")
     _print_demo_users(system, url, args.demo)
     web = app.state.web
     scheduler = _start_scheduler(lambda: web.system.runtime, args.no_scheduler)  # follows reloads
@@ -766,8 +773,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     print(f"Docket worker: firing timers and sending messages for {system.bundle.name} "
           f"on {_safe_url(url)}; Ctrl+C stops", flush=True)
     stop.wait()
+    # Said in the log, so a stop asked for (systemctl stop, Ctrl+C) reads differently from a crash.
+    print("Docket worker: stopping; the messages being sent finish first", flush=True)
     scheduler.shutdown()
     system.db.dispose()  # as serve: the last connection out folds the WAL into the file
+    print("Docket worker: stopped", flush=True)
     return 0
 
 
