@@ -273,9 +273,17 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from engine.storage.db import create_engine, database_url
     from engine.storage.migrations import current_revision, upgrade
 
-    engine = create_engine(database_url(args.db))
+    url = database_url(args.db)
+    engine = create_engine(url)
+    before = current_revision(engine)
     upgrade(engine)
-    print(f"database at revision {current_revision(engine)}")
+    after = current_revision(engine)
+    engine.dispose()
+    # Which database: with settings in an environment file, the one upgraded may not be the one meant.
+    if before == after:
+        print(f"{_safe_url(url)}: engine tables already at the newest revision, {after}; nothing to do")
+    else:
+        print(f"{_safe_url(url)}: engine tables upgraded from {before or 'none (a new database)'} to {after}")
     return 0
 
 

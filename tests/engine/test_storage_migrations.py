@@ -143,3 +143,28 @@ def test_the_tasks_of_a_record_are_found_through_an_index(sqlite_engine: Engine)
         plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(
             "EXPLAIN QUERY PLAN " + compiled.sql, tuple(compiled.params({"form": "complaint", "record_id": 1}))))
     assert "ix_dk_tasks_form_record_id" in plan  # not every open task of the system
+
+
+def test_db_upgrade_names_the_database_and_the_revisions_it_went_between(
+        tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    # An operator whose settings live in an environment file must see which database was upgraded.
+    from cli import main
+
+    url = f"sqlite:///{tmp_path / 'docket.db'}"
+    assert main(["db", "upgrade", "--db", url]) == 0
+    assert capsys.readouterr().out == (f"{url}: engine tables upgraded from none (a new database) to "
+                                       f"{head_revision()}\n")
+    assert main(["db", "upgrade", "--db", url]) == 0
+    assert capsys.readouterr().out == (f"{url}: engine tables already at the newest revision, "
+                                       f"{head_revision()}; nothing to do\n")
+
+
+def test_db_upgrade_hides_the_password_of_the_database_it_names(monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import cli
+
+    monkeypatch.setattr("engine.storage.migrations.upgrade", lambda engine: None)
+    monkeypatch.setattr("engine.storage.migrations.current_revision", lambda engine: "0009")
+    assert cli.main(["db", "upgrade", "--db", "postgresql+psycopg://docket:s3cret@db.internal/docket"]) == 0
+    out = capsys.readouterr().out
+    assert "postgresql+psycopg://docket:***@db.internal/docket" in out and "s3cret" not in out
