@@ -326,7 +326,9 @@ def _own_words(request: Request, key: str, **params: Any) -> str:
 
 
 def _error(request: Request, status: int, message: str) -> Response:
-    if request.url.path.startswith("/api/"):
+    accept = request.headers.get("accept", "")
+    if request.url.path.startswith("/api/") or ("application/json" in accept and "text/html" not in accept):
+        # The API, and a page's script fetching JSON (a dashboard's widget): an answer it can read.
         return JSONAnswer({"error": message}, status_code=status)
     # The detail is the engine's (often English) text: a heading in the reader's language says
     # what happened, and a link leads back instead of leaving a dead end.

@@ -62,6 +62,8 @@ TEXT: dict[str, dict[str, str]] = {
     "click_hint": {"en": "Click a bar, slice or cell to see its records.", "zh-CN": "点击图中的柱、扇区或格子可查看对应记录。"},
     "total": {"en": "Total", "zh-CN": "合计"},
     "no_rows": {"en": "Nothing to show for these filters.", "zh-CN": "当前筛选条件下没有数据。"},
+    "widget_failed": {"en": "This chart could not be drawn. Reload the page; if it stays, tell the administrator.",
+                      "zh-CN": "此图表暂时无法显示。请刷新页面；如仍无法显示，请联系管理员。"},
     "dates_reversed": {"en": "“{filter}”: the start date is after the end date. The figures below are not filtered.",
                        "zh-CN": "“{filter}”的开始日期晚于结束日期，下面显示的是未筛选的数据。"},
     "bad_date": {"en": "“{filter}”: “{text}” is not a date. The figures below are not filtered.",

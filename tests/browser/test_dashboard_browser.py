@@ -101,6 +101,29 @@ def test_a_chart_with_nothing_to_show_says_so(browser: Any, kit_server: LiveServ
     page.close()
 
 
+def test_a_widget_whose_data_fails_says_so_in_words_and_the_others_draw(browser: Any, kit_server: LiveServer,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server's 500 was an HTML page: the widget showed "SyntaxError: Unexpected token '<'".
+    reports = kit_server.system.runtime.services["reports"]
+    real = reports.widget_json
+
+    def failing(dashboard: Any, widget: Any, *args: Any) -> Any:
+        if widget.name == "by_region":
+            raise RuntimeError("a chart plugin's bug")
+        return real(dashboard, widget, *args)
+
+    monkeypatch.setattr(reports, "widget_json", failing)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, kit_server, "bea")
+    page.goto(f"{kit_server.url}/dashboards/board?lang=zh-CN")
+    page.wait_for_selector("#widget-by_region .widget-body[data-ready]", timeout=20000)
+    shown = page.inner_text("#widget-by_region .widget-body")
+    assert shown.startswith("系统内部出错（参考编号 ") and "Error" not in shown
+    page.wait_for_selector("#widget-total .kpi-value")
+    assert page.inner_text("#widget-total .kpi-value") == "7"
+    page.close()
+
+
 def test_charts_draw_and_open_their_records_under_a_path_prefix(browser: Any, kit_under_prefix: LiveServer) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     problems = watch(page)

@@ -159,7 +159,13 @@
         var datum = item && item.datum;
         if (datum && datum._p !== undefined && datum._p !== null) { drill(payload.widget, payload, datum._p); }
       });
-    }).catch(function (error) { body.textContent = String(error); });
+    }).catch(function () { failed(body); });  // a specification vega cannot draw (a chart plugin's bug)
+  }
+
+  function failed(body) {
+    body.textContent = "";
+    body.appendChild(el("p", "notice notice-error", root.dataset.failed));
+    body.dataset.ready = "yes";
   }
 
   function load(section) {
@@ -167,11 +173,17 @@
     var body = section.querySelector(".widget-body");
     fetch(url(widget, ".json"), { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (response) {
-        return response.json().then(function (data) { return { ok: response.ok, data: data }; });
+        // A proxy's or the server's error page is not JSON: the reader gets words, not a SyntaxError.
+        return response.json().then(function (data) { return { ok: response.ok, data: data }; },
+                                    function () { return { ok: false, data: {} }; });
       })
       .then(function (result) {
         body.textContent = "";
-        if (!result.ok) { body.appendChild(el("p", "notice notice-error", result.data.error || "error")); return; }
+        if (!result.ok) {
+          body.appendChild(el("p", "notice notice-error", result.data.error || root.dataset.failed));
+          body.dataset.ready = "yes";  // printing waits for every widget: this one is done
+          return;
+        }
         var payload = result.data;
         section.dataset.rows = String(payload.rows.length);
         // No rows: say so, rather than draw bare axes or a table of headings (a KPI shows its 0).
@@ -184,7 +196,7 @@
         else if (payload.chart === "table") { table(body, payload); body.dataset.ready = "yes"; }
         else { chart(body, payload); }
       })
-      .catch(function (error) { body.textContent = String(error); });
+      .catch(function () { failed(body); });
   }
 
   Array.prototype.forEach.call(document.querySelectorAll(".widget[data-widget]"), load);
