@@ -283,7 +283,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     if before == after:
         print(f"{_safe_url(url)}: engine tables already at the newest revision, {after}; nothing to do")
     else:
-        print(f"{_safe_url(url)}: engine tables upgraded from {before or 'none (a new database)'} to {after}")
+        print(f"{_safe_url(url)}: engine tables upgraded to revision {after} (from {before or 'none: a new database'})")
     return 0
 
 

@@ -152,8 +152,8 @@ def test_db_upgrade_names_the_database_and_the_revisions_it_went_between(
 
     url = f"sqlite:///{tmp_path / 'docket.db'}"
     assert main(["db", "upgrade", "--db", url]) == 0
-    assert capsys.readouterr().out == (f"{url}: engine tables upgraded from none (a new database) to "
-                                       f"{head_revision()}\n")
+    assert capsys.readouterr().out == (f"{url}: engine tables upgraded to revision {head_revision()} "
+                                       "(from none: a new database)\n")
     assert main(["db", "upgrade", "--db", url]) == 0
     assert capsys.readouterr().out == (f"{url}: engine tables already at the newest revision, "
                                        f"{head_revision()}; nothing to do\n")
