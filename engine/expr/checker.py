@@ -599,9 +599,11 @@ class _Walker:
         elif isinstance(node.value, ast.Name) and node.value.id in self.scope.members:
             members = self.scope.members[node.value.id]
             if node.attr not in members.names:
+                known = sorted(members.names)
                 self.problem(f"unknown {members.noun} '{node.attr}' in {node.value.id}.{node.attr}",
                              self.attr_pos(node), code="expr-unknown-name",
-                             hint=did_you_mean(node.attr, members.names))
+                             hint=did_you_mean(node.attr, known) or f"{members.noun}s: " + ", ".join(known[:12])
+                             + (", ..." if len(known) > 12 else ""))
         self.visit(node.value)
 
     def visit_Subscript(self, node: ast.Subscript) -> None:

@@ -297,6 +297,11 @@ def test_an_attribute_outside_a_names_members_is_an_unknown_name_at_the_attribut
         (1, 6, "expr-unknown-name", "unknown node 'reveiw' in flow.reveiw", "did you mean 'review'?")]
 
 
+def test_an_unknown_member_with_no_close_match_is_told_the_members(functions: Kind[Any]) -> None:
+    (found,) = _flow_problems('flow.approvl.outcome == "approved"', functions)
+    assert found[4] == "nodes: review, route"
+
+
 def test_a_dotted_path_with_options_is_checked_like_a_choice_field(functions: Kind[Any]) -> None:
     assert _flow_problems('flow.review.outcome in ("approved", "aproved")', functions) == [
         (1, 37, "expr-unknown-option", "'aproved' is not an option of 'flow.review.outcome': the comparison "
