@@ -77,3 +77,19 @@ def test_the_settings_file_names_the_secret_of_every_inbound_webhook_of_the_bund
     given = set(re.findall(r"^(DOCKET_[A-Z_]+)=", block_after("# /etc/docket/docket.env"), re.M))
     secrets = {yaml.safe_load(path.read_text("utf-8"))["secret_env"] for path in (POSTAL / "webhooks").glob("*.yaml")}
     assert secrets and sorted(secrets - given) == []
+
+
+def test_the_postgresql_cron_line_escapes_every_percent_and_says_where_pg_dump_finds_the_password() -> None:
+    (line,) = [line for line in block_after("# /etc/cron.d/docket on PostgreSQL").splitlines()
+               if line.strip() and not line.startswith("#")]
+    assert "pg_dump" in line
+    assert re.search(r"(?<!\\)%", line) is None  # cron would end the command at a bare %
+    assert ".pgpass" in GUIDE.read_text("utf-8") and "chmod 600 /root/.pgpass" in GUIDE.read_text("utf-8")
+
+
+def test_the_postgresql_cron_command_runs_as_the_shell_reads_it() -> None:
+    """With cron's `\\%` put back to `%`, the command is one the shell parses (dry: sh -n)."""
+    (line,) = [line for line in block_after("# /etc/cron.d/docket on PostgreSQL").splitlines()
+               if line.strip() and not line.startswith("#")]
+    command = line.split(" root ", 1)[1].replace("\\%", "%")
+    assert subprocess.run(["sh", "-n", "-c", command], capture_output=True, timeout=10).returncode == 0
