@@ -650,17 +650,8 @@ def secret_problem() -> str | None:
     return None
 
 
-def _as_is(value: str) -> str:
-    return value
-
-
-SWITCHES: dict[str, tuple[tuple[str, ...], Callable[[str], str]]] = {
-    "DOCKET_DEMO": (("1", "true", "yes", "on", "0", "false", "no", "off"), lambda v: v.strip().lower()),
-    "DOCKET_SECURE_COOKIES": (("1", "true", "yes", "0", "false", "no"), _as_is),
-    "DOCKET_OUTBOX_DRY_RUN": (("1", "true", "yes", "0", "false", "no"), str.lower)}
-"""The on/off settings, the words Docket reads in each (anything else counts as off), and how
-the code that reads it looks at the value first: DOCKET_SECURE_COOKIES is compared as it stands
-(web/auth.py, web/security.py), so `True` or ` 1` count as off and must be warned of."""
+SWITCHES = ("DOCKET_DEMO", "DOCKET_SECURE_COOKIES", "DOCKET_OUTBOX_DRY_RUN")
+"""The on/off settings (engine/switches.py reads them all alike): any other word counts as off."""
 SECRET_KEY_MIN = 32
 """Characters below which DOCKET_SECRET_KEY could be guessed: every visitor of the public form
 gets a ticket signed with it, against which guesses can be tried offline."""
@@ -681,6 +672,7 @@ def settings_problems(serving: str | None = None) -> list[str]:
 
     from engine.channels.http import ALLOW_ENV, allowed_networks_from_env
     from engine.site import PUBLIC_URL_ENV, configured_public_url
+    from engine.switches import OFF_WORDS, ON_WORDS, switch
     from web.settings import positive_env
 
     problems = []
@@ -702,15 +694,10 @@ def settings_problems(serving: str | None = None) -> list[str]:
     if secret and len(secret) < SECRET_KEY_MIN:
         problems.append(f"DOCKET_SECRET_KEY has only {len(secret)} characters: whoever guesses it can sign "
                         "in as anyone; make one with: python3 -c \"import secrets; print(secrets.token_urlsafe(48))\"")
-    for name, (words, read) in SWITCHES.items():
+    for name in SWITCHES:
         raw = os.environ.get(name, "")
-        if not raw.strip() or read(raw) in words:
-            continue
-        if raw.strip().lower() in words:  # right word, but its reader takes it only as written
-            problems.append(f"{name}={raw!r} counts as off: write it in lower case without spaces "
-                            f"({name}={raw.strip().lower()})")
-        else:
-            problems.append(f"{name}={raw.strip()} is not one of {', '.join(words)}: it counts as off")
+        if raw.strip() and switch(name) is None:
+            problems.append(f"{name}={raw.strip()} is not one of {', '.join(ON_WORDS + OFF_WORDS)}: it counts as off")
     for origin in os.environ.get("DOCKET_EMBED_ORIGINS", "").replace(",", " ").split():
         if not origin.startswith(("https://", "http://")):
             problems.append(f"DOCKET_EMBED_ORIGINS: '{origin}' is not a site's address (write it like "

@@ -40,6 +40,7 @@ from engine.channels.base import (
     resolve_settings,
 )
 from engine.clock import ensure_utc
+from engine.switches import switched_on
 from engine.errors import DocketError
 from engine.storage.db import read_transaction, savepoint, transaction
 from engine.storage.prepared import PreparedQuery
@@ -152,8 +153,7 @@ class Outbox:
         self.environ = environ
         self.channels = configured_channels(runtime.bundle.meta)
         env = os.environ if environ is None else environ
-        self.dry_run = (env.get(DRY_RUN_ENV, "").lower() in ("1", "true", "yes")
-                        if dry_run is None else dry_run)
+        self.dry_run = switched_on(DRY_RUN_ENV, env) if dry_run is None else dry_run
         if self.dry_run:
             log.warning("outbox dry run (%s): messages are logged, not sent", DRY_RUN_ENV)
         for config in self.channels.values() if not self.dry_run else ():  # a dry run needs no credentials

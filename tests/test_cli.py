@@ -281,8 +281,8 @@ def test_a_switch_given_a_word_docket_does_not_read_is_a_warning_that_it_counts_
         settings: pytest.MonkeyPatch) -> None:
     from cli import settings_problems
 
-    settings.setenv("DOCKET_SECURE_COOKIES", "on")
-    assert settings_problems() == ["DOCKET_SECURE_COOKIES=on is not one of 1, true, yes, 0, false, no: "
+    settings.setenv("DOCKET_SECURE_COOKIES", "always")
+    assert settings_problems() == ["DOCKET_SECURE_COOKIES=always is not one of 1, true, yes, on, 0, false, no, off: "
                                    "it counts as off"]
 
 
@@ -366,7 +366,7 @@ def test_serve_prints_each_setting_it_ignores_as_a_warning_line(
         tmp_path: Path, settings: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     import uvicorn
 
-    settings.setenv("DOCKET_SECURE_COOKIES", "on")
+    settings.setenv("DOCKET_SECURE_COOKIES", "always")
     settings.setenv("DOCKET_SECRET_KEY", "test")
     settings.setattr(uvicorn, "run", lambda *args, **kwargs: None)  # started, and stopped at once
     kept = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}  # serve sets its own
@@ -376,7 +376,7 @@ def test_serve_prints_each_setting_it_ignores_as_a_warning_line(
     finally:
         for sig, handler in kept.items():
             signal.signal(sig, handler)
-    assert "warning: DOCKET_SECURE_COOKIES=on is not one of" in capsys.readouterr().err
+    assert "warning: DOCKET_SECURE_COOKIES=always is not one of" in capsys.readouterr().err
 
 
 def test_db_upgrade_of_a_database_a_newer_docket_migrated_is_one_error_line(

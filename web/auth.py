@@ -48,6 +48,7 @@ from engine.clock import SystemClock
 from engine.identity import Principal
 from engine.storage.db import read_transaction, transaction
 from engine.storage.tables import audit_log, sessions, users
+from engine.switches import switch, switched_on
 from forms.access import load_principal
 from web.i18n import ui, wait_text
 from web.offload import offload
@@ -270,11 +271,9 @@ def demo_mode(explicit: bool | None, db_url: str, has_demo_users: bool) -> bool:
     demo users and the database is the SQLite file under ./var/."""
     if explicit is not None:
         return explicit and has_demo_users
-    env = os.environ.get("DOCKET_DEMO", "").strip().lower()
-    if env in ("1", "true", "yes", "on"):
-        return has_demo_users
-    if env in ("0", "false", "no", "off"):
-        return False
+    env = switch("DOCKET_DEMO")
+    if env is not None:
+        return env and has_demo_users
     from sqlalchemy.engine import make_url
 
     url = make_url(db_url)
@@ -403,7 +402,7 @@ def is_secure(request: Request | Scope) -> bool:
     """Cookies get `Secure` on https, or always with DOCKET_SECURE_COOKIES=1 (behind a
     TLS-terminating proxy that speaks http to Docket)."""
     scheme = request.url.scheme if isinstance(request, Request) else request.get("scheme", "http")
-    return scheme in ("https", "wss") or os.environ.get("DOCKET_SECURE_COOKIES", "") in ("1", "true", "yes")
+    return scheme in ("https", "wss") or switched_on("DOCKET_SECURE_COOKIES")
 
 
 def cookie_header(name: str, value: str, *, secure: bool, max_age: int | None = None,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from typing import Awaitable, Callable
 
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from engine.switches import switched_on
 
 SECURITY_HEADERS = {
     "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
@@ -49,7 +50,7 @@ def served_over_https(scope: Scope) -> bool:
     """True when the browser reached this request over https: the scheme (uvicorn takes
     X-Forwarded-Proto from a proxy it trusts), or DOCKET_SECURE_COOKIES=1, the operator's word
     that a TLS-terminating proxy speaks http to Docket (as web.auth.is_secure reads it)."""
-    return scope.get("scheme") in ("https", "wss") or os.environ.get("DOCKET_SECURE_COOKIES", "") in ("1", "true", "yes")
+    return scope.get("scheme") in ("https", "wss") or switched_on("DOCKET_SECURE_COOKIES")
 
 
 class SecurityHeaders:

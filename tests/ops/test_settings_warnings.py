@@ -26,15 +26,24 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-@pytest.mark.parametrize("written", ["True", "YES", " 1", "1 "])
-def test_secure_cookies_written_otherwise_than_its_reader_takes_it_is_warned_to_count_as_off(
+@pytest.mark.parametrize("written", ["True", "YES", " 1", "1 ", "on"])
+def test_secure_cookies_written_in_capitals_or_with_spaces_is_on_without_a_warning(
         settings: pytest.MonkeyPatch, written: str) -> None:
+    # It was read only as written: `True` sent cookies without Secure, with no word said.
+    from web.auth import is_secure
     from web.security import served_over_https
 
     settings.setenv("DOCKET_SECURE_COOKIES", written)
-    assert not served_over_https({"type": "http", "scheme": "http"})  # what the server does with it
-    (warning,) = settings_problems()
-    assert warning.startswith(f"DOCKET_SECURE_COOKIES={written!r} counts as off: write it in lower case")
+    assert served_over_https({"type": "http", "scheme": "http"})
+    assert is_secure({"type": "http", "scheme": "http"})
+    assert settings_problems() == []
+
+
+def test_the_outbox_dry_run_reads_its_switch_like_every_other(settings: pytest.MonkeyPatch) -> None:
+    from engine.switches import switched_on
+
+    assert switched_on("DOCKET_OUTBOX_DRY_RUN", {"DOCKET_OUTBOX_DRY_RUN": " Yes "})
+    assert not switched_on("DOCKET_OUTBOX_DRY_RUN", {"DOCKET_OUTBOX_DRY_RUN": "maybe"})
 
 
 def test_secure_cookies_as_the_guide_writes_it_is_no_warning(settings: pytest.MonkeyPatch) -> None:
