@@ -18,7 +18,7 @@ import time
 from datetime import timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
-from sqlalchemy.exc import OperationalError
+from engine.storage.refusal import database_refusal
 
 if TYPE_CHECKING:
     from engine.runtime import Runtime
@@ -125,9 +125,10 @@ class Scheduler:
                 done += count
                 if claimed < batch or time.monotonic() - started > BUDGET_SECONDS:
                     return done
-        except OperationalError as exc:
-            log.warning("%s tick stopped by a database error; next tick retries: %s", what,
-                        str(exc).splitlines()[0])
-        except Exception:  # noqa: BLE001 - keep the scheduler thread alive whatever happens
-            log.exception("%s tick failed; next tick retries", what)
+        except Exception as exc:  # noqa: BLE001 - keep the scheduler thread alive whatever happens
+            reason = database_refusal(exc)  # locked, down, read-only after a failover, no privilege
+            if reason is None:
+                log.exception("%s tick failed; next tick retries", what)
+            else:
+                log.warning("%s tick stopped by the database; next tick retries: %s", what, reason)
         return done

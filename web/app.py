@@ -37,6 +37,7 @@ from web.antispam import TicketSigner
 from web.forms_body import CloseForms
 from web.i18n import ui, wait_text
 from web.json_answer import JSONAnswer
+from web.offload import offload
 from web.prefix import PathPrefix, path_prefix
 from web.ratelimit import Limit, RateLimiter, client_address, retry_after
 from web.scope import header
@@ -169,8 +170,12 @@ def create_app(system: System, *, secret: str | None = None,
 
     async def healthz(request: Request) -> JSONResponse:
         running = web.system.bundle  # after a definitions reload, the new version
-        return JSONAnswer({"status": "ok", "bundle": running.name, "version": running.version,
-                           "hash": running.hash})
+        about = {"bundle": running.name, "version": running.version, "hash": running.hash}
+        # A load balancer must stop sending traffic to a server whose database is gone: ask it.
+        refused = await offload.run(database_refused, web.system.db)
+        if refused is not None:
+            return JSONAnswer({"status": "unavailable", "reason": refused, **about}, status_code=503)
+        return JSONAnswer({"status": "ok", **about})
 
     async def favicon(request: Request) -> Response:
         # Browsers ask for /favicon.ico on every page whatever the page links; a 404 each time
@@ -286,13 +291,28 @@ def server_refusal(exc: BaseException) -> str | None:
     database (a full disk, a read-only file, a server down or too busy), with its own reason, or
     the disk under the uploaded files; None for anything else. Never the SQL or its parameters:
     they can hold personal data."""
-    from sqlalchemy.exc import OperationalError
+    from engine.storage.refusal import database_refusal
 
-    if isinstance(exc, OperationalError):
-        text = str(exc.orig if exc.orig is not None else type(exc).__name__).strip()
-        return f"the database refused: {text.splitlines()[0] if text else type(exc).__name__}"
+    reason = database_refusal(exc)  # a standby that only reads, a lost privilege too: not only OperationalError
+    if reason is not None:
+        return f"the database refused: {reason}"
     if isinstance(exc, OSError) and exc.errno in DISK_REFUSALS:
         return f"the disk refused: {exc.strerror}" + (f": {exc.filename}" if exc.filename else "")
+    return None
+
+
+def database_refused(db: Any) -> str | None:
+    """Why the database does not answer a trivial query just now (one line, `server_refusal`'s
+    words), or None when it does."""
+    from sqlalchemy import text
+
+    from engine.storage.db import read_transaction
+
+    try:
+        with read_transaction(db) as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means the server cannot serve
+        return server_refusal(exc) or f"the database check failed: {type(exc).__name__}"
     return None
 
 

@@ -135,3 +135,47 @@ def test_an_unreachable_server_is_told_to_check_host_port_and_firewall() -> None
 
     refused = OperationalError("connect", {}, Exception("connection timeout expired"))
     assert "check the host and port in the URL" in refusal_hint(refused, "postgresql+psycopg://docket@db/docket")
+
+
+def refusal_from_a_read_only_server(postgres_url: str) -> BaseException:
+    """The exception a write raises on a PostgreSQL server that only reads (a standby after a
+    failover): an InternalError with SQLSTATE 25006, not an OperationalError."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(with_options(postgres_url, "-cdefault_transaction_read_only=on"))
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE docket_refusal_probe (x int)"))
+    except sa.exc.DBAPIError as exc:
+        return exc
+    finally:
+        engine.dispose()
+    raise AssertionError("the server took a write")
+
+
+@pytest.mark.postgres
+def test_a_request_refused_by_a_read_only_server_is_named_as_the_database_refusing(postgres_url: str) -> None:
+    # Only OperationalError was recognised: a failed-over standby gave every request a 500 and a traceback.
+    from web.app import server_refusal
+
+    reason = server_refusal(refusal_from_a_read_only_server(postgres_url))
+    assert reason is not None and reason.startswith("the database refused: ") and "read-only transaction" in reason
+
+
+@pytest.mark.postgres
+def test_a_worker_tick_refused_by_a_read_only_server_is_one_warning_line(
+        postgres_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from engine.scheduler import Scheduler
+
+    refusal = refusal_from_a_read_only_server(postgres_url)
+
+    def step() -> tuple[int, int]:
+        raise refusal
+
+    with caplog.at_level(logging.WARNING, logger="engine.scheduler"):
+        assert Scheduler._loop(None, "timers", step, 10) == 0  # type: ignore[arg-type]
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert "tick stopped by the database; next tick retries: " in record.getMessage()

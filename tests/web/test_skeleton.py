@@ -212,3 +212,20 @@ def test_the_favicon_browsers_ask_for_is_the_bundled_icon(client: TestClient) ->
     assert moved.status_code == 301 and moved.headers["location"] == "/static/favicon.svg"
     icon = client.get("/favicon.ico")
     assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+
+
+def test_healthz_is_503_with_the_reason_when_the_database_cannot_be_reached(tmp_path: Path) -> None:
+    # It answered ok without asking the database: a load balancer kept sending traffic to a
+    # server whose database was gone.
+    folder = tmp_path / "data"
+    folder.mkdir()
+    system = boot(POSTAL, db_url=f"sqlite:///{folder / 'docket.db'}",
+                  clock=ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)))
+    client = TestClient(create_app(system, secret="test-secret"), raise_server_exceptions=False)
+    assert client.get("/healthz").json()["status"] == "ok"
+    system.db.dispose()
+    folder.rename(tmp_path / "moved")  # the disk holding the database was unmounted
+    answer = client.get("/healthz")
+    assert answer.status_code == 503
+    assert answer.json()["status"] == "unavailable"
+    assert answer.json()["reason"].startswith("the database refused: unable to open database file")
