@@ -37,6 +37,7 @@ ERROR_STATUSES = {
     "422": "The values have errors (per field in `fields`).",
     "428": "The change must say which version it is based on (If-Match or `version`).",
     "429": "Too many requests; retry after `Retry-After` seconds.",
+    "503": "The server cannot take it just now (its room for unsent files is full); retry later.",
 }
 
 
@@ -55,6 +56,14 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _errors(*statuses: str) -> dict[str, Any]:
     return {s: {"$ref": f"#/components/responses/E{s}"} for s in statuses}
+
+
+def _body_text(body: dict[str, Any]) -> str:
+    """A request body as the docs page shows it: its JSON Schema, with the media type when it is
+    not JSON (an upload is multipart)."""
+    media, content = next(iter(body["content"].items()))
+    schema = json.dumps(content["schema"], ensure_ascii=False)
+    return schema if media == "application/json" else f"{media}: {schema}"
 
 
 def _id_param(what: str) -> dict[str, Any]:
@@ -148,6 +157,11 @@ def _common_schemas() -> dict[str, Any]:
         "Reload": {"type": "object", "properties": {
             "reloaded": {"type": "boolean"}, "previous_hash": {"type": "string"}, "hash": {"type": "string"},
             "diagnostics": {"type": "array", "items": _ref("Diagnostic")}}},
+        "Upload": {"type": "object", "required": ["id", "name", "size", "type", "sha256"], "properties": {
+            "id": {"type": "string", "description": "what a field's value or a comment names"},
+            "name": {"type": "string"}, "size": {"type": "integer", "description": "bytes"},
+            "type": {"type": "string", "description": "the media type read from the content"},
+            "sha256": {"type": "string"}}},
         "Token": {"type": "object", "properties": {
             "id": {"type": "integer"}, "user": {"type": "string"}, "name": {"type": "string"},
             "prefix": {"type": "string", "description": "the token's first characters, to tell tokens apart"},
@@ -397,6 +411,22 @@ def build_document(web: "Web", *, full: bool = True) -> dict[str, Any]:
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("LookupAnswer")}}},
             "responses": {"200": _json(_ref("Lookup"), "the record after the answer"),
                           **_errors("400", "409", "413", "415", "422", "429")}}}
+    paths["/api/v1/uploads"] = {"post": {
+        "operationId": "upload", "tags": ["files"], "security": ANYONE,
+        "summary": "Store a file first, then name its id in an attachment field's value ([{\"id\": ...}]) "
+                   "or a comment's attachments",
+        "description": "Anyone may upload to a public form's field (`form` and `field` name it, and its "
+                       "limits apply: size, kinds of file); signed-in callers to any field. A file nothing "
+                       "names is removed after a while. The type is read from the content, not the name.",
+        "parameters": [{"name": "form", "in": "query", "schema": {"type": "string", "maxLength": 100},
+                        "description": "the form whose field the file is for"},
+                       {"name": "field", "in": "query", "schema": {"type": "string", "maxLength": 100},
+                        "description": "the attachment or image field"}],
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+            "type": "object", "required": ["file"],
+            "properties": {"file": {"type": "string", "format": "binary"}}}}}},
+        "responses": {"201": _json(_ref("Upload"), "the stored file"),
+                      **_errors("400", "413", "415", "429", "503")}}}
     paths["/api/v1/definitions/validate"] = {"post": {
         "operationId": "validate_definitions", "tags": ["definitions"],
         "summary": "Check the running bundle's folder again (administrators)", "security": SIGNED_IN,
@@ -523,8 +553,7 @@ def routes(web: "Web") -> list[Route]:
                     "tag": (op.get("tags") or ["other"])[0],
                     "anonymous": {} in op.get("security", []),
                     "parameters": op.get("parameters", []),
-                    "body": json.dumps(op["requestBody"]["content"]["application/json"]["schema"],
-                                       ensure_ascii=False) if "requestBody" in op else None,
+                    "body": _body_text(op["requestBody"]) if "requestBody" in op else None,
                     "responses": sorted(op.get("responses", {})),
                 })
         tags: dict[str, list[dict[str, Any]]] = {}

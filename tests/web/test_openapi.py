@@ -119,3 +119,11 @@ def test_nullable_keeps_enums_exact() -> None:
     assert nullable({"type": "string", "enum": ["a"]}) == {"anyOf": [{"type": "string", "enum": ["a"]},
                                                                      {"type": "null"}]}
     assert nullable({"type": "integer"}) == {"type": ["integer", "null"]}
+
+
+def test_the_document_describes_uploading_a_file(client: TestClient) -> None:
+    # docs/reference/api.md sent integrations to POST /api/v1/uploads, which the document lacked.
+    upload = client.get("/api/v1/openapi.json").json()["paths"]["/api/v1/uploads"]["post"]
+    assert "multipart/form-data" in upload["requestBody"]["content"]
+    assert {"201", "413", "415"} <= set(upload["responses"])
+    assert "multipart/form-data: " in client.get("/api/docs?lang=en").text
