@@ -1194,10 +1194,23 @@ def _with_epilog(parser: argparse.ArgumentParser, epilog: str) -> argparse.Argum
     return parser
 
 
+def _installed_version() -> str:
+    """Docket's version as installed (pyproject.toml), or "unknown" when run from a tree that
+    was never installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("docket")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every `docket` command."""
     parser = argparse.ArgumentParser(prog="docket", description="Docket: YAML forms, flows, rules and reports.",
                                      epilog=TOP_EPILOG, formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"docket {_installed_version()}",
+                        help="print the installed version (an operator's first question on an upgrade)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("validate", help="check a bundle; exit 0 when valid, 1 with every error",

@@ -631,3 +631,11 @@ def test_validate_given_bundle_yaml_itself_names_its_folder(capsys: pytest.Captu
     assert main(["validate", str(POSTAL / "bundle.yaml")]) == 1
     err = capsys.readouterr().err
     assert "is a file, not a bundle folder" in err and f"give the folder holding it: {os.path.relpath(POSTAL)}" in err
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"docket {version('docket')}"
