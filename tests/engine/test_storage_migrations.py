@@ -63,6 +63,9 @@ def test_a_database_a_newer_docket_migrated_is_refused_naming_both_revisions(fre
         upgrade(fresh_engine)
     assert str(refused.value).startswith(f"the database's engine tables are at revision 9999, which this Docket "
                                          f"does not know (its newest is {head_revision()}): a newer Docket")
+    # docket db restore restores SQLite files; a PostgreSQL database comes back from its dump.
+    restore = "docket db restore" if fresh_engine.dialect.name == "sqlite" else "pg_restore"
+    assert f"restore the backup taken before the upgrade ({restore}" in str(refused.value)
     assert current_revision(fresh_engine) == "9999"
 
 

@@ -75,10 +75,12 @@ def _refuse_a_newer_revision(conn: Connection, config: Config) -> None:
     try:
         scripts.get_revision(found)
     except CommandError:
+        restore = ("docket db restore" if conn.dialect.name == "sqlite"
+                   else "pg_restore of the dump taken before it")  # db restore is SQLite's
         raise DatabaseTooNew(
             f"the database's engine tables are at revision {found}, which this Docket does not know (its "
             f"newest is {scripts.get_current_head()}): a newer Docket has upgraded them. Run that version, "
-            "or restore the backup taken before the upgrade (docket db restore)") from None
+            f"or restore the backup taken before the upgrade ({restore})") from None
 
 
 def current_revision(engine: Engine) -> str | None:
