@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -135,6 +137,17 @@ def test_the_command_shows_the_plan_and_changes_nothing_without_apply(tmp_path: 
     assert "ticket: convert code to BIGINT (1 value(s))" in out and "--apply" in out
     assert main(["migrate", str(root), "--db", db, "--apply"]) == 0
     assert "done: ticket: 1 value(s) of code moved into code" in capsys.readouterr().out
+
+
+def test_the_command_does_not_warn_to_run_itself(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # Booting logged start-up's warning "... run an explicit migration (`docket migrate` ...)".
+    seeded(tmp_path, [{"title": "a", "code": "12"}])
+    root = write_bundle(tmp_path / "bundle", {"forms/ticket.yaml": v2(), "flows/ticket_flow.yaml": None})
+    with caplog.at_level(logging.WARNING):
+        assert main(["migrate", str(root), "--db", f"sqlite:///{tmp_path / 'docket.db'}"]) == 0
+    assert not [r for r in caplog.records if "docket migrate" in r.getMessage()]
+    assert "ticket: convert code to BIGINT" in capsys.readouterr().out
 
 
 def test_the_command_refuses_a_malformed_rename(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
