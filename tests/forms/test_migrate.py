@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-
 from datetime import datetime, timezone
 from pathlib import Path
 
