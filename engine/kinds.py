@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
 from engine.errors import Diagnostics, ExpressionError, did_you_mean, plural
+from engine.registry import BUILT_IN, plugin_in_traceback
 from engine.types import Span, YamlPath
 from engine.yamlsource import Document
 
@@ -110,8 +111,6 @@ class BuildContext:
         names the type's plugin when the caller knows it. The traceback goes to the log at info
         level, for whoever fixes the plugin (a server logs it; `docket validate` shows the analyst
         only the error)."""
-        from engine.registry import BUILT_IN, plugin_in_traceback
-
         try:
             return step()
         except Exception as exc:  # noqa: BLE001 - reported, with its origin, as a diagnostic
