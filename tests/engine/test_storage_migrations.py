@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Any, Iterator
 
 import pytest
@@ -69,14 +70,70 @@ def test_a_database_a_newer_docket_migrated_is_refused_naming_both_revisions(fre
     assert current_revision(fresh_engine) == "9999"
 
 
-def test_migrated_schema_matches_the_metadata(fresh_engine: Engine) -> None:
-    upgrade(fresh_engine)
-    with read_transaction(fresh_engine) as conn:
+def _diffs_from_metadata(engine: Engine) -> list[Any]:
+    with read_transaction(engine) as conn:
         context = MigrationContext.configure(conn, opts={
             "include_name": include_name, "compare_type": True, "compare_server_default": True,
             "version_table": VERSION_TABLE})
-        diffs = compare_metadata(context, tables.metadata)
-    assert diffs == []
+        return list(compare_metadata(context, tables.metadata))
+
+
+def test_every_revision_replayed_builds_what_the_metadata_declares(fresh_engine: Engine) -> None:
+    upgrade(fresh_engine, replay=True)
+    assert _diffs_from_metadata(fresh_engine) == []
+
+
+def test_a_new_database_is_created_at_the_newest_revision_as_the_metadata_declares(fresh_engine: Engine) -> None:
+    upgrade(fresh_engine)
+    assert _diffs_from_metadata(fresh_engine) == []
+    assert current_revision(fresh_engine) == head_revision()
+
+
+def _shape(engine: Engine) -> dict[str, Any]:
+    """Every engine table's columns (name, type, nullable, default), indexes, unique and check
+    constraints and foreign keys, as the database reports them. Columns are compared by name:
+    a revision that adds one puts it last, which nothing reads by position."""
+    with read_transaction(engine) as conn:
+        inspector = schema_inspector(conn)
+        shape: dict[str, Any] = {}
+        for name in sorted(n for n in inspector.get_table_names() if n.startswith("dk_")):
+            shape[name] = {
+                "columns": sorted((c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+                                  for c in inspector.get_columns(name)),
+                "indexes": sorted((tuple(i["column_names"]), bool(i["unique"])) for i in inspector.get_indexes(name)),
+                "unique": sorted(tuple(u["column_names"]) for u in inspector.get_unique_constraints(name)),
+                "checks": sorted(" ".join(c["sqltext"].split()) for c in inspector.get_check_constraints(name)),
+                "foreign_keys": sorted((tuple(f["constrained_columns"]), f["referred_table"])
+                                       for f in inspector.get_foreign_keys(name)),
+            }
+        return shape
+
+
+def test_a_new_database_has_the_same_tables_as_one_that_replayed_every_revision(
+        fresh_url: str, tmp_path: Any) -> None:
+    # The next revision runs on databases made either way: they must not differ in anything it
+    # could touch.
+    from sqlalchemy.engine import make_url
+
+    replayed = create_engine(fresh_url)
+    second = f"s_{uuid.uuid4().hex[:16]}"
+    if fresh_url.startswith("sqlite"):
+        created = create_engine(f"sqlite:///{tmp_path / 'created.db'}")
+    else:  # a second schema beside the test's own
+        with transaction(replayed) as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{second}"')
+        created = create_engine(make_url(fresh_url).update_query_dict({"options": f"-csearch_path={second}"})
+                                .render_as_string(hide_password=False))
+    try:
+        upgrade(replayed, replay=True)
+        upgrade(created)
+        assert _shape(created) == _shape(replayed)
+    finally:
+        created.dispose()
+        if not fresh_url.startswith("sqlite"):
+            with transaction(replayed) as conn:
+                conn.exec_driver_sql(f'DROP SCHEMA "{second}" CASCADE')
+        replayed.dispose()
 
 
 def test_record_tables_are_not_alembics_business() -> None:

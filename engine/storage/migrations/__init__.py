@@ -2,8 +2,11 @@
 
 `upgrade(engine)` brings the `dk_*` tables to the newest revision inside one write transaction
 (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock), so several processes starting at once
-migrate exactly once. New revisions go in `versions/`; the test suite checks that the migrated
-schema matches `engine.storage.tables.metadata`.
+migrate exactly once. A new, empty database gets the newest tables in one step, as the metadata
+declares them, and is stamped with the newest revision: replaying every revision on it gives
+the same tables (the test suite checks both ways against `engine.storage.tables.metadata`, and
+against each other) in many more statements, SQLite's copy-and-move ones included. New
+revisions go in `versions/`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, Engine
 
 from engine.errors import DocketError
-from engine.storage.db import read_transaction, serialize, transaction
+from engine.storage.db import read_transaction, schema_inspector, serialize, transaction
+from engine.storage.tables import metadata
 
 __all__ = ["VERSION_TABLE", "DatabaseTooNew", "alembic_config", "current_revision", "head_revision",
            "include_name", "upgrade"]
@@ -54,15 +58,25 @@ class DatabaseTooNew(DocketError):
     them (the code was rolled back after an upgrade, or an old server still runs)."""
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "head", *, replay: bool = False) -> None:
     """Migrate the engine tables to `revision` (default: newest) in one transaction;
-    DatabaseTooNew when a newer Docket has migrated them already."""
+    DatabaseTooNew when a newer Docket has migrated them already. An empty database is created
+    at the newest revision directly, unless `replay` asks for every revision to run."""
     config = alembic_config()
     with _PROCESS_LOCK, transaction(engine) as conn:
         serialize(conn, "migrations")
         _refuse_a_newer_revision(conn, config)
         config.attributes["connection"] = conn
+        if revision == "head" and not replay and not _has_engine_tables(conn):
+            metadata.create_all(conn)
+            command.stamp(config, "head")
+            return
         command.upgrade(config, revision)
+
+
+def _has_engine_tables(conn: Connection) -> bool:
+    """Whether any engine table (or Alembic's version table) exists in the database."""
+    return any(name.startswith("dk_") for name in schema_inspector(conn).get_table_names())
 
 
 def _refuse_a_newer_revision(conn: Connection, config: Config) -> None:
