@@ -65,18 +65,18 @@ def test_a_lower_approval_limit_shows_up_as_director_approvals(tmp_path: Path,
     assert "(compensation or 0) > 5000" in text
     # A realistic change: some sample proposals fall between the old and the new limit.
     flow.write_text(text.replace("(compensation or 0) > 5000", "(compensation or 0) > 3000"), encoding="utf-8")
-    before, after = simulate(capsys, "--compare", str(changed), "--records", "100", "--days", "10")
+    before, after = simulate(capsys, "--compare", str(changed), "--records", "60", "--days", "10")
     assert reached(after, "director_approval") > reached(before, "director_approval") > 0
     # The steps before the change made the same choices for the same records.
     assert after["steps"]["accept"] == before["steps"]["accept"]
 
 
 def test_a_case_sent_round_again_is_answered_afresh_not_kept_dissatisfied(capsys: pytest.CaptureFixture[str]) -> None:
-    (summary,) = simulate(capsys, "--records", "100", "--days", "10")
+    (summary,) = simulate(capsys, "--records", "60", "--days", "10")
     # Sample ratings are 1-2 stars for about one in twelve answers: a reopened case is rated
     # again, so few reach the quality committee and none is left looping at the demo's step cap.
-    assert reached(summary, "committee_review") < 20
-    assert summary["steps"]["confirm"]["completed"] < 1.3 * 100
+    assert reached(summary, "committee_review") < 12
+    assert summary["steps"]["confirm"]["completed"] < 1.3 * 60
 
 
 def test_a_bad_start_is_refused_with_the_option_named(capsys: pytest.CaptureFixture[str]) -> None:

@@ -29,8 +29,9 @@ from web.tokens import create_token
 
 POSTAL = Path(__file__).resolve().parents[2] / "definitions" / "postal_complaints"
 EXAMPLES = {GenerationMode.POSITIVE: 10, GenerationMode.NEGATIVE: 5}
-SLOW_OPERATIONS = {"POST /api/v1/definitions/validate": 2, "POST /api/v1/definitions/reload": 2}
-"""Operations that re-read the bundle folder: a couple of examples say enough."""
+SLOW_OPERATIONS = {"POST /api/v1/definitions/validate": 2, "POST /api/v1/definitions/reload": 2,
+                   "POST /api/v1/uploads": 3}
+"""Operations that re-read the bundle folder, or store and sniff a file: a few examples say enough."""
 REPORT_EXAMPLES = 2
 """Each dashboard widget has its own two paths (dozens in all) running the same code: a few each."""
 COMPLAINT = {
