@@ -168,13 +168,22 @@ def create_app(system: System, *, secret: str | None = None,
     """The Starlette application serving one booted system."""
     web = Web(system, secret=secret or secret_key(), proxies=trusted_proxies(), monotonic=monotonic)
 
+    health = {"refused": None}  # the last refusal logged: a check every few seconds logs it once
+
     async def healthz(request: Request) -> JSONResponse:
         running = web.system.bundle  # after a definitions reload, the new version
         about = {"bundle": running.name, "version": running.version, "hash": running.hash}
         # A load balancer must stop sending traffic to a server whose database is gone: ask it.
         refused = await offload.run(database_refused, web.system.db)
+        if refused != health["refused"]:
+            health["refused"] = refused
+            if refused is not None:
+                log.warning("health check: %s", refused)
+            else:
+                log.warning("health check: the database answers again")
         if refused is not None:
-            return JSONAnswer({"status": "unavailable", "reason": refused, **about}, status_code=503)
+            # The reason stays in the log: it can name internal hosts, and anyone may ask.
+            return JSONAnswer({"status": "unavailable", **about}, status_code=503)
         return JSONAnswer({"status": "ok", **about})
 
     async def favicon(request: Request) -> Response:
