@@ -1119,9 +1119,17 @@ def _open_tasks_held(conn: object, user_ids: Sequence[int]) -> dict[int, int]:
 
 
 def _safe_url(url: str) -> str:
+    """The URL as Docket shows it: without its password, and a SQLite file relative to the
+    working folder written from / (which folder `var/docket.db` is in is the first question
+    when a service's working folder is not the one the operator thought)."""
     from sqlalchemy.engine import make_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if (parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:")
+            and not database.startswith("file:") and not Path(database).is_absolute()):
+        parsed = parsed.set(database=str(Path(database).resolve()))
+    return parsed.render_as_string(hide_password=True)
 
 
 DB_HELP = ("database URL (default: $DOCKET_DATABASE_URL, else sqlite:///var/docket.db); PostgreSQL: "

@@ -639,3 +639,13 @@ def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out.strip() == f"docket {version('docket')}"
+
+
+def test_a_relative_sqlite_file_is_shown_from_the_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # "sqlite:///var/docket.db" did not say which folder var/ is in: a service's working folder
+    # is often not the one the operator thought.
+    from cli import _safe_url
+
+    monkeypatch.chdir(tmp_path)
+    assert _safe_url("sqlite:///var/docket.db") == f"sqlite:///{tmp_path / 'var' / 'docket.db'}"
+    assert _safe_url("postgresql+psycopg://u:secret@db/x") == "postgresql+psycopg://u:***@db/x"
