@@ -318,6 +318,9 @@ class _Builder:
                           _span(self.file, e.start_mark), code="yaml-multi-document")
 
 
+_CHINESE_COLON_KEY = re.compile(r"(?:^|[\s{,])[A-Za-z_][\w-]*\s*：")
+"""`label：` after a key: at the start of a line, or after `{` or `,` in a flow mapping (`- {value: x, label： y}`)."""
+
 _GLUED_KEY = re.compile(r"\s*(?:- )?([A-Za-z_][\w-]*):(?=[^\s:/\\])")
 """`type:phone`: without a space after the colon YAML reads one word, not a key and a value."""
 
@@ -338,7 +341,9 @@ def _syntax_hint(problem: str, text: str, mark: Any) -> str | None:
         if n is None:
             continue
         code = lines[n].split(" #", 1)[0]
-        if "：" in code.split(":", 1)[0]:  # in the key: a value may hold one (注意：...)
+        # In a key: a value may hold one (注意：...); keys are ASCII names, so `Note：` inside a
+        # quoted value or Chinese text before the colon is not taken for one.
+        if "：" in code.split(":", 1)[0] or _CHINESE_COLON_KEY.search(code):
             return (f"line {n + 1} has a Chinese colon '：': write ':' and a space "
                     "(switch the input method to English punctuation)")
         glued = _GLUED_KEY.match(code)
@@ -355,6 +360,12 @@ def _syntax_hint(problem: str, text: str, mark: Any) -> str | None:
                         f"above it in column {col_above}; keys of one mapping start in the same column")
         return "check the indentation: keys of one mapping must start in the same column"
     if "expected ',' or ']'" in problem or "expected ',' or '}'" in problem:
+        current = lines[here] if here is not None else ""
+        entry = re.split(r"[{,\[]", current[: mark.column])[-1]
+        if current[mark.column: mark.column + 2] in (": ", ":") and ": " in entry:
+            # `{en: Closed: no documents}`: the second ': ' ends the value where the analyst
+            # meant text; in brackets YAML then wants a comma.
+            return "a value holding ': ' must be quoted: write it in quotes, e.g. en: \"Closed: no reply\""
         return "a bracket opened here is not closed, or an item lacks its comma"
     return None
 

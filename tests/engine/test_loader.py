@@ -70,6 +70,23 @@ def test_a_chinese_colon_after_a_key_is_named_on_its_line(tmp_path: Path) -> Non
     assert line == 4 and hint is not None and hint.startswith("line 3 has a Chinese colon '：'")
 
 
+def test_a_chinese_colon_after_a_key_inside_braces_is_named_on_its_line(tmp_path: Path) -> None:
+    # Option lists are written one `- {value: x, label: y}` per line; the hint blamed a bracket.
+    _line, _col, hint = syntax_hint(tmp_path, "form: ticket\nfields:\n  title: {type: text, label： {en: Title}}\n")
+    assert hint is not None and hint.startswith("line 3 has a Chinese colon '：'")
+
+
+def test_a_chinese_colon_inside_a_value_is_not_taken_for_a_key(tmp_path: Path) -> None:
+    _line, _col, hint = syntax_hint(tmp_path, "form: ticket\nlabel: {en: 注意：x, zh-CN: a\nfields:\n  title: {type: text}\n")
+    assert hint is not None and "Chinese colon" not in hint
+
+
+def test_a_value_holding_a_colon_inside_braces_is_told_to_be_quoted(tmp_path: Path) -> None:
+    line, col, hint = syntax_hint(tmp_path, "form: ticket\nfields:\n  title: {type: text, label: {en: Closed: no reply}}\n")
+    assert (line, col) == (3, 41)
+    assert hint is not None and hint.startswith("a value holding ': ' must be quoted")
+
+
 def test_a_key_without_a_space_after_its_colon_is_named_on_its_line(tmp_path: Path) -> None:
     _line, _col, hint = syntax_hint(tmp_path, "form: ticket\nfields:\n  title:\n    type:text\n    required: true\n")
     assert hint == "line 4: put a space after 'type:' (YAML reads 'type:text' as one word)"
