@@ -22,10 +22,11 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
-from engine.durations import as_value, parse_duration
+from engine.durations import Duration, as_value, parse_duration
 from engine.errors import did_you_mean
 from engine.kinds import BuildContext
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
+from engine.types import YamlPath
 from engine.yamlsource import Document
 from flows.kind import ENGINE_STATUSES, record_statuses
 from rules.exprs import compile_expr, scope_of
@@ -125,6 +126,9 @@ class SlaPolicyKind:
                     durations[key] = as_value(parse_duration(str(value)))
                 except ValueError as exc:
                     ctx.error(doc, lpath + (key,), str(exc), code="duration")
+                    continue
+                if data.get("counting", "business") == "business":
+                    _warn_calendar_days(ctx, doc, lpath + (key,), parse_duration(str(value)))
             for tname in targets:
                 if tname not in raw:
                     ctx.error(doc, lpath, f"the level gives no time for the target '{tname}'",
@@ -170,6 +174,23 @@ class SlaPolicyKind:
 
     def check(self, bundle: Any, ctx: BuildContext) -> None:
         return None
+
+
+def _warn_calendar_days(ctx: BuildContext, doc: Document, path: YamlPath, amount: Duration) -> None:
+    """`5 days` in a business-counted SLA is 120 working hours (some 16 working days), not the
+    5 working days an analyst writing a service level means: say so, and what to write."""
+    if amount.unit not in ("days", "weeks"):
+        return  # hours are working hours by design (`24h` is 24 working hours)
+    calendar = getattr(ctx.meta, "calendar", None)
+    if calendar is None:
+        return  # without a calendar every hour is a working hour: 5 days are 5 days
+    hours = amount.to_timedelta().total_seconds() / 3600
+    day = calendar.workday_length.total_seconds() / 3600
+    number = f"{amount.amount:g}"
+    ctx.warning(doc, path, f"'{amount}' is counted in working time here (counting: business): "
+                           f"{hours:g} working hours, about {hours / day:.3g} working days",
+                code="sla-calendar-days",
+                hint=f"write '{number} workdays' for working days, or `counting: wall` for calendar days")
 
 
 def _share(raw: Any, ctx: BuildContext, doc: Document) -> float:

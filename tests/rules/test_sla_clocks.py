@@ -257,3 +257,23 @@ def test_a_yellow_share_written_without_percent_is_told_to_add_it(tmp_path: Path
     (error,) = [d for d in diags if d.severity == "error"]
     assert error.message == "the yellow share must be between 0% and 100%: 20 without % is 2000%"
     assert error.hint == "write 20% (or 0.2)"
+
+
+def test_calendar_days_in_a_business_counted_level_are_warned_of_as_working_hours(tmp_path: Path) -> None:
+    # `resolution: 2 days` counted 48 working hours (six working days), silently.
+    root = write(tmp_path / "bundle", {"sla/ticket_sla.yaml": SLA.replace(
+        "      - response: 1 workdays\n        resolution: 2 workdays",
+        "      - response: 1 workdays\n        resolution: 2 days")})
+    _bundle, diags = validate_bundle(root, build_registry(plugins=False))
+    (warning,) = [d for d in diags if d.code == "sla-calendar-days"]
+    assert warning.severity == "warning" and warning.span is not None
+    assert (Path(warning.span.file).name, warning.span.line) == ("ticket_sla.yaml", 15)
+    assert warning.message.startswith("'2 days' is counted in working time here (counting: business): 48 working hours")
+    assert warning.hint == "write '2 workdays' for working days, or `counting: wall` for calendar days"
+
+
+def test_calendar_days_in_a_wall_counted_level_are_not_warned_of(tmp_path: Path) -> None:
+    root = write(tmp_path / "bundle", {"sla/ticket_sla.yaml": SLA.replace(
+        "yellow_at: 20%", "yellow_at: 20%\ncounting: wall").replace("resolution: 2 workdays", "resolution: 2 days")})
+    _bundle, diags = validate_bundle(root, build_registry(plugins=False))
+    assert [d for d in diags if d.code == "sla-calendar-days"] == []
