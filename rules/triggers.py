@@ -77,6 +77,11 @@ def parse_triggers(raw: Any, ctx: BuildContext, doc: Document, path: YamlPath, *
             vpath = fpath + (j,) if isinstance(only, list) else fpath
             if not isinstance(value, str):
                 ctx.error(doc, vpath, f"expected a {what} name", code="trigger")
+            elif what == "field" and form is not None and value == "status" and "status" not in form.fields:
+                # "Tell the customer at each status" is the natural way to write it; the status is
+                # set by the steps a token enters, which publish no record.updated.
+                ctx.error(doc, vpath, "the status is not a field: the flow sets it as a record enters a "
+                          "step with `status:`", code="unknown-reference", hint=_status_hint(ctx, form.name))
             elif what == "field" and form is not None and value not in form.fields:
                 ctx.unknown(doc, vpath, "field", value, form.fields)
             elif what == "node" and node_ids is not None and value not in node_ids:
@@ -88,6 +93,15 @@ def parse_triggers(raw: Any, ctx: BuildContext, doc: Document, path: YamlPath, *
                     ctx.unknown(doc, vpath, "SLA target" if what == "target" else "outcome", value, known)
         out.append(Trigger(name, frozenset(str(v) for v in values), None, doc.source_map.value(ipath)))
     return tuple(out)
+
+
+def _status_hint(ctx: BuildContext, form: str) -> str:
+    """What to react to instead of a status change: the steps of the form's flows that set one."""
+    nodes = sorted({node.id for flow in ctx.definitions.get("flow", {}).values() if flow.form == form
+                    for node in flow.nodes.values() if node.options.get("status")})
+    if not nodes:
+        return "react to the steps that set it: on: {flow.entered: [step, ...]}"
+    return f"react to the steps that set it: on: {{flow.entered: [{', '.join(nodes)}]}}"
 
 
 def _cron(value: Any, ctx: BuildContext, doc: Document, path: YamlPath) -> str | None:

@@ -435,3 +435,23 @@ def test_a_rule_on_flow_entered_runs_when_the_token_reaches_that_node(tmp_path: 
     complete(system, ticket, "accept")
     assert system.forms.get("ticket", ticket)["team"] == "second line"
     assert [h["data"]["event"] for h in history_of(system, ticket, "rule.fired")] == ["flow.entered"]
+
+
+def test_a_rule_on_a_status_change_is_told_to_react_to_the_steps_that_set_it(tmp_path: Path) -> None:
+    # `record.updated: [status]` read "unknown field 'status'" with a list of fields, none of them it.
+    root = write(tmp_path / "bundle", {"rules/ticket_rules.yaml": """\
+        ruleset: ticket_rules
+        form: ticket
+        rules:
+          tell:
+            on: {record.updated: [status]}
+            do:
+              - action: notify
+                to: {field: phone}
+                body: "{{ text.status }}"
+        """})
+    _bundle, diags = validate_bundle(root, build_registry(plugins=False))
+    (error,) = [d for d in diags if d.severity == "error"]
+    assert error.span is not None and (error.span.line, error.span.col) == (5, 27)
+    assert error.message.startswith("the status is not a field")
+    assert error.hint == "react to the steps that set it: on: {flow.entered: [accept, confirm, done, solve]}"
