@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from flows.runtime import FlowService
 
 WAIT_TIMER = "flow.wait"
+TIMEOUT_TIMER = "flow.timeout"
+"""A step's `timeout:` (subject `instance:<id>`, key the node): nobody completed it in time."""
 """The timer kind of `wait` nodes (TimerService, engine/timers.py)."""
 PARENT_KEY = "_parent"
 """The variable of a subflow's instance naming its parent: {instance_id, node}."""
@@ -290,6 +292,28 @@ class NodeRun:
                         payload={"instance_id": self.instance["id"], "node": self.node.id,
                                  "due_at": due_at.isoformat()})
 
+    def due_after(self, amount: Any) -> Any:
+        """The instant `amount` (a Duration: wall time, or working time in the bundle's calendar)
+        after now."""
+        if amount.business:
+            calendar = self.service.rt.bundle.meta.calendar
+            if calendar is None:
+                self.incident(f"'{amount}' is counted in working time but the bundle has no calendar")
+            return calendar.add_work_time(self.now, amount)
+        return self.now + amount.to_timedelta()
+
+    def schedule_timeout(self, amount: Any, to: str) -> None:
+        """Arm the durable timer that moves the token from this step to `to` when nobody has
+        completed it `amount` after now (re-armed on each visit)."""
+        timers = self.service.rt.services.get("timers")
+        if timers is None:
+            self.incident("timers are not running: a step with a timeout needs the timer service")
+        due = self.due_after(amount)
+        timers.schedule(self.conn, kind=TIMEOUT_TIMER, subject=f"instance:{self.instance['id']}",
+                        key=self.node.id, due_at=due,
+                        payload={"instance_id": self.instance["id"], "node": self.node.id, "to": to,
+                                 "after": str(amount), "due_at": due.isoformat()})
+
     def create_record(self, form: str, values: Mapping[str, Any], *, starting: str | None = None) -> int:
         """Validate and store a new record of `form` in this command's transaction; returns its id.
 
@@ -342,4 +366,4 @@ class FlowIncident(Exception):
     """A node cannot go on (a failing condition, nobody to assign): the instance waits for help."""
 
 
-__all__ = ["FlowIncident", "NodeRun", "PARENT_KEY", "WAIT_TIMER"]
+__all__ = ["FlowIncident", "NodeRun", "PARENT_KEY", "TIMEOUT_TIMER", "WAIT_TIMER"]

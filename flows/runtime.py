@@ -29,7 +29,7 @@ from engine.storage.db import read_transaction, savepoint, single_read, transact
 from engine.storage.prepared import INSERT_HISTORY, PreparedInsert, PreparedQuery
 from engine.storage.tables import flow_instances, history, incidents, tasks, users
 from flows.history import STATUS_KINDS, status_path
-from flows.node_run import PARENT_KEY, WAIT_TIMER, FlowIncident, NodeRun
+from flows.node_run import PARENT_KEY, TIMEOUT_TIMER, WAIT_TIMER, FlowIncident, NodeRun
 from flows.spec import FlowSpec, NodeSpec
 from forms.access import load_principal
 
@@ -113,6 +113,7 @@ class FlowService:
         timers = rt.services.get("timers")
         if timers is not None:
             timers.on(WAIT_TIMER, self._on_wait_timer)
+            timers.on(TIMEOUT_TIMER, self._on_timeout_timer)
         for name in sorted({str(n.options["event"]) for f in self.flows.values() for n in f.nodes.values()
                             if n.type == "wait" and n.options.get("event")}):
             rt.bus.subscribe(name, self._on_event)
@@ -349,6 +350,10 @@ class FlowService:
         run = NodeRun(self, conn, state, flow, node, username)
         run.comment, run.return_to = comment, return_to
         ntype.on_task_completed(run, task, outcome)
+        if node.compiled.get("timeout") is not None and run.moved_to is not None:
+            # Done in time: the step's timeout has nothing left to do.
+            self.rt.services["timers"].cancel(conn, kind=TIMEOUT_TIMER, subject=f"instance:{state['id']}",
+                                              key=node.id)
         pending: list[Any] = []
         self._apply(conn, state, run, pending, username)
         self._run(conn, state, flow, pending, username)
@@ -526,6 +531,23 @@ class FlowService:
 
         self._advance(conn, int(payload["instance_id"]), str(payload["node"]), "system", resume)
 
+    def _on_timeout_timer(self, conn: Connection, timer: Any) -> None:
+        """A step's `timeout:` came due with nobody having completed it: its open tasks are
+        cancelled and the token goes on to the timeout's target. A step completed meanwhile has
+        moved its token on, and the timer then finds nothing to do."""
+        payload = timer.payload or {}
+        instance_id, node_id = int(payload["instance_id"]), str(payload["node"])
+
+        def expire(run: NodeRun) -> None:
+            now = self.rt.clock.now()
+            conn.execute(update(tasks).where(tasks.c.instance_id == instance_id, tasks.c.node == node_id,
+                                             tasks.c.status.in_(("open", "claimed")))
+                         .values(status="cancelled", completed_at=now, version=tasks.c.version + 1))
+            run.history("task.timed_out", {"after": payload.get("after"), "to": payload.get("to")})
+            run.move_to(str(payload["to"]))
+
+        self._advance(conn, instance_id, node_id, "system", expire)
+
     def _on_event(self, event: Event, conn: Connection) -> None:
         """An event a `wait` node names was published for a record: its waiting tokens move on."""
         if not event.form or event.record_id is None:
@@ -549,7 +571,7 @@ class FlowService:
                 self._advance(conn, int(instance_id), node_id, event.actor, resume)
 
     def _cancel_waiting(self, conn: Connection, state: dict[str, Any]) -> None:
-        """Cancel an ending instance's open tasks and pending wait timers."""
+        """Cancel an ending instance's open tasks and pending wait and timeout timers."""
         conn.execute(update(tasks).where(tasks.c.instance_id == state["id"],
                                          tasks.c.status.in_(("open", "claimed")))
                      .values(status="cancelled", completed_at=self.rt.clock.now(),
@@ -557,6 +579,7 @@ class FlowService:
         timers = self.rt.services.get("timers")
         if timers is not None:
             timers.cancel(conn, kind=WAIT_TIMER, subject=f"instance:{state['id']}")
+            timers.cancel(conn, kind=TIMEOUT_TIMER, subject=f"instance:{state['id']}")
 
     # -- queries ----------------------------------------------------------------------------
     def inbox(self, username: str, roles: Iterable[str] = ()) -> list[TaskView]:

@@ -8,6 +8,7 @@ from engine.errors import ConflictError, ValidationFailed
 from engine.kinds import BuildContext
 from engine.types import YamlPath
 from engine.yamlsource import Document
+from flows.nodes.base import timeout_target
 from flows.nodes.basic import Task
 from flows.spec import NodeSpec
 
@@ -37,6 +38,7 @@ class Approval(Task):
                 yield (key,), node.options[key]
         for i, target in enumerate(node.options.get("return_to", [])):
             yield ("return_to", i), target
+        yield from timeout_target(node)
 
     def compile(self, node: NodeSpec, flow: Any, ctx: BuildContext, doc: Document,
                 path: YamlPath, scope: set[str]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping
 
+from engine.durations import parse_duration
 from engine.errors import ConflictError
 from engine.kinds import BuildContext
 from engine.schema import LABEL_SCHEMA
@@ -151,6 +152,44 @@ ESCALATION_SCHEMA: dict[str, Any] = {
         },
     },
 }
+
+
+TIMEOUT_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["after", "to"], "additionalProperties": False,
+    "description": "when nobody has completed the step this long after it opened, its task is "
+                   "cancelled and the flow goes on to `to` (e.g. a customer who never answers)",
+    "properties": {
+        "after": {"type": "string", "description": "a duration: 10 workdays, 72h, 30d"},
+        "to": {"type": "string", "description": "the step the flow goes on to"},
+    },
+}
+
+
+def compile_timeout(node: NodeSpec, ctx: BuildContext, doc: Document, path: YamlPath) -> Any:
+    """The node's `timeout:` as (Duration, target), or None (none, or reported at its position)."""
+    raw = node.options.get("timeout")
+    if not raw:
+        return None
+    if raw["to"] == node.id:
+        ctx.error(doc, path + ("timeout", "to"), "a step cannot time out into itself", code="timeout",
+                  hint="name the step that handles the case nobody completed this one in time")
+        return None
+    try:
+        amount = parse_duration(str(raw["after"]))
+    except ValueError as exc:
+        ctx.error(doc, path + ("timeout", "after"), str(exc), code="timeout")
+        return None
+    if amount.amount <= 0:
+        ctx.error(doc, path + ("timeout", "after"), "a timeout must be longer than zero", code="timeout")
+        return None
+    return amount, raw["to"]
+
+
+def timeout_target(node: NodeSpec) -> Iterator[tuple[YamlPath, str]]:
+    """The edge a step's `timeout:` adds to the flow graph."""
+    raw = node.options.get("timeout")
+    if isinstance(raw, Mapping) and isinstance(raw.get("to"), str):
+        yield ("timeout", "to"), raw["to"]
 
 
 def compile_assign(assign: Mapping[str, Any], flow: Any, ctx: BuildContext, doc: Document,

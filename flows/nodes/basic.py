@@ -8,9 +8,9 @@ from engine.kinds import BuildContext
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.types import YamlPath
 from engine.yamlsource import Document
-from flows.nodes.base import (ASSIGN_SCHEMA, ESCALATION_SCHEMA, HIDDEN_FIELDS_SCHEMA, SHOW_FIELDS_SCHEMA, NodeType,
-                              check_people_and_fields,
-                              compile_assign, compile_escalation)
+from flows.nodes.base import (ASSIGN_SCHEMA, ESCALATION_SCHEMA, HIDDEN_FIELDS_SCHEMA, SHOW_FIELDS_SCHEMA,
+                              TIMEOUT_SCHEMA, NodeType, check_people_and_fields, compile_assign,
+                              compile_escalation, compile_timeout, timeout_target)
 from flows.spec import NodeSpec
 
 class Start(NodeType):
@@ -57,6 +57,7 @@ class Task(NodeType):
         "instructions": LABEL_SCHEMA,
         "status": {"type": "string", "description": "record status while at this step"},
         "escalation": ESCALATION_SCHEMA,
+        "timeout": TIMEOUT_SCHEMA,
         "customer": {
             "description": "the customer may also answer this step (its fields) on the progress lookup "
                            "page, after giving the query number and the digits it asks for",
@@ -89,10 +90,20 @@ class Task(NodeType):
         }
         if node.options.get("escalation"):
             compiled["escalation"] = compile_escalation(node, flow, ctx, doc, path, scope)
+        timeout = compile_timeout(node, ctx, doc, path)
+        if timeout is not None:
+            compiled["timeout"] = timeout
         return compiled
+
+    def targets(self, node: NodeSpec) -> Iterator[tuple[YamlPath, str]]:
+        yield from super().targets(node)
+        yield from timeout_target(node)
 
     def enter(self, run: Any) -> None:
         run.create_task()
+        timeout = run.node.compiled.get("timeout")
+        if timeout is not None:
+            run.schedule_timeout(*timeout)
 
     def on_task_completed(self, run: Any, task: Any, outcome: str | None) -> None:
         # `flow.<node>` tells later nodes what happened here (e.g. `"manager_review" in flow`).

@@ -67,14 +67,7 @@ class Wait(NodeType):
             if not isinstance(due, datetime):
                 run.incident(f"'until' gave {due!r}, not a date and time")
         else:
-            amount = node.compiled["for"]
-            calendar = run.service.rt.bundle.meta.calendar
-            if amount.business:
-                if calendar is None:
-                    run.incident(f"'{amount}' is counted in working time but the bundle has no calendar")
-                due = calendar.add_work_time(now, amount)
-            else:
-                due = now + amount.to_timedelta()
+            due = run.due_after(node.compiled["for"])
         if due <= now:
             run.history("wait.started", {"due_at": due.isoformat(), "elapsed": True})
             run.move_to(node.next)
