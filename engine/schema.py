@@ -315,8 +315,14 @@ def _translate(error: ValidationError) -> list[tuple[YamlPath, bool, str, str | 
     if keyword == "additionalProperties" and isinstance(instance, dict):
         out = []
         for key, allowed in unknown_keys(error):
-            hint = did_you_mean(str(key), allowed) or (
-                "allowed keys: " + ", ".join(sorted(allowed)) if allowed else None)
+            written, _, _ = str(key).partition("：")
+            if written != str(key) and written.strip() in allowed:
+                # `{label： 标题}` is valid YAML: one key, Chinese colon and value included.
+                hint = (f"a Chinese colon '：' joined '{written.strip()}' to its value: write ':' and a space "
+                        "(switch the input method to English punctuation)")
+            else:
+                hint = did_you_mean(str(key), allowed) or (
+                    "allowed keys: " + ", ".join(sorted(allowed)) if allowed else None)
             out.append((path + (key,), True, f"unknown key '{key}'", hint))
         return out or [(path, False, error.message, None)]
     if keyword == "required" and isinstance(instance, dict):

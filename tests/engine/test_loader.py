@@ -81,6 +81,14 @@ def test_a_chinese_colon_inside_a_value_is_not_taken_for_a_key(tmp_path: Path) -
     assert hint is not None and "Chinese colon" not in hint
 
 
+def test_a_chinese_colon_before_a_plain_value_inside_braces_is_named_at_the_key(tmp_path: Path) -> None:
+    # `{type: text, label： 标题}` is valid YAML: one key 'label： 标题', which read as a misspelt key.
+    (found,) = [d for d in diagnostics(tmp_path, {"forms/ticket.yaml": (
+        "form: ticket\nfields:\n  title: {type: text, label： 标题}\n")}) if d.severity == "error"]
+    assert found.message == "unknown key 'label： 标题'"
+    assert found.hint is not None and found.hint.startswith("a Chinese colon '：' joined 'label' to its value")
+
+
 def test_a_value_holding_a_colon_inside_braces_is_told_to_be_quoted(tmp_path: Path) -> None:
     line, col, hint = syntax_hint(tmp_path, "form: ticket\nfields:\n  title: {type: text, label: {en: Closed: no reply}}\n")
     assert (line, col) == (3, 41)
