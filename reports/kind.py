@@ -64,6 +64,8 @@ _FIELD_SCHEMA: dict[str, Any] = {
         "history": {"enum": sorted(HISTORY_COLUMNS), "description": "a column of the history entry"},
         "derived": {"enum": sorted(DERIVED), "description": "a lifecycle value kept by the report engine"},
         "handled_by": {"const": "department", "description": "filter only: records a department worked on"},
+        "sla": {"type": "string", "description": "a target of the form's SLA (e.g. resolution): the state of the "
+                                                 "record's clock, running, paused, met or missed"},
         "level": {"type": "integer", "minimum": 1, "maximum": 6, "description": "tree level of a category field"},
     },
 }
@@ -161,9 +163,9 @@ class DatasetKind:
     # -- pieces ------------------------------------------------------------------------------------
     def _field(self, doc: Document, path: Any, name: str, raw: dict[str, Any], form: Any, source: str,
                ctx: BuildContext) -> DatasetField | None:
-        origins = [k for k in ("field", "task", "history", "derived", "handled_by") if k in raw]
+        origins = [k for k in ("field", "task", "history", "derived", "handled_by", "sla") if k in raw]
         if len(origins) != 1:
-            ctx.error(doc, path, "a dataset field names exactly one of: field, task, history, derived, handled_by",
+            ctx.error(doc, path, "a dataset field names exactly one of: field, task, history, derived, handled_by, sla",
                       code="invalid-field", at_key=True)
             return None
         origin = origins[0]
@@ -209,6 +211,8 @@ class DatasetKind:
         if origin == "derived":
             return DatasetField(name, label or name, "derived", raw["derived"], derived_kind(raw["derived"]),
                                 span=doc.source_map.key(path))
+        if origin == "sla":
+            return _sla_field(doc, path, name, raw, form, ctx)
         return DatasetField(name, label or name, "handled_by", "department", "choice", span=doc.source_map.key(path))
 
     @staticmethod
@@ -231,6 +235,8 @@ class DatasetKind:
                 known.pop(name, None)
                 if fact is not None:
                     known[name] = fact  # type: ignore[index]
+            if dfield.origin == "sla":  # `on_time == "mett"` could never hold
+                choices[name] = frozenset(value for value, _ in SLA_STATES)
             if name in choices and dfield.level is not None and dfield.choices is not None:
                 # A tree cut to a level reads the ancestor at that level: only its values match.
                 choices[name] = frozenset(o.value for depth, o, _ in dfield.choices.walk() if depth == dfield.level)
@@ -570,6 +576,34 @@ class DashboardKind:
     def check(self, bundle: Any, ctx: BuildContext) -> None:
         return None
 
+
+
+SLA_STATES: tuple[tuple[str, dict[str, str]], ...] = (
+    ("running", {"zh-CN": "计时中", "en": "Running"}), ("paused", {"zh-CN": "已暂停", "en": "Paused"}),
+    ("met", {"zh-CN": "按时", "en": "Met"}), ("missed", {"zh-CN": "超时", "en": "Missed"}))
+"""The states of an SLA clock (dk_sla_clocks.status), as a dataset's `sla:` field shows them."""
+
+
+def _sla_field(doc: Document, path: YamlPath, name: str, raw: dict[str, Any], form: Any,
+               ctx: BuildContext) -> DatasetField | None:
+    """`on_time: {sla: resolution}`: the state of the record's clock for that SLA target, so a
+    measure can count what met its service level in working time (`rate: on_time == "met"`)."""
+    from engine.lists import Option, OptionList
+
+    target = str(raw["sla"])
+    targets = {t for policy in ctx.definitions.get("sla", {}).values() if policy.form == form.name
+               for t in policy.targets}
+    if target not in targets and "sla" not in ctx.incomplete:
+        if targets:
+            ctx.unknown(doc, path + ("sla",), "SLA target", target, targets)
+        else:
+            ctx.error(doc, path + ("sla",), f"no SLA policy covers form '{form.name}': there is no clock to read",
+                      code="unknown-reference", hint="add one under sla/ (see the rules reference)")
+        return None
+    span = doc.source_map.key(path)
+    states = OptionList("sla_state", {"zh-CN": "时限状态", "en": "SLA state"},
+                        tuple(Option(value, label, (), span) for value, label in SLA_STATES), span)
+    return DatasetField(name, raw.get("label") or name, "sla", target, "choice", None, states, span)
 
 
 def _draws(chart: Any, dimensions: int, measures: int) -> bool:

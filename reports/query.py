@@ -206,6 +206,8 @@ class DatasetQuery:
         elif spec.origin == "history":
             assert self.entry is not None
             column = self.entry.c[spec.column]
+        elif spec.origin == "sla":
+            column = self.sla_state(spec.column)
         else:
             raise ReportRequestError(f"'{name}' can only filter, not group")
         if spec.level is not None and not raw and spec.choices is not None:
@@ -213,6 +215,15 @@ class DatasetQuery:
                      if len(path) >= spec.level]
             return sa.case(*whens, else_=column) if whens else column
         return column
+
+    def sla_state(self, target: str) -> Any:
+        """The state of the record's clock for SLA `target` (running, paused, met, missed; NULL
+        before it starts), as a column of the row."""
+        clock = sla_clocks.alias("clock")
+        return (sa.select(clock.c.status)
+                .where(clock.c.form == self.ds.form, clock.c.record_id == self.record.c.id,
+                       clock.c.target == target)
+                .order_by(clock.c.id).limit(1).scalar_subquery())
 
     def derived(self, name: str) -> Any:
         self.uses_facts = True

@@ -68,10 +68,11 @@ def parts_of(dataset: DatasetSpec) -> dict[str, list[Part]]:
     """measure name -> its stored parts (additive measures only, at most MAX_PARTS columns)."""
     out: dict[str, list[Part]] = {}
     used = 0
+    clocks = _sla_names(dataset)
     for m in dataset.measures.values():
         kinds = {"count": ["count"], "sum": ["sum", "nonempty"], "avg": ["sum", "nonempty"],
                  "rate": ["hit", "base"]}.get(m.agg)
-        if kinds is None or used + len(kinds) > MAX_PARTS or _reads_the_clock(m):
+        if kinds is None or used + len(kinds) > MAX_PARTS or _reads_the_clock(m) or _reads(m, clocks):
             continue
         out[m.name] = [Part(m.name, k, f"v{used + i + 1}") for i, k in enumerate(kinds)]
         used += len(kinds)
@@ -99,7 +100,18 @@ class _Statement:
 def _reads_the_clock(measure: MeasureSpec) -> bool:
     """A measure over `age_hours` changes as time passes, not as records change: no cell can
     hold it, so it is always computed from the records."""
-    return any(isinstance(n, ast.Name) and n.id in TIME_DEPENDENT
+    return _reads(measure, TIME_DEPENDENT)
+
+
+def _sla_names(dataset: DatasetSpec) -> frozenset[str]:
+    """The dataset's `sla:` fields: an SLA clock's state changes with its own timers, not only
+    as the record changes, so no cell keeps a measure over one."""
+    return frozenset(name for name, spec in dataset.fields.items() if spec.origin == "sla")
+
+
+def _reads(measure: MeasureSpec, names: Any) -> bool:
+    """Whether the measure's value, `where` or `of` reads one of `names`."""
+    return any(isinstance(n, ast.Name) and n.id in names
                for parsed in (measure.value, measure.where, measure.of) if parsed is not None
                for n in ast.walk(parsed[0]))
 
@@ -517,6 +529,9 @@ class RollupKeeper:
         """The smallest rollup that answers the widget exactly, or None."""
         if not dataset.rollups or widget.where is not None or filters.contains:
             return None
+        if dataset.where is not None and any(isinstance(n, ast.Name) and n.id in _sla_names(dataset)
+                                             for n in ast.walk(dataset.where[0])):
+            return None  # its rows change with SLA timers: no cell keeps them
         if any(m.name not in parts_of(dataset) for m in measures):
             return None
         table = self.rt.services["forms"].tables[dataset.form]

@@ -22,12 +22,13 @@ class DatasetField:
     `column` is where the value lives: a record field or system column (`record`), a task or
     history column (`task`, `history`), or a derived lifecycle value (`derived`, see
     reports/facts.py). `level` (1-based) cuts a tree-valued field to that level of its tree.
-    `handled_by` is a filter-only field: records with a task offered to that department.
+    `handled_by` is a filter-only field: records with a task offered to that department. `sla`:
+    the state of the record's SLA clock for the target named in `column`.
     """
 
     name: str
     label: Label
-    origin: str  # record | task | history | derived | handled_by
+    origin: str  # record | task | history | derived | handled_by | sla
     column: str
     kind: str = "text"  # text | number | date | choice
     level: int | None = None
