@@ -18,11 +18,13 @@ from engine.storage.tables import flow_instances, history, tasks, users
 from engine.types import label_text
 from flows.history import record_timeline
 from forms.render import Section, form_view
+from flows.node_run import TIMEOUT_TIMER
 from web.flow_diagram import node_text, render_svg
 from web.i18n import ui
 from web.form_files import kept_files, mark_file_limits
-from web.staff import (SlaChip, display_names, field_text, hidden_fields, holds, latest_instance, may_claim,
-                       may_reassign, may_reopen, may_withdraw, people_for, people_picker, sla_states, worst_sla)
+from web.staff import (SlaChip, display_names, field_text, hidden_fields, holds, latest_instance, local_time,
+                       may_claim, may_reassign, may_reopen, may_withdraw, people_for, people_picker, sla_states,
+                       worst_sla)
 
 if TYPE_CHECKING:
     from web.app import Web
@@ -58,6 +60,8 @@ class TaskPanel:
     """The fields the step's `show:` puts before the person who decides (e.g. the amount to approve)."""
     customer_may_answer: bool = False
     """The step is also offered to the customer on the progress lookup (`customer:`)."""
+    timeout: str = ""
+    """When the step gives up waiting and where the flow goes then (its `timeout:`), in words."""
     outcomes: list[Outcome] = field(default_factory=list)
     return_to: list[tuple[str, str]] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)
@@ -251,6 +255,8 @@ def _panel(web: "Web", conn: Any, task: Mapping[str, Any], principal: Principal,
     if node.options.get("instructions"):
         panel.instructions = label_text(node.options["instructions"], locale, "")
     panel.customer_may_answer = node.options.get("customer") is not None
+    if node.compiled.get("timeout") is not None:
+        panel.timeout = _timeout_text(web, conn, task, flow, locale)
     panel.summary = [_field_row(form, name, record.get(name), locale, int(task["record_id"]), names)
                      for name in node.options.get("show", []) if name in form.stored and name not in hidden]
     if mine:
@@ -271,6 +277,22 @@ def _panel(web: "Web", conn: Any, task: Mapping[str, Any], principal: Principal,
     if panel.can_reassign:
         panel.people = [p for p in people_for(conn, task) if p[0] != task["holder"]]
     return panel
+
+
+def _timeout_text(web: "Web", conn: Any, task: Mapping[str, Any], flow: Any, locale: str) -> str:
+    """"If nobody completes it by <time>, the record goes on to <step>": from the step's armed
+    timeout timer, so the time shown is the one the server acts on."""
+    timers = web.system.runtime.services.get("timers")
+    if timers is None:
+        return ""
+    armed = [t for t in timers.pending(conn, subject=f"instance:{task['instance_id']}", kind=TIMEOUT_TIMER)
+             if t.key == task["node"]]
+    if not armed:
+        return ""
+    to = str((armed[0].payload or {}).get("to", ""))
+    return ui("task_timeout", locale).format(
+        at=local_time(armed[0].due_at, web.bundle.meta.timezone),
+        step=node_text(flow.nodes[to], locale) if to in flow.nodes else to)
 
 
 def _field_groups(form: Any, record: Mapping[str, Any], hidden: set[str], locale: str,

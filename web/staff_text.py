@@ -168,6 +168,8 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "ev_wait.started": {"en": "waiting", "zh-CN": "开始等待"},
     "ev_wait.resumed": {"en": "waiting over", "zh-CN": "等待结束"},
     "ev_task.timed_out": {"en": "not done in time: moved on", "zh-CN": "超时未办理，流程继续"},
+    "task_timeout": {"en": "If nobody completes this step by {at}, the record goes on to “{step}”.",
+                     "zh-CN": "如在 {at} 前无人办理此环节，将自动转至“{step}”。"},
     "ev_incident": {"en": "flow stopped", "zh-CN": "流程异常"},
     "ev_incident.resolved": {"en": "problem resolved", "zh-CN": "异常已解决"},
     # ... and those the rules and SLA engines write (their detail names the rule or SLA target)

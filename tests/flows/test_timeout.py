@@ -28,6 +28,7 @@ FLOW = """\
         next: done
       closed_unanswered:
         type: end
+        label: Closed unanswered
         outcome: withdrawn
       done:
         type: end
@@ -92,3 +93,13 @@ def test_a_timeout_with_a_misspelt_duration_is_an_error_at_it(tmp_path: Path) ->
     found = problems(tmp_path, {"bundle.yaml": BUNDLE, "forms/ticket.yaml": FORM,
                                 "flows/ticket_flow.yaml": FLOW.replace("after: 2 workdays", "after: 2 wrokdays")})
     assert [(f, line) for f, line, *_ in found] == [("flows/ticket_flow.yaml", 11)]
+
+
+def test_the_record_page_says_when_the_step_gives_up_and_where_the_record_goes(tmp_path: Path) -> None:
+    from tests.web.staff_kit import client_for
+
+    system = make(tmp_path, FLOW)
+    record_id = submit(system)
+    page = client_for(system, "ann").get(f"/records/ticket/{record_id}?lang=en").text
+    assert ('<p class="help task-timeout">If nobody completes this step by 2026-11-25 10:00, the record goes on '
+            'to “Closed unanswered”.</p>') in page
