@@ -12,6 +12,7 @@ import copy
 import logging
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from sqlalchemy import bindparam, insert, or_, select, update
@@ -640,6 +641,17 @@ class FlowService:
                 return None
 
         return status_path(rows, flow_of)
+
+    def timeout_of(self, conn: Connection, instance_id: int, node_id: str) -> tuple[datetime, str] | None:
+        """(when, the step it goes on to) of the armed `timeout:` of the token at `node_id`, or
+        None: what the pages show is the time the server will act on."""
+        timers = self.rt.services.get("timers")
+        if timers is None:
+            return None
+        for timer in timers.pending(conn, subject=f"instance:{instance_id}", kind=TIMEOUT_TIMER):
+            if timer.key == node_id:
+                return timer.due_at, str((timer.payload or {}).get("to", ""))
+        return None
 
     def customer_step(self, form: str, record_id: int) -> tuple[dict[str, Any], NodeSpec] | None:
         """The record's open task that its customer may answer from the progress lookup (a task

@@ -28,6 +28,7 @@ UI: dict[str, dict[str, str]] = {
     "your_answer": {"en": "We need your answer", "zh-CN": "需要您的答复"},
     "send_answer": {"en": "Send my answer", "zh-CN": "提交我的答复"},
     "answer_thanks": {"en": "Thank you: we have your answer.", "zh-CN": "谢谢，我们已收到您的答复。"},
+    "answer_by": {"en": "Please answer by {at}.", "zh-CN": "请在 {at} 前答复。"},
     "answer_taken": {"en": "This step has already been answered (perhaps with our staff on the phone); here is where it stands now.",
                      "zh-CN": "此环节已有答复（可能已由工作人员电话回访记录），以下是最新进度。"},
     "answer_expired": {"en": "This page has expired. Look up your complaint again, then answer.",

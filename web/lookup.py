@@ -30,6 +30,7 @@ from starlette.routing import Route
 
 from engine.errors import ConflictError, ExpressionError, NotFoundError, ValidationFailed
 from engine.identity import CUSTOMER_ACTOR
+from engine.storage.db import read_transaction
 from engine.types import label_text
 from forms.records import NEW_STATUS
 from forms.render import Section, form_view, parse_form_post
@@ -93,6 +94,8 @@ class CustomerStep:
     title: str
     prompt: str
     sections: list[Any]
+    answer_by: str = ""
+    """The local time the step stops waiting for the answer (its `timeout:`), or ""."""
 
 
 def _query_no(value: Any) -> str:
@@ -171,10 +174,15 @@ def routes(web: "Web") -> list[Route]:
         mark_file_limits(web, form, sections)  # a too-large photo is refused as it is chosen (form.js)
         widgets = [w for section in sections for w in section.widgets]
         required_now(form, record, widgets)
+        armed = None
+        if node.compiled.get("timeout") is not None:
+            with read_transaction(web.system.db) as conn:
+                armed = web.system.flows.timeout_of(conn, int(task["instance_id"]), node.id)
         # One group without the staff form's section headings: the customer sees only the step.
         return CustomerStep(token=passes.issue(form.name, record["id"], int(task["id"])),
                             title="" if prompt else node.text(locale), prompt=prompt,
-                            sections=[Section(None, widgets)])
+                            sections=[Section(None, widgets)],
+                            answer_by=local_time(armed[0], zone) if armed else "")
 
     def required_now(form: Any, record: dict[str, Any], widgets: list[Any]) -> None:
         """Mark required the step's fields whose `required_if` holds for the record as it stands:

@@ -18,7 +18,6 @@ from engine.storage.tables import flow_instances, history, tasks, users
 from engine.types import label_text
 from flows.history import record_timeline
 from forms.render import Section, form_view
-from flows.node_run import TIMEOUT_TIMER
 from web.flow_diagram import node_text, render_svg
 from web.i18n import ui
 from web.form_files import kept_files, mark_file_limits
@@ -280,19 +279,13 @@ def _panel(web: "Web", conn: Any, task: Mapping[str, Any], principal: Principal,
 
 
 def _timeout_text(web: "Web", conn: Any, task: Mapping[str, Any], flow: Any, locale: str) -> str:
-    """"If nobody completes it by <time>, the record goes on to <step>": from the step's armed
-    timeout timer, so the time shown is the one the server acts on."""
-    timers = web.system.runtime.services.get("timers")
-    if timers is None:
+    """"If nobody completes it by <time>, the record goes on to <step>", or "" without one."""
+    armed = web.system.flows.timeout_of(conn, int(task["instance_id"]), task["node"])
+    if armed is None:
         return ""
-    armed = [t for t in timers.pending(conn, subject=f"instance:{task['instance_id']}", kind=TIMEOUT_TIMER)
-             if t.key == task["node"]]
-    if not armed:
-        return ""
-    to = str((armed[0].payload or {}).get("to", ""))
-    return ui("task_timeout", locale).format(
-        at=local_time(armed[0].due_at, web.bundle.meta.timezone),
-        step=node_text(flow.nodes[to], locale) if to in flow.nodes else to)
+    due, to = armed
+    return ui("task_timeout", locale).format(at=local_time(due, web.bundle.meta.timezone),
+                                             step=node_text(flow.nodes[to], locale) if to in flow.nodes else to)
 
 
 def _field_groups(form: Any, record: Mapping[str, Any], hidden: set[str], locale: str,

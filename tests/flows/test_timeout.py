@@ -103,3 +103,19 @@ def test_the_record_page_says_when_the_step_gives_up_and_where_the_record_goes(t
     page = client_for(system, "ann").get(f"/records/ticket/{record_id}?lang=en").text
     assert ('<p class="help task-timeout">If nobody completes this step by 2026-11-25 10:00, the record goes on '
             'to “Closed unanswered”.</p>') in page
+
+
+def test_a_customer_answering_a_step_with_a_timeout_is_told_by_when(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from web.app import create_app
+
+    flow = FLOW.replace("        assign: {role: agent}\n", "        assign: {role: agent}\n        fields: [note]\n"
+                        "        customer: true\n")
+    form = FORM.replace("numbering: T{seq:4}", "numbering: T{seq:4}\n    lookup: {verify: owner, digits: 4}")
+    system = make(tmp_path, flow, {"forms/ticket.yaml": form})
+    record_id = submit(system, owner="13812345678")
+    query_no = system.forms.get("ticket", record_id)["query_no"]
+    client = TestClient(create_app(system, secret="t"))
+    page = client.post("/track?lang=en", data={"query_no": query_no, "verify": "5678"}).text
+    assert '<p class="help" id="answer-by">Please answer by 2026-11-25 10:00.</p>' in page
