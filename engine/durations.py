@@ -9,7 +9,8 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 WALL_UNITS: dict[str, float] = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800}
 BUSINESS_UNITS = ("workdays", "workhours")
@@ -56,6 +57,15 @@ class Duration:
     def __str__(self) -> str:
         amount = int(self.amount) if float(self.amount).is_integer() else self.amount
         return f"{amount} {self.unit}"
+
+    def after(self, start: datetime, calendar: Any) -> datetime:
+        """The instant this long after `start`: in wall time, or in working time through
+        `calendar` (a BusinessCalendar); ValueError for working time without a calendar."""
+        if not self.business:
+            return start + self.to_timedelta()
+        if calendar is None:
+            raise ValueError(f"'{self}' is counted in working time, and the bundle has no calendar")
+        return calendar.add_work_time(start, self)  # type: ignore[no-any-return]
 
 
 def parse_duration(text: str) -> Duration:

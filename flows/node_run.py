@@ -294,13 +294,11 @@ class NodeRun:
 
     def due_after(self, amount: Any) -> Any:
         """The instant `amount` (a Duration: wall time, or working time in the bundle's calendar)
-        after now."""
-        if amount.business:
-            calendar = self.service.rt.bundle.meta.calendar
-            if calendar is None:
-                self.incident(f"'{amount}' is counted in working time but the bundle has no calendar")
-            return calendar.add_work_time(self.now, amount)
-        return self.now + amount.to_timedelta()
+        after now; an incident for working time without a calendar."""
+        try:
+            return amount.after(self.now, self.service.rt.bundle.meta.calendar)
+        except ValueError as exc:
+            self.incident(str(exc))
 
     def schedule_timeout(self, amount: Any, to: str) -> None:
         """Arm the durable timer that moves the token from this step to `to` when nobody has

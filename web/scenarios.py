@@ -429,16 +429,10 @@ class _Run:
 
     def wait(self, text: str) -> None:
         """Move the clock on, firing every timer at its own due time on the way."""
-        duration = parse_duration(text)
-        now = self.clock.now()
-        if duration.business:
-            calendar = self.system.bundle.meta.calendar
-            if calendar is None:
-                raise StepFailed(f"'{text}' is counted in working time, and the bundle has no calendar",
-                                 ("wait",))
-            target = calendar.add_work_time(now, duration)
-        else:
-            target = now + duration.to_timedelta()
+        try:
+            target = parse_duration(text).after(self.clock.now(), self.system.bundle.meta.calendar)
+        except ValueError as exc:
+            raise StepFailed(str(exc), ("wait",)) from None
         self.system.runtime.services["timers"].advance(self.clock, target)
 
     # -- expectations ---------------------------------------------------------------------------

@@ -221,3 +221,14 @@ def test_a_misspelt_duration_unit_is_told_the_duration_meant(text: str, meant: s
     with pytest.raises(ValueError) as refused:
         parse_duration(text)
     assert str(refused.value).startswith(f"'{text}' is not a duration (did you mean '{meant}'?): write")
+
+
+def test_a_duration_after_an_instant_is_wall_time_or_working_time_by_its_unit() -> None:
+    from datetime import datetime, timezone
+
+    from engine.durations import parse_duration
+
+    friday_5pm = datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc)  # 17:00 in Shanghai
+    assert parse_duration("2d").after(friday_5pm, None) == datetime(2026, 11, 29, 9, 0, tzinfo=timezone.utc)
+    with pytest.raises(ValueError, match="counted in working time, and the bundle has no calendar"):
+        parse_duration("2 workdays").after(friday_5pm, None)
