@@ -42,6 +42,7 @@ EDGE_WORDS: dict[str, Mapping[str, str]] = {
     "reject": {"en": "reject", "zh-CN": "驳回"},
     "return": {"en": "return", "zh-CN": "退回"},
     "else": {"en": "otherwise", "zh-CN": "否则"},
+    "timeout": {"en": "not done in time", "zh-CN": "逾期未办"},
     "start": {"en": "Start", "zh-CN": "开始"},
     "end": {"en": "End", "zh-CN": "结束"},
 }
@@ -94,7 +95,8 @@ def flow_edges(flow: FlowSpec, registry: Any, locale: str = "en") -> list[Edge]:
 
 
 def _edge_label(node: NodeSpec, path: tuple[Any, ...], locale: str) -> str:
-    """A decision branch's label (or its condition), approval's approve/reject/return."""
+    """A decision branch's label (or its condition), approval's approve/reject/return, a step's
+    timeout."""
     if not path or path == ("next",):
         return ""
     if path[0] == "branches" and len(path) >= 3 and isinstance(path[1], int):

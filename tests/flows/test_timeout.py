@@ -119,3 +119,12 @@ def test_a_customer_answering_a_step_with_a_timeout_is_told_by_when(tmp_path: Pa
     client = TestClient(create_app(system, secret="t"))
     page = client.post("/track?lang=en", data={"query_no": query_no, "verify": "5678"}).text
     assert '<p class="help" id="answer-by">Please answer by 2026-11-25 10:00.</p>' in page
+
+
+def test_the_flow_diagram_labels_the_timeout_edge(tmp_path: Path) -> None:
+    from web.flow_diagram import layout
+
+    system = make(tmp_path, FLOW)
+    edges = {(e.source, e.target): e.label for e in layout(system.bundle.all("flow")["ticket_flow"],
+                                                           system.bundle.registry, "zh-CN").edges}
+    assert edges[("confirm", "closed_unanswered")] == "逾期未办" and edges[("confirm", "done")] == ""
