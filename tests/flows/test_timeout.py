@@ -128,3 +128,22 @@ def test_the_flow_diagram_labels_the_timeout_edge(tmp_path: Path) -> None:
     edges = {(e.source, e.target): e.label for e in layout(system.bundle.all("flow")["ticket_flow"],
                                                            system.bundle.registry, "zh-CN").edges}
     assert edges[("confirm", "closed_unanswered")] == "逾期未办" and edges[("confirm", "done")] == ""
+
+
+def test_an_approval_nobody_decides_in_time_goes_on_to_its_timeout_step(tmp_path: Path) -> None:
+    flow = FLOW.replace("""      confirm:
+        type: task
+        assign: {role: agent}
+        timeout: {after: 2 workdays, to: closed_unanswered}
+        next: done""", """      confirm:
+        type: approval
+        assign: {role: manager}
+        timeout: {after: 3d, to: closed_unanswered}
+        approve: done
+        reject: closed_unanswered""")
+    clock = ManualClock(NOW)
+    system = make(tmp_path, flow, clock=clock)
+    record_id = submit(system)
+    clock.advance(timedelta(days=3))
+    assert timers(system).tick() >= 1
+    assert open_tasks(system, record_id) == [] and history_of(system, record_id, "task.timed_out")
