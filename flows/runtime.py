@@ -540,10 +540,7 @@ class FlowService:
         instance_id, node_id = int(payload["instance_id"]), str(payload["node"])
 
         def expire(run: NodeRun) -> None:
-            now = self.rt.clock.now()
-            conn.execute(update(tasks).where(tasks.c.instance_id == instance_id, tasks.c.node == node_id,
-                                             tasks.c.status.in_(("open", "claimed")))
-                         .values(status="cancelled", completed_at=now, version=tasks.c.version + 1))
+            run.cancel_open_tasks()
             run.history("task.timed_out", {"after": payload.get("after"), "to": payload.get("to")})
             run.move_to(str(payload["to"]))
 

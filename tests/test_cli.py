@@ -417,14 +417,16 @@ def test_serve_refuses_a_files_folder_it_cannot_write(
     assert not (tmp_path / "docket.db").exists()
 
 
-def test_worker_logs_at_its_log_level_and_stops_on_sigterm(tmp_path: Path) -> None:
+def worker_stopped_by_sigterm(tmp_path: Path, log_level: str) -> tuple[str, str]:
+    """(standard output, standard error) of `docket worker` on the postal bundle, started in
+    `tmp_path` and sent SIGTERM once it says it runs; it must then exit 0."""
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
     with out.open("w") as stdout, err.open("w") as stderr:
         worker = subprocess.Popen(
             [sys.executable, str(ROOT / "cli.py"), "worker", str(POSTAL), "--db", f"sqlite:///{tmp_path / 'w.db'}",
-             "--log-level", "info"], stdout=stdout, stderr=stderr, cwd=tmp_path)
+             "--log-level", log_level], stdout=stdout, stderr=stderr, cwd=tmp_path)
         try:
-            deadline = time.monotonic() + 90
+            deadline = time.monotonic() + 90  # waits for the process to start; no behaviour is timed
             while "Ctrl+C stops" not in out.read_text() and worker.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.2)
             worker.send_signal(signal.SIGTERM)
@@ -432,7 +434,11 @@ def test_worker_logs_at_its_log_level_and_stops_on_sigterm(tmp_path: Path) -> No
         finally:
             if worker.poll() is None:
                 worker.kill()
-    log = err.read_text()
+    return out.read_text(), err.read_text()
+
+
+def test_worker_logs_at_its_log_level_and_stops_on_sigterm(tmp_path: Path) -> None:
+    _, log = worker_stopped_by_sigterm(tmp_path, "info")
     assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ INFO engine.scheduler: scheduler started", log, re.M), log
 
 

@@ -212,10 +212,15 @@ def overdue_counts(web: "Web", principal: Principal) -> list[tuple[str, str, int
     if sla is None:
         return []
     found = []
+    now = system.runtime.clock.now()
     for form in system.forms.forms.values():
         if not sla.covers(form.name):
             continue
-        query = ListQuery.from_params(system, form, principal, {"sla": "overdue"}, "en")
+        # The list's own condition, without reading the page's filters (choices, search fields):
+        # the inbox asks this on every view.
+        table = system.forms.tables[form.name]
+        query = ListQuery(table=table, scope=record_scope(system.runtime, form.name, principal, table),
+                          late=sla.late_records(form.name, "overdue", now), lateness="overdue", has_sla=True)
         count = system.forms.count(form.name, where=query.condition())
         if count:
             found.append((form.name, f"/records/{form.name}?sla=overdue", count))

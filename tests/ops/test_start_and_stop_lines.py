@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -62,19 +59,8 @@ def test_serve_without_a_public_address_prints_no_public_line(
 
 
 def test_a_worker_stopped_by_sigterm_says_it_is_stopping_and_then_that_it_stopped(tmp_path: Path) -> None:
-    out = tmp_path / "out.txt"
-    with out.open("w") as stdout:
-        worker = subprocess.Popen(
-            [sys.executable, str(ROOT / "cli.py"), "worker", str(POSTAL), "--db", f"sqlite:///{tmp_path / 'w.db'}",
-             "--log-level", "warning"], stdout=stdout, stderr=subprocess.DEVNULL, cwd=tmp_path)
-        try:
-            deadline = time.monotonic() + 90  # waits for the process to start; no behaviour is timed
-            while "Ctrl+C stops" not in out.read_text() and worker.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.2)
-            worker.send_signal(signal.SIGTERM)
-            assert worker.wait(timeout=60) == 0
-        finally:
-            if worker.poll() is None:
-                worker.kill()
-    lines = out.read_text().splitlines()
+    from tests.test_cli import worker_stopped_by_sigterm
+
+    out, _ = worker_stopped_by_sigterm(tmp_path, "warning")
+    lines = out.splitlines()
     assert lines[-2:] == ["Docket worker: stopping; the messages being sent finish first", "Docket worker: stopped"]
