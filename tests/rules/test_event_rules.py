@@ -455,3 +455,9 @@ def test_a_rule_on_a_status_change_is_told_to_react_to_the_steps_that_set_it(tmp
     assert error.span is not None and (error.span.line, error.span.col) == (5, 27)
     assert error.message.startswith("the status is not a field")
     assert error.hint == "react to the steps that set it: on: {flow.entered: [accept, confirm, done, solve]}"
+
+
+def test_a_set_action_stores_the_computed_values_that_read_what_it_set(tmp_path: Path) -> None:
+    system = make(tmp_path, set_rule("{level: 3}"))
+    record_id = submit(system)
+    assert system.forms.get("ticket", record_id)["score"] == 6
