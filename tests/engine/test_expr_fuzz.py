@@ -7,6 +7,7 @@ Whatever the text, `check_expression` returns diagnostics, `compile_expression` 
 from __future__ import annotations
 
 import ast
+import time
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -124,6 +125,20 @@ _trees = st.recursive(_leaves, _branches, max_leaves=12)
 @given(_trees)
 def test_random_syntax_trees_only_give_values_or_expression_errors(tree: ast.expr) -> None:
     _outcome(ast.unparse(ast.fix_missing_locations(ast.Expression(tree))))
+
+
+_soup = st.lists(st.sampled_from(_TOKENS), max_size=25).map("".join)
+_unparsed = _trees.map(lambda tree: ast.unparse(ast.fix_missing_locations(ast.Expression(tree))))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.text(max_size=80), _soup, _unparsed))
+def test_every_fuzzed_source_is_checked_compiled_and_evaluated_within_100_ms(source: str) -> None:
+    """RELIABILITY 8: no text makes one call slow. CPU time of this thread, so the machine's
+    other work does not count (Hypothesis's own deadline measures wall time)."""
+    started = time.thread_time()
+    _outcome(source)
+    assert time.thread_time() - started < 0.1, source
 
 
 # ---------------------------------------------------------------- differential

@@ -6,6 +6,7 @@ Timings of the refusals are measured in bench/bench_expressions.py, not asserted
 from __future__ import annotations
 
 import copy
+import time
 import tracemalloc
 from datetime import date
 from decimal import Decimal
@@ -110,6 +111,17 @@ def test_text_modulo_from_a_field_fails_at_run_time(functions: Kind[Any]) -> Non
 def test_huge_powers_and_products_raise_expression_error(functions: Kind[Any], source: str) -> None:
     with pytest.raises(ExpressionError, match="too large"):
         run(source, functions, {"n": 10**6})
+
+
+@pytest.mark.parametrize("source", ["9**9**9", "10**10**10", "1<<10**7", "2**4000 * 2**4000",
+                                    "n ** n", "2**4090 * n", "n * n * n * n * n * n"])
+def test_huge_numbers_are_refused_within_50_ms(functions: Kind[Any], source: str) -> None:
+    """RELIABILITY 3: the bound is checked before the number is built, so a refusal is cheap.
+    CPU time of this thread, so other work on the machine does not count against it."""
+    started = time.thread_time()
+    with pytest.raises(ExpressionError):
+        run(source, functions, {"n": 10**1000})
+    assert time.thread_time() - started < 0.05
 
 
 @pytest.mark.parametrize(("source", "col"), [

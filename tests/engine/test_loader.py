@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -190,6 +192,20 @@ def test_an_expression_in_a_flow_sees_the_forms_fields(tmp_path: Path) -> None:
     assert "priority" in message
 
 
+def test_a_sandbox_escape_in_a_flow_condition_is_refused_at_load_with_file_line_col(tmp_path: Path) -> None:
+    """RELIABILITY 1 at the bundle level: the escape is named in the file at its line and column,
+    and the bundle does not load, so the condition is never evaluated."""
+    flow = MINI["flows/ticket_flow.yaml"].replace(
+        'when: urgency == "high"', 'when: ().__class__.__bases__[0].__subclasses__() == urgency')
+    found = problems(tmp_path, {"flows/ticket_flow.yaml": flow})
+    assert [(f, l, c) for f, l, c, _ in found] == [
+        ("flows/ticket_flow.yaml", 16, 18), ("flows/ticket_flow.yaml", 16, 28),
+        ("flows/ticket_flow.yaml", 16, 41)]
+    assert "__class__" in found[0][3]
+    with pytest.raises(DefinitionError):
+        load_bundle(tmp_path, build_registry(plugins=False))
+
+
 def test_a_decision_without_else_is_refused(tmp_path: Path) -> None:
     flow = MINI["flows/ticket_flow.yaml"].replace("              - else: done\n", "")
     file, line, col, message = only(problems(tmp_path, {"flows/ticket_flow.yaml": flow}))
@@ -289,15 +305,38 @@ def test_a_python_tag_is_refused_and_nothing_runs(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-def test_an_alias_bomb_is_refused_before_schema_validation(tmp_path: Path) -> None:
+def alias_bomb() -> str:
+    """A list file whose items expand to 9**9 (387 million) leaves through eight levels of aliases."""
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
     for i in range(1, 9):
         refs = ", ".join([f"*a{i - 1}"] * 9)
         lines.append(f"a{i}: &a{i} [{refs}]")
-    bomb = "\n".join(lines) + "\nlist: bomb\nitems: *a8\n"
+    return "\n".join(lines) + "\nlist: bomb\nitems: *a8\n"
+
+
+def test_an_alias_bomb_is_refused_before_schema_validation(tmp_path: Path) -> None:
+    bomb = alias_bomb()
     found = problems(tmp_path, {"lists/bomb.yaml": bomb})
     assert len(found) == 1 and found[0][0] == "lists/bomb.yaml"
     assert "expands to more than" in found[0][3]
+
+
+def test_an_alias_bomb_is_refused_within_100_ms_in_bounded_memory() -> None:
+    """RELIABILITY 19: the loader counts what aliases expand to while it builds the data, so the
+    refusal costs about as much as reading the small file (CPU time of this thread, so the
+    machine's other work does not count)."""
+    diags = Diagnostics()
+    tracemalloc.start()
+    started = time.thread_time()
+    try:
+        document = load_yaml(alias_bomb(), "lists/bomb.yaml", diags)
+        elapsed = time.thread_time() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert document is None
+    assert diags.errors and "expands to more than" in diags.errors[0].message
+    assert elapsed < 0.1 and peak < 10 * 1024 * 1024
 
 
 def test_deep_nesting_is_refused_without_recursion_error(tmp_path: Path) -> None:

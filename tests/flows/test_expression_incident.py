@@ -55,3 +55,28 @@ def test_the_same_condition_with_a_value_moves_on(client: TestClient) -> None:
     system = client.app.state.system  # type: ignore[attr-defined]
     (instance,) = system.flows.instances("ticket", response.json()["id"])
     assert (instance["status"], instance["outcome"]) == ("completed", "completed")
+
+
+@pytest.mark.parametrize(("condition", "reason"), [
+    ("title != '' and {'printer':1}[title + '-x'] > 0", "no key 'printer-x'"),
+    ("title + 1 > 0", "cannot add text and a number"),
+])
+def test_a_missing_key_or_text_plus_number_in_a_decision_is_an_incident_at_its_position(
+        tmp_path: Path, condition: str, reason: str) -> None:
+    """RELIABILITY 7: whatever the condition fails on, the answer is a 201, the instance waits
+    at the decision in an incident naming the condition and its file:line:col, and the record
+    stays as submitted (the failed move is rolled back, not half done)."""
+    public_form = MINI["forms/ticket.yaml"].replace("label: Ticket", "label: Ticket\n        public: true")
+    flow = FAILING_ROUTE.replace("when: 100 / amount > 1", f"when: {condition}")
+    root = write_bundle(tmp_path / "bundle", {"flows/ticket_flow.yaml": flow, "forms/ticket.yaml": public_form})
+    system = boot(root, db_url=f"sqlite:///{tmp_path / 'docket.db'}",
+                  clock=ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)))
+    client = TestClient(create_app(system, secret="test-secret"), raise_server_exceptions=False)
+    response = client.post("/api/v1/forms/ticket/records", json={"title": "printer", "amount": "10"})
+    assert response.status_code == 201
+    (instance,) = system.flows.instances("ticket", response.json()["id"])
+    assert (instance["status"], instance["current"]) == ("incident", ["route"])
+    assert system.flows.open_tasks("ticket", response.json()["id"]) == []
+    with read_transaction(system.db) as conn:
+        (message,) = conn.execute(select(incidents.c.message)).scalars()
+    assert reason in message and condition in message and "ticket_flow.yaml:14:15:" in message
