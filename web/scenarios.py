@@ -452,7 +452,7 @@ class _Run:
             raise ExpectationsFailed(failures)
 
     def expect_at(self, form: str, record_id: int, wanted: Any) -> None:
-        want = sorted([wanted] if isinstance(wanted, str) else wanted)
+        want = sorted({wanted} if isinstance(wanted, str) else set(wanted))
         got = self._open_nodes()
         if got != want:
             raise StepFailed(f"expected open steps {_list(want)}, found {_list(got)}", ("expect", "at"))
@@ -547,8 +547,9 @@ class _Run:
         return self.form, self.record_id
 
     def _open_nodes(self) -> list[str]:
+        """The steps with open tasks, each once (a countersign holds one task per person)."""
         form, record_id = self._record()
-        return sorted(t["node"] for t in self.system.flows.open_tasks(form, record_id))
+        return sorted({t["node"] for t in self.system.flows.open_tasks(form, record_id)})
 
     def _instance(self, form: str, record_id: int) -> Mapping[str, Any]:
         instances = self.system.flows.instances(form, record_id)

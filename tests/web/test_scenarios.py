@@ -356,3 +356,35 @@ def test_a_scenario_file_may_be_named_as_it_lies_in_the_bundle(capsys: pytest.Ca
     assert main(["test", str(POSTAL), "scenarios/delay_closed_by_the_frontline.yaml"]) == 0
     assert main(["test", str(POSTAL), "delay_closed_by_the_frontline.yaml"]) == 0
     assert capsys.readouterr().out.count("1 passed (1 scenarios)") == 2
+
+
+def test_at_names_a_countersign_once_however_many_of_its_tasks_are_open(tmp_path: Path) -> None:
+    # A countersign holds one open task per person; `at` asks which steps are open, so listing
+    # the step once (as the reference says) must hold, not `[panel, panel]`.
+    from tests.flows.kit import BUNDLE, FORM
+    from tests.engine.bundle_kit import write_bundle
+
+    root = write_bundle(tmp_path / "bundle", {
+        "bundle.yaml": BUNDLE, "forms/ticket.yaml": FORM,
+        "flows/ticket_flow.yaml": """\
+            flow: ticket_flow
+            form: ticket
+            start: begin
+            nodes:
+              begin: {type: start, next: panel}
+              panel:
+                type: countersign
+                assign: {departments: [service, fin]}
+                next: done
+              done: {type: end}
+            """,
+        "scenarios/panel.yaml": """\
+            scenario: {zh-CN: 会签, en: Countersign}
+            steps:
+              - submit: ticket
+                by: ann
+                values: {title: printer}
+              - expect: {at: panel}
+            """})
+    (result,) = run_scenarios(root, db_folder=tmp_path / "dbs")
+    assert result.passed, [format_diagnostic(p) for p in result.problems]
