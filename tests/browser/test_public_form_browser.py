@@ -179,7 +179,7 @@ def test_next_on_an_empty_required_field_says_so_beside_it(browser: Any, live_se
     context.close()
 
 
-def test_errors_on_both_steps_open_the_first_step_with_the_cursor_on_its_error(
+def test_errors_on_both_steps_open_the_first_step_with_the_cursor_on_the_list_of_mistakes(
         browser: Any, live_server: LiveServer) -> None:
     context = browser.new_context(viewport=VIEWPORTS["desktop"], locale="en-US")
     page = context.new_page()
@@ -195,7 +195,37 @@ def test_errors_on_both_steps_open_the_first_step_with_the_cursor_on_its_error(
     page.get_by_role("button", name="Submit").click()
     page.wait_for_selector("#form-errors")
     assert page.get_by_label("Contact phone").is_visible()
-    assert page.evaluate("document.activeElement.id") == "f-contact_phone"
+    assert page.evaluate("document.activeElement.id") == "form-errors"
+    page.keyboard.press("Tab")  # the next key leads to the first mistake's link
+    assert page.evaluate("document.activeElement.getAttribute('href')") == "#f-contact_phone"
+    context.close()
+
+
+def test_without_javascript_a_refused_form_opens_with_the_cursor_on_its_list_of_mistakes(
+        browser: Any, live_server: LiveServer) -> None:
+    context = browser.new_context(viewport={"width": 320, "height": 667}, locale="zh-CN", java_script_enabled=False)
+    page = context.new_page()
+    page.goto(f"{live_server.url}/f/complaint?lang=zh-CN")
+    page.get_by_label("联系电话").fill("12")
+    live_server.clock.advance(timedelta(seconds=30))
+    with page.expect_navigation():
+        page.get_by_role("button", name="提交").click()
+    assert page.evaluate("document.activeElement.id") == "form-errors"
+    assert page.get_by_label("联系电话").input_value() == "12"
+    context.close()
+
+
+def test_a_refused_answer_on_a_phone_shows_its_mistakes_with_the_cursor_on_them(
+        browser: Any, live_server: LiveServer) -> None:
+    # The customer's step is far below the status and progress: the page must not open at its top.
+    context, page, _case = answer_page(browser, live_server, "en")
+    page.get_by_label("Confirmed as resolved").check()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Send my answer").click()
+    assert page.evaluate("document.activeElement.id") == "lookup-alert"
+    assert page.evaluate("(() => { const top = document.getElementById('lookup-alert').getBoundingClientRect().top;"
+                         " return top >= 0 && top < window.innerHeight; })()")
+    assert page.get_by_label("Confirmed as resolved").is_checked()
     context.close()
 
 
@@ -246,6 +276,8 @@ def test_only_the_bad_waybill_cell_is_outlined_in_red(browser: Any, live_server:
         "inputs => inputs.map(i => [i.name, getComputedStyle(i).borderTopColor])")
     red = [name for name, colour in colours if colour == "rgb(209, 36, 47)"]
     assert red == ["waybills.0.number"], colours
+    assert page.evaluate("document.activeElement.id") == "form-errors"
+    page.locator("#form-errors a[href='#f-waybills-cell-0-error']").click()  # its link leads to the cell
     assert page.evaluate("document.activeElement.name") == "waybills.0.number"
     table.screenshot(path=str(SCREENSHOTS / "public-form-waybill-error.png"))
     context.close()

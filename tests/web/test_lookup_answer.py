@@ -282,6 +282,16 @@ def test_a_refused_answer_lists_its_mistakes_in_the_step_with_links(client: Test
     assert '<a href="#f-satisfaction-error">Satisfaction: This field is required.</a>' in step
 
 
+def test_a_refused_answer_opens_with_the_cursor_on_its_list_of_mistakes(client: TestClient, system: System) -> None:
+    # The step is far down the page: without the cursor there, a phone shows the top of the page.
+    case = replied(system)
+    answer = client.post("/track/answer?lang=en", data={
+        "pass": step_pass(look_up(client, case)), "customer_confirmed": "true"})
+    alert = re.search(r'<div [^>]*id="lookup-alert"[^>]*>', answer.text)
+    assert alert and 'tabindex="-1"' in alert[0] and "autofocus" in alert[0]
+    assert answer.text.count("autofocus") == 1
+
+
 def test_each_star_of_the_rating_is_named_by_its_number_for_a_screen_reader(client: TestClient, system: System) -> None:
     # Read aloud, "★★★" is "black star, black star, black star" (or nothing at all).
     step = look_up(client, replied(system), lang="en").split('id="customer-step"')[1]

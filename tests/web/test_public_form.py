@@ -595,6 +595,22 @@ def test_a_refused_form_lists_every_mistake_at_the_top_with_a_link_to_its_field(
         ("f-description", "What happened: This field is required.")]
 
 
+def test_a_refused_form_opens_with_the_cursor_on_its_list_of_mistakes(client: TestClient, clock: ManualClock) -> None:
+    # autofocus needs no script: without JavaScript the page still starts at the list.
+    ticket = open_form(client, clock, "en")
+    response = client.post("/f/complaint?lang=en", data={**FILLED, "contact_phone": "12", "_ticket": ticket})
+    summary = re.search(r'<div [^>]*id="form-errors"[^>]*>', response.text)
+    assert summary and 'tabindex="-1"' in summary[0] and "autofocus" in summary[0]
+    assert response.text.count("autofocus") == 1
+
+
+def test_a_form_sent_too_soon_opens_with_the_cursor_on_the_notice_saying_so(client: TestClient) -> None:
+    ticket = ticket_of(client.get("/f/complaint?lang=en").text)
+    response = client.post("/f/complaint?lang=en", data={**FILLED, "_ticket": ticket})
+    notice = re.search(r'<div [^>]*id="form-notice"[^>]*>', response.text)
+    assert notice and 'tabindex="-1"' in notice[0] and "autofocus" in notice[0]
+
+
 def test_the_list_of_mistakes_reads_in_chinese_with_a_chinese_colon(client: TestClient, clock: ManualClock) -> None:
     ticket = open_form(client, clock, "zh-CN")
     response = client.post("/f/complaint?lang=zh-CN", data={**FILLED, "contact_phone": "12", "_ticket": ticket})

@@ -222,11 +222,20 @@
   });
 }());
 
-// After the server refused a post, the cursor goes to the first field it marked (for keyboard and
-// screen-reader users; the page would otherwise start at the top with the error out of sight).
-// Runs after the wizard, which has by then opened the step holding that field.
+// After the server refused a post, the cursor goes to the list of mistakes above the form (a
+// customer page marks it data-error-summary): a screen reader reads it out, each of its links
+// leads to a field, and on a phone the page shows it instead of starting at the top with the
+// mistakes out of sight (a customer step is far down the lookup page). The page's autofocus
+// does this without a script, but not in a frame of another site. A page without such a list
+// (the staff pages) puts the cursor in the first field marked. Runs after the wizard, which has
+// by then opened the step holding that field.
 (function () {
   "use strict";
+  var summary = document.querySelector("main [data-error-summary]");
+  if (summary) {
+    summary.focus();
+    return;
+  }
   var fields = document.querySelectorAll("main .field.invalid");
   for (var i = 0; i < fields.length; i++) {
     // In a table, the cell with the error; elsewhere the field's own input.
