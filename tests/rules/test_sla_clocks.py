@@ -277,3 +277,18 @@ def test_calendar_days_in_a_wall_counted_level_are_not_warned_of(tmp_path: Path)
         "yellow_at: 20%", "yellow_at: 20%\ncounting: wall").replace("resolution: 2 workdays", "resolution: 2 days")})
     _bundle, diags = validate_bundle(root, build_registry(plugins=False))
     assert [d for d in diags if d.code == "sla-calendar-days"] == []
+
+
+@pytest.mark.xfail(strict=True, reason="the SLA reads the flow's nodes from the instance row, which the flow "
+                   "writes once at the end of the command, after the task.created event: pause: nodes: "
+                   "never pauses on entering the node (found building the tariff-adjustment guide)")
+def test_the_clock_pauses_while_the_flow_waits_at_a_pause_node(tmp_path: Path) -> None:
+    system = make(tmp_path, {**FILES, "sla/ticket_sla.yaml": SLA.replace("pause: {statuses: [awaiting_reply]}",
+                                                                         "pause: {nodes: [confirm]}")})
+    ticket = submit(system)
+    clock(system).set(at(23, 10))
+    complete(system, ticket, "accept")
+    clock(system).set(at(23, 11))
+    complete(system, ticket, "solve")  # the flow now waits at confirm: 2 h used
+    status, _due, left = states(system, ticket)["resolution"]
+    assert (status, left) == ("paused", 14 * 3600)
