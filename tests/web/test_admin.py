@@ -288,6 +288,25 @@ def test_a_timer_incident_is_listed_and_retried(admin: TestClient, system: Syste
     assert [r["target"] for r in audit_rows(system, "timer.retry")] == [f"timer:{timer_id}"]
 
 
+def test_a_dead_letter_is_listed_with_its_error_and_retried(admin: TestClient, system: System) -> None:
+    """RELIABILITY 38: a message the relay gave up on is visible to the admin with the reason,
+    and one retry queues it again under the same message id."""
+    from engine.storage.tables import outbox as outbox_table
+
+    service = system.runtime.services["outbox"]
+    with transaction(system.db) as conn:
+        message_id = service.enqueue(conn, channel="log", to=["ops@example.com"], subject="TS-0001 overdue",
+                                     body="The complaint is overdue.")
+        conn.execute(sa.update(outbox_table).where(outbox_table.c.id == message_id)
+                     .values(status="dead", attempts=5, last_error="SMTP rejected the credentials: 535"))
+    page = admin.get("/admin/incidents").text
+    assert "SMTP rejected the credentials: 535" in page and "TS-0001 overdue" in page
+    response = post(admin, f"/admin/incidents/outbox/{message_id}/retry", page="/admin/incidents")
+    assert response.status_code == 303 and "saved=1" in response.headers["location"]
+    assert service.dead_letters() == []
+    assert [r["target"] for r in audit_rows(system, "outbox.retry")] == [f"outbox:{message_id}"]
+
+
 # -- audit log -------------------------------------------------------------------------------------
 
 def test_the_audit_log_filters_by_actor_action_and_date(admin: TestClient, app, system: System,
