@@ -237,3 +237,25 @@ def test_the_lookup_names_the_field_its_digits_come_from(tmp_path: Path) -> None
     page = client.get("/track?lang=en").text
     assert '<label for="f-verify">Phone: last 4 digits</label>' in page
     assert "the last ones of the “Phone” given with it" in page
+
+
+def test_wrong_digits_and_unknown_numbers_take_the_same_time(client: TestClient, query_no: str) -> None:
+    """RELIABILITY 45: an unknown number does the same work as a known one with wrong digits (the
+    same query, the same comparison), so timing does not tell which numbers exist. The two kinds
+    alternate so the machine's load falls on both alike; medians keep out single stalls."""
+    from statistics import median
+    from time import perf_counter
+
+    def timed(number: str, digits: str) -> float:
+        started = perf_counter()
+        response = client.post("/track?lang=en", data={"query_no": number, "verify": digits})
+        elapsed = perf_counter() - started
+        assert response.status_code == 200 and 'id="lookup-failed"' in response.text
+        return elapsed
+
+    wrong, unknown = [], []
+    for n in range(8):  # within the number's 10 guesses and the client's 20 lookups
+        wrong.append(timed(query_no, f"{n:04d}"))
+        unknown.append(timed(f"{query_no[:-6]}ZZZZ{n:02d}", "5678"))  # a well-formed number nobody has
+    ratio = median(unknown) / median(wrong)
+    assert 0.5 < ratio < 2, (median(unknown), median(wrong))
