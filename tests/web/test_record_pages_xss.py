@@ -64,3 +64,15 @@ def test_a_hostile_search_text_is_escaped_in_the_filter_box(system: System) -> N
     assert_escaped(html)
     html = client_for(system, "ann").get("/inbox", params={"q": PAYLOADS[0], "node": PAYLOADS[1]}).text
     assert_escaped(html)
+
+
+def test_template_and_code_lookalikes_typed_by_a_customer_are_shown_verbatim(system: System) -> None:
+    """RELIABILITY 9: text that looks like a template or code is data: the record page and its
+    list show it as typed (HTML-escaped), never its value (49) or its effect."""
+    typed = "{{7*7}} ${7*7} __import__('os').system('id')"
+    record = submit(system, subject=typed, details=typed)
+    shown = typed.replace("'", "&#39;")
+    for page in (f"/records/ticket/{record}", "/records/ticket"):
+        html = client_for(system, "max").get(page).text
+        assert shown in html, page
+        assert "49 $" not in html and "{{7*7}}" in html
