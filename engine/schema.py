@@ -304,6 +304,19 @@ def _coercion_hint(error: ValidationError) -> str | None:
     return None
 
 
+def _other_kind(hint: str, value: Any, schema: dict[str, Any]) -> str:
+    """`hint` ("did you mean 'role'?"), saying what the suggested key takes when `value` is of
+    another kind, and what the mapping's keys are for when its schema says: `roles: [a, b]` on a
+    countersign is no misspelt `role: a`, and the plain suggestion would lead to the wrong fix."""
+    meant = hint.split("'")[1]
+    types = (schema.get("properties") or {}).get(meant, {}).get("type")
+    if not types or Draft202012Validator({"type": types}).is_valid(value):
+        return hint
+    described = schema.get("description")
+    return (f"{hint} It takes {_expected(types)}, not {_describe(value)}"
+            + (f"; here: {described}" if described else ""))
+
+
 def _translate(error: ValidationError) -> list[tuple[YamlPath, bool, str, str | None]]:
     """(path, at_key, message, hint) for one jsonschema error, in an analyst's words."""
     path: YamlPath = tuple(error.absolute_path)
@@ -321,7 +334,8 @@ def _translate(error: ValidationError) -> list[tuple[YamlPath, bool, str, str | 
                 hint = (f"a Chinese colon '：' joined '{written.strip()}' to its value: write ':' and a space "
                         "(switch the input method to English punctuation)")
             else:
-                hint = did_you_mean(str(key), allowed) or (
+                hint = did_you_mean(str(key), allowed)
+                hint = _other_kind(hint, instance[key], error.schema) if hint else (
                     "allowed keys: " + ", ".join(sorted(allowed)) if allowed else None)
             out.append((path + (key,), True, f"unknown key '{key}'", hint))
         return out or [(path, False, error.message, None)]

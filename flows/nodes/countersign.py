@@ -23,7 +23,9 @@ class Countersign(NodeType):
                    "open tasks are then cancelled and `flow.<node>` holds the outcome.")
     options_schema = {"required": ["assign"], "properties": {
         "assign": {"type": "object", "additionalProperties": False, "minProperties": 1, "maxProperties": 1,
-                   "description": "one task per user, per user of the role, or per department",
+                   "description": ("`users: [..]` one task per user, `role: r` one per holder of that role, "
+                                   "`departments: [..]` one per department (for people of several roles, "
+                                   "list their departments)"),
                    "properties": {
                        "users": {"type": "array", "minItems": 1, "uniqueItems": True,
                                  "items": {"type": "string"}},
