@@ -110,13 +110,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def quieted(*loggers: str) -> Iterator[None]:
+    """These loggers at ERROR while the block (or the decorated command) runs, then back as
+    they were: `main` also runs inside other programs and tests, whose logging it must not
+    change for good."""
+    quiet = [logging.getLogger(name) for name in loggers]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)
+
+
+# Scenarios never send messages (they stay queued in each scratch database), so the channels'
+# missing credentials are not worth a warning per scenario.
+@quieted("engine.outbox")
 def cmd_test(args: argparse.Namespace) -> int:
     """Run the bundle's scenarios, each on a fresh database with a manual clock."""
     from web.scenarios import SCENARIO_FOLDER, report, run_scenarios
 
-    # Scenarios never send messages (they stay queued in each scratch database), so the
-    # channels' missing credentials are not worth a warning per scenario.
-    logging.getLogger("engine.outbox").setLevel(logging.ERROR)
     def show(result: object) -> None:
         mark = "ok  " if result.passed else "FAIL"  # type: ignore[attr-defined]
         print(f"{mark} {result.file}: {result.title} "  # type: ignore[attr-defined]
@@ -144,6 +160,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
+# Nothing is ever sent; refused samples are summed up, not logged one by one.
+@quieted("engine.outbox", "reports.demo")
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Run sample traffic through a bundle (and the same traffic through --compare) on scratch
     databases with a fast clock; print what happened."""
@@ -162,8 +180,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"--start: '{args.start}' is not a date (write it like 2026-03-02)", file=sys.stderr)
         return 1
-    logging.getLogger("engine.outbox").setLevel(logging.ERROR)  # nothing is ever sent
-    logging.getLogger("reports.demo").setLevel(logging.ERROR)  # refused samples are summed up, not logged
     if args.compare:
         # The changed bundle's mistakes before the first run, not after it.
         from engine.bundle import validate_bundle
@@ -791,13 +807,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         renames.setdefault(form_name, {})[old] = new
     # Start-up warns of every change it leaves "for docket migrate": this is docket migrate, which
     # lists them as its plan below.
-    records_log = logging.getLogger("engine.storage.records")
-    level = records_log.level
-    records_log.setLevel(logging.ERROR)
-    try:
+    with quieted("engine.storage.records"):
         system = boot(args.bundle, db_url=args.db)
-    finally:
-        records_log.setLevel(level)
     unknown = sorted(set(renames) - set(system.forms.forms))
     if unknown:
         print(f"--rename: no form {', '.join(unknown)}", file=sys.stderr)
@@ -889,16 +900,9 @@ def _seed_demo_records(system: object) -> None:
     start = end - timedelta(days=21)
     # The serving system has just warned about unset channel variables and broken plugins;
     # this second boot of the same bundle would repeat every one of those warnings.
-    quiet = [logging.getLogger(name) for name in ("engine.outbox", "web.system")]
-    levels = [logger.level for logger in quiet]
-    for logger in quiet:
-        logger.setLevel(logging.ERROR)
-    try:
+    with quieted("engine.outbox", "web.system"):
         seeding = boot(system.bundle.root, db_url=system.db.url.render_as_string(hide_password=False),  # type: ignore[attr-defined]
                        clock=ManualClock(start), registry=system.bundle.registry)  # type: ignore[attr-defined]
-    finally:
-        for logger, level in zip(quiet, levels):
-            logger.setLevel(level)
     DemoRunner(seeding.runtime, seed=7).run(DEMO_RECORDS, start=start, days=21)
     seeding.db.dispose()
 

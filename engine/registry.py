@@ -46,6 +46,8 @@ class RegistryError(DocketError):
         super().__init__(message)
         self.kind = kind
         self.words = words
+        self.where: str | None = None
+        """`file:line` of the plugin's `add` call, for a refusal collected by `Registry.use`."""
 
 
 T = TypeVar("T")
@@ -65,6 +67,9 @@ class Kind(Generic[T]):
         self._aliases: dict[str, str] = {}
         self.loading: str | None = None
         """The plugin whose `register` is running (set by `Registry.use`), or None."""
+        self.refusals: list[RegistryError] | None = None
+        """While `Registry.use` runs a plugin: where `add` puts each type it refuses, instead of
+        raising, so the plugin's author sees every refused type in one run, not one per fix."""
         self.problems: list[str] = []
         """The plugins that failed to load: the holding `Registry.problems` itself."""
         self.refused: dict[tuple[str, str], tuple[str, str]] = {}
@@ -75,37 +80,51 @@ class Kind(Generic[T]):
         """Register a type; a name or alias already taken is an error naming both sources.
 
         A type that breaks the kind's contract (docs/plugins.md) is a RegistryError saying what
-        is wrong, raised here rather than as a traceback while a bundle loads. Without `source`
-        the type is the loading plugin's (inside `Registry.use`) or Docket's own; a plugin
-        cannot pass itself off as built-in, which would skip the contract checks.
+        is wrong, raised here rather than as a traceback while a bundle loads; inside
+        `Registry.use` it is collected instead, and `use` reports it with the others. Without
+        `source` the type is the loading plugin's (inside `Registry.use`) or Docket's own; a
+        plugin cannot pass itself off as built-in, which would skip the contract checks.
         """
         if self.loading is not None and source in (None, BUILT_IN):
             source = self.loading
         source = BUILT_IN if source is None else source
+        refusal = self._refusal(plugin, source)
+        if refusal is None:
+            self._put(plugin, source)
+        elif self.refusals is not None:
+            refusal.where = _plugin_line()
+            self.refusals.append(refusal)
+        else:
+            raise refusal
+        return plugin
+
+    def _refusal(self, plugin: Any, source: str) -> RegistryError | None:
+        """Why `plugin` cannot be added from `source`, or None when it can."""
         name = getattr(plugin, "name", None)
         words = _words(name, getattr(plugin, "aliases", ()))
         if self.reserved is not None:
-            raise RegistryError(f"{self.kind} {name!r} from {source}: {self.reserved}",
-                                kind=self.kind, words=words)
+            return RegistryError(f"{self.kind} {name!r} from {source}: {self.reserved}",
+                                 kind=self.kind, words=words)
         problems = self.problems_of(plugin, source=source)
         if problems:
             # Without a name, the class is what its author can look for.
             what = (f"{self.kind} '{name}'" if isinstance(name, str) and name
                     else f"{self.kind} {type(plugin).__name__}")
-            raise RegistryError(f"{what} from {source}: {'; '.join(problems)}", kind=self.kind, words=words)
-        aliases = tuple(getattr(plugin, "aliases", ()) or ())
-        for word in (name, *aliases):
+            return RegistryError(f"{what} from {source}: {'; '.join(problems)}", kind=self.kind, words=words)
+        for word in (name, *tuple(getattr(plugin, "aliases", ()) or ())):
             owner = self._aliases.get(word)
             if owner is not None:
-                raise RegistryError(
-                    f"{self.kind} '{word}' from {source} is already registered by "
-                    f"{self._sources[owner]}", kind=self.kind, words=words
-                )
+                return RegistryError(f"{self.kind} '{word}' from {source} is already registered by "
+                                     f"{self._sources[owner]}", kind=self.kind, words=words)
+        return None
+
+    def _put(self, plugin: Any, source: str) -> None:
+        name = plugin.name
+        aliases = tuple(getattr(plugin, "aliases", ()) or ())
         self._types[name] = plugin
         self._sources[name] = source
         for word in (name, *aliases):
             self._aliases[word] = name
-        return plugin
 
     def problems_of(self, plugin: Any, *, source: str = "plugin") -> list[str]:
         """Why `plugin` cannot be registered in this kind ([] when it can); built-ins get only
@@ -214,6 +233,11 @@ class Registry:
     def use(self, register: Callable[["Registry"], None], *, source: str) -> bool:
         """Run one plugin's `register(registry)`; a failure is recorded, not raised.
 
+        A plugin registers whole or not at all: when `register` raises or `add` refuses any of
+        its types, nothing it added stays (half a plugin, say a node type without the action
+        its flows need, fails later and further from the cause). Every refused type is its own
+        line of `problems`, so one run shows all that its author must fix.
+
         Recorded only: the composition roots show `problems` once (`docket validate` as
         warnings, `web.system.boot` in the log), so a failure is not reported twice.
         """
@@ -227,21 +251,33 @@ class Registry:
             self.problems.append(f"plugin {source}: TypeError: {register!r} is not a "
                                  "register(registry) function")
             return False
-        kinds = self.kinds().values()
+        kinds = list(self.kinds().values())
+        before = [(dict(k._types), dict(k._sources), dict(k._aliases)) for k in kinds]
+        refusals: list[RegistryError] = []
+        failure: Exception | None = None
         for kind in kinds:  # what it adds without source= is its own, and contract-checked
-            kind.loading = source
+            kind.loading, kind.refusals = source, refusals
         try:
             register(self)
         except Exception as exc:  # a broken plugin must not stop the others
-            self.problems.append(_problem(source, exc))
-            if isinstance(exc, RegistryError) and exc.kind is not None:
-                for word in exc.words:
-                    self.refused.setdefault((exc.kind, word), (source, str(exc)))
-            return False
+            failure = exc
         finally:
             for kind in kinds:
-                kind.loading = None
-        return True
+                kind.loading, kind.refusals = None, None
+        if failure is None and not refusals:
+            return True
+        for kind, (types, sources, aliases) in zip(kinds, before):
+            kind._types, kind._sources, kind._aliases = types, sources, aliases
+        for refusal in refusals:
+            where = f" (raised in {refusal.where})" if refusal.where else ""
+            self.problems.append(f"plugin {source}: RegistryError: {refusal}{where}")
+        if failure is not None:
+            self.problems.append(_problem(source, failure))
+        for refusal in [*refusals, *([failure] if isinstance(failure, RegistryError) else [])]:
+            if refusal.kind is not None:
+                for word in refusal.words:
+                    self.refused.setdefault((refusal.kind, word), (source, str(refusal)))
+        return False
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> list[str]:
         """Register every installed plugin of the `docket.plugins` entry-point group, in the
@@ -270,6 +306,18 @@ def _problem(source: str, exc: BaseException) -> str:
     shown, the plugin's line it came from (for a RegistryError, the `add` call)."""
     where = _raised_in(exc)
     return f"plugin {source}: {type(exc).__name__}: {exc}" + (f" (raised in {where})" if where else "")
+
+
+def _plugin_line() -> str | None:
+    """`file:line` of the innermost caller outside Docket's engine: the plugin's `add` call."""
+    import sys
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        if str(frame.f_globals.get("__name__", "")).split(".")[0] != "engine":
+            return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
 
 
 def _raised_in(exc: BaseException) -> str | None:

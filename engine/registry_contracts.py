@@ -2,7 +2,7 @@
 
 A plugin mistake (a class registered instead of an instance, `aliases = ("old_name")` which is a
 string, a missing method, a method taking other arguments than the engine passes, an
-`options_schema` that is not JSON Schema) used to surface as a traceback in the middle of
+`options_schema` that is not JSON Schema or misspells a keyword) used to surface as a traceback in the middle of
 loading a bundle, far from its cause. `contract_problems` finds these at registration, so
 `Registry.use` reports them as one line naming the plugin (docs/plugins.md, "What Docket checks
 when a plugin registers").
@@ -16,7 +16,9 @@ from __future__ import annotations
 import inspect
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
+
+from engine.errors import did_you_mean
 
 __all__ = ["CONTRACTS", "Contract", "RESERVED", "contract_problems", "word_problems"]
 
@@ -188,4 +190,45 @@ def _schema_problems(schema: Any) -> list[str]:
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(top)"
         return [f"options_schema is not a valid JSON Schema at {where}: {exc.message}"]
-    return []
+    return [f"options_schema has an unknown keyword at {where}"
+            for where in _unknown_keywords(schema, ())]
+
+
+# Draft 2020-12's keywords beyond the validating ones jsonschema lists: annotations and the core
+# vocabulary. Any other key is valid JSON Schema but does nothing, and in a type's options it is
+# nearly always a typo: `propertes` accepts every option, `"tpye": "number"` every value.
+_ANNOTATIONS = frozenset({
+    "$schema", "$id", "$anchor", "$dynamicAnchor", "$vocabulary", "$comment", "$defs", "definitions",
+    "title", "description", "default", "examples", "deprecated", "readOnly", "writeOnly",
+    "contentMediaType", "contentEncoding", "contentSchema"})
+_ONE_SCHEMA = frozenset({"additionalProperties", "items", "contains", "not", "if", "then", "else",
+                         "propertyNames", "unevaluatedItems", "unevaluatedProperties", "contentSchema"})
+_SCHEMA_LISTS = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "dependentSchemas", "$defs", "definitions"})
+
+
+def _keywords() -> frozenset[str]:
+    from jsonschema import Draft202012Validator
+
+    return frozenset(Draft202012Validator.VALIDATORS) | _ANNOTATIONS | {"then", "else"}
+
+
+def _unknown_keywords(schema: Any, path: tuple[str, ...]) -> Iterator[str]:
+    """`path/key (did you mean 'x'?)` for every key of `schema` and of its subschemas that is no
+    JSON Schema keyword; `x-` keys are extensions, left alone."""
+    if not isinstance(schema, Mapping):
+        return
+    known = _keywords()
+    for key, value in schema.items():
+        where = "/".join((*path, str(key)))
+        if key not in known and not str(key).startswith("x-"):
+            close = did_you_mean(str(key), known)
+            yield f"{where}" + (f" ({close})" if close else "")
+        elif key in _ONE_SCHEMA:
+            yield from _unknown_keywords(value, (*path, key))
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            for i, item in enumerate(value):
+                yield from _unknown_keywords(item, (*path, key, str(i)))
+        elif key in _SCHEMA_MAPS and isinstance(value, Mapping):
+            for name, item in value.items():
+                yield from _unknown_keywords(item, (*path, key, str(name)))

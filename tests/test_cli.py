@@ -655,3 +655,21 @@ def test_a_relative_sqlite_file_is_shown_from_the_root(tmp_path: Path, monkeypat
     monkeypatch.chdir(tmp_path)
     assert _safe_url("sqlite:///var/docket.db") == f"sqlite:///{tmp_path / 'var' / 'docket.db'}"
     assert _safe_url("postgresql+psycopg://u:secret@db/x") == "postgresql+psycopg://u:***@db/x"
+
+
+def test_test_and_simulate_leave_the_callers_logging_as_they_found_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """`docket test` quieted the outbox's log for good: a program (or test) that ran it in-process
+    lost every later outbox warning."""
+    import logging
+
+    from cli import STARTER_BUNDLE
+
+    outbox, demo = logging.getLogger("engine.outbox"), logging.getLogger("reports.demo")
+    outbox.setLevel(logging.INFO)
+    try:
+        assert main(["test", str(STARTER_BUNDLE)]) == 0
+        assert main(["simulate", str(STARTER_BUNDLE), "--records", "3", "--days", "1"]) == 0
+        assert (outbox.level, demo.level) == (logging.INFO, logging.NOTSET)
+    finally:
+        outbox.setLevel(logging.NOTSET)
+    capsys.readouterr()

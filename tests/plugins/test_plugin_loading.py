@@ -110,14 +110,16 @@ def test_a_plugin_taking_a_built_in_name_is_reported(install_plugin: InstallPlug
     assert registry.node_types.get("random_audit") is not None
 
 
-def test_registering_the_sample_twice_is_reported_not_raised(install_sample: None) -> None:
+def test_registering_the_sample_twice_reports_each_of_its_types_not_raised(install_sample: None) -> None:
     import docket_sample_plugin
 
     registry = build_registry(plugins=True)
     assert registry.use(docket_sample_plugin.register, source="again") is False
-    (problem,) = registry.problems
-    assert problem.startswith("plugin again: RegistryError: node type 'random_audit' from docket-sample-plugin "
-                              "is already registered by docket-sample-plugin")
+    node_type, function = registry.problems
+    assert node_type.startswith("plugin again: RegistryError: node type 'random_audit' from docket-sample-plugin "
+                                "is already registered by docket-sample-plugin")
+    assert function.startswith("plugin again: RegistryError: function 'mask_phone' from docket-sample-plugin "
+                               "is already registered by docket-sample-plugin")
 
 
 def test_docket_validate_warns_about_a_broken_plugin_and_still_validates(

@@ -86,6 +86,70 @@ def test_an_options_schema_that_is_not_json_schema_is_refused_with_its_place() -
     assert "options_schema is not a valid JSON Schema at properties/note/type" in message
 
 
+def test_a_misspelt_keyword_in_options_schema_is_refused_with_the_keyword_meant() -> None:
+    """`propertes` or `tpye` is valid JSON Schema that checks nothing: every option went through."""
+    class Audit(Checkpoint):
+        name = "audit"
+        options_schema = {"properties": {"share": {"tpye": "number"}}, "requird": ["share"]}
+
+    message = refusal(Registry().node_types.add, Audit())
+    assert ("options_schema has an unknown keyword at properties/share/tpye (did you mean 'type'?); "
+            "options_schema has an unknown keyword at requird (did you mean 'required'?)") in message
+
+
+def test_options_schema_may_carry_annotations_and_x_extensions() -> None:
+    class Audit(Checkpoint):
+        name = "audit"
+        options_schema = {"properties": {"share": {"type": "number", "title": "Share", "default": 0.1,
+                                                   "examples": [0.5], "x-widget": "slider"}},
+                          "$comment": "for the editor", "additionalProperties": {"type": "string"}}
+
+    assert Registry().node_types.add(Audit(), source=SOURCE).name == "audit"
+
+
+def test_every_refused_type_of_a_plugin_is_reported_in_one_run() -> None:
+    """One refusal per run made the plugin's author fix, reinstall and restart once per type."""
+    class Gauge(ChartType):
+        name = "gauge"
+        options_schema = {"propertes": {}}
+
+    def register(registry: Registry) -> None:
+        registry.node_types.add(Checkpoint)
+        registry.chart_types.add(Gauge())
+
+    registry = build_registry(plugins=False)
+    assert registry.use(register, source="acme") is False
+    node, chart = registry.problems
+    assert node.startswith("plugin acme: RegistryError: node type 'checkpoint' from acme: Checkpoint is a class")
+    assert chart.startswith("plugin acme: RegistryError: chart type 'gauge' from acme: options_schema has an "
+                            "unknown keyword at propertes")
+    assert node.endswith(f"(raised in {__file__}:{register.__code__.co_firstlineno + 1})")
+
+
+def test_a_plugin_with_a_refused_type_registers_none_of_its_types() -> None:
+    """Half a plugin (a node type without the function its flows call) failed later, further
+    from the cause."""
+    def register(registry: Registry) -> None:
+        registry.node_types.add(Checkpoint())
+        registry.functions.add(lambda value: value)  # not a Function: refused
+
+    registry = build_registry(plugins=False)
+    assert registry.use(register, source="acme") is False
+    assert "checkpoint" not in registry.node_types
+    assert registry.node_types.hint("checkpoint") == ("the plugin acme failed to load (see its warning): it "
+                                                      "may be the one that adds 'checkpoint'")
+
+
+def test_a_plugin_that_raises_after_adding_a_type_leaves_nothing_registered() -> None:
+    def register(registry: Registry) -> None:
+        registry.node_types.add(Checkpoint())
+        raise RuntimeError("the licence file is missing")
+
+    registry = build_registry(plugins=False)
+    assert registry.use(register, source="acme") is False
+    assert "checkpoint" not in registry.node_types
+
+
 def test_a_function_whose_fn_cannot_take_its_argument_counts_is_refused() -> None:
     def province(code: str) -> str:
         return code[:2]
