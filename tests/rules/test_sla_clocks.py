@@ -292,3 +292,25 @@ def test_the_clock_pauses_while_the_flow_waits_at_a_pause_node(tmp_path: Path) -
     complete(system, ticket, "solve")  # the flow now waits at confirm: 2 h used
     status, _due, left = states(system, ticket)["resolution"]
     assert (status, left) == ("paused", 14 * 3600)
+
+
+def test_yellow_red_and_escalation_timers_due_while_every_process_was_stopped_fire_once_on_restart(
+        tmp_path: Path) -> None:
+    """RELIABILITY 25: nothing ran from Monday 09:00 to Tuesday 10:00 (16 hours after the last
+    target came due). The restarted system fires every overdue warning and breach exactly once,
+    none is dropped as missed, and the escalations missed meanwhile coalesce into one."""
+    stopped = make(tmp_path, FILES)
+    normal, urgent = submit(stopped), submit(stopped, urgency="urgent")
+    stopped.db.dispose()  # every process stops; no tick runs while the targets come due
+
+    restarted = make(tmp_path, FILES, start=at(24, 10))
+    advance_to(restarted, at(24, 10))
+
+    def fired(ticket: int, kind: str) -> list[str]:
+        return sorted(h["data"]["target"] for h in history_of(restarted, ticket, kind))
+
+    assert fired(normal, "sla.warning") == fired(normal, "sla.breached") == ["response"]
+    assert fired(urgent, "sla.warning") == fired(urgent, "sla.breached") == ["resolution", "response"]
+    assert [h["data"]["level"] for h in history_of(restarted, urgent, "sla.escalated")] == [1]
+    assert history_of(restarted, normal, "sla.escalated") == []
+    assert advance_to(restarted, at(24, 10, 30)) == 0  # nothing left over to fire twice
