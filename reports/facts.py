@@ -9,6 +9,11 @@ command's transaction, engine/events.py), so a report joins it by primary key.
 Derived names a dataset can use (`derived:` fields, and in measures and conditions):
 `first_response_at`, `closed_at`, `first_response_hours`, `resolution_hours`, `is_repeat`
 (1 or 0), `is_open` (1 while not closed), `age_hours` (creation to closure, or to now).
+
+The verdict of each SLA target (met, missed, none while undecided) is such a fact too, one row
+per record and target in `dk_report_verdicts`: the SLA service announces every change of it
+(`sla.verdict`: a clock stopped, breached while running, paused, restarted by a reopening) in
+the transaction that decides it, and a dataset's `sla:` field reads it (ADR 0012, session 17).
 """
 
 from __future__ import annotations
@@ -22,15 +27,25 @@ from sqlalchemy.engine import Connection
 from engine.events import Event
 from engine.runtime import Runtime
 from engine.storage.prepared import PreparedQuery
-from engine.storage.tables import flow_instances, report_facts, tasks
+from engine.storage.tables import flow_instances, report_facts, report_verdicts, sla_clocks, sla_verdict_sql, tasks
 from engine.timers import dialect_insert
 
 DERIVED = {"first_response_at": "date", "closed_at": "date", "first_response_hours": "number",
            "resolution_hours": "number", "is_repeat": "number", "is_open": "number", "age_hours": "number"}
 
 
+VERDICT_EVENT = "sla.verdict"
+"""The SLA service's announcement of a changed verdict (rules/sla.py publishes it)."""
+
+
 def derived_kind(name: str) -> str:
     return DERIVED[name]
+
+
+def verdict_key(target: str) -> str:
+    """The name a rollup knows an SLA target's verdict by, beside the record's own columns (a
+    form field may be called like a target)."""
+    return f"sla:{target}"
 
 
 class FactKeeper:
@@ -62,6 +77,8 @@ class FactKeeper:
         bus.subscribe("flow.ended", self._closed)
         bus.subscribe("flow.reopened", self._reopened)
         bus.subscribe("record.updated", self._updated)
+        bus.subscribe(VERDICT_EVENT, self._decided)
+        self._verdicts: dict[str, PreparedQuery] = {}  # dialect -> upsert
 
     def _cells(self, conn: Connection, form: str, record_id: int, old: dict[str, Any] | None = None) -> None:
         """Maintained aggregates holding the record recompute their cells (reports/rollups.py)."""
@@ -136,6 +153,24 @@ class FactKeeper:
             self._upsert(conn, event.form, event.record_id, closed_at=event.at)
             self._cells(conn, event.form, event.record_id)
 
+    def _decided(self, event: Event, conn: Connection) -> None:
+        """Keep the verdict an SLA target came to (None: undecided again) and recompute the
+        cells that count it, under the verdict it had (`was`) and the one it has now."""
+        if event.form not in self.forms or event.record_id is None:
+            return
+        stmt = self._verdicts.get(conn.dialect.name)
+        if stmt is None:
+            upsert = dialect_insert(conn)(report_verdicts).values(
+                form=sa.bindparam("v_form"), record_id=sa.bindparam("v_record"), target=sa.bindparam("v_target"),
+                verdict=sa.bindparam("v_verdict", type_=report_verdicts.c.verdict.type))
+            stmt = self._verdicts[conn.dialect.name] = PreparedQuery(upsert.on_conflict_do_update(
+                index_elements=[report_verdicts.c.form, report_verdicts.c.record_id, report_verdicts.c.target],
+                set_={"verdict": upsert.excluded.verdict}))
+        target = str(event.data["target"])
+        stmt.execute(conn, {"v_form": event.form, "v_record": event.record_id, "v_target": target,
+                            "v_verdict": event.data.get("verdict")})
+        self._cells(conn, event.form, event.record_id, {verdict_key(target): event.data.get("was")})
+
     def _reopened(self, event: Event, conn: Connection) -> None:
         if event.form in self.forms and event.record_id is not None:
             self._upsert(conn, event.form, event.record_id, closed_at=None)
@@ -186,4 +221,20 @@ def rebuild_facts(conn: Connection, runtime: Runtime, form: str) -> int:
     query = sa.select(sa.literal(form), table.c.id, first, closed, repeat)
     result = conn.execute(report_facts.insert().from_select(
         ["form", "record_id", "first_response_at", "closed_at", "is_repeat"], query))
+    rebuild_verdicts(conn, form)
+    return int(result.rowcount or 0)
+
+
+def rebuild_verdicts(conn: Connection, form: str) -> int:
+    """Recompute the SLA verdicts of `form`'s records from their clocks (the rule the SLA
+    service announces them by, engine.storage.tables.sla_verdict); returns rows. Two policies
+    naming one target keep the worse verdict ('missed' sorts after 'met'); a dataset refuses
+    to read such a target."""
+    conn.execute(report_verdicts.delete().where(report_verdicts.c.form == form))
+    verdict = sa.func.max(sla_verdict_sql(sla_clocks))
+    query = (sa.select(sla_clocks.c.form, sla_clocks.c.record_id, sla_clocks.c.target, verdict)
+             .where(sla_clocks.c.form == form)
+             .group_by(sla_clocks.c.form, sla_clocks.c.record_id, sla_clocks.c.target)
+             .having(verdict.is_not(None)))  # an undecided target needs no row
+    result = conn.execute(report_verdicts.insert().from_select(["form", "record_id", "target", "verdict"], query))
     return int(result.rowcount or 0)

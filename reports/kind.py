@@ -64,8 +64,8 @@ _FIELD_SCHEMA: dict[str, Any] = {
         "history": {"enum": sorted(HISTORY_COLUMNS), "description": "a column of the history entry"},
         "derived": {"enum": sorted(DERIVED), "description": "a lifecycle value kept by the report engine"},
         "handled_by": {"const": "department", "description": "filter only: records a department worked on"},
-        "sla": {"type": "string", "description": "a target of the form's SLA (e.g. resolution): the state of the "
-                                                 "record's clock, running, paused, met or missed"},
+        "sla": {"type": "string", "description": "a target of the form's SLA (e.g. resolution): its verdict, met or "
+                                                 "missed (empty while undecided), in the SLA's own working time"},
         "level": {"type": "integer", "minimum": 1, "maximum": 6, "description": "tree level of a category field"},
     },
 }
@@ -236,7 +236,7 @@ class DatasetKind:
                 if fact is not None:
                     known[name] = fact  # type: ignore[index]
             if dfield.origin == "sla":  # `on_time == "mett"` could never hold
-                choices[name] = frozenset(value for value, _ in SLA_STATES)
+                choices[name] = frozenset(value for value, _ in SLA_VERDICT_OPTIONS)
             if name in choices and dfield.level is not None and dfield.choices is not None:
                 # A tree cut to a level reads the ancestor at that level: only its values match.
                 choices[name] = frozenset(o.value for depth, o, _ in dfield.choices.walk() if depth == dfield.level)
@@ -329,11 +329,13 @@ class DatasetKind:
                       code="invalid-rollup", hint="add `date:` naming the dataset field of created_at")
             ok = False
         for i, dim in enumerate(raw.get("dimensions", [])):
+            if dim in fields and fields[dim].origin == "sla":
+                continue  # an SLA verdict: a maintained fact, text, kept current as it is decided
             if (dim not in fields or fields[dim].origin != "record" or fields[dim].kind == "date"
                     or fields[dim].column in RECORD_SYSTEM):
                 ctx.error(doc, path + ("dimensions", i), f"'{dim}' is not a field of the form in this dataset",
-                          code="invalid-rollup", hint="a rollup groups by the form's own fields, kept current "
-                                                      "as records change")
+                          code="invalid-rollup", hint="a rollup groups by the form's own fields or SLA verdicts "
+                                                      "(sla:), kept current as records change")
                 ok = False
             elif fields[dim].column not in text_columns:
                 ctx.error(doc, path + ("dimensions", i), f"a rollup cannot group by '{dim}': it is not stored as text",
@@ -578,19 +580,29 @@ class DashboardKind:
 
 
 
-SLA_STATES: tuple[tuple[str, dict[str, str]], ...] = (
-    ("running", {"zh-CN": "计时中", "en": "Running"}), ("paused", {"zh-CN": "已暂停", "en": "Paused"}),
+SLA_VERDICT_OPTIONS: tuple[tuple[str, dict[str, str]], ...] = (
     ("met", {"zh-CN": "按时", "en": "Met"}), ("missed", {"zh-CN": "超时", "en": "Missed"}))
-"""The states of an SLA clock (dk_sla_clocks.status), as a dataset's `sla:` field shows them."""
+"""The verdicts of an SLA target (engine.storage.tables.SLA_VERDICTS), as a dataset's `sla:`
+field shows them; a record without one (its clock runs in time, is paused, or never started)
+has none."""
 
 
 def _sla_field(doc: Document, path: YamlPath, name: str, raw: dict[str, Any], form: Any,
                ctx: BuildContext) -> DatasetField | None:
-    """`on_time: {sla: resolution}`: the state of the record's clock for that SLA target, so a
-    measure can count what met its service level in working time (`rate: on_time == "met"`)."""
+    """`on_time: {sla: resolution}`: the verdict of the record's clock for that SLA target, so
+    a measure counts what met its service level in working time (`rate: on_time == "met"`),
+    as the record page and the overdue list judge it."""
     from engine.lists import Option, OptionList
 
     target = str(raw["sla"])
+    policies = [policy.name for policy in ctx.definitions.get("sla", {}).values()
+                if policy.form == form.name and target in policy.targets]
+    if len(policies) > 1:
+        # One verdict is kept per record and target: two clocks would overwrite each other's.
+        ctx.error(doc, path + ("sla",), f"the SLA policies {', '.join(sorted(policies))} of form '{form.name}' "
+                  f"both have a target '{target}': which one's verdict is meant is unclear",
+                  code="ambiguous-reference", hint="rename the target in one of the policies")
+        return None
     targets = {t for policy in ctx.definitions.get("sla", {}).values() if policy.form == form.name
                for t in policy.targets}
     if target not in targets and "sla" not in ctx.incomplete:
@@ -601,9 +613,9 @@ def _sla_field(doc: Document, path: YamlPath, name: str, raw: dict[str, Any], fo
                       code="unknown-reference", hint="add one under sla/ (see the rules reference)")
         return None
     span = doc.source_map.key(path)
-    states = OptionList("sla_state", {"zh-CN": "时限状态", "en": "SLA state"},
-                        tuple(Option(value, label, (), span) for value, label in SLA_STATES), span)
-    return DatasetField(name, raw.get("label") or name, "sla", target, "choice", None, states, span)
+    verdicts = OptionList("sla_verdict", {"zh-CN": "时限结果", "en": "SLA verdict"},
+                          tuple(Option(value, label, (), span) for value, label in SLA_VERDICT_OPTIONS), span)
+    return DatasetField(name, raw.get("label") or name, "sla", target, "choice", None, verdicts, span)
 
 
 def _draws(chart: Any, dimensions: int, measures: int) -> bool:

@@ -22,7 +22,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from engine.errors import DocketError
 from engine.identity import Principal
 from engine.runtime import Runtime
-from engine.storage.tables import history, report_facts, sla_clocks, tasks, users
+from engine.storage.tables import history, report_facts, report_verdicts, sla_clocks, tasks, users
 from forms.access import record_scope
 from reports.spec import DatasetSpec, Dimension, MeasureSpec, WidgetSpec
 from reports.sql import NotTranslatable, Translator, bucket, escape_like, hours_between, local_day_bounds
@@ -123,6 +123,8 @@ class DatasetQuery:
         self.entry = history.alias("entry") if dataset.source == "history" else None
         self.now = runtime.clock.now()
         self.uses_facts = False
+        self.verdicts: dict[str, Any] = {}
+        """SLA target -> the alias of dk_report_verdicts joined for it (the `sla:` fields read)."""
 
     # -- from and where ----------------------------------------------------------------------------
     def from_clause(self) -> Any:
@@ -136,6 +138,9 @@ class DatasetQuery:
         if self.uses_facts:
             base = base.outerjoin(self.facts, sa.and_(self.facts.c.form == self.ds.form,
                                                       self.facts.c.record_id == rec.c.id))
+        for target, verdicts in self.verdicts.items():
+            base = base.outerjoin(verdicts, sa.and_(verdicts.c.form == self.ds.form, verdicts.c.record_id == rec.c.id,
+                                                    verdicts.c.target == target))
         return base
 
     def base_conditions(self, filters: Filters, extra: Any = None) -> list[ColumnElement[bool]]:
@@ -207,7 +212,7 @@ class DatasetQuery:
             assert self.entry is not None
             column = self.entry.c[spec.column]
         elif spec.origin == "sla":
-            column = self.sla_state(spec.column)
+            column = self.verdict(spec.column)
         else:
             raise ReportRequestError(f"'{name}' can only filter, not group")
         if spec.level is not None and not raw and spec.choices is not None:
@@ -216,14 +221,13 @@ class DatasetQuery:
             return sa.case(*whens, else_=column) if whens else column
         return column
 
-    def sla_state(self, target: str) -> Any:
-        """The state of the record's clock for SLA `target` (running, paused, met, missed; NULL
-        before it starts), as a column of the row."""
-        clock = sla_clocks.alias("clock")
-        return (sa.select(clock.c.status)
-                .where(clock.c.form == self.ds.form, clock.c.record_id == self.record.c.id,
-                       clock.c.target == target)
-                .order_by(clock.c.id).limit(1).scalar_subquery())
+    def verdict(self, target: str) -> Any:
+        """The verdict of the record's SLA `target` (met, missed; NULL while undecided or
+        without a clock), a maintained fact joined by primary key (reports/facts.py)."""
+        verdicts = self.verdicts.get(target)
+        if verdicts is None:
+            verdicts = self.verdicts[target] = report_verdicts.alias(f"verdict{len(self.verdicts) + 1}")
+        return verdicts.c.verdict
 
     def derived(self, name: str) -> Any:
         self.uses_facts = True

@@ -10,7 +10,8 @@ distinct count, a median, a text filter, a row-level scope, a `where`) reads the
 
 Cells are recomputed from their records, never incremented, in the transaction of the event
 that changed one of them: `record.created`, `record.updated` (the old cell from the change's
-old values, then the new one), and the lifecycle facts (first response, closure, reopening).
+old values, then the new one), and the lifecycle facts (first response, closure, reopening, an
+SLA target's verdict: so a rollup may group by an `sla:` field and rate over it).
 Inside `deferred` (a flow command: a task completion that changes the record and closes it)
 the events only note the cells they touch, and each is recomputed once as the block ends, still
 in the transaction. So a committed cell is always exactly what a scan would give. A rollup whose
@@ -44,9 +45,10 @@ from engine.identity import Principal
 from engine.runtime import Runtime
 from engine.storage.db import schema_inspector, serialize
 from engine.storage.prepared import PreparedQuery
-from engine.storage.tables import report_rollup_state, report_rollups
+from engine.storage.tables import report_rollup_state, report_rollups, report_verdicts
 from forms.access import record_scope
-from reports.spec import DatasetSpec, MeasureSpec, RollupSpec, WidgetSpec
+from reports.facts import verdict_key
+from reports.spec import DatasetField, DatasetSpec, MeasureSpec, RollupSpec, WidgetSpec
 from reports.sql import local_day_bounds
 
 MAX_PARTS = 24
@@ -68,11 +70,10 @@ def parts_of(dataset: DatasetSpec) -> dict[str, list[Part]]:
     """measure name -> its stored parts (additive measures only, at most MAX_PARTS columns)."""
     out: dict[str, list[Part]] = {}
     used = 0
-    clocks = _sla_names(dataset)
     for m in dataset.measures.values():
         kinds = {"count": ["count"], "sum": ["sum", "nonempty"], "avg": ["sum", "nonempty"],
                  "rate": ["hit", "base"]}.get(m.agg)
-        if kinds is None or used + len(kinds) > MAX_PARTS or _reads_the_clock(m) or _reads(m, clocks):
+        if kinds is None or used + len(kinds) > MAX_PARTS or _reads_the_clock(m):
             continue
         out[m.name] = [Part(m.name, k, f"v{used + i + 1}") for i, k in enumerate(kinds)]
         used += len(kinds)
@@ -103,10 +104,14 @@ def _reads_the_clock(measure: MeasureSpec) -> bool:
     return _reads(measure, TIME_DEPENDENT)
 
 
-def _sla_names(dataset: DatasetSpec) -> frozenset[str]:
-    """The dataset's `sla:` fields: an SLA clock's state changes with its own timers, not only
-    as the record changes, so no cell keeps a measure over one."""
-    return frozenset(name for name, spec in dataset.fields.items() if spec.origin == "sla")
+def _key(spec: DatasetField) -> str:
+    """What a cell's key or a change names a dataset field by: the record column, or for an
+    `sla:` field its verdict (reports.facts.verdict_key), a maintained fact like closure."""
+    return verdict_key(spec.column) if spec.origin == "sla" else spec.column
+
+
+_KEPT = ("record", "sla")
+"""The origins of the fields a rollup can group by: kept in the transaction that changes them."""
 
 
 def _reads(measure: MeasureSpec, names: Any) -> bool:
@@ -124,7 +129,7 @@ def signature(dataset: DatasetSpec, rollup: RollupSpec) -> str:
     """Changes when anything the rollup's cells depend on changes."""
     parts = {name: [p.kind for p in ps] for name, ps in parts_of(dataset).items()}
     measures = {m.name: [m.agg, repr(m.value), repr(m.where), repr(m.of)] for m in dataset.measures.values()}
-    fields = [dataset.fields[d].column for d in rollup.dimensions]
+    fields = [_key(dataset.fields[d]) for d in rollup.dimensions]
     shape: list[Any] = [dataset.form, repr(dataset.where), fields, parts, measures]
     if rollup.grain != "day":  # day rollups keep the signature they had before grains existed
         shape.append(rollup.grain)
@@ -169,22 +174,21 @@ class RollupKeeper:
 
     # -- building --------------------------------------------------------------------------------
     def _grouped(self, dataset: DatasetSpec, rollup: RollupSpec, conditions: Sequence[Any] = (),
-                 *, one_cell: bool = False) -> Any:
+                 *, one_cell: bool = False, q: Any = None) -> Any:
         """The select of a rollup's cells from the records, grouped by cell; or, `one_cell`,
         of the one cell that `conditions` pick, without grouping: its day is the bind parameter
         `cell_day`, and each key is the same on every row read (the conditions fix it). Grouping
         by the day label made SQLite compute it and sort every row of the cell, a third of a
-        refresh."""
-        from reports.query import DatasetQuery
-
-        q = DatasetQuery(self.rt, dataset, Principal.system())
+        refresh. `q` is the DatasetQuery the conditions were written over (its joins)."""
+        if q is None:
+            q = self._dataset_query(dataset)
         if one_cell:
             day = sa.bindparam("cell_day", type_=sa.String)
         else:
             day = _day_expr(q)
             if rollup.grain == "month":
                 day = _month_start(day)
-        keys = [sa.func.coalesce(sa.cast(q.record.c[dataset.fields[d].column], sa.String), "") for d in rollup.dimensions]
+        keys = [sa.func.coalesce(sa.cast(self._column(q, dataset, d), sa.String), "") for d in rollup.dimensions]
         if one_cell:  # an aggregate, so the select needs no GROUP BY (PostgreSQL insists)
             keys = [sa.func.min(key) for key in keys]
         keys += [sa.literal("")] * (3 - len(keys))
@@ -200,6 +204,17 @@ class RollupKeeper:
             return select, q
         return select.group_by(sa.literal_column("day"), sa.literal_column("k1"), sa.literal_column("k2"),
                                sa.literal_column("k3")), q
+
+    def _dataset_query(self, dataset: DatasetSpec) -> Any:
+        from reports.query import DatasetQuery
+
+        return DatasetQuery(self.rt, dataset, Principal.system())
+
+    @staticmethod
+    def _column(q: Any, dataset: DatasetSpec, name: str) -> Any:
+        """The column a rollup groups by for dataset field `name` (as stored, no tree level)."""
+        spec = dataset.fields[name]
+        return q.verdict(spec.column) if spec.origin == "sla" else q.record.c[spec.column]
 
     def _part(self, q: Any, m: MeasureSpec, part: Part) -> Any:
         where = q.condition(m.where) if m.where is not None else None
@@ -290,9 +305,11 @@ class RollupKeeper:
             table = tables[form]
             leading = {tuple(ix["column_names"]) for ix in schema_inspector(conn).get_indexes(table.name)}
             for dataset, rollup in pairs:
-                if not rollup.dimensions or self.source_of(dataset, rollup) is not None:
+                # An SLA verdict is in another table: the index serves the record's own fields.
+                fields = tuple(dataset.fields[d].column for d in rollup.dimensions if dataset.fields[d].origin == "record")
+                if not fields or self.source_of(dataset, rollup) is not None:
                     continue
-                columns = tuple(dataset.fields[d].column for d in rollup.dimensions) + ("created_at",)
+                columns = fields + ("created_at",)
                 if any(cols[:len(columns)] == columns for cols in leading):
                     continue
                 name = "ix_rollup_" + hashlib.sha256(f"{table.name}:{','.join(columns)}".encode()).hexdigest()[:16]
@@ -318,10 +335,11 @@ class RollupKeeper:
 
     # -- keeping cells current -------------------------------------------------------------------
     def relevant(self, dataset: DatasetSpec) -> set[str]:
-        """The record columns a dataset's rollups depend on (dimensions, measure inputs)."""
+        """The record columns (and `verdict_key`s) a dataset's rollups depend on (dimensions,
+        measure inputs)."""
         columns = set(self._measured(dataset))
         for rollup in dataset.rollups:
-            columns |= {dataset.fields[d].column for d in rollup.dimensions}
+            columns |= {_key(dataset.fields[d]) for d in rollup.dimensions}
         return columns
 
     def _measured(self, dataset: DatasetSpec) -> frozenset[str]:
@@ -336,13 +354,13 @@ class RollupKeeper:
                     names |= {n.id for n in ast.walk(parsed[0]) if isinstance(n, ast.Name)}
         if dataset.where is not None:
             names |= {n.id for n in ast.walk(dataset.where[0]) if isinstance(n, ast.Name)}
-        columns = frozenset({dataset.fields[n].column for n in names if n in dataset.fields} | names)
+        columns = frozenset({_key(dataset.fields[n]) for n in names if n in dataset.fields} | names)
         self._relevant[dataset.name] = columns
         return columns
 
     def _relevant_to(self, dataset: DatasetSpec, rollup: RollupSpec) -> frozenset[str]:
         """The record columns one rollup depends on: its dimensions and the measures' inputs."""
-        return self._measured(dataset) | {dataset.fields[d].column for d in rollup.dimensions}
+        return self._measured(dataset) | {_key(dataset.fields[d]) for d in rollup.dimensions}
 
     def record_changed(self, conn: Connection, form: str, record_id: int,
                        old_values: Mapping[str, Any] | None = None) -> None:
@@ -365,7 +383,7 @@ class RollupKeeper:
         # keys are taken now, as a later change of the transaction may move the record again.
         cells: dict[tuple[Any, ...], tuple[DatasetSpec, RollupSpec, datetime, tuple[Any, ...]]] = {}
         for dataset, rollup in pairs:
-            dims = [dataset.fields[d].column for d in rollup.dimensions]
+            dims = [_key(dataset.fields[d]) for d in rollup.dimensions]
             keys = {tuple(row[c] for c in dims)}
             if old_values:
                 keys.add(tuple(old_values.get(c, row[c]) for c in dims))
@@ -414,12 +432,24 @@ class RollupKeeper:
         return day.replace(day=1) if rollup.grain == "month" else day
 
     def _record_select(self, form: str) -> Any:
-        """created_at and every rolled-up field of one record."""
+        """created_at and every rolled-up field of one record, named by `_key` (an SLA
+        verdict joined from its table)."""
         stmt = self._statements.get(("record", form))
         if stmt is None:
             table = self.rt.services["forms"].tables[form]
-            columns = {dataset.fields[d].column for dataset, rollup in self.by_form[form] for d in rollup.dimensions}
-            stmt = _Statement(sa.select(table.c.created_at, *[table.c[c] for c in sorted(columns)])
+            fields = {_key(spec): spec for dataset, rollup in self.by_form[form]
+                      for spec in (dataset.fields[d] for d in rollup.dimensions)}
+            source: Any = table
+            columns = []
+            for key, spec in sorted(fields.items()):
+                if spec.origin == "sla":
+                    verdicts = report_verdicts.alias(f"verdict{len(columns) + 1}")
+                    source = source.outerjoin(verdicts, sa.and_(
+                        verdicts.c.form == form, verdicts.c.record_id == table.c.id, verdicts.c.target == spec.column))
+                    columns.append(verdicts.c.verdict.label(key))
+                else:
+                    columns.append(table.c[key])
+            stmt = _Statement(sa.select(table.c.created_at, *columns).select_from(source)
                               .where(table.c.id == sa.bindparam("record_id")))
             self._statements[("record", form)] = stmt
         return stmt
@@ -431,12 +461,12 @@ class RollupKeeper:
         cache_key = ("cell", rollup_id(dataset, rollup), nulls)
         stmt = self._statements.get(cache_key)
         if stmt is None:
-            _, q = self._grouped(dataset, rollup)
+            q = self._dataset_query(dataset)
             conditions = [q.record.c.created_at >= sa.bindparam("start"), q.record.c.created_at < sa.bindparam("end")]
             for i, (d, empty) in enumerate(zip(rollup.dimensions, nulls)):
-                column = q.record.c[dataset.fields[d].column]
+                column = self._column(q, dataset, d)
                 conditions.append(column.is_(None) if empty else column == sa.bindparam(f"key{i}"))
-            cell, _ = self._grouped(dataset, rollup, conditions, one_cell=True)
+            cell, _ = self._grouped(dataset, rollup, conditions, one_cell=True, q=q)
             stmt = self._statements[cache_key] = _Statement(cell)
         return stmt
 
@@ -529,9 +559,6 @@ class RollupKeeper:
         """The smallest rollup that answers the widget exactly, or None."""
         if not dataset.rollups or widget.where is not None or filters.contains:
             return None
-        if dataset.where is not None and any(isinstance(n, ast.Name) and n.id in _sla_names(dataset)
-                                             for n in ast.walk(dataset.where[0])):
-            return None  # its rows change with SLA timers: no cell keeps them
         if any(m.name not in parts_of(dataset) for m in measures):
             return None
         table = self.rt.services["forms"].tables[dataset.form]
@@ -543,11 +570,11 @@ class RollupKeeper:
                 continue
             if rollup.grain == "month" and not self._whole_months(widget, filters):
                 continue
-            columns = {dataset.fields[d].column for d in rollup.dimensions}
+            columns = {_key(dataset.fields[d]) for d in rollup.dimensions}
 
             def covered(name: str) -> bool:  # another dataset field over the same column fits too
                 spec = dataset.fields[name]
-                return spec.origin == "record" and spec.column in columns
+                return spec.origin in _KEPT and _key(spec) in columns
 
             if any(not covered(d.field) and not (d.grain and d.field == rollup.date) for d in widget.dimensions):
                 continue
@@ -578,9 +605,9 @@ class RollupKeeper:
               measures: Sequence[MeasureSpec]) -> tuple[list[Any], list[Any], list[Any], Any]:
         """(dimension columns, measure columns, conditions, from) over the rollup's cells."""
         r = report_rollups.alias("cells")
-        by_column = {dataset.fields[d].column: r.c[f"k{i + 1}"] for i, d in enumerate(rollup.dimensions)}
-        slots = {name: by_column[f.column] for name, f in dataset.fields.items()
-                 if f.origin == "record" and f.column in by_column}
+        by_column = {_key(dataset.fields[d]): r.c[f"k{i + 1}"] for i, d in enumerate(rollup.dimensions)}
+        slots = {name: by_column[_key(f)] for name, f in dataset.fields.items()
+                 if f.origin in _KEPT and _key(f) in by_column}
         conditions: list[Any] = [r.c.rollup == rollup_id(dataset, rollup)]
         if filters.period:
             first, last = filters.period

@@ -8,6 +8,11 @@ pausing, resuming and changing the target never re-count the past; `due_at`/`war
 the running segment would cross the thresholds, and the `sla.warning` / `sla.breached` timers
 are armed there.
 
+A clock's verdict (engine.storage.tables.sla_verdict: met or missed once stopped, missed as soon
+as the breach of a running clock is recorded, none while in time or paused) is announced as
+`sla.verdict` whenever it changes, in the same transaction: the report engine keeps it as a
+fact of the record, so dashboards judge a record as its page and the overdue list do.
+
 Races (RELIABILITY 30): a timer handler locks the record's flow instance and clocks (`FOR
 UPDATE NOWAIT` on PostgreSQL, where waiting could deadlock with a command that holds the
 instance and then re-arms the timer; a busy record fails the firing and the timer service
@@ -31,7 +36,7 @@ from engine.events import Event
 from engine.runtime import Runtime
 from engine.storage.db import read_transaction, savepoint
 from engine.storage.prepared import INSERT_HISTORY, PreparedInsert, PreparedQuery
-from engine.storage.tables import flow_instances, sla_clocks, tasks, timers as timer_table
+from engine.storage.tables import flow_instances, sla_clocks, sla_verdict, tasks, timers as timer_table
 from rules.functions import CURRENT_CONNECTION
 from engine.storage.memo import memo
 from rules.spec import SlaPolicy
@@ -39,6 +44,9 @@ from rules.spec import SlaPolicy
 log = logging.getLogger(__name__)
 
 WARNING_KIND, BREACH_KIND, ESCALATE_KIND = "sla.warning", "sla.breached", "sla.escalate"
+VERDICT_EVENT = "sla.verdict"
+"""Published when a clock's verdict (engine.storage.tables.sla_verdict) changes: the report
+engine keeps it as a fact of the record (reports/facts.py)."""
 SYSTEM_ACTOR = "system"
 UPDATE_EVENTS = ("record.updated", "task.completed")
 """Events that count as a status update (they restart the escalation interval)."""
@@ -228,6 +236,8 @@ class SlaService:
                clocks: list[dict[str, Any]]) -> None:
         now = self.rt.clock.now()
         by_target = {c["target"]: c for c in clocks}
+        # The rows are changed in place below: what each target's verdict was before the event.
+        verdicts = {c["target"]: sla_verdict(c["status"], c["breached_at"]) for c in clocks}
         paused = self._should_pause(conn, policy, event, names)
         level = None
         for target in policy.targets.values():
@@ -258,7 +268,18 @@ class SlaService:
                 self._pause(conn, policy, clock, now)
             elif not paused and clock["status"] == "paused":
                 self._resume(conn, policy, clock, now)
+        for target, clock in by_target.items():
+            self._decided(conn, clock, verdicts.get(target), now)
         self._escalation(conn, policy, event, names, list(by_target.values()), now)
+
+    def _decided(self, conn: Connection, row: Mapping[str, Any], was: str | None, now: datetime) -> None:
+        """Announce the clock's verdict when it is no longer `was` (stopped, breached, paused
+        past its due time, restarted, given a longer target), in the deciding transaction."""
+        verdict = sla_verdict(row["status"], row["breached_at"])
+        if verdict != was:
+            self.rt.bus.publish(Event(VERDICT_EVENT, now, row["form"], row["record_id"], SYSTEM_ACTOR,
+                                      {"policy": row["policy"], "target": row["target"], "verdict": verdict,
+                                       "was": was}), conn)
 
     def _level(self, policy: SlaPolicy, names: Mapping[str, Any]) -> Any:
         ctx = self._eval_context()
@@ -351,7 +372,10 @@ class SlaService:
 
     def _stop(self, conn: Connection, policy: SlaPolicy, row: dict[str, Any], event: Event, now: datetime) -> None:
         used = self._used(row, now, policy)
-        status = "met" if used <= row["target_seconds"] else "missed"
+        # Late from the instant no time is left, as the page's red, the overdue list and the
+        # breach timer judge it: a record closed that evening after hours (no working time
+        # counted since the due time) had been shown overdue and was announced breached.
+        status = "met" if used < row["target_seconds"] else "missed"
         self._save(conn, row, status=status, used_seconds=used, resumed_at=None, stopped_at=now)
         self._disarm(conn, row)
         self._history(conn, row, f"sla.{status}", {"target": row["target"], "by": event.name,
@@ -498,6 +522,7 @@ class SlaService:
         if row["due_at"] is not None and row["due_at"] > now:
             return
         self._save(conn, row, breached_at=now)
+        self._decided(conn, row, None, now)  # running in time until now: missed from here
         self._announce(conn, policy, row, "sla.breached", now)
 
     def _announce(self, conn: Connection, policy: SlaPolicy, row: dict[str, Any], name: str, now: datetime) -> None:

@@ -17,7 +17,8 @@ from engine.storage.types import UTCDateTime
 __all__ = ["NAMING_CONVENTION", "metadata", "bundle_versions", "users", "roles", "user_roles",
            "departments", "flow_instances", "tasks", "history", "timers", "outbox", "incidents",
            "sequences", "idempotency", "audit_log", "attachments", "sessions", "record_tags",
-           "sla_clocks", "SLA_STATUSES", "INSTANCE_STATUSES",
+           "sla_clocks", "SLA_STATUSES", "SLA_VERDICTS", "sla_verdict", "sla_verdict_sql", "report_verdicts",
+           "INSTANCE_STATUSES",
            "TASK_STATUSES", "TIMER_STATUSES", "OUTBOX_STATUSES", "ATTACHMENT_STATUSES"]
 
 # Deterministic constraint names, so later migrations (and SQLite batch mode) can name them.
@@ -364,6 +365,40 @@ report_facts = Table(
     Column("first_response_at", UTCDateTime),
     Column("closed_at", UTCDateTime),
     Column("is_repeat", Integer, nullable=False, server_default=sa.text("0")),
+)
+
+SLA_VERDICTS = ("met", "missed")
+"""What an SLA clock's target came to (dk_report_verdicts.verdict); no verdict while undecided."""
+
+
+def sla_verdict(status: str, breached_at: object) -> str | None:
+    """The verdict of a clock row: met or missed once stopped; missed as soon as a running clock
+    passed its due time (its breach is recorded: the record page shows it red and it can only
+    end missed); none while it runs in time or is paused (a withdrawn record's clock, one
+    waiting for the customer). `sla_verdict_sql` is the same rule in SQL, for rebuilds."""
+    if status in SLA_VERDICTS:
+        return status
+    return "missed" if status == "running" and breached_at is not None else None
+
+
+def sla_verdict_sql(clocks: sa.Table | sa.sql.expression.Alias) -> sa.ColumnElement[str]:
+    """`sla_verdict` of each row of `clocks` (dk_sla_clocks or an alias of it), as SQL."""
+    return sa.case((clocks.c.status.in_(SLA_VERDICTS), clocks.c.status),
+                   (sa.and_(clocks.c.status == "running", clocks.c.breached_at.is_not(None)), sa.literal("missed")),
+                   else_=sa.null())
+
+
+report_verdicts = Table(
+    # The verdict of each record's SLA targets (met, missed; NULL while undecided), kept by
+    # reports/facts.py from the SLA service's `sla.verdict` events in the transaction that
+    # decides it, so a report joins it by primary key and a rollup counts it like any fact
+    # (ADR 0012). Rebuilt from dk_sla_clocks with `sla_verdict_sql`.
+    "dk_report_verdicts", metadata,
+    Column("form", String(100), primary_key=True),
+    Column("record_id", Integer, primary_key=True),
+    Column("target", String(100), primary_key=True),
+    Column("verdict", String(10)),
+    _one_of("verdict", SLA_VERDICTS),
 )
 
 report_rollups = Table(

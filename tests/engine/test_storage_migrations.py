@@ -24,7 +24,7 @@ ENGINE_TABLES = {
     "dk_sequences", "dk_idempotency", "dk_audit_log", "dk_attachments",
     "dk_api_tokens", "dk_sessions",
     "dk_record_tags", "dk_sla_clocks",
-    "dk_report_facts", "dk_report_rollups", "dk_report_rollup_state",
+    "dk_report_facts", "dk_report_verdicts", "dk_report_rollups", "dk_report_rollup_state",
 }
 
 
