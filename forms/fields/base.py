@@ -151,7 +151,8 @@ class FieldType:
     def sample(self, spec: FieldSpec, rng: Any) -> Any:
         """A plausible raw input for this field, as a person would type it (`parse` must accept
         it), drawn with `rng` (a `random.Random`), for `docket simulate` and `docket demo`; None
-        for none. The built-in types' samples are the demo runner's own (reports/demo.py)."""
+        for none. The demo runner (reports/demo.py) samples most built-in types itself and asks
+        the type for the others (`percent`, a plugin's types)."""
         return None
 
     def invalid(self, key: str, **params: Any) -> FieldInvalid:

@@ -217,6 +217,10 @@ def _decimal(raw: Any, field: FieldType, *, strip: str = "") -> Decimal:
     return value
 
 
+_SAMPLE_PERCENTAGES = (5, 8, 10, 12, 15, 18, 20, 25, 30, 50, 85, 95)
+"""Sample percentages: discounts and shares of a few points to a few tens, and high rates."""
+
+
 class Percent(FieldType):
     name = "percent"
     aliases = ("percentage",)
@@ -257,6 +261,12 @@ class Percent(FieldType):
         if "." in text:
             text = text.rstrip("0").rstrip(".")
         return f"{text}%"
+
+    def sample(self, spec: FieldSpec, rng: Any) -> Any:
+        """A rate as people give one (a discount, an on-time rate), within the field's bounds:
+        without it `docket simulate` refused every record of a form with a required percentage."""
+        low, high = spec.opt("min", 0), spec.opt("max", 100)
+        return str(min(max(rng.choice(_SAMPLE_PERCENTAGES), low), high))
 
 
 _RATING_TEXT = frozenset(str(n) for n in range(1, 11))

@@ -103,6 +103,15 @@ def test_a_required_code_of_the_analysts_own_pattern_is_filled_with_one_it_match
     assert summary["records"] == 24 and summary["refused"] == {}
 
 
+def test_a_required_percentage_is_filled_within_its_bounds(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    # No sample had one: a form asking for a discount refused every record.
+    bundle = starter_with(tmp_path, capsys, "  discount:\n    type: percent\n    required: true\n    max: 40\n")
+    assert main(["simulate", str(bundle), *SMALL, "--format", "json"]) == 0
+    (summary,) = json.loads(capsys.readouterr().out)
+    assert summary["records"] == 24 and summary["refused"] == {}
+
+
 def test_samples_the_form_refuses_are_counted_with_the_reason(tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     # No sample carries a file: a required photo refuses every one, and the summary says so
