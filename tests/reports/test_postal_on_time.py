@@ -23,9 +23,9 @@ MONDAY_10AM = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shan
 FRIDAY_5PM = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)  # 17:00 in Shanghai
 
 
-def postal(tmp_path: Path, start: datetime) -> tuple[System, ManualClock]:
+def postal(tmp_path: Path, start: datetime, db_url: str | None = None) -> tuple[System, ManualClock]:
     clock = ManualClock(start)
-    return boot(POSTAL, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock), clock
+    return boot(POSTAL, db_url=db_url or f"sqlite:///{tmp_path / 'docket.db'}", clock=clock), clock
 
 
 def resolve(case: Case) -> Case:
@@ -101,8 +101,7 @@ def test_a_withdrawn_complaints_paused_clock_has_no_verdict_even_past_its_deadli
     assert verdict(system, case) is None
 
 
-def test_the_overviews_rollups_give_the_on_time_rate_a_scan_of_the_complaints_gives(tmp_path: Path) -> None:
-    system, clock = postal(tmp_path, MONDAY_10AM)
+def rollups_and_scan_agree(system: System, clock: ManualClock) -> None:
     in_time, late, reopened = (accept(system, {**DELAY, "customer_name": name}) for name in ("甲", "乙", "丙"))
     resolve(in_time)
     resolve(reopened)
@@ -118,3 +117,17 @@ def test_the_overviews_rollups_give_the_on_time_rate_a_scan_of_the_complaints_gi
     answers = rates(system)
     assert answers["on_time"] == {"on_time_rate": pytest.approx(1 / 3)}
     assert answers == rates(system, rollups=False)
+
+
+def test_the_overviews_rollups_give_the_on_time_rate_a_scan_of_the_complaints_gives(tmp_path: Path) -> None:
+    rollups_and_scan_agree(*postal(tmp_path, MONDAY_10AM))
+
+
+@pytest.mark.postgres
+def test_the_overviews_rollups_give_the_on_time_rate_a_scan_gives_on_postgresql(tmp_path: Path,
+                                                                                 postgres_url: str) -> None:
+    system, clock = postal(tmp_path, MONDAY_10AM, postgres_url)
+    try:
+        rollups_and_scan_agree(system, clock)
+    finally:
+        system.db.dispose()
