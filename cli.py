@@ -27,6 +27,8 @@ log = logging.getLogger("docket.cli")
 DEFAULT_BUNDLE = "definitions/postal_complaints"
 STARTER_BUNDLE = Path(__file__).resolve().parent / "definitions" / "starter"
 """What `docket new` copies: a small working process (a request reviewed and approved)."""
+NEW_PROCESS_GUIDE = "docs/guides/start-a-new-process.md"
+"""The guide `docket new` points to: from the starter bundle to a process of your own."""
 
 
 def _print_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
@@ -255,9 +257,10 @@ def cmd_new(args: argparse.Namespace) -> int:
     print("next:")
     print(f"  docket validate {shown}")
     print(f"  docket test {shown}")
+    print(f"  docket simulate {shown}")
     print(f"  docket serve {shown} --db sqlite:///var/{name}.db --demo")
-    print("then change the fields, steps and roles into your process (docs/reference/README.md), "
-          "and run validate and test after each change")
+    print(f"then change the fields, steps and roles into your process, step by step: {NEW_PROCESS_GUIDE}; "
+          "run validate and test after each change")
     return 0
 
 
@@ -789,6 +792,39 @@ def cmd_worker(args: argparse.Namespace) -> int:
     scheduler.shutdown()
     system.db.dispose()  # as serve: the last connection out folds the WAL into the file
     print("Docket worker: stopped", flush=True)
+    return 0
+
+
+def cmd_instances_migrate(args: argparse.Namespace) -> int:
+    """Show (and with --apply make) the move of running flow instances to the current bundle
+    version: by default they finish on the version they started on."""
+    from flows.version_move import MoveError, apply_moves, parse_renames, plan_moves
+    from web.system import boot
+
+    system = boot(args.bundle, db_url=args.db)
+    try:
+        renames = parse_renames(list(args.map or []), system.flows.flows)
+    except MoveError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    version = system.bundle.hash[:12]
+    moves = apply_moves(system.flows, renames) if args.apply else plan_moves(system.flows, renames)
+    if not moves:
+        print(f"every running instance is on the current version ({version})")
+        return 0
+    movable = [m for m in moves if m.blocked is None]
+    for move in moves:
+        steps = ", ".join(f"{s} -> {move.renamed[s]}" if s in move.renamed else s for s in move.steps)
+        what = f"{move.form} {move.record_id} ({move.flow}, version {move.version[:12]}) at {steps or 'no step'}"
+        if move.blocked is None:
+            print(f"  {'moved' if args.apply else 'moves'}  {what}")
+        else:
+            print(f"  stays  {what}: {move.blocked}")
+    verb = "moved" if args.apply else "can move"
+    print(f"{len(movable)} of {len(moves)} running instance(s) {verb} to the current version ({version}); "
+          f"{len(moves) - len(movable)} stay on the version they started on")
+    if movable and not args.apply:
+        print("nothing changed: run again with --apply to move them")
     return 0
 
 
@@ -1340,6 +1376,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", choices=LOG_LEVELS, help=WRITE_LOG_HELP)
     p.set_defaults(func=cmd_migrate)
 
+    p = sub.add_parser("instances", help="running flow instances: move them to the current version",
+                       description="Running flow instances.")
+    instances_sub = p.add_subparsers(dest="instances_command", required=True)
+    q = instances_sub.add_parser(
+        "migrate", help="move running instances to the current bundle version",
+        description="A running instance finishes on the bundle version it started on. This moves "
+                    "those on earlier versions to the current one, each whole or not at all: where "
+                    "every step it stands at exists in the new flow with the same type (or a step "
+                    "named with --map). It shows its plan first and changes nothing without --apply.")
+    q.add_argument("bundle", nargs="?", default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
+    q.add_argument("--db", help=DB_HELP)
+    q.add_argument("--map", action="append", metavar="FLOW.OLD=NEW",
+                   help="a step was renamed or replaced: instances at OLD go on at NEW (repeatable)")
+    q.add_argument("--apply", action="store_true", help="move them (default: only show the plan)")
+    q.add_argument("--log-level", choices=LOG_LEVELS, help=WRITE_LOG_HELP)
+    q.set_defaults(func=cmd_instances_migrate)
+
     p = sub.add_parser("submit", help="submit a record from a JSON file",
                        description="Validate and store one record (starting its flow), print its query number.")
     p.add_argument("bundle", help="bundle folder")
@@ -1426,7 +1479,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "scenarios. It is valid and its scenarios pass as created.")
     p.add_argument("folder", help="the new bundle's folder (must not exist, or be empty)")
     p.add_argument("--name", help="the bundle's name (default: the folder's name, in lower case with _)")
-    _with_epilog(p, "example:\n  docket new leave_requests\n  docket serve leave_requests --db sqlite:///var/leave.db --demo\n")
+    _with_epilog(p, "example:\n  docket new leave_requests\n  docket serve leave_requests --db sqlite:///var/leave.db --demo\n"
+                    f"from the starter to your own process, step by step: {NEW_PROCESS_GUIDE}\n")
     p.set_defaults(func=cmd_new)
 
     p = sub.add_parser("schema", help="write JSON Schemas of every definition kind for editors",

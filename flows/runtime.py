@@ -837,7 +837,8 @@ class FlowService:
                 files = bundle_files(conn, version)
             if files is None:
                 raise NotFoundError(f"bundle version {version} was recorded without its files; "
-                                    "migrate its running instances to the current version")
+                                    "move its running instances to the current version with "
+                                    "`docket instances migrate`")
             cached = self._versions[version] = dict(load_bundle_files(files, self.rt.bundle.registry).all("flow"))
         return cached
 
