@@ -176,3 +176,107 @@ def test_the_site_survey_guide_shows_the_errors_validate_gives_for_its_misspelli
     shown = [re.sub(r"^\S*?my_change/", "my_change/", format_diagnostic(d)) for d in diags]
     guide = (GUIDES / "add-a-site-survey.md").read_text("utf-8")
     assert len(shown) == 2 and all(line in guide for message in shown for line in message.splitlines())
+
+
+# -- start-a-new-process.md ----------------------------------------------------------------------
+NEW_PROCESS_GUIDE = GUIDES / "start-a-new-process.md"
+TARIFF = ROOT / "definitions" / "key_account_tariff"
+REPLACE = re.compile(r"# replace: (?P<path>\S+)\n")
+TEXT_BLOCK = re.compile(r"```text\n(?P<body>.*?)```", re.S)
+
+
+def guide_shows(lines: str) -> None:
+    """The lines (hashes shown as `...`) appear together, as printed, in one of the guide's outputs."""
+    shown = [block["body"] for block in TEXT_BLOCK.finditer(NEW_PROCESS_GUIDE.read_text("utf-8"))]
+    wanted = re.sub(r"hash [0-9a-f]+", "hash ...", lines.strip("\n")) + "\n"
+    assert any(wanted in body for body in shown), f"the guide does not show:\n{wanted}"
+
+
+def follow_the_new_process_guide(folder: Path, capsys: pytest.CaptureFixture[str],
+                                 monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run the guide's `docket new`, remove what its `rm` names, write what its blocks give; the
+    bundle folder. `docket new`'s output must be the guide's."""
+    import glob
+
+    from cli import main
+
+    monkeypatch.chdir(folder)
+    assert main(["new", "key_account_tariff"]) == 0
+    guide_shows(capsys.readouterr().out)
+    text = NEW_PROCESS_GUIDE.read_text("utf-8")
+    (removals,) = re.findall(r"^rm (.*)$", text, re.M)
+    for pattern in removals.split():
+        for path in glob.glob(pattern):
+            Path(path).unlink()
+    bundle = folder / "key_account_tariff"
+    for block in BLOCK.finditer(text):
+        if replace := REPLACE.match(block["body"]):
+            target = bundle / replace["path"]
+            assert target.exists(), f"{replace['path']} is not there to replace"
+            target.write_text(block["body"][replace.end():], encoding="utf-8")
+    apply_guide(NEW_PROCESS_GUIDE, bundle)
+    return bundle
+
+
+@pytest.fixture
+def new_process(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Path:
+    return follow_the_new_process_guide(tmp_path, capsys, monkeypatch)
+
+
+def test_the_new_process_guide_ends_with_the_example_bundle(new_process: Path) -> None:
+    made = {p.relative_to(new_process).as_posix(): p.read_text("utf-8") for p in new_process.rglob("*") if p.is_file()}
+    example = {p.relative_to(TARIFF).as_posix(): p.read_text("utf-8") for p in TARIFF.rglob("*") if p.is_file()}
+    assert sorted(made) == sorted(example)
+    assert [name for name in sorted(made) if made[name] != example[name]] == []
+
+
+def test_the_new_process_guide_validates_as_it_shows(new_process: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cli import main
+
+    assert main(["validate", "key_account_tariff"]) == 0
+    guide_shows(capsys.readouterr().out)
+
+
+def test_the_new_process_guide_s_scenarios_pass_as_it_shows(new_process: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from cli import main
+
+    assert main(["test", "key_account_tariff"]) == 0
+    guide_shows(capsys.readouterr().out)
+
+
+def test_the_new_process_guide_s_simulation_prints_what_it_shows(new_process: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from cli import main
+
+    (command,) = re.findall(r"^\.venv/bin/docket (simulate .*)$", NEW_PROCESS_GUIDE.read_text("utf-8"), re.M)
+    assert main(command.split()) == 0
+    guide_shows(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("file, written, mistake", [
+    ("forms/tariff_request.yaml", 'en: "Attachments (quotes, contract)"', "en: Attachments (quotes, contract)"),
+    ("flows/tariff_approval.yaml", "assign: {departments: [marketing, finance]}",
+     "assign: {roles: [marketing_director, finance]}"),
+])
+def test_the_new_process_guide_shows_the_error_validate_gives_for_its_mistake(
+        new_process: Path, capsys: pytest.CaptureFixture[str], file: str, written: str, mistake: str) -> None:
+    from cli import main
+
+    target = new_process / file
+    target.write_text(target.read_text("utf-8").replace(written, mistake), encoding="utf-8")
+    assert main(["validate", "key_account_tariff"]) == 1
+    printed = capsys.readouterr()
+    guide_shows("\n".join(line for line in (printed.out + printed.err).splitlines()
+                          if not re.match(r"\d+ error", line)))
+
+
+def test_every_docket_command_of_the_new_process_guide_is_one_docket_accepts() -> None:
+    import shlex
+
+    from cli import build_parser
+
+    commands = re.findall(r"^\.venv/bin/docket (.*)$", NEW_PROCESS_GUIDE.read_text("utf-8"), re.M)
+    assert {command.split()[0] for command in commands} == {"new", "validate", "test", "simulate", "serve"}
+    for command in commands:
+        build_parser().parse_args(shlex.split(command))
