@@ -515,3 +515,70 @@ def test_without_javascript_the_acknowledgement_offers_no_copy_button(browser: A
     assert page.get_by_role("button", name="复制编号").count() == 0
     assert page.inner_text("#query-no") == "TS2026112300001"
     context.close()
+
+
+SMALL_PHONE = {"width": 320, "height": 568}
+
+TOO_SMALL = """() => {
+  // Every control or link a finger may tap, and its tap area: a radio or checkbox is tapped
+  // through its label. Links inside a sentence are left out (WCAG 2.5.5 exempts them).
+  const seen = [];
+  document.querySelectorAll("a, button, input:not([type=hidden]), select, textarea").forEach(el => {
+    if (el.closest(".hp, .sr") || el.offsetParent === null) { return; }
+    const label = (el.type === "radio" || el.type === "checkbox") && el.closest("label");
+    const box = (label || el).getBoundingClientRect();
+    if (box.width < 44 || box.height < 44) {
+      seen.push(`${el.tagName} ${el.id || el.name || el.textContent.trim()} ${Math.round(box.width)}x${Math.round(box.height)}`);
+    }
+  });
+  return seen;
+}"""
+
+
+def sideways(page: Any) -> int:
+    """How many pixels the page scrolls sideways (0 when it fits the screen)."""
+    return int(page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth"))
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+@pytest.mark.parametrize("javascript", [True, False])
+def test_on_a_320px_phone_the_form_fits_the_screen_and_every_control_is_a_fingers_width(
+        browser: Any, live_server: LiveServer, locale: str, javascript: bool) -> None:
+    # Without JavaScript every step shows at once: all the fields are measured.
+    context = browser.new_context(viewport=SMALL_PHONE, locale=locale, java_script_enabled=javascript)
+    page = context.new_page()
+    page.goto(f"{live_server.url}/f/complaint?lang={locale}")
+    assert sideways(page) == 0
+    assert page.evaluate(TOO_SMALL) == []
+    page.get_by_label("联系电话" if locale == "zh-CN" else "Contact phone").fill("12")
+    live_server.clock.advance(timedelta(seconds=30))
+    with page.expect_navigation():  # sent as it stands (the wizard's Next would stop at step 1)
+        page.evaluate("document.querySelector('form[data-live]').submit()")
+    assert page.locator("#form-errors").count() == 1
+    assert sideways(page) == 0
+    assert page.evaluate(TOO_SMALL) == []
+    context.close()
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+def test_on_a_320px_phone_the_lookup_and_the_customers_step_fit_and_are_a_fingers_width(
+        browser: Any, live_server: LiveServer, locale: str) -> None:
+    context, page, _case = answer_page(browser, live_server, locale)
+    page.set_viewport_size(SMALL_PHONE)
+    assert page.locator("#customer-step").count() == 1
+    assert sideways(page) == 0
+    assert page.evaluate(TOO_SMALL) == []
+    page.goto(f"{live_server.url}/track?lang={locale}")
+    assert sideways(page) == 0
+    assert page.evaluate(TOO_SMALL) == []
+    context.close()
+
+
+def test_on_a_320px_phone_the_acknowledgement_fits_and_is_a_fingers_width(
+        browser: Any, live_server: LiveServer) -> None:
+    context = browser.new_context(viewport=SMALL_PHONE, locale="en-US")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/f/complaint/submitted/TS2026112300001?lang=en")
+    assert sideways(page) == 0
+    assert page.evaluate(TOO_SMALL) == []
+    context.close()
