@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from engine.errors import DocketError, did_you_mean
@@ -30,7 +30,7 @@ from engine.storage.tables import flow_instances, history, tasks
 from flows.node_run import PARENT_KEY, TIMEOUT_TIMER, WAIT_TIMER
 from flows.spec import FlowSpec
 
-__all__ = ["InstanceMove", "MoveError", "apply_moves", "parse_renames", "plan_moves"]
+__all__ = ["InstanceMove", "MoveError", "apply_moves", "on_earlier_versions", "parse_renames", "plan_moves"]
 
 Renames = Mapping[str, Mapping[str, str]]
 """flow -> {old step -> new step}."""
@@ -88,6 +88,18 @@ def plan_moves(service: Any, renames: Renames | None = None) -> list[InstanceMov
                                                          flow_instances.c.bundle_hash != current)
                             .order_by(flow_instances.c.id)).mappings().all()
         return [_plan(service, conn, row, renames or {}) for row in rows]
+
+
+def on_earlier_versions(service: Any) -> list[tuple[str, str, int]]:
+    """(flow, bundle version, how many) of the running instances not on the current version:
+    counted by the database, so the admin page stays quick with thousands of them."""
+    with read_transaction(service.rt.db) as conn:
+        rows = conn.execute(select(flow_instances.c.flow, flow_instances.c.bundle_hash, func.count())
+                            .where(flow_instances.c.status.in_(_MOVABLE),
+                                   flow_instances.c.bundle_hash != service.rt.bundle.hash)
+                            .group_by(flow_instances.c.flow, flow_instances.c.bundle_hash)
+                            .order_by(flow_instances.c.flow, flow_instances.c.bundle_hash)).all()
+    return [(flow, version, int(count)) for flow, version, count in rows]
 
 
 def apply_moves(service: Any, renames: Renames | None = None, *, actor: str = "cli") -> list[InstanceMove]:

@@ -28,6 +28,7 @@ from engine.types import label_text
 from web.auth import audit, end_sessions_of, hash_password, password_problems, require_admin
 from web.offload import offload
 from web.ratelimit import client_address
+from flows.version_move import on_earlier_versions
 from web.reload import check_scenarios, has_errors, reload_definitions
 
 if TYPE_CHECKING:
@@ -265,26 +266,30 @@ def routes(web: "Web") -> list[Route]:
 
     # -- reload ---------------------------------------------------------------------------------
 
+    async def reload_view(request: Request, **values: Any) -> Response:
+        """The reload page, with the running version and the work still on earlier ones."""
+        earlier = await offload.run(on_earlier_versions, web.system.flows)
+        return page(request, "admin_reload.html", section="reload", bundle=web.system.bundle,
+                    earlier=earlier, **values)
+
     async def reload_page(request: Request) -> Response:
         require_admin(request)
-        return page(request, "admin_reload.html", section="reload", result=None, diagnostics=[],
-                    bundle=web.system.bundle)
+        return await reload_view(request, result=None, diagnostics=[])
 
     async def reload(request: Request) -> Response:
         admin = require_admin(request)
         diagnostics = await offload.run(reload_definitions, web, actor=admin, ip=address(request))
         failed = has_errors(diagnostics)
-        return page(request, "admin_reload.html", section="reload", result="failed" if failed else "ok",
-                    diagnostics=[format_diagnostic(d) for d in diagnostics], bundle=web.system.bundle,
-                    status=422 if failed else 200)
+        return await reload_view(request, result="failed" if failed else "ok",
+                                 diagnostics=[format_diagnostic(d) for d in diagnostics],
+                                 status=422 if failed else 200)
 
     async def run_scenarios_page(request: Request) -> Response:
         require_admin(request)
         bundle = web.system.bundle
         checked = await offload.run(check_scenarios, bundle.root, bundle.registry)
-        return page(request, "admin_reload.html", section="reload", result=None,
-                    diagnostics=[format_diagnostic(d) for d in checked.diagnostics],
-                    scenarios=checked, bundle=bundle, status=200 if checked.passed else 422)
+        return await reload_view(request, result=None, diagnostics=[format_diagnostic(d) for d in checked.diagnostics],
+                                 scenarios=checked, status=200 if checked.passed else 422)
 
     # -- incidents and outbox ---------------------------------------------------------------------
 

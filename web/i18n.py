@@ -157,6 +157,13 @@ UI.update({
     "reload_help": {"en": "Checks the definitions folder again, its scenario files included (as docket validate does), "
                           "and, if it is valid, switches to it without a restart.",
                     "zh-CN": "重新检查定义文件夹（含测试场景文件，与 docket validate 相同）；无误时不重启即切换到新版本。"},
+    "earlier_versions": {"en": "Work under way on earlier versions", "zh-CN": "仍在旧版本上运行的流程"},
+    "earlier_versions_help": {
+        "en": "They finish on the version they started on. To move them to the running version (each "
+              "only where its current step carries over), run on the server:",
+        "zh-CN": "它们会在启动时的版本上运行到结束。如需迁移到当前版本（仅当其当前环节在新版本中可延续时迁移），请在服务器上运行："},
+    "earlier_versions_row": {"en": "{flow}, version {version}: {count} running",
+                             "zh-CN": "{flow}，版本 {version}：{count} 个运行中"},
     "run_scenarios": {"en": "Run the scenarios", "zh-CN": "运行测试场景"},
     "scenarios_help": {"en": "Runs the folder's scenarios (scenarios/*.yaml) on scratch databases before you reload: "
                                 "no record of this server is touched.",

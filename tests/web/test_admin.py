@@ -231,6 +231,20 @@ def test_a_valid_reload_switches_to_the_new_version(admin: TestClient, app, bund
     assert admin.get("/healthz").json()["version"] == "0.2"
 
 
+def test_the_reload_page_counts_the_work_still_on_earlier_versions_and_names_the_command(
+        admin: TestClient, app, system: System, bundle_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.web.api_kit import COMPLAINT
+
+    system.forms.submit("complaint", dict(COMPLAINT), actor="agent")
+    assert 'id="earlier-versions"' not in admin.get("/admin/reload?lang=en").text
+    old = system.bundle.hash
+    manifest = bundle_dir / "bundle.yaml"
+    manifest.write_text(manifest.read_text("utf-8").replace('version: "0.1"', 'version: "0.2"'), "utf-8")
+    page = post(admin, "/admin/reload?lang=en", page="/admin/reload?lang=en").text
+    assert f"complaint_handling, version {old[:12]}: 1 running" in page
+    assert "<code>docket instances migrate</code>" in page
+
+
 def test_a_reload_shows_a_scenario_files_misspelt_step_and_keeps_the_running_version(
         admin: TestClient, app, bundle_dir: Path) -> None:  # type: ignore[no-untyped-def]
     story = bundle_dir / "scenarios" / "delay_closed_by_the_frontline.yaml"
