@@ -292,6 +292,11 @@ def test_a_refused_answer_opens_with_the_cursor_on_its_list_of_mistakes(client: 
     assert answer.text.count("autofocus") == 1
 
 
+def test_the_customers_step_says_in_words_what_the_asterisk_means(client: TestClient, system: System) -> None:
+    step = look_up(client, replied(system), lang="en").split('id="customer-step"')[1]
+    assert '<p class="help" id="required-note">Fields marked * are required.</p>' in step
+
+
 def test_each_star_of_the_rating_is_named_by_its_number_for_a_screen_reader(client: TestClient, system: System) -> None:
     # Read aloud, "★★★" is "black star, black star, black star" (or nothing at all).
     step = look_up(client, replied(system), lang="en").split('id="customer-step"')[1]

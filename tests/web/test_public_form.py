@@ -611,6 +611,14 @@ def test_a_form_sent_too_soon_opens_with_the_cursor_on_the_notice_saying_so(clie
     assert notice and 'tabindex="-1"' in notice[0] and "autofocus" in notice[0]
 
 
+def test_the_form_says_in_words_what_the_asterisk_of_a_required_field_means(client: TestClient) -> None:
+    # A red asterisk alone relies on colour and convention; screen readers hear "required" already.
+    en = client.get("/f/complaint?lang=en").text
+    assert '<p class="help" id="required-note">Fields marked * are required.</p>' in en
+    assert en.index('id="required-note"') < en.index('id="f-customer_name"')
+    assert '<p class="help" id="required-note">带 * 的为必填项。</p>' in client.get("/f/complaint?lang=zh-CN").text
+
+
 def test_the_list_of_mistakes_reads_in_chinese_with_a_chinese_colon(client: TestClient, clock: ManualClock) -> None:
     ticket = open_form(client, clock, "zh-CN")
     response = client.post("/f/complaint?lang=zh-CN", data={**FILLED, "contact_phone": "12", "_ticket": ticket})
