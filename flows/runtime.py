@@ -59,6 +59,11 @@ _SAVE_RUNNING = PreparedQuery(  # the same while the instance runs on: status, o
             version=bindparam("b_new")))
 _LOAD_INSTANCE = PreparedQuery(
     select(flow_instances).where(flow_instances.c.id == bindparam("instance_id")).with_for_update())
+_RUNNING_NODES = PreparedQuery(select(flow_instances.c.id, flow_instances.c.current).where(
+    flow_instances.c.form == bindparam("form"), flow_instances.c.record_id == bindparam("record_id"),
+    flow_instances.c.status == "running"))
+_ACTIVE = "docket_active_instances"
+"""conn.info key: the instances the connection's command is moving, by id, with their state."""
 _OPEN = or_(tasks.c.status == "open", tasks.c.status == "claimed")  # no IN list: prepared statements bind each
 _TASK_AND_INSTANCE = PreparedQuery(
     # A completion's two reads in one (task, and its instance locked: FOR UPDATE OF the instance
@@ -154,7 +159,7 @@ class FlowService:
                  "status": "running", "current": [flow.start], "variables": variables, "outcome": None,
                  "ended_at": None, "version": 1, "bundle_hash": bundle_hash or self.rt.bundle.hash,
                  _STORED_STATUS: "running"}
-        with self._active(conn, instance_id):
+        with self._active(conn, state):
             self._run(conn, state, flow, [flow.start], actor)
             self._save(conn, state)
         return state
@@ -299,7 +304,7 @@ class FlowService:
                     raise ConflictError(f"task {task_id} is already {task['status']}")
             if state["status"] != "running":
                 raise ConflictError(f"the flow of task {task_id} is {state['status']}")
-            with self._active(conn, state["id"]):
+            with self._active(conn, state):
                 self._complete(conn, task, state, username, values=values, outcome=outcome,
                                comment=comment, expected_version=expected_version, locale=locale,
                                return_to=return_to, attachments=list(attachments))
@@ -391,7 +396,7 @@ class FlowService:
                 node=at, actor=actor, at=now, data={"previous_outcome": previous, "comment": comment}))
             self.rt.bus.publish(Event("flow.reopened", now, form, record_id, actor,
                                       {"flow": flow.name, "node": at}), conn)
-            with self._active(conn, state["id"]):
+            with self._active(conn, state):
                 self._run(conn, state, flow, [at], actor)
                 self._save(conn, state)
             return int(state["id"])
@@ -492,17 +497,31 @@ class FlowService:
 
     # -- resuming waiting tokens ------------------------------------------------------------
     @contextmanager
-    def _active(self, conn: Connection, instance_id: int) -> Iterator[None]:
+    def _active(self, conn: Connection, state: dict[str, Any]) -> Iterator[None]:
         """Mark an instance as being moved by this connection's command: an event it publishes
-        must not resume it again from the database (its state lives in memory until saved)."""
-        active: set[int] = conn.info.setdefault("docket_active_instances", set())
-        fresh = instance_id not in active
-        active.add(instance_id)
+        must not resume it again from the database, and what the event's subscribers ask of it
+        (`current_nodes`) is answered from memory, where its state lives until saved."""
+        active: dict[int, dict[str, Any]] = conn.info.setdefault(_ACTIVE, {})
+        fresh = state["id"] not in active
+        active[state["id"]] = state
         try:
             yield
         finally:
             if fresh:
-                active.discard(instance_id)
+                active.pop(state["id"], None)
+
+    def current_nodes(self, conn: Connection, form: str, record_id: int) -> set[str]:
+        """The steps where the record's running instances stand, as this transaction sees them:
+        an instance the command is moving is written once at the command's end, so its row
+        still names the step it left while the events of the step it entered are published."""
+        moving = [state for state in conn.info.get(_ACTIVE, {}).values()
+                  if state["form"] == form and state["record_id"] == record_id]
+        nodes = {node for state in moving if state["status"] == "running" for node in state["current"]}
+        ids = {state["id"] for state in moving}
+        for row in _RUNNING_NODES.all(conn, {"form": form, "record_id": record_id}):
+            if row["id"] not in ids:
+                nodes.update(row["current"] or ())
+        return nodes
 
     def _advance(self, conn: Connection, instance_id: int, node_id: str, actor: str | None,
                  act: Callable[[NodeRun], None]) -> bool:
@@ -510,13 +529,13 @@ class FlowService:
 
         False (and nothing written) when the token is no longer there: a stale timer or event.
         """
-        if instance_id in conn.info.get("docket_active_instances", ()):
+        if instance_id in conn.info.get(_ACTIVE, {}):
             return False
         state = self._load(conn, instance_id)
         if state["status"] != "running" or node_id not in state["current"]:
             return False
         flow = self._flow(state)
-        with self._active(conn, instance_id):
+        with self._active(conn, state):
             run = NodeRun(self, conn, state, flow, flow.nodes[node_id], actor)
             act(run)
             pending: list[Any] = []

@@ -64,9 +64,6 @@ _SELECT_CLOCKS = PreparedQuery(_CLOCKS.add_columns(
     .label(_ARMED)))
 _LOCK_CLOCKS = PreparedQuery(_CLOCKS.with_for_update())
 _INSERT_CLOCK = PreparedInsert(sla_clocks)
-_RUNNING_NODES = PreparedQuery(select(flow_instances.c.current).where(
-    flow_instances.c.form == bindparam("form"), flow_instances.c.record_id == bindparam("record_id"),
-    flow_instances.c.status == "running"))
 _SAVE_CLOCK: dict[tuple[str, ...], PreparedQuery] = {}
 """Clock updates, one prepared statement per set of columns written."""
 _KNOWN = "docket_sla_known"
@@ -298,9 +295,11 @@ class SlaService:
         if policy.pause_statuses and names.get("status") in policy.pause_statuses:
             return True
         if policy.pause_nodes:
-            for row in _RUNNING_NODES.all(conn, {"form": event.form, "record_id": event.record_id}):
-                if set(row["current"] or ()) & policy.pause_nodes:
-                    return True
+            # The flow service answers from the instance the command is moving: its row is
+            # written at the command's end and still names the step the token left.
+            flows = self.rt.services.get("flows")  # None: no flow runs, no token stands anywhere
+            return flows is not None and bool(flows.current_nodes(conn, event.form, event.record_id)
+                                              & policy.pause_nodes)
         return False
 
     # -- clock changes ------------------------------------------------------------------------

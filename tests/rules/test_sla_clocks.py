@@ -279,9 +279,6 @@ def test_calendar_days_in_a_wall_counted_level_are_not_warned_of(tmp_path: Path)
     assert [d for d in diags if d.code == "sla-calendar-days"] == []
 
 
-@pytest.mark.xfail(strict=True, reason="the SLA reads the flow's nodes from the instance row, which the flow "
-                   "writes once at the end of the command, after the task.created event: pause: nodes: "
-                   "never pauses on entering the node (found building the tariff-adjustment guide)")
 def test_the_clock_pauses_while_the_flow_waits_at_a_pause_node(tmp_path: Path) -> None:
     system = make(tmp_path, {**FILES, "sla/ticket_sla.yaml": SLA.replace("pause: {statuses: [awaiting_reply]}",
                                                                          "pause: {nodes: [confirm]}")})
