@@ -57,6 +57,12 @@ UI: dict[str, dict[str, str]] = {
     "copy_query_no": {"en": "Copy the number", "zh-CN": "复制编号"},
     "copied": {"en": "Copied", "zh-CN": "已复制"},
     "submit_another": {"en": "Submit another", "zh-CN": "再提交一份"},
+    "what_next": {"en": "What happens next", "zh-CN": "接下来"},
+    "what_next_text": {"en": "We will look into it and contact you if we need anything more. Each step shows on the "
+                             "progress page, which is also where you answer when we ask you something and confirm "
+                             "the outcome.",
+                       "zh-CN": "我们会尽快处理，如需更多信息会与您联系。每一步进展都会显示在处理进度页面；"
+                                "需要您补充信息或确认处理结果时，也请在该页面答复。"},
     "choose": {"en": "Choose…", "zh-CN": "请选择…"},
     "yes": {"en": "Yes", "zh-CN": "是"},
     "no_records": {"en": "No records yet.", "zh-CN": "暂无记录。"},

@@ -582,3 +582,14 @@ def test_on_a_320px_phone_the_acknowledgement_fits_and_is_a_fingers_width(
     assert sideways(page) == 0
     assert page.evaluate(TOO_SMALL) == []
     context.close()
+
+
+def test_without_a_clipboard_one_press_selects_the_whole_query_number(browser: Any, live_server: LiveServer) -> None:
+    # Over http (or in a WeChat view) there is no clipboard and no copy button: the number must
+    # not need selecting character by character.
+    context = browser.new_context(viewport=SMALL_PHONE, locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/f/complaint/submitted/TS2026112300001?lang=zh-CN")
+    page.locator("#query-no").click()
+    assert page.evaluate("window.getSelection().toString()") == "TS2026112300001"
+    context.close()

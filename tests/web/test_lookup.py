@@ -131,6 +131,17 @@ def test_the_acknowledgement_says_the_lookup_asks_for_the_last_digits_of_the_pho
     assert "查询时需输入此编号和联系电话后 4 位" in client.get("/f/complaint/submitted/TS2026112300001?lang=zh-CN").text
 
 
+def test_the_acknowledgement_says_what_happens_next_and_leads_to_the_lookup(client: TestClient) -> None:
+    page = client.get("/f/complaint/submitted/TS2026112300001?lang=en").text
+    assert '<h2 id="what-next">What happens next</h2>' in page
+    assert "contact you if we need anything more" in page and "confirm the outcome" in page
+    after = page.split('id="what-next"', 1)[1]
+    assert re.search(r'<a href="/track\?lang=en&amp;query_no=TS2026112300001" id="track-link" class="button[^"]*">'
+                     r'Look up progress</a>', after)
+    zh = client.get("/f/complaint/submitted/TS2026112300001?lang=zh-CN").text
+    assert '<h2 id="what-next">接下来</h2>' in zh and "确认处理结果时，也请在该页面答复" in zh
+
+
 def test_the_acknowledgement_reads_the_query_number_with_a_chinese_colon(client: TestClient) -> None:
     page = client.get("/f/complaint/submitted/TS2026112300001?lang=zh-CN").text
     assert '查询编号：<strong id="query-no">TS2026112300001</strong>' in page
