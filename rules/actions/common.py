@@ -9,6 +9,7 @@ from typing import Any, Iterable, Mapping
 from sqlalchemy import select
 
 from engine.actions import ActionContext
+from engine.errors import did_you_mean
 from engine.kinds import BuildContext
 from engine.storage.prepared import INSERT_HISTORY
 from engine.storage.tables import tasks, user_roles, users
@@ -70,10 +71,15 @@ def open_tasks(act: ActionContext, node: str | None = None) -> list[Mapping[str,
     return list(act.conn.execute(query.order_by(tasks.c.id)).mappings())
 
 
+PEOPLE_WORDS = ("assignee", "superior", "submitter", "escalated_to")
+"""The recipients written as a bare word; any other is a role, user, field or address mapping."""
+
 RECIPIENT_SCHEMA: dict[str, Any] = {
     "description": "assignee, superior, submitter, escalated_to, or {role|user|field|address: ...}",
     "anyOf": [
-        {"enum": ["assignee", "superior", "submitter", "escalated_to"]},
+        # Any word: check_recipients says which are known, and what a role or user written bare
+        # should be (an enum here gave "expected a list" for `to: quality`, with no hint).
+        {"type": "string", "examples": list(PEOPLE_WORDS)},
         {"type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
          "properties": {"role": {"type": "string"}, "user": {"type": "string"},
                         "field": {"type": "string"}, "address": {"type": "string"}}},
@@ -88,7 +94,11 @@ def check_recipients(raw: Any, ctx: BuildContext, doc: Document, path: YamlPath,
     for i, item in enumerate(items):
         ipath = path + (i,) if isinstance(raw, list) else path
         if isinstance(item, str):
-            if item in ("assignee", "superior", "submitter", "escalated_to") and form_name is None:
+            if item not in PEOPLE_WORDS:
+                # Not a word Docket knows: the message would silently go to nobody.
+                ctx.error(doc, ipath, f"unknown recipient '{item}'", code="recipient",
+                          hint=_recipient_hint(item, ctx))
+            elif form_name is None:
                 ctx.error(doc, ipath, f"'{item}' needs a record: this rule has no form", code="recipient")
             continue
         if not isinstance(item, dict):
@@ -102,6 +112,18 @@ def check_recipients(raw: Any, ctx: BuildContext, doc: Document, path: YamlPath,
             elif item["field"] not in form.fields:
                 ctx.unknown(doc, ipath + ("field",), "field", item["field"], form.fields)
     return items
+
+
+def _recipient_hint(word: str, ctx: BuildContext) -> str:
+    """What `to: word` was meant to be: a role or a demo user written bare, or a misspelt word."""
+    meta = ctx.meta
+    if meta is not None and word in meta.roles:
+        return f"a role is written {{role: {word}}}"
+    if meta is not None and word in {u.username for u in meta.demo_users}:
+        return f"a user is written {{user: {word}}}"
+    return did_you_mean(word, PEOPLE_WORDS) or (
+        "write assignee, superior, submitter, escalated_to, or {role: r}, {user: name}, {field: f}, "
+        "{address: text}")
 
 
 def _users_with_role(act: ActionContext, role: str) -> list[int]:

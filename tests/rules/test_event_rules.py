@@ -461,3 +461,32 @@ def test_a_set_action_stores_the_computed_values_that_read_what_it_set(tmp_path:
     system = make(tmp_path, set_rule("{level: 3}"))
     record_id = submit(system)
     assert system.forms.get("ticket", record_id)["score"] == 6
+
+
+def notify_to(recipient: str) -> dict[str, str]:
+    """A rule set whose one rule notifies `recipient` (as written after `to:`)."""
+    return {"rules/ticket_rules.yaml": f"""\
+    ruleset: ticket_rules
+    form: ticket
+    rules:
+      told:
+        on: record.created
+        do:
+          - {{action: notify, to: {recipient}, body: hi}}
+    """}
+
+
+def test_a_role_written_as_a_bare_recipient_is_a_load_error_saying_how_to_write_it(tmp_path: Path) -> None:
+    # It was accepted, and every message went to nobody.
+    root = write(tmp_path / "bundle", notify_to("quality"))
+    _bundle, diags = validate_bundle(root, build_registry(plugins=False))
+    (error,) = [d for d in diags if d.severity == "error"]
+    assert (error.span.line, error.span.col, error.message, error.hint) == (
+        7, 30, "unknown recipient 'quality'", "a role is written {role: quality}")
+
+
+def test_a_misspelt_recipient_word_is_a_load_error_with_the_word_meant(tmp_path: Path) -> None:
+    root = write(tmp_path / "bundle", notify_to("submiter"))
+    _bundle, diags = validate_bundle(root, build_registry(plugins=False))
+    (error,) = [d for d in diags if d.severity == "error"]
+    assert (error.message, error.hint) == ("unknown recipient 'submiter'", "did you mean 'submitter'?")
