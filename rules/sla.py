@@ -119,9 +119,11 @@ class SlaService:
         self._business = rt.bundle.meta.calendar or BusinessCalendar.always_open(zone)
         self._wall = BusinessCalendar.always_open(zone)
         rt.services["sla"] = self
+        # Forms whose clocks must see every node entry: a target starts or stops on one, or the
+        # clock pauses at a node (a wait step publishes nothing else when entered).
         self._on_entered = {p.form for p in self.policies.values()
-                            if any(t.event == "flow.entered" for target in p.targets.values()
-                                   for t in (*target.starts, *target.stops))}
+                            if p.pause_nodes or any(t.event == "flow.entered" for target in p.targets.values()
+                                                    for t in (*target.starts, *target.stops))}
         rt.bus.subscribe("*", self._on_event)
         timers = rt.services.get("timers")
         if timers is not None:

@@ -291,6 +291,23 @@ def test_the_clock_pauses_while_the_flow_waits_at_a_pause_node(tmp_path: Path) -
     assert (status, left) == ("paused", 14 * 3600)
 
 
+def test_the_clock_pauses_at_a_pause_node_that_creates_no_task(tmp_path: Path) -> None:
+    """A wait step publishes only its entry, which the clocks skipped unless a target named it."""
+    from tests.rules.kit import FLOW
+
+    cooling = FLOW.replace("      confirm:\n        type: task\n        assign: {user: agent}\n        fields: [note]\n"
+                           "        status: awaiting_reply\n", "      confirm:\n        type: wait\n        for: 5 days\n")
+    system = make(tmp_path, {**FILES, "flows/ticket_flow.yaml": cooling,
+                             "sla/ticket_sla.yaml": SLA.replace("pause: {statuses: [awaiting_reply]}",
+                                                                "pause: {nodes: [confirm]}")})
+    ticket = submit(system)
+    clock(system).set(at(23, 11))
+    complete(system, ticket, "accept")
+    complete(system, ticket, "solve")  # the flow now waits at confirm, with no task: 2 h used
+    status, _due, left = states(system, ticket)["resolution"]
+    assert (status, left) == ("paused", 14 * 3600)
+
+
 def test_yellow_red_and_escalation_timers_due_while_every_process_was_stopped_fire_once_on_restart(
         tmp_path: Path) -> None:
     """RELIABILITY 25: nothing ran from Monday 09:00 to Tuesday 10:00 (16 hours after the last
