@@ -355,6 +355,10 @@ def _translate(error: ValidationError) -> list[tuple[YamlPath, bool, str, str | 
         if error.validator_value == NAME_PATTERN:
             return [(path, False, f"{_describe(instance)} is not a valid name",
                      "names use lower-case letters, digits and _, starting with a letter")]
+        described = error.schema.get("description")
+        if described:  # the analyst's words for what is accepted, rather than a regular expression
+            return [(path, False, f"{_describe(instance)} is not a value this key takes",
+                     f"expected: {described}")]
         return [(path, False, f"{_describe(instance)} does not match the pattern {error.validator_value}", None)]
     if keyword == "propertyNames" and error.context:
         inner = best_match(error.context)
