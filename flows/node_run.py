@@ -7,6 +7,7 @@ it writes (tasks, history, timers, records) commits or rolls back with the comma
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from sqlalchemy import bindparam, func, select, update
@@ -108,6 +109,8 @@ class NodeRun:
         Keys: `user`, `role`, `department`, `department_from`, `expression`, `submitter`,
         `assignee_of`, `manager_of`, `strategy`, `cc`, and `candidates` (usernames who may claim it).
         `compiled` holds the compiled expressions of `assign` (default: the node's own).
+        The task is due when `task_due` says: each visit of the step (a return, a reopening)
+        opens a task with a fresh due time; claiming, reassigning and escalating keep it.
         """
         own = assign is None
         if own:
@@ -122,7 +125,7 @@ class NodeRun:
             record_id=self.instance["record_id"], status="claimed" if assignee else "open",
             assignee_user=assignee, candidate_roles=target["roles"], candidate_users=target["candidates"],
             candidate_department=target["department"], created_at=now,
-            claimed_at=now if assignee else None,
+            claimed_at=now if assignee else None, due_at=self.task_due(),
             escalation_level=0, version=1,  # the columns' server defaults, given so the insert is prepared
         )))
         self.service.rt.bus.publish(Event("task.created", now, self.flow.form, self.instance["record_id"],
@@ -140,6 +143,14 @@ class NodeRun:
                 task = self.service._task(self.conn, task_id)
                 self.service._escalate(self, task, due[-1], reason="condition")
         return task_id
+
+    def task_due(self) -> datetime | None:
+        """When a task this node opens now is due: its compiled `due` (a Duration) after now;
+        else, for a step with a `timeout:`, the time the server acts on it; else None (no due
+        time: the step measures count such a task on time)."""
+        compiled = self.node.compiled
+        amount = compiled.get("due") or (compiled.get("timeout") or (None,))[0]
+        return None if amount is None else self.due_after(amount)
 
     def _holds(self, condition: Any) -> bool:
         """A `when:` that is absent (None), a boolean, or a compiled expression."""

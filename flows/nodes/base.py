@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping
 
-from engine.durations import parse_duration
+from engine.durations import Duration, parse_duration
 from engine.errors import ConflictError
 from engine.kinds import BuildContext
 from engine.schema import LABEL_SCHEMA
@@ -165,6 +165,31 @@ TIMEOUT_SCHEMA: dict[str, Any] = {
 }
 
 
+DUE_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "description": "how long after it opens the step's task is due (a duration: 4 workhours, "
+                   "1 workdays, 2h; working time in the bundle calendar). The inbox marks it overdue "
+                   "past that time and the step measures count it late; nothing fires (reminders and "
+                   "escalation are the SLA's). Without it, a step with `timeout:` is due at the timeout",
+    "examples": ["4 workhours", "1 workdays", "2h"],
+}
+
+
+def _duration(raw: Any, ctx: BuildContext, doc: Document, where: YamlPath, what: str, code: str,
+              hint: str | None = None) -> Duration | None:
+    """`raw` as a Duration longer than zero, or None with the error reported at `where` (`what`
+    names the option in the message: "a timeout")."""
+    try:
+        amount = parse_duration(str(raw))
+    except ValueError as exc:
+        ctx.error(doc, where, str(exc), code=code, hint=hint)
+        return None
+    if amount.amount <= 0:
+        ctx.error(doc, where, f"{what} must be longer than zero", code=code, hint=hint)
+        return None
+    return amount
+
+
 def compile_timeout(node: NodeSpec, ctx: BuildContext, doc: Document, path: YamlPath) -> Any:
     """The node's `timeout:` as (Duration, target), or None (none, or reported at its position)."""
     raw = node.options.get("timeout")
@@ -174,15 +199,16 @@ def compile_timeout(node: NodeSpec, ctx: BuildContext, doc: Document, path: Yaml
         ctx.error(doc, path + ("timeout", "to"), "a step cannot time out into itself", code="timeout",
                   hint="name the step that handles the case nobody completed this one in time")
         return None
-    try:
-        amount = parse_duration(str(raw["after"]))
-    except ValueError as exc:
-        ctx.error(doc, path + ("timeout", "after"), str(exc), code="timeout")
+    amount = _duration(raw["after"], ctx, doc, path + ("timeout", "after"), "a timeout", "timeout")
+    return None if amount is None else (amount, raw["to"])
+
+
+def compile_due(node: NodeSpec, ctx: BuildContext, doc: Document, path: YamlPath) -> Duration | None:
+    """The node's `due:` as a Duration, or None (none, or reported at its position)."""
+    if node.options.get("due") is None:
         return None
-    if amount.amount <= 0:
-        ctx.error(doc, path + ("timeout", "after"), "a timeout must be longer than zero", code="timeout")
-        return None
-    return amount, raw["to"]
+    return _duration(node.options["due"], ctx, doc, path + ("due",), "a due time", "due",
+                     hint="how long the step's task may take once it opens, e.g. due: 4 workhours")
 
 
 def timeout_target(node: NodeSpec) -> Iterator[tuple[YamlPath, str]]:

@@ -8,9 +8,10 @@ from engine.kinds import BuildContext
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.types import YamlPath
 from engine.yamlsource import Document
-from flows.nodes.base import (ASSIGN_SCHEMA, ESCALATION_SCHEMA, HIDDEN_FIELDS_SCHEMA, SHOW_FIELDS_SCHEMA,
-                              TIMEOUT_SCHEMA, NodeType, check_people_and_fields, compile_assign,
-                              compile_escalation, compile_timeout, timeout_target)
+from flows.nodes.base import (ASSIGN_SCHEMA, DUE_SCHEMA, ESCALATION_SCHEMA, HIDDEN_FIELDS_SCHEMA,
+                              SHOW_FIELDS_SCHEMA, TIMEOUT_SCHEMA, NodeType, check_people_and_fields,
+                              compile_assign, compile_due, compile_escalation, compile_timeout,
+                              timeout_target)
 from flows.spec import NodeSpec
 
 class Start(NodeType):
@@ -57,6 +58,7 @@ class Task(NodeType):
         "instructions": LABEL_SCHEMA,
         "status": {"type": "string", "description": "record status while at this step"},
         "escalation": ESCALATION_SCHEMA,
+        "due": DUE_SCHEMA,
         "timeout": TIMEOUT_SCHEMA,
         "customer": {
             "description": "the customer may also answer this step (its fields) on the progress lookup "
@@ -66,7 +68,7 @@ class Task(NodeType):
                        "properties": {"prompt": LABEL_SCHEMA}}]},
     }}
     examples = ("accept:\n  type: task\n  label: {zh-CN: 受理, en: Accept}\n  assign: {role: agent}\n"
-                "  fields: [urgency, category]\n  next: done\n",
+                "  fields: [urgency, category]\n  due: 2 workhours\n  next: done\n",
                 "confirm:\n  type: task\n  label: {zh-CN: 客户确认, en: Customer confirmation}\n"
                 "  assign: {role: agent}\n  fields: [customer_confirmed, satisfaction]\n"
                 "  customer: {prompt: {zh-CN: 请确认是否已解决并评分。, en: Is it resolved? Please rate it.}}\n"
@@ -93,6 +95,9 @@ class Task(NodeType):
         timeout = compile_timeout(node, ctx, doc, path)
         if timeout is not None:
             compiled["timeout"] = timeout
+        due = compile_due(node, ctx, doc, path)
+        if due is not None:
+            compiled["due"] = due
         return compiled
 
     def targets(self, node: NodeSpec) -> Iterator[tuple[YamlPath, str]]:

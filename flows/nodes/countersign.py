@@ -10,7 +10,7 @@ from engine.kinds import BuildContext
 from engine.schema import LABEL_SCHEMA
 from engine.types import YamlPath
 from engine.yamlsource import Document
-from flows.nodes.base import SHOW_FIELDS_SCHEMA, NodeType, check_people_and_fields
+from flows.nodes.base import DUE_SCHEMA, SHOW_FIELDS_SCHEMA, NodeType, check_people_and_fields, compile_due
 from flows.spec import NodeSpec
 
 N_OF_M = re.compile(r"^([1-9][0-9]*) of ([1-9][0-9]*)$")
@@ -39,15 +39,20 @@ class Countersign(NodeType):
         "show": SHOW_FIELDS_SCHEMA,
         "instructions": LABEL_SCHEMA,
         "status": {"type": "string", "description": "record status while at this step"},
+        "due": DUE_SCHEMA,
     }}
     examples = ("assess:\n  type: countersign\n  assign: {departments: [marketing, operations, finance]}\n"
-                "  complete_when: 2 of 3\n  next: decide\n",)
+                "  complete_when: 2 of 3\n  due: 1 workdays\n  next: decide\n",)
 
     def compile(self, node: NodeSpec, flow: Any, ctx: BuildContext, doc: Document,
                 path: YamlPath, scope: set[str]) -> dict[str, Any]:
         check_people_and_fields(node, flow, ctx, doc, path)
         assign = node.options.get("assign", {})
         rule = str(node.options.get("complete_when", "all"))
+        compiled: dict[str, Any] = {"need": rule}
+        due = compile_due(node, ctx, doc, path)
+        if due is not None:
+            compiled["due"] = due  # every assignee's task is due at the same time
         match = N_OF_M.match(rule)
         if match:
             n, m = int(match[1]), int(match[2])
@@ -58,8 +63,8 @@ class Countersign(NodeType):
             elif listed is not None and listed != m:
                 ctx.error(doc, path + ("complete_when",),
                           f"'{rule}' but {listed} assignees are listed", code="countersign")
-            return {"need": n}
-        return {"need": rule}
+            compiled["need"] = n
+        return compiled
 
     def enter(self, run: Any) -> None:
         assign = run.node.options["assign"]

@@ -1,0 +1,170 @@
+"""A step's `due:` (or else its `timeout:`) gives each task it opens a due time, counted in the
+bundle calendar's working time: what the inbox shows and the step measures judge. Every visit
+of the step opens a task with a fresh due time; claiming and reassigning keep it. Nothing fires
+at a due time (warnings and escalation are the SLA's)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from engine.clock import ManualClock
+from engine.schema import export_schema
+from flows.kind import FlowKind
+from tests.engine.bundle_kit import diagnostics, problems
+from tests.flows.kit import BUNDLE, FORM, NOW, make, open_tasks, submit, task_at
+from tests.flows.test_timeout import FLOW as TIMEOUT_FLOW, timeout_timers
+from web.system import build_registry
+
+FLOW = """\
+    flow: ticket_flow
+    form: ticket
+    start: begin
+    nodes:
+      begin:
+        type: start
+        next: handle
+      handle:
+        type: task
+        assign: {role: agent}
+        due: 4 workhours
+        next: review
+      review:
+        type: approval
+        assign: {user: max}
+        due: 1 workdays
+        approve: done
+        reject: done
+        return_to: [handle]
+      done:
+        type: end
+    """
+
+
+def shanghai(day: int, hour: int, minute: int = 0) -> datetime:
+    """A time in November 2026 as Shanghai reads it (UTC+8), in UTC."""
+    return datetime(2026, 11, day, hour, minute, tzinfo=timezone(timedelta(hours=8))).astimezone(timezone.utc)
+
+
+def due_of(system, record_id: int, node: str):  # type: ignore[no-untyped-def]
+    return task_at(system, record_id, node)["due_at"]
+
+
+def test_a_task_is_due_its_steps_working_time_after_it_opens(tmp_path: Path) -> None:
+    system = make(tmp_path, FLOW)  # Monday 10:00: two working hours before lunch, two after it
+    record_id = submit(system)
+    assert due_of(system, record_id, "handle") == shanghai(23, 15, 30)
+
+
+def test_a_due_in_wall_time_runs_through_the_evening(tmp_path: Path) -> None:
+    system = make(tmp_path, FLOW.replace("due: 4 workhours", "due: 2h"),
+                  clock=ManualClock(shanghai(23, 17)))
+    record_id = submit(system)
+    assert due_of(system, record_id, "handle") == shanghai(23, 19)
+
+
+def test_a_step_with_a_timeout_and_no_due_is_due_when_the_server_acts(tmp_path: Path) -> None:
+    system = make(tmp_path, TIMEOUT_FLOW)
+    record_id = submit(system)
+    (timer,) = timeout_timers(system, record_id)
+    assert due_of(system, record_id, "confirm") == timer.due_at == shanghai(25, 10)
+
+
+def test_a_due_beside_a_timeout_is_the_steps_own(tmp_path: Path) -> None:
+    system = make(tmp_path, TIMEOUT_FLOW.replace("        timeout:", "        due: 1 workhours\n        timeout:"))
+    record_id = submit(system)
+    assert due_of(system, record_id, "confirm") == shanghai(23, 11)
+
+
+def test_a_step_with_neither_due_nor_timeout_has_no_due_time(tmp_path: Path) -> None:
+    system = make(tmp_path, FLOW.replace("        due: 4 workhours\n", ""))
+    record_id = submit(system)
+    assert due_of(system, record_id, "handle") is None
+
+
+def test_an_approvals_task_is_due_its_own_time_after_it_opens(tmp_path: Path) -> None:
+    clock = ManualClock(NOW)
+    system = make(tmp_path, FLOW, clock=clock)
+    record_id = submit(system)
+    clock.set(shanghai(23, 16))
+    system.flows.complete(task_at(system, record_id, "handle")["id"], "ann")
+    # 16:00-18:00 on Monday, then 5.5 working hours on Tuesday: 9:00-12:00, 13:30-16:00.
+    assert due_of(system, record_id, "review") == shanghai(24, 16)
+
+
+def test_a_step_returned_to_opens_its_task_with_a_fresh_due_time(tmp_path: Path) -> None:
+    clock = ManualClock(NOW)
+    system = make(tmp_path, FLOW, clock=clock)
+    record_id = submit(system)
+    system.flows.complete(task_at(system, record_id, "handle")["id"], "ann")
+    clock.set(shanghai(24, 9))
+    system.flows.complete(task_at(system, record_id, "review")["id"], "max", outcome="return",
+                          comment="the photos are missing", return_to="handle")
+    assert due_of(system, record_id, "handle") == shanghai(24, 14, 30)
+
+
+def test_a_reopened_step_opens_its_task_with_a_fresh_due_time(tmp_path: Path) -> None:
+    clock = ManualClock(NOW)
+    system = make(tmp_path, FLOW, clock=clock)
+    record_id = submit(system)
+    system.flows.complete(task_at(system, record_id, "handle")["id"], "ann")
+    system.flows.complete(task_at(system, record_id, "review")["id"], "max", outcome="approve")
+    clock.set(shanghai(25, 10))
+    system.flows.reopen("ticket", record_id, at="handle", actor="max", comment="the customer called back")
+    assert due_of(system, record_id, "handle") == shanghai(25, 15, 30)
+
+
+def test_claiming_a_task_keeps_its_due_time(tmp_path: Path) -> None:
+    clock = ManualClock(NOW)
+    system = make(tmp_path, FLOW, clock=clock)
+    record_id = submit(system)
+    clock.advance(timedelta(hours=1))
+    system.flows.claim(task_at(system, record_id, "handle")["id"], "ann")
+    assert due_of(system, record_id, "handle") == shanghai(23, 15, 30)
+
+
+def test_reassigning_a_task_keeps_its_due_time(tmp_path: Path) -> None:
+    clock = ManualClock(NOW)
+    system = make(tmp_path, FLOW, clock=clock)
+    record_id = submit(system)
+    clock.advance(timedelta(hours=1))
+    system.flows.reassign(task_at(system, record_id, "handle")["id"], "bob", by="max")
+    assert due_of(system, record_id, "handle") == shanghai(23, 15, 30)
+
+
+def test_every_task_of_a_countersign_is_due_at_the_same_time(tmp_path: Path) -> None:
+    flow = FLOW.replace("""      handle:
+        type: task
+        assign: {role: agent}
+        due: 4 workhours
+""", """      handle:
+        type: countersign
+        assign: {users: [ann, bob]}
+        due: 2 workhours
+""")
+    system = make(tmp_path, flow)
+    record_id = submit(system)
+    assert [t["due_at"] for t in open_tasks(system, record_id)] == [shanghai(23, 12)] * 2
+
+
+def test_a_misspelt_due_is_an_error_at_it_with_a_hint(tmp_path: Path) -> None:
+    files = {"bundle.yaml": BUNDLE, "forms/ticket.yaml": FORM,
+             "flows/ticket_flow.yaml": FLOW.replace("due: 4 workhours", "due: 4 wrokhours")}
+    (found,) = [d for d in diagnostics(tmp_path, files) if d.code == "due"]
+    assert (found.span.line, found.span.col) == (11, 10)
+    assert found.message.startswith("'4 wrokhours' is not a duration (did you mean '4 workhours'?)")
+    assert found.hint == "how long the step's task may take once it opens, e.g. due: 4 workhours"
+
+
+def test_a_due_of_zero_is_an_error_at_it(tmp_path: Path) -> None:
+    found = problems(tmp_path, {"bundle.yaml": BUNDLE, "forms/ticket.yaml": FORM,
+                                "flows/ticket_flow.yaml": FLOW.replace("due: 1 workdays", "due: 0h")})
+    assert found == [("flows/ticket_flow.yaml", 16, 10, "a due time must be longer than zero")]
+
+
+def test_the_editor_schema_offers_due_on_every_node_type_that_opens_tasks() -> None:
+    schema = export_schema(FlowKind(), build_registry(plugins=False))
+    branches = schema["properties"]["nodes"]["additionalProperties"]["allOf"]
+    offering = {b["if"]["properties"]["type"]["enum"][0] for b in branches
+                if "due" in b["then"].get("properties", {})}
+    assert offering == {"task", "approval", "countersign"}
