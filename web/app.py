@@ -369,6 +369,9 @@ def _error(request: Request, status: int, message: str) -> Response:
     if path.startswith(PUBLIC_PAGES) and status in (400, 413, 429):
         # A customer refused on the public form or the lookup goes back to that page.
         back, back_text = f"{root}{_escape(path)}?lang={_escape(locale)}", ui("error_back", locale)
+    elif path.startswith(PUBLIC_PAGES) and status == 404:
+        # A customer's dead link or QR code: the progress lookup, always there, not the staff sign-in.
+        back, back_text = f"{root}/track?lang={_escape(locale)}", ui("lookup_title", locale)
     else:
         back, back_text = f"{root}/?lang={_escape(locale)}", ui("error_home", locale)
     response = HTMLResponse(f'<!doctype html><html lang="{_escape(locale)}"><meta charset="utf-8">'

@@ -98,6 +98,12 @@ UI: dict[str, dict[str, str]] = {
                             "zh-CN": "选择“{outcome}”时必须填写意见。"},
     "honeypot": {"en": "Leave this empty", "zh-CN": "请勿填写"},
     "not_public": {"en": "This form is not open to the public.", "zh-CN": "此表单不对外开放。"},
+    "form_not_found": {"en": "There is no form at this address, or it is no longer open. Check the link or QR code "
+                             "you used, or ask whoever gave it to you for the current one.",
+                       "zh-CN": "此地址没有可填写的表单，或该表单已停止使用。请核对您使用的链接或二维码，或向提供方索取最新的链接。"},
+    "query_no_not_found": {"en": "This link does not hold a valid query number. Look up your progress with the number "
+                                 "in the acknowledgement we sent you.",
+                           "zh-CN": "此链接中的查询编号无效。请使用受理通知中的查询编号查询处理进度。"},
     "embed": {"en": "Embed", "zh-CN": "嵌入代码"},
     "address_guessed": {"en": "This is the address your browser used to reach Docket; customers may not be able to "
                               "reach it. Before printing the QR code, ask the administrator to set DOCKET_PUBLIC_URL "

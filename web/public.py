@@ -17,12 +17,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from engine.errors import ValidationFailed
+from engine.errors import NotFoundError, ValidationFailed
 from engine.types import label_text
 from forms.render import form_view, parse_form_post
 from web.antispam import HONEYPOT, TICKET, Expired, SpamSuspected
 from web.form_files import files_budget, mark_file_limits, read_kept_files, store_files
 from web.forms_body import read_form
+from web.i18n import ui
 from web.lookup import verify_field_label
 from web.offload import offload
 from engine.site import configured_public_url
@@ -45,9 +46,15 @@ def routes(web: "Web") -> list[Route]:
     """The public routes of the application."""
 
     def public_form(request: Request):  # type: ignore[no-untyped-def]
-        form = web.system.forms.form(request.path_params["form"])
-        if not form.spec.public:
-            raise HTTPException(404, "no such public form")
+        """The public form the path names; 404 in the customer's words for any other name (a
+        form that is not public reads the same as none, so its existence is not told)."""
+        try:
+            form = web.system.forms.form(request.path_params["form"])
+        except NotFoundError:
+            form = None
+        if form is None or not form.spec.public:
+            # Reached from a mistyped or outdated link or QR code: not the engine's English.
+            raise HTTPException(404, ui("form_not_found", web.locale_of(request)))
         return form
 
     def render(request: Request, form, *, values=None, errors=None, status: int = 200,  # type: ignore[no-untyped-def]
@@ -149,7 +156,7 @@ def routes(web: "Web") -> list[Route]:
     async def submitted(request: Request) -> Response:
         form = public_form(request)
         if not QUERY_NO.fullmatch(request.path_params["query_no"]):
-            raise HTTPException(404, "no such query number")
+            raise HTTPException(404, ui("query_no_not_found", web.locale_of(request)))
         locale = web.locale_of(request)
         query_no = request.path_params["query_no"]
         # The lookup link carries the number, so the customer only types the phone digits.

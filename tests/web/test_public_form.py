@@ -210,6 +210,29 @@ def test_a_form_that_is_not_public_is_not_found(client: TestClient, system: Syst
     assert client.get("/f/nope").status_code == 404
 
 
+def test_a_link_to_a_form_that_does_not_exist_is_explained_in_the_customers_language(client: TestClient) -> None:
+    page = client.get("/f/nope?lang=zh-CN")
+    assert page.status_code == 404 and '<html lang="zh-CN">' in page.text
+    assert "此地址没有可填写的表单" in page.text and "nope" not in page.text.split("<main>")[1]
+    assert "Traceback" not in page.text
+
+
+def test_a_form_that_is_not_public_reads_like_one_that_does_not_exist(client: TestClient) -> None:
+    staff_only, missing = client.get("/f/compensation?lang=en"), client.get("/f/nope?lang=en")
+    assert staff_only.status_code == missing.status_code == 404
+    assert staff_only.text.split("<main>")[1] == missing.text.split("<main>")[1]
+
+
+def test_a_customers_dead_link_leads_to_the_progress_lookup_not_the_staff_sign_in(client: TestClient) -> None:
+    page = client.get("/f/nope?lang=en").text
+    assert '<a href="/track?lang=en" id="error-home">Look up progress</a>' in page
+
+
+def test_an_acknowledgement_link_with_a_broken_number_says_so_in_the_customers_language(client: TestClient) -> None:
+    page = client.get("/f/complaint/submitted/TS%25%25?lang=zh-CN")
+    assert page.status_code == 404 and "此链接中的查询编号无效" in page.text
+
+
 def test_the_public_form_may_be_framed_by_configured_sites_only(system: System, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKET_EMBED_ORIGINS", "https://www.example-post.cn")
     client = TestClient(create_app(system, secret="test-secret"))

@@ -199,11 +199,12 @@ def test_a_disk_that_is_full_under_the_files_is_a_503_and_one_log_line_naming_it
 
 
 def test_a_missing_page_says_so_in_the_readers_language_with_a_way_back(client: TestClient) -> None:
-    zh = client.get("/f/nope?lang=zh-CN")
+    # Not a customer page: a dead link to one leads to the progress lookup (tests/web/test_public_form.py).
+    zh = client.get("/no-such-page?lang=zh-CN")
     assert zh.status_code == 404
     assert '<html lang="zh-CN">' in zh.text and "<h1>页面不存在</h1>" in zh.text
     assert 'href="/?lang=zh-CN" id="error-home">返回首页' in zh.text
-    en = client.get("/f/nope?lang=en")
+    en = client.get("/no-such-page?lang=en")
     assert "<h1>Page not found</h1>" in en.text and "Back to the start page" in en.text
 
 
