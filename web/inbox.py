@@ -74,6 +74,11 @@ class InboxRow:
     shown: list[tuple[str, str]] | None = None
     """(label, text) of the first filled-in fields the step's `show:` names: what the task is
     about at a glance (the amount to approve), under the title."""
+    due_at: datetime | None = None
+    """When the task is due, as its step's `due:` (or `timeout:`) set it; None: no due time.
+    The step's own deadline, beside the record's SLA chip."""
+    step_overdue: bool = False
+    """Past `due_at` now: shown in red."""
 
     @property
     def url(self) -> str:
@@ -153,7 +158,7 @@ def inbox_rows(web: "Web", principal: Principal, locale: str) -> list[InboxRow]:
             query = (select(task.c.id, task.c.version, task.c.node, task.c.record_id,
                             task.c.assignee_user, task.c.status, task.c.created_at, task.c.escalation_level,
                             flow_instances.c.flow, holder.c.username, table.c.query_no, title_column,
-                            holder.c.display_name,
+                            holder.c.display_name, task.c.due_at,
                             *(table.c[name] for name in sorted({n for names in shown.values() for n in names})))
                      .select_from(task.join(flow_instances, flow_instances.c.id == task.c.instance_id)
                                   .join(table, table.c.id == task.c.record_id)
@@ -173,7 +178,7 @@ def inbox_rows(web: "Web", principal: Principal, locale: str) -> list[InboxRow]:
                      sla_states(runtime, conn, form_name, sorted({int(r[3]) for r in rows})).items()}
             for row in rows:
                 (task_id, version, node_id, record_id, assignee, status, created_at, level, flow_name,
-                 holder_name, query_no, title, holder_display) = row[:13]
+                 holder_name, query_no, title, holder_display, due_at) = row[:14]
                 key = (flow_name, node_id)
                 if key not in labels:
                     flow = system.flows.flows.get(flow_name)
@@ -191,7 +196,8 @@ def inbox_rows(web: "Web", principal: Principal, locale: str) -> list[InboxRow]:
                     created_at=created_at,
                     waited=max(now - created_at, timedelta(0)), escalation=int(level or 0),
                     sla=chips.get(int(record_id)), customer_may_answer=key in customer_steps,
-                    shown=_shown_texts(form, shown.get(key, ()), row._mapping, table, locale, names)))
+                    shown=_shown_texts(form, shown.get(key, ()), row._mapping, table, locale, names),
+                    due_at=due_at, step_overdue=due_at is not None and due_at < now))
     out.sort(key=_urgency)
     return out
 

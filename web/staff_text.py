@@ -51,6 +51,9 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "pages": {"en": "Pages", "zh-CN": "分页"},
     "previous": {"en": "Previous", "zh-CN": "上一页"},
     "due": {"en": "due", "zh-CN": "截止"},
+    # A task's own due time (its step's `due:`), beside the record's SLA: the step, not the record.
+    "step_due": {"en": "Step due", "zh-CN": "本环节截止"},
+    "step_overdue": {"en": "Step overdue", "zh-CN": "本环节已超时"},
     # SLA states
     "sla_on_time": {"en": "On time", "zh-CN": "正常"},
     "sla_yellow": {"en": "Due soon", "zh-CN": "即将超时"},
