@@ -41,6 +41,14 @@ class Expired(SpamSuspected):
     human = True
 
 
+class Unreadable(SpamSuspected):
+    """The ticket does not verify: altered, missing, or signed with another key (a server whose
+    secret changed while the customer was typing, a balancer's server with a different
+    DOCKET_SECRET_KEY). A person loses nothing for it: the page is shown again with a fresh one."""
+
+    human = True
+
+
 @dataclass(frozen=True)
 class Ticket:
     rendered_at: datetime
@@ -66,7 +74,7 @@ class TicketSigner:
             ticket_form, stamp, key = payload.split("|")
             rendered = datetime.fromtimestamp(int(stamp), tz=now.tzinfo)
         except (BadSignature, ValueError, UnicodeDecodeError):
-            raise SpamSuspected("the form has expired or was altered; reload it and try again") from None
+            raise Unreadable("the form has expired or was altered; reload it and try again") from None
         if ticket_form != form:
             raise SpamSuspected("the form has expired or was altered; reload it and try again")
         age = now - rendered

@@ -20,7 +20,7 @@ from starlette.routing import Route
 from engine.errors import NotFoundError, ValidationFailed
 from engine.types import label_text
 from forms.render import form_view, parse_form_post
-from web.antispam import HONEYPOT, TICKET, Expired, SpamSuspected
+from web.antispam import HONEYPOT, TICKET, Expired, SpamSuspected, Unreadable
 from web.form_files import files_budget, mark_file_limits, read_kept_files, store_files
 from web.forms_body import read_form
 from web.i18n import ui
@@ -127,7 +127,7 @@ def routes(web: "Web") -> list[Route]:
                                       str(posted.get(HONEYPOT, "")))
         except SpamSuspected as exc:
             if not exc.human:
-                raise HTTPException(400, str(exc)) from None
+                raise HTTPException(400, ui("form_refused", locale)) from None
             # A person sent it too soon or from a stale page: show what they typed again, with
             # a fresh ticket, rather than a bare refusal that loses the whole form. Their files
             # are stored too (anyone may upload: POST /api/v1/uploads), so none is lost.
@@ -215,6 +215,8 @@ def mark_not_future(form: Any, sections: Any, instant: datetime) -> None:
 
 def _refusal_notice(exc: SpamSuspected) -> str:
     """The UI catalogue key of the message for a ticket refused for a reason a person may cause."""
+    if isinstance(exc, Unreadable):
+        return "form_stale"
     return "form_expired" if isinstance(exc, Expired) else "form_too_quick"
 
 

@@ -175,6 +175,30 @@ def test_a_forged_ticket_is_refused(client: TestClient, clock: ManualClock) -> N
     assert client.post("/f/complaint", data=FILLED).status_code == 400
 
 
+def test_a_form_whose_ticket_no_longer_verifies_is_shown_again_with_the_input_kept(
+        client: TestClient, clock: ManualClock, system: System) -> None:
+    # A ticket signed before the server's secret changed (or by another server's) looks forged:
+    # the customer who typed a long complaint must not lose it for that.
+    from web.antispam import TicketSigner
+
+    old = TicketSigner("the-secret-before").issue("complaint", clock.now())
+    clock.advance(timedelta(seconds=20))
+    response = client.post("/f/complaint?lang=zh-CN", data={**FILLED, "_ticket": old})
+    assert response.status_code == 400 and 'id="form-notice">页面已失效，已保留您填写的内容' in response.text
+    assert 'value="华南物流客户"' in response.text and "派送延误两天</textarea>" in response.text
+    assert system.forms.count("complaint") == 0
+    clock.advance(timedelta(seconds=20))
+    again = client.post("/f/complaint?lang=zh-CN", data={**FILLED, "_ticket": ticket_of(response.text)})
+    assert again.status_code == 303 and system.forms.count("complaint") == 1
+
+
+def test_a_refusal_as_automated_is_worded_in_the_customers_language(client: TestClient, clock: ManualClock) -> None:
+    ticket = open_form(client, clock)
+    response = client.post("/f/complaint?lang=zh-CN", data={**FILLED, "_ticket": ticket, "website": "http://spam"})
+    assert response.status_code == 400 and "表单未能提交，请刷新页面后重新填写。" in response.text
+    assert "automated" not in response.text
+
+
 def test_customer_input_is_never_evaluated(client: TestClient, clock: ManualClock, system: System) -> None:
     ticket = open_form(client, clock)
     hostile = "{{7*7}} ${7*7} __import__('os').system('id')"
