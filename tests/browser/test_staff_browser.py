@@ -220,6 +220,42 @@ def test_on_a_phone_the_record_list_is_cards_with_labelled_columns(browser: Any,
     page.close()
 
 
+def english_list_with_a_long_category(browser: Any, postal: LiveServer, viewport: dict[str, int]) -> Any:
+    """The English record list at `viewport`, holding complaints of the longest category."""
+    give_password(postal, "manager")
+    for customer in ("中国石化销售股份有限公司华东分公司", "海尔智家"):
+        postal.system.forms.submit("complaint", {
+            "customer_name": customer, "contact_name": "陈先生", "contact_phone": "13812345678",
+            "occurred_at": "2026-11-20T10:30", "category": "fee_settlement", "urgency": "important",
+            "region": "southwest", "description": "结算金额与合同不符。"}, actor="agent", channel="web")
+    page = browser.new_page(viewport=viewport)
+    sign_in(page, postal, "manager", lang="en")
+    page.goto(f"{postal.url}/records/complaint?lang=en")
+    return page
+
+
+def test_on_a_desktop_the_english_record_list_shows_every_column_without_scrolling_sideways(
+        browser: Any, postal: LiveServer) -> None:
+    page = english_list_with_a_long_category(browser, postal, DESKTOP)
+    scroller = page.locator("div.scroll:has(table.records)")
+    assert scroller.evaluate("div => div.scrollWidth <= div.clientWidth")
+    created = page.locator("table.records tbody tr").first.locator("td.c-when")
+    box = created.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= DESKTOP["width"]
+    lines = created.evaluate("td => { const r = document.createRange(); r.selectNodeContents(td);"
+                             " return new Set(Array.from(r.getClientRects(), b => Math.round(b.top))).size; }")
+    assert lines == 1  # the date and the time stay together
+    page.close()
+
+
+def test_on_a_phone_an_english_record_card_keeps_every_value_inside_it(browser: Any, postal: LiveServer) -> None:
+    page = english_list_with_a_long_category(browser, postal, {"width": 390, "height": 844})
+    row = page.locator("table.records tbody tr").first
+    assert row.evaluate("tr => Array.from(tr.cells).every(td => td.scrollWidth <= td.clientWidth"
+                        " && td.getBoundingClientRect().right <= tr.getBoundingClientRect().right)")
+    page.close()
+
+
 def test_a_file_too_large_for_a_comment_is_flagged_when_chosen_and_the_comment_is_not_sent(
         browser: Any, helpdesk: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import replace
