@@ -33,6 +33,11 @@ UI: dict[str, dict[str, str]] = {
                      "zh-CN": "此环节已有答复（可能已由工作人员电话回访记录），以下是最新进度。"},
     "answer_expired": {"en": "This page has expired. Look up your complaint again, then answer.",
                        "zh-CN": "页面已过期，请重新查询后再提交答复。"},
+    "answer_expired_kept": {"en": "This page has expired. Type the digits again to look up your complaint: what you "
+                                  "wrote is kept and shown again, ready to send.",
+                            "zh-CN": "页面已过期。请重新输入数字查询，您填写的答复已保留，查询后可直接提交。"},
+    "choose_files_again": {"en": " The files you chose were not sent: choose them again.",
+                           "zh-CN": "所选文件未能提交，请重新选择。"},
     "customer_actor": {"en": "Customer", "zh-CN": "客户"},
     "customer_may_answer_short": {"en": "customer may answer", "zh-CN": "客户可答复"},
     "customer_may_answer": {"en": "The customer may also answer this step on the progress lookup page; whoever answers first completes it.",

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
+from starlette.datastructures import MultiDict
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -59,6 +60,9 @@ MAX_ANSWER_BYTES = 60 * 1024 * 1024
 """An answer may carry photos: at most this many files and bytes (each file also within its
 field's own limit, checked as it streams in)."""
 QUERY_NO = re.compile(r"[A-Za-z0-9-]{4,64}")
+KEPT = "kept."
+"""Prefix of the hidden inputs of the lookup form carrying an answer sent with an expired pass:
+looked up again, the step shows what the customer wrote instead of losing it."""
 _NEVER = "-" * 64
 """What the digits are compared with when there is nothing to match (an unknown number, a record
 whose phone is empty): typed digits never equal it. A run of "0" did: 64 zeros opened a record
@@ -198,6 +202,16 @@ def routes(web: "Web") -> list[Route]:
             except ExpressionError:
                 continue  # the completion decides, as it would for a broken condition anywhere
 
+    def kept_values(form: Any, record: dict[str, Any], posted: Any) -> dict[str, Any] | None:
+        """The answer carried through the lookup form (KEPT) for the step now open, or None when
+        nothing was carried: the step then shows the record's values."""
+        carried = MultiDict([(k[len(KEPT):], v) for k, v in posted.multi_items()
+                             if k.startswith(KEPT) and isinstance(v, str)])
+        found = web.system.flows.customer_step(form.name, record["id"]) if carried else None
+        if found is None:
+            return None
+        return parse_form_post(form, carried, only=list(found[1].options.get("fields", [])))
+
     def result_page(request: Request, form: Any, record: dict[str, Any], *, status: int = 200,
                     notice: str | None = None, alert: str | None = None,
                     values: dict[str, Any] | None = None, errors: dict[str, list[str]] | None = None) -> Response:
@@ -284,7 +298,8 @@ def routes(web: "Web") -> list[Route]:
 
     async def answer(request: Request) -> Response:
         web.limit(request, "lookup", LOOKUPS)
-        posted = await read_form(request, max_fields=10, max_part_size=4096, max_body=64 * 1024)
+        # Room for an answer carried from an expired step (KEPT): a long text, a few choices.
+        posted = await read_form(request, max_fields=60, max_part_size=16 * 1024, max_body=128 * 1024)
         query_no = _query_no(posted.get("query_no", ""))
         count_guess(request, query_no)
         found = await offload.run(find, query_no, _digits(posted.get("verify", "")))
@@ -293,10 +308,11 @@ def routes(web: "Web") -> list[Route]:
             # password on the sign-in page, so the page never writes them into its HTML (a shared
             # counter screen, the browser's page cache), and they are never put in a link.
             return page(request, result=None, failed=True, query_no=query_no, status=200,
-                        lang_url=relook(query_no))
+                        lang_url=relook(query_no), kept=carried(posted))
         found_it(query_no)
         form, record = found
-        return await offload.run(result_page, request, form, record)
+        values = await offload.run(kept_values, form, record, posted)
+        return await offload.run(lambda: result_page(request, form, record, values=values))
 
     async def answer_step(request: Request) -> Response:
         web.limit(request, "lookup-step", ANSWERS)
@@ -306,9 +322,17 @@ def routes(web: "Web") -> list[Route]:
         state, form, record, found = await offload.run(open_step, str(posted.get("pass", "")))
         if state == "expired":
             # Back to the lookup with the number the page carried: only the digits are typed again.
+            # What the customer wrote rides along in the lookup form and comes back in the step;
+            # files are not kept (nothing says whose step they were for): the page says so.
             given = _query_no(posted.get("query_no", ""))
+            kept = [(KEPT + name, value) for name, value in posted.multi_items()
+                    if isinstance(value, str) and value != "" and name not in ("pass", "query_no")]
+            files = any(not isinstance(value, str) and value.filename for _name, value in posted.multi_items())
+            alert = ui("answer_expired_kept" if kept else "answer_expired", locale)
+            if files:
+                alert += ui("choose_files_again", locale)
             return page(request, result=None, failed=False, query_no=given if QUERY_NO.fullmatch(given) else "",
-                        alert=ui("answer_expired", locale), status=400)
+                        alert=alert, status=400, kept=kept)
         if state == "taken":
             return await offload.run(lambda: result_page(
                 request, form, record, status=409, alert=ui("answer_taken", locale)))
@@ -388,6 +412,11 @@ def routes(web: "Web") -> list[Route]:
             Route("/track/answer", answer_step, methods=["POST"]),
             Route("/api/v1/lookup", api_lookup, methods=["POST"]),
             Route("/api/v1/lookup/answer", api_answer, methods=["POST"])]
+
+
+def carried(posted: Any) -> list[tuple[str, str]]:
+    """The answer a lookup form carried (KEPT inputs), to carry again when the digits were wrong."""
+    return [(name, value) for name, value in posted.multi_items() if name.startswith(KEPT) and isinstance(value, str)]
 
 
 def _prompt(node: Any, locale: str) -> str:

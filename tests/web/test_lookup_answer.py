@@ -328,6 +328,54 @@ def test_an_expired_answer_page_leads_back_to_the_lookup_with_the_number_filled_
     assert verify and " autofocus" in verify[0]
 
 
+def answer_with_an_expired_pass(client: TestClient, system: System, case: Case, **files: Any) -> tuple[str, Any]:
+    """(query number, answer page) of a step answer sent once its pass has expired."""
+    query_no = system.forms.get("complaint", case.id)["query_no"]
+    old = StepPass("an old secret").issue("complaint", case.id, 1)
+    answer = client.post("/track/answer?lang=en", data={"pass": old, "query_no": query_no,
+                                                        "supplement": "Three boxes, photos taken at the door."},
+                         files=files or None)
+    assert answer.status_code == 400
+    return query_no, answer
+
+
+def test_an_answer_sent_with_an_expired_page_is_kept_for_the_lookup_that_follows(
+        client: TestClient, system: System) -> None:
+    # Half an hour spent writing it (or the phone put down) must not cost the customer the text.
+    _query_no, answer = answer_with_an_expired_pass(client, system, asked_for_information(system))
+    assert "what you wrote is kept" in answer.text
+    lookup = answer.text.split('class="lookup"', 1)[1]
+    assert '<input type="hidden" name="kept.supplement" value="Three boxes, photos taken at the door.">' in lookup
+
+
+def test_looked_up_again_the_step_shows_the_answer_sent_with_the_expired_page(
+        client: TestClient, system: System) -> None:
+    case = asked_for_information(system)
+    query_no, answer = answer_with_an_expired_pass(client, system, case)
+    kept = dict(re.findall(r'<input type="hidden" name="(kept\.[^"]+)" value="([^"]*)">', answer.text))
+    again = client.post("/track?lang=en", data={"query_no": query_no, "verify": "5678", **kept})
+    step = again.text.split('id="customer-step"')[1]
+    assert re.search(r'<textarea id="f-supplement"[^>]*>Three boxes, photos taken at the door\.</textarea>', step)
+    assert system.forms.get("complaint", case.id)["supplement"] is None  # shown, not yet sent
+
+
+def test_a_mistyped_lookup_still_carries_the_answer_sent_with_the_expired_page(
+        client: TestClient, system: System) -> None:
+    query_no, answer = answer_with_an_expired_pass(client, system, asked_for_information(system))
+    kept = dict(re.findall(r'<input type="hidden" name="(kept\.[^"]+)" value="([^"]*)">', answer.text))
+    wrong = client.post("/track?lang=en", data={"query_no": query_no, "verify": "0000", **kept})
+    assert 'id="lookup-failed"' in wrong.text
+    assert '<input type="hidden" name="kept.supplement" value="Three boxes, photos taken at the door.">' in wrong.text
+
+
+def test_files_sent_with_an_expired_page_are_said_to_be_chosen_again(client: TestClient, system: System) -> None:
+    from tests.web.staff_kit import png_bytes
+
+    _query_no, answer = answer_with_an_expired_pass(client, system, asked_for_information(system),
+                                                    photos=("door.png", png_bytes(), "image/png"))
+    assert "The files you chose were not sent: choose them again." in answer.text
+
+
 def test_the_information_asked_for_is_marked_required_on_the_customers_step(client: TestClient, system: System) -> None:
     # It is required at this step (required_if: status == "awaiting_information"); the page said
     # "needed in some cases" and then refused the empty answer.
