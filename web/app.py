@@ -366,8 +366,9 @@ def _error(request: Request, status: int, message: str) -> Response:
     root = _escape(web.root) if web is not None else ""
     heading = ui(ERROR_WORDS.get(status, "error_500" if status >= 500 else "error_400"), locale)
     path = request.url.path
-    if path.startswith(PUBLIC_PAGES) and status in (400, 413, 429):
-        # A customer refused on the public form or the lookup goes back to that page.
+    if path.startswith(PUBLIC_PAGES) and status in (400, 413, 429, 500, 503):
+        # A customer refused on the public form or the lookup (or failed by the server, to try
+        # again) goes back to that page.
         back, back_text = f"{root}{_escape(path)}?lang={_escape(locale)}", ui("error_back", locale)
     elif path.startswith(PUBLIC_PAGES) and status == 404:
         # A customer's dead link or QR code: the progress lookup, always there, not the staff sign-in.

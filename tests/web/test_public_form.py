@@ -257,6 +257,20 @@ def test_an_acknowledgement_link_with_a_broken_number_says_so_in_the_customers_l
     assert page.status_code == 404 and "此链接中的查询编号无效" in page.text
 
 
+def test_a_crash_while_submitting_is_explained_to_the_customer_with_a_way_back_to_the_form(
+        client: TestClient, clock: ManualClock, system: System, monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret internals")
+
+    ticket = open_form(client, clock)
+    monkeypatch.setattr(system.forms, "submit", explode)
+    page = client.post("/f/complaint?lang=zh-CN", data={**FILLED, "_ticket": ticket})
+    assert page.status_code == 500 and '<html lang="zh-CN">' in page.text
+    assert "系统内部出错（参考编号 " in page.text
+    assert "secret internals" not in page.text and "Traceback" not in page.text
+    assert '<a href="/f/complaint?lang=zh-CN" id="error-home">返回上一页</a>' in page.text
+
+
 def test_the_public_form_may_be_framed_by_configured_sites_only(system: System, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKET_EMBED_ORIGINS", "https://www.example-post.cn")
     client = TestClient(create_app(system, secret="test-secret"))
