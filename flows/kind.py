@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from engine.errors import did_you_mean
 from engine.expr import Members, Names
 from engine.kinds import CRASHED, BuildContext, Dispatch
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
-from engine.types import YamlPath
 from engine.yamlsource import Document
 from flows.graph import check_graph
 from flows.spec import FlowSpec, NodeSpec
+from forms.statuses import node_statuses, status_list
 
 COMMON_NODE_SCHEMA: dict[str, Any] = {
     "required": ["type"],
@@ -27,46 +27,6 @@ COMMON_NODE_SCHEMA: dict[str, Any] = {
 EXPRESSION_NAMES = frozenset({"user", "record", "query_no", "status", "created_at", "flow"})
 """Besides the form's fields: `flow` holds the instance variables nodes write, e.g.
 `flow.assess.outcome == "approved"` after the countersign node `assess`."""
-
-
-ENGINE_STATUSES = frozenset({"new", "withdrawn"})
-"""Statuses the engine itself gives a record: on creation, and when its submitter withdraws it."""
-
-
-def status_list(form: Any, ctx: BuildContext) -> Any:
-    """The option list naming the statuses of `form`'s records for customers (its progress
-    lookup's `statuses`), or None when it has none (or the list failed to load)."""
-    name = (getattr(form, "lookup", None) or {}).get("statuses")
-    return ctx.definitions.get("list", {}).get(name) if name else None
-
-
-def node_statuses(raw: Any) -> Iterator[tuple[YamlPath, Any]]:
-    """(path inside the node, status) for every `status:` a node writes: its own and those of
-    its escalation levels."""
-    if not isinstance(raw, dict):
-        return
-    if "status" in raw:
-        yield ("status",), raw["status"]
-    for i, level in enumerate(raw.get("escalation") or []):
-        if isinstance(level, dict) and "status" in level:
-            yield ("escalation", i, "status"), level["status"]
-
-
-def record_statuses(form: Any, ctx: BuildContext) -> set[str] | None:
-    """Every status a record of `form` can have: the values of its status list when it has one,
-    else those its flows write plus the engine's own. None when a flow failed to load (its
-    statuses are not known)."""
-    listed = status_list(form, ctx)
-    if listed is not None:
-        return listed.values()
-    if "flow" in ctx.incomplete:
-        return None
-    found = set(ENGINE_STATUSES)
-    for flow in ctx.definitions.get("flow", {}).values():
-        if flow.form == form.name:
-            for node in flow.nodes.values():
-                found.update(str(status) for _, status in node_statuses(dict(node.options)))
-    return found
 
 
 def _check_statuses(raw_nodes: dict[str, Any], form: Any, doc: Document, ctx: BuildContext) -> None:

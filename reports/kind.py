@@ -19,6 +19,7 @@ from engine.kinds import CRASHED, BuildContext, Dispatch
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.types import YamlPath
 from engine.yamlsource import Document
+from forms.statuses import record_statuses, status_list
 from reports.facts import DERIVED, derived_kind
 from reports.spec import (GRAINS, DashboardSpec, DatasetField, DatasetSpec, Dimension, FilterSpec,
                           MeasureSpec, RollupSpec, ScheduleSpec, WidgetSpec)
@@ -128,7 +129,7 @@ class DatasetKind:
             else:
                 broken.add(name)
         # A broken field's name still counts as known in conditions: its error is reported once.
-        names = self._names(form, source, fields, broken)
+        names = self._names(form, source, fields, broken, statuses=record_statuses(form, ctx))
         measures: dict[str, MeasureSpec] = {}
         for name, raw in data["measures"].items():
             if name in fields:
@@ -176,7 +177,7 @@ class DatasetKind:
             if column in RECORD_SYSTEM:
                 kind = RECORD_SYSTEM[column]
                 spec = None
-                statuses = _status_list(form, ctx) if column == "status" else None
+                statuses = status_list(form, ctx) if column == "status" else None
                 if statuses is not None:  # the statuses in the words the form's lookup gives them
                     return DatasetField(name, label or name, "record", column, "choice", None, statuses,
                                         doc.source_map.key(path))
@@ -216,11 +217,13 @@ class DatasetKind:
         return DatasetField(name, label or name, "handled_by", "department", "choice", span=doc.source_map.key(path))
 
     @staticmethod
-    def _names(form: Any, source: str, fields: dict[str, DatasetField], extra: Iterable[str] = ()) -> Names:
+    def _names(form: Any, source: str, fields: dict[str, DatasetField], extra: Iterable[str] = (),
+               *, statuses: Iterable[str] | None = None) -> Names:
         """Names conditions and measures may use: the form's fields, system and derived
         columns, the source's own columns, the dataset's field names and `extra`. A dataset
         field of a form field carries that field's options and kind of value, so a literal
-        compared with either name is checked the same way."""
+        compared with either name is checked the same way; `status` is compared with the
+        record's `statuses` (forms.statuses.record_statuses; None: not known)."""
         names = set(form.fields) | set(RECORD_SYSTEM) | set(DERIVED) | set(fields) | set(extra)
         if source == "tasks":
             names |= {f"task_{c}" for c in TASK_COLUMNS} | {"task_hours", "task_age_hours", "task_overdue"}
@@ -228,6 +231,8 @@ class DatasetKind:
             names |= {f"history_{c}" for c in HISTORY_COLUMNS}
         facts = form.expression_names()
         choices, multi, kinds = dict(facts.choices), dict(facts.multi_choices), dict(facts.kinds)
+        if statuses is not None and "status" not in form.fields:  # `status == "aproved"` never holds
+            choices["status"] = frozenset(statuses)
         for name, dfield in fields.items():  # a dataset field's name reads its own column
             column = dfield.column if dfield.origin == "record" else None
             for known in (choices, multi, kinds):
@@ -567,7 +572,8 @@ class DashboardKind:
         if raw.get("compare") and dims:
             ctx.error(doc, path + ("compare",), "`compare` applies to a widget without dimensions (a KPI)",
                       code="invalid-widget")
-        names = DatasetKind._names(ctx.definitions["form"][dataset.form], dataset.source, dict(dataset.fields))
+        form = ctx.definitions["form"][dataset.form]
+        names = DatasetKind._names(form, dataset.source, dict(dataset.fields), statuses=record_statuses(form, ctx))
         where = DatasetKind()._condition(doc, path + ("where",), raw.get("where"), names, ctx)
         options = {k: v for k, v in raw.items() if k not in _WIDGET_COMMON["properties"]}
         return WidgetSpec(name, raw.get("label", name), chart.name, dataset.name, tuple(dims), measures,
@@ -634,10 +640,3 @@ def _check_period_name(doc: Document, path: YamlPath, period: Any, ctx: BuildCon
     ctx.error(doc, path, f"unknown period '{period}'", code="invalid-option",
               hint=did_you_mean(str(period), PERIODS) or "periods: " + ", ".join(PERIODS))
     return False
-
-
-def _status_list(form: Any, ctx: BuildContext) -> Any:
-    """The option list naming the form's record statuses (its progress lookup's `statuses`), if
-    it has one: a dataset's `status` then reads and filters in those words, not as stored."""
-    name = (getattr(form, "lookup", None) or {}).get("statuses")
-    return ctx.definitions.get("list", {}).get(name) if name else None

@@ -28,7 +28,7 @@ from engine.kinds import BuildContext
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.types import YamlPath
 from engine.yamlsource import Document
-from flows.kind import ENGINE_STATUSES, record_statuses
+from forms.statuses import ENGINE_STATUSES, record_statuses
 from rules.exprs import compile_expr, scope_of
 from rules.spec import SlaEscalation, SlaLevel, SlaPolicy, SlaTarget, Trigger
 from rules.triggers import TRIGGER_SCHEMA, flow_nodes, parse_triggers

@@ -13,7 +13,7 @@ from engine.bundle import validate_bundle
 from engine.clock import ManualClock
 from engine.errors import format_diagnostic
 from engine.identity import Principal
-from flows.kind import ENGINE_STATUSES
+from forms.statuses import ENGINE_STATUSES
 from reports.demo import DemoRunner
 from web.scenarios import run_scenarios
 from web.system import boot, build_registry

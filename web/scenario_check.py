@@ -21,7 +21,7 @@ from engine.kinds import BuildContext
 from engine.outbox import configured_channels
 from engine.registry import Registry
 from engine.types import YamlPath
-from flows.kind import record_statuses
+from forms.statuses import record_statuses
 from rules.triggers import flow_outcomes
 from web.scenarios import ACTIONS, Scenario, load_scenario, scenario_files
 

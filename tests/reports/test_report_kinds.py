@@ -198,3 +198,16 @@ def test_a_tree_field_cut_to_a_level_is_compared_with_the_options_of_that_level(
     found = errors(tmp_path, reports__tickets_yaml=dataset)
     assert [(f, line, m) for f, line, _, m in found] == [
         ("reports/tickets.yaml", 29, "'late' is not an option of 'group': the comparison could never hold")]
+
+
+def test_a_status_no_record_can_have_is_an_error_in_a_measure(tmp_path: Path) -> None:
+    """`where: status == "aproved"` loaded and counted nothing, forever."""
+    dataset = DATASET.replace("open: {count: true, where: closed_at == None}",
+                              "open: {count: true, where: status == \"withdrawnn\"}")
+    found = errors(tmp_path, reports__tickets_yaml=dataset)
+    assert [m for *_, m in found] == ["'withdrawnn' is not an option of 'status': the comparison could never hold"]
+
+
+def test_a_status_its_flow_writes_is_accepted_in_a_widget_condition(tmp_path: Path) -> None:
+    board = BOARD.replace("measures: [tickets], compare", "measures: [tickets], where: status != \"withdrawn\", compare")
+    assert errors(tmp_path, dashboards__board_yaml=board) == []
