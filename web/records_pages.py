@@ -226,7 +226,7 @@ def routes(web: "Web") -> list[Route]:
                                                            text=text, attachments=ids, locale=locale))
         except ValidationFailed as exc:
             return await offload.run(again, "; ".join(m for ms in exc.errors.values() for m in ms))
-        return RedirectResponse(f"/records/{form.name}/{record_id}?notice=commented#comments", status_code=303)
+        return RedirectResponse(f"/records/{form.name}/{record_id}?notice=commented#comment-saved", status_code=303)
 
     async def withdraw(request: Request) -> Response:
         """The submitter (or an administrator) takes the record back: its flow ends withdrawn."""

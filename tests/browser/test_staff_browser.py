@@ -289,6 +289,28 @@ def test_a_file_too_large_for_a_comment_is_flagged_when_chosen_and_the_comment_i
     context.close()
 
 
+def test_after_posting_a_comment_on_a_long_timeline_it_and_the_confirmation_are_in_view(
+        browser: Any, helpdesk: LiveServer) -> None:
+    from tests.web.staff_kit import submit
+
+    system = helpdesk.system
+    give_password(helpdesk, "ann")
+    record = submit(system)
+    for n in range(30):  # a record worked on for a while: its timeline is longer than the screen
+        system.flows.comment("ticket", record, actor="ann", text=f"Earlier note {n}")
+    page = browser.new_context(viewport=DESKTOP, locale="en-GB").new_page()
+    sign_in(page, helpdesk, "ann")
+    page.goto(f"{helpdesk.url}/records/ticket/{record}?lang=en")
+    page.fill("#new-comment", "Called the customer back")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Post comment").click()
+    assert page.locator("#comment-saved").is_visible()
+    for shown in (page.locator("#comment-saved"), page.locator(".ev-comment", has_text="Called the customer back")):
+        box = shown.bounding_box()
+        assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= DESKTOP["height"]
+    page.context.close()
+
+
 def test_a_refused_step_shows_the_record_pages_address_and_a_reload_does_not_send_it_again(
         browser: Any, helpdesk: LiveServer) -> None:
     from tests.web.staff_kit import submit

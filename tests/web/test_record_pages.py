@@ -363,6 +363,19 @@ def test_a_file_of_a_few_megabytes_may_be_sent_with_a_comment(system: System) ->
     assert ">note.pdf</a>" in ann.get(page).text
 
 
+def test_after_a_comment_the_page_opens_at_the_timelines_end_saying_it_was_added(system: System) -> None:
+    record = submit(system)
+    page = f"/records/ticket/{record}"
+    ann = client_for(system, "ann")
+    response = post(ann, f"{page}/comment", {"comment": "Called the customer"}, page=page)
+    assert response.headers["location"] == f"{page}?notice=commented#comment-saved"
+    html = ann.get(f"{page}?notice=commented&lang=en").text
+    saved = html.index('id="comment-saved"')
+    # Beside the box, after the new entry: a confirmation at the top of the page was out of sight.
+    assert html.index("Called the customer") < saved < html.index('class="comment-form"')
+    assert ">Your comment was added.</p>" in html[saved:] and html.count("Your comment was added.") == 1
+
+
 def test_an_empty_comment_is_refused_next_to_the_box(system: System) -> None:
     record = submit(system)
     page = f"/records/ticket/{record}"
