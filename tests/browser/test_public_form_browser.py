@@ -593,3 +593,14 @@ def test_without_a_clipboard_one_press_selects_the_whole_query_number(browser: A
     page.locator("#query-no").click()
     assert page.evaluate("window.getSelection().toString()") == "TS2026112300001"
     context.close()
+
+
+@pytest.mark.parametrize("address", ["/f/nope", "/f/complaint/submitted/TS%25%25"])
+def test_on_a_320px_phone_a_dead_links_page_fits_and_its_way_back_is_a_fingers_width(
+        browser: Any, live_server: LiveServer, address: str) -> None:
+    context = browser.new_context(viewport=SMALL_PHONE, locale="zh-CN")
+    page = context.new_page()
+    assert page.goto(f"{live_server.url}{address}?lang=zh-CN").status == 404
+    assert sideways(page) == 0
+    assert page.evaluate(TOO_SMALL) == []
+    context.close()
