@@ -89,6 +89,23 @@ def test_a_click_on_a_bar_opens_the_records_it_counts(browser: Any, kit_server: 
     assert problems == [], "\n".join(problems)
 
 
+def test_going_back_from_a_filtered_dashboard_shows_the_filters_of_the_charts_shown(
+        browser: Any, kit_server: LiveServer) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, kit_server, "bea")
+    page.goto(f"{kit_server.url}/dashboards/board?lang=en")
+    page.select_option("#f-region", "east")
+    with page.expect_navigation():
+        page.click("#apply-filters")
+    page.wait_for_selector("#widget-total .kpi-value")
+    assert page.inner_text("#widget-total .kpi-value") == "3"
+    page.go_back()
+    page.wait_for_selector("#widget-total .kpi-value")
+    # Every ticket again, so the region says "All", not the choice made before leaving.
+    assert page.inner_text("#widget-total .kpi-value") == "7"
+    assert page.input_value("#f-region") == ""
+
+
 def test_a_chart_with_nothing_to_show_says_so(browser: Any, kit_server: LiveServer) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     sign_in(page, kit_server, "bea")

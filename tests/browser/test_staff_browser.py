@@ -256,6 +256,25 @@ def test_on_a_phone_an_english_record_card_keeps_every_value_inside_it(browser: 
     page.close()
 
 
+def test_going_back_from_a_filtered_list_shows_the_filters_of_the_list_shown(browser: Any,
+                                                                              postal: LiveServer) -> None:
+    page = english_list_with_a_long_category(browser, postal, DESKTOP)
+    page.select_option("#list-region", "southwest")
+    page.select_option("#list-urgency", "important")
+    with page.expect_navigation():
+        page.click("#record-filters button[type=submit]")
+    assert page.input_value("#list-region") == "southwest"
+    page.go_back()
+    page.wait_for_load_state()
+    # The unfiltered list again: its filters say "Any", not the choices made before leaving it.
+    assert "region=" not in page.url
+    assert (page.input_value("#list-region"), page.input_value("#list-urgency")) == ("", "")
+    page.go_forward()
+    page.wait_for_load_state()
+    assert page.input_value("#list-region") == "southwest"
+    page.close()
+
+
 def test_a_file_too_large_for_a_comment_is_flagged_when_chosen_and_the_comment_is_not_sent(
         browser: Any, helpdesk: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import replace

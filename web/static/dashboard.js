@@ -200,6 +200,10 @@
   }
 
   Array.prototype.forEach.call(document.querySelectorAll(".widget[data-widget]"), load);
+  // The filters say what the charts hold. Back from a filtered dashboard, the browser showed
+  // the choices made before leaving this one (its page cache) above charts drawn without them.
+  var filters = document.querySelector("form.dashboard-filters");
+  if (filters) { window.addEventListener("pageshow", function () { filters.reset(); }); }
   if (printing) {
     var poll = window.setInterval(function () {
       var pending = document.querySelectorAll(".widget-body:not([data-ready])");

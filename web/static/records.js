@@ -60,3 +60,14 @@
   });
   draw();
 }());
+
+// The filters say what the list below them holds. Back from a filtered list, the browser kept
+// the choices made before leaving this one (its page cache, or its restoring of form fields):
+// "East China" showed above the unfiltered rows. The form goes back to what the page was sent
+// with, which is the list's own query.
+(function () {
+  "use strict";
+  var filters = document.getElementById("record-filters");
+  if (!filters) { return; }
+  window.addEventListener("pageshow", function () { filters.reset(); });
+}());
