@@ -12,6 +12,7 @@ UI: dict[str, dict[str, str]] = {
     "verify_digits": {"en": "{field}: last {n} digits", "zh-CN": "{field}后 {n} 位"},
     "verify_field_any": {"en": "Phone or number given", "zh-CN": "所填号码"},
     "look_up": {"en": "Look up", "zh-CN": "查询"},
+    "looking_up": {"en": "Looking up…", "zh-CN": "正在查询…"},
     "chars_left": {"en": "{n} characters left", "zh-CN": "还可输入 {n} 字"},
     "chars_cut": {"en": "This box takes at most {max} characters: anything past that was not entered.",
                   "zh-CN": "此栏最多 {max} 字，超出部分未能输入。"},

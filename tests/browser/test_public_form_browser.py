@@ -604,3 +604,19 @@ def test_on_a_320px_phone_a_dead_links_page_fits_and_its_way_back_is_a_fingers_w
     assert sideways(page) == 0
     assert page.evaluate(TOO_SMALL) == []
     context.close()
+
+
+def test_a_double_tap_on_look_up_sends_one_lookup_and_says_it_is_looking(browser: Any, live_server: LiveServer) -> None:
+    # Each lookup counts against the number's few guesses an hour: a double tap spent two.
+    context = browser.new_context(viewport=SMALL_PHONE, locale="en-US")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/track?lang=en&query_no=TS2026112300001")
+    page.get_by_label("Contact phone: last 4 digits").fill("0000")
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    with page.expect_navigation():
+        assert tap_twice(page, "form.lookup button[type=submit]") == "Looking up…"
+    assert len(posts) == 1
+    assert page.locator("#lookup-failed").count() == 1
+    assert page.evaluate("document.activeElement.id") == "f-verify"  # the digits, to type again
+    context.close()

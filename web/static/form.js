@@ -222,18 +222,18 @@
   });
 }());
 
-// After the server refused a post, the cursor goes to the list of mistakes above the form (a
-// customer page marks it data-error-summary): a screen reader reads it out, each of its links
-// leads to a field, and on a phone the page shows it instead of starting at the top with the
-// mistakes out of sight (a customer step is far down the lookup page). The page's autofocus
-// does this without a script, but not in a frame of another site. A page without such a list
-// (the staff pages) puts the cursor in the first field marked. Runs after the wizard, which has
-// by then opened the step holding that field.
+// After the server refused a post, the cursor goes where the page asks (autofocus): on a
+// customer page, the list of mistakes above the form, so that a screen reader reads it out,
+// each of its links leads to a field, and a phone shows it instead of the page's top with the
+// mistakes out of sight (a customer step is far down the lookup page); after a failed lookup,
+// the digits to type again. autofocus does this without a script, but not in a frame of another
+// site. A page asking for nothing (the staff pages) puts the cursor in the first field marked.
+// Runs after the wizard, which has by then opened the step holding that field.
 (function () {
   "use strict";
-  var summary = document.querySelector("main [data-error-summary]");
-  if (summary) {
-    summary.focus();
+  var asked = document.querySelector("main [autofocus]");
+  if (asked) {
+    asked.focus();
     return;
   }
   var fields = document.querySelectorAll("main .field.invalid");
