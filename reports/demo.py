@@ -121,6 +121,10 @@ class DemoRunner:
         datasets = list(runtime.bundle.all("dataset").values())
         self.form_name = form or (datasets[0].form if datasets else next(iter(runtime.bundle.all("form"))))
         self.form = self.forms.form(self.form_name)
+        # The first demo user submits (bundle.yaml lists the one who usually does first): a
+        # step for `submitter`, or a message to them, then reaches a person of the bundle.
+        listed = runtime.bundle.meta.demo_users
+        self.submitter = listed[0].username if listed else "demo"
         # A yes/no that makes another field required ("more information needed" -> "what") asks
         # for extra work: people tick it now and then, not as readily as a confirmation.
         self.rare_flags = {name for name, spec in self.form.spec.fields.items() if spec.type == "boolean"
@@ -370,7 +374,7 @@ class DemoRunner:
             self._drain(at)
             self._move_to(at)
             try:
-                result = self.forms.submit(self.form_name, self.complaint(at), actor="agent", channel="demo")
+                result = self.forms.submit(self.form_name, self.complaint(at), actor=self.submitter, channel="demo")
             except DocketError as exc:
                 log.warning("demo %s refused: %s", self.form_name, exc)
                 reasons = ([f"{name}: {messages[0]}" for name, messages in exc.errors.items() if messages]

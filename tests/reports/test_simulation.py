@@ -233,3 +233,16 @@ def test_a_form_with_urgencies_of_its_own_gets_samples_from_its_list(tmp_path: P
     runner.run(5, start=datetime(2026, 11, 1, tzinfo=timezone.utc), days=7)
     assert not runner.refused, runner.refused
     assert {r["urgency"] for r in system.forms.list("ticket", limit=10)} <= {"low", "high", None}
+
+
+def test_sample_records_are_submitted_by_the_bundles_first_demo_user(tmp_path: Path) -> None:
+    """They were submitted by a user called `agent`, whom a bundle may not have: its steps for
+    the submitter were offered to nobody and its messages to the submitter went nowhere."""
+    from cli import STARTER_BUNDLE
+    from reports.demo import DemoRunner
+    from web.system import boot
+
+    system = boot(STARTER_BUNDLE, db_url=f"sqlite:///{tmp_path / 'docket.db'}",
+                  clock=ManualClock(datetime(2026, 11, 23, 2, tzinfo=timezone.utc)))
+    DemoRunner(system.runtime, seed=1).run(3, start=datetime(2026, 11, 1, tzinfo=timezone.utc), days=3)
+    assert {r["created_by"] for r in system.forms.list("request", limit=10)} == {"officer"}
