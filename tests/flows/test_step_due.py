@@ -10,9 +10,10 @@ from pathlib import Path
 
 from engine.clock import ManualClock
 from engine.schema import export_schema
+from engine.storage.db import read_transaction
 from flows.kind import FlowKind
 from tests.engine.bundle_kit import diagnostics, problems
-from tests.flows.kit import BUNDLE, FORM, NOW, make, open_tasks, submit, task_at
+from tests.flows.kit import BUNDLE, FORM, NOW, instance, make, open_tasks, submit, task_at
 from tests.flows.test_timeout import FLOW as TIMEOUT_FLOW, timeout_timers
 from web.system import build_registry
 
@@ -130,6 +131,26 @@ def test_reassigning_a_task_keeps_its_due_time(tmp_path: Path) -> None:
     clock.advance(timedelta(hours=1))
     system.flows.reassign(task_at(system, record_id, "handle")["id"], "bob", by="max")
     assert due_of(system, record_id, "handle") == shanghai(23, 15, 30)
+
+
+def test_escalating_a_task_keeps_its_due_time(tmp_path: Path) -> None:
+    flow = FLOW.replace("        due: 4 workhours\n", "        due: 4 workhours\n        escalation:\n"
+                        "          - level: 2\n            assign: {user: max}\n            keep_assignees: true\n")
+    clock = ManualClock(NOW)
+    system = make(tmp_path, flow, clock=clock)
+    record_id = submit(system)
+    clock.advance(timedelta(hours=1))
+    system.flows.escalate_task(task_at(system, record_id, "handle")["id"], 2, by="max")
+    assert task_at(system, record_id, "handle")["escalation_level"] == 2
+    assert due_of(system, record_id, "handle") == shanghai(23, 15, 30)
+
+
+def test_a_due_time_arms_no_timer(tmp_path: Path) -> None:
+    system = make(tmp_path, FLOW)
+    record_id = submit(system)
+    with read_transaction(system.db) as conn:
+        subject = f"instance:{instance(system, record_id)['id']}"
+        assert system.runtime.services["timers"].pending(conn, subject=subject) == []
 
 
 def test_every_task_of_a_countersign_is_due_at_the_same_time(tmp_path: Path) -> None:
