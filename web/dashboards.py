@@ -68,6 +68,8 @@ TEXT: dict[str, dict[str, str]] = {
                        "zh-CN": "“{filter}”的开始日期晚于结束日期，下面显示的是未筛选的数据。"},
     "bad_date": {"en": "“{filter}”: “{text}” is not a date. The figures below are not filtered.",
                  "zh-CN": "“{filter}”中的“{text}”不是有效日期，下面显示的是未筛选的数据。"},
+    "drill_failed": {"en": "These records cannot be listed ({detail}). Go back to the dashboard and click the chart again.",
+                     "zh-CN": "无法列出这些记录（{detail}）。请返回看板，重新点击图表。"},
     "bad_filters": {"en": "These filters cannot be used ({detail}). The figures below are not filtered.",
                     "zh-CN": "筛选条件无法使用（{detail}），下面显示的是未筛选的数据。"},
 }
@@ -180,11 +182,20 @@ def routes(web: "Web") -> list[Route]:
         # refuses (SQLite: OverflowError above 2**63).
         offset = min(int(raw), MAX_OFFSET) if raw.isascii() and raw.isdigit() else 0
         reports = service()
+        back = f"/dashboards/{dashboard.name}?{_filter_query(params)}"
         try:
             total, records = await offload.run(reports.drill, dashboard, widget, params, principal,
                                                      limit=DRILL_PAGE, offset=offset)
         except (ReportRequestError, NotTranslatable) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            if request.query_params.get("format") == "json":
+                return JSONResponse({"error": str(exc)}, status_code=400)
+            # A person followed this link (an old bookmark, a chart changed since): a page that
+            # says what to do and leads back, not a JSON error in the browser. The dashboard
+            # itself says which filter, if one is the cause.
+            return web.page(request, "dashboard_drill.html", status=400, dashboard=dashboard, widget=widget,
+                            title=widget.text(locale), total=0, rows=[], form="", back=back, next_query=None,
+                            error=_tr("drill_failed", locale, detail=str(exc)),
+                            tr=lambda k, **p: _tr(k, locale, **p))
         if request.query_params.get("format") == "json":
             return JSONResponse({"total": total, "ids": [r["id"] for r in records]})
         dataset = reports.dataset(widget.dataset)
@@ -202,8 +213,7 @@ def routes(web: "Web") -> list[Route]:
             next_query = urlencode([*((k, v) for k, vs in params.items() for v in vs), ("offset", offset + DRILL_PAGE)])
         return web.page(request, "dashboard_drill.html", dashboard=dashboard, widget=widget,
                         title=_tr("drill_title", locale, point=point_text), total=total, rows=rows,
-                        form=dataset.form, back=f"/dashboards/{dashboard.name}?{_filter_query(params)}",
-                        next_query=next_query, tr=lambda k, **p: _tr(k, locale, **p))
+                        form=dataset.form, back=back, next_query=next_query, tr=lambda k, **p: _tr(k, locale, **p))
 
     return [
         Route("/dashboards", index, methods=["GET"]),

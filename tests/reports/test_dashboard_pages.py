@@ -52,6 +52,21 @@ def test_a_bad_filter_is_a_400_with_a_plain_message(kit: System) -> None:
     assert "SELECT" not in response.text
 
 
+def test_a_drill_down_link_that_no_longer_fits_is_a_page_saying_what_to_do(kit: System) -> None:
+    client = client_for(kit, "bea")
+    page = client.get("/dashboards/board/widgets/by_region/records?region=east&p.colour=red&lang=en")
+    assert page.status_code == 400 and page.headers["content-type"].startswith("text/html")
+    assert 'id="drill-error"' in page.text and "Go back to the dashboard and click the chart again." in page.text
+    assert 'href="/dashboards/board?region=east&amp;lang=en" id="back-to-dashboard"' in page.text
+    assert "请返回看板，重新点击图表。" in client.get(
+        "/dashboards/board/widgets/by_region/records?p.colour=red&lang=zh-CN").text
+
+
+def test_a_drill_down_asked_for_as_json_answers_its_error_as_json(kit: System) -> None:
+    response = client_for(kit, "bea").get("/dashboards/board/widgets/by_region/records?p.colour=red&format=json")
+    assert response.status_code == 400 and "colour" in response.json()["error"]
+
+
 def test_drill_down_lists_the_records_of_a_bar(kit: System) -> None:
     client = client_for(kit, "bea")
     page = client.get("/dashboards/board/widgets/by_region/records?p.region=north&lang=en")
