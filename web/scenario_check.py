@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from engine.bundle import Bundle, display_path
-from engine.errors import Diagnostic, Diagnostics
+from engine.errors import ConflictError, Diagnostic, Diagnostics
 from engine.kinds import BuildContext
 from engine.outbox import configured_channels
 from engine.registry import Registry
@@ -55,8 +55,11 @@ class _Names:
         self.roles = set(bundle.meta.roles)
         self.channels = set(configured_channels(bundle.meta))
         self.nodes: dict[str, set[str]] = {}
+        self.specs: dict[tuple[str, str], Any] = {}  # (form, node) -> its NodeSpec
         for flow in bundle.all("flow").values():
             self.nodes.setdefault(flow.form, set()).update(flow.nodes)
+            for node in flow.nodes.values():
+                self.specs.setdefault((flow.form, node.id), node)
         self.targets: dict[str, set[str]] = {}
         for policy in bundle.all("sla").values():
             self.targets.setdefault(policy.form, set()).update(policy.targets)
@@ -91,6 +94,8 @@ class _Names:
                 ctx.warning(doc, at + ("complete",), "without `by`, no one's right to work on the task is "
                             "checked", code="scenario-no-by",
                             hint="name the user who completes it: by: USER (one of the bundle's demo_users)")
+            if action == "complete" and "fails" not in step:
+                self._outcome(doc, at, step, current)
             if "return_to" in step:
                 self._node(doc, at + ("return_to",), step["return_to"], current)
             if action == "reply":
@@ -112,6 +117,23 @@ class _Names:
                            code="unknown-reference")
         elif name not in nodes:
             self.ctx.unknown(doc, at, "node", name, nodes)
+
+    def _outcome(self, doc: Any, at: YamlPath, step: Mapping[str, Any], form: str) -> None:
+        """The completion's `outcome` must be one its step takes (an approval's approve, reject
+        or return): the step's own check, run here, said so only when the scenario ran."""
+        node = self.specs.get((form, step["complete"]))
+        node_type = self.ctx.registry.node_types.get(node.type) if node is not None else None
+        if node_type is None:
+            return
+        try:  # a comment, so that only the outcome is judged
+            node_type.check_completion(node, step.get("outcome"), "checked", step.get("return_to"))
+        except ConflictError as exc:
+            where = at + ("outcome",) if "outcome" in step else at + ("complete",)
+            given = f"outcome '{step['outcome']}'" if "outcome" in step else "no outcome"
+            self.ctx.error(doc, where, f"step '{node.id}' cannot be completed with {given}",
+                           code="scenario-outcome", hint=str(exc))
+        except Exception:  # noqa: BLE001 - a comment or value it wants: the run will tell
+            return
 
     def _channel(self, doc: Any, at: YamlPath, name: str, *, at_key: bool = False) -> None:
         if name not in self.channels:

@@ -76,7 +76,7 @@ def test_every_step_that_names_a_flow_step_is_checked(tmp_path: Path, action: st
 
 
 def test_a_user_who_is_not_a_demo_user_is_an_error_at_by(tmp_path: Path) -> None:
-    found = scenario_problems(tmp_path, "  - complete: review\n    by: oficer\n")
+    found = scenario_problems(tmp_path, "  - complete: review\n    by: oficer\n    outcome: approve\n")
     assert found == [("scenarios/story.yaml", 6, 9, "unknown user 'oficer'")]
 
 
@@ -141,7 +141,8 @@ def test_a_step_completed_without_by_is_a_warning_at_the_step(tmp_path: Path) ->
 
 
 def test_a_completed_steps_values_are_checked_against_the_form(tmp_path: Path) -> None:
-    found = scenario_problems(tmp_path, "  - complete: review\n    by: officer\n    values: {note: ok}\n")
+    found = scenario_problems(tmp_path, "  - complete: review\n    by: officer\n    outcome: approve\n"
+                                        "    values: {note: ok}\n")
     assert [message for *_, message in found] == ["unknown field 'note'"]
 
 
@@ -189,3 +190,21 @@ def test_scenarios_stay_out_of_the_bundle_version(tmp_path: Path) -> None:
     before = content_hash(bundle)
     (bundle / "scenarios" / "story.yaml").write_text(SUBMIT + "  - expect: {status: new}\n", "utf-8")
     assert content_hash(bundle) == before
+
+
+def test_an_outcome_the_approval_does_not_take_is_an_error_at_the_outcome(tmp_path: Path) -> None:
+    """`outcome: approved` validated, and the scenario failed only when run: "choose one of..."."""
+    steps = "  - complete: review\n    by: officer\n    outcome: approved\n"
+    (problem,) = scenario_problems(tmp_path, steps)
+    assert problem == ("scenarios/story.yaml", 7, 14, "step 'review' cannot be completed with outcome 'approved'")
+
+
+def test_completing_an_approval_without_an_outcome_is_an_error_at_the_step(tmp_path: Path) -> None:
+    steps = "  - complete: review\n    by: officer\n"
+    (problem,) = scenario_problems(tmp_path, steps)
+    assert problem == ("scenarios/story.yaml", 5, 15, "step 'review' cannot be completed with no outcome")
+
+
+def test_an_outcome_the_approval_takes_is_accepted(tmp_path: Path) -> None:
+    steps = "  - complete: review\n    by: officer\n    outcome: reject\n"
+    assert scenario_problems(tmp_path, steps) == []
