@@ -47,6 +47,7 @@ UI: dict[str, dict[str, str]] = {
     "next": {"en": "Next", "zh-CN": "下一步"},
     "step": {"en": "Step {n} of {total}", "zh-CN": "第 {n} 步，共 {total} 步"},
     "required": {"en": "required", "zh-CN": "必填"},
+    "title_error": {"en": "Error: ", "zh-CN": "错误："},
     "required_note": {"en": "Fields marked * are required.", "zh-CN": "带 * 的为必填项。"},
     "fill_required": {"en": "Please fill in this field.", "zh-CN": "此项为必填项。"},
     "optional_when": {"en": "needed in some cases", "zh-CN": "视情况填写"},

@@ -101,6 +101,13 @@ def test_a_failed_lookup_is_said_above_the_form_and_ties_both_inputs_to_it(clien
         assert tag and 'aria-invalid="true"' in tag[0] and 'aria-describedby="lookup-failed"' in tag[0]
 
 
+def test_a_failed_lookup_says_so_in_the_page_title(client: TestClient, query_no: str) -> None:
+    failed = client.post("/track?lang=en", data={"query_no": query_no, "verify": "0000"})
+    assert "<title>Error: Look up progress · " in failed.text
+    found = client.post("/track?lang=en", data={"query_no": query_no, "verify": "5678"})
+    assert "<title>Look up progress · " in found.text
+
+
 def test_a_failed_lookup_puts_the_cursor_in_the_digits_to_type_again(client: TestClient, query_no: str) -> None:
     page = client.post("/track?lang=en", data={"query_no": query_no, "verify": "9876"}).text
     verify = re.search(r'<input [^>]*id="f-verify"[^>]*>', page)

@@ -680,6 +680,16 @@ def test_the_form_says_in_words_what_the_asterisk_of_a_required_field_means(clie
     assert '<p class="help" id="required-note">带 * 的为必填项。</p>' in client.get("/f/complaint?lang=zh-CN").text
 
 
+def test_a_refused_form_says_so_in_the_page_title(client: TestClient, clock: ManualClock) -> None:
+    # The title is what a screen reader announces first on the page that comes back.
+    ticket = open_form(client, clock, "en")
+    refused = client.post("/f/complaint?lang=en", data={**FILLED, "contact_phone": "12", "_ticket": ticket})
+    assert "<title>Error: Key-account complaint · " in refused.text
+    assert "<title>错误：大客户投诉 · " in client.post("/f/complaint?lang=zh-CN", data={
+        **FILLED, "contact_phone": "12", "_ticket": open_form(client, clock)}).text
+    assert "<title>Key-account complaint · " in client.get("/f/complaint?lang=en").text
+
+
 def test_the_list_of_mistakes_reads_in_chinese_with_a_chinese_colon(client: TestClient, clock: ManualClock) -> None:
     ticket = open_form(client, clock, "zh-CN")
     response = client.post("/f/complaint?lang=zh-CN", data={**FILLED, "contact_phone": "12", "_ticket": ticket})
