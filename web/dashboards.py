@@ -59,6 +59,8 @@ TEXT: dict[str, dict[str, str]] = {
     "created": {"en": "Received", "zh-CN": "受理时间"},
     "previous": {"en": "Previous", "zh-CN": "上期"},
     "more": {"en": "Next page", "zh-CN": "下一页"},
+    "less": {"en": "Previous page", "zh-CN": "上一页"},
+    "records_shown": {"en": "{first}–{last} of {n} records", "zh-CN": "第 {first}–{last} 条，共 {n} 条记录"},
     "click_hint": {"en": "Click a bar, slice or cell to see its records.", "zh-CN": "点击图中的柱、扇区或格子可查看对应记录。"},
     "total": {"en": "Total", "zh-CN": "合计"},
     "no_rows": {"en": "Nothing to show for these filters.", "zh-CN": "当前筛选条件下没有数据。"},
@@ -193,7 +195,7 @@ def routes(web: "Web") -> list[Route]:
             # says what to do and leads back, not a JSON error in the browser. The dashboard
             # itself says which filter, if one is the cause.
             return web.page(request, "dashboard_drill.html", status=400, dashboard=dashboard, widget=widget,
-                            title=widget.text(locale), total=0, rows=[], form="", back=back, next_query=None,
+                            title=widget.text(locale), total=0, rows=[], form="", back=back,
                             error=_tr("drill_failed", locale, detail=str(exc)),
                             tr=lambda k, **p: _tr(k, locale, **p))
         if request.query_params.get("format") == "json":
@@ -208,12 +210,17 @@ def routes(web: "Web") -> list[Route]:
                  "title": form.display(title_field, r.get(title_field), locale) if title_field else "",
                  "status": status_label(r.get("status")), "created": local_time(r.get("created_at"), web.bundle.meta.timezone)}
                 for r in records]
-        next_query = None
-        if offset + DRILL_PAGE < total:
-            next_query = urlencode([*((k, v) for k, vs in params.items() for v in vs), ("offset", offset + DRILL_PAGE)])
+        def at(start: int) -> str:
+            return urlencode([*((k, v) for k, vs in params.items() for v in vs), ("offset", start)])
+
+        next_query = at(offset + DRILL_PAGE) if offset + DRILL_PAGE < total else None
+        # Back a page, too: paging through a bar of 600 records went only forward.
+        prev_query = at(max(min(offset, total) - DRILL_PAGE, 0)) if offset > 0 and total else None
+        shown = (offset + 1, offset + len(rows)) if rows and total > DRILL_PAGE else None
         return web.page(request, "dashboard_drill.html", dashboard=dashboard, widget=widget,
                         title=_tr("drill_title", locale, point=point_text), total=total, rows=rows,
-                        form=dataset.form, back=back, next_query=next_query, tr=lambda k, **p: _tr(k, locale, **p))
+                        form=dataset.form, back=back, next_query=next_query, prev_query=prev_query, shown=shown,
+                        tr=lambda k, **p: _tr(k, locale, **p))
 
     return [
         Route("/dashboards", index, methods=["GET"]),

@@ -67,6 +67,20 @@ def test_a_drill_down_asked_for_as_json_answers_its_error_as_json(kit: System) -
     assert response.status_code == 400 and "colour" in response.json()["error"]
 
 
+def test_a_drill_down_page_says_which_records_it_shows_and_leads_both_ways(
+        kit: System, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("web.dashboards.DRILL_PAGE", 3)
+    client = client_for(kit, "bea")
+    total = client.get("/dashboards/board/widgets/total/records?format=json").json()["total"]
+    assert total > 6
+    page = client.get("/dashboards/board/widgets/total/records?region=&offset=3&lang=en").text
+    assert f">4–6 of {total} records</p>" in page
+    assert 'href="?region=&amp;offset=0&amp;lang=en" rel="prev" id="drill-prev"' in page
+    assert 'href="?region=&amp;offset=6&amp;lang=en" rel="next" id="drill-next"' in page
+    first = client.get("/dashboards/board/widgets/total/records?lang=zh-CN").text
+    assert f">第 1–3 条，共 {total} 条记录</p>" in first and 'id="drill-prev"' not in first
+
+
 def test_drill_down_lists_the_records_of_a_bar(kit: System) -> None:
     client = client_for(kit, "bea")
     page = client.get("/dashboards/board/widgets/by_region/records?p.region=north&lang=en")
