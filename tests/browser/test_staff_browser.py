@@ -275,6 +275,20 @@ def test_going_back_from_a_filtered_list_shows_the_filters_of_the_list_shown(bro
     page.close()
 
 
+def test_the_filtered_lists_address_holds_only_the_filters_chosen(browser: Any, postal: LiveServer) -> None:
+    page = english_list_with_a_long_category(browser, postal, DESKTOP)
+    page.select_option("#list-region", "southwest")
+    with page.expect_navigation():
+        page.click("#record-filters button[type=submit]")
+    assert page.url == f"{postal.url}/records/complaint?region=southwest"
+    assert page.get_attribute("#view-link", "href") == "/records/complaint?region=southwest"
+    page.select_option("#list-region", "")
+    with page.expect_navigation():
+        page.click("#record-filters button[type=submit]")
+    assert page.url == f"{postal.url}/records/complaint"
+    page.close()
+
+
 def test_a_file_too_large_for_a_comment_is_flagged_when_chosen_and_the_comment_is_not_sent(
         browser: Any, helpdesk: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import replace

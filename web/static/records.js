@@ -71,3 +71,20 @@
   if (!filters) { return; }
   window.addEventListener("pageshow", function () { filters.reset(); });
 }());
+
+// The filters are sent without the ones left at "Any": the address bar shows the same short
+// address as "Link to share" (…?region=east), not ?q=&status=&sla=&category=&urgency=&region=east&from=&to=.
+(function () {
+  "use strict";
+  var filters = document.getElementById("record-filters");
+  if (!filters || !window.URLSearchParams || !window.FormData) { return; }
+  filters.addEventListener("submit", function (event) {
+    var chosen = new URLSearchParams();
+    new FormData(filters).forEach(function (value, name) {
+      if (typeof value === "string" && value.trim() !== "") { chosen.append(name, value); }
+    });
+    event.preventDefault();
+    var query = chosen.toString();
+    window.location.assign(filters.action + (query ? "?" + query : ""));
+  });
+}());
