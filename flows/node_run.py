@@ -118,6 +118,11 @@ class NodeRun:
             compiled = self.node.compiled.get("assign", {})
         assert assign is not None
         target = self.resolve(assign, compiled or {})
+        if not (target["user"] or target["roles"] or target["candidates"] or target["department"]):
+            # A task offered to nobody waits unseen in no one's inbox: stop here, visibly.
+            self.incident("nobody to assign: the record has no submitter among the users (a customer sent "
+                          "it on the public form)" if assign.get("submitter")
+                          else "nobody to assign: the step's assign names no one for this record")
         now = self.service.rt.clock.now()
         assignee = self.service.user_id(self.conn, target["user"]) if target["user"] else None
         task_id = int(_INSERT_TASK.execute(self.conn, dict(

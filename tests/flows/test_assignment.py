@@ -136,3 +136,26 @@ def test_a_department_from_expression_is_checked_when_the_bundle_loads(tmp_path:
     _bundle, diags = validate_bundle(root, build_registry(plugins=False))
     assert [(d.span.file.split("/")[-1], d.code) for d in diags if d.severity == "error"] == [
         ("ticket_flow.yaml", "expr-unknown-name")]
+
+
+def test_a_step_for_the_submitter_of_a_record_nobody_signed_in_submitted_is_an_incident(tmp_path: Path) -> None:
+    """A public form's record has no submitter account: its task was offered to no one and
+    waited unseen in every inbox."""
+    from engine.storage.db import read_transaction
+    from engine.storage.tables import incidents
+
+    system = owned_system(tmp_path, "{submitter: true}")
+    record_id = system.forms.submit("ticket", {"title": "t"}, actor=None).record_id
+    (instance,) = system.flows.instances("ticket", record_id)
+    assert instance["status"] == "incident" and system.flows.open_tasks("ticket", record_id) == []
+    with read_transaction(system.db) as conn:
+        (message,) = conn.execute(incidents.select().with_only_columns(incidents.c.message)).scalars()
+    assert message == ("handle: nobody to assign: the record has no submitter among the users (a customer "
+                       "sent it on the public form)")
+
+
+def test_a_step_for_the_submitter_goes_to_the_user_who_submitted(tmp_path: Path) -> None:
+    system = owned_system(tmp_path, "{submitter: true}")
+    record_id = system.forms.submit("ticket", {"title": "t"}, actor="ann").record_id
+    (task,) = system.flows.open_tasks("ticket", record_id)
+    assert task["candidate_users"] == ["ann"]
