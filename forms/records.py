@@ -7,7 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import timezone
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from sqlalchemy import MetaData, Table, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
@@ -329,13 +329,14 @@ class FormService:
             return None if record_id is None else self.read(conn, form_name, record_id)
 
     def list(self, form_name: str, *, limit: int = 50, offset: int = 0,
-             where: ColumnElement[bool] | None = None) -> list[dict[str, Any]]:
-        """Newest records first; `where` narrows them (e.g. forms.access.record_scope)."""
+             where: ColumnElement[bool] | None = None,
+             order_by: Sequence[ColumnElement[Any]] = ()) -> list[dict[str, Any]]:
+        """Newest records first, or in `order_by`; `where` narrows them (e.g. forms.access.record_scope)."""
         form = self.form(form_name)
         table = self.tables[form_name]
         query = select(table) if where is None else select(table).where(where)
         with read_transaction(self.rt.db) as conn:
-            rows = conn.execute(query.order_by(table.c.id.desc()).limit(limit).offset(offset)).mappings()
+            rows = conn.execute(query.order_by(*(order_by or [table.c.id.desc()])).limit(limit).offset(offset)).mappings()
             out = []
             for row in rows:
                 item = {c: row[c] for c in SYSTEM_COLUMNS}

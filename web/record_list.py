@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select, true
+from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine.identity import Principal
 from engine.storage.db import read_transaction
-from engine.storage.tables import users
+from engine.storage.tables import sla_clocks, users
 from forms.access import record_scope
 from web.staff import field_text, hidden_fields, local_time, names_for, sla_states, status_labeller, worst_sla
 
@@ -34,6 +34,9 @@ CHOICE_TYPES = frozenset({"select", "radio", "region", "cascade", "role", "depar
 MAX_SEARCH = 100
 LATENESS = ("at_risk", "overdue")
 """The SLA filter's choices: a running clock past its warning (yellow or red), or past due (red)."""
+SORTS = ("newest", "oldest", "updated", "due")
+"""The list's orders: newest first (the default), oldest first (a backlog worked from its oldest),
+last changed first, and due soonest (the earliest running SLA clock; records with none last)."""
 
 
 @dataclass
@@ -66,6 +69,8 @@ class ListQuery:
     has_sla: bool = False
     """The form's records keep SLA clocks: the list offers the lateness filter."""
     zone: str = "UTC"
+    form: str = ""
+    sort: str = "newest"
     page: int = 1
     errors: list[str] = field(default_factory=list)
 
@@ -75,7 +80,7 @@ class ListQuery:
         table = system.forms.tables[form.name]
         hidden = hidden_fields(system.runtime, form.name, principal)
         query = cls(table=table, scope=record_scope(system.runtime, form.name, principal, table),
-                    zone=system.bundle.meta.timezone)
+                    zone=system.bundle.meta.timezone, form=form.name)
         query.text = str(params.get("q", ""))[:MAX_SEARCH].strip()
         query.text_fields = tuple(n for n in form.stored if form.types[n].name in TEXT_TYPES and n not in hidden)
         query.user_fields = tuple(n for n in query.text_fields if form.types[n].name == "user")
@@ -104,6 +109,9 @@ class ListQuery:
         query.date_to = _date(params.get("to"), query.errors, "to")
         if query.date_from and query.date_to and query.date_from > query.date_to:
             query.errors.append("reversed")  # no record can match: say why, not just "none found"
+        sort = str(params.get("sort", ""))
+        if sort in SORTS and (sort != "due" or query.has_sla):
+            query.sort = sort
         page = str(params.get("page", "1"))
         query.page = int(page) if page.isascii() and page.isdigit() and 0 < len(page) < 7 and int(page) > 0 else 1
         return query
@@ -134,8 +142,22 @@ class ListQuery:
             parts.append(t.c.created_at < datetime.combine(self.date_to + timedelta(days=1), time(0), zone))
         return and_(true(), *parts)
 
+    def order(self) -> list[ColumnElement[Any]]:
+        """The ORDER BY of the list's page; the record id last, so paging never repeats a row."""
+        t = self.table
+        if self.sort == "oldest":
+            return [t.c.id.asc()]
+        if self.sort == "updated":
+            return [t.c.updated_at.desc(), t.c.id.desc()]
+        if self.sort == "due":
+            due = (select(func.min(sla_clocks.c.due_at))
+                   .where(sla_clocks.c.form == self.form, sla_clocks.c.record_id == t.c.id,
+                          sla_clocks.c.status == "running").scalar_subquery())
+            return [due.is_(None), due.asc(), t.c.id.asc()]  # no running clock: after those with one
+        return [t.c.id.desc()]
+
     def params(self) -> dict[str, str]:
-        """The filters as query parameters (for links, the export and the audit log)."""
+        """The filters and the order as query parameters (for links, the export and the audit log)."""
         out: dict[str, str] = {}
         if self.text:
             out["q"] = self.text
@@ -150,6 +172,8 @@ class ListQuery:
             out["from"] = self.date_from.isoformat()
         if self.date_to:
             out["to"] = self.date_to.isoformat()
+        if self.sort != "newest":
+            out["sort"] = self.sort
         return out
 
 
@@ -172,7 +196,8 @@ def list_page(web: "Web", form: Any, principal: Principal, query: ListQuery, loc
     total = system.forms.count(form.name, where=condition)
     pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     page = min(query.page, pages)
-    rows = system.forms.list(form.name, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, where=condition)
+    rows = system.forms.list(form.name, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, where=condition,
+                             order_by=query.order())
     table = system.forms.tables[form.name]
     with read_transaction(system.db) as conn:
         statuses = sorted(r[0] for r in conn.execute(select(table.c.status).distinct()) if r[0])
@@ -187,7 +212,8 @@ def list_page(web: "Web", form: Any, principal: Principal, query: ListQuery, loc
     base = f"/records/{form.name}"
     return {
         "form_name": form.name, "form_title": form.spec.text(locale), "total": total, "page": page,
-        "pages": pages, "query": query, "filters": params, "has_filters": bool(params),
+        "pages": pages, "query": query, "filters": params,
+        "has_filters": bool({k: v for k, v in params.items() if k != "sort"}), "sorts": SORTS,
         "columns": [(c, form.field(c).text(locale)) for c in columns],
         "statuses": [(s, status_label(s)) for s in statuses],
         "has_sla": query.has_sla, "when": lambda at: local_time(at, zone),
@@ -227,4 +253,4 @@ def overdue_counts(web: "Web", principal: Principal) -> list[tuple[str, str, int
     return found
 
 
-__all__ = ["ChoiceFilter", "LATENESS", "ListQuery", "PAGE_SIZE", "list_page", "overdue_counts"]
+__all__ = ["ChoiceFilter", "LATENESS", "ListQuery", "PAGE_SIZE", "SORTS", "list_page", "overdue_counts"]

@@ -202,6 +202,11 @@ STAFF_UI: dict[str, dict[str, str]] = {
     # record list
     "any": {"en": "Any", "zh-CN": "全部"},
     "clear_filters": {"en": "Clear filters", "zh-CN": "清除筛选"},
+    "sort": {"en": "Order", "zh-CN": "排序"},
+    "sort_newest": {"en": "Newest first", "zh-CN": "最新在前"},
+    "sort_oldest": {"en": "Oldest first", "zh-CN": "最早在前"},
+    "sort_updated": {"en": "Last changed first", "zh-CN": "最近更新在前"},
+    "sort_due": {"en": "Due soonest first", "zh-CN": "最先到期在前"},
     "bad_date": {"en": "A date was not understood and is ignored; use the date picker.",
                  "zh-CN": "日期格式无法识别，已忽略；请用日期选择器。"},
     "dates_reversed": {"en": "The start date is after the end date, so no record can match: swap them.",

@@ -38,6 +38,12 @@ def test_the_record_list_shows_records_past_their_warning_too_when_asked(system:
     assert sorted(listed(system, "sla=at_risk")) == sorted([late, soon])
 
 
+def test_the_record_list_may_put_the_record_due_soonest_first(system: System) -> None:
+    late, soon = late_and_due_soon(system)
+    assert listed(system, "") == [soon, late]
+    assert listed(system, "sort=due") == [late, soon]
+
+
 def test_an_unknown_lateness_filters_nothing(system: System) -> None:
     late, soon = late_and_due_soon(system)
     assert sorted(listed(system, "sla=whenever")) == sorted([late, soon])

@@ -436,6 +436,35 @@ def test_the_list_searches_filters_and_keeps_row_level_scope(system: System) -> 
     assert "HD0001" not in outsider
 
 
+def rows_of(html: str) -> list[str]:
+    return re.findall(r'<td class="c-no"><a href="/records/ticket/\d+">(HD\d+)</a></td>', html)
+
+
+def test_the_list_may_be_ordered_oldest_or_last_changed_first(system: System, clock: ManualClock) -> None:
+    first, _, _ = submit(system), submit(system), submit(system)
+    clock.advance(timedelta(minutes=5))
+    complete(client_for(system, "ann"), first, claimed(system, first), {"urgency": "low"})
+    client = client_for(system, "max")
+    assert rows_of(client.get("/records/ticket").text) == ["HD0003", "HD0002", "HD0001"]
+    assert rows_of(client.get("/records/ticket?sort=oldest").text) == ["HD0001", "HD0002", "HD0003"]
+    assert rows_of(client.get("/records/ticket?sort=updated").text) == ["HD0001", "HD0003", "HD0002"]
+    assert rows_of(client.get("/records/ticket?sort=sideways").text) == ["HD0003", "HD0002", "HD0001"]
+
+
+def test_the_lists_order_is_kept_when_paging_and_in_the_link_to_share(system: System,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("web.record_list.PAGE_SIZE", 2)
+    for _ in range(3):
+        submit(system)
+    client = client_for(system, "max")
+    html = client.get("/records/ticket?sort=oldest&lang=en").text
+    assert '<option value="oldest" selected>Oldest first</option>' in html
+    assert 'href="/records/ticket?sort=oldest&amp;page=2" rel="next"' in html
+    assert 'id="view-link"' in html and 'href="/records/ticket?sort=oldest" id="view-link"' in html
+    assert rows_of(client.get("/records/ticket?sort=oldest&page=2").text) == ["HD0003"]
+    assert "清除筛选" not in client.get("/records/ticket?sort=oldest&lang=zh-CN").text  # an order filters nothing
+
+
 def test_dates_typed_the_wrong_way_round_are_pointed_out(system: System) -> None:
     submit(system)
     html = client_for(system, "max").get("/records/ticket?from=2026-11-30&to=2026-11-01&lang=zh-CN").text
