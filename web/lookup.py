@@ -26,7 +26,7 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from starlette.datastructures import MultiDict
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from engine.errors import ConflictError, ExpressionError, NotFoundError, ValidationFailed
@@ -408,8 +408,14 @@ def routes(web: "Web") -> list[Route]:
         fresh = await offload.run(send_answer, form, record, found, values, locale)
         return JSONAnswer(await offload.run(view_json, form, fresh, locale))
 
+    async def answer_again(request: Request) -> Response:
+        # The address an answer was posted to, opened again (a phone reopening the tab, the
+        # browser's history): the lookup, not a bare "Method Not Allowed".
+        return RedirectResponse(f"/track?{urlencode({'lang': web.locale_of(request)})}", status_code=303)
+
     return [Route("/track", show, methods=["GET"]), Route("/track", answer, methods=["POST"]),
             Route("/track/answer", answer_step, methods=["POST"]),
+            Route("/track/answer", answer_again, methods=["GET"]),
             Route("/api/v1/lookup", api_lookup, methods=["POST"]),
             Route("/api/v1/lookup/answer", api_answer, methods=["POST"])]
 

@@ -376,6 +376,12 @@ def test_files_sent_with_an_expired_page_are_said_to_be_chosen_again(client: Tes
     assert "The files you chose were not sent: choose them again." in answer.text
 
 
+def test_the_answers_address_opened_again_leads_to_the_lookup(client: TestClient) -> None:
+    # A phone reopening the tab after an answer loads /track/answer afresh, without the post.
+    again = client.get("/track/answer?lang=zh-CN", follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"] == "/track?lang=zh-CN"
+
+
 def test_the_information_asked_for_is_marked_required_on_the_customers_step(client: TestClient, system: System) -> None:
     # It is required at this step (required_if: status == "awaiting_information"); the page said
     # "needed in some cases" and then refused the empty answer.
