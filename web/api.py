@@ -216,7 +216,8 @@ def task_json(row: Mapping[str, Any]) -> dict[str, Any]:
     return {"id": int(row["id"]), "flow": row["flow"], "node": row["node"], "label": row.get("label", row["node"]),
             "form": row["form"], "record_id": int(row["record_id"]), "status": row["status"],
             "assignee": row.get("assignee"), "created_at": iso(row["created_at"]),
-            "version": int(row["version"]), "escalation_level": int(row.get("escalation_level") or 0)}
+            "version": int(row["version"]), "escalation_level": int(row.get("escalation_level") or 0),
+            "due_at": iso(row.get("due_at"))}
 
 
 def inbox_item(row: InboxRow) -> dict[str, Any]:
@@ -224,7 +225,7 @@ def inbox_item(row: InboxRow) -> dict[str, Any]:
     return {**task_json({"id": row.task_id, "flow": row.flow, "node": row.node, "label": row.node_label,
                          "form": row.form, "record_id": row.record_id, "status": row.status,
                          "assignee": row.holder, "created_at": row.created_at, "version": row.version,
-                         "escalation_level": row.escalation}),
+                         "escalation_level": row.escalation, "due_at": row.due_at}),
             "query_no": row.query_no or None, "title": row.title,
             "sla": None if row.sla is None else {"status": row.sla.status, "due_at": iso(row.sla.due_at)},
             "shown": [{"label": label, "text": text} for label, text in row.shown or ()],

@@ -105,7 +105,9 @@ def _common_schemas() -> dict[str, Any]:
             "label": {"type": "string"}, "form": {"type": "string"}, "record_id": {"type": "integer"},
             "status": {"type": "string", "enum": ["open", "claimed", "completed", "cancelled"]},
             "assignee": {"type": ["string", "null"]}, "created_at": when, "version": {"type": "integer"},
-            "escalation_level": {"type": "integer"}}},
+            "escalation_level": {"type": "integer"},
+            "due_at": {**maybe_when, "description": "when the step is due (its `due:`, or the time its "
+                       "`timeout:` acts); null: the step has no due time"}}},
         "InboxTask": {"allOf": [_ref("Task"), {"type": "object", "properties": {
             "query_no": {"type": ["string", "null"]}, "title": {"type": "string"},
             "sla": {"type": ["object", "null"], "description": "the record's most urgent SLA state",

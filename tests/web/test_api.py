@@ -229,6 +229,14 @@ def test_the_inbox_claim_and_complete_move_the_record_on(agent: Api, system: Sys
     assert system.forms.get("complaint", created["id"])["urgency"] == "urgent"
 
 
+def test_a_task_says_when_its_step_is_due(agent: Api, system: System) -> None:
+    created = agent.submit()
+    (task,) = agent.get("/api/v1/tasks").json()["items"]
+    (stored,) = system.flows.open_tasks("complaint", created["id"])
+    assert stored["due_at"] is not None and task["due_at"] == stored["due_at"].isoformat()
+    assert agent.post(f"/api/v1/tasks/{task['id']}/claim").json()["due_at"] == task["due_at"]
+
+
 def test_a_task_of_another_role_cannot_be_claimed_or_completed(agent: Api, accounts: Api, client: TestClient,
                                                                system: System) -> None:
     agent.submit(account_manager="accounts")
