@@ -245,6 +245,10 @@ def test_on_a_desktop_the_english_record_list_shows_every_column_without_scrolli
     lines = created.evaluate("td => { const r = document.createRange(); r.selectNodeContents(td);"
                              " return new Set(Array.from(r.getClientRects(), b => Math.round(b.top))).size; }")
     assert lines == 1  # the date and the time stay together
+    urgency = page.locator("table.records tbody tr").first.locator('td[data-label="Urgency"]')
+    assert urgency.inner_text() == "Important"
+    assert urgency.evaluate("td => { const r = document.createRange(); r.selectNodeContents(td);"
+                            " return r.getClientRects().length; }") == 1  # a word wraps whole, never "Importan|t"
     page.close()
 
 
