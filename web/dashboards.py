@@ -294,9 +294,10 @@ def _point_text(reports: "ReportService", widget: "WidgetSpec", params: Mapping[
         spec = dataset.fields[d.field]
         if value == OTHERS:
             shown = label_text({"en": "Others", "zh-CN": "其他"}, locale)
-        elif spec.choices is not None and not d.grain:
-            option = spec.choices.find(value)
-            shown = option.text(locale) if option else value
+        elif value and not d.grain:
+            # As the chart named it: an option's, a department's or a flow step's words, not the
+            # code behind it ("confirm" for the bar 客户确认).
+            shown = reports.value_labels(dataset, spec, locale).get(value, value)
         else:
             shown = value or label_text({"en": "(none)", "zh-CN": "（空）"}, locale)
         parts.append(shown)

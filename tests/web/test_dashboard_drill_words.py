@@ -1,0 +1,26 @@
+"""The records behind a point of a postal dashboard chart are titled with the chart's own words."""
+
+from __future__ import annotations
+
+from tests.flows.test_postal_flow import DELAY, accept, system  # noqa: F401 (fixture)
+from tests.web.staff_kit import client_for
+from web.system import System
+
+
+def drill_title(system: System, path: str) -> str:
+    page = client_for(system, "admin").get(path)
+    assert page.status_code == 200
+    return page.text.split("<h1>", 1)[1].split("</h1>", 1)[0]
+
+
+def test_the_records_behind_a_steps_bar_are_titled_with_the_steps_name_not_its_code(system: System) -> None:
+    accept(system, DELAY)
+    path = "/dashboards/operations/widgets/time_per_step/records?p.node=accept"
+    assert drill_title(system, path + "&lang=zh-CN") == "“受理”对应的记录"
+    assert drill_title(system, path + "&lang=en") == "Records behind “Accept”"
+
+
+def test_the_records_behind_a_departments_bar_are_titled_with_the_departments_name(system: System) -> None:
+    accept(system, DELAY)
+    path = "/dashboards/operations/widgets/backlog_by_department/records?p.department=marketing&lang=en"
+    assert drill_title(system, path).startswith("Records behind “Marketing")
