@@ -62,6 +62,7 @@ TEXT: dict[str, dict[str, str]] = {
     "less": {"en": "Previous page", "zh-CN": "上一页"},
     "records_shown": {"en": "{first}–{last} of {n} records", "zh-CN": "第 {first}–{last} 条，共 {n} 条记录"},
     "click_hint": {"en": "Click a bar, slice or cell to see its records.", "zh-CN": "点击图中的柱、扇区或格子可查看对应记录。"},
+    "drill_keys": {"en": "Records behind each point", "zh-CN": "各数据点对应的记录"},
     "total": {"en": "Total", "zh-CN": "合计"},
     "no_rows": {"en": "Nothing to show for these filters.", "zh-CN": "当前筛选条件下没有数据。"},
     "widget_failed": {"en": "This chart could not be drawn. Reload the page; if it stays, tell the administrator.",

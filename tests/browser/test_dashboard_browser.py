@@ -106,6 +106,25 @@ def test_going_back_from_a_filtered_dashboard_shows_the_filters_of_the_charts_sh
     assert page.input_value("#f-region") == ""
 
 
+def test_the_keyboard_opens_the_records_behind_a_bar(browser: Any, kit_server: LiveServer) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, kit_server, "bea")
+    page.goto(f"{kit_server.url}/dashboards/board?lang=en")
+    page.wait_for_selector("#widget-by_region .widget-body[data-ready] svg", timeout=20000)
+    keys = page.locator("#widget-by_region .drill-keys a")
+    assert keys.all_inner_texts()[:2] == ["East: 3", "North: 2"]
+    assert keys.first.bounding_box()["x"] < 0  # out of sight for the mouse
+    page.locator("#apply-filters").focus()
+    for _ in range(40):  # Tab along the page until the chart's first point
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.closest('#widget-by_region .drill-keys') !== null"):
+            break
+    assert keys.first.bounding_box()["x"] >= 0  # shown where the keyboard is
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert "p.region=east" in page.url and page.get_attribute("#drill-count", "data-total") == "3"
+
+
 def test_a_chart_with_nothing_to_show_says_so(browser: Any, kit_server: LiveServer) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     sign_in(page, kit_server, "bea")
