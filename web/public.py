@@ -150,15 +150,17 @@ def routes(web: "Web") -> list[Route]:
                                        anonymous=True)
         except ValidationFailed as exc:
             return await again(request, form, data, errors=exc.errors, status=422)
-        target = f"/f/{form.name}/submitted/{result.query_no or ''}?lang={locale}"
+        # A form without numbering has no query number to show: its acknowledgement says thank you.
+        number = f"/{result.query_no}" if result.query_no else ""
+        target = f"/f/{form.name}/submitted{number}?lang={locale}"
         return RedirectResponse(target, status_code=303)
 
     async def submitted(request: Request) -> Response:
         form = public_form(request)
-        if not QUERY_NO.fullmatch(request.path_params["query_no"]):
+        query_no = request.path_params.get("query_no", "")
+        if not QUERY_NO.fullmatch(query_no):
             raise HTTPException(404, ui("query_no_not_found", web.locale_of(request)))
         locale = web.locale_of(request)
-        query_no = request.path_params["query_no"]
         # The lookup link carries the number, so the customer only types the phone digits.
         digits = int(form.spec.lookup.get("digits", 4)) if form.spec.lookup else 4
         response = web.page(request, "form_submitted.html", query_no=query_no, digits=digits,
@@ -171,6 +173,7 @@ def routes(web: "Web") -> list[Route]:
         Route("/f/{form}", show, methods=["GET"]),
         Route("/f/{form}", post, methods=["POST"]),
         Route("/f/{form}/submitted/{query_no}", submitted, methods=["GET"]),
+        Route("/f/{form}/submitted", submitted, methods=["GET"]),
         Route("/f/{form}/share", share, methods=["GET"]),
         Route("/f/{form}/qr.{kind}", qr, methods=["GET"]),
     ]

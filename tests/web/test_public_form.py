@@ -740,6 +740,25 @@ def test_a_public_form_without_a_lookup_does_not_offer_one(tmp_path: Path) -> No
     assert page.status_code == 200 and 'id="lookup-link"' not in page.text
 
 
+def test_a_public_form_without_numbering_thanks_the_customer_after_sending(tmp_path: Path) -> None:
+    # Its acknowledgement was a 404 (no number to put in the address): the customer, told the
+    # page was not found, sent the form again.
+    from tests.engine.bundle_kit import write_bundle
+
+    root = write_bundle(tmp_path / "bundle", {"forms/receipt.yaml": (
+        "form: receipt\nlabel: {zh-CN: 签收确认, en: Delivery receipt}\npublic: true\nfields:\n"
+        "  name:\n    type: text\n    label: {zh-CN: 姓名, en: Name}\n")})
+    clock = ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
+    client = TestClient(create_app(boot(root, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock), secret="t"))
+    ticket = ticket_of(client.get("/f/receipt?lang=en").text)
+    clock.advance(timedelta(seconds=20))
+    sent = client.post("/f/receipt?lang=en", data={"name": "Chen", "_ticket": ticket}, follow_redirects=False)
+    assert sent.status_code == 303 and sent.headers["location"] == "/f/receipt/submitted?lang=en"
+    thanks = client.get(sent.headers["location"])
+    assert thanks.status_code == 200 and "Thank you, we have received it" in thanks.text
+    assert 'id="query-no"' not in thanks.text
+
+
 def test_the_contact_phone_says_what_it_takes_and_that_the_lookup_asks_for_its_last_digits(client: TestClient) -> None:
     # "12" met "Enter a valid phone number." only after sending; and the customer learnt only on
     # the lookup page that this phone is their proof there.
