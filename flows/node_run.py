@@ -150,11 +150,13 @@ class NodeRun:
         return task_id
 
     def task_due(self) -> datetime | None:
-        """When a task this node opens now is due: its compiled `due` (a Duration) after now;
-        else, for a step with a `timeout:`, the time the server acts on it; else None (no due
-        time: the step measures count such a task on time)."""
+        """When a task this node opens now is due: the first of its compiled `due` whose
+        condition holds for the record, after now; else (none, or none holds), for a step with a
+        `timeout:`, the time the server acts on it; else None (no due time: the step measures
+        count it on time)."""
         compiled = self.node.compiled
-        amount = compiled.get("due") or (compiled.get("timeout") or (None,))[0]
+        amount = next((after for when, after in compiled.get("due") or () if when is None or self._holds(when)),
+                      (compiled.get("timeout") or (None,))[0])
         return None if amount is None else self.due_after(amount)
 
     def _holds(self, condition: Any) -> bool:

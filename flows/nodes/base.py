@@ -166,12 +166,20 @@ TIMEOUT_SCHEMA: dict[str, Any] = {
 
 
 DUE_SCHEMA: dict[str, Any] = {
-    "type": "string",
+    "anyOf": [
+        {"type": "string"},
+        {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["after"], "additionalProperties": False,
+            "properties": {"when": {"type": "string", "description": "a condition on the record"},
+                           "after": {"type": "string", "description": "a duration: 4 workhours, 1 workdays"}}}},
+    ],
     "description": "how long after it opens the step's task is due (a duration: 4 workhours, "
-                   "1 workdays, 2h; working time in the bundle calendar). The inbox marks it overdue "
-                   "past that time and the step measures count it late; nothing fires (reminders and "
-                   "escalation are the SLA's). Without it, a step with `timeout:` is due at the timeout",
-    "examples": ["4 workhours", "1 workdays", "2h"],
+                   "1 workdays, 2h; working time in the bundle calendar), or a list of `{when, after}` "
+                   "of which the first whose `when` holds (the last without `when`) applies. The inbox "
+                   "marks it overdue past that time and the step measures count it late; nothing fires "
+                   "(reminders and escalation are the SLA's). Without it, a step with `timeout:` is due "
+                   "at the timeout",
+    "examples": ["4 workhours", [{"when": "urgency == 'urgent'", "after": "1 workhours"}, {"after": "4 workhours"}]],
 }
 
 
@@ -203,12 +211,34 @@ def compile_timeout(node: NodeSpec, ctx: BuildContext, doc: Document, path: Yaml
     return None if amount is None else (amount, raw["to"])
 
 
-def compile_due(node: NodeSpec, ctx: BuildContext, doc: Document, path: YamlPath) -> Duration | None:
-    """The node's `due:` as a Duration, or None (none, or reported at its position)."""
-    if node.options.get("due") is None:
+def compile_due(node: NodeSpec, ctx: BuildContext, doc: Document, path: YamlPath,
+                scope: set[str] | None) -> tuple[tuple[Any, Duration], ...] | None:
+    """The node's `due:` as ((condition or None, Duration), ...), the first whose condition
+    holds applying; None when it has none or it is wrong (reported at its position)."""
+    raw = node.options.get("due")
+    if raw is None:
         return None
-    return _duration(node.options["due"], ctx, doc, path + ("due",), "a due time", "due",
-                     hint="how long the step's task may take once it opens, e.g. due: 4 workhours")
+    hint = "how long the step's task may take once it opens, e.g. due: 4 workhours"
+    if not isinstance(raw, list):
+        amount = _duration(raw, ctx, doc, path + ("due",), "a due time", "due", hint=hint)
+        return None if amount is None else ((None, amount),)
+    choices: list[tuple[Any, Duration]] = []
+    for i, item in enumerate(raw):
+        at = path + ("due", i)
+        when = ctx.expression(doc, at + ("when",), scope) if "when" in item else None
+        amount = _duration(item["after"], ctx, doc, at + ("after",), "a due time", "due", hint=hint)
+        if amount is None or ("when" in item and when is None):
+            return None
+        if "when" not in item and i < len(raw) - 1:
+            ctx.error(doc, at, "a due time without `when` applies to every record: the ones after it "
+                      "never do", code="due", hint="put the one without `when` last")
+            return None
+        choices.append((when, amount))
+    if "when" in raw[-1]:
+        ctx.warning(doc, path + ("due",), "every due time has a condition: a record matching none has "
+                    "no due time at this step", code="due-no-default",
+                    hint="end the list with one without `when`, e.g. - after: 4 workhours")
+    return tuple(choices)
 
 
 def timeout_target(node: NodeSpec) -> Iterator[tuple[YamlPath, str]]:

@@ -95,7 +95,7 @@ class Task(NodeType):
         timeout = compile_timeout(node, ctx, doc, path)
         if timeout is not None:
             compiled["timeout"] = timeout
-        due = compile_due(node, ctx, doc, path)
+        due = compile_due(node, ctx, doc, path, scope)
         if due is not None:
             compiled["due"] = due
         return compiled

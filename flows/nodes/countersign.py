@@ -50,7 +50,7 @@ class Countersign(NodeType):
         assign = node.options.get("assign", {})
         rule = str(node.options.get("complete_when", "all"))
         compiled: dict[str, Any] = {"need": rule}
-        due = compile_due(node, ctx, doc, path)
+        due = compile_due(node, ctx, doc, path, scope)
         if due is not None:
             compiled["due"] = due  # every assignee's task is due at the same time
         match = N_OF_M.match(rule)

@@ -168,6 +168,41 @@ def test_every_task_of_a_countersign_is_due_at_the_same_time(tmp_path: Path) -> 
     assert [t["due_at"] for t in open_tasks(system, record_id)] == [shanghai(23, 12)] * 2
 
 
+BY_URGENCY = FLOW.replace("        due: 4 workhours\n", "        due:\n          - when: urgency == \"high\"\n"
+                          "            after: 1 workhours\n          - after: 4 workhours\n")
+
+
+def test_the_first_due_time_whose_condition_holds_applies(tmp_path: Path) -> None:
+    """One fixed time per step could not follow the record's urgency, as the SLA's levels do."""
+    system = make(tmp_path, BY_URGENCY)  # Monday 10:00
+    urgent, routine = submit(system, urgency="high"), submit(system, urgency="low")
+    assert due_of(system, urgent, "handle") == shanghai(23, 11)
+    assert due_of(system, routine, "handle") == shanghai(23, 15, 30)
+
+
+def test_when_no_due_condition_holds_a_step_with_a_timeout_is_due_at_the_timeout(tmp_path: Path) -> None:
+    flow = TIMEOUT_FLOW.replace("        timeout:", "        due:\n          - when: urgency == \"high\"\n"
+                                "            after: 1 workhours\n        timeout:")
+    system = make(tmp_path, flow)
+    record_id = submit(system, urgency="low")
+    (timer,) = timeout_timers(system, record_id)
+    assert task_at(system, record_id, "confirm")["due_at"] == timer.due_at
+
+
+def test_a_due_time_without_when_before_others_is_an_error(tmp_path: Path) -> None:
+    flow = FLOW.replace("        due: 4 workhours\n", "        due:\n          - after: 4 workhours\n"
+                        "          - when: urgency == \"high\"\n            after: 1 workhours\n")
+    found = problems(tmp_path, {"bundle.yaml": BUNDLE, "forms/ticket.yaml": FORM, "flows/ticket_flow.yaml": flow})
+    assert found == [("flows/ticket_flow.yaml", 12, 9, "a due time without `when` applies to every record: "
+                      "the ones after it never do")]
+
+
+def test_a_due_condition_naming_no_field_is_an_error_at_it(tmp_path: Path) -> None:
+    found = problems(tmp_path, {"bundle.yaml": BUNDLE, "forms/ticket.yaml": FORM,
+                                "flows/ticket_flow.yaml": BY_URGENCY.replace("urgency ==", "urgncy ==")})
+    assert [(line, message) for _, line, _, message in found] == [(12, "unknown name 'urgncy'")]
+
+
 def test_a_misspelt_due_is_an_error_at_it_with_a_hint(tmp_path: Path) -> None:
     files = {"bundle.yaml": BUNDLE, "forms/ticket.yaml": FORM,
              "flows/ticket_flow.yaml": FLOW.replace("due: 4 workhours", "due: 4 wrokhours")}
