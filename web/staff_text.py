@@ -202,7 +202,7 @@ STAFF_UI: dict[str, dict[str, str]] = {
     # record list
     "any": {"en": "Any", "zh-CN": "全部"},
     "clear_filters": {"en": "Clear filters", "zh-CN": "清除筛选"},
-    "sort": {"en": "Order", "zh-CN": "排序"},
+    "sort": {"en": "Sort by", "zh-CN": "排序"},  # not "Order": a complaint has order numbers
     "sort_newest": {"en": "Newest first", "zh-CN": "最新在前"},
     "sort_oldest": {"en": "Oldest first", "zh-CN": "最早在前"},
     "sort_updated": {"en": "Last changed first", "zh-CN": "最近更新在前"},

@@ -458,6 +458,7 @@ def test_the_lists_order_is_kept_when_paging_and_in_the_link_to_share(system: Sy
         submit(system)
     client = client_for(system, "max")
     html = client.get("/records/ticket?sort=oldest&lang=en").text
+    assert '<label for="list-sort">Sort by</label>' in html
     assert '<option value="oldest" selected>Oldest first</option>' in html
     assert 'href="/records/ticket?sort=oldest&amp;page=2" rel="next"' in html
     assert 'id="view-link"' in html and 'href="/records/ticket?sort=oldest" id="view-link"' in html
