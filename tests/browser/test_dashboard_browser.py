@@ -125,6 +125,20 @@ def test_the_keyboard_opens_the_records_behind_a_bar(browser: Any, kit_server: L
     assert "p.region=east" in page.url and page.get_attribute("#drill-count", "data-total") == "3"
 
 
+def test_on_a_phone_the_records_behind_a_bar_are_cards_with_nothing_off_screen(browser: Any,
+                                                                               kit_server: LiveServer) -> None:
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    sign_in(page, kit_server, "bea")
+    page.goto(f"{kit_server.url}/dashboards/board/widgets/by_region/records?p.region=east&lang=en")
+    assert page.get_attribute("#drill-count", "data-total") == "3"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    for cell in page.locator("table.drill tbody tr").first.locator("td").all():
+        box = cell.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 390
+    status = page.locator("table.drill tbody tr").first.locator('td[data-label="Status"]')
+    assert status.evaluate("td => getComputedStyle(td, '::before').content") == '"Status "'
+
+
 def test_a_chart_with_nothing_to_show_says_so(browser: Any, kit_server: LiveServer) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     sign_in(page, kit_server, "bea")
