@@ -177,6 +177,10 @@ class NodeRun:
             username = self.evaluate(compiled["expression"]) or username
         if assign.get("submitter"):
             username = self.record.get("created_by")
+            # With a role beside it, the submitter takes the task only as one of the role (首问负责
+            # 制: the agent who took the call keeps the case); others' records go to the role.
+            if username and "role" in assign and username not in self.users_with_role(assign["role"]):
+                username = None
         if assign.get("assignee_of"):
             username = self.assignee_of(assign["assignee_of"]) or username
         if compiled.get("manager_of") is not None:

@@ -159,3 +159,18 @@ def test_a_step_for_the_submitter_goes_to_the_user_who_submitted(tmp_path: Path)
     record_id = system.forms.submit("ticket", {"title": "t"}, actor="ann").record_id
     (task,) = system.flows.open_tasks("ticket", record_id)
     assert task["candidate_users"] == ["ann"]
+
+
+def test_a_submitter_of_the_role_beside_it_keeps_the_task(tmp_path: Path) -> None:
+    """首问负责制: the agent who took the call keeps the case."""
+    system = owned_system(tmp_path, "{submitter: true, role: agent}")
+    record_id = system.forms.submit("ticket", {"title": "t"}, actor="cat").record_id
+    (task,) = system.flows.open_tasks("ticket", record_id)
+    assert (task["status"], task["candidate_users"]) == ("claimed", ["cat"])
+
+
+def test_a_submitter_outside_the_role_beside_it_leaves_the_task_to_the_role(tmp_path: Path) -> None:
+    system = owned_system(tmp_path, "{submitter: true, role: agent}")
+    record_id = system.forms.submit("ticket", {"title": "t"}, actor="hotline").record_id  # an integration
+    (task,) = system.flows.open_tasks("ticket", record_id)
+    assert (task["status"], task["candidate_users"], task["candidate_roles"]) == ("open", None, ["agent"])
