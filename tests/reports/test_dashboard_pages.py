@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from openpyxl import load_workbook
@@ -90,7 +91,8 @@ def test_drill_down_lists_the_records_of_a_bar(kit: System) -> None:
 
 def test_drill_down_names_each_records_status_in_the_readers_words(kit: System) -> None:
     page = client_for(kit, "bea").get("/dashboards/board/widgets/by_region/records?p.region=north&lang=zh-CN").text
-    statuses = [row.split("<td>")[3].split("</td>")[0] for row in page.split("<tbody>")[1].split("<tr>")[1:]]
+    rows = page.split("<tbody>")[1].split("<tr>")[1:]
+    statuses = [re.findall(r'<td data-label="[^"]*">([^<]*)</td>', row)[1] for row in rows]  # subject, status
     assert statuses == ["新建", "新建"]
 
 
