@@ -27,15 +27,12 @@ from sqlalchemy.engine import Connection
 from engine.events import Event
 from engine.runtime import Runtime
 from engine.storage.prepared import PreparedQuery
-from engine.storage.tables import flow_instances, report_facts, report_verdicts, sla_clocks, sla_verdict_sql, tasks
+from engine.storage.tables import (SLA_VERDICT_EVENT, flow_instances, report_facts, report_verdicts, sla_clocks,
+                                   sla_verdict_sql, tasks)
 from engine.timers import dialect_insert
 
 DERIVED = {"first_response_at": "date", "closed_at": "date", "first_response_hours": "number",
            "resolution_hours": "number", "is_repeat": "number", "is_open": "number", "age_hours": "number"}
-
-
-VERDICT_EVENT = "sla.verdict"
-"""The SLA service's announcement of a changed verdict (rules/sla.py publishes it)."""
 
 
 def derived_kind(name: str) -> str:
@@ -77,7 +74,7 @@ class FactKeeper:
         bus.subscribe("flow.ended", self._closed)
         bus.subscribe("flow.reopened", self._reopened)
         bus.subscribe("record.updated", self._updated)
-        bus.subscribe(VERDICT_EVENT, self._decided)
+        bus.subscribe(SLA_VERDICT_EVENT, self._decided)
         self._verdicts: dict[str, PreparedQuery] = {}  # dialect -> upsert
 
     def _cells(self, conn: Connection, form: str, record_id: int, old: dict[str, Any] | None = None) -> None:

@@ -36,7 +36,8 @@ from engine.events import Event
 from engine.runtime import Runtime
 from engine.storage.db import read_transaction, savepoint
 from engine.storage.prepared import INSERT_HISTORY, PreparedInsert, PreparedQuery
-from engine.storage.tables import flow_instances, sla_clocks, sla_verdict, tasks, timers as timer_table
+from engine.storage.tables import (SLA_VERDICT_EVENT, flow_instances, sla_clocks, sla_verdict, tasks,
+                                   timers as timer_table)
 from rules.functions import CURRENT_CONNECTION
 from engine.storage.memo import memo
 from rules.spec import SlaPolicy
@@ -44,9 +45,6 @@ from rules.spec import SlaPolicy
 log = logging.getLogger(__name__)
 
 WARNING_KIND, BREACH_KIND, ESCALATE_KIND = "sla.warning", "sla.breached", "sla.escalate"
-VERDICT_EVENT = "sla.verdict"
-"""Published when a clock's verdict (engine.storage.tables.sla_verdict) changes: the report
-engine keeps it as a fact of the record (reports/facts.py)."""
 SYSTEM_ACTOR = "system"
 UPDATE_EVENTS = ("record.updated", "task.completed")
 """Events that count as a status update (they restart the escalation interval)."""
@@ -276,7 +274,7 @@ class SlaService:
         past its due time, restarted, given a longer target), in the deciding transaction."""
         verdict = sla_verdict(row["status"], row["breached_at"])
         if verdict != was:
-            self.rt.bus.publish(Event(VERDICT_EVENT, now, row["form"], row["record_id"], SYSTEM_ACTOR,
+            self.rt.bus.publish(Event(SLA_VERDICT_EVENT, now, row["form"], row["record_id"], SYSTEM_ACTOR,
                                       {"policy": row["policy"], "target": row["target"], "verdict": verdict,
                                        "was": was}), conn)
 

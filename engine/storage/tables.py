@@ -371,6 +371,11 @@ SLA_VERDICTS = ("met", "missed")
 """What an SLA clock's target came to (dk_report_verdicts.verdict); no verdict while undecided."""
 
 
+SLA_VERDICT_EVENT = "sla.verdict"
+"""Published by the SLA service (rules/sla.py) when a clock's verdict changes, with data
+{policy, target, verdict, was}; the report engine keeps it as a fact (reports/facts.py)."""
+
+
 def sla_verdict(status: str, breached_at: object) -> str | None:
     """The verdict of a clock row: met or missed once stopped; missed as soon as a running clock
     passed its due time (its breach is recorded: the record page shows it red and it can only
