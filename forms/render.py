@@ -167,10 +167,12 @@ def _widget(spec: FieldSpec, ftype: Any, kind: str, locale: str, value: Any,
         for key in ("min", "max"):
             if spec.opt(key) is not None:
                 widget.attrs[key] = str(spec.opt(key))
-        widget.attrs["inputmode"] = "decimal"
+        widget.attrs["inputmode"] = "numeric" if ftype.name == "integer" else "decimal"
     if kind == "rating":
         widget.choices = [Choice(str(n), "★" * n, selected=str(value) == str(n))
                           for n in range(1, int(spec.opt("max", 5)) + 1)]
+    if spec.opt("autocomplete") and kind in ("text", "textarea"):
+        widget.attrs["autocomplete"] = str(spec.opt("autocomplete"))
     for key in ("max_length", "min_length"):
         if spec.opt(key) is not None and kind in ("text", "tel", "email", "url", "textarea"):
             widget.attrs[key.replace("_", "")] = str(spec.opt(key))

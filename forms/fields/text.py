@@ -60,12 +60,21 @@ def match_pattern(field: FieldType, value: str, spec: FieldSpec) -> None:
         raise field.invalid("pattern", custom=spec.opt("pattern_message"))
 
 
+AUTOCOMPLETE_OPTION = {
+    "enum": ["name", "given-name", "family-name", "honorific-prefix", "nickname", "organization",
+             "organization-title", "street-address", "address-line1", "address-line2", "address-level1",
+             "address-level2", "postal-code", "country-name", "username", "off"],
+    "description": "what the field holds, so a phone or browser offers what it knows (the HTML "
+                   "autocomplete token): name, organization, street-address, postal-code, ...",
+}
+
+
 class Text(FieldType):
     name = "text"
     aliases = ("string",)
     value_kind = "text"
     description = "One line of text."
-    options_schema = {"properties": dict(_LENGTH_OPTIONS)}
+    options_schema = {"properties": {**_LENGTH_OPTIONS, "autocomplete": AUTOCOMPLETE_OPTION}}
     examples = ("customer_name:\n  type: text\n  label: {zh-CN: 大客户名称, en: Key-account name}\n  required: true\n  max_length: 100\n",)
     default_max = 200
 

@@ -291,3 +291,24 @@ def test_a_required_staff_only_field_with_a_default_on_a_public_form_is_valid(tm
 
 def test_a_required_staff_only_field_on_a_staff_form_is_valid(tmp_path: Path) -> None:
     assert bad_form(tmp_path, "  grade: {type: text, staff_only: true, required: true}\n") == []
+
+
+def test_a_misspelt_autocomplete_token_is_an_error_at_it_with_the_token_meant(tmp_path: Path) -> None:
+    found = diagnostics(tmp_path, {"forms/bad.yaml": "form: bad\nfields:\n  company:\n    type: text\n"
+                                                     "    autocomplete: organisation\n"})
+    (error,) = [d for d in found if d.severity == "error"]
+    assert (error.span.line, error.span.col) == (5, 19)  # type: ignore[union-attr]
+    assert error.hint is not None and "organization" in error.hint
+
+
+def test_a_whole_number_field_asks_a_phone_for_the_digit_keypad(tmp_path: Path) -> None:
+    """`decimal` showed a keypad with a decimal point for a count that cannot have one."""
+    from forms.render import form_view
+    from tests.engine.bundle_kit import MINI
+    from web.system import boot
+
+    root = write_bundle(tmp_path / "bundle", {"forms/ticket.yaml": MINI["forms/ticket.yaml"].rstrip()
+                                              + "\n          boxes: {type: integer}\n"})
+    system = boot(root, db_url=f"sqlite:///{tmp_path / 'docket.db'}")
+    widgets = {w.name: w for section in form_view(system.forms.form("ticket"), "en") for w in section.widgets}
+    assert (widgets["boxes"].attrs["inputmode"], widgets["amount"].attrs["inputmode"]) == ("numeric", "decimal")

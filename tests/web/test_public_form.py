@@ -78,6 +78,18 @@ def test_the_public_form_shows_bilingual_labels_bound_to_inputs(client: TestClie
     assert '<label for="f-customer_name">Key-account name' in en
 
 
+def test_a_phone_is_told_what_the_name_company_and_phone_fields_hold(client: TestClient) -> None:
+    """Autofill on a phone: the company and contact name were typed letter by letter."""
+    page = client.get("/f/complaint?lang=en").text
+
+    def tag(name: str) -> str:
+        return re.search(rf'<input[^>]* name="{name}"[^>]*>', page).group(0)  # type: ignore[union-attr]
+
+    assert 'autocomplete="organization"' in tag("customer_name")
+    assert 'autocomplete="name"' in tag("contact_name")
+    assert tag("contact_phone").count("autocomplete=") == 1 and 'autocomplete="tel"' in tag("contact_phone")
+
+
 def test_the_category_tree_offers_only_its_leaves(client: TestClient) -> None:
     html = client.get("/f/complaint?lang=en").text
     assert re.search(r'<option value="transport" disabled>', html)
