@@ -96,10 +96,24 @@ def may_claim(task: Mapping[str, Any], principal: Principal) -> bool:
 
 def may_reassign(runtime: Any, task: Mapping[str, Any], principal: Principal) -> bool:
     """The holder may hand a task on (delegate); admins and those who see every record
-    (supervisors' managers, directors) may reassign any open task."""
+    (supervisors' managers, directors) may reassign any open task; and a role the task's role
+    reports to (bundle.yaml `reports_to`, at any height: the agents' supervisor, their manager)
+    may reassign its team's tasks, held or not."""
     if task["status"] not in ("open", "claimed"):
         return False
-    return holds(task, principal) or principal.is_admin or scope_of(runtime, principal) == "all"
+    return (holds(task, principal) or principal.is_admin or scope_of(runtime, principal) == "all"
+            or bool(principal.roles & _above(runtime.bundle.meta.roles, task.get("candidate_roles") or ())))
+
+
+def _above(roles: Mapping[str, Any], names: Iterable[str]) -> set[str]:
+    """The roles `names` report to, directly or through others (a loop in `reports_to` stops)."""
+    found: set[str] = set()
+    for name in names:
+        boss = roles[name].reports_to if name in roles else None
+        while boss and boss not in found:
+            found.add(boss)
+            boss = roles[boss].reports_to if boss in roles else None
+    return found
 
 
 def latest_instance(conn: Connection, form: str, record_id: int) -> dict[str, Any] | None:
