@@ -22,8 +22,10 @@ from engine.registry import BUILT_IN
 
 FONT = "Noto Sans CJK SC"
 FONT_DIRS = ("/usr/share/fonts/opentype/noto", "/usr/share/fonts/truetype/noto", "/usr/share/fonts/noto-cjk")
+# Sixteen colours: a flow's backlog by step runs past ten series (accept and the reply to the
+# customer were both blue), so the first ten are followed by light and dark companions.
 PALETTE = ["#2f6fb0", "#e07b39", "#3a9d5d", "#c4453c", "#8a63b8", "#8c6d4f", "#d16ba5", "#7f7f7f",
-           "#b5b82f", "#2fb5c4"]
+           "#b5b82f", "#2fb5c4", "#9cc3e8", "#f4b27f", "#93d3a2", "#1f3f66", "#7a2a24", "#c9b3e3"]
 
 
 @dataclass(frozen=True)
@@ -433,7 +435,7 @@ class Radar(ChartType):
                 {"name": "radial", "type": "linear", "range": {"signal": "[0, radius]"}, "zero": True, "nice": False,
                  "domain": [0, 1]},
                 {"name": "color", "type": "ordinal", "domain": {"data": "table", "field": "series"}, "range": PALETTE}],
-            "legends": [{"fill": "color", "orient": "right", "labelFont": FONT, "offset": 20}],
+            "legends": [{"fill": "color", "orient": "right", "labelFont": FONT, "offset": 20, "labelLimit": 240}],
             "marks": [{"type": "group", "encode": {"enter": {"x": {"signal": "radius + 20"}, "y": {"signal": "radius + 20"}}},
                        "marks": [
                 {"type": "group", "name": "categories", "zindex": 1,

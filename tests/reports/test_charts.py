@@ -75,3 +75,11 @@ def test_every_chart_type_has_a_row_in_the_reference() -> None:
     text = DOCS.read_text("utf-8")
     missing = [name for name in build_registry(plugins=False).chart_types.names() if f"| `{name}` |" not in text]
     assert missing == []
+
+
+def test_a_backlog_of_up_to_sixteen_steps_gives_each_step_its_own_colour() -> None:
+    """The postal flow has more than ten staff steps: 'Accept' and 'Reply to the customer'
+    shared a blue."""
+    from reports.charts import PALETTE
+
+    assert len(PALETTE) >= 16 and len({colour.lower() for colour in PALETTE}) == len(PALETTE)
