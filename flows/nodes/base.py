@@ -241,6 +241,29 @@ def compile_due(node: NodeSpec, ctx: BuildContext, doc: Document, path: YamlPath
     return tuple(choices)
 
 
+def warn_due_after_timeout(due: tuple[tuple[Any, Duration], ...], timeout: Duration, ctx: BuildContext,
+                           doc: Document, path: YamlPath) -> None:
+    """A due time later than the step's timeout is never reached (the timeout moves the record
+    on first): a warning at `due:`. Compared only in one kind of time (wall or working)."""
+    calendar = ctx.meta.calendar if ctx.meta is not None else None
+
+    def length(amount: Duration) -> Any:
+        if not amount.business:
+            return amount.to_timedelta()
+        return calendar.work_time(amount) if calendar is not None else None
+
+    limit = length(timeout)
+    for _, amount in due:
+        own = length(amount)
+        if limit is not None and own is not None and amount.business == timeout.business and own > limit:
+            ctx.warning(doc, path + ("due",), f"the step is due {amount} after it opens, later than its "
+                        f"timeout ({timeout}) moves the record on: that due time is never reached",
+                        code="due-after-timeout",
+                        hint="give a due time shorter than the timeout, or leave due: out (the step is "
+                             "then due when the timeout acts)")
+            return
+
+
 def timeout_target(node: NodeSpec) -> Iterator[tuple[YamlPath, str]]:
     """The edge a step's `timeout:` adds to the flow graph."""
     raw = node.options.get("timeout")

@@ -11,7 +11,7 @@ from engine.yamlsource import Document
 from flows.nodes.base import (ASSIGN_SCHEMA, DUE_SCHEMA, ESCALATION_SCHEMA, HIDDEN_FIELDS_SCHEMA,
                               SHOW_FIELDS_SCHEMA, TIMEOUT_SCHEMA, NodeType, check_people_and_fields,
                               compile_assign, compile_due, compile_escalation, compile_timeout,
-                              timeout_target)
+                              timeout_target, warn_due_after_timeout)
 from flows.spec import NodeSpec
 
 class Start(NodeType):
@@ -98,6 +98,8 @@ class Task(NodeType):
         due = compile_due(node, ctx, doc, path, scope)
         if due is not None:
             compiled["due"] = due
+            if timeout is not None:
+                warn_due_after_timeout(due, timeout[0], ctx, doc, path)
         return compiled
 
     def targets(self, node: NodeSpec) -> Iterator[tuple[YamlPath, str]]:

@@ -224,3 +224,18 @@ def test_the_editor_schema_offers_due_on_every_node_type_that_opens_tasks() -> N
     offering = {b["if"]["properties"]["type"]["enum"][0] for b in branches
                 if "due" in b["then"].get("properties", {})}
     assert offering == {"task", "approval", "countersign"}
+
+
+def test_a_due_time_later_than_the_steps_timeout_is_a_warning(tmp_path: Path) -> None:
+    """It would never be reached: the timeout moves the record on first."""
+    flow = TIMEOUT_FLOW.replace("        timeout:", "        due: 3 workdays\n        timeout:")
+    found = [d for d in diagnostics(tmp_path, {"bundle.yaml": BUNDLE, "forms/ticket.yaml": FORM,
+                                               "flows/ticket_flow.yaml": flow}) if d.code == "due-after-timeout"]
+    assert [d.message for d in found] == ["the step is due 3 workdays after it opens, later than its timeout "
+                                          "(2 workdays) moves the record on: that due time is never reached"]
+
+
+def test_a_due_time_within_the_timeout_is_no_warning(tmp_path: Path) -> None:
+    flow = TIMEOUT_FLOW.replace("        timeout:", "        due: 12 workhours\n        timeout:")
+    assert [d for d in diagnostics(tmp_path, {"bundle.yaml": BUNDLE, "forms/ticket.yaml": FORM,
+                                              "flows/ticket_flow.yaml": flow}) if d.code == "due-after-timeout"] == []
