@@ -327,11 +327,7 @@ class FlowService:
             clean = form.validate(values, locale=locale, existing=existing, editable=editable,
                                   ctx=self.eval_context(),
                                   extra_names={"user": {"username": username}})
-            # The step's fields, and the computed values that read them (else a decision after
-            # the step would read the value from before it).
-            diff = self.forms.update_fields(conn, flow.form, task["record_id"],
-                                            {k: clean[k] for k in clean
-                                             if k in editable or form.field(k).computed is not None},
+            diff = self.forms.update_fields(conn, flow.form, task["record_id"], form.edited(clean, editable),
                                             actor=username, locale=locale)
         now = self.rt.clock.now()
         completion = dict(status="completed", outcome=outcome, comment=comment, completed_at=now,

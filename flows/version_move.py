@@ -26,7 +26,8 @@ from sqlalchemy.engine import Connection
 
 from engine.errors import DocketError, did_you_mean
 from engine.storage.db import read_transaction, transaction
-from engine.storage.tables import flow_instances, history, tasks
+from engine.storage.prepared import INSERT_HISTORY
+from engine.storage.tables import flow_instances, tasks
 from flows.node_run import PARENT_KEY, TIMEOUT_TIMER, WAIT_TIMER
 from flows.spec import FlowSpec
 
@@ -185,10 +186,9 @@ def _move(service: Any, conn: Connection, row: Mapping[str, Any], move: Instance
         if child is not None:
             _repoint_parent(conn, int(child), target)
     _carry_timers(service, conn, row["id"], new, renamed)
-    now = service.rt.clock.now()
-    conn.execute(history.insert().values(
+    INSERT_HISTORY.later(conn, dict(
         instance_id=row["id"], form=row["form"], record_id=row["record_id"], kind="flow.migrated",
-        node=None, actor=actor, at=now,
+        node=None, actor=actor, at=service.rt.clock.now(),
         data={"from": row["bundle_hash"], "to": service.rt.bundle.hash, "renamed": dict(renamed)}))
 
 

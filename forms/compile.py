@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field as dataclass_field
 from functools import cached_property
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from engine.clock import checking_at
 from engine.errors import ExpressionError, ValidationFailed
@@ -63,6 +63,13 @@ class CompiledForm:
 
     def field(self, name: str) -> FieldSpec:
         return self.spec.fields[name]
+
+    def edited(self, clean: Mapping[str, Any], editable: Iterable[str]) -> dict[str, Any]:
+        """What an edit of `editable` writes from `validate`'s result: those fields, and the
+        computed values that read them (else a decision after a step, or a report, would read
+        the value from before the edit)."""
+        allowed = set(editable)
+        return {k: v for k, v in clean.items() if k in allowed or self.field(k).computed is not None}
 
     def validate(
         self,

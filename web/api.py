@@ -492,9 +492,8 @@ def routes(web: "Web") -> list[Route]:
                 clean = form.validate(values, locale=loc, existing=existing, editable=editable,
                                       ctx=service.eval_context(),
                                       extra_names={"user": {"username": principal.username}})
-                changes = {k: clean[k] for k in clean
-                           if k in editable or form.field(k).computed is not None}
-                diff = service.update_fields(conn, form.name, record_id, changes, actor=principal.username,
+                diff = service.update_fields(conn, form.name, record_id, form.edited(clean, editable),
+                                             actor=principal.username,
                                              expected_version=expected, locale=loc)
                 if diff:
                     INSERT_HISTORY.later(conn, dict(

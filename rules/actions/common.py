@@ -46,9 +46,8 @@ def write_fields(act: ActionContext, form: str, record_id: int, values: Mapping[
     clean = compiled.validate({k: plain(v) for k, v in values.items()}, existing=existing,
                               editable=set(values), ctx=act.eval_context(),
                               extra_names={"user": {"username": act.actor}})
-    # What was set, and the computed values that read it (as a step's completion stores them).
-    changes = {k: clean[k] for k in clean if k in values or compiled.field(k).computed is not None}
-    return forms.update_fields(act.conn, form, record_id, changes, actor=act.actor)  # type: ignore[no-any-return]
+    return forms.update_fields(act.conn, form, record_id, compiled.edited(clean, values),  # type: ignore[no-any-return]
+                               actor=act.actor)
 
 
 
