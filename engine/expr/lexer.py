@@ -40,6 +40,9 @@ _OPERATOR = re.compile(
 _PREFIX_RUN = re.compile(r"(?:(?:[-+~]|(?<![\w.])not(?!\w))\s*)+")
 _PREFIX_TOKEN = re.compile(r"[-+~]|not")
 _OPEN, _CLOSE = "([{", ")]}"
+_THOUSANDS = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?![\w.])")
+"""`5,000` as a business writes a number: Python reads it as two values (5, 0), and a condition
+`compensation > 5,000` would be a non-empty tuple, always true."""
 
 
 @dataclass(frozen=True)
@@ -177,8 +180,28 @@ def prescan(source: str) -> Prescan:
                     f"expression has too many operators in a row (more than {MAX_PREFIX_RUN})",
                     line, col, "expr-too-large"),))
 
+    separated = _thousands_separators(source, segments, positions)
+    if separated:
+        return Prescan(source, {}, separated)
     text, durations = _replace_durations(source, segments, positions)
     return Prescan(text, durations, (), balanced and depth == 0)
+
+
+def _thousands_separators(source: str, segments: list[tuple[int, int]],
+                          positions: Positions) -> tuple[Problem, ...]:
+    """A number written with a thousands separator (`5,000`) outside text: Python would read it
+    as two numbers and the expression would still load, meaning something else."""
+    problems = []
+    for a, b in segments:
+        for match in _THOUSANDS.finditer(source, a, b):
+            written = match.group()
+            line, col = positions.of_index(match.start())
+            problems.append(Problem(
+                f"'{written}' is read as {written.count(',') + 1} numbers, not one: a comma separates "
+                "values in an expression", line, col, "expr-syntax",
+                f"write {written.replace(',', '')} without the thousands separator (or put a space "
+                "after the comma to list separate values)"))
+    return tuple(problems)
 
 
 def _replace_durations(source: str, segments: list[tuple[int, int]],

@@ -93,6 +93,24 @@ def test_chinese_punctuation_is_hinted_as_the_ascii_meant(functions: Kind[Any], 
     assert diag.hint is not None and diag.hint.startswith("'") and f"write {ascii} instead" in diag.hint
 
 
+def test_a_number_with_a_thousands_separator_is_an_error_at_the_number(functions: Kind[Any]) -> None:
+    """`amount > 5,000` loaded as the tuple (amount > 5, 0): always true, so every record took the
+    branch. It is an error at the number, with the number meant."""
+    (diag,) = diagnose("amount > 5,000", functions)
+    assert (diag.span.line, diag.span.col, diag.code) == (1, 10, "expr-syntax")
+    assert "'5,000' is read as 2 numbers" in diag.message
+    assert diag.hint is not None and diag.hint.startswith("write 5000 without the thousands separator")
+
+
+def test_a_thousands_separator_inside_a_call_is_an_error_too(functions: Kind[Any]) -> None:
+    assert where(diagnose("max(amount, 1,250,000)", functions)) == [(1, 13, "expr-syntax")]
+
+
+@pytest.mark.parametrize("source", ["amount in (1, 200)", "amount in (1,20)", "x == '5,000'", "amount > 5000"])
+def test_commas_between_values_and_inside_text_are_not_thousands_separators(functions: Kind[Any], source: str) -> None:
+    assert not [d for d in diagnose(source, functions) if "thousands" in (d.hint or "")]
+
+
 # ---------------------------------------------------------------- names and functions
 
 
