@@ -72,12 +72,13 @@ def check_graph(nodes: dict[str, NodeSpec], start: str, doc: Document, ctx: Buil
         if ntype.needs_next and not ntype.terminal and node.next is None:
             ctx.error(doc, ("nodes", node_id), f"node '{node_id}' has no 'next': where does the flow go after it?",
                       code="flow-no-next", at_key=True)
+            dangling = True
     if start not in nodes:
         return
     if any(registry.node_types.get(n.type) is None for n in nodes.values()):
         return  # a node of unknown type has unknown edges: reachability would only be noise
     if dangling:
-        # One misspelt `next` cuts the graph in two: every node behind it would be reported
+        # One misspelt or forgotten `next` cuts the graph in two: every node behind it would be reported
         # unreachable and every node before it as never ending, burying the one real mistake.
         return
     graph = edges(nodes, registry)

@@ -94,6 +94,14 @@ def test_a_misspelt_next_is_the_only_error_reported(tmp_path: Path) -> None:
     assert errors(tmp_path, flow) == [("flows/ticket_flow.yaml", 22, 11, "unknown node 'rout'")]
 
 
+def test_a_forgotten_next_is_the_only_error_reported(tmp_path: Path) -> None:
+    # A step left without `next:` gave one error per node before it (never ends) and after it
+    # (unreachable): 25 lines for the postal flow, with the one real mistake among them.
+    flow = GOOD.replace("        split: split\n        next: route\n", "        split: split\n")
+    assert errors(tmp_path, flow) == [("flows/ticket_flow.yaml", 19, 3,
+                                       "node 'joined' has no 'next': where does the flow go after it?")]
+
+
 def test_a_join_whose_split_has_a_misspelt_type_reports_only_the_type(tmp_path: Path) -> None:
     flow = GOOD.replace("        type: parallel", "        type: paralel")
     assert errors(tmp_path, flow) == [("flows/ticket_flow.yaml", 9, 11, "unknown node type 'paralel'")]
