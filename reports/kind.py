@@ -432,6 +432,7 @@ class DashboardKind:
         filters: dict[str, FilterSpec] = {}
         widgets: dict[str, WidgetSpec] = {}
         ok = True
+        unresolved = False  # a filter whose field is unknown (reported, or its dataset failed)
         used = [w.get("dataset") for w in data["widgets"].values()]
         for name, raw in (data.get("filters") or {}).items():
             found = [datasets[d].fields[raw["field"]] for d in used if d in datasets and raw["field"] in datasets[d].fields]
@@ -442,6 +443,7 @@ class DashboardKind:
                     ctx.error(doc, ("filters", name, "field"), f"no dataset of this dashboard has a field '{raw['field']}'",
                               code="unknown-reference", hint=did_you_mean(str(raw["field"]), known))
                 ok = False
+                unresolved = True
                 continue
             kind = found[0].kind
             ftype = "period" if kind == "date" else "choice" if kind == "choice" else "text"
@@ -477,7 +479,7 @@ class DashboardKind:
                 ctx.unknown(doc, ("schedules", name, "channel"), "channel", raw["channel"], channels)
             period = raw.get("period")
             if period is not None:
-                self._check_schedule_period(doc, ("schedules", name, "period"), period, filters, ctx)
+                self._check_schedule_period(doc, ("schedules", name, "period"), period, filters, unresolved, ctx)
             to = raw["to"]
             schedules[name] = ScheduleSpec(
                 name, raw["every"], raw.get("at", "08:00"), WEEKDAYS.index(raw.get("weekday", "monday")),
@@ -491,11 +493,12 @@ class DashboardKind:
                              MappingProxyType(filters), MappingProxyType(widgets), roles,
                              MappingProxyType(schedules), doc.span(()))
 
-    def _check_schedule_period(self, doc: Document, path: YamlPath, period: Any,
-                               filters: dict[str, FilterSpec], ctx: BuildContext) -> None:
+    def _check_schedule_period(self, doc: Document, path: YamlPath, period: Any, filters: dict[str, FilterSpec],
+                               unresolved: bool, ctx: BuildContext) -> None:
         """A schedule's `period` names a known period and is applied to the dashboard's date
-        filter, which it must have."""
-        if not _check_period_name(doc, path, period, ctx):
+        filter, which it must have (unless a filter is `unresolved`: it may be that one, and its
+        own error, or its form's, is the one to read)."""
+        if not _check_period_name(doc, path, period, ctx) or unresolved:
             return
         if not any(f.type == "period" for f in filters.values()):
             ctx.error(doc, path, "the dashboard has no date filter for the period to narrow",

@@ -106,6 +106,15 @@ def test_a_schedules_period_needs_a_date_filter_to_narrow(tmp_path: Path) -> Non
     assert [m for *_, m in found] == ["the dashboard has no date filter for the period to narrow"]
 
 
+def test_a_schedules_period_is_not_blamed_when_its_form_did_not_load(tmp_path: Path) -> None:
+    # A tab in the form took its dataset down, and the date filter with it: the dashboard was
+    # told it had no date filter, an error in a file the analyst had not touched, listed first.
+    form = FILES["forms/ticket.yaml"].replace("  amount: {type: money}", "\tamount: {type: money}")
+    found = errors(tmp_path, forms__ticket_yaml=form,
+                   dashboards__board_yaml=BOARD + SCHEDULED.replace("PERIOD", "last_week"))
+    assert [f for f, *_ in found] == ["forms/ticket.yaml"]
+
+
 def test_a_default_on_a_choice_filter_is_a_load_error(tmp_path: Path) -> None:
     # Only a period filter starts preset: `default: east` loaded and was never applied.
     board = BOARD.replace("  region: {field: region}", "  region: {field: region, default: east}")
