@@ -150,10 +150,21 @@ def summary_lines(summary: Summary) -> list[str]:
     return lines
 
 
+def _merged(first: list[str], second: list[str]) -> list[str]:
+    """The labels of both runs, each of `second`'s own after the label it follows there: a step
+    only the changed bundle has sits among the steps, not under the incidents."""
+    labels = list(first)
+    for i, label in enumerate(second):
+        if label not in labels:
+            before = next((known for known in reversed(second[:i]) if known in labels), None)
+            labels.insert(labels.index(before) + 1 if before is not None else 0, label)
+    return labels
+
+
 def compare_lines(before: Summary, after: Summary) -> list[str]:
     """Two summaries of the same traffic side by side; rows that differ are marked `*`."""
     left, right = dict(_rows(before)), dict(_rows(after))
-    labels = list(left) + [label for label in right if label not in left]
+    labels = _merged(list(left), list(right))
     width = max(len(label) for label in labels)
     col = max([len(before.bundle)] + [len(v) for v in left.values()])
     lines = [f"  {'':<{width}}  {before.bundle:<{col}}  {after.bundle}"]

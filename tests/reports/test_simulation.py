@@ -13,6 +13,7 @@ import pytest
 
 from cli import main
 from engine.clock import ManualClock
+from reports.simulation import StepStats, Summary, compare_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 POSTAL = ROOT / "definitions" / "postal_complaints"
@@ -69,6 +70,18 @@ def test_a_lower_approval_limit_shows_up_as_director_approvals(tmp_path: Path,
     assert reached(after, "director_approval") > reached(before, "director_approval") > 0
     # The steps before the change made the same choices for the same records.
     assert after["steps"]["accept"] == before["steps"]["accept"]
+
+
+def test_a_step_only_the_change_has_is_listed_among_the_steps(tmp_path: Path) -> None:
+    # A new customs step was printed under `incidents`, after the messages, as if it were none.
+    step = StepStats(3, 0, 1.0, 2.0)
+    before = Summary("before", 5, steps={"accept": step, "reply": step})
+    after = Summary("after", 5, steps={"accept": step, "customs": step, "reply": step})
+    lines = compare_lines(before, after)
+    assert [" ".join(line[2:].split()[:2]) for line in lines if line[2:].startswith("step ")] == [
+        "step accept", "step customs", "step reply"]
+    (customs,) = [line for line in lines if "step customs" in line]
+    assert customs.startswith("*") and " - " in customs
 
 
 def test_a_case_sent_round_again_is_answered_afresh_not_kept_dissatisfied(capsys: pytest.CaptureFixture[str]) -> None:
