@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -379,16 +380,28 @@ class RegionGrid(ChartType):
 
 
 RADAR_LABEL_ROOM = 90
-"""Room left of a radar's plot for its axis labels (and right of it, where the legend goes below)."""
-RADAR_LEGEND_ROOM = 170
-"""Room right of a radar's plot for its legend."""
+"""Room on either side of a radar's plot for its axis labels."""
+RADAR_LEGEND_ROOM = 120
+"""Room right of the axis labels for the legend, at least (more for long series names)."""
+RADAR_LEGEND_MAX_ROOM = 240
+"""The most a radar's legend takes: a longer name is cut with an ellipsis."""
+_LEGEND_SYMBOL_ROOM = 22
+"""A legend entry's symbol and the gap before its label, in pixels."""
+
+
+def label_width(text: str, font_size: float = 11) -> float:
+    """About how many pixels `text` takes in the charts' sans-serif font, a little more rather
+    than less: a CJK character is as wide as the font is tall, other characters about half of it.
+    For sizing the room around a plot before the browser measures anything."""
+    return sum(font_size if unicodedata.east_asian_width(c) in ("W", "F") else font_size * 0.55 for c in text)
 
 
 _RADAR_LABEL_LIMIT = (
     "abs(scale('angular', datum.key)) > PI / 2"
     " ? width / 2 + (radius + 12) * cos(scale('angular', datum.key)) + padding.left - 4"
-    " : width / 2 - (radius + 12) * cos(scale('angular', datum.key)) + padding.right - 4")
-"""How wide an axis label may be: the room from where it starts to the edge of the drawing on its side."""
+    f" : width / 2 - (radius + 12) * cos(scale('angular', datum.key)) + min(padding.right, {RADAR_LABEL_ROOM}) - 4")
+"""How wide an axis label may be: the room from where it starts to the edge of the drawing on its
+side, or on the right to where the legend begins."""
 
 
 class Radar(ChartType):
@@ -417,12 +430,19 @@ class Radar(ChartType):
         for r in rows:
             r["share"] = (float(r["value"]) / peak[r["key"]]) if peak[r["key"]] else 0.0
         keys = list(dict.fromkeys(r["key"] for r in rows))
+        # The legend stands right of the axis labels' room (placed by hand: Vega's orient "right"
+        # follows the marks' bounds, so a long axis label on the right pushed it past the
+        # drawing's edge and "Customer service centre" was cut mid-word), as wide as its longest
+        # name needs, up to a limit past which names end in "…".
+        names = [str(r["series"]) for r in rows if r["series"] is not None]
+        needed = _LEGEND_SYMBOL_ROOM + max(map(label_width, names), default=0) + 8
+        legend_room = int(min(max(RADAR_LEGEND_ROOM, needed), RADAR_LEGEND_MAX_ROOM))
         # The whole drawing is `data.width` wide, labels and legend included. A page may make the
         # plot smaller (web/static/dashboard.js): the radius follows the width.
-        size = min(data.width - RADAR_LABEL_ROOM - RADAR_LEGEND_ROOM, data.height + 40)
+        size = min(data.width - 2 * RADAR_LABEL_ROOM - legend_room, data.height + 40)
         return {
             "$schema": "https://vega.github.io/schema/vega/v6.json", "width": size, "height": size,
-            "padding": {"left": RADAR_LABEL_ROOM, "right": RADAR_LEGEND_ROOM, "top": 30, "bottom": 30},
+            "padding": {"left": RADAR_LABEL_ROOM, "right": RADAR_LABEL_ROOM + legend_room, "top": 30, "bottom": 30},
             "autosize": {"type": "none", "contains": "content"}, "title": {"text": data.title, "anchor": "start"},
             "config": {"text": {"font": FONT}, "title": {"font": FONT, "fontSize": 14},
                        "legend": {"labelFont": FONT}},
@@ -435,7 +455,9 @@ class Radar(ChartType):
                 {"name": "radial", "type": "linear", "range": {"signal": "[0, radius]"}, "zero": True, "nice": False,
                  "domain": [0, 1]},
                 {"name": "color", "type": "ordinal", "domain": {"data": "table", "field": "series"}, "range": PALETTE}],
-            "legends": [{"fill": "color", "orient": "right", "labelFont": FONT, "offset": 20, "labelLimit": 240}],
+            "legends": [{"fill": "color", "orient": "none", "labelFont": FONT,
+                         "legendX": {"signal": f"width + {RADAR_LABEL_ROOM}"}, "legendY": 0,
+                         "labelLimit": legend_room - _LEGEND_SYMBOL_ROOM - 4}],
             "marks": [{"type": "group", "encode": {"enter": {"x": {"signal": "radius + 20"}, "y": {"signal": "radius + 20"}}},
                        "marks": [
                 {"type": "group", "name": "categories", "zindex": 1,
