@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from markupsafe import Markup
 from sqlalchemy import select
@@ -68,6 +68,17 @@ class TaskPanel:
     errors: dict[str, list[str]] = field(default_factory=dict)
     comment: str = ""
     message: str = ""
+    sent_back: "SentBack | None" = None
+    """Why the step is being done again: the rejection or return that brought the record back."""
+
+
+@dataclass(frozen=True)
+class SentBack:
+    """Who sent the record back to a step, how (reject / return) and what they said."""
+
+    by: str
+    outcome: str
+    comment: str
 
 
 @dataclass
@@ -174,6 +185,9 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
         states = sla_states(runtime, conn, form_name, [record_id]).get(record_id, [])
         panels = [_panel(web, conn, t, principal, locale, form, hidden, record, (posted or {}).get(int(t["id"])), names)
                   for t in open_tasks]
+    returns = sent_back_to(entries, names)
+    for panel in panels:
+        panel.sent_back = returns.get(panel.node)
     shown = {p.id for p in panels if p.mine}
     unsent = [row for task_id, kept in (posted or {}).items() if int(task_id) not in shown
               for row in _unsent_rows(form, kept, hidden, locale, names)]
@@ -203,6 +217,27 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
         reopen_steps=[(n, _node_label(flow, n, locale)) for n in flow.reopen_steps()]
         if flow is not None and instance and may_reopen(flow, instance["status"], principal) else [],
         created_by=_creator(record.get("created_by"), names, locale), unsent=unsent)
+
+
+def sent_back_to(entries: Sequence[Mapping[str, Any]], names: Mapping[str, str]) -> dict[str, SentBack]:
+    """Per step, the rejection or return that last brought the record into it, from the history
+    (oldest first): the person who gets the step again reads why beside its form, not only far
+    down the timeline. A step last entered some other way has no entry."""
+    completed: dict[str, Mapping[str, Any]] = {}
+    found: dict[str, SentBack] = {}
+    for entry in entries:
+        data = entry["data"] if isinstance(entry["data"], Mapping) else {}
+        if entry["kind"] == "task.completed" and entry["node"]:
+            completed[entry["node"]] = entry
+        elif entry["kind"] == "flow.entered" and entry["node"]:
+            found.pop(entry["node"], None)
+            cause = completed.get(str(data.get("from") or ""))
+            cause_data = cause["data"] if cause is not None and isinstance(cause["data"], Mapping) else {}
+            if cause_data.get("outcome") in ("reject", "return"):
+                actor = str(cause["actor"] or "")  # type: ignore[index]
+                found[entry["node"]] = SentBack(by=names.get(actor, actor), outcome=str(cause_data["outcome"]),
+                                                comment=str(cause_data.get("comment") or ""))
+    return found
 
 
 def _unsent_rows(form: Any, kept: Mapping[str, Any], hidden: set[str], locale: str,

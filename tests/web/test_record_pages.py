@@ -206,6 +206,36 @@ def test_returning_sends_the_record_back_with_the_comment_in_the_timeline(system
     assert "returned to" in html
 
 
+def test_the_step_sent_back_says_who_sent_it_back_and_why_beside_its_form(system: System) -> None:
+    record = submit(system)
+    complete(client_for(system, "ann"), record, claimed(system, record), {"urgency": "high"})
+    complete(client_for(system, "max"), record, claimed(system, record, "max"),
+             {"outcome": "return", "return_to": "triage", "comment": "Which printer?"})
+    task = claimed(system, record)
+    html = client_for(system, "ann").get(f"/records/ticket/{record}?lang=en").text
+    panel = html[html.index(f'id="task-{task["id"]}"'):html.index("</section>", html.index(f'id="task-{task["id"]}"'))]
+    note = panel[panel.index('class="sent-back"'):panel.index("</div>", panel.index('class="sent-back"'))]
+    assert "Sent back to this step by Max (Return)" in note and "Which printer?" in note
+    assert panel.index("sent-back") < panel.index('class="step-form"')
+
+
+def test_a_step_reached_the_usual_way_says_nothing_about_being_sent_back(system: System) -> None:
+    record = submit(system)
+    complete(client_for(system, "ann"), record, claimed(system, record), {"urgency": "high"})
+    claimed(system, record, "max")
+    assert 'class="sent-back"' not in client_for(system, "max").get(f"/records/ticket/{record}?lang=en").text
+
+
+def test_a_step_done_again_after_being_sent_back_no_longer_says_so(system: System) -> None:
+    record = submit(system)
+    complete(client_for(system, "ann"), record, claimed(system, record), {"urgency": "high"})
+    complete(client_for(system, "max"), record, claimed(system, record, "max"),
+             {"outcome": "return", "return_to": "triage", "comment": "Which printer?"})
+    complete(client_for(system, "ann"), record, claimed(system, record), {"urgency": "high"})
+    claimed(system, record, "max")
+    assert 'class="sent-back"' not in client_for(system, "max").get(f"/records/ticket/{record}?lang=en").text
+
+
 def post_to_a_step_completed_meanwhile(system: System, data: dict[str, str], query: str = "") -> Any:
     """Ann opens her claimed step, completes it elsewhere (another tab), then posts `data` from
     the page she opened first; the answer."""
