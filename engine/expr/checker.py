@@ -453,7 +453,19 @@ class _Walker:
         if kind is None:
             return
         for literal in others:
-            self._check_kind(name, kind, literal, ordering=not equality)
+            if (kind == "text" and isinstance(op, (ast.Eq, ast.NotEq)) and _literal(literal) == (True, "")
+                    and self._field(side) is not None):  # `(x or "") != ""` does mean "has a value"
+                self._empty_text(name, literal, has_value=isinstance(op, ast.NotEq))
+            else:
+                self._check_kind(name, kind, literal, ordering=not equality)
+
+    def _empty_text(self, name: str, literal: ast.expr, *, has_value: bool) -> None:
+        """`contact_email != ""`, as a spreadsheet says "has a value": an empty field holds null,
+        never "", so the test held for every record (or, with ==, for none)."""
+        outcome = "holds for every record" if has_value else "never holds"
+        self.problem(f"an empty field holds null, not \"\": the comparison {outcome}", self.pos(literal),
+                     code="expr-empty-text",
+                     hint=f"write {name} for 'has a value'" if has_value else f"write not {name} for 'is empty'")
 
     def _check_member(self, item: ast.expr, container: ast.expr) -> None:
         """`"x" in tags`: the literal must be an option of the multi-choice field `tags`."""

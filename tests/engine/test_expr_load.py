@@ -361,6 +361,23 @@ def test_a_number_compared_with_a_text_field_is_told_to_quote_it(functions: Kind
          "write \"-5\" in quotes: 'name' holds text")]
 
 
+def test_a_text_field_compared_with_empty_text_is_told_an_empty_field_is_null(functions: Kind[Any]) -> None:
+    # `required_if: name != ""` made the field required on every record: an empty field is null.
+    assert _field_problems('name != ""', functions) == [
+        (1, 9, "expr-empty-text", 'an empty field holds null, not "": the comparison holds for every record',
+         "write name for 'has a value'")]
+
+
+def test_a_text_field_equal_to_empty_text_is_told_to_write_not(functions: Kind[Any]) -> None:
+    (found,) = _field_problems('record.name == ""', functions)
+    assert found[2:] == ("expr-empty-text", 'an empty field holds null, not "": the comparison never holds',
+                         "write not name for 'is empty'")
+
+
+def test_a_text_field_with_a_fallback_may_be_compared_with_empty_text(functions: Kind[Any]) -> None:
+    assert _field_problems('(name or "") != "" and name != null', functions) == []
+
+
 def test_ordering_a_choice_field_against_a_number_would_fail_when_it_runs(functions: Kind[Any]) -> None:
     (found,) = _field_problems("level >= 2", functions)
     assert found[:3] == (1, 10, "expr-type-mismatch") and "cannot be compared with 'level'" in found[3]

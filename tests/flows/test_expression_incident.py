@@ -58,7 +58,7 @@ def test_the_same_condition_with_a_value_moves_on(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(("condition", "reason"), [
-    ("title != '' and {'printer':1}[title + '-x'] > 0", "no key 'printer-x'"),
+    ("title != null and {'printer':1}[title + '-x'] > 0", "no key 'printer-x'"),
     ("title + 1 > 0", "cannot add text and a number"),
 ])
 def test_a_missing_key_or_text_plus_number_in_a_decision_is_an_incident_at_its_position(
