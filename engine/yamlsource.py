@@ -346,6 +346,11 @@ def _syntax_hint(problem: str, text: str, mark: Any) -> str | None:
         if "：" in code.split(":", 1)[0] or _CHINESE_COLON_KEY.search(code):
             return (f"line {n + 1} has a Chinese colon '：': write ':' and a space "
                     "(switch the input method to English punctuation)")
+        if code.lstrip(" ").startswith("\u3000") or ":\u3000" in code:
+            # The ideographic space of a Chinese input method looks like two spaces; YAML reads
+            # it as text, so the line is not indented (or the key not followed by a space).
+            return (f"line {n + 1} has a full-width space '\u3000': write ordinary spaces "
+                    "(switch the input method to half-width)")
         glued = _GLUED_KEY.match(code)
         if glued and not code.lstrip().startswith(("\"", "'")):
             return f"line {n + 1}: put a space after '{glued[1]}:' (YAML reads '{code.strip()}' as one word)"

@@ -78,6 +78,20 @@ def test_a_chinese_colon_after_a_key_inside_braces_is_named_on_its_line(tmp_path
     assert hint is not None and hint.startswith("line 3 has a Chinese colon '：'")
 
 
+def test_a_full_width_space_in_the_indentation_is_named_on_its_line(tmp_path: Path) -> None:
+    # A Chinese input method types the ideographic space '\u3000', which looks like two spaces: the
+    # hint said to check the indentation, or to quote a value holding ': ', of the line after it.
+    _line, _col, hint = syntax_hint(tmp_path, "form: ticket\nfields:\n  title:\n    type: text\n"
+                                              "\u3000  required: true\n  body: {type: textarea}\n")
+    assert hint is not None and hint.startswith("line 5 has a full-width space '\u3000'")
+
+
+def test_a_full_width_space_after_a_colon_is_named_on_its_line(tmp_path: Path) -> None:
+    _line, _col, hint = syntax_hint(tmp_path, "form: ticket\nfields:\n  title:\n    type:\u3000text\n"
+                                              "    required: true\n")
+    assert hint is not None and hint.startswith("line 4 has a full-width space '\u3000'")
+
+
 def test_a_chinese_colon_inside_a_value_is_not_taken_for_a_key(tmp_path: Path) -> None:
     _line, _col, hint = syntax_hint(tmp_path, "form: ticket\nlabel: {en: 注意：x, zh-CN: a\nfields:\n  title: {type: text}\n")
     assert hint is not None and "Chinese colon" not in hint
