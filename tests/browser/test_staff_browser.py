@@ -182,6 +182,24 @@ def test_on_a_desktop_a_long_inbox_subject_wraps_and_the_action_stays_on_screen(
     page.close()
 
 
+def test_a_search_that_finds_nothing_leaves_the_inbox_filters_where_they_were(browser: Any,
+                                                                             postal: LiveServer) -> None:
+    give_password(postal, "agent")
+    postal.system.forms.submit("complaint", {
+        "customer_name": "华东电子", "contact_name": "陈先生", "contact_phone": "13812345678",
+        "occurred_at": "2026-11-20T10:30", "category": "transport_late", "description": "超时未妥投。"},
+        actor="agent", channel="web")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, postal, "agent", lang="en")
+    places = []
+    for query in ("", "no such words"):
+        page.goto(f"{postal.url}/inbox?lang=en&q={query}")
+        places.append(page.locator("#inbox-q").bounding_box())
+    assert page.locator("table.inbox").count() == 0  # the second search found nothing
+    assert places[0] is not None and places[1] is not None and places[0]["x"] == places[1]["x"]
+    page.close()
+
+
 def phone_page_with_a_complaint(browser: Any, postal: LiveServer, username: str, path: str) -> Any:
     """A phone-sized page signed in as `username` at `path`, after one more complaint arrived."""
     give_password(postal, username)
