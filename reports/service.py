@@ -183,9 +183,10 @@ class ReportService:
         points = [{d.key: _jsonable(r.get(d.key)) for d in widget.dimensions} for r in result.rows]
         totals = None
         if widget.chart == "table" and result.rows:
-            totals = [None] * len(widget.dimensions) + [
-                sum(r.get(m) or 0 for r in result.rows) if dataset.measures[m].agg in ("count", "sum") else None
-                for m in widget.measures]
+            sums = [sum(r.get(m) or 0 for r in result.rows) if dataset.measures[m].agg in ("count", "sum") else None
+                    for m in widget.measures]
+            # Averages and rates have no total: a table of only those ends with its last row.
+            totals = [None] * len(widget.dimensions) + sums if any(t is not None for t in sums) else None
         return {"widget": widget.name, "chart": chart.name, "mode": chart.mode, "title": data.title,
                 "spec": checked_spec(chart, data, self.rt.bundle.registry.chart_types.source(chart.name)),
                 "columns": columns, "rows": table, "points": points,

@@ -153,6 +153,7 @@ widgets:
   top_customer: {chart: ranking, dataset: tickets, dimensions: [customer], measures: [tickets], top: 1, others: true}
   heat: {chart: heatmap, dataset: tickets, dimensions: [region, category], measures: [tickets]}
   table: {chart: table, dataset: tickets, dimensions: [region], measures: [tickets, amount, satisfaction]}
+  averages: {chart: table, dataset: tickets, dimensions: [region], measures: [satisfaction]}
   big: {chart: bar, dataset: tickets, dimensions: [region], measures: [big]}
   radar: {chart: radar, dataset: tickets, dimensions: [region], measures: [tickets, satisfaction]}
   tiles: {chart: region_grid, dataset: tickets, dimensions: [region], measures: [tickets]}

@@ -130,6 +130,15 @@ def test_xlsx_export_writes_values_and_no_formulas(kit: System) -> None:
     assert values[-1][0] == "Total" and values[-1][1] == 7
 
 
+def test_a_table_of_averages_has_no_totals_row(kit: System) -> None:
+    """A sum of averages means nothing, so such a table ends with its last row, not with a
+    'Total' row of blanks (the postal overdue list showed one)."""
+    client = client_for(kit, "bea")
+    assert client.get("/dashboards/board/widgets/averages.json").json()["totals"] is None
+    sheet = load_workbook(io.BytesIO(client.get("/dashboards/board/widgets/averages.xlsx?lang=en").content)).active
+    assert [row[0].value for row in sheet.iter_rows()][-1] != "Total"
+
+
 def test_png_and_svg_exports_render_chinese_labels(kit: System) -> None:
     client = client_for(kit, "bea")
     png = client.get("/dashboards/board/widgets/by_region.png?lang=zh-CN")

@@ -97,7 +97,7 @@ SCHEDULED = """schedules:
 
 def test_a_schedules_misspelt_period_is_a_load_error_with_the_fix(tmp_path: Path) -> None:
     found = errors(tmp_path, dashboards__board_yaml=BOARD + SCHEDULED.replace("PERIOD", "lastweek"))
-    assert [(f, line, m) for f, line, _, m in found] == [("dashboards/board.yaml", 25, "unknown period 'lastweek'")]
+    assert [(f, line, m) for f, line, _, m in found] == [("dashboards/board.yaml", 26, "unknown period 'lastweek'")]
 
 
 def test_a_schedules_period_needs_a_date_filter_to_narrow(tmp_path: Path) -> None:
