@@ -270,8 +270,10 @@ def _label_problem(path: YamlPath, instance: Any) -> tuple[YamlPath, bool, str, 
     if isinstance(instance, dict):
         empty = [key for key, value in instance.items() if value is None]
         if empty:
+            stray = str(empty[0]).strip()
+            stray = stray if len(stray) <= 30 else stray[:30] + "…"  # the hint shows it whole
             return (path + (empty[0],), True,
-                    f"the label's '{str(empty[0]).strip()}' has no text: inside {{...}} a comma starts a new entry",
+                    f"the label's '{stray}' has no text: inside {{...}} a comma starts a new entry",
                     _comma_hint(instance))
     return (path, False, f"expected a label (text, or a map of locale to text), got {_describe(instance)}", None)
 
@@ -287,7 +289,13 @@ def _comma_hint(label: dict[Any, Any]) -> str:
                 if nothing is not None:
                     break
                 strays.append(str(stray).strip())
-            return f"put the text in quotes: {locale}: \"{', '.join([text, *strays])}\""
+            meant = ", ".join([text, *strays])
+            curly = next((mark for mark in "“”‘’" if mark in (meant[:1], meant[-1:])), None)
+            if curly is not None:  # the analyst did quote it, with the input method's marks
+                bare = meant.strip('“”‘’"')
+                return (f"'{curly}' is a Chinese quotation mark, which YAML reads as text: quote with \" "
+                        f"(switch the input method to English punctuation): {locale}: \"{bare}\"")
+            return f"put the text in quotes: {locale}: \"{meant}\""
     return "put a text holding a comma in quotes: en: \"Withdrawn, reopened\""
 
 

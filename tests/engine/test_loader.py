@@ -611,3 +611,16 @@ def test_a_comma_in_an_unquoted_label_text_is_explained_at_the_stray_entry(tmp_p
     text = format_diagnostic(error)
     assert "urgency.yaml:3:45: error: the label's 'not urgent' has no text: inside {...} a comma starts a new entry" in text
     assert 'hint: put the text in quotes: en: "Low, not urgent"' in text
+
+
+def test_a_label_quoted_with_chinese_quotation_marks_is_told_to_use_straight_ones(tmp_path: Path) -> None:
+    # YAML reads “ as text: the comma still split the label, and the hint kept the “ in the fix.
+    found = diagnostics(tmp_path, {"lists/urgency.yaml": """\
+        list: urgency
+        items:
+          - {value: low, label: {zh-CN: 低, en: “Low, not urgent”}}
+          - {value: high, label: {zh-CN: 高, en: High}}
+        """})
+    (error,) = [d for d in found if d.severity == "error"]
+    assert error.hint == ("'“' is a Chinese quotation mark, which YAML reads as text: "
+                          "quote with \" (switch the input method to English punctuation): en: \"Low, not urgent\"")
