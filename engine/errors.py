@@ -7,6 +7,7 @@ the API return the same `Diagnostic` as JSON (`Diagnostic.to_json`).
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Literal
 
@@ -183,6 +184,17 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
         lowered = {str(n).lower(): n for n in reversed(names)}
         matches = [lowered[m] for m in difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.6)]
     return f"did you mean '{matches[0]}'?" if matches else None
+
+
+_SEPARATED_NUMBER = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+
+
+def separator_hint(text: str) -> str | None:
+    """The fix for a number written with thousands separators (`5,000`, `10,000,000`), which a
+    business writes and YAML, decision cells and expressions read as text or several values."""
+    if not isinstance(text, str) or not _SEPARATED_NUMBER.fullmatch(text.strip()):
+        return None
+    return f"write {text.strip().replace(',', '')} without the thousands separator"
 
 
 _IRREGULAR_PLURALS = {"status": "statuses", "index": "indexes", "child": "children", "person": "people",

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
-from engine.errors import Diagnostics, did_you_mean
+from engine.errors import Diagnostics, did_you_mean, separator_hint
 from engine.kinds import DefinitionKind, Dispatch, walk_dispatch
 from engine.registry import Registry
 from engine.types import YamlPath
@@ -306,6 +306,8 @@ def _coercion_hint(error: ValidationError) -> str | None:
         return f"Docket reads only true and false as yes/no values; write {'true' if value.lower() in ('yes', 'on', 'y') else 'false'}"
     if "string" in expected and not isinstance(value, (str, dict, list)):
         return "put the value in quotes to keep it as text, e.g. '0755'"
+    if ("number" in expected or "integer" in expected) and isinstance(value, str) and separator_hint(value):
+        return separator_hint(value)
     if expected == ["array"] and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         # `fields: field_reading` for a list of one: the brackets are what is missing.
         return f"write it in brackets, as a list: [{value}]"

@@ -33,7 +33,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
-from engine.errors import did_you_mean
+from engine.errors import did_you_mean, separator_hint
 from engine.kinds import BuildContext
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.types import Label, Span, YamlPath
@@ -132,7 +132,8 @@ def parse_cell(raw: Any) -> Cell:
             return Cell("ne", frozenset({literal}))
         number = _number(literal)
         if number is None:
-            raise ValueError(f"'{op}' compares numbers; '{operand}' is not a number")
+            fix = separator_hint(operand)
+            raise ValueError(f"'{op}' compares numbers; '{operand}' is not a number" + (f": {fix}" if fix else ""))
         interval = {"<": Interval(-INF, number, False, False), "<=": Interval(-INF, number, False, True),
                     ">": Interval(number, INF, False, False), ">=": Interval(number, INF, True, False)}[op]
         return Cell("num", intervals=(interval,))

@@ -624,3 +624,12 @@ def test_a_label_quoted_with_chinese_quotation_marks_is_told_to_use_straight_one
     (error,) = [d for d in found if d.severity == "error"]
     assert error.hint == ("'“' is a Chinese quotation mark, which YAML reads as text: "
                           "quote with \" (switch the input method to English punctuation): en: \"Low, not urgent\"")
+
+
+def test_a_number_written_with_thousands_separators_is_told_the_number_meant(tmp_path: Path) -> None:
+    # "expected a number, got the text '10,000,000'" left the analyst to guess what was wrong.
+    found = diagnostics(tmp_path, {"forms/ticket.yaml": "form: ticket\nfields:\n  amount:\n    type: money\n"
+                                                        "    max: 10,000,000\n"})
+    (error,) = [d for d in found if d.severity == "error" and d.span and d.span.file.endswith("ticket.yaml")]
+    assert error.span is not None and (error.span.line, error.span.col) == (5, 10)
+    assert error.hint == "write 10000000 without the thousands separator"

@@ -138,6 +138,13 @@ def test_cells_and_columns_are_checked_with_positions(tmp_path: Path) -> None:
     ]
 
 
+def test_a_threshold_written_with_a_thousands_separator_is_told_the_number_meant(tmp_path: Path) -> None:
+    text = LEVEL.replace("{POLICY}", "first").replace('amount: "> 5000"', 'amount: "> 5,000"')
+    assert errors(tmp_path, {"decisions/ticket_level.yaml": text}) == [
+        ("decisions/ticket_level.yaml", 10, 31,
+         "'>' compares numbers; '5,000' is not a number: write 5000 without the thousands separator")]
+
+
 def test_literal_cells_must_be_options_of_the_field(tmp_path: Path) -> None:
     text = """\
         decision_table: bad
