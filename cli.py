@@ -1587,12 +1587,16 @@ def database_problem(explicit: str | None) -> str | None:
     from engine.storage.db import database_url
 
     try:
+        missing = sqlite_folder_missing(explicit)
+        if missing is not None:
+            return missing
         raw = database_url(explicit)
         url = make_url(raw)
     except ArgumentError:
         return f"the database URL (--db or $DOCKET_DATABASE_URL) is not a URL; write {DATABASE_URL_FORMS}"
     except OSError as exc:  # the SQLite file's folder could not be created
-        return f"cannot create the folder for the SQLite database {exc.filename}: {exc.strerror}"
+        return (f"cannot create the folder for the SQLite database {Path(exc.filename or '').resolve()}: "
+                f"{exc.strerror}")
     if raw.partition("://")[2].partition("?")[0].count("@") > 1:
         # Read as it stands, the password's tail becomes the host name, which messages show.
         return ("the database URL (--db or $DOCKET_DATABASE_URL) has more than one '@': write each @ of "
@@ -1611,6 +1615,34 @@ def database_problem(explicit: str | None) -> str | None:
         return (f"the PostgreSQL driver '{exc.name}' is not installed; install Docket with it: "
                 "pip install -e '.[postgres]'")
     return None
+
+
+def sqlite_folder_missing(explicit: str | None) -> str | None:
+    """Why a SQLite URL the operator gave cannot be right: its folder does not exist. Only the
+    quick start's own var/ is created: any other missing folder is a mistyped path (three
+    slashes where four were meant), which would have started an empty database beside the
+    real one. None for PostgreSQL, the default, or a folder that exists. ArgumentError for a
+    URL that does not parse."""
+    from sqlalchemy.engine import make_url
+
+    from engine.storage.db import DEFAULT_URL
+
+    source = "--db" if explicit else "$DOCKET_DATABASE_URL"
+    raw = explicit or os.environ.get("DOCKET_DATABASE_URL") or DEFAULT_URL
+    url = make_url(raw)
+    database = url.database or ""
+    if (raw == DEFAULT_URL or url.get_backend_name() != "sqlite" or url.host
+            or database in ("", ":memory:") or database.startswith("file:")):
+        return None
+    folder = Path(database).resolve().parent
+    if folder.is_dir():
+        return None
+    problem = (f"the folder {folder} of the SQLite database does not exist (from {source} "
+               f"{url.render_as_string(hide_password=True)}): create it first (mkdir -p {folder})")
+    if Path(database).is_absolute():
+        return problem + ", or correct the path"
+    return (problem + f", or, if /{database} was meant, write four slashes: sqlite:////{database} "
+            "(three are a path under the folder Docket starts in)")
 
 
 def _explain_failure(exc: Exception, db: str | None) -> str | None:

@@ -226,11 +226,28 @@ def test_a_database_that_cannot_be_opened_is_an_error_not_a_traceback(
                                        "database file; check the path and that its folder is writable\n")
 
 
-def test_a_sqlite_folder_that_cannot_be_created_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    blocker = tmp_path / "blocker"
-    blocker.write_text("a file where the folder should be", "utf-8")
-    assert main(["db", "upgrade", "--db", f"sqlite:///{blocker}/var/docket.db"]) == 1
-    assert capsys.readouterr().err.startswith(f"error: cannot create the folder for the SQLite database {blocker}")
+def test_a_sqlite_folder_that_cannot_be_created_is_an_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DOCKET_DATABASE_URL", raising=False)
+    (tmp_path / "var").write_text("a file where the folder should be", "utf-8")
+    assert main(["db", "upgrade"]) == 1  # the quick start's var/docket.db
+    assert capsys.readouterr().err.startswith(f"error: cannot create the folder for the SQLite database {tmp_path / 'var'}")
+
+
+def test_a_sqlite_url_naming_a_folder_that_does_not_exist_is_refused_not_created(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # sqlite:///srv/docket/docket.db (three slashes where four were meant) is srv/docket/ under the
+    # service's working folder: creating it started an empty database where the real one was expected.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DOCKET_DATABASE_URL", "sqlite:///srv/docket/docket.db")
+    assert main(["db", "upgrade"]) == 1
+    assert capsys.readouterr().err == (
+        f"error: the folder {tmp_path / 'srv' / 'docket'} of the SQLite database does not exist (from "
+        f"$DOCKET_DATABASE_URL sqlite:///srv/docket/docket.db): create it first (mkdir -p {tmp_path / 'srv' / 'docket'}), "
+        "or, if /srv/docket/docket.db was meant, write four slashes: sqlite:////srv/docket/docket.db "
+        "(three are a path under the folder Docket starts in)\n")
+    assert not (tmp_path / "srv").exists()
 
 
 def test_a_sqlite_url_with_two_slashes_is_an_error_saying_how_many_to_write(
