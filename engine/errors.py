@@ -186,6 +186,21 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     return f"did you mean '{matches[0]}'?" if matches else None
 
 
+WIDE_PUNCTUATION = {"“": '"', "”": '"', "‘": "'", "’": "'", "（": "(", "）": ")", "，": ",",
+                    "＝": "=", "＞": ">", "＜": "<", "！": "!", "：": ":", "［": "[", "］": "]", "＋": "+",
+                    "－": "-", "、": ","}
+"""Punctuation a Chinese input method types (full-width, or curly quotes) -> what was meant."""
+
+
+def wide_punctuation_hint(text: str) -> str | None:
+    """The fix for the first Chinese punctuation mark in `text`, or None when it has none."""
+    mark = next((ch for ch in str(text) if ch in WIDE_PUNCTUATION), None)
+    if mark is None:
+        return None
+    return (f"'{mark}' is Chinese punctuation: write {WIDE_PUNCTUATION[mark]} instead "
+            "(switch the input method to English punctuation)")
+
+
 _SEPARATED_NUMBER = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.durations import as_value
-from engine.errors import Diagnostic, did_you_mean
+from engine.errors import Diagnostic, did_you_mean, wide_punctuation_hint
 from engine.expr import safe_ops
 from engine.expr.context import VALUE_KINDS, EvalFailure, Scope, arity_text
 from engine.expr.functions import TEXT_READERS  # the calls' own reading of their text
@@ -108,19 +108,12 @@ def check(source: str, *, scope: Scope, functions: Kind[Any], file: str = "<expr
     return result
 
 
-_WIDE_PUNCTUATION = {"“": '"', "”": '"', "‘": "'", "’": "'", "（": "(", "）": ")", "，": ",",
-                     "＝": "=", "＞": ">", "＜": "<", "！": "!", "：": ":", "［": "[", "］": "]", "＋": "+",
-                     "－": "-"}
-"""Punctuation a Chinese input method types (full-width, or curly quotes) -> what Python reads."""
-
-
 def _syntax_hint(text: str, message: str = "") -> str:
     """What an analyst most likely meant by an expression Python cannot read (`message` is
     Python's complaint)."""
     wide = re.search(r"invalid character '(.)'", message)
-    if wide and wide[1] in _WIDE_PUNCTUATION:
-        return (f"'{wide[1]}' is Chinese punctuation: write {_WIDE_PUNCTUATION[wide[1]]} instead "
-                "(switch the input method to English punctuation)")
+    if wide and wide_punctuation_hint(wide[1]):
+        return wide_punctuation_hint(wide[1])
     try:
         tree = ast.parse(text, mode="exec")
     except (SyntaxError, ValueError, RecursionError, MemoryError):

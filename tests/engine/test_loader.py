@@ -633,3 +633,11 @@ def test_a_number_written_with_thousands_separators_is_told_the_number_meant(tmp
     (error,) = [d for d in found if d.severity == "error" and d.span and d.span.file.endswith("ticket.yaml")]
     assert error.span is not None and (error.span.line, error.span.col) == (5, 10)
     assert error.hint == "write 10000000 without the thousands separator"
+
+
+def test_names_joined_by_a_chinese_comma_are_told_to_use_a_comma(tmp_path: Path) -> None:
+    # `list: [title，urgency]` was one unknown field 'title，urgency', with "did you mean 'title'?".
+    form = MINI["forms/ticket.yaml"].replace("label: Ticket", "label: Ticket\n        list: [title，urgency]")
+    (error,) = [d for d in diagnostics(tmp_path, {"forms/ticket.yaml": form}) if d.severity == "error"]
+    assert error.message == "unknown field 'title，urgency'"
+    assert error.hint == "'，' is Chinese punctuation: write , instead (switch the input method to English punctuation)"
