@@ -45,6 +45,25 @@ PREVIEW_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
                "frame-ancestors 'self'; form-action 'none'; base-uri 'none'")
 """The preview runs no script at all; its styles are inline (the template's stylesheets)."""
 
+PAPER_SIDES = {"A3": ("297mm", "420mm"), "A4": ("210mm", "297mm"), "A5": ("148mm", "210mm"),
+               "B5": ("176mm", "250mm"), "letter": ("8.5in", "11in"), "legal": ("8.5in", "14in")}
+"""(short side, long side) of each paper a print template may name (reports/print/kind.py)."""
+
+
+def on_paper(html: str, spec: Any) -> str:
+    """The preview laid out as a sheet of the template's paper on the screen: the letter's text
+    ran across the whole window, flush with its left edge, unlike the PDF it previews. Printing
+    the preview keeps the template's own `@page` layout."""
+    short, long = PAPER_SIDES.get(spec.paper, PAPER_SIDES["A4"])
+    width = long if spec.orientation == "landscape" else short
+    sheet = (f"<style>@media screen {{ html {{ background: #e8e8e8; }} body {{ box-sizing: border-box; "
+             f"width: {width}; max-width: 100%; margin: 1rem auto; padding: {spec.margin}; background: #fff; "
+             "box-shadow: 0 1px 4px rgba(0,0,0,.25); } }"
+             # A phone has no room for paper margins: the sheet fills the screen.
+             "@media screen and (max-width: 600px) { body { margin: 0; padding: 4mm; } }</style>")
+    at = html.lower().find("</head>")
+    return html[:at] + sheet + html[at:] if at >= 0 else sheet + html
+
 
 def routes(web: "Web") -> list[Route]:
     """The PDF and the HTML preview of a record printed with a print template."""
@@ -87,7 +106,7 @@ def routes(web: "Web") -> list[Route]:
     async def preview(request: Request) -> Response:
         def work() -> str:
             printed, service = render(request)
-            return service.preview(printed)
+            return on_paper(service.preview(printed), printed.spec)
 
         html = await offload.run(work)
         return HTMLResponse(html, headers={"content-security-policy": PREVIEW_CSP,

@@ -90,6 +90,13 @@ def test_the_preview_is_html_with_its_styles_and_no_script_allowed(client, lette
     assert uri in response.text
 
 
+def test_the_preview_shows_the_letter_as_a_sheet_of_its_paper_with_its_margins(client, letter_record):
+    html = get(client, f"/records/complaint/{letter_record}/print/reply_letter.html?lang=zh-CN").text
+    sheet = html[html.index("@media screen"):]
+    assert "width: 210mm" in sheet and "padding: 18mm 20mm 20mm 20mm" in sheet and "margin: 1rem auto" in sheet
+    assert html.index("@media screen") < html.lower().index("</head>")
+
+
 def test_an_anonymous_visitor_is_sent_to_sign_in(client, letter_record):
     response = get(client, f"/records/complaint/{letter_record}/print/reply_letter.pdf", user=None)
     assert response.status_code == 303 and response.headers["location"].startswith("/signin?next=")
