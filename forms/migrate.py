@@ -168,19 +168,25 @@ def _move(conn: Connection, form: Any, live: sa.Table | None, old: str, new: str
     step = Step("move", form.name, old, text, target=new)
     if live is None:
         return step
-    if new != old and new in live.c:
-        filled = conn.execute(sa.select(sa.func.count()).where(live.c[new].is_not(None))).scalar()
-        if filled:
-            step.blocked.append(f"column {new} already holds {filled} value(s); nothing can move into it")
-            return step
+    # Once the renamed field is loaded, records written since fill the new column and leave the
+    # old one empty: those keep their value, and only a record holding two different values
+    # (edited in the new field after the reload) has to be settled by hand.
+    both = new != old and new in live.c
+    target = live.c[new] if both else sa.null()
     ftype, spec = form.types[new], form.field(new)
     failures: list[str] = []
-    rows = conn.execute(sa.select(live.c.id, live.c[old]).where(live.c[old].is_not(None)).order_by(live.c.id))
-    for record_id, value in rows:
+    rows = conn.execute(sa.select(live.c.id, live.c[old], target).where(live.c[old].is_not(None))
+                        .order_by(live.c.id))
+    for record_id, value, present in rows:
         try:
-            step.converted[record_id] = _convert(ftype, spec, value)
+            converted = _convert(ftype, spec, value)
         except FieldInvalid as exc:
             failures.append(f"record {record_id}: {value!r}: {exc.text('en')}")
+            continue
+        if present is None:
+            step.converted[record_id] = converted
+        elif present != converted:
+            failures.append(f"record {record_id}: {old} holds {value!r} and {new} holds {present!r}")
     if failures:
         shown = failures[:SHOWN]
         more = len(failures) - len(shown)

@@ -10,7 +10,7 @@ import pytest
 
 from cli import main
 from engine.clock import ManualClock
-from engine.storage.db import read_transaction, schema_inspector
+from engine.storage.db import read_transaction, schema_inspector, transaction
 from forms.migrate import MigrationBlocked, apply_form, plan_form
 from tests.engine.bundle_kit import write_bundle
 from web.system import System, boot
@@ -83,6 +83,28 @@ def test_a_renamed_field_moves_its_values(tmp_path: Path) -> None:
     assert record["reference"] == "EA1" and "_removed_ref" in columns(system) and "ref" not in columns(system)
 
 
+def test_a_rename_after_the_reload_keeps_what_new_records_wrote_in_the_new_field(tmp_path: Path) -> None:
+    # The guide's order: the changed bundle is loaded, complaints keep coming in with the new
+    # field filled, then `docket migrate --rename`. It was blocked for good ("column reference
+    # already holds 1 value(s)"), leaving the old records' values out of sight.
+    seeded(tmp_path, [{"title": "a", "ref": "EA1"}])
+    system = start(tmp_path, v2(code="text", ref="reference"))
+    system.forms.submit("ticket", {"title": "b", "reference": "EB2"})
+    (step,) = plan_form(system.forms, "ticket", {"ref": "reference"})
+    assert not step.blocked
+    apply_form(system.forms, "ticket", [step])
+    assert sorted((r["title"], r["reference"]) for r in system.forms.list("ticket")) == [("a", "EA1"), ("b", "EB2")]
+
+
+def test_a_rename_onto_a_record_holding_both_values_is_blocked_naming_it(tmp_path: Path) -> None:
+    seeded(tmp_path, [{"title": "a", "ref": "EA1"}])
+    system = start(tmp_path, v2(code="text", ref="reference"))
+    (record,) = system.forms.list("ticket")
+    with transaction(system.db) as conn:
+        system.forms.update_fields(conn, "ticket", record["id"], {"reference": "EA9"}, actor="agent")
+    (step,) = plan_form(system.forms, "ticket", {"ref": "reference"})
+    assert step.blocked[0] == "record 1: ref holds 'EA1' and reference holds 'EA9'"
+
 
 def test_a_field_renamed_without_rename_is_told_the_rename_to_run(tmp_path: Path) -> None:
     # The plan said only that ref's data would be archived, and the new field stayed empty.
@@ -147,6 +169,18 @@ def test_the_command_does_not_warn_to_run_itself(tmp_path: Path, caplog: pytest.
         assert main(["migrate", str(root), "--db", f"sqlite:///{tmp_path / 'docket.db'}"]) == 0
     assert not [r for r in caplog.records if "docket migrate" in r.getMessage()]
     assert "ticket: convert code to BIGINT" in capsys.readouterr().out
+
+
+def test_apply_with_a_blocked_step_says_nothing_changed_without_a_traceback_hint(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # It said "error: migrating the ticket record table failed: MigrationBlocked: ... (--log-level
+    # debug shows the traceback)", as if Docket had failed, for a plan it had just shown blocked.
+    seeded(tmp_path, [{"title": "a", "code": "twelve"}])
+    root = write_bundle(tmp_path / "bundle", {"forms/ticket.yaml": v2(), "flows/ticket_flow.yaml": None})
+    assert main(["migrate", str(root), "--db", f"sqlite:///{tmp_path / 'docket.db'}", "--apply"]) == 1
+    err = capsys.readouterr().err
+    assert err.endswith("ticket: not migrated: some steps are blocked (see above); nothing changed\n")
+    assert "traceback" not in err
 
 
 def test_the_command_refuses_a_malformed_rename(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
