@@ -325,6 +325,10 @@ _GLUED_KEY = re.compile(r"\s*(?:- )?([A-Za-z_][\w-]*):(?=[^\s:/\\])")
 """`type:phone`: without a space after the colon YAML reads one word, not a key and a value."""
 
 
+_RESERVED_START = re.compile(r":\s+([>|%@`])(.*)")
+"""`amount: > 5000`, `numbering: %Y...`: a value YAML reads as a block-text sign or a reserved mark."""
+
+
 def _syntax_hint(problem: str, text: str, mark: Any) -> str | None:
     # LibYAML and PyYAML word their errors differently: look at the text itself where we can.
     lines = text.splitlines()
@@ -354,6 +358,14 @@ def _syntax_hint(problem: str, text: str, mark: Any) -> str | None:
         glued = _GLUED_KEY.match(code)
         if glued and not code.lstrip().startswith(("\"", "'")):
             return f"line {n + 1}: put a space after '{glued[1]}:' (YAML reads '{code.strip()}' as one word)"
+    if any(words in problem for words in ("cannot start any token", "block scalar", "expected comment or line break")):
+        reserved = _RESERVED_START.search(lines[here].split(" #", 1)[0]) if here is not None else None
+        if reserved:
+            sign, rest = reserved[1], reserved[2]
+            if re.search(r"[{\[]", lines[here][: reserved.start()]):  # in brackets: up to the entry's end
+                rest = re.split(r"[,}\]]", rest, maxsplit=1)[0]
+            value = sign + rest.rstrip()
+            return f"a value starting with '{sign}' must be in quotes: \"{value}\" ('{sign}' means something else in YAML)"
     if "mapping values are not allowed" in problem:
         return "check the indentation of this line against the line above, or quote a value containing ': '"
     if ("could not find expected ':'" in problem or "expected <block end>" in problem

@@ -92,6 +92,17 @@ def test_a_full_width_space_after_a_colon_is_named_on_its_line(tmp_path: Path) -
     assert hint is not None and hint.startswith("line 4 has a full-width space '\u3000'")
 
 
+def test_a_comparison_starting_a_value_is_told_to_be_quoted(tmp_path: Path) -> None:
+    # A decision cell `amount: > 5000` is YAML's folded-text sign: "cannot start any token", no hint.
+    _line, _col, hint = syntax_hint(tmp_path, "form: ticket\nfields:\n  title: {type: text, help: > 5000}\n")
+    assert hint == "a value starting with '>' must be in quotes: \"> 5000\" ('>' means something else in YAML)"
+
+
+def test_a_comparison_starting_a_block_value_is_told_to_be_quoted(tmp_path: Path) -> None:
+    _line, _col, hint = syntax_hint(tmp_path, "form: ticket\nfields:\n  title:\n    type: text\n    help: > 5000\n")
+    assert hint is not None and hint.startswith("a value starting with '>' must be in quotes: \"> 5000\"")
+
+
 def test_a_chinese_colon_inside_a_value_is_not_taken_for_a_key(tmp_path: Path) -> None:
     _line, _col, hint = syntax_hint(tmp_path, "form: ticket\nlabel: {en: 注意：x, zh-CN: a\nfields:\n  title: {type: text}\n")
     assert hint is not None and "Chinese colon" not in hint
