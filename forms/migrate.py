@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 
 from engine.storage.db import read_transaction, schema_inspector, serialize, transaction
 from engine.storage.records import ARCHIVE_PREFIX, apply_additive, plan_migration, record_table
-from engine.storage.tables import audit_log
+from engine.storage.tables import audit_log, bundle_versions
 from forms.messages import FieldInvalid
 
 SHOWN = 10
@@ -152,9 +152,39 @@ def _renamed_to(conn: Connection, form: Any, live: sa.Table | None, old: str) ->
     empty = [name for name in form.stored if name in live.c and name != old
              and conn.execute(sa.select(sa.func.count()).select_from(live)
                               .where(live.c[name].is_not(None))).scalar() == 0]
+    earlier = _earlier_fields(conn, form, old)
+    if earlier is not None:
+        # A field the earlier version already had was not renamed from `old`: only new ones can
+        # be, and one keeping the old field's label is the analyst's own answer.
+        empty = [name for name in empty if name not in earlier]
+        label = earlier[old].get("label") if isinstance(earlier[old], dict) else None
+        same = [name for name in empty if label is not None and form.field(name).label == label]
+        if same:
+            return same[0]
     close = difflib.get_close_matches(old, empty, n=1, cutoff=0.6) or [
         name for name in empty if len(min(name, old, key=len)) >= 3 and (name.startswith(old) or old.startswith(name))]
     return close[0] if close else None
+
+
+def _earlier_fields(conn: Connection, form: Any, old: str) -> dict[str, Any] | None:
+    """The fields (name: definition) of `form` in the most recently loaded earlier bundle
+    version that declared `old`, read from the source kept with each version; None when no
+    kept version did."""
+    import yaml
+
+    rows = conn.execute(sa.select(bundle_versions.c.source).order_by(bundle_versions.c.loaded_at.desc()))
+    for (source,) in rows:
+        for path, text in (source or {}).items():
+            if not (path.startswith("forms/") and path.endswith((".yaml", ".yml"))):
+                continue
+            try:
+                doc = yaml.safe_load(text)
+            except yaml.YAMLError:
+                continue
+            fields = doc.get("fields") if isinstance(doc, dict) and doc.get("form") == form.name else None
+            if isinstance(fields, dict) and old in fields:
+                return fields
+    return None
 
 
 def _live_table(conn: Connection, name: str) -> sa.Table | None:

@@ -116,6 +116,25 @@ def test_a_field_renamed_without_rename_is_told_the_rename_to_run(tmp_path: Path
                               "to move its values there")
 
 
+def test_the_rename_told_is_to_a_field_the_earlier_version_lacked_with_the_same_label(tmp_path: Path) -> None:
+    # expected_resolution renamed to customer_expectation (same label) was told "if it was renamed
+    # to resolution, run with --rename ...": an older, still empty field with a closer name, into
+    # which the command would have moved every customer's expectation.
+    before = ("form: ticket\nlabel: Ticket\nfields:\n  title: {type: text, required: true}\n"
+              "  expected_resolution: {type: textarea, label: Expected resolution}\n"
+              "  resolution: {type: textarea, label: Resolution}\n")
+    after = ("form: ticket\nlabel: Ticket\nfields:\n  title: {type: text, required: true}\n"
+             "  customer_expectation: {type: textarea, label: Expected resolution}\n"
+             "  resolution: {type: textarea, label: Resolution}\n")
+    system = start(tmp_path, before)
+    system.forms.submit("ticket", {"title": "a", "expected_resolution": "a refund"})
+    system.db.dispose()
+    system = start(tmp_path, after)
+    (step,) = plan_form(system.forms, "ticket")
+    assert step.text.endswith("; if it was renamed to customer_expectation, run with --rename "
+                              "ticket.expected_resolution=customer_expectation to move its values there")
+
+
 def test_a_removed_field_keeps_its_data_under_an_archive_name(tmp_path: Path) -> None:
     seeded(tmp_path, [{"title": "a", "note": "keep me"}])
     system = start(tmp_path, v2(code="text", note=False))
