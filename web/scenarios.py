@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -526,7 +527,18 @@ class _Run:
         for channel, count in wanted.items():
             if counts.get(channel, 0) != count:
                 raise StepFailed(f"expected {count} {channel} message(s) queued, found {counts.get(channel, 0)}",
-                                 ("expect", "messages", channel))
+                                 ("expect", "messages", channel), hint=self._queued(channel))
+
+    def _queued(self, channel: str) -> str | None:
+        """What was queued on the channel, by subject (or the body's start), most frequent first:
+        "found 15" alone left the analyst to guess which rule or SLA warning sent them."""
+        with read_transaction(self.system.db) as conn:
+            rows = conn.execute(sa.select(outbox.c.subject, outbox.c.body).where(outbox.c.channel == channel)).all()
+        if not rows:
+            return None
+        seen = Counter(((subject or body or "").strip().splitlines() or [""])[0][:60] for subject, body in rows)
+        shown = "; ".join(f"{n} x {text}" for text, n in seen.most_common(5))
+        return f"queued: {shown}" + ("; ..." if len(seen) > 5 else "")
 
     def expect_message_text(self, form: str, record_id: int, wanted: Mapping[str, str]) -> None:
         """A message on the channel holds the text: what the customer reads, not only how many."""

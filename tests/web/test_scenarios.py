@@ -99,6 +99,16 @@ def test_message_text_no_message_holds_fails_showing_the_last_message(tmp_path: 
     assert found.hint is not None and found.hint.startswith("the last one reads: 【邮政大客户服务】")
 
 
+def test_a_wrong_message_count_shows_what_was_queued(tmp_path: Path) -> None:
+    # "found 1" alone left the analyst to guess which rule or warning had sent it.
+    result = run(tmp_path, """\
+      - expect: {messages: {sms: 2}}
+    """)
+    (found,) = result.problems
+    assert found.message == "step 2 (expect): expected 2 sms message(s) queued, found 1"
+    assert found.hint is not None and found.hint.startswith("queued: 1 x 【邮政大客户服务】")
+
+
 def test_a_command_refused_without_fails_is_a_failure_that_says_why(tmp_path: Path) -> None:
     result = run(tmp_path, """\
       - complete: accept
