@@ -8,6 +8,7 @@ read-only lists with their members.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -354,7 +355,10 @@ def routes(web: "Web") -> list[Route]:
             actions = [r[0] for r in conn.execute(select(audit_log.c.action).distinct().order_by(audit_log.c.action))]
         more = len(rows) > AUDIT_PAGE
         rows = rows[:AUDIT_PAGE]
-        entries = [{**dict(r), "local": r["at"].astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")} for r in rows]
+        forms = web.system.forms.forms
+        entries = [{**dict(r), "local": r["at"].astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+                    "target_url": audit_target_url(r["target"], forms), "detail_text": audit_detail_text(r["detail"])}
+                   for r in rows]
         older = None
         if more:
             keep = [(k, v) for k, v in params.multi_items() if k != "before"]
@@ -380,6 +384,31 @@ def routes(web: "Web") -> list[Route]:
         Route("/admin/incidents/{kind}/{id:int}/retry", retry, methods=["POST"]),
         Route("/admin/audit", audit_page, methods=["GET"]),
     ]
+
+
+def audit_target_url(target: str | None, forms: Any) -> str | None:
+    """The page of an audit entry's target, when it is a record ("complaint:41") or a form's list
+    ("form:complaint", an export): the administrator reading "printed complaint:41" opens it."""
+    kind, _, key = (target or "").partition(":")
+    if kind == "form" and key in forms:
+        return f"/records/{quote(key)}"
+    if kind in forms and key.isascii() and key.isdigit():
+        return f"/records/{quote(kind)}/{key}"
+    return None
+
+
+def audit_detail_text(detail: Any) -> str:
+    """An audit entry's detail as "key: value" pairs (it was shown as raw JSON, braces and quotes);
+    empty values are left out, a nested value reads as compact JSON."""
+    if not isinstance(detail, dict):
+        return "" if detail in (None, "", [], {}) else str(detail)
+    parts = []
+    for key, value in detail.items():
+        if value in (None, "", [], {}):
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+        parts.append(f"{key}: {text}")
+    return " · ".join(parts)
 
 
 def _day(raw: str | None, zone: ZoneInfo) -> datetime | None:

@@ -346,3 +346,21 @@ def test_the_audit_log_names_its_actions_in_the_readers_language(app) -> None:  
     rows = admin.get("/admin/audit?lang=zh-CN").text.split("<tbody>")[1]
     assert '<td title="user.password">设置密码</td>' in rows
     assert '<option value="user.password">设置密码</option>' in admin.get("/admin/audit?lang=zh-CN").text
+
+
+def test_the_audit_log_reads_an_entrys_detail_as_words_not_json(app) -> None:  # type: ignore[no-untyped-def]
+    sign_in(TestClient(app), "agent", "wrong password!!")
+    rows = as_user(app, "admin").get("/admin/audit?action=signin.failed").text.split("<tbody>")[1]
+    assert '<td class="audit-detail">reason: no password set</td>' in rows
+    assert "{&#34;" not in rows and '{"' not in rows
+
+
+def test_the_audit_log_links_a_printed_record_to_its_page(app, system: System) -> None:  # type: ignore[no-untyped-def]
+    with transaction(system.db) as conn:
+        conn.execute(audit_log.insert().values(at=system.runtime.clock.now(), actor="agent",
+                                               action="record.printed", target="complaint:7",
+                                               detail={"template": "reply_letter"}))
+    rows = as_user(app, "admin").get("/admin/audit").text.split("<tbody>")[1]
+    assert '<a href="/records/complaint/7">complaint:7</a>' in rows
+    assert '<td class="audit-detail">template: reply_letter</td>' in rows
+
