@@ -557,14 +557,16 @@ def routes(web: "Web") -> list[Route]:
             raise HTTPException(403, f"task {task_id} is not yours to work on")
         return row
 
-    def task_answer(task_id: int) -> dict[str, Any]:
+    def task_answer(task_id: int, loc: str) -> dict[str, Any]:
+        """The task as claim and complete answer it, its step named in the caller's language (as
+        the inbox names it)."""
         with read_transaction(web.system.db) as conn:
             row = conn.execute(select(tasks, flow_instances.c.flow)
                                .join(flow_instances, flow_instances.c.id == tasks.c.instance_id)
                                .where(tasks.c.id == task_id)).mappings().one()
         flow = web.system.flows.flows.get(row["flow"])
         node = flow.nodes.get(row["node"]) if flow else None
-        return task_json({**row, "label": node.text() if node else row["node"],
+        return task_json({**row, "label": node.text(loc) if node else row["node"],
                           "assignee": None})
 
     async def claim(request: Request) -> Response:
@@ -576,7 +578,7 @@ def routes(web: "Web") -> list[Route]:
             with read_transaction(web.system.db) as conn:
                 task_for(conn, task_id, principal)
             web.system.flows.claim(task_id, principal.username)
-            return task_answer(task_id)
+            return task_answer(task_id, locale(request))
 
         return JSONAnswer(await offload.run(run))
 
@@ -612,7 +614,7 @@ def routes(web: "Web") -> list[Route]:
                                       outcome=body.get("outcome"), comment=body.get("comment"),
                                       expected_version=version, locale=locale(request),
                                       return_to=body.get("return_to"))
-            return task_answer(task_id)
+            return task_answer(task_id, locale(request))
 
         return JSONAnswer(await offload.run(run))
 

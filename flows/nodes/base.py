@@ -67,10 +67,17 @@ class NodeType:
     def check_completion(self, node: NodeSpec, outcome: str | None, comment: str | None,
                          return_to: str | None) -> None:
         """Refuse a completion the node cannot take (ConflictError / ValidationFailed), before
-        anything is written. By default the outcome must be one of the node's `outcomes`."""
+        anything is written. By default the outcome must be one of the node's `outcomes`, and a
+        node without outcomes takes none (an integration's "approve" on a plain step was kept in
+        the history as if the step had been approved), nor a step to return to."""
         outcomes = node.options.get("outcomes")
         if outcomes and outcome not in outcomes:
             raise ConflictError(f"choose one of: {', '.join(outcomes)}")
+        if not outcomes and outcome is not None:
+            raise ConflictError(f"step '{node.id}' has no outcomes to choose from: complete it without one")
+        if return_to is not None:
+            raise ConflictError(f"step '{node.id}' cannot return the record to an earlier step: "
+                                "only an approval with return_to: can")
 
     def on_task_completed(self, run: "NodeRun", task: Any, outcome: str | None) -> None:
         run.move_to(run.node.next)

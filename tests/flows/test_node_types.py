@@ -280,6 +280,24 @@ def test_an_approval_outcome_must_be_approve_reject_or_return(tmp_path: Path) ->
         system.flows.complete(sign["id"], "boss", outcome="done")
 
 
+def test_a_step_without_outcomes_refuses_an_outcome_and_writes_nothing(tmp_path: Path) -> None:
+    system = make(tmp_path, APPROVAL)
+    record_id = submit(system)
+    (task,) = open_tasks(system, record_id)
+    with pytest.raises(ConflictError, match="has no outcomes"):
+        system.flows.complete(task["id"], "agent", values={"urgency": "low"}, outcome="approve")
+    assert open_tasks(system, record_id) == [task] and system.forms.get("ticket", record_id)["urgency"] != "low"
+
+
+def test_only_an_approval_returns_the_record_to_an_earlier_step(tmp_path: Path) -> None:
+    system = make(tmp_path, APPROVAL)
+    record_id = submit(system)
+    (task,) = open_tasks(system, record_id)
+    with pytest.raises(ConflictError, match="only an approval"):
+        system.flows.complete(task["id"], "agent", values={"urgency": "low"}, return_to="begin")
+    assert open_tasks(system, record_id) == [task]
+
+
 # -- reopen ------------------------------------------------------------------------------------
 def test_reopen_starts_an_ended_flow_again_at_a_named_node(tmp_path: Path) -> None:
     system = make(tmp_path, APPROVAL)

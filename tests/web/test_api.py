@@ -229,6 +229,23 @@ def test_the_inbox_claim_and_complete_move_the_record_on(agent: Api, system: Sys
     assert system.forms.get("complaint", created["id"])["urgency"] == "urgent"
 
 
+def test_a_claimed_or_completed_task_is_labelled_in_the_callers_language(agent: Api) -> None:
+    agent.submit()
+    (task,) = agent.get("/api/v1/tasks?lang=zh-CN").json()["items"]
+    claimed = agent.post(f"/api/v1/tasks/{task['id']}/claim?lang=zh-CN").json()
+    assert claimed["label"] == task["label"] == "受理"
+    done = agent.post(f"/api/v1/tasks/{task['id']}/complete?lang=en", json={"values": {"urgency": "urgent"}})
+    assert done.json()["label"] == "Accept"
+
+
+def test_an_outcome_on_a_step_without_outcomes_is_a_conflict(agent: Api) -> None:
+    agent.submit()
+    (task,) = agent.get("/api/v1/tasks").json()["items"]
+    response = agent.post(f"/api/v1/tasks/{task['id']}/complete", json={"values": {"urgency": "urgent"},
+                                                                         "outcome": "approve"})
+    assert response.status_code == 409 and "has no outcomes" in response.json()["error"]
+
+
 def test_a_task_says_when_its_step_is_due(agent: Api, system: System) -> None:
     created = agent.submit()
     (task,) = agent.get("/api/v1/tasks").json()["items"]
