@@ -309,7 +309,10 @@ def _panel(web: "Web", conn: Any, task: Mapping[str, Any], principal: Principal,
         panel.comment = str(posted.get("comment") or "")
         panel.message = str(posted.get("message") or "")
     if panel.can_reassign:
-        panel.people = [p for p in people_for(conn, task) if p[0] != task["holder"]]
+        # Who may claim an open task takes it with Claim: offered to themselves here, the
+        # director's only choice for an approval was their own name.
+        skip = {task["holder"], principal.username if panel.can_claim else None}
+        panel.people = [p for p in people_for(conn, task) if p[0] not in skip]
     return panel
 
 

@@ -325,6 +325,21 @@ def test_delegating_hands_the_task_to_a_colleague(system: System) -> None:
     assert "task.delegated" in kinds
 
 
+def test_an_open_task_is_not_offered_for_reassigning_to_someone_who_may_claim_it_themselves(
+        system: System) -> None:
+    record = submit(system)
+    html = client_for(system, "max").get(f"/records/ticket/{record}?lang=en").text
+    choices = re.findall(r'<option value="([a-z]+)">[^<]* \(\1\)</option>', html)
+    assert "ann" in choices and "max" not in choices
+
+
+def test_an_approval_only_its_viewer_could_take_offers_no_reassigning(system: System) -> None:
+    record = submit(system)
+    complete(client_for(system, "ann"), record, claimed(system, record), {"urgency": "high"})
+    html = client_for(system, "max").get(f"/records/ticket/{record}?lang=en").text
+    assert 'class="reassign"' not in html and "/claim" in html
+
+
 def test_a_task_cannot_be_handed_to_someone_outside_its_people(system: System) -> None:
     record = submit(system)
     task = claimed(system, record, "ann")
