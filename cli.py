@@ -1531,8 +1531,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if problem is not None:
             print(f"error: {problem}", file=sys.stderr)
             return 1
+    # Only a server and a worker send messages: the others' channel warnings were cron mail.
+    sends = args.func in (cmd_serve, cmd_worker)
     try:
-        code = int(args.func(args))
+        with quieted(*(() if sends else ("engine.outbox.settings",))):
+            code = int(args.func(args))
         sys.stdout.flush()  # here, where a reader gone away is caught below, not at exit
         return code
     except BrokenPipeError:

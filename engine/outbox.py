@@ -54,6 +54,9 @@ if TYPE_CHECKING:
 __all__ = ["Outbox", "OutboxEntry", "OutboxError", "configured_channels"]
 
 log = logging.getLogger(__name__)
+settings_log = logging.getLogger(f"{__name__}.settings")
+"""The channel settings missing at start: what a server or worker must say, and a one-off
+command (`docket users ...`, a nightly `files sweep`), which sends nothing, leaves unsaid."""
 
 _MAX_SUBJECT, _MAX_RECIPIENT, _MAX_KEY = 500, 500, 200
 ReplyHandler = Callable[[Connection, OutboundMessage, Any], None]
@@ -158,8 +161,8 @@ class Outbox:
             log.warning("outbox dry run (%s): messages are logged, not sent", DRY_RUN_ENV)
         for config in self.channels.values() if not self.dry_run else ():  # a dry run needs no credentials
             for var in missing_environment(config, environ):
-                log.warning("channel %s: environment variable %s is not set; its messages will "
-                            "fail until it is", config.name, var)
+                settings_log.warning("channel %s: environment variable %s is not set; its messages "
+                                     "will fail until it is", config.name, var)
         self._reply_handlers: dict[str, ReplyHandler] = {}
         runtime.services["outbox"] = self
 

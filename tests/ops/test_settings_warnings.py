@@ -4,6 +4,7 @@ take it as meant, so a server never runs quietly on a setting it ignores."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,27 @@ def test_an_inbound_webhook_without_its_secret_is_warned_to_refuse_every_deliver
                                         "/api/v1/webhooks/hotline) refuses every delivery until it is"]
     monkeypatch.setenv("DOCKET_HOTLINE_SECRET", "shared with the hotline system")
     assert webhook_problems(bundle) == []
+
+
+def test_a_one_off_command_does_not_warn_of_channels_it_never_sends_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # Every `docket users ...`, `tokens create` and the nightly `files sweep` printed one line per
+    # channel variable not set (five on the postal bundle), which cron mailed every night.
+    from cli import main
+
+    monkeypatch.delenv("DOCKET_SMS_GATEWAY_URL", raising=False)
+    with caplog.at_level(logging.WARNING):
+        assert main(["users", "list", "--bundle", str(POSTAL), "--db", f"sqlite:///{tmp_path / 'd.db'}"]) == 0
+    assert not [r for r in caplog.records if "DOCKET_SMS_GATEWAY_URL" in r.getMessage()]
+
+
+def test_a_server_still_warns_of_a_channel_without_its_variable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from web.system import boot
+
+    monkeypatch.delenv("DOCKET_SMS_GATEWAY_URL", raising=False)
+    monkeypatch.delenv("DOCKET_OUTBOX_DRY_RUN", raising=False)
+    with caplog.at_level(logging.WARNING):
+        boot(POSTAL, db_url=f"sqlite:///{tmp_path / 'd.db'}").db.dispose()
+    assert ("channel sms: environment variable DOCKET_SMS_GATEWAY_URL is not set; its messages will fail "
+            "until it is") in [r.getMessage() for r in caplog.records]
