@@ -178,6 +178,58 @@ def test_the_site_survey_guide_shows_the_errors_validate_gives_for_its_misspelli
     assert len(shown) == 2 and all(line in guide for message in shown for line in message.splitlines())
 
 
+# -- everyday-changes.md -------------------------------------------------------------------------
+@pytest.fixture
+def everyday(tmp_path: Path) -> tuple[Path, list[str]]:
+    return guide_applied(tmp_path, "everyday-changes.md")
+
+
+def test_the_everyday_guide_gives_a_valid_bundle_whose_scenarios_all_pass(everyday: tuple[Path, list[str]],
+                                                                          tmp_path: Path) -> None:
+    bundle, touched = everyday
+    assert "sla/complaint_sla.yaml" in touched and "dashboards/overview.yaml" in touched
+    loaded, diags = validate_bundle(bundle, build_registry(plugins=False))
+    assert diags == [], "\n".join(format_diagnostic(d) for d in diags)
+    assert loaded is not None and "customs_handling" in loaded.get("flow", "complaint_handling").nodes
+    results = run_scenarios(bundle, db_folder=tmp_path / "dbs", registry=build_registry(plugins=False))
+    failed = [format_diagnostic(p) for r in results for p in r.problems]
+    assert failed == [] and len(results) == len(list((POSTAL / "scenarios").glob("*.yaml"))) + 2
+
+
+EVERYDAY_SLIPS = [
+    ("flows/complaint_handling.yaml", "    to: customs_handling", "    to: custom_handling",
+     ["unknown node 'custom_handling'", "did you mean 'customs_handling'?"]),
+    ("flows/complaint_handling.yaml", 'category == "customs_held"\n        to:', 'category == "customs_hold"\n        to:',
+     ["'customs_hold' is not an option of 'category'", "did you mean 'customs_held'?"]),
+    ("sla/complaint_sla.yaml", "resolution: 5 workdays", "resolution: 5 work days", ["did you mean '5 workdays'?"]),
+    ("flows/complaint_handling.yaml", "(compensation or 0) > 8000", "(compensation or 0) > 8,000",
+     ["'8,000' is read as 2 numbers, not one", "write 8000 without the thousands separator"]),
+    ("dashboards/overview.yaml", "dimensions: [created.week, customs_status]",
+     "dimensions: [created.weak, customs_status]", ["did you mean 'week'?"]),
+    ("rules/complaint_rules.yaml", "to: {field: account_manager}\n        subject: \"VIP",
+     "to: {role: account_manger}\n        subject: \"VIP", ["did you mean 'account_manager'?"]),
+    ("forms/complaint.yaml", "    required_if: customs_no\n", '    required_if: customs_no != ""\n',
+     ["my_change/forms/complaint.yaml:229:32: error: an empty field holds null, not \"\": the comparison holds "
+      "for every record (at fields.customs_broker.required_if) [expr-empty-text]",
+      "hint: write customs_no for 'has a value'"]),
+]
+
+
+@pytest.mark.parametrize("path, old, new, said", EVERYDAY_SLIPS, ids=[s[3][0][:40] for s in EVERYDAY_SLIPS])
+def test_the_everyday_guide_says_what_validate_answers_to_each_slip(everyday: tuple[Path, list[str]], path: str,
+                                                                    old: str, new: str, said: list[str]) -> None:
+    bundle, _ = everyday
+    target = bundle / path
+    text = target.read_text("utf-8")
+    assert text.count(old) == 1
+    target.write_text(text.replace(old, new), encoding="utf-8")
+    _loaded, diags = validate_bundle(bundle, build_registry(plugins=False))
+    shown = "\n".join(re.sub(r"^\S*?my_change/", "my_change/", format_diagnostic(d)) for d in diags)
+    guide = " ".join((GUIDES / "everyday-changes.md").read_text("utf-8").split())
+    for words in said:
+        assert words in shown and " ".join(words.split()) in guide
+
+
 # -- start-a-new-process.md ----------------------------------------------------------------------
 NEW_PROCESS_GUIDE = GUIDES / "start-a-new-process.md"
 TARIFF = ROOT / "definitions" / "key_account_tariff"
