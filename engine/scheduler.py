@@ -18,7 +18,7 @@ import time
 from datetime import timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
-from engine.storage.refusal import database_refusal
+from engine.storage.refusal import RepeatedRefusal, database_refusal
 
 if TYPE_CHECKING:
     from engine.runtime import Runtime
@@ -37,7 +37,8 @@ class Scheduler:
     """Ticks `runtime.services["timers"]` and delivers `runtime.services["outbox"]`."""
 
     def __init__(self, runtime: "Runtime | Callable[[], Runtime]", *, timer_interval: float = 1.0,
-                 outbox_interval: float = 2.0, batch: int = 500, outbox_batch: int = 100) -> None:
+                 outbox_interval: float = 2.0, batch: int = 500, outbox_batch: int = 100,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.jobstores.memory import MemoryJobStore
         from apscheduler.schedulers.background import BackgroundScheduler
@@ -49,6 +50,8 @@ class Scheduler:
         self.outbox_interval = outbox_interval
         self.batch = batch
         self.outbox_batch = outbox_batch
+        self._refusals = {what: RepeatedRefusal(log, f"{what} tick", monotonic=monotonic)
+                          for what in ("timers", "outbox")}
         self.scheduler = BackgroundScheduler(
             jobstores={"default": MemoryJobStore()},
             executors={"default": ThreadPoolExecutor(max_workers=2)},
@@ -124,11 +127,12 @@ class Scheduler:
                 claimed, count = step()
                 done += count
                 if claimed < batch or time.monotonic() - started > BUDGET_SECONDS:
+                    self._refusals[what].answered()
                     return done
         except Exception as exc:  # noqa: BLE001 - keep the scheduler thread alive whatever happens
             reason = database_refusal(exc)  # locked, down, read-only after a failover, no privilege
             if reason is None:
                 log.exception("%s tick failed; next tick retries", what)
             else:
-                log.warning("%s tick stopped by the database; next tick retries: %s", what, reason)
+                self._refusals[what].refused(reason)
         return done

@@ -43,6 +43,8 @@ import weakref
 from contextlib import AbstractContextManager
 from typing import Callable
 
+from engine.storage.refusal import RepeatedRefusal
+
 log = logging.getLogger(__name__)
 
 
@@ -88,6 +90,8 @@ class Checkpointer:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._busy = False
+        # A full disk fails every checkpoint: one warning, not one a second (engine.storage.refusal).
+        self._refusals = RepeatedRefusal(log, f"WAL checkpoint of {path}", retry="the next commit retries")
         # The thread holds this checkpointer only weakly: a strong reference from a thread that
         # never ends kept every engine alive with its caches, one thread each (a scratch
         # database per scenario run in a long-lived server, every `boot` of the test suite).
@@ -159,9 +163,10 @@ class Checkpointer:
             finally:
                 connection.close()
             self.inline_runs += inline
+            self._refusals.answered()
             return True
         except sqlite3.Error as exc:
-            log.warning("WAL checkpoint of %s failed: %s", self.path, exc)
+            self._refusals.refused(str(exc))
             return False
 
     def _connect(self) -> sqlite3.Connection:

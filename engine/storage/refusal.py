@@ -9,12 +9,15 @@ look like bugs in Docket's SQL unless their SQLSTATE is read.
 
 from __future__ import annotations
 
+import logging
 import re
+import time
+from typing import Callable
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-__all__ = ["database_refusal", "refusal_hint", "refusal_sqlstate"]
+__all__ = ["RepeatedRefusal", "database_refusal", "refusal_hint", "refusal_sqlstate"]
 
 REFUSING_STATES = ("08", "28", "3D", "3F", "42501", "25006", "53", "57", "58")
 """SQLSTATEs (classes, or whole codes) that mean the server or its set-up refused: connection
@@ -91,3 +94,36 @@ def refusal_hint(exc: BaseException, url: str) -> str:
     if "unable to open" in reason:
         return "; check the path and that its folder is writable"
     return ""
+
+
+class RepeatedRefusal:
+    """The log of a background job the database keeps refusing (a server stopped for
+    maintenance, a full disk): one warning when it starts, one every `every` seconds while the
+    same refusal goes on, and one line when the job gets through again. Logged each second, a
+    refusal filled the log (often on the disk that was full) and its end went unsaid."""
+
+    def __init__(self, log: logging.Logger, what: str, *, every: float = 300.0,
+                 retry: str = "next tick retries", monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.log, self.what, self.every, self.retry, self.monotonic = log, what, every, retry, monotonic
+        self._reason: str | None = None
+        self._said_at = 0.0
+        self._since = 0  # refusals not logged since the last line
+
+    def refused(self, reason: str) -> None:
+        """The job was refused for `reason` this time."""
+        now = self.monotonic()
+        if self._reason is None or reason != self._reason:
+            self.log.warning("%s stopped by the database; %s: %s", self.what, self.retry, reason)
+        elif now - self._said_at >= self.every:
+            self.log.warning("%s still stopped by the database (%d more refusals in %.0f s): %s",
+                             self.what, self._since, now - self._said_at, reason)
+        else:
+            self._since += 1
+            return
+        self._reason, self._said_at, self._since = reason, now, 0
+
+    def answered(self) -> None:
+        """The job got through: say so once if it had been refused."""
+        if self._reason is not None:
+            self.log.warning("%s: the database answers again (after %d more refusals)", self.what, self._since)
+            self._reason, self._since = None, 0

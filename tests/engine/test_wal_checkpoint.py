@@ -76,6 +76,17 @@ def test_a_failing_checkpoint_is_logged_and_the_commit_stands(tmp_path: Path, ca
     assert "WAL checkpoint" in caplog.text and wal.inline_runs == 0
 
 
+def test_a_checkpoint_failing_again_and_again_is_one_warning_not_one_a_second(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # On a full disk the server logged "WAL checkpoint of ... failed" every second.
+    wal = Checkpointer(str(tmp_path / "missing" / "x.db"), busy_timeout_ms=100, every=1, inline_after=1)
+    with caplog.at_level(logging.WARNING, logger="engine.storage.checkpoint"):
+        for _ in range(20):
+            wal.committed()
+    (record,) = caplog.records
+    assert record.getMessage().startswith(f"WAL checkpoint of {tmp_path / 'missing' / 'x.db'} stopped by the database")
+
+
 def test_memory_databases_and_postgresql_have_no_checkpointer() -> None:
     assert checkpointer(create_engine("sqlite://")) is None
 

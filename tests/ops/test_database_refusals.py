@@ -175,7 +175,40 @@ def test_a_worker_tick_refused_by_a_read_only_server_is_one_warning_line(
         raise refusal
 
     with caplog.at_level(logging.WARNING, logger="engine.scheduler"):
-        assert Scheduler._loop(None, "timers", step, 10) == 0  # type: ignore[arg-type]
+        assert Scheduler(lambda: None)._loop("timers", step, 10) == 0  # type: ignore[arg-type,return-value]
     (record,) = caplog.records
     assert record.levelno == logging.WARNING and record.exc_info is None
     assert "tick stopped by the database; next tick retries: " in record.getMessage()
+
+
+def full_disk() -> Exception:
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    return OperationalError("INSERT ...", {}, sqlite3.OperationalError("database or disk is full"))
+
+
+def test_a_database_refusing_for_minutes_is_one_warning_then_one_line_when_it_answers_again(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # A stopped PostgreSQL or a full disk logged a warning per job per second (5,400 lines in an
+    # hour of maintenance, on the disk that was full), and nothing when it answered again.
+    import logging
+
+    from engine.scheduler import Scheduler
+
+    now = [0.0]
+    scheduler = Scheduler(lambda: None, monotonic=lambda: now[0])  # type: ignore[arg-type,return-value]
+
+    def refused() -> tuple[int, int]:
+        raise full_disk()
+
+    with caplog.at_level(logging.INFO, logger="engine.scheduler"):
+        for second in range(600):
+            now[0] = float(second)
+            scheduler._loop("timers", refused, 10)
+        scheduler._loop("timers", lambda: (0, 0), 10)
+    assert [r.getMessage() for r in caplog.records] == [
+        "timers tick stopped by the database; next tick retries: database or disk is full",
+        "timers tick still stopped by the database (299 more refusals in 300 s): database or disk is full",
+        "timers tick: the database answers again (after 299 more refusals)"]
