@@ -17,6 +17,7 @@ from engine.storage.db import read_transaction
 from engine.storage.tables import flow_instances, history, tasks, users
 from engine.types import label_text
 from flows.history import record_timeline
+from forms.access import can_read
 from forms.render import Section, form_view
 from web.flow_diagram import node_text, render_svg
 from web.i18n import ui
@@ -105,6 +106,8 @@ class Activity:
     detail: str = ""
     files: list[dict[str, Any]] = field(default_factory=list)
     """Files kept with a comment: name, size and the record page's link to each."""
+    link: str = ""
+    """The page `detail` names (the linked record a rule created), when the reader may open it."""
 
 
 @dataclass
@@ -183,6 +186,7 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
                    tasks.c.status.in_(("open", "claimed"))).order_by(tasks.c.id)).mappings().all()
         instance = latest_instance(conn, form_name, record_id)
         states = sla_states(runtime, conn, form_name, [record_id]).get(record_id, [])
+        links = derived_links(conn, runtime, entries, principal, locale)
         panels = [_panel(web, conn, t, principal, locale, form, hidden, record, (posted or {}).get(int(t["id"])), names)
                   for t in open_tasks]
     returns = sent_back_to(entries, names)
@@ -202,7 +206,8 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
     return RecordPage(
         form=form_name, record_id=record_id, record=record, title=title,
         groups=_field_groups(form, record, hidden, locale, record_id, names),
-        activity=[_activity(e, form, flow, hidden, locale, names, runtime.bundle) for e in entries],
+        activity=[_activity(e, form, flow, hidden, locale, names, runtime.bundle, links.get(int(e["id"])))
+                  for e in entries],
         steps=[{"node": _node_label(flow, s.node, locale), "entered_at": s.entered_at, "left_at": s.left_at,
                 "wall": s.wall, "work": s.work, "by": names.get(s.completed_by or "", s.completed_by or ""),
                 "outcome": s.outcome or "", "open": s.open} for s in timeline.steps],
@@ -362,8 +367,26 @@ SYSTEM_ACTOR = "system"
 """The actor the rules and SLA engines write: shown as the page's word for the system."""
 
 
+def derived_links(conn: Any, runtime: Any, entries: Sequence[Mapping[str, Any]],
+                  principal: Principal, locale: str) -> dict[int, tuple[str, str]]:
+    """History entry id -> (page, words) of the record a rule created from this one ("created a
+    linked record · PC2026...": the compensation form was named but could not be opened from
+    here), for the records the reader may see; one without a query number reads as its form."""
+    forms = runtime.services["forms"].forms
+    links: dict[int, tuple[str, str]] = {}
+    for entry in entries:
+        data = entry["data"] if isinstance(entry["data"], Mapping) else {}
+        target, record_id = str(data.get("form") or ""), data.get("record_id")
+        if entry["kind"] != "record.derived" or target not in forms or not isinstance(record_id, int):
+            continue
+        if can_read(conn, runtime, target, record_id, principal):
+            links[int(entry["id"])] = (f"/records/{target}/{record_id}",
+                                       str(data.get("query_no") or forms[target].spec.text(locale)))
+    return links
+
+
 def _activity(entry: Mapping[str, Any], form: Any, flow: Any, hidden: set[str], locale: str,
-              names: Mapping[str, str], bundle: Any = None) -> Activity:
+              names: Mapping[str, str], bundle: Any = None, link: tuple[str, str] | None = None) -> Activity:
     data = entry["data"] if isinstance(entry["data"], Mapping) else {}
     changes = []
     for name, pair in (data.get("changes") or {}).items():
@@ -388,13 +411,15 @@ def _activity(entry: Mapping[str, Any], form: Any, flow: Any, hidden: set[str], 
         detail = str(data.get("message") or "")
     elif bundle is not None:
         detail = _engine_detail(bundle, entry["kind"], data, locale)
+    if link is not None:
+        detail = link[1]
     actor = entry["actor"] or ""
     actor = "" if actor == SYSTEM_ACTOR else names.get(actor, actor)
     return Activity(at=entry["at"], kind=entry["kind"], actor=actor,
                     node_label=_node_label(flow, entry["node"], locale) if entry["node"] else "",
                     outcome=str(data.get("outcome") or "") if entry["kind"] == "task.completed" else "",
                     comment=str(data.get("comment") or data.get("text") or ""), changes=changes,
-                    detail=detail, files=[{"name": str(f.get("name") or "file"), "size": f.get("size"),
+                    detail=detail, link=link[0] if link else "", files=[{"name": str(f.get("name") or "file"), "size": f.get("size"),
                                            "url": f"/records/{form.spec.name}/{entry['record_id']}/files/{f.get('id')}"}
                                           for f in data.get("attachments") or [] if isinstance(f, Mapping)])
 

@@ -63,3 +63,33 @@ def test_the_sla_chips_name_the_policy_and_target_by_their_labels(system: System
     assert chips, "the page lists no SLA"
     assert "投诉处理时限 · 首次响应" in chips.group(1) and "投诉处理时限 · 办结" in chips.group(1)
     assert "complaint_sla" not in chips.group(1)
+
+
+def derived_compensation(system: System) -> tuple[int, int]:
+    """A complaint and the compensation form a rule created from it, as the history records it."""
+    from engine.storage.db import transaction
+    from engine.storage.tables import history
+
+    complaint = system.forms.submit("complaint", COMPLAINT, actor="agent", channel="test").record_id
+    compensation = system.forms.submit("compensation", {
+        "complaint_no": "TS1", "customer_name": "华南物流客户", "amount": "300"}, actor=None, channel="test")
+    with transaction(system.db) as conn:
+        conn.execute(history.insert().values(
+            form="complaint", record_id=complaint, kind="record.derived", actor="system",
+            at=system.runtime.clock.now(),
+            data={"by": "rule:complaint_rules.compensation_form", "form": "compensation",
+                  "record_id": compensation.record_id, "query_no": compensation.query_no}))
+    return complaint, compensation.record_id
+
+
+def test_the_linked_record_a_rule_created_opens_from_the_timeline(system: System) -> None:
+    complaint, compensation = derived_compensation(system)
+    html = client_for(system, "admin").get(f"/records/complaint/{complaint}?lang=en").text
+    assert re.search(rf'created a linked record · <a href="/records/compensation/{compensation}">PC\d+</a>', html)
+
+
+def test_a_linked_record_the_reader_may_not_open_is_named_without_a_link(system: System) -> None:
+    complaint, compensation = derived_compensation(system)
+    html = client_for(system, "agent").get(f"/records/complaint/{complaint}?lang=en").text
+    assert re.search(r"created a linked record · PC\d+</p>", html)
+    assert f'href="/records/compensation/{compensation}"' not in html
