@@ -37,7 +37,7 @@ HINTS = {
     "25006": "; this database only reads (a standby or replica?): point the URL at the primary server",
 }
 """What to check for a refusal, by SQLSTATE class or code (code first)."""
-CONNECTION_WORDS = ((re.compile(r'password authentication failed|role ".*" does not exist'), "28"),
+CONNECTION_WORDS = ((re.compile(r'password authentication failed|role ".*" does not exist|no password supplied'), "28"),
                     (re.compile(r'database ".*" does not exist'), "3D"),
                     (re.compile(r"Connection refused|timeout expired|failed to resolve host|"
                                 r"No route to host|Network is unreachable"), "08"))

@@ -83,6 +83,17 @@ def test_a_wrong_password_is_told_to_check_the_user_and_password() -> None:
         refused, "postgresql+psycopg://docket:x@db.internal/docket")
 
 
+def test_a_url_without_the_password_the_server_asks_for_is_told_to_add_it() -> None:
+    # "fe_sendauth: no password supplied" came with no hint at all.
+    from sqlalchemy.exc import OperationalError
+
+    from engine.storage.refusal import refusal_hint
+
+    refused = OperationalError("connect", {}, Exception(
+        'connection failed: connection to server at "127.0.0.1", port 5432 failed: fe_sendauth: no password supplied'))
+    assert "check the user name and password" in refusal_hint(refused, "postgresql+psycopg://docket@db.internal/docket")
+
+
 def test_a_read_only_sqlite_file_is_told_its_folder_must_be_writable(tmp_path: Path,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "docket.db"
