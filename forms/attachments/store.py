@@ -88,7 +88,10 @@ class Incoming:
             self.discard()
             raise UploadRefused("too_large", max_mb=_max_mb(self.limits))
         self._hash.update(chunk)
-        self._file.write(chunk)
+        try:
+            self._file.write(chunk)
+        except OSError as exc:
+            raise self._named(exc)
 
     def finish(self, filename: str | None, *, limits: Limits | None = None) -> Attachment:
         """Check what arrived (against `limits`, default the ones it streamed under) and keep it."""
@@ -103,6 +106,9 @@ class Incoming:
             if self.size > limits.max_bytes:
                 raise UploadRefused("too_large", max_mb=_max_mb(limits))
             found = sniff(self.temp_path, limits)
+        except OSError as exc:
+            self.discard()
+            raise self._named(exc)
         except BaseException:
             self.discard()
             raise
@@ -120,6 +126,13 @@ class Incoming:
         return Attachment(sha256=sha256, size=self.size, type=found.type,
                           media_type=file_type.media_type, name=display_name(filename, file_type),
                           path=final, width=found.width, height=found.height, created=created)
+
+    def _named(self, exc: OSError) -> OSError:
+        """`exc` naming the file it was writing: a write or flush that finds the disk full names
+        none, and the log's "the disk refused" then said not which disk."""
+        if exc.filename is None:
+            exc.filename = str(self.temp_path)
+        return exc
 
     def discard(self) -> None:
         """Forget the upload: close and remove the temporary file."""

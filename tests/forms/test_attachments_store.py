@@ -81,6 +81,29 @@ def test_a_refused_file_leaves_nothing_behind(store: FileStore) -> None:
     assert stored_files(store) == [] and list((store.root / "tmp").iterdir()) == []
 
 
+def test_a_full_disk_names_the_files_folder_and_leaves_no_partial_file(store: FileStore) -> None:
+    # The server logged "the disk refused: No space left on device" without saying which disk:
+    # the operating system names no file for a write that finds the disk full.
+    import errno
+    import os
+
+    class FullDisk:
+        def write(self, _chunk: bytes) -> None:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def close(self) -> None:
+            pass
+
+    incoming = store.begin(DEFAULT_LIMITS)
+    incoming._file.close()  # type: ignore[union-attr]
+    incoming._file = FullDisk()  # type: ignore[assignment]
+    with pytest.raises(OSError) as refused:
+        with incoming:
+            incoming.write(png(2, 2))
+    assert refused.value.errno == errno.ENOSPC and refused.value.filename == str(incoming.temp_path)
+    assert not incoming.temp_path.exists()
+
+
 def test_a_file_object_is_read_in_chunks(store: FileStore, tmp_path: Path) -> None:
     source = tmp_path / "in.pdf"
     source.write_bytes(pdf(b"x" * 600_000))
