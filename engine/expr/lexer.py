@@ -40,6 +40,8 @@ _OPERATOR = re.compile(
 _PREFIX_RUN = re.compile(r"(?:(?:[-+~]|(?<![\w.])not(?!\w))\s*)+")
 _PREFIX_TOKEN = re.compile(r"[-+~]|not")
 _OPEN, _CLOSE = "([{", ")]}"
+_BARE_DATE = re.compile(r"(?<![\w.])\d{4}([-/])\d{1,2}\1\d{1,2}(?![\w.])")
+"""`2026/12/01` or `2026-12-01` outside quotes: a date as a business writes it."""
 _THOUSANDS = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?![\w.])")
 """`5,000` as a business writes a number: Python reads it as two values (5, 0), and a condition
 `compensation > 5,000` would be a non-empty tuple, always true."""
@@ -180,11 +182,27 @@ def prescan(source: str) -> Prescan:
                     f"expression has too many operators in a row (more than {MAX_PREFIX_RUN})",
                     line, col, "expr-too-large"),))
 
-    separated = _thousands_separators(source, segments, positions)
-    if separated:
-        return Prescan(source, {}, separated)
+    misread = _thousands_separators(source, segments, positions) + _bare_dates(source, segments, positions)
+    if misread:
+        return Prescan(source, {}, tuple(sorted(misread, key=lambda p: (p.line, p.col))))
     text, durations = _replace_durations(source, segments, positions)
     return Prescan(text, durations, (), balanced and depth == 0)
+
+
+def _bare_dates(source: str, segments: list[tuple[int, int]], positions: Positions) -> tuple[Problem, ...]:
+    """A date written bare (`2026/12/01`, `2026-12-1`): Python reads arithmetic, a number that
+    compares with a date only when the expression runs, or a refusal in its own jargon about
+    leading zeros."""
+    problems = []
+    for a, b in segments:
+        for match in _BARE_DATE.finditer(source, a, b):
+            written = match.group()
+            year, month, day = re.split(r"[-/]", written)
+            line, col = positions.of_index(match.start())
+            problems.append(Problem(
+                f"'{written}' is read as arithmetic, not a date", line, col, "expr-syntax",
+                f"write a date as date(\"{year}-{int(month):02d}-{int(day):02d}\")"))
+    return tuple(problems)
 
 
 def _thousands_separators(source: str, segments: list[tuple[int, int]],

@@ -111,6 +111,19 @@ def test_commas_between_values_and_inside_text_are_not_thousands_separators(func
     assert not [d for d in diagnose(source, functions) if "thousands" in (d.hint or "")]
 
 
+@pytest.mark.parametrize("source, col", [("due > 2026/12/01", 7), ("due > 2026-12-1", 7), ("x == 1 or due < 2026/1/5", 17)])
+def test_a_bare_date_is_an_error_with_the_date_function_meant(functions: Kind[Any], source: str, col: int) -> None:
+    # `2026/12/1` loaded as a division (a number compared with a date when it ran), and
+    # `2026-12-01` was refused with Python's words about octal literals.
+    (diag,) = diagnose(source, functions)
+    assert (diag.span.col, diag.code) == (col, "expr-syntax") and "is read as arithmetic, not a date" in diag.message
+    assert diag.hint is not None and diag.hint.startswith('write a date as date("20')
+
+
+def test_a_date_in_quotes_is_not_a_bare_date(functions: Kind[Any]) -> None:
+    assert diagnose('date(due) > date("2026-12-01")', functions) == []
+
+
 # ---------------------------------------------------------------- names and functions
 
 
