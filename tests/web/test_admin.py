@@ -164,6 +164,13 @@ def test_an_admin_cannot_deactivate_themselves(admin: TestClient, system: System
     assert response.status_code == 400 and principal(system, "admin") is not None
 
 
+def test_an_admins_own_page_says_they_cannot_deactivate_themselves_instead_of_offering_it(
+        admin: TestClient) -> None:
+    own = admin.get("/admin/users/admin?lang=zh-CN").text
+    assert 'id="set-active"' not in own and "不能停用自己的账号，请由其他管理员操作。" in own
+    assert 'id="set-active"' in admin.get("/admin/users/agent?lang=zh-CN").text
+
+
 def test_an_admin_sets_a_password_and_it_is_audited_without_the_password(
         admin: TestClient, app, system: System) -> None:  # type: ignore[no-untyped-def]
     response = post(admin, "/admin/users/finance/password", {"password": "a new long passphrase"},
