@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from engine.kinds import BuildContext, Dispatch
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
@@ -101,6 +101,17 @@ class OptionList:
             if option.value == value:
                 return option
         return None
+
+    def labels(self) -> dict[str, tuple[str, ...]]:
+        """Each label text, in any language -> the values of the options it labels (a tree
+        may label several alike: 时效延误 / Delay at each business step)."""
+        found: dict[str, list[str]] = {}
+        for _, option, _ in self.walk():
+            texts = option.label.values() if isinstance(option.label, Mapping) else [option.label]
+            for text in texts:
+                if isinstance(text, str) and text != option.value and option.value not in found.setdefault(text, []):
+                    found[text].append(option.value)
+        return {text: tuple(values) for text, values in found.items()}
 
     @property
     def depth(self) -> int:

@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from engine.expr import Names
-from engine.expr.context import VALUE_KINDS
+from engine.expr.context import VALUE_KINDS, Options
 from engine.errors import did_you_mean
 from engine.kinds import CRASHED, BuildContext, Dispatch
 from engine.registry import BUILT_IN
@@ -69,7 +69,7 @@ def _field_facts(resolved: dict[str, tuple[Any, OptionList | None]], raw_fields:
     kinds: dict[str, str] = {}
     for name, (field_type, choices) in resolved.items():
         if choices is not None:
-            (multi if field_type.multiple else single)[name] = frozenset(choices.values())
+            (multi if field_type.multiple else single)[name] = Options(choices.values(), choices.labels())
         raw = raw_fields.get(name)
         kind_of = getattr(field_type, "value_kind_of", None)  # a plugin may not derive from FieldType
         if kind_of is not None and isinstance(raw, Mapping):

@@ -17,7 +17,7 @@ from typing import Any
 from engine.durations import as_value
 from engine.errors import Diagnostic, did_you_mean, wide_punctuation_hint
 from engine.expr import safe_ops
-from engine.expr.context import VALUE_KINDS, EvalFailure, Scope, arity_text
+from engine.expr.context import VALUE_KINDS, EvalFailure, Scope, arity_text, label_hint
 from engine.expr.functions import TEXT_READERS  # the calls' own reading of their text
 from engine.expr.lexer import Positions, normalize_newlines, prescan
 from engine.expr.methods import METHODS
@@ -353,6 +353,8 @@ class _Walker:
                          code="expr-unknown-name")
             return
         hint = did_you_mean(ident, [*self.scope.names, *LITERAL_NAMES])
+        if hint is None and not ident.isascii():  # text meant, not a name: `urgency == 紧急`
+            hint = label_hint(ident, self.scope.choices) or f'text goes in quotes: "{ident}"'
         if hint is None and self.scope.names:
             known = sorted(self.scope.names)
             hint = "known names: " + ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
@@ -523,6 +525,8 @@ class _Walker:
         shown = f"'{value}'" if isinstance(value, str) else repr(value)
         if not isinstance(value, (str, bool)) and str(value) in options:
             hint = f"options are text: write \"{value}\""
+        elif isinstance(value, str) and label_hint(value, {name: options}, name):
+            hint = label_hint(value, {name: options}, name)
         else:
             hint = did_you_mean(str(value), sorted(options)) or (
                 "options: " + ", ".join(sorted(options)[:12]) + (", ..." if len(options) > 12 else ""))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from engine.calendar import BusinessCalendar
 
-__all__ = ["Scope", "Names", "Members", "Function", "EvalContext", "EvalFailure", "VALUE_KINDS"]
+__all__ = ["Scope", "Names", "Options", "Members", "Function", "EvalContext", "EvalFailure", "VALUE_KINDS"]
 
 
 class Members(NamedTuple):
@@ -34,6 +34,29 @@ VALUE_KINDS = ("number", "text", "date", "datetime", "time", "boolean")
 """The kinds of value the load check compares literals with (`Scope.kinds`): a field type's
 `value_kind`. A date is a calendar day, a datetime an instant with its time zone, a time a
 time of day."""
+
+
+class Options(frozenset):  # type: ignore[type-arg]
+    """The option values of a choice field, carrying their labels (text in any language -> the
+    values so labelled), so `urgency == "紧急"` is told the value meant: analysts read labels."""
+
+    labels: Mapping[str, tuple[str, ...]]
+
+    def __new__(cls, values: Iterable[str], labels: Mapping[str, tuple[str, ...]] | None = None) -> "Options":
+        self = super().__new__(cls, values)
+        self.labels = MappingProxyType(dict(labels or {}))
+        return self
+
+
+def label_hint(text: str, choices: Mapping[str, frozenset[str]], field: str | None = None) -> str | None:
+    """'write "urgent"' when `text` is the label of an option (of `field`, or of any choice field)."""
+    fields = [field] if field is not None else sorted(choices)
+    for name in fields:
+        values = getattr(choices.get(name), "labels", {}).get(text)
+        if values:
+            meant = " or ".join(f'"{value}"' for value in values[:4])
+            return f"'{text}' is the label of an option of '{name}': write its value, {meant}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import pytest
 from engine.durations import Duration
 from engine.errors import ExpressionError
 from engine.expr import BUILTINS, Function, Members, Scope
+from engine.expr.context import Options
 from engine.registry import Kind, Registry, RegistryError
 from engine.types import Span
 from tests.engine.test_expr_support import compile_, diagnose, fresh_functions, run, where
@@ -389,6 +390,27 @@ def test_a_text_field_equal_to_empty_text_is_told_to_write_not(functions: Kind[A
 
 def test_a_text_field_with_a_fallback_may_be_compared_with_empty_text(functions: Kind[Any]) -> None:
     assert _field_problems('(name or "") != "" and name != null', functions) == []
+
+
+LABELLED = Scope(frozenset({"urgency"}), {"urgency": Options({"normal", "urgent"}, {"紧急": ("urgent",), "普通": ("normal",)})})
+"""A choice field whose options carry their labels, as a form's do."""
+
+
+def test_an_options_label_compared_with_its_field_is_told_the_value(functions: Kind[Any]) -> None:
+    # Analysts read the labels on the form: "options: normal, urgent" left them to match them up.
+    (diag,) = diagnose('urgency == "紧急"', functions, scope=LABELLED)
+    assert diag.code == "expr-unknown-option"
+    assert diag.hint == "'紧急' is the label of an option of 'urgency': write its value, \"urgent\""
+
+
+def test_an_unquoted_label_is_told_the_value(functions: Kind[Any]) -> None:
+    (diag,) = diagnose("urgency == 普通", functions, scope=LABELLED)
+    assert (diag.code, diag.hint) == ("expr-unknown-name", "'普通' is the label of an option of 'urgency': write its value, \"normal\"")
+
+
+def test_unquoted_chinese_text_is_told_to_go_in_quotes(functions: Kind[Any]) -> None:
+    (diag,) = diagnose("urgency == 加急", functions, scope=LABELLED)
+    assert diag.hint == 'text goes in quotes: "加急"'
 
 
 def test_ordering_a_choice_field_against_a_number_would_fail_when_it_runs(functions: Kind[Any]) -> None:

@@ -113,6 +113,12 @@ def test_a_branch_comparing_a_field_with_a_value_that_is_not_an_option_is_an_err
                                        "'hihg' is not an option of 'urgency': the comparison could never hold")]
 
 
+def test_a_branch_comparing_a_field_with_an_options_label_is_told_its_value(tmp_path: Path) -> None:
+    flow = GOOD.replace('urgency == "high"', 'urgency == "高"')
+    (found,) = [d for d in diagnostics(tmp_path, {"flows/ticket_flow.yaml": flow}) if d.severity == "error"]
+    assert found.hint == "'高' is the label of an option of 'urgency': write its value, \"high\""
+
+
 def rule_problems(tmp_path: Path, condition: str) -> list[tuple[str, int, int, str]]:
     """The problems of a ruleset whose one rule has `condition` (on line 6, from column 19)."""
     rules = f"""\
