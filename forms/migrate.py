@@ -144,19 +144,28 @@ def apply_form(service: Any, form_name: str, steps: list[Step], *, actor: str = 
 
 # -- steps ---------------------------------------------------------------------------------
 def _renamed_to(conn: Connection, form: Any, live: sa.Table | None, old: str) -> str | None:
-    """The field `old` was most likely renamed to: one with a close name whose column is still
-    empty (start-up added it), so renaming `clerk_note` to `check_note` is not read as a removal
-    and an empty new field without a word about `--rename`."""
+    """The field `old` was most likely renamed to, so renaming `clerk_note` to `check_note` is
+    not read as a removal and an empty new field without a word about `--rename`: a field new
+    since the form's earlier version (its label kept first, else a close name) that no record
+    fills beside `old`; without that version, one with a close name whose column is empty."""
     if live is None or old not in live.c:
         return None
-    empty = [name for name in form.stored if name in live.c and name != old
-             and conn.execute(sa.select(sa.func.count()).select_from(live)
-                              .where(live.c[name].is_not(None))).scalar() == 0]
+
+    def holding(name: str, *, beside_old: bool) -> int:
+        where = live.c[name].is_not(None)
+        if beside_old:
+            where = sa.and_(where, live.c[old].is_not(None))
+        return int(conn.execute(sa.select(sa.func.count()).select_from(live).where(where)).scalar() or 0)
+
     earlier = _earlier_fields(conn, form, old)
+    # A field new since the earlier version may already hold what records written after the
+    # reload put there (the move leaves those be); without that version, only an empty one.
+    empty = [name for name in form.stored if name in live.c and name != old
+             and (earlier is None or name not in earlier)
+             and holding(name, beside_old=earlier is not None) == 0]
     if earlier is not None:
         # A field the earlier version already had was not renamed from `old`: only new ones can
         # be, and one keeping the old field's label is the analyst's own answer.
-        empty = [name for name in empty if name not in earlier]
         label = earlier[old].get("label") if isinstance(earlier[old], dict) else None
         same = [name for name in empty if label is not None and form.field(name).label == label]
         if same:
