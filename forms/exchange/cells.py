@@ -13,6 +13,7 @@ a bijection, so every text survives export -> import unchanged.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections import defaultdict
@@ -74,11 +75,22 @@ class CellProblem(Exception):
         super().__init__(key)
 
 
+_OPTIONS_NAMED = 12
+"""At most this many options are named in a message about a cell (a tree may have hundreds)."""
+
+
 class ChoiceIndex:
     """Every way a person may write an option: its value, its label and its display text
-    (a tree's full path) in each locale. A text naming two options is ambiguous, not a guess."""
+    (a tree's full path) in each locale. A text naming two options is ambiguous, not a guess.
+    A text the field cannot take is a CellProblem that says what it may hold instead, with
+    labels in `locale` (the field's own "choose one of the listed options" lists nothing in a
+    spreadsheet)."""
 
-    def __init__(self, ftype: FieldType, spec: FieldSpec):
+    def __init__(self, ftype: FieldType, spec: FieldSpec, locale: str = "en"):
+        self.locale = locale
+        self._parse = ftype.parser(spec)
+        self._walked = list(spec.choices.walk())
+        self._paths: dict[str, str] = {}
         self.values: dict[str, str] = {}
         texts: dict[str, set[str]] = defaultdict(set)
         locales = {"en", "zh-CN"}
@@ -91,6 +103,8 @@ class ChoiceIndex:
         for _, option, parents in walked:
             value = option.value
             self.values[value] = value
+            self._paths[value] = " / ".join([options[p].text(self.locale) for p in parents if p in options]
+                                            + [option.text(self.locale)])
             texts[normalize(value)].add(value)
             for locale in locales:
                 label = option.text(locale)
@@ -108,9 +122,49 @@ class ChoiceIndex:
         type then reports it); CellProblem when it names several."""
         found = self._one(text)
         if found is not None:
-            return found
+            return self._taken(found, text)
         values = self._several(text.strip())
-        return text if values is None else values
+        if values is not None:
+            return values
+        if not self._takes(text):
+            raise self._unknown(text.strip())
+        return text
+
+    def _takes(self, value: str) -> bool:
+        try:
+            self._parse(value)
+        except FieldInvalid:
+            return False
+        return True
+
+    def _taken(self, value: str, text: str) -> str:
+        """`value` when the field takes it; a group of a tree whose leaves must be chosen is a
+        CellProblem naming them (货物破损 is a group: 外包装破损 or 内件破损?)."""
+        if self._takes(value):
+            return value
+        under = [self._paths[o.value] for _, o, parents in self._walked
+                 if value in parents and self._takes(o.value)]
+        if not under:
+            return value  # the field type says why
+        raise CellProblem("choice_is_group", text=text.strip(), options=self._named(under))
+
+    def _unknown(self, text: str) -> CellProblem:
+        """What to say of a text that names no option: the options it looks like, or (a short
+        list) every option."""
+        allowed = [o.value for _, o, _ in self._walked if self._takes(o.value)]
+        # Any locale's label or path may be the one mistyped; the options are named in the reader's.
+        written = {key: found[0] for key, found in self.texts.items() if len(found) == 1 and found[0] in allowed}
+        close = difflib.get_close_matches(normalize(text), list(written), n=3, cutoff=0.75)
+        if close:
+            return CellProblem("unknown_choice_close", text=text,
+                               options=self._named([self._paths[v] for v in dict.fromkeys(written[c] for c in close)]))
+        if len(allowed) <= _OPTIONS_NAMED:
+            return CellProblem("unknown_choice_list", text=text, options=self._named([self._paths[v] for v in allowed]))
+        return CellProblem("unknown_choice", text=text)
+
+    def _named(self, options: list[str]) -> str:
+        comma = "、" if self.locale.startswith("zh") else ", "
+        return comma.join(options[:_OPTIONS_NAMED] + (["..."] if len(options) > _OPTIONS_NAMED else []))
 
     def _several(self, text: str) -> list[str] | None:
         """A list of options, each the longest run of pieces that names one (a label may
@@ -142,7 +196,8 @@ class ChoiceIndex:
         if not found:
             return None
         if len(found) > 1:
-            raise CellProblem("ambiguous_choice", text=text.strip())
+            raise CellProblem("ambiguous_choice", text=text.strip(),
+                              options=self._named([self._paths[v] for v in found]))
         return found[0]
 
 

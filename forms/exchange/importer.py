@@ -163,7 +163,7 @@ def _map_header(form: CompiledForm, sheet: Sheet, report: ImportReport,
             continue
         ftype = form.types[key] if spec is not None else None
         target = _Target(position, header, key, spec, ftype,
-                         ChoiceIndex(ftype, spec) if spec is not None and spec.choices is not None
+                         ChoiceIndex(ftype, spec, locale) if spec is not None and spec.choices is not None
                          and ftype is not None else None)
         targets[position] = by_key[key] = target
         if spec is None:

@@ -35,8 +35,20 @@ MESSAGES: dict[str, dict[str, str]] = {
     "cell_error": {
         "en": "The cell holds the error {value}.", "zh-CN": "单元格内容为错误值 {value}。"},
     "ambiguous_choice": {
-        "en": "'{text}' matches several options; write the full path or the option value.",
-        "zh-CN": "“{text}”对应多个选项，请填写完整路径或选项值。"},
+        "en": "'{text}' matches several options ({options}); write the full path or the option value.",
+        "zh-CN": "“{text}”对应多个选项（{options}），请填写完整路径或选项值。"},
+    "choice_is_group": {
+        "en": "'{text}' is a group of options; write one of them: {options}.",
+        "zh-CN": "“{text}”是一组选项，请填写其中之一：{options}。"},
+    "unknown_choice_close": {
+        "en": "'{text}' is not an option; did you mean {options}?",
+        "zh-CN": "“{text}”不是可选项，是否应为：{options}？"},
+    "unknown_choice_list": {
+        "en": "'{text}' is not an option; write one of: {options}.",
+        "zh-CN": "“{text}”不是可选项，请填写以下之一：{options}。"},
+    "unknown_choice": {
+        "en": "'{text}' is not an option of this field; the form's page or an export lists them.",
+        "zh-CN": "“{text}”不是此字段的可选项；可在表单页面或导出文件中查看可选项。"},
     "not_xlsx": {
         "en": "The file is not a valid XLSX workbook.", "zh-CN": "文件不是有效的 XLSX 工作簿。"},
     "no_sheet": {

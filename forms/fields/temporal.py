@@ -19,11 +19,26 @@ from forms.spec import FieldSpec
 
 _NOT_FUTURE = {"not_future": {"type": "boolean", "description": "refuse values later than now (by the runtime's clock)"}}
 
+_YEAR_FIRST = re.compile(r"\s*(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})(?:\s*日)?(?=\D|$)")
+_SHORT_HOUR = re.compile(r"(?<=[ T])(\d):")
+
+
+def year_first(text: str) -> str:
+    """A date written year first as people and spreadsheets write it (2026/11/21, 2026.11.21,
+    2026年11月21日, 2026-11-2, with a time after it such as 9:30) in ISO form, 2026-11-21 09:30,
+    for `fromisoformat`; other text unchanged. Year first is never ambiguous, unlike 11/21/2026."""
+    found = _YEAR_FIRST.match(text)
+    if found is None:
+        return text
+    year, month, day = found.groups()
+    rest = _SHORT_HOUR.sub(r"0\1:", text[found.end():])
+    return f"{year}-{int(month):02d}-{int(day):02d}{rest}"
+
 
 class Date(FieldType):
     name = "date"
     value_kind = "date"
-    description = "A calendar date (YYYY-MM-DD)."
+    description = "A calendar date (YYYY-MM-DD; imports and the API also read 2026/11/20, 2026.11.20 and 2026年11月20日)."
     options_schema = {"properties": {**_NOT_FUTURE, "min": {"type": "string", "format": "date"},
                                      "max": {"type": "string", "format": "date"}}}
     examples = ("ship_date:\n  type: date\n  label: {zh-CN: 寄件日期, en: Ship date}\n",)
@@ -38,7 +53,7 @@ class Date(FieldType):
             value = raw
         else:
             try:
-                value = date.fromisoformat(str(raw).strip()[:10])
+                value = date.fromisoformat(year_first(str(raw).strip())[:10])
             except ValueError:
                 raise self.invalid("not_date") from None
         if spec.opt("not_future") and value > check_instant().astimezone(ZoneInfo(spec.timezone)).date():
@@ -73,7 +88,7 @@ class DateTime(FieldType):
     name = "datetime"
     value_kind = "datetime"
     aliases = ("timestamp",)
-    description = "A date and time; entered in the bundle's time zone, stored in UTC."
+    description = "A date and time (YYYY-MM-DD HH:MM, or year first with / as for dates); entered in the bundle's time zone, stored in UTC."
     options_schema = {"properties": dict(_NOT_FUTURE)}
     examples = ("incident_at:\n  type: datetime\n  label: {zh-CN: 投诉发生时间, en: Time of the incident}\n  not_future: true\n",)
 
@@ -84,7 +99,7 @@ class DateTime(FieldType):
         if isinstance(raw, datetime):
             value = raw
         else:
-            text = str(raw).strip().replace("T", " ").replace("Z", "+00:00")
+            text = year_first(str(raw).strip().replace("T", " ").replace("Z", "+00:00"))
             try:
                 value = datetime.fromisoformat(text)
             except ValueError:

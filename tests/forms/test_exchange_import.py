@@ -69,7 +69,7 @@ def test_valid_rows_mode_stores_the_good_rows_and_reports_the_others(system: Sys
     report = import_records(system.forms, "complaint", "csv", data, mode="valid_rows")
     assert report.stored == 2 and system.forms.count("complaint") == 2
     assert [(e.row, e.column) for e in report.errors] == [(3, "Amount claimed"), (4, "问题分类")]
-    assert report.errors[1].message == "Choose one of the listed options."
+    assert report.errors[1].message == "'Teleported' is not an option of this field; the form's page or an export lists them."
     assert report.summary() == "2 of 4 row(s) stored; 2 row(s) with errors were left out."
     numbers = [r["query_no"] for r in system.forms.list("complaint")]
     assert len(set(numbers)) == 2 and all(QUERY_NO.fullmatch(number) for number in numbers)
@@ -82,6 +82,38 @@ def test_every_error_of_a_row_is_reported_at_once_in_column_order(system: System
         (2, "Contact person"), (2, "contact_phone"), (2, "When it happened"), (2, "问题分类"),
         (2, "What happened"), (2, "Region")]  # no category: the claim amount is not asked (visible_if)
     assert "several options" in report.errors[3].message  # "Rude courier" is at pickup and delivery
+
+
+def errors_of(system: System, *rows: str, locale: str = "en") -> list[str]:
+    report = import_records(system.forms, "complaint", "csv", csv_file(HEADER, *rows), locale=locale)
+    return [e.message for e in report.errors]
+
+
+def test_a_group_of_a_tree_names_the_options_under_it(system: System) -> None:
+    # 货物破损 is a group of the category tree; a complaint's category is one of its leaves.
+    assert errors_of(system, GOOD.replace("Late in transit", "货物破损"), locale="zh-CN") == [
+        "“货物破损”是一组选项，请填写其中之一：运输 / 货物破损 / 外包装破损、运输 / 货物破损 / 内件破损。"]
+
+
+def test_a_mistyped_option_is_answered_with_the_options_it_looks_like_in_the_readers_language(system: System) -> None:
+    assert errors_of(system, GOOD.replace("Late in transit", "Late in transt"), locale="zh-CN") == [
+        "“Late in transt”不是可选项，是否应为：运输 / 时效延误 / 运输超时？"]
+    assert errors_of(system, GOOD.replace("East China", "East Chna")) == ["'East Chna' is not an option; did you mean East China?"]
+
+
+def test_an_unknown_option_of_a_short_list_is_answered_with_the_whole_list(system: System) -> None:
+    assert errors_of(system, GOOD.replace("East China", "Mars")) == [
+        "'Mars' is not an option; write one of: East China, North China, South China, Central China, Southwest, "
+        "Northwest, Northeast."]
+
+
+def test_a_date_written_year_first_with_slashes_imports(system: System) -> None:
+    # Dates typed as text in a Chinese spreadsheet: 2025/11/20 9:30, not ISO.
+    report = import_records(system.forms, "complaint", "csv",
+                            csv_file(HEADER, GOOD.replace("2025-11-20 10:30", "2025/11/20 9:30")))
+    assert report.ok, report.lines()
+    (record,) = system.forms.list("complaint")
+    assert record["occurred_at"] == datetime(2025, 11, 20, 1, 30, tzinfo=timezone.utc)
 
 
 def test_row_numbers_are_those_the_sheet_shows(system: System) -> None:

@@ -52,6 +52,9 @@ VALID: list[tuple[str, Any, Any]] = [
     ("boolean", "yes", True),
     ("date", "2026-11-20", date(2026, 11, 20)),
     ("datetime", "2026-11-20 10:30", datetime(2026, 11, 20, 2, 30, tzinfo=timezone.utc)),
+    ("date", "2026/11/20", date(2026, 11, 20)),  # year first, as a spreadsheet cell of text may have it
+    ("date", "2026年11月20日", date(2026, 11, 20)),
+    ("datetime", "2026/11/20 9:30", datetime(2026, 11, 20, 1, 30, tzinfo=timezone.utc)),
     ("time", "9:30", time(9, 30)),
     ("duration", "1h 30m", 5400),
     ("owner", "zhao.li", "zhao.li"),
@@ -97,6 +100,8 @@ INVALID: list[tuple[str, Any, str]] = [
     ("region", "mars", "not_choice"),
     ("boolean", "maybe", "not_boolean"),
     ("date", "2026-13-01", "not_date"),
+    ("date", "2026/02/30", "not_date"),
+    ("date", "11/20/2026", "not_date"),  # month or day first: ambiguous, refused
     ("datetime", "yesterday", "not_datetime"),
     ("time", "25:00", "not_time"),
     ("duration", "2 workdays", "business_duration"),
