@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from engine.expr import Names
-from engine.expr.context import VALUE_KINDS, Options
+from engine.expr.context import VALUE_KINDS, Options, label_hint
 from engine.errors import did_you_mean
 from engine.kinds import CRASHED, BuildContext, Dispatch
 from engine.registry import BUILT_IN
@@ -93,8 +93,10 @@ def check_written_value(value: Any, field_type: Any, spec: FieldSpec, ctx: Build
     except FieldInvalid as exc:
         values = spec.choices.values() if spec.choices is not None else set()
         if isinstance(value, str) and values and value not in values:
+            labelled = {spec.name: Options(values, spec.choices.labels())}  # type: ignore[union-attr]
             ctx.error(doc, path, f"the {noun} '{value}' is not an option of {subject}", code=code,
-                      hint=did_you_mean(value, values) or "options: " + ", ".join(sorted(values)[:12]))
+                      hint=label_hint(value, labelled, spec.name) or did_you_mean(value, values)
+                      or "options: " + ", ".join(sorted(values)[:12]))
         else:
             shown = f"'{value}'" if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
             ctx.error(doc, path, f"the {noun} {shown} is not valid for {subject}: {exc.text()}", code=code)

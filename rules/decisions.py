@@ -34,6 +34,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 from engine.errors import did_you_mean, separator_hint
+from engine.expr.context import Options, label_hint
 from engine.kinds import BuildContext
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.types import Label, Span, YamlPath
@@ -396,7 +397,8 @@ def _check_output_option(doc: Document, ctx: BuildContext, path: YamlPath, outpu
     if not isinstance(value, (str, bool)) and str(value) in options:
         hint = f'options are text: write "{value}"'
     else:
-        hint = did_you_mean(str(value), sorted(options)) or "options: " + ", ".join(sorted(options)[:12])
+        hint = (label_hint(str(value), form.choice_values, output) or did_you_mean(str(value), sorted(options))
+                or "options: " + ", ".join(sorted(options)[:12]))
     ctx.error(doc, path, f"{value!r} is not an option of the field '{output}'", code="decision-cell",
               hint=hint)
 
@@ -653,9 +655,11 @@ def _columns(input_names: list[str], inputs: list[tuple[str, Any]], cells: list[
                     for i, cell in enumerate(column):
                         for value in cell.values:
                             if value is not None and str(value) not in domain:
+                                labelled = {source: Options(domain, choices.labels())}
                                 ctx.error(doc, ("rows", i, name), f"{value!r} is not an option of the "
                                           f"field '{source}'", code="decision-cell",
-                                          hint=did_you_mean(str(value), domain))
+                                          hint=label_hint(str(value), labelled, source)
+                                          or did_you_mean(str(value), domain))
                                 return None
                     literals |= set(domain)
             info.domain = domain

@@ -652,3 +652,9 @@ def test_names_joined_by_a_chinese_comma_are_told_to_use_a_comma(tmp_path: Path)
     (error,) = [d for d in diagnostics(tmp_path, {"forms/ticket.yaml": form}) if d.severity == "error"]
     assert error.message == "unknown field 'title，urgency'"
     assert error.hint == "'，' is Chinese punctuation: write , instead (switch the input method to English punctuation)"
+
+
+def test_a_default_written_as_an_options_label_is_told_its_value(tmp_path: Path) -> None:
+    form = MINI["forms/ticket.yaml"].replace("options: urgency", "options: urgency\n            default: 高")
+    (error,) = [d for d in diagnostics(tmp_path, {"forms/ticket.yaml": form}) if d.severity == "error"]
+    assert error.hint == "'高' is the label of an option of 'urgency': write its value, \"high\""

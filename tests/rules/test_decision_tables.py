@@ -10,9 +10,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.bundle import load_bundle
+from engine.bundle import load_bundle, validate_bundle
 from engine.storage.db import transaction
-from tests.rules.kit import FLOW, errors, make, submit, write
+from tests.rules.kit import FLOW, FORM, errors, make, submit, write
 from web.system import build_registry
 
 LEVEL = """\
@@ -156,6 +156,28 @@ def test_literal_cells_must_be_options_of_the_field(tmp_path: Path) -> None:
         """
     assert errors(tmp_path, {"decisions/bad.yaml": text}) == [
         ("decisions/bad.yaml", 6, 15, "'urgnt' is not an option of the field 'urgency'")]
+
+
+def test_a_cell_holding_an_options_label_is_told_its_value(tmp_path: Path) -> None:
+    # The analyst wrote the label they read on the form (紧急); the error named no value.
+    files = {"lists/urgency.yaml": """\
+        list: urgency
+        items:
+          - {value: urgent, label: {zh-CN: 紧急, en: Urgent}}
+          - {value: normal, label: {zh-CN: 普通, en: Normal}}
+        """,
+             "forms/ticket.yaml": FORM.replace("options: [urgent, important, normal]", "options: urgency"),
+             "decisions/bad.yaml": """\
+        decision_table: bad
+        form: ticket
+        inputs: {urgency: urgency}
+        outputs: [level]
+        rows:
+          - {urgency: 紧急, level: 1}
+        """}
+    root = write(tmp_path / "bundle", files)
+    (found,) = [d for d in validate_bundle(root, build_registry(plugins=False))[1] if d.severity == "error"]
+    assert found.hint == "'紧急' is the label of an option of 'urgency': write its value, \"urgent\""
 
 
 def test_an_output_named_like_a_choice_field_must_give_one_of_its_options(tmp_path: Path) -> None:
