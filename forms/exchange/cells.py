@@ -154,7 +154,10 @@ class ChoiceIndex:
         allowed = [o.value for _, o, _ in self._walked if self._takes(o.value)]
         # Any locale's label or path may be the one mistyped; the options are named in the reader's.
         written = {key: found[0] for key, found in self.texts.items() if len(found) == 1 and found[0] in allowed}
-        close = difflib.get_close_matches(normalize(text), list(written), n=3, cutoff=0.75)
+        typed = normalize(text)
+        close = difflib.get_close_matches(typed, list(written), n=3, cutoff=0.75)
+        if not close and len(typed) >= 2:  # a word of the options' labels (延误 of 时效延误 / 运输超时)
+            close = [key for key in written if typed in key]
         if close:
             return CellProblem("unknown_choice_close", text=text,
                                options=self._named([self._paths[v] for v in dict.fromkeys(written[c] for c in close)]))

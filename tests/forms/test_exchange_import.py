@@ -101,6 +101,11 @@ def test_a_mistyped_option_is_answered_with_the_options_it_looks_like_in_the_rea
     assert errors_of(system, GOOD.replace("East China", "East Chna")) == ["'East Chna' is not an option; did you mean East China?"]
 
 
+def test_a_word_of_the_options_labels_is_answered_with_the_options_holding_it(system: System) -> None:
+    (message,) = errors_of(system, GOOD.replace("Late in transit", "延误"), locale="zh-CN")
+    assert message.startswith("“延误”不是可选项，是否应为：揽收 / 时效延误 / 未按约上门、") and "运输 / 时效延误 / 运输超时" in message
+
+
 def test_an_unknown_option_of_a_short_list_is_answered_with_the_whole_list(system: System) -> None:
     assert errors_of(system, GOOD.replace("East China", "Mars")) == [
         "'Mars' is not an option; write one of: East China, North China, South China, Central China, Southwest, "
