@@ -168,6 +168,10 @@ def in_use(database: Path) -> bool:
 def restore(backup: Path, database: Path, now: datetime | None = None) -> Path | None:
     """Put the checked `backup` in place of `database`; returns where the replaced database was
     moved (None if there was none). Refused while any process has the database open."""
+    if backup.is_dir():
+        kept = sorted(backup.glob(BACKUP_GLOB))
+        if kept:
+            raise BackupError(f"{backup}: a folder; give one of its backups, the newest is {kept[-1]}")
     if not backup.is_file():
         raise BackupError(f"{backup}: no backup there")
     if in_use(database):

@@ -179,6 +179,18 @@ def test_restore_refuses_a_sqlite_file_that_is_not_a_docket_database(tmp_path: P
     assert not (tmp_path / "d.db").exists()
 
 
+def test_restore_given_the_backup_folder_names_its_newest_backup(tmp_path: Path) -> None:
+    # `docket db restore /srv/backups/docket` said only "no backup there", of a folder full of them.
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    for name in ("docket-20261205T023000Z.db", "docket-20261206T023000Z.db"):
+        (folder / name).write_bytes(b"")
+    with pytest.raises(BackupError) as refused:
+        restore(folder, tmp_path / "d.db")
+    assert str(refused.value) == (f"{folder}: a folder; give one of its backups, the newest is "
+                                  f"{folder / 'docket-20261206T023000Z.db'}")
+
+
 # -- docket db backup / restore ------------------------------------------------------------------
 def test_db_backup_copies_the_files_the_database_names_and_restore_brings_them_back(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
