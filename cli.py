@@ -1660,7 +1660,9 @@ def _explain_failure(exc: Exception, db: str | None) -> str | None:
     if database_refusal(exc) is not None:
         return _database_failure(exc, db)
     if isinstance(exc, DatabaseTooNew):
-        return f"error: {exc}"
+        from engine.storage.db import database_url
+
+        return f"error: {_safe_url(database_url(db))}: {exc}"
     from engine.registry import plugin_in_traceback
 
     plugin = plugin_in_traceback(exc)
