@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from engine.bundle import Bundle, display_path
-from engine.errors import ConflictError, Diagnostic, Diagnostics
+from engine.errors import ConflictError, Diagnostic, Diagnostics, did_you_mean
+from engine.expr.context import label_hint
 from engine.kinds import BuildContext
 from engine.outbox import configured_channels
 from engine.registry import Registry
@@ -100,8 +101,8 @@ class _Names:
                 self._node(doc, at + ("return_to",), step["return_to"], current)
             if action == "reply":
                 self._channel(doc, at + ("reply",), step["reply"])
-            if isinstance(step.get("values"), dict):
-                self._fields(doc, at + ("values",), step["values"], current)
+            if isinstance(step.get("values"), dict):  # a step that `fails` may mean a wrong option
+                self._fields(doc, at + ("values",), step["values"], current, options="fails" not in step)
             if action == "expect":
                 self._expect(doc, at + ("expect",), step["expect"], current)
 
@@ -139,11 +140,29 @@ class _Names:
         if name not in self.channels:
             self.ctx.unknown(doc, at, "channel", name, self.channels, code="unknown-channel", at_key=at_key)
 
-    def _fields(self, doc: Any, at: YamlPath, values: Mapping[str, Any], form: str) -> None:
-        fields = self.forms[form].fields
-        for name in values:
-            if name not in fields:
-                self.ctx.unknown(doc, at + (name,), "field", name, fields, at_key=True)
+    def _fields(self, doc: Any, at: YamlPath, values: Mapping[str, Any], form: str, *, options: bool = True) -> None:
+        spec = self.forms[form]
+        for name, value in values.items():
+            if name not in spec.fields:
+                self.ctx.unknown(doc, at + (name,), "field", name, spec.fields, at_key=True)
+            elif not options:
+                continue
+            elif name in spec.choice_values:
+                self._option(doc, at + (name,), name, value, spec.choice_values)
+            elif name in spec.multi_choice_values and isinstance(value, list):
+                for i, item in enumerate(value):
+                    self._option(doc, at + (name, i), name, item, spec.multi_choice_values)
+
+    def _option(self, doc: Any, at: YamlPath, name: str, value: Any, choices: Mapping[str, Any]) -> None:
+        """A value given to (or expected of) a choice field must be one of its options: the step
+        would be refused when it ran ("Choose one of the listed options"), at the step, without
+        the option meant; an expectation could never hold."""
+        options = choices[name]
+        if not isinstance(value, str) or value in options:
+            return
+        hint = (label_hint(value, choices, name) or did_you_mean(value, options)
+                or "options: " + ", ".join(sorted(options)[:12]) + (", ..." if len(options) > 12 else ""))
+        self.ctx.error(doc, at, f"'{value}' is not an option of '{name}'", code="unknown-option", hint=hint)
 
     def _expect(self, doc: Any, at: YamlPath, expect: Mapping[str, Any], form: str) -> None:
         statuses = record_statuses(self.forms[form], self.ctx)

@@ -146,6 +146,24 @@ def test_a_completed_steps_values_are_checked_against_the_form(tmp_path: Path) -
     assert [message for *_, message in found] == ["unknown field 'note'"]
 
 
+def test_a_value_that_is_not_an_option_is_an_error_at_the_value_with_the_value_meant(tmp_path: Path) -> None:
+    # `priority: 高` (the label the form shows) ran, and the step was refused with "Choose one of
+    # the listed options", pointed at the step.
+    bundle = starter_with(tmp_path, "  - complete: review\n    by: officer\n    outcome: approve\n"
+                                    "    values: {priority: 高}\n")
+    registry = build_registry(plugins=False)
+    (diag,) = check_scenarios(bundle, validate_bundle(bundle, registry)[0], registry)
+    assert diag.span is not None and (diag.span.line, diag.span.col) == (8, 24)
+    assert diag.message == "'高' is not an option of 'priority'"
+    assert diag.hint == "'高' is the label of an option of 'priority': write its value, \"high\""
+
+
+def test_a_wrong_option_in_a_step_that_must_fail_is_left_to_the_run(tmp_path: Path) -> None:
+    found = scenario_problems(tmp_path, "  - complete: review\n    by: officer\n    outcome: approve\n"
+                                        "    values: {priority: urgent}\n    fails: priority\n")
+    assert found == []
+
+
 def test_a_misspelt_name_comes_with_a_did_you_mean_hint(tmp_path: Path) -> None:
     bundle = starter_with(tmp_path, "  - complete: reveiw\n    by: officer\n")
     registry = build_registry(plugins=False)
