@@ -10,7 +10,7 @@ from engine.expr import Members, Names
 from engine.kinds import CRASHED, BuildContext, Dispatch
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.yamlsource import Document
-from flows.graph import check_graph
+from flows.graph import check_graph, renamed_to, unknown_node
 from flows.spec import FlowSpec, NodeSpec
 from forms.statuses import node_statuses, status_list
 
@@ -124,7 +124,7 @@ class FlowKind:
                 ctx.unknown(doc, ("reopen", "roles", i), "role", role, ctx.meta.roles)
         for i, node_id in enumerate(reopen.get("at", [])):
             if node_id not in nodes:
-                ctx.unknown(doc, ("reopen", "at", i), "node", node_id, nodes)
+                unknown_node(ctx, doc, ("reopen", "at", i), node_id, nodes, renamed_to(nodes, data["start"], ctx.registry))
         compiled_nodes = {}
         for node_id, node in nodes.items():
             # Without its form the nodes are still checked (roles, graph); expressions are not,

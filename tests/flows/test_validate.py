@@ -102,6 +102,14 @@ def test_a_forgotten_next_is_the_only_error_reported(tmp_path: Path) -> None:
                                        "node 'joined' has no 'next': where does the flow go after it?")]
 
 
+def test_the_old_name_of_a_renamed_step_is_told_the_new_one(tmp_path: Path) -> None:
+    # Renaming `route` to `triage_route` left its references with a list of twelve known nodes.
+    flow = GOOD.replace("      route:\n", "      triage_route:\n")
+    found = [d for d in diagnostics(tmp_path, {"flows/ticket_flow.yaml": flow}) if d.severity == "error"]
+    assert [(d.message, d.hint) for d in found] == [
+        ("unknown node 'route'", "was it renamed 'triage_route'? No step leads to 'triage_route': write triage_route here")]
+
+
 def test_a_join_whose_split_has_a_misspelt_type_reports_only_the_type(tmp_path: Path) -> None:
     flow = GOOD.replace("        type: parallel", "        type: paralel")
     assert errors(tmp_path, flow) == [("flows/ticket_flow.yaml", 9, 11, "unknown node type 'paralel'")]
