@@ -31,7 +31,8 @@ from web.flow_diagram import node_text
 from web.forms_body import read_form
 from web.offload import offload
 from web.record_list import overdue_counts
-from web.staff import (SlaChip, duration_text, field_text, hidden_fields, holds, inbox_condition, local_time,
+from web.record_view import SentBack, sent_back_to
+from web.staff import (SlaChip, display_names, duration_text, field_text, hidden_fields, holds, inbox_condition, local_time,
                        may_claim, latest_instance, names_for, safe_next, scoped_ids, sla_states, worst_sla)
 
 if TYPE_CHECKING:
@@ -131,6 +132,32 @@ def copied_rows(web: "Web", principal: Principal, locale: str) -> list[CopiedRow
             node = flow.nodes.get(copy["node"]) if flow and copy["node"] else None
             out.append(CopiedRow(url=f"/records/{key[0]}/{key[1]}", query_no=record["query_no"] or f"#{key[1]}",
                                  title=clip(title, 60), step=node_text(node, locale) if node else "", at=copy["at"]))
+    return out
+
+
+def sent_back_of(web: "Web", rows: list[InboxRow]) -> dict[int, SentBack]:
+    """Task id -> the rejection or return that brought its record back to its step, for `rows`
+    (one page): the agent saw the returned compensation proposal as any other new task. One
+    query per form, through the history's (form, record_id) index."""
+    by_form: dict[str, set[int]] = {}
+    for row in rows:
+        by_form.setdefault(row.form, set()).add(row.record_id)
+    out: dict[int, SentBack] = {}
+    with read_transaction(web.system.db) as conn:
+        names = display_names(conn)
+        for form, ids in by_form.items():
+            entries: dict[int, list[Any]] = {}
+            for entry in conn.execute(
+                    select(history.c.record_id, history.c.kind, history.c.node, history.c.actor, history.c.data)
+                    .where(history.c.form == form, history.c.record_id.in_(sorted(ids)),
+                           history.c.kind.in_(("task.completed", "flow.entered")))
+                    .order_by(history.c.id)).mappings():
+                entries.setdefault(int(entry["record_id"]), []).append(entry)
+            returns = {record_id: sent_back_to(found, names) for record_id, found in entries.items()}
+            for row in rows:
+                back = returns.get(row.record_id, {}).get(row.node) if row.form == form else None
+                if back is not None:
+                    out[row.task_id] = back
     return out
 
 
@@ -295,8 +322,10 @@ def routes(web: "Web") -> list[Route]:
         zone = web.bundle.meta.timezone
         notice = params.get("notice")
         filters = {k: v for k, v in (("node", node), ("status", status), ("q", text)) if v}
+        rows_shown = shown[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+        sent_back = await offload.run(sent_back_of, web, rows_shown)
         return web.page(
-            request, "inbox.html", rows=shown[(page - 1) * PAGE_SIZE: page * PAGE_SIZE],
+            request, "inbox.html", rows=rows_shown, sent_back=sent_back,
             total=len(rows), matching=len(shown), counts=node_counts(rows), node=node, shown_status=status,
             q=text, page=page, pages=pages, has_sla="sla" in web.system.runtime.services,
             notice=notice if notice in NOTICES else None, here=str(request.url.path) + _query(filters),

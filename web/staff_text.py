@@ -76,6 +76,7 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "notice_not_yours": {"en": "That task is not one you may act on.", "zh-CN": "您无权处理该任务。"},
     "notice_completed": {"en": "Done: the record has moved on.", "zh-CN": "已提交，记录已流转到下一环节。"},
     "sent_back_by": {"en": "Sent back to this step by {name} ({outcome})", "zh-CN": "{name}{outcome}到此环节"},
+    "sent_back_short": {"en": "sent back", "zh-CN": "被退回"},
     "cannot_deactivate_self": {"en": "You cannot deactivate your own account; another administrator can.",
                                "zh-CN": "不能停用自己的账号，请由其他管理员操作。"},
     "notice_sent_back": {"en": "Sent back: the record is at an earlier step again.", "zh-CN": "已退回，记录回到之前的环节。"},

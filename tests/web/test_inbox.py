@@ -255,3 +255,26 @@ def test_an_escalated_task_someone_holds_is_opened_not_claimed(system: System) -
     html = client_for(system, "ann").get("/inbox?lang=zh-CN").text
     action = html.split('<td class="c-act">')[1].split("</td>")[0]
     assert f'href="/records/ticket/{record}#task-{task["id"]}">查看</a>' in action and "/claim" not in action
+
+
+def returned_to_triage(system: System, comment: str = "Which printer?") -> int:
+    """A high-urgency ticket triaged by Ann, then returned to triage by Max; its id."""
+    record = submit(system)
+    system.flows.claim(open_task(system, record)["id"], "ann")
+    system.flows.complete(open_task(system, record)["id"], "ann", values={"urgency": "high"})
+    system.flows.claim(open_task(system, record)["id"], "max")
+    system.flows.complete(open_task(system, record)["id"], "max", outcome="return", comment=comment,
+                          return_to="triage")
+    return record
+
+
+def test_a_task_sent_back_to_its_step_is_marked_so_in_the_inbox_with_who_and_why(system: System) -> None:
+    returned_to_triage(system)
+    html = client_for(system, "ann").get("/inbox?lang=en").text
+    badge = re.search(r'<span class="badge badge-sent-back" title="([^"]*)">sent back</span>', html)
+    assert badge and badge.group(1) == "Sent back to this step by Max (Return): Which printer?"
+
+
+def test_a_new_task_carries_no_sent_back_mark(system: System) -> None:
+    submit(system)
+    assert "badge-sent-back" not in client_for(system, "ann").get("/inbox?lang=en").text
