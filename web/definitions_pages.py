@@ -62,6 +62,21 @@ def flow_nodes(flow: Any, registry: Any, locale: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _role_text(meta: Any, name: str | None, locale: str) -> str:
+    """A role as people read it (its label), "" for none: the roles table named the role a role
+    reports to by its code (supervisor) beside the others' labels."""
+    if not name:
+        return ""
+    return label_text(meta.roles[name].label, locale, name) if name in meta.roles else name
+
+
+def _department_text(meta: Any, code: str | None, locale: str) -> str:
+    """A department as people read it (its label), "" for none."""
+    if not code:
+        return ""
+    return label_text(meta.departments[code].label, locale, code) if code in meta.departments else code
+
+
 def routes(web: "Web") -> list[Route]:
     """The definitions browser's pages."""
 
@@ -72,7 +87,10 @@ def routes(web: "Web") -> list[Route]:
         return found
 
     async def overview(request: Request) -> Response:
-        auth.require_principal(request)
+        principal = auth.require_principal(request)
+        reports = web.system.runtime.services.get("reports")
+        # Only the dashboards the reader may open are links (the others led to "you may not open this page").
+        openable = {d.name for d in reports.visible(principal)} if reports is not None else set()
         locale = web.locale_of(request)
         bundle = web.bundle
         meta = bundle.meta
@@ -83,10 +101,14 @@ def routes(web: "Web") -> list[Route]:
             flows=[(n, f.text(locale), label_text(bundle.all("form")[f.form].label, locale, f.form)
                     if f.form in bundle.all("form") else f.form, len(f.nodes)) for n, f in bundle.all("flow").items()],
             lists=[(n, label_text(lst.label, locale, n), len(lst.values())) for n, lst in bundle.all("list").items()],
-            roles=[(n, label_text(r.label, locale, n), r.sees, r.reports_to or "", r.admin) for n, r in meta.roles.items()],
-            departments=[(c, label_text(d.label, locale, c), d.parent or "") for c, d in meta.departments.items()],
-            other=[(kind, sorted(items)) for kind, items in bundle.definitions.items()
-                   if kind not in ("form", "flow", "list") and items])
+            roles=[(n, label_text(r.label, locale, n), r.sees, _role_text(meta, r.reports_to, locale), r.admin)
+                   for n, r in meta.roles.items()],
+            departments=[(c, label_text(d.label, locale, c), _department_text(meta, d.parent, locale))
+                         for c, d in meta.departments.items()],
+            other=[(kind, [(name, label_text(getattr(items[name], "label", None), locale, ""))
+                           for name in sorted(items)])
+                   for kind, items in bundle.definitions.items() if kind not in ("form", "flow", "list") and items],
+            openable=openable)
 
     async def form_page(request: Request) -> Response:
         auth.require_principal(request)

@@ -37,6 +37,29 @@ def test_the_overview_lists_forms_flows_lists_roles_and_departments(system: Syst
     assert "<td><code>north</code></td><td>North</td>" in html
 
 
+def test_the_overviews_other_kinds_are_headed_in_the_readers_language_with_their_labels(tmp_path: Path) -> None:
+    system = boot_postal_definitions(tmp_path)
+    html = client_for(system, "admin").get("/definitions?lang=zh-CN").text
+    headings = re.findall(r'<section class="def-kind" data-kind="([a-z_]+)">\s*<h2>([^<]+)</h2>', html)
+    assert ("dashboard", "报表看板") in headings and ("template", "打印模板") in headings
+    assert all(kind != text for kind, text in headings)
+    assert '<a href="/dashboards/overview">' in html
+
+
+def test_the_overview_links_only_the_dashboards_the_reader_may_open(tmp_path: Path) -> None:
+    system = boot_postal_definitions(tmp_path)
+    html = client_for(system, "agent").get("/definitions?lang=en").text
+    assert '<a href="/dashboards/operations">' in html and '<a href="/dashboards/overview">' not in html
+    assert "<code>overview</code>" in html
+
+
+def test_the_overview_names_a_roles_boss_and_a_departments_parent_by_their_labels(tmp_path: Path) -> None:
+    system = boot_postal_definitions(tmp_path)
+    html = client_for(system, "admin").get("/definitions?lang=zh-CN").text
+    assert "<td><code>agent</code></td><td>客服专员</td><td>本部门记录</td><td>主管</td>" in html
+    assert "<td><code>exception_team</code></td><td>异常处理小组</td><td>运营部</td>" in html
+
+
 def test_the_definitions_need_a_signed_in_user(system: System) -> None:
     assert client_for(system).get("/definitions").status_code == 303
 
