@@ -122,7 +122,27 @@ def _syntax_hint(text: str, message: str = "") -> str:
         return "to compare, write == (a single = would set a value): e.g. category == 'refund'"
     if "&&" in text or "||" in text:
         return "write `and` and `or` (not && and ||): e.g. amount > 1000 and category == 'refund'"
+    for pattern, hint in _HABITS:
+        if re.search(pattern, text):
+            return hint
     return "expressions use Python syntax, e.g. amount > 1000 and category == 'refund'"
+
+
+_HABITS = (
+    (r"\b(AND|OR|NOT)\b", "write and, or, not in lower case: e.g. amount > 1000 and category == 'refund'"),
+    (r"<>", "write != for 'not equal': e.g. category != 'refund'"),
+    (r"=>|=<", "write >= and <= (the = comes second): e.g. amount >= 1000"),
+    (r"(?i)\blike\b", "there is no LIKE: write 'fee' in category, or startswith(category, 'fee')"),
+)
+"""Spreadsheet and SQL habits that Python cannot read (the text it fails on -> what to write)."""
+
+_FUNCTION_HABITS = {
+    "if": "write a choice as: value_if_true if condition else value_if_false",
+    "iif": "write a choice as: value_if_true if condition else value_if_false",
+    "isnull": "write is_empty(x), or x == null", "isblank": "write is_empty(x), or x == null",
+    "isempty": "write is_empty(x)", "count": "count the records with count_records(form, period, field, value)",
+}
+"""Spreadsheet functions an analyst reaches for (lower-cased) -> what Docket writes instead."""
 
 
 def _parse(text: str, positions: Positions, file: str, *,
@@ -665,7 +685,7 @@ class _Walker:
                 self.problem(f"'{ident}' is a field, not a function", pos,
                              code="expr-unknown-function")
                 return
-            hint = self.functions.hint(ident)
+            hint = self.functions.hint(ident) or _FUNCTION_HABITS.get(ident.lower())
             self.problem(f"unknown function '{ident}'", pos, code="expr-unknown-function",
                          hint=hint)
             return
@@ -699,8 +719,9 @@ class _Walker:
             return
         method = METHODS.get(func.attr)
         if method is None:
-            self.problem(f"the method '.{func.attr}()' is not allowed", pos,
-                         hint="allowed methods: " + ", ".join(sorted(METHODS)))
+            hint = ("to look for text inside a field, write 'text' in field" if func.attr in ("contains", "find", "index")
+                    else "allowed methods: " + ", ".join(sorted(METHODS)))
+            self.problem(f"the method '.{func.attr}()' is not allowed", pos, hint=hint)
             return
         if not method.min_args <= count <= method.max_args:
             self.problem(f"method '.{func.attr}()' takes "

@@ -86,6 +86,30 @@ def test_and_or_written_as_symbols_are_hinted_as_words(functions: Kind[Any]) -> 
 
 
 
+@pytest.mark.parametrize("source, hint", [
+    ("amount > 1 AND urgent", "write and, or, not in lower case"),
+    ("amount <> 1", "write != for 'not equal'"),
+    ("amount => 1", "write >= and <="),
+    ("category like 'fee%'", "there is no LIKE: write 'fee' in category"),
+])
+def test_spreadsheet_and_sql_habits_are_hinted_with_what_to_write(functions: Kind[Any], source: str, hint: str) -> None:
+    # "expressions use Python syntax" alone left an analyst used to Excel or SQL guessing.
+    (diag,) = diagnose(source, functions)
+    assert diag.code == "expr-syntax" and diag.hint is not None and diag.hint.startswith(hint)
+
+
+@pytest.mark.parametrize("source, hint", [("IF(amount > 1, 1, 2)", "write a choice as: value_if_true if condition"),
+                                          ("ISNULL(amount)", "write is_empty(x)")])
+def test_spreadsheet_functions_are_told_what_docket_writes(functions: Kind[Any], source: str, hint: str) -> None:
+    (diag,) = diagnose(source, functions)
+    assert diag.code == "expr-unknown-function" and diag.hint is not None and diag.hint.startswith(hint)
+
+
+def test_a_contains_method_is_told_to_write_in(functions: Kind[Any]) -> None:
+    (diag,) = diagnose("note.contains('x')", functions)
+    assert diag.hint == "to look for text inside a field, write 'text' in field"
+
+
 @pytest.mark.parametrize("source, ascii", [('urgent == “yes”', '"'), ("amount ＞ 1", ">"),
                                            ('urgent in （"a", "b"）', "(")])
 def test_chinese_punctuation_is_hinted_as_the_ascii_meant(functions: Kind[Any], source: str, ascii: str) -> None:
