@@ -255,7 +255,9 @@ class FormService:
                 values_kept.update(status=status, version=values_kept["version"] + 1,
                                    updated_at=now.astimezone(timezone.utc))
             return {}
-        before = self.read(conn, form_name, record_id, fresh=True)  # the stored values, not a copy in hand
+        # The stored values (kept for the transaction: a step's completion has just read them to
+        # validate), not a copy the caller holds.
+        before = self.read(conn, form_name, record_id)
         diff = {n: [form.types[n].to_json(before.get(n), form.field(n)),
                     form.types[n].to_json(v, form.field(n))]
                 for n, v in values.items() if before.get(n) != v}

@@ -48,6 +48,17 @@ def test_a_write_is_seen_by_the_next_read_of_the_transaction(system: System) -> 
         assert system.forms.read(conn, "ticket", ticket)["team"] == "north"
 
 
+def test_writing_fields_diffs_against_the_values_read_in_the_transaction_without_reading_again(
+        system: System) -> None:
+    ticket = submit(system)
+    with transaction(system.db) as conn:
+        system.forms.read(conn, "ticket", ticket)
+        diff: dict[str, object] = {}
+        reads = _reads_of(conn, lambda: diff.update(
+            system.forms.update_fields(conn, "ticket", ticket, {"team": "north"}, actor="agent")))
+        assert reads == 0 and diff == {"team": [None, "north"]}
+
+
 def test_a_status_change_is_seen_by_the_next_read_of_the_transaction(system: System) -> None:
     ticket = submit(system)
     with transaction(system.db) as conn:
