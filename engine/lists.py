@@ -113,6 +113,17 @@ class OptionList:
                     found[text].append(option.value)
         return {text: tuple(values) for text, values in found.items()}
 
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        """Each option with children -> the last-level values under it."""
+        found: dict[str, list[str]] = {}
+        for _, option, parents in self.walk():
+            if option.children:
+                found.setdefault(option.value, [])
+            else:
+                for parent in parents:
+                    found.setdefault(parent, []).append(option.value)
+        return {group: tuple(leaves) for group, leaves in found.items()}
+
     @property
     def depth(self) -> int:
         return max((d for d, _, _ in self.walk()), default=0)

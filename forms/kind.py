@@ -69,7 +69,12 @@ def _field_facts(resolved: dict[str, tuple[Any, OptionList | None]], raw_fields:
     kinds: dict[str, str] = {}
     for name, (field_type, choices) in resolved.items():
         if choices is not None:
-            (multi if field_type.multiple else single)[name] = Options(choices.values(), choices.labels())
+            raw_field = raw_fields.get(name)
+            leaf_only = getattr(field_type, "leaf_only_default", None)  # a cascade: records hold the last level
+            if isinstance(raw_field, Mapping) and leaf_only is not None:
+                leaf_only = raw_field.get("leaf_only", leaf_only)
+            (multi if field_type.multiple else single)[name] = Options(
+                choices.values(), choices.labels(), choices.groups() if leaf_only else None)
         raw = raw_fields.get(name)
         kind_of = getattr(field_type, "value_kind_of", None)  # a plugin may not derive from FieldType
         if kind_of is not None and isinstance(raw, Mapping):

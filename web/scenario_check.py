@@ -158,6 +158,11 @@ class _Names:
         would be refused when it ran ("Choose one of the listed options"), at the step, without
         the option meant; an expectation could never hold."""
         options = choices[name]
+        leaves = getattr(options, "groups", {}).get(value)
+        if leaves:
+            self.ctx.error(doc, at, f"'{value}' is a group of '{name}': a record holds a value of the last level",
+                           code="unknown-option", hint="one of: " + ", ".join(leaves[:8]) + (", ..." if len(leaves) > 8 else ""))
+            return
         if not isinstance(value, str) or value in options:
             return
         hint = (label_hint(value, choices, name) or did_you_mean(value, options)

@@ -17,7 +17,7 @@ from typing import Any
 from engine.durations import as_value
 from engine.errors import Diagnostic, did_you_mean, wide_punctuation_hint
 from engine.expr import safe_ops
-from engine.expr.context import VALUE_KINDS, EvalFailure, Scope, arity_text, label_hint
+from engine.expr.context import VALUE_KINDS, EvalFailure, Scope, arity_text, group_hint, label_hint
 from engine.expr.functions import TEXT_READERS  # the calls' own reading of their text
 from engine.expr.lexer import Positions, normalize_newlines, prescan
 from engine.expr.methods import METHODS
@@ -540,6 +540,12 @@ class _Walker:
         found, value = _literal(literal)
         if not found or value is None:
             return  # a name, a call or `null`: not known before it runs
+        leaves = getattr(options, "groups", {}).get(value)
+        if leaves:  # `category == "billing"`: records hold "fee_invoice", never "billing"
+            self.problem(f"'{value}' is a group of '{name}', and a record holds the last level under it: "
+                         "the comparison could never hold", self.pos(literal), code="expr-unknown-option",
+                         hint=group_hint(name, leaves))
+            return
         if isinstance(value, str) and value in options:
             return
         shown = f"'{value}'" if isinstance(value, str) else repr(value)

@@ -41,11 +41,22 @@ class Options(frozenset):  # type: ignore[type-arg]
     values so labelled), so `urgency == "紧急"` is told the value meant: analysts read labels."""
 
     labels: Mapping[str, tuple[str, ...]]
+    groups: Mapping[str, tuple[str, ...]]
+    """Values of a tree no record holds (a category tree's upper levels, where only the last level
+    may be chosen) -> the values under them that records do hold."""
 
-    def __new__(cls, values: Iterable[str], labels: Mapping[str, tuple[str, ...]] | None = None) -> "Options":
+    def __new__(cls, values: Iterable[str], labels: Mapping[str, tuple[str, ...]] | None = None,
+                groups: Mapping[str, tuple[str, ...]] | None = None) -> "Options":
         self = super().__new__(cls, values)
         self.labels = MappingProxyType(dict(labels or {}))
+        self.groups = MappingProxyType(dict(groups or {}))
         return self
+
+
+def group_hint(name: str, leaves: tuple[str, ...]) -> str:
+    """What to write for a group of a tree: the values under it that records hold."""
+    shown = ", ".join(f'"{leaf}"' for leaf in leaves[:8]) + (", ..." if len(leaves) > 8 else "")
+    return f"write {name} in ({shown}{',' if len(leaves) == 1 else ''})"
 
 
 def label_hint(text: str, choices: Mapping[str, frozenset[str]], field: str | None = None) -> str | None:

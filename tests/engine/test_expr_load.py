@@ -420,6 +420,24 @@ LABELLED = Scope(frozenset({"urgency"}), {"urgency": Options({"normal", "urgent"
 """A choice field whose options carry their labels, as a form's do."""
 
 
+TREE = Scope(frozenset({"category"}), {"category": Options(
+    {"billing", "fee_invoice", "fee_overcharge", "transport", "late"},
+    groups={"billing": ("fee_invoice", "fee_overcharge"), "transport": ("late",)})})
+"""A cascade field: records hold the last level of its tree."""
+
+
+def test_a_group_of_a_tree_compared_with_its_field_is_told_the_values_under_it(functions: Kind[Any]) -> None:
+    # `category == "billing"` loaded and never held: a record's category is "fee_invoice".
+    (diag,) = diagnose('category == "billing"', functions, scope=TREE)
+    assert diag.code == "expr-unknown-option" and diag.message.startswith("'billing' is a group of 'category'")
+    assert diag.hint == 'write category in ("fee_invoice", "fee_overcharge")'
+
+
+def test_a_group_with_one_value_under_it_is_told_a_one_item_tuple(functions: Kind[Any]) -> None:
+    (diag,) = diagnose('category in ("transport", "fee_invoice")', functions, scope=TREE)
+    assert (diag.span.col, diag.hint) == (14, 'write category in ("late",)')
+
+
 def test_an_options_label_compared_with_its_field_is_told_the_value(functions: Kind[Any]) -> None:
     # Analysts read the labels on the form: "options: normal, urgent" left them to match them up.
     (diag,) = diagnose('urgency == "紧急"', functions, scope=LABELLED)

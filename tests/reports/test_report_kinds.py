@@ -45,6 +45,14 @@ def test_a_measure_with_a_bad_expression_is_reported_once_not_as_unknown_in_widg
         ("reports/tickets.yaml", 25, "unknown name 'resolution_hour'")]
 
 
+def test_a_condition_on_a_group_of_the_category_tree_is_told_the_values_under_it(tmp_path: Path) -> None:
+    dataset = DATASET.replace("measures:\n", 'measures:\n  delivery: {count: true, where: category == "delivery"}\n', 1)
+    root = write_bundle(tmp_path, {**FILES, "reports/tickets.yaml": dataset})
+    (found,) = [d for d in validate_bundle(root, build_registry(plugins=False))[1] if d.severity == "error"]
+    assert found.message.startswith("'delivery' is a group of 'category'")
+    assert found.hint == 'write category in ("late", "lost")'
+
+
 def test_a_date_dimension_needs_a_grain(tmp_path: Path) -> None:
     board = BOARD.replace("dimensions: [created.month]", "dimensions: [created]")
     assert any("a date dimension needs a grain" in m for *_, m in errors(tmp_path, dashboards__board_yaml=board))

@@ -158,6 +158,20 @@ def test_a_value_that_is_not_an_option_is_an_error_at_the_value_with_the_value_m
     assert diag.hint == "'高' is the label of an option of 'priority': write its value, \"high\""
 
 
+def test_a_group_of_a_category_tree_submitted_is_an_error_with_the_values_under_it(tmp_path: Path) -> None:
+    postal = Path(__file__).resolve().parents[2] / "definitions" / "postal_complaints"
+    bundle = tmp_path / "postal"
+    shutil.copytree(postal, bundle)
+    story = (bundle / "scenarios" / "customer_is_told_of_a_delay.yaml")
+    text = story.read_text("utf-8")
+    assert text.count("category: delivery_late") == 1
+    story.write_text(text.replace("category: delivery_late", "category: delivery_delay"), "utf-8")
+    registry = build_registry(plugins=False)
+    (diag,) = check_scenarios(bundle, validate_bundle(bundle, registry)[0], registry)
+    assert diag.message == "'delivery_delay' is a group of 'category': a record holds a value of the last level"
+    assert diag.hint == "one of: delivery_late"
+
+
 def test_a_wrong_option_in_a_step_that_must_fail_is_left_to_the_run(tmp_path: Path) -> None:
     found = scenario_problems(tmp_path, "  - complete: review\n    by: officer\n    outcome: approve\n"
                                         "    values: {priority: urgent}\n    fails: priority\n")
