@@ -111,7 +111,10 @@ def routes(web: "Web") -> list[Route]:
             out.close()
             raise
         out.seek(0)
-        stamp = system.runtime.clock.now().strftime("%Y%m%d-%H%M")
+        # The office's time, as on every page (in UTC, an export made at 09:30 in Shanghai was
+        # named for the evening before).
+        stamp = local_time(system.runtime.clock.now(), web.bundle.meta.timezone).replace("-", "").replace(
+            ":", "").replace(" ", "-")
         media = ("text/csv; charset=utf-8" if fmt == "csv" else
                  "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 

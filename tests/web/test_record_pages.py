@@ -542,6 +542,13 @@ def test_the_export_holds_the_filtered_rows_in_scope_and_is_audited(system: Syst
     assert rows[0]["detail"]["rows"] == 1 and rows[0]["detail"]["filters"] == {"q": "laptop"}
 
 
+def test_the_exports_file_is_named_for_the_offices_date_and_time(system: System) -> None:
+    submit(system)
+    response = client_for(system, "max").get("/records/ticket/export.csv")
+    # START is 02:00 UTC, 10:00 in the bundle's Asia/Shanghai
+    assert response.headers["content-disposition"].endswith("ticket-20261123-1000.csv")
+
+
 def test_the_xlsx_export_is_a_workbook(system: System) -> None:
     from openpyxl import load_workbook
 
