@@ -652,8 +652,15 @@ def _columns(input_names: list[str], inputs: list[tuple[str, Any]], cells: list[
                 choices = getattr(spec, "choices", None)
                 if choices is not None:
                     domain = sorted(choices.values())
+                    groups = getattr(form.choice_values.get(source), "groups", {})
                     for i, cell in enumerate(column):
                         for value in cell.values:
+                            if value is not None and str(value) in groups:  # records hold the last level
+                                ctx.error(doc, ("rows", i, name), f"{value!r} is a group of '{source}': a record "
+                                          "holds the last level under it, so this row could never match",
+                                          code="decision-cell",
+                                          hint=f"write the values under it: [{', '.join(groups[str(value)])}]")
+                                return None
                             if value is not None and str(value) not in domain:
                                 labelled = {source: Options(domain, choices.labels())}
                                 ctx.error(doc, ("rows", i, name), f"{value!r} is not an option of the "

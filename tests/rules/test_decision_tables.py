@@ -3,6 +3,7 @@ complete) with positions, and use from rules, expressions and flow conditions.""
 
 from __future__ import annotations
 
+import shutil
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,21 @@ def test_a_cell_holding_an_options_label_is_told_its_value(tmp_path: Path) -> No
     root = write(tmp_path / "bundle", files)
     (found,) = [d for d in validate_bundle(root, build_registry(plugins=False))[1] if d.severity == "error"]
     assert found.hint == "'紧急' is the label of an option of 'urgency': write its value, \"urgent\""
+
+
+def test_a_cell_naming_a_group_of_the_category_tree_is_told_the_values_under_it(tmp_path: Path) -> None:
+    # `category: [transport_damage]` loaded, and the row never matched: records hold damage_goods.
+    postal = Path(__file__).resolve().parents[2] / "definitions" / "postal_complaints"
+    bundle = tmp_path / "postal"
+    shutil.copytree(postal, bundle)
+    table_file = bundle / "decisions" / "complaint_grade.yaml"
+    text = table_file.read_text("utf-8")
+    old = "category: [damage_goods, damage_package, loss_whole, loss_partial]"
+    assert text.count(old) == 1
+    table_file.write_text(text.replace(old, "category: [transport_damage, loss_whole]"), "utf-8")
+    (found,) = [d for d in validate_bundle(bundle, build_registry(plugins=False))[1] if d.severity == "error"]
+    assert found.message.startswith("'transport_damage' is a group of 'category'")
+    assert found.hint == "write the values under it: [damage_package, damage_goods]"
 
 
 def test_an_output_named_like_a_choice_field_must_give_one_of_its_options(tmp_path: Path) -> None:
