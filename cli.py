@@ -614,6 +614,18 @@ def _hold_stop_signals() -> None:
         signal.signal(sig, wait)
 
 
+def port_number(text: str) -> int:
+    """--port as argparse reads it: a number from 1 to 65535, else a usage error naming it (the
+    socket library answered 80000 with a traceback and -1 with a word about service names)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port: give a number from 1 to 65535")
+    return port
+
+
 def port_problem(host: str, port: int) -> str | None:
     """Why the server could not listen on host:port (taken, or no such address); None if it can.
 
@@ -1311,7 +1323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", nargs="?", default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
     p.add_argument("--db", help=DB_HELP)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    p.add_argument("--port", type=port_number, default=8000, help="port (default: %(default)s)")
     p.add_argument("--log-level", default="info", choices=LOG_LEVELS, help=LOG_HELP)
     p.add_argument("--no-scheduler", action="store_true",
                    help="do not fire timers or send messages here (run `docket worker` instead)")

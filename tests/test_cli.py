@@ -693,3 +693,14 @@ def test_test_and_simulate_leave_the_callers_logging_as_they_found_it(capsys: py
         outbox.setLevel(logging.NOTSET)
     capsys.readouterr()
 
+
+
+@pytest.mark.parametrize("port", ["80000", "-1", "0"])
+def test_a_port_out_of_range_is_a_usage_error_not_a_traceback(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # --port 80000 ended in "OverflowError: bind(): port must be 0-65535." under a traceback, and
+    # --port -1 in "cannot listen on --host 127.0.0.1: Servname not supported for ai_socktype".
+    with pytest.raises(SystemExit) as stopped:
+        main(["serve", str(POSTAL), "--port", port])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        f"docket serve: error: argument --port: {port} is not a port: give a number from 1 to 65535\n")
