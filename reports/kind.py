@@ -196,8 +196,9 @@ class DatasetKind:
                 ctx.unknown(doc, path + ("field",), "field", column, [*form.fields, *RECORD_SYSTEM])
                 return None
             if level is not None and (spec is None or spec.choices is None):
-                ctx.error(doc, path + ("level",), "`level` applies to a field with a tree of options",
-                          code="invalid-option")
+                if spec is None or spec.opt("options") is None:  # else its list is broken, reported there
+                    ctx.error(doc, path + ("level",), "`level` applies to a field with a tree of options",
+                              code="invalid-option")
                 return None
             return DatasetField(name, label or (spec.label if spec else name), "record", column, kind, level,
                                 spec.choices if spec else None, doc.source_map.key(path))

@@ -123,6 +123,14 @@ def test_a_schedules_period_is_not_blamed_when_its_form_did_not_load(tmp_path: P
     assert [f for f, *_ in found] == ["forms/ticket.yaml"]
 
 
+def test_a_level_is_not_blamed_when_its_option_list_did_not_load(tmp_path: Path) -> None:
+    # A slip in lists/category.yaml made every `level:` of the reports "apply to a field with a
+    # tree of options": three errors in files the analyst had not touched.
+    tree = FILES["lists/category.yaml"].replace("      - {value: lost,", "     - {value: lost,")
+    found = errors(tmp_path, lists__category_yaml=tree)
+    assert found and {f for f, *_ in found} == {"lists/category.yaml"}
+
+
 def test_a_default_on_a_choice_filter_is_a_load_error(tmp_path: Path) -> None:
     # Only a period filter starts preset: `default: east` loaded and was never applied.
     board = BOARD.replace("  region: {field: region}", "  region: {field: region, default: east}")
