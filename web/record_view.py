@@ -395,6 +395,7 @@ def _activity(entry: Mapping[str, Any], form: Any, flow: Any, hidden: set[str], 
         changes.append((form.field(name).text(locale), field_text(form, name, pair[0], locale, names),
                         field_text(form, name, pair[1], locale, names)))
     detail = ""
+    node_label: str | None = None
     if entry["kind"] in ("task.reassigned", "task.delegated") and data.get("to"):
         detail = names.get(str(data["to"]), str(data["to"]))
     elif entry["kind"] == "task.escalated":
@@ -402,7 +403,9 @@ def _activity(entry: Mapping[str, Any], form: Any, flow: Any, hidden: set[str], 
     elif entry["kind"] == "task.copied":
         detail = ui("list_sep", locale).join(names.get(str(u), str(u)) for u in data.get("to") or [])
     elif entry["kind"] == "flow.returned":
-        detail = _node_label(flow, str(data.get("to") or ""), locale)
+        # "returned to · <the step it went back to>": the step it came from (the entry's node)
+        # read as the destination ("returned to · Finance director approval · Compensation proposal").
+        node_label = _node_label(flow, str(data.get("to") or ""), locale)
     elif entry["kind"] in ("flow.ended",):
         outcome = str(data.get("outcome") or "")
         word = ui(f"outcome_{outcome}", locale)  # the common outcomes have words; others read as written
@@ -415,8 +418,9 @@ def _activity(entry: Mapping[str, Any], form: Any, flow: Any, hidden: set[str], 
         detail = link[1]
     actor = entry["actor"] or ""
     actor = "" if actor == SYSTEM_ACTOR else names.get(actor, actor)
-    return Activity(at=entry["at"], kind=entry["kind"], actor=actor,
-                    node_label=_node_label(flow, entry["node"], locale) if entry["node"] else "",
+    if node_label is None:
+        node_label = _node_label(flow, entry["node"], locale) if entry["node"] else ""
+    return Activity(at=entry["at"], kind=entry["kind"], actor=actor, node_label=node_label,
                     outcome=str(data.get("outcome") or "") if entry["kind"] == "task.completed" else "",
                     comment=str(data.get("comment") or data.get("text") or ""), changes=changes,
                     detail=detail, link=link[0] if link else "", files=[{"name": str(f.get("name") or "file"), "size": f.get("size"),

@@ -206,6 +206,18 @@ def test_returning_sends_the_record_back_with_the_comment_in_the_timeline(system
     assert "returned to" in html
 
 
+def test_the_timeline_names_the_step_a_return_went_back_to_as_its_destination(system: System) -> None:
+    record = submit(system)
+    complete(client_for(system, "ann"), record, claimed(system, record), {"urgency": "high"})
+    complete(client_for(system, "max"), record, claimed(system, record, "max"),
+             {"outcome": "return", "return_to": "triage", "comment": "Which printer?"})
+    html = client_for(system, "max").get(f"/records/ticket/{record}?lang=en").text
+    line = re.search(r'<p class="ev-head">[^\n]*returned to[^\n]*</p>', html)
+    assert line is not None
+    text = re.sub(r"<[^>]+>", "", line.group(0))
+    assert text.endswith("returned to · Triage") and "Manager approval" not in text
+
+
 def test_the_step_sent_back_says_who_sent_it_back_and_why_beside_its_form(system: System) -> None:
     record = submit(system)
     complete(client_for(system, "ann"), record, claimed(system, record), {"urgency": "high"})
