@@ -476,7 +476,7 @@ class DashboardKind:
                 if widget_name not in data["widgets"]:
                     ctx.unknown(doc, ("schedules", name, "widgets", i), "widget", widget_name, data["widgets"])
             channels = {"log", *(getattr(ctx.meta, "channels", None) or {})}  # as engine/outbox.py
-            if raw["channel"] not in channels:
+            if ctx.meta is not None and raw["channel"] not in channels:  # no meta: bundle.yaml is broken
                 ctx.unknown(doc, ("schedules", name, "channel"), "channel", raw["channel"], channels)
             period = raw.get("period")
             if period is not None:

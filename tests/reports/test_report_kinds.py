@@ -131,6 +131,14 @@ def test_a_level_is_not_blamed_when_its_option_list_did_not_load(tmp_path: Path)
     assert found and {f for f, *_ in found} == {"lists/category.yaml"}
 
 
+def test_a_schedules_channel_is_not_blamed_when_bundle_yaml_did_not_load(tmp_path: Path) -> None:
+    # bundle.yaml, which names the channels, had a slip: the postal operations board was told its
+    # channel 'ops_wecom' was unknown.
+    board = BOARD + SCHEDULED.replace("PERIOD", "last_week").replace("channel: log", "channel: ops_wecom")
+    found = errors(tmp_path, bundle_yaml=FILES["bundle.yaml"] + "x: [unclosed\n", dashboards__board_yaml=board)
+    assert found and {f for f, *_ in found} == {"bundle.yaml"}
+
+
 def test_a_default_on_a_choice_filter_is_a_load_error(tmp_path: Path) -> None:
     # Only a period filter starts preset: `default: east` loaded and was never applied.
     board = BOARD.replace("  region: {field: region}", "  region: {field: region, default: east}")
