@@ -615,13 +615,14 @@ def _hold_stop_signals() -> None:
 
 
 def port_number(text: str) -> int:
-    """--port as argparse reads it: a number from 1 to 65535, else a usage error naming it (the
-    socket library answered 80000 with a traceback and -1 with a word about service names)."""
+    """--port as argparse reads it: a number from 0 (any free port) to 65535, else a usage error
+    naming it (the socket library answered 80000 with a traceback and -1 with a word about
+    service names)."""
     try:
         port = int(text)
     except ValueError:
-        port = 0
-    if not 1 <= port <= 65535:
+        port = -1
+    if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{text} is not a port: give a number from 1 to 65535")
     return port
 
