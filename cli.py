@@ -525,8 +525,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # A demo has no mail server or SMS gateway: messages are written to the log instead.
         os.environ.setdefault("DOCKET_OUTBOX_DRY_RUN", "1")
     system = boot(args.bundle, db_url=url)
-    for warning in webhook_problems(system.bundle):
-        print(f"warning: {warning}", file=sys.stderr)
+    for warning in [*webhook_problems(system.bundle), files_missing(system)]:
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
     if demo and system.bundle.meta.demo_users:
         _seed_demo_records(system)
     app = create_app(system)
@@ -664,6 +665,28 @@ def files_problem(folder: Path) -> str | None:
         return (f"uploaded files cannot be stored in {folder.resolve()}: {exc.strerror}; "
                 "set DOCKET_FILES_DIR to a writable folder")
     return None
+
+
+def files_missing(system: object, checked: int = 5) -> str | None:
+    """Why the files folder looks like the wrong one: it holds none of `checked` uploads linked
+    to records that the database names (a mistyped DOCKET_FILES_DIR is created empty); None
+    when one is there or there are none. Any few rows, unordered: a start must not sort a
+    table of millions. A warning, not an error: after a lost disk the records are still worth
+    serving without their files."""
+    import sqlalchemy as sa
+
+    from engine.storage.db import read_transaction
+    from engine.storage.tables import attachments
+
+    service = system.runtime.services["attachments"]  # type: ignore[attr-defined]
+    with read_transaction(system.db) as conn:  # type: ignore[attr-defined]
+        shas = conn.execute(sa.select(attachments.c.sha256).where(attachments.c.record_id.is_not(None))
+                            .limit(checked)).scalars().all()
+    if not shas or any(service.store.exists(sha) for sha in shas):
+        return None
+    return (f"none of {len(shas)} uploaded files the database names is in "
+            f"{service.store.root.resolve()}: their records will show them missing; is DOCKET_FILES_DIR "
+            "the folder they were stored in?")
 
 
 def secret_problem() -> str | None:
