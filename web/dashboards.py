@@ -51,6 +51,7 @@ TEXT: dict[str, dict[str, str]] = {
     "export": {"en": "Export", "zh-CN": "导出"},
     "loading": {"en": "Loading…", "zh-CN": "加载中…"},
     "drill_title": {"en": "Records behind “{point}”", "zh-CN": "“{point}”对应的记录"},
+    "filtered_by": {"en": "Dashboard filters", "zh-CN": "看板筛选条件"},
     "records_found": {"en": "{n} records", "zh-CN": "共 {n} 条记录"},
     "back_to": {"en": "Back to the dashboard", "zh-CN": "返回看板"},
     "query_no": {"en": "Query number", "zh-CN": "查询编号"},
@@ -220,6 +221,7 @@ def routes(web: "Web") -> list[Route]:
         shown = (offset + 1, offset + len(rows)) if rows and total > DRILL_PAGE else None
         return web.page(request, "dashboard_drill.html", dashboard=dashboard, widget=widget,
                         title=_tr("drill_title", locale, point=point_text), total=total, rows=rows,
+                        applied=_applied_filters(_filter_controls(reports, dashboard, params, locale), locale),
                         form=dataset.form, back=back, next_query=next_query, prev_query=prev_query, shown=shown,
                         tr=lambda k, **p: _tr(k, locale, **p))
 
@@ -282,6 +284,27 @@ def _filter_controls(reports: "ReportService", dashboard: "DashboardSpec", param
             item["options"] = options
         controls.append(item)
     return controls
+
+
+def _applied_filters(controls: list[dict[str, Any]], locale: str) -> list[tuple[str, str]]:
+    """(filter label, value in words) of the dashboard filters that narrow the records, from
+    the filter bar's controls: the drill-down page listed "3 records" of North China under a
+    title naming only the bar clicked."""
+    applied = []
+    for item in controls:
+        if item["type"] == "period":
+            if item.get("from") or item.get("to"):
+                text = f"{item.get('from') or '…'} – {item.get('to') or '…'}"
+            elif item["value"] and item["value"] in PERIOD_PRESETS:
+                text = _tr(item["value"], locale)
+            else:
+                continue
+        elif not item["value"]:
+            continue
+        else:
+            text = dict(item.get("options") or []).get(item["value"], item["value"])
+        applied.append((item["label"], text))
+    return applied
 
 
 def _point_text(reports: "ReportService", widget: "WidgetSpec", params: Mapping[str, Sequence[str]], locale: str) -> str:

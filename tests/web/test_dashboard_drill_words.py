@@ -24,3 +24,22 @@ def test_the_records_behind_a_departments_bar_are_titled_with_the_departments_na
     accept(system, DELAY)
     path = "/dashboards/operations/widgets/backlog_by_department/records?p.department=marketing&lang=en"
     assert drill_title(system, path).startswith("Records behind “Marketing")
+
+
+def drill_filters(system: System, path: str) -> str:
+    """The drill-down page's line of dashboard filters, tags stripped ("" when it has none)."""
+    import re
+
+    found = re.search(r'<p class="muted" id="drill-filters">(.*?)</p>', client_for(system, "admin").get(path).text)
+    return re.sub(r"<[^>]+>", "", found.group(1)) if found else ""
+
+
+def test_the_records_behind_a_point_name_the_dashboard_filters_that_narrowed_them(system: System) -> None:
+    accept(system, DELAY)
+    path = "/dashboards/overview/widgets/top_types/records?region=north&period=last_30_days&p.category=delivery_late"
+    assert drill_filters(system, path + "&lang=zh-CN") == "看板筛选条件：受理日期 最近30天 · 区域 华北"
+
+
+def test_the_records_behind_a_point_of_an_unfiltered_dashboard_name_no_filters(system: System) -> None:
+    accept(system, DELAY)
+    assert drill_filters(system, "/dashboards/overview/widgets/top_types/records?p.category=delivery_late&lang=en") == ""
