@@ -257,10 +257,36 @@ def report_errors(errors: Iterable[ValidationError], doc: Document, base: YamlPa
         for path, at_key, message, hint in _translate(error):
             full = base + path
             span = doc.source_map.key(full) if at_key else doc.source_map.value(full)
+            if not at_key and "type" == error.validator:
+                hint = hint or _indent_hint(doc.data, full, error)
             if not at_key and "type" == error.validator and doc.source_map.is_plain(full):
                 hint = hint or _coercion_hint(error)
             diags.error(message, span, code=f"schema-{error.validator}", hint=hint,
                         yaml_path=full)
+
+
+def _indent_hint(data: Any, path: YamlPath, error: ValidationError) -> str | None:
+    """When a mapping was expected: a key the analyst meant inside the entry above, written in
+    line with it (`autocomplete: name` two spaces short reads as a field of its own), or a key
+    with nothing indented under it (`assign:` with `role:` in line with it)."""
+    expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+    if "object" not in expected or isinstance(error.instance, (dict, list)) or not path:
+        return None
+    key = path[-1]
+    if error.instance is None:
+        return f"nothing is indented under '{key}:': indent the lines that belong to it further than '{key}'"
+    parent: Any = data
+    for step in path[:-1]:
+        try:
+            parent = parent[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    keys = list(parent) if isinstance(parent, dict) else []
+    before = keys[keys.index(key) - 1] if key in keys and keys.index(key) > 0 else None
+    if before is None or not all(isinstance(value, dict) for name, value in parent.items() if name != key):
+        return None  # not a collection of named entries (fields, nodes): `assign: agent` is no slip of indentation
+    return (f"'{key}' is read as an entry of its own, beside '{before}': if it belongs to '{before}', "
+            f"indent it as far as the keys of '{before}'")
 
 
 def _label_problem(path: YamlPath, instance: Any) -> tuple[YamlPath, bool, str, str | None]:

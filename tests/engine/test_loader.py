@@ -658,3 +658,26 @@ def test_a_default_written_as_an_options_label_is_told_its_value(tmp_path: Path)
     form = MINI["forms/ticket.yaml"].replace("options: urgency", "options: urgency\n            default: 高")
     (error,) = [d for d in diagnostics(tmp_path, {"forms/ticket.yaml": form}) if d.severity == "error"]
     assert error.hint == "'高' is the label of an option of 'urgency': write its value, \"high\""
+
+
+def test_a_fields_key_indented_too_little_is_told_which_entry_it_belongs_to(tmp_path: Path) -> None:
+    # Two spaces short, `required: true` became a field of its own: "expected a mapping, got
+    # the text 'true'" did not say that the indentation was the mistake.
+    form = "form: ticket\nfields:\n  title:\n    type: text\n  required: true\n  urgency: {type: select, options: urgency}\n"
+    (error,) = [d for d in diagnostics(tmp_path, {"forms/ticket.yaml": form}) if d.severity == "error"
+                and d.span and d.span.file.endswith("ticket.yaml")]
+    assert error.hint == ("'required' is read as an entry of its own, beside 'title': if it belongs to 'title', "
+                          "indent it as far as the keys of 'title'")
+
+
+def test_a_key_with_nothing_indented_under_it_is_told_to_indent_what_belongs_to_it(tmp_path: Path) -> None:
+    form = "form: ticket\nlookup:\nverify: phone\nfields:\n  title: {type: text}\n"
+    found = [d for d in diagnostics(tmp_path, {"forms/ticket.yaml": form}) if d.code == "schema-type"]
+    assert [d.hint for d in found] == ["nothing is indented under 'lookup:': indent the lines that belong to it "
+                                       "further than 'lookup'"]
+
+
+def test_a_scalar_for_a_mapping_among_mixed_keys_gets_no_indentation_hint(tmp_path: Path) -> None:
+    form = "form: ticket\nlabel: {en: Ticket}\nlookup: phone\nfields:\n  title: {type: text}\n"
+    found = [d for d in diagnostics(tmp_path, {"forms/ticket.yaml": form}) if d.code == "schema-type"]
+    assert len(found) == 1 and (found[0].hint is None or "indent" not in found[0].hint)
