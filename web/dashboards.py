@@ -21,6 +21,7 @@ from reports.kind import PERIODS
 from reports.query import OTHERS, ReportRequestError
 from reports.sql import NotTranslatable
 from web import auth
+from web.i18n import ui
 from web.offload import offload
 from web.staff import local_time, status_labeller
 
@@ -111,9 +112,9 @@ def routes(web: "Web") -> list[Route]:
         try:
             dashboard = service().dashboard(request.path_params["name"])
         except ReportRequestError:
-            raise HTTPException(404, "there is no such dashboard") from None
+            raise HTTPException(404, ui("err_no_dashboard", web.locale_of(request))) from None
         if not service().may_open(dashboard, principal):
-            raise HTTPException(403, "you do not have a role that may open this dashboard")
+            raise HTTPException(403, ui("err_dashboard_role", web.locale_of(request)))
         return principal, dashboard
 
     def widget_of(request: Request, dashboard: "DashboardSpec") -> "WidgetSpec":

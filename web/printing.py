@@ -23,6 +23,7 @@ from engine.templating import TemplateRenderError
 from forms.access import can_read
 from reports.print.render import PrintService, Printed
 from web import auth
+from web.i18n import ui
 from web.offload import offload
 from web.prefix import public_base
 from web.staff import hidden_fields
@@ -76,7 +77,7 @@ def routes(web: "Web") -> list[Route]:
         service = PrintService.of(runtime)
         spec = service.spec(request.path_params["template"], form)  # PrintError -> 404
         if spec.roles and not principal.has_role(*spec.roles):
-            raise HTTPException(403, "you do not have a role that may print this template")
+            raise HTTPException(403, ui("err_print_role", web.locale_of(request)))
         with read_transaction(runtime.db) as conn:
             if not can_read(conn, runtime, form, record_id, principal):
                 raise NotFoundError(f"no {form} record {record_id}")

@@ -31,6 +31,7 @@ from forms.render import form_view, parse_form_post
 from web import auth
 from web.form_files import files_budget, mark_file_limits, read_kept_files, store_files, store_uploads
 from web.forms_body import read_form
+from web.i18n import ui
 from web.offload import offload
 from web.printing import print_links
 from web.record_list import ListQuery, list_page
@@ -58,13 +59,14 @@ def routes(web: "Web") -> list[Route]:
         try:
             return system.forms.form(request.path_params["form"])
         except NotFoundError:
-            raise HTTPException(404, "no such form") from None
+            raise HTTPException(404, ui("err_no_form", web.locale_of(request))) from None
 
-    def readable(principal: Principal, form: str, record_id: int) -> None:
-        """404 unless the record exists and the principal may see it (never a 403: ids stay secret)."""
+    def readable(principal: Principal, form: str, record_id: int, locale: str = "en") -> None:
+        """404 unless the record exists and the principal may see it (never a 403: ids stay secret),
+        said in the reader's language (a Chinese page read "no such record" under its heading)."""
         with read_transaction(system.db) as conn:
             if not can_read(conn, system.runtime, form, record_id, principal):
-                raise HTTPException(404, "no such record")
+                raise HTTPException(404, ui("err_no_record", locale))
 
     async def index(request: Request) -> Response:
         principal = auth.require_principal(request)
@@ -158,7 +160,7 @@ def routes(web: "Web") -> list[Route]:
         locale = web.locale_of(request)
         key = str(posted.get("_key", ""))
         if not (16 <= len(key) <= 64 and set(key) <= KEY_CHARS):
-            raise HTTPException(400, "the page is out of date; open the form again")
+            raise HTTPException(400, ui("err_page_out_of_date", locale))
         data = parse_form_post(form, posted)
         file_errors = await store_files(web, form, posted, data, locale)
         if file_errors:
@@ -203,7 +205,7 @@ def routes(web: "Web") -> list[Route]:
         principal = auth.require_principal(request)
         form = staff_form(request)
         record_id = request.path_params["record_id"]
-        await offload.run(readable, principal, form.name, record_id)
+        await offload.run(readable, principal, form.name, record_id, web.locale_of(request))
         return await offload.run(render_record, request, principal, form, record_id)
 
     async def comment(request: Request) -> Response:
@@ -274,7 +276,7 @@ def routes(web: "Web") -> list[Route]:
         record_id = request.path_params["record_id"]
         posted = await read_form(request, max_fields=10, **limits)
         auth.check_csrf(request, posted)
-        await offload.run(readable, principal, form.name, record_id)
+        await offload.run(readable, principal, form.name, record_id, web.locale_of(request))
         return principal, form, record_id, posted
 
     async def task_command(request: Request) -> Response:
@@ -284,7 +286,7 @@ def routes(web: "Web") -> list[Route]:
         action = request.path_params["action"]
         posted = await read_form(request, max_files=MAX_STEP_FILES, max_body=MAX_STEP_BYTES)
         auth.check_csrf(request, posted)
-        await offload.run(readable, principal, form.name, record_id)
+        await offload.run(readable, principal, form.name, record_id, web.locale_of(request))
         task = await offload.run(_task_of, web, task_id, form.name, record_id)
         locale = web.locale_of(request)
         here = f"/records/{form.name}/{record_id}"
@@ -364,7 +366,7 @@ def routes(web: "Web") -> list[Route]:
         principal = auth.require_principal(request)
         form = staff_form(request)
         record_id = request.path_params["record_id"]
-        await offload.run(readable, principal, form.name, record_id)
+        await offload.run(readable, principal, form.name, record_id, web.locale_of(request))
         token = request.path_params["token"]
         with read_transaction(system.db) as conn:
             row = conn.execute(select(attachments).where(

@@ -85,6 +85,13 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "kind_webhook": {"en": "Webhooks", "zh-CN": "外部接入"},
     "kind_template": {"en": "Print templates", "zh-CN": "打印模板"},
     "kind_scenario": {"en": "Scenarios", "zh-CN": "场景测试"},
+    # what an error page says under its heading, in the reader's language
+    "err_no_form": {"en": "There is no such form.", "zh-CN": "没有这个表单。"},
+    "err_no_record": {"en": "There is no such record, or you may not see it.", "zh-CN": "记录不存在，或您无权查看。"},
+    "err_page_out_of_date": {"en": "The page is out of date; open the form again.", "zh-CN": "页面已过期，请重新打开表单。"},
+    "err_no_dashboard": {"en": "There is no such dashboard.", "zh-CN": "没有这个看板。"},
+    "err_dashboard_role": {"en": "None of your roles may open this dashboard.", "zh-CN": "您的角色无权查看此看板。"},
+    "err_print_role": {"en": "None of your roles may print this template.", "zh-CN": "您的角色无权打印此模板。"},
     "sent_back_short": {"en": "sent back", "zh-CN": "被退回"},
     "cannot_deactivate_self": {"en": "You cannot deactivate your own account; another administrator can.",
                                "zh-CN": "不能停用自己的账号，请由其他管理员操作。"},

@@ -43,3 +43,8 @@ def test_the_records_behind_a_point_name_the_dashboard_filters_that_narrowed_the
 def test_the_records_behind_a_point_of_an_unfiltered_dashboard_name_no_filters(system: System) -> None:
     accept(system, DELAY)
     assert drill_filters(system, "/dashboards/overview/widgets/top_types/records?p.category=delivery_late&lang=en") == ""
+
+
+def test_a_dashboard_the_reader_may_not_open_says_so_in_their_language(system: System) -> None:
+    page = client_for(system, "agent").get("/dashboards/overview?lang=zh-CN")
+    assert page.status_code == 403 and "您的角色无权查看此看板。" in page.text

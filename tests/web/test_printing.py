@@ -107,6 +107,12 @@ def test_a_role_the_template_does_not_list_may_not_print(client, letter_record):
     assert response.status_code == 403
 
 
+def test_a_refused_print_says_why_in_the_readers_language(client, letter_record):
+    response = get(client, f"/records/complaint/{letter_record}/print/reply_letter.pdf?lang=zh-CN",
+                   user="manager_of_accounts")
+    assert response.status_code == 403 and "您的角色无权打印此模板。" in response.text
+
+
 def test_a_record_the_user_may_not_read_is_not_found(client, letter_record):
     response = get(client, f"/records/complaint/{letter_record}/print/reply_letter.html", user="finance")
     assert response.status_code == 404

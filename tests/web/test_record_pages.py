@@ -85,6 +85,13 @@ def test_an_unknown_record_and_an_unknown_form_are_not_found(system: System) -> 
     assert client.get("/records/nope/1").status_code == 404
 
 
+def test_a_record_not_found_is_said_in_the_readers_language(system: System) -> None:
+    record = submit(system)
+    response = client_for(system, "carl").get(f"/records/ticket/{record}?lang=zh-CN")  # carl sees only his own
+    assert response.status_code == 404 and "记录不存在，或您无权查看。" in response.text
+    assert "no such record" not in response.text
+
+
 def test_signed_out_visitors_are_sent_to_sign_in(system: System) -> None:
     record = submit(system)
     assert client_for(system).get(f"/records/ticket/{record}").status_code == 303
