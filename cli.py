@@ -1158,7 +1158,9 @@ def cmd_users_set_active(args: argparse.Namespace) -> int:
         return 1
     now = system.runtime.clock.now()
     changed: list[str] = []
+    admin_roles = [name for name, role in system.bundle.meta.roles.items() if role.admin]
     with transaction(system.db) as conn:
+        could_administer = _administrators_signing_in(conn, admin_roles)
         rows = {row.username: row for row in conn.execute(
             select(users.c.id, users.c.username, users.c.is_active).where(users.c.username.in_(names)))}
         unknown = [name for name in names if name not in rows]
@@ -1175,13 +1177,31 @@ def cmd_users_set_active(args: argparse.Namespace) -> int:
                   {"sessions_ended": ended}, at=now)
             changed.append(name)
         held = {} if active else _open_tasks_held(conn, [int(rows[name].id) for name in names])
+        locked_out = could_administer and not _administrators_signing_in(conn, admin_roles)
     state = "activated" if active else "deactivated"
     print(f"{state}: {', '.join(changed)}" if changed else f"nothing to do: already {state}")
     for name in names:
         if held.get(int(rows[name].id)):
             print(f"warning: {name} holds {held[int(rows[name].id)]} open task(s), which wait until someone "
                   "reassigns them (the task's Reassign on its record's page)", file=sys.stderr)
+    if locked_out:
+        print(f"warning: no active administrator has a password now: nobody can sign in to /admin until "
+              f"`docket users activate {' '.join(changed)}` (or `docket users add NAME --role admin`)",
+              file=sys.stderr)
     return 0
+
+
+def _administrators_signing_in(conn: object, admin_roles: Sequence[str]) -> int:
+    """How many active users holding one of `admin_roles` have a password to sign in with."""
+    from sqlalchemy import func, select
+
+    from engine.storage.tables import user_roles, users
+
+    holders = users.join(user_roles, user_roles.c.user_id == users.c.id)
+    return int(conn.execute(  # type: ignore[attr-defined]
+        select(func.count(func.distinct(users.c.id))).select_from(holders)
+        .where(users.c.is_active.is_(True), users.c.password_hash.is_not(None),
+               user_roles.c.role.in_(list(admin_roles)))).scalar() or 0)
 
 
 def _open_tasks_held(conn: object, user_ids: Sequence[int]) -> dict[int, int]:

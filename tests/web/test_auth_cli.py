@@ -189,6 +189,18 @@ def test_users_deactivate_warns_of_the_open_tasks_a_user_still_holds(
         "its record's page)"]
 
 
+def test_deactivating_the_last_administrator_who_can_sign_in_warns_how_to_undo_it(
+        monkeypatch: pytest.MonkeyPatch, sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # It said only "deactivated: wang.li": nobody could open /admin any more, unsaid.
+    assert run(monkeypatch, ["users", "add", "wang.li", "--name", "王丽", "--role", "admin", "--password-stdin",
+                             "--bundle", str(POSTAL), "--db", sqlite_url], "a long enough passphrase\n") == 0
+    capsys.readouterr()
+    assert run(monkeypatch, ["users", "deactivate", "wang.li", "--bundle", str(POSTAL), "--db", sqlite_url]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: no active administrator has a password now: nobody can sign in to /admin until "
+        "`docket users activate wang.li` (or `docket users add NAME --role admin`)"]
+
+
 def test_users_activate_undoes_a_deactivation(monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> None:
     assert run(monkeypatch, ["users", "deactivate", "agent", "--bundle", str(POSTAL), "--db", sqlite_url]) == 0
     assert run(monkeypatch, ["users", "activate", "agent", "--bundle", str(POSTAL), "--db", sqlite_url]) == 0
