@@ -1085,6 +1085,8 @@ def cmd_users_add(args: argparse.Namespace) -> int:
         problems.append(f"unknown department '{args.department}' (departments: {', '.join(meta.departments)})")
     if not USERNAME.fullmatch(args.username):
         problems.append(f"'{args.username}': use letters, digits and . _ @ - only (at most 150)")
+    if args.email and ("@" not in args.email or len(args.email) > 255):  # as the admin page checks it
+        problems.append(f"--email {args.email}: not an e-mail address; nothing was changed")
     with read_transaction(system.db) as conn:  # before asking for a password it would not use
         if conn.execute(select(users.c.id).where(users.c.username == args.username)).first():
             problems.append(f"user '{args.username}' exists already")

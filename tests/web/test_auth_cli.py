@@ -54,6 +54,17 @@ def test_users_add_refuses_an_unknown_role_saying_which_exist(
     assert "unknown role 'emperor' (roles: agent, " in capsys.readouterr().err
 
 
+def test_users_add_refuses_an_email_that_is_no_address_as_the_admin_page_does(
+        monkeypatch: pytest.MonkeyPatch, sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # --email wang.li.example-post.cn was stored, and every message to her failed later.
+    code = run(monkeypatch, ["users", "add", "wang.li", "--name", "王丽", "--role", "agent", "--no-password",
+                             "--email", "wang.li.example-post.cn", "--bundle", str(POSTAL), "--db", sqlite_url])
+    assert code == 1
+    assert capsys.readouterr().err == "--email wang.li.example-post.cn: not an e-mail address; nothing was changed\n"
+    assert run(monkeypatch, ["users", "list", "--bundle", str(POSTAL), "--db", sqlite_url]) == 0
+    assert "wang.li" not in capsys.readouterr().out
+
+
 def test_set_password_sets_it_and_audits_it(monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> None:
     code = run(monkeypatch, ["users", "set-password", "supervisor", "--password-stdin",
                              "--bundle", str(POSTAL), "--db", sqlite_url], "another long passphrase\n")
