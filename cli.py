@@ -834,10 +834,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_instances_migrate(args: argparse.Namespace) -> int:
     """Show (and with --apply make) the move of running flow instances to the current bundle
     version: by default they finish on the version they started on."""
+    from engine.storage.db import database_url
     from flows.version_move import MoveError, apply_moves, parse_renames, plan_moves
     from web.system import boot
 
-    system = boot(args.bundle, db_url=args.db)
+    system = boot(args.bundle, db_url=_waiting_at_most(database_url(args.db)))
     try:
         renames = parse_renames(list(args.map or []), system.flows.flows)
     except MoveError as exc:
@@ -864,8 +865,27 @@ def cmd_instances_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+LOCK_TIMEOUT_S = 15
+"""How long `docket migrate` and `docket instances migrate` wait for a table another session
+holds (PostgreSQL), before stopping with one line instead of waiting in silence."""
+
+
+def _waiting_at_most(url: str) -> str:
+    """`url` with PostgreSQL's lock_timeout set to LOCK_TIMEOUT_S (any options it has kept):
+    behind a long report or a psql session left in a transaction, a command that changes tables
+    stops and says so. SQLite's own busy timeout already bounds its wait."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return url
+    options = " ".join([parsed.query.get("options", ""), f"-clock_timeout={LOCK_TIMEOUT_S * 1000}"]).strip()
+    return parsed.update_query_dict({"options": options}).render_as_string(hide_password=False)
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Show (and with --apply, run) the record-table changes start-up never makes on its own."""
+    from engine.storage.db import database_url
     from forms.migrate import MigrationBlocked, apply_form, plan_form
     from web.system import boot
 
@@ -880,7 +900,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     # Start-up warns of every change it leaves "for docket migrate": this is docket migrate, which
     # lists them as its plan below.
     with quieted("engine.storage.records"):
-        system = boot(args.bundle, db_url=args.db)
+        system = boot(args.bundle, db_url=_waiting_at_most(database_url(args.db)))
     unknown = sorted(set(renames) - set(system.forms.forms))
     if unknown:
         print(f"--rename: no form {', '.join(unknown)}", file=sys.stderr)

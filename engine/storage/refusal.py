@@ -35,6 +35,8 @@ HINTS = {
     "42501": "; the database user may not create or change tables there: make it the owner of the "
              "database (createdb --owner USER NAME) or grant it CREATE on the schema",
     "25006": "; this database only reads (a standby or replica?): point the URL at the primary server",
+    "55P03": "; a table it must change is in use by another session (a long report, or a transaction "
+             "left open in psql): let it finish or end it (see pg_stat_activity), then run the command again",
 }
 """What to check for a refusal, by SQLSTATE class or code (code first)."""
 CONNECTION_WORDS = ((re.compile(r'password authentication failed|role ".*" does not exist|no password supplied'), "28"),

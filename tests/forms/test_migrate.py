@@ -218,3 +218,27 @@ def test_a_retype_and_a_rename_apply_on_postgresql(tmp_path: Path, postgres_url:
     (record,) = system.forms.list("ticket")
     assert (record["code"], record["reference"]) == (12, "EA1")
     system.db.dispose()
+
+
+@pytest.mark.postgres
+def test_the_command_behind_a_transaction_left_open_stops_saying_so_instead_of_waiting_silently(
+        tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Behind a long report or a psql session left in a transaction, `docket migrate --apply`
+    # printed nothing and waited for as long as that lasted.
+    import cli
+    from engine.storage.db import create_engine
+
+    monkeypatch.setattr(cli, "LOCK_TIMEOUT_S", 1)
+    seeded(tmp_path, [{"title": "a", "ref": "EA1"}], postgres_url)
+    root = write_bundle(tmp_path / "bundle", {"forms/ticket.yaml": v2(code="text", ref="reference"),
+                                              "flows/ticket_flow.yaml": None})
+    holder = create_engine(postgres_url)
+    try:
+        with holder.connect() as open_session:
+            open_session.exec_driver_sql("SELECT count(*) FROM rec_ticket").all()  # its lock held till the end
+            assert main(["migrate", str(root), "--db", postgres_url, "--rename", "ticket.ref=reference", "--apply"]) == 1
+    finally:
+        holder.dispose()
+    err = capsys.readouterr().err
+    assert "lock timeout" in err and "in use by another session" in err and "Traceback" not in err
