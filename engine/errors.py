@@ -192,6 +192,25 @@ WIDE_PUNCTUATION = {"“": '"', "”": '"', "‘": "'", "’": "'", "（": "(", 
 """Punctuation a Chinese input method types (full-width, or curly quotes) -> what was meant."""
 
 
+INVISIBLE = {"\u00a0": "a non-breaking space", "\u200b": "a zero-width space", "\u200c": "a zero-width non-joiner",
+             "\u200d": "a zero-width joiner", "\u2060": "a word joiner", "\ufeff": "a byte-order mark",
+             "\u3000": "a full-width space"}
+"""Characters a paste from a document or chat brings along that look like a space, or like nothing."""
+
+
+def invisible_hint(text: str) -> str | None:
+    """The fix for the first invisible or look-alike space in `text`, or None when it has none:
+    `'confirm\u200b'` prints like `'confirm'`, so "did you mean 'confirm'?" baffled."""
+    for i, ch in enumerate(str(text)):
+        if ch in INVISIBLE:
+            what = f"{INVISIBLE[ch]} (U+{ord(ch):04X})"
+            if len(text) == 1:
+                return f"this is {what}, pasted from a document or a chat: type an ordinary space, or delete it"
+            where = f"after '{text[:i]}'" if i else "at its start"
+            return f"it holds {what} {where}, pasted from a document or a chat: delete it, or type an ordinary space"
+    return None
+
+
 def wide_punctuation_hint(text: str) -> str | None:
     """The fix for the first Chinese punctuation mark in `text`, or None when it has none."""
     mark = next((ch for ch in str(text) if ch in WIDE_PUNCTUATION), None)

@@ -13,7 +13,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
-from engine.errors import Diagnostics, ExpressionError, did_you_mean, plural, wide_punctuation_hint
+from engine.errors import Diagnostics, ExpressionError, did_you_mean, invisible_hint, plural, wide_punctuation_hint
 from engine.registry import BUILT_IN, plugin_in_traceback
 from engine.types import Span, YamlPath
 from engine.yamlsource import Document
@@ -143,7 +143,7 @@ class BuildContext:
         if what in self.incomplete:
             return
         names = sorted(known)
-        hint = wide_punctuation_hint(name) or did_you_mean(name, names)
+        hint = invisible_hint(name) or wide_punctuation_hint(name) or did_you_mean(name, names)
         if hint is None and names:
             shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
             hint = f"known {plural(what)}: {shown}"

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
-from engine.errors import Diagnostics, did_you_mean, separator_hint
+from engine.errors import Diagnostics, did_you_mean, invisible_hint, separator_hint
 from engine.kinds import DefinitionKind, Dispatch, walk_dispatch
 from engine.registry import Registry
 from engine.types import YamlPath
@@ -360,7 +360,7 @@ def _translate(error: ValidationError) -> list[tuple[YamlPath, bool, str, str | 
     instance = error.instance
     if _about_a_key(error):  # jsonschema reports a bad key as its mapping's error
         return [(path + (instance,), True, f"'{instance}' is not a valid name here",
-                 "names use lower-case letters, digits and _, starting with a letter")]
+                 invisible_hint(str(instance)) or "names use lower-case letters, digits and _, starting with a letter")]
     if keyword == "additionalProperties" and isinstance(instance, dict):
         out = []
         for key, allowed in unknown_keys(error):
@@ -390,7 +390,7 @@ def _translate(error: ValidationError) -> list[tuple[YamlPath, bool, str, str | 
     if keyword == "pattern":
         if error.validator_value == NAME_PATTERN:
             return [(path, False, f"{_describe(instance)} is not a valid name",
-                     "names use lower-case letters, digits and _, starting with a letter")]
+                     invisible_hint(str(instance)) or "names use lower-case letters, digits and _, starting with a letter")]
         described = error.schema.get("description")
         if described:  # the analyst's words for what is accepted, rather than a regular expression
             return [(path, False, f"{_describe(instance)} is not a value this key takes",
@@ -400,7 +400,7 @@ def _translate(error: ValidationError) -> list[tuple[YamlPath, bool, str, str | 
         inner = best_match(error.context)
         bad = inner.instance
         return [(path + (bad,), True, f"'{bad}' is not a valid name here",
-                 "names use lower-case letters, digits and _, starting with a letter")]
+                 invisible_hint(str(bad)) or "names use lower-case letters, digits and _, starting with a letter")]
     if keyword in ("anyOf", "oneOf") and error.context:
         if error.schema is LABEL_SCHEMA or error.schema.get("description") == LABEL_SCHEMA["description"]:
             return [_label_problem(path, instance)]

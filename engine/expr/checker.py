@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.durations import as_value
-from engine.errors import Diagnostic, did_you_mean, wide_punctuation_hint
+from engine.errors import Diagnostic, did_you_mean, invisible_hint, wide_punctuation_hint
 from engine.expr import safe_ops
 from engine.expr.context import VALUE_KINDS, EvalFailure, Scope, arity_text, group_hint, label_hint
 from engine.expr.functions import TEXT_READERS  # the calls' own reading of their text
@@ -114,6 +114,11 @@ def _syntax_hint(text: str, message: str = "") -> str:
     wide = re.search(r"invalid character '(.)'", message)
     if wide and wide_punctuation_hint(wide[1]):
         return wide_punctuation_hint(wide[1])
+    invisible = re.search(r"character U\+([0-9A-Fa-f]{4})", message)
+    if invisible and invisible_hint(chr(int(invisible[1], 16))):
+        return invisible_hint(chr(int(invisible[1], 16)))
+    if wide and invisible_hint(wide[1]):
+        return invisible_hint(wide[1])
     try:
         tree = ast.parse(text, mode="exec")
     except (SyntaxError, ValueError, RecursionError, MemoryError):

@@ -149,6 +149,13 @@ def test_a_date_in_quotes_is_not_a_bare_date(functions: Kind[Any]) -> None:
     assert diagnose('date(due) > date("2026-12-01")', functions) == []
 
 
+def test_a_non_breaking_space_pasted_into_an_expression_is_named(functions: Kind[Any]) -> None:
+    # Python's "invalid non-printable character U+00A0" came with "expressions use Python syntax".
+    (diag,) = diagnose("amount\u00a0> 1", functions)
+    assert diag.hint == ("this is a non-breaking space (U+00A0), pasted from a document or a chat: "
+                         "type an ordinary space, or delete it")
+
+
 # ---------------------------------------------------------------- names and functions
 
 

@@ -681,3 +681,18 @@ def test_a_scalar_for_a_mapping_among_mixed_keys_gets_no_indentation_hint(tmp_pa
     form = "form: ticket\nlabel: {en: Ticket}\nlookup: phone\nfields:\n  title: {type: text}\n"
     found = [d for d in diagnostics(tmp_path, {"forms/ticket.yaml": form}) if d.code == "schema-type"]
     assert len(found) == 1 and (found[0].hint is None or "indent" not in found[0].hint)
+
+
+def test_an_invisible_character_in_a_name_is_named_with_where_it_is(tmp_path: Path) -> None:
+    # 'confirm\u200b' printed like 'confirm': "unknown node 'confirm', did you mean 'confirm'?"
+    flow = MINI["flows/ticket_flow.yaml"].replace("next: route", "next: route\u200b", 1)
+    (error,) = [d for d in diagnostics(tmp_path, {"flows/ticket_flow.yaml": flow}) if d.severity == "error"]
+    assert error.hint == ("it holds a zero-width space (U+200B) after 'route', pasted from a document or a chat: "
+                          "delete it, or type an ordinary space")
+
+
+def test_a_non_breaking_space_in_the_indentation_is_named(tmp_path: Path) -> None:
+    form = "form: ticket\nfields:\n  title: {type: text}\n  \u00a0\u00a0body: {type: text}\n"
+    found = [d for d in diagnostics(tmp_path, {"forms/ticket.yaml": form}) if d.code == "schema-pattern"]
+    assert [d.hint for d in found] == ["it holds a non-breaking space (U+00A0) at its start, pasted from a document "
+                                       "or a chat: delete it, or type an ordinary space"]
