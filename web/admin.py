@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,149}")
 AUDIT_PAGE = 100
-SECTIONS = ("users", "roles", "departments", "reload", "incidents", "audit_log")
+SECTIONS = ("users", "roles", "departments", "reload", "incidents", "audit_log", "tokens")
+"""The administration pages' tabs (the API tokens page is web/tokens.py's)."""
 
 
 def _roles_of(conn: Connection) -> dict[int, list[str]]:

@@ -92,6 +92,7 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "err_no_dashboard": {"en": "There is no such dashboard.", "zh-CN": "没有这个看板。"},
     "err_dashboard_role": {"en": "None of your roles may open this dashboard.", "zh-CN": "您的角色无权查看此看板。"},
     "err_print_role": {"en": "None of your roles may print this template.", "zh-CN": "您的角色无权打印此模板。"},
+    "tokens": {"en": "API tokens", "zh-CN": "API 令牌"},
     "sent_back_short": {"en": "sent back", "zh-CN": "被退回"},
     "cannot_deactivate_self": {"en": "You cannot deactivate your own account; another administrator can.",
                                "zh-CN": "不能停用自己的账号，请由其他管理员操作。"},

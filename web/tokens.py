@@ -247,7 +247,10 @@ def routes(web: "Web") -> list[Route]:
         with read_transaction(web.system.db) as conn:
             items = list_tokens(conn)
         revoked = request.query_params.get("revoked", "")
+        from web.admin import SECTIONS  # the administration tabs, this page among them
+
         return web.page(request, "admin_tokens.html", tokens=items, revoked=revoked if revoked.isdigit() else "",
+                        section="tokens", sections=SECTIONS,
                         when=lambda at: at.astimezone(zone).strftime("%Y-%m-%d %H:%M"))
 
     async def admin_revoke(request: Request) -> Response:

@@ -371,3 +371,10 @@ def test_the_audit_log_links_a_printed_record_to_its_page(app, system: System) -
     assert '<a href="/records/complaint/7">complaint:7</a>' in rows
     assert '<td class="audit-detail">template: reply_letter</td>' in rows
 
+
+def test_the_api_tokens_page_is_one_of_the_administration_tabs(admin: TestClient) -> None:
+    overview = admin.get("/admin?lang=zh-CN").text
+    assert '<a href="/admin/tokens?lang=zh-CN">API 令牌</a>' in overview
+    tokens = admin.get("/admin/tokens?lang=zh-CN").text
+    assert 'id="admin-tokens" aria-current="page">API 令牌</a>' in tokens and 'id="admin-users"' in tokens
+
