@@ -18,6 +18,7 @@ from engine.storage.tables import flow_instances, history, tasks, users
 from engine.types import label_text
 from flows.history import record_timeline
 from forms.access import can_read
+from forms.attachments.kinds import INLINE_TYPES
 from forms.render import Section, form_view
 from web.flow_diagram import node_text, render_svg
 from web.i18n import ui
@@ -353,14 +354,20 @@ def _field_row(form: Any, name: str, value: Any, locale: str, record_id: int,
     row = FieldRow(name, form.spec.fields[name].text(locale), "")
     if getattr(ftype, "holds_attachments", False):
         row.kind = "files"
-        row.files = [{"name": str(item.get("name") or "file"), "size": item.get("size"),
-                      "url": f"/records/{form.spec.name}/{record_id}/files/{item.get('id')}",
-                      "image": ftype.name == "image"}
+        row.files = [_file_link(f"/records/{form.spec.name}/{record_id}/files/{item.get('id')}", item,
+                                image=ftype.name == "image")
                      for item in (value or []) if isinstance(item, Mapping) and item.get("id")]
     else:
         row.text = field_text(form, name, value, locale, names)
         row.kind = "long" if ftype.name in ("textarea", "rich_text", "subtable") else "text"
     return row
+
+
+def _file_link(url: str, item: Mapping[str, Any], *, image: bool) -> dict[str, Any]:
+    """A stored file as the record page links it: a photo opens in the browser (`view`, the
+    route's `?inline=1`), where each one clicked was saved as a download to open from there."""
+    return {"name": str(item.get("name") or "file"), "size": item.get("size"), "url": url, "image": image,
+            "view": f"{url}?inline=1" if image else ""}
 
 
 SYSTEM_ACTOR = "system"
@@ -423,9 +430,10 @@ def _activity(entry: Mapping[str, Any], form: Any, flow: Any, hidden: set[str], 
     return Activity(at=entry["at"], kind=entry["kind"], actor=actor, node_label=node_label,
                     outcome=str(data.get("outcome") or "") if entry["kind"] == "task.completed" else "",
                     comment=str(data.get("comment") or data.get("text") or ""), changes=changes,
-                    detail=detail, link=link[0] if link else "", files=[{"name": str(f.get("name") or "file"), "size": f.get("size"),
-                                           "url": f"/records/{form.spec.name}/{entry['record_id']}/files/{f.get('id')}"}
-                                          for f in data.get("attachments") or [] if isinstance(f, Mapping)])
+                    detail=detail, link=link[0] if link else "",
+                    files=[_file_link(f"/records/{form.spec.name}/{entry['record_id']}/files/{f.get('id')}", f,
+                                      image=f.get("type") in INLINE_TYPES)
+                           for f in data.get("attachments") or [] if isinstance(f, Mapping)])
 
 
 def _escalation_text(flow: Any, node: str | None, level: Any, locale: str) -> str:

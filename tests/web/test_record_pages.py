@@ -585,12 +585,24 @@ def test_a_records_file_is_served_to_those_who_may_see_the_record_only(system: S
     record = submit(system, photo=[token])
     url = f"/records/ticket/{record}/files/{token}"
     html = client_for(system, "ann").get(f"/records/ticket/{record}").text
-    assert f'href="{url}"' in html
+    assert f'href="{url}?inline=1"' in html
     allowed = client_for(system, "ann").get(url)
     assert allowed.status_code == 200 and allowed.content.startswith(b"\x89PNG")
     assert allowed.headers["x-content-type-options"] == "nosniff"
     assert allowed.headers["content-disposition"].startswith("attachment")
     assert client_for(system, "nils").get(url).status_code == 404
+
+
+def test_a_photo_on_the_record_page_opens_in_the_browser_instead_of_downloading(system: System) -> None:
+    from tests.web.staff_kit import attach_photo
+
+    token = attach_photo(system)
+    record = submit(system, photo=[token])
+    client = client_for(system, "ann")
+    link = re.search(r'<a href="([^"]+)" target="_blank" rel="noopener">tray.png</a>',
+                     client.get(f"/records/ticket/{record}").text)
+    assert link is not None and link.group(1).endswith("?inline=1")
+    assert client.get(link.group(1)).headers["content-disposition"].startswith("inline")
 
 
 def test_a_file_of_another_record_is_not_served_through_this_one(system: System) -> None:
