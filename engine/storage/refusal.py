@@ -92,10 +92,35 @@ def refusal_hint(exc: BaseException, url: str) -> str:
                 return HINTS[code]
         return ""
     if "readonly" in reason or "read-only" in reason:
-        return "; the database file and its folder must be writable by this user (SQLite adds -wal and -shm files)"
+        return _owned_by_another(make_url(url).database or "") or (
+            "; the database file and its folder must be writable by this user (SQLite adds -wal and -shm files)")
     if "unable to open" in reason:
         return "; check the path and that its folder is writable"
     return ""
+
+
+def _owned_by_another(database: str) -> str | None:
+    """"; FILE belongs to USER, and Docket runs as ME: ..." when the SQLite file is another
+    user's (a restore or an upgrade run as root, not as the service's user); None otherwise."""
+    import os
+    import pwd
+    from pathlib import Path
+
+    try:
+        owner = Path(database).stat().st_uid
+    except OSError:
+        return None
+    if owner == os.geteuid():
+        return None
+
+    def name(uid: int) -> str:
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return str(uid)
+
+    return (f"; {Path(database).resolve()} belongs to {name(owner)}, and Docket runs as {name(os.geteuid())}: "
+            "give it (with its -wal and -shm files) to the user Docket runs as (chown)")
 
 
 class RepeatedRefusal:

@@ -5,6 +5,7 @@ read as a bug in Docket."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,27 @@ def test_a_read_only_sqlite_file_is_told_its_folder_must_be_writable(tmp_path: P
     read_only = f"sqlite:///file:{path}?mode=ro&uri=true"
     assert main(["users", "add", "someone", "--no-password", "--db", read_only]) == 1
     assert "must be writable by this user" in one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_read_only_sqlite_file_of_another_user_names_its_owner(tmp_path: Path) -> None:
+    # `docket db restore` run as root, not as the service's user, left a file the service could
+    # not write: "attempt to write a readonly database" said nothing of whose file it was.
+    import pwd
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from engine.storage.refusal import refusal_hint
+
+    path = tmp_path / "docket.db"
+    sqlite3.connect(path).close()
+    os.chown(path, 65534, -1)
+    refused = OperationalError("INSERT ...", {}, sqlite3.OperationalError("attempt to write a readonly database"))
+    owner, me = pwd.getpwuid(65534).pw_name, pwd.getpwuid(os.geteuid()).pw_name
+    assert refusal_hint(refused, f"sqlite:///{path}").endswith(
+        f"; {path} belongs to {owner}, and Docket runs as {me}: give it (with its -wal and -shm files) "
+        f"to the user Docket runs as (chown)")
 
 
 def connect_parameters(url: str) -> dict[str, object]:
