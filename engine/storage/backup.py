@@ -205,6 +205,7 @@ def restore(backup: Path, database: Path, now: datetime | None = None) -> Path |
         raise
     finally:
         source.close()
+    _owned_as(incoming, database if database.exists() else database.parent)
     moved: Path | None = None
     if database.exists():
         stamp = f"{(now or datetime.now(timezone.utc)).astimezone(timezone.utc):%Y%m%dT%H%M%SZ}"
@@ -220,6 +221,17 @@ def restore(backup: Path, database: Path, now: datetime | None = None) -> Path |
     os.replace(incoming, database)
     _flush(database.parent)
     return moved
+
+
+def _owned_as(path: Path, model: Path) -> None:
+    """Run as root, give `path` the owner of `model` (the database it replaces, else its folder):
+    a restore run as root instead of as the service's user left a file the service could not
+    write. Anyone else can only create their own files, which is then right already."""
+    if os.geteuid() != 0:
+        return
+    owner = model.stat()
+    if owner.st_uid != 0:
+        os.chown(path, owner.st_uid, owner.st_gid)
 
 
 def _claim(path: Path) -> None:

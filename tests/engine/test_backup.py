@@ -134,6 +134,20 @@ def test_restore_is_refused_while_a_process_has_the_database_open(tmp_path: Path
     assert database.read_bytes() == before
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="restoring for another user needs root")
+def test_a_restore_run_as_root_leaves_the_database_to_the_user_whose_folder_it_is(tmp_path: Path) -> None:
+    # Run as root rather than through docket-admin, the restored file was root's, and the service
+    # (user docket) stopped at start: "attempt to write a readonly database".
+    database = tmp_path / "srv" / "d.db"
+    database.parent.mkdir()
+    boot(POSTAL, db_url=f"sqlite:///{database}").db.dispose()
+    copy = snapshot(database, tmp_path / "copy.db")
+    os.chown(database.parent, 65534, 65534)
+    os.chown(database, 65534, 65534)
+    restore(copy.path, database)
+    assert (database.stat().st_uid, database.stat().st_gid) == (65534, 65534)
+
+
 def test_restore_keeps_the_replaced_database_with_its_wal_and_never_replays_that_wal(tmp_path: Path) -> None:
     database = tmp_path / "d.db"
     conn = sqlite3.connect(database)
