@@ -634,6 +634,9 @@ class AuthMiddleware:
                 problem = self.web.auth.token_problem(request, submitted)
             if problem is not None:
                 log.warning("CSRF refused %s %s: %s", scope["method"], scope["path"], problem)
+                if _session_ended(scope, cookie, state, request):
+                    await _to_sign_in_again(scope, send, request)
+                    return
                 await _plain(scope, send, 403, problem)
                 return
 
@@ -814,6 +817,35 @@ def _session_cookie(scope: Scope) -> str:
     return found
 
 
+def _session_ended(scope: Scope, cookie: str, state: Mapping[str, Any], request: Request) -> bool:
+    """A page's form posted with a session cookie that no longer signs anyone in (idle too long,
+    signed out in another tab), from this site: a person whose session ended, not an attack."""
+    return (bool(cookie) and not cookie.startswith(ANONYMOUS_PREFIX) and not state.get("session_token")
+            and not scope.get("path", "").startswith("/api/")
+            and origin_problem(request.headers, request.headers.get("host", "")) is None)
+
+
+async def _to_sign_in_again(scope: Scope, send: Send, request: Request) -> None:
+    """To the sign-in page and back to the page the form was on (its same-origin Referer): an
+    agent whose session ended while writing got a bare English '403 the form has expired (no
+    session cookie)' page with no way back. Nothing was done, so no CSRF protection is lost."""
+    from web.prefix import path_prefix
+
+    referer = urlsplit(request.headers.get("referer", ""))
+    here = urlsplit(str(request.url))
+    path, prefix = referer.path, path_prefix()
+    if prefix and path.startswith(prefix + "/"):
+        path = path[len(prefix):]  # the prefix goes back on at the edge (web.prefix)
+    back = safe_next(path + (f"?{referer.query}" if referer.query else "")) \
+        if (referer.scheme, referer.netloc) == (here.scheme, here.netloc) else "/"
+    response = RedirectResponse(f"/signin?ended=1&next={quote(back, safe='')}", status_code=303)
+
+    async def no_body() -> Message:
+        return {"type": "http.disconnect"}
+
+    await response(scope, no_body, send)
+
+
 async def _plain(scope: Scope, send: Send, status: int, message: str) -> None:
     """A short error answer from the middleware (JSON under /api/, else a small page)."""
     if scope.get("path", "").startswith("/api/"):
@@ -848,7 +880,8 @@ def routes(web: "Web") -> list[Route]:
     async def signin_page(request: Request) -> Response:
         if principal_of(request) is not None:
             return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
-        return show(request)
+        ended = request.query_params.get("ended") == "1"  # sent here by a form posted after the session ended
+        return show(request, error=ui("session_ended", web.locale_of(request)) if ended else "")
 
     async def signin(request: Request) -> Response:
         web.limit(request, "signin", SIGNIN_POSTS_PER_IP)

@@ -15,6 +15,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from engine.clock import ManualClock
+from engine.storage.db import transaction
 from web.app import create_app
 from web.auth import DEVICE_COOKIE, SESSION_COOKIE, require_principal
 from web.system import System
@@ -444,3 +445,40 @@ def test_an_audit_page_cursor_that_is_no_id_shows_the_newest_entries(client: Tes
 
     client.cookies.set(SESSION_COOKIE, issue_session(client.app.state.web, "admin"))
     assert client.get("/admin/audit", params={"before": before}).status_code == 200
+
+
+def test_a_form_posted_after_the_session_ended_leads_to_sign_in_and_back_to_its_page(
+        client: TestClient, system: System) -> None:
+    from web.auth import end_sessions_of
+
+    token = signed_in(client)
+    with transaction(system.db) as conn:
+        end_sessions_of(conn, user_id(conn, "agent"))  # idle too long, or signed out in another tab
+    response = client.post("/signout", data={"csrf_token": token}, follow_redirects=False,
+                           headers={"Referer": "http://testserver/records/complaint/7?lang=zh-CN"})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/signin?ended=1&next=%2Frecords%2Fcomplaint%2F7%3Flang%3Dzh-CN"
+    page = client.get(response.headers["location"] + "&lang=zh-CN").text
+    assert "登录已失效，刚才提交的内容未保存。请重新登录后再提交一次。" in page
+    assert 'name="next" value="/records/complaint/7?lang=zh-CN"' in page
+
+
+def test_a_post_whose_ended_session_came_from_another_site_goes_back_to_the_start(
+        client: TestClient, system: System) -> None:
+    from web.auth import end_sessions_of
+
+    token = signed_in(client)
+    with transaction(system.db) as conn:
+        end_sessions_of(conn, user_id(conn, "agent"))
+    response = client.post("/signout", data={"csrf_token": token}, follow_redirects=False,
+                           headers={"Referer": "https://evil.example/records/complaint/7"})
+    assert response.headers["location"] == "/signin?ended=1&next=%2F"
+
+
+def user_id(conn, username: str) -> int:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from engine.storage.tables import users
+
+    return int(conn.execute(select(users.c.id).where(users.c.username == username)).scalar_one())
+
