@@ -199,7 +199,7 @@ def restore(backup: Path, database: Path, now: datetime | None = None) -> Path |
             _flush(incoming)
         except (OSError, sqlite3.Error) as exc:  # the folder not writable, or full
             raise BackupError(_cannot_write(database.parent, "the restored database", exc)) from exc
-    except BackupError:
+    except BaseException:  # refused, or Ctrl+C mid-copy: no partial copy left beside the database
         with suppress(OSError):  # there may be no folder to remove it from
             incoming.unlink(missing_ok=True)
         raise

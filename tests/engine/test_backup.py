@@ -148,6 +148,27 @@ def test_a_restore_run_as_root_leaves_the_database_to_the_user_whose_folder_it_i
     assert (database.stat().st_uid, database.stat().st_gid) == (65534, 65534)
 
 
+def test_a_restore_stopped_midway_leaves_neither_a_partial_copy_nor_a_changed_database(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ctrl+C during the copy left .d.db.restoring beside the database: a partial copy of every
+    # customer's data that nothing would remove.
+    import engine.storage.backup as backup
+
+    database = tmp_path / "d.db"
+    boot(POSTAL, db_url=f"sqlite:///{database}").db.dispose()
+    copy = snapshot(database, tmp_path / "copy.db")
+    before = database.read_bytes()
+
+    def interrupted(_path: Path) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(backup, "_flush", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        restore(copy.path, database)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    assert database.read_bytes() == before
+
+
 def test_restore_keeps_the_replaced_database_with_its_wal_and_never_replays_that_wal(tmp_path: Path) -> None:
     database = tmp_path / "d.db"
     conn = sqlite3.connect(database)
