@@ -637,6 +637,9 @@ class AuthMiddleware:
                 if _session_ended(scope, cookie, state, request):
                     await _to_sign_in_again(scope, send, request)
                     return
+                if state.get("session_token") and _same_site(request):
+                    await _stale_form(scope, send, request, self.web.locale_of(request))
+                    return
                 await _plain(scope, send, 403, problem)
                 return
 
@@ -817,28 +820,61 @@ def _session_cookie(scope: Scope) -> str:
     return found
 
 
+def _same_site(request: Request) -> bool:
+    """A page's post from this site (not the API): its origin headers show nothing foreign."""
+    return (not request.url.path.startswith("/api/")
+            and origin_problem(request.headers, request.headers.get("host", "")) is None)
+
+
 def _session_ended(scope: Scope, cookie: str, state: Mapping[str, Any], request: Request) -> bool:
     """A page's form posted with a session cookie that no longer signs anyone in (idle too long,
     signed out in another tab), from this site: a person whose session ended, not an attack."""
     return (bool(cookie) and not cookie.startswith(ANONYMOUS_PREFIX) and not state.get("session_token")
-            and not scope.get("path", "").startswith("/api/")
-            and origin_problem(request.headers, request.headers.get("host", "")) is None)
+            and _same_site(request))
 
 
-async def _to_sign_in_again(scope: Scope, send: Send, request: Request) -> None:
-    """To the sign-in page and back to the page the form was on (its same-origin Referer): an
-    agent whose session ended while writing got a bare English '403 the form has expired (no
-    session cookie)' page with no way back. Nothing was done, so no CSRF protection is lost."""
+def _page_posted_from(request: Request) -> str:
+    """The same-site page a form was posted from (its Referer, without the path prefix), "/"
+    when the browser did not say or it was another site's."""
     from web.prefix import path_prefix
 
     referer = urlsplit(request.headers.get("referer", ""))
     here = urlsplit(str(request.url))
+    if (referer.scheme, referer.netloc) != (here.scheme, here.netloc):
+        return "/"
     path, prefix = referer.path, path_prefix()
     if prefix and path.startswith(prefix + "/"):
         path = path[len(prefix):]  # the prefix goes back on at the edge (web.prefix)
-    back = safe_next(path + (f"?{referer.query}" if referer.query else "")) \
-        if (referer.scheme, referer.netloc) == (here.scheme, here.netloc) else "/"
+    return safe_next(path + (f"?{referer.query}" if referer.query else ""))
+
+
+async def _to_sign_in_again(scope: Scope, send: Send, request: Request) -> None:
+    """To the sign-in page and back to the page the form was on: an agent whose session ended
+    while writing got a bare English '403 the form has expired (no session cookie)' page with no
+    way back. Nothing was done, so no CSRF protection is lost."""
+    back = _page_posted_from(request)
     response = RedirectResponse(f"/signin?ended=1&next={quote(back, safe='')}", status_code=303)
+
+    async def no_body() -> Message:
+        return {"type": "http.disconnect"}
+
+    await response(scope, no_body, send)
+
+
+async def _stale_form(scope: Scope, send: Send, request: Request, locale: str) -> None:
+    """A signed-in person's form whose token is no longer theirs (the page was opened before they
+    signed in again, in another tab): a page in their language saying nothing was saved, with a
+    link back to the page to open it afresh, instead of a bare English 403."""
+    from web.prefix import path_prefix
+
+    back = path_prefix() + _page_posted_from(request)
+    heading, text, link = ui("error_403", locale), ui("stale_form", locale), ui("error_back", locale)
+    response = HTMLResponse(
+        f'<!doctype html><html lang="{escape(locale)}"><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<title>403 · {escape(heading)}</title><link rel="stylesheet" href="{escape(path_prefix())}/static/docket.css">'
+        f'<main><h1>{escape(heading)}</h1><p id="stale-form">{escape(text)}</p>'
+        f'<p><a href="{escape(back)}" id="stale-form-back">{escape(link)}</a></p></main></html>', status_code=403)
 
     async def no_body() -> Message:
         return {"type": "http.disconnect"}

@@ -93,6 +93,9 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "err_dashboard_role": {"en": "None of your roles may open this dashboard.", "zh-CN": "您的角色无权查看此看板。"},
     "err_print_role": {"en": "None of your roles may print this template.", "zh-CN": "您的角色无权打印此模板。"},
     "tokens": {"en": "API tokens", "zh-CN": "API 令牌"},
+    "stale_form": {"en": "This page was opened before you last signed in, so what you sent was not saved. "
+                             "Open the page again and send it once more.",
+                   "zh-CN": "此页面是在您重新登录之前打开的，刚才提交的内容未保存。请重新打开页面后再提交一次。"},
     "session_ended": {"en": "You were signed out, so what you just sent was not saved. Sign in, then send it again.",
                       "zh-CN": "登录已失效，刚才提交的内容未保存。请重新登录后再提交一次。"},
     "sent_back_short": {"en": "sent back", "zh-CN": "被退回"},

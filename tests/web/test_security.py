@@ -482,3 +482,14 @@ def user_id(conn, username: str) -> int:  # type: ignore[no-untyped-def]
 
     return int(conn.execute(select(users.c.id).where(users.c.username == username)).scalar_one())
 
+
+
+def test_a_form_of_a_page_opened_before_signing_in_again_says_so_and_leads_back(client: TestClient) -> None:
+    old_token = signed_in(client)
+    client.cookies.delete(SESSION_COOKIE)
+    signed_in(client)  # signed in again (in another tab): the first page's token is not this session's
+    response = client.post("/signout?lang=zh-CN", data={"csrf_token": old_token}, follow_redirects=False,
+                           headers={"Referer": "http://testserver/records/complaint/7"})
+    assert response.status_code == 403 and is_signed_in(client)
+    assert '<p id="stale-form">此页面是在您重新登录之前打开的，刚才提交的内容未保存。请重新打开页面后再提交一次。</p>' in response.text
+    assert '<a href="/records/complaint/7" id="stale-form-back">' in response.text
