@@ -8,6 +8,7 @@ calls `build`, then `check` once every file of every kind is built.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import traceback
 from dataclasses import dataclass, field
@@ -32,6 +33,15 @@ CRASHED: Any = _Crashed()
 if TYPE_CHECKING:
     from engine.bundle import Bundle
     from engine.registry import Registry
+
+
+_DECLARED_IN = {
+    "role": "declare it under roles: in bundle.yaml",
+    "channel": "set it up under channels: in bundle.yaml",
+    "list": "add lists/{name}.yaml",
+    "user": "add it to demo_users: in bundle.yaml",
+}
+"""Where a name of each kind is declared: the hint for one an analyst is adding."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +157,13 @@ class BuildContext:
         if hint is None and names:
             shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
             hint = f"known {plural(what)}: {shown}"
+        declared = _DECLARED_IN.get(what)
+        typo = difflib.get_close_matches(str(name), names, n=1, cutoff=0.8)  # `agnt`: surely a slip
+        if declared is not None and not typo and not invisible_hint(name) and not wide_punctuation_hint(name):
+            # A name the analyst is adding, not misspelling: "did you mean exception_team?" alone
+            # sent them after a typo when the role was simply not declared yet.
+            new = f"if '{name}' is a new {what}, {declared.format(name=name)}"
+            hint = f"{hint} Or, {new}" if hint and hint.endswith("?") else f"{hint}. Or, {new}" if hint else new.capitalize()
         self.error(doc, path, f"unknown {what} '{name}'", code=code, hint=hint, at_key=at_key)
 
     def expression(self, doc: Document, path: YamlPath, names: Any, *, source: str | None = None) -> Any:

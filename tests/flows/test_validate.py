@@ -127,6 +127,23 @@ def test_a_branch_comparing_a_field_with_an_options_label_is_told_its_value(tmp_
     assert found.hint == "'高' is the label of an option of 'urgency': write its value, \"high\""
 
 
+def test_a_role_not_yet_declared_is_told_where_roles_are_declared(tmp_path: Path) -> None:
+    # A new team's role, forgotten in bundle.yaml, was told "did you mean 'exception_team'?".
+    flow = GOOD.replace("      b:\n        type: task\n        assign: {role: agent}", "      b:\n        type: task\n"
+                        "        assign: {role: customs_team}")
+    (found,) = [d for d in diagnostics(tmp_path, {"flows/ticket_flow.yaml": flow}) if d.severity == "error"]
+    assert found.message == "unknown role 'customs_team'"
+    assert found.hint is not None and found.hint.endswith(
+        "if 'customs_team' is a new role, declare it under roles: in bundle.yaml")
+
+
+def test_a_misspelt_role_is_told_only_the_role_meant(tmp_path: Path) -> None:
+    flow = GOOD.replace("      b:\n        type: task\n        assign: {role: agent}", "      b:\n        type: task\n"
+                        "        assign: {role: agnet}")
+    (found,) = [d for d in diagnostics(tmp_path, {"flows/ticket_flow.yaml": flow}) if d.severity == "error"]
+    assert found.hint == "did you mean 'agent'?"
+
+
 def rule_problems(tmp_path: Path, condition: str) -> list[tuple[str, int, int, str]]:
     """The problems of a ruleset whose one rule has `condition` (on line 6, from column 19)."""
     rules = f"""\
