@@ -207,8 +207,8 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
     return RecordPage(
         form=form_name, record_id=record_id, record=record, title=title,
         groups=_field_groups(form, record, hidden, locale, record_id, names),
-        activity=[_activity(e, form, flow, hidden, locale, names, runtime.bundle, links.get(int(e["id"])))
-                  for e in entries],
+        activity=_once([_activity(e, form, flow, hidden, locale, names, runtime.bundle, links.get(int(e["id"])))
+                        for e in entries]),
         steps=[{"node": _node_label(flow, s.node, locale), "entered_at": s.entered_at, "left_at": s.left_at,
                 "wall": s.wall, "work": s.work, "by": names.get(s.completed_by or "", s.completed_by or ""),
                 "outcome": s.outcome or "", "open": s.open} for s in timeline.steps],
@@ -372,6 +372,15 @@ def _file_link(url: str, item: Mapping[str, Any], *, image: bool) -> dict[str, A
 
 SYSTEM_ACTOR = "system"
 """The actor the rules and SLA engines write: shown as the page's word for the system."""
+
+
+def _once(activity: list[Activity]) -> list[Activity]:
+    """The timeline with a return's comment said once: the approval's completion just before it
+    carries the same words, and the director's reason showed twice in a row."""
+    for before, entry in zip(activity, activity[1:]):
+        if entry.kind == "flow.returned" and before.kind == "task.completed" and entry.comment == before.comment:
+            entry.comment = ""
+    return activity
 
 
 def derived_links(conn: Any, runtime: Any, entries: Sequence[Mapping[str, Any]],

@@ -255,6 +255,16 @@ def test_a_step_done_again_after_being_sent_back_no_longer_says_so(system: Syste
     assert 'class="sent-back"' not in client_for(system, "max").get(f"/records/ticket/{record}?lang=en").text
 
 
+def test_the_timeline_gives_a_returns_reason_once(system: System) -> None:
+    record = submit(system)
+    complete(client_for(system, "ann"), record, claimed(system, record), {"urgency": "high"})
+    complete(client_for(system, "max"), record, claimed(system, record, "max"),
+             {"outcome": "return", "return_to": "triage", "comment": "Which printer?"})
+    html = client_for(system, "max").get(f"/records/ticket/{record}?lang=en").text
+    timeline = html[html.index('<ol class="activity">'):html.index("</ol>", html.index('<ol class="activity">'))]
+    assert timeline.count("Which printer?") == 1
+
+
 def post_to_a_step_completed_meanwhile(system: System, data: dict[str, str], query: str = "") -> Any:
     """Ann opens her claimed step, completes it elsewhere (another tab), then posts `data` from
     the page she opened first; the answer."""
