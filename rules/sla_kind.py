@@ -114,7 +114,8 @@ class SlaPolicyKind:
                     level_names |= set(when.names_used)
             elif i != len(data["levels"]) - 1:
                 ctx.error(doc, lpath, "only the last level may leave out `when` (it matches "
-                          "every record)", code="sla")
+                          "every record)", code="sla", hint="move it to the end: levels are tried in order, "
+                          "so the ones after it would never apply")
             durations = {}
             for key, value in raw.items():
                 if key in ("when", "label"):
@@ -134,8 +135,7 @@ class SlaPolicyKind:
                     ctx.error(doc, lpath, f"the level gives no time for the target '{tname}'",
                               code="sla")
             levels.append(SlaLevel(when, MappingProxyType(durations), doc.source_map.value(lpath)))
-        last = data["levels"][-1]
-        if isinstance(last, dict) and "when" in last:
+        if all(isinstance(level, dict) and "when" in level for level in data["levels"]):
             ctx.warning(doc, ("levels",), "every level has a condition: a record matching none has "
                         "no SLA", code="sla-no-default")
         pause = data.get("pause", {})

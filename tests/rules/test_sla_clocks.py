@@ -259,6 +259,19 @@ def test_a_yellow_share_written_without_percent_is_told_to_add_it(tmp_path: Path
     assert error.hint == "write 20% (or 0.2)"
 
 
+def test_a_level_added_after_the_default_is_told_to_move_the_default_last(tmp_path: Path) -> None:
+    # A customs level appended after the catch-all level: the error came with a warning that
+    # "every level has a condition", which contradicted it, and no word of the fix.
+    sla = SLA.replace("        resolution: 2 workdays\n    pause:", "        resolution: 2 workdays\n"
+                      "      - when: category == \"billing\"\n        response: 2 workhours\n"
+                      "        resolution: 5 workdays\n    pause:")
+    root = write(tmp_path / "bundle", {"sla/ticket_sla.yaml": sla})
+    _bundle, diags = validate_bundle(root, build_registry(plugins=False))
+    assert [(d.severity, d.message, d.hint) for d in diags] == [
+        ("error", "only the last level may leave out `when` (it matches every record)",
+         "move it to the end: levels are tried in order, so the ones after it would never apply")]
+
+
 def test_calendar_days_in_a_business_counted_level_are_warned_of_as_working_hours(tmp_path: Path) -> None:
     # `resolution: 2 days` counted 48 working hours (six working days), silently.
     root = write(tmp_path / "bundle", {"sla/ticket_sla.yaml": SLA.replace(
