@@ -149,7 +149,9 @@ class Decision(NodeType):
                 if "when" in branch or "to" in branch:
                     ctx.error(doc, bpath, "an else branch has only 'else: node'", code="decision")
                 if i != len(branches) - 1:
-                    ctx.error(doc, bpath + ("else",), "'else' must be the last branch", code="decision")
+                    ctx.error(doc, bpath + ("else",), "'else' must be the last branch", code="decision",
+                              hint="move the branches after it above it: branches are tried in order, "
+                                   "and else takes every record that reaches it")
                 conditions.append((None, branch["else"]))
                 continue
             if "when" not in branch or "to" not in branch:

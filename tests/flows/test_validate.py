@@ -144,6 +144,14 @@ def test_a_misspelt_role_is_told_only_the_role_meant(tmp_path: Path) -> None:
     assert found.hint == "did you mean 'agent'?"
 
 
+def test_a_branch_added_after_else_is_told_to_move_above_it(tmp_path: Path) -> None:
+    flow = GOOD.replace("          - else: done\n", "          - else: done\n          - when: urgency == \"low\"\n"
+                        "            to: done\n")
+    (found,) = [d for d in diagnostics(tmp_path, {"flows/ticket_flow.yaml": flow}) if d.severity == "error"]
+    assert found.message == "'else' must be the last branch"
+    assert found.hint is not None and found.hint.startswith("move the branches after it above it")
+
+
 def rule_problems(tmp_path: Path, condition: str) -> list[tuple[str, int, int, str]]:
     """The problems of a ruleset whose one rule has `condition` (on line 6, from column 19)."""
     rules = f"""\
