@@ -96,6 +96,8 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "stale_form": {"en": "This page was opened before you last signed in, so what you sent was not saved. "
                              "Open the page again and send it once more.",
                    "zh-CN": "此页面是在您重新登录之前打开的，刚才提交的内容未保存。请重新打开页面后再提交一次。"},
+    "working": {"en": "Working…", "zh-CN": "处理中…"},
+    "running_scenarios": {"en": "Running the scenarios… (this takes a few seconds)", "zh-CN": "正在运行测试场景…（需要几秒钟）"},
     "session_ended": {"en": "You were signed out, so what you just sent was not saved. Sign in, then send it again.",
                       "zh-CN": "登录已失效，刚才提交的内容未保存。请重新登录后再提交一次。"},
     "sent_back_short": {"en": "sent back", "zh-CN": "被退回"},

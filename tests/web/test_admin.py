@@ -378,3 +378,10 @@ def test_the_api_tokens_page_is_one_of_the_administration_tabs(admin: TestClient
     tokens = admin.get("/admin/tokens?lang=zh-CN").text
     assert 'id="admin-tokens" aria-current="page">API 令牌</a>' in tokens and 'id="admin-users"' in tokens
 
+
+def test_the_scenario_button_says_it_is_running_once_pressed(admin: TestClient) -> None:
+    page = admin.get("/admin/reload?lang=zh-CN").text
+    assert ('<button type="submit" id="run-scenarios" class="secondary" data-once '
+            'data-busy="正在运行测试场景…（需要几秒钟）">运行测试场景</button>') in page
+    assert '<script src="/static/staff.js" defer></script>' in page
+

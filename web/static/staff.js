@@ -17,6 +17,8 @@
       }
       Array.prototype.forEach.call(form.querySelectorAll("button[data-once]"), function (b) {
         b.disabled = true;
+        // A slow command (running the scenarios) says it is at work instead of looking dead.
+        if (b === used && b.hasAttribute("data-busy")) { b.textContent = b.getAttribute("data-busy"); }
       });
     });
   });
