@@ -227,6 +227,22 @@ def test_on_a_phone_each_inbox_task_is_a_card_with_its_action_in_reach(browser: 
     page.close()
 
 
+def test_on_a_phone_a_long_step_name_and_its_badge_wrap_inside_the_inbox_card(browser: Any, postal: LiveServer) -> None:
+    from tests.flows.test_postal_flow import DELAY, accept
+
+    give_password(postal, "agent")
+    # "Information from the customer" with its "customer may answer" badge: wider than a phone
+    accept(postal.system, DELAY, info_needed=True, info_request="运单照片")
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    sign_in(page, postal, "agent", lang="en")
+    page.goto(f"{postal.url}/inbox?lang=en")
+    card = page.locator("table.inbox tbody tr", has=page.locator(".badge-customer")).first
+    card_box, badge_box = card.bounding_box(), card.locator(".badge-customer").bounding_box()
+    assert card_box is not None and badge_box is not None
+    assert badge_box["x"] + badge_box["width"] <= card_box["x"] + card_box["width"]
+    page.close()
+
+
 def test_on_a_phone_the_record_list_is_cards_with_labelled_columns(browser: Any, postal: LiveServer) -> None:
     page = phone_page_with_a_complaint(browser, postal, "manager", "/records/complaint")
     row = page.locator("table.records tbody tr").first
