@@ -113,12 +113,16 @@ class Diagnostics:
         return any(d.severity == "error" for d in self.items)
 
     def sorted(self) -> list[Diagnostic]:
-        """Unique diagnostics ordered by file, line and column."""
-        seen: set[Diagnostic] = set()
+        """Unique diagnostics ordered by file, line and column. The same problem at the same
+        place is one, whatever path it was found through: a mistake inside an anchored block
+        (`escalation: &escalation`) is reported once at its text, not again for every
+        `*escalation` that repeats it (engine/yamlsource.py SourceMap.written)."""
+        seen: set[tuple[object, ...]] = set()
         out = []
         for d in sorted(self.items, key=Diagnostic.sort_key):
-            if d not in seen:
-                seen.add(d)
+            key = (d.span, d.message, d.code, d.hint, d.severity)
+            if key not in seen:
+                seen.add(key)
                 out.append(d)
         return out
 

@@ -258,11 +258,24 @@ def report_errors(errors: Iterable[ValidationError], doc: Document, base: YamlPa
             full = base + path
             span = doc.source_map.key(full) if at_key else doc.source_map.value(full)
             if not at_key and "type" == error.validator:
-                hint = hint or _indent_hint(doc.data, full, error)
+                hint = hint or _word_hint(full, error) or _indent_hint(doc.data, full, error)
             if not at_key and "type" == error.validator and doc.source_map.is_plain(full):
                 hint = hint or _coercion_hint(error)
             diags.error(message, span, code=f"schema-{error.validator}", hint=hint,
                         yaml_path=full)
+
+
+WORD_MEANS = "x-word-means"
+"""A schema extension of a mapping: the key a bare word written in its place most likely meant
+(`assign: quality_committee` for `assign: {role: quality_committee}`)."""
+
+
+def _word_hint(path: YamlPath, error: ValidationError) -> str | None:
+    """The mapping a bare word stands for, where the schema says which key a word means."""
+    key = error.schema.get(WORD_MEANS) if isinstance(error.schema, dict) else None
+    if key is None or not isinstance(error.instance, str) or not path:
+        return None
+    return f"write {path[-1]}: {{{key}: {error.instance}}}"
 
 
 def _indent_hint(data: Any, path: YamlPath, error: ValidationError) -> str | None:

@@ -60,9 +60,24 @@ class SourceMap:
     keys: dict[YamlPath, Span] = field(default_factory=dict)
     scalars: dict[YamlPath, ScalarInfo] = field(default_factory=dict)
     plain: set[YamlPath] = field(default_factory=set)
+    aliases: dict[YamlPath, YamlPath] = field(default_factory=dict)
+    """Where an alias (`*escalation`) stands -> where its anchor's content was written."""
+
+    def written(self, path: YamlPath) -> YamlPath:
+        """The path whose text holds the value at `path`: inside an alias, the same place under
+        its anchor (`nodes.propose.escalation[1].assign` -> `nodes.accept.escalation[1].assign`),
+        so a problem is shown where it can be fixed, once for every use."""
+        if not self.aliases:
+            return path
+        for i in range(len(path) - 1, 0, -1):  # the alias itself keeps its own place
+            anchor = self.aliases.get(path[:i])
+            if anchor is not None:
+                return self.written(anchor + path[i:])
+        return path
 
     def value(self, path: YamlPath) -> Span:
         """The span of the value at `path`, or of its nearest ancestor."""
+        path = self.written(path)
         for i in range(len(path), -1, -1):
             span = self.values.get(path[:i])
             if span is not None:
@@ -71,14 +86,16 @@ class SourceMap:
 
     def key(self, path: YamlPath) -> Span:
         """The span of the mapping key naming `path` (the value's if it has no key)."""
+        path = self.written(path)
         return self.keys.get(path) or self.value(path)
 
     def is_plain(self, path: YamlPath) -> bool:
         """Was the scalar at `path` written unquoted (so YAML may have resolved it)?"""
-        return path in self.plain
+        return self.written(path) in self.plain
 
     def inside(self, path: YamlPath, line_offset: int, col_offset: int) -> Span:
         """The position of character (line_offset, col_offset) inside the scalar at `path`."""
+        path = self.written(path)
         info = self.scalars.get(path)
         if info is None:
             return self.value(path)
@@ -146,7 +163,7 @@ class _Builder:
         self.max_nodes = max_nodes
         self.max_depth = max_depth
         self.smap = SourceMap(file)
-        self.anchors: dict[str, tuple[Any, int]] = {}
+        self.anchors: dict[str, tuple[Any, int, YamlPath]] = {}
         self.stack: list[_Frame] = []
         self.total = 0
         self.root: Any = None
@@ -219,7 +236,7 @@ class _Builder:
         self.smap.scalars[path] = self.scalar_info(e, span)
         self.count(1, span)
         if e.anchor:
-            self.anchors[e.anchor] = (value, 1)
+            self.anchors[e.anchor] = (value, 1, path)
         self.attach(value, 1, path)
 
     def typed_scalar(self, e: ev.ScalarEvent, span: Span) -> Any:
@@ -282,7 +299,7 @@ class _Builder:
     def end(self) -> None:
         frame = self.stack.pop()
         if frame.anchor:
-            self.anchors[frame.anchor] = (frame.value, frame.size)
+            self.anchors[frame.anchor] = (frame.value, frame.size, frame.path)
         if isinstance(frame.value, dict) and frame.pending_key is not None:
             frame.value[frame.pending_key] = None
         self.attach(frame.value, frame.size, frame.path)
@@ -292,12 +309,13 @@ class _Builder:
         if e.anchor not in self.anchors:
             self.fail(f"alias '*{e.anchor}' names no anchor defined before it", span,
                       code="yaml-alias")
-        value, size = self.anchors[e.anchor]
+        value, size, anchored = self.anchors[e.anchor]
         path = self.child_path(span)
         if path is None:
             self.fail("an alias cannot be a mapping key", span, code="yaml-complex-key")
         self.count(size, span)
         self.smap.values.setdefault(path, span)
+        self.smap.aliases[path] = anchored
         self.attach(value, size, path)
 
     def feed(self, e: ev.Event) -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping
 from engine.durations import Duration, parse_duration
 from engine.errors import ConflictError
 from engine.kinds import BuildContext
-from engine.schema import LABEL_SCHEMA
+from engine.schema import LABEL_SCHEMA, WORD_MEANS
 from engine.types import YamlPath
 from engine.yamlsource import Document
 from flows.spec import NodeSpec
@@ -139,6 +139,7 @@ ASSIGN_PROPERTIES: dict[str, Any] = {
 ASSIGN_SCHEMA: dict[str, Any] = {
     "type": "object", "additionalProperties": False, "description": "who does the task",
     "properties": ASSIGN_PROPERTIES,
+    WORD_MEANS: "role",  # `assign: agent` is the role agent's work: say so
 }
 
 ESCALATION_SCHEMA: dict[str, Any] = {

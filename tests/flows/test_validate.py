@@ -51,6 +51,20 @@ def test_the_good_flow_has_no_errors(tmp_path: Path) -> None:
     assert errors(tmp_path, GOOD) == []
 
 
+def test_a_mistake_in_an_anchored_block_is_one_error_at_its_text(tmp_path: Path) -> None:
+    # b reuses a's assignment through an alias: the unknown role is written once, on line 13.
+    flow = (GOOD.replace("        assign: {role: agent}\n        next: joined\n      b:",
+                         "        assign: &who {role: agnet}\n        next: joined\n      b:", 1)
+            .replace("      b:\n        type: task\n        assign: {role: agent}", "      b:\n        type: task\n        assign: *who"))
+    assert [p[:3] + (p[3][:20],) for p in errors(tmp_path, flow)] == [("flows/ticket_flow.yaml", 13, 25, "unknown role 'agnet'")]
+
+
+def test_a_bare_word_for_an_assignment_is_told_the_role_it_means(tmp_path: Path) -> None:
+    flow = GOOD.replace("      a:\n        type: task\n        assign: {role: agent}", "      a:\n        type: task\n        assign: agent")
+    (found,) = [d for d in diagnostics(tmp_path, {"flows/ticket_flow.yaml": flow}) if d.severity == "error"]
+    assert found.hint == "write assign: {role: agent}"
+
+
 def test_an_unreachable_node_is_an_error_at_its_key(tmp_path: Path) -> None:
     flow = GOOD + "      orphan:\n        type: task\n        assign: {role: agent}\n        next: done\n"
     assert ("flows/ticket_flow.yaml", 31, 3, "node 'orphan' is unreachable from the start 'begin'") \
