@@ -2,9 +2,11 @@
 
 Export writes what a person reads where that reads back unambiguously: option labels (the full
 path for trees) for choice fields, Yes/No (是/否) for booleans, numbers and dates as numbers and
-dates, datetimes as wall time in the bundle's zone; anything else as the type's JSON. Import
-accepts that, the option values, and every locale's labels. A field type may take over with two
-optional methods: `to_cell(value, spec, locale)` and `from_cell(cell, spec)`.
+dates, datetimes as wall time in the bundle's zone, a sub-table that fills only its first column
+as one line per row; anything else as the type's JSON. Import accepts that, the option values,
+and every locale's labels. Uploaded files are the exception: a cell cannot carry them, so export
+writes their names, one per line, and import ignores the column (`holds_uploads`). A field type
+may take over with two optional methods: `to_cell(value, spec, locale)` and `from_cell(cell, spec)`.
 
 Formula injection (RELIABILITY 51): a text that a spreadsheet would run as a formula gets a
 leading apostrophe in CSV (`quote_csv`), which `unquote_csv` removes again on import; the rule is
@@ -23,6 +25,7 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
 from forms.fields.base import FieldType
+from forms.fields.files import Attachment
 from forms.messages import FieldInvalid
 from forms.spec import FieldSpec
 
@@ -233,10 +236,40 @@ def export_cell(ftype: FieldType, spec: FieldSpec, value: Any, locale: str) -> A
         return local_wall_time(value, spec.timezone)
     if isinstance(value, (str, int, float, Decimal, date, time)):
         return value
+    if holds_uploads(ftype):
+        return "\n".join(str(entry.get("name") or entry.get("id"))
+                         for entry in value if isinstance(entry, Mapping))
+    lines = _subtable_lines(ftype, spec, value)
+    if lines is not None:
+        return lines
     shown = ftype.to_json(value, spec)
     if isinstance(shown, (str, int, float)) and not isinstance(shown, bool):
         return shown
     return json.dumps(shown, ensure_ascii=False)
+
+
+def holds_uploads(ftype: FieldType) -> bool:
+    """Does the field hold uploaded files (which a spreadsheet cell can name but not carry)?"""
+    return isinstance(ftype, Attachment)
+
+
+def _subtable_lines(ftype: FieldType, spec: FieldSpec, value: Any) -> str | None:
+    """A sub-table's rows as one line each, when only the first column is filled and the type
+    reads those lines back as exactly these rows (a cell like "SF1234567890\nYT9876543210");
+    None otherwise (the caller writes JSON, which always reads back)."""
+    columns = getattr(ftype, "columns", None)
+    if columns is None or not isinstance(value, list) or not value:
+        return None
+    first = next(iter(columns(spec)), None)
+    if first is None or not all(isinstance(row, Mapping) and isinstance(row.get(first), str)
+                                and all(v is None for k, v in row.items() if k != first) for row in value):
+        return None
+    text = "\n".join(row[first] for row in value)
+    try:
+        same = ftype.to_json(ftype.parse(text, spec), spec) == ftype.to_json(value, spec)
+    except FieldInvalid:
+        return None
+    return text if same else None
 
 
 def local_wall_time(value: datetime, zone: str) -> datetime:

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from engine.errors import ValidationFailed
 from engine.storage.db import read_transaction, savepoint, transaction
 from forms.compile import CompiledForm
-from forms.exchange.cells import CellProblem, ChoiceIndex, import_cell
+from forms.exchange.cells import CellProblem, ChoiceIndex, holds_uploads, import_cell
 from forms.exchange.columns import HeaderMap
 from forms.exchange.csvfile import read_csv
 from forms.exchange.messages import FileRefused, text
@@ -158,6 +158,8 @@ def _map_header(form: CompiledForm, sheet: Sheet, report: ImportReport,
         spec = form.field(key) if key in form.stored else None
         if spec is not None and spec.computed is not None:
             spec = None  # computed on every save: what the file says is not used
+        if spec is not None and holds_uploads(form.types[key]):
+            spec = None  # an export names the files; a name cannot bring an upload back
         if key in by_key and spec is not None:
             problems.append((header, text("duplicate_column", locale, other=by_key[key].header)))
             continue

@@ -46,7 +46,8 @@ class ImportReport:
     columns: dict[str, str] = field(default_factory=dict)
     """Header as written -> field name, for every column that was imported."""
     ignored: list[str] = field(default_factory=list)
-    """Headers recognised but not imported (query number, status, created at, computed fields)."""
+    """Headers recognised but not imported (query number, status, created at, computed fields,
+    uploaded files)."""
     max_errors: int = 1000
 
     @property

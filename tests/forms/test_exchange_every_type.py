@@ -13,7 +13,7 @@ from tests.forms import boot_gallery
 from tests.forms.test_field_roundtrip import ROUNDTRIP
 from web.system import System
 
-SKIPPED = {"attachment", "image"}  # files travel by id, not inside a spreadsheet cell
+SKIPPED = {"attachment", "image"}  # files travel as uploads: export names them, import ignores them
 CASES = [(f, raw) for f, raw in ROUNDTRIP if f not in SKIPPED]
 
 

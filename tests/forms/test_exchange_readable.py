@@ -55,3 +55,50 @@ def test_created_at_in_xlsx_is_a_datetime_without_microseconds(tmp_path: Path) -
     cell = sheet.cell(2, header.index("Created at") + 1)
     assert cell.value == datetime(2026, 12, 7, 10, 27, 20)
     assert cell.number_format.startswith("yyyy-mm-dd")
+
+
+def test_a_subtable_of_first_column_only_is_one_line_per_row(tmp_path: Path) -> None:
+    system = start(tmp_path, "a.db")
+    system.forms.submit("complaint", {**COMPLAINT, "waybills": [{"number": "SF1234567890"},
+                                                                {"number": "YT9876543210"}]}, actor="agent")
+    assert exported_csv(system)["Waybills concerned"] == "SF1234567890\nYT9876543210"
+
+
+def test_a_subtable_written_as_lines_imports_back_equal(tmp_path: Path) -> None:
+    source = start(tmp_path, "a.db")
+    source.forms.submit("complaint", {**COMPLAINT, "waybills": [{"number": "SF1234567890"},
+                                                                {"number": "YT9876543210"}]}, actor="agent")
+    out = io.BytesIO()
+    export_records(source.forms, "complaint", "xlsx", out, locale="zh-CN")
+    target = start(tmp_path, "b.db")
+    out.seek(0)
+    assert import_records(target.forms, "complaint", "xlsx", out, locale="zh-CN").ok
+    assert target.forms.list("complaint")[0]["waybills"] == source.forms.list("complaint")[0]["waybills"]
+
+
+def test_a_subtable_with_notes_keeps_the_form_import_reads_back(tmp_path: Path) -> None:
+    source = start(tmp_path, "a.db")
+    rows = [{"number": "SF1234567890", "note": "外箱破损, 见照片"}]
+    source.forms.submit("complaint", {**COMPLAINT, "waybills": rows}, actor="agent")
+    out = io.BytesIO()
+    export_records(source.forms, "complaint", "csv", out)
+    target = start(tmp_path, "b.db")
+    out.seek(0)
+    assert import_records(target.forms, "complaint", "csv", out).ok
+    assert target.forms.list("complaint")[0]["waybills"] == source.forms.list("complaint")[0]["waybills"]
+
+
+@pytest.mark.parametrize("field", ["photos", "documents"])
+def test_files_are_written_by_their_names(tmp_path: Path, field: str) -> None:
+    form = start(tmp_path, "a.db").forms.form("complaint")
+    assert export_cell(form.types[field], form.field(field), PHOTOS, "en") == "box.jpg\nlabel.png"
+
+
+def test_an_import_ignores_a_file_column_and_says_so(tmp_path: Path) -> None:
+    system = start(tmp_path, "a.db")
+    data = io.BytesIO(("Key-account name,Contact person,contact_phone,When it happened,Category,"
+                       "What happened,Photos of the damage\r\n"
+                       "华东电子,王五,13812345678,2025-11-20 10:30,Late in transit,延误,box.jpg\r\n").encode())
+    report = import_records(system.forms, "complaint", "csv", data)
+    assert report.ok, report.lines()
+    assert report.ignored == ["Photos of the damage"]
