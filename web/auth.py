@@ -334,7 +334,9 @@ def require_admin(request: Request) -> Principal:
     """A principal whose role has `admin: true` in bundle.yaml (else 403, or sign-in first)."""
     principal = require_principal(request)
     if not principal.is_admin:
-        raise HTTPException(403, "only administrators may open this page")
+        web = getattr(request.app.state, "web", None) if "app" in request.scope else None
+        locale = web.locale_of(request) if web is not None else "en"
+        raise HTTPException(403, ui("err_admin_only", locale))
     return principal
 
 

@@ -91,6 +91,7 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "err_page_out_of_date": {"en": "The page is out of date; open the form again.", "zh-CN": "页面已过期，请重新打开表单。"},
     "err_no_dashboard": {"en": "There is no such dashboard.", "zh-CN": "没有这个看板。"},
     "err_dashboard_role": {"en": "None of your roles may open this dashboard.", "zh-CN": "您的角色无权查看此看板。"},
+    "err_admin_only": {"en": "Only administrators may open this page.", "zh-CN": "只有管理员可以打开此页面。"},
     "err_print_role": {"en": "None of your roles may print this template.", "zh-CN": "您的角色无权打印此模板。"},
     "tokens": {"en": "API tokens", "zh-CN": "API 令牌"},
     "stale_form": {"en": "This page was opened before you last signed in, so what you sent was not saved. "

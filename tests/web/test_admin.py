@@ -84,6 +84,11 @@ def test_only_administrators_open_admin_pages(app, path: str) -> None:  # type: 
     assert as_user(app, "admin").get(path).status_code == 200
 
 
+def test_a_non_admin_is_told_in_their_language_that_the_page_is_for_administrators(app) -> None:  # type: ignore[no-untyped-def]
+    page = as_user(app, "manager").get("/admin/users?lang=zh-CN")
+    assert page.status_code == 403 and "只有管理员可以打开此页面。" in page.text
+
+
 def test_a_non_admin_cannot_post_admin_changes(app, system: System) -> None:  # type: ignore[no-untyped-def]
     agent = as_user(app, "agent")
     response = post(agent, "/admin/users/agent", {"roles": ["admin"]}, page="/signout")
