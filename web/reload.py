@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.bundle import validate_bundle
-from engine.errors import DefinitionError, Diagnostic
+from engine.errors import DefinitionError, Diagnostic, format_diagnostic
 from engine.identity import Principal
 from engine.registry import Registry
 from engine.storage.db import transaction
@@ -75,6 +75,13 @@ def reload_definitions(web: "Web", *, actor: Principal | str | None = None, ip: 
             # Requests still running on the old system keep their checked-out connections; the
             # pool's idle ones are closed now.
             old.db.dispose()
+        else:
+            # The operator reading the server's log learns it too, not only the admin who pressed
+            # the button: the first error with its position, and how many there were.
+            errors = [d for d in diagnostics if d.severity == "error"]
+            first = format_diagnostic(errors[0]) if errors else "no bundle"
+            log.warning("definitions not reloaded: %s kept running (%s); %d error(s), the first: %s",
+                        old.bundle.name, old.bundle.hash, len(errors), first.splitlines()[0])
         return diagnostics
 
 

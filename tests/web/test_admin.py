@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -228,6 +230,15 @@ def test_a_reload_with_errors_shows_them_and_keeps_the_running_version(
     assert app.state.web.system.bundle.hash == running
     [row] = audit_rows(system, "definitions.reload")
     assert row["detail"]["ok"] is False and row["detail"]["errors"] >= 1
+
+
+def test_a_refused_reload_is_written_in_the_server_log_with_its_first_error(
+        admin: TestClient, bundle_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (bundle_dir / "forms" / "broken.yaml").write_text("form: broken\nlabel: Broken\nfields:\n  - name: [\n", "utf-8")
+    with caplog.at_level(logging.WARNING, logger="web.reload"):
+        post(admin, "/admin/reload?lang=en", page="/admin/reload?lang=en")
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "web.reload"]
+    assert line.startswith("definitions not reloaded:") and "forms/broken.yaml:5:1: error: YAML syntax error" in line
 
 
 def test_a_valid_reload_switches_to_the_new_version(admin: TestClient, app, bundle_dir: Path) -> None:  # type: ignore[no-untyped-def]
