@@ -209,7 +209,7 @@ EVERYDAY_SLIPS = [
     ("rules/complaint_rules.yaml", "to: {field: account_manager}\n        subject: \"VIP",
      "to: {role: account_manger}\n        subject: \"VIP", ["did you mean 'account_manager'?"]),
     ("forms/complaint.yaml", "    required_if: customs_no\n", '    required_if: customs_no != ""\n',
-     ["my_change/forms/complaint.yaml:229:32: error: an empty field holds null, not \"\": the comparison holds "
+     ["my_change/forms/complaint.yaml:230:32: error: an empty field holds null, not \"\": the comparison holds "
       "for every record (at fields.customs_broker.required_if) [expr-empty-text]",
       "hint: write customs_no for 'has a value'"]),
 ]
