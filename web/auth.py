@@ -857,10 +857,7 @@ async def _to_sign_in_again(scope: Scope, send: Send, request: Request) -> None:
     back = _page_posted_from(request)
     response = RedirectResponse(f"/signin?ended=1&next={quote(back, safe='')}", status_code=303)
 
-    async def no_body() -> Message:
-        return {"type": "http.disconnect"}
-
-    await response(scope, no_body, send)
+    await _answer(response, scope, send)
 
 
 async def _stale_form(scope: Scope, send: Send, request: Request, locale: str) -> None:
@@ -878,6 +875,11 @@ async def _stale_form(scope: Scope, send: Send, request: Request, locale: str) -
         f'<main><h1>{escape(heading)}</h1><p id="stale-form">{escape(text)}</p>'
         f'<p><a href="{escape(back)}" id="stale-form-back">{escape(link)}</a></p></main></html>', status_code=403)
 
+    await _answer(response, scope, send)
+
+
+async def _answer(response: Response, scope: Scope, send: Send) -> None:
+    """Send a response from the middleware, which has no request body to give it."""
     async def no_body() -> Message:
         return {"type": "http.disconnect"}
 
@@ -892,10 +894,7 @@ async def _plain(scope: Scope, send: Send, status: int, message: str) -> None:
         response = HTMLResponse(f"<!doctype html><title>{status}</title><h1>{status}</h1><p>{escape(message)}</p>",
                                 status_code=status)
 
-    async def no_body() -> Message:
-        return {"type": "http.disconnect"}
-
-    await response(scope, no_body, send)
+    await _answer(response, scope, send)
 
 
 # -- pages -------------------------------------------------------------------------------------

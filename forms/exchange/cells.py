@@ -93,6 +93,7 @@ class ChoiceIndex:
         self.locale = locale
         self._parse = ftype.parser(spec)
         self._walked = list(spec.choices.walk())
+        self._groups: Mapping[str, tuple[str, ...]] = spec.choices.groups()
         self._paths: dict[str, str] = {}
         self.values: dict[str, str] = {}
         texts: dict[str, set[str]] = defaultdict(set)
@@ -145,8 +146,7 @@ class ChoiceIndex:
         CellProblem naming them (货物破损 is a group: 外包装破损 or 内件破损?)."""
         if self._takes(value):
             return value
-        under = [self._paths[o.value] for _, o, parents in self._walked
-                 if value in parents and self._takes(o.value)]
+        under = [self._paths[leaf] for leaf in self._groups.get(value, ()) if self._takes(leaf)]
         if not under:
             return value  # the field type says why
         raise CellProblem("choice_is_group", text=text.strip(), options=self._named(under))
