@@ -192,7 +192,7 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
 
 WIDE_PUNCTUATION = {"“": '"', "”": '"', "‘": "'", "’": "'", "（": "(", "）": ")", "，": ",",
                     "＝": "=", "＞": ">", "＜": "<", "！": "!", "：": ":", "［": "[", "］": "]", "＋": "+",
-                    "－": "-", "、": ","}
+                    "－": "-", "、": ",", "％": "%"}
 """Punctuation a Chinese input method types (full-width, or curly quotes) -> what was meant."""
 
 

@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import Any
 
 from engine.durations import Duration, as_value, parse_duration
-from engine.errors import did_you_mean
+from engine.errors import did_you_mean, wide_punctuation_hint
 from engine.kinds import BuildContext
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
 from engine.types import YamlPath
@@ -200,7 +200,8 @@ def _share(raw: Any, ctx: BuildContext, doc: Document) -> float:
         else:
             value = float(raw)
     except ValueError:
-        ctx.error(doc, ("yellow_at",), f"'{raw}' is not a share: write e.g. 20%", code="sla")
+        ctx.error(doc, ("yellow_at",), f"'{raw}' is not a share: write e.g. 20%", code="sla",
+                  hint=wide_punctuation_hint(str(raw)))
         return 0.2
     if not 0 <= value < 1:
         # `yellow_at: 20` means 20%, read as 20 times the target: say what to write.

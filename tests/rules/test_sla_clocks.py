@@ -259,6 +259,13 @@ def test_a_yellow_share_written_without_percent_is_told_to_add_it(tmp_path: Path
     assert error.hint == "write 20% (or 0.2)"
 
 
+def test_a_yellow_share_with_the_chinese_percent_sign_is_told_to_type_the_english_one(tmp_path: Path) -> None:
+    root = write(tmp_path / "bundle", {"sla/ticket_sla.yaml": SLA.replace("yellow_at: 20%", "yellow_at: 20％")})
+    _bundle, diags = validate_bundle(root, build_registry(plugins=False))
+    (error,) = [d for d in diags if d.severity == "error"]
+    assert error.hint is not None and error.hint.startswith("'％' is Chinese punctuation: write % instead")
+
+
 def test_a_level_added_after_the_default_is_told_to_move_the_default_last(tmp_path: Path) -> None:
     # A customs level appended after the catch-all level: the error came with a warning that
     # "every level has a condition", which contradicted it, and no word of the fix.
