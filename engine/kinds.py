@@ -153,17 +153,21 @@ class BuildContext:
         if what in self.incomplete:
             return
         names = sorted(known)
-        hint = invisible_hint(name) or wide_punctuation_hint(name) or did_you_mean(name, names)
+        slip = invisible_hint(name) or wide_punctuation_hint(name)  # a character typed or pasted by mistake
+        hint = slip or did_you_mean(name, names)
         if hint is None and names:
             shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
             hint = f"known {plural(what)}: {shown}"
         declared = _DECLARED_IN.get(what)
         typo = difflib.get_close_matches(str(name), names, n=1, cutoff=0.8)  # `agnt`: surely a slip
-        if declared is not None and not typo and not invisible_hint(name) and not wide_punctuation_hint(name):
+        if declared is not None and not typo and not slip:
             # A name the analyst is adding, not misspelling: "did you mean exception_team?" alone
             # sent them after a typo when the role was simply not declared yet.
             new = f"if '{name}' is a new {what}, {declared.format(name=name)}"
-            hint = f"{hint} Or, {new}" if hint and hint.endswith("?") else f"{hint}. Or, {new}" if hint else new.capitalize()
+            if hint is None:
+                hint = new.capitalize()
+            else:
+                hint = f"{hint}{'' if hint.endswith('?') else '.'} Or, {new}"
         self.error(doc, path, f"unknown {what} '{name}'", code=code, hint=hint, at_key=at_key)
 
     def expression(self, doc: Document, path: YamlPath, names: Any, *, source: str | None = None) -> Any:

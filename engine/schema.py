@@ -373,7 +373,7 @@ def _translate(error: ValidationError) -> list[tuple[YamlPath, bool, str, str | 
     instance = error.instance
     if _about_a_key(error):  # jsonschema reports a bad key as its mapping's error
         return [(path + (instance,), True, f"'{instance}' is not a valid name here",
-                 invisible_hint(str(instance)) or "names use lower-case letters, digits and _, starting with a letter")]
+                 _name_hint(instance))]
     if keyword == "additionalProperties" and isinstance(instance, dict):
         out = []
         for key, allowed in unknown_keys(error):
@@ -403,7 +403,7 @@ def _translate(error: ValidationError) -> list[tuple[YamlPath, bool, str, str | 
     if keyword == "pattern":
         if error.validator_value == NAME_PATTERN:
             return [(path, False, f"{_describe(instance)} is not a valid name",
-                     invisible_hint(str(instance)) or "names use lower-case letters, digits and _, starting with a letter")]
+                     _name_hint(instance))]
         described = error.schema.get("description")
         if described:  # the analyst's words for what is accepted, rather than a regular expression
             return [(path, False, f"{_describe(instance)} is not a value this key takes",
@@ -413,7 +413,7 @@ def _translate(error: ValidationError) -> list[tuple[YamlPath, bool, str, str | 
         inner = best_match(error.context)
         bad = inner.instance
         return [(path + (bad,), True, f"'{bad}' is not a valid name here",
-                 invisible_hint(str(bad)) or "names use lower-case letters, digits and _, starting with a letter")]
+                 _name_hint(bad))]
     if keyword in ("anyOf", "oneOf") and error.context:
         if error.schema is LABEL_SCHEMA or error.schema.get("description") == LABEL_SCHEMA["description"]:
             return [_label_problem(path, instance)]
@@ -423,6 +423,11 @@ def _translate(error: ValidationError) -> list[tuple[YamlPath, bool, str, str | 
     if keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         return [(path, False, f"{_describe(instance)} is out of range ({keyword} {error.validator_value})", None)]
     return [(path, False, error.message, None)]
+
+
+def _name_hint(name: Any) -> str:
+    """What a name may hold, or the invisible character pasted into it."""
+    return invisible_hint(str(name)) or "names use lower-case letters, digits and _, starting with a letter"
 
 
 def _written_as(missing: str, instance: dict[Any, Any], known: set[str]) -> str | None:

@@ -179,17 +179,17 @@ def _earlier_fields(conn: Connection, form: Any, old: str) -> dict[str, Any] | N
     """The fields (name: definition) of `form` in the most recently loaded earlier bundle
     version that declared `old`, read from the source kept with each version; None when no
     kept version did."""
-    import yaml
+    from engine.errors import Diagnostics
+    from engine.yamlsource import load_yaml
 
     rows = conn.execute(sa.select(bundle_versions.c.source).order_by(bundle_versions.c.loaded_at.desc()))
     for (source,) in rows:
         for path, text in (source or {}).items():
             if not (path.startswith("forms/") and path.endswith((".yaml", ".yml"))):
                 continue
-            try:
-                doc = yaml.safe_load(text)
-            except yaml.YAMLError:
-                continue
+            # Read as the loader read it when that version ran (YAML 1.2 scalars, bounded).
+            loaded = load_yaml(text, path, Diagnostics())
+            doc = loaded.data if loaded is not None else None
             fields = doc.get("fields") if isinstance(doc, dict) and doc.get("form") == form.name else None
             if isinstance(fields, dict) and old in fields:
                 return fields
