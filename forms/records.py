@@ -165,13 +165,15 @@ class FormService:
 
     def insert_validated(self, conn: Connection, form_name: str, clean: Mapping[str, Any], *,
                          actor: str | None = None, channel: str | None = None,
-                         locale: str = "en") -> SubmitResult:
+                         locale: str = "en", source: Mapping[str, Any] | None = None) -> SubmitResult:
         """Store values that `CompiledForm.validate` returned, inside the caller's transaction.
 
         The one way a record comes into being, whatever the channel (page, API, command line,
         import): the field types' database checks, a query number, the `record.created` history
         entry and the `record.created` event (which starts the form's flow), all in the caller's
         transaction. A failed database check raises ValidationFailed before anything is written.
+        `source` names the record a rule created this one from (`form`, `record_id`, `query_no`),
+        kept in the `record.created` entry so the new record's page links back to it.
         """
         form = self.form(form_name)
         self._check_stored(conn, form, clean, locale)
@@ -196,7 +198,8 @@ class FormService:
             attachments.link_record(conn, form, values, int(record_id), locale=locale)
         INSERT_HISTORY.later(conn, {
             "form": form.name, "record_id": record_id, "kind": "record.created", "actor": actor,
-            "at": now, "data": {"fields": form.to_json(values), "channel": channel}})
+            "at": now, "data": {"fields": form.to_json(values), "channel": channel,
+                                **({"source": dict(source)} if source else {})}})
         clean = values
         self.rt.bus.publish(Event("record.created", now, form.name, record_id, actor,
                                   {"values": dict(clean), "query_no": query_no}), conn)

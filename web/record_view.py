@@ -141,6 +141,9 @@ class RecordPage:
     unsent: list[tuple[str, str]] = field(default_factory=list)
     """(label, text) of what the user typed into a step that is no longer theirs to complete (done
     in another tab, taken over): no form shows it any more, so the page lists it to copy."""
+    linked: list[tuple[str, str]] = field(default_factory=list)
+    """(page, words) of the records a rule created from this one and the one this was created
+    from, that the reader may see: the summary links them both ways."""
 
 
 def outcomes_of(node: Any) -> list[Outcome]:
@@ -222,7 +225,8 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
         can_withdraw=bool(instance) and may_withdraw(record, instance["status"], principal),
         reopen_steps=[(n, _node_label(flow, n, locale)) for n in flow.reopen_steps()]
         if flow is not None and instance and may_reopen(flow, instance["status"], principal) else [],
-        created_by=_creator(record.get("created_by"), names, locale), unsent=unsent)
+        created_by=_creator(record.get("created_by"), names, locale), unsent=unsent,
+        linked=list(dict.fromkeys(links.values())))
 
 
 def sent_back_to(entries: Sequence[Mapping[str, Any]], names: Mapping[str, str]) -> dict[str, SentBack]:
@@ -385,19 +389,29 @@ def _once(activity: list[Activity]) -> list[Activity]:
 
 def derived_links(conn: Any, runtime: Any, entries: Sequence[Mapping[str, Any]],
                   principal: Principal, locale: str) -> dict[int, tuple[str, str]]:
-    """History entry id -> (page, words) of the record a rule created from this one ("created a
+    """History entry id -> (page, words) of the other record an entry names, for the records
+    the reader may see: the record a rule created from this one (`record.derived`: "created a
     linked record · PC2026...": the compensation form was named but could not be opened from
-    here), for the records the reader may see; one without a query number reads as its form."""
+    here), and the record this one was created from (`record.created` with a `source`: the
+    compensation's page had no way back to its complaint). A record without a query number
+    reads as its form."""
     forms = runtime.services["forms"].forms
     links: dict[int, tuple[str, str]] = {}
     for entry in entries:
         data = entry["data"] if isinstance(entry["data"], Mapping) else {}
-        target, record_id = str(data.get("form") or ""), data.get("record_id")
-        if entry["kind"] != "record.derived" or target not in forms or not isinstance(record_id, int):
+        if entry["kind"] == "record.derived":
+            other = data
+        elif entry["kind"] == "record.created" and isinstance(data.get("source"), Mapping):
+            other = data["source"]
+        else:
+            continue
+        target, record_id = str(other.get("form") or ""), other.get("record_id")
+        if target not in forms or not isinstance(record_id, int):
             continue
         if can_read(conn, runtime, target, record_id, principal):
+            words = forms[target].spec.text(locale)
             links[int(entry["id"])] = (f"/records/{target}/{record_id}",
-                                       str(data.get("query_no") or forms[target].spec.text(locale)))
+                                       f"{words} {other['query_no']}" if other.get("query_no") else words)
     return links
 
 
@@ -430,13 +444,16 @@ def _activity(entry: Mapping[str, Any], form: Any, flow: Any, hidden: set[str], 
         detail = str(data.get("message") or "")
     elif bundle is not None:
         detail = _engine_detail(bundle, entry["kind"], data, locale)
+    kind = entry["kind"]
     if link is not None:
         detail = link[1]
+        if kind == "record.created":
+            kind = "record.created_from"  # "created from · Complaint TS2026...", not "created the record · ..."
     actor = entry["actor"] or ""
     actor = "" if actor == SYSTEM_ACTOR else names.get(actor, actor)
     if node_label is None:
         node_label = _node_label(flow, entry["node"], locale) if entry["node"] else ""
-    return Activity(at=entry["at"], kind=entry["kind"], actor=actor, node_label=node_label,
+    return Activity(at=entry["at"], kind=kind, actor=actor, node_label=node_label,
                     outcome=str(data.get("outcome") or "") if entry["kind"] == "task.completed" else "",
                     comment=str(data.get("comment") or data.get("text") or ""), changes=changes,
                     detail=detail, link=link[0] if link else "",

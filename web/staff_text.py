@@ -135,6 +135,7 @@ STAFF_UI: dict[str, dict[str, str]] = {
     # record page
     "current_step": {"en": "Current step", "zh-CN": "当前环节"},
     "assignees": {"en": "Assigned to", "zh-CN": "处理人"},
+    "linked_records": {"en": "Linked records", "zh-CN": "关联记录"},
     "age": {"en": "Age", "zh-CN": "已用时"},
     "working_time": {"en": "working time", "zh-CN": "工作时间"},
     "working_time_col": {"en": "Working time", "zh-CN": "工作时长"},
@@ -215,6 +216,7 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "ev_flow.started_by_rule": {"en": "started a flow", "zh-CN": "启动了流程"},
     "ev_kb.recommended": {"en": "suggested knowledge articles", "zh-CN": "推荐了知识库文章"},
     "ev_record.derived": {"en": "created a linked record", "zh-CN": "生成了关联记录"},
+    "ev_record.created_from": {"en": "created the record from", "zh-CN": "创建了记录，来源"},
     "ev_record.updated": {"en": "updated the record", "zh-CN": "修改了记录"},
     "ev_tag.added": {"en": "tagged", "zh-CN": "添加了标记"},
     "ev_tag.removed": {"en": "untagged", "zh-CN": "移除了标记"},

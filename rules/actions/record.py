@@ -195,8 +195,10 @@ class CreateRecord(BaseAction):
         form = forms.form(compiled["form"])
         clean = form.validate(json_safe(values), ctx=act.eval_context(),
                               extra_names={"user": {"username": act.actor}})
+        source = {"form": act.form, "record_id": act.record_id,
+                  "query_no": act.record.get("query_no")} if act.record_id is not None else None
         result = forms.insert_validated(act.conn, compiled["form"], clean, actor=act.actor,
-                                        channel="rule")
+                                        channel="rule", source=source)
         add_history(act, "record.derived", {"form": compiled["form"], "record_id": result.record_id,
                                             "query_no": result.query_no})
 

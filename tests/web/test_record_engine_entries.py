@@ -85,7 +85,7 @@ def derived_compensation(system: System) -> tuple[int, int]:
 def test_the_linked_record_a_rule_created_opens_from_the_timeline(system: System) -> None:
     complaint, compensation = derived_compensation(system)
     html = client_for(system, "admin").get(f"/records/complaint/{complaint}?lang=en").text
-    assert re.search(rf'created a linked record · <a href="/records/compensation/{compensation}">PC\d+</a>', html)
+    assert re.search(rf'created a linked record · <a href="/records/compensation/{compensation}">Compensation PC\d+</a>', html)
 
 
 def test_a_linked_record_the_reader_may_not_open_is_named_without_a_link(system: System) -> None:
@@ -93,3 +93,31 @@ def test_a_linked_record_the_reader_may_not_open_is_named_without_a_link(system:
     html = client_for(system, "agent").get(f"/records/complaint/{complaint}?lang=en").text
     assert re.search(r"created a linked record · PC\d+</p>", html)
     assert f'href="/records/compensation/{compensation}"' not in html
+
+
+def proposed_compensation(system: System) -> tuple[int, int]:
+    """A complaint whose proposed compensation made the postal rule create a compensation form."""
+    from tests.flows.test_postal_flow import DELAY, accept
+
+    case = accept(system, DELAY).assess(finance=False).do("propose", "agent", {"compensation": "300", "basis": "条款"})
+    (compensation,) = system.forms.list("compensation")
+    return case.id, int(compensation["id"])
+
+
+def test_a_record_a_rule_created_links_back_to_the_record_it_came_from(system: System) -> None:
+    complaint, compensation = proposed_compensation(system)
+    query_no = system.forms.get("complaint", complaint)["query_no"]
+    html = client_for(system, "admin").get(f"/records/compensation/{compensation}?lang=en").text
+    link = f'<a href="/records/complaint/{complaint}">Key-account complaint {query_no}</a>'
+    assert re.search(r'<dd id="record-linked">' + re.escape(link), html)
+    assert f"created the record from · {link}" in html
+
+
+def test_the_summary_lists_the_records_a_rule_created_from_this_one(system: System) -> None:
+    complaint, compensation = proposed_compensation(system)
+    html = client_for(system, "admin").get(f"/records/complaint/{complaint}?lang=zh-CN").text
+    assert re.search(rf'<dd id="record-linked"><a href="/records/compensation/{compensation}">赔偿单 PC\d+</a>', html)
+
+
+def test_a_record_created_by_hand_lists_no_linked_records(system: System) -> None:
+    assert 'id="record-linked"' not in record_page(system, "en")
