@@ -230,7 +230,11 @@ class DemoRunner:
         if field.default is not None and rng.random() < 0.8:
             return field.default  # people mostly leave a field as the form suggests it
         if field.name == "satisfaction" or kind == "rating":
-            return rng.choices([1, 2, 3, 4, 5], weights=[3, 5, 17, 40, 35])[0]
+            stars = rng.choices([1, 2, 3, 4, 5], weights=[3, 5, 17, 40, 35])[0]
+            # The same spread on the field's own scale: a 1-10 survey answered 1-5 was never
+            # satisfied (from 6) in a simulation, and every case looped to the committee.
+            top = int(field.opt("max", 5)) if kind == "rating" else 5
+            return round(1 + (stars - 1) * (top - 1) / 4)
         if kind == "boolean":
             return rng.random() < (0.08 if field.name in self.rare_flags else 0.93)
         if field.choices is not None:

@@ -259,3 +259,20 @@ def test_sample_records_are_submitted_by_the_bundles_first_demo_user(tmp_path: P
                   clock=ManualClock(datetime(2026, 11, 23, 2, tzinfo=timezone.utc)))
     DemoRunner(system.runtime, seed=1).run(3, start=datetime(2026, 11, 1, tzinfo=timezone.utc), days=3)
     assert {r["created_by"] for r in system.forms.list("request", limit=10)} == {"officer"}
+
+
+def test_sample_ratings_spread_over_the_fields_own_scale(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    # A satisfaction survey moved to 1-10 (satisfied from 6): samples were still 1-5, so no
+    # simulated customer was ever satisfied and every complaint looped through the committee.
+    changed = tmp_path / "ten"
+    shutil.copytree(POSTAL, changed)
+    form = changed / "forms" / "complaint.yaml"
+    form.write_text(form.read_text(encoding="utf-8").replace("    max: 5\n", "    max: 10\n"), encoding="utf-8")
+    flow = changed / "flows" / "complaint_handling.yaml"
+    text = flow.read_text(encoding="utf-8")
+    assert "(satisfaction or 0) >= 3" in text
+    flow.write_text(text.replace("(satisfaction or 0) >= 3", "(satisfaction or 0) >= 6"), encoding="utf-8")
+    before, after = simulate(capsys, "--compare", str(changed))
+    resolved = "completed: resolved"
+    assert after["flows"].get(resolved, 0) >= 0.8 * before["flows"][resolved] > 0
