@@ -7,7 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import timezone
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import MetaData, Table, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
@@ -337,6 +337,27 @@ class FormService:
         kept = memo(conn, _READS, dict)
         if kept is not None:
             kept.pop((form_name, record_id), None)
+
+    def identify(self, conn: Connection, form_name: str, record_ids: Iterable[int],
+                 locale: str, show: str | None = None) -> dict[int, str]:
+        """The words that identify records of `form_name` to people, by id: the `show` field
+        (default: the form's `title`) as its type displays it, after the query number when the
+        form numbers its records; `#id` for a record with neither. Ids of no record are left out.
+        What a `reference` field names reads this way on pages, where it read `#12`."""
+        form = self.form(form_name)
+        table = self.tables[form_name]
+        shown = show or form.spec.title_field
+        shown = shown if shown in form.stored else None
+        wanted = sorted({int(i) for i in record_ids})
+        if not wanted:
+            return {}
+        columns = [table.c.id, table.c.query_no, *([table.c[shown]] if shown else [])]
+        out: dict[int, str] = {}
+        for row in conn.execute(select(*columns).where(table.c.id.in_(wanted))).mappings():
+            title = form.display(shown, form.types[shown].from_db(row[shown], form.field(shown)), locale) \
+                if shown and row[shown] is not None else ""
+            out[int(row["id"])] = " · ".join(w for w in (row["query_no"], title) if w) or f"#{row['id']}"
+        return out
 
     def get(self, form_name: str, record_id: int) -> dict[str, Any]:
         with read_transaction(self.rt.db) as conn:

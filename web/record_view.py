@@ -90,6 +90,8 @@ class FieldRow:
     text: str
     files: list[dict[str, Any]] = field(default_factory=list)
     kind: str = "text"
+    url: str = ""
+    """The page of the record a `reference` field names, when the reader may open it."""
 
 
 @dataclass
@@ -191,8 +193,9 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
         instance = latest_instance(conn, form_name, record_id)
         states = sla_states(runtime, conn, form_name, [record_id]).get(record_id, [])
         links = derived_links(conn, runtime, entries, principal, locale)
-        panels = [_panel(web, conn, t, principal, locale, form, hidden, record, (posted or {}).get(int(t["id"])), names)
-                  for t in open_tasks]
+        refs = reference_links(conn, runtime, form, record, hidden, principal, locale)
+        panels = [_panel(web, conn, t, principal, locale, form, hidden, record, (posted or {}).get(int(t["id"])), names,
+                         refs) for t in open_tasks]
     returns = sent_back_to(entries, names)
     for panel in panels:
         panel.sent_back = returns.get(panel.node)
@@ -209,7 +212,7 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
     title = form.display(title_field, record.get(title_field), locale) if title_field and title_field not in hidden else ""
     return RecordPage(
         form=form_name, record_id=record_id, record=record, title=title,
-        groups=_field_groups(form, record, hidden, locale, record_id, names),
+        groups=_field_groups(form, record, hidden, locale, record_id, names, refs),
         activity=_once([_activity(e, form, flow, hidden, locale, names, runtime.bundle, links.get(int(e["id"])))
                         for e in entries]),
         steps=[{"node": _node_label(flow, s.node, locale), "entered_at": s.entered_at, "left_at": s.left_at,
@@ -275,7 +278,8 @@ def _creator(username: str | None, names: Mapping[str, str], locale: str) -> str
 
 def _panel(web: "Web", conn: Any, task: Mapping[str, Any], principal: Principal, locale: str,
            form: Any, hidden: set[str], record: Mapping[str, Any],
-           posted: Mapping[str, Any] | None, names: Mapping[str, str]) -> TaskPanel:
+           posted: Mapping[str, Any] | None, names: Mapping[str, str],
+           refs: Mapping[str, tuple[str, str]] | None = None) -> TaskPanel:
     flows = web.system.flows
     meta = web.bundle.meta
     flow = flows.flows.get(task["flow"])
@@ -301,7 +305,7 @@ def _panel(web: "Web", conn: Any, task: Mapping[str, Any], principal: Principal,
     panel.customer_may_answer = node.options.get("customer") is not None
     if node.compiled.get("timeout") is not None:
         panel.timeout = _timeout_text(web, conn, task, flow, locale)
-    panel.summary = [_field_row(form, name, record.get(name), locale, int(task["record_id"]), names)
+    panel.summary = [_field_row(form, name, record.get(name), locale, int(task["record_id"]), names, refs)
                      for name in node.options.get("show", []) if name in form.stored and name not in hidden]
     if mine:
         posted = posted or {}
@@ -337,7 +341,8 @@ def _timeout_text(web: "Web", conn: Any, task: Mapping[str, Any], flow: Any, loc
 
 
 def _field_groups(form: Any, record: Mapping[str, Any], hidden: set[str], locale: str,
-                  record_id: int, names: Mapping[str, str]) -> list[tuple[str | None, list[FieldRow]]]:
+                  record_id: int, names: Mapping[str, str],
+                  refs: Mapping[str, tuple[str, str]]) -> list[tuple[str | None, list[FieldRow]]]:
     groups: list[tuple[str | None, list[FieldRow]]] = [(None, [])]
     for name, spec in form.spec.fields.items():
         ftype = form.types[name]
@@ -346,14 +351,14 @@ def _field_groups(form: Any, record: Mapping[str, Any], hidden: set[str], locale
             continue
         if name not in form.stored or name in hidden:
             continue
-        groups[-1][1].append(_field_row(form, name, record.get(name), locale, record_id, names))
+        groups[-1][1].append(_field_row(form, name, record.get(name), locale, record_id, names, refs))
     return [(title, rows) for title, rows in groups if rows]
 
 
 def _field_row(form: Any, name: str, value: Any, locale: str, record_id: int,
-               names: Mapping[str, str]) -> FieldRow:
+               names: Mapping[str, str], refs: Mapping[str, tuple[str, str]] | None = None) -> FieldRow:
     """One stored field as the record page shows it: its text, or links to its files; a user
-    by their name."""
+    by their name; the record a reference names by its words (`refs`, reference_links)."""
     ftype = form.types[name]
     row = FieldRow(name, form.spec.fields[name].text(locale), "")
     if getattr(ftype, "holds_attachments", False):
@@ -361,10 +366,33 @@ def _field_row(form: Any, name: str, value: Any, locale: str, record_id: int,
         row.files = [_file_link(f"/records/{form.spec.name}/{record_id}/files/{item.get('id')}", item,
                                 image=ftype.name == "image")
                      for item in (value or []) if isinstance(item, Mapping) and item.get("id")]
+    elif refs and name in refs:
+        row.url, row.text = refs[name]
     else:
         row.text = field_text(form, name, value, locale, names)
         row.kind = "long" if ftype.name in ("textarea", "rich_text", "subtable") else "text"
     return row
+
+
+def reference_links(conn: Any, runtime: Any, form: Any, record: Mapping[str, Any], hidden: set[str],
+                    principal: Principal, locale: str) -> dict[str, tuple[str, str]]:
+    """Field -> (page, words) of each record the record's `reference` fields name: the words
+    that identify it (RecordService.identify) and a link, for the records the reader may open;
+    one they may not reads as its id only, so its title is not shown to them either."""
+    forms = runtime.services["forms"]
+    out: dict[str, tuple[str, str]] = {}
+    for name, ftype in form.types.items():
+        value = record.get(name)
+        if ftype.name != "reference" or name in hidden or not isinstance(value, int):
+            continue
+        spec = form.spec.fields[name]
+        target = spec.opt("form")
+        if target not in forms.forms or not can_read(conn, runtime, target, value, principal):
+            out[name] = ("", f"#{value}")
+            continue
+        words = forms.identify(conn, target, [value], locale, show=spec.opt("show")).get(value)
+        out[name] = (f"/records/{target}/{value}", words) if words else ("", f"#{value}")
+    return out
 
 
 def _file_link(url: str, item: Mapping[str, Any], *, image: bool) -> dict[str, Any]:
