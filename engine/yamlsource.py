@@ -385,7 +385,7 @@ def _syntax_hint(problem: str, text: str, mark: Any) -> str | None:
             value = sign + rest.rstrip()
             return f"a value starting with '{sign}' must be in quotes: \"{value}\" ('{sign}' means something else in YAML)"
     if "mapping values are not allowed" in problem:
-        return "check the indentation of this line against the line above, or quote a value containing ': '"
+        return _colon_hint(lines, here, above)
     if ("could not find expected ':'" in problem or "expected <block end>" in problem
             or "did not find expected key" in problem or "did not find expected '-'" in problem):
         if here is not None and above is not None:
@@ -403,6 +403,33 @@ def _syntax_hint(problem: str, text: str, mark: Any) -> str | None:
             return "a value holding ': ' must be quoted: write it in quotes, e.g. en: \"Closed: no reply\""
         return "a bracket opened here is not closed, or an item lacks its comma"
     return None
+
+
+_KEY_WITH_VALUE = re.compile(r"\s*(?:- )?([^\s:#'\"{\[][^:#]*?):\s+\S")
+"""`options: vip_level`, `- value: x`: a key whose value is written on its own line."""
+
+
+def _colon_hint(lines: list[str], here: int | None, above: int | None) -> str:
+    """YAML met `key:` where it reads a value: a line indented under a key that already has its
+    value (`visible_if:` pushed in under `options: vip_level`), or a value holding ': '."""
+    if here is not None and above is not None:
+        code = lines[above].split(" #", 1)[0]
+        holder = _KEY_WITH_VALUE.match(code)
+        keys_at = _indent(code) + (2 if code.lstrip(" ").startswith("- ") else 0)
+        if holder and _indent(lines[here]) > keys_at:
+            hint = (f"line {here + 1} starts in column {_indent(lines[here]) + 1}, further in than line "
+                    f"{above + 1} above it (column {keys_at + 1}), where '{holder[1]}' already has its "
+                    f"value: start it in column {keys_at + 1}, like the keys beside it")
+            # `gm_approval:` then `type: approval` in the same column: it is the line above that
+            # was meant to be pushed in under the empty key before it.
+            before = _line_above(lines, above)
+            opener = re.match(r"\s*(?:- )?([^\s:#]+):\s*$", lines[before].split(" #", 1)[0]) if before is not None else None
+            if opener and _indent(lines[before]) == _indent(code):
+                hint += (f"; or, if '{holder[1]}' belongs under '{opener[1]}:' (line {before + 1}), "
+                         f"indent line {above + 1} as far as line {here + 1}")
+            return hint
+    return ("a value holding ': ' must be quoted: write it in quotes, e.g. en: \"Closed: no reply\"; "
+            "else check the indentation of this line against the line above")
 
 
 def _line_above(lines: list[str], n: int) -> int | None:

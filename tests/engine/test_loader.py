@@ -66,6 +66,27 @@ def test_a_key_out_of_line_is_told_the_columns_of_it_and_the_line_above(tmp_path
     assert "line 5 starts in column 4, line 4 above it in column 5" in hint
 
 
+def test_a_key_pushed_in_under_a_key_with_a_value_is_told_the_column_to_start_in(tmp_path: Path) -> None:
+    # "check the indentation of this line against the line above, or quote a value containing
+    # ': '" gave two guesses and no column.
+    line, _col, hint = syntax_hint(tmp_path, "form: ticket\nfields:\n  title:\n    type: text\n      required: true\n")
+    assert line == 5
+    assert hint == ("line 5 starts in column 7, further in than line 4 above it (column 5), where 'type' "
+                    "already has its value: start it in column 5, like the keys beside it")
+
+
+def test_a_key_left_out_of_the_empty_key_above_it_is_told_both_ways_to_fix_it(tmp_path: Path) -> None:
+    # `title:` then `type: text` in its column: the line to move is `type`, not the one after it.
+    _line, _col, hint = syntax_hint(tmp_path, "form: ticket\nfields:\n  title:\n  type: text\n    required: true\n")
+    assert hint is not None and hint.endswith(
+        "; or, if 'type' belongs under 'title:' (line 3), indent line 4 as far as line 5")
+
+
+def test_a_value_holding_a_colon_is_told_to_be_quoted(tmp_path: Path) -> None:
+    line, _col, hint = syntax_hint(tmp_path, "form: ticket\nfields:\n  title:\n    type: text\n    label: Closed: no reply\n")
+    assert line == 5 and hint is not None and hint.startswith("a value holding ': ' must be quoted")
+
+
 def test_a_chinese_colon_after_a_key_is_named_on_its_line(tmp_path: Path) -> None:
     # YAML reports the line after it, and an indentation hint misled.
     line, _col, hint = syntax_hint(tmp_path, "form: ticket\nfields:\n  title：\n    type: text\n")
