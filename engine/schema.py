@@ -258,9 +258,12 @@ def report_errors(errors: Iterable[ValidationError], doc: Document, base: YamlPa
             full = base + path
             span = doc.source_map.key(full) if at_key else doc.source_map.value(full)
             if not at_key and "type" == error.validator:
-                hint = hint or _word_hint(full, error) or _indent_hint(doc.data, full, error)
+                hint = (hint or _word_hint(full, error) or _condition_hint(full, error)
+                        or _indent_hint(doc.data, full, error))
             if not at_key and "type" == error.validator and doc.source_map.is_plain(full):
                 hint = hint or _coercion_hint(error)
+            elif not at_key and "type" == error.validator:
+                hint = hint or _quoted_number_hint(error)
             diags.error(message, span, code=f"schema-{error.validator}", hint=hint,
                         yaml_path=full)
 
@@ -276,6 +279,33 @@ def _word_hint(path: YamlPath, error: ValidationError) -> str | None:
     if key is None or not isinstance(error.instance, str) or not path:
         return None
     return f"write {path[-1]}: {{{key}: {error.instance}}}"
+
+
+CONDITION_KEY = "x-condition-key"
+"""A schema extension of a yes/no key: the key that takes a condition instead (`required` ->
+`required_if`), for a condition written where true or false belongs."""
+
+
+def _condition_hint(path: YamlPath, error: ValidationError) -> str | None:
+    """`required: key_account` for "required when key_account holds": the key that takes it."""
+    key = error.schema.get(CONDITION_KEY) if isinstance(error.schema, dict) else None
+    value = error.instance
+    if key is None or not isinstance(value, str) or value.lower() in YAML11_BOOLEANS or not path:
+        return None
+    return f"{path[-1]} takes true or false; for a condition write {key}: {value}"
+
+
+def _quoted_number_hint(error: ValidationError) -> str | None:
+    """`max: "10"`: a number in quotes is text."""
+    expected = error.validator_value
+    expected = [expected] if isinstance(expected, str) else list(expected)
+    if not ({"number", "integer"} & set(expected)) or not isinstance(error.instance, str):
+        return None
+    try:
+        float(error.instance.strip())
+    except ValueError:
+        return None
+    return f"write {error.instance.strip()} without quotes: in quotes it is text"
 
 
 def _indent_hint(data: Any, path: YamlPath, error: ValidationError) -> str | None:

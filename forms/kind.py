@@ -14,7 +14,7 @@ from engine.kinds import CRASHED, BuildContext, Dispatch
 from engine.registry import BUILT_IN
 from engine.storage.records import column_type_problem
 from engine.lists import Option, OptionList, check_color
-from engine.schema import LABEL_SCHEMA, NAME_PATTERN
+from engine.schema import CONDITION_KEY, LABEL_SCHEMA, NAME_PATTERN
 from engine.types import YamlPath
 from engine.yamlsource import Document
 from forms.messages import FieldInvalid
@@ -30,7 +30,7 @@ COMMON_FIELD_SCHEMA: dict[str, Any] = {
         "label": LABEL_SCHEMA,
         "help": LABEL_SCHEMA,
         "placeholder": LABEL_SCHEMA,
-        "required": {"type": "boolean"},
+        "required": {"type": "boolean", CONDITION_KEY: "required_if"},
         "required_if": EXPRESSION,
         "visible_if": EXPRESSION,
         "readonly_if": EXPRESSION,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -300,6 +301,26 @@ def test_a_number_where_text_is_expected_suggests_quoting(tmp_path: Path) -> Non
     assert error.span is not None and (error.span.line, error.span.col) == (2, 10)
     assert "expected text" in error.message
     assert error.hint is not None and "quote" in error.hint
+
+
+def only_error(tmp_path: Path, files: dict[str, str]) -> Any:
+    (error,) = [d for d in diagnostics(tmp_path, files) if d.severity == "error"]
+    return error
+
+
+def test_a_condition_written_as_required_is_told_to_write_required_if(tmp_path: Path) -> None:
+    # "expected true or false, got the text 'urgency == \"high\"'" said what, not how.
+    form = MINI["forms/ticket.yaml"].replace('required_if: urgency == "high"', 'required: urgency == "high"')
+    error = only_error(tmp_path, {"forms/ticket.yaml": form})
+    assert error.message == "expected true or false, got the text 'urgency == \"high\"'"
+    assert error.hint == 'required takes true or false; for a condition write required_if: urgency == "high"'
+
+
+def test_a_number_in_quotes_where_a_number_is_expected_is_told_to_drop_them(tmp_path: Path) -> None:
+    form = MINI["forms/ticket.yaml"].replace("type: money", "type: rating\n            max: \"10\"")
+    error = only_error(tmp_path, {"forms/ticket.yaml": form})
+    assert error.message == "expected a whole number, got the text '10'"
+    assert error.hint == "write 10 without quotes: in quotes it is text"
 
 
 def test_a_yaml11_boolean_word_in_a_text_option_suggests_quoting(tmp_path: Path) -> None:
