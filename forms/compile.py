@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field as dataclass_field
 from functools import cached_property
@@ -291,6 +292,8 @@ def compile_form(spec: FormSpec, registry: Registry) -> CompiledForm:
     stored = []
     for name, field in spec.fields.items():
         ftype = registry.field_types.get(field.type)
+        if not type(ftype).__module__.startswith("forms.fields."):
+            ftype = _guarded_hooks(ftype, f"{spec.name}.{name}", registry.field_types.source(field.type))
         types[name] = ftype
         if not ftype.stores_value:
             continue
@@ -335,6 +338,64 @@ def _guarded_parser(parse: Callable[[Any], Any], ftype: FieldType, name: str) ->
             raise FieldInvalid("unreadable")
         return value
     return guarded
+
+
+_HOOK_FALLBACKS = {"to_json": ("value, spec", "the value is used as stored"),
+                   "from_db": ("value, spec", "the value is used as stored"),
+                   "display": ("value, spec, locale", "the value is shown as stored")}
+"""The hooks of a plugin's field type that run on every record read, written or shown, and what
+is done when one raises: a bug there would otherwise refuse every submission of the form
+(to_json shapes the history entry of each one, even of an empty field), make its records
+unreadable, or fail every page, lookup and message that shows the field."""
+
+
+def _guarded_hooks(ftype: FieldType, field: str, source: str) -> FieldType:
+    """A copy of a plugin's field type whose overridden `to_json`, `from_db` and `display`
+    fall back to the value as stored when they raise, logged once per field and hook with the
+    traceback."""
+    hooks = [hook for hook in _HOOK_FALLBACKS if getattr(type(ftype), hook, None) is not getattr(FieldType, hook)]
+    if not hooks:
+        return ftype
+    try:
+        guarded = copy.copy(ftype)
+        for hook in hooks:
+            setattr(guarded, hook, _guarded_hook(getattr(ftype, hook), hook, ftype.name, field, source))
+    except Exception:  # noqa: BLE001 - an object that cannot be copied (slots): left unguarded
+        return ftype
+    return guarded
+
+
+def _guarded_hook(hook: Callable[..., Any], what: str, type_name: str, field: str,
+                  source: str) -> Callable[..., Any]:
+    """`hook` that answers, where it raises, `_plain_json(value)` (to_json), the value
+    (from_db) or its text (display)."""
+    reported: list[bool] = []
+    arguments, fallback = _HOOK_FALLBACKS[what]
+
+    def guarded(value: Any, *rest: Any) -> Any:
+        try:
+            return hook(value, *rest)
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug must not cost the record
+            if not reported:
+                reported.append(True)
+                log.error("field type '%s' (from %s) failed in %s(%s) for field %s, so %s: %s: %s: "
+                          "a bug in that plugin", type_name, source, what, arguments, field, fallback,
+                          type(exc).__name__, exc, exc_info=True)
+            if what == "display":
+                return "" if value is None else str(value)
+            return _plain_json(value) if what == "to_json" else value
+    return guarded
+
+
+def _plain_json(value: Any) -> Any:
+    """A stored value as JSON carries it: dates and times as ISO text, anything else as text."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain_json(item) for item in value]
+    if isinstance(value, Mapping):
+        return {str(key): _plain_json(item) for key, item in value.items()}
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 def _shown(value: Any) -> str:
