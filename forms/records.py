@@ -344,19 +344,36 @@ class FormService:
         (default: the form's `title`) as its type displays it, after the query number when the
         form numbers its records; `#id` for a record with neither. Ids of no record are left out.
         What a `reference` field names reads this way on pages, where it read `#12`."""
+        wanted = sorted({int(i) for i in record_ids})
+        if not wanted:
+            return {}
+        return dict(self._identified(conn, form_name, locale, show,
+                                     self.tables[form_name].c.id.in_(wanted), limit=None))
+
+    def choices(self, conn: Connection, form_name: str, locale: str, *, show: str | None = None,
+                where: ColumnElement[bool] | None = None, limit: int = 200) -> list[tuple[int, str]]:
+        """(id, words) of the newest `limit` records of `form_name` (narrowed by `where`, e.g.
+        forms.access.record_scope), in the words `identify` gives: what a staff page offers
+        for a `reference` field, which was a box for a record's id."""
+        return self._identified(conn, form_name, locale, show, where, limit=limit)
+
+    def _identified(self, conn: Connection, form_name: str, locale: str, show: str | None,
+                    where: ColumnElement[bool] | None, *, limit: int | None) -> list[tuple[int, str]]:
         form = self.form(form_name)
         table = self.tables[form_name]
         shown = show or form.spec.title_field
         shown = shown if shown in form.stored else None
-        wanted = sorted({int(i) for i in record_ids})
-        if not wanted:
-            return {}
-        columns = [table.c.id, table.c.query_no, *([table.c[shown]] if shown else [])]
-        out: dict[int, str] = {}
-        for row in conn.execute(select(*columns).where(table.c.id.in_(wanted))).mappings():
+        query = select(table.c.id, table.c.query_no, *([table.c[shown]] if shown else []))
+        if where is not None:
+            query = query.where(where)
+        query = query.order_by(table.c.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        out: list[tuple[int, str]] = []
+        for row in conn.execute(query).mappings():
             title = form.display(shown, form.types[shown].from_db(row[shown], form.field(shown)), locale) \
                 if shown and row[shown] is not None else ""
-            out[int(row["id"])] = " · ".join(w for w in (row["query_no"], title) if w) or f"#{row['id']}"
+            out.append((int(row["id"]), " · ".join(w for w in (row["query_no"], title) if w) or f"#{row['id']}"))
         return out
 
     def get(self, form_name: str, record_id: int) -> dict[str, Any]:

@@ -112,16 +112,21 @@ class Section:
 People = Callable[[str | None], Iterable[tuple[str, str]]]
 """role (or None) -> the (username, display name) of the users a `user` field may name."""
 
+Records = Callable[[FieldSpec], Iterable[tuple[int, str]]]
+"""A `reference` field -> the (id, words) of the records it may name that the page offers."""
+
 
 def form_view(form: CompiledForm, locale: str, *, values: Mapping[str, Any] | None = None,
               errors: Mapping[str, list[str]] | None = None,
-              only: Iterable[str] | None = None, people: People | None = None) -> list[Section]:
+              only: Iterable[str] | None = None, people: People | None = None,
+              records: Records | None = None) -> list[Section]:
     """The sections and widgets of `form` for a fill page in `locale`.
 
     `values` are what the user typed (shown again after an error), `errors` the validator's
     messages per field; `only` limits the page to the fields a flow step may edit. With
     `people` (staff pages only: it names the staff), a `user` field is a list of the people
-    it may name, shown by their names, instead of a box for a user name.
+    it may name, shown by their names, instead of a box for a user name; with `records`
+    (staff pages too), a `reference` field is a list of records by their words, not a box for an id.
     """
     values = values or {}
     errors = errors or {}
@@ -139,11 +144,14 @@ def form_view(form: CompiledForm, locale: str, *, values: Mapping[str, Any] | No
             continue
         value = values.get(name) if name in values or errors else spec.default
         offered = list(people(spec.opt("role"))) if people is not None and ftype.name == "user" else None
-        if offered is not None:
+        linkable = list(records(spec)) if records is not None and ftype.name == "reference" else None
+        if offered is not None or linkable is not None:
             kind = "select"
         widget = _widget(spec, ftype, kind, locale, value, list(errors.get(name, ())))
         if offered is not None:
             widget.choices = _people_choices(offered, value)
+        if linkable is not None:
+            widget.choices = _record_choices(linkable, value)
         if kind == "table":
             widget.cell_errors = _cell_errors(widget, ftype, spec, errors, locale)
         sections[-1].widgets.append(widget)
@@ -213,6 +221,16 @@ def _people_choices(offered: list[tuple[str, str]], value: Any) -> list[Choice]:
                for username, display in offered]
     if current is not None and current not in {u for u, _d in offered}:
         choices.insert(0, Choice(current, current, selected=True))
+    return choices
+
+
+def _record_choices(offered: list[tuple[int, str]], value: Any) -> list[Choice]:
+    """The records a reference field offers; the current one stays offered (as its id) when it
+    is not among them (older than the newest offered, or not the reader's to see)."""
+    current = str(value).strip().lstrip("#") if value not in (None, "") else None
+    choices = [Choice(str(record_id), words, selected=str(record_id) == current) for record_id, words in offered]
+    if current is not None and not any(c.selected for c in choices):
+        choices.insert(0, Choice(current, f"#{current}", selected=True))
     return choices
 
 

@@ -24,8 +24,8 @@ from web.flow_diagram import node_text, render_svg
 from web.i18n import ui
 from web.form_files import kept_files, mark_file_limits
 from web.staff import (SlaChip, display_names, field_text, hidden_fields, holds, latest_instance, local_time,
-                       may_claim, may_reassign, may_reopen, may_withdraw, people_for, people_picker, sla_states,
-                       worst_sla)
+                       may_claim, may_reassign, may_reopen, may_withdraw, people_for, people_picker, record_picker,
+                       sla_states, worst_sla)
 
 if TYPE_CHECKING:
     from web.app import Web
@@ -318,7 +318,8 @@ def _panel(web: "Web", conn: Any, task: Mapping[str, Any], principal: Principal,
         values = kept_files(conn, web, form, posted.get("values") or {n: record.get(n) for n in editable},
                             record_id=int(task["record_id"]))
         panel.sections = form_view(form, locale, values=values, errors=panel.errors,
-                                   only=editable, people=people_picker(conn)) if editable else []
+                                   only=editable, people=people_picker(conn),
+                                   records=record_picker(conn, web.system.runtime, principal, locale)) if editable else []
         mark_file_limits(web, form, panel.sections)
         panel.comment = str(posted.get("comment") or "")
         panel.message = str(posted.get("message") or "")

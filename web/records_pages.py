@@ -37,7 +37,7 @@ from web.printing import print_links
 from web.record_list import ListQuery, list_page
 from web.record_view import build_record_page, outcomes_of
 from web.staff import (duration_text, hidden_fields, holds, latest_instance, local_time, may_reassign, may_reopen,
-                       may_withdraw, people_for, people_picker, safe_next, status_labeller)
+                       may_withdraw, people_for, people_picker, record_picker, safe_next, status_labeller)
 from web.uploads import FILE_HEADERS, content_disposition
 
 if TYPE_CHECKING:
@@ -136,7 +136,9 @@ def routes(web: "Web") -> list[Route]:
                    key: str | None = None, status: int = 200, form_error: str = "") -> Response:
         locale = web.locale_of(request)
         with read_transaction(web.system.db) as conn:
-            sections = form_view(form, locale, values=values, errors=errors, people=people_picker(conn))
+            sections = form_view(form, locale, values=values, errors=errors, people=people_picker(conn),
+                                 records=record_picker(conn, web.system.runtime,
+                                                       auth.require_principal(request), locale))
         mark_file_limits(web, form, sections)
         return web.page(request, "record_new.html", status=status, form_name=form.name,
                         form_title=form.spec.text(locale), has_errors=bool(errors), form_error=form_error,

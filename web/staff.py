@@ -175,6 +175,29 @@ def people_picker(conn: Connection) -> Callable[[str | None], list[tuple[str, st
     return offered
 
 
+REFERENCE_CHOICES = 200
+"""The newest records a reference field's list offers on a staff page."""
+
+
+def record_picker(conn: Connection, runtime: Any, principal: Principal,
+                  locale: str) -> Callable[[Any], list[tuple[int, str]]]:
+    """What a `reference` field offers on a staff page: the newest records of its form that the
+    user may read, by their words (RecordService.choices), each form read once per page."""
+    forms = runtime.services["forms"]
+    seen: dict[tuple[str, str | None], list[tuple[int, str]]] = {}
+
+    def offered(spec: Any) -> list[tuple[int, str]]:
+        target, show = spec.opt("form"), spec.opt("show")
+        if target not in forms.forms:
+            return []
+        if (target, show) not in seen:
+            scope = record_scope(runtime, target, principal, forms.tables[target])
+            seen[(target, show)] = forms.choices(conn, target, locale, show=show, where=scope,
+                                                 limit=REFERENCE_CHOICES)
+        return seen[(target, show)]
+    return offered
+
+
 def display_names(conn: Connection) -> dict[str, str]:
     """username -> display name of every user (a bundle's staff directory is small: read once
     per page, never per row)."""

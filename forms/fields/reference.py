@@ -17,7 +17,9 @@ class Reference(FieldType):
     aliases = ("record_link", "lookup")
     description = ("A record of another form, e.g. `form: customer`; stored as the record's id. "
                    "The form must exist in the bundle; `show` names the field that identifies a "
-                   "record on pages (default: that form's `title`).")
+                   "record on pages (default: that form's `title`), after its query number. Staff "
+                   "choose it from a list of the newest 200 records they may read; the record page "
+                   "links to it.")
     options_schema = {"required": ["form"], "properties": {
         "form": {"type": "string", "pattern": NAME_PATTERN, "description": "the form whose records are chosen"},
         "show": {"type": "string", "pattern": NAME_PATTERN, "description": "the field shown for a chosen record"},

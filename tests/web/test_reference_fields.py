@@ -3,12 +3,13 @@ title, or the field `show` names) and links to it, for readers who may open that
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from engine.clock import ManualClock
-from tests.web.staff_kit import START, client_for, submit, write_bundle
+from tests.web.staff_kit import START, client_for, csrf_of, submit, write_bundle
 from web.system import System, boot
 
 VISIT = {"forms/visit.yaml": """\
@@ -50,3 +51,33 @@ def test_a_reference_to_a_record_the_reader_may_not_open_reads_as_its_id_only(sy
     assert page.status_code == 200
     assert f"#{ticket}" in page.text
     assert "Printer jams" not in page.text and f'href="/records/ticket/{ticket}"' not in page.text
+
+
+def new_visit_page(system: System, username: str) -> str:
+    page = client_for(system, username).get("/records/visit/new?lang=en")
+    assert page.status_code == 200
+    return page.text
+
+
+def test_a_new_record_offers_the_records_a_reference_may_name_by_their_words(system: System) -> None:
+    ticket = submit(system, subject="Printer jams")
+    assert f'<option value="{ticket}">HD0001 · Printer jams</option>' in new_visit_page(system, "root")
+
+
+def test_a_reference_offers_only_the_records_the_user_may_read(system: System) -> None:
+    submit(system, subject="Printer jams")  # ann's, in the service department
+    mine = submit(system, actor="nils", subject="Scanner offline")
+    html = new_visit_page(system, "nils")
+    assert f'<option value="{mine}">HD0002 · Scanner offline</option>' in html
+    assert "Printer jams" not in html
+
+
+def test_the_record_chosen_for_a_reference_is_stored_and_linked(system: System) -> None:
+    ticket = submit(system, subject="Printer jams")
+    client = client_for(system, "root")
+    html = client.get("/records/visit/new").text
+    key = re.search(r'name="_key" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+    created = client.post("/records/visit/new", data={"ticket": str(ticket), "_key": key, "csrf_token": csrf_of(html)})
+    assert created.status_code == 303
+    record = client.get(created.headers["location"] + "&lang=en").text
+    assert f'<a href="/records/ticket/{ticket}">HD0001 · Printer jams</a>' in record
