@@ -70,6 +70,14 @@ def label_hint(text: str, choices: Mapping[str, frozenset[str]], field: str | No
     return None
 
 
+def option_hint(name: str, choices: Mapping[str, frozenset[str]]) -> str | None:
+    """'put it in quotes' when `name`, read as a name, is the value of an option of a choice field."""
+    fields = [field for field in sorted(choices) if name in choices[field]]
+    if not fields:
+        return None
+    return f"'{name}' is an option of '{fields[0]}': text goes in quotes, \"{name}\""
+
+
 @dataclass(frozen=True)
 class Scope:
     """The top-level names an expression may use (field names, `record`, `user`, ...), and what

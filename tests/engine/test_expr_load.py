@@ -98,6 +98,18 @@ def test_spreadsheet_and_sql_habits_are_hinted_with_what_to_write(functions: Kin
     assert diag.code == "expr-syntax" and diag.hint is not None and diag.hint.startswith(hint)
 
 
+@pytest.mark.parametrize("source, hint", [
+    ("amount > 2万", "write the number in full, 20000, not 2万"),
+    ("amount > 1.5万", "write the number in full, 15000, not 1.5万"),
+    ("amount > 20000元", "write the amount as a bare number, 20000, not 20000元"),
+    ("amount > ￥20000", "write the amount as a bare number, 20000, not ￥20000"),
+])
+def test_an_amount_written_as_people_say_it_is_told_the_bare_number(functions: Kind[Any], source: str, hint: str) -> None:
+    # "syntax error: invalid syntax" and "expressions use Python syntax" for 2万 or 20000元.
+    (diag,) = diagnose(source, functions)
+    assert diag.code == "expr-syntax" and diag.hint is not None and diag.hint.startswith(hint)
+
+
 @pytest.mark.parametrize("source, hint", [("IF(amount > 1, 1, 2)", "write a choice as: value_if_true if condition"),
                                           ("ISNULL(amount)", "write is_empty(x)")])
 def test_spreadsheet_functions_are_told_what_docket_writes(functions: Kind[Any], source: str, hint: str) -> None:
@@ -455,6 +467,12 @@ def test_an_options_label_compared_with_its_field_is_told_the_value(functions: K
 def test_an_unquoted_label_is_told_the_value(functions: Kind[Any]) -> None:
     (diag,) = diagnose("urgency == 普通", functions, scope=LABELLED)
     assert (diag.code, diag.hint) == ("expr-unknown-name", "'普通' is the label of an option of 'urgency': write its value, \"normal\"")
+
+
+def test_an_unquoted_option_value_is_told_to_go_in_quotes_not_a_field_like_it(functions: Kind[Any]) -> None:
+    # "did you mean 'urgency'?" for `urgency == urgent` led to `urgency == urgency`: always true.
+    (diag,) = diagnose("urgency == urgent", functions, scope=LABELLED)
+    assert (diag.code, diag.hint) == ("expr-unknown-name", "'urgent' is an option of 'urgency': text goes in quotes, \"urgent\"")
 
 
 def test_unquoted_chinese_text_is_told_to_go_in_quotes(functions: Kind[Any]) -> None:
