@@ -86,7 +86,14 @@ def _templates() -> Environment:
     env = Environment(loader=PackageLoader("web", "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True))
     env.filters["filesize"] = file_size
+    env.globals["language_name"] = language_name
     return env
+
+
+def language_name(locale: str) -> str:
+    """A language as its own speakers name it, for the links that switch to it: a Chinese
+    reader looks for 中文 on an English page, not 'Chinese'."""
+    return {"zh-CN": "中文", "en": "English"}.get(locale, locale)
 
 
 def file_size(size: int) -> str:

@@ -164,3 +164,22 @@ def test_the_record_page_offers_the_print_templates_the_reader_may_print(tmp_pat
     sign_in(accounts, "accounts")
     theirs = accounts.get(f"/records/complaint/{record_id}")
     assert theirs.status_code == 200 and "/print/" not in theirs.text
+
+
+def test_the_record_page_offers_each_print_in_the_bundles_other_languages(tmp_path):
+    system = postal_with_agent(tmp_path, new_clock())
+    record_id = system.forms.submit("complaint", {
+        "customer_name": "华中物流", "contact_name": "刘女士", "contact_phone": "027-88886666",
+        "occurred_at": "2026-11-19T09:00:00+08:00", "category": "delivery_late", "description": "延误三天"},
+        actor="accounts").record_id
+    agent = app_client(system)
+    sign_in(agent, "agent")
+    page = agent.get(f"/records/complaint/{record_id}?lang=en").text
+    assert f'href="/records/complaint/{record_id}/print/reply_letter.pdf?lang=zh-CN"' in page
+    assert ">中文 PDF</a>" in page and ">English PDF</a>" not in page
+
+
+def test_a_print_in_another_language_leaves_the_readers_page_language_alone(client, letter_record):
+    response = get(client, f"/records/complaint/{letter_record}/print/reply_letter.pdf?lang=en")
+    assert response.status_code == 200
+    assert "docket_lang" not in response.headers.get("set-cookie", "")
