@@ -10,6 +10,7 @@ both places.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol, runtime_checkable
 
@@ -128,6 +129,7 @@ class BaseAction:
                 path: YamlPath, scope: ActionScope) -> Any:
         return dict(options)
 
+    @abstractmethod
     def run(self, act: ActionContext, compiled: Any) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 

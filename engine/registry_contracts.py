@@ -147,7 +147,12 @@ def contract_problems(contract: Contract | None, plugin: Any) -> list[str]:
     if missing:
         return problems + [f"lacks {', '.join(missing)} (see {contract.base})"]
     for method, arguments in contract.methods.items():
-        problems += _signature_problems(plugin, method, arguments)
+        if getattr(getattr(type(plugin), method, None), "__isabstractmethod__", False):
+            # The base class's own placeholder, which only raises when the engine calls it.
+            problems.append(f"does not define {method}({', '.join(arguments)}), which {contract.base} "
+                            "leaves to each type")
+        else:
+            problems += _signature_problems(plugin, method, arguments)
     if contract.extra is not None and not problems:
         problem = contract.extra(plugin)
         problems += [problem] if problem else []

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import unicodedata
+from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -115,6 +116,7 @@ class ChartType:
             return f"a {self.name} chart takes {want} measure(s), not {measures}"
         return None
 
+    @abstractmethod
     def spec(self, data: ChartData) -> dict[str, Any]:
         raise NotImplementedError
 

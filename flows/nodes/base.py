@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping
 
 from engine.durations import Duration, parse_duration
@@ -49,6 +50,7 @@ class NodeType:
         """Checks against other definitions once the whole bundle is built (e.g. another flow)."""
         return None
 
+    @abstractmethod
     def enter(self, run: "NodeRun") -> None:
         raise NotImplementedError
 

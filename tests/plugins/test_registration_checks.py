@@ -78,6 +78,41 @@ def test_a_method_that_cannot_take_the_engines_arguments_is_refused() -> None:
     assert message.endswith("compile(node, ctx) cannot be called as compile(node, flow, ctx, doc, path, scope)")
 
 
+def test_a_node_type_that_does_not_define_enter_is_refused() -> None:
+    """Deriving from NodeType gives every method a default but enter, which only raises: the
+    type used to register, pass `docket validate`, and stop every instance that reached it as
+    an incident reading 'NotImplementedError'."""
+    class Idle(NodeType):
+        name = "idle"
+
+    message = refusal(Registry().node_types.add, Idle())
+    assert message == ("node type 'idle' from acme-docket: does not define enter(run), which "
+                       "flows.nodes.base.NodeType leaves to each type")
+
+
+def test_an_action_without_run_and_a_chart_type_without_spec_are_refused() -> None:
+    from engine.actions import BaseAction
+
+    class Silent(BaseAction):
+        name = "silent"
+
+    class Blank(ChartType):
+        name = "blank"
+
+    registry = Registry()
+    assert refusal(registry.actions.add, Silent()).endswith(
+        "does not define run(act, compiled), which engine.actions.BaseAction leaves to each type")
+    assert refusal(registry.chart_types.add, Blank()).endswith(
+        "does not define spec(data), which reports.charts.ChartType leaves to each type")
+
+
+def test_a_type_deriving_from_a_type_that_defines_the_method_is_accepted() -> None:
+    class Stricter(Checkpoint):
+        name = "stricter"
+
+    assert Registry().node_types.add(Stricter(), source=SOURCE).name == "stricter"
+
+
 def test_an_options_schema_that_is_not_json_schema_is_refused_with_its_place() -> None:
     class Typo(Checkpoint):
         options_schema = {"properties": {"note": {"type": "strng"}}}
