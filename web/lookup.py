@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from engine.errors import ConflictError, ExpressionError, NotFoundError, ValidationFailed
+from engine.errors import ConflictError, NotFoundError, ValidationFailed
 from engine.identity import CUSTOMER_ACTOR
 from engine.storage.db import read_transaction
 from engine.types import label_text
@@ -43,6 +43,7 @@ from web.auth import FailureWindows
 from web.i18n import ui, wait_text
 from web.offload import offload
 from web.ratelimit import Limit, retry_after
+from web.required_marks import mark_required_now
 from web.security import let_embedders_frame
 from web.staff import local_time, status_labeller
 
@@ -176,8 +177,8 @@ def routes(web: "Web") -> list[Route]:
         shown = values if values is not None else {name: record.get(name) for name in fields}
         sections = form_view(form, locale, values=shown, errors=errors or {}, only=fields)
         mark_file_limits(web, form, sections)  # a too-large photo is refused as it is chosen (form.js)
+        mark_required_now(web, form, record, sections)
         widgets = [w for section in sections for w in section.widgets]
-        required_now(form, record, widgets)
         armed = None
         if node.compiled.get("timeout") is not None:
             with read_transaction(web.system.db) as conn:
@@ -187,20 +188,6 @@ def routes(web: "Web") -> list[Route]:
                             title="" if prompt else node.text(locale), prompt=prompt,
                             sections=[Section(None, widgets)],
                             answer_by=local_time(armed[0], zone) if armed else "")
-
-    def required_now(form: Any, record: dict[str, Any], widgets: list[Any]) -> None:
-        """Mark required the step's fields whose `required_if` holds for the record as it stands:
-        the step asks for them (required_if: status == "awaiting_information"), and a page saying
-        "needed in some cases" and then refusing the empty answer reads as a trick."""
-        ctx = web.system.forms.eval_context()
-        for widget in widgets:
-            condition = form.spec.fields[widget.name].required_if
-            if widget.required or condition is None:
-                continue
-            try:
-                widget.required = bool(condition.evaluate(record, ctx))
-            except ExpressionError:
-                continue  # the completion decides, as it would for a broken condition anywhere
 
     def kept_values(form: Any, record: dict[str, Any], posted: Any) -> dict[str, Any] | None:
         """The answer carried through the lookup form (KEPT) for the step now open, or None when
