@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from forms.fields.base import FieldType
 from forms.fields.files import Attachment
+from forms.fields.subtable import CELL_BAR
 from forms.messages import FieldInvalid
 from forms.spec import FieldSpec
 
@@ -254,17 +255,24 @@ def holds_uploads(ftype: FieldType) -> bool:
 
 
 def _subtable_lines(ftype: FieldType, spec: FieldSpec, value: Any) -> str | None:
-    """A sub-table's rows as one line each, when only the first column is filled and the type
-    reads those lines back as exactly these rows (a cell like "SF1234567890\nYT9876543210");
-    None otherwise (the caller writes JSON, which always reads back)."""
+    """A sub-table's rows as one line each, its cells joined by " | " and empty trailing cells
+    left off (a cell like "SF1234567890 | 外包装破损\nYT9876543210"), when its cells are text and
+    the type reads those lines back as exactly these rows; None otherwise (the caller writes
+    JSON, which always reads back)."""
     columns = getattr(ftype, "columns", None)
     if columns is None or not isinstance(value, list) or not value:
         return None
-    first = next(iter(columns(spec)), None)
-    if first is None or not all(isinstance(row, Mapping) and isinstance(row.get(first), str)
-                                and all(v is None for k, v in row.items() if k != first) for row in value):
+    names = list(columns(spec))
+    if not names or not all(isinstance(row, Mapping) and set(row) <= set(names)
+                            and all(v is None or isinstance(v, str) for v in row.values()) for row in value):
         return None
-    text = "\n".join(row[first] for row in value)
+    lines = []
+    for row in value:
+        cells = [row.get(name) or "" for name in names]
+        while len(cells) > 1 and not cells[-1]:
+            cells.pop()
+        lines.append(CELL_BAR.join(cells))
+    text = "\n".join(lines)
     try:
         same = ftype.to_json(ftype.parse(text, spec), spec) == ftype.to_json(value, spec)
     except FieldInvalid:

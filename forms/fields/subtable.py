@@ -18,6 +18,8 @@ from forms.spec import FieldSpec
 ROW_CAP = 200
 DEFAULT_MAX_ROWS = 50
 MAX_JSON_TEXT = 1024 * 1024
+CELL_BAR = " | "
+"""Between the cells of one row written as a line of text (an export's sub-table cell)."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,8 @@ class Subtable(FieldType):
 
     def _rows_from_text(self, text: str, spec: FieldSpec) -> Any:
         """Rows from one text: a JSON list (a page's table widget), or else one line per row
-        filling the first column (a plain text box, a spreadsheet cell: "SF1234567890\nYT98...")."""
+        filling the first column, then the next ones after " | " (a plain text box, a
+        spreadsheet cell: "SF1234567890 | 外包装破损\nYT98...")."""
         if len(text) > MAX_JSON_TEXT:
             raise self.invalid("not_rows")
         if text.lstrip().startswith("["):
@@ -117,8 +120,11 @@ class Subtable(FieldType):
                 return json.loads(text)
             except ValueError:
                 raise self.invalid("not_rows") from None
-        first = next(iter(self.columns(spec)))
-        return [{first: line.strip()} for line in text.splitlines() if line.strip()]
+        names = list(self.columns(spec))
+        # Later columns follow the first after " | " (a spreadsheet cell of an export:
+        # "SF1234567890 | 外包装破损"); the last column keeps any further bars as written.
+        return [{name: cell.strip() or None for name, cell in zip(names, line.split(CELL_BAR, len(names) - 1))}
+                for line in text.splitlines() if line.strip()]
 
     @staticmethod
     def _cell(raw: Any, column: Column, parts: dict[str, FieldInvalid], where: str) -> Any:

@@ -76,7 +76,26 @@ def test_a_subtable_written_as_lines_imports_back_equal(tmp_path: Path) -> None:
     assert target.forms.list("complaint")[0]["waybills"] == source.forms.list("complaint")[0]["waybills"]
 
 
+def test_a_subtable_with_notes_is_one_line_per_row_with_its_cells_after_bars(tmp_path: Path) -> None:
+    system = start(tmp_path, "a.db")
+    system.forms.submit("complaint", {**COMPLAINT, "waybills": [{"number": "SF1234567890", "note": "外箱破损"},
+                                                                {"number": "YT9876543210"}]}, actor="agent")
+    assert exported_csv(system)["Waybills concerned"] == "SF1234567890 | 外箱破损\nYT9876543210"
+
+
 def test_a_subtable_with_notes_keeps_the_form_import_reads_back(tmp_path: Path) -> None:
+    source = start(tmp_path, "a.db")
+    rows = [{"number": "SF1234567890", "note": "外箱破损 | 见照片"}, {"number": "YT9876543210", "note": None}]
+    source.forms.submit("complaint", {**COMPLAINT, "waybills": rows}, actor="agent")
+    out = io.BytesIO()
+    export_records(source.forms, "complaint", "csv", out)
+    target = start(tmp_path, "b.db")
+    out.seek(0)
+    assert import_records(target.forms, "complaint", "csv", out).ok
+    assert target.forms.list("complaint")[0]["waybills"] == source.forms.list("complaint")[0]["waybills"]
+
+
+def test_a_subtable_with_a_comma_in_a_note_imports_back_equal(tmp_path: Path) -> None:
     source = start(tmp_path, "a.db")
     rows = [{"number": "SF1234567890", "note": "外箱破损, 见照片"}]
     source.forms.submit("complaint", {**COMPLAINT, "waybills": rows}, actor="agent")
