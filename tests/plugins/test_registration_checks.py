@@ -303,6 +303,24 @@ def test_the_documented_examples_register_cleanly(attribute: str, name: str) -> 
     assert registry.problems == []
 
 
+def test_the_documented_channel_sends_through_dockets_guarded_post(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A channel that posts with urllib or requests reaches any address the bundle names (the
+    database host, the cloud's metadata service); the example shows the guarded `post`, which
+    refuses internal addresses unless the operator allows them, as the built-in webhook does."""
+    from datetime import datetime, timezone
+
+    from engine.channels import PermanentDeliveryError
+    from engine.channels.base import OutboundMessage
+
+    monkeypatch.delenv("DOCKET_WEBHOOK_ALLOW_NETWORKS", raising=False)
+    pager = documented_classes()["Pager"]()
+    message = OutboundMessage(id=1, message_id="m1", channel="oncall", to=("duty",), subject="Overdue",
+                              body="Complaint 12 is overdue", data={},
+                              created_at=datetime(2026, 3, 2, tzinfo=timezone.utc))
+    with pytest.raises(PermanentDeliveryError, match="127.0.0.1"):
+        pager.send(message, {"url": "http://127.0.0.1:9/page"})
+
+
 def test_the_documented_sms_provider_registers_through_its_register() -> None:
     registry = build_registry(plugins=False)
     assert registry.use(documented_classes()["register"], source="docs")
