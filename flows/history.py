@@ -116,7 +116,8 @@ def steps_from_history(rows: Iterable[Mapping[str, Any]], now: datetime, calenda
                 close((instance, source), at)
             elif pending:
                 close(pending[-1], at)
-            close((instance, node), at)  # a join entered by a second branch: one stay at a time
+            if (instance, node) in open_steps:
+                continue  # a join entered by another branch: its stay goes on until it fires
             step = {"instance_id": instance, "node": node, "entered_at": at, "left_at": None,
                     "completed_by": None, "outcome": None, "comment": None, "changes": {}}
             open_steps[(instance, node)] = step

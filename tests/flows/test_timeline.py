@@ -79,3 +79,17 @@ def test_a_finished_record_has_no_current_node_and_closed_steps(system: System, 
     dwell = line.dwell()
     assert dwell["reply"][0] == timedelta(hours=1)
     assert dwell["operations_review"][0] == timedelta(hours=2)  # opened with marketing's, done an hour later
+
+
+def test_a_join_is_one_stay_from_the_first_branch_to_arrive_until_it_goes_on(system: System, clock: ManualClock) -> None:
+    record_id = system.forms.submit("complaint", COMPLAINT).record_id
+    (task,) = system.flows.open_tasks("complaint", record_id)
+    system.flows.complete(task["id"], "agent", values={"urgency": "normal"})
+    for node, user in (("marketing_review", "marketing"), ("operations_review", "operations")):
+        clock.advance(timedelta(hours=1))
+        (task,) = [t for t in system.flows.open_tasks("complaint", record_id) if t["node"] == node]
+        system.flows.complete(task["id"], user, values={})
+    joins = [s for s in timeline(system, record_id).steps if s.node == "assessed"]
+    assert len(joins) == 1
+    # The fees question answers 'no' at once; the join waits two hours, until operations is done.
+    assert joins[0].wall == timedelta(hours=2) and not joins[0].open
