@@ -10,22 +10,27 @@ both places.
 
 from __future__ import annotations
 
+import logging
 from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol, runtime_checkable
 
 from sqlalchemy.engine import Connection
 
+from engine.errors import DocketError
 from engine.events import Event
 from engine.expr import EvalContext
 from engine.kinds import BuildContext
+from engine.registry import BUILT_IN, raised_in
 from engine.types import YamlPath
 from engine.yamlsource import Document
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from engine.runtime import Runtime
 
-__all__ = ["ActionContext", "ActionError", "ActionScope", "ActionType", "BaseAction"]
+__all__ = ["ActionContext", "ActionError", "ActionScope", "ActionType", "BaseAction", "step_failure"]
+
+log = logging.getLogger(__name__)
 
 
 class ActionError(Exception):
@@ -33,6 +38,21 @@ class ActionError(Exception):
 
     The caller rolls back what the action group did and leaves an incident naming the action.
     """
+
+
+def step_failure(exc: BaseException, action: str, source: str) -> str:
+    """Why an action step failed, as its incident says it: an `ActionError` (or Docket's own
+    error) in its plain words; anything else with its type (a KeyError alone reads just 'text')
+    and, for a plugin's action, the plugin's line it came from and whose bug it is, the
+    traceback going to the log for that plugin's author."""
+    if isinstance(exc, (ActionError, DocketError)) and str(exc):
+        return str(exc)
+    reason = f"{type(exc).__name__}: {exc}"
+    if source == BUILT_IN:
+        return reason
+    log.error("action '%s' (plugin %s) failed", action, source, exc_info=exc)
+    where = raised_in(exc)
+    return f"{reason}{f' (raised in {where})' if where else ''}: a bug in the plugin {source}"
 
 
 @dataclass(frozen=True)

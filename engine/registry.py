@@ -304,7 +304,7 @@ def _words(name: Any, aliases: Any) -> tuple[str, ...]:
 def _problem(source: str, exc: BaseException) -> str:
     """One line of `Registry.problems`: the plugin, the exception and, since no traceback is
     shown, the plugin's line it came from (for a RegistryError, the `add` call)."""
-    where = _raised_in(exc)
+    where = raised_in(exc)
     return f"plugin {source}: {type(exc).__name__}: {exc}" + (f" (raised in {where})" if where else "")
 
 
@@ -320,7 +320,7 @@ def _plugin_line() -> str | None:
     return None
 
 
-def _raised_in(exc: BaseException) -> str | None:
+def raised_in(exc: BaseException) -> str | None:
     """`file:line` of the innermost frame of `exc` that is neither Docket's engine (the registry
     that reported it) nor Python's import machinery (which only says a module or name is
     missing: the message says that already), or None when there is no such frame."""

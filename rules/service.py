@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
-from engine.actions import ActionContext
+from engine.actions import ActionContext, step_failure
 from engine.errors import DocketError
 from engine.events import Event
 from engine.runtime import Runtime
@@ -217,9 +217,11 @@ class RuleService:
                 incident_id: int | None) -> None:
         cause = exc.cause if isinstance(exc, _StepFailed) else exc
         where = f" (step {exc.step.index + 1}: {exc.step.type}, {exc.step.span})" if isinstance(exc, _StepFailed) else ""
-        # Docket's own errors are written for the reader; anything else (a plugin action's
-        # KeyError reads just 'text') needs its type to say what went wrong.
-        reason = str(cause) if isinstance(cause, DocketError) and str(cause) else f"{type(cause).__name__}: {cause}"
+        if isinstance(exc, _StepFailed):
+            actions = self.rt.bundle.registry.actions
+            reason = step_failure(cause, exc.step.type, actions.source(exc.step.type))
+        else:  # the condition: Docket's own errors are written for the reader
+            reason = str(cause) if isinstance(cause, DocketError) and str(cause) else f"{type(cause).__name__}: {cause}"
         message = f"rule {rule.key} failed{where}: {reason}"
         log.warning("%s on %s %s", message, event.form, event.record_id)
         now = self.rt.clock.now()

@@ -8,7 +8,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from engine.actions import ActionContext, ActionScope
+from engine.actions import ActionContext, ActionScope, step_failure
 from engine.kinds import BuildContext, Dispatch
 from engine.schema import LABEL_SCHEMA, item_schema, report_errors, unknown_keys
 from engine.storage.db import savepoint
@@ -66,7 +66,8 @@ def run_actions(run: Any, steps: tuple[tuple[str, Any], ...]) -> None:
             for index, (name, compiled) in enumerate(steps):
                 rt.bundle.registry.actions.get(name).run(act, compiled)
     except Exception as exc:  # rolled back to the savepoint: no half-applied step
-        run.incident(f"step {index + 1} ({name}) failed: {exc}")
+        reason = step_failure(exc, name, rt.bundle.registry.actions.source(name))
+        run.incident(f"step {index + 1} ({name}) failed: {reason}")
 
 
 class Action(NodeType):
