@@ -96,7 +96,7 @@ def check_recipients(raw: Any, ctx: BuildContext, doc: Document, path: YamlPath,
             if item not in PEOPLE_WORDS:
                 # Not a word Docket knows: the message would silently go to nobody.
                 ctx.error(doc, ipath, f"unknown recipient '{item}'", code="recipient",
-                          hint=_recipient_hint(item, ctx))
+                          hint=_recipient_hint(item, ctx, form))
             elif form_name is None:
                 ctx.error(doc, ipath, f"'{item}' needs a record: this rule has no form", code="recipient")
             continue
@@ -113,10 +113,17 @@ def check_recipients(raw: Any, ctx: BuildContext, doc: Document, path: YamlPath,
     return items
 
 
-def _recipient_hint(word: str, ctx: BuildContext) -> str:
-    """What `to: word` was meant to be: a role or a demo user written bare, or a misspelt word."""
+def _recipient_hint(word: str, ctx: BuildContext, form: Any = None) -> str:
+    """What `to: word` was meant to be: a field, a role or a demo user written bare, or a
+    misspelt word."""
     meta = ctx.meta
-    if meta is not None and word in meta.roles:
+    is_role = meta is not None and word in meta.roles
+    if form is not None and word in form.fields:
+        # `to: account_manager`, the form's account-manager field (and, here, a role too): the
+        # role alone sent it to every account manager, not the complaint's own.
+        return (f"the person or address in the field '{word}' is written {{field: {word}}}"
+                + (f"; the role, {{role: {word}}}" if is_role else ""))
+    if is_role:
         return f"a role is written {{role: {word}}}"
     if meta is not None and word in {u.username for u in meta.demo_users}:
         return f"a user is written {{user: {word}}}"

@@ -485,6 +485,15 @@ def test_a_role_written_as_a_bare_recipient_is_a_load_error_saying_how_to_write_
         7, 30, "unknown recipient 'quality'", "a role is written {role: quality}")
 
 
+def test_a_field_written_as_a_bare_recipient_is_told_to_write_it_as_a_field(tmp_path: Path) -> None:
+    # `to: account_manager` (a field of the complaint, and a role) was told only the role way.
+    root = write(tmp_path / "bundle", notify_to("phone"))
+    _bundle, diags = validate_bundle(root, build_registry(plugins=False))
+    (error,) = [d for d in diags if d.severity == "error"]
+    assert (error.message, error.hint) == (
+        "unknown recipient 'phone'", "the person or address in the field 'phone' is written {field: phone}")
+
+
 def test_a_misspelt_recipient_word_is_a_load_error_with_the_word_meant(tmp_path: Path) -> None:
     root = write(tmp_path / "bundle", notify_to("submiter"))
     _bundle, diags = validate_bundle(root, build_registry(plugins=False))
