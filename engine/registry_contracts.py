@@ -38,6 +38,9 @@ class Contract:
     base: str
     methods: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     attributes: tuple[str, ...] = ()
+    optional: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Hooks the engines call only when a type has them (no base class defines them): their
+    arguments are checked where they exist."""
     extra: Callable[[Any], str | None] | None = None
     """A further check of the whole type (the arity of a function); returns a problem or None."""
 
@@ -81,7 +84,8 @@ CONTRACTS: dict[str, Contract] = {
                  "coerce": ("value", "spec"), "check_stored": ("conn", "value", "spec", "tables"),
                  "column_type": ("spec",), "to_json": ("value", "spec"), "from_db": ("value", "spec"),
                  "display": ("value", "spec", "locale")},
-        attributes=("options_schema", "stores_value", "read_only", "in_subtable", "expression_option")),
+        attributes=("options_schema", "stores_value", "read_only", "in_subtable", "expression_option"),
+        optional={"value_schema": ("spec",)}),
     "functions": Contract(
         "engine.expr.Function",
         attributes=("fn", "min_args", "max_args", "needs_context"),
@@ -152,6 +156,9 @@ def contract_problems(contract: Contract | None, plugin: Any) -> list[str]:
             problems.append(f"does not define {method}({', '.join(arguments)}), which {contract.base} "
                             "leaves to each type")
         else:
+            problems += _signature_problems(plugin, method, arguments)
+    for method, arguments in contract.optional.items():
+        if hasattr(plugin, method):
             problems += _signature_problems(plugin, method, arguments)
     if contract.extra is not None and not problems:
         problem = contract.extra(plugin)

@@ -113,6 +113,21 @@ def test_a_type_deriving_from_a_type_that_defines_the_method_is_accepted() -> No
     assert Registry().node_types.add(Stricter(), source=SOURCE).name == "stricter"
 
 
+def test_an_optional_hook_that_cannot_take_the_engines_arguments_is_refused() -> None:
+    """value_schema is optional (the API derives a schema from the column without it), so
+    no base class has it; written as value_schema(self) it failed the API's OpenAPI page."""
+    from forms.fields.base import FieldType
+
+    class Waybill(FieldType):
+        name = "waybill"
+
+        def value_schema(self) -> dict[str, Any]:
+            return {"type": "string", "pattern": "^[A-Z]{2}[0-9]{9}[A-Z]{2}$"}
+
+    message = refusal(Registry().field_types.add, Waybill())
+    assert message.endswith("value_schema() cannot be called as value_schema(spec)")
+
+
 def test_an_options_schema_that_is_not_json_schema_is_refused_with_its_place() -> None:
     class Typo(Checkpoint):
         options_schema = {"properties": {"note": {"type": "strng"}}}
