@@ -340,19 +340,29 @@ def _guarded_parser(parse: Callable[[Any], Any], ftype: FieldType, name: str) ->
     return guarded
 
 
-_HOOK_FALLBACKS = {"to_json": ("value, spec", "the value is used as stored"),
-                   "from_db": ("value, spec", "the value is used as stored"),
-                   "display": ("value, spec, locale", "the value is shown as stored")}
-"""The hooks of a plugin's field type that run on every record read, written or shown, and what
-is done when one raises: a bug there would otherwise refuse every submission of the form
-(to_json shapes the history entry of each one, even of an empty field), make its records
-unreadable, or fail every page, lookup and message that shows the field."""
+def _refuse(*_: Any) -> Any:
+    raise FieldInvalid("unreadable")
+
+
+_HOOK_FALLBACKS: dict[str, tuple[str, str, Callable[..., Any]]] = {
+    "to_json": ("value, spec", "the value is used as stored", lambda value, *_: _plain_json(value)),
+    "from_db": ("value, spec", "the value is used as stored", lambda value, *_: value),
+    "display": ("value, spec, locale", "the value is shown as stored",
+                lambda value, *_: "" if value is None else str(value)),
+    "coerce": ("value, spec", "the computed field is left empty", lambda *_: None),
+    "check_stored": ("conn, value, spec, tables", "the value is refused as one that could not be checked",
+                     _refuse),
+}
+"""The hooks of a plugin's field type that run on every record written, read or shown: (their
+arguments, what is done when one raises, the fallback). A bug there would otherwise refuse every
+submission of the form (to_json shapes the history entry of each one, even of an empty field;
+check_stored and coerce run inside it), make its records unreadable, or fail every page, lookup
+and message that shows the field."""
 
 
 def _guarded_hooks(ftype: FieldType, field: str, source: str) -> FieldType:
-    """A copy of a plugin's field type whose overridden `to_json`, `from_db` and `display`
-    fall back to the value as stored when they raise, logged once per field and hook with the
-    traceback."""
+    """A copy of a plugin's field type whose overridden hooks of `_HOOK_FALLBACKS` fall back
+    when they raise, logged once per field and hook with the traceback."""
     hooks = [hook for hook in _HOOK_FALLBACKS if getattr(type(ftype), hook, None) is not getattr(FieldType, hook)]
     if not hooks:
         return ftype
@@ -367,23 +377,22 @@ def _guarded_hooks(ftype: FieldType, field: str, source: str) -> FieldType:
 
 def _guarded_hook(hook: Callable[..., Any], what: str, type_name: str, field: str,
                   source: str) -> Callable[..., Any]:
-    """`hook` that answers, where it raises, `_plain_json(value)` (to_json), the value
-    (from_db) or its text (display)."""
+    """`hook`, answering its fallback where it raises anything but the user's FieldInvalid."""
     reported: list[bool] = []
-    arguments, fallback = _HOOK_FALLBACKS[what]
+    arguments, consequence, fallback = _HOOK_FALLBACKS[what]
 
-    def guarded(value: Any, *rest: Any) -> Any:
+    def guarded(*args: Any) -> Any:
         try:
-            return hook(value, *rest)
+            return hook(*args)
+        except FieldInvalid:
+            raise
         except Exception as exc:  # noqa: BLE001 - a plugin's bug must not cost the record
             if not reported:
                 reported.append(True)
                 log.error("field type '%s' (from %s) failed in %s(%s) for field %s, so %s: %s: %s: "
-                          "a bug in that plugin", type_name, source, what, arguments, field, fallback,
+                          "a bug in that plugin", type_name, source, what, arguments, field, consequence,
                           type(exc).__name__, exc, exc_info=True)
-            if what == "display":
-                return "" if value is None else str(value)
-            return _plain_json(value) if what == "to_json" else value
+            return fallback(*args)
     return guarded
 
 

@@ -241,6 +241,41 @@ def test_a_field_type_whose_display_raises_shows_the_value_as_stored_on_every_pa
             "visit.badge, so the value is shown as stored: LookupError: no badge table") in caplog.text
 
 
+def test_a_field_type_whose_check_stored_raises_refuses_the_value_not_the_submission(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """check_stored runs inside the submitting transaction: a bug there was a server error."""
+    class Unchecked(Badge):
+        def check_stored(self, conn: Any, value: Any, spec: Any, tables: Any) -> None:
+            raise KeyError("badge_registry")
+
+    system = boot_visits(tmp_path, Unchecked())
+    with pytest.raises(ValidationFailed) as info:
+        system.forms.submit("visit", {"badge": "a-1"}, actor=None)
+    assert info.value.errors == {"badge": ["This value could not be checked; please try again or contact us."]}
+    assert ("field type 'badge' (from acme-docket) failed in check_stored(conn, value, spec, tables) for field "
+            "visit.badge, so the value is refused as one that could not be checked: KeyError: 'badge_registry'"
+            ) in caplog.text
+
+
+def test_a_field_type_whose_coerce_raises_leaves_the_computed_field_empty(tmp_path: Path) -> None:
+    class Uncoerced(Badge):
+        def coerce(self, value: Any, spec: Any) -> Any:
+            return value.upper()
+
+    registry = build_registry(plugins=False)
+    registry.field_types.add(Uncoerced(), source=SOURCE)
+    root = visit_bundle(tmp_path)
+    (root / "forms" / "visit.yaml").write_text(FORM + "  code: {type: badge, label: Code, computed: len(badge)}\n", "utf-8")
+    from datetime import datetime, timezone
+
+    from web.system import boot_scratch
+
+    system = boot_scratch(root, tmp_path / "docket.db", datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc),
+                          registry=registry)
+    record_id = system.forms.submit("visit", {"badge": "a-1"}, actor=None).record_id
+    assert system.forms.get("visit", record_id)["code"] is None
+
+
 def test_a_failing_field_type_hook_is_logged_once_not_on_every_value(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     class NoJson(Badge):
