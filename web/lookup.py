@@ -43,7 +43,7 @@ from web.auth import FailureWindows
 from web.i18n import ui, wait_text
 from web.offload import offload
 from web.ratelimit import Limit, retry_after
-from web.required_marks import mark_required_now
+from web.required_marks import mark_required_live, mark_required_now
 from web.security import let_embedders_frame
 from web.staff import local_time, status_labeller
 
@@ -178,6 +178,7 @@ def routes(web: "Web") -> list[Route]:
         sections = form_view(form, locale, values=shown, errors=errors or {}, only=fields)
         mark_file_limits(web, form, sections)  # a too-large photo is refused as it is chosen (form.js)
         mark_required_now(web, form, record, sections)
+        mark_required_live(form, sections)
         widgets = [w for section in sections for w in section.widgets]
         armed = None
         if node.compiled.get("timeout") is not None:

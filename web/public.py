@@ -22,6 +22,7 @@ from engine.types import label_text
 from forms.render import form_view, parse_form_post
 from web.antispam import HONEYPOT, TICKET, Expired, SpamSuspected, Unreadable
 from web.form_files import files_budget, mark_file_limits, read_kept_files, store_files
+from web.required_marks import mark_required_live
 from web.forms_body import read_form
 from web.i18n import ui
 from web.lookup import verify_field_label
@@ -65,6 +66,7 @@ def routes(web: "Web") -> list[Route]:
         sections = form_view(form, locale, values=values, errors=errors, only=form.public_fields)
         mark_file_limits(web, form, sections)
         mark_not_future(form, sections, now)
+        mark_required_live(form, sections)
         shown = {widget.name for section in sections for widget in section.widgets}
         response = web.page(request, "form_fill.html", status=status,
                             form_title=form.spec.text(locale),

@@ -22,7 +22,7 @@ from forms.attachments.kinds import INLINE_TYPES
 from forms.render import Section, form_view
 from web.flow_diagram import node_text, render_svg
 from web.i18n import ui
-from web.required_marks import mark_required_now
+from web.required_marks import mark_required_live, mark_required_now
 from web.form_files import kept_files, mark_file_limits
 from web.staff import (SlaChip, display_names, field_text, hidden_fields, holds, latest_instance, local_time,
                        may_claim, may_reassign, may_reopen, may_withdraw, people_for, people_picker, record_picker,
@@ -323,6 +323,7 @@ def _panel(web: "Web", conn: Any, task: Mapping[str, Any], principal: Principal,
                                    records=record_picker(conn, web.system.runtime, principal, locale)) if editable else []
         mark_file_limits(web, form, panel.sections)
         mark_required_now(web, form, record, panel.sections)
+        mark_required_live(form, panel.sections)
         panel.comment = str(posted.get("comment") or "")
         panel.message = str(posted.get("message") or "")
     if panel.can_reassign:

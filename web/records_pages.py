@@ -30,6 +30,7 @@ from forms.exchange import export_records
 from forms.render import form_view, parse_form_post
 from web import auth
 from web.form_files import files_budget, mark_file_limits, read_kept_files, store_files, store_uploads
+from web.required_marks import mark_required_live
 from web.forms_body import read_form
 from web.i18n import ui
 from web.offload import offload
@@ -140,6 +141,7 @@ def routes(web: "Web") -> list[Route]:
                                  records=record_picker(conn, web.system.runtime,
                                                        auth.require_principal(request), locale))
         mark_file_limits(web, form, sections)
+        mark_required_live(form, sections)
         return web.page(request, "record_new.html", status=status, form_name=form.name,
                         form_title=form.spec.text(locale), has_errors=bool(errors), form_error=form_error,
                         sections=sections, max_files_bytes=files_budget(MAX_STEP_BYTES),

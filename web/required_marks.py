@@ -8,14 +8,19 @@ mark only tells the person filling in what that decision will be.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from engine.errors import ExpressionError
+from engine.expr.client import client_condition
 
 if TYPE_CHECKING:
     from web.app import Web
 
-__all__ = ["mark_required_now"]
+__all__ = ["mark_required_live", "mark_required_now"]
+
+LIVE_KINDS = frozenset({"text", "textarea", "number", "tel", "email", "url", "date", "datetime-local", "time"})
+"""The widgets whose input carries its `attrs` (_widgets.html): a choice group or a table does not."""
 
 
 def mark_required_now(web: "Web", form: Any, record: Mapping[str, Any], sections: Iterable[Any]) -> None:
@@ -33,3 +38,30 @@ def mark_required_now(web: "Web", form: Any, record: Mapping[str, Any], sections
                 widget.required = bool(condition.evaluate(record, ctx))
             except ExpressionError:
                 continue  # the completion decides, as it would for a broken condition anywhere
+
+
+def mark_required_live(form: Any, sections: Iterable[Any]) -> None:
+    """Give each widget whose `required_if` reads only fields of this page that condition as JSON
+    (`data-required-if`, evaluated by static/form.js as they change), so that the page marks the
+    field required as soon as its case holds: the claim amount once a damage is chosen. A
+    condition naming anything else (the record's status) is left to `mark_required_now`."""
+    widgets = [w for section in sections for w in section.widgets]
+    on_page = {w.name for w in widgets}
+    for widget in widgets:
+        spec = form.spec.fields.get(widget.name)
+        if spec is None or spec.required_if is None or widget.kind not in LIVE_KINDS:
+            continue
+        tree = client_condition(spec.required_if.source)
+        if tree is not None and _names(tree) <= on_page:
+            widget.attrs["data-required-if"] = json.dumps(tree, ensure_ascii=False)
+
+
+def _names(tree: Any) -> set[str]:
+    """The field names a client condition reads."""
+    if not isinstance(tree, list) or not tree:
+        return set()
+    if tree[0] == "field":
+        return {str(tree[1])}
+    if tree[0] == "lit":
+        return set()
+    return set().union(*(_names(node) for node in tree[1:]))

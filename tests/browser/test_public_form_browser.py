@@ -123,6 +123,28 @@ def test_the_claim_amount_appears_only_for_damage_loss_and_fees(browser: Any, li
     context.close()
 
 
+def test_the_claim_amount_is_marked_required_as_soon_as_the_category_needs_it(
+        browser: Any, live_server: LiveServer) -> None:
+    # required_if: a damage or a loss; for a fee it shows, needed in some cases only. The page
+    # said "needed in some cases" for a damage too, and then refused the empty amount.
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="en-US")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/f/complaint?lang=en")
+    page.get_by_label("Key-account name").fill("ACME")
+    page.get_by_label("Contact person").fill("Chen")
+    page.get_by_label("Contact phone").fill("13812345678")
+    page.get_by_role("button", name="Next").click()
+    field = page.locator("[data-field=amount_claimed]")
+    amount = page.locator("#f-amount_claimed")
+    page.get_by_label("Category").select_option("damage_goods")
+    assert field.locator("label .req").is_visible() and amount.get_attribute("aria-required") == "true"
+    assert not field.get_by_text("needed in some cases").is_visible()
+    page.get_by_label("Category").select_option("fee_overcharge")
+    assert field.locator("label .req").is_hidden() and amount.get_attribute("aria-required") != "true"
+    assert field.get_by_text("needed in some cases").is_visible()
+    context.close()
+
+
 def test_the_wizard_will_not_move_on_with_a_required_field_empty(browser: Any, live_server: LiveServer) -> None:
     context = browser.new_context(viewport=VIEWPORTS["phone"], locale="en-US")
     page = context.new_page()

@@ -1,11 +1,15 @@
-// Shows and hides form fields live from their conditions (data-visible-if), without a round trip.
+// Shows and hides form fields live from their conditions (data-visible-if), and marks a field
+// required while its case holds (data-required-if), without a round trip.
 // The server checks every condition again on submit: this script only saves the user a reload.
 (function () {
   "use strict";
   var form = document.querySelector("form[data-live]");
   if (!form) { return; }
   var conditional = Array.prototype.slice.call(form.querySelectorAll("[data-visible-if]"));
-  if (!conditional.length) { return; }
+  // A field required only in some cases, read from this page's fields (data-required-if): it is
+  // marked required while its case holds, as the server will refuse it empty then.
+  var requiredIf = Array.prototype.slice.call(form.querySelectorAll("[data-required-if]"));
+  if (!conditional.length && !requiredIf.length) { return; }
 
   function valueOf(name) {
     var inputs = form.querySelectorAll("[name='" + name.replace(/'/g, "") + "']");
@@ -59,6 +63,15 @@
       var visible = true;
       try { visible = !!evaluate(JSON.parse(el.getAttribute("data-visible-if"))); } catch (e) { visible = true; }
       el.hidden = !visible;
+    });
+    requiredIf.forEach(function (input) {
+      var required;
+      try { required = !!evaluate(JSON.parse(input.getAttribute("data-required-if"))); } catch (e) { return; }
+      if (required) { input.setAttribute("aria-required", "true"); } else { input.removeAttribute("aria-required"); }
+      var label = input.id && form.querySelector("label[for='" + input.id + "']");
+      if (!label) { return; }
+      Array.prototype.forEach.call(label.querySelectorAll("[data-required-mark]"), function (m) { m.hidden = !required; });
+      Array.prototype.forEach.call(label.querySelectorAll("[data-optional-mark]"), function (m) { m.hidden = required; });
     });
   }
 
