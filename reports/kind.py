@@ -8,6 +8,7 @@ measures. A dashboard lays widgets out on a grid; each widget picks a chart type
 
 from __future__ import annotations
 
+import difflib
 from types import MappingProxyType
 from typing import Any, Iterable
 
@@ -521,6 +522,16 @@ class DashboardKind:
             dfield = dataset.fields.get(field_name)
             if field_name in dataset.broken:
                 return None  # the dataset field has an error of its own, reported in the dataset
+            form = ctx.definitions.get("form", {}).get(dataset.form)
+            if dfield is None and form is not None and field_name in form.fields:
+                # A form field the dataset does not list yet: "known fields: ..." left the analyst
+                # looking for a typo; the dataset is the allow-list a widget may group by.
+                where = f" in {dataset.span.file}" if dataset.span is not None else ""
+                ctx.error(doc, path + ("dimensions", i),
+                          f"dataset '{dataset.name}' has no field '{field_name}' (a field of the form "
+                          f"'{dataset.form}' it does not list)", code="unknown-reference",
+                          hint=f"add {field_name}: {{field: {field_name}}} under the dataset's fields:{where}")
+                return None
             if dfield is None or dfield.origin == "handled_by":
                 ctx.unknown(doc, path + ("dimensions", i), "field", field_name,
                             [n for n, f in dataset.fields.items() if f.origin != "handled_by"])
@@ -547,6 +558,19 @@ class DashboardKind:
             if measure in dataset.broken:
                 return None  # the measure has an error of its own, reported in the dataset
             if measure not in dataset.measures:
+                form = ctx.definitions.get("form", {}).get(dataset.form)
+                if form is not None and measure in form.fields and not difflib.get_close_matches(
+                        measure, list(dataset.measures), n=1, cutoff=0.8):  # `amount` for `amounts`: a slip
+                    # `measures: [compensation]`, a field: a widget shows a measure (a sum, an
+                    # average) that the dataset defines over it.
+                    ctx.error(doc, path + ("measures", i),
+                              f"dataset '{dataset.name}' has no measure '{measure}' ('{measure}' is a field: "
+                              "a widget shows a measure defined over it)", code="unknown-reference",
+                              hint=f"add one under the dataset's measures:, e.g. total_{measure}: {{sum: {measure}}}"
+                              if form.value_kinds.get(measure) == "number" else
+                              f"to count the records by '{measure}', put it under dimensions: and show a "
+                              "count measure ({count: true})")
+                    return None
                 ctx.unknown(doc, path + ("measures", i), "measure", measure, dataset.measures)
                 return None
         problem = ctx.guarded(lambda: chart.check_shape(len(dims), len(measures)), doc, path + ("chart",),

@@ -32,6 +32,31 @@ def test_an_unknown_measure_in_a_widget_is_named_with_a_hint(tmp_path: Path) -> 
     assert [(f, line, m) for f, line, _, m in found] == [("dashboards/board.yaml", 10, "unknown measure 'ticket'")]
 
 
+def test_a_form_field_the_dataset_does_not_list_is_told_to_add_it_there(tmp_path: Path) -> None:
+    # "unknown field 'satisfaction'" with the dataset's fields sent the analyst looking for a typo.
+    board = BOARD.replace("by_region: {chart: bar, dataset: tickets, dimensions: [region]",
+                          "by_region: {chart: bar, dataset: tickets, dimensions: [satisfaction]")
+    root = write_bundle(tmp_path, {**FILES, "dashboards/board.yaml": board})
+    (found,) = [d for d in validate_bundle(root, build_registry(plugins=False))[1] if d.severity == "error"]
+    assert found.message == "dataset 'tickets' has no field 'satisfaction' (a field of the form 'ticket' it does not list)"
+    assert found.hint is not None and found.hint.startswith("add satisfaction: {field: satisfaction} under the dataset's fields: in ")
+
+
+@pytest.mark.parametrize("field, hint", [
+    ("amount", "add one under the dataset's measures:, e.g. total_amount: {sum: amount}"),
+    ("region", "to count the records by 'region', put it under dimensions: and show a count measure ({count: true})"),
+])
+def test_a_form_field_given_as_a_measure_is_told_what_a_measure_is(tmp_path: Path, field: str, hint: str) -> None:
+    dataset = DATASET.replace("  amount: {sum: amount}\n", "")
+    board = BOARD.replace("total: {chart: kpi, dataset: tickets, measures: [tickets]",
+                          f"total: {{chart: kpi, dataset: tickets, measures: [{field}]")
+    root = write_bundle(tmp_path, {**FILES, "reports/tickets.yaml": dataset, "dashboards/board.yaml": board})
+    errors_found = [d for d in validate_bundle(root, build_registry(plugins=False))[1] if d.severity == "error"]
+    (found,) = [d for d in errors_found if d.yaml_path[:2] == ("widgets", "total")]
+    assert found.message.startswith(f"dataset 'tickets' has no measure '{field}' ('{field}' is a field")
+    assert found.hint == hint
+
+
 def test_a_misspelt_dataset_field_is_reported_once_not_at_every_use(tmp_path: Path) -> None:
     dataset = DATASET.replace("  region: {field: region}", "  region: {field: regoin}")
     found = errors(tmp_path, reports__tickets_yaml=dataset)
