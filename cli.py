@@ -536,6 +536,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
           f"{system.bundle.version}, hash {system.bundle.hash})")
     print(f"  database: {_safe_url(url)}")
     print(f"  files:    {files_dir(url).resolve()}")
+    plugins = system.bundle.registry.plugins()
+    if plugins:  # a plugin's author sees here that it loaded (a broken one is a warning above)
+        print("  plugins:  " + ", ".join(f"{source} ({count} type{'s' if count > 1 else ''})"
+                                          for source, count in plugins.items()))
     from engine.site import configured_public_url
     from web.prefix import path_prefix
 

@@ -225,6 +225,15 @@ class Registry:
         """Every plugin kind, by attribute name."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("problems", "refused")}
 
+    def plugins(self) -> dict[str, int]:
+        """How many types each plugin registered, by its source (`docket serve` prints it)."""
+        counts: dict[str, int] = {}
+        for kind in self.kinds().values():
+            for source in kind._sources.values():
+                if source != BUILT_IN:
+                    counts[source] = counts.get(source, 0) + 1
+        return dict(sorted(counts.items()))
+
     def copy(self) -> "Registry":
         """An independent copy (like jsonschema's `extend()`): add to it without touching this."""
         return Registry(**{name: kind.copy() for name, kind in self.kinds().items()},

@@ -49,6 +49,12 @@ def test_an_installed_plugin_is_found_through_its_entry_point(install_sample: No
     assert registry.node_types.get("task") is not None  # the built-ins are all still there
 
 
+def test_the_registry_says_which_plugins_registered_how_many_types(install_sample: None) -> None:
+    """What `docket serve` prints at start, so a plugin's author sees that it loaded."""
+    assert build_registry(plugins=True).plugins() == {"docket-sample-plugin": 2}
+    assert build_registry(plugins=False).plugins() == {}
+
+
 def test_build_registry_without_plugins_ignores_installed_ones(install_sample: None) -> None:
     registry = build_registry(plugins=False)
     assert registry.node_types.get("random_audit") is None and registry.problems == []
