@@ -448,8 +448,16 @@ def _translate(error: ValidationError) -> list[tuple[YamlPath, bool, str, str | 
         if error.schema is LABEL_SCHEMA or error.schema.get("description") == LABEL_SCHEMA["description"]:
             return [_label_problem(path, instance)]
         return _translate(best_match(error.context))
-    if keyword in ("minItems", "minProperties"):
+    if keyword in ("minItems", "minProperties") and error.validator_value == 1:
         return [(path, False, "must not be empty", None)]
+    if keyword in ("minItems", "maxItems", "minProperties", "maxProperties"):
+        # "['created.month', 'region', 'category', 'urgency'] is too long" said neither the limit
+        # nor how many there were.
+        what = "entries" if keyword.endswith("Items") else "keys"
+        bound = "at least" if keyword.startswith("min") else "at most"
+        subject = f"'{path[-1]}'" if path and isinstance(path[-1], str) else "this"
+        return [(path, False, f"{subject} takes {bound} {error.validator_value} {what}; {len(instance)} "
+                 f"{'is' if len(instance) == 1 else 'are'} written", None)]
     if keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         return [(path, False, f"{_describe(instance)} is out of range ({keyword} {error.validator_value})", None)]
     return [(path, False, error.message, None)]

@@ -239,6 +239,23 @@ def test_an_expression_in_a_flow_sees_the_forms_fields(tmp_path: Path) -> None:
     assert "priority" in message
 
 
+def test_a_flow_ordering_a_field_that_may_be_empty_is_warned_at_the_field(tmp_path: Path) -> None:
+    # It loaded clean; a ticket without an amount then stopped at the decision with an incident.
+    flow = MINI["flows/ticket_flow.yaml"].replace('when: urgency == "high"', "when: amount > 5000")
+    (warning,) = [d for d in diagnostics(tmp_path, {"flows/ticket_flow.yaml": flow}) if d.severity == "warning"]
+    assert warning.span is not None and warning.span.file.endswith("flows/ticket_flow.yaml")
+    assert (warning.span.line, warning.span.col) == (16, 15)
+    assert warning.message == ("'amount' may be empty when this runs: comparing an empty value with '>' "
+                               "fails, and the record stops with an incident")
+    assert problems(tmp_path, {"flows/ticket_flow.yaml": flow.replace("amount > 5000", "(amount or 0) > 5000")}) == []
+
+
+def test_a_form_condition_on_a_field_that_may_be_empty_is_not_warned(tmp_path: Path) -> None:
+    # A form's own conditions fall back when they fail (visible, not required): no incident.
+    form = MINI["forms/ticket.yaml"].replace('required_if: urgency == "high"', "required_if: amount > 5000")
+    assert [d for d in diagnostics(tmp_path, {"forms/ticket.yaml": form}) if d.severity == "warning"] == []
+
+
 def test_a_sandbox_escape_in_a_flow_condition_is_refused_at_load_with_file_line_col(tmp_path: Path) -> None:
     """RELIABILITY 1 at the bundle level: the escape is named in the file at its line and column,
     and the bundle does not load, so the condition is never evaluated."""
@@ -321,6 +338,15 @@ def test_a_number_in_quotes_where_a_number_is_expected_is_told_to_drop_them(tmp_
     error = only_error(tmp_path, {"forms/ticket.yaml": form})
     assert error.message == "expected a whole number, got the text '10'"
     assert error.hint == "write 10 without quotes: in quotes it is text"
+
+
+def test_too_many_entries_are_told_the_limit_and_the_count(tmp_path: Path) -> None:
+    # "[...] is too long" said neither how many are allowed nor how many were written.
+    flow = MINI["flows/ticket_flow.yaml"].replace(
+        "assign: {role: agent}",
+        "assign: {role: agent}\n            escalation: [{level: 2}, {level: 3}, {level: 2}, {level: 3}]")
+    error = only_error(tmp_path, {"flows/ticket_flow.yaml": flow})
+    assert error.message == "'escalation' takes at most 3 entries; 4 are written"
 
 
 def test_a_yaml11_boolean_word_in_a_text_option_suggests_quoting(tmp_path: Path) -> None:
