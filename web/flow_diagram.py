@@ -90,13 +90,16 @@ def flow_edges(flow: FlowSpec, registry: Any, locale: str = "en") -> list[Edge]:
         for path, target in ntype.targets(node):
             if target not in flow.nodes:
                 continue
-            out.append(Edge(node_id, target, _edge_label(node, path, locale)))
+            out.append(Edge(node_id, target, _edge_label(node, path, locale, ntype)))
     return out
 
 
-def _edge_label(node: NodeSpec, path: tuple[Any, ...], locale: str) -> str:
-    """A decision branch's label (or its condition), approval's approve/reject/return, a step's
-    timeout."""
+def _edge_label(node: NodeSpec, path: tuple[Any, ...], locale: str, ntype: Any = None) -> str:
+    """The node type's own word for the edge (a plugin's `edge_labels`), a decision branch's
+    label (or its condition), approval's approve/reject/return, a step's timeout."""
+    own = getattr(ntype, "edge_labels", None) or {}
+    if path and isinstance(own, Mapping) and path[0] in own:
+        return label_text(own[path[0]], locale, "")
     if not path or path == ("next",):
         return ""
     if path[0] == "branches" and len(path) >= 3 and isinstance(path[1], int):

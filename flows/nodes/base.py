@@ -34,6 +34,10 @@ class NodeType:
     terminal: ClassVar[bool] = False
     """True for node types that end a path (no `next` needed)."""
     needs_next: ClassVar[bool] = True
+    edge_labels: ClassVar[Mapping[str, Mapping[str, str]]] = {}
+    """The words on the flow diagram's arrows, by the first key of the path `targets` yields
+    (`"next"`, `"audit"`), each a label `{"en": ..., "zh-CN": ...}`; an arrow without one is
+    blank, or reads as a built-in's (`approve`, `reject`, `return`, `timeout`)."""
 
     def targets(self, node: NodeSpec) -> Iterator[tuple[YamlPath, str]]:
         """(path inside the node, target node id) for every outgoing edge."""

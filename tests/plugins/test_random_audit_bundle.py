@@ -241,3 +241,20 @@ def test_the_documented_task_node_opens_a_task_for_its_assign(plugin_registry: R
     system = start(root, plugin_registry, tmp_path)
     record_id = next(i for i in range(1, 40) if "again" in nodes(system, submit(system, i)))
     assert nodes(system, record_id) == ["again"]
+
+
+# -- the flow diagram -------------------------------------------------------------------------
+
+def test_the_flow_diagram_labels_a_plugin_nodes_edges_with_its_edge_labels(
+        plugin_registry: Registry, tmp_path: Path) -> None:
+    """A built-in approval's arrows read approve / reject; random_audit's two arrows were both
+    blank, so the diagram did not say which one the audited records take."""
+    from web.flow_diagram import flow_edges
+
+    bundle, _ = validate_bundle(copy_bundle(tmp_path), plugin_registry)
+    assert bundle is not None
+    flow = bundle.all("flow")["refund_flow"]
+    labels = {e.target: e.label for e in flow_edges(flow, plugin_registry, "zh-CN") if e.source == "spot_check"}
+    assert labels == {"audit": "抽检", "handle": "免检"}
+    labels = {e.target: e.label for e in flow_edges(flow, plugin_registry, "en") if e.source == "spot_check"}
+    assert labels == {"audit": "audited", "handle": "not audited"}

@@ -42,6 +42,7 @@ class RandomAudit(NodeType):
         },
     }
     examples = ("spot_check:\n  type: random_audit\n  share: 0.1\n  audit: audit\n  next: handle\n",)
+    edge_labels = {"audit": {"en": "audited", "zh-CN": "抽检"}, "next": {"en": "not audited", "zh-CN": "免检"}}
 
     def targets(self, node: Any) -> Iterator[tuple[tuple[Any, ...], str]]:
         """Both edges, so the graph checks see the audit node as reachable and each path ending."""
