@@ -56,7 +56,7 @@ def test_an_open_task_names_who_may_take_it_in_the_readers_words(system: System)
     record = submit(system)
     page = client_for(system, "max")
     assert "Open to: Service</p>" in page.get(f"/records/ticket/{record}?lang=en").text
-    assert "可认领者: 服务部</p>" in page.get(f"/records/ticket/{record}?lang=zh-CN").text
+    assert "可认领者：服务部</p>" in page.get(f"/records/ticket/{record}?lang=zh-CN").text
 
 
 def test_a_claimed_task_names_its_holder_by_name(system: System) -> None:
@@ -785,3 +785,11 @@ def test_the_language_links_of_a_refused_step_open_the_record_page(system: Syste
     response = complete(client_for(system, "ann"), record, claimed(system, record), {"urgency": "extreme"})
     assert f'href="/records/ticket/{record}?lang=zh-CN"' in response.text
     assert "/complete?lang=" not in response.text
+
+
+def test_a_chinese_page_heads_the_task_with_a_chinese_colon(system: System) -> None:
+    # "任务: 分拣" read as English punctuation dropped into Chinese; the customer pages had "：".
+    record = submit(system)
+    page = client_for(system, "max")
+    assert re.search(r'<h2 id="task-\d+-h">任务：', page.get(f"/records/ticket/{record}?lang=zh-CN").text)
+    assert re.search(r'<h2 id="task-\d+-h">Task: ', page.get(f"/records/ticket/{record}?lang=en").text)
