@@ -185,13 +185,13 @@ class BuildContext:
             text = "true" if text is True else "false" if text is False else str(text)
         scope = Scope.of(names)
         origin = Span(doc.file, 1, 1)
-        problems = check_expression(text, scope=scope, functions=self.registry.functions, span=origin)
-        if problems:
-            for diag in problems:
-                span = diag.span or origin
-                col = span.col - 1
-                self.diags.error(diag.message, doc.source_map.inside(path, span.line - 1, col),
-                                 code=diag.code, hint=diag.hint, yaml_path=path)
+        found = check_expression(text, scope=scope, functions=self.registry.functions, span=origin, warnings=True)
+        for diag in found:
+            span = diag.span or origin
+            report = self.diags.warning if diag.severity == "warning" else self.diags.error
+            report(diag.message, doc.source_map.inside(path, span.line - 1, span.col - 1),
+                   code=diag.code, hint=diag.hint, yaml_path=path)
+        if any(diag.severity != "warning" for diag in found):
             return None
         try:
             return compile_expression(text, scope=scope, functions=self.registry.functions,

@@ -75,7 +75,15 @@ class FormSpec:
         """The names an expression over this form's records sees (its fields and `extra`),
         carrying what the load check needs to know of each field."""
         return Names(frozenset(self.fields) | frozenset(extra), self.choice_values,
-                     multi_choices=self.multi_choice_values, kinds=self.value_kinds)
+                     multi_choices=self.multi_choice_values, kinds=self.value_kinds,
+                     optional=self.optional_fields())
+
+    def optional_fields(self) -> frozenset[str]:
+        """Fields a record may leave empty: neither always required, given a default, nor
+        computed (a computed value is worked out on every save; its own fallbacks decide)."""
+        return frozenset(name for name, spec in self.fields.items()
+                         if not (spec.required and spec.visible_if is None) and spec.default is None
+                         and spec.default_expr is None and spec.computed is None and spec.type != "computed")
 
     def text(self, locale: str = "en") -> str:
         return label_text(self.label, locale, self.name)

@@ -77,6 +77,8 @@ class Checked:
     functions_used: set[str] = field(default_factory=set)
     constants: dict[ast.AST, Any] = field(default_factory=dict)
     """Name nodes that stand for constants: duration placeholders and true/false/null."""
+    warnings: list[Diagnostic] = field(default_factory=list)
+    """What loads but may fail when it runs (an empty field ordered or added without a fallback)."""
 
 
 def check(source: str, *, scope: Scope, functions: Kind[Any], file: str = "<expr>") -> Checked:
@@ -310,6 +312,30 @@ def _kind_of_literal(value: Any) -> str | None:
     return None
 
 
+_ORDERINGS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+_ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod)
+
+
+def _tested(node: ast.expr, *, holds: bool) -> frozenset[str]:
+    """The bare names `node` proves to hold a value when it is true (`holds`) or false: `x`,
+    `x != None`, `not is_empty(x)` when true; `not x`, `x == None`, `is_empty(x)` when false."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        return _tested(node.operand, holds=not holds)
+    if isinstance(node, ast.Name):
+        return frozenset({node.id}) if holds else frozenset()
+    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And) == holds:
+        return frozenset().union(*(_tested(value, holds=holds) for value in node.values))
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "is_empty"
+            and len(node.args) == 1 and isinstance(node.args[0], ast.Name)):
+        return frozenset({node.args[0].id}) if not holds else frozenset()
+    if (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.left, ast.Name)
+            and isinstance(node.comparators[0], (ast.Constant, ast.Name))
+            and getattr(node.comparators[0], "value", getattr(node.comparators[0], "id", 0)) in (None, "None", "null")):
+        not_none = isinstance(node.ops[0], (ast.NotEq, ast.IsNot))
+        return frozenset({node.left.id}) if not_none == holds else frozenset()
+    return frozenset()
+
+
 class _Walker:
     """Visits the parsed tree once, recording every problem and every name and function used."""
 
@@ -322,6 +348,9 @@ class _Walker:
         self.file = file
         self.result = result
         self.folded: dict[ast.AST, Any] = {}
+        self.guarded: frozenset[str] = frozenset()
+        """Optional fields known to hold a value where the walk is (`x and x > 5`)."""
+        self.warned: set[str] = set()
 
     # ------------------------------------------------------------------ helpers
 
@@ -451,6 +480,9 @@ class _Walker:
                          self.operator_pos(node, "%"))
         self.visit(node.left)
         self.visit(node.right)
+        if isinstance(node.op, _ARITHMETIC):
+            for side in (node.left, node.right):
+                self._may_be_empty(side, _BIN_OPS[type(node.op)], node)
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> None:
         if isinstance(node.op, ast.Invert):
@@ -458,8 +490,12 @@ class _Walker:
         self.visit(node.operand)
 
     def visit_BoolOp(self, node: ast.BoolOp) -> None:
+        outer = self.guarded
         for value in node.values:
             self.visit(value)
+            # `x and x > 5`: x holds a value after it tested true; `not x or x > 5` after false.
+            self.guarded |= _tested(value, holds=isinstance(node.op, ast.And))
+        self.guarded = outer
 
     def visit_Compare(self, node: ast.Compare) -> None:
         self.visit(node.left)
@@ -468,7 +504,26 @@ class _Walker:
         left = node.left
         for op, right in zip(node.ops, node.comparators):
             self._check_literals(left, op, right)
+            if type(op) in _ORDERINGS:
+                self._may_be_empty(left, _ORDERINGS[type(op)], node)
+                self._may_be_empty(right, _ORDERINGS[type(op)], node)
             left = right
+
+    def _may_be_empty(self, side: ast.expr, op: str, node: ast.expr) -> None:
+        """Warn of an optional field ordered or computed with, unguarded: on a record that
+        leaves it empty the expression fails when it runs, and the record stops with an incident."""
+        name = self._field(side)
+        if name is None or name not in self.scope.optional or name in self.guarded or name in self.warned:
+            return
+        self.warned.add(name)
+        ordering = op in _ORDERINGS.values()
+        fallback = '""' if self.scope.kinds.get(name) == "text" else "0"
+        written = ast.get_source_segment(self.positions.text, side) or name
+        self.result.warnings.append(Diagnostic(
+            f"'{name}' may be empty when this runs: {'comparing' if ordering else 'computing'} an empty "
+            f"value with '{op}' fails, and the record stops with an incident",
+            Span(self.file, *self.pos(side)), code="expr-may-be-empty", severity="warning",
+            hint=f"give it a fallback, ({written} or {fallback}), or test it first: {name} and ..."))
 
     # ------------------------------------------------------------------ literals against fields
 
@@ -632,8 +687,12 @@ class _Walker:
 
     def visit_IfExp(self, node: ast.IfExp) -> None:
         self.visit(node.test)
+        outer = self.guarded
+        self.guarded = outer | _tested(node.test, holds=True)
         self.visit(node.body)
+        self.guarded = outer | _tested(node.test, holds=False)
         self.visit(node.orelse)
+        self.guarded = outer
 
     # ------------------------------------------------------------------ containers
 

@@ -93,6 +93,9 @@ class Scope:
     - `members`: names whose attributes are a known set (see `Members`). `choices` may then
       also name a dotted path under them: `flow.assess.outcome` -> the outcomes node `assess`
       records.
+    - `optional`: fields a record may leave empty, where an expression that fails stops the
+      record (flows, rules, SLA policies): `compensation > 5000` on an empty compensation is an
+      incident, so ordering or arithmetic on one without a fallback is a load warning.
 
     `record.NAME` (and `record["NAME"]`) stands for the field NAME when `record` is in `names`.
     """
@@ -102,13 +105,15 @@ class Scope:
     multi_choices: Mapping[str, frozenset[str]] = field(default_factory=lambda: _NO_CHOICES, compare=False)
     kinds: Mapping[str, str] = field(default_factory=lambda: _NO_KINDS, compare=False)
     members: Mapping[str, Members] = field(default_factory=lambda: _NO_MEMBERS, compare=False)
+    optional: frozenset[str] = field(default_factory=frozenset, compare=False)
 
     @classmethod
     def of(cls, names: Iterable[str]) -> "Scope":
         """The scope of a set of names, with whatever a `Names` carries about its fields."""
         return cls(frozenset(names), getattr(names, "choices", None) or _NO_CHOICES,
                    getattr(names, "multi_choices", None) or _NO_CHOICES,
-                   getattr(names, "kinds", None) or _NO_KINDS, getattr(names, "members", None) or _NO_MEMBERS)
+                   getattr(names, "kinds", None) or _NO_KINDS, getattr(names, "members", None) or _NO_MEMBERS,
+                   getattr(names, "optional", None) or frozenset())
 
 
 class Names(frozenset):  # type: ignore[type-arg]
@@ -123,11 +128,14 @@ class Names(frozenset):  # type: ignore[type-arg]
     multi_choices: Mapping[str, frozenset[str]]
     kinds: Mapping[str, str]
     members: Mapping[str, Members]
+    optional: frozenset[str]
 
     def __new__(cls, names: Iterable[str], choices: Mapping[str, frozenset[str]] | None = None, *,
                 multi_choices: Mapping[str, frozenset[str]] | None = None,
-                kinds: Mapping[str, str] | None = None, members: Mapping[str, Members] | None = None) -> "Names":
+                kinds: Mapping[str, str] | None = None, members: Mapping[str, Members] | None = None,
+                optional: Iterable[str] = ()) -> "Names":
         self = super().__new__(cls, names)
+        self.optional = frozenset(optional)
         self.choices = MappingProxyType(dict(choices or {}))
         self.multi_choices = MappingProxyType(dict(multi_choices or {}))
         self.kinds = MappingProxyType(dict(kinds or {}))
@@ -139,7 +147,7 @@ class Names(frozenset):  # type: ignore[type-arg]
         """These names, with `name`'s attributes limited to `members` and the option values of
         dotted paths under it (`choices`, e.g. `flow.assess.outcome`)."""
         return Names(self | {name}, {**self.choices, **(choices or {})}, multi_choices=self.multi_choices,
-                     kinds=self.kinds, members={**self.members, name: members})
+                     kinds=self.kinds, members={**self.members, name: members}, optional=self.optional)
 
 
 @dataclass(frozen=True)

@@ -91,10 +91,11 @@ def _absolute(span: Span | None, relative: Span | None) -> Span:
 
 
 def check_expression(source: str, *, scope: Scope, functions: Kind[Any],
-                     span: Span | None = None) -> list[Diagnostic]:
-    """Every problem of `source`, each positioned relative to the text (1:1 = first char)."""
-    return list(check(source, scope=scope, functions=functions,
-                      file=span.file if span else "<expr>").problems)
+                     span: Span | None = None, warnings: bool = False) -> list[Diagnostic]:
+    """Every problem of `source`, each positioned relative to the text (1:1 = first char); with
+    `warnings`, followed by what loads but may fail when it runs (severity "warning")."""
+    checked = check(source, scope=scope, functions=functions, file=span.file if span else "<expr>")
+    return [*checked.problems, *(checked.warnings if warnings else ())]
 
 
 def compile_expression(source: str, *, scope: Scope, functions: Kind[Any],

@@ -10,6 +10,7 @@ import pytest
 from engine.durations import Duration
 from engine.errors import ExpressionError
 from engine.expr import BUILTINS, Function, Members, Scope
+from engine.expr import check_expression
 from engine.expr.context import Options
 from engine.registry import Kind, Registry, RegistryError
 from engine.types import Span
@@ -627,3 +628,41 @@ def test_what_the_date_checks_report_fails_or_never_holds_when_it_runs(functions
 ])
 def test_nulls_names_calls_and_fields_of_unknown_kind_are_not_checked(functions: Kind[Any], source: str) -> None:
     assert _field_problems(source, functions) == []
+
+
+# ---------------------------------------------------------------- fields that may be empty
+
+OPTIONAL = Scope(frozenset({"amount", "urgency", "title"}), kinds={"amount": "number", "title": "text"},
+                 optional=frozenset({"amount", "title"}))
+"""A form's names where `amount` and `title` may be empty (flows and rules see such a scope)."""
+
+
+def warnings_of(source: str, functions: Kind[Any]) -> list[tuple[int, str, str | None]]:
+    found = check_expression(source, scope=OPTIONAL, functions=functions, warnings=True)
+    assert all(d.severity == "warning" for d in found), found
+    return [(d.span.col, d.code, d.hint) for d in found if d.span is not None]
+
+
+def test_ordering_a_field_that_may_be_empty_warns_with_the_fallback_to_write(functions: Kind[Any]) -> None:
+    # `compensation > 5000` loaded clean and stopped every record without a compensation with
+    # an incident ("cannot compare nothing (an empty value) with a number").
+    assert warnings_of("amount > 5000", functions) == [
+        (1, "expr-may-be-empty", "give it a fallback, (amount or 0), or test it first: amount and ...")]
+
+
+def test_arithmetic_on_a_field_that_may_be_empty_warns(functions: Kind[Any]) -> None:
+    assert [code for _, code, _ in warnings_of("amount * 2 == 10", functions)] == ["expr-may-be-empty"]
+
+
+@pytest.mark.parametrize("source", [
+    "(amount or 0) > 5000", "coalesce(amount, 0) > 5000", "amount and amount > 5000",
+    "amount != None and amount > 5000", "not amount or amount > 5000", "amount > 5000 if amount else false",
+    "not is_empty(amount) and amount > 5000", "amount == 5000", "urgency == 'high'",
+])
+def test_a_field_with_a_fallback_or_tested_first_does_not_warn(functions: Kind[Any], source: str) -> None:
+    assert warnings_of(source, functions) == []
+
+
+def test_the_warning_is_not_a_problem_of_the_expression(functions: Kind[Any]) -> None:
+    # It loads: only callers that ask for warnings see it.
+    assert check_expression("amount > 5000", scope=OPTIONAL, functions=functions) == []
