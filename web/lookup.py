@@ -179,7 +179,8 @@ def routes(web: "Web") -> list[Route]:
         mark_file_limits(web, form, sections)  # a too-large photo is refused as it is chosen (form.js)
         mark_required_now(web, form, record, sections)
         mark_required_live(form, sections)
-        widgets = [w for section in sections for w in section.widgets]
+        # In the step's order, not the form's: what the prompt asks for first, its files after.
+        widgets = sorted((w for section in sections for w in section.widgets), key=lambda w: fields.index(w.name))
         armed = None
         if node.compiled.get("timeout") is not None:
             with read_transaction(web.system.db) as conn:

@@ -401,3 +401,10 @@ def test_a_request_for_information_is_not_headed_please_confirm_in_chinese(clien
     # 请您确认 ("please confirm") headed the request for more information too.
     step = look_up(client, asked_for_information(system)).split('id="customer-step"')[1]
     assert '<h2 id="step-title">需要您的答复</h2>' in step
+
+
+def test_the_customers_step_asks_its_fields_in_the_steps_order(client: TestClient, system: System) -> None:
+    # fields: [supplement, photos, documents]: the answer asked for comes first, under the prompt;
+    # in the form's order the two file pickers came first and the required answer last.
+    step = look_up(client, asked_for_information(system), lang="en").split('id="customer-step"')[1]
+    assert step.index('id="f-supplement"') < step.index('id="f-photos"') < step.index('id="f-documents"')
