@@ -119,6 +119,55 @@ def check_people_and_fields(node: NodeSpec, flow: Any, ctx: BuildContext, doc: D
             ctx.warning(doc, path + ("show", i), f"field '{name}' is in `fields` too: the step's form "
                         "already shows it, to edit", code="show-edited", hint="remove it from `show`")
     _check_roles_and_departments(node.options.get("assign", {}), ctx, doc, path + ("assign",))
+    if form is not None:
+        _check_required_here(node, form, ctx, doc, path)
+
+
+def _check_required_here(node: NodeSpec, form: Any, ctx: BuildContext, doc: Document, path: YamlPath) -> None:
+    """A field required while the record has this step's status (`required_if: status ==
+    "awaiting_reply"`) that the step does not let its person fill in: unless an earlier step or a
+    rule fills it, every completion of the task is refused ("This field is required") and the
+    record is stuck there. It loaded clean when an analyst swapped `resolution` out of the reply."""
+    status = node.options.get("status")
+    if not isinstance(status, str):
+        return
+    edited = list(node.options.get("fields", []))
+    for name, spec in form.fields.items():
+        if name in edited or spec.required_if is None:
+            continue
+        if status in statuses_compared(getattr(spec.required_if, "source", "")):
+            ctx.warning(doc, path + (("fields",) if "fields" in node.options else ("status",)),
+                        f"field '{name}' is required while the record's status is '{status}' (its "
+                        "required_if), and this step does not let its person fill it in: unless an "
+                        "earlier step or a rule fills it, the step can never be completed",
+                        code="required-not-editable",
+                        hint=f"add it to the step's fields: [{', '.join([*edited, name])}]")
+
+
+def statuses_compared(source: str) -> frozenset[str]:
+    """The statuses a condition holds at when it is only a test of the status (`status ==
+    "a"`, `status in ("a", "b")`, or such tests joined by `or`); empty for any other condition."""
+    import ast
+
+    try:
+        tree = ast.parse(source.strip(), mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return frozenset()
+    tests = tree.values if isinstance(tree, ast.BoolOp) and isinstance(tree.op, ast.Or) else [tree]
+    found: set[str] = set()
+    for test in tests:
+        if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.left, ast.Name)
+                and test.left.id == "status"):
+            return frozenset()
+        right = test.comparators[0]
+        if isinstance(test.ops[0], ast.Eq) and isinstance(right, ast.Constant) and isinstance(right.value, str):
+            found.add(right.value)
+        elif isinstance(test.ops[0], ast.In) and isinstance(right, (ast.Tuple, ast.List)) and all(
+                isinstance(item, ast.Constant) and isinstance(item.value, str) for item in right.elts):
+            found.update(item.value for item in right.elts)
+        else:
+            return frozenset()
+    return frozenset(found)
 
 
 ASSIGN_PROPERTIES: dict[str, Any] = {

@@ -316,3 +316,26 @@ def test_a_status_list_without_withdrawn_is_a_warning_at_the_flows_form(tmp_path
     with_it = STATUS_LIST + "      - {value: withdrawn, label: 已撤回}\n"
     assert [d for d in diagnostics(tmp_path / "2", {"forms/ticket.yaml": form, "lists/ticket_status.yaml": with_it,
                                                     "flows/ticket_flow.yaml": GOOD}) if d.code == "unknown-status"] == []
+
+
+def required_at_handle(tmp_path: Path, fields: str) -> list:
+    """Warnings of MINI whose amount is required while a ticket is 'handling', the status its
+    step `handle` sets, where that step lets its person fill in `fields`."""
+    form = MINI["forms/ticket.yaml"].replace('required_if: urgency == "high"', 'required_if: status == "handling"')
+    flow = MINI["flows/ticket_flow.yaml"].replace("fields: [urgency]", f"status: handling\n            fields: {fields}")
+    found = diagnostics(tmp_path, {"forms/ticket.yaml": form, "flows/ticket_flow.yaml": flow})
+    return [d for d in found if d.severity == "warning"]
+
+
+def test_a_field_required_at_a_step_that_cannot_fill_it_is_warned(tmp_path: Path) -> None:
+    # Every completion of the step was refused with "amount: This field is required": it loaded
+    # clean, and the first record reaching the step was stuck there.
+    (warning,) = required_at_handle(tmp_path, "[urgency]")
+    assert warning.code == "required-not-editable" and warning.span is not None
+    assert (warning.span.line, warning.span.col) == (12, 13)  # at the fields it lacks
+    assert warning.message.startswith("field 'amount' is required while the record's status is 'handling'")
+    assert warning.hint == "add it to the step's fields: [urgency, amount]"
+
+
+def test_a_field_required_at_a_step_that_fills_it_is_not_warned(tmp_path: Path) -> None:
+    assert required_at_handle(tmp_path, "[urgency, amount]") == []
