@@ -354,7 +354,17 @@ class FlowService:
                                   {"task_id": task["id"], "node": node.id, "outcome": outcome}), conn)
         run = NodeRun(self, conn, state, flow, node, username)
         run.comment, run.return_to = comment, return_to
-        ntype.on_task_completed(run, task, outcome)
+        try:
+            if self.rt.bundle.registry.node_types.source(node.type) == BUILT_IN:
+                ntype.on_task_completed(run, task, outcome)
+            else:  # what a plugin's step wrote before it stopped is undone, the completion kept
+                with savepoint(conn):
+                    ntype.on_task_completed(run, task, outcome)
+        except (FlowIncident, ExpressionError) as exc:
+            # The person's work is done and kept; the flow stops here for an administrator.
+            self._incident(conn, state, node, str(exc))
+            self._save(conn, state)
+            return
         if node.compiled.get("timeout") is not None and run.moved_to is not None:
             # Done in time: the step's timeout has nothing left to do.
             self.rt.services["timers"].cancel(conn, kind=TIMEOUT_TIMER, subject=f"instance:{state['id']}",

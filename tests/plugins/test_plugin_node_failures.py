@@ -116,6 +116,31 @@ def test_a_plugin_node_moving_the_token_to_a_node_the_flow_lacks_is_an_incident(
         "not a node of flow 'refund_flow'"]
 
 
+def test_a_plugin_nodes_incident_when_its_task_is_completed_keeps_the_completion(tmp_path: Path) -> None:
+    """run.incident in on_task_completed used to escape complete() as an exception: the whole
+    completion rolled back, the person could never finish the task, and no incident was left."""
+    def enter(run: Any) -> None:
+        run.create_task({"role": "auditor"})
+
+    def on_task_completed(self: Any, run: Any, task: Any, outcome: Any) -> None:
+        run.history("audit.filed", {"by": run.actor})   # undone with the failed step
+        run.incident("the audit list is gone")
+
+    root, registry = bundle_with(enter, tmp_path, on_task_completed=on_task_completed)
+    clock = ManualClock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
+    system = boot(root, db_url=f"sqlite:///{tmp_path / 'docket.db'}", clock=clock, registry=registry)
+    record_id = submit(system)
+    (task,) = system.flows.open_tasks("refund", record_id)
+    system.flows.complete(task["id"], None)
+    assert open_task_count(system) == 0
+    assert flow_incidents(system) == ["spot_check: the audit list is gone"]
+    from engine.storage.tables import history
+
+    with read_transaction(system.db) as conn:
+        kinds = set(conn.execute(sa.select(history.c.kind).where(history.c.record_id == record_id)).scalars())
+    assert {"task.completed", "incident"} <= kinds and "audit.filed" not in kinds
+
+
 # -- targets(): the node's edges, read by the graph checks at load time -----------------------
 
 def load_errors(targets: Any, tmp_path: Path) -> list[str]:
