@@ -714,6 +714,8 @@ SWITCHES = ("DOCKET_DEMO", "DOCKET_SECURE_COOKIES", "DOCKET_OUTBOX_DRY_RUN")
 SECRET_KEY_MIN = 32
 """Characters below which DOCKET_SECRET_KEY could be guessed: every visitor of the public form
 gets a ticket signed with it, against which guesses can be tried offline."""
+METRICS_TOKEN_MIN = 16
+"""Characters below which DOCKET_METRICS_TOKEN could be guessed by trying it at /metrics."""
 COUNTS = {"DOCKET_SESSION_IDLE_MINUTES": 30, "DOCKET_SESSION_HOURS": 12, "DOCKET_API_SUBMITS_PER_MINUTE": 60,
           "DOCKET_MAX_PENDING_UPLOADS_MB": 2048}
 """The settings that are whole numbers, and the default used for anything else."""
@@ -753,6 +755,11 @@ def settings_problems(serving: str | None = None) -> list[str]:
     if secret and len(secret) < SECRET_KEY_MIN:
         problems.append(f"DOCKET_SECRET_KEY has only {len(secret)} characters: whoever guesses it can sign "
                         "in as anyone; make one with: python3 -c \"import secrets; print(secrets.token_urlsafe(48))\"")
+    metrics = os.environ.get("DOCKET_METRICS_TOKEN", "").strip()
+    if metrics and len(metrics) < METRICS_TOKEN_MIN:
+        problems.append(f"DOCKET_METRICS_TOKEN has only {len(metrics)} characters: whoever guesses it reads "
+                        "this server's numbers at /metrics; make one with: python3 -c \"import secrets; "
+                        "print(secrets.token_urlsafe(32))\"")
     for name in SWITCHES:
         raw = os.environ.get(name, "")
         if raw.strip() and switch(name) is None:
@@ -1298,6 +1305,7 @@ environment (for serve and worker):
                           refused (default 2048)
   DOCKET_WEBHOOK_ALLOW_NETWORKS
                           private networks webhooks may call, e.g. 10.20.0.0/16 (default: public only)
+  DOCKET_METRICS_TOKEN    the bearer token Prometheus sends to read /metrics (unset: no /metrics)
   DOCKET_DEMO             1 or 0: demo mode of serve (see docket serve --help)
   DOCKET_OUTBOX_DRY_RUN   1: write messages to the log instead of sending them
   DOCKET_CHECK_DEFERRED_READS

@@ -273,7 +273,8 @@ def test_serve_without_a_secret_key_it_cannot_keep_is_an_error_before_starting_a
 
 SETTINGS = ("DOCKET_PUBLIC_URL", "DOCKET_DEMO", "DOCKET_SECURE_COOKIES", "DOCKET_OUTBOX_DRY_RUN",
             "DOCKET_SESSION_IDLE_MINUTES", "DOCKET_SESSION_HOURS", "DOCKET_API_SUBMITS_PER_MINUTE",
-            "DOCKET_TRUSTED_PROXIES", "DOCKET_WEBHOOK_ALLOW_NETWORKS", "DOCKET_MAX_PENDING_UPLOADS_MB")
+            "DOCKET_TRUSTED_PROXIES", "DOCKET_WEBHOOK_ALLOW_NETWORKS", "DOCKET_MAX_PENDING_UPLOADS_MB",
+            "DOCKET_METRICS_TOKEN")
 
 
 @pytest.fixture
@@ -704,3 +705,11 @@ def test_a_port_out_of_range_is_a_usage_error_not_a_traceback(port: str, capsys:
     assert stopped.value.code == 2
     assert capsys.readouterr().err.endswith(
         f"docket serve: error: argument --port: {port} is not a port: give a number from 1 to 65535\n")
+
+
+def test_a_short_metrics_token_is_warned_of(settings: pytest.MonkeyPatch) -> None:
+    from cli import settings_problems
+
+    settings.setenv("DOCKET_METRICS_TOKEN", "prom")
+    (problem,) = settings_problems()
+    assert problem.startswith("DOCKET_METRICS_TOKEN has only 4 characters: whoever guesses it")

@@ -26,11 +26,13 @@ from engine.errors import format_diagnostic
 from engine.storage.db import read_transaction, transaction
 from engine.storage.tables import audit_log, user_roles, users
 from engine.types import label_text
+from engine.vitals import Vitals, read_vitals
 from web.auth import audit, end_sessions_of, hash_password, password_problems, require_admin
 from web.offload import offload
 from web.ratelimit import client_address
 from flows.version_move import on_earlier_versions
 from web.reload import check_scenarios, has_errors, reload_definitions
+from web.staff import duration_text
 
 if TYPE_CHECKING:
     from web.app import Web
@@ -87,7 +89,14 @@ def routes(web: "Web") -> list[Route]:
 
     async def overview(request: Request) -> Response:
         require_admin(request)
-        return page(request, "admin.html", section="")
+
+        def read() -> Vitals:
+            with read_transaction(web.system.db) as conn:
+                return read_vitals(conn, web.system.runtime.clock.now())
+
+        vitals = await offload.run(read)
+        return page(request, "admin.html", section="", vitals=vitals,
+                    took=lambda d: duration_text(d, lang(request)))
 
     async def roles_page(request: Request) -> Response:
         require_admin(request)

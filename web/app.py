@@ -32,7 +32,7 @@ from web import lookup, public, uploads
 from web import admin, auth
 from web import api, openapi, tokens, webhooks
 from web import definitions_pages, inbox, records_pages
-from web import dashboards, printing
+from web import dashboards, metrics, printing
 from web.antispam import TicketSigner
 from web.forms_body import CloseForms
 from web.i18n import ui, wait_text
@@ -273,6 +273,7 @@ def create_app(system: System, *, secret: str | None = None,
         *dashboards.routes(web),
         *definitions_pages.routes(web),
         *printing.routes(web),
+        *metrics.routes(web),
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]
     app = Starlette(

@@ -78,3 +78,10 @@ def pending_uploads_cap() -> int:
     ($DOCKET_MAX_PENDING_UPLOADS_MB, default 2048): anyone may upload, and without a cap a few
     clients could fill the disk the database lives on (ADR 0004)."""
     return positive_env("DOCKET_MAX_PENDING_UPLOADS_MB", 2048) * 1024 * 1024
+
+
+def metrics_token() -> str | None:
+    """The bearer token Prometheus sends to read `/metrics` ($DOCKET_METRICS_TOKEN); without it
+    the address answers 404, so nothing about the server is told to anyone who asks."""
+    token = os.environ.get("DOCKET_METRICS_TOKEN", "").strip()
+    return token or None

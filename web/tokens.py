@@ -141,6 +141,11 @@ def principal_for_token(web: "Web", token: str) -> Principal | None:
     return principal
 
 
+METRICS_PATH = "/metrics"
+"""Prometheus sends the operator's metrics token (web.metrics), not an API token: it is
+checked there."""
+
+
 class BearerTokens:
     """Sets `request.state.principal` from `Authorization: Bearer <token>` (pure ASGI).
 
@@ -156,7 +161,7 @@ class BearerTokens:
             await self.app(scope, receive, send)
             return
         sent = header(scope, b"authorization")
-        if sent is None:
+        if sent is None or scope["path"] == METRICS_PATH:
             await self.app(scope, receive, send)
             return
         scheme, _, credentials = sent.partition(" ")
