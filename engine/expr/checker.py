@@ -534,6 +534,8 @@ class _Walker:
         if isinstance(op, (ast.In, ast.NotIn)):
             if isinstance(right, (ast.Tuple, ast.List, ast.Set)):
                 self._check_side(left, right.elts, op)
+            elif self._in_text(left, right):
+                return
             else:
                 self._check_member(left, right)
             return
@@ -565,6 +567,19 @@ class _Walker:
         self.problem(f"an empty field holds null, not \"\": the comparison {outcome}", self.pos(literal),
                      code="expr-empty-text",
                      hint=f"write {name} for 'has a value'" if has_value else f"write not {name} for 'is empty'")
+
+    def _in_text(self, item: ast.expr, container: ast.expr) -> bool:
+        """`vip_level in ("gold")`: brackets around one text do not make a list, so `in` tests
+        for a part of the text ("old" would match, an empty field fails when it runs). True when
+        reported."""
+        name = self._field(item)
+        found, text = _literal(container)
+        if name is None or name not in self.scope.choices or not found or not isinstance(text, str):
+            return False
+        self.problem(f"'in' with the text \"{text}\" tests whether '{name}' is a part of that text: "
+                     "brackets around one value do not make a list", self.pos(container),
+                     code="expr-in-text", hint=f"write {name} == \"{text}\", or a list of one: {name} in (\"{text}\",)")
+        return True
 
     def _check_member(self, item: ast.expr, container: ast.expr) -> None:
         """`"x" in tags`: the literal must be an option of the multi-choice field `tags`."""

@@ -476,6 +476,18 @@ def test_an_unquoted_option_value_is_told_to_go_in_quotes_not_a_field_like_it(fu
     assert (diag.code, diag.hint) == ("expr-unknown-name", "'urgent' is an option of 'urgency': text goes in quotes, \"urgent\"")
 
 
+@pytest.mark.parametrize("source", ['urgency in ("urgent")', 'urgency not in "urgent"'])
+def test_a_choice_field_in_one_text_in_brackets_is_told_it_is_no_list(functions: Kind[Any], source: str) -> None:
+    # ("urgent") is the text "urgent": `in` tested for a part of it, and an empty urgency failed.
+    (diag,) = diagnose(source, functions, scope=LABELLED)
+    assert diag.code == "expr-in-text"
+    assert diag.hint == 'write urgency == "urgent", or a list of one: urgency in ("urgent",)'
+
+
+def test_text_in_a_text_field_is_still_a_part_of_it(functions: Kind[Any]) -> None:
+    assert diagnose('"海关" in title', functions, scope=OPTIONAL) == []
+
+
 def test_unquoted_chinese_text_is_told_to_go_in_quotes(functions: Kind[Any]) -> None:
     (diag,) = diagnose("urgency == 加急", functions, scope=LABELLED)
     assert diag.hint == 'text goes in quotes: "加急"'
