@@ -38,6 +38,10 @@ class Contract:
     base: str
     methods: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     attributes: tuple[str, ...] = ()
+    merged_into: str | None = None
+    """What the type's `options_schema` describes the keys of ("node", "field"...) when Docket
+    merges it with the common keys and closes it (engine.schema.item_schema); None when it is
+    the complete schema (a channel's settings)."""
     optional: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Hooks the engines call only when a type has them (no base class defines them): their
     arguments are checked where they exist."""
@@ -69,14 +73,14 @@ def _function_arity_problem(function: Any) -> str | None:
 
 CONTRACTS: dict[str, Contract] = {
     "node_types": Contract(
-        "flows.nodes.base.NodeType",
+        "flows.nodes.base.NodeType", merged_into="node",
         methods={"targets": ("node",), "compile": ("node", "flow", "ctx", "doc", "path", "scope"),
                  "check_bundle": ("node", "flow", "bundle", "ctx", "doc", "path"), "enter": ("run",),
                  "check_completion": ("node", "outcome", "comment", "return_to"),
                  "on_task_completed": ("run", "task", "outcome")},
         attributes=("options_schema", "terminal", "needs_next")),
     "field_types": Contract(
-        "forms.fields.base.FieldType",
+        "forms.fields.base.FieldType", merged_into="field",
         methods={"load_choices": ("raw", "ctx", "doc", "path"), "prepare": ("spec", "ctx", "doc", "path"),
                  "check": ("spec", "ctx", "doc", "path"),
                  "check_bundle": ("spec", "bundle", "ctx", "doc", "path"), "is_empty": ("value",),
@@ -91,11 +95,11 @@ CONTRACTS: dict[str, Contract] = {
         attributes=("fn", "min_args", "max_args", "needs_context"),
         extra=_function_arity_problem),
     "actions": Contract(
-        "engine.actions.BaseAction",
+        "engine.actions.BaseAction", merged_into="step",
         methods={"compile": ("options", "ctx", "doc", "path", "scope"), "run": ("act", "compiled")},
         attributes=("options_schema",)),
     "chart_types": Contract(
-        "reports.charts.ChartType",
+        "reports.charts.ChartType", merged_into="widget",
         methods={"check_shape": ("dimensions", "measures"), "spec": ("data",)},
         attributes=("options_schema", "mode", "default_width")),
     "channels": Contract(
@@ -147,6 +151,8 @@ def contract_problems(contract: Contract | None, plugin: Any) -> list[str]:
     problems = _schema_problems(getattr(plugin, "options_schema", None))
     if contract is None:
         return problems
+    if contract.merged_into is not None and not problems:
+        problems += _overruled(getattr(plugin, "options_schema", None), contract.merged_into)
     missing = [name for name in (*contract.methods, *contract.attributes) if not hasattr(plugin, name)]
     if missing:
         return problems + [f"lacks {', '.join(missing)} (see {contract.base})"]
@@ -180,6 +186,22 @@ def _signature_problems(plugin: Any, method: str, arguments: tuple[str, ...]) ->
     except TypeError:
         return [f"{method}{_parameters(signature)} cannot be called as {method}({', '.join(arguments)})"]
     return []
+
+
+def _overruled(schema: Any, what: str) -> list[str]:
+    """What Docket's merge (engine.schema.item_schema) would overrule in a type's options schema
+    without a word: a `type` other than object and any `additionalProperties`."""
+    if not isinstance(schema, Mapping):
+        return []
+    problems = []
+    if schema.get("type", "object") != "object":
+        problems.append(f"options_schema describes the keys of the {what}'s YAML mapping: its type is "
+                        f"object (or left out), not {schema['type']!r}")
+    if schema.get("additionalProperties", False) is not False:
+        problems.append("options_schema sets additionalProperties, which Docket sets to false on every "
+                        "type's options (a misspelt key is reported): list each key under properties "
+                        "(or patternProperties)")
+    return problems
 
 
 def _parameters(signature: inspect.Signature) -> str:

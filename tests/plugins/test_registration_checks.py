@@ -147,12 +147,43 @@ def test_a_misspelt_keyword_in_options_schema_is_refused_with_the_keyword_meant(
             "options_schema has an unknown keyword at requird (did you mean 'required'?)") in message
 
 
+def test_an_options_schema_that_docket_would_overrule_is_refused() -> None:
+    """A type's options are the keys of its YAML mapping, merged with the common keys and closed
+    (additionalProperties: false, so a misspelt key is caught): a schema saying otherwise was
+    silently overruled, and the analyst got 'unknown key' for every option the plugin reads."""
+    class Loose(Checkpoint):
+        options_schema = {"type": "object", "additionalProperties": True}
+
+    class Scalar(Checkpoint):
+        options_schema = {"type": "string"}
+
+    assert refusal(Registry().node_types.add, Loose()).endswith(
+        "options_schema sets additionalProperties, which Docket sets to false on every type's options "
+        "(a misspelt key is reported): list each key under properties (or patternProperties)")
+    assert refusal(Registry().node_types.add, Scalar()).endswith(
+        "options_schema describes the keys of the node's YAML mapping: its type is object "
+        "(or left out), not 'string'")
+
+
+def test_a_channels_complete_schema_may_close_itself() -> None:
+    """A channel's options_schema is its whole schema (nothing is merged): it says object and
+    additionalProperties itself."""
+    class Pager:
+        name, aliases, description, examples = "pager", (), "", ()
+        options_schema = {"type": "object", "additionalProperties": False, "properties": {}}
+
+        def send(self, message: Any, settings: Any) -> None:
+            return None
+
+    assert Registry().channels.add(Pager(), source=SOURCE).name == "pager"
+
+
 def test_options_schema_may_carry_annotations_and_x_extensions() -> None:
     class Audit(Checkpoint):
         name = "audit"
         options_schema = {"properties": {"share": {"type": "number", "title": "Share", "default": 0.1,
                                                    "examples": [0.5], "x-widget": "slider"}},
-                          "$comment": "for the editor", "additionalProperties": {"type": "string"}}
+                          "$comment": "for the editor", "patternProperties": {"^note_": {"type": "string"}}}
 
     assert Registry().node_types.add(Audit(), source=SOURCE).name == "audit"
 
