@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
 from engine.kinds import BuildContext, Dispatch
-from engine.schema import LABEL_SCHEMA, NAME_PATTERN
+from engine.schema import LABEL_SCHEMA, NAME_PATTERN, WORD_MEANS
 from engine.types import Label, Span, label_text
 from engine.yamlsource import Document
 
 _OPTION: dict[str, Any] = {
     "type": "object",
+    WORD_MEANS: "value",  # `- gold`, the short form of inline options: say how an item is written here
     "required": ["value"],
     "additionalProperties": False,
     "properties": {

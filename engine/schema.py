@@ -278,6 +278,8 @@ def _word_hint(path: YamlPath, error: ValidationError) -> str | None:
     key = error.schema.get(WORD_MEANS) if isinstance(error.schema, dict) else None
     if key is None or not isinstance(error.instance, str) or not path:
         return None
+    if isinstance(path[-1], int):  # an item of a list: `- gold`
+        return f"write - {{{key}: {error.instance}}}"
     return f"write {path[-1]}: {{{key}: {error.instance}}}"
 
 

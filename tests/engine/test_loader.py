@@ -349,6 +349,14 @@ def test_too_many_entries_are_told_the_limit_and_the_count(tmp_path: Path) -> No
     assert error.message == "'escalation' takes at most 3 entries; 4 are written"
 
 
+def test_an_option_of_a_list_written_as_a_bare_word_is_told_how_an_item_is_written(tmp_path: Path) -> None:
+    # Inline options take `[phone, email]`; an item of lists/ written so had no hint.
+    lst = MINI["lists/urgency.yaml"].replace("- {value: high, label: {zh-CN: 高, en: High}}", "- high")
+    error = only_error(tmp_path, {"lists/urgency.yaml": lst})
+    assert error.message == "expected a mapping (key: value lines), got the text 'high'"
+    assert error.hint == "write - {value: high}"
+
+
 def test_a_yaml11_boolean_word_in_a_text_option_suggests_quoting(tmp_path: Path) -> None:
     form = MINI["forms/ticket.yaml"].replace("label: Ticket", "label: NO")
     found = problems(tmp_path, {"forms/ticket.yaml": form})
