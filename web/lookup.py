@@ -342,7 +342,9 @@ def routes(web: "Web") -> list[Route]:
                 return await offload.run(lambda: result_page(
                     request, form, fresh, status=409, alert=ui("answer_taken", locale)))
         if errors:
-            shown = await offload.run(read_kept_files, web, form, values)
+            # The step's own files too (its record's photos, listed on the first view): without
+            # them the next send removed the complaint's photo.
+            shown = await offload.run(lambda: read_kept_files(web, form, values, record_id=int(record["id"])))
             return await offload.run(lambda: result_page(
                 request, form, record, status=422, values=shown, errors=errors,
                 alert=ui("fix_errors", locale)))

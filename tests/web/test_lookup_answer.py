@@ -408,3 +408,46 @@ def test_the_customers_step_asks_its_fields_in_the_steps_order(client: TestClien
     # in the form's order the two file pickers came first and the required answer last.
     step = look_up(client, asked_for_information(system), lang="en").split('id="customer-step"')[1]
     assert step.index('id="f-supplement"') < step.index('id="f-photos"') < step.index('id="f-documents"')
+
+
+def test_a_photo_sent_with_the_answer_is_added_to_the_photos_the_complaint_has(client: TestClient, system: System) -> None:
+    # The step lists the complaint's photo ticked ("untick a file to remove it"); left ticked, it
+    # is kept. The customer's first photo, the evidence of the damage, was replaced by the new one.
+    import io
+
+    from tests.forms.test_attachments_kit import png
+
+    service = system.runtime.services["attachments"]
+    first = service.upload(io.BytesIO(png(2, 2)), "door.png", "image/png", actor=None,
+                           limits=service.limits_for("complaint", "photos"))
+    case = Case(system, {**COMPLAINT, "photos": [first["id"]]})
+    system.flows.claim(case.task("accept")["id"], "agent")
+    case.do("accept", "agent", {"urgency": "normal", "info_needed": True, "info_request": "请提供破损照片"})
+    page = look_up(client, case)
+    kept = re.findall(r'<input type="checkbox" name="photos" value="([^"]+)" checked>', page)
+    assert kept == [first["id"]]
+    answer = client.post("/track/answer?lang=zh-CN",
+                         data={"pass": step_pass(page), "supplement": "又拍了一张", "photos": ["", *kept]},
+                         files={"photos": ("box.png", png(4, 3), "image/png")})
+    assert answer.status_code == 200, answer.text[:2000]
+    assert [p["name"] for p in system.forms.get("complaint", case.id)["photos"]] == ["door.png", "box.png"]
+
+
+def test_a_refused_answer_still_lists_the_photos_the_complaint_has(client: TestClient, system: System) -> None:
+    # Sent without the required answer, the step came back without the complaint's own photo:
+    # the next send then removed that photo, the evidence of the damage, from the complaint.
+    import io
+
+    from tests.forms.test_attachments_kit import png
+
+    service = system.runtime.services["attachments"]
+    first = service.upload(io.BytesIO(png(2, 2)), "door.png", "image/png", actor=None,
+                           limits=service.limits_for("complaint", "photos"))
+    case = Case(system, {**COMPLAINT, "photos": [first["id"]]})
+    system.flows.claim(case.task("accept")["id"], "agent")
+    case.do("accept", "agent", {"urgency": "normal", "info_needed": True, "info_request": "请提供破损照片"})
+    page = look_up(client, case)
+    refused = client.post("/track/answer?lang=zh-CN", data={"pass": step_pass(page), "photos": ["", first["id"]]})
+    assert refused.status_code == 422
+    step = refused.text.split('id="customer-step"')[1]
+    assert f'<input type="checkbox" name="photos" value="{first["id"]}" checked>' in step
