@@ -35,7 +35,7 @@ from engine.identity import CUSTOMER_ACTOR
 from engine.registry import Registry, plugin_in_traceback
 from engine.schema import LABEL_SCHEMA, report_errors
 from engine.storage.db import read_transaction
-from engine.storage.tables import outbox
+from engine.storage.tables import incidents, outbox
 from engine.types import Label, label_text
 from engine.yamlsource import Document, load_yaml_file
 from forms.access import load_principal
@@ -456,7 +456,8 @@ class _Run:
         want = sorted({wanted} if isinstance(wanted, str) else set(wanted))
         got = self._open_nodes()
         if got != want:
-            raise StepFailed(f"expected open steps {_list(want)}, found {_list(got)}", ("expect", "at"))
+            raise StepFailed(f"expected open steps {_list(want)}, found {_list(got)}", ("expect", "at"),
+                             hint=self._stopped(form, record_id))
 
     def expect_status(self, form: str, record_id: int, wanted: str) -> None:
         got = self.system.forms.get(form, record_id)["status"]
@@ -503,7 +504,7 @@ class _Run:
             found = [t for t in open_ if t["node"] == node]
             if not found:
                 raise StepFailed(f"no open task at '{node}'; open: {_list(self._open_nodes())}",
-                                 ("expect", "tasks", node))
+                                 ("expect", "tasks", node), hint=self._stopped(form, record_id))
             task = found[0]
             got = {"roles": sorted(task["candidate_roles"] or []), "users": sorted(task["candidate_users"] or []),
                    "level": int(task["escalation_level"] or 0)}
@@ -563,6 +564,18 @@ class _Run:
         form, record_id = self._record()
         return sorted({t["node"] for t in self.system.flows.open_tasks(form, record_id)})
 
+    def _stopped(self, form: str, record_id: int) -> str | None:
+        """Why no step is open when the record's flow stopped with an incident (a condition
+        that failed, a plugin's bug): the reason a step the scenario expects is missing."""
+        instances = self.system.flows.instances(form, record_id)
+        if not instances or instances[-1]["status"] != "incident":
+            return None
+        with read_transaction(self.system.db) as conn:
+            message = conn.execute(sa.select(incidents.c.message)
+                                   .where(incidents.c.ref == f"instance:{instances[-1]['id']}")
+                                   .order_by(incidents.c.id.desc()).limit(1)).scalar()
+        return f"the flow stopped with an incident: {message}" if message else "the flow stopped with an incident"
+
     def _instance(self, form: str, record_id: int) -> Mapping[str, Any]:
         instances = self.system.flows.instances(form, record_id)
         if not instances:
@@ -579,7 +592,8 @@ class _Run:
         form, record_id = self._record()
         found = [t for t in self.system.flows.open_tasks(form, record_id) if t["node"] == node]
         if not found:
-            raise StepFailed(f"no open task at '{node}'; open: {_list(self._open_nodes())}")
+            raise StepFailed(f"no open task at '{node}'; open: {_list(self._open_nodes())}",
+                             hint=self._stopped(form, record_id))
         if by is None:
             return found[0]
         with read_transaction(self.system.db) as conn:

@@ -122,3 +122,42 @@ def test_docket_test_reports_a_plugins_value_error_as_its_bug_not_as_a_refusal(
     assert ("submit.yaml:7:5: error: step 2 (complete spot_check by agent): Docket failed inside (ValueError: "
             "the audit quota table is empty)") in text
     assert "hint: a bug in the plugin docket-failing, not in the scenario or the bundle" in text
+
+
+STOPS_AT_ENTER = """\
+from docket_sample_plugin.audit import RandomAudit
+
+
+class StoppingAudit(RandomAudit):
+    name = "stopping_audit"
+    aliases = ()
+
+    def enter(self, run):
+        raise KeyError("audit_list")
+
+
+def register(registry):
+    registry.node_types.add(StoppingAudit(), source="docket-stopping")
+"""
+EXPECTS_HANDLING = """\
+scenario: A refund is handled
+start: 2026-03-02T09:00:00
+steps:
+  - submit: refund
+    values: {customer: Li, phone: "13812345678", amount: "120.00"}
+  - expect: {at: handle}
+"""
+
+
+def test_docket_test_says_the_flow_stopped_with_an_incident_where_a_step_was_expected(
+        install_plugin: InstallPlugin, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It said only 'expected open steps [handle], found none': the plugin's failure, the reason
+    nothing is open, was nowhere in the output."""
+    bundle = bundle_using(install_plugin, tmp_path, "docket-stopping", STOPS_AT_ENTER, "stopping_audit")
+    (bundle / "scenarios").mkdir()
+    (bundle / "scenarios" / "handle.yaml").write_text(EXPECTS_HANDLING, "utf-8")
+    assert main(["test", str(bundle)]) == 1
+    text = capsys.readouterr().out
+    assert "expected open steps [handle], found none" in text
+    assert ("hint: the flow stopped with an incident: spot_check: node type 'stopping_audit' (plugin "
+            "docket-stopping) failed: KeyError: 'audit_list'") in text
