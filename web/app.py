@@ -142,9 +142,14 @@ class Web:
         accept = (header(request.scope, b"accept-language") or "").lower()
         for part in accept.split(","):
             tag = part.split(";")[0].strip()
-            for loc in meta.locales:
-                if tag and (tag == loc.lower() or tag == loc.lower().split("-")[0]):
-                    return loc
+            if not tag:
+                continue
+            # The locale itself, else one of its language: "en-GB" or "en-US" alone (Safari's
+            # header) reads English, "zh" or "zh-TW" the Chinese the bundle has.
+            exact = [loc for loc in meta.locales if tag == loc.lower()]
+            same = [loc for loc in meta.locales if tag.split("-")[0] == loc.lower().split("-")[0]]
+            if exact or same:
+                return (exact or same)[0]
         return meta.default_locale
 
     def limit(self, request: Request, bucket: str, limit: Limit) -> None:

@@ -56,6 +56,19 @@ def test_without_a_choice_the_browser_language_is_used(client: TestClient) -> No
     assert '<html lang="en">' in english.text
 
 
+def test_a_browser_asking_for_a_regional_english_only_gets_english(system: System) -> None:
+    # Safari and Playwright send "en-GB" or "en-US" alone: an English reader was shown the
+    # sign-in page and the public form in Chinese, the bundle's default.
+    for accepted in ("en-GB", "en-US", "fr-FR,en-AU;q=0.5"):
+        page = app_client(system, **{"accept-language": accepted}).get("/f/complaint")
+        assert '<html lang="en">' in page.text, accepted
+
+
+def test_a_regional_chinese_gets_the_chinese_the_bundle_has(system: System) -> None:
+    page = app_client(system, **{"accept-language": "zh-TW,en;q=0.5"}).get("/f/complaint")
+    assert '<html lang="zh-CN">' in page.text
+
+
 def test_an_unknown_language_in_the_cookie_is_ignored(client: TestClient) -> None:
     client.cookies.set("docket_lang", "fr")
     assert '<html lang="zh-CN">' in client.get("/f/complaint").text
