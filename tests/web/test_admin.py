@@ -390,7 +390,7 @@ def test_the_audit_log_links_a_printed_record_to_its_page(app, system: System) -
 
 def test_the_api_tokens_page_is_one_of_the_administration_tabs(admin: TestClient) -> None:
     overview = admin.get("/admin?lang=zh-CN").text
-    assert '<a href="/admin/tokens?lang=zh-CN">API 令牌</a>' in overview
+    assert '<a href="/admin/tokens?lang=zh-CN" id="admin-tokens">API 令牌</a>' in overview
     tokens = admin.get("/admin/tokens?lang=zh-CN").text
     assert 'id="admin-tokens" aria-current="page">API 令牌</a>' in tokens and 'id="admin-users"' in tokens
 
