@@ -383,7 +383,7 @@ def _guarded_hook(hook: Callable[..., Any], what: str, type_name: str, field: st
 
     def guarded(*args: Any) -> Any:
         try:
-            return hook(*args)
+            result = hook(*args)
         except FieldInvalid:
             raise
         except Exception as exc:  # noqa: BLE001 - a plugin's bug must not cost the record
@@ -393,7 +393,29 @@ def _guarded_hook(hook: Callable[..., Any], what: str, type_name: str, field: st
                           "a bug in that plugin", type_name, source, what, arguments, field, consequence,
                           type(exc).__name__, exc, exc_info=True)
             return fallback(*args)
+        foreign = _not_json(result) if what == "to_json" else None
+        if foreign is not None:  # it would fail the history entry's JSON, so the submission
+            if not reported:
+                reported.append(True)
+                log.error("field type '%s' (from %s) returned %s from to_json(%s) for field %s, which JSON "
+                          "cannot carry, so it is written as text: a bug in that plugin", type_name, source,
+                          type(foreign).__name__, arguments, field)
+            return _plain_json(result)
+        return result
     return guarded
+
+
+def _not_json(value: Any) -> Any:
+    """The first part of `value` that JSON cannot carry, or None when it all can."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return None
+    if isinstance(value, (list, tuple)):
+        return next((found for found in map(_not_json, value) if found is not None), None)
+    if isinstance(value, Mapping):
+        if not all(isinstance(key, str) for key in value):
+            return next(key for key in value if not isinstance(key, str))
+        return next((found for found in map(_not_json, value.values()) if found is not None), None)
+    return value
 
 
 def _plain_json(value: Any) -> Any:

@@ -211,6 +211,22 @@ def test_a_field_type_whose_to_json_raises_does_not_cost_the_submission(
             "a bug in that plugin") in caplog.text
 
 
+def test_a_field_type_whose_to_json_gives_what_json_cannot_carry_does_not_cost_the_submission(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A date in to_json's result failed the history entry's JSON, so every submission."""
+    from datetime import date
+
+    class DatedJson(Badge):
+        def to_json(self, value: Any, spec: Any) -> Any:
+            return None if value is None else {"code": value, "since": date(2026, 1, 1)}
+
+    system = boot_visits(tmp_path, DatedJson())
+    record_id = system.forms.submit("visit", {"badge": "a-1"}, actor=None).record_id
+    assert system.forms.get("visit", record_id)["badge"] == "a-1"
+    assert ("field type 'badge' (from acme-docket) returned date from to_json(value, spec) for field "
+            "visit.badge, which JSON cannot carry, so it is written as text: a bug in that plugin") in caplog.text
+
+
 def test_a_field_type_whose_from_db_raises_still_lets_its_records_be_read(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     class Unreadable(Badge):
