@@ -17,6 +17,7 @@ from engine.lists import Option, OptionList, check_color
 from engine.schema import CONDITION_KEY, LABEL_SCHEMA, NAME_PATTERN
 from engine.types import YamlPath
 from engine.yamlsource import Document
+from forms.fields.base import FieldType
 from forms.messages import FieldInvalid
 from forms.numbering import check_pattern, has_random
 from forms.spec import FieldSpec, FormSpec
@@ -376,6 +377,13 @@ def _check_plugin_column(field_type: Any, spec: FieldSpec, ctx: BuildContext, do
     if problem is not None:
         ctx.error(doc, path + ("type",), f"field type '{field_type.name}' (from {source}) {problem}",
                   code="plugin-column-type", hint=f"a bug in the plugin {source}, not in this file")
+    elif (not field_type.read_only and spec.computed is None
+          and all(getattr(type(field_type), hook) is getattr(FieldType, hook) for hook in ("parse", "parser"))):
+        # Every value typed into the field would be refused as one that could not be checked.
+        ctx.error(doc, path + ("type",), f"field type '{field_type.name}' (from {source}) has no "
+                  "parse(raw, spec): a type people fill in must read what they type (a type the system "
+                  "fills in sets read_only = True)",
+                  code="plugin-parse", hint=f"a bug in the plugin {source}, not in this file")
 
 
 def _check_public_requirements(fields: Mapping[str, FieldSpec], doc: Document, ctx: BuildContext) -> None:

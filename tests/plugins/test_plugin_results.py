@@ -154,6 +154,17 @@ def test_a_field_type_whose_column_type_is_not_a_sqlalchemy_type_is_reported_by_
             "column type must be a SQLAlchemy type, a type class or a factory, got 'varchar(20)'") in errors[0]
 
 
+def test_a_stored_field_type_without_parse_is_reported_by_validate_at_the_field(tmp_path: Path) -> None:
+    """Without parse every value typed into the field was refused as 'could not be checked'."""
+    class NoParse(Badge):
+        parse = FieldType.parse
+
+    _, errors = load(tmp_path, NoParse())
+    assert errors[0].startswith("visit.yaml:4:17: error: field type 'badge' (from acme-docket) has "
+                                "no parse(raw, spec)")
+    assert "hint: a bug in the plugin acme-docket, not in this file" in errors[0]
+
+
 def test_a_field_type_that_stores_nothing_needs_no_column_type(tmp_path: Path) -> None:
     class Heading(Badge):
         stores_value = False
