@@ -466,3 +466,21 @@ def test_a_manager_follows_the_inbox_to_the_teams_overdue_records(browser: Any, 
     assert page.locator("#list-sla").input_value() == "overdue"
     assert page.locator("table.records td.c-no").all_inner_texts() == [late]
     page.screenshot(path="/tmp/overdue-list.png", full_page=True)
+
+
+def test_the_first_key_press_offers_to_skip_the_menu_to_the_page(browser: Any, postal: LiveServer) -> None:
+    # A keyboard user went through the brand, six menu links, two languages and Sign out on
+    # every page before reaching the inbox.
+    give_password(postal, "agent")
+    page = browser.new_page(viewport=DESKTOP)
+    sign_in(page, postal, "agent", lang="zh-CN")
+    page.goto(f"{postal.url}/inbox?lang=zh-CN")
+    page.keyboard.press("Tab")
+    skip = page.evaluate("[document.activeElement.textContent, document.activeElement.getAttribute('href')]")
+    assert skip == ["跳到正文", "#main"]
+    box = page.locator("a.skip").bounding_box()
+    assert box is not None and box["y"] >= 0 and box["x"] >= 0  # seen once it has the cursor
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.closest('main') !== null")
+    page.close()
