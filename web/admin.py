@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -24,7 +24,8 @@ from starlette.routing import Route
 
 from engine.errors import format_diagnostic
 from engine.storage.db import read_transaction, transaction
-from engine.storage.tables import audit_log, user_roles, users
+from engine.errors import ConflictError
+from engine.storage.tables import audit_log, flow_instances, tasks, user_roles, users
 from engine.types import label_text
 from engine.vitals import Vitals, read_vitals
 from web.auth import audit, end_sessions_of, hash_password, password_problems, require_admin
@@ -32,7 +33,10 @@ from web.offload import offload
 from web.ratelimit import client_address
 from flows.version_move import on_earlier_versions
 from web.reload import check_scenarios, has_errors, reload_definitions
-from web.staff import duration_text
+from forms.access import _json_has
+from web.flow_diagram import node_text
+from web.i18n import ui
+from web.staff import duration_text, people_with
 
 if TYPE_CHECKING:
     from web.app import Web
@@ -190,14 +194,52 @@ def routes(web: "Web") -> list[Route]:
 
     def user_page(request: Request, user: dict[str, Any], *, errors: dict[str, str] | None = None,
                   status: int = 200) -> Response:
+        locale = lang(request)
+        with read_transaction(web.system.db) as conn:
+            work = [{**task, "label": label} for task, label in _labelled(conn, web, waiting_for(conn, user), locale)]
+            others = [(u, name) for u, name in people_with(conn) if u != user["username"]]
+        handed = request.query_params.get("handed", "")
         return page(request, "admin_user.html", section="users", user=user, errors=errors or {}, status=status,
-                    saved=request.query_params.get("saved"))
+                    saved=request.query_params.get("saved"), work=work, others=others,
+                    handed=int(handed) if handed.isdigit() else None,
+                    handed_to=request.query_params.get("to", ""))
 
     async def show_user(request: Request) -> Response:
         require_admin(request)
         with read_transaction(web.system.db) as conn:
             user = load_user(conn, request.path_params["username"])
         return user_page(request, user)
+
+    async def hand_over(request: Request) -> Response:
+        """Give every task that waits for this user alone to another (someone on leave, or gone):
+        each is reassigned as a supervisor would, with the history saying by whom and why."""
+        admin = require_admin(request)
+        posted = await request.form(max_files=0, max_fields=20)
+        username = request.path_params["username"]
+        to = str(posted.get("to", "")).strip()
+        with read_transaction(web.system.db) as conn:
+            user = load_user(conn, username)
+            wanted = [u for u, _name in people_with(conn, named=[to])] if to and to != username else []
+            task_ids = [int(t["id"]) for t in waiting_for(conn, user)]
+        if not wanted:
+            return user_page(request, user, errors={"to": ui("handover_pick", lang(request))}, status=422)
+
+        def hand() -> int:
+            moved = 0
+            for task_id in task_ids:
+                try:  # one command per task: one finished meanwhile is left as it is
+                    web.system.flows.reassign(task_id, to, by=admin.username,
+                                              comment=ui("handover_comment", meta().default_locale).format(name=username))
+                except ConflictError:
+                    continue
+                moved += 1
+            with transaction(web.system.db) as conn:
+                audit(conn, admin, "user.work_handed_over", username, {"to": to, "tasks": moved},
+                      at=web.system.runtime.clock.now(), ip=address(request))
+            return moved
+
+        moved = await offload.run(hand)
+        return back(request, f"/admin/users/{username}", handed=str(moved), to=to)
 
     async def update_user(request: Request) -> Response:
         admin = require_admin(request)
@@ -385,6 +427,7 @@ def routes(web: "Web") -> list[Route]:
         Route("/admin/users/{username}", update_user, methods=["POST"]),
         Route("/admin/users/{username}/password", set_user_password, methods=["POST"]),
         Route("/admin/users/{username}/active", set_active, methods=["POST"]),
+        Route("/admin/users/{username}/handover", hand_over, methods=["POST"]),
         Route("/admin/roles", roles_page, methods=["GET"]),
         Route("/admin/departments", departments_page, methods=["GET"]),
         Route("/admin/reload", reload_page, methods=["GET"]),
@@ -432,3 +475,37 @@ def _day(raw: str | None, zone: ZoneInfo) -> datetime | None:
 
 
 __all__ = ["routes"]
+
+
+def waiting_for(conn: Connection, user: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The open tasks that wait for this user alone: held by them, or offered to them by name and
+    to no role or department (nobody else may claim those). A user deactivated while holding
+    them would leave those complaints stuck, unseen in everyone else's inbox."""
+    rows = conn.execute(
+        select(tasks.c.id, tasks.c.form, tasks.c.record_id, tasks.c.node, tasks.c.status,
+               tasks.c.candidate_users, tasks.c.candidate_roles, tasks.c.candidate_department,
+               flow_instances.c.flow)
+        .join(flow_instances, flow_instances.c.id == tasks.c.instance_id)
+        .where(tasks.c.status.in_(("open", "claimed")),
+               or_(tasks.c.assignee_user == user["id"],
+                   and_(tasks.c.status == "open", _json_has(tasks.c.candidate_users, user["username"]))))
+        .order_by(tasks.c.id)).mappings().all()
+    return [dict(r) for r in rows
+            if r["status"] == "claimed" or (list(r["candidate_users"] or []) == [user["username"]]
+                                            and not r["candidate_roles"] and not r["candidate_department"])]
+
+
+def _labelled(conn: Connection, web: "Web", work: list[dict[str, Any]],
+              locale: str) -> list[tuple[dict[str, Any], str]]:
+    """Each task with the words of its record and step: 'TS2026... · 华南物流 · Accept'."""
+    forms = web.system.forms
+    words: dict[str, dict[int, str]] = {}
+    for form in {t["form"] for t in work if t["form"] in forms.forms}:
+        words[form] = forms.identify(conn, form, [t["record_id"] for t in work if t["form"] == form], locale)
+    out = []
+    for task in work:
+        flow = web.system.flows.flows.get(task["flow"])
+        node = flow.nodes.get(task["node"]) if flow is not None else None
+        record = words.get(task["form"], {}).get(task["record_id"], f"#{task['record_id']}")
+        out.append((task, f"{record} · {node_text(node, locale) if node is not None else task['node']}"))
+    return out
