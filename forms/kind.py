@@ -20,6 +20,7 @@ from engine.yamlsource import Document
 from forms.fields.base import FieldType
 from forms.messages import FieldInvalid
 from forms.numbering import check_pattern, has_random
+from forms.plugin_guard import guarded_type
 from forms.spec import FieldSpec, FormSpec
 
 EXPRESSION = {"type": ["string", "boolean"], "description": "an expression over the form's fields"}
@@ -319,7 +320,13 @@ class FormKind:
             if key in raw:
                 ctx.error(doc, path + (key,), f"'{key}' is not available in a sub-table column",
                           code="invalid-column", at_key=True)
-        return self.build_field(doc, path, name, raw, ctx, None)
+        built = self.build_field(doc, path, name, raw, ctx, None)
+        source = ctx.registry.field_types.source(field_type.name)
+        if built is None or source == BUILT_IN:
+            return built
+        # Its cells call the type's hooks directly: a plugin's bug refuses a cell, not the record.
+        where = f"{doc.data.get('form') if isinstance(doc.data, dict) else '?'}.{path[1]}[].{name}"
+        return guarded_type(built[0], where, source, column=True), built[1]
 
     def _choices(self, doc: Document, path: tuple[Any, ...], raw: dict[str, Any],
                  ctx: BuildContext) -> OptionList | None:

@@ -303,6 +303,33 @@ def test_a_field_type_whose_coerce_raises_leaves_the_computed_field_empty(tmp_pa
     assert system.forms.get("visit", record_id)["code"] is None
 
 
+def test_a_plugin_column_of_a_sub_table_that_raises_refuses_its_cell_not_the_submission(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Sub-table cells called the column type's parse unguarded: a plugin's bug there was a
+    server error for the whole submission."""
+    class Fragile(Badge):
+        def parse(self, raw: Any, spec: Any) -> Any:
+            raise KeyError("badge_registry")
+
+    registry = build_registry(plugins=False)
+    registry.field_types.add(Fragile(), source=SOURCE)
+    root = visit_bundle(tmp_path)
+    (root / "forms" / "visit.yaml").write_text(
+        FORM + "  rows:\n    type: subtable\n    label: Rows\n    columns:\n      code: {type: badge, label: Code}\n",
+        "utf-8")
+    from datetime import datetime, timezone
+
+    from web.system import boot_scratch
+
+    system = boot_scratch(root, tmp_path / "docket.db", datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc),
+                          registry=registry)
+    with pytest.raises(ValidationFailed) as info:
+        system.forms.submit("visit", {"rows": [{"code": "a-1"}]}, actor=None)
+    assert "This value could not be checked" in str(info.value.errors)
+    assert ("field type 'badge' (from acme-docket) failed in parse(raw, spec) for field visit.rows[].code"
+            in caplog.text)
+
+
 def test_a_failing_field_type_hook_is_logged_once_not_on_every_value(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     class NoJson(Badge):
