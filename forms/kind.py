@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import keyword
 from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, Mapping
 
 from engine.expr import Names
+from engine.expr.checker import LITERAL_NAMES
 from engine.expr.context import VALUE_KINDS, Options, label_hint
 from engine.errors import did_you_mean
 from engine.kinds import CRASHED, BuildContext, Dispatch
@@ -172,6 +174,12 @@ class FormKind:
             if name in FORM_NAMES:
                 ctx.error(doc, path, f"'{name}' is a reserved name; choose another field name",
                           code="reserved-name", at_key=True)
+                continue
+            if keyword.iskeyword(name) or name in LITERAL_NAMES:
+                # `from: {type: text}` loaded, and every expression naming it was a syntax error.
+                ctx.error(doc, path, f"'{name}' is a word of the expression language, so no condition "
+                          "could name this field; choose another field name", code="reserved-name",
+                          at_key=True)
                 continue
             if name not in resolved:  # an unknown type, reported by the schema check
                 unknown_types = True

@@ -312,3 +312,12 @@ def test_a_whole_number_field_asks_a_phone_for_the_digit_keypad(tmp_path: Path) 
     system = boot(root, db_url=f"sqlite:///{tmp_path / 'docket.db'}")
     widgets = {w.name: w for section in form_view(system.forms.form("ticket"), "en") for w in section.widgets}
     assert (widgets["boxes"].attrs["inputmode"], widgets["amount"].attrs["inputmode"]) == ("numeric", "decimal")
+
+
+@pytest.mark.parametrize("name", ["from", "if", "true", "null"])
+def test_a_field_named_like_a_word_of_the_expression_language_is_refused(tmp_path: Path, name: str) -> None:
+    # `from: {type: text}` (a shipment's origin) loaded, and every condition naming it was a
+    # bare "syntax error"; `true` and `null` read as the constants, never the field.
+    found = bad_form(tmp_path, f"  {name}:\n    type: text\n")
+    assert found == [("forms/bad.yaml", 3, 3, f"'{name}' is a word of the expression language, so no "
+                      "condition could name this field; choose another field name")]
