@@ -125,6 +125,24 @@ def test_the_keyboard_opens_the_records_behind_a_bar(browser: Any, kit_server: L
     assert "p.region=east" in page.url and page.get_attribute("#drill-count", "data-total") == "3"
 
 
+def test_a_chinese_dashboards_charts_are_named_in_chinese_for_a_screen_reader(browser: Any,
+                                                                           kit_server: LiveServer) -> None:
+    # Vega described each chart in English ("X-axis titled '区域' for a discrete scale with 4
+    # values", "Vega visualization") on a Chinese page: the widget's title names it, and its
+    # points are read from the list of links after it.
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, kit_server, "bea", lang="zh-CN")
+    page.goto(f"{kit_server.url}/dashboards/board?lang=zh-CN")
+    page.wait_for_selector("#widget-by_region .widget-body[data-ready] svg", timeout=20000)
+    svg = page.locator("#widget-by_region svg").first
+    title = page.inner_text("#widget-by_region h2")
+    assert svg.get_attribute("aria-label") == title
+    described = page.evaluate("""() => Array.from(document.querySelectorAll('#widget-by_region svg, #widget-by_region svg *'))
+        .flatMap(e => ['aria-label', 'aria-roledescription'].map(a => e.getAttribute(a)).filter(Boolean))""")
+    assert described == [title]
+    page.close()
+
+
 def test_on_a_phone_the_records_behind_a_bar_are_cards_with_nothing_off_screen(browser: Any,
                                                                                kit_server: LiveServer) -> None:
     page = browser.new_page(viewport={"width": 390, "height": 844})

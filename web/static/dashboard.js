@@ -179,11 +179,17 @@
       spec.config.legend = Object.assign({}, spec.config.legend, { orient: "bottom", columns: 1 });
     }
     delete spec.title; // the widget's heading shows it
+    // Vega describes a chart in English ("X-axis titled … for a discrete scale"), whatever the
+    // page's language: the chart is named by its widget's title instead, and its points are
+    // read from the links after it (drillKeys).
+    spec.config = spec.config || {};
+    spec.config.aria = false;
     var options = {
       mode: payload.mode, renderer: "svg", actions: false, defaultStyle: false, tooltip: { disableDefaultStyle: true },
       ast: true, expr: window.vegaInterpreter.expressionInterpreter
     };
     window.vegaEmbed(holder, spec, options).then(function (result) {
+      nameChart(holder, body);
       drillKeys(body, payload);
       body.dataset.ready = "yes";
       result.view.addEventListener("click", function (event, item) {
@@ -191,6 +197,19 @@
         if (datum && datum._p !== undefined && datum._p !== null) { drill(payload.widget, payload, datum._p); }
       });
     }).catch(function () { failed(body); });  // a specification vega cannot draw (a chart plugin's bug)
+  }
+
+  // The chart is one picture named by its widget's title, in the page's language.
+  function nameChart(holder, body) {
+    var svg = holder.querySelector("svg");
+    var heading = body.closest(".widget") && body.closest(".widget").querySelector("h2");
+    if (!svg) { return; }
+    Array.prototype.forEach.call(svg.querySelectorAll("[aria-label], [aria-roledescription]"), function (e) {
+      e.removeAttribute("aria-label"); e.removeAttribute("aria-roledescription");
+    });
+    svg.removeAttribute("aria-roledescription");
+    svg.setAttribute("role", "img");
+    if (heading) { svg.setAttribute("aria-label", heading.textContent); }
   }
 
   function failed(body) {
