@@ -183,3 +183,16 @@ def test_a_print_in_another_language_leaves_the_readers_page_language_alone(clie
     response = get(client, f"/records/complaint/{letter_record}/print/reply_letter.pdf?lang=en")
     assert response.status_code == 200
     assert "docket_lang" not in response.headers.get("set-cookie", "")
+
+
+def test_the_print_links_follow_the_colon_without_a_space_in_chinese(tmp_path):
+    # "打印： 投诉答复函": a space after the full-width colon, which carries its own.
+    system = postal_with_agent(tmp_path, new_clock())
+    record_id = system.forms.submit("complaint", {
+        "customer_name": "华中物流", "contact_name": "刘女士", "contact_phone": "027-88886666",
+        "occurred_at": "2026-11-19T09:00:00+08:00", "category": "delivery_late", "description": "延误三天"},
+        actor="accounts").record_id
+    agent = app_client(system)
+    sign_in(agent, "agent")
+    assert 'id="record-prints">打印：<a ' in agent.get(f"/records/complaint/{record_id}?lang=zh-CN").text
+    assert 'id="record-prints">Print: <a ' in agent.get(f"/records/complaint/{record_id}?lang=en").text
