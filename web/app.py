@@ -29,7 +29,7 @@ from engine.bundle import Bundle
 from engine.errors import ConflictError, IdempotencyKeyReused, NotFoundError, ValidationFailed
 from engine.registry import plugin_in_traceback
 from web import lookup, public, uploads
-from web import admin, auth
+from web import account, admin, auth
 from web import api, openapi, tokens, webhooks
 from web import definitions_pages, inbox, records_pages
 from web import dashboards, metrics, printing
@@ -279,6 +279,7 @@ def create_app(system: System, *, secret: str | None = None,
         *definitions_pages.routes(web),
         *printing.routes(web),
         *metrics.routes(web),
+        *account.routes(web),
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]
     app = Starlette(
