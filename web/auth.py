@@ -165,8 +165,7 @@ def audit(conn: Connection, actor: str | Principal | None, action: str, target: 
           ip: str | None = None) -> None:
     """Record one audit event (dk_audit_log) in the caller's transaction.
 
-    Actions in use: signin, signin.failed, signout, user.created, user.updated,
-    user.deactivated, user.activated, user.password, definitions.reload, export. Pass `at` from
+    Actions in use: docs/decisions/0007-sign-in-sessions-csrf.md lists them. Pass `at` from
     the runtime clock where one is at hand.
     """
     name = actor.username if isinstance(actor, Principal) else actor
