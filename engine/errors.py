@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Iterable, Iterator, Literal
 
 from engine.types import Span, YamlPath
@@ -233,6 +234,27 @@ def separator_hint(text: str) -> str | None:
     if not isinstance(text, str) or not _SEPARATED_NUMBER.fullmatch(text.strip()):
         return None
     return f"write {text.strip().replace(',', '')} without the thousands separator"
+
+
+_CHINESE_MULTIPLES = {"万": 10_000, "千": 1_000, "百": 100, "亿": 100_000_000}
+_CURRENCY_MARKS = r"(?:元|块钱|块|人民币|RMB|CNY|rmb|yuan)"
+
+
+def amount_hint(text: str) -> str | None:
+    """The fix for an amount written as people say it (`2万`, `20000元`, `¥20000`), which
+    expressions and decision cells read as no number: the number alone."""
+    if not isinstance(text, str):
+        return None
+    found = re.search(r"(\d+(?:\.\d+)?)\s*([万千百亿])", text)
+    if found:
+        full = (Decimal(found[1]) * _CHINESE_MULTIPLES[found[2]]).normalize()
+        return f"write the number in full, {full:f}, not {found[0]}: only digits are read"
+    found = re.search(r"(\d+(?:\.\d+)?)\s*" + _CURRENCY_MARKS, text) or re.search(
+        r"[¥￥$]\s*(\d+(?:\.\d+)?)", text)
+    if found:
+        return (f"write the amount as a bare number, {found[1]}, not {found[0]}: the field holds the "
+                "amount, without its currency")
+    return None
 
 
 _IRREGULAR_PLURALS = {"status": "statuses", "index": "indexes", "child": "children", "person": "people",

@@ -33,7 +33,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
-from engine.errors import did_you_mean, separator_hint
+from engine.errors import amount_hint, did_you_mean, separator_hint
 from engine.expr.context import Options, label_hint
 from engine.kinds import BuildContext
 from engine.schema import LABEL_SCHEMA, NAME_PATTERN
@@ -133,7 +133,7 @@ def parse_cell(raw: Any) -> Cell:
             return Cell("ne", frozenset({literal}))
         number = _number(literal)
         if number is None:
-            fix = separator_hint(operand)
+            fix = separator_hint(operand) or amount_hint(operand)
             raise ValueError(f"'{op}' compares numbers; '{operand}' is not a number" + (f": {fix}" if fix else ""))
         interval = {"<": Interval(-INF, number, False, False), "<=": Interval(-INF, number, False, True),
                     ">": Interval(number, INF, False, False), ">=": Interval(number, INF, True, False)}[op]

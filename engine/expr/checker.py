@@ -12,11 +12,10 @@ import ast
 import re
 import warnings
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from engine.durations import as_value
-from engine.errors import Diagnostic, did_you_mean, invisible_hint, wide_punctuation_hint
+from engine.errors import Diagnostic, amount_hint, did_you_mean, invisible_hint, wide_punctuation_hint
 from engine.expr import safe_ops
 from engine.expr.context import VALUE_KINDS, EvalFailure, Scope, arity_text, group_hint, label_hint, option_hint
 from engine.expr.functions import TEXT_READERS  # the calls' own reading of their text
@@ -130,30 +129,13 @@ def _syntax_hint(text: str, message: str = "") -> str:
         return "to compare, write == (a single = would set a value): e.g. category == 'refund'"
     if "&&" in text or "||" in text:
         return "write `and` and `or` (not && and ||): e.g. amount > 1000 and category == 'refund'"
-    amount = _amount_hint(text)
+    amount = amount_hint(text)
     if amount:
         return amount
     for pattern, hint in _HABITS:
         if re.search(pattern, text):
             return hint
     return "expressions use Python syntax, e.g. amount > 1000 and category == 'refund'"
-
-
-_CHINESE_MULTIPLES = {"万": 10_000, "千": 1_000, "百": 100, "亿": 100_000_000}
-_CURRENCY_MARKS = r"(?:元|块钱|块|人民币|RMB|CNY|rmb|yuan)"
-
-
-def _amount_hint(text: str) -> str | None:
-    """An amount written as people say it (`2万`, `20000元`, `¥20000`): the number alone."""
-    found = re.search(r"(\d+(?:\.\d+)?)\s*([万千百亿])", text)
-    if found:
-        full = (Decimal(found[1]) * _CHINESE_MULTIPLES[found[2]]).normalize()
-        return f"write the number in full, {full:f}, not {found[0]}: an expression reads digits only"
-    found = re.search(r"(\d+(?:\.\d+)?)\s*" + _CURRENCY_MARKS, text) or re.search(
-        r"[¥￥$]\s*(\d+(?:\.\d+)?)", text)
-    if found:
-        return f"write the amount as a bare number, {found[1]}, not {found[0]}: the field holds the amount, without its currency"
-    return None
 
 
 _HABITS = (

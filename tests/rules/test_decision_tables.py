@@ -146,6 +146,13 @@ def test_a_threshold_written_with_a_thousands_separator_is_told_the_number_meant
          "'>' compares numbers; '5,000' is not a number: write 5000 without the thousands separator")]
 
 
+def test_a_threshold_written_as_people_say_it_is_told_the_number_meant(tmp_path: Path) -> None:
+    text = LEVEL.replace("{POLICY}", "first").replace('amount: "> 5000"', 'amount: "> 5千"')
+    assert errors(tmp_path, {"decisions/ticket_level.yaml": text}) == [
+        ("decisions/ticket_level.yaml", 10, 31,
+         "'>' compares numbers; '5千' is not a number: write the number in full, 5000, not 5千: only digits are read")]
+
+
 def test_literal_cells_must_be_options_of_the_field(tmp_path: Path) -> None:
     text = """\
         decision_table: bad
