@@ -51,7 +51,8 @@ def routes(web: "Web") -> list[Route]:
         response = web.page(request, "account.html", status=status, errors=errors or {},
                             roles=roles, email=row.email if row else None, phone=row.phone if row else None,
                             department=label_text(department.label, locale, department.code) if department else "",
-                            saved=request.query_params.get("saved") == "1")
+                            saved=request.query_params.get("saved") == "1",
+                            temporary=bool(getattr(request.state, "password_temporary", False)))
         response.headers["cache-control"] = "no-store"
         return response
 
@@ -96,7 +97,7 @@ def routes(web: "Web") -> list[Route]:
                 if errors:
                     return True
                 conn.execute(update(users).where(users.c.id == principal.user_id)
-                             .values(password_hash=hash_password(new)))
+                             .values(password_hash=hash_password(new), password_temporary=False))
                 others = delete(sessions).where(sessions.c.user_id == principal.user_id)
                 if token:
                     others = others.where(sessions.c.id != _digest(token))

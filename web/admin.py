@@ -169,7 +169,8 @@ def routes(web: "Web") -> list[Route]:
                     username=values["username"], display_name=values["display_name"] or None,
                     email=values["email"] or None, phone=values["phone"] or None,
                     department=values["department"] or None, created_at=now,
-                    password_hash=hash_password(password) if password else None)).inserted_primary_key[0]
+                    password_hash=hash_password(password) if password else None,
+                    password_temporary=bool(password))).inserted_primary_key[0]
                 for role in values["roles"]:
                     conn.execute(insert(user_roles).values(user_id=user_id, role=role))
                 audit(conn, admin, "user.created", values["username"],
@@ -288,7 +289,9 @@ def routes(web: "Web") -> list[Route]:
             hashed = hash_password(password)
             with transaction(web.system.db) as conn:
                 user = load_user(conn, username)
-                conn.execute(update(users).where(users.c.id == user["id"]).values(password_hash=hashed))
+                # The administrator knows it: the user chooses their own at the next sign-in.
+                conn.execute(update(users).where(users.c.id == user["id"])
+                             .values(password_hash=hashed, password_temporary=True))
                 ended = end_sessions_of(conn, int(user["id"]))
                 audit(conn, admin, "user.password", username, {"sessions_ended": ended}, at=now, ip=address(request))
 

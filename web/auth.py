@@ -137,7 +137,8 @@ def set_password(conn: Connection, username: str, password: str) -> None:
     user_id = conn.execute(select(users.c.id).where(users.c.username == username)).scalar()
     if user_id is None:
         raise LookupError(f"no user '{username}'")
-    conn.execute(update(users).where(users.c.id == user_id).values(password_hash=hash_password(password)))
+    conn.execute(update(users).where(users.c.id == user_id)
+                 .values(password_hash=hash_password(password), password_temporary=False))
     conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
 
 
@@ -232,6 +233,8 @@ def issue_session(web: "Web", username: str) -> str:
 class _Resolved:
     principal: Principal | None
     valid: bool
+    temporary: bool = False
+    """The user's password was set by an administrator: they must choose their own first."""
 
 
 def _resolve(web: "Web", token: str) -> _Resolved:
@@ -242,7 +245,7 @@ def _resolve(web: "Web", token: str) -> _Resolved:
     key = _digest(token)
     with read_transaction(runtime.db) as conn:
         row = conn.execute(select(sessions.c.user_id, sessions.c.last_seen_at, sessions.c.expires_at,
-                                  users.c.username)
+                                  users.c.username, users.c.password_temporary)
                            .join(users, users.c.id == sessions.c.user_id)
                            .where(sessions.c.id == key)).first()
         if row is None:
@@ -256,7 +259,7 @@ def _resolve(web: "Web", token: str) -> _Resolved:
     if now - row.last_seen_at >= TOUCH_EVERY:
         with transaction(runtime.db) as conn:
             conn.execute(update(sessions).where(sessions.c.id == key).values(last_seen_at=now))
-    return _Resolved(principal, True)
+    return _Resolved(principal, True, bool(row.password_temporary))
 
 
 # -- demo users ------------------------------------------------------------------------------
@@ -620,7 +623,11 @@ class AuthMiddleware:
                 state["session_token"] = cookie
                 if state.get("principal") is None:
                     state["principal"] = resolved.principal
+                    state["password_temporary"] = resolved.temporary
         state.setdefault("principal", None)
+        if state.get("password_temporary") and scope["path"] not in WHILE_TEMPORARY:
+            await _choose_password_first(scope, send, self.web)
+            return
 
         if csrf_applies(scope["method"], scope["path"], cookie_session=bool(state["session_token"]), bearer=bearer):
             request = Request(scope)
@@ -883,6 +890,22 @@ async def _answer(response: Response, scope: Scope, send: Send) -> None:
         return {"type": "http.disconnect"}
 
     await response(scope, no_body, send)
+
+
+WHILE_TEMPORARY = frozenset({"/account", "/account/password", "/signout", "/signin", "/healthz",
+                             "/favicon.ico"})
+"""What a user whose password an administrator set may open before choosing their own."""
+
+
+async def _choose_password_first(scope: Scope, send: Send, web: "Web") -> None:
+    """A page asked for with a temporary password leads to /account; anything else is refused,
+    saying why (an administrator knows that password: nothing is done with it but change it)."""
+    request = Request(scope)
+    locale = web.locale_of(request)
+    if scope["method"] in ("GET", "HEAD") and not scope["path"].startswith("/api/"):
+        await _answer(RedirectResponse(f"/account?lang={locale}", status_code=303), scope, send)
+        return
+    await _plain(scope, send, 403, ui("account_temporary_refused", locale))
 
 
 async def _plain(scope: Scope, send: Send, status: int, message: str) -> None:

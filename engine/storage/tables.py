@@ -70,6 +70,8 @@ users = Table(
     Column("is_active", Boolean, nullable=False, server_default=sa.true()),
     Column("locale", String(20)),
     Column("created_at", UTCDateTime, nullable=False),
+    # Set by an administrator (revision 0011): the user chooses their own at the next sign-in.
+    Column("password_temporary", Boolean, nullable=False, server_default=sa.false()),
 )
 
 roles = Table(

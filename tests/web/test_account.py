@@ -89,3 +89,42 @@ def test_guessing_the_current_password_is_throttled_like_signing_in(agent: TestC
 def test_the_account_page_needs_a_signed_in_user(system: System) -> None:
     answer = app_client(system).get("/account", follow_redirects=False)
     assert answer.status_code in (302, 303, 401)
+
+
+def reset_by_admin(system: System, username: str = "agent", password: str = "handed over 2026-12") -> str:
+    from tests.web.staff_kit import client_for, post
+
+    answer = post(client_for(system, "admin"), f"/admin/users/{username}/password", {"password": password},
+                  page=f"/admin/users/{username}")
+    assert answer.status_code == 303
+    return password
+
+
+def test_a_password_an_administrator_set_leads_every_page_to_choosing_ones_own(system: System) -> None:
+    given = reset_by_admin(system)
+    client = app_client(system)
+    assert sign_in(client, "agent", given).status_code == 303
+    inbox = client.get("/inbox?lang=en", follow_redirects=False)
+    assert inbox.status_code == 303 and inbox.headers["location"] == "/account?lang=en"
+    assert 'id="choose-password"' in client.get("/account?lang=en").text
+
+
+def test_with_a_temporary_password_nothing_but_changing_it_is_accepted(system: System) -> None:
+    given = reset_by_admin(system)
+    client = app_client(system)
+    sign_in(client, "agent", given)
+    csrf = csrf_of(client.get("/account").text)
+    answer = client.post("/records/complaint/1/comment?lang=en", data={"text": "x", "csrf_token": csrf})
+    assert answer.status_code == 403 and "choose your own on My account (/account) first" in answer.text
+
+
+def test_choosing_ones_own_password_opens_the_pages_again(system: System) -> None:
+    given = reset_by_admin(system)
+    client = app_client(system)
+    sign_in(client, "agent", given)
+    assert change(client, given).status_code == 303
+    assert client.get("/inbox", follow_redirects=False).status_code == 200
+
+
+def test_a_password_set_from_the_command_line_is_the_users_own(system: System, agent: TestClient) -> None:
+    assert agent.get("/inbox", follow_redirects=False).status_code == 200  # postal_with_agent: auth.set_password

@@ -1,0 +1,34 @@
+"""A password an administrator set is temporary: its user chooses their own at the next sign-in.
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-12-07
+
+`dk_users.password_temporary` is true from an administrator's `/admin/users` (a new user's first
+password, or a reset) until the user changes it on `/account`; while it is, every page of theirs
+leads to `/account` (ADR 0007). Passwords stored before this revision are the users' own or an
+operator's (`docket users set-password`): false.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Union
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0011"
+down_revision: Union[str, Sequence[str], None] = "0010"
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("dk_users") as batch:
+        batch.add_column(sa.Column("password_temporary", sa.Boolean(), nullable=False,
+                                   server_default=sa.false()))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("dk_users") as batch:
+        batch.drop_column("password_temporary")
