@@ -449,6 +449,11 @@ def _translate(error: ValidationError) -> list[tuple[YamlPath, bool, str, str | 
     if keyword in ("anyOf", "oneOf") and error.context:
         if error.schema is LABEL_SCHEMA or error.schema.get("description") == LABEL_SCHEMA["description"]:
             return [_label_problem(path, instance)]
+        # The problem inside the form the value was written in: `due: [{when: x}]` is a list of
+        # the wrong items, not "expected text".
+        inside = [e for e in error.context if not (e.validator == "type" and not e.relative_path)]
+        if inside and len(inside) < len(error.context):
+            return [problem for e in _fewest_branches(inside) for problem in _translate(e)]
         return _translate(best_match(error.context))
     if keyword in ("minItems", "minProperties") and error.validator_value == 1:
         return [(path, False, "must not be empty", None)]
@@ -463,6 +468,13 @@ def _translate(error: ValidationError) -> list[tuple[YamlPath, bool, str, str | 
     if keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         return [(path, False, f"{_describe(instance)} is out of range ({keyword} {error.validator_value})", None)]
     return [(path, False, error.message, None)]
+
+
+def _fewest_branches(errors: list[ValidationError]) -> list[ValidationError]:
+    """The errors of the one branch of an anyOf the value was written for (the first, when
+    several kinds of value were)"""
+    first = errors[0].relative_schema_path[0] if errors[0].relative_schema_path else None
+    return [e for e in errors if (e.relative_schema_path[0] if e.relative_schema_path else None) == first]
 
 
 def _name_hint(name: Any) -> str:

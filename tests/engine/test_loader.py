@@ -357,6 +357,16 @@ def test_an_option_of_a_list_written_as_a_bare_word_is_told_how_an_item_is_writt
     assert error.hint == "write - {value: high}"
 
 
+def test_a_value_that_may_take_two_forms_is_told_the_problem_in_the_form_written(tmp_path: Path) -> None:
+    # `due:` takes a duration or a list of {when, after}: a list missing `after` was told
+    # "expected text, got a list".
+    flow = MINI["flows/ticket_flow.yaml"].replace(
+        "fields: [urgency]", "fields: [urgency]\n            due: [{when: urgency == \"high\"}]")
+    error = only_error(tmp_path, {"flows/ticket_flow.yaml": flow})
+    assert error.message == "missing required key 'after'"
+    assert error.yaml_path == ("nodes", "handle", "due", 0)
+
+
 def test_a_yaml11_boolean_word_in_a_text_option_suggests_quoting(tmp_path: Path) -> None:
     form = MINI["forms/ticket.yaml"].replace("label: Ticket", "label: NO")
     found = problems(tmp_path, {"forms/ticket.yaml": form})
