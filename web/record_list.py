@@ -22,7 +22,8 @@ from engine.identity import Principal
 from engine.storage.db import read_transaction
 from engine.storage.tables import sla_clocks, users
 from forms.access import record_scope
-from web.staff import field_text, hidden_fields, local_time, names_for, sla_states, status_labeller, worst_sla
+from web.staff import (field_text, hidden_fields, local_time, names_for, reference_words, sla_states,
+                       status_labeller, worst_sla)
 
 if TYPE_CHECKING:
     from web.app import Web
@@ -202,6 +203,8 @@ def list_page(web: "Web", form: Any, principal: Principal, query: ListQuery, loc
     with read_transaction(system.db) as conn:
         statuses = sorted(r[0] for r in conn.execute(select(table.c.status).distinct()) if r[0])
         names = names_for(conn, form, columns)  # a `user` column shows the person, as the record page does
+        refs = reference_words(conn, system.runtime, form, {c: [r.get(c) for r in rows] for c in columns},
+                               principal, locale)
         # The worst SLA state of each record shown, as the inbox shows it: one query for the page.
         chips = ({i: worst_sla(s) for i, s in sla_states(system.runtime, conn, form.name,
                                                         [r["id"] for r in rows]).items()}
@@ -220,7 +223,8 @@ def list_page(web: "Web", form: Any, principal: Principal, query: ListQuery, loc
         "rows": [{"id": r["id"], "url": f"{base}/{r['id']}", "query_no": r["query_no"] or f"#{r['id']}",
                   "sla": chips.get(r["id"]),
                   "status": status_label(r["status"]), "created_at": local_time(r["created_at"], zone),
-                  "cells": [field_text(form, c, r.get(c), locale, names) for c in columns]} for r in rows],
+                  "cells": [refs[c].get(r.get(c)) or field_text(form, c, r.get(c), locale, names) if c in refs
+                            else field_text(form, c, r.get(c), locale, names) for c in columns]} for r in rows],
         "page_url": lambda n: base + "?" + urlencode({**params, "page": str(n)}),
         "export_csv": f"{base}/export.csv" + ("?" + urlencode(params) if params else ""),
         "export_xlsx": f"{base}/export.xlsx" + ("?" + urlencode(params) if params else ""),

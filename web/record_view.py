@@ -26,7 +26,7 @@ from web.required_marks import mark_required_live, mark_required_now
 from web.form_files import kept_files, mark_file_limits
 from web.staff import (SlaChip, display_names, field_text, hidden_fields, holds, latest_instance, local_time,
                        may_claim, may_reassign, may_reopen, may_withdraw, people_for, people_picker, record_picker,
-                       sla_states, worst_sla)
+                       reference_words, sla_states, worst_sla)
 
 if TYPE_CHECKING:
     from web.app import Web
@@ -381,21 +381,15 @@ def _field_row(form: Any, name: str, value: Any, locale: str, record_id: int,
 def reference_links(conn: Any, runtime: Any, form: Any, record: Mapping[str, Any], hidden: set[str],
                     principal: Principal, locale: str) -> dict[str, tuple[str, str]]:
     """Field -> (page, words) of each record the record's `reference` fields name: the words
-    that identify it (RecordService.identify) and a link, for the records the reader may open;
-    one they may not reads as its id only, so its title is not shown to them either."""
-    forms = runtime.services["forms"]
+    that identify it and a link, for the records the reader may open; one they may not reads
+    as its id only (reference_words)."""
+    shown = {name: [record.get(name)] for name, ftype in form.types.items()
+             if ftype.name == "reference" and name not in hidden and isinstance(record.get(name), int)}
+    words = reference_words(conn, runtime, form, shown, principal, locale)
     out: dict[str, tuple[str, str]] = {}
-    for name, ftype in form.types.items():
-        value = record.get(name)
-        if ftype.name != "reference" or name in hidden or not isinstance(value, int):
-            continue
-        spec = form.spec.fields[name]
-        target = spec.opt("form")
-        if target not in forms.forms or not can_read(conn, runtime, target, value, principal):
-            out[name] = ("", f"#{value}")
-            continue
-        words = forms.identify(conn, target, [value], locale, show=spec.opt("show")).get(value)
-        out[name] = (f"/records/{target}/{value}", words) if words else ("", f"#{value}")
+    for name, (value,) in shown.items():
+        found = words.get(name, {}).get(value)
+        out[name] = (f"/records/{form.spec.fields[name].opt('form')}/{value}", found) if found else ("", f"#{value}")
     return out
 
 

@@ -198,6 +198,29 @@ def record_picker(conn: Connection, runtime: Any, principal: Principal,
     return offered
 
 
+def reference_words(conn: Connection, runtime: Any, form: Any, values: Mapping[str, Iterable[Any]],
+                    principal: Principal, locale: str) -> dict[str, dict[int, str]]:
+    """Per `reference` field of `form` among `values` (field -> the ids shown), the words that
+    identify each record it names (RecordService.choices: query number and title), for the
+    records the reader may read; one they may not is left out, to be shown by its id only, so
+    its title is not told to them either. One query per field."""
+    forms = runtime.services["forms"]
+    out: dict[str, dict[int, str]] = {}
+    for name, shown in values.items():
+        if form.types[name].name != "reference":
+            continue
+        spec = form.spec.fields[name]
+        target = spec.opt("form")
+        ids = sorted({v for v in shown if isinstance(v, int) and not isinstance(v, bool)})
+        if target not in forms.forms or not ids:
+            continue
+        table = forms.tables[target]
+        scope = record_scope(runtime, target, principal, table)
+        where = table.c.id.in_(ids) if scope is None else and_(table.c.id.in_(ids), scope)
+        out[name] = dict(forms.choices(conn, target, locale, show=spec.opt("show"), where=where, limit=len(ids)))
+    return out
+
+
 def display_names(conn: Connection) -> dict[str, str]:
     """username -> display name of every user (a bundle's staff directory is small: read once
     per page, never per row)."""

@@ -15,6 +15,7 @@ from web.system import System, boot
 VISIT = {"forms/visit.yaml": """\
     form: visit
     label: {zh-CN: 上门, en: Visit}
+    list: [ticket]
     fields:
       ticket: {type: reference, form: ticket, label: {zh-CN: 工单, en: Ticket}}
       by_phone: {type: reference, form: ticket, show: phone, label: {zh-CN: 来电, en: Call}}
@@ -81,3 +82,11 @@ def test_the_record_chosen_for_a_reference_is_stored_and_linked(system: System) 
     assert created.status_code == 303
     record = client.get(created.headers["location"] + "&lang=en").text
     assert f'<a href="/records/ticket/{ticket}">HD0001 · Printer jams</a>' in record
+
+
+def test_the_record_list_shows_a_reference_by_its_words_to_those_who_may_read_it(system: System) -> None:
+    ticket = submit(system, subject="Printer jams")
+    visit_to(system, ticket, "nils")
+    assert "HD0001 · Printer jams" in client_for(system, "root").get("/records/visit?lang=en").text
+    theirs = client_for(system, "nils").get("/records/visit?lang=en").text
+    assert f"#{ticket}" in theirs and "Printer jams" not in theirs
