@@ -13,13 +13,10 @@ from engine.clock import ManualClock
 from engine.storage.db import read_transaction, transaction
 from engine.storage.tables import incidents, outbox
 from engine.vitals import Vitals, read_vitals
+from tests.flows.test_postal_flow import DELAY as COMPLAINT
 from tests.web.auth_kit import POSTAL, new_clock
 from web.system import System, boot
 
-COMPLAINT = {
-    "customer_name": "华南物流客户", "contact_name": "黄小姐", "contact_phone": "020-88886666",
-    "occurred_at": "2026-11-20T09:15", "category": "delivery_late", "description": "派送延误两天",
-}
 
 
 @pytest.fixture

@@ -12,16 +12,13 @@ from sqlalchemy.exc import OperationalError
 from starlette.testclient import TestClient
 
 from engine.clock import ManualClock
+from tests.flows.test_postal_flow import DELAY as COMPLAINT
 from tests.web.auth_kit import POSTAL, new_clock
 from web import metrics
 from web.app import create_app
 from web.system import System, boot
 
 TOKEN = "prom-3f9a1c"
-COMPLAINT = {
-    "customer_name": "华南物流客户", "contact_name": "黄小姐", "contact_phone": "020-88886666",
-    "occurred_at": "2026-11-20T09:15", "category": "delivery_late", "description": "派送延误两天",
-}
 
 
 @pytest.fixture
