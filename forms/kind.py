@@ -90,6 +90,21 @@ def _field_facts(resolved: dict[str, tuple[Any, OptionList | None]], raw_fields:
     return single, multi, kinds
 
 
+def check_filled(ctx: BuildContext, doc: Document, path: YamlPath, target: FormSpec,
+                 given: Mapping[str, Any]) -> None:
+    """A record made of `given` (a rule's `create_record`, a subflow's `fill`) needs every field
+    its form always requires: without one it is refused each time it runs, an incident, though
+    the bundle loaded."""
+    missing = [name for name in target.always_required() if name not in given]
+    if missing:
+        names = ", ".join(f"'{name}'" for name in missing)
+        ctx.error(doc, path, f"a new '{target.name}' record needs {names} (required on its form), and "
+                  "this gives no value for it: every record it makes would be refused",
+                  code="missing-required", at_key=True,
+                  hint="add " + ", ".join(f"{name}: <an expression>" for name in missing)
+                  + " here, or give the field a default on the form")
+
+
 def check_written_value(value: Any, field_type: Any, spec: FieldSpec, ctx: BuildContext, doc: Document,
                         path: YamlPath, *, noun: str = "default", subject: str = "this field",
                         code: str = "invalid-default") -> bool:

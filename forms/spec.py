@@ -85,5 +85,12 @@ class FormSpec:
                          if not (spec.required and spec.visible_if is None) and spec.default is None
                          and spec.default_expr is None and spec.computed is None and spec.type != "computed")
 
+    def always_required(self) -> tuple[str, ...]:
+        """Fields every record must be given: required, always shown, with no default. A record
+        made by a rule or a subflow without one of them is refused when it runs."""
+        return tuple(name for name, spec in self.fields.items()
+                     if spec.required and spec.visible_if is None and spec.default is None
+                     and spec.default_expr is None and spec.computed is None)
+
     def text(self, locale: str = "en") -> str:
         return label_text(self.label, locale, self.name)

@@ -15,6 +15,7 @@ from engine.types import YamlPath
 from engine.yamlsource import Document
 from flows.nodes.base import NodeType
 from flows.spec import NodeSpec
+from forms.kind import check_filled
 
 
 class Subflow(NodeType):
@@ -69,6 +70,9 @@ class Subflow(NodeType):
         for field in node.options.get("fill") or {}:
             if form is not None and field not in form.fields:
                 ctx.unknown(doc, path + ("fill", field), "field", field, form.fields)
+        if form is not None and self.mode(node) == "new":
+            check_filled(ctx, doc, path + (("fill",) if "fill" in node.options else ("flow",)), form,
+                         node.options.get("fill") or {})
 
     @staticmethod
     def mode(node: NodeSpec) -> str:

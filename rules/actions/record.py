@@ -15,7 +15,7 @@ from engine.storage.prepared import PreparedQuery
 from engine.storage.tables import history, record_tags
 from engine.types import YamlPath
 from engine.yamlsource import Document
-from forms.kind import check_written_value
+from forms.kind import check_filled, check_written_value
 from rules.actions.common import add_history, json_safe, write_fields
 from rules.exprs import compile_expr
 
@@ -181,6 +181,7 @@ class CreateRecord(BaseAction):
             ctx.unknown(doc, path + ("form",), "form", options["form"], forms)
         else:
             _check_fields(ctx, doc, path + ("fields",), options["form"], options["fields"])
+            check_filled(ctx, doc, path + ("fields",), target, options["fields"])
         fields = {k: compile_expr(ctx, doc, path + ("fields", k), scope.names)
                   for k in options["fields"]}
         return {"form": options["form"], "fields": fields, "once": options.get("once", True)}

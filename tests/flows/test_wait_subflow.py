@@ -279,10 +279,20 @@ def test_a_subflow_on_a_related_record(tmp_path: Path) -> None:
 
 
 def test_a_new_subflow_record_that_is_invalid_is_an_incident(tmp_path: Path) -> None:
-    system = with_subflow(tmp_path, "fill: {amount: amount}")
+    # The required title is filled from the ticket's note, which this ticket leaves empty.
+    system = with_subflow(tmp_path, "fill: {amount: amount, ticket_title: note}")
     record_id = submit(system)
     assert instance(system, record_id)["status"] == "incident"
     assert "ticket_title" in history_of(system, record_id, "incident")[0]["data"]["message"]
+
+
+def test_a_new_subflow_record_without_a_field_its_form_requires_is_a_load_error(tmp_path: Path) -> None:
+    # It loaded, and every ticket reaching the step stopped with an incident.
+    files = {"bundle.yaml": BUNDLE, "forms/ticket.yaml": FORM, "forms/survey.yaml": SURVEY_FORM,
+             "flows/site_survey.yaml": CHILD.replace("{FORM}", "survey").replace("{AUTO}", "false")}
+    found = problems(tmp_path, {**files, "flows/ticket_flow.yaml": PARENT.replace("{MODE}", "fill: {amount: amount}")})
+    assert found == [("flows/ticket_flow.yaml", 11, 5, "a new 'survey' record needs 'ticket_title' (required on "
+                      "its form), and this gives no value for it: every record it makes would be refused")]
 
 
 def test_subflow_references_are_checked_at_load(tmp_path: Path) -> None:

@@ -499,3 +499,22 @@ def test_a_misspelt_recipient_word_is_a_load_error_with_the_word_meant(tmp_path:
     _bundle, diags = validate_bundle(root, build_registry(plugins=False))
     (error,) = [d for d in diags if d.severity == "error"]
     assert (error.message, error.hint) == ("unknown recipient 'submiter'", "did you mean 'submitter'?")
+
+
+def test_creating_a_record_without_a_field_its_form_requires_is_a_load_error(tmp_path: Path) -> None:
+    # A compensation made without its required amount loaded clean; every one was refused when
+    # the rule ran, an incident on each complaint.
+    rules = """\
+    ruleset: ticket_rules
+    form: ticket
+    rules:
+      copy:
+        on: record.created
+        do:
+          - action: create_record
+            form: ticket
+            fields: {note: note}
+    """
+    assert errors(tmp_path, {"rules/ticket_rules.yaml": rules}) == [
+        ("rules/ticket_rules.yaml", 9, 9, "a new 'ticket' record needs 'customer' (required on its form), "
+         "and this gives no value for it: every record it makes would be refused")]
