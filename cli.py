@@ -714,6 +714,8 @@ SWITCHES = ("DOCKET_DEMO", "DOCKET_SECURE_COOKIES", "DOCKET_OUTBOX_DRY_RUN")
 SECRET_KEY_MIN = 32
 """Characters below which DOCKET_SECRET_KEY could be guessed: every visitor of the public form
 gets a ticket signed with it, against which guesses can be tried offline."""
+TEMPORARY_HELP = ("the user must choose their own password at the next sign-in (as for one an administrator "
+                  "sets on /admin/users): for a password you hand to someone")
 METRICS_TOKEN_MIN = 16
 """Characters below which DOCKET_METRICS_TOKEN could be guessed by trying it at /metrics."""
 COUNTS = {"DOCKET_SESSION_IDLE_MINUTES": 30, "DOCKET_SESSION_HOURS": 12, "DOCKET_API_SUBMITS_PER_MINUTE": 60,
@@ -1094,7 +1096,8 @@ def cmd_users_list(args: argparse.Namespace) -> int:
     with read_transaction(system.db) as conn:
         for row in conn.execute(select(users).order_by(users.c.username)).mappings():
             state = "" if row["is_active"] else " (deactivated)"
-            password = "password set" if row["password_hash"] else "no password"
+            password = ("temporary password" if row["password_temporary"] else "password set") \
+                if row["password_hash"] else "no password"
             print(f"{row['username']:<16} {row['department'] or '-':<16} {', '.join(user_roles_of(conn, row['username'])) or '-'}"
                   f"  [{password}]{state}")
     return 0
@@ -1135,7 +1138,8 @@ def cmd_users_add(args: argparse.Namespace) -> int:
             return 1
         user_id = conn.execute(insert(users).values(
             username=args.username, display_name=args.name, email=args.email, department=args.department,
-            created_at=now, password_hash=hash_password(password) if password else None)).inserted_primary_key[0]
+            created_at=now, password_hash=hash_password(password) if password else None,
+            password_temporary=bool(password) and args.temporary)).inserted_primary_key[0]
         for role in dict.fromkeys(args.role):
             conn.execute(insert(user_roles).values(user_id=user_id, role=role))
         audit(conn, "cli", "user.created", args.username,
@@ -1162,7 +1166,7 @@ def cmd_users_set_password(args: argparse.Namespace) -> int:
         return 1
     with transaction(system.db) as conn:
         try:
-            set_password(conn, args.username, password)
+            set_password(conn, args.username, password, temporary=args.temporary)
         except LookupError as exc:
             print(exc, file=sys.stderr)
             return 1
@@ -1216,7 +1220,7 @@ def cmd_users_set_active(args: argparse.Namespace) -> int:
     for name in names:
         if held.get(int(rows[name].id)):
             print(f"warning: {name} holds {held[int(rows[name].id)]} open task(s), which wait until someone "
-                  "reassigns them (the task's Reassign on its record's page)", file=sys.stderr)
+                  f"reassigns them: an administrator hands them all over on /admin/users/{name}", file=sys.stderr)
     if locked_out:
         print(f"warning: no active administrator has a password now: nobody can sign in to /admin until "
               f"`docket users activate {' '.join(changed)}` (or `docket users add NAME --role admin`)",
@@ -1426,6 +1430,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--email")
     q.add_argument("--no-password", action="store_true", help="create without a password (cannot sign in yet)")
     q.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    q.add_argument("--temporary", action="store_true", help=TEMPORARY_HELP)
     q.add_argument("--bundle", default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
     q.add_argument("--db", help=DB_HELP)
     q.set_defaults(func=cmd_users_add)
@@ -1433,6 +1438,7 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Set a user's password; it is asked for twice, or read from stdin.")
     q.add_argument("username")
     q.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    q.add_argument("--temporary", action="store_true", help=TEMPORARY_HELP)
     q.add_argument("--bundle", default=DEFAULT_BUNDLE, help="bundle folder (default: %(default)s)")
     q.add_argument("--db", help=DB_HELP)
     q.set_defaults(func=cmd_users_set_password)

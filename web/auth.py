@@ -128,9 +128,10 @@ def password_problems(password: str, locale: str = "en") -> list[str]:
     return problems
 
 
-def set_password(conn: Connection, username: str, password: str) -> None:
+def set_password(conn: Connection, username: str, password: str, *, temporary: bool = False) -> None:
     """Store a new password for `username` and end all their sessions (ValueError if the
-    password is unacceptable, LookupError if there is no such user)."""
+    password is unacceptable, LookupError if there is no such user); `temporary`: the user must
+    choose their own at the next sign-in."""
     problems = password_problems(password)
     if problems:
         raise ValueError("; ".join(problems))
@@ -138,7 +139,7 @@ def set_password(conn: Connection, username: str, password: str) -> None:
     if user_id is None:
         raise LookupError(f"no user '{username}'")
     conn.execute(update(users).where(users.c.id == user_id)
-                 .values(password_hash=hash_password(password), password_temporary=False))
+                 .values(password_hash=hash_password(password), password_temporary=temporary))
     conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
 
 

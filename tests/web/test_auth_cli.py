@@ -77,6 +77,24 @@ def test_set_password_sets_it_and_audits_it(monkeypatch: pytest.MonkeyPatch, sql
     assert ("cli", "user.password", "supervisor") in actions
 
 
+def test_a_password_handed_to_someone_is_temporary_with_temporary(
+        monkeypatch: pytest.MonkeyPatch, sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(monkeypatch, ["users", "add", "liu", "--role", "agent", "--password-stdin", "--temporary",
+                             "--bundle", str(POSTAL), "--db", sqlite_url], "a long enough passphrase\n")
+    assert code == 0 and run(monkeypatch, ["users", "list", "--bundle", str(POSTAL), "--db", sqlite_url]) == 0
+    assert any(line.startswith("liu ") and "[temporary password]" in line for line in capsys.readouterr().out.splitlines())
+
+
+def test_set_password_without_temporary_is_the_users_own(
+        monkeypatch: pytest.MonkeyPatch, sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for flags in (["--temporary"], []):
+        assert run(monkeypatch, ["users", "set-password", "supervisor", "--password-stdin", *flags,
+                                 "--bundle", str(POSTAL), "--db", sqlite_url], "another long passphrase\n") == 0
+    assert run(monkeypatch, ["users", "list", "--bundle", str(POSTAL), "--db", sqlite_url]) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("supervisor ")]
+    assert "[password set]" in line
+
+
 def test_set_password_refuses_a_short_one(monkeypatch: pytest.MonkeyPatch, sqlite_url: str,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     code = run(monkeypatch, ["users", "set-password", "supervisor", "--password-stdin",
@@ -196,8 +214,8 @@ def test_users_deactivate_warns_of_the_open_tasks_a_user_still_holds(
     system.db.dispose()
     assert run(monkeypatch, ["users", "deactivate", "--demo", "--bundle", str(POSTAL), "--db", sqlite_url]) == 0
     assert capsys.readouterr().err.splitlines() == [
-        "warning: agent holds 1 open task(s), which wait until someone reassigns them (the task's Reassign on "
-        "its record's page)"]
+        "warning: agent holds 1 open task(s), which wait until someone reassigns them: an administrator hands "
+        "them all over on /admin/users/agent"]
 
 
 def test_deactivating_the_last_administrator_who_can_sign_in_warns_how_to_undo_it(
