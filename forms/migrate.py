@@ -101,7 +101,43 @@ def plan_form(service: Any, form_name: str, renames: Mapping[str, str] | None = 
                                   f"stop enforcing unique values of {change.column}"))
             else:
                 steps.append(Step("note", form_name, change.column, change.text))
+        moved = set(renames) | set(renames.values()) | {c.column for c in plan.explicit}
+        for name in form.stored:
+            if live is not None and name in live.c and name not in moved:
+                note = _refused_values(conn, form, live, name)
+                if note is not None:
+                    steps.append(note)
     return steps
+
+
+_NARROWED_TYPES = frozenset({"select", "radio", "rating", "integer"})
+"""Field types whose stored value is what a person types, so a narrower definition (an option
+taken out of the list, a lower `max`) can be checked against it: a rating moved from 1-10 to
+1-5 leaves the 9s and 10s the form now refuses."""
+
+
+def _refused_values(conn: Connection, form: Any, live: sa.Table, name: str) -> Step | None:
+    """A note when records hold values of `name` that its field, as now defined, refuses:
+    they stay as they are, and the form asks for another on their next edit."""
+    ftype, spec = form.types[name], form.field(name)
+    if getattr(ftype, "name", None) not in _NARROWED_TYPES:
+        return None
+    column = live.c[name]
+    counts = conn.execute(sa.select(column, sa.func.count()).where(column.is_not(None)).group_by(column)).all()
+    refused = []
+    for value, count in counts:
+        try:
+            _convert(ftype, spec, value)
+        except FieldInvalid as exc:
+            refused.append((value, count, exc.text("en")))
+    if not refused:
+        return None
+    total = sum(count for _, count, _ in refused)
+    shown = "; ".join(f"{value!r} ({count} record(s)): {why.rstrip('.')}" for value, count, why in refused[:SHOWN])
+    return Step("note", form.name, name,
+                f"{total} record(s) hold a {name} the field now refuses: {shown}"
+                + ("; ..." if len(refused) > SHOWN else "")
+                + ". They keep it, and an edit asks for another: correct them, or widen the field again")
 
 
 def apply_form(service: Any, form_name: str, steps: list[Step], *, actor: str = "docket migrate") -> list[str]:

@@ -73,6 +73,21 @@ def test_a_value_that_does_not_convert_blocks_the_step_and_names_the_record(tmp_
     assert "_removed_code" not in columns(system)
 
 
+def test_values_a_narrowed_field_now_refuses_are_noted_and_kept(tmp_path: Path) -> None:
+    # A satisfaction scale moved from 1-10 to 1-5: the 9s stayed and nothing said so; an edit of
+    # such a record was then refused for a field nobody touched.
+    rated = V1 + "  score: {type: rating, max: 10}\n"
+    system = start(tmp_path, rated)
+    for score in (9, 9, 4):
+        system.forms.submit("ticket", {"title": "t", "score": score})
+    system.db.dispose()
+    system = start(tmp_path, rated.replace("max: 10", "max: 5"))
+    (step,) = plan_form(system.forms, "ticket")
+    assert (step.kind, step.blocked) == ("note", [])
+    assert step.text.startswith("2 record(s) hold a score the field now refuses: 9 (2 record(s)): ")
+    assert sorted(r["score"] for r in system.forms.list("ticket")) == [4, 9, 9]
+
+
 def test_a_renamed_field_moves_its_values(tmp_path: Path) -> None:
     seeded(tmp_path, [{"title": "a", "ref": "EA1"}])
     system = start(tmp_path, v2(code="text", ref="reference"))
