@@ -44,6 +44,7 @@ def test_upgrading_a_database_from_before_the_verdicts_fills_them_from_the_clock
     assert {(r[1], r[2], r[3]) for r in written} >= {(waiting.id, "resolution", "missed"), (late.id, "resolution", "missed")}
     with transaction(system.db) as conn:  # what the previous release left: no table, revision 0009
         conn.execute(sa.text("DROP TABLE dk_report_verdicts"))
+        conn.execute(sa.text("ALTER TABLE dk_users DROP COLUMN password_temporary"))  # revision 0011's
         conn.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = '0009'"))
     engine = system.db
     upgrade(engine)

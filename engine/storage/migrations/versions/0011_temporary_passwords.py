@@ -23,12 +23,12 @@ branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
 
+# Plain ALTER TABLE, not a batch: SQLite adds a column with a constant default in place, where a
+# batch would copy dk_users into a new table, which the tables referring to users refuse.
 def upgrade() -> None:
-    with op.batch_alter_table("dk_users") as batch:
-        batch.add_column(sa.Column("password_temporary", sa.Boolean(), nullable=False,
-                                   server_default=sa.false()))
+    op.add_column("dk_users", sa.Column("password_temporary", sa.Boolean(), nullable=False,
+                                        server_default=sa.false()))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("dk_users") as batch:
-        batch.drop_column("password_temporary")
+    op.drop_column("dk_users", "password_temporary")
