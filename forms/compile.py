@@ -217,6 +217,11 @@ class CompiledForm:
                     ctx: EvalContext | None, locale: str) -> None:
         """Second pass, in field order: computed values, visibility, defaults, required_if."""
         names = {**(extra_names or {}), **values}
+        if existing is None and ctx is not None:
+            # A new record is created now: its expressions may read when (a computed field on
+            # created_at passed validation, then stored nothing).
+            names.setdefault("created_at", ctx.now)
+            names.setdefault("updated_at", ctx.now)
         for plan in self.plans:
             if not plan.conditional:
                 continue
