@@ -73,6 +73,15 @@ _FIELD_SCHEMA: dict[str, Any] = {
 }
 
 
+def _listing_hint(ctx: BuildContext, dataset: DatasetSpec, name: str) -> str | None:
+    """How to offer a field of the dataset's form that the dataset does not list yet."""
+    form = ctx.definitions.get("form", {}).get(dataset.form)
+    if form is None or name not in form.fields:
+        return None
+    where = f" in {dataset.span.file}" if dataset.span is not None else ""
+    return f"add {name}: {{field: {name}}} under the fields: of dataset '{dataset.name}'{where}"
+
+
 class DatasetKind:
     """`dataset: complaints`, `form: complaint`, `fields:`, `measures:`."""
 
@@ -340,9 +349,15 @@ class DatasetKind:
                 continue  # an SLA verdict: a maintained fact, text, kept current as it is decided
             if (dim not in fields or fields[dim].origin != "record" or fields[dim].kind == "date"
                     or fields[dim].column in RECORD_SYSTEM):
-                ctx.error(doc, path + ("dimensions", i), f"'{dim}' is not a field of the form in this dataset",
-                          code="invalid-rollup", hint="a rollup groups by the form's own fields or SLA verdicts "
-                                                      "(sla:), kept current as records change")
+                if dim not in fields:
+                    ctx.error(doc, path + ("dimensions", i), f"'{dim}' is not a field of this dataset",
+                              code="invalid-rollup", hint=did_you_mean(str(dim), fields) or (
+                                  f"a rollup groups by the dataset's fields: if '{dim}' is a field of the form, "
+                                  f"add {dim}: {{field: {dim}}} under fields: first"))
+                else:
+                    ctx.error(doc, path + ("dimensions", i), f"'{dim}' is not a field of the form in this dataset",
+                              code="invalid-rollup", hint="a rollup groups by the form's own fields or SLA verdicts "
+                                                          "(sla:), kept current as records change")
                 ok = False
             elif fields[dim].column not in text_columns:
                 ctx.error(doc, path + ("dimensions", i), f"a rollup cannot group by '{dim}': it is not stored as text",
@@ -442,8 +457,10 @@ class DashboardKind:
                 if "dataset" not in ctx.incomplete and not any(
                         raw["field"] in datasets[d].broken for d in used if d in datasets):
                     known = {f for d in used if d in datasets for f in datasets[d].fields}
+                    listing = next((hint for d in dict.fromkeys(used) if d in datasets
+                                    for hint in [_listing_hint(ctx, datasets[d], str(raw["field"]))] if hint), None)
                     ctx.error(doc, ("filters", name, "field"), f"no dataset of this dashboard has a field '{raw['field']}'",
-                              code="unknown-reference", hint=did_you_mean(str(raw["field"]), known))
+                              code="unknown-reference", hint=did_you_mean(str(raw["field"]), known) or listing)
                 ok = False
                 unresolved = True
                 continue
@@ -522,15 +539,13 @@ class DashboardKind:
             dfield = dataset.fields.get(field_name)
             if field_name in dataset.broken:
                 return None  # the dataset field has an error of its own, reported in the dataset
-            form = ctx.definitions.get("form", {}).get(dataset.form)
-            if dfield is None and form is not None and field_name in form.fields:
+            listing = _listing_hint(ctx, dataset, field_name) if dfield is None else None
+            if listing is not None:
                 # A form field the dataset does not list yet: "known fields: ..." left the analyst
                 # looking for a typo; the dataset is the allow-list a widget may group by.
-                where = f" in {dataset.span.file}" if dataset.span is not None else ""
                 ctx.error(doc, path + ("dimensions", i),
                           f"dataset '{dataset.name}' has no field '{field_name}' (a field of the form "
-                          f"'{dataset.form}' it does not list)", code="unknown-reference",
-                          hint=f"add {field_name}: {{field: {field_name}}} under the dataset's fields:{where}")
+                          f"'{dataset.form}' it does not list)", code="unknown-reference", hint=listing)
                 return None
             if dfield is None or dfield.origin == "handled_by":
                 ctx.unknown(doc, path + ("dimensions", i), "field", field_name,

@@ -39,7 +39,28 @@ def test_a_form_field_the_dataset_does_not_list_is_told_to_add_it_there(tmp_path
     root = write_bundle(tmp_path, {**FILES, "dashboards/board.yaml": board})
     (found,) = [d for d in validate_bundle(root, build_registry(plugins=False))[1] if d.severity == "error"]
     assert found.message == "dataset 'tickets' has no field 'satisfaction' (a field of the form 'ticket' it does not list)"
-    assert found.hint is not None and found.hint.startswith("add satisfaction: {field: satisfaction} under the dataset's fields: in ")
+    assert found.hint is not None and found.hint.startswith(
+        "add satisfaction: {field: satisfaction} under the fields: of dataset 'tickets' in ")
+
+
+def test_a_filter_on_a_form_field_the_datasets_do_not_list_is_told_where_to_add_it(tmp_path: Path) -> None:
+    board = BOARD.replace("  customer: {field: customer}", "  satisfaction: {field: satisfaction}")
+    root = write_bundle(tmp_path, {**FILES, "dashboards/board.yaml": board})
+    (found,) = [d for d in validate_bundle(root, build_registry(plugins=False))[1] if d.severity == "error"]
+    assert found.message == "no dataset of this dashboard has a field 'satisfaction'"
+    assert found.hint is not None and found.hint.startswith(
+        "add satisfaction: {field: satisfaction} under the fields: of dataset 'tickets' in ")
+
+
+def test_a_rollup_on_a_field_the_dataset_does_not_list_is_told_to_list_it_first(tmp_path: Path) -> None:
+    # "'satisfaction' is not a field of the form in this dataset": it is a field of the form.
+    dataset = DATASET.replace("by_region: {date: created, dimensions: [region]}",
+                              "by_region: {date: created, dimensions: [amount]}")
+    root = write_bundle(tmp_path, {**FILES, "reports/tickets.yaml": dataset})
+    (found,) = [d for d in validate_bundle(root, build_registry(plugins=False))[1] if d.severity == "error"]
+    assert found.message == "'amount' is not a field of this dataset"
+    assert found.hint == ("a rollup groups by the dataset's fields: if 'amount' is a field of the form, "
+                          "add amount: {field: amount} under fields: first")
 
 
 @pytest.mark.parametrize("field, hint", [
@@ -190,7 +211,7 @@ def test_a_condition_outside_sql_is_refused_at_load(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("bad, message", [
-    ("dimensions: [customer_name]", "is not a field of the form in this dataset"),
+    ("dimensions: [customer_name]", "is not a field of this dataset"),
     ("dimensions: [department]", "is not a field of the form in this dataset"),
 ])
 def test_a_rollup_groups_by_form_fields_only(tmp_path: Path, bad: str, message: str) -> None:
