@@ -327,7 +327,11 @@ def require_principal(request: Request, *, roles: tuple[str, ...] = ()) -> Princ
             raise HTTPException(401, "sign in or send an API token (Authorization: Bearer ...)",
                                 headers={"WWW-Authenticate": "Bearer"})
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise HTTPException(303, "sign in first", headers={"Location": "/signin?next=" + quote(target, safe="")})
+        # The sign-in page in the language the link asked for (a notification's ?lang=en).
+        lang = request.query_params.get("lang") if request.url.query else None
+        asked = f"&lang={quote(lang, safe='')}" if lang else ""
+        raise HTTPException(303, "sign in first",
+                            headers={"Location": "/signin?next=" + quote(target, safe="") + asked})
     if roles and not principal.has_role(*roles):
         raise HTTPException(403, "you do not have a role that may do this")
     return principal

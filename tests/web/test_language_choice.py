@@ -72,3 +72,12 @@ def test_a_regional_chinese_gets_the_chinese_the_bundle_has(system: System) -> N
 def test_an_unknown_language_in_the_cookie_is_ignored(client: TestClient) -> None:
     client.cookies.set("docket_lang", "fr")
     assert '<html lang="zh-CN">' in client.get("/f/complaint").text
+
+
+def test_a_signed_out_link_in_english_asks_to_sign_in_in_english(client: TestClient) -> None:
+    # A notification's link ends in ?lang=en: the sign-in page it led to was in the browser's
+    # Chinese, and the page after it only then in English.
+    sent = client.get("/records/complaint?lang=en", follow_redirects=False)
+    assert sent.status_code == 303
+    signin = client.get(sent.headers["location"])
+    assert '<html lang="en">' in signin.text
