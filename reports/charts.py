@@ -349,7 +349,8 @@ class Heatmap(ChartType):
 class RegionGrid(ChartType):
     name = "region_grid"
     description = ("Tiles laid out like a map: one per region, coloured by a measure. `grid:` places each "
-                   "region at [row, column]; without it tiles follow the option order, four per row.")
+                   "region at [row, column]; without it tiles follow the option order, four per row, and a "
+                   "region it does not place goes on a row below the map.")
     dims = (1, 1)
     measures_range = (1, 1)
     options_schema = {"properties": {"grid": {"type": "object", "additionalProperties": {
@@ -360,9 +361,16 @@ class RegionGrid(ChartType):
         d0, t0, _ = data.dimensions[0]
         m0, mt, mf = data.measures[0]
         grid = data.options.get("grid") or {}
-        rows = []
-        for i, v in enumerate(data.values):
-            place = grid.get(v.get("_raw0")) or [i // 4, i % 4]
+        # A region the grid does not place (the empty region, one added to the list later) goes
+        # on a row below the map: counted among the placed ones, it was drawn over one of them.
+        below = max((place[0] for place in grid.values()), default=-1) + 1
+        across = max(max((place[1] for place in grid.values()), default=3) + 1, 1)
+        rows, unplaced = [], 0
+        for v in data.values:
+            place = grid.get(v.get("_raw0"))
+            if place is None:
+                place = [below + unplaced // across, unplaced % across]
+                unplaced += 1
             rows.append({**v, "row": place[0], "col": place[1]})
         spec["data"] = {"values": rows}
         spec["height"] = 70 * (max([r["row"] for r in rows], default=0) + 1)

@@ -83,3 +83,14 @@ def test_a_backlog_of_up_to_sixteen_steps_gives_each_step_its_own_colour() -> No
     from reports.charts import PALETTE
 
     assert len(PALETTE) >= 16 and len({colour.lower() for colour in PALETTE}) == len(PALETTE)
+
+
+def test_a_region_the_grid_does_not_place_goes_below_the_map_not_onto_a_placed_tile() -> None:
+    from reports.charts import ChartData, RegionGrid
+
+    values = [{"d0": "华北", "_raw0": "north", "m0": 3}, {"d0": "西北", "_raw0": "northwest", "m0": 6},
+              {"d0": "(空)", "_raw0": None, "m0": 4}]
+    grid = {"north": [0, 1], "northwest": [0, 2]}  # the third tile's place in option order
+    data = ChartData("Regions", [("d0", "Region", "text")], [("m0", "Complaints", "number")], values, {"grid": grid})
+    tiles = {(r["row"], r["col"]): r["d0"] for r in RegionGrid().spec(data)["data"]["values"]}
+    assert tiles == {(0, 1): "华北", (0, 2): "西北", (1, 0): "(空)"}
