@@ -234,7 +234,9 @@ def export_cell(ftype: FieldType, spec: FieldSpec, value: Any, locale: str) -> A
     if spec.choices is not None or isinstance(value, bool):
         return ftype.display(value, spec, locale)
     if isinstance(value, datetime):
-        return local_wall_time(value, spec.timezone)
+        # To the second, as people write times: a rule's now() carried the clock's microseconds
+        # into the file ("2026-11-17 02:51:45.010939").
+        return local_wall_time(value, spec.timezone).replace(microsecond=0)
     if isinstance(value, (str, int, float, Decimal, date, time)):
         return value
     if holds_uploads(ftype):

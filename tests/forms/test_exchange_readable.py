@@ -45,6 +45,12 @@ def test_created_at_in_csv_has_no_microseconds(tmp_path: Path) -> None:
     assert exported_csv(system)["Created at"] == "2026-12-07 10:27:20"  # Asia/Shanghai
 
 
+def test_a_datetime_field_in_csv_is_written_to_the_second(tmp_path: Path) -> None:
+    system = start(tmp_path, "a.db")
+    system.forms.submit("complaint", {**COMPLAINT, "occurred_at": "2025-11-20T10:30:45.010939+08:00"}, actor="agent")
+    assert exported_csv(system)["When it happened"] == "2025-11-20 10:30:45"
+
+
 def test_created_at_in_xlsx_is_a_datetime_without_microseconds(tmp_path: Path) -> None:
     system = start(tmp_path, "a.db")
     system.forms.submit("complaint", COMPLAINT, actor="agent")
