@@ -197,6 +197,7 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
         refs = reference_links(conn, runtime, form, record, hidden, principal, locale)
         panels = [_panel(web, conn, t, principal, locale, form, hidden, record, (posted or {}).get(int(t["id"])), names,
                          refs) for t in open_tasks]
+    holders = {str(t["node"]): str(t["holder"]) for t in open_tasks if t["holder"]}
     returns = sent_back_to(entries, names)
     for panel in panels:
         panel.sent_back = returns.get(panel.node)
@@ -217,7 +218,9 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
         activity=_once([_activity(e, form, flow, hidden, locale, names, runtime.bundle, links.get(int(e["id"])))
                         for e in entries]),
         steps=[{"node": _node_label(flow, s.node, locale), "entered_at": s.entered_at, "left_at": s.left_at,
-                "wall": s.wall, "work": s.work, "by": names.get(s.completed_by or "", s.completed_by or ""),
+                "wall": s.wall, "work": s.work,
+                # An open step names who holds it now; a finished one, who completed it.
+                "by": names.get(who, who) if (who := s.completed_by or (holders.get(s.node, "") if s.open else "")) else "",
                 "outcome": s.outcome or "", "open": s.open} for s in timeline.steps],
         current=[_node_label(flow, n, locale) for n in timeline.current],
         assignees=[names.get(a, a) for a in timeline.assignees],

@@ -793,3 +793,11 @@ def test_a_chinese_page_heads_the_task_with_a_chinese_colon(system: System) -> N
     page = client_for(system, "max")
     assert re.search(r'<h2 id="task-\d+-h">任务：', page.get(f"/records/ticket/{record}?lang=zh-CN").text)
     assert re.search(r'<h2 id="task-\d+-h">Task: ', page.get(f"/records/ticket/{record}?lang=en").text)
+
+
+def test_the_steps_table_names_who_holds_the_open_step(system: System) -> None:
+    record = submit(system)
+    claimed(system, record, "bob")
+    html = client_for(system, "root").get(f"/records/ticket/{record}?lang=en").text
+    row = re.search(r'<tr class="open-step"><td>Triage</td>.*?</tr>', html, re.S)
+    assert row and "<td>Bob</td>" in row.group(0)
