@@ -927,6 +927,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         print("every record table matches its form: nothing to migrate")
         return 0
     blocked = any(s.blocked for steps in plans.values() for s in steps)
+    if not pending:
+        # Only notes: --apply would do nothing, and saying to run it sent analysts round in a loop.
+        print("nothing to apply: the notes above are for you to act on (in the bundle or the records)")
+        return 0
     if not args.apply:
         print("nothing changed: run again with --apply to make these changes"
               + (" once the blocked steps are fixed" if blocked else ""))

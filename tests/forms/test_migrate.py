@@ -88,6 +88,18 @@ def test_values_a_narrowed_field_now_refuses_are_noted_and_kept(tmp_path: Path) 
     assert sorted(r["score"] for r in system.forms.list("ticket")) == [4, 9, 9]
 
 
+def test_a_plan_of_notes_only_does_not_ask_for_apply(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rated = V1 + "  score: {type: rating, max: 10}\n"
+    system = start(tmp_path, rated)
+    system.forms.submit("ticket", {"title": "t", "score": 9})
+    system.db.dispose()
+    root = write_bundle(tmp_path / "bundle", {"forms/ticket.yaml": rated.replace("max: 10", "max: 5"),
+                                              "flows/ticket_flow.yaml": None})
+    assert main(["migrate", str(root), "--db", f"sqlite:///{tmp_path / 'docket.db'}"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing to apply: the notes above are for you to act on" in out and "--apply" not in out
+
+
 def test_a_renamed_field_moves_its_values(tmp_path: Path) -> None:
     seeded(tmp_path, [{"title": "a", "ref": "EA1"}])
     system = start(tmp_path, v2(code="text", ref="reference"))
