@@ -140,7 +140,10 @@ def cmd_test(args: argparse.Namespace) -> int:
         print(f"{mark} {result.file}: {result.title} "  # type: ignore[attr-defined]
               f"({result.steps_run} step(s) run)", flush=True)  # type: ignore[attr-defined]
 
-    results = run_scenarios(Path(args.bundle), [Path(f) for f in args.scenarios], on_result=show)
+    chosen = [_scenario_file(Path(args.bundle), name) for name in args.scenarios]
+    if None in chosen:
+        return 2
+    results = run_scenarios(Path(args.bundle), [f for f in chosen if f is not None], on_result=show)
     if not results and not (Path(args.bundle) / "bundle.yaml").is_file():
         # No folder, a file, or no bundle.yaml: say that, as validate does, not "no scenarios".
         from engine.bundle import validate_bundle
@@ -160,6 +163,24 @@ def cmd_test(args: argparse.Namespace) -> int:
     for line in report(results):
         print(line)
     return 0 if all(r.passed for r in results) else 1
+
+
+def _scenario_file(bundle: Path, name: str) -> Path | None:
+    """The scenario file a `docket test` argument names: a path, or a scenario of the bundle by
+    its file name with or without `.yaml` (`docket test BUNDLE customer_is_told_of_a_delay`).
+    None, after saying which scenarios there are and the nearest, when it names none."""
+    from web.scenarios import SCENARIO_FOLDER, scenario_path
+
+    found = scenario_path(bundle, Path(name))
+    if found.is_file():
+        return found
+    folder = bundle / SCENARIO_FOLDER
+    known = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    near = did_you_mean(Path(name).stem, known)
+    print(f"error: no scenario '{name}'" + (f"; {near}" if near else "") +
+          (f"\n  the bundle's scenarios ({folder}): {', '.join(known)}" if known else
+           f"\n  write scenarios in {folder}/*.yaml (docs/reference/scenarios.md)"), file=sys.stderr)
+    return None
 
 
 # Nothing is ever sent; refused samples are summed up, not logged one by one.

@@ -233,7 +233,7 @@ def run_scenarios(bundle_root: Path, files: Sequence[Path] = (), *, db_folder: P
     built-in types and installed plugins). The bundle must be valid (DefinitionError
     otherwise)."""
     root = Path(bundle_root)
-    paths = [_within(root, Path(f)) for f in files] or scenario_files(root)
+    paths = [scenario_path(root, Path(f)) for f in files] or scenario_files(root)
     results = []
     # Loaded once for every file (a loaded bundle is immutable): ~0.3 s of each file's run.
     bundle = load_bundle(root, reported_registry(registry)) if paths else None
@@ -247,12 +247,12 @@ def run_scenarios(bundle_root: Path, files: Sequence[Path] = (), *, db_folder: P
     return results
 
 
-def _within(root: Path, path: Path) -> Path:
-    """A scenario file as named on the command line: `scenarios/x.yaml` or `x.yaml` are read in
-    the bundle (or its scenarios folder) when no such file is where the command runs."""
+def scenario_path(root: Path, path: Path) -> Path:
+    """A scenario file as named on the command line: `scenarios/x.yaml`, `x.yaml` or `x` are read
+    in the bundle (or its scenarios folder) when no such file is where the command runs."""
     if path.is_absolute() or path.exists():
         return path
-    for candidate in (root / path, root / SCENARIO_FOLDER / path):
+    for candidate in (root / path, root / SCENARIO_FOLDER / path, root / SCENARIO_FOLDER / f"{path}.yaml"):
         if candidate.is_file():
             return candidate
     return path

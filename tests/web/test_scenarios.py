@@ -365,7 +365,16 @@ def test_reply_without_a_message_waiting_for_an_answer_says_so_at_the_step(tmp_p
 def test_a_scenario_file_may_be_named_as_it_lies_in_the_bundle(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["test", str(POSTAL), "scenarios/delay_closed_by_the_frontline.yaml"]) == 0
     assert main(["test", str(POSTAL), "delay_closed_by_the_frontline.yaml"]) == 0
-    assert capsys.readouterr().out.count("1 passed (1 scenarios)") == 2
+    assert main(["test", str(POSTAL), "delay_closed_by_the_frontline"]) == 0
+    assert capsys.readouterr().out.count("1 passed (1 scenarios)") == 3
+
+
+def test_a_scenario_name_that_is_not_there_is_told_the_nearest_and_the_list(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["test", str(POSTAL), "delay_closed_by_frontline"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no scenario 'delay_closed_by_frontline'; did you mean 'delay_closed_by_the_frontline'?")
+    assert "customer_is_told_of_a_delay" in err
 
 
 def test_at_names_a_countersign_once_however_many_of_its_tasks_are_open(tmp_path: Path) -> None:
