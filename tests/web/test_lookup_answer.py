@@ -98,7 +98,7 @@ def test_a_dissatisfied_customer_sends_the_case_to_the_department_manager(client
 def test_a_dissatisfied_customer_is_told_what_happens_next(client: TestClient, system: System) -> None:
     case = replied(system)
     answer = client.post("/track/answer?lang=en", data={"pass": step_pass(look_up(client, case)), "satisfaction": "2"})
-    assert 'id="lookup-status">Escalated: we are looking at it again and will reply to you<' in answer.text
+    assert 'id="lookup-status">Escalated: a senior manager is handling it and will reply to you<' in answer.text
 
 
 def test_an_answer_the_form_refuses_is_shown_again_with_the_error(client: TestClient, system: System) -> None:
