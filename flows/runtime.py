@@ -407,6 +407,38 @@ class FlowService:
                 self._save(conn, state)
             return int(state["id"])
 
+    def retry_incident(self, instance_id: int, *, actor: str) -> str:
+        """Enter again the node where an instance stopped with an incident, once its cause is
+        mended (a plugin fixed and redeployed, a service that was down answering again, a field
+        filled in): the instance runs on from there, or stops with a new incident. The old one
+        is marked resolved; a `flow.retried` entry says who retried, where. Returns the
+        instance's status afterwards. ConflictError for an instance not stopped by an incident.
+        """
+        with transaction(self.rt.db) as conn:
+            state = self._load(conn, instance_id)
+            if state["status"] != "incident":
+                raise ConflictError(f"flow instance {instance_id} is {state['status']}, not stopped by an incident")
+            node_id = conn.execute(select(history.c.node).where(history.c.instance_id == instance_id,
+                                                                history.c.kind == "incident")
+                                   .order_by(history.c.id.desc()).limit(1)).scalar()
+            flow = self._flow(state)
+            if node_id not in flow.nodes:
+                raise ConflictError(f"flow instance {instance_id} stopped at no node of its flow; withdraw and "
+                                    "reopen the record instead")
+            now = self.rt.clock.now()
+            conn.execute(update(incidents).where(incidents.c.ref == f"instance:{instance_id}",
+                                                 incidents.c.resolved_at.is_(None)).values(resolved_at=now))
+            state["status"] = "running"
+            if node_id not in state["current"]:
+                state["current"].append(node_id)
+            INSERT_HISTORY.later(conn, dict(
+                instance_id=instance_id, form=state["form"], record_id=state["record_id"], kind="flow.retried",
+                node=node_id, actor=actor, at=now, data={}))
+            with self._active(conn, state):
+                self._run(conn, state, flow, [node_id], actor)
+                self._save(conn, state)
+            return str(state["status"])
+
     def withdraw(self, form: str, record_id: int, *, actor: str, comment: str | None = None,
                  override: bool = False) -> int:
         """The submitter takes the record back: its running flow ends with outcome `withdrawn`.

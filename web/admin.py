@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from engine.errors import format_diagnostic
 from engine.storage.db import read_transaction, transaction
-from engine.errors import ConflictError
+from engine.errors import ConflictError, NotFoundError
 from engine.storage.tables import audit_log, flow_instances, tasks, user_roles, users
 from engine.types import label_text
 from engine.vitals import Vitals, read_vitals
@@ -367,11 +367,13 @@ def routes(web: "Web") -> list[Route]:
     async def retry(request: Request) -> Response:
         admin = require_admin(request)
         kind = request.path_params["kind"]
+        item = int(request.path_params["id"])
+        now = web.system.runtime.clock.now()
+        if kind == "flow":
+            return await retry_flow(request, admin, item)
         service = web.system.runtime.services.get("timers" if kind == "timer" else "outbox")
         if kind not in ("timer", "outbox") or service is None:
             raise HTTPException(404, "nothing to retry here")
-        item = int(request.path_params["id"])
-        now = web.system.runtime.clock.now()
 
         def run() -> bool:
             with transaction(web.system.db) as conn:
@@ -382,6 +384,22 @@ def routes(web: "Web") -> list[Route]:
 
         done = await offload.run(run)
         return back(request, "/admin/incidents", saved="1" if done else "0")
+
+    async def retry_flow(request: Request, admin: Any, instance_id: int) -> Response:
+        """A flow stopped by an incident enters its node again (FlowService.retry_incident)."""
+        def run() -> str | None:
+            try:
+                status = web.system.flows.retry_incident(instance_id, actor=admin.username)
+            except (ConflictError, NotFoundError):
+                return None  # retried or mended meanwhile: the page shows where things stand
+            with transaction(web.system.db) as conn:
+                audit(conn, admin, "flow.retry", f"instance:{instance_id}", {"status": status},
+                      at=web.system.runtime.clock.now(), ip=address(request))
+            return status
+
+        status = await offload.run(run)
+        return back(request, "/admin/incidents", saved="0" if status is None else
+                    "1" if status != "incident" else "again")
 
     # -- audit log -----------------------------------------------------------------------------
 

@@ -192,6 +192,7 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "ev_flow.returned": {"en": "returned to", "zh-CN": "退回到"},
     "ev_flow.ended": {"en": "closed", "zh-CN": "流程结束"},
     "ev_flow.reopened": {"en": "reopened", "zh-CN": "重新打开"},
+    "ev_flow.retried": {"en": "retried the stopped step", "zh-CN": "重试了异常环节"},
     "ev_flow.migrated": {"en": "moved to the current version of the process", "zh-CN": "迁移到当前流程版本"},
     "ev_comment": {"en": "commented", "zh-CN": "备注"},
     "ev_comment.added": {"en": "commented", "zh-CN": "备注"},
