@@ -34,7 +34,9 @@ STAFF_UI: dict[str, dict[str, str]] = {
     "all_tasks": {"en": "All my tasks", "zh-CN": "全部待办"},
     "my_tasks": {"en": "Claimed by me", "zh-CN": "我已认领"},
     "claimable_tasks": {"en": "Open to claim", "zh-CN": "可认领"},
-    "sla": {"en": "SLA", "zh-CN": "时限"},
+    # The whole record's deadline, beside a step's own ("本环节已超时"): a green 正常 next to a red
+    # step badge read as a contradiction under the bare word 时限.
+    "sla": {"en": "SLA", "zh-CN": "整体时限"},
     "subject": {"en": "Subject", "zh-CN": "标题"},
     "flow_step": {"en": "Step", "zh-CN": "环节"},
     "waiting": {"en": "Waiting", "zh-CN": "已等待"},
