@@ -9,19 +9,20 @@ around them, and is written to the audit log.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from engine.storage.db import read_transaction, transaction
-from engine.storage.tables import sessions, users
+from engine.identity import Principal
+from engine.storage.tables import users
 from engine.types import label_text
-from web.auth import (MAX_PASSWORD, SIGNIN_POSTS_PER_IP, _digest, audit, hash_password, password_problems,
-                      require_principal, verify_password)
+from web.auth import (MAX_PASSWORD, SIGNIN_POSTS_PER_IP, audit, end_sessions_of, hash_password,
+                      password_problems, require_principal, verify_password)
 from web.i18n import ui, wait_text
 from web.offload import offload
 from web.ratelimit import client_address, retry_after
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 def routes(web: "Web") -> list[Route]:
     """The account page and its password form."""
 
-    def signed_in(request: Request) -> Any:
+    def signed_in(request: Request) -> Principal:
         principal = require_principal(request)
         if getattr(request.state, "auth", None) == "token" or principal.user_id is None:
             # An API token acts for its user; it does not change their password.
@@ -98,10 +99,7 @@ def routes(web: "Web") -> list[Route]:
                     return True
                 conn.execute(update(users).where(users.c.id == principal.user_id)
                              .values(password_hash=hash_password(new), password_temporary=False))
-                others = delete(sessions).where(sessions.c.user_id == principal.user_id)
-                if token:
-                    others = others.where(sessions.c.id != _digest(token))
-                ended = conn.execute(others).rowcount or 0
+                ended = end_sessions_of(conn, principal.user_id, keep=token)
                 audit(conn, principal, "user.password", principal.username,
                       {"by": "self", "other_sessions_ended": ended}, at=now, ip=address)
                 return True

@@ -214,9 +214,13 @@ def end_session(conn: Connection, token: str) -> None:
     conn.execute(delete(sessions).where(sessions.c.id == _digest(token)))
 
 
-def end_sessions_of(conn: Connection, user_id: int) -> int:
-    """Delete every session of a user (deactivation, password change); returns how many."""
-    return conn.execute(delete(sessions).where(sessions.c.user_id == user_id)).rowcount or 0
+def end_sessions_of(conn: Connection, user_id: int, *, keep: str | None = None) -> int:
+    """Delete every session of a user (deactivation, password change) but the one of `keep`'s
+    token (the user changing their own password stays signed in there); returns how many."""
+    ended = delete(sessions).where(sessions.c.user_id == user_id)
+    if keep:
+        ended = ended.where(sessions.c.id != _digest(keep))
+    return conn.execute(ended).rowcount or 0
 
 
 def issue_session(web: "Web", username: str) -> str:
