@@ -29,7 +29,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -373,21 +373,23 @@ class Outbox:
             return conn.execute(O.delete().where(O.c.id.in_(ids))).rowcount
 
     def stats(self, conn: Connection | None = None) -> dict[str, int]:
-        """Messages by status, plus `possible_duplicates`: resends after a relay died mid-send."""
-        stmt = sa.select(O.c.status, sa.func.count(), sa.func.coalesce(sa.func.sum(O.c.duplicates), 0)
-                         ).group_by(O.c.status)
-
-        def collect(rows: Iterable[Any]) -> dict[str, int]:
-            out = {"pending": 0, "sending": 0, "sent": 0, "dead": 0, "possible_duplicates": 0}
-            for status, count, dups in rows:
-                out[status] = int(count)
-                out["possible_duplicates"] += int(dups)
-            return out
-
+        """Messages by status, plus `possible_duplicates` (message_counts)."""
         if conn is not None:
-            return collect(conn.execute(stmt))
+            return message_counts(conn)
         with read_transaction(self.runtime.db) as own:
-            return collect(own.execute(stmt))
+            return message_counts(own)
+
+
+def message_counts(conn: Connection) -> dict[str, int]:
+    """Messages by status, plus `possible_duplicates`: resends after a relay died mid-send. The
+    admin's health page and /metrics read it too (engine/vitals.py)."""
+    out = {"pending": 0, "sending": 0, "sent": 0, "dead": 0, "possible_duplicates": 0}
+    for status, count, dups in conn.execute(
+            sa.select(O.c.status, sa.func.count(), sa.func.coalesce(sa.func.sum(O.c.duplicates), 0))
+            .group_by(O.c.status)):
+        out[status] = int(count)
+        out["possible_duplicates"] += int(dups)
+    return out
 
 
 def _recipients(to: Any) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine.outbox import message_counts
 from engine.storage.tables import OUTBOX_STATUSES, TIMER_STATUSES, incidents, outbox, sla_clocks, tasks, timers
 
 TIMER_GRACE = timedelta(minutes=1)
@@ -60,9 +61,7 @@ class Vitals:
 
 def read_vitals(conn: Connection, now: datetime) -> Vitals:
     """The vitals as the database holds them at `now`, inside the caller's transaction."""
-    box = {status: 0 for status in OUTBOX_STATUSES}
-    box.update({s: int(n) for s, n in conn.execute(
-        sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status))})
+    box = {status: n for status, n in message_counts(conn).items() if status in OUTBOX_STATUSES}
     oldest_box = conn.execute(sa.select(sa.func.min(outbox.c.created_at))
                               .where(outbox.c.status.in_(("pending", "sending")))).scalar()
     clock = {status: 0 for status in TIMER_STATUSES}

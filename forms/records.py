@@ -7,7 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import timezone
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from sqlalchemy import MetaData, Table, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
@@ -338,27 +338,13 @@ class FormService:
         if kept is not None:
             kept.pop((form_name, record_id), None)
 
-    def identify(self, conn: Connection, form_name: str, record_ids: Iterable[int],
-                 locale: str, show: str | None = None) -> dict[int, str]:
-        """The words that identify records of `form_name` to people, by id: the `show` field
-        (default: the form's `title`) as its type displays it, after the query number when the
-        form numbers its records; `#id` for a record with neither. Ids of no record are left out.
-        What a `reference` field names reads this way on pages, where it read `#12`."""
-        wanted = sorted({int(i) for i in record_ids})
-        if not wanted:
-            return {}
-        return dict(self._identified(conn, form_name, locale, show,
-                                     self.tables[form_name].c.id.in_(wanted), limit=None))
-
     def choices(self, conn: Connection, form_name: str, locale: str, *, show: str | None = None,
-                where: ColumnElement[bool] | None = None, limit: int = 200) -> list[tuple[int, str]]:
+                where: ColumnElement[bool] | None = None, limit: int | None = 200) -> list[tuple[int, str]]:
         """(id, words) of the newest `limit` records of `form_name` (narrowed by `where`, e.g.
-        forms.access.record_scope), in the words `identify` gives: what a staff page offers
-        for a `reference` field, which was a box for a record's id."""
-        return self._identified(conn, form_name, locale, show, where, limit=limit)
-
-    def _identified(self, conn: Connection, form_name: str, locale: str, show: str | None,
-                    where: ColumnElement[bool] | None, *, limit: int | None) -> list[tuple[int, str]]:
+        their ids, or forms.access.record_scope): the words that identify a record to people,
+        the `show` field (default: the form's `title`) as its type displays it, after the query
+        number when the form numbers its records; `#id` for a record with neither. What a staff
+        page offers for a `reference` field, and how one reads, where it read `#12`."""
         form = self.form(form_name)
         table = self.tables[form_name]
         shown = show or form.spec.title_field

@@ -22,9 +22,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from engine.errors import format_diagnostic
+from engine.errors import ConflictError, NotFoundError, format_diagnostic
 from engine.storage.db import read_transaction, transaction
-from engine.errors import ConflictError, NotFoundError
 from engine.storage.tables import audit_log, flow_instances, tasks, user_roles, users
 from engine.types import label_text
 from engine.vitals import Vitals, read_vitals
@@ -34,7 +33,7 @@ from web.ratelimit import client_address
 from flows.version_move import on_earlier_versions
 from web.reload import check_scenarios, has_errors, reload_definitions
 from forms.access import _json_has
-from web.flow_diagram import node_text
+from web.flow_diagram import node_label
 from web.i18n import ui
 from web.staff import duration_text, people_with
 
@@ -522,11 +521,10 @@ def _labelled(conn: Connection, web: "Web", work: list[dict[str, Any]],
     forms = web.system.forms
     words: dict[str, dict[int, str]] = {}
     for form in {t["form"] for t in work if t["form"] in forms.forms}:
-        words[form] = forms.identify(conn, form, [t["record_id"] for t in work if t["form"] == form], locale)
+        ids = [t["record_id"] for t in work if t["form"] == form]
+        words[form] = dict(forms.choices(conn, form, locale, where=forms.tables[form].c.id.in_(ids), limit=None))
     out = []
     for task in work:
-        flow = web.system.flows.flows.get(task["flow"])
-        node = flow.nodes.get(task["node"]) if flow is not None else None
         record = words.get(task["form"], {}).get(task["record_id"], f"#{task['record_id']}")
-        out.append((task, f"{record} · {node_text(node, locale) if node is not None else task['node']}"))
+        out.append((task, f"{record} · {node_label(web.system.flows.flows.get(task['flow']), task['node'], locale)}"))
     return out

@@ -57,6 +57,14 @@ def node_text(node: NodeSpec, locale: str) -> str:
     return node.id
 
 
+def node_label(flow: Any, node_id: str, locale: str) -> str:
+    """The label of `flow`'s node `node_id` (node_text); the id itself for a node the flow (or
+    a missing flow, None) does not have: history written by an earlier version names it."""
+    if flow is not None and node_id in flow.nodes:
+        return node_text(flow.nodes[node_id], locale)
+    return node_id
+
+
 @dataclass
 class Edge:
     source: str

@@ -223,8 +223,8 @@ def list_page(web: "Web", form: Any, principal: Principal, query: ListQuery, loc
         "rows": [{"id": r["id"], "url": f"{base}/{r['id']}", "query_no": r["query_no"] or f"#{r['id']}",
                   "sla": chips.get(r["id"]),
                   "status": status_label(r["status"]), "created_at": local_time(r["created_at"], zone),
-                  "cells": [refs[c].get(r.get(c)) or field_text(form, c, r.get(c), locale, names) if c in refs
-                            else field_text(form, c, r.get(c), locale, names) for c in columns]} for r in rows],
+                  "cells": [refs.get(c, {}).get(r.get(c)) or field_text(form, c, r.get(c), locale, names)
+                            for c in columns]} for r in rows],
         "page_url": lambda n: base + "?" + urlencode({**params, "page": str(n)}),
         "export_csv": f"{base}/export.csv" + ("?" + urlencode(params) if params else ""),
         "export_xlsx": f"{base}/export.xlsx" + ("?" + urlencode(params) if params else ""),

@@ -20,7 +20,7 @@ from flows.history import record_timeline
 from forms.access import can_read
 from forms.attachments.kinds import INLINE_TYPES
 from forms.render import Section, form_view
-from web.flow_diagram import node_text, render_svg
+from web.flow_diagram import node_label, node_text, render_svg
 from web.i18n import ui
 from web.required_marks import mark_required_live, mark_required_now
 from web.form_files import kept_files, mark_file_limits
@@ -217,12 +217,12 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
         groups=_field_groups(form, record, hidden, locale, record_id, names, refs),
         activity=_once([_activity(e, form, flow, hidden, locale, names, runtime.bundle, links.get(int(e["id"])))
                         for e in entries]),
-        steps=[{"node": _node_label(flow, s.node, locale), "entered_at": s.entered_at, "left_at": s.left_at,
+        steps=[{"node": node_label(flow, s.node, locale), "entered_at": s.entered_at, "left_at": s.left_at,
                 "wall": s.wall, "work": s.work,
                 # An open step names who holds it now; a finished one, who completed it.
                 "by": names.get(who, who) if (who := s.completed_by or (holders.get(s.node, "") if s.open else "")) else "",
                 "outcome": s.outcome or "", "open": s.open} for s in timeline.steps],
-        current=[_node_label(flow, n, locale) for n in timeline.current],
+        current=[node_label(flow, n, locale) for n in timeline.current],
         assignees=[names.get(a, a) for a in timeline.assignees],
         candidates=[_candidate_label(web, c, locale, names) for c in timeline.candidates],
         age_wall=timeline.age_wall, age_work=timeline.age_work, sla=list(states),
@@ -230,7 +230,7 @@ def build_record_page(web: "Web", form_name: str, record_id: int, principal: Pri
         flow_status=instance["status"] if instance else "",
         sla_names=_sla_names(runtime.bundle, locale),
         can_withdraw=bool(instance) and may_withdraw(record, instance["status"], principal),
-        reopen_steps=[(n, _node_label(flow, n, locale)) for n in flow.reopen_steps()]
+        reopen_steps=[(n, node_label(flow, n, locale)) for n in flow.reopen_steps()]
         if flow is not None and instance and may_reopen(flow, instance["status"], principal) else [],
         created_by=_creator(record.get("created_by"), names, locale), unsent=unsent,
         linked=list(dict.fromkeys(links.values())))
@@ -454,7 +454,7 @@ def _activity(entry: Mapping[str, Any], form: Any, flow: Any, hidden: set[str], 
         changes.append((form.field(name).text(locale), field_text(form, name, pair[0], locale, names),
                         field_text(form, name, pair[1], locale, names)))
     detail = ""
-    node_label: str | None = None
+    step: str | None = None
     if entry["kind"] in ("task.reassigned", "task.delegated") and data.get("to"):
         detail = names.get(str(data["to"]), str(data["to"]))
     elif entry["kind"] == "task.escalated":
@@ -464,7 +464,7 @@ def _activity(entry: Mapping[str, Any], form: Any, flow: Any, hidden: set[str], 
     elif entry["kind"] == "flow.returned":
         # "returned to · <the step it went back to>": the step it came from (the entry's node)
         # read as the destination ("returned to · Finance director approval · Compensation proposal").
-        node_label = _node_label(flow, str(data.get("to") or ""), locale)
+        step = node_label(flow, str(data.get("to") or ""), locale)
     elif entry["kind"] in ("flow.ended",):
         outcome = str(data.get("outcome") or "")
         word = ui(f"outcome_{outcome}", locale)  # the common outcomes have words; others read as written
@@ -480,9 +480,9 @@ def _activity(entry: Mapping[str, Any], form: Any, flow: Any, hidden: set[str], 
             kind = "record.created_from"  # "created from · Complaint TS2026...", not "created the record · ..."
     actor = entry["actor"] or ""
     actor = "" if actor == SYSTEM_ACTOR else names.get(actor, actor)
-    if node_label is None:
-        node_label = _node_label(flow, entry["node"], locale) if entry["node"] else ""
-    return Activity(at=entry["at"], kind=kind, actor=actor, node_label=node_label,
+    if step is None:
+        step = node_label(flow, entry["node"], locale) if entry["node"] else ""
+    return Activity(at=entry["at"], kind=kind, actor=actor, node_label=step,
                     outcome=str(data.get("outcome") or "") if entry["kind"] == "task.completed" else "",
                     comment=str(data.get("comment") or data.get("text") or ""), changes=changes,
                     detail=detail, link=link[0] if link else "",
@@ -543,12 +543,6 @@ def _sla_names(bundle: Any, locale: str) -> dict[str, str]:
         for target in policy.targets.values():
             names[f"{policy.name}.{target.name}"] = label_text(target.label, locale, target.name)
     return names
-
-
-def _node_label(flow: Any, node_id: str, locale: str) -> str:
-    if flow is not None and node_id in flow.nodes:
-        return node_text(flow.nodes[node_id], locale)
-    return node_id
 
 
 def _candidate_label(web: "Web", name: str, locale: str, names: Mapping[str, str]) -> str:

@@ -182,7 +182,7 @@ REFERENCE_CHOICES = 200
 def record_picker(conn: Connection, runtime: Any, principal: Principal,
                   locale: str) -> Callable[[Any], list[tuple[int, str]]]:
     """What a `reference` field offers on a staff page: the newest records of its form that the
-    user may read, by their words (RecordService.choices), each form read once per page."""
+    user may read, by their words (FormService.choices), each form read once per page."""
     forms = runtime.services["forms"]
     seen: dict[tuple[str, str | None], list[tuple[int, str]]] = {}
 
@@ -201,7 +201,7 @@ def record_picker(conn: Connection, runtime: Any, principal: Principal,
 def reference_words(conn: Connection, runtime: Any, form: Any, values: Mapping[str, Iterable[Any]],
                     principal: Principal, locale: str) -> dict[str, dict[int, str]]:
     """Per `reference` field of `form` among `values` (field -> the ids shown), the words that
-    identify each record it names (RecordService.choices: query number and title), for the
+    identify each record it names (FormService.choices: query number and title), for the
     records the reader may read; one they may not is left out, to be shown by its id only, so
     its title is not told to them either. One query per field."""
     forms = runtime.services["forms"]

@@ -148,13 +148,19 @@ def test_the_record_page_lists_the_templates_the_user_may_print(printed_system, 
                                 PRINCIPALS["manager_of_accounts"], "en") == []
 
 
-def test_the_record_page_offers_the_print_templates_the_reader_may_print(tmp_path):
+def complaint_with_agent(tmp_path):  # type: ignore[no-untyped-def]
+    """The postal bundle with the agent's password and a complaint the account manager entered."""
     system = postal_with_agent(tmp_path, new_clock())
-    give_password(system, "accounts")
     record_id = system.forms.submit("complaint", {
         "customer_name": "华中物流", "contact_name": "刘女士", "contact_phone": "027-88886666",
         "occurred_at": "2026-11-19T09:00:00+08:00", "category": "delivery_late", "description": "延误三天"},
         actor="accounts").record_id
+    return system, record_id
+
+
+def test_the_record_page_offers_the_print_templates_the_reader_may_print(tmp_path):
+    system, record_id = complaint_with_agent(tmp_path)
+    give_password(system, "accounts")
     agent = app_client(system)
     sign_in(agent, "agent")
     page = agent.get(f"/records/complaint/{record_id}?lang=zh-CN").text
@@ -167,11 +173,7 @@ def test_the_record_page_offers_the_print_templates_the_reader_may_print(tmp_pat
 
 
 def test_the_record_page_offers_each_print_in_the_bundles_other_languages(tmp_path):
-    system = postal_with_agent(tmp_path, new_clock())
-    record_id = system.forms.submit("complaint", {
-        "customer_name": "华中物流", "contact_name": "刘女士", "contact_phone": "027-88886666",
-        "occurred_at": "2026-11-19T09:00:00+08:00", "category": "delivery_late", "description": "延误三天"},
-        actor="accounts").record_id
+    system, record_id = complaint_with_agent(tmp_path)
     agent = app_client(system)
     sign_in(agent, "agent")
     page = agent.get(f"/records/complaint/{record_id}?lang=en").text
@@ -187,11 +189,7 @@ def test_a_print_in_another_language_leaves_the_readers_page_language_alone(clie
 
 def test_the_print_links_follow_the_colon_without_a_space_in_chinese(tmp_path):
     # "打印： 投诉答复函": a space after the full-width colon, which carries its own.
-    system = postal_with_agent(tmp_path, new_clock())
-    record_id = system.forms.submit("complaint", {
-        "customer_name": "华中物流", "contact_name": "刘女士", "contact_phone": "027-88886666",
-        "occurred_at": "2026-11-19T09:00:00+08:00", "category": "delivery_late", "description": "延误三天"},
-        actor="accounts").record_id
+    system, record_id = complaint_with_agent(tmp_path)
     agent = app_client(system)
     sign_in(agent, "agent")
     assert 'id="record-prints">打印：<a ' in agent.get(f"/records/complaint/{record_id}?lang=zh-CN").text
